@@ -1,0 +1,89 @@
+"""Backends: one per NFS server, behind one small interface.
+
+A backend turns the registry's exports (the desired state) into the server's live state
+and reads that live state back. Everything server-specific (exportfs and etab for knfsd,
+D-Bus and EXPORT blocks for Ganesha, and each server's client-recovery state) lives in
+its module; the volume layer above only calls this interface.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, Sequence
+
+from ..model import Export
+
+
+@dataclass(frozen=True)
+class VolumeContext:
+    """What a backend needs to know about the volume it works on."""
+
+    mountpoint: Path
+    state_dir: Path
+    volume_uuid: str
+    ip: str | None = None  # the floating IP clients use (recovery keys, grace take-over)
+
+
+@dataclass
+class Drift:
+    """How the live server differs from the registry, per export path."""
+
+    missing: list[Export] = field(default_factory=list)   # in the registry, not live
+    changed: list[Export] = field(default_factory=list)   # live, but not as the registry says
+    foreign: list[str] = field(default_factory=list)      # live under our ids/paths but not ours
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.changed or self.foreign)
+
+
+class Backend(Protocol):
+    name: str
+
+    def check_installed(self) -> None:
+        """Raise NotInstalledError when a program this server needs is missing here."""
+
+    def is_running(self) -> bool:
+        """True when the server is up and controllable on this node right now."""
+
+    def require_running(self) -> None:
+        """Raise ServerUnavailableError (with the reason) unless is_running()."""
+
+    def live_paths(self, ctx: VolumeContext, exports: Sequence[Export]) -> dict[str, bool]:
+        """For each export's path: is it live on the server now?"""
+
+    def drift(self, ctx: VolumeContext, exports: Sequence[Export]) -> Drift:
+        """One pass comparing the registry's exports with the server's live state."""
+
+    def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
+        """Make each export live exactly as given (add, or update in place)."""
+
+    def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
+        """Take each export away from the server; exports that are not live are fine."""
+
+    def check_collisions(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
+        """Raise IdCollisionError if the server serves one of these ids for something else."""
+
+    def save_recovery(self, ctx: VolumeContext) -> bool:
+        """Copy the volume's client-recovery state onto the volume; True if it changed."""
+
+    def restore_recovery(self, ctx: VolumeContext) -> int:
+        """Put the volume's client-recovery state where this node's server reads it."""
+
+    def clear_recovery(self, ctx: VolumeContext) -> None:
+        """Remove the volume's client-recovery state from this node (after a stop)."""
+
+
+def get_backend(server: str, settings) -> Backend:
+    """The backend for `server` ('ganesha' or 'knfsd'); imports only that one."""
+    if server == "ganesha":
+        from .ganesha import GaneshaBackend
+
+        return GaneshaBackend(settings)
+    if server == "knfsd":
+        from .knfsd import KnfsdBackend
+
+        return KnfsdBackend(settings)
+    from ..errors import ValidationError
+
+    raise ValidationError("server", f"must be 'ganesha' or 'knfsd', got {server!r}")

@@ -1,0 +1,127 @@
+"""One exception hierarchy for ganesha-ha.
+
+Every error knows two things: the CLI exit code (documented in the README) and the OCF
+return code the resource agent reports. The OCF mapping is deliberate, because Pacemaker
+acts on it: a *configuration* error stops the resource cluster-wide, a *not installed* or
+*permission* error bans it from this node only, and a *generic* error asks for a local
+restart. A problem that is local to one node must never become a cluster-wide fatal one.
+"""
+from __future__ import annotations
+
+# OCF return codes (OCF 1.1): kept here so that errors can name them without importing ocf.py.
+OCF_SUCCESS = 0
+OCF_ERR_GENERIC = 1
+OCF_ERR_ARGS = 2
+OCF_ERR_UNIMPLEMENTED = 3
+OCF_ERR_PERM = 4
+OCF_ERR_INSTALLED = 5
+OCF_ERR_CONFIGURED = 6
+OCF_NOT_RUNNING = 7
+
+
+class GaneshaHAError(Exception):
+    """Base of every error ganesha-ha reports to a person or to Pacemaker."""
+
+    exit_code = 1
+    ocf_rc = OCF_ERR_GENERIC
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:  # one line, always
+        return " ".join(self.message.split("\n"))
+
+
+class ValidationError(GaneshaHAError):
+    """Bad input: a field that does not pass validation. Names the field."""
+
+    exit_code = 2
+    ocf_rc = OCF_ERR_CONFIGURED
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class ConfigError(GaneshaHAError):
+    """The tool's own configuration file is wrong (names file and line)."""
+
+    exit_code = 2
+    ocf_rc = OCF_ERR_CONFIGURED
+
+
+class NotMountedError(GaneshaHAError):
+    """The volume's mount point is not a mounted file system here.
+
+    For the agent this is a generic error: the Filesystem resource is ordered before us,
+    so at start it is a transient/ordering problem on this node, never a fatal one.
+    """
+
+    exit_code = 3
+
+
+class NotInitialisedError(GaneshaHAError):
+    """The volume has no registry yet (`ganesha-ha volume init` was not run)."""
+
+    exit_code = 3
+    ocf_rc = OCF_ERR_CONFIGURED
+
+
+class RegistryError(GaneshaHAError):
+    """The registry exists but cannot be read or written (corrupt, disk full, newer schema)."""
+
+    exit_code = 3
+
+
+class InsecureStateError(RegistryError):
+    """State on the volume is a symlink, owned by someone else or writable by others."""
+
+    ocf_rc = OCF_ERR_PERM
+
+
+class LockTimeout(RegistryError):
+    """Another ganesha-ha holds the volume's lock for too long."""
+
+
+class NotFoundError(GaneshaHAError):
+    """The named export is not in the registry."""
+
+    exit_code = 4
+    ocf_rc = OCF_ERR_CONFIGURED
+
+
+class ConflictError(GaneshaHAError):
+    """A duplicate directory, pseudo path, Export_Id or fsid."""
+
+    exit_code = 5
+    ocf_rc = OCF_ERR_CONFIGURED
+
+
+class IdCollisionError(ConflictError):
+    """An Export_Id of this volume is already served by this node for something else.
+
+    Local to this node (another volume holds the id here), so the agent bans the resource
+    from this node (OCF_ERR_PERM) instead of stopping it everywhere.
+    """
+
+    ocf_rc = OCF_ERR_PERM
+
+
+class ServerUnavailableError(GaneshaHAError):
+    """The NFS server or its control channel (D-Bus, exportfs) is not reachable now."""
+
+    exit_code = 6
+
+
+class NotInstalledError(GaneshaHAError):
+    """A program the chosen server needs is missing on this node."""
+
+    exit_code = 6
+    ocf_rc = OCF_ERR_INSTALLED
+
+
+class ApplyError(GaneshaHAError):
+    """The live server refused a change. The registry was rolled back, or the message says what is pending."""
+
+    exit_code = 7

@@ -1,0 +1,362 @@
+"""The export model: validated value objects, pure (no I/O).
+
+An `Export` is what the registry stores and what every backend renders. Validation is
+strict on purpose: whatever passes here ends up in a Ganesha config file or an `exportfs`
+argument, so a value either matches a small grammar or is refused with a message that
+names the field. Client specs in particular cannot be quoted in Ganesha's config language
+(`Clients = "1.2.3.4"` is rejected by Ganesha 4.3: "Expected a client, got a double quoted
+string"), so each one must match one of the token forms Ganesha's lexer accepts.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable
+
+from .errors import ValidationError
+
+ACCESS_TYPES = ("RW", "RO", "None")
+SQUASH_TYPES = ("root_squash", "no_root_squash", "all_squash")
+EXPORT_ID_MIN, EXPORT_ID_MAX = 1, 65535  # 0 is the NFSv4 pseudo root: never allocated
+FSID_NUM_MAX = 2**32 - 1  # knfsd's numeric fsid is 32 bits; 0 means the NFSv4 root
+MAX_PATH_BYTES = 4000
+MAX_COMPONENT_BYTES = 255
+MAX_CLIENT_LEN = 253
+
+# Client options in exportfs syntax. Each maps to what it means for each server; an option
+# that one server has no equivalent for is documented as ignored there (see README).
+ACCESS_OPTIONS = {"rw": "RW", "ro": "RO"}
+SQUASH_OPTIONS = frozenset({"root_squash", "no_root_squash", "all_squash", "no_all_squash"})
+KNFSD_ONLY_FLAGS = frozenset({
+    "sync", "async", "wdelay", "no_wdelay", "subtree_check", "no_subtree_check",
+    "secure", "insecure", "hide", "nohide", "crossmnt", "nocrossmnt", "no_acl", "acl",
+    "insecure_locks", "secure_locks", "no_auth_nlm", "auth_nlm", "mp", "mountpoint",
+    "pnfs", "no_pnfs", "security_label",
+})
+VALUE_OPTIONS = ("anonuid", "anongid", "sec", "refer", "replicas", "mp", "mountpoint")
+SEC_FLAVOURS = ("sys", "krb5", "krb5i", "krb5p", "none")
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?(?:\.{_LABEL})*\.?")
+_WILDCARD_RE = re.compile(r"[A-Za-z0-9.*?_-]+")
+_NETGROUP_RE = re.compile(r"@[A-Za-z_][A-Za-z0-9_.-]*")
+_UINT_RE = re.compile(r"(0|[1-9][0-9]{0,9})")
+
+
+def _fail(field_name: str, message: str) -> ValidationError:
+    return ValidationError(field_name, message)
+
+
+def _check_text(field_name: str, value: str) -> None:
+    """Refuse control characters, NUL, lone surrogates and non-characters anywhere."""
+    if not isinstance(value, str):
+        raise _fail(field_name, "must be text")
+    for ch in value:
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cs", "Cn", "Zl", "Zp") or ch in "\u2028\u2029":
+            raise _fail(field_name, f"contains a control or invalid character (U+{ord(ch):04X})")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail(field_name, "is not valid UTF-8") from None
+
+
+def normalize_relpath(field_name: str, path: str) -> str:
+    """A directory inside the volume, as a relative POSIX path ('' is the volume root).
+
+    No '..', no '.', no empty components, no control characters: the stored value is
+    canonical so that two spellings of one directory are one export.
+    """
+    _check_text(field_name, path)
+    stripped = path.strip("/")
+    if stripped in ("", "."):
+        return ""
+    parts = stripped.split("/")
+    out = []
+    for part in parts:
+        if part == "" or part == ".":
+            continue
+        if part == "..":
+            raise _fail(field_name, "must not contain '..'")
+        if len(part.encode()) > MAX_COMPONENT_BYTES:
+            raise _fail(field_name, f"has a component longer than {MAX_COMPONENT_BYTES} bytes")
+        out.append(part)
+    rel = "/".join(out)
+    if len(rel.encode()) > MAX_PATH_BYTES:
+        raise _fail(field_name, f"is longer than {MAX_PATH_BYTES} bytes")
+    return rel
+
+
+def normalize_pseudo(pseudo: str) -> str:
+    """An NFSv4 pseudo path: absolute, canonical, never '/' (the pseudo root is Ganesha's)."""
+    if not isinstance(pseudo, str) or not pseudo.startswith("/"):
+        raise _fail("pseudo", "must be an absolute path starting with '/'")
+    rel = normalize_relpath("pseudo", pseudo)
+    if rel == "":
+        raise _fail("pseudo", "'/' is the NFSv4 pseudo root and cannot be an export's pseudo path")
+    return "/" + rel
+
+
+def validate_export_id(value: Any) -> int:
+    try:
+        num = int(value)
+    except (TypeError, ValueError):
+        raise _fail("export_id", f"must be a whole number, got {value!r}") from None
+    if isinstance(value, bool) or not EXPORT_ID_MIN <= num <= EXPORT_ID_MAX:
+        raise _fail("export_id", f"must be between {EXPORT_ID_MIN} and {EXPORT_ID_MAX} "
+                                 "(0 is the NFSv4 pseudo root)")
+    return num
+
+
+def normalize_fsid(value: Any) -> str:
+    """knfsd's fsid: a number 1..2^32-1 or a UUID. 0 / 'root' mean the NFSv4 root: refused."""
+    text = str(value).strip()
+    _check_text("fsid", text)
+    if _UINT_RE.fullmatch(text):
+        num = int(text)
+        if num == 0:
+            raise _fail("fsid", "0 means the NFSv4 root export; choose another value")
+        if num > FSID_NUM_MAX:
+            raise _fail("fsid", f"a numeric fsid must be at most {FSID_NUM_MAX}")
+        return str(num)
+    if text.lower() == "root":
+        raise _fail("fsid", "'root' means the NFSv4 root export; choose another value")
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise _fail("fsid", f"must be a number from 1 to {FSID_NUM_MAX} or a UUID, got {text!r}") from None
+
+
+def new_fsid() -> str:
+    """A generated fsid: a random UUID, unique across volumes without any coordination."""
+    return str(uuid.uuid4())
+
+
+def normalize_host(spec: str) -> str:
+    """One client host spec, in a form both Ganesha's lexer and exportfs accept unquoted.
+
+    Accepted: '*', IPv4/IPv6 address or CIDR network, host name (starting with a letter),
+    wildcard host name ('*.example.com', 'node?'), '@netgroup'.
+    """
+    _check_text("client", spec)
+    if not spec:
+        raise _fail("client", "is empty")
+    if len(spec) > MAX_CLIENT_LEN:
+        raise _fail("client", f"is longer than {MAX_CLIENT_LEN} characters")
+    if spec == "*":
+        return spec
+    if _NETGROUP_RE.fullmatch(spec):
+        return spec
+    if re.fullmatch(r"[0-9a-fA-F:.]+(/[0-9]{1,3})?", spec) and (":" in spec or spec[0].isdigit()):
+        return _normalize_ip(spec)
+    if "*" in spec or "?" in spec:
+        if not _WILDCARD_RE.fullmatch(spec) or not re.search(r"[A-Za-z0-9]", spec):
+            raise _fail("client", f"{spec!r} is not a valid wildcard host name")
+        return spec.lower()
+    if _HOSTNAME_RE.fullmatch(spec) and len(spec) <= 253:
+        return spec.lower().rstrip(".")
+    raise _fail("client", f"{spec!r} is not a host name, IP address, network, wildcard or @netgroup")
+
+
+def _normalize_ip(spec: str) -> str:
+    try:
+        if "/" in spec:
+            net = ipaddress.ip_network(spec, strict=False)
+            if str(net.network_address) != spec.split("/")[0] and net.version == 4:
+                raise _fail("client", f"{spec!r} has host bits set; did you mean {net}?")
+            return str(net)
+        return str(ipaddress.ip_address(spec))
+    except ValueError:
+        raise _fail("client", f"{spec!r} is not a valid IP address or network") from None
+
+
+def _normalize_option(opt: str) -> str:
+    opt = opt.strip()
+    _check_text("client option", opt)
+    if not opt:
+        raise _fail("client option", "empty option (check the commas)")
+    name, eq, value = opt.partition("=")
+    name = name.strip().lower()
+    if not eq:
+        if name in ACCESS_OPTIONS or name in SQUASH_OPTIONS or name in KNFSD_ONLY_FLAGS:
+            return name
+        if name == "fsid":
+            raise _fail("client option", "fsid is set per export with --fsid, not per client")
+        raise _fail("client option", f"unknown option {name!r}")
+    value = value.strip()
+    if name in ("anonuid", "anongid"):
+        if not _UINT_RE.fullmatch(value) or int(value) > 2**32 - 1:
+            raise _fail("client option", f"{name} must be a number, got {value!r}")
+        return f"{name}={int(value)}"
+    if name == "sec":
+        flavours = value.split(":")
+        if not flavours or any(f not in SEC_FLAVOURS for f in flavours):
+            raise _fail("client option", f"sec must be a ':'-separated list of {', '.join(SEC_FLAVOURS)}")
+        return f"sec={':'.join(flavours)}"
+    if name == "fsid":
+        raise _fail("client option", "fsid is set per export with --fsid, not per client")
+    raise _fail("client option", f"unknown option {name!r}")
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    """One client spec of an export with its own options, as in /etc/exports: `host(opt,opt)`."""
+
+    host: str
+    options: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "host", normalize_host(self.host))
+        opts: list[str] = []
+        for opt in self.options:
+            norm = _normalize_option(opt)
+            if norm not in opts:
+                opts.append(norm)
+        _check_option_conflicts(opts)
+        object.__setattr__(self, "options", tuple(opts))
+
+    @classmethod
+    def parse(cls, text: str) -> "ClientSpec":
+        """Parse `SPEC` or `SPEC(OPT,OPT,...)` (the syntax of /etc/exports and exportfs)."""
+        _check_text("client", text)
+        text = text.strip()
+        if "(" in text:
+            if not text.endswith(")") or text.count("(") != 1 or text.count(")") != 1:
+                raise _fail("client", f"{text!r}: expected SPEC(OPTION,OPTION,...)")
+            host, _, rest = text.partition("(")
+            opts = [o for o in rest[:-1].split(",")] if rest[:-1].strip() else []
+            return cls(host.strip(), tuple(opts))
+        return cls(text)
+
+    def access(self, default: str) -> str:
+        for opt in self.options:
+            if opt in ACCESS_OPTIONS:
+                return ACCESS_OPTIONS[opt]
+        return default
+
+    def squash(self, default: str) -> str:
+        for name in ("all_squash", "no_root_squash", "root_squash"):
+            if name in self.options:
+                return name
+        return default  # 'no_all_squash' is the default anyway and changes nothing
+
+    def option_value(self, name: str) -> str | None:
+        for opt in self.options:
+            key, eq, value = opt.partition("=")
+            if eq and key == name:
+                return value
+        return None
+
+    def __str__(self) -> str:
+        return f"{self.host}({','.join(self.options)})" if self.options else self.host
+
+
+def _check_option_conflicts(opts: list[str]) -> None:
+    groups = [("rw", "ro"), ("root_squash", "no_root_squash"), ("all_squash", "no_all_squash"),
+              ("sync", "async"), ("secure", "insecure"), ("wdelay", "no_wdelay"),
+              ("subtree_check", "no_subtree_check"), ("hide", "nohide")]
+    for a, b in groups:
+        if a in opts and b in opts:
+            raise _fail("client option", f"{a!r} and {b!r} contradict each other")
+    seen: dict[str, str] = {}
+    for opt in opts:
+        key, eq, _ = opt.partition("=")
+        if eq:
+            if key in seen:
+                raise _fail("client option", f"{key} is given twice")
+            seen[key] = opt
+
+
+def min_access(a: str, b: str) -> str:
+    """The more restrictive of two access types (None < RO < RW)."""
+    order = {"None": 0, "RO": 1, "RW": 2}
+    return a if order[a] <= order[b] else b
+
+
+@dataclass(frozen=True)
+class Export:
+    """One export of a volume: its identity (export_id, fsid, pseudo), clients and options.
+
+    `path` is relative to the volume's mount point, so the same registry serves identical
+    exports wherever the volume is mounted. `access` caps every client: a client's own
+    `rw`/`ro` option chooses within it, so `--access RO` makes the whole export read-only
+    and `--access None` takes it away from every client while keeping its identity.
+    """
+
+    path: str
+    export_id: int
+    fsid: str
+    pseudo: str
+    clients: tuple[ClientSpec, ...]
+    access: str = "RW"
+    squash: str = "root_squash"
+    fsal: str = "VFS"
+    comment: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", normalize_relpath("directory", self.path))
+        object.__setattr__(self, "export_id", validate_export_id(self.export_id))
+        object.__setattr__(self, "fsid", normalize_fsid(self.fsid))
+        object.__setattr__(self, "pseudo", normalize_pseudo(self.pseudo))
+        clients = tuple(c if isinstance(c, ClientSpec) else ClientSpec.parse(c) for c in self.clients)
+        if not clients:
+            raise _fail("clients", "an export needs at least one client spec")
+        hosts = [c.host for c in clients]
+        dupes = sorted({h for h in hosts if hosts.count(h) > 1})
+        if dupes:
+            raise _fail("clients", f"client {dupes[0]!r} is given more than once")
+        object.__setattr__(self, "clients", clients)
+        if self.access not in ACCESS_TYPES:
+            raise _fail("access", f"must be one of {', '.join(ACCESS_TYPES)}, got {self.access!r}")
+        if self.squash not in SQUASH_TYPES:
+            raise _fail("squash", f"must be one of {', '.join(SQUASH_TYPES)}, got {self.squash!r}")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,31}", self.fsal or ""):
+            raise _fail("fsal", f"{self.fsal!r} is not an FSAL name")
+        _check_text("comment", self.comment)
+
+    def client_access(self, client: ClientSpec) -> str:
+        return min_access(self.access, client.access(self.access))
+
+    def with_changes(self, **changes: Any) -> "Export":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "path": self.path,
+            "export_id": self.export_id,
+            "fsid": self.fsid,
+            "pseudo": self.pseudo,
+            "clients": [{"host": c.host, "options": list(c.options)} for c in self.clients],
+            "access": self.access,
+            "squash": self.squash,
+            "fsal": self.fsal,
+        }
+        if self.comment:
+            data["comment"] = self.comment
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Export":
+        if not isinstance(data, dict):
+            raise _fail("export", "registry entry is not an object")
+        known = {"path", "export_id", "fsid", "pseudo", "clients", "access", "squash", "fsal", "comment"}
+        unknown = set(data) - known
+        if unknown:
+            raise _fail("export", f"unknown field(s) {', '.join(sorted(unknown))}")
+        try:
+            clients = tuple(ClientSpec(c["host"], tuple(c.get("options", ()))) for c in data["clients"])
+            return cls(
+                path=data["path"], export_id=data["export_id"], fsid=data["fsid"],
+                pseudo=data["pseudo"], clients=clients, access=data.get("access", "RW"),
+                squash=data.get("squash", "root_squash"), fsal=data.get("fsal", "VFS"),
+                comment=data.get("comment", ""),
+            )
+        except (KeyError, TypeError) as exc:
+            raise _fail("export", f"registry entry is incomplete ({exc})") from None
+
+
+def parse_clients(texts: Iterable[str]) -> tuple[ClientSpec, ...]:
+    return tuple(ClientSpec.parse(t) for t in texts)

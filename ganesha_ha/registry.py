@@ -1,0 +1,290 @@
+"""The volume's durable record of its exports, kept on the volume itself.
+
+Layout under `<mount point>/.ganesha-ha/` (mode 0700, root-owned):
+  registry.json   the exports and the volume's settings (schema-versioned JSON, sorted, indented)
+  lock            flock(2) target serialising every writer on this node
+  rmtab           knfsd: the volume's client list, carried with the volume
+  recovery/       Ganesha: the volume's NFSv4 client-recovery records
+
+Export_Id allocation: each volume owns a range of ids recorded in its registry
+(`export_id_range`, chosen at `volume init`: given with `--id-range`, or a random free block
+of `id_block` ids). Ids are allocated from that range once and never change. Volumes that
+may meet on one node must have disjoint ranges; a collision is detected at `export add`
+and at agent start against what the node's server already serves.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import random
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .errors import (ConflictError, GaneshaHAError, LockTimeout, NotFoundError,
+                     NotInitialisedError, RegistryError, ValidationError)
+from .fsutil import (atomic_write, check_secure_dir, ensure_secure_dir, read_secure,
+                     remove_stale_temps, require_mountpoint)
+from .model import EXPORT_ID_MAX, EXPORT_ID_MIN, Export, new_fsid, normalize_relpath
+
+STATE_DIR = ".ganesha-ha"
+REGISTRY_FILE = "registry.json"
+LOCK_FILE = "lock"
+SCHEMA_NAME = "ganesha-ha/registry"
+SCHEMA_VERSION = 1
+SERVERS = ("ganesha", "knfsd")
+
+
+@dataclass(frozen=True)
+class RegistryState:
+    """An immutable snapshot of a registry: what `load` returns and `save` writes."""
+
+    volume_uuid: str
+    server: str
+    id_range: tuple[int, int]
+    exports: tuple[Export, ...] = ()
+    generation: int = 0
+
+    def __post_init__(self) -> None:
+        if self.server not in SERVERS:
+            raise ValidationError("server", f"must be one of {', '.join(SERVERS)}, got {self.server!r}")
+        lo, hi = self.id_range
+        if not (EXPORT_ID_MIN <= lo <= hi <= EXPORT_ID_MAX):
+            raise ValidationError("id_range", f"must lie within {EXPORT_ID_MIN}-{EXPORT_ID_MAX}, got {lo}-{hi}")
+        check_unique(self.exports)
+
+    # -- queries ---------------------------------------------------------------------
+    def find(self, key: str | int) -> Export:
+        """An export by its Export_Id or its directory (relative or absolute inside the volume)."""
+        for exp in self.exports:
+            if _matches(exp, key):
+                return exp
+        raise NotFoundError(f"no export {key!r} in this volume's registry")
+
+    def get(self, key: str | int) -> Export | None:
+        try:
+            return self.find(key)
+        except NotFoundError:
+            return None
+
+    # -- pure mutations returning new states -----------------------------------------
+    def with_export(self, exp: Export) -> "RegistryState":
+        others = tuple(e for e in self.exports if e.path != exp.path)
+        return replace(self, exports=tuple(sorted(others + (exp,), key=lambda e: e.export_id)))
+
+    def without(self, exp: Export) -> "RegistryState":
+        return replace(self, exports=tuple(e for e in self.exports if e.path != exp.path))
+
+    def allocate_export_id(self, taken: Iterable[int] = ()) -> int:
+        used = {e.export_id for e in self.exports} | set(taken)
+        lo, hi = self.id_range
+        for candidate in range(lo, hi + 1):
+            if candidate not in used:
+                return candidate
+        raise ConflictError(f"this volume's Export_Id range {lo}-{hi} is full; widen it with "
+                            "'ganesha-ha volume set-range'")
+
+    def allocate_fsid(self) -> str:
+        used = {e.fsid for e in self.exports}
+        while True:
+            fsid = new_fsid()
+            if fsid not in used:
+                return fsid
+
+    def to_json(self) -> bytes:
+        doc = {
+            "schema": SCHEMA_NAME,
+            "version": SCHEMA_VERSION,
+            "volume": {"uuid": self.volume_uuid, "server": self.server,
+                       "export_id_range": list(self.id_range)},
+            "generation": self.generation,
+            "exports": [e.to_dict() for e in self.exports],
+        }
+        return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, source: str = "registry") -> "RegistryState":
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RegistryError(f"{source} is not valid JSON ({exc}); restore it from a backup "
+                                "or re-create the exports") from None
+        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_NAME:
+            raise RegistryError(f"{source} is not a ganesha-ha registry")
+        version = doc.get("version")
+        if not isinstance(version, int) or version < 1:
+            raise RegistryError(f"{source} has no valid schema version")
+        if version > SCHEMA_VERSION:
+            raise RegistryError(f"{source} has schema version {version}, newer than this ganesha-ha "
+                                f"understands ({SCHEMA_VERSION}); upgrade ganesha-ha on this node")
+        try:
+            vol = doc["volume"]
+            lo, hi = vol["export_id_range"]
+            exports = tuple(Export.from_dict(e) for e in doc.get("exports", []))
+            return cls(volume_uuid=str(vol["uuid"]), server=vol["server"], id_range=(int(lo), int(hi)),
+                       exports=exports, generation=int(doc.get("generation", 0)))
+        except GaneshaHAError as exc:
+            raise RegistryError(f"{source} is invalid: {exc}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RegistryError(f"{source} is invalid: missing or malformed {exc}") from None
+
+
+def _matches(exp: Export, key: str | int) -> bool:
+    if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+        return exp.export_id == int(key)
+    return exp.path == key
+
+
+def check_unique(exports: Iterable[Export]) -> None:
+    """No two exports of a volume share a directory, pseudo path, Export_Id or fsid."""
+    seen: dict[str, dict[Any, str]] = {"directory": {}, "pseudo path": {}, "Export_Id": {}, "fsid": {}}
+    for exp in exports:
+        for what, value in (("directory", exp.path), ("pseudo path", exp.pseudo),
+                            ("Export_Id", exp.export_id), ("fsid", exp.fsid)):
+            other = seen[what].get(value)
+            if other is not None:
+                raise ConflictError(f"{what} {value!r} of export '{exp.path or '/'}' is already used by "
+                                    f"export '{other or '/'}'")
+            seen[what][value] = exp.path
+
+
+def random_id_range(block: int, avoid: Iterable[int] = ()) -> tuple[int, int]:
+    """A random block of `block` ids within 1..65535 that contains none of `avoid`.
+
+    Blocks start at multiples of `block` from `block` itself, so ids 1..block-1 stay free
+    for hand-written exports of the node's own config.
+    """
+    avoid_set = set(avoid)
+    starts = [s for s in range(block, EXPORT_ID_MAX - block + 2, block)
+              if not any(s <= a < s + block for a in avoid_set)]
+    if not starts:
+        raise ConflictError("no free block of Export_Ids left; give --id-range explicitly")
+    start = random.SystemRandom().choice(starts)
+    return (start, start + block - 1)
+
+
+class Registry:
+    """Access to one volume's registry: lock, load, atomic save."""
+
+    def __init__(self, mountpoint: Path | str, lock_timeout: float = 30.0):
+        self.mountpoint = Path(mountpoint)
+        self.state_dir = self.mountpoint / STATE_DIR
+        self.path = self.state_dir / REGISTRY_FILE
+        self.lock_timeout = lock_timeout
+
+    def relpath(self, directory: str) -> str:
+        """A directory given on the command line (absolute inside the volume, or relative) → stored form."""
+        text = str(directory)
+        if text.startswith("/"):
+            mp = str(self.mountpoint).rstrip("/")
+            if text != mp and not text.startswith(mp + "/"):
+                raise ValidationError("directory", f"{text} is not inside the volume {mp}")
+            text = text[len(mp):]
+        return normalize_relpath("directory", text)
+
+    def abspath(self, exp_or_rel: Export | str) -> Path:
+        rel = exp_or_rel.path if isinstance(exp_or_rel, Export) else exp_or_rel
+        return self.mountpoint / rel if rel else self.mountpoint
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def _check_dir(self) -> None:
+        require_mountpoint(self.mountpoint)
+        try:
+            check_secure_dir(self.state_dir)
+        except FileNotFoundError:
+            raise NotInitialisedError(f"{self.mountpoint} has no ganesha-ha registry; run "
+                                      f"'ganesha-ha volume init {self.mountpoint} --server ganesha|knfsd'") from None
+
+    def load(self) -> RegistryState:
+        """Read the registry (no lock needed: writes are atomic renames)."""
+        self._check_dir()
+        raw = read_secure(self.path)
+        if raw is None:
+            raise NotInitialisedError(f"{self.mountpoint} has no ganesha-ha registry; run "
+                                      f"'ganesha-ha volume init {self.mountpoint}'")
+        return RegistryState.from_json(raw, str(self.path))
+
+    def save(self, state: RegistryState) -> RegistryState:
+        """Write `state` atomically (caller holds the lock); bumps the generation."""
+        new = replace(state, generation=state.generation + 1)
+        atomic_write(self.path, new.to_json())
+        return new
+
+    def init(self, server: str, id_range: tuple[int, int] | None, id_block: int,
+             avoid_ids: Iterable[int] = ()) -> RegistryState:
+        """Create the state directory and an empty registry; refuses to overwrite one."""
+        require_mountpoint(self.mountpoint)
+        ensure_secure_dir(self.state_dir)
+        with self.locked():
+            if self.path.exists():
+                raise ConflictError(f"{self.mountpoint} already has a ganesha-ha registry")
+            rng = id_range or random_id_range(id_block, avoid_ids)
+            state = RegistryState(volume_uuid=str(uuid.uuid4()), server=server, id_range=rng)
+            return self.save(state)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the volume's exclusive lock (flock on a file in the state directory).
+
+        flock locks die with the process, so a killed writer never leaves the volume locked.
+        """
+        self._check_dir_for_lock()
+        lock_path = self.state_dir / LOCK_FILE
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            deadline = time.monotonic() + self.lock_timeout
+            delay = 0.005
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise LockTimeout(f"{lock_path} is held by another ganesha-ha for more than "
+                                          f"{self.lock_timeout:g} s") from None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.1)
+            remove_stale_temps(self.state_dir, REGISTRY_FILE)
+            yield
+        finally:
+            os.close(fd)
+
+    def _check_dir_for_lock(self) -> None:
+        require_mountpoint(self.mountpoint)
+        try:
+            check_secure_dir(self.state_dir)
+        except FileNotFoundError:
+            raise NotInitialisedError(f"{self.mountpoint} has no ganesha-ha registry; run "
+                                      f"'ganesha-ha volume init {self.mountpoint}'") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator["Transaction"]:
+        """Lock, load, let the caller compute a new state, save it atomically on success."""
+        with self.locked():
+            txn = Transaction(self, self.load())
+            yield txn
+            if txn.state is not txn.original:
+                txn.state = self.save(txn.state)
+
+
+@dataclass
+class Transaction:
+    registry: Registry
+    original: RegistryState
+    state: RegistryState = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.state = self.original
+
+    def rollback(self) -> None:
+        """Put the pre-transaction state back on disk (used when a live apply fails)."""
+        self.state = self.registry.save(replace(self.original, generation=self.state.generation))
