@@ -313,7 +313,7 @@ class Nfs4Client:
         self.source_addr = source_addr
         # Boot verifier: fixed for this object's life ("the same client instance"); a new
         # object is a rebooted client and makes the server drop the old one's state.
-        self.verifier = struct.pack(">II", int(time.time()), os.getpid() & 0xFFFFFFFF)
+        self.verifier = struct.pack(">I", int(time.time()) & 0xFFFFFFFF) + os.urandom(4)
         self.clientid: int | None = None
         self._sock: socket.socket | None = None
         self._xid = random.getrandbits(32)
