@@ -1,0 +1,303 @@
+"""`ganesha-ha`: the command line. Parses arguments and prints; all logic is in volume.py.
+
+Exit codes (also in the README):
+  0 success                    4 no such export
+  1 unexpected error           5 conflict (duplicate directory, pseudo path, id, fsid)
+  2 bad input or config        6 server unavailable or a program is missing
+  3 volume not mounted / not initialised / registry unreadable
+  7 the live server refused the change (registry rolled back)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import GaneshaHAError, ValidationError
+
+
+def _id_range(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in text.split("-", 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW-HIGH, e.g. 2000-2999, got {text!r}") from None
+    return lo, hi
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other input error
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ganesha-ha", description="Highly available NFS exports for knfsd and NFS-Ganesha.")
+    p.add_argument("--version", action="version", version=f"ganesha-ha {__version__}")
+    p.add_argument("--config", metavar="FILE", help="settings file (default /etc/ganesha-ha/ganesha-ha.conf)")
+    sub = p.add_subparsers(dest="group", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    vol = sub.add_parser("volume", help="initialise and operate a shared volume")
+    vsub = vol.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    vsub.required = True
+    v = vsub.add_parser("init", help="create the volume's registry (<mount point>/.ganesha-ha)")
+    v.add_argument("mountpoint")
+    v.add_argument("--server", required=True, choices=["ganesha", "knfsd"])
+    v.add_argument("--id-range", type=_id_range, metavar="LOW-HIGH",
+                   help="Export_Ids this volume may use (default: a random free block)")
+    v.add_argument("--json", action="store_true")
+    for name, text in (("start", "make all exports live on this node (what the agent's start does)"),
+                       ("stop", "withdraw all exports from this node (what the agent's stop does)"),
+                       ("status", "registry and live state of the volume"),
+                       ("monitor", "one monitor pass: compare, repair drift, save recovery state")):
+        v = vsub.add_parser(name, help=text)
+        v.add_argument("mountpoint")
+        v.add_argument("--ip", help="the volume's floating IP (recovery key and grace take-over)")
+        v.add_argument("--json", action="store_true")
+
+    exp = sub.add_parser("export", help="add, change, remove and list a volume's exports")
+    esub = exp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    esub.required = True
+
+    def change_options(e: argparse.ArgumentParser, adding: bool) -> None:
+        e.add_argument("--client", action="append", dest="clients", metavar="SPEC[(OPTIONS)]",
+                       required=adding, help="client spec with its options, repeatable, e.g. '192.0.2.0/24(rw)'")
+        e.add_argument("--pseudo", metavar="PATH", help="NFSv4 pseudo path (default: the directory's path)")
+        e.add_argument("--export-id", type=_int, metavar="N", help="Ganesha Export_Id (default: allocated)")
+        e.add_argument("--fsid", metavar="F", help="knfsd fsid, a number or UUID (default: generated once)")
+        e.add_argument("--access", choices=["RW", "RO", "None"], default="RW" if adding else None,
+                       help="access cap for every client (default RW)")
+        e.add_argument("--squash", choices=["root_squash", "no_root_squash", "all_squash"],
+                       default="root_squash" if adding else None)
+        e.add_argument("--fsal", metavar="NAME", default="VFS" if adding else None, help="Ganesha FSAL (default VFS)")
+        e.add_argument("--record-only", action="store_true",
+                       help="change the registry only; the next start or monitor applies it")
+        e.add_argument("--json", action="store_true")
+
+    e = esub.add_parser("add", help="export a directory of the volume")
+    e.add_argument("mountpoint")
+    e.add_argument("directory")
+    change_options(e, True)
+    e = esub.add_parser("update", help="change an export (live when the volume is active here)")
+    e.add_argument("mountpoint")
+    e.add_argument("export", metavar="DIRECTORY|EXPORT_ID")
+    change_options(e, False)
+    e = esub.add_parser("remove", help="stop exporting a directory and forget it")
+    e.add_argument("mountpoint")
+    e.add_argument("export", metavar="DIRECTORY|EXPORT_ID")
+    e.add_argument("--record-only", action="store_true")
+    e.add_argument("--json", action="store_true")
+    e = esub.add_parser("list", help="list exports (all volumes mounted here when none is named)")
+    e.add_argument("mountpoint", nargs="?")
+    e.add_argument("--json", action="store_true")
+    e = esub.add_parser("show", help="one export in full")
+    e.add_argument("mountpoint")
+    e.add_argument("export", metavar="DIRECTORY|EXPORT_ID")
+    e.add_argument("--json", action="store_true")
+
+    ia = sub.add_parser("install-agent", help="install the OCF agent as ocf:ganesha-ha:exports")
+    ia.add_argument("--ocf-root", default="/usr/lib/ocf", help="OCF root (default /usr/lib/ocf)")
+
+    lab = sub.add_parser("lab", help="a two-node failover lab on this machine (see README)")
+    lab.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
+
+
+# ---- output helpers -------------------------------------------------------------------------
+
+def _export_json(exp, live: bool | None, mountpoint: str) -> dict[str, Any]:
+    data = exp.to_dict()
+    data["directory"] = os.path.join(mountpoint, exp.path) if exp.path else mountpoint
+    data["clients"] = [str(c) for c in exp.clients]
+    data["live"] = live
+    return data
+
+
+def _live_word(live: bool | None) -> str:
+    return {True: "live", False: "not live", None: "unknown"}[live]
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        print(text)
+
+
+# ---- commands -----------------------------------------------------------------------------------
+
+def _volume(args: argparse.Namespace, settings):
+    from .volume import Volume
+
+    return Volume(args.mountpoint, settings, ip=getattr(args, "ip", None))
+
+
+def cmd_volume(args: argparse.Namespace, settings) -> int:
+    vol = _volume(args, settings)
+    if args.action == "init":
+        state = vol.init(args.server, args.id_range)
+        lo, hi = state.id_range
+        _emit(args, {"mountpoint": str(vol.mountpoint), "server": state.server, "uuid": state.volume_uuid,
+                     "export_id_range": [lo, hi]},
+              f"initialised {vol.mountpoint}: server {state.server}, Export_Ids {lo}-{hi}")
+        return 0
+    if args.action == "start":
+        res = vol.start()
+        _emit(args, {"applied": res.applied, "recovery_records": res.recovery_records, "grace": res.grace},
+              f"started {vol.mountpoint}: {res.applied} exports live, {res.recovery_records} client "
+              f"records restored" + (f", grace: {res.grace}" if res.grace else ""))
+        return 0
+    if args.action == "stop":
+        n = vol.stop()
+        _emit(args, {"withdrawn": n}, f"stopped {vol.mountpoint}: {n} exports withdrawn")
+        return 0
+    if args.action == "monitor":
+        res = vol.monitor()
+        data = {"running": res.running, "missing": [e.path for e in res.drift.missing],
+                "changed": [e.path for e in res.drift.changed], "repaired": res.repaired,
+                "recovery_saved": res.recovery_saved}
+        _emit(args, data, "not active on this node" if not res.running else
+              f"{vol.mountpoint}: {res.repaired} repaired, recovery state "
+              f"{'saved' if res.recovery_saved else 'unchanged'}")
+        return 0 if res.running else 7
+    # status
+    state, rows = vol.exports_with_status()
+    active = vol.is_active(state)
+    data = {"mountpoint": str(vol.mountpoint), "server": state.server, "uuid": state.volume_uuid,
+            "export_id_range": list(state.id_range), "active_here": active,
+            "exports": [_export_json(e, live, str(vol.mountpoint)) for e, live in rows]}
+    live_n = sum(1 for _, live in rows if live)
+    _emit(args, data, f"{vol.mountpoint}: server {state.server}, {len(rows)} exports, {live_n} live, "
+                      f"{'active' if active else 'not active'} on this node, Export_Ids "
+                      f"{state.id_range[0]}-{state.id_range[1]}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, settings) -> int:
+    from .volume import Volume
+
+    if args.action == "list":
+        mountpoints = [args.mountpoint] if args.mountpoint else mounted_volumes()
+        out: list[dict[str, Any]] = []
+        rows: list[list[str]] = []
+        for mp in mountpoints:
+            vol = Volume(mp, settings)
+            state, items = vol.exports_with_status()
+            for e, live in items:
+                out.append(_export_json(e, live, str(vol.mountpoint)) | {"server": state.server})
+                rows.append([str(e.export_id), e.pseudo, str(vol.registry.abspath(e)),
+                             ",".join(str(c) for c in e.clients), e.access, _live_word(live)])
+        _emit(args, out, _table(rows, ["ID", "PSEUDO", "DIRECTORY", "CLIENTS", "ACCESS", "STATE"])
+              if rows else "no exports")
+        return 0
+    vol = _volume(args, settings)
+    if args.action == "show":
+        state, items = vol.exports_with_status()
+        exp = state.find(vol.key(args.export))
+        live = dict((e.path, l) for e, l in items).get(exp.path)
+        data = _export_json(exp, live, str(vol.mountpoint)) | {"server": state.server}
+        text = "\n".join(f"{k + ':':12} {v}" for k, v in (
+            ("directory", data["directory"]), ("export_id", exp.export_id), ("fsid", exp.fsid),
+            ("pseudo", exp.pseudo), ("clients", " ".join(data["clients"])), ("access", exp.access),
+            ("squash", exp.squash), ("fsal", exp.fsal), ("server", state.server), ("state", _live_word(live))))
+        _emit(args, data, text)
+        return 0
+    if args.action == "add":
+        res = vol.add(args.directory, args.clients, pseudo=args.pseudo, export_id=args.export_id,
+                      fsid=args.fsid, access=args.access, squash=args.squash, fsal=args.fsal,
+                      record_only=args.record_only)
+        verb = "added"
+    elif args.action == "update":
+        if not any(getattr(args, k) is not None for k in ("clients", "pseudo", "export_id", "fsid",
+                                                           "access", "squash", "fsal")):
+            raise ValidationError("update", "nothing to change; give at least one option")
+        res = vol.update(args.export, clients=args.clients, pseudo=args.pseudo, export_id=args.export_id,
+                         fsid=args.fsid, access=args.access, squash=args.squash, fsal=args.fsal,
+                         record_only=args.record_only)
+        verb = "updated"
+    else:
+        res = vol.remove(args.export, record_only=args.record_only)
+        verb = "removed"
+    e = res.export
+    data = _export_json(e, res.live, str(vol.mountpoint)) | {"action": verb, "note": res.note}
+    where = "live" if res.live else res.note
+    _emit(args, data, f"{verb} {vol.registry.abspath(e)} (Export_Id {e.export_id}, pseudo {e.pseudo}, "
+                      f"fsid {e.fsid}): {where}")
+    return 0
+
+
+def mounted_volumes() -> list[str]:
+    """Mount points on this node that carry a ganesha-ha registry (from /proc/self/mountinfo)."""
+    found: list[str] = []
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
+            for line in fh:
+                fields = line.split()
+                if len(fields) > 4:
+                    mp = _unescape_mount(fields[4])
+                    if mp not in found and os.path.isfile(os.path.join(mp, ".ganesha-ha", "registry.json")):
+                        found.append(mp)
+    except OSError:
+        pass
+    return found
+
+
+def _unescape_mount(text: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal (\\040 ...)."""
+    import re
+
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+
+
+def cmd_install_agent(args: argparse.Namespace, settings) -> int:
+    from .install import install_agent
+
+    path = install_agent(args.ocf_root)
+    print(f"installed {path} (ocf:ganesha-ha:exports), running {sys.executable}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.group == "lab":
+            from .lab.cli import main as lab_main
+
+            return lab_main(args.rest, config=args.config)
+        from .settings import load_settings
+
+        settings = load_settings(args.config)
+        handler = {"volume": cmd_volume, "export": cmd_export, "install-agent": cmd_install_agent}[args.group]
+        return handler(args, settings)
+    except GaneshaHAError as exc:
+        print(f"ganesha-ha: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ganesha-ha: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # no traceback reaches a user; GANESHA_HA_DEBUG=1 shows it
+        if os.environ.get("GANESHA_HA_DEBUG"):
+            raise
+        print(f"ganesha-ha: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
+              "(set GANESHA_HA_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""The one place that combines registry and backend: every operation on a volume.
+
+Each change is a transaction: lock the volume, load the registry, validate, write the new
+registry atomically, then apply the change to the live server when the volume is active on
+this node. If the live step fails, the old registry is written back and the server is put
+back as it was, so registry and server never disagree silently.
+
+"Active on this node" is a node-local marker written by `start` (the agent's start, or
+`ganesha-ha volume start`) and removed by `stop`, under the node's runtime directory (a
+tmpfs, so a reboot clears it). A change to a volume that is not active here is recorded
+only, and applied by the next start.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .backends import Backend, Drift, VolumeContext, get_backend
+from .errors import ApplyError, GaneshaHAError, ValidationError
+from .fsutil import atomic_write, ensure_secure_dir, require_mountpoint
+from .model import Export, parse_clients
+from .registry import Registry, RegistryState
+from .settings import Settings
+
+
+@dataclass
+class ChangeResult:
+    export: Export
+    live: bool          # the change reached the live server
+    note: str = ""      # e.g. "recorded; applied at the next start"
+
+
+@dataclass
+class StartResult:
+    applied: int
+    recovery_records: int
+    grace: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MonitorResult:
+    running: bool
+    drift: Drift
+    repaired: int = 0
+    recovery_saved: bool = False
+
+
+class Volume:
+    """One shared volume, identified by its mount point."""
+
+    def __init__(self, mountpoint: str | Path, settings: Settings, *, ip: str | None = None,
+                 backend: Backend | None = None):
+        self.mountpoint = Path(os.path.normpath(str(mountpoint)))
+        self.settings = settings
+        self.ip = ip
+        self.registry = Registry(self.mountpoint, lock_timeout=settings.registry["lock_timeout"])
+        self._backend = backend
+
+    # ---- helpers ----------------------------------------------------------------------
+    def backend(self, state: RegistryState) -> Backend:
+        if self._backend is None or self._backend.name != state.server:
+            self._backend = get_backend(state.server, self.settings)
+        return self._backend
+
+    def ctx(self, state: RegistryState) -> VolumeContext:
+        return VolumeContext(mountpoint=self.mountpoint, state_dir=self.registry.state_dir,
+                             volume_uuid=state.volume_uuid, ip=self.ip)
+
+    def marker(self, state: RegistryState) -> Path:
+        return Path(self.settings.node["runtime_dir"]) / "active" / state.volume_uuid
+
+    def is_active(self, state: RegistryState) -> bool:
+        return self.marker(state).exists()
+
+    def _set_active(self, state: RegistryState, active: bool) -> None:
+        marker = self.marker(state)
+        if active:
+            marker.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            ensure_secure_dir(marker.parent)
+            atomic_write(marker, json.dumps({"mountpoint": str(self.mountpoint), "server": state.server,
+                                             "ip": self.ip}).encode())
+        else:
+            try:
+                marker.unlink()
+            except FileNotFoundError:
+                pass
+
+    def load(self) -> RegistryState:
+        return self.registry.load()
+
+    def key(self, text: str) -> str | int:
+        """DIRECTORY|EXPORT_ID from the command line → registry lookup key."""
+        text = str(text)
+        if text.isdigit():
+            return int(text)
+        return self.registry.relpath(text)
+
+    # ---- volume lifecycle ---------------------------------------------------------------
+    def init(self, server: str, id_range: tuple[int, int] | None = None) -> RegistryState:
+        avoid: Iterable[int] = ()
+        if server == "ganesha" and id_range is None:
+            backend = get_backend(server, self.settings)
+            try:  # avoid the ids this node's Ganesha already serves, when it is up
+                avoid = backend.show_exports().keys() if backend.is_running() else ()
+            except GaneshaHAError:
+                avoid = ()
+        return self.registry.init(server, id_range, self.settings.registry["id_block"], avoid)
+
+    # ---- export changes -------------------------------------------------------------------
+    def add(self, directory: str, clients: Sequence[str], *, pseudo: str | None = None,
+            export_id: int | None = None, fsid: str | None = None, access: str = "RW",
+            squash: str = "root_squash", fsal: str = "VFS", record_only: bool = False) -> ChangeResult:
+        rel = self.registry.relpath(directory)
+        with self.registry.locked():
+            state = self.load()
+            if state.get(rel) is not None:
+                from .errors import ConflictError
+                raise ConflictError(f"{self.registry.abspath(rel)} is already exported (Export_Id "
+                                    f"{state.find(rel).export_id}); use 'export update'")
+            _require_directory(self.registry.abspath(rel), self.mountpoint)
+            backend, live = self._live_backend(state, record_only)
+            taken: set[int] = set()
+            if live and state.server == "ganesha" and export_id is None:
+                taken = set(backend.show_exports().keys())  # type: ignore[attr-defined]
+            exp = Export(
+                path=rel,
+                export_id=export_id if export_id is not None else state.allocate_export_id(taken),
+                fsid=fsid if fsid is not None else state.allocate_fsid(),
+                pseudo=pseudo if pseudo is not None else str(self.registry.abspath(rel)),
+                clients=parse_clients(clients), access=access, squash=squash, fsal=fsal,
+            )
+            new_state = state.with_export(exp)
+            ctx = self.ctx(state)
+            if live:
+                backend.check_collisions(ctx, [exp])
+            self.registry.save(new_state)
+            if not live:
+                return ChangeResult(exp, False, self._not_live_note(state, record_only))
+            try:
+                backend.apply(ctx, [exp])
+            except GaneshaHAError as exc:
+                self.registry.save(state)
+                _best_effort(lambda: backend.withdraw(ctx, [exp]))
+                raise ApplyError(f"{exc}; nothing was changed (registry rolled back)") from None
+            _best_effort(lambda: backend.save_recovery(ctx))
+            return ChangeResult(exp, True)
+
+    def update(self, key: str, *, clients: Sequence[str] | None = None, pseudo: str | None = None,
+               export_id: int | None = None, fsid: str | None = None, access: str | None = None,
+               squash: str | None = None, fsal: str | None = None, record_only: bool = False) -> ChangeResult:
+        with self.registry.locked():
+            state = self.load()
+            old = state.find(self.key(key))
+            changes: dict[str, Any] = {}
+            if clients is not None:
+                changes["clients"] = parse_clients(clients)
+            for name, value in (("pseudo", pseudo), ("export_id", export_id), ("fsid", fsid),
+                                ("access", access), ("squash", squash), ("fsal", fsal)):
+                if value is not None:
+                    changes[name] = value
+            new = old.with_changes(**changes)
+            new_state = state.with_export(new)
+            backend, live = self._live_backend(state, record_only)
+            ctx = self.ctx(state)
+            if live and new.export_id != old.export_id:
+                backend.check_collisions(ctx, [new])
+            self.registry.save(new_state)
+            if not live:
+                return ChangeResult(new, False, self._not_live_note(state, record_only))
+            try:
+                if new.export_id != old.export_id or new.pseudo != old.pseudo or new.fsal != old.fsal:
+                    backend.withdraw(ctx, [old])
+                backend.apply(ctx, [new])
+            except GaneshaHAError as exc:
+                self.registry.save(state)
+                _best_effort(lambda: backend.withdraw(ctx, [new]) if new.export_id != old.export_id else None)
+                _best_effort(lambda: backend.apply(ctx, [old]))
+                raise ApplyError(f"{exc}; the export was left as it was (registry rolled back)") from None
+            return ChangeResult(new, True)
+
+    def remove(self, key: str, *, record_only: bool = False) -> ChangeResult:
+        with self.registry.locked():
+            state = self.load()
+            exp = state.find(self.key(key))
+            backend, live = self._live_backend(state, record_only)
+            ctx = self.ctx(state)
+            self.registry.save(state.without(exp))
+            if not live:
+                return ChangeResult(exp, False, self._not_live_note(state, record_only))
+            try:
+                backend.withdraw(ctx, [exp])
+            except GaneshaHAError as exc:
+                self.registry.save(state)
+                _best_effort(lambda: backend.apply(ctx, [exp]))
+                raise ApplyError(f"{exc}; the export is still in the registry (rolled back)") from None
+            return ChangeResult(exp, True)
+
+    def _live_backend(self, state: RegistryState, record_only: bool) -> tuple[Backend, bool]:
+        """The backend, and whether this change must reach the live server now.
+
+        Active here → the server must be reachable: failing loudly beats a registry that
+        silently says something the server does not do.
+        """
+        backend = self.backend(state)
+        if record_only or not self.is_active(state):
+            return backend, False
+        backend.require_running()
+        return backend, True
+
+    def _not_live_note(self, state: RegistryState, record_only: bool) -> str:
+        if record_only:
+            return "recorded only (--record-only); applied at the next start or monitor"
+        return "recorded; the volume is not active on this node, applied at its next start"
+
+    # ---- queries ----------------------------------------------------------------------------
+    def exports_with_status(self) -> tuple[RegistryState, list[tuple[Export, bool | None]]]:
+        """Each export with live=True/False, or None when the server cannot be asked."""
+        state = self.load()
+        backend = self.backend(state)
+        try:
+            backend.require_running()
+            live = backend.live_paths(self.ctx(state), state.exports)
+            return state, [(e, live.get(e.path, False)) for e in state.exports]
+        except GaneshaHAError:
+            return state, [(e, None) for e in state.exports]
+
+    # ---- agent actions ----------------------------------------------------------------------
+    def start(self) -> StartResult:
+        """Make every export of the volume live on this node and let its clients reclaim."""
+        require_mountpoint(self.mountpoint)
+        with self.registry.locked():
+            state = self.load()
+            backend = self.backend(state)
+            backend.check_installed()
+            backend.require_running()
+            ctx = self.ctx(state)
+            backend.check_collisions(ctx, state.exports)
+            records = backend.restore_recovery(ctx)
+            backend.apply(ctx, [e for e in state.exports])
+            result = StartResult(applied=len(state.exports), recovery_records=records)
+            if state.server == "ganesha" and records:
+                # Only clients with a record may reclaim; with none, a grace period would
+                # only block new opens on every export of this Ganesha for nothing.
+                result.grace = backend.start_grace(ctx)  # type: ignore[attr-defined]
+            self._set_active(state, True)
+            return result
+
+    def stop(self) -> int:
+        """Withdraw the volume's exports from this node; keep their identity on the volume."""
+        state = self.registry.load()
+        backend = self.backend(state)
+        ctx = self.ctx(state)
+        with self.registry.locked():
+            if backend.is_running():
+                _best_effort(lambda: backend.save_recovery(ctx))
+                backend.withdraw(ctx, state.exports)
+            backend.clear_recovery(ctx)
+            self._set_active(state, False)
+            return len(state.exports)
+
+    def monitor(self, repair: bool = True) -> MonitorResult:
+        """One cheap pass over the whole volume: compare, repair drift, save recovery state."""
+        state = self.load()
+        if not self.is_active(state):
+            return MonitorResult(running=False, drift=Drift())
+        backend = self.backend(state)
+        backend.require_running()
+        ctx = self.ctx(state)
+        drift = backend.drift(ctx, state.exports)
+        result = MonitorResult(running=True, drift=drift)
+        if drift.foreign:
+            from .errors import IdCollisionError
+            raise IdCollisionError("; ".join(drift.foreign))
+        if repair and (drift.missing or drift.changed):
+            with self.registry.locked():
+                backend.apply(ctx, drift.missing + drift.changed)
+            result.repaired = len(drift.missing) + len(drift.changed)
+        result.recovery_saved = backend.save_recovery(ctx)
+        return result
+
+
+def _require_directory(path: Path, mountpoint: Path) -> None:
+    """The exported directory must exist and resolve inside the volume (no symlink escape)."""
+    if not path.is_dir():
+        raise ValidationError("directory", f"{path} does not exist or is not a directory")
+    real = Path(os.path.realpath(path))
+    real_mp = Path(os.path.realpath(mountpoint))
+    if real != real_mp and real_mp not in real.parents:
+        raise ValidationError("directory", f"{path} resolves to {real}, outside the volume {mountpoint}")
+    if real.relative_to(real_mp) != path.relative_to(mountpoint):
+        raise ValidationError("directory", f"{path} goes through a symbolic link (it is {real}); "
+                                           "export the real directory")
+
+
+def _best_effort(action) -> None:
+    """Used only while undoing a failed change: the original error is what gets reported."""
+    try:
+        action()
+    except GaneshaHAError:
+        pass
+    except Exception:  # the rollback must never replace the real error with a traceback
+        pass
