@@ -168,7 +168,13 @@ def _normalize_ip(spec: str) -> str:
             if str(net.network_address) != spec.split("/")[0] and net.version == 4:
                 raise _fail("client", f"{spec!r} has host bits set; did you mean {net}?")
             return str(net)
-        return str(ipaddress.ip_address(spec))
+        addr = ipaddress.ip_address(spec)
+        if addr.is_unspecified:
+            # Ganesha's lexer reads 0.0.0.0 as "any client" while exportfs reads a host:
+            # one spec meaning two things is refused rather than guessed.
+            raise _fail("client", f"{spec!r} is the unspecified address (Ganesha reads it as every "
+                                  "client); write '*' for every client or a real address")
+        return str(addr)
     except ValueError:
         raise _fail("client", f"{spec!r} is not a valid IP address or network") from None
 

@@ -227,6 +227,8 @@ def export_from_block(block: Block, mountpoint: str, fsid: str) -> Export:
             clients.append(ClientSpec(host, tuple(opts)))
             accesses.append(access)
     fsal = (block.sub("FSAL") or [Block("FSAL", [("Name", ["VFS"])])])[0]
+    # The export-level cap is the widest client access (a None client only exists under a None cap).
+    cap = next((a for a in ("RW", "RO") if a in accesses), "None")
     return Export(path=rel, export_id=int(one(block, "Export_Id")), fsid=fsid,
-                  pseudo=one(block, "Pseudo"), clients=tuple(clients), access="RW",
+                  pseudo=one(block, "Pseudo"), clients=tuple(clients), access=cap,
                   squash=exp_squash, fsal=one(fsal, "Name"))

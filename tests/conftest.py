@@ -1,0 +1,127 @@
+"""Shared fixtures. The whole test session runs in a private mount namespace (entered at
+start-up), so tmpfs volumes and bind mounts made by tests never reach the host."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ganesha_ha.lab import nsutil
+
+ROOT = Path(__file__).resolve().parent.parent
+IS_ROOT = os.geteuid() == 0
+_NS_ENTERED = False
+
+
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true", help="run the long variants (soak, 1000s of trials)")
+
+
+def pytest_configure(config):
+    global _NS_ENTERED
+    if IS_ROOT and not _NS_ENTERED:
+        nsutil.enter_private_mount_namespace()
+        _NS_ENTERED = True
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--long"):
+        return
+    skip = pytest.mark.skip(reason="long variant: run with --long")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
+
+
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (mounts, namespaces, daemons)")
+needs_ganesha = pytest.mark.skipif(shutil.which("ganesha.nfsd") is None, reason="ganesha.nfsd not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def tmpfs_volume(tmp_path: Path):
+    """A real mounted file system standing in for the shared volume."""
+    if not IS_ROOT:
+        pytest.skip("needs root to mount")
+    mp = tmp_path / "vol"
+    mp.mkdir()
+    nsutil.mount("gha-test-volume", str(mp), "tmpfs", 0, "size=64m,mode=0755")
+    yield mp
+    nsutil.umount(str(mp), lazy=True)
+
+
+class GaneshaLab:
+    """A private bus + ganesha.nfsd and a ganesha-ha config pointing at them."""
+
+    def __init__(self, workdir: Path):
+        from ganesha_ha.lab.ganesha_daemon import GaneshaDaemon, PrivateBus
+
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.bus = PrivateBus(workdir / "bus")
+        self.recovery_root = workdir / "recovery"
+        self.daemon = GaneshaDaemon(workdir / "ganesha", self.bus, port=self.port,
+                                    recovery_root=self.recovery_root)
+        self.config = workdir / "ganesha-ha.conf"
+        self.config.write_text(
+            "[ganesha]\n"
+            f"bus_address = unix:path={self.bus.socket}\n"
+            "protocols = 4\n"
+            "dbus_timeout = 5\n"
+            f"recovery_root = {self.recovery_root}\n"
+            "[node]\n"
+            f"runtime_dir = {workdir / 'run'}\n"
+        )
+
+    def start(self) -> "GaneshaLab":
+        if self.bus.proc is None:
+            self.bus.start()
+        self.daemon.start()
+        return self
+
+    def restart(self, kill: bool = False) -> None:
+        if kill:
+            self.daemon.kill()
+        else:
+            self.daemon.stop()
+        self.daemon.start()
+
+    def stop(self) -> None:
+        self.daemon.stop()
+        self.bus.stop()
+
+    def settings(self):
+        from ganesha_ha.settings import load_settings
+
+        return load_settings(self.config)
+
+    def cli(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+        """Run the real console entry point, as an administrator would."""
+        proc = subprocess.run([sys.executable, "-m", "ganesha_ha.cli", "--config", str(self.config), *args],
+                              capture_output=True, text=True, timeout=60)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"ganesha-ha {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+        return proc
+
+    def nfs_url(self, pseudo_path: str) -> str:
+        return f"nfs://127.0.0.1{pseudo_path}?version=4&nfsport={self.port}"
+
+
+@pytest.fixture
+def ganesha(tmp_path: Path):
+    if not IS_ROOT or shutil.which("ganesha.nfsd") is None:
+        pytest.skip("needs root and ganesha.nfsd")
+    lab = GaneshaLab(tmp_path / "glab").start()
+    yield lab
+    lab.stop()

@@ -1,0 +1,206 @@
+"""Issue 2 acceptance against the real ganesha.nfsd on a private bus.
+
+The volume is a tmpfs mounted in the session's private mount namespace; the client is
+libnfs's nfs-cat (for reads) and the project's NFSv4 client (for writes).
+"""
+import dbus
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from ganesha_ha.errors import ValidationError
+from ganesha_ha.lab.nfsclient import NfsError, Nfs4Client
+from ganesha_ha.volume import Volume
+
+from conftest import free_port
+from strategies import good_host, name_text
+
+import subprocess
+
+
+def show_exports(lab):
+    conn = dbus.bus.BusConnection(lab.bus.address)
+    try:
+        mgr = dbus.Interface(conn.get_object("org.ganesha.nfsd", "/org/ganesha/nfsd/ExportMgr"),
+                             "org.ganesha.nfsd.exportmgr")
+        return {int(e[0]): str(e[1]) for e in mgr.ShowExports()[1]}
+    finally:
+        conn.close()
+
+
+def nfs_cat(lab, pseudo_file):
+    return subprocess.run(["nfs-cat", lab.nfs_url(pseudo_file)], capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture
+def vol(ganesha, tmpfs_volume):
+    (tmpfs_volume / "data").mkdir()
+    (tmpfs_volume / "data" / "f.txt").write_text("hello from the volume\n")
+    ganesha.cli("volume", "init", str(tmpfs_volume), "--server", "ganesha", "--id-range", "3000-3099", check=True)
+    ganesha.cli("volume", "start", str(tmpfs_volume), check=True)
+    return tmpfs_volume
+
+
+def test_add_update_remove_live_and_identity_survives_restart(ganesha, vol):
+    out = ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1(no_root_squash)",
+                      "--pseudo", "/data", "--json", check=True)
+    import json
+    added = json.loads(out.stdout)
+    assert added["live"] is True and added["export_id"] == 3000
+    assert show_exports(ganesha)[3000] == str(vol / "data")
+    assert nfs_cat(ganesha, "/data/f.txt").stdout == "hello from the volume\n"
+
+    # --access RO: writes fail, reads still work
+    with Nfs4Client("127.0.0.1", ganesha.port) as c:
+        c.connect(); c.establish()
+        f = c.open("/data/w.txt", create=True, write=True)
+        c.write(f, 0, b"rw works")
+        c.close_file(f)
+    ganesha.cli("export", "update", str(vol), "data", "--access", "RO", check=True)
+    with Nfs4Client("127.0.0.1", ganesha.port) as c:
+        c.connect(); c.establish()
+        with pytest.raises(NfsError) as err:
+            f = c.open("/data/w2.txt", create=True, write=True)
+            c.write(f, 0, b"must fail")
+        assert err.value.name in ("NFS4ERR_ROFS", "NFS4ERR_ACCESS", "NFS4ERR_PERM")
+        assert c.read(c.lookup("/data/w.txt"), 0, 100) == b"rw works"
+    assert not (vol / "data" / "w2.txt").exists()
+
+    # restart Ganesha (its D-Bus exports are gone) and re-apply from the registry
+    ganesha.restart(kill=True)
+    assert 3000 not in show_exports(ganesha)
+    ganesha.cli("volume", "start", str(vol), check=True)
+    assert show_exports(ganesha)[3000] == str(vol / "data")
+    # the client above left a recovery record, so the new Ganesha is in grace: nfs-cat's OPEN
+    # would get NFS4ERR_GRACE; a LOOKUP of the same pseudo path and a READ work at once
+    with Nfs4Client("127.0.0.1", ganesha.port) as c:
+        c.connect()
+        assert c.read(c.lookup("/data/f.txt"), 0, 100) == b"hello from the volume\n", "same pseudo path"
+
+    ganesha.cli("export", "remove", str(vol), "3000", check=True)
+    assert 3000 not in show_exports(ganesha)
+    assert nfs_cat(ganesha, "/data/f.txt").returncode != 0
+    listing = ganesha.cli("export", "list", str(vol), check=True).stdout
+    assert listing.strip() == "no exports"
+
+
+def registry_bytes(vol):
+    return (vol / ".ganesha-ha" / "registry.json").read_bytes()
+
+
+def assert_one_line_failure(proc, code, fragment):
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr.count("\n") == 1 and fragment in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_duplicate_id_is_refused_and_registry_unchanged(ganesha, vol):
+    (vol / "other").mkdir()
+    ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1", check=True)
+    before = registry_bytes(vol)
+    proc = ganesha.cli("export", "add", str(vol), "other", "--client", "127.0.0.1", "--export-id", "3000")
+    assert_one_line_failure(proc, 5, "Export_Id")
+    assert registry_bytes(vol) == before
+
+
+def test_id_served_for_another_path_is_a_collision(ganesha, vol, tmp_path):
+    """Another volume's export already holds the id on this node's Ganesha."""
+    (vol / "other").mkdir()
+    ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1", "--export-id", "3005", check=True)
+    # simulate the other volume: remove ours from the registry only, then claim the id for another path
+    ganesha.cli("export", "remove", str(vol), "data", "--record-only", check=True)
+    before = registry_bytes(vol)
+    proc = ganesha.cli("export", "add", str(vol), "other", "--client", "127.0.0.1", "--export-id", "3005")
+    assert_one_line_failure(proc, 5, "already served")
+    assert registry_bytes(vol) == before
+
+
+def test_missing_ganesha_and_unreachable_bus(ganesha, vol, tmp_path):
+    before = registry_bytes(vol)
+    ganesha.daemon.stop()
+    proc = ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1")
+    assert_one_line_failure(proc, 6, "NFS-Ganesha is not running")
+    assert registry_bytes(vol) == before
+    ganesha.bus.stop()
+    proc = ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1")
+    assert_one_line_failure(proc, 6, "cannot reach D-Bus")
+    assert registry_bytes(vol) == before
+
+
+def test_unmounted_mount_point(ganesha, tmp_path):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for args in (("volume", "init", str(bare), "--server", "ganesha"),
+                 ("export", "add", str(bare), "x", "--client", "127.0.0.1"),
+                 ("export", "list", str(bare))):
+        assert_one_line_failure(ganesha.cli(*args), 3, "not a mounted file system")
+    assert list(bare.iterdir()) == []
+
+
+def test_not_active_records_only(ganesha, tmpfs_volume):
+    (tmpfs_volume / "d").mkdir()
+    ganesha.cli("volume", "init", str(tmpfs_volume), "--server", "ganesha", check=True)
+    proc = ganesha.cli("export", "add", str(tmpfs_volume), "d", "--client", "127.0.0.1", check=True)
+    assert "not active on this node" in proc.stdout
+    assert not show_exports(ganesha).keys() - {0}
+    ganesha.cli("volume", "start", str(tmpfs_volume), check=True)
+    assert len(show_exports(ganesha).keys() - {0}) == 1
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(name=name_text, host=good_host)
+def test_hostile_names_reach_ganesha_exactly(ganesha_session, name, host):
+    """Whatever the model accepts, Ganesha serves exactly that path to exactly that client."""
+    lab, vol, volume = ganesha_session
+    d = vol / "h" / name
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # the file system itself refuses the name (too long): nothing to export
+    try:
+        res = volume.add(str(d), [host])
+    except ValidationError:
+        return
+    try:
+        shown = show_exports(lab)
+        assert shown[res.export.export_id] == str(d)
+        conn = dbus.bus.BusConnection(lab.bus.address)
+        mgr = dbus.Interface(conn.get_object("org.ganesha.nfsd", "/org/ganesha/nfsd/ExportMgr"),
+                             "org.ganesha.nfsd.exportmgr")
+        clients = [str(c[0]) for c in mgr.DisplayExport(dbus.UInt16(res.export.export_id))[4]]
+        conn.close()
+        assert len(clients) == 1
+        spec = res.export.clients[0].host
+        if spec[0].isdigit() or ":" in spec:
+            expected = spec if "/" in spec else spec + ("/128" if ":" in spec else "/32")
+            assert clients[0] == expected
+        elif spec.startswith("@"):
+            assert clients[0] == spec[1:]
+        elif "*" in spec or "?" in spec:
+            assert clients[0] in (spec, "0.0.0.0/0", "*")
+    finally:
+        volume.remove(str(d))
+
+
+@pytest.fixture(scope="module")
+def ganesha_session(tmp_path_factory):
+    """One Ganesha and volume for the whole property test (each example adds and removes)."""
+    import shutil
+
+    from conftest import IS_ROOT, GaneshaLab
+    from ganesha_ha.lab import nsutil
+
+    if not IS_ROOT or shutil.which("ganesha.nfsd") is None:
+        pytest.skip("needs root and ganesha.nfsd")
+    work = tmp_path_factory.mktemp("hostile")
+    lab = GaneshaLab(work / "glab").start()
+    vol = work / "vol"
+    vol.mkdir()
+    nsutil.mount("gha-hostile", str(vol), "tmpfs", 0, "size=32m")
+    try:
+        volume = Volume(vol, lab.settings())
+        volume.init("ganesha", (4000, 4999))
+        volume.start()
+        yield lab, vol, volume
+    finally:
+        lab.stop()
+        nsutil.umount(str(vol), lazy=True)

@@ -1,0 +1,124 @@
+"""The on-volume registry: atomic, locked, versioned, refusing unmounted or unsafe state."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ganesha_ha.errors import (ConflictError, InsecureStateError, NotInitialisedError, NotMountedError,
+                               RegistryError)
+from ganesha_ha.model import Export
+from ganesha_ha.registry import Registry, RegistryState, random_id_range
+
+from conftest import needs_root
+
+
+def exp(path, eid, fsid="1", pseudo=None):
+    return Export(path=path, export_id=eid, fsid=fsid, pseudo=pseudo or f"/{path}", clients=("*",))
+
+
+def test_unique_constraints():
+    st = RegistryState("u", "ganesha", (10, 20), (exp("a", 10, "1"),))
+    for bad in (exp("b", 10, "2"), exp("b", 11, "1"), exp("b", 11, "2", pseudo="/a")):
+        with pytest.raises(ConflictError):
+            RegistryState("u", "ganesha", (10, 20), (exp("a", 10, "1"), bad))
+    assert st.allocate_export_id() == 11
+    assert st.allocate_export_id(taken={11, 12}) == 13
+
+
+def test_full_range_is_a_clear_error():
+    st = RegistryState("u", "ganesha", (10, 10), (exp("a", 10),))
+    with pytest.raises(ConflictError, match="range 10-10 is full"):
+        st.allocate_export_id()
+
+
+def test_random_range_avoids_live_ids_and_zero():
+    for _ in range(50):
+        lo, hi = random_id_range(1000, avoid=range(1000, 30000))
+        assert lo >= 30000 and hi - lo == 999 and hi <= 65535
+
+
+def test_json_round_trip_and_newer_schema_refused():
+    st = RegistryState("u", "knfsd", (10, 20), (exp("a", 10),))
+    assert RegistryState.from_json(st.to_json()) == st
+    doc = json.loads(st.to_json())
+    doc["version"] = 99
+    with pytest.raises(RegistryError, match="newer"):
+        RegistryState.from_json(json.dumps(doc).encode())
+    with pytest.raises(RegistryError, match="not valid JSON"):
+        RegistryState.from_json(b"{torn")
+
+
+def test_refuses_unmounted_mount_point(tmp_path):
+    d = tmp_path / "bare"
+    d.mkdir()
+    with pytest.raises(NotMountedError, match="not a mounted file system"):
+        Registry(d).init("ganesha", None, 1000)
+    assert not (d / ".ganesha-ha").exists(), "nothing may be written into the bare directory"
+
+
+@needs_root
+def test_init_load_save(tmpfs_volume):
+    reg = Registry(tmpfs_volume)
+    with pytest.raises(NotInitialisedError):
+        reg.load()
+    st = reg.init("ganesha", (100, 199), 1000)
+    assert reg.load() == st
+    with pytest.raises(ConflictError, match="already has"):
+        reg.init("ganesha", None, 1000)
+    mode = os.stat(reg.state_dir).st_mode & 0o777
+    assert mode == 0o700 and os.stat(reg.path).st_mode & 0o777 == 0o600
+    with reg.locked():
+        new = reg.save(st.with_export(exp("a", 100)))
+    assert reg.load() == new and new.generation == st.generation + 1
+
+
+@needs_root
+def test_symlinked_state_is_refused(tmpfs_volume, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    os.symlink(elsewhere, tmpfs_volume / ".ganesha-ha")
+    with pytest.raises(InsecureStateError, match="symbolic link"):
+        Registry(tmpfs_volume).load()
+
+
+@needs_root
+def test_world_writable_state_is_refused(tmpfs_volume):
+    reg = Registry(tmpfs_volume)
+    reg.init("knfsd", (1, 9), 1000)
+    os.chmod(reg.path, 0o666)
+    with pytest.raises(InsecureStateError, match="writable"):
+        reg.load()
+
+
+@needs_root
+def test_lock_is_exclusive_across_processes(tmpfs_volume):
+    reg = Registry(tmpfs_volume, lock_timeout=0.3)
+    reg.init("knfsd", (1, 9), 1000)
+    code = ("import sys,time; from ganesha_ha.registry import Registry\n"
+            f"r=Registry({str(tmpfs_volume)!r})\n"
+            "with r.locked():\n print('locked', flush=True); time.sleep(3)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        from ganesha_ha.errors import LockTimeout
+        with pytest.raises(LockTimeout):
+            with reg.locked():
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with reg.locked():  # the lock dies with its holder
+        pass
+
+
+@needs_root
+def test_stale_temp_files_are_cleaned_by_next_writer(tmpfs_volume):
+    reg = Registry(tmpfs_volume)
+    st = reg.init("knfsd", (1, 9), 1000)
+    stale = reg.state_dir / ".registry.json.tmp-99999"
+    stale.write_bytes(b"half")
+    with reg.locked():
+        reg.save(st)
+    assert not stale.exists()
