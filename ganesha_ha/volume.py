@@ -70,19 +70,31 @@ class Volume:
         return VolumeContext(mountpoint=self.mountpoint, state_dir=self.registry.state_dir,
                              volume_uuid=state.volume_uuid, ip=self.ip)
 
-    def marker(self, state: RegistryState) -> Path:
-        return Path(self.settings.node["runtime_dir"]) / "active" / state.volume_uuid
+    def marker(self) -> Path:
+        """Node-local file saying "this volume is active here", keyed by mount point so that a
+        probe can answer without touching a volume that may not even be mounted."""
+        name = str(self.mountpoint).strip("/").replace("_", "__").replace("/", "_") or "_root"
+        return Path(self.settings.node["runtime_dir"]) / "active" / f"{name}.json"
 
-    def is_active(self, state: RegistryState) -> bool:
-        return self.marker(state).exists()
+    def is_active(self, state: RegistryState | None = None) -> bool:
+        return self.marker().exists()
+
+    def active_record(self) -> dict[str, Any] | None:
+        """What the last start applied here (lets stop withdraw even if the volume is gone)."""
+        try:
+            return json.loads(self.marker().read_text())
+        except (OSError, ValueError):
+            return None
 
     def _set_active(self, state: RegistryState, active: bool) -> None:
-        marker = self.marker(state)
+        marker = self.marker()
         if active:
             marker.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
             ensure_secure_dir(marker.parent)
-            atomic_write(marker, json.dumps({"mountpoint": str(self.mountpoint), "server": state.server,
-                                             "ip": self.ip}).encode())
+            atomic_write(marker, json.dumps({
+                "mountpoint": str(self.mountpoint), "server": state.server, "ip": self.ip,
+                "volume_uuid": state.volume_uuid, "exports": [e.to_dict() for e in state.exports],
+            }).encode())
         else:
             try:
                 marker.unlink()
@@ -147,6 +159,7 @@ class Volume:
                 _best_effort(lambda: backend.withdraw(ctx, [exp]))
                 raise ApplyError(f"{exc}; nothing was changed (registry rolled back)") from None
             _best_effort(lambda: backend.save_recovery(ctx))
+            self._set_active(new_state, True)
             return ChangeResult(exp, True)
 
     def update(self, key: str, *, clients: Sequence[str] | None = None, pseudo: str | None = None,
@@ -180,6 +193,7 @@ class Volume:
                 _best_effort(lambda: backend.withdraw(ctx, [new]) if new.export_id != old.export_id else None)
                 _best_effort(lambda: backend.apply(ctx, [old]))
                 raise ApplyError(f"{exc}; the export was left as it was (registry rolled back)") from None
+            self._set_active(new_state, True)
             return ChangeResult(new, True)
 
     def remove(self, key: str, *, record_only: bool = False) -> ChangeResult:
@@ -197,6 +211,7 @@ class Volume:
                 self.registry.save(state)
                 _best_effort(lambda: backend.apply(ctx, [exp]))
                 raise ApplyError(f"{exc}; the export is still in the registry (rolled back)") from None
+            self._set_active(state.without(exp), True)
             return ChangeResult(exp, True)
 
     def _live_backend(self, state: RegistryState, record_only: bool) -> tuple[Backend, bool]:
@@ -250,23 +265,38 @@ class Volume:
             return result
 
     def stop(self) -> int:
-        """Withdraw the volume's exports from this node; keep their identity on the volume."""
-        state = self.registry.load()
+        """Withdraw the volume's exports from this node; keep their identity on the volume.
+
+        Must succeed whenever possible (a failed stop gets the node fenced): with the volume
+        already unmounted, the exports to withdraw come from the node-local active record.
+        """
+        record = self.active_record()
+        try:
+            state = self.registry.load()
+        except GaneshaHAError:
+            if record is None:
+                return 0  # never started here and nothing readable: already stopped
+            state = RegistryState(volume_uuid=record["volume_uuid"], server=record["server"],
+                                  id_range=(1, 65535),
+                                  exports=tuple(Export.from_dict(e) for e in record["exports"]))
+            mounted = False
+        else:
+            mounted = True
         backend = self.backend(state)
         ctx = self.ctx(state)
-        with self.registry.locked():
-            if backend.is_running():
+        if backend.is_running():
+            if mounted:
                 _best_effort(lambda: backend.save_recovery(ctx))
-                backend.withdraw(ctx, state.exports)
-            backend.clear_recovery(ctx)
-            self._set_active(state, False)
-            return len(state.exports)
+            backend.withdraw(ctx, state.exports)
+        backend.clear_recovery(ctx)
+        self._set_active(state, False)
+        return len(state.exports)
 
     def monitor(self, repair: bool = True) -> MonitorResult:
         """One cheap pass over the whole volume: compare, repair drift, save recovery state."""
-        state = self.load()
-        if not self.is_active(state):
+        if not self.is_active():
             return MonitorResult(running=False, drift=Drift())
+        state = self.load()
         backend = self.backend(state)
         backend.require_running()
         ctx = self.ctx(state)

@@ -1,0 +1,303 @@
+"""The OCF resource agent `ocf:ganesha-ha:exports`: start/stop/monitor over volume.py.
+
+Two modes:
+- volume mode (`volume=`): one primitive per shared volume, managing every export in the
+  volume's registry: one start, one stop and one cheap monitor pass for all of them;
+- classic mode (`directory=`, `clientspec=`, `options=`, `fsid=`): a drop-in for
+  ocf:heartbeat:exportfs, one export per primitive; the fsid (given, or generated once) is
+  stored in the registry of the file system containing the directory, as the 2010 agent
+  stored it on the DRBD device.
+
+Return codes are chosen on purpose (errors.py): a missing program → OCF_ERR_INSTALLED (the
+resource moves), bad parameters → OCF_ERR_CONFIGURED (stopped everywhere), an id collision
+or unsafe state on this node → OCF_ERR_PERM (banned from this node only), a server or bus
+that is down or a volume not mounted yet → OCF_ERR_GENERIC (local recovery).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from . import ocf
+
+
+def _fail_configured(log: ocf.Logger, message: str) -> int:
+    log.error(message)
+    return ocf.OCF_ERR_CONFIGURED
+
+
+def validate_params(log: ocf.Logger) -> int:
+    """Cheap checks of the parameters alone (no volume, no server)."""
+    server = ocf.param("server")
+    if server not in ("knfsd", "ganesha"):
+        return _fail_configured(log, f"server must be 'knfsd' or 'ganesha', got {server!r}")
+    volume, directory = ocf.param("volume"), ocf.param("directory")
+    if not volume and not directory:
+        return _fail_configured(log, "set volume (the shared volume's mount point) or, in classic mode, directory")
+    for name, value in (("volume", volume), ("directory", directory)):
+        if value and not value.startswith("/"):
+            return _fail_configured(log, f"{name} must be an absolute path, got {value!r}")
+    if directory and not ocf.param("clientspec"):
+        return _fail_configured(log, "classic mode (directory=) needs clientspec")
+    ip = ocf.param("ip")
+    if ip:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            return _fail_configured(log, f"ip is not an IP address: {ip!r}")
+    return ocf.OCF_SUCCESS
+
+
+def _check_binaries(server: str) -> None:
+    import shutil
+
+    from .errors import NotInstalledError
+
+    if server == "knfsd":
+        if not os.access("/usr/sbin/exportfs", os.X_OK) and shutil.which("exportfs") is None:
+            raise NotInstalledError("exportfs is not installed on this node (package nfs-kernel-server)")
+    else:
+        try:
+            import dbus  # noqa: F401
+        except ImportError:
+            raise NotInstalledError("dbus-python is not installed for the agent's interpreter") from None
+
+
+def _settings():
+    from .settings import load_settings
+
+    settings = load_settings(ocf.param("config") or None)
+    bus = ocf.param("bus_address")
+    if bus:
+        settings.ganesha["bus_address"] = bus
+    return settings
+
+
+def _containing_mount(path: str) -> str:
+    """The mount point of the file system that holds `path` (classic mode's volume)."""
+    p = os.path.realpath(path)
+    while not os.path.ismount(p):
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    return p
+
+
+class Agent:
+    def __init__(self, log: ocf.Logger):
+        self.log = log
+        self.server = ocf.param("server")
+        self.settings = _settings()
+        self.classic = bool(ocf.param("directory"))
+        from .volume import Volume
+
+        mp = ocf.param("volume") or _containing_mount(ocf.param("directory"))
+        self.volume = Volume(mp, self.settings, ip=ocf.param("ip") or None)
+
+    # ---- volume mode ------------------------------------------------------------------
+    def start(self) -> int:
+        if self.classic:
+            return self.classic_start()
+        if self.volume.is_active():
+            mon = self.volume.monitor()
+            if mon.running and mon.drift.clean:
+                self.log.info(f"{self.volume.mountpoint}: already started here")
+                return ocf.OCF_SUCCESS
+        self._check_server_matches()
+        res = self.volume.start()
+        self.log.info(f"{self.volume.mountpoint}: {res.applied} exports live on {self.server}, "
+                      f"{res.recovery_records} client records restored"
+                      + (f", grace started ({res.grace})" if res.grace else ", no grace needed"))
+        return ocf.OCF_SUCCESS
+
+    def stop(self) -> int:
+        if self.classic:
+            return self.classic_stop()
+        n = self.volume.stop()
+        self.log.info(f"{self.volume.mountpoint}: {n} exports withdrawn")
+        return ocf.OCF_SUCCESS
+
+    def monitor(self) -> int:
+        if self.classic:
+            return self.classic_monitor()
+        res = self.volume.monitor()
+        if not res.running:
+            return ocf.OCF_NOT_RUNNING
+        if res.repaired:
+            self.log.warning(f"{self.volume.mountpoint}: {res.repaired} exports were not live as the "
+                             "registry says; re-applied")
+        if res.recovery_saved:
+            self.log.info(f"{self.volume.mountpoint}: client-recovery state saved to the volume")
+        return ocf.OCF_SUCCESS
+
+    def _check_server_matches(self) -> None:
+        from .errors import ValidationError
+
+        state = self.volume.load()
+        if state.server != self.server:
+            raise ValidationError("server", f"the resource says server={self.server} but the volume "
+                                            f"{self.volume.mountpoint} was initialised for {state.server}")
+
+    # ---- classic mode -----------------------------------------------------------------
+    def _classic_export(self, state=None):
+        """The export the classic parameters describe (fsid kept from the registry if not given)."""
+        from .model import Export
+
+        options = [o.strip() for o in ocf.param("options").split(",") if o.strip()]
+        fsid = ocf.param("fsid")
+        kept = []
+        for opt in options:
+            if opt.startswith("fsid="):
+                fsid = fsid or opt[5:]
+            else:
+                kept.append(opt)
+        opt_text = f"({','.join(kept)})" if kept else ""
+        clients = tuple(f"{c}{opt_text}" for c in ocf.param("clientspec").split())
+        rel = self.volume.registry.relpath(ocf.param("directory"))
+        existing = state.get(rel) if state is not None else None
+        if not fsid:
+            fsid = existing.fsid if existing else (state.allocate_fsid() if state else "1")
+        export_id = existing.export_id if existing else (state.allocate_export_id() if state else 1)
+        pseudo = existing.pseudo if existing else ocf.param("directory").rstrip("/") or "/"
+        return Export(path=rel, export_id=export_id, fsid=fsid, pseudo=pseudo, clients=clients,
+                      access="RW", squash="root_squash")
+
+    def _classic_state(self):
+        from .errors import NotInitialisedError
+
+        reg = self.volume.registry
+        try:
+            return reg.load()
+        except NotInitialisedError:
+            return reg.init(self.server, None, self.settings.registry["id_block"])
+
+    def classic_start(self) -> int:
+        reg = self.volume.registry
+        state = self._classic_state()
+        backend = self.volume.backend(state)
+        ctx = self.volume.ctx(state)
+        backend.require_running()
+        with reg.locked():
+            state = reg.load()
+            exp = self._classic_export(state)
+            if state.get(exp.path) != exp:
+                state = reg.save(state.with_export(exp))
+                self.log.info(f"{ocf.param('directory')}: identity stored on the volume (fsid {exp.fsid})")
+            backend.check_collisions(ctx, [exp])
+            backend.restore_recovery(ctx)
+            backend.apply(ctx, [exp])
+        self.log.info(f"exported {ocf.param('directory')} to {ocf.param('clientspec')} (fsid {exp.fsid})")
+        return ocf.OCF_SUCCESS
+
+    def classic_stop(self) -> int:
+        from .errors import GaneshaHAError
+
+        try:
+            state = self.volume.registry.load()
+        except GaneshaHAError:
+            state = None
+        if state is None:
+            from .registry import RegistryState
+
+            state = RegistryState(volume_uuid="unknown", server=self.server, id_range=(1, 65535))
+        exp = self._classic_export(state)
+        backend = self.volume.backend(state)
+        ctx = self.volume.ctx(state)
+        if not backend.is_running():
+            return ocf.OCF_SUCCESS
+        if state.volume_uuid != "unknown":
+            try:
+                backend.save_recovery(ctx)
+            except GaneshaHAError as exc:
+                self.log.warning(f"could not save client list before stop: {exc}")
+        backend.withdraw(ctx, [exp])
+        self.log.info(f"unexported {ocf.param('directory')}")
+        return ocf.OCF_SUCCESS
+
+    def classic_monitor(self) -> int:
+        from .errors import GaneshaHAError
+
+        try:
+            state = self.volume.registry.load()
+        except GaneshaHAError:
+            return ocf.OCF_NOT_RUNNING  # no identity stored: never started
+        exp = self._classic_export(state)
+        backend = self.volume.backend(state)
+        if not backend.is_running():
+            return ocf.OCF_NOT_RUNNING
+        ctx = self.volume.ctx(state)
+        drift = backend.drift(ctx, [exp])
+        if drift.missing or drift.changed:
+            return ocf.OCF_NOT_RUNNING
+        try:
+            backend.save_recovery(ctx)
+        except GaneshaHAError as exc:
+            self.log.warning(f"could not save client list: {exc}")
+        return ocf.OCF_SUCCESS
+
+
+def run(action: str) -> int:
+    if action == "meta-data":
+        sys.stdout.write(ocf.meta_data())
+        return ocf.OCF_SUCCESS
+    if action in ("usage", "help"):
+        sys.stdout.write(ocf.usage())
+        return ocf.OCF_SUCCESS
+    log = ocf.Logger()
+    if action not in ("start", "stop", "monitor", "status", "validate-all", "reload-agent", "reload"):
+        sys.stderr.write(ocf.usage())
+        return ocf.OCF_ERR_UNIMPLEMENTED
+    rc = validate_params(log)
+    if rc != ocf.OCF_SUCCESS:
+        # a probe or stop of a misconfigured resource must not escalate: nothing can be running
+        if action == "stop":
+            return ocf.OCF_SUCCESS
+        if action in ("monitor", "status") and ocf.is_probe():
+            return ocf.OCF_NOT_RUNNING
+        return rc
+    from .errors import GaneshaHAError
+
+    try:
+        _check_binaries(ocf.param("server"))
+        agent = Agent(log)
+        if action == "validate-all":
+            agent.volume.registry  # parameters and settings parsed: that is all validate-all may check
+            return ocf.OCF_SUCCESS
+        if action in ("reload-agent", "reload"):
+            log.info("reloaded parameters (config, bus_address); nothing to restart")
+            return ocf.OCF_SUCCESS
+        if action == "start":
+            return agent.start()
+        if action == "stop":
+            return agent.stop()
+        return agent.monitor()
+    except GaneshaHAError as exc:
+        rc = exc.ocf_rc
+        if action == "stop":
+            log.error(f"stop failed: {exc}")
+            return ocf.OCF_ERR_GENERIC
+        if action in ("monitor", "status") and ocf.is_probe() and rc != ocf.OCF_ERR_PERM:
+            from .errors import NotMountedError
+
+            if isinstance(exc, (NotMountedError,)) or rc in (ocf.OCF_ERR_INSTALLED,):
+                return ocf.OCF_NOT_RUNNING if isinstance(exc, NotMountedError) else rc
+        log.error(f"{action} failed: {exc}")
+        return rc
+    except Exception as exc:  # never a traceback in the cluster log, always a code
+        log.error(f"{action} failed unexpectedly: {type(exc).__name__}: {exc}")
+        return ocf.OCF_ERR_GENERIC
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        sys.stderr.write(ocf.usage())
+        return ocf.OCF_ERR_ARGS
+    return run(args[0])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""The OCF protocol: return codes, parameters from the environment, meta-data, logging.
+
+Kept free of heavy imports: `meta-data`, `usage` and `validate-all` of the agent import only
+this module, so the per-call floor stays close to a shell agent's.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from .errors import (OCF_ERR_ARGS, OCF_ERR_CONFIGURED, OCF_ERR_GENERIC, OCF_ERR_INSTALLED,  # noqa: F401
+                     OCF_ERR_PERM, OCF_ERR_UNIMPLEMENTED, OCF_NOT_RUNNING, OCF_SUCCESS)
+
+AGENT_NAME = "exports"
+PROVIDER = "ganesha-ha"
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    shortdesc: str
+    longdesc: str
+    type: str = "string"
+    required: bool = False
+    unique_group: str | None = None
+    reloadable: bool = False
+    default: str | None = None
+
+
+PARAMS: tuple[Param, ...] = (
+    Param("server", "NFS server: knfsd or ganesha",
+          "Which NFS server serves the volume's exports on this node: 'knfsd' (the kernel server, "
+          "driven with exportfs) or 'ganesha' (NFS-Ganesha, driven live over D-Bus).", required=True),
+    Param("volume", "Mount point of the shared volume",
+          "The mount point of the shared (e.g. DRBD) file system whose exports this resource manages. "
+          "All exports recorded in <volume>/.ganesha-ha/registry.json are made available together. "
+          "Leave empty in classic single-export mode (directory=...), where the volume is the file "
+          "system that contains the directory.", unique_group="volume"),
+    Param("ip", "Floating IP the clients use",
+          "The floating IP address clients mount from. With server=ganesha it names the volume's "
+          "client-recovery records and the take-over grace event sent to Ganesha."),
+    Param("bus_address", "D-Bus address of Ganesha's bus",
+          "D-Bus address of the bus NFS-Ganesha is on (default: the system bus or "
+          "$DBUS_SYSTEM_BUS_ADDRESS).", reloadable=True),
+    Param("config", "ganesha-ha settings file",
+          "Path of ganesha-ha's own settings file (default /etc/ganesha-ha/ganesha-ha.conf).",
+          reloadable=True),
+    Param("directory", "Classic mode: the directory to export",
+          "Drop-in for ocf:heartbeat:exportfs: export this one directory (with clientspec, options "
+          "and fsid) instead of a whole volume. Its identity is kept in the registry of the file "
+          "system that contains it.", unique_group="directory"),
+    Param("clientspec", "Classic mode: client spec(s)",
+          "Classic mode: the client(s) to export to, as in /etc/exports; several separated by spaces."),
+    Param("options", "Classic mode: export options",
+          "Classic mode: export options as in /etc/exports (e.g. rw,sync,no_root_squash); an fsid= "
+          "given here is honoured."),
+    Param("fsid", "Classic mode: fsid",
+          "Classic mode: the fsid (a number or UUID). When empty, one is generated once and stored on "
+          "the volume, so the same fsid is used on every node."),
+)
+
+ACTIONS = (
+    ("start", "60s", None), ("stop", "60s", None), ("monitor", "30s", "10s"),
+    ("validate-all", "20s", None), ("meta-data", "5s", None), ("reload-agent", "20s", None),
+)
+
+
+def _xml_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def meta_data() -> str:
+    lines = [
+        '<?xml version="1.0"?>',
+        # OCF 1.1 meta-data, valid against the OCF 1.0 DTD that resource-agents ships (and that
+        # ocf-tester checks with): the internal subset declares the 1.1 additions, and XML
+        # gives internal declarations precedence over the external DTD's.
+        '<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd" [',
+        '<!ATTLIST parameter unique-group CDATA #IMPLIED reloadable (1|0) "0">',
+        '<!ATTLIST action name (start|stop|monitor|status|reload|reload-agent|meta-data|usage|'
+        'validate-all|promote|demote|notify|migrate_to|migrate_from|recover|restart|methods) #REQUIRED>',
+        ']>',
+        '<resource-agent name="exports" version="0.1.0">',
+        "<version>1.1</version>",
+        "<longdesc lang=\"en\">Makes all NFS exports of one shared volume highly available, for the kernel "
+        "NFS server (exportfs) or NFS-Ganesha (live over D-Bus). Each export's identity (Ganesha "
+        "Export_Id, knfsd fsid, pseudo path, clients and options) is stored on the volume itself, so "
+        "whichever node mounts it serves identical exports, and client-recovery state (rmtab, Ganesha "
+        "recovery records) moves with the volume. Manage exports with 'ganesha-ha export add|remove|list'."
+        "</longdesc>",
+        '<shortdesc lang="en">Highly available NFS exports of a shared volume (knfsd or NFS-Ganesha)</shortdesc>',
+        "<parameters>",
+    ]
+    for p in PARAMS:
+        attrs = f'name="{p.name}" required="{1 if p.required else 0}"'
+        if p.unique_group:
+            attrs += f' unique-group="{p.unique_group}"'
+        if p.reloadable:
+            attrs += ' reloadable="1"'
+        default = f' default="{_xml_escape(p.default)}"' if p.default is not None else ""
+        lines += [
+            f"<parameter {attrs}>",
+            f'<longdesc lang="en">{_xml_escape(p.longdesc)}</longdesc>',
+            f'<shortdesc lang="en">{_xml_escape(p.shortdesc)}</shortdesc>',
+            f'<content type="{p.type}"{default}/>',
+            "</parameter>",
+        ]
+    lines.append("</parameters>")
+    lines.append("<actions>")
+    for name, timeout, interval in ACTIONS:
+        extra = f' interval="{interval}" depth="0"' if interval else ""
+        lines.append(f'<action name="{name}" timeout="{timeout}"{extra}/>')
+    lines.append("</actions>")
+    lines.append("</resource-agent>")
+    return "\n".join(lines) + "\n"
+
+
+def usage() -> str:
+    return f"usage: {AGENT_NAME} {{start|stop|monitor|validate-all|meta-data|reload-agent|usage}}\n"
+
+
+def param(name: str) -> str:
+    """An agent parameter from OCF_RESKEY_<name> (empty string when unset)."""
+    return os.environ.get(f"OCF_RESKEY_{name}", "").strip()
+
+
+def is_probe() -> bool:
+    """A monitor with interval 0 is Pacemaker's probe: 'not running' is a normal answer."""
+    return os.environ.get("OCF_RESKEY_CRM_meta_interval", "0") in ("0", "")
+
+
+class Logger:
+    """One line per decision, to stderr (Pacemaker records it) and optionally syslog."""
+
+    LEVELS = ("debug", "info", "warning", "err", "crit")
+
+    def __init__(self, use_syslog: bool | None = None):
+        self.instance = os.environ.get("OCF_RESOURCE_INSTANCE", AGENT_NAME)
+        if use_syslog is None:
+            use_syslog = bool(os.environ.get("HA_LOGFACILITY")) and os.environ.get("HA_LOGFACILITY") != "none"
+        self.syslog = None
+        if use_syslog:
+            import syslog
+
+            syslog.openlog(f"{PROVIDER}({self.instance})", syslog.LOG_PID, syslog.LOG_DAEMON)
+            self.syslog = syslog
+
+    def log(self, level: str, message: str) -> None:
+        text = " ".join(message.split())
+        if level == "debug" and os.environ.get("HA_debug", "0") in ("0", ""):
+            return
+        stamp = time.strftime("%b %d %H:%M:%S")
+        sys.stderr.write(f"{stamp} {PROVIDER}({self.instance})[{os.getpid()}]: {level.upper()}: {text}\n")
+        if self.syslog is not None:
+            prio = {"debug": self.syslog.LOG_DEBUG, "info": self.syslog.LOG_INFO,
+                    "warning": self.syslog.LOG_WARNING, "err": self.syslog.LOG_ERR,
+                    "crit": self.syslog.LOG_CRIT}[level]
+            self.syslog.syslog(prio, text)
+
+    def info(self, message: str) -> None:
+        self.log("info", message)
+
+    def warning(self, message: str) -> None:
+        self.log("warning", message)
+
+    def error(self, message: str) -> None:
+        self.log("err", message)
+
+    def debug(self, message: str) -> None:
+        self.log("debug", message)
