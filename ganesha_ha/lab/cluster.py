@@ -182,6 +182,16 @@ def _ppid(pid: int) -> int | None:
     return int(data[data.rindex(")") + 2:].split()[1])
 
 
+def _live(pid: int) -> bool:
+    """Exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return data[data.rindex(")") + 2] != "Z"
+
+
 def _descendants(root: int) -> set[int]:
     children: dict[int, list[int]] = {}
     for pid in _proc_pids():
@@ -233,6 +243,7 @@ class _Net:
     addrs: dict[str, str]          # node name -> address
     prefixlen: int = 24
     created: list[str] = field(default_factory=list)
+    made_rundir_mount: bool = False
 
     def create(self) -> None:
         from pyroute2 import NetNS, netns
@@ -240,6 +251,8 @@ class _Net:
         for name in [self.hub, *self.node_ns.values()]:
             if _netns_exists(name):
                 raise ClusterError(f"network namespace {name} already exists")
+        # pyroute2, like `ip netns add`, turns /run/netns into a shared self-bind mount.
+        self.made_rundir_mount = not _is_mountpoint(str(NETNS_DIR))
         netns.create(self.hub)
         self.created.append(self.hub)
         with NetNS(self.hub) as hub:
@@ -274,6 +287,11 @@ class _Net:
             except OSError:
                 pass
         self.created = [n for n in self.created if _netns_exists(n)]
+        # Undo the /run/netns self-bind if we made it and nobody else has a namespace there.
+        if (self.made_rundir_mount and not self.created and NETNS_DIR.is_dir()
+                and not os.listdir(NETNS_DIR) and _is_mountpoint(str(NETNS_DIR))):
+            _libc().umount2(str(NETNS_DIR).encode(), _MNT_DETACH)
+            self.made_rundir_mount = False
 
 
 # --------------------------------------------------------------------------------------
@@ -293,6 +311,7 @@ class ClusterNode:
     init_pid: int | None = None
     corosync_pid: int | None = None
     pacemakerd_pid: int | None = None
+    seen_pids: set[int] = field(default_factory=set, repr=False)   # every PID kill() ended
     _ns_fds: dict[str, int] = field(default_factory=dict, repr=False)
 
     # -- files --------------------------------------------------------------------
@@ -370,8 +389,8 @@ class ClusterNode:
             stdout=subprocess.PIPE if capture else None,
             stderr=subprocess.PIPE if capture else None)
         if check and cp.returncode != 0:
-            raise ClusterError(f"{self.name}: {' '.join(argv)} exited {cp.returncode}: "
-                               f"{(cp.stderr or '').strip()} {(cp.stdout or '').strip()}")
+            out = f"{(cp.stderr or '').strip()} {(cp.stdout or '').strip()}".strip()
+            raise ClusterError(f"{self.name}: {' '.join(argv)} exited {cp.returncode}: {out[:2000]}")
         return cp
 
     # -- lifecycle (driven by SandboxCluster) --------------------------------------
@@ -385,6 +404,7 @@ class ClusterNode:
         deadline = time.monotonic() + timeout
         while True:
             pids = self.processes()
+            self.seen_pids |= pids
             init = self.proc.pid if self.proc is not None else None
             # children first, so the init (a subreaper) reaps them; then the init.
             for pid in sorted(pids, key=lambda p: p == init):
@@ -436,7 +456,7 @@ class SandboxCluster:
                  node_env: Mapping[str, Mapping[str, str]] | None = None,
                  binds: Mapping[str, Iterable[tuple[os.PathLike | str, os.PathLike | str]]] | None = None,
                  crm_config: Mapping[str, str] | None = None, token_ms: int = 1000,
-                 subnet: str = DEFAULT_SUBNET):
+                 subnet: str = DEFAULT_SUBNET, die_with_parent: bool = True):
         if not nodes or len(set(nodes)) != len(nodes):
             raise ValueError("need distinct node names")
         for n in nodes:
@@ -462,6 +482,7 @@ class SandboxCluster:
         self.net = _Net(hub=f"{NETNS_PREFIX}{self.tag}-hub",
                         node_ns={n.name: n.netns for n in self.nodes.values()},
                         addrs={n.name: n.addr for n in self.nodes.values()}) if two_node_net else None
+        self.die_with_parent = die_with_parent
         self._atexit = False
 
     # -- context manager -------------------------------------------------------------
@@ -499,7 +520,10 @@ class SandboxCluster:
                 self._wait_init(node, timeout=max(1.0, timeout - (time.monotonic() - t0)))
             self.wait_online(timeout=max(1.0, timeout - (time.monotonic() - t0)))
         except BaseException:
-            self.stop()
+            try:
+                self.stop()
+            except ClusterError:
+                pass
             raise
 
     def start_node(self, name: str, timeout: float = 60, wait: bool = True) -> None:
@@ -555,6 +579,7 @@ class SandboxCluster:
             "binds": binds,
             "env": node.env,
             "status": str(node.status_file),
+            "parent": os.getpid() if self.die_with_parent else None,
         }
         cfg_path = node.workdir / "init.json"
         cfg_path.write_text(json.dumps(cfg, indent=1))
@@ -586,8 +611,8 @@ class SandboxCluster:
         node.pacemakerd_pid = st["pacemakerd"]
         pid = node.proc.pid
         try:
-            node._ns_fds = {k: os.open(f"/proc/{pid}/ns/{k}", os.O_RDONLY | os.O_CLOEXEC)
-                            for k in ("mnt", "net", "uts")}
+            for k in ("mnt", "net", "uts"):
+                node._ns_fds[k] = os.open(f"/proc/{pid}/ns/{k}", os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
             node._close_ns()
             raise ClusterError(f"node {node.name}: init vanished ({e})\n{node.logs_tail()}")
@@ -608,8 +633,11 @@ class SandboxCluster:
         return self._via(node).run(argv, **kw)
 
     def crm_mon_xml(self, node: str | None = None) -> ET.Element | None:
-        cp = self.run(["crm_mon", "--one-shot", "--inactive", "--output-as=xml"], node=node,
-                      timeout=20)
+        try:
+            cp = self.run(["crm_mon", "--one-shot", "--inactive", "--output-as=xml"], node=node,
+                          timeout=20)
+        except subprocess.TimeoutExpired:
+            return None
         try:
             return ET.fromstring(cp.stdout)
         except ET.ParseError:
@@ -645,11 +673,11 @@ class SandboxCluster:
     def cib_query(self, section: str | None = None, *, node: str | None = None) -> str:
         argv = ["cibadmin", "--query"]
         if section:
-            argv += ["--obj_type", section]
+            argv += ["--scope", section]
         return self.run(argv, node=node, check=True).stdout
 
     def cibadmin_create(self, section: str, xml: str, *, node: str | None = None) -> None:
-        self.run(["cibadmin", "--create", "--obj_type", section, "--xml-text", xml],
+        self.run(["cibadmin", "--create", "--scope", section, "--xml-text", xml],
                  node=node, check=True)
 
     def cibadmin(self, *args: str, node: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -661,15 +689,18 @@ class SandboxCluster:
     def crm_attribute(self, *args: str, node: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         return self.run(["crm_attribute", *args], node=node, check=check)
 
-    def resource_state(self, rsc: str, node: str | None = None) -> tuple[str | None, list[str]]:
-        """(role, nodes it is active on) of resource `rsc`, as crm_mon shows it."""
+    def resource_instances(self, rsc: str, node: str | None = None) -> list[tuple[str, list[str]]]:
+        """[(role, nodes active on)] for each instance of `rsc` (clones have several)."""
         root = self.crm_mon_xml(node)
         if root is None:
-            return None, []
-        for r in root.iter("resource"):
-            if r.get("id") == rsc:
-                return r.get("role"), [n.get("name") for n in r.findall("node")]
-        return None, []
+            return []
+        return [(r.get("role"), [n.get("name") for n in r.findall("node")])
+                for r in root.iter("resource") if r.get("id") == rsc]
+
+    def resource_state(self, rsc: str, node: str | None = None) -> tuple[str | None, list[str]]:
+        """(role, nodes it is active on) of primitive `rsc`, as crm_mon shows it."""
+        inst = self.resource_instances(rsc, node)
+        return inst[0] if inst else (None, [])
 
     def resource_location(self, rsc: str, node: str | None = None) -> str | None:
         """The node where `rsc` is active now, or None."""
@@ -678,25 +709,31 @@ class SandboxCluster:
 
     def wait_resource(self, rsc: str, node: str | None = None, state: str = "Started",
                       timeout: float = 30, via: str | None = None) -> str | None:
-        """Wait until `rsc` has role `state` (on `node` if given); return where it runs."""
-        seen: list = []
+        """Wait until `rsc` has role `state` (on `node` if given); return where it runs.
+
+        ``state="Stopped"`` waits until no instance is active anywhere.  `via` is the node
+        whose view is asked (default: the first running node).
+        """
+        seen: list = [None, None]
 
         def ok() -> bool:
             try:
-                role, where = self.resource_state(rsc, via)
-            except ClusterError:
+                inst = self.resource_instances(rsc, via)
+            except (ClusterError, subprocess.TimeoutExpired):
                 return False
-            seen[:] = [role, where]
-            if role != state:
-                return False
+            seen[1] = inst
             if state == "Stopped":
-                return not where
-            return (node in where) if node is not None else bool(where)
+                return bool(inst) and all(r == "Stopped" and not w for r, w in inst)
+            for role, where in inst:
+                if role == state and where and (node is None or node in where):
+                    seen[0] = node if node is not None else where[0]
+                    return True
+            return False
 
         if not wait_until(ok, timeout, 0.2):
             raise ClusterError(f"resource {rsc} not {state}{' on ' + node if node else ''} "
-                               f"after {timeout}s (last: {seen})\n{self._diag()}")
-        return seen[1][0] if seen[1] else None
+                               f"after {timeout}s (last: {seen[1]})\n{self._diag()}")
+        return seen[0]
 
     def _diag(self) -> str:
         parts = []
@@ -770,7 +807,8 @@ class SandboxCluster:
             mounts = [line.split()[4] for line in f]
         return {
             "netns": [n for n in self.netns_names if _netns_exists(n)],
-            "processes": sorted(p for n in self.nodes.values() for p in n.processes()),
+            "processes": sorted({p for n in self.nodes.values()
+                                 for p in n.processes() | {q for q in n.seen_pids if _live(q)}}),
             "mounts": [m for m in mounts if m.startswith(wd) or
                        any(m == str(NETNS_DIR / ns) for ns in self.netns_names)],
         }
@@ -869,14 +907,19 @@ def node_init_main(cfg_path: str) -> None:
     tmp = status.with_suffix(".tmp")
     tmp.write_text(json.dumps({"init": os.getpid(), "corosync": coro.pid, "pacemakerd": pcmk.pid}))
     tmp.rename(status)
-    _supervise(coro.pid, pcmk.pid)
+    _supervise(coro.pid, pcmk.pid, cfg.get("parent"))
 
 
-def _supervise(coro: int, pcmk: int) -> None:
-    """Reap children; on SIGTERM stop pacemakerd; after pacemakerd, stop corosync; exit."""
-    term = []
-    signal.signal(signal.SIGTERM, lambda *_: term.append(1))
-    signal.signal(signal.SIGINT, lambda *_: term.append(1))
+def _supervise(coro: int, pcmk: int, parent: int | None) -> None:
+    """Reap children; on SIGTERM stop pacemakerd; after pacemakerd, stop corosync; exit.
+
+    If `parent` (the process that started the cluster) goes away, as when a test runner is
+    killed, the node shuts itself down the same way; 30 s after a stop was requested,
+    whatever still runs is killed.
+    """
+    term: list[float] = []
+    signal.signal(signal.SIGTERM, lambda *_: term.append(time.monotonic()))
+    signal.signal(signal.SIGINT, lambda *_: term.append(time.monotonic()))
     alive = {coro: "corosync", pcmk: "pacemakerd"}
     sent: dict[int, float] = {}
 
@@ -897,6 +940,12 @@ def _supervise(coro: int, pcmk: int) -> None:
             if pid in alive:
                 _log(f"{alive.pop(pid)} exited with status {st:#x}")
         now = time.monotonic()
+        if parent is not None and os.getppid() != parent and not term:
+            _log("parent went away: stopping")
+            term.append(now)
+        if term and now - term[0] > 30:
+            for pid in alive:
+                send(pid, signal.SIGKILL)
         if pcmk in alive:
             if (term or coro not in alive) and pcmk not in sent:
                 send(pcmk, signal.SIGTERM)
