@@ -22,7 +22,7 @@ import random
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -208,7 +208,7 @@ class Registry:
         raw = read_secure(self.path)
         if raw is None:
             raise NotInitialisedError(f"{self.mountpoint} has no ganesha-ha registry; run "
-                                      f"'ganesha-ha volume init {self.mountpoint}'")
+                                      f"'ganesha-ha volume init {self.mountpoint} --server ganesha|knfsd'")
         return RegistryState.from_json(raw, str(self.path))
 
     def save(self, state: RegistryState) -> RegistryState:
@@ -235,7 +235,7 @@ class Registry:
 
         flock locks die with the process, so a killed writer never leaves the volume locked.
         """
-        self._check_dir_for_lock()
+        self._check_dir()
         lock_path = self.state_dir / LOCK_FILE
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
@@ -257,34 +257,3 @@ class Registry:
             yield
         finally:
             os.close(fd)
-
-    def _check_dir_for_lock(self) -> None:
-        require_mountpoint(self.mountpoint)
-        try:
-            check_secure_dir(self.state_dir)
-        except FileNotFoundError:
-            raise NotInitialisedError(f"{self.mountpoint} has no ganesha-ha registry; run "
-                                      f"'ganesha-ha volume init {self.mountpoint}'") from None
-
-    @contextmanager
-    def transaction(self) -> Iterator["Transaction"]:
-        """Lock, load, let the caller compute a new state, save it atomically on success."""
-        with self.locked():
-            txn = Transaction(self, self.load())
-            yield txn
-            if txn.state is not txn.original:
-                txn.state = self.save(txn.state)
-
-
-@dataclass
-class Transaction:
-    registry: Registry
-    original: RegistryState
-    state: RegistryState = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.state = self.original
-
-    def rollback(self) -> None:
-        """Put the pre-transaction state back on disk (used when a live apply fails)."""
-        self.state = self.registry.save(replace(self.original, generation=self.state.generation))
