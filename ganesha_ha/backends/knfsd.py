@@ -1,0 +1,505 @@
+"""The knfsd backend: exportfs for changes, etab for live state, rmtab for client recovery.
+
+What "running" means here: knfsd is controllable on this node when `exportfs` runs and the
+state directory (etab, rmtab) exists. The kernel module is *not* required: the kernel asks
+mountd, and mountd answers from etab, so what exportfs writes there is served as soon as
+nfsd and mountd run (the nfs-server unit, a separate resource). `nfsd_threads()` tells
+whether the kernel server is up, for status output.
+
+Live state is etab, read once per query and parsed by `knfsd_table.parse_etab_entries`;
+exportfs's own listing is never run per export. An entry is compared by (directory,
+client, the options ganesha-ha sets), so a changed option is drift, while etab's filled-in
+defaults are not.
+
+Cost of a change (processes), measured with exportfs 2.6.2 (tests/test_knfsd_exportfs.py):
+- exportfs takes one `-o` per run for all its `CLIENT:DIR` arguments, and every export has
+  its own `fsid=`, so `-o` can only share a run between clients of one export with equal
+  options. For more than one option string, `apply` writes all entries into one exports
+  file and runs a single `exportfs -a` in a private mount namespace in which that file is
+  /etc/exports and /etc/exports.d is empty (set up in the child between fork and exec, so
+  it is one process and nothing is ever mounted in the host's namespace). If the namespace
+  cannot be made (no CAP_SYS_ADMIN, no /etc/exports nor /etc/exports.d), it falls back to
+  one `exportfs -i -o` per option string (and per 100 kB of arguments).
+- `withdraw` is `exportfs -u` with every `CLIENT:DIR`, one run per 100 kB of arguments.
+So 1000 exports cost 1 process to apply and 1 to withdraw.
+
+Contract with the volume layer:
+- `ctx.mountpoint` is where the volume is mounted (the caller checks that it is mounted);
+  `ctx.state_dir` is the volume's `.ganesha-ha` directory, which must exist: the rmtab copy
+  is `ctx.state_dir / "rmtab"`. `volume_uuid` and `ip` are not used by knfsd.
+- `apply(exports)` makes each given export's directory exactly as registered: missing or
+  changed (directory, client) entries are exported, entries of those directories for
+  clients not in the registry (or with access None) are unexported, correct entries cost
+  nothing. It refuses with IdCollisionError before changing anything when one of the fsids
+  is exported for another directory.
+- `withdraw(exports)` unexports each directory for every client etab lists, registered or not.
+- Recovery order: at start `restore_recovery` before the first `save_recovery` (a save
+  replaces the copy with what the host lists now); at stop `save_recovery`, `withdraw`,
+  `clear_recovery`, then optionally `unlock_filesystem` so the file system can be unmounted.
+"""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import ipaddress
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from ..errors import ApplyError, IdCollisionError, NotInstalledError, ServerUnavailableError
+from ..fsutil import atomic_write, read_secure
+from ..model import Export
+from . import Drift, VolumeContext
+from .knfsd_table import (ARG_LIMIT, DesiredEntry, EtabEntry, PathState, desired_entries,
+                          export_argvs, export_dir, find_collisions, group_by_options,
+                          index_by_path, match_path, merge_rmtab, normalize_fsid,
+                          normalize_path, parse_etab_entries, parse_saved_rmtab,
+                          rebase_rmtab_lines, remove_volume_lines, render_exports_file,
+                          render_saved_rmtab, select_volume_lines, unexport_argvs)
+
+SAVED_RMTAB = "rmtab"           # <mount point>/.ganesha-ha/rmtab (ctx.state_dir / SAVED_RMTAB)
+RMTAB_LOCK = ".rmtab.lock"      # nfs-utils' _PATH_RMTABLCK: fcntl write lock around changes
+CACHES = ("auth.unix.ip", "auth.unix.gid", "nfsd.fh", "nfsd.export")  # nfs-utils' flush order
+
+CLONE_NEWNS = 0x00020000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+
+
+class _NoNamespace(Exception):
+    """The private mount namespace for a batch export could not be set up."""
+
+
+def one_line(text: str | bytes, limit: int = 600) -> str:
+    """exportfs's stderr as one line: lines joined with '; ', whitespace collapsed, capped."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    seen: list[str] = []
+    for line in text.splitlines():
+        line = " ".join(line.replace("exportfs: ", "").split())
+        if line and line not in seen:
+            seen.append(line)
+    out = "; ".join(seen) or "(no message)"
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
+def _private_mounts(binds: Sequence[tuple[str, str]]) -> Callable[[], None]:
+    """A preexec_fn: new mount namespace, everything private, then bind `src` over `dst`.
+
+    Propagation is made private *before* the first bind, and any failure aborts the exec,
+    so a bind can never show up in the host's namespace.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    unshare, mount = libc.unshare, libc.mount
+    unshare.argtypes = [ctypes.c_int]
+    mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+    pairs = [(os.fsencode(s), os.fsencode(d)) for s, d in binds]
+
+    def preexec() -> None:
+        if unshare(CLONE_NEWNS) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+        if mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+            raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
+        for src, dst in pairs:
+            if mount(src, dst, None, MS_BIND, None) != 0:
+                raise OSError(ctypes.get_errno(), "mount --bind")
+
+    return preexec
+
+
+class KnfsdBackend:
+    """Drives the kernel NFS server through exportfs; reads etab and rmtab directly."""
+
+    name = "knfsd"
+
+    def __init__(self, settings: Any):
+        k = settings.knfsd
+        self.exportfs = str(k["exportfs"])
+        self.nfs_state_dir = Path(k["state_dir"])
+        self.runtime_dir = Path(settings.node["runtime_dir"]) / "knfsd"
+        # Fixed system locations, attributes so that tests can point them elsewhere.
+        self.proc_rpc = Path("/proc/net/rpc")
+        self.proc_nfsd = Path("/proc/fs/nfsd")
+        self.etc_exports = Path("/etc/exports")
+        self.etc_exports_d = Path("/etc/exports.d")
+        self.arg_limit = ARG_LIMIT
+        self.timeout = 120.0        # seconds one exportfs run may take
+        self.lock_timeout = 10.0    # seconds to wait for rmtab's lock
+        self.flush_checks = 3       # bounded re-flushes while nfsd.export still lists a directory
+        self.batch = True           # one `exportfs -a` in a private namespace for many option strings
+        self.exportfs_runs = 0      # exportfs processes this instance started (diagnostics)
+        self._ns_broken = False
+        self._running_ok = False
+        self._addr_cache: dict[str, frozenset[str]] = {}
+
+    # ---- programs and files ---------------------------------------------------------------
+    def _exe(self) -> str | None:
+        exe = self.exportfs if os.path.isabs(self.exportfs) else shutil.which(self.exportfs)
+        if exe and os.path.isfile(exe) and os.access(exe, os.X_OK):
+            return exe
+        return None
+
+    def _run(self, argv: list[str], preexec: Callable[[], None] | None = None) -> tuple[int, str]:
+        """Run exportfs; (exit code, stderr). Never through a shell."""
+        self.exportfs_runs += 1
+        env = dict(os.environ, LC_ALL="C")
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, timeout=self.timeout, env=env,
+                                  preexec_fn=preexec, close_fds=True)
+        except (FileNotFoundError, PermissionError):
+            raise NotInstalledError(f"{self.exportfs}: not found or not executable "
+                                    "(install nfs-kernel-server / nfs-utils)") from None
+        except subprocess.TimeoutExpired:
+            raise ServerUnavailableError(f"exportfs did not finish within {self.timeout:g} s") from None
+        except subprocess.SubprocessError:
+            if preexec is None:
+                raise
+            raise _NoNamespace() from None
+        return proc.returncode, proc.stderr.decode("utf-8", "replace")
+
+    def _etab(self) -> list[EtabEntry]:
+        path = self.nfs_state_dir / "etab"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise ServerUnavailableError(f"cannot read {path}: {exc.strerror}") from None
+        return parse_etab_entries(data.decode("utf-8", "surrogateescape"))
+
+    # ---- installed / running ----------------------------------------------------------------
+    def check_installed(self) -> None:
+        if self._exe() is None:
+            raise NotInstalledError(f"{self.exportfs}: not found or not executable "
+                                    "(install nfs-kernel-server / nfs-utils)")
+
+    def require_running(self) -> None:
+        self.check_installed()
+        if not self.nfs_state_dir.is_dir():
+            raise ServerUnavailableError(f"{self.nfs_state_dir} (knfsd's state directory) does not exist")
+        if self._running_ok:
+            return
+        rc, err = self._run([self._exe() or self.exportfs])
+        if rc != 0:
+            raise ServerUnavailableError(f"exportfs failed (exit {rc}): {one_line(err)}")
+        self._running_ok = True
+
+    def is_running(self) -> bool:
+        try:
+            self.require_running()
+            return True
+        except (ServerUnavailableError, NotInstalledError):
+            return False
+
+    def nfsd_threads(self) -> int | None:
+        """Kernel nfsd threads now (0: stopped); None when the nfsd module is not loaded."""
+        try:
+            return int((self.proc_nfsd / "threads").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    # ---- live state --------------------------------------------------------------------------
+    def _addresses(self, host: str) -> frozenset[str]:
+        if host not in self._addr_cache:
+            try:
+                addrs = frozenset({str(ipaddress.ip_address(host))})
+            except ValueError:
+                try:
+                    infos = socket.getaddrinfo(host, None, socket.AF_UNSPEC, 0, socket.IPPROTO_UDP)
+                    addrs = frozenset(str(ipaddress.ip_address(i[4][0].split("%")[0])) for i in infos)
+                except (OSError, UnicodeError, ValueError):
+                    addrs = frozenset()
+            self._addr_cache[host] = addrs
+        return self._addr_cache[host]
+
+    def _same_host(self, wanted: str, live: str) -> bool:
+        """exportfs writes a host under any name it knows for the address: compare addresses."""
+        return bool(self._addresses(wanted) & self._addresses(live))
+
+    def path_states(self, ctx: VolumeContext, exports: Sequence[Export],
+                    entries: list[EtabEntry] | None = None) -> dict[str, PathState]:
+        """Per export path: which wanted etab entries are live, changed, missing or extra."""
+        self._addr_cache = {}
+        by_path = index_by_path(self._etab() if entries is None else entries)
+        return {exp.path: match_path(desired_entries(ctx.mountpoint, exp),
+                                     by_path.get(export_dir(ctx.mountpoint, exp), []),
+                                     self._same_host)
+                for exp in exports}
+
+    def live_paths(self, ctx: VolumeContext, exports: Sequence[Export]) -> dict[str, bool]:
+        """An export is live when its directory is in etab for any client."""
+        by_path = index_by_path(self._etab())
+        return {exp.path: export_dir(ctx.mountpoint, exp) in by_path for exp in exports}
+
+    def drift(self, ctx: VolumeContext, exports: Sequence[Export]) -> Drift:
+        entries = self._etab()
+        states = self.path_states(ctx, exports, entries)
+        drift = Drift()
+        for exp in exports:
+            st = states[exp.path]
+            if st.missing and not st.ok and not st.changed:
+                drift.missing.append(exp)
+            elif not st.clean:
+                drift.changed.append(exp)
+        drift.foreign = [f"fsid {fsid} of {ours} is exported for {live}"
+                         for fsid, ours, live in self._collisions(ctx, exports, entries)]
+        return drift
+
+    def _collisions(self, ctx: VolumeContext, exports: Sequence[Export],
+                    entries: list[EtabEntry]) -> list[tuple[str, str, str]]:
+        wanted = {normalize_fsid(e.fsid): export_dir(ctx.mountpoint, e) for e in exports}
+        return find_collisions(entries, wanted)
+
+    def check_collisions(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
+        self._raise_collisions(ctx, exports, self._etab())
+
+    def _raise_collisions(self, ctx: VolumeContext, exports: Sequence[Export],
+                          entries: list[EtabEntry]) -> None:
+        hits = self._collisions(ctx, exports, entries)
+        if hits:
+            fsid, ours, live = hits[0]
+            more = f" (and {len(hits) - 1} more)" if len(hits) > 1 else ""
+            raise IdCollisionError(f"fsid {fsid} of {ours} is already exported by this node's knfsd "
+                                   f"for {live}{more}; give the exports distinct fsids")
+
+    # ---- changes -----------------------------------------------------------------------------
+    def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
+        """Export what is missing or changed, unexport clients no longer wanted, verify."""
+        entries = self._etab()
+        self._raise_collisions(ctx, exports, entries)
+        states = self.path_states(ctx, exports, entries)
+        extra = [e for st in states.values() for e in st.extra]
+        to_export = [d for st in states.values() for d in st.to_export]
+        errors: list[str] = []
+        if extra:  # first, so that a client alias cannot take a fresh entry with it
+            errors += self._unexport([e.unexport_arg for e in extra])
+        if to_export:
+            errors += self._export(to_export)
+        if extra:
+            self.flush_caches([e.path for e in extra])
+        if not (extra or to_export):
+            return
+        after = self.path_states(ctx, exports)
+        problems = []
+        for st in after.values():
+            problems += [f"{d.arg} missing" for d in st.missing]
+            problems += [f"{d.arg} has {'; '.join(diffs)}" for d, _, diffs in st.changed]
+            problems += [f"{e.unexport_arg} still exported" for e in st.extra]
+        if problems:
+            detail = f": {one_line(' '.join(errors))}" if errors else ""
+            raise ApplyError(f"exportfs left {len(problems)} entr{'y' if len(problems) == 1 else 'ies'} "
+                             f"not as registered (first: {problems[0]}){detail}")
+
+    def _export(self, entries: list[DesiredEntry]) -> list[str]:
+        if self.batch and not self._ns_broken and len(group_by_options(entries)) > 1:
+            try:
+                return self._export_batch(entries)
+            except _NoNamespace:
+                self._ns_broken = True
+        errors = []
+        for argv in export_argvs(self._exe() or self.exportfs, entries, self.arg_limit):
+            rc, err = self._run(argv)
+            if rc != 0 or err.strip():  # exportfs may say why with exit code 0
+                errors.append(err)
+        return errors
+
+    def _export_batch(self, entries: list[DesiredEntry]) -> list[str]:
+        """All entries in one `exportfs -a`, reading an exports file of ours only."""
+        has_file = self.etc_exports.is_file()
+        has_dir = self.etc_exports_d.is_dir()
+        if os.geteuid() != 0 or not (has_file or has_dir):
+            raise _NoNamespace()
+        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        tmp = Path(tempfile.mkdtemp(prefix="exports-", dir=self.runtime_dir))
+        try:
+            empty = tmp / "exports.d"
+            empty.mkdir(mode=0o700)
+            data = render_exports_file(entries).encode("utf-8", "surrogateescape")
+            binds = []
+            if has_file:
+                (tmp / "exports").write_bytes(data)
+                binds.append((str(tmp / "exports"), str(self.etc_exports)))
+            else:
+                (empty / "ganesha-ha.exports").write_bytes(data)
+            if has_dir:
+                binds.append((str(empty), str(self.etc_exports_d)))
+            rc, err = self._run([self._exe() or self.exportfs, "-a"], preexec=_private_mounts(binds))
+            return [err] if rc != 0 or err.strip() else []
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _unexport(self, args: list[str]) -> list[str]:
+        errors = []
+        for argv in unexport_argvs(self._exe() or self.exportfs, args, self.arg_limit):
+            rc, err = self._run(argv)
+            if rc != 0 or err.strip():  # exportfs may say why with exit code 0
+                errors.append(err)
+        return errors
+
+    def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
+        """Unexport each export's directory for every client etab lists it for."""
+        by_path = index_by_path(self._etab())
+        dirs = [export_dir(ctx.mountpoint, exp) for exp in exports]
+        args = [e.unexport_arg for d in dirs for e in by_path.get(d, [])]
+        if not args:
+            return
+        errors = self._unexport(args)
+        self.flush_caches(dirs)
+        left = index_by_path(self._etab())
+        still = [e.unexport_arg for d in dirs for e in left.get(d, [])]
+        if still:
+            raise ApplyError(f"exportfs -u left {len(still)} entr{'y' if len(still) == 1 else 'ies'} "
+                             f"exported (first: {still[0]}): {one_line(' '.join(errors))}")
+
+    def flush_caches(self, dirs: Sequence[str] = ()) -> bool:
+        """Flush the kernel's export caches (what `exportfs -f` does); False without nfsd.
+
+        Then, at most `flush_checks` times, re-flush while nfsd.export still lists one of
+        `dirs` (a busy entry can survive one flush). Never loops without bound.
+        """
+        files = [self.proc_rpc / c / "flush" for c in CACHES if (self.proc_rpc / c / "flush").exists()]
+        if not files:
+            return False
+        wanted = {normalize_path(d) for d in dirs}
+        for attempt in range(self.flush_checks + 1):
+            stamp = f"{int(time.time()) + 1}\n".encode()
+            for f in files:
+                try:
+                    fd = os.open(f, os.O_WRONLY | os.O_CLOEXEC)
+                    try:
+                        os.write(fd, stamp)
+                    finally:
+                        os.close(fd)
+                except OSError:
+                    pass
+            if not wanted or not (self._cached_paths() & wanted) or attempt == self.flush_checks:
+                break
+            time.sleep(0.2)
+        return True
+
+    def _cached_paths(self) -> set[str]:
+        try:
+            text = (self.proc_rpc / "nfsd.export" / "content").read_bytes().decode("utf-8", "surrogateescape")
+        except OSError:
+            return set()
+        return {e.path for e in parse_etab_entries(text)}
+
+    def unlock_filesystem(self, ctx: VolumeContext) -> bool:
+        """Drop knfsd's NLM locks on the volume's file system (so it can be unmounted).
+
+        Affects every export on that file system: call at stop, after withdrawing all of
+        them. False when the kernel offers no unlock_filesystem (nfsd not loaded).
+        """
+        target = self.proc_nfsd / "unlock_filesystem"
+        if not target.exists():
+            return False
+        try:
+            target.write_text(normalize_path(os.fspath(ctx.mountpoint)) + "\n")
+            return True
+        except OSError:
+            return False
+
+    # ---- client-recovery state: rmtab ----------------------------------------------------------
+    @contextmanager
+    def _rmtab_lock(self, exclusive: bool) -> Iterator[None]:
+        """nfs-utils' lock: fcntl record lock on state_dir/.rmtab.lock (bounded wait)."""
+        lock = self.nfs_state_dir / RMTAB_LOCK
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise ServerUnavailableError(f"cannot open {lock}: {exc.strerror}") from None
+        try:
+            deadline = time.monotonic() + self.lock_timeout
+            op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+            while True:
+                try:
+                    fcntl.lockf(fd, op)
+                    break
+                except OSError:
+                    if time.monotonic() >= deadline:
+                        raise ServerUnavailableError(f"{lock} stayed locked for {self.lock_timeout:g} s "
+                                                     "(mountd or another ganesha-ha holds it)") from None
+                    time.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)
+
+    def _host_rmtab(self) -> str:
+        path = self.nfs_state_dir / "rmtab"
+        try:
+            return path.read_bytes().decode("utf-8", "surrogateescape")
+        except FileNotFoundError:
+            return ""
+        except OSError as exc:
+            raise ServerUnavailableError(f"cannot read {path}: {exc.strerror}") from None
+
+    def _write_host_rmtab(self, text: str) -> None:
+        path = self.nfs_state_dir / "rmtab"
+        try:
+            mode = stat.S_IMODE(os.lstat(path).st_mode)
+        except FileNotFoundError:
+            mode = 0o644
+        atomic_write(path, text.encode("utf-8", "surrogateescape"), mode)
+
+    def save_recovery(self, ctx: VolumeContext) -> bool:
+        """Copy the host rmtab's lines under the mount point to <volume>/.ganesha-ha/rmtab.
+
+        Replaces the saved copy (a client that unmounted is dropped), writes only on change.
+        Call restore_recovery first after a take-over, or the first save forgets the clients.
+        """
+        mountpoint = os.fspath(ctx.mountpoint)
+        with self._rmtab_lock(exclusive=False):
+            host = self._host_rmtab()
+        data = render_saved_rmtab(select_volume_lines(host, mountpoint), mountpoint)
+        raw = data.encode("utf-8", "surrogateescape")
+        path = ctx.state_dir / SAVED_RMTAB
+        if read_secure(path) == raw:
+            return False
+        atomic_write(path, raw, 0o600)
+        return True
+
+    def _saved_lines(self, ctx: VolumeContext) -> list[str]:
+        raw = read_secure(ctx.state_dir / SAVED_RMTAB)
+        if raw is None:
+            return []
+        saved_at, lines = parse_saved_rmtab(raw.decode("utf-8", "surrogateescape"))
+        mountpoint = normalize_path(os.fspath(ctx.mountpoint))
+        if saved_at is not None and saved_at != mountpoint:
+            lines = rebase_rmtab_lines(lines, saved_at, mountpoint)
+        return select_volume_lines("\n".join(lines), mountpoint)
+
+    def restore_recovery(self, ctx: VolumeContext) -> int:
+        """Merge the volume's saved lines into the host rmtab; return how many it holds.
+
+        Lines the host already has (same client and path) are kept as they are; lines of
+        other volumes are never touched. A copy saved under another mount point is rebased.
+        """
+        lines = self._saved_lines(ctx)
+        if not lines:
+            return 0
+        mountpoint = os.fspath(ctx.mountpoint)
+        with self._rmtab_lock(exclusive=True):
+            host = self._host_rmtab()
+            merged = merge_rmtab(host, lines, mountpoint)
+            if merged != host:
+                self._write_host_rmtab(merged)
+        return len(lines)
+
+    def clear_recovery(self, ctx: VolumeContext) -> None:
+        """Remove the volume's lines from the host rmtab (after the last save at stop)."""
+        mountpoint = os.fspath(ctx.mountpoint)
+        with self._rmtab_lock(exclusive=True):
+            host = self._host_rmtab()
+            kept = remove_volume_lines(host, mountpoint)
+            if kept != host:
+                self._write_host_rmtab(kept)
+

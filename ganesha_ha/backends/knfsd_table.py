@@ -1,0 +1,615 @@
+"""knfsd's tables as pure functions: option rendering, etab parsing, exportfs argv, rmtab lines.
+
+No I/O here: `knfsd.py` reads the files and runs the programs, everything it decides is
+decided by these functions, so each rule can be tested (and property-tested) on its own.
+
+Facts this module relies on, measured against nfs-utils 2.6.2 (Debian 12) and its source
+(support/nfs/exports.c `putexportent`, utils/exportfs/exportfs.c, support/nfs/rmtab.c):
+
+- etab: one line per (directory, client): `<path>\\t<client>(<options>)`. The path is written
+  with `fprintpath`: control characters, space, `"`, `\\` and `#` as 3-digit octal escapes
+  (`/srv/a\\040b`); other bytes, UTF-8 included, are written raw. The options list every
+  flag with its default filled in, then `anonuid=..,anongid=..`, then per security flavour
+  `sec=<flavours>,rw|ro,[no_]root_squash,[no_]all_squash`. `fsid=` and `anonuid=`/`anongid=`
+  are printed with `%d`, so 4000000000 reads back as -294967296 (compare modulo 2^32).
+- Clients in etab: `*` (older nfs-utils wrote `<world>`), an IPv6 address or network
+  without brackets (`fe80::1`, `fd00::/64`), wildcards and netgroups as given. A host name
+  or a single address is an "FQDN" client: exportfs resolves it and reuses any client it
+  already knows *with the same address*, so `127.0.0.1` may be written as `localhost` or as
+  another alias of that address. Such clients are matched by address (see `match_path`).
+- exportfs command line: `CLIENT:DIR`, split at the first `:`, so an IPv6 client must be
+  bracketed: `[fe80::1]:/dir`, `[fd00::]/64:/dir`; the directory is taken verbatim (spaces
+  need no escaping in argv). Several `CLIENT:DIR` share the one `-o` option string (the last
+  `-o` wins), so exports with different options, and every export has its own `fsid=`,
+  cannot share one `exportfs -o` process. `exportfs -a` with an exports file takes one
+  options list per line: that is what `render_exports_file` is for.
+- A directory given with a trailing `/` is written to etab with it, and `exportfs -u` can
+  then never match it (it strips the argument's slash and compares lengths). Directories
+  are therefore always rendered normalised, and parsed etab paths are normalised too.
+- rmtab: `client:path:0x%08x`; colons of an IPv6 client are written as `;`. mountd writes
+  the path raw; an octal escape is decoded when matching, for files written by other tools.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, Sequence
+
+from ..model import ACCESS_OPTIONS, SQUASH_OPTIONS, ClientSpec, Export
+
+ARG_LIMIT = 100_000  # bytes of CLIENT:DIR arguments per exportfs process (ARG_MAX is ~2 MB)
+WORLD = "*"
+RMTAB_HEADER = "# ganesha-ha knfsd rmtab v1 mountpoint="
+
+# ---- paths and escapes --------------------------------------------------------------------
+_BLANKS = " \t\r\n\v\f"
+_BLANK_RE = re.compile(r"[ \t\r\v\f]+")
+_LINE_RE = re.compile(r"[^\n]*\n|[^\n]+\Z")
+_OCTAL_RE = re.compile(rb"\\([0-3][0-7]{2})")
+_EXPORTS_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_.,:+=@~-")
+
+
+def _b(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _s(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
+def unescape_octal(text: str) -> str:
+    r"""Decode nfs-utils' `\ooo` escapes (byte-wise, so `\303\251` is 'é')."""
+    if "\\" not in text:
+        return text
+    return _s(_OCTAL_RE.sub(lambda m: bytes([int(m.group(1), 8)]), _b(text)))
+
+
+def escape_etab_path(path: str) -> str:
+    r"""A path as nfs-utils' `fprintpath` writes it into etab (space → `\040`)."""
+    out = bytearray()
+    for byte in _b(path):
+        if byte < 0x20 or byte == 0x7F or byte in b" \t\n\v\f\r\"\\#":
+            out += f"\\{byte:03o}".encode()
+        else:
+            out.append(byte)
+    return _s(bytes(out))
+
+
+def escape_exports_path(path: str) -> str:
+    r"""A path for an exports file: every byte outside a small safe set as `\ooo`.
+
+    exports(5) decodes octal escapes in the directory field, so this form survives any
+    byte the model lets through (spaces, quotes, `#`, `(`, non-ASCII) without quoting rules.
+    """
+    return "".join(chr(b) if b in _EXPORTS_SAFE else f"\\{b:03o}" for b in _b(path))
+
+
+def normalize_path(path: str) -> str:
+    """An absolute directory with escapes decoded, `//` and trailing `/` removed."""
+    path = unescape_octal(path)
+    if not path.startswith("/"):
+        return path
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    return "/" + "/".join(parts)
+
+
+def export_dir(mountpoint: os.PathLike[str] | str, exp: Export) -> str:
+    """The absolute directory of `exp` on a volume mounted at `mountpoint`."""
+    root = normalize_path(os.fspath(mountpoint))
+    if not exp.path:
+        return root
+    return normalize_path(f"{root}/{exp.path}")
+
+
+def path_is_under(path: str, mountpoint: str) -> bool:
+    """True when `path` is the mount point itself or inside it (`/vol2` is not under `/vol`)."""
+    p, m = normalize_path(path), normalize_path(mountpoint)
+    return p == m or (m != "/" and p.startswith(m + "/"))
+
+
+# ---- clients --------------------------------------------------------------------------------
+def client_kind(name: str) -> str:
+    """How exportfs classifies a client (utils client_gettype): world, gss, netgroup, wildcard,
+    subnet or fqdn (a host name or a single address, which exportfs resolves)."""
+    if name in ("", WORLD, "<world>"):
+        return "world"
+    if name.startswith("gss/"):
+        return "gss"
+    if name.startswith("@"):
+        return "netgroup"
+    if any(c in name for c in "*?["):
+        return "wildcard"
+    if "/" in name:
+        return "subnet"
+    return "fqdn"
+
+
+def normalize_client(name: str) -> str:
+    """One spelling per client, shared by the model's specs and etab's entries."""
+    if name in ("<world>", ""):
+        return WORLD
+    kind = client_kind(name)
+    if kind in ("netgroup", "gss", "world"):
+        return name
+    try:
+        if kind == "subnet":
+            return str(ipaddress.ip_network(name, strict=False))
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        return name.lower().rstrip(".") if kind == "fqdn" else name.lower()
+
+
+def cmdline_client(name: str) -> str:
+    """The client as exportfs wants it before `:DIR` on its command line (IPv6 in brackets)."""
+    if ":" not in name:
+        return name
+    addr, slash, prefix = name.partition("/")
+    return f"[{addr}]/{prefix}" if slash else f"[{addr}]"
+
+
+def cmdline_arg(client: str, directory: str) -> str:
+    return f"{cmdline_client(client)}:{directory}"
+
+
+# ---- options ---------------------------------------------------------------------------------
+_FLAGS: dict[str, tuple[str, str]] = {
+    "rw": ("access", "rw"), "ro": ("access", "ro"),
+    "root_squash": ("root_squash", "yes"), "no_root_squash": ("root_squash", "no"),
+    "all_squash": ("all_squash", "yes"), "no_all_squash": ("all_squash", "no"),
+    "sync": ("sync", "sync"), "async": ("sync", "async"),
+    "wdelay": ("wdelay", "yes"), "no_wdelay": ("wdelay", "no"),
+    "hide": ("hide", "yes"), "nohide": ("hide", "no"),
+    "crossmnt": ("crossmnt", "yes"), "nocrossmnt": ("crossmnt", "no"),
+    "secure": ("secure", "yes"), "insecure": ("secure", "no"),
+    "subtree_check": ("subtree_check", "yes"), "no_subtree_check": ("subtree_check", "no"),
+    "secure_locks": ("secure_locks", "yes"), "insecure_locks": ("secure_locks", "no"),
+    "auth_nlm": ("secure_locks", "yes"), "no_auth_nlm": ("secure_locks", "no"),
+    "acl": ("acl", "yes"), "no_acl": ("acl", "no"),
+    "pnfs": ("pnfs", "yes"), "no_pnfs": ("pnfs", "no"),
+    "security_label": ("security_label", "yes"),
+    "nordirplus": ("rdirplus", "no"),
+    "mp": ("mountpoint", ""), "mountpoint": ("mountpoint", ""),
+}
+# what etab means when it does not print a category at all
+_ETAB_ABSENT = {"security_label": "no", "rdirplus": "yes", "mountpoint": None}
+_HANDLED_BY_RENDER = frozenset(ACCESS_OPTIONS) | SQUASH_OPTIONS | {
+    "sync", "async", "subtree_check", "no_subtree_check"}
+
+
+def normalize_fsid(value: str) -> str:
+    """An fsid as comparable text: numbers modulo 2^32 (etab prints `%d`), UUIDs canonical."""
+    text = value.strip()
+    if re.fullmatch(r"-?[0-9]+", text):
+        return str(int(text) % 2**32)
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return text.lower()
+
+
+def canonical_options(tokens: Iterable[str]) -> dict[str, str | None]:
+    """Options as {category: value}; the first word for a category wins.
+
+    etab repeats `rw`/`root_squash`/`all_squash` after each `sec=`; the first occurrence
+    is the export-wide flag and, for options set with `-o`, equal to the repeats. Several
+    `sec=` groups are joined into one ':'-separated list, in order.
+    """
+    out: dict[str, str | None] = {}
+    sec: list[str] = []
+    for raw in tokens:
+        tok = raw.strip()
+        if not tok:
+            continue
+        name, eq, value = tok.partition("=")
+        name = name.lower()
+        if not eq:
+            cat = _FLAGS.get(name, (name, "yes"))
+            out.setdefault(cat[0], cat[1])
+            continue
+        if name == "sec":
+            sec.extend(f for f in value.split(":") if f)
+        elif name == "fsid":
+            out.setdefault("fsid", normalize_fsid(value))
+        elif name in ("anonuid", "anongid"):
+            try:
+                out.setdefault(name, str(int(value) % 2**32))
+            except ValueError:
+                out.setdefault(name, value)
+        elif name in ("mp", "mountpoint"):
+            out.setdefault("mountpoint", value)
+        else:
+            out.setdefault(name, value)
+    if sec:
+        out["sec"] = ":".join(sec)
+    return out
+
+
+def option_differences(wanted: Sequence[str], live: Sequence[str]) -> list[str]:
+    """The categories ganesha-ha sets (those in `wanted`) whose live value differs.
+
+    Only what ganesha-ha renders is compared: etab fills in every default, so an option we
+    leave to its default may read anything and is not drift.
+    """
+    want, have = canonical_options(wanted), canonical_options(live)
+    diffs = []
+    for cat, value in want.items():
+        got = have.get(cat, _ETAB_ABSENT.get(cat, "(absent)"))
+        if got != value:
+            diffs.append(f"{cat}: want {value if value is not None else '(unset)'}, "
+                         f"live {got if got is not None else '(unset)'}")
+    return diffs
+
+
+def options_match(wanted: Sequence[str], live: Sequence[str]) -> bool:
+    return not option_differences(wanted, live)
+
+
+def render_options(exp: Export, client: ClientSpec) -> str | None:
+    """The exportfs option string of `exp` for `client`; None: not exported to it at all.
+
+    Order: access, squash (explicitly, both halves unless all_squash), sync/async, subtree
+    checking (explicit, so exportfs never warns), the client's other flags sorted, anonuid,
+    anongid, sec, fsid. Every word here is compared against etab by `option_differences`.
+    """
+    access = exp.client_access(client)
+    if access == "None":
+        return None
+    opts = ["rw" if access == "RW" else "ro"]
+    squash = client.squash(exp.squash)
+    if squash == "all_squash":
+        opts.append("all_squash")
+    else:
+        opts += [squash, "no_all_squash"]
+    opts.append("async" if "async" in client.options else "sync")
+    opts.append("subtree_check" if "subtree_check" in client.options else "no_subtree_check")
+    opts += sorted(o for o in client.options if "=" not in o and o not in _HANDLED_BY_RENDER)
+    for key in ("anonuid", "anongid", "sec"):
+        value = client.option_value(key)
+        if value is not None:
+            opts.append(f"{key}={value}")
+    opts.append(f"fsid={exp.fsid}")
+    return ",".join(opts)
+
+
+@dataclass(frozen=True)
+class DesiredEntry:
+    """One (directory, client) line ganesha-ha wants in etab, with its option string."""
+
+    path: str
+    client: str
+    options: str
+    export_path: str = ""  # Export.path (relative), to map results back to exports
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return tuple(self.options.split(","))
+
+    @property
+    def arg(self) -> str:
+        return cmdline_arg(self.client, self.path)
+
+
+def desired_entries(mountpoint: os.PathLike[str] | str, exp: Export) -> list[DesiredEntry]:
+    directory = export_dir(mountpoint, exp)
+    out = []
+    for client in exp.clients:
+        opts = render_options(exp, client)
+        if opts is not None:
+            out.append(DesiredEntry(directory, normalize_client(client.host), opts, exp.path))
+    return out
+
+
+# ---- etab ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EtabEntry:
+    path: str                   # normalised: escapes decoded, no trailing '/'
+    client: str                 # normalised (see normalize_client); `<world>` is '*'
+    options: tuple[str, ...]
+    raw_path: str = ""          # the directory exactly as exportfs knows it (for -u)
+    raw_client: str = ""
+
+    @property
+    def fsid(self) -> str | None:
+        return canonical_options(self.options).get("fsid")
+
+    @property
+    def unexport_arg(self) -> str:
+        return cmdline_arg(self.raw_client or self.client, self.raw_path or self.path)
+
+
+def parse_etab_entries(text: str) -> list[EtabEntry]:
+    """Every well-formed etab line, in file order; malformed lines are skipped."""
+    out = []
+    for line in text.split("\n"):
+        line = line.strip(_BLANKS)
+        if not line or line.startswith("#"):
+            continue
+        fields = _BLANK_RE.split(line, 1)  # ASCII blanks only: U+00A0 is part of a path
+        if len(fields) != 2:
+            continue
+        raw_path, rest = fields
+        client, paren, opts = rest.strip(_BLANKS).partition("(")
+        if not paren or not opts.endswith(")") or not client:
+            continue
+        raw = unescape_octal(raw_path)
+        out.append(EtabEntry(normalize_path(raw_path), normalize_client(client),
+                             tuple(o for o in opts[:-1].split(",") if o), raw,
+                             "*" if client == "<world>" else client))
+    return out
+
+
+def parse_etab(text: str) -> dict[tuple[str, str], tuple[str, ...]]:
+    """etab as {(directory, client): options}; a later duplicate line wins, like exportfs."""
+    return {(e.path, e.client): e.options for e in parse_etab_entries(text)}
+
+
+def index_by_path(entries: Iterable[EtabEntry]) -> dict[str, list[EtabEntry]]:
+    out: dict[str, list[EtabEntry]] = {}
+    for e in entries:
+        out.setdefault(e.path, []).append(e)
+    return out
+
+
+@dataclass
+class PathState:
+    """How one directory's live entries compare with the wanted ones."""
+
+    ok: list[tuple[DesiredEntry, EtabEntry]] = field(default_factory=list)
+    missing: list[DesiredEntry] = field(default_factory=list)
+    changed: list[tuple[DesiredEntry, EtabEntry, list[str]]] = field(default_factory=list)
+    extra: list[EtabEntry] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.changed or self.extra)
+
+    @property
+    def to_export(self) -> list[DesiredEntry]:
+        return self.missing + [d for d, _, _ in self.changed]
+
+
+SameHost = Callable[[str, str], bool]
+
+
+def _equal(a: str, b: str) -> bool:
+    return a == b
+
+
+def match_path(wanted: Sequence[DesiredEntry], live: Sequence[EtabEntry],
+               same_host: SameHost = _equal) -> PathState:
+    """Pair wanted and live entries of one directory.
+
+    Clients are paired by their normalised name first; what is left of the FQDN kind
+    (host names, single addresses) is paired with `same_host(wanted, live)`, which the
+    backend implements by address, as exportfs itself does.
+    """
+    state = PathState()
+    live_left = list(live)
+    unmatched: list[DesiredEntry] = []
+    for d in wanted:
+        hit = next((e for e in live_left if e.client == d.client), None)
+        if hit is None:
+            unmatched.append(d)
+            continue
+        live_left.remove(hit)
+        _classify(state, d, hit)
+    for d in unmatched:
+        hit = None
+        if client_kind(d.client) == "fqdn":
+            hit = next((e for e in live_left
+                        if client_kind(e.client) == "fqdn" and same_host(d.client, e.client)), None)
+        if hit is None:
+            state.missing.append(d)
+            continue
+        live_left.remove(hit)
+        _classify(state, d, hit)
+    state.extra = live_left
+    return state
+
+
+def _classify(state: PathState, d: DesiredEntry, e: EtabEntry) -> None:
+    diffs = option_differences(d.tokens, e.options)
+    if diffs:
+        state.changed.append((d, e, diffs))
+    else:
+        state.ok.append((d, e))
+
+
+def find_collisions(entries: Iterable[EtabEntry], wanted: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(fsid, our directory, live directory) for each of our fsids live for another directory.
+
+    `wanted` maps a normalised fsid to the directory that should own it.
+    """
+    out = []
+    seen = set()
+    for e in entries:
+        fsid = e.fsid
+        if fsid is None or fsid not in wanted:
+            continue
+        ours = normalize_path(wanted[fsid])
+        if e.path != ours and (fsid, e.path) not in seen:
+            seen.add((fsid, e.path))
+            out.append((fsid, ours, e.path))
+    return out
+
+
+# ---- exportfs argv and exports files ----------------------------------------------------------
+def chunk_args(args: Sequence[str], limit: int = ARG_LIMIT) -> list[list[str]]:
+    """Split arguments into runs of at most `limit` bytes (an over-long one runs alone)."""
+    chunks: list[list[str]] = []
+    cur: list[str] = []
+    size = 0
+    for arg in args:
+        n = len(_b(arg)) + 1
+        if cur and size + n > limit:
+            chunks.append(cur)
+            cur, size = [], 0
+        cur.append(arg)
+        size += n
+    if cur:
+        chunks.append(cur)
+    return chunks
+
+
+def group_by_options(entries: Iterable[DesiredEntry]) -> dict[str, list[str]]:
+    """{option string: [CLIENT:DIR, ...]} in first-seen order, without duplicates."""
+    groups: dict[str, list[str]] = {}
+    for d in entries:
+        args = groups.setdefault(d.options, [])
+        if d.arg not in args:
+            args.append(d.arg)
+    return groups
+
+
+def export_argvs(exportfs: str, entries: Iterable[DesiredEntry], limit: int = ARG_LIMIT) -> list[list[str]]:
+    """`exportfs -i -o OPTS CLIENT:DIR ...` per option string and chunk.
+
+    `-i` keeps /etc/exports out of it: without it exportfs applies our options on top of
+    an /etc/exports line for the same client and directory.
+    """
+    return [[exportfs, "-i", "-o", opts, *chunk]
+            for opts, args in group_by_options(entries).items()
+            for chunk in chunk_args(args, limit)]
+
+
+def unexport_argvs(exportfs: str, args: Iterable[str], limit: int = ARG_LIMIT) -> list[list[str]]:
+    unique = list(dict.fromkeys(args))
+    return [[exportfs, "-u", *chunk] for chunk in chunk_args(unique, limit)]
+
+
+def render_exports_file(entries: Iterable[DesiredEntry]) -> str:
+    """An exports(5) file with one line per entry: `ESCAPED_DIR CLIENT(OPTIONS)`.
+
+    IPv6 clients are written without brackets there (only the command line needs them).
+    """
+    seen = set()
+    lines = []
+    for d in entries:
+        key = (d.path, d.client)
+        if key in seen:
+            continue
+        seen.add(key)
+        lines.append(f"{escape_exports_path(d.path)} {d.client}({d.options})\n")
+    return "".join(lines)
+
+
+# ---- rmtab -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RmtabEntry:
+    client: str
+    path: str       # normalised (escapes decoded)
+    count: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.client, self.path)
+
+
+def parse_rmtab_line(line: str) -> RmtabEntry | None:
+    """`client:path:0xCOUNT` (IPv6 colons in the client are `;`); None when malformed.
+
+    The count is taken after the *last* colon, so a directory containing ':' still parses.
+    """
+    line = line.rstrip("\n")
+    client, sep, rest = line.partition(":")
+    if not sep or not client or not rest.startswith("/"):
+        return None
+    path, sep, count = rest.rpartition(":")
+    if sep and re.fullmatch(r"(0[xX])?[0-9a-fA-F]+", count):
+        num = int(count, 0) if count[:2].lower() == "0x" else int(count)
+    else:
+        path, num = rest, 1
+    if not path.startswith("/"):
+        return None
+    return RmtabEntry(client.replace(";", ":"), normalize_path(path), num)
+
+
+def _lines(text: str) -> list[str]:
+    return [ln for ln in text.split("\n") if ln.strip(_BLANKS)]
+
+
+def select_volume_lines(text: str, mountpoint: str) -> list[str]:
+    """The rmtab lines (verbatim, in order, first of each client+path) under `mountpoint`."""
+    out, seen = [], set()
+    for line in _lines(text):
+        if line.startswith("#"):
+            continue
+        e = parse_rmtab_line(line)
+        if e is not None and path_is_under(e.path, mountpoint) and e.key not in seen:
+            seen.add(e.key)
+            out.append(line)
+    return out
+
+
+def remove_volume_lines(text: str, mountpoint: str) -> str:
+    """`text` without the lines under `mountpoint`; every other line is kept byte for byte."""
+    kept = []
+    for line in _LINE_RE.findall(text):  # '\n' only: str.splitlines also splits at U+0085
+        e = parse_rmtab_line(line) if line.strip(_BLANKS) and not line.startswith("#") else None
+        if e is not None and path_is_under(e.path, mountpoint):
+            continue
+        kept.append(line)
+    return "".join(kept)
+
+
+def merge_rmtab(host_text: str, saved_lines: Iterable[str], mountpoint: str) -> str:
+    """The host rmtab plus those saved lines (under `mountpoint`) whose client+path it lacks.
+
+    Host lines are never changed or reordered; a client already listed keeps its host
+    line (the live count). Saved lines outside the mount point are ignored.
+    """
+    keys = set()
+    for line in host_text.split("\n"):
+        e = parse_rmtab_line(line)
+        if e is not None:
+            keys.add(e.key)
+    added = []
+    for line in saved_lines:
+        if line.startswith("#"):
+            continue
+        e = parse_rmtab_line(line)
+        if e is None or not path_is_under(e.path, mountpoint) or e.key in keys:
+            continue
+        keys.add(e.key)
+        added.append(line.rstrip("\n") + "\n")
+    if not added:
+        return host_text
+    sep = "" if host_text == "" or host_text.endswith("\n") else "\n"
+    return host_text + sep + "".join(added)
+
+
+def render_saved_rmtab(lines: Sequence[str], mountpoint: str) -> str:
+    """The volume's copy: a header naming the mount point it was taken at, then the lines."""
+    return RMTAB_HEADER + escape_etab_path(normalize_path(mountpoint)) + "\n" + \
+        "".join(ln.rstrip("\n") + "\n" for ln in lines)
+
+
+def parse_saved_rmtab(text: str) -> tuple[str | None, list[str]]:
+    """(mount point it was saved at, or None; its rmtab lines)."""
+    mountpoint = None
+    lines = []
+    for line in _lines(text):
+        if line.startswith(RMTAB_HEADER):
+            mountpoint = normalize_path(line[len(RMTAB_HEADER):].strip())
+        elif not line.startswith("#") and parse_rmtab_line(line) is not None:
+            lines.append(line)
+    return mountpoint, lines
+
+
+def rebase_rmtab_lines(lines: Iterable[str], old: str, new: str) -> list[str]:
+    """Move lines saved under mount point `old` to `new` (the volume moved elsewhere)."""
+    old_n, new_n = normalize_path(old), normalize_path(new)
+    if old_n == new_n:
+        return list(lines)
+    out = []
+    for line in lines:
+        e = parse_rmtab_line(line)
+        if e is None or not path_is_under(e.path, old_n):
+            continue
+        rest = e.path[len(old_n):]
+        client = e.client.replace(":", ";")
+        out.append(f"{client}:{new_n}{rest}:0x{e.count:08x}")
+    return out
