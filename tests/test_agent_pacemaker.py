@@ -1,0 +1,355 @@
+"""ocf:ganesha-ha:exports under a real single-node Pacemaker cluster, with server=ganesha.
+
+The cluster is the sandbox of ganesha_ha.lab.cluster (corosync + pacemakerd in private
+namespaces). Ganesha, its private D-Bus and the tmpfs volume are made first: the node's
+mount namespace is a copy of ours taken when it starts, and the bus is a socket path in
+the file system, so the agent run by pacemaker-execd inside the node reaches the same
+Ganesha as the test.
+
+Every step is asserted on what the cluster recorded (the controller's "Result of ..."
+lines and the agent's stderr lines that pacemaker-execd logs in the node's pacemaker.log,
+fail counts, crm_mon), not only on the end state in Ganesha.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conftest import GaneshaLab
+from ganesha_ha.lab.cluster import SandboxCluster, available
+from ganesha_ha.lab.procs import wait_until
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, mounts, daemons)"),
+    pytest.mark.skipif(not available(), reason="corosync/pacemaker not installed"),
+    pytest.mark.skipif(shutil.which("ganesha.nfsd") is None, reason="ganesha.nfsd not installed"),
+    pytest.mark.skipif(shutil.which("dbus-daemon") is None, reason="dbus-daemon not installed"),
+]
+
+RSC = "gha_vol"
+AGENT = "ocf:ganesha-ha:exports"
+MONITOR_S = 2
+
+
+def primitive(volume: Path, config: Path) -> str:
+    params = {"server": "ganesha", "volume": str(volume), "config": str(config)}
+    ia = "".join(f'<nvpair id="{RSC}-ia-{k}" name="{k}" value="{v}"/>' for k, v in params.items())
+    return (
+        f'<primitive id="{RSC}" class="ocf" provider="ganesha-ha" type="exports">'
+        f'<instance_attributes id="{RSC}-ia">{ia}</instance_attributes>'
+        f'<meta_attributes id="{RSC}-meta">'
+        f'<nvpair id="{RSC}-meta-mt" name="migration-threshold" value="10"/>'
+        "</meta_attributes>"
+        "<operations>"
+        f'<op id="{RSC}-start" name="start" interval="0s" timeout="30s"/>'
+        f'<op id="{RSC}-stop" name="stop" interval="0s" timeout="30s"/>'
+        f'<op id="{RSC}-monitor-{MONITOR_S}s" name="monitor" interval="{MONITOR_S}s" timeout="20s"/>'
+        "</operations></primitive>")
+
+
+def show_exports(lab: GaneshaLab) -> dict[int, str]:
+    """Export_Id -> path of what the lab's Ganesha serves now, asked on its private bus."""
+    import dbus
+
+    conn = dbus.bus.BusConnection(lab.bus.address)
+    try:
+        mgr = dbus.Interface(conn.get_object("org.ganesha.nfsd", "/org/ganesha/nfsd/ExportMgr"),
+                             "org.ganesha.nfsd.exportmgr")
+        return {int(e[0]): str(e[1]) for e in mgr.ShowExports()[1]}
+    finally:
+        conn.close()
+
+
+def remove_export(lab: GaneshaLab, export_id: int) -> None:
+    import dbus
+
+    conn = dbus.bus.BusConnection(lab.bus.address)
+    try:
+        dbus.Interface(conn.get_object("org.ganesha.nfsd", "/org/ganesha/nfsd/ExportMgr"),
+                       "org.ganesha.nfsd.exportmgr").RemoveExport(dbus.UInt16(export_id))
+    finally:
+        conn.close()
+
+
+class LogCursor:
+    """Reads what a log file gained since the last mark."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.pos = 0
+
+    def mark(self) -> None:
+        self.pos = self.path.stat().st_size if self.path.exists() else 0
+
+    def new(self) -> str:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.pos)
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def grep(self, *patterns: str) -> list[str]:
+        """New lines matching any of `patterns`, in order."""
+        rx = [re.compile(p) for p in patterns]
+        return [ln for ln in self.new().splitlines() if any(r.search(ln) for r in rx)]
+
+    def wait_for(self, *patterns: str, timeout: float = 10) -> list[str]:
+        """Wait until every pattern has matched a new line; return the matching lines
+        (all that matched before the timeout, so a failed wait shows what was seen)."""
+        rx = [re.compile(p) for p in patterns]
+        found: list[str] = []
+
+        def ok() -> bool:
+            found[:] = self.grep(*patterns)
+            return all(any(r.search(ln) for ln in found) for r in rx)
+
+        wait_until(ok, timeout, 0.1)
+        return found
+
+    @staticmethod
+    def saw(lines: list[str], *patterns: str) -> bool:
+        return all(any(re.search(p, ln) for ln in lines) for p in patterns)
+
+
+def history(c: SandboxCluster) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """(RSC's resource_history attributes on n1, [failed operations of RSC]), from crm_mon."""
+    cp = c.run(["crm_mon", "--one-shot", "--inactive", "--output-as=xml",
+                "--include=failcounts,operations,failures"], timeout=20, check=True)
+    root = ET.fromstring(cp.stdout)
+    rh = root.find(f"./node_history/node[@name='n1']/resource_history[@id='{RSC}']")
+    failures = [dict(f.attrib) for f in root.findall("./failures/failure")
+                if f.get("op_key", "").startswith(f"{RSC}_")]
+    return (dict(rh.attrib) if rh is not None else {}), failures
+
+
+def kill_ganesha(lab: GaneshaLab) -> None:
+    """kill -9 the lab's Ganesha by its PID; wait until its bus name is released."""
+    pid = lab.daemon.pid
+    os.kill(pid, signal.SIGKILL)
+    lab.daemon.proc.wait(5)
+    lab.daemon.proc = None
+    assert wait_until(lambda: not lab.bus.name_has_owner(), 5, 0.05)
+
+
+def show(title: str, lines: list[str]) -> None:
+    print(f"--- {title}")
+    for ln in lines:
+        print("   ", ln[:260])
+
+
+def fail_count(c: SandboxCluster) -> int:
+    cp = c.run(["crm_failcount", "--query", "--resource", RSC, "--node", "n1"], check=True)
+    m = re.search(r"value=(\S+)", cp.stdout)
+    assert m, cp.stdout
+    return 10**6 if m.group(1) == "INFINITY" else int(m.group(1))
+
+
+def result(op: str, outcome: str) -> str:
+    """Pattern of the controller's log line for an operation's result."""
+    return rf"Result of {op} operation for {RSC} on n1: {outcome}"
+
+
+def agent_said(op: str, text: str) -> str:
+    """Pattern of an agent stderr line as pacemaker-execd records it for `op`."""
+    key = {"monitor": f"monitor_{MONITOR_S}000"}.get(op, f"{op}_0")
+    return rf"{RSC}_{key}\[\d+\] error output \[ .*ganesha-ha\({RSC}\).*{text}"
+
+
+def exports_live(lab: GaneshaLab, registry: dict[int, str]) -> bool:
+    live = show_exports(lab)
+    return all(live.get(i) == path for i, path in registry.items())
+
+
+def test_agent_under_pacemaker_with_ganesha(tmp_path, tmpfs_volume):
+    from ganesha_ha.registry import Registry
+    from ganesha_ha.volume import Volume
+
+    t_start = time.monotonic()
+    vol = tmpfs_volume
+    for d in ("alpha", "beta"):
+        (vol / d).mkdir()
+        (vol / d / "f.txt").write_text(f"{d}\n")
+
+    # 1. bus + Ganesha + a volume with two exports, all before the node exists
+    lab = GaneshaLab(tmp_path / "glab").start()
+    cluster: SandboxCluster | None = None
+    try:
+        lab.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "700-799", check=True)
+        for d in ("alpha", "beta"):
+            lab.cli("export", "add", str(vol), d, "--client", "127.0.0.1", check=True)
+        registry = {e.export_id: str(vol / e.path) for e in Registry(vol).load().exports}
+        assert len(registry) == 2 and all(700 <= i <= 799 for i in registry)
+        assert not set(registry) & set(show_exports(lab)), "nothing is live before the cluster starts it"
+        marker = Volume(vol, lab.settings()).marker()
+
+        # Pacemaker looks for OCF agents under /usr/lib/ocf only: install there (idempotent,
+        # as the README documents), for this interpreter
+        inst = subprocess.run([sys.executable, "-m", "ganesha_ha.cli", "install-agent"],
+                              capture_output=True, text=True, timeout=60)
+        assert inst.returncode == 0, inst.stderr
+        installed = Path("/usr/lib/ocf/resource.d/ganesha-ha/exports")
+        assert installed.read_text().startswith(f"#!{sys.executable} -I\n")
+
+        # crmsh logs to /var/log/crmsh and caches under $HOME: private ones inside the node
+        crm_home = tmp_path / "crm-home"
+        crm_home.mkdir()
+        binds = []
+        if Path("/var/log/crmsh").is_dir():
+            crm_log = tmp_path / "crmsh-log"
+            crm_log.mkdir()
+            binds.append((crm_log, "/var/log/crmsh"))
+        cluster = SandboxCluster(tmp_path / "cluster", ["n1"], binds={"n1": binds},
+                                 crm_config={"cluster-recheck-interval": "5s"})
+        t0 = time.monotonic()
+        cluster.start(timeout=60)
+        print(f"\nnode online after {time.monotonic() - t0:.1f}s")
+        node = cluster["n1"]
+        log = LogCursor(node.pacemaker_log)
+
+        # 5. the meta-data as the cluster's tools render it
+        md = node.run(["crm_resource", "--show-metadata", AGENT], check=True).stdout
+        assert '<resource-agent name="exports"' in md and '<parameter name="server" required="1">' in md
+        assert '<action name="reload-agent"' in md
+        if shutil.which("crm"):
+            info = node.run(["crm", "ra", "info", AGENT], check=True, timeout=60,
+                            env={"HOME": str(crm_home), "TMPDIR": str(crm_home)}).stdout
+            assert info.startswith("Highly available NFS exports of a shared volume") and f"({AGENT})" in info
+            assert "server* (string): NFS server: knfsd or ganesha" in info
+            assert "volume (string): Mount point of the shared volume" in info
+            assert re.search(r"monitor\s+timeout=30s interval=10s", info), info
+            assert re.search(r"reload-agent\s+timeout=20s", info), info
+
+        # 2. the primitive: the probe says "not running", then start; the exports are live
+        #    with the registry's Export_Ids
+        log.mark()
+        t0 = time.monotonic()
+        cluster.cibadmin_create("resources", primitive(vol, lab.config))
+        assert cluster.wait_resource(RSC, timeout=30) == "n1"
+        print(f"started after {time.monotonic() - t0:.1f}s")
+        assert cluster.resource_location(RSC) == "n1"
+        assert exports_live(lab, registry)
+        assert marker.exists()
+        step = log.wait_for(result("probe", "not running"), agent_said("start", "2 exports live on ganesha"),
+                            result("start", "ok"), result("monitor", "ok"))
+        show("create the primitive", step)
+        assert log.saw(step, result("probe", "not running"), agent_said("start", "2 exports live"),
+                       result("start", "ok"), result("monitor", "ok")), log.new()
+        assert fail_count(cluster) == 0
+
+        # 3a. an export withdrawn behind the cluster's back: a monitor re-applies it
+        log.mark()
+        victim = min(registry)
+        remove_export(lab, victim)
+        assert victim not in show_exports(lab)
+        t0 = time.monotonic()
+        assert wait_until(lambda: victim in show_exports(lab), 3 * MONITOR_S + 5, 0.1), log.new()
+        print(f"export {victim} live again after {time.monotonic() - t0:.1f}s")
+        assert exports_live(lab, registry)
+        step = log.wait_for(agent_said("monitor", "1 exports were not live as the registry says; re-applied"),
+                            timeout=5)
+        show("RemoveExport behind the cluster's back", step)
+        assert step, log.new()
+        assert fail_count(cluster) == 0, "a repaired drift is not a failure"
+        assert not log.grep(result("monitor", "error"))
+
+        # 3b. Ganesha killed -9 and restarted at once on the same bus (systemd's Restart=).
+        #     Usually the next monitor finds the new Ganesha without the volume's exports and
+        #     re-applies them; if a monitor falls into the gap it fails (generic error) and
+        #     Pacemaker recovers the resource locally (stop, start). Either way it is seen.
+        log.mark()
+        kill_ganesha(lab)
+        lab.daemon.start()
+        t0 = time.monotonic()
+        assert wait_until(lambda: exports_live(lab, registry), 4 * MONITOR_S + 10, 0.1), log.new()
+        print(f"exports live in the new Ganesha after {time.monotonic() - t0:.1f}s")
+        assert cluster.wait_resource(RSC, "n1", timeout=20) == "n1"
+        if log.grep(result("monitor", "error")):
+            step = log.wait_for(agent_said("monitor", "monitor failed: NFS-Ganesha is not running"),
+                                result("monitor", "error"), result("stop", "ok"), result("start", "ok"))
+            show("Ganesha killed and restarted at once: failed monitor, recovered here", step)
+            assert log.saw(step, result("stop", "ok"), result("start", "ok")), log.new()
+            assert fail_count(cluster) == 1
+        else:
+            step = log.wait_for(agent_said("monitor", "2 exports were not live as the registry says; re-applied"),
+                                timeout=5)
+            show("Ganesha killed and restarted at once: the monitor re-applied", step)
+            assert step, log.new()
+            assert fail_count(cluster) == 0
+        failures_before = fail_count(cluster)
+
+        # 3c. Ganesha stays down for longer than a monitor interval. The test holds the
+        #     volume's lock (as a concurrent `ganesha-ha export add` would), which holds the
+        #     recovery start back until Ganesha is up again: the monitor fails for certain,
+        #     Pacemaker counts the failure and recovers the resource on this node.
+        log.mark()
+        with Registry(vol).locked():
+            kill_ganesha(lab)
+            assert wait_until(lambda: fail_count(cluster) == failures_before + 1, 3 * MONITOR_S + 10, 0.2), \
+                log.new()
+            assert log.wait_for(rf"Initiating start operation {RSC}_start_0"), log.new()
+            time.sleep(0.5)
+            assert not lab.bus.name_has_owner()
+            lab.daemon.start()
+        t0 = time.monotonic()
+        assert wait_until(lambda: exports_live(lab, registry), 20, 0.1), log.new()
+        print(f"exports live again {time.monotonic() - t0:.1f}s after Ganesha came back")
+        assert cluster.wait_resource(RSC, "n1", timeout=20) == "n1"
+        step = log.wait_for(agent_said("monitor", "monitor failed: NFS-Ganesha is not running"),
+                            result("monitor", "error"), result("stop", "ok"), agent_said("stop", "exports withdrawn"),
+                            agent_said("start", "2 exports live on ganesha"), result("start", "ok"),
+                            result("monitor", "ok"))
+        show("Ganesha down for a monitor interval", step)
+        assert log.saw(step, result("monitor", "error"), result("stop", "ok"), result("start", "ok"),
+                       result("monitor", "ok")), log.new()
+        assert fail_count(cluster) == failures_before + 1
+        attrs, failures = history(cluster)
+        assert attrs.get("fail-count") == str(failures_before + 1), attrs
+        assert any(f["op_key"] == f"{RSC}_monitor_{MONITOR_S}000" and f["exitstatus"] == "error"
+                   for f in failures), failures
+        crm_mon = cluster.crm_mon()
+        show("crm_mon", crm_mon.splitlines()[-6:])
+        assert re.search(rf"{RSC}\s.*Started n1", crm_mon)
+        assert re.search(rf"{RSC} {MONITOR_S}s-interval monitor on n1 returned 'error'", crm_mon), crm_mon
+
+        # a clean-up forgets the failure and re-probes: the probe of the running resource
+        # answers "ok" (running), so nothing is restarted
+        log.mark()
+        cluster.crm_resource("--cleanup", "--resource", RSC)
+        assert wait_until(lambda: fail_count(cluster) == 0, 10, 0.2)
+        step = log.wait_for(result("probe", "ok"))
+        show("crm_resource --cleanup", step)
+        assert step, log.new()
+        assert not log.grep(rf"Initiating (start|stop) operation {RSC}_")
+        assert history(cluster)[1] == []
+        assert exports_live(lab, registry)
+
+        # 4. stop: every export withdrawn, the node-local active marker gone
+        log.mark()
+        cluster.crm_resource("--resource", RSC, "--meta", "--set-parameter", "target-role",
+                             "--parameter-value", "Stopped")
+        cluster.wait_resource(RSC, state="Stopped", timeout=30)
+        assert not set(registry) & set(show_exports(lab))
+        assert not marker.exists()
+        step = log.wait_for(agent_said("stop", "2 exports withdrawn"), result("stop", "ok"))
+        show("target-role=Stopped", step)
+        assert log.saw(step, agent_said("stop", "2 exports withdrawn"), result("stop", "ok")), log.new()
+        assert fail_count(cluster) == 0
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        lab.stop()
+    # 6. nothing left behind
+    assert cluster.leftovers() == {"netns": [], "processes": [], "mounts": []}
+    assert lab.daemon.proc is None and lab.bus.proc is None and not lab.bus.socket.exists()
+    print(f"total {time.monotonic() - t_start:.1f}s")
