@@ -91,6 +91,8 @@ class Agent:
         self.log = log
         self.server = ocf.param("server")
         self.settings = _settings()
+        if self.settings.log.get("syslog") and log.syslog is None:
+            self.log = ocf.Logger(use_syslog=True)
         self.classic = bool(ocf.param("directory"))
         from .volume import Volume
 
@@ -107,6 +109,7 @@ class Agent:
                 self.log.info(f"{self.volume.mountpoint}: already started here")
                 return ocf.OCF_SUCCESS
         self._check_server_matches()
+        self._wait_for_server()
         res = self.volume.start()
         self.log.info(f"{self.volume.mountpoint}: {res.applied} exports live on {self.server}, "
                       f"{res.recovery_records} client records restored"
@@ -117,7 +120,7 @@ class Agent:
         if self.classic:
             return self.classic_stop()
         n = self.volume.stop()
-        self.log.info(f"{self.volume.mountpoint}: {n} exports withdrawn")
+        self.log.info(f"{self.volume.mountpoint}: stopped, {n} live exports withdrawn")
         return ocf.OCF_SUCCESS
 
     def monitor(self) -> int:
@@ -132,6 +135,27 @@ class Agent:
         if res.recovery_saved:
             self.log.info(f"{self.volume.mountpoint}: client-recovery state saved to the volume")
         return ocf.OCF_SUCCESS
+
+    def _wait_for_server(self) -> None:
+        """Give a server that is restarting (e.g. systemd's Restart=) part of the start timeout
+        to come back, instead of failing the start at once: a failed start is fatal on the node."""
+        import time
+
+        from .errors import ServerUnavailableError
+
+        state = self.volume.load()
+        backend = self.volume.backend(state)
+        timeout_ms = int(os.environ.get("OCF_RESKEY_CRM_meta_timeout", "20000") or 20000)
+        deadline = time.monotonic() + min(timeout_ms / 1000.0 / 2, 30.0)
+        while True:
+            try:
+                backend.require_running()
+                return
+            except ServerUnavailableError as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                self.log.info(f"waiting for the server: {exc}")
+                time.sleep(0.5)
 
     def _check_server_matches(self) -> None:
         from .errors import ValidationError
@@ -285,6 +309,7 @@ def run(action: str) -> int:
             if isinstance(exc, (NotMountedError,)) or rc in (ocf.OCF_ERR_INSTALLED,):
                 return ocf.OCF_NOT_RUNNING if isinstance(exc, NotMountedError) else rc
         log.error(f"{action} failed: {exc}")
+        sys.stderr.write(f"ocf-exit-reason:{' '.join(str(exc).split())[:500]}\n")
         return rc
     except Exception as exc:  # never a traceback in the cluster log, always a code
         log.error(f"{action} failed unexpectedly: {type(exc).__name__}: {exc}")

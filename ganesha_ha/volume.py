@@ -265,7 +265,8 @@ class Volume:
             return result
 
     def stop(self) -> int:
-        """Withdraw the volume's exports from this node; keep their identity on the volume.
+        """Withdraw the volume's exports from this node (returns how many were live); keep
+        their identity on the volume.
 
         Must succeed whenever possible (a failed stop gets the node fenced): with the volume
         already unmounted, the exports to withdraw come from the node-local active record.
@@ -284,13 +285,16 @@ class Volume:
             mounted = True
         backend = self.backend(state)
         ctx = self.ctx(state)
+        withdrawn = 0
         if backend.is_running():
             if mounted:
                 _best_effort(lambda: backend.save_recovery(ctx))
+            live = backend.live_paths(ctx, state.exports)
             backend.withdraw(ctx, state.exports)
+            withdrawn = sum(1 for is_live in live.values() if is_live)
         backend.clear_recovery(ctx)
         self._set_active(state, False)
-        return len(state.exports)
+        return withdrawn
 
     def monitor(self, repair: bool = True) -> MonitorResult:
         """One cheap pass over the whole volume: compare, repair drift, save recovery state."""

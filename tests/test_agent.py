@@ -100,8 +100,9 @@ def test_start_on_unmounted_volume_is_generic_not_fatal(ganesha, tmp_path):
 def test_missing_ganesha_at_start_is_generic(active_volume):
     lab, vol, params = active_volume
     lab.daemon.stop()
-    start = run_agent("start", params)
+    start = run_agent("start", params | {"CRM_meta_timeout": "2000"})  # waits up to half of it
     assert start.returncode == 1 and "not running" in start.stderr
+    assert "ocf-exit-reason:" in start.stderr
 
 
 @needs_root

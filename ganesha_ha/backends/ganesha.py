@@ -228,8 +228,17 @@ class GaneshaBackend:
         """Directory name under RecoveryRoot for this volume's take-over records."""
         return ctx.ip or f"vol-{ctx.volume_uuid}"
 
-    def node_recovery_dir(self) -> Path:
-        return self.recovery_root / self.recovery_dir
+    def node_recovery_dirs(self) -> list[Path]:
+        """Where this node's Ganesha records its own NFSv4 clients.
+
+        Ganesha 4.3 runs "clustered" by default and records clients under
+        <RecoveryRoot>/<RecoveryDir>/node<N>/; unclustered, directly in <RecoveryDir>. A
+        take-over reads <RecoveryRoot>/<key>/<RecoveryDir>/ with no node level, so the
+        records are saved relative to the node directory.
+        """
+        base = self.recovery_root / self.recovery_dir
+        nodes = sorted(p for p in base.glob("node*") if p.name[4:].isdigit() and p.is_dir())
+        return nodes or [base]
 
     def takeover_dir(self, ctx: VolumeContext) -> Path:
         return self.recovery_root / self.takeover_key(ctx) / self.recovery_dir
@@ -241,7 +250,11 @@ class GaneshaBackend:
         a node serving several volumes gives each volume all of its records: a client with
         no state on the volume has nothing to reclaim, so the extra records are harmless.
         """
-        records = snapshot_tree(self.node_recovery_dir())
+        merged: dict[str, dict[str, str]] = {}
+        for directory in self.node_recovery_dirs():
+            for rec in snapshot_tree(directory):
+                merged.setdefault(rec["path"], rec)
+        records = [merged[k] for k in sorted(merged)]
         path = ctx.state_dir / RECOVERY_FILE
         data = (json.dumps({"records": records}, indent=1, sort_keys=True) + "\n").encode()
         if read_secure(path) == data:
