@@ -273,8 +273,30 @@ def cmd_install_agent(args: argparse.Namespace, settings) -> int:
     return 0
 
 
+def _lab_split(raw: list[str]) -> int | None:
+    """Index of the `lab` command word, if that is the command: everything after it belongs
+    to the lab's own parser (argparse.REMAINDER drops a leading --option such as --json)."""
+    i = 0
+    while i < len(raw):
+        tok = raw[i]
+        if tok == "--config":
+            i += 2
+            continue
+        if tok.startswith("-"):
+            i += 1
+            continue
+        return i if tok == "lab" else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    cut = _lab_split(raw)
+    if cut is not None:
+        args = build_parser().parse_args(raw[:cut + 1])
+        args.rest = raw[cut + 1:]
+    else:
+        args = build_parser().parse_args(raw)
     try:
         if args.group == "lab":
             from .lab.cli import main as lab_main

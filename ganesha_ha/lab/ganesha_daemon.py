@@ -40,6 +40,7 @@ class PrivateBus:
 
     workdir: Path
     proc: subprocess.Popen | None = None
+    prefix_argv: list[str] = field(default_factory=list)  # e.g. nsenter into a lab node
 
     @property
     def socket(self) -> Path:
@@ -54,7 +55,7 @@ class PrivateBus:
         conf = self.workdir / "bus.conf"
         conf.write_text(_BUS_CONFIG.format(socket=self.socket))
         self.proc = subprocess.Popen(
-            ["dbus-daemon", "--nofork", "--nopidfile", f"--config-file={conf}"],
+            [*self.prefix_argv, "dbus-daemon", "--nofork", "--nopidfile", f"--config-file={conf}"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         if not wait_until(lambda: self.socket.exists() or self.proc.poll() is not None, timeout):
@@ -127,6 +128,7 @@ class GaneshaDaemon:
     extra_config: str = ""
     env: dict[str, str] = field(default_factory=dict)
     netns: str | None = None
+    prefix_argv: list[str] = field(default_factory=list)  # generic wrapper, e.g. nsenter -t PID -m -n
     proc: subprocess.Popen | None = None
 
     @property
@@ -157,7 +159,7 @@ class GaneshaDaemon:
                "-p", str(self.workdir / "ganesha.pid"), "-N", "NIV_EVENT"]
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns] + cmd
-        return cmd
+        return [*self.prefix_argv, *cmd]
 
     def start(self, timeout: float = 15.0) -> "GaneshaDaemon":
         self.write_config()

@@ -1,0 +1,177 @@
+"""`ganesha-ha lab ...`: argument parsing and output for the failover lab (scenario.py).
+
+    ganesha-ha lab [--server ganesha|knfsd] [--failovers N] [--kill] [--json] [--keep]
+                   [--break export-id|recovery]
+    ganesha-ha lab down [RUN_ID]
+
+Exit codes: 0 every failover held and nothing was left behind; 1 a check failed (the
+evidence says which); 2 bad arguments; 3 the lab cannot run here (not root, a program
+missing); 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from typing import Any
+
+REQUIRED = {
+    "ganesha": ("ganesha.nfsd", "dbus-daemon", "nsenter", "losetup", "mkfs.ext4", "mount", "umount"),
+    "knfsd": ("exportfs", "nsenter", "losetup", "mkfs.ext4", "mount", "umount"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= n <= 1000:
+        raise argparse.ArgumentTypeError("expected 1..1000")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .scenario import BREAKS
+
+    p = _Parser(prog="ganesha-ha lab",
+                description="A two-node NFS failover on this machine (network namespaces, a loop "
+                            "device as the shared volume, the real resource agent and NFS server), "
+                            "with a client that keeps its file handle across every move.",
+                epilog="'ganesha-ha lab down [RUN_ID]' tears down a lab left up with --keep.")
+    p.add_argument("--server", choices=["ganesha", "knfsd"], default="ganesha")
+    p.add_argument("--failovers", type=_positive, default=1, metavar="N",
+                   help="move the volume N times: A->B->A... (default 1)")
+    p.add_argument("--kill", action="store_true",
+                   help="fail over by kill -9 of the active node's ganesha.nfsd (no clean stop)")
+    p.add_argument("--json", action="store_true", help="print the evidence as one JSON object")
+    p.add_argument("--keep", action="store_true", help="leave the lab up afterwards for exploring")
+    p.add_argument("--break", dest="breaks", action="append", default=[], choices=sorted(BREAKS),
+                   metavar="WHAT", help="break the proof on purpose (the lab must then fail): "
+                   + "; ".join(f"{k}: {v}" for k, v in BREAKS.items()))
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return p
+
+
+def main(argv: list[str], config: str | None = None) -> int:
+    argv = list(argv)
+    if argv and argv[0] == "down":
+        return _down(argv[1:])
+    args = build_parser().parse_args(argv)
+    problem = _preflight(args.server)
+    if problem:
+        print(f"ganesha-ha lab: {problem}", file=sys.stderr)
+        return 3
+    if args.server == "knfsd":
+        from .knfsd_lab import run_knfsd_lab
+
+        report = run_knfsd_lab(args)
+    else:
+        from .scenario import Lab, LabOptions, Progress
+
+        opts = LabOptions(server=args.server, failovers=args.failovers, kill=args.kill,
+                          keep=args.keep, breaks=tuple(dict.fromkeys(args.breaks)))
+        report = Lab(opts, Progress(enabled=not args.quiet)).run()
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=False))
+    else:
+        print(render_text(report))
+    if report.get("interrupted"):
+        return 130
+    return 0 if report["ok"] else 1
+
+
+def _preflight(server: str) -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (network and mount namespaces, a loop device, NFS servers)"
+    missing = [p for p in REQUIRED[server] if shutil.which(p) is None
+               and not os.path.exists(f"/usr/sbin/{p}")]
+    if missing:
+        return "missing program(s): " + ", ".join(missing)
+    return None
+
+
+def _down(argv: list[str]) -> int:
+    p = _Parser(prog="ganesha-ha lab down", description="tear down labs left up with --keep")
+    p.add_argument("run_id", nargs="?", help="one lab (default: every kept lab)")
+    args = p.parse_args(argv)
+    if os.geteuid() != 0:
+        print("ganesha-ha lab down: needs root", file=sys.stderr)
+        return 3
+    from .scenario import down
+
+    n, left = down(args.run_id)
+    if n == 0:
+        print("no kept lab found" + (f" with id {args.run_id}" if args.run_id else ""))
+        return 0 if args.run_id is None else 4
+    for item in left:
+        print(f"left behind: {item}", file=sys.stderr)
+    print(f"tore down {n} lab(s)" + ("" if not left else f"; {len(left)} item(s) could not be removed"))
+    return 0 if not left else 1
+
+
+# ---- human output ---------------------------------------------------------------------------
+
+def _yn(v: Any) -> str:
+    return {True: "yes", False: "NO", None: "-"}.get(v, str(v))
+
+
+def render_text(r: dict[str, Any]) -> str:
+    if r.get("server") == "knfsd":
+        from .knfsd_lab import render_knfsd_text
+
+        return render_knfsd_text(r)
+    lines = [f"ganesha-ha lab {r['run_id']}: server {r['server']}, failover by {r['mode']}, "
+             f"grace period {r['grace_period_s']} s"]
+    if r.get("break"):
+        lines.append(f"broken on purpose: {', '.join(r['break'])}")
+    if r.get("exports"):
+        lines.append("exports: " + ", ".join(f"{e['pseudo']} (Export_Id {e['export_id']})"
+                                             for e in r["exports"]))
+    fos = r.get("failovers", [])
+    if fos:
+        header = ["#", "move", "outage s", "grace s", "ids equal", "handle kept", "reclaimed",
+                  "data ok", "records", "grace events", "result"]
+        rows = [[str(f["n"]), f"{f['from']} -> {f['to']}", _num(f.get("outage_s")),
+                 _num(f.get("grace_measured_s")), _yn(f.get("export_ids_equal")),
+                 _yn(f.get("handles_preserved")), _yn(f.get("reclaimed")), _yn(f.get("data_verified")),
+                 str(f.get("recovery_records_moved", "-")), str(f.get("grace_events_sent", "-")),
+                 "ok" if f["ok"] else "FAILED"] for f in fos]
+        widths = [max(len(x[i]) for x in rows + [header]) for i in range(len(header))]
+        lines.append("")
+        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        for f in fos:
+            for prob in f.get("problems", []):
+                lines.append(f"  failover {f['n']}: {prob}")
+    for prob in r.get("problems", []):
+        lines.append(f"problem: {prob}")
+    lines.append("")
+    if r.get("kept"):
+        k = r["kept"]
+        lines.append(f"lab kept up (state {k['state_file']}); floating IP {k['floating_ip']}, volume "
+                     f"{k['volume']['mountpoint']} on {k['volume']['loop_device']} mounted on node "
+                     f"{k['volume']['mounted_on']}")
+        for name, n in k["nodes"].items():
+            lines.append(f"  node {name} ({n['address']}): {n['enter']}    "
+                         f"ganesha-ha --config {n['config']} volume status {k['volume']['mountpoint']}")
+        lines.append(f"  client ({k['client']['address']}): {k['client']['enter']}")
+        lines.append(f"  tear down: {k['down']}")
+    else:
+        left = r.get("left_behind") or []
+        lines.append("cleaned up: nothing left behind" if not left else
+                     "LEFT BEHIND: " + ", ".join(left))
+    timing = f"setup {r.get('setup_s', '-')} s, total {r.get('total_s', '-')} s"
+    lines.append(("OK: every failover held" if r["ok"] else "FAILED: see above") + f" ({timing})")
+    return "\n".join(lines)
+
+
+def _num(v: Any) -> str:
+    return "-" if v is None else f"{v:.2f}"

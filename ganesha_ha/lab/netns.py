@@ -1,0 +1,178 @@
+"""The lab's network, built with pyroute2: two nodes, a client, a switch, a floating IP.
+
+Topology (every name starts with ``gha-<run id>-``, every address exists only inside
+these namespaces, so no packet ever leaves the sandbox)::
+
+    gha-<id>-a  eth0 10.213.N.1/24   ─┐
+    gha-<id>-b  eth0 10.213.N.2/24   ─┼─ br0 in gha-<id>-sw (a switch, owned by nobody)
+    gha-<id>-c  eth0 10.213.N.10/24  ─┘
+    floating IP 10.213.N.100/24 on eth0 of whichever node is active
+
+The bridge lives in its own namespace rather than in a node's, so "node A is gone" never
+takes the wire down with it. `move_ip` is the IPaddr2 stand-in: delete the address on the
+old node, add it on the new one, and drop the client's neighbour entry for it (a real
+IPaddr2 sends gratuitous ARP; in a lab with one client, forgetting the stale MAC is the
+same thing and needs no extra program).
+"""
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NETNS_DIR = Path("/run/netns")
+PREFIX = "gha-"
+
+
+def netns_exists(name: str) -> bool:
+    return (NETNS_DIR / name).exists()
+
+
+def list_netns(prefix: str = PREFIX) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(prefix))
+    except FileNotFoundError:
+        return []
+
+
+def remove_netns(name: str) -> None:
+    """Remove a named network namespace (its bind mount and file); absent is fine."""
+    from pyroute2 import netns
+
+    if not netns_exists(name):
+        return
+    try:
+        netns.remove(name)
+    except FileNotFoundError:
+        pass
+
+
+def _ipr(name: str):
+    """An IPRoute bound to namespace `name`; flags=0 so a typo never creates a namespace."""
+    from pyroute2 import IPRoute
+
+    return IPRoute(netns=name, flags=0)
+
+
+def _up(ipr, ifname: str) -> int:
+    idx = ipr.link_lookup(ifname=ifname)[0]
+    ipr.link("set", index=idx, state="up")
+    return idx
+
+
+@dataclass
+class LabNet:
+    """The lab's namespaces and addresses. `create()` builds, `remove()` tears down."""
+
+    run_id: str
+    subnet: str = "10.213.77"            # a /24, inside the lab's namespaces only
+    nodes: tuple[str, ...] = ("a", "b")
+    prefixlen: int = 24
+    created: list[str] = field(default_factory=list)
+
+    # ---- names and addresses ----------------------------------------------------------
+    def ns(self, who: str) -> str:
+        """Namespace of node `who` ('a', 'b'), of the client ('c') or of the switch ('sw')."""
+        return f"{PREFIX}{self.run_id}-{who}"
+
+    @property
+    def switch(self) -> str:
+        return self.ns("sw")
+
+    @property
+    def client(self) -> str:
+        return self.ns("c")
+
+    def addr(self, who: str) -> str:
+        if who == "c":
+            return f"{self.subnet}.10"
+        return f"{self.subnet}.{self.nodes.index(who) + 1}"
+
+    @property
+    def floating_ip(self) -> str:
+        return f"{self.subnet}.100"
+
+    def all_names(self) -> list[str]:
+        return [self.switch, *(self.ns(n) for n in self.nodes), self.client]
+
+    # ---- build ------------------------------------------------------------------------
+    def create(self) -> "LabNet":
+        from pyroute2 import netns
+
+        for name in self.all_names():
+            if netns_exists(name):
+                raise RuntimeError(f"network namespace {name} already exists "
+                                   "(a kept lab? 'ganesha-ha lab down' removes it)")
+        netns.create(self.switch)
+        self.created.append(self.switch)
+        with _ipr(self.switch) as sw:
+            _up(sw, "lo")
+            sw.link("add", ifname="br0", kind="bridge", br_stp_state=0, br_forward_delay=0)
+            br = _up(sw, "br0")
+            for who in (*self.nodes, "c"):
+                name = self.ns(who)
+                netns.create(name)
+                self.created.append(name)
+                port = f"p-{who}"
+                sw.link("add", ifname=port, kind="veth", peer={"ifname": "eth0", "net_ns_fd": name})
+                sw.link("set", index=sw.link_lookup(ifname=port)[0], master=br, state="up")
+                with _ipr(name) as ipr:
+                    _up(ipr, "lo")
+                    eth = _up(ipr, "eth0")
+                    ipr.addr("add", index=eth, address=self.addr(who), prefixlen=self.prefixlen)
+        return self
+
+    # ---- the floating IP --------------------------------------------------------------
+    def _has_ip(self, ipr, ip: str) -> bool:
+        return any(a.get_attr("IFA_ADDRESS") == ip for a in ipr.get_addr(family=2))
+
+    def ip_holder(self) -> str | None:
+        """The node whose eth0 carries the floating IP now, or None."""
+        for n in self.nodes:
+            with _ipr(self.ns(n)) as ipr:
+                if self._has_ip(ipr, self.floating_ip):
+                    return n
+        return None
+
+    def add_ip(self, node: str) -> None:
+        with _ipr(self.ns(node)) as ipr:
+            if not self._has_ip(ipr, self.floating_ip):
+                eth = ipr.link_lookup(ifname="eth0")[0]
+                ipr.addr("add", index=eth, address=self.floating_ip, prefixlen=self.prefixlen)
+        self.forget_neighbour()
+
+    def del_ip(self, node: str) -> None:
+        with _ipr(self.ns(node)) as ipr:
+            if self._has_ip(ipr, self.floating_ip):
+                eth = ipr.link_lookup(ifname="eth0")[0]
+                ipr.addr("del", index=eth, address=self.floating_ip, prefixlen=self.prefixlen)
+        self.forget_neighbour()
+
+    def move_ip(self, src: str, dst: str) -> None:
+        self.del_ip(src)
+        self.add_ip(dst)
+
+    def forget_neighbour(self) -> None:
+        """Drop the client's ARP entry for the floating IP (what gratuitous ARP achieves)."""
+        with _ipr(self.client) as ipr:
+            eth = ipr.link_lookup(ifname="eth0")[0]
+            try:
+                ipr.neigh("del", dst=self.floating_ip, ifindex=eth, family=2)
+            except Exception as exc:  # NetlinkError ENOENT: nothing cached, nothing to drop
+                if getattr(exc, "code", None) not in (errno.ENOENT, errno.ESRCH):
+                    raise
+
+    # ---- tear down --------------------------------------------------------------------
+    def remove(self) -> list[str]:
+        """Remove every namespace this lab created; return those that would not go."""
+        left = []
+        for name in reversed(self.created or self.all_names()):
+            try:
+                remove_netns(name)
+            except OSError:
+                pass
+            if netns_exists(name):
+                left.append(name)
+        self.created = left
+        return left

@@ -1,0 +1,306 @@
+"""A lab node: its own network, mount and UTS namespaces, D-Bus, ganesha.nfsd and config.
+
+A node is pinned by a *holder*: this module run as ``python -m ganesha_ha.lab.node holder``.
+The holder setns()'s into the node's named network namespace, unshares a mount namespace
+(every mount private, so the volume mounted on node A is invisible on the host and on
+node B, as a disk attached to one machine is) and a UTS namespace (hostname = node name),
+bind-mounts the node's own directory over /var/lib/nfs (etab, rmtab, knfsd's state), says
+"ready" and sleeps until it is told to go. Everything else of the node (dbus-daemon,
+ganesha.nfsd, the resource agent, mount, exportfs, the CLI) runs through
+``nsenter -t <holder pid> -m -n -u``, so "what node A sees" is exactly one PID's namespaces.
+
+Daemons are started under ``setsid`` (a new session: a Ctrl-C in the lab's terminal reaches
+only the lab, which then tears down in order) and are stopped by the PID we started.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .ganesha_daemon import GaneshaDaemon, PrivateBus
+from .procs import pid_alive, stop_pid, wait_until
+
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUTS = 0x04000000
+PY = sys.executable
+
+
+def proc_starttime(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat: with the PID, names one process for its whole life."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        return int(data[data.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def same_process(pid: int, starttime: int | None) -> bool:
+    """True when `pid` is still the process we started (not a recycled PID)."""
+    return pid_alive(pid) and (starttime is None or proc_starttime(pid) == starttime)
+
+
+@dataclass
+class LabNode:
+    """One node of the lab. `start()` brings up holder, bus and Ganesha; `stop()` ends them."""
+
+    name: str                      # "a" / "b"
+    netns: str                     # its named network namespace
+    workdir: Path                  # its own directory (config, bus, logs, recovery root)
+    addr: str                      # its fixed address
+    grace_period: int = 5
+    run_ganesha: bool = True
+    holder: subprocess.Popen | None = None
+    holder_pid: int | None = None
+    bus: PrivateBus | None = None
+    ganesha: GaneshaDaemon | None = None
+    ganesha_restarts: int = 0
+    _started: dict[int, int | None] = field(default_factory=dict)   # pid -> starttime
+
+    # ---- paths ------------------------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.workdir / "ganesha-ha.conf"
+
+    @property
+    def recovery_root(self) -> Path:
+        return self.workdir / "recovery"
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.workdir / "run"
+
+    @property
+    def var_lib_nfs(self) -> Path:
+        return self.workdir / "var-lib-nfs"
+
+    @property
+    def bus_address(self) -> str:
+        return f"unix:path={self.workdir / 'bus' / 'bus.sock'}"
+
+    # ---- running things inside --------------------------------------------------------
+    def nsenter(self) -> list[str]:
+        if self.holder_pid is None:
+            raise RuntimeError(f"node {self.name} is not up")
+        return ["nsenter", "-t", str(self.holder_pid), "-m", "-n", "-u", "--"]
+
+    def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 60,
+            check: bool = False) -> subprocess.CompletedProcess:
+        """Run `argv` inside this node (its mount, network and UTS namespaces)."""
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        cp = subprocess.run([*self.nsenter(), *argv], env=full_env, capture_output=True, text=True,
+                            timeout=timeout, stdin=subprocess.DEVNULL)
+        if check and cp.returncode != 0:
+            raise RuntimeError(f"node {self.name}: {' '.join(argv)} exited {cp.returncode}: "
+                               f"{(cp.stderr or cp.stdout).strip()[:1500]}")
+        return cp
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """`ganesha-ha --config <this node's config> ARGS` inside the node."""
+        return self.run([PY, "-m", "ganesha_ha.cli", "--config", str(self.config), *args], check=check)
+
+    # ---- life cycle -------------------------------------------------------------------
+    def prepare(self) -> None:
+        for d in (self.workdir, self.recovery_root, self.runtime_dir, self.var_lib_nfs):
+            d.mkdir(parents=True, exist_ok=True, mode=0o755)
+        for f in ("etab", "rmtab", "xtab"):
+            (self.var_lib_nfs / f).touch()
+        self.config.write_text(
+            "# ganesha-ha settings of lab node %s (written by ganesha-ha lab)\n"
+            "[ganesha]\n"
+            f"bus_address = {self.bus_address}\n"
+            "dbus_timeout = 10\n"
+            f"recovery_root = {self.recovery_root}\n"
+            "protocols = 4\n"
+            "[node]\n"
+            f"runtime_dir = {self.runtime_dir}\n"
+            "[knfsd]\n"
+            f"state_dir = {self.var_lib_nfs}\n" % self.name
+        )
+
+    def start_holder(self, timeout: float = 10.0) -> None:
+        self.prepare()
+        argv = [PY, "-m", "ganesha_ha.lab.node", "holder", "--netns", self.netns,
+                "--hostname", f"{self.netns}", "--bind", f"{self.var_lib_nfs}:/var/lib/nfs",
+                "--workdir", str(self.workdir)]
+        self.holder = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, start_new_session=True)
+        self.holder_pid = self.holder.pid
+        self._started[self.holder.pid] = proc_starttime(self.holder.pid)
+        line = self.holder.stdout.readline()  # "ready\n" once the namespaces are set up
+        if line.strip() != b"ready":
+            err = self.holder.stderr.read() if self.holder.poll() is not None else b""
+            self.stop()
+            raise RuntimeError(f"node {self.name}: namespace holder failed: "
+                               f"{(line + err).decode(errors='replace').strip()}")
+
+    def start_daemons(self) -> None:
+        prefix = ["setsid", *self.nsenter()]
+        self.bus = PrivateBus(self.workdir / "bus", prefix_argv=prefix)
+        self.bus.start()
+        self._started[self.bus.proc.pid] = proc_starttime(self.bus.proc.pid)
+        if self.run_ganesha:
+            self.ganesha = GaneshaDaemon(self.workdir / "ganesha", self.bus, port=2049,
+                                         bind_addr="0.0.0.0", grace_period=self.grace_period,
+                                         recovery_root=self.recovery_root, prefix_argv=prefix)
+            self.start_ganesha()
+
+    def start_ganesha(self) -> None:
+        assert self.ganesha is not None
+        self.ganesha.start()
+        self._started[self.ganesha.proc.pid] = proc_starttime(self.ganesha.proc.pid)
+
+    def kill_ganesha(self) -> int | None:
+        """SIGKILL this node's ganesha.nfsd (a crash: no clean stop). Returns its PID."""
+        if self.ganesha is None or self.ganesha.proc is None:
+            return None
+        pid = self.ganesha.proc.pid
+        self.ganesha.kill()
+        return pid
+
+    def restart_ganesha(self) -> None:
+        """What the node's service manager does after a crash: start ganesha.nfsd again."""
+        if self.ganesha is None:
+            return
+        if self.ganesha.proc is not None:
+            self.ganesha.stop()
+        self.start_ganesha()
+        self.ganesha_restarts += 1
+
+    def pids(self) -> dict[int, int | None]:
+        """Every process this node started that still runs: PID → start time."""
+        return {p: t for p, t in self._started.items() if same_process(p, t)}
+
+    def stop(self) -> None:
+        """Stop Ganesha, the bus and the holder, by PID (the mount namespace dies with them)."""
+        for obj in (self.ganesha, self.bus):
+            if obj is not None:
+                try:
+                    obj.stop()
+                except Exception:
+                    pass
+        if self.holder is not None:
+            from .procs import stop_popen
+
+            stop_popen(self.holder, timeout=5.0)
+            self.holder = None
+        for pid, st in list(self._started.items()):
+            if same_process(pid, st):
+                stop_pid(pid, timeout=5.0)
+        self.holder_pid = None
+
+    # ---- the volume (the DRBD stand-in) -----------------------------------------------
+    def mountinfo(self) -> list[str]:
+        if self.holder_pid is None:
+            return []
+        try:
+            with open(f"/proc/{self.holder_pid}/mountinfo", encoding="utf-8",
+                      errors="surrogateescape") as fh:
+                return fh.read().splitlines()
+        except OSError:
+            return []
+
+    def is_mounted(self, mountpoint: str | Path) -> bool:
+        mp = str(mountpoint)
+        return any(line.split()[4] == mp for line in self.mountinfo() if len(line.split()) > 4)
+
+    def mount(self, device: str, mountpoint: str | Path) -> None:
+        self.run(["mount", "-t", "ext4", device, str(mountpoint)], check=True)
+
+    def umount(self, mountpoint: str | Path, *, lazy: bool = False) -> str:
+        """Unmount; on EBUSY fall back to a lazy unmount. Returns 'clean' or 'lazy'."""
+        if not self.is_mounted(mountpoint):
+            return "not mounted"
+        if not lazy:
+            cp = self.run(["umount", str(mountpoint)])
+            if cp.returncode == 0:
+                return "clean"
+        self.run(["umount", "-l", str(mountpoint)], check=True)
+        return "lazy"
+
+    # ---- state for 'lab down' ---------------------------------------------------------
+    def to_state(self) -> dict:
+        return {"name": self.name, "netns": self.netns, "workdir": str(self.workdir),
+                "holder_pid": self.holder_pid,
+                "pids": [[p, t] for p, t in self._started.items()]}
+
+
+# --------------------------------------------------------------------------------------
+# The holder process
+# --------------------------------------------------------------------------------------
+
+def _holder_main(argv: list[str]) -> int:
+    import argparse
+
+    from . import nsutil
+
+    p = argparse.ArgumentParser(prog="ganesha_ha.lab.node holder")
+    p.add_argument("--netns", required=True)
+    p.add_argument("--hostname")
+    p.add_argument("--bind", action="append", default=[], metavar="SRC:DST")
+    p.add_argument("--workdir")
+    args = p.parse_args(argv)
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        fd = os.open(f"/run/netns/{args.netns}", os.O_RDONLY)
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {args.netns}")
+        os.close(fd)
+        nsutil.enter_private_mount_namespace()
+        if args.hostname:
+            if libc.unshare(CLONE_NEWUTS) != 0:
+                raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUTS)")
+            name = args.hostname.encode()
+            if libc.sethostname(name, len(name)) != 0:
+                raise OSError(ctypes.get_errno(), "sethostname")
+        # The host's /run/netns bind mounts were copied into this namespace; keeping them
+        # would pin every lab namespace for as long as this node lives. Drop the copies.
+        _detach_netns_copies(libc)
+        for spec in args.bind:
+            src, dst = spec.split(":", 1)
+            nsutil.bind_mount(src, dst)
+    except OSError as exc:
+        print(f"holder: {exc}", file=sys.stderr, flush=True)
+        return 1
+    stop = False
+
+    def on_signal(signum, frame):
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    os.close(1)
+    os.open(os.devnull, os.O_WRONLY)
+    while not stop:
+        signal.pause()
+    return 0
+
+
+def _detach_netns_copies(libc) -> None:
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
+            points = [line.split()[4] for line in fh if len(line.split()) > 4]
+    except OSError:
+        return
+    for mp in sorted((m for m in points if m.startswith("/run/netns/")), reverse=True):
+        libc.umount2(mp.encode(), 2)  # MNT_DETACH; failure is harmless
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "holder":
+        sys.exit(_holder_main(sys.argv[2:]))
+    print("usage: python -m ganesha_ha.lab.node holder --netns NAME [...]", file=sys.stderr)
+    sys.exit(2)

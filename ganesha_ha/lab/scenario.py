@@ -1,0 +1,756 @@
+"""`ganesha-ha lab`: two nodes on one machine, a volume that moves, a client that survives.
+
+What one run does (every step is what a two-node Pacemaker cluster does, driven directly):
+
+1. Network (netns.py): nodes ``gha-<id>-a`` and ``-b``, client ``-c``, a switch ``-sw``.
+2. Nodes (node.py): each in its own network, mount and UTS namespaces, with its own
+   dbus-daemon, ganesha.nfsd (NFSv4, Bind_Addr 0.0.0.0, own RecoveryRoot, Grace_Period 5)
+   and ganesha-ha config.
+3. Volume: a sparse ext4 image on a loop device, mounted on exactly one node at a time
+   (the role DRBD plays); `ganesha-ha volume init` and three `export add` on node A.
+4. Start on A through the resource agent (``python -m ganesha_ha.agent start``, what
+   Pacemaker runs), then bring the floating IP up on A.
+5. The client opens a file through the floating IP, writes, reads, keeps its handle.
+6. Each failover, in the order a Pacemaker group volume → exports → IP gives:
+   monitor on the old node (the recurring monitor saves the client records to the volume);
+   IP down on the old node first (so no client ever talks to a server whose export was just
+   withdrawn: it would answer NFS4ERR_STALE); agent stop; unmount; mount on the new node;
+   agent start (restores the records, sends the take-over grace event); IP up.
+   With ``--kill`` the old node's ganesha.nfsd gets SIGKILL instead: the monitor must see
+   it, the agent's stop runs as Pacemaker would, and the volume is fenced (lazy unmount).
+   Meanwhile the client replays its saved handle every 100 ms: the outage is the time from
+   its first failed I/O to its first successful one. Afterwards it reclaims its open with
+   CLAIM_PREVIOUS in the new node's grace period, verifies its data and writes more.
+7. Evidence per failover, an overall ``ok``, and a teardown that leaves nothing behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .labclient import LabClient
+from .netns import NETNS_DIR, LabNet, list_netns, netns_exists, remove_netns
+from .node import PY, LabNode, proc_starttime, same_process
+from .procs import stop_pid, wait_until
+
+RUN_ROOT = Path("/run/ganesha-ha-lab")
+IMAGE_SIZE = 256 * 1024 * 1024
+EXPORTS = (("data", "/lab/data"), ("home", "/lab/home"), ("scratch", "/lab/scratch"))
+CLIENT_FILE = "/lab/data/client.txt"
+CLIENT_NAME = "gha-lab-client"
+BREAKS = {
+    "export-id": "node B starts the volume with a different Export_Id for /lab/data "
+                 "(registry rewritten before the start on B)",
+    "recovery": "the client-recovery records are dropped from the volume before the start on B",
+}
+
+
+class Interrupted(Exception):
+    """SIGTERM/SIGHUP while the lab runs: clean up as for Ctrl-C."""
+
+
+@dataclass
+class LabOptions:
+    server: str = "ganesha"
+    failovers: int = 1
+    kill: bool = False
+    keep: bool = False
+    breaks: tuple[str, ...] = ()
+    grace_period: int = 5
+
+
+class Progress:
+    """One short line per step on stderr, with the elapsed time; waits update in place."""
+
+    def __init__(self, stream=None, enabled: bool = True) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.t0 = time.monotonic()
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._open = False
+
+    def __call__(self, msg: str) -> None:
+        if not self.enabled:
+            return
+        self._close_line()
+        self.stream.write(f"[{time.monotonic() - self.t0:5.1f}s] {msg}\n")
+        self.stream.flush()
+
+    def ticker(self, msg: str) -> Callable[[str], None]:
+        """For a wait: returns tick(extra) that refreshes the line (on a TTY) or stays quiet."""
+        self(msg) if not self.tty else None
+
+        def tick(extra: str) -> None:
+            if not self.enabled or not self.tty:
+                return
+            self.stream.write(f"\r[{time.monotonic() - self.t0:5.1f}s] {msg} {extra}\033[K")
+            self.stream.flush()
+            self._open = True
+        return tick
+
+    def _close_line(self) -> None:
+        if self._open:
+            self.stream.write("\n")
+            self._open = False
+
+
+@dataclass
+class AgentCall:
+    action: str
+    rc: int
+    seconds: float
+    log: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rc": self.rc, "seconds": round(self.seconds, 3), "log": self.log}
+
+
+OCF_NAMES = {0: "OCF_SUCCESS", 1: "OCF_ERR_GENERIC", 2: "OCF_ERR_ARGS", 3: "OCF_ERR_UNIMPLEMENTED",
+             4: "OCF_ERR_PERM", 5: "OCF_ERR_INSTALLED", 6: "OCF_ERR_CONFIGURED", 7: "OCF_NOT_RUNNING"}
+
+
+# ---------------------------------------------------------------------------------------
+# D-Bus helpers (the lab looks at each node's Ganesha from outside, over its private bus)
+# ---------------------------------------------------------------------------------------
+
+def _ganesha_call(bus_address: str, path: str, iface: str, method: str, *args):
+    import dbus
+
+    conn = dbus.bus.BusConnection(bus_address)
+    try:
+        obj = conn.get_object("org.ganesha.nfsd", path, introspect=False)
+        return obj.get_dbus_method(method, iface)(*args, timeout=10)
+    finally:
+        conn.close()
+
+
+def show_exports(bus_address: str) -> dict[int, str]:
+    _, exports = _ganesha_call(bus_address, "/org/ganesha/nfsd/ExportMgr",
+                               "org.ganesha.nfsd.exportmgr", "ShowExports")
+    return {int(e[0]): str(e[1]) for e in exports}
+
+
+def in_grace(bus_address: str) -> bool:
+    reply = _ganesha_call(bus_address, "/org/ganesha/nfsd/admin", "org.ganesha.nfsd.admin", "get_grace")
+    # nfs-ganesha 4.3 answers (in_grace, success, message); older ones a bare boolean
+    return bool(reply[0]) if isinstance(reply, (tuple, list)) else bool(reply)
+
+
+# ---------------------------------------------------------------------------------------
+# State file (what 'ganesha-ha lab down' tears down)
+# ---------------------------------------------------------------------------------------
+
+def state_files() -> list[Path]:
+    try:
+        return sorted(RUN_ROOT.glob("*.json"))
+    except OSError:
+        return []
+
+
+def loop_devices_of(image: Path) -> list[str]:
+    """Loop devices whose backing file is `image` (from /sys, no program needed)."""
+    out = []
+    for bf in Path("/sys/block").glob("loop*/loop/backing_file"):
+        try:
+            text = bf.read_text().strip()
+        except OSError:
+            continue
+        if text.removesuffix(" (deleted)") == str(image):
+            out.append(f"/dev/{bf.parent.parent.name}")
+    return sorted(out)
+
+
+class Lab:
+    """One run of the lab. `run()` returns the report; it always tears down unless --keep."""
+
+    def __init__(self, opts: LabOptions, progress: Progress | None = None) -> None:
+        self.opts = opts
+        self.say = progress or Progress(enabled=False)
+        self.run_id = "l" + secrets.token_hex(2)
+        self.workdir = RUN_ROOT / self.run_id
+        self.state_path = RUN_ROOT / f"{self.run_id}.json"
+        self.mountpoint = self.workdir / "volume"
+        self.image = self.workdir / "volume.img"
+        self.loopdev: str | None = None
+        self.net = LabNet(self.run_id, subnet=f"10.213.{secrets.randbelow(200) + 20}")
+        self.nodes: dict[str, LabNode] = {}
+        self.client: LabClient | None = None
+        self.open_file = None
+        self.expected = b""
+        self.netns_dir_was_mount = _is_mountpoint(NETNS_DIR)
+        self.report: dict[str, Any] = {
+            "ok": False, "server": opts.server, "mode": "kill -9" if opts.kill else "clean stop",
+            "run_id": self.run_id, "failovers_requested": opts.failovers,
+            "break": list(opts.breaks), "grace_period_s": opts.grace_period,
+            "failovers": [], "problems": [],
+        }
+
+    # ---- bookkeeping ------------------------------------------------------------------
+    def save_state(self) -> None:
+        RUN_ROOT.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state = {
+            "run_id": self.run_id, "lab_pid": os.getpid(), "workdir": str(self.workdir),
+            "image": str(self.image), "loop_devices": [self.loopdev] if self.loopdev else [],
+            "mountpoint": str(self.mountpoint), "netns": self.net.created,
+            "netns_dir_was_mount": self.netns_dir_was_mount,
+            "nodes": [n.to_state() for n in self.nodes.values()],
+        }
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=1))
+        os.replace(tmp, self.state_path)
+
+    def problem(self, text: str) -> None:
+        self.report["problems"].append(text)
+
+    # ---- the run ----------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        t_start = time.monotonic()
+        old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+
+        owner = os.getpid()
+
+        def on_term(signum, frame):
+            if os.getpid() != owner:  # a forked helper (pyroute2 forks one per netns.create)
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+                return
+            raise Interrupted(signal.Signals(signum).name)
+
+        for s in old:
+            signal.signal(s, on_term)
+        interrupted = None
+        try:
+            self.setup()
+            self.report["setup_s"] = round(time.monotonic() - t_start, 2)
+            src, dst = "a", "b"
+            for i in range(1, self.opts.failovers + 1):
+                fo = self.failover(i, src, dst)
+                self.report["failovers"].append(fo)
+                if not fo["ok"]:
+                    if i < self.opts.failovers:
+                        self.problem(f"stopped after failover {i} failed")
+                    break
+                src, dst = dst, src
+        except (KeyboardInterrupt, Interrupted) as exc:
+            interrupted = exc
+            self.problem(f"interrupted ({type(exc).__name__ if isinstance(exc, KeyboardInterrupt) else exc})")
+            self.say("interrupted: cleaning up")
+        except Exception as exc:
+            self.problem(f"lab failed: {type(exc).__name__}: {' '.join(str(exc).split())}")
+            self.say(f"error: {exc}")
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the cleanup
+            try:
+                if self.opts.keep and interrupted is None:
+                    self.report["kept"] = self.keep_info()
+                else:
+                    t_down = time.monotonic()
+                    self.report["left_behind"] = self.teardown()
+                    self.report["teardown_s"] = round(time.monotonic() - t_down, 2)
+            finally:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                for s, h in old.items():
+                    signal.signal(s, h)
+        self.report["total_s"] = round(time.monotonic() - t_start, 2)
+        fos = self.report["failovers"]
+        self.report["ok"] = (not self.report["problems"] and len(fos) == self.opts.failovers
+                             and all(f["ok"] for f in fos) and not self.report.get("left_behind"))
+        if interrupted is not None and isinstance(interrupted, KeyboardInterrupt):
+            self.report["interrupted"] = True
+        return self.report
+
+    # ---- setup ------------------------------------------------------------------------
+    def setup(self) -> None:
+        say = self.say
+        self.workdir.mkdir(parents=True, exist_ok=False, mode=0o755)
+        self.mountpoint.mkdir(mode=0o755)
+        self.save_state()
+        say(f"lab {self.run_id}: network namespaces {self.net.ns('a')}, {self.net.ns('b')} (nodes), "
+            f"{self.net.client} (client), switch {self.net.switch}")
+        try:
+            self.net.create()
+        finally:
+            self.save_state()
+        for name in ("a", "b"):
+            node = LabNode(name, self.net.ns(name), self.workdir / f"node-{name}", self.net.addr(name),
+                           grace_period=self.opts.grace_period,
+                           run_ganesha=self.opts.server == "ganesha")
+            self.nodes[name] = node
+            try:
+                node.start_holder()
+                node.start_daemons()
+            finally:
+                self.save_state()
+            what = f"ganesha.nfsd pid {node.ganesha.pid}, " if node.ganesha else ""
+            say(f"node {name}: {node.addr}, own mount namespace (holder pid {node.holder_pid}), "
+                f"{what}private D-Bus")
+        # the replicated-volume stand-in
+        with open(self.image, "wb") as fh:
+            fh.truncate(IMAGE_SIZE)
+        subprocess.run(["mkfs.ext4", "-F", "-q", "-L", "gha-lab", str(self.image)], check=True,
+                       capture_output=True, timeout=60)
+        out = subprocess.run(["losetup", "--find", "--show", str(self.image)], check=True,
+                             capture_output=True, text=True, timeout=30)
+        self.loopdev = out.stdout.strip()
+        self.save_state()
+        a = self.nodes["a"]
+        a.mount(self.loopdev, self.mountpoint)
+        say(f"volume: {self.image.name} on {self.loopdev}, ext4, mounted on node a at {self.mountpoint}")
+        a.run(["mkdir", "-p", *[str(self.mountpoint / d) for d, _ in EXPORTS]], check=True)
+        a.cli("volume", "init", str(self.mountpoint), "--server", self.opts.server)
+        for d, pseudo in EXPORTS:
+            a.cli("export", "add", str(self.mountpoint), d, "--client", f"{self.net.subnet}.0/24",
+                  "--squash", "no_root_squash", "--pseudo", pseudo)
+        reg = self.registry("a")
+        self.report["exports"] = [{"directory": e["directory"], "pseudo": e["pseudo"],
+                                   "export_id": e["export_id"], "fsid": e["fsid"]} for e in reg]
+        say("registry: " + ", ".join(f"{e['pseudo']} Export_Id {e['export_id']}" for e in reg))
+        start = self.agent(a, "start")
+        if start.rc != 0:
+            raise RuntimeError(f"agent start on node a returned {start.rc}: {start.log}")
+        self.net.add_ip("a")
+        say(f"agent start on a: rc {start.rc} ({start.seconds:.2f} s); floating IP "
+            f"{self.net.floating_ip} up on a")
+        # the client
+        self.client = LabClient(self.net.client, self.net.floating_ip, client_name=CLIENT_NAME).start()
+        line = b"written through node a before any failover\n"
+
+        def first_open(c):
+            c.connect()
+            c.establish()
+            f = c.open(CLIENT_FILE, create=True, write=True)
+            c.write(f, 0, line)
+            return f, c.read(f, 0, 4096)
+
+        self.open_file, back = self.client.call(first_open)
+        if back != line:
+            raise RuntimeError(f"the client read back {back!r}, not what it wrote")
+        self.expected = line
+        self.report["client"] = {"address": self.net.addr("c"), "name": CLIENT_NAME,
+                                 "file": CLIENT_FILE, "file_handle": self.open_file.fh.hex()}
+        say(f"client {self.net.addr('c')}: opened {CLIENT_FILE} via {self.net.floating_ip}, wrote "
+            f"{len(line)} bytes, read them back; keeps file handle {self.open_file.fh.hex()[:24]}...")
+
+    # ---- helpers ----------------------------------------------------------------------
+    def agent(self, node: LabNode, action: str, *, recurring: bool = False) -> AgentCall:
+        """The resource agent, exactly as Pacemaker runs it (environment and return code)."""
+        env = {
+            "OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "lab-volume",
+            "OCF_RESKEY_server": self.opts.server, "OCF_RESKEY_volume": str(self.mountpoint),
+            "OCF_RESKEY_ip": self.net.floating_ip, "OCF_RESKEY_config": str(node.config),
+            "OCF_RESKEY_bus_address": node.bus_address,
+        }
+        if action == "monitor" and recurring:
+            env["OCF_RESKEY_CRM_meta_interval"] = "10000"
+        t = time.monotonic()
+        cp = node.run([PY, "-m", "ganesha_ha.agent", action], env=env, timeout=120)
+        return AgentCall(action, cp.returncode, time.monotonic() - t,
+                         " | ".join(l.split(": ", 1)[-1] for l in (cp.stderr or "").splitlines()
+                                    if l.strip())[:600])
+
+    def registry(self, node: str) -> list[dict[str, Any]]:
+        cp = self.nodes[node].cli("export", "list", str(self.mountpoint), "--json")
+        return json.loads(cp.stdout)
+
+    def live_ids(self, node: str) -> dict[int, str]:
+        """Export_Id → path that the node's Ganesha serves for this volume (ShowExports)."""
+        n = self.nodes[node]
+        try:
+            return {i: p for i, p in show_exports(n.bus_address).items()
+                    if p.startswith(str(self.mountpoint))}
+        except Exception:
+            return {}
+
+    def takeover_records(self, node: str) -> int:
+        """Client records the node's Ganesha was given for the floating IP (take-over dir)."""
+        root = self.nodes[node].recovery_root / self.net.floating_ip
+        if not root.is_dir():
+            return 0
+        return sum(1 for p in root.rglob("*") if p.name.startswith("::ffff:") or "-(" in p.name)
+
+    def grace_events(self, node: str) -> int:
+        """Take-over grace events for the floating IP that the node's Ganesha logged
+        ("NFS Server recovery event 5 nodeid -1 ip <ip>", EVENT_TAKE_IP)."""
+        try:
+            text = (self.nodes[node].workdir / "ganesha" / "ganesha.log").read_text(errors="replace")
+        except OSError:
+            return 0
+        ip = re.escape(self.net.floating_ip)
+        return len(re.findall(rf"recovery event 5 nodeid \S+ ip {ip}\b", text))
+
+    # ---- one failover -----------------------------------------------------------------
+    def failover(self, i: int, src: str, dst: str) -> dict[str, Any]:
+        say = self.say
+        S, D = self.nodes[src], self.nodes[dst]
+        fo: dict[str, Any] = {"n": i, "from": src, "to": dst,
+                              "mode": "kill -9" if self.opts.kill else "clean stop", "problems": []}
+        bad = fo["problems"].append
+        say(f"failover {i}: {src} -> {dst} ({fo['mode']})")
+        # What Pacemaker's recurring monitor does on the active node: check and save records.
+        mon = self.agent(S, "monitor", recurring=True)
+        fo["agent"] = {"monitor_before": mon.to_dict()}
+        if mon.rc != 0:
+            bad(f"monitor on {src} before the failover returned {mon.rc}")
+        reg_before = {e["directory"]: e["export_id"] for e in self.registry(src)}
+        live_before = self.live_ids(src)
+        fh = self.open_file.fh
+        window = self.client.start_probing(fh)
+        time.sleep(0.3)  # a few good probes first: the baseline
+
+        breaks = self.opts.breaks if i == 1 else ()
+        t_fail = time.monotonic()
+        if self.opts.kill:
+            pid = S.kill_ganesha()
+            say(f"  kill -9 ganesha.nfsd on {src} (pid {pid})")
+            m2 = self.agent(S, "monitor", recurring=True)
+            fo["agent"]["monitor_after_kill"] = m2.to_dict()
+            say(f"  agent monitor on {src}: rc {m2.rc} ({OCF_NAMES.get(m2.rc, m2.rc)})")
+            if m2.rc == 0:
+                bad(f"the monitor on {src} said OCF_SUCCESS with ganesha.nfsd dead")
+            self.net.del_ip(src)
+            stop = self.agent(S, "stop")
+            fo["agent"]["stop"] = stop.to_dict()
+            how = S.umount(self.mountpoint, lazy=True)
+            fence = ("stop succeeded" if stop.rc == 0 else
+                     f"stop failed (rc {stop.rc}): Pacemaker would fence node {src}")
+            say(f"  IP down on {src}; agent stop: {fence}; volume fenced ({how} unmount)")
+        else:
+            self.net.del_ip(src)
+            stop = self.agent(S, "stop")
+            fo["agent"]["stop"] = stop.to_dict()
+            if stop.rc != 0:
+                bad(f"agent stop on {src} returned {stop.rc}: {stop.log}")
+            how = S.umount(self.mountpoint)
+            say(f"  IP down on {src}; agent stop rc {stop.rc} ({stop.seconds:.2f} s); {how} unmount")
+        fo["unmount"] = how
+        if S.is_mounted(self.mountpoint):
+            raise RuntimeError(f"the volume is still mounted on {src}: refusing to mount it twice")
+        D.mount(self.loopdev, self.mountpoint)
+        if "export-id" in breaks:
+            data = next(e for e in self.registry(dst) if e["pseudo"] == "/lab/data")
+            new_id = data["export_id"] + 7
+            D.cli("export", "update", str(self.mountpoint), "data", "--export-id", str(new_id),
+                  "--record-only")
+            say(f"  BREAK export-id: /lab/data now Export_Id {new_id} in the registry "
+                f"(was {data['export_id']})")
+        if "recovery" in breaks:
+            rec = self.mountpoint / ".ganesha-ha" / "ganesha-recovery.json"
+            D.run(["rm", "-f", str(rec)], check=True)
+            say("  BREAK recovery: client-recovery records removed from the volume")
+        graces0 = self.grace_events(dst)
+        t_start = time.monotonic()
+        start = self.agent(D, "start")
+        fo["agent"]["start"] = start.to_dict()
+        if start.rc != 0:
+            bad(f"agent start on {dst} returned {start.rc}: {start.log}")
+        fo["recovery_records_moved"] = self.takeover_records(dst)
+        wait_until(lambda: self.grace_events(dst) > graces0, 1.0)  # the log line may lag
+        fo["grace_events_sent"] = self.grace_events(dst) - graces0
+        try:
+            grace_now = in_grace(D.bus_address)
+        except Exception:
+            grace_now = None
+        self.net.add_ip(dst)
+        t_ip = time.monotonic()
+        fo["service_gap_s"] = round(t_ip - t_fail, 2)  # server side: failure begun -> IP up on dst
+        say(f"  mounted on {dst}; agent start rc {start.rc} ({start.seconds:.2f} s): "
+            f"{fo['recovery_records_moved']} client record(s) restored, grace "
+            f"{'on' if grace_now else 'off'}; IP up on {dst}")
+
+        # Wait for the client: first good probe after a failure, or a STALE from the new node.
+        limit = t_ip + self.opts.grace_period + 15
+        tick = say.ticker("  client replaying its saved handle every 100 ms")
+
+        def settled() -> bool:
+            tick(f"{len(window.probes)} probes, {sum(not p.ok for p in window.probes)} failed")
+            return window.recovery() is not None or any(p.t >= t_ip for p in window.stale())
+        wait_until(settled, max(0.0, limit - time.monotonic()), interval=0.1)
+        time.sleep(0.25)
+        self.client.stop_probing()
+        fo["outage_s"] = None if window.outage() is None else round(window.outage(), 2)
+        fo["probes"] = {"sent": len(window.probes), "failed": sum(not p.ok for p in window.probes),
+                        "errors": window.errors()}
+        stale = window.stale()
+        fo["stale_replies"] = len(stale)
+        rec = window.recovery()
+        handle_ok = rec is not None and not stale
+        say(f"  client: outage {fo['outage_s']} s "
+            f"({fo['probes']['failed']} of {fo['probes']['sent']} probes failed: "
+            f"{', '.join(f'{k} x{v}' for k, v in window.errors().items()) or 'none'})")
+        if self.opts.kill:
+            S.restart_ganesha()  # the node's service manager restarts the crashed daemon
+            say(f"  ganesha.nfsd on {src} restarted (pid {S.ganesha.pid}), as its service manager would")
+
+        # Reclaim the open, verify the data through the saved handle, write more.
+        result = self.recover(i, dst, t_ip) if handle_ok else {
+            "reclaimed": False, "data_verified": False,
+            "error": f"saved handle refused: {stale[0].error}" if stale else "client never got through"}
+        fo.update({k: v for k, v in result.items() if k != "error"})
+        if result.get("error"):
+            bad(result["error"])
+        fo["handles_preserved"] = handle_ok and result.get("handle_reads", False)
+
+        # Identity: what the registry says and what the new Ganesha serves.
+        reg_after = {e["directory"]: e["export_id"] for e in self.registry(dst)}
+        live_after = self.live_ids(dst)
+        fo["export_ids"] = {"before": sorted(live_before), "after": sorted(live_after)}
+        fo["export_ids_equal"] = (reg_before == reg_after and live_before == live_after
+                                  and set(live_after) == set(reg_after.values()))
+
+        # Grace: how long the new node stayed in it (NFSv4.0 has no RECLAIM_COMPLETE).
+        tick = say.ticker(f"  waiting for grace to end on {dst}")
+
+        def grace_over() -> bool:
+            tick(f"{time.monotonic() - t_start:.1f} s")
+            try:
+                return not in_grace(D.bus_address)
+            except Exception:
+                return False
+        if grace_now is False:
+            fo["grace_measured_s"] = 0.0  # the start sent no grace event: nobody may reclaim
+        elif wait_until(grace_over, self.opts.grace_period + 20, interval=0.2):
+            fo["grace_measured_s"] = round(time.monotonic() - t_start, 2)
+        else:
+            fo["grace_measured_s"] = None
+            bad(f"{dst} never left grace")
+        after = self.after_grace(i, dst)
+        fo.update(after)
+
+        # Verdict.
+        checks = {
+            "handles_preserved": fo["handles_preserved"],
+            "data_verified": fo.get("data_verified", False),
+            "reclaimed": fo.get("reclaimed", False),
+            "export_ids_equal": fo["export_ids_equal"],
+            "recovery_records_moved": fo["recovery_records_moved"] > 0,
+            "grace_events_sent": fo["grace_events_sent"] > 0,
+            "outage_within_grace_plus_2s": fo["outage_s"] is not None
+            and fo["outage_s"] <= self.opts.grace_period + 2,
+            "new_open_after_grace": fo.get("new_open_after_grace", False),
+        }
+        for name, passed in checks.items():
+            if not passed:
+                bad(f"check failed: {name}")
+        fo["checks"] = checks
+        fo["ok"] = not fo["problems"]
+        say(f"  failover {i}: {'OK' if fo['ok'] else 'FAILED'}: outage {fo['outage_s']} s, grace "
+            f"{fo['grace_measured_s']} s, handles_preserved {fo['handles_preserved']}, data_verified "
+            f"{fo.get('data_verified')}, export_ids_equal {fo['export_ids_equal']}")
+        return fo
+
+    def recover(self, i: int, dst: str, t_ip: float) -> dict[str, Any]:
+        """In the client: reclaim the open (CLAIM_PREVIOUS), read through the saved handle,
+        verify, append a line, read it back."""
+        f = self.open_file
+        expected = self.expected
+        line = f"failover {i}: written through node {dst} after the move\n".encode()
+        deadline = time.monotonic() + self.opts.grace_period + 15
+
+        def work(c):
+            out: dict[str, Any] = {}
+            c.grace_aware(c.establish, deadline=deadline)
+            try:
+                f2 = c.grace_aware(lambda: c.reclaim(f), deadline=deadline)
+                out["reclaimed"] = True
+                out["reclaim_s"] = round(time.monotonic() - t_ip, 2)
+            except Exception as exc:
+                out["reclaimed"] = False
+                out["error"] = f"reclaim of the open failed: {exc}"
+                f2 = None
+            got = c.grace_aware(lambda: c.read(f.fh, 0, 1 << 16), deadline=deadline)
+            out["handle_reads"] = True
+            if f2 is None:  # no open to write with: a real client would now lose its state
+                out["data_verified"] = False
+                return out, None
+            before_ok = got == expected
+            c.grace_aware(lambda: c.write(f2, len(expected), line), deadline=deadline)
+            back = c.grace_aware(lambda: c.read(f2, 0, 1 << 16), deadline=deadline)
+            out["data_verified"] = before_ok and back == expected + line
+            if not before_ok:
+                out["error"] = f"data read after the move differs: {got[:80]!r}"
+            elif back != expected + line:
+                out["error"] = "the write after the move did not read back"
+            return out, f2
+
+        try:
+            out, f2 = self.client.call(work, timeout=self.opts.grace_period + 40)
+        except Exception as exc:
+            return {"reclaimed": False, "data_verified": False, "handle_reads": False,
+                    "error": f"client: {exc}"}
+        if f2 is not None:
+            self.open_file = f2
+            if out["data_verified"]:
+                self.expected = expected + line
+        # And the bytes are on the volume itself, as the new node sees it.
+        cp = self.nodes[dst].run(["cat", str(self.mountpoint / "data" / "client.txt")])
+        out["data_on_volume"] = cp.returncode == 0 and cp.stdout.encode() == self.expected
+        if out.get("data_verified") and not out["data_on_volume"]:
+            out["data_verified"] = False
+            out["error"] = "the file on the volume does not hold what the client wrote"
+        return out
+
+    def after_grace(self, i: int, dst: str) -> dict[str, Any]:
+        """After grace: a brand-new OPEN works (normal service), and the recurring monitor
+        saves this node's client records to the volume for the next move."""
+        name = f"/lab/data/after-failover-{i}.txt"
+
+        def fresh(c):
+            g = c.grace_aware(lambda: c.open(name, create=True, write=True),
+                              deadline=time.monotonic() + 15)
+            c.write(g, 0, b"ok\n")
+            ok = c.read(g, 0, 16) == b"ok\n"
+            c.close_file(g)
+            return ok
+
+        out: dict[str, Any] = {}
+        try:
+            out["new_open_after_grace"] = bool(self.client.call(fresh, timeout=30))
+        except Exception as exc:
+            out["new_open_after_grace"] = False
+            out["new_open_error"] = str(exc)
+        mon = self.agent(self.nodes[dst], "monitor", recurring=True)
+        out["monitor_after_rc"] = mon.rc
+        return out
+
+    # ---- keep / teardown --------------------------------------------------------------
+    def keep_info(self) -> dict[str, Any]:
+        self.save_state()
+        if self.client is not None:
+            self.client.stop()
+        active = next((n for n in self.nodes.values() if n.is_mounted(self.mountpoint)), None)
+        return {
+            "state_file": str(self.state_path),
+            "nodes": {n.name: {"address": n.addr, "holder_pid": n.holder_pid,
+                               "enter": f"nsenter -t {n.holder_pid} -m -n -u bash",
+                               "config": str(n.config), "bus_address": n.bus_address,
+                               "ganesha_log": str(n.workdir / "ganesha" / "ganesha.log")}
+                      for n in self.nodes.values()},
+            "client": {"address": self.net.addr("c"),
+                       "enter": f"nsenter --net=/run/netns/{self.net.client} bash"},
+            "floating_ip": self.net.floating_ip,
+            "volume": {"mountpoint": str(self.mountpoint), "loop_device": self.loopdev,
+                       "mounted_on": active.name if active else None},
+            "down": "ganesha-ha lab down",
+        }
+
+    def teardown(self) -> list[str]:
+        """Stop everything by PID, unmount, detach, remove namespaces; return what is left."""
+        self.say("cleaning up: client, daemons, mounts, loop device, namespaces")
+        if self.client is not None:
+            try:
+                self.client.stop()
+            except Exception:
+                pass
+        for node in self.nodes.values():
+            try:
+                if node.holder_pid and node.is_mounted(self.mountpoint):
+                    if node.ganesha is not None and node.ganesha.proc is not None:
+                        node.ganesha.stop()  # it may hold files on the volume open
+                    node.umount(self.mountpoint)
+            except Exception:
+                pass
+            node.stop()
+        left = []
+        left += detach_loops(self.image)
+        left += self.net.remove()
+        if not left:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            try:
+                self.state_path.unlink()
+            except FileNotFoundError:
+                pass
+            undo_netns_dir_mount(self.netns_dir_was_mount)
+        for node in self.nodes.values():
+            left += [f"process {p}" for p in node.pids()]
+        return left
+
+
+# ---------------------------------------------------------------------------------------
+# Teardown helpers shared with 'ganesha-ha lab down'
+# ---------------------------------------------------------------------------------------
+
+def _is_mountpoint(path: Path) -> bool:
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
+            return any(line.split()[4] == str(path) for line in fh if len(line.split()) > 4)
+    except OSError:
+        return False
+
+
+def undo_netns_dir_mount(was_mount: bool) -> None:
+    """pyroute2 (like `ip netns add`) turns /run/netns into a self-bind mount; undo it when
+    the lab made it and no namespace is left there."""
+    if was_mount or not NETNS_DIR.is_dir() or os.listdir(NETNS_DIR) or not _is_mountpoint(NETNS_DIR):
+        return
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).umount2(str(NETNS_DIR).encode(), 2)
+
+
+def detach_loops(image: Path) -> list[str]:
+    left = []
+    for dev in loop_devices_of(image):
+        subprocess.run(["losetup", "-d", dev], capture_output=True, timeout=30)
+        wait_until(lambda: dev not in loop_devices_of(image), 5.0)
+        if dev in loop_devices_of(image):
+            left.append(f"loop device {dev}")
+    return left
+
+
+def down(run_id: str | None = None, say: Callable[[str], None] = print) -> tuple[int, list[str]]:
+    """Tear down kept labs (all, or `run_id`) from their state files. Returns (count, left)."""
+    files = [p for p in state_files() if run_id is None or p.stem == run_id]
+    left: list[str] = []
+    for path in files:
+        try:
+            st = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            left.append(f"{path}: unreadable ({exc})")
+            continue
+        rid = st.get("run_id", path.stem)
+        lab_pid = st.get("lab_pid")
+        if lab_pid and lab_pid != os.getpid() and _pid_runs_lab(lab_pid):
+            left.append(f"lab {rid}: its lab process {lab_pid} is still running (not kept); skipped")
+            continue
+        for node in st.get("nodes", []):
+            # reverse start order: Ganesha, then its bus, the holder (which pins the mount
+            # namespace, and with it the volume's mount) last
+            for p, t in reversed(node.get("pids", [])):
+                if same_process(p, t):
+                    stop_pid(p, timeout=10.0)
+                    say(f"lab {rid}: node {node.get('name')}: stopped pid {p}")
+        image = Path(st.get("image", ""))
+        if image.name:
+            left += detach_loops(image)
+            for dev in st.get("loop_devices", []):
+                say(f"lab {rid}: detached {dev}")
+        for ns in reversed(st.get("netns", [])):
+            if ns.startswith("gha-") and netns_exists(ns):
+                remove_netns(ns)
+                say(f"lab {rid}: removed network namespace {ns}")
+                if netns_exists(ns):
+                    left.append(f"netns {ns}")
+        workdir = Path(st.get("workdir", ""))
+        if workdir.is_relative_to(RUN_ROOT) and workdir != RUN_ROOT:
+            shutil.rmtree(workdir, ignore_errors=True)
+        path.unlink(missing_ok=True)
+        undo_netns_dir_mount(bool(st.get("netns_dir_was_mount", True)))
+    return len(files), left
+
+
+def _pid_runs_lab(pid: int) -> bool:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
+    return b"lab" in cmd and b"down" not in cmd
