@@ -69,16 +69,14 @@ def main(argv: list[str], config: str | None = None) -> int:
     if problem:
         print(f"ganesha-ha lab: {problem}", file=sys.stderr)
         return 3
+    from .scenario import Lab, LabOptions, Progress
+
+    lab_class = Lab
     if args.server == "knfsd":
-        from .knfsd_lab import run_knfsd_lab
-
-        report = run_knfsd_lab(args)
-    else:
-        from .scenario import Lab, LabOptions, Progress
-
-        opts = LabOptions(server=args.server, failovers=args.failovers, kill=args.kill,
-                          keep=args.keep, breaks=tuple(dict.fromkeys(args.breaks)))
-        report = Lab(opts, Progress(enabled=not args.quiet)).run()
+        from .knfsd_lab import KnfsdLab as lab_class
+    opts = LabOptions(server=args.server, failovers=args.failovers, kill=args.kill,
+                      keep=args.keep, breaks=tuple(dict.fromkeys(args.breaks)))
+    report = lab_class(opts, Progress(enabled=not args.quiet)).run()
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=False))
     else:

@@ -15,22 +15,21 @@ only the lab, which then tears down in order) and are stopped by the PID we star
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from .ganesha_daemon import GaneshaDaemon, PrivateBus
-from .procs import pid_alive, stop_pid, wait_until
+from .procs import wait_until
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUTS = 0x04000000
 PY = sys.executable
+CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def proc_starttime(pid: int) -> int | None:
@@ -43,9 +42,32 @@ def proc_starttime(pid: int) -> int | None:
         return None
 
 
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan of a kept lab is reaped by init, maybe not at once)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        return data[data.rindex(b")") + 2:][:1] not in (b"Z", b"X")
+    except (OSError, ValueError):
+        return False
+
+
 def same_process(pid: int, starttime: int | None) -> bool:
-    """True when `pid` is still the process we started (not a recycled PID)."""
-    return pid_alive(pid) and (starttime is None or proc_starttime(pid) == starttime)
+    """True when `pid` is still the process we started (not a recycled PID) and runs."""
+    return running(pid) and (starttime is None or proc_starttime(pid) == starttime)
+
+
+def end_process(pid: int, starttime: int | None, timeout: float = 10.0) -> None:
+    """SIGTERM the process we started, wait, then SIGKILL; never touches a recycled PID."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        if not same_process(pid, starttime):
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        if wait_until(lambda: not same_process(pid, starttime), wait):
+            return
 
 
 @dataclass
@@ -83,6 +105,10 @@ class LabNode:
         return self.workdir / "var-lib-nfs"
 
     @property
+    def etc_exports(self) -> Path:
+        return self.workdir / "etc-exports"
+
+    @property
     def bus_address(self) -> str:
         return f"unix:path={self.workdir / 'bus' / 'bus.sock'}"
 
@@ -93,9 +119,11 @@ class LabNode:
         return ["nsenter", "-t", str(self.holder_pid), "-m", "-n", "-u", "--"]
 
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 60,
-            check: bool = False) -> subprocess.CompletedProcess:
-        """Run `argv` inside this node (its mount, network and UTS namespaces)."""
-        full_env = dict(os.environ)
+            check: bool = False, clean_env: bool = False) -> subprocess.CompletedProcess:
+        """Run `argv` inside this node (its mount, network and UTS namespaces).
+
+        `clean_env`: only PATH and `env`, as Pacemaker's executor gives a resource agent."""
+        full_env = {"PATH": CLEAN_PATH} if clean_env else dict(os.environ)
         full_env.update(env or {})
         cp = subprocess.run([*self.nsenter(), *argv], env=full_env, capture_output=True, text=True,
                             timeout=timeout, stdin=subprocess.DEVNULL)
@@ -114,6 +142,8 @@ class LabNode:
             d.mkdir(parents=True, exist_ok=True, mode=0o755)
         for f in ("etab", "rmtab", "xtab"):
             (self.var_lib_nfs / f).touch()
+        self.etc_exports.write_text("# /etc/exports of lab node %s: empty, ganesha-ha exports live\n"
+                                    % self.name)
         self.config.write_text(
             "# ganesha-ha settings of lab node %s (written by ganesha-ha lab)\n"
             "[ganesha]\n"
@@ -132,6 +162,8 @@ class LabNode:
         argv = [PY, "-m", "ganesha_ha.lab.node", "holder", "--netns", self.netns,
                 "--hostname", f"{self.netns}", "--bind", f"{self.var_lib_nfs}:/var/lib/nfs",
                 "--workdir", str(self.workdir)]
+        if Path("/etc/exports").is_file():  # each node its own (empty) /etc/exports
+            argv += ["--bind", f"{self.etc_exports}:/etc/exports"]
         self.holder = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE, start_new_session=True)
         self.holder_pid = self.holder.pid
@@ -193,9 +225,8 @@ class LabNode:
 
             stop_popen(self.holder, timeout=5.0)
             self.holder = None
-        for pid, st in list(self._started.items()):
-            if same_process(pid, st):
-                stop_pid(pid, timeout=5.0)
+        for pid, st in reversed(list(self._started.items())):
+            end_process(pid, st, timeout=5.0)
         self.holder_pid = None
 
     # ---- the volume (the DRBD stand-in) -----------------------------------------------

@@ -34,16 +34,20 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from .labclient import LabClient
-from .netns import NETNS_DIR, LabNet, list_netns, netns_exists, remove_netns
-from .node import PY, LabNode, proc_starttime, same_process
-from .procs import stop_pid, wait_until
+from .netns import NETNS_DIR, LabNet, netns_exists, remove_netns
+from .node import PY, LabNode, end_process, same_process
+from .procs import wait_until
 
 RUN_ROOT = Path("/run/ganesha-ha-lab")
+# The agent as Pacemaker runs it: the in-tree OCF entry (ra/exports, what install-agent
+# copies to /usr/lib/ocf/resource.d/ganesha-ha/exports) when this is a source checkout.
+_RA = Path(__file__).resolve().parent.parent.parent / "ra" / "exports"
+AGENT_ARGV = [str(_RA)] if os.access(_RA, os.X_OK) else [PY, "-m", "ganesha_ha.agent"]
 IMAGE_SIZE = 256 * 1024 * 1024
 EXPORTS = (("data", "/lab/data"), ("home", "/lab/home"), ("scratch", "/lab/scratch"))
 CLIENT_FILE = "/lab/data/client.txt"
@@ -249,7 +253,7 @@ class Lab:
             self.problem(f"lab failed: {type(exc).__name__}: {' '.join(str(exc).split())}")
             self.say(f"error: {exc}")
         finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the cleanup
+            old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the cleanup
             try:
                 if self.opts.keep and interrupted is None:
                     self.report["kept"] = self.keep_info()
@@ -258,14 +262,14 @@ class Lab:
                     self.report["left_behind"] = self.teardown()
                     self.report["teardown_s"] = round(time.monotonic() - t_down, 2)
             finally:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGINT, old_int)
                 for s, h in old.items():
                     signal.signal(s, h)
         self.report["total_s"] = round(time.monotonic() - t_start, 2)
         fos = self.report["failovers"]
         self.report["ok"] = (not self.report["problems"] and len(fos) == self.opts.failovers
                              and all(f["ok"] for f in fos) and not self.report.get("left_behind"))
-        if interrupted is not None and isinstance(interrupted, KeyboardInterrupt):
+        if interrupted is not None:
             self.report["interrupted"] = True
         return self.report
 
@@ -314,7 +318,14 @@ class Lab:
         reg = self.registry("a")
         self.report["exports"] = [{"directory": e["directory"], "pseudo": e["pseudo"],
                                    "export_id": e["export_id"], "fsid": e["fsid"]} for e in reg]
-        say("registry: " + ", ".join(f"{e['pseudo']} Export_Id {e['export_id']}" for e in reg))
+        say("registry: " + ", ".join(f"{e['pseudo']} Export_Id {e['export_id']} fsid {e['fsid']}"
+                                     for e in reg))
+        self.setup_clients()
+
+    def setup_clients(self) -> None:
+        """Start the volume on node A through the agent, bring the IP up, connect the client."""
+        say = self.say
+        a = self.nodes["a"]
         start = self.agent(a, "start")
         if start.rc != 0:
             raise RuntimeError(f"agent start on node a returned {start.rc}: {start.log}")
@@ -353,7 +364,7 @@ class Lab:
         if action == "monitor" and recurring:
             env["OCF_RESKEY_CRM_meta_interval"] = "10000"
         t = time.monotonic()
-        cp = node.run([PY, "-m", "ganesha_ha.agent", action], env=env, timeout=120)
+        cp = node.run([*AGENT_ARGV, action], env=env, timeout=120, clean_env=True)
         return AgentCall(action, cp.returncode, time.monotonic() - t,
                          " | ".join(l.split(": ", 1)[-1] for l in (cp.stderr or "").splitlines()
                                     if l.strip())[:600])
@@ -727,8 +738,10 @@ def down(run_id: str | None = None, say: Callable[[str], None] = print) -> tuple
             # namespace, and with it the volume's mount) last
             for p, t in reversed(node.get("pids", [])):
                 if same_process(p, t):
-                    stop_pid(p, timeout=10.0)
+                    end_process(p, t, timeout=10.0)
                     say(f"lab {rid}: node {node.get('name')}: stopped pid {p}")
+                    if same_process(p, t):
+                        left.append(f"process {p}")
         image = Path(st.get("image", ""))
         if image.name:
             left += detach_loops(image)

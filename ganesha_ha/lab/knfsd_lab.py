@@ -1,0 +1,209 @@
+"""`ganesha-ha lab --server knfsd`: the same two nodes and volume, with knfsd's identity.
+
+This machine has no kernel NFS server (no nfsd module), so no NFS client can mount through
+knfsd here. What the lab can and does prove is the part ganesha-ha is responsible for:
+- **export identity**: after every move, the new node's etab holds byte-for-byte the lines
+  the old node had for the volume (directory, client, options, the pinned ``fsid=``), so
+  file handles, which knfsd builds from that fsid, stay valid;
+- **rmtab migration**: the client's mount record (the line mountd writes on MNT; written
+  here as mountd would) travels with the volume and is merged into the new node's rmtab,
+  so `showmount` and NFSv3 clients' state survive, and it leaves the old node's rmtab.
+Each node runs exportfs inside its own mount namespace with its own /var/lib/nfs and an
+empty /etc/exports; all changes go through the resource agent, as in the Ganesha lab.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from .scenario import OCF_NAMES, Lab
+
+NFSD_NOTE = (
+    "This host has no kernel NFS server (nfsd module), so the knfsd lab shows export identity "
+    "(etab lines with their fsid byte-identical after each move) and rmtab migration only; no "
+    "client mounts through knfsd here. On a host with the nfsd module the lab would also run "
+    "rpc.mountd and nfsd in each node's namespaces, mount an export from the client namespace "
+    "through the floating IP, keep a file open across the move (its handle carries the pinned "
+    "fsid, so no ESTALE), and show NFSv4 reclaim in knfsd's grace period (v4recovery/nfsdcld) "
+    "and NLM lock reclaim after statd's SM_NOTIFY.")
+
+
+def nfsd_available() -> bool:
+    return Path("/proc/fs/nfsd/threads").exists() or Path("/sys/module/nfsd").exists()
+
+
+class KnfsdLab(Lab):
+    """The lab with server=knfsd: identity and rmtab, no NFS traffic (see the module doc)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.report["mode"] = "node crash (no clean stop)" if self.opts.kill else "clean stop"
+        self.report["note"] = NFSD_NOTE
+        self.report["nfsd_module"] = nfsd_available()
+        self.report.pop("grace_period_s", None)
+
+    # ---- per-node state, read from the host side of each node's /var/lib/nfs bind ---------
+    def etab(self, node: str) -> list[str]:
+        """The node's etab lines for this volume, in file order, as exact text."""
+        path = self.nodes[node].var_lib_nfs / "etab"
+        prefix = str(self.mountpoint) + "/"
+        try:
+            text = path.read_text(errors="surrogateescape")
+        except FileNotFoundError:
+            return []
+        return [l for l in text.splitlines() if l.startswith(prefix) or l.startswith(str(self.mountpoint) + "\t")]
+
+    def rmtab(self, node: str) -> list[str]:
+        path = self.nodes[node].var_lib_nfs / "rmtab"
+        try:
+            text = path.read_text(errors="surrogateescape")
+        except FileNotFoundError:
+            return []
+        return [l for l in text.splitlines() if f":{self.mountpoint}/" in l]
+
+    def client_mounts(self, node: str) -> list[str]:
+        """What rpc.mountd appends to rmtab when the client mounts (MNT) each export."""
+        lines = [f"{self.net.addr('c')}:{self.mountpoint / d}:0x00000001" for d in ("data", "home")]
+        path = self.nodes[node].var_lib_nfs / "rmtab"
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write("".join(l + "\n" for l in lines))
+        return lines
+
+    # ---- setup ------------------------------------------------------------------------
+    def setup_clients(self) -> None:
+        say = self.say
+        a = self.nodes["a"]
+        start = self.agent(a, "start")
+        if start.rc != 0:
+            raise RuntimeError(f"agent start on node a returned {start.rc}: {start.log}")
+        self.net.add_ip("a")
+        etab = self.etab("a")
+        say(f"agent start on a: rc {start.rc} ({start.seconds:.2f} s): {len(etab)} etab lines; "
+            f"floating IP {self.net.floating_ip} up on a")
+        lines = self.client_mounts("a")
+        self.report["client"] = {"address": self.net.addr("c"), "rmtab_lines": lines,
+                                 "emulated": "no nfsd here: the lines rpc.mountd writes on MNT are "
+                                             "written directly"}
+        say(f"client {self.net.addr('c')}: mount records written to a's rmtab as mountd would "
+            f"({len(lines)} lines)")
+
+    # ---- one failover -----------------------------------------------------------------
+    def failover(self, i: int, src: str, dst: str) -> dict[str, Any]:
+        say = self.say
+        S, D = self.nodes[src], self.nodes[dst]
+        fo: dict[str, Any] = {"n": i, "from": src, "to": dst, "mode": self.report["mode"], "problems": []}
+        bad = fo["problems"].append
+        say(f"failover {i}: {src} -> {dst} ({fo['mode']})")
+        mon = self.agent(S, "monitor", recurring=True)
+        fo["agent"] = {"monitor_before": mon.to_dict()}
+        if mon.rc != 0:
+            bad(f"monitor on {src} before the failover returned {mon.rc}")
+        etab_before, rmtab_before = self.etab(src), self.rmtab(src)
+        reg_before = {e["directory"]: e["fsid"] for e in self.registry(src)}
+        breaks = self.opts.breaks if i == 1 else ()
+        t0 = time.monotonic()
+        self.net.del_ip(src)
+        if self.opts.kill:
+            # The node dies: no agent stop. Fencing reboots it; a rebooted node's nfs-server
+            # starts from /etc/exports, so nothing of this volume is exported there any more.
+            how = S.umount(self.mountpoint, lazy=True)
+            for f in ("etab", "rmtab"):
+                (S.var_lib_nfs / f).write_text("")
+            say(f"  node {src} crashed: IP gone, volume fenced ({how} unmount), its etab and rmtab "
+                "empty again after the (emulated) reboot")
+        else:
+            stop = self.agent(S, "stop")
+            fo["agent"]["stop"] = stop.to_dict()
+            if stop.rc != 0:
+                bad(f"agent stop on {src} returned {stop.rc}: {stop.log}")
+            how = S.umount(self.mountpoint)
+            say(f"  IP down on {src}; agent stop rc {stop.rc} ({stop.seconds:.2f} s); {how} unmount")
+            if self.etab(src):
+                bad(f"{src} still exports the volume after its stop: {self.etab(src)}")
+            if self.rmtab(src):
+                bad(f"{src}'s rmtab still lists the volume's clients after its stop")
+        fo["unmount"] = how
+        if S.is_mounted(self.mountpoint):
+            raise RuntimeError(f"the volume is still mounted on {src}: refusing to mount it twice")
+        D.mount(self.loopdev, self.mountpoint)
+        if "export-id" in breaks:
+            old = reg_before.get(str(self.mountpoint / "data"))
+            D.cli("export", "update", str(self.mountpoint), "data", "--fsid", "4242", "--record-only")
+            say(f"  BREAK identity: /lab/data now fsid 4242 in the registry (was {old})")
+        if "recovery" in breaks:
+            D.run(["rm", "-f", str(self.mountpoint / ".ganesha-ha" / "rmtab")], check=True)
+            say("  BREAK recovery: the saved rmtab removed from the volume")
+        probe = self.agent(D, "monitor")  # Pacemaker's probe before a start: must say not running
+        fo["agent"]["probe_on_new_node"] = probe.to_dict()
+        if probe.rc != 7:
+            bad(f"probe on {dst} returned {probe.rc} ({OCF_NAMES.get(probe.rc, probe.rc)}), "
+                "not OCF_NOT_RUNNING")
+        start = self.agent(D, "start")
+        fo["agent"]["start"] = start.to_dict()
+        if start.rc != 0:
+            bad(f"agent start on {dst} returned {start.rc}: {start.log}")
+        self.net.add_ip(dst)
+        fo["service_gap_s"] = round(time.monotonic() - t0, 2)
+        etab_after, rmtab_after = self.etab(dst), self.rmtab(dst)
+        reg_after = {e["directory"]: e["fsid"] for e in self.registry(dst)}
+        fo["etab_before"], fo["etab_after"] = etab_before, etab_after
+        fo["etab_identical"] = bool(etab_before) and etab_before == etab_after
+        fo["fsids"] = reg_after
+        fo["fsids_equal"] = reg_before == reg_after and all(
+            any(f"fsid={fsid}" in l for l in etab_after if l.startswith(d + "\t")) for d, fsid in reg_after.items())
+        moved = [l for l in rmtab_before if l in rmtab_after]
+        fo["rmtab_lines_moved"] = len(moved)
+        fo["rmtab_migrated"] = bool(rmtab_before) and len(moved) == len(rmtab_before)
+        say(f"  mounted on {dst}; agent start rc {start.rc} ({start.seconds:.2f} s); IP up on {dst}: "
+            f"{len(etab_after)} etab lines ({'byte-identical' if fo['etab_identical'] else 'DIFFERENT'}), "
+            f"{len(moved)}/{len(rmtab_before)} rmtab lines moved")
+        checks = {"etab_identical": fo["etab_identical"], "fsids_equal": fo["fsids_equal"],
+                  "rmtab_migrated": fo["rmtab_migrated"]}
+        for name, passed in checks.items():
+            if not passed:
+                bad(f"check failed: {name}")
+        fo["checks"] = checks
+        fo["ok"] = not fo["problems"]
+        say(f"  failover {i}: {'OK' if fo['ok'] else 'FAILED'}")
+        return fo
+
+
+def render_knfsd_text(r: dict[str, Any]) -> str:
+    lines = [f"ganesha-ha lab {r['run_id']}: server knfsd, failover by {r['mode']}"]
+    lines.append("NOTE: " + r.get("note", NFSD_NOTE))
+    if r.get("break"):
+        lines.append(f"broken on purpose: {', '.join(r['break'])}")
+    if r.get("exports"):
+        lines.append("exports: " + ", ".join(f"{e['directory']} (fsid {e['fsid']})" for e in r["exports"]))
+    fos = r.get("failovers", [])
+    if fos:
+        yn = {True: "yes", False: "NO"}
+        header = ["#", "move", "etab identical", "fsids equal", "rmtab moved", "result"]
+        rows = [[str(f["n"]), f"{f['from']} -> {f['to']}", yn[f["etab_identical"]], yn[f["fsids_equal"]],
+                 f"{f['rmtab_lines_moved']} ({yn[f['rmtab_migrated']]})", "ok" if f["ok"] else "FAILED"]
+                for f in fos]
+        widths = [max(len(x[i]) for x in rows + [header]) for i in range(len(header))]
+        lines.append("")
+        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        for f in fos:
+            for prob in f.get("problems", []):
+                lines.append(f"  failover {f['n']}: {prob}")
+        last = fos[-1]
+        lines.append(f"etab on node {last['to']} after the last move:")
+        lines += [f"  {l}" for l in last.get("etab_after", [])]
+    for prob in r.get("problems", []):
+        lines.append(f"problem: {prob}")
+    lines.append("")
+    if r.get("kept"):
+        k = r["kept"]
+        for name, n in k["nodes"].items():
+            lines.append(f"  node {name} ({n['address']}): {n['enter']}")
+        lines.append(f"  tear down: {k['down']}")
+    else:
+        left = r.get("left_behind") or []
+        lines.append("cleaned up: nothing left behind" if not left else "LEFT BEHIND: " + ", ".join(left))
+    lines.append(("OK: identity and rmtab held on every move" if r["ok"] else "FAILED: see above")
+                 + f" (setup {r.get('setup_s', '-')} s, total {r.get('total_s', '-')} s)")
+    return "\n".join(lines)
