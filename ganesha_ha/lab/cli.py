@@ -136,10 +136,11 @@ def render_text(r: dict[str, Any]) -> str:
     fos = r.get("failovers", [])
     if fos:
         header = ["#", "move", "outage s", "grace s", "ids equal", "handle kept", "reclaimed",
-                  "data ok", "records", "grace events", "result"]
+                  "data ok", "writes lost", "records", "grace events", "result"]
         rows = [[str(f["n"]), f"{f['from']} -> {f['to']}", _num(f.get("outage_s")),
                  _num(f.get("grace_measured_s")), _yn(f.get("export_ids_equal")),
                  _yn(f.get("handles_preserved")), _yn(f.get("reclaimed")), _yn(f.get("data_verified")),
+                 "-" if f.get("acked_writes_lost") is None else str(f["acked_writes_lost"]),
                  str(f.get("recovery_records_moved", "-")), str(f.get("grace_events_sent", "-")),
                  "ok" if f["ok"] else "FAILED"] for f in fos]
         widths = [max(len(x[i]) for x in rows + [header]) for i in range(len(header))]
@@ -149,6 +150,11 @@ def render_text(r: dict[str, Any]) -> str:
         for f in fos:
             for prob in f.get("problems", []):
                 lines.append(f"  failover {f['n']}: {prob}")
+    w = r.get("client_writes")
+    if w:
+        lines.append(f"client wrote throughout: {w['records_acked']} records acknowledged, "
+                     f"{'-' if w['acked_records_lost'] is None else w['acked_records_lost']} of them "
+                     f"missing afterwards; {w['stale_replies']} NFS4ERR_STALE replies")
     for prob in r.get("problems", []):
         lines.append(f"problem: {prob}")
     lines.append("")

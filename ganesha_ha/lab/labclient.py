@@ -7,6 +7,12 @@ new server recognise it. The orchestrator hands it work with `call(fn)`; between
 thread keeps the lease alive (RENEW) and, while `probing`, replays the saved file handle
 (PUTFH + READ with the anonymous stateid) every `interval` seconds and logs each outcome.
 The probe log is the outage measurement: first failed I/O to first successful one.
+
+With a `stream` open, the thread also *writes throughout*: every `interval` it appends the
+next fixed-size numbered record with FILE_SYNC, and counts a record as acknowledged only
+when the server said so. A failed write is retried with the same bytes at the same offset
+(as a real client retries an unacknowledged write), so after every move `lost_records()`
+can check that each acknowledged record is on the server, byte for byte.
 """
 from __future__ import annotations
 
@@ -19,9 +25,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .nfsclient import NFS4ERR_STALE, Nfs4Client, NfsError, RpcError
+from .nfsclient import NFS4ERR_STALE, Nfs4Client, NfsError, OpenFile, RpcError
 
 CLONE_NEWNET = 0x40000000
+RECORD = 48  # bytes per record of the write stream
+
+
+def record(i: int, name: str = "gha-lab-client") -> bytes:
+    """Record `i` of the write stream: fixed size, so record i lives at offset i * RECORD."""
+    return f"record {i:09d} {name}".encode()[:RECORD - 1].ljust(RECORD - 1, b".") + b"\n"
 
 
 @dataclass
@@ -86,6 +98,11 @@ class LabClient:
         self.window = ProbeWindow()
         self.renew_errors = 0
         self.keep_lease = True
+        self.stream: OpenFile | None = None      # the open the writer appends through
+        self.writing = False
+        self.acked = 0                           # records 0..acked-1 were acknowledged
+        self.writes = ProbeWindow()              # outcome of every write attempt (per window)
+        self.all_writes = ProbeWindow()          # ... over the whole run
         self._q: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -124,9 +141,11 @@ class LabClient:
             self._ready.set()
             return
         self._ready.set()
+        next_tick = time.monotonic()
         try:
             while not self._stop.is_set():
-                wait = self.interval if self.probing else 0.2
+                busy = self.probing or (self.writing and self.stream is not None)
+                wait = max(0.0, next_tick - time.monotonic()) if busy else 0.2
                 try:
                     fn, fut = self._q.get(timeout=wait)
                 except queue.Empty:
@@ -138,9 +157,12 @@ class LabClient:
                         except BaseException as exc:
                             fut.set_exception(exc)
                     continue
+                next_tick = time.monotonic() + self.interval
                 if self.probing and self.probe_fh is not None:
                     self._probe()
-                elif self.keep_lease and self.nfs.clientid is not None:
+                if self.writing and self.stream is not None:
+                    self._write_next()
+                if not self.probing and self.keep_lease and self.nfs.clientid is not None:
                     self._renew()
         finally:
             self.nfs.close()
@@ -157,6 +179,7 @@ class LabClient:
         def begin(c: Nfs4Client) -> None:
             self.probe_fh = fh
             self.window = ProbeWindow()
+            self.writes = ProbeWindow()
             c.timeout = self.probe_timeout
             c.connect()  # a fresh socket with the short timeout
             self.probing = True
@@ -172,7 +195,44 @@ class LabClient:
         self.call(end)
         return self.window
 
+    def lost_records(self, c: Nfs4Client, via: OpenFile | bytes) -> list[int]:
+        """(In the client thread.) Acknowledged records that the server does not return
+        byte for byte, read through `via`: the stream's reclaimed open, or its bare handle."""
+        if not self.acked:
+            return []
+        data = c.read(via, 0, self.acked * RECORD)
+        return [i for i in range(self.acked)
+                if data[i * RECORD:(i + 1) * RECORD] != record(i, self.client_name)]
+
     # ---- in the thread ----------------------------------------------------------------
+    def _outcome(self, t: float, exc: BaseException | None) -> Probe:
+        if exc is None:
+            return Probe(t, True)
+        if isinstance(exc, NfsError):
+            return Probe(t, False, exc.name, exc.status)
+        self.nfs.close()
+        if isinstance(exc, RpcError):
+            return Probe(t, False, f"RPC: {exc}")
+        err = getattr(exc, "errno", None)
+        return Probe(t, False, os.strerror(err) if err else (type(exc).__name__ or "socket error"))
+
+    def _write_next(self) -> None:
+        c = self.nfs
+        t = time.monotonic()
+        n = self.acked
+        try:
+            if c._sock is None:
+                c.connect()
+            data = record(n, self.client_name)
+            if c.write(self.stream, n * RECORD, data) != len(data):
+                raise RpcError("short write")
+            self.acked = n + 1
+            p = self._outcome(t, None)
+        except (NfsError, RpcError, OSError) as exc:
+            p = self._outcome(t, exc)
+        self.writes.probes.append(p)
+        self.all_writes.probes.append(p)
+
     def _probe(self) -> None:
         c = self.nfs
         t = time.monotonic()
@@ -180,19 +240,10 @@ class LabClient:
             if c._sock is None:
                 c.connect()
             c.read(self.probe_fh, 0, 64)
-            self.window.probes.append(Probe(t, True))
-        except NfsError as exc:
-            self.window.probes.append(Probe(t, False, exc.name, exc.status))
-        except RpcError as exc:
-            c.close()
-            self.window.probes.append(Probe(t, False, f"RPC: {exc}"))
-        except OSError as exc:
-            c.close()
-            name = type(exc).__name__ if not exc.errno else os.strerror(exc.errno)
-            self.window.probes.append(Probe(t, False, name or "socket error"))
-        left = self.interval - (time.monotonic() - t)
-        if left > 0:
-            self._stop.wait(left)
+            p = self._outcome(t, None)
+        except (NfsError, RpcError, OSError) as exc:
+            p = self._outcome(t, exc)
+        self.window.probes.append(p)
 
     def _renew(self) -> None:
         now = time.monotonic()

@@ -51,6 +51,7 @@ AGENT_ARGV = [str(_RA)] if os.access(_RA, os.X_OK) else [PY, "-m", "ganesha_ha.a
 IMAGE_SIZE = 256 * 1024 * 1024
 EXPORTS = (("data", "/lab/data"), ("home", "/lab/home"), ("scratch", "/lab/scratch"))
 CLIENT_FILE = "/lab/data/client.txt"
+STREAM_FILE = "/lab/data/stream.log"   # the client appends numbered records here throughout
 CLIENT_NAME = "gha-lab-client"
 BREAKS = {
     "export-id": "node B starts the volume with a different Export_Id for /lab/data "
@@ -245,6 +246,7 @@ class Lab:
                         self.problem(f"stopped after failover {i} failed")
                     break
                 src, dst = dst, src
+            self.final_check()
         except (KeyboardInterrupt, Interrupted) as exc:
             interrupted = exc
             self.problem(f"interrupted ({type(exc).__name__ if isinstance(exc, KeyboardInterrupt) else exc})")
@@ -341,6 +343,8 @@ class Lab:
             c.establish()
             f = c.open(CLIENT_FILE, create=True, write=True)
             c.write(f, 0, line)
+            self.client.stream = c.open(STREAM_FILE, create=True, write=True)
+            self.client.writing = True  # from now on the client appends a record every 100 ms
             return f, c.read(f, 0, 4096)
 
         self.open_file, back = self.client.call(first_open)
@@ -348,7 +352,8 @@ class Lab:
             raise RuntimeError(f"the client read back {back!r}, not what it wrote")
         self.expected = line
         self.report["client"] = {"address": self.net.addr("c"), "name": CLIENT_NAME,
-                                 "file": CLIENT_FILE, "file_handle": self.open_file.fh.hex()}
+                                 "file": CLIENT_FILE, "file_handle": self.open_file.fh.hex(),
+                                 "write_stream": STREAM_FILE}
         say(f"client {self.net.addr('c')}: opened {CLIENT_FILE} via {self.net.floating_ip}, wrote "
             f"{len(line)} bytes, read them back; keeps file handle {self.open_file.fh.hex()[:24]}...")
 
@@ -491,7 +496,8 @@ class Lab:
         fo["outage_s"] = None if window.outage() is None else round(window.outage(), 2)
         fo["probes"] = {"sent": len(window.probes), "failed": sum(not p.ok for p in window.probes),
                         "errors": window.errors()}
-        stale = window.stale()
+        writes = self.client.writes
+        stale = window.stale() + writes.stale()
         fo["stale_replies"] = len(stale)
         rec = window.recovery()
         handle_ok = rec is not None and not stale
@@ -510,6 +516,7 @@ class Lab:
         if result.get("error"):
             bad(result["error"])
         fo["handles_preserved"] = handle_ok and result.get("handle_reads", False)
+        fo.setdefault("acked_writes_lost", None)
 
         # Identity: what the registry says and what the new Ganesha serves.
         reg_after = {e["directory"]: e["export_id"] for e in self.registry(dst)}
@@ -536,6 +543,10 @@ class Lab:
             bad(f"{dst} never left grace")
         after = self.after_grace(i, dst)
         fo.update(after)
+        # The write stream over this failover (the writer went on through the grace wait).
+        fo["writes"] = {"acked_total": self.client.acked, "attempts": len(writes.probes),
+                        "failed": sum(not p.ok for p in writes.probes), "errors": writes.errors(),
+                        "outage_s": None if writes.outage() is None else round(writes.outage(), 2)}
 
         # Verdict.
         checks = {
@@ -548,6 +559,8 @@ class Lab:
             "outage_within_grace_plus_2s": fo["outage_s"] is not None
             and fo["outage_s"] <= self.opts.grace_period + 2,
             "new_open_after_grace": fo.get("new_open_after_grace", False),
+            "no_acknowledged_write_lost": fo.get("acked_writes_lost") == 0
+            and fo.get("stream_reclaimed", False),
         }
         for name, passed in checks.items():
             if not passed:
@@ -567,6 +580,27 @@ class Lab:
         line = f"failover {i}: written through node {dst} after the move\n".encode()
         deadline = time.monotonic() + self.opts.grace_period + 15
 
+        lc = self.client
+
+        def stream_recovery(c, out: dict[str, Any]) -> None:
+            """Reclaim the write stream's open too; then every acknowledged record must be there."""
+            if lc.stream is None:
+                return
+            try:
+                s2 = c.grace_aware(lambda: c.reclaim(lc.stream), deadline=deadline)
+                lc.stream = s2
+                out["stream_reclaimed"] = True
+            except Exception as exc:
+                lc.writing = False  # no open to write with any more
+                out["stream_reclaimed"] = False
+                out.setdefault("error", f"reclaim of the write stream failed: {exc}")
+                s2 = None
+            lost = c.grace_aware(lambda: lc.lost_records(c, s2 if s2 is not None else lc.stream.fh),
+                                 deadline=deadline)
+            out["acked_writes_lost"] = len(lost)
+            if lost:
+                out.setdefault("error", f"{len(lost)} acknowledged writes lost (records {lost[:5]}...)")
+
         def work(c):
             out: dict[str, Any] = {}
             c.grace_aware(c.establish, deadline=deadline)
@@ -580,6 +614,7 @@ class Lab:
                 f2 = None
             got = c.grace_aware(lambda: c.read(f.fh, 0, 1 << 16), deadline=deadline)
             out["handle_reads"] = True
+            stream_recovery(c, out)
             if f2 is None:  # no open to write with: a real client would now lose its state
                 out["data_verified"] = False
                 return out, None
@@ -632,6 +667,31 @@ class Lab:
         mon = self.agent(self.nodes[dst], "monitor", recurring=True)
         out["monitor_after_rc"] = mon.rc
         return out
+
+    def final_check(self) -> None:
+        """After the last move: every record the client got acknowledged, over the whole run,
+        reads back byte for byte; and the run's total of NFS4ERR_STALE replies."""
+        lc = self.client
+        if lc is None or lc.stream is None:
+            return
+        lc.writing = False
+        total: dict[str, Any] = {"records_acked": lc.acked,
+                                 "write_attempts": len(lc.all_writes.probes),
+                                 "stale_replies": sum(f.get("stale_replies", 0)
+                                                      for f in self.report["failovers"])}
+        try:
+            lost = lc.call(lambda c: c.grace_aware(lambda: lc.lost_records(c, lc.stream),
+                                                   deadline=time.monotonic() + 20), timeout=30)
+            total["acked_records_lost"] = len(lost)
+            if lost:
+                self.problem(f"{len(lost)} acknowledged writes are missing at the end of the run")
+        except Exception as exc:
+            total["acked_records_lost"] = None
+            if all(f["ok"] for f in self.report["failovers"]):
+                self.problem(f"final read of the write stream failed: {exc}")
+        self.report["client_writes"] = total
+        self.say(f"client: {lc.acked} records acknowledged over the run, "
+                 f"{total['acked_records_lost']} lost; {total['stale_replies']} NFS4ERR_STALE replies")
 
     # ---- keep / teardown --------------------------------------------------------------
     def keep_info(self) -> dict[str, Any]:
