@@ -341,9 +341,9 @@ def test_agent_under_pacemaker_with_ganesha(tmp_path, tmpfs_volume):
         cluster.wait_resource(RSC, state="Stopped", timeout=30)
         assert not set(registry) & set(show_exports(lab))
         assert not marker.exists()
-        step = log.wait_for(agent_said("stop", "2 exports withdrawn"), result("stop", "ok"))
+        step = log.wait_for(agent_said("stop", "2 live exports withdrawn"), result("stop", "ok"))
         show("target-role=Stopped", step)
-        assert log.saw(step, agent_said("stop", "2 exports withdrawn"), result("stop", "ok")), log.new()
+        assert log.saw(step, agent_said("stop", "2 live exports withdrawn"), result("stop", "ok")), log.new()
         assert fail_count(cluster) == 0
     finally:
         if cluster is not None:
