@@ -80,6 +80,7 @@ class LabNode:
     addr: str                      # its fixed address
     grace_period: int = 5
     run_ganesha: bool = True
+    binds: list[tuple[str, str]] = field(default_factory=list)  # extra (source, target) bind mounts
     holder: subprocess.Popen | None = None
     holder_pid: int | None = None
     bus: PrivateBus | None = None
@@ -164,6 +165,8 @@ class LabNode:
                 "--workdir", str(self.workdir)]
         if Path("/etc/exports").is_file():  # each node its own (empty) /etc/exports
             argv += ["--bind", f"{self.etc_exports}:/etc/exports"]
+        for src, dst in self.binds:  # e.g. a cluster node's /var/lib/pacemaker
+            argv += ["--bind", f"{src}:{dst}"]
         self.holder = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE, start_new_session=True)
         self.holder_pid = self.holder.pid
@@ -297,7 +300,7 @@ def _holder_main(argv: list[str]) -> int:
         # would pin every lab namespace for as long as this node lives. Drop the copies.
         _detach_netns_copies(libc)
         for spec in args.bind:
-            src, dst = spec.split(":", 1)
+            src, dst = spec.rsplit(":", 1)
             nsutil.bind_mount(src, dst)
     except OSError as exc:
         print(f"holder: {exc}", file=sys.stderr, flush=True)

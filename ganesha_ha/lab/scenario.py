@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .labclient import LabClient
+from .labclient import LabClient, ProbeWindow
 from .netns import NETNS_DIR, LabNet, netns_exists, remove_netns
 from .node import PY, LabNode, end_process, same_process
 from .procs import wait_until
@@ -483,26 +483,31 @@ class Lab:
             f"{fo['recovery_records_moved']} client record(s) restored, grace "
             f"{'on' if grace_now else 'off'}; IP up on {dst}")
 
-        # Wait for the client: first good probe after a failure, or a STALE from the new node.
+        # Wait for the client: a good read of the saved handle that started after the IP came
+        # up on dst (so dst answered it), or a STALE from dst.
         limit = t_ip + self.opts.grace_period + 15
         tick = say.ticker("  client replaying its saved handle every 100 ms")
+        writes = self.client.writes
 
         def settled() -> bool:
             tick(f"{len(window.probes)} probes, {sum(not p.ok for p in window.probes)} failed")
-            return window.recovery() is not None or any(p.t >= t_ip for p in window.stale())
+            return (any(p.ok and p.t >= t_ip for p in window.probes)
+                    or any(p.t >= t_ip for p in window.stale()))
         wait_until(settled, max(0.0, limit - time.monotonic()), interval=0.1)
         time.sleep(0.25)
         self.client.stop_probing()
-        fo["outage_s"] = None if window.outage() is None else round(window.outage(), 2)
+        # Outage: the client's first failed I/O (a read of the handle or a write of the
+        # stream, whichever noticed first) to its first successful one after that.
+        io = ProbeWindow(sorted(window.probes + writes.probes, key=lambda p: p.t))
+        served = any(p.ok and p.t >= t_ip for p in window.probes)
+        fo["outage_s"] = round(io.outage(), 2) if served and io.outage() is not None else None
         fo["probes"] = {"sent": len(window.probes), "failed": sum(not p.ok for p in window.probes),
                         "errors": window.errors()}
-        writes = self.client.writes
         stale = window.stale() + writes.stale()
         fo["stale_replies"] = len(stale)
-        rec = window.recovery()
-        handle_ok = rec is not None and not stale
+        handle_ok = served and not stale
         say(f"  client: outage {fo['outage_s']} s "
-            f"({fo['probes']['failed']} of {fo['probes']['sent']} probes failed: "
+            f"({fo['probes']['failed']} of {fo['probes']['sent']} reads failed: "
             f"{', '.join(f'{k} x{v}' for k, v in window.errors().items()) or 'none'})")
         if self.opts.kill:
             S.restart_ganesha()  # the node's service manager restarts the crashed daemon
