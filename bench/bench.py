@@ -504,7 +504,8 @@ class Bench:
           f"(resource-agents {pkg_version('resource-agents')}), timed by "
           "`/work/shared/bench/ra_bench.sh` (one primitive per export, as upstream requires); "
           f"nfs-utils {pkg_version('nfs-kernel-server')}, nfs-ganesha {pkg_version('nfs-ganesha')}. "
-          "Client spec `127.0.0.1`, options `rw,sync`, exports on a tmpfs volume.")
+          "Client spec `127.0.0.1`, options `rw,sync`, exports on a tmpfs volume. "
+          f"Code: {code_version()}.")
         w("")
 
         # targets
@@ -702,6 +703,19 @@ def find_key(obj, names):
         if vals:
             return max(vals)
     return None
+
+
+def code_version() -> str:
+    """The commit benchmarked, and whether ganesha_ha/ had uncommitted changes (they count)."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "ganesha_ha", "ra"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except OSError:
+        return "?"
+    return f"commit {head}" + (" + uncommitted changes in ganesha_ha/ (work in progress, e.g. the knfsd "
+                               "backend)" if dirty else "")
 
 
 def pkg_version(pkg: str) -> str:
