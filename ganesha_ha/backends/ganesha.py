@@ -291,8 +291,9 @@ class GaneshaBackend:
         return msg
 
     def in_grace(self) -> bool:
+        """Ganesha 4.3 answers get_grace with (in_grace, success, message)."""
         reply = self._call(ADMIN_PATH, ADMIN_IFACE, "get_grace")
-        return bool(reply[1] if len(reply) > 2 else reply[0])
+        return bool(reply[0]) if isinstance(reply, (tuple, list)) else bool(reply)
 
     def clear_recovery(self, ctx: VolumeContext) -> None:
         shutil.rmtree(self.recovery_root / self.takeover_key(ctx), ignore_errors=True)
