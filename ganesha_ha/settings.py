@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,8 @@ class Settings:
 
 
 def _spec_lines() -> list[str]:
-    return resources.files("ganesha_ha").joinpath("data/configspec.ini").read_text().splitlines()
+    # read beside this module: importlib.resources costs several ms on the agent's monitor path
+    return (Path(__file__).parent / "data" / "configspec.ini").read_text().splitlines()
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
