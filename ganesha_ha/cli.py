@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import GaneshaHAError, ValidationError
+from .textfmt import table
 
 
 def _id_range(text: str) -> tuple[int, int]:
@@ -126,13 +127,6 @@ def _live_word(live: bool | None) -> str:
     return {True: "live", False: "not live", None: "unknown"}[live]
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
     if getattr(args, "json", False):
         print(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
@@ -203,7 +197,7 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
                 out.append(_export_json(e, live, str(vol.mountpoint)) | {"server": state.server})
                 rows.append([str(e.export_id), e.pseudo, str(vol.registry.abspath(e)),
                              ",".join(str(c) for c in e.clients), e.access, _live_word(live)])
-        _emit(args, out, _table(rows, ["ID", "PSEUDO", "DIRECTORY", "CLIENTS", "ACCESS", "STATE"])
+        _emit(args, out, table(rows, ["ID", "PSEUDO", "DIRECTORY", "CLIENTS", "ACCESS", "STATE"])
               if rows else "no exports")
         return 0
     vol = _volume(args, settings)

@@ -17,6 +17,8 @@ import shutil
 import sys
 from typing import Any
 
+from ..textfmt import table
+
 REQUIRED = {
     "ganesha": ("ganesha.nfsd", "dbus-daemon", "nsenter", "losetup", "mkfs.ext4", "mount", "umount"),
     "knfsd": ("exportfs", "nsenter", "losetup", "mkfs.ext4", "mount", "umount"),
@@ -143,10 +145,8 @@ def render_text(r: dict[str, Any]) -> str:
                  "-" if f.get("acked_writes_lost") is None else str(f["acked_writes_lost"]),
                  str(f.get("recovery_records_moved", "-")), str(f.get("grace_events_sent", "-")),
                  "ok" if f["ok"] else "FAILED"] for f in fos]
-        widths = [max(len(x[i]) for x in rows + [header]) for i in range(len(header))]
         lines.append("")
-        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        lines += table(rows, header).splitlines()
         for f in fos:
             for prob in f.get("problems", []):
                 lines.append(f"  failover {f['n']}: {prob}")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .scenario import OCF_NAMES, Lab
+from ..textfmt import table
 
 NFSD_NOTE = (
     "This host has no kernel NFS server (nfsd module), so the knfsd lab shows export identity "
@@ -183,10 +184,8 @@ def render_knfsd_text(r: dict[str, Any]) -> str:
         rows = [[str(f["n"]), f"{f['from']} -> {f['to']}", yn[f["etab_identical"]], yn[f["fsids_equal"]],
                  f"{f['rmtab_lines_moved']} ({yn[f['rmtab_migrated']]})", "ok" if f["ok"] else "FAILED"]
                 for f in fos]
-        widths = [max(len(x[i]) for x in rows + [header]) for i in range(len(header))]
         lines.append("")
-        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        lines += table(rows, header).splitlines()
         for f in fos:
             for prob in f.get("problems", []):
                 lines.append(f"  failover {f['n']}: {prob}")
