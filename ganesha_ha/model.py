@@ -13,7 +13,7 @@ import ipaddress
 import re
 import unicodedata
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from .errors import ValidationError

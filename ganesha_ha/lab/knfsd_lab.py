@@ -74,11 +74,7 @@ class KnfsdLab(Lab):
     # ---- setup ------------------------------------------------------------------------
     def setup_clients(self) -> None:
         say = self.say
-        a = self.nodes["a"]
-        start = self.agent(a, "start")
-        if start.rc != 0:
-            raise RuntimeError(f"agent start on node a returned {start.rc}: {start.log}")
-        self.net.add_ip("a")
+        start = self.start_on_first_node()
         etab = self.etab("a")
         say(f"agent start on a: rc {start.rc} ({start.seconds:.2f} s): {len(etab)} etab lines; "
             f"floating IP {self.net.floating_ip} up on a")

@@ -324,14 +324,18 @@ class Lab:
                                      for e in reg))
         self.setup_clients()
 
-    def setup_clients(self) -> None:
-        """Start the volume on node A through the agent, bring the IP up, connect the client."""
-        say = self.say
-        a = self.nodes["a"]
-        start = self.agent(a, "start")
+    def start_on_first_node(self) -> "AgentCall":
+        """Start the volume on node A through the agent, then bring the floating IP up there."""
+        start = self.agent(self.nodes["a"], "start")
         if start.rc != 0:
             raise RuntimeError(f"agent start on node a returned {start.rc}: {start.log}")
         self.net.add_ip("a")
+        return start
+
+    def setup_clients(self) -> None:
+        """Start the volume on node A through the agent, bring the IP up, connect the client."""
+        say = self.say
+        start = self.start_on_first_node()
         say(f"agent start on a: rc {start.rc} ({start.seconds:.2f} s); floating IP "
             f"{self.net.floating_ip} up on a")
         # the client
