@@ -52,11 +52,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from .netns import NETNS_DIR, link_up, netns_exists, remove_netns
 from .procs import pid_alive, wait_until
 
 CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 NETNS_PREFIX = "gha-"
-NETNS_DIR = Path("/run/netns")
 DEFAULT_SUBNET = "10.213.0"
 PACEMAKER_SCHEMA_DIR = Path("/usr/share/pacemaker")
 
@@ -219,23 +219,6 @@ def _tail(path: Path, n: int = 30) -> str:
 # Network (pyroute2)
 # --------------------------------------------------------------------------------------
 
-def _netns_exists(name: str) -> bool:
-    return (NETNS_DIR / name).exists()
-
-
-def _netns_remove(name: str) -> None:
-    from pyroute2 import netns
-
-    if _netns_exists(name):
-        netns.remove(name)
-
-
-def _link_up(ipr, ifname: str) -> int:
-    idx = ipr.link_lookup(ifname=ifname)[0]
-    ipr.link("set", index=idx, state="up")
-    return idx
-
-
 @dataclass
 class _Net:
     hub: str
@@ -249,16 +232,16 @@ class _Net:
         from pyroute2 import NetNS, netns
 
         for name in [self.hub, *self.node_ns.values()]:
-            if _netns_exists(name):
+            if netns_exists(name):
                 raise ClusterError(f"network namespace {name} already exists")
         # pyroute2, like `ip netns add`, turns /run/netns into a shared self-bind mount.
         self.made_rundir_mount = not _is_mountpoint(str(NETNS_DIR))
         netns.create(self.hub)
         self.created.append(self.hub)
         with NetNS(self.hub) as hub:
-            _link_up(hub, "lo")
+            link_up(hub, "lo")
             hub.link("add", ifname="br0", kind="bridge", br_stp_state=0, br_forward_delay=0)
-            br = _link_up(hub, "br0")
+            br = link_up(hub, "br0")
             for i, (node, ns) in enumerate(self.node_ns.items()):
                 netns.create(ns)
                 self.created.append(ns)
@@ -267,8 +250,8 @@ class _Net:
                 pidx = hub.link_lookup(ifname=port)[0]
                 hub.link("set", index=pidx, master=br, state="up")
                 with NetNS(ns) as nns:
-                    _link_up(nns, "lo")
-                    eidx = _link_up(nns, "eth0")
+                    link_up(nns, "lo")
+                    eidx = link_up(nns, "eth0")
                     nns.addr("add", index=eidx, address=self.addrs[node], prefixlen=self.prefixlen)
 
     def set_port(self, node: str, up: bool) -> None:
@@ -283,10 +266,10 @@ class _Net:
     def remove(self) -> None:
         for name in reversed(self.created):
             try:
-                _netns_remove(name)
+                remove_netns(name)
             except OSError:
                 pass
-        self.created = [n for n in self.created if _netns_exists(n)]
+        self.created = [n for n in self.created if netns_exists(n)]
         # Undo the /run/netns self-bind if we made it and nobody else has a namespace there.
         if (self.made_rundir_mount and not self.created and NETNS_DIR.is_dir()
                 and not os.listdir(NETNS_DIR) and _is_mountpoint(str(NETNS_DIR))):
@@ -806,7 +789,7 @@ class SandboxCluster:
         with open("/proc/self/mountinfo") as f:
             mounts = [line.split()[4] for line in f]
         return {
-            "netns": [n for n in self.netns_names if _netns_exists(n)],
+            "netns": [n for n in self.netns_names if netns_exists(n)],
             "processes": sorted({p for n in self.nodes.values()
                                  for p in n.processes() | {q for q in n.seen_pids if _live(q)}}),
             "mounts": [m for m in mounts if m.startswith(wd) or
@@ -856,7 +839,7 @@ def node_init_main(cfg_path: str) -> None:
         from pyroute2 import IPRoute
 
         with IPRoute() as ipr:
-            _link_up(ipr, "lo")
+            link_up(ipr, "lo")
     # Copies of the host's netns mounts would pin other namespaces alive: drop them here.
     if _is_mountpoint("/run/netns"):
         libc.umount2(b"/run/netns", _MNT_DETACH)

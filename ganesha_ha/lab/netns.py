@@ -55,7 +55,8 @@ def _ipr(name: str):
     return IPRoute(netns=name, flags=0)
 
 
-def _up(ipr, ifname: str) -> int:
+def link_up(ipr, ifname: str) -> int:
+    """Set `ifname` up in the namespace `ipr` is bound to; returns its index."""
     idx = ipr.link_lookup(ifname=ifname)[0]
     ipr.link("set", index=idx, state="up")
     return idx
@@ -107,9 +108,9 @@ class LabNet:
         netns.create(self.switch)
         self.created.append(self.switch)
         with _ipr(self.switch) as sw:
-            _up(sw, "lo")
+            link_up(sw, "lo")
             sw.link("add", ifname="br0", kind="bridge", br_stp_state=0, br_forward_delay=0)
-            br = _up(sw, "br0")
+            br = link_up(sw, "br0")
             for who in (*self.nodes, "c"):
                 name = self.ns(who)
                 netns.create(name)
@@ -118,8 +119,8 @@ class LabNet:
                 sw.link("add", ifname=port, kind="veth", peer={"ifname": "eth0", "net_ns_fd": name})
                 sw.link("set", index=sw.link_lookup(ifname=port)[0], master=br, state="up")
                 with _ipr(name) as ipr:
-                    _up(ipr, "lo")
-                    eth = _up(ipr, "eth0")
+                    link_up(ipr, "lo")
+                    eth = link_up(ipr, "eth0")
                     ipr.addr("add", index=eth, address=self.addr(who), prefixlen=self.prefixlen)
         return self
 
