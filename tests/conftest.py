@@ -114,6 +114,27 @@ class GaneshaLab:
             raise AssertionError(f"ganesha-ha {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
         return proc
 
+    def export_mgr(self, method: str, *args):
+        """Call one ExportMgr method of this lab's Ganesha on its private bus."""
+        import dbus
+
+        conn = dbus.bus.BusConnection(self.bus.address)
+        try:
+            mgr = dbus.Interface(conn.get_object("org.ganesha.nfsd", "/org/ganesha/nfsd/ExportMgr"),
+                                 "org.ganesha.nfsd.exportmgr")
+            return getattr(mgr, method)(*args)
+        finally:
+            conn.close()
+
+    def show_exports(self) -> dict[int, str]:
+        """Export_Id -> path of what this Ganesha serves now."""
+        return {int(e[0]): str(e[1]) for e in self.export_mgr("ShowExports")[1]}
+
+    def remove_export(self, export_id: int) -> None:
+        import dbus
+
+        self.export_mgr("RemoveExport", dbus.UInt16(export_id))
+
     def nfs_url(self, pseudo_path: str) -> str:
         return f"nfs://127.0.0.1{pseudo_path}?version=4&nfsport={self.port}"
 

@@ -2,7 +2,6 @@
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -68,15 +67,10 @@ def test_start_monitor_stop_and_failure_codes(active_volume):
     assert run_agent("start", params).returncode == 0, "start is idempotent"
     assert run_agent("monitor", params | {"CRM_meta_interval": "10000"}).returncode == 0
     # an export withdrawn behind the agent's back is re-applied by the next monitor
-    import dbus
-    conn = dbus.bus.BusConnection(lab.bus.address)
-    mgr = dbus.Interface(conn.get_object("org.ganesha.nfsd", "/org/ganesha/nfsd/ExportMgr"),
-                         "org.ganesha.nfsd.exportmgr")
-    mgr.RemoveExport(dbus.UInt16(600))
+    lab.remove_export(600)
     mon = run_agent("monitor", params | {"CRM_meta_interval": "10000"})
     assert mon.returncode == 0 and "re-applied" in mon.stderr
-    assert 600 in {int(e[0]) for e in mgr.ShowExports()[1]}
-    conn.close()
+    assert 600 in lab.show_exports()
     # Ganesha dies: a recurring monitor reports a generic (locally recoverable) error
     lab.daemon.kill()
     assert run_agent("monitor", params | {"CRM_meta_interval": "10000"}).returncode == 1
@@ -113,10 +107,6 @@ def test_id_collision_bans_from_this_node_only(active_volume, tmp_path):
     block = tmp_path / "x.conf"
     block.write_text(f'EXPORT {{ Export_Id = 600; Path = "{other}"; Pseudo = "/other"; Access_Type = None; '
                      'Protocols = 4; FSAL { Name = VFS; } CLIENT { Clients = 127.0.0.1; Access_Type = RO; } }\n')
-    import dbus
-    conn = dbus.bus.BusConnection(lab.bus.address)
-    dbus.Interface(conn.get_object("org.ganesha.nfsd", "/org/ganesha/nfsd/ExportMgr"),
-                   "org.ganesha.nfsd.exportmgr").AddExport(str(block), "EXPORT(Export_Id=600)")
-    conn.close()
+    lab.export_mgr("AddExport", str(block), "EXPORT(Export_Id=600)")
     start = run_agent("start", params)
     assert start.returncode == 4 and "already served" in start.stderr

@@ -58,27 +58,11 @@ def primitive(volume: Path, config: Path) -> str:
 
 
 def show_exports(lab: GaneshaLab) -> dict[int, str]:
-    """Export_Id -> path of what the lab's Ganesha serves now, asked on its private bus."""
-    import dbus
-
-    conn = dbus.bus.BusConnection(lab.bus.address)
-    try:
-        mgr = dbus.Interface(conn.get_object("org.ganesha.nfsd", "/org/ganesha/nfsd/ExportMgr"),
-                             "org.ganesha.nfsd.exportmgr")
-        return {int(e[0]): str(e[1]) for e in mgr.ShowExports()[1]}
-    finally:
-        conn.close()
+    return lab.show_exports()
 
 
 def remove_export(lab: GaneshaLab, export_id: int) -> None:
-    import dbus
-
-    conn = dbus.bus.BusConnection(lab.bus.address)
-    try:
-        dbus.Interface(conn.get_object("org.ganesha.nfsd", "/org/ganesha/nfsd/ExportMgr"),
-                       "org.ganesha.nfsd.exportmgr").RemoveExport(dbus.UInt16(export_id))
-    finally:
-        conn.close()
+    lab.remove_export(export_id)
 
 
 class LogCursor:

@@ -5,26 +5,19 @@ libnfs's nfs-cat (for reads) and the project's NFSv4 client (for writes).
 """
 import dbus
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
 
 from ganesha_ha.errors import ValidationError
 from ganesha_ha.lab.nfsclient import NfsError, Nfs4Client
 from ganesha_ha.volume import Volume
 
-from conftest import free_port
 from strategies import good_host, name_text
 
 import subprocess
 
 
 def show_exports(lab):
-    conn = dbus.bus.BusConnection(lab.bus.address)
-    try:
-        mgr = dbus.Interface(conn.get_object("org.ganesha.nfsd", "/org/ganesha/nfsd/ExportMgr"),
-                             "org.ganesha.nfsd.exportmgr")
-        return {int(e[0]): str(e[1]) for e in mgr.ShowExports()[1]}
-    finally:
-        conn.close()
+    return lab.show_exports()
 
 
 def nfs_cat(lab, pseudo_file):
@@ -163,11 +156,7 @@ def test_hostile_names_reach_ganesha_exactly(ganesha_session, name, host):
     try:
         shown = show_exports(lab)
         assert shown[res.export.export_id] == str(d)
-        conn = dbus.bus.BusConnection(lab.bus.address)
-        mgr = dbus.Interface(conn.get_object("org.ganesha.nfsd", "/org/ganesha/nfsd/ExportMgr"),
-                             "org.ganesha.nfsd.exportmgr")
-        clients = [str(c[0]) for c in mgr.DisplayExport(dbus.UInt16(res.export.export_id))[4]]
-        conn.close()
+        clients = [str(c[0]) for c in lab.export_mgr("DisplayExport", dbus.UInt16(res.export.export_id))[4]]
         assert len(clients) == 1
         spec = res.export.clients[0].host
         if spec[0].isdigit() or ":" in spec:
