@@ -5,7 +5,7 @@ libnfs's nfs-cat (for reads) and the project's NFSv4 client (for writes).
 """
 import dbus
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 from ganesha_ha.errors import ValidationError
 from ganesha_ha.lab.nfsclient import NfsError, Nfs4Client
@@ -141,6 +141,7 @@ def test_not_active_records_only(ganesha, tmpfs_volume):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(name=name_text, host=good_host)
+@example(name="\u00b5\\", host="*.z")  # a trailing backslash once broke Ganesha's quoted string
 def test_hostile_names_reach_ganesha_exactly(ganesha_session, name, host):
     """Whatever the model accepts, Ganesha serves exactly that path to exactly that client."""
     lab, vol, volume = ganesha_session
