@@ -108,8 +108,9 @@ class Agent:
             if mon.running and mon.drift.clean:
                 self.log.info(f"{self.volume.mountpoint}: already started here")
                 return ocf.OCF_SUCCESS
-        self._check_server_matches()
-        self._wait_for_server()
+        state = self.volume.load()
+        self._check_server_matches(state)
+        self._wait_for_server(state)
         res = self.volume.start()
         self.log.info(f"{self.volume.mountpoint}: {res.applied} exports live on {self.server}, "
                       f"{res.recovery_records} client records restored"
@@ -136,14 +137,13 @@ class Agent:
             self.log.info(f"{self.volume.mountpoint}: client-recovery state saved to the volume")
         return ocf.OCF_SUCCESS
 
-    def _wait_for_server(self) -> None:
+    def _wait_for_server(self, state) -> None:
         """Give a server that is restarting (e.g. systemd's Restart=) part of the start timeout
         to come back, instead of failing the start at once: a failed start is fatal on the node."""
         import time
 
         from .errors import ServerUnavailableError
 
-        state = self.volume.load()
         backend = self.volume.backend(state)
         timeout_ms = int(os.environ.get("OCF_RESKEY_CRM_meta_timeout", "20000") or 20000)
         deadline = time.monotonic() + min(timeout_ms / 1000.0 / 2, 30.0)
@@ -157,10 +157,9 @@ class Agent:
                 self.log.info(f"waiting for the server: {exc}")
                 time.sleep(0.5)
 
-    def _check_server_matches(self) -> None:
+    def _check_server_matches(self, state) -> None:
         from .errors import ValidationError
 
-        state = self.volume.load()
         if state.server != self.server:
             raise ValidationError("server", f"the resource says server={self.server} but the volume "
                                             f"{self.volume.mountpoint} was initialised for {state.server}")
