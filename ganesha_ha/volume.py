@@ -334,7 +334,5 @@ def _best_effort(action) -> None:
     """Used only while undoing a failed change: the original error is what gets reported."""
     try:
         action()
-    except GaneshaHAError:
-        pass
     except Exception:  # the rollback must never replace the real error with a traceback
         pass
