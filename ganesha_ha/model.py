@@ -71,12 +71,6 @@ def normalize_relpath(field_name: str, path: str) -> str:
     canonical so that two spellings of one directory are one export.
     """
     _check_text(field_name, path)
-    if "\\" in path:
-        # Ganesha's lexer reads a double-quoted string as "(\\.|[^"])*" with longest match, so
-        # an escaped backslash before a quote or at the end of a value can run the string on
-        # into the next line (found by the hostile-name test against ganesha.nfsd 4.3).
-        raise _fail(field_name, "must not contain a backslash (NFS-Ganesha's config language "
-                                "cannot carry it safely)")
     stripped = path.strip("/")
     if stripped in ("", "."):
         return ""

@@ -145,6 +145,7 @@ class Volume:
                 pseudo=pseudo if pseudo is not None else str(self.registry.abspath(rel)),
                 clients=parse_clients(clients), access=access, squash=squash, fsal=fsal,
             )
+            self._check_server_limits(state, exp)
             new_state = state.with_export(exp)
             ctx = self.ctx(state)
             if live:
@@ -176,6 +177,7 @@ class Volume:
                 if value is not None:
                     changes[name] = value
             new = old.with_changes(**changes)
+            self._check_server_limits(state, new)
             new_state = state.with_export(new)
             backend, live = self._live_backend(state, record_only)
             ctx = self.ctx(state)
@@ -213,6 +215,13 @@ class Volume:
                 raise ApplyError(f"{exc}; the export is still in the registry (rolled back)") from None
             self._set_active(state.without(exp), True)
             return ChangeResult(exp, True)
+
+    def _check_server_limits(self, state: RegistryState, exp: Export) -> None:
+        """What the volume's server cannot represent is refused before it is recorded."""
+        if state.server == "ganesha":
+            from .backends.ganesha_conf import check_renderable
+
+            check_renderable(exp, self.mountpoint)
 
     def _live_backend(self, state: RegistryState, record_only: bool) -> tuple[Backend, bool]:
         """The backend, and whether this change must reach the live server now.

@@ -1,7 +1,7 @@
 """Rendering EXPORT blocks: parse back what we render, and no value can inject config (pure)."""
 from hypothesis import given, settings, strategies as st
 
-from ganesha_ha.backends.ganesha_conf import export_from_block, parse_config, quote, render_export
+from ganesha_ha.backends.ganesha_conf import check_renderable, export_from_block, parse_config, quote, render_export
 from ganesha_ha.errors import ValidationError
 from ganesha_ha.model import ClientSpec, Export
 
@@ -21,6 +21,16 @@ def test_render_shape():
     assert "Access_Type = None;" in text.split("CLIENT")[0], "export-level access must be None"
     assert "Clients = 127.0.0.1;" in text and "Clients = *.example.com;" in text
     assert "Squash = No_Root_Squash;" in text
+
+
+def test_backslash_is_refused_for_ganesha():
+    # a trailing backslash ran Ganesha's quoted string into the next line (found against 4.3)
+    import pytest
+
+    for kw in ({"path": "h/\u00b5\\", "pseudo": "/p"}, {"path": "h", "pseudo": "/p\\"}):
+        e = Export(export_id=1, fsid="1", clients=("*",), **kw)
+        with pytest.raises(ValidationError, match="backslash"):
+            check_renderable(e, "/mnt/v")
 
 
 def test_quote_escapes_quotes_and_backslashes():

@@ -29,7 +29,7 @@ from ..errors import (ApplyError, IdCollisionError, NotInstalledError, RegistryE
 from ..fsutil import atomic_write, ensure_secure_dir, read_secure
 from ..model import Export
 from . import Drift, VolumeContext
-from .ganesha_conf import RenderOptions, render_export
+from .ganesha_conf import RenderOptions, check_renderable, render_export
 
 BUS_NAME = "org.ganesha.nfsd"
 EXPORT_MGR_PATH = "/org/ganesha/nfsd/ExportMgr"
@@ -181,6 +181,7 @@ class GaneshaBackend:
         directory = self.runtime_dir / ctx.volume_uuid
         self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         ensure_secure_dir(directory, 0o700)
+        check_renderable(exp, ctx.mountpoint)
         conf = directory / f"export-{exp.export_id}.conf"
         atomic_write(conf, render_export(exp, ctx.mountpoint, self.render_opts).encode(), 0o600)
         return conf

@@ -58,6 +58,24 @@ def render_client(exp: Export, client: ClientSpec) -> list[str]:
     return lines
 
 
+def _export_path(exp: Export, mountpoint: str | PurePosixPath) -> str:
+    return str(PurePosixPath(mountpoint) / exp.path) if exp.path else str(PurePosixPath(mountpoint))
+
+
+def check_renderable(exp: Export, mountpoint: str | PurePosixPath) -> None:
+    """Refuse what Ganesha's config language cannot carry, before it reaches the registry.
+
+    A backslash: Ganesha's lexer reads a quoted string as "(\\.|[^"])*" with longest match,
+    so an escaped backslash before a quote or at the end of a value can run the string on into
+    the next line (found by the hostile-name test against ganesha.nfsd 4.3). knfsd has no such
+    limit, so this is the Ganesha backend's rule, not the model's.
+    """
+    for field_name, value in (("directory", _export_path(exp, mountpoint)), ("pseudo", exp.pseudo)):
+        if "\\" in value:
+            raise ValidationError(field_name, "must not contain a backslash with server=ganesha "
+                                              "(NFS-Ganesha's config language cannot carry it safely)")
+
+
 def render_export(exp: Export, mountpoint: str | PurePosixPath, opts: RenderOptions = RenderOptions()) -> str:
     """One EXPORT block for `exp` on a volume mounted at `mountpoint`.
 
@@ -65,7 +83,7 @@ def render_export(exp: Export, mountpoint: str | PurePosixPath, opts: RenderOpti
     permissions apply to every client that matches no CLIENT block, so anything else would
     open the export to the world. Each client gets its access in its own CLIENT block.
     """
-    path = str(PurePosixPath(mountpoint) / exp.path) if exp.path else str(PurePosixPath(mountpoint))
+    path = _export_path(exp, mountpoint)
     lines = [
         "EXPORT {",
         f"    Export_Id = {exp.export_id};",
