@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .labclient import LabClient, ProbeWindow
+from .evidence import ClientWatch
+from .labclient import LabClient
 from .netns import NETNS_DIR, LabNet, netns_exists, remove_netns
 from .node import PY, LabNode, end_process, same_process
 from .procs import wait_until
@@ -190,8 +191,7 @@ class Lab:
         self.net = LabNet(self.run_id, subnet=f"10.213.{secrets.randbelow(200) + 20}")
         self.nodes: dict[str, LabNode] = {}
         self.client: LabClient | None = None
-        self.open_file = None
-        self.expected = b""
+        self.watch: ClientWatch | None = None
         self.netns_dir_was_mount = _is_mountpoint(NETNS_DIR)
         self.report: dict[str, Any] = {
             "ok": False, "server": opts.server, "mode": "kill -9" if opts.kill else "clean stop",
@@ -340,26 +340,15 @@ class Lab:
             f"{self.net.floating_ip} up on a")
         # the client
         self.client = LabClient(self.net.client, self.net.floating_ip, client_name=CLIENT_NAME).start()
+        self.watch = ClientWatch(self.client, file=CLIENT_FILE, stream_file=STREAM_FILE,
+                                 grace_period=self.opts.grace_period, say=say)
         line = b"written through node a before any failover\n"
-
-        def first_open(c):
-            c.connect()
-            c.establish()
-            f = c.open(CLIENT_FILE, create=True, write=True)
-            c.write(f, 0, line)
-            self.client.stream = c.open(STREAM_FILE, create=True, write=True)
-            self.client.writing = True  # from now on the client appends a record every 100 ms
-            return f, c.read(f, 0, 4096)
-
-        self.open_file, back = self.client.call(first_open)
-        if back != line:
-            raise RuntimeError(f"the client read back {back!r}, not what it wrote")
-        self.expected = line
+        info = self.watch.open(line)
         self.report["client"] = {"address": self.net.addr("c"), "name": CLIENT_NAME,
-                                 "file": CLIENT_FILE, "file_handle": self.open_file.fh.hex(),
+                                 "file": CLIENT_FILE, "file_handle": info["file_handle"],
                                  "write_stream": STREAM_FILE}
         say(f"client {self.net.addr('c')}: opened {CLIENT_FILE} via {self.net.floating_ip}, wrote "
-            f"{len(line)} bytes, read them back; keeps file handle {self.open_file.fh.hex()[:24]}...")
+            f"{len(line)} bytes, read them back; keeps file handle {info['file_handle'][:24]}...")
 
     # ---- helpers ----------------------------------------------------------------------
     def agent(self, node: LabNode, action: str, *, recurring: bool = False) -> AgentCall:
@@ -423,9 +412,8 @@ class Lab:
             bad(f"monitor on {src} before the failover returned {mon.rc}")
         reg_before = {e["directory"]: e["export_id"] for e in self.registry(src)}
         live_before = self.live_ids(src)
-        fh = self.open_file.fh
-        window = self.client.start_probing(fh)
-        time.sleep(0.3)  # a few good probes first: the baseline
+        watch = self.watch
+        watch.begin()
 
         breaks = self.opts.breaks if i == 1 else ()
         t_fail = time.monotonic()
@@ -491,43 +479,16 @@ class Lab:
 
         # Wait for the client: a good read of the saved handle that started after the IP came
         # up on dst (so dst answered it), or a STALE from dst.
-        limit = t_ip + self.opts.grace_period + 15
-        tick = say.ticker("  client replaying its saved handle every 100 ms")
-        writes = self.client.writes
-
-        def settled() -> bool:
-            tick(f"{len(window.probes)} probes, {sum(not p.ok for p in window.probes)} failed")
-            return (any(p.ok and p.t >= t_ip for p in window.probes)
-                    or any(p.t >= t_ip for p in window.stale()))
-        wait_until(settled, max(0.0, limit - time.monotonic()), interval=0.1)
-        time.sleep(0.25)
-        self.client.stop_probing()
-        # Outage: the client's first failed I/O (a read of the handle or a write of the
-        # stream, whichever noticed first) to its first successful one after that.
-        io = ProbeWindow(sorted(window.probes + writes.probes, key=lambda p: p.t))
-        served = any(p.ok and p.t >= t_ip for p in window.probes)
-        fo["outage_s"] = round(io.outage(), 2) if served and io.outage() is not None else None
-        fo["probes"] = {"sent": len(window.probes), "failed": sum(not p.ok for p in window.probes),
-                        "errors": window.errors()}
-        stale = window.stale() + writes.stale()
-        fo["stale_replies"] = len(stale)
-        handle_ok = served and not stale
-        say(f"  client: outage {fo['outage_s']} s "
-            f"({fo['probes']['failed']} of {fo['probes']['sent']} reads failed: "
-            f"{', '.join(f'{k} x{v}' for k, v in window.errors().items()) or 'none'})")
+        fo.update(watch.settle(t_ip))
         if self.opts.kill:
             S.restart_ganesha()  # the node's service manager restarts the crashed daemon
             say(f"  ganesha.nfsd on {src} restarted (pid {S.ganesha.pid}), as its service manager would")
 
         # Reclaim the open, verify the data through the saved handle, write more.
-        result = self.recover(i, dst, t_ip) if handle_ok else {
-            "reclaimed": False, "data_verified": False,
-            "error": f"saved handle refused: {stale[0].error}" if stale else "client never got through"}
+        result = watch.recover(i, dst, t_ip, lambda: self.volume_file(dst))
         fo.update({k: v for k, v in result.items() if k != "error"})
         if result.get("error"):
             bad(result["error"])
-        fo["handles_preserved"] = handle_ok and result.get("handle_reads", False)
-        fo.setdefault("acked_writes_lost", None)
 
         # Identity: what the registry says and what the new Ganesha serves.
         reg_after = {e["directory"]: e["export_id"] for e in self.registry(dst)}
@@ -552,27 +513,14 @@ class Lab:
         else:
             fo["grace_measured_s"] = None
             bad(f"{dst} never left grace")
-        after = self.after_grace(i, dst)
-        fo.update(after)
-        # The write stream over this failover (the writer went on through the grace wait).
-        fo["writes"] = {"acked_total": self.client.acked, "attempts": len(writes.probes),
-                        "failed": sum(not p.ok for p in writes.probes), "errors": writes.errors(),
-                        "outage_s": None if writes.outage() is None else round(writes.outage(), 2)}
+        # After grace: a brand-new OPEN works, and the recurring monitor saves this node's
+        # client records to the volume for the next move.
+        fo.update(watch.fresh_open(f"/lab/data/after-failover-{i}.txt"))
+        fo["monitor_after_rc"] = self.agent(D, "monitor", recurring=True).rc
+        fo["writes"] = watch.write_summary()
 
-        # Verdict.
-        checks = {
-            "handles_preserved": fo["handles_preserved"],
-            "data_verified": fo.get("data_verified", False),
-            "reclaimed": fo.get("reclaimed", False),
-            "export_ids_equal": fo["export_ids_equal"],
-            "recovery_records_moved": fo["recovery_records_moved"] > 0,
-            "grace_events_sent": fo["grace_events_sent"] > 0,
-            "outage_within_grace_plus_2s": fo["outage_s"] is not None
-            and fo["outage_s"] <= self.opts.grace_period + 2,
-            "new_open_after_grace": fo.get("new_open_after_grace", False),
-            "no_acknowledged_write_lost": fo.get("acked_writes_lost") == 0
-            and fo.get("stream_reclaimed", False),
-        }
+        # Verdict: the outage must stay within grace + 2 s.
+        checks = watch.checks(fo, outage_limit=self.opts.grace_period + 2)
         for name, passed in checks.items():
             if not passed:
                 bad(f"check failed: {name}")
@@ -583,126 +531,23 @@ class Lab:
             f"{fo.get('data_verified')}, export_ids_equal {fo['export_ids_equal']}")
         return fo
 
-    def recover(self, i: int, dst: str, t_ip: float) -> dict[str, Any]:
-        """In the client: reclaim the open (CLAIM_PREVIOUS), read through the saved handle,
-        verify, append a line, read it back."""
-        f = self.open_file
-        expected = self.expected
-        line = f"failover {i}: written through node {dst} after the move\n".encode()
-        deadline = time.monotonic() + self.opts.grace_period + 15
-
-        lc = self.client
-
-        def stream_recovery(c, out: dict[str, Any]) -> None:
-            """Reclaim the write stream's open too; then every acknowledged record must be there."""
-            if lc.stream is None:
-                return
-            try:
-                s2 = c.grace_aware(lambda: c.reclaim(lc.stream), deadline=deadline)
-                lc.stream = s2
-                out["stream_reclaimed"] = True
-            except Exception as exc:
-                lc.writing = False  # no open to write with any more
-                out["stream_reclaimed"] = False
-                out.setdefault("error", f"reclaim of the write stream failed: {exc}")
-                s2 = None
-            lost = c.grace_aware(lambda: lc.lost_records(c, s2 if s2 is not None else lc.stream.fh),
-                                 deadline=deadline)
-            out["acked_writes_lost"] = len(lost)
-            if lost:
-                out.setdefault("error", f"{len(lost)} acknowledged writes lost (records {lost[:5]}...)")
-
-        def work(c):
-            out: dict[str, Any] = {}
-            c.grace_aware(c.establish, deadline=deadline)
-            try:
-                f2 = c.grace_aware(lambda: c.reclaim(f), deadline=deadline)
-                out["reclaimed"] = True
-                out["reclaim_s"] = round(time.monotonic() - t_ip, 2)
-            except Exception as exc:
-                out["reclaimed"] = False
-                out["error"] = f"reclaim of the open failed: {exc}"
-                f2 = None
-            got = c.grace_aware(lambda: c.read(f.fh, 0, 1 << 16), deadline=deadline)
-            out["handle_reads"] = True
-            stream_recovery(c, out)
-            if f2 is None:  # no open to write with: a real client would now lose its state
-                out["data_verified"] = False
-                return out, None
-            before_ok = got == expected
-            c.grace_aware(lambda: c.write(f2, len(expected), line), deadline=deadline)
-            back = c.grace_aware(lambda: c.read(f2, 0, 1 << 16), deadline=deadline)
-            out["data_verified"] = before_ok and back == expected + line
-            if not before_ok:
-                out["error"] = f"data read after the move differs: {got[:80]!r}"
-            elif back != expected + line:
-                out["error"] = "the write after the move did not read back"
-            return out, f2
-
-        try:
-            out, f2 = self.client.call(work, timeout=self.opts.grace_period + 40)
-        except Exception as exc:
-            return {"reclaimed": False, "data_verified": False, "handle_reads": False,
-                    "error": f"client: {exc}"}
-        if f2 is not None:
-            self.open_file = f2
-            if out["data_verified"]:
-                self.expected = expected + line
-        # And the bytes are on the volume itself, as the new node sees it.
-        cp = self.nodes[dst].run(["cat", str(self.mountpoint / "data" / "client.txt")])
-        out["data_on_volume"] = cp.returncode == 0 and cp.stdout.encode() == self.expected
-        if out.get("data_verified") and not out["data_on_volume"]:
-            out["data_verified"] = False
-            out["error"] = "the file on the volume does not hold what the client wrote"
-        return out
-
-    def after_grace(self, i: int, dst: str) -> dict[str, Any]:
-        """After grace: a brand-new OPEN works (normal service), and the recurring monitor
-        saves this node's client records to the volume for the next move."""
-        name = f"/lab/data/after-failover-{i}.txt"
-
-        def fresh(c):
-            g = c.grace_aware(lambda: c.open(name, create=True, write=True),
-                              deadline=time.monotonic() + 15)
-            c.write(g, 0, b"ok\n")
-            ok = c.read(g, 0, 16) == b"ok\n"
-            c.close_file(g)
-            return ok
-
-        out: dict[str, Any] = {}
-        try:
-            out["new_open_after_grace"] = bool(self.client.call(fresh, timeout=30))
-        except Exception as exc:
-            out["new_open_after_grace"] = False
-            out["new_open_error"] = str(exc)
-        mon = self.agent(self.nodes[dst], "monitor", recurring=True)
-        out["monitor_after_rc"] = mon.rc
-        return out
+    def volume_file(self, node: str) -> bytes | None:
+        """The client's file as it is on the volume, read on `node`."""
+        cp = self.nodes[node].run(["cat", str(self.mountpoint / "data" / "client.txt")])
+        return cp.stdout.encode() if cp.returncode == 0 else None
 
     def final_check(self) -> None:
         """After the last move: every record the client got acknowledged, over the whole run,
         reads back byte for byte; and the run's total of NFS4ERR_STALE replies."""
-        lc = self.client
-        if lc is None or lc.stream is None:
+        if self.watch is None:
             return
-        lc.writing = False
-        total: dict[str, Any] = {"records_acked": lc.acked,
-                                 "write_attempts": len(lc.all_writes.probes),
-                                 "stale_replies": sum(f.get("stale_replies", 0)
-                                                      for f in self.report["failovers"])}
-        try:
-            lost = lc.call(lambda c: c.grace_aware(lambda: lc.lost_records(c, lc.stream),
-                                                   deadline=time.monotonic() + 20), timeout=30)
-            total["acked_records_lost"] = len(lost)
-            if lost:
-                self.problem(f"{len(lost)} acknowledged writes are missing at the end of the run")
-        except Exception as exc:
-            total["acked_records_lost"] = None
-            if all(f["ok"] for f in self.report["failovers"]):
-                self.problem(f"final read of the write stream failed: {exc}")
+        total, problem = self.watch.final(sum(f.get("stale_replies", 0) for f in self.report["failovers"]))
+        if problem and (total.get("acked_records_lost") is not None
+                        or all(f["ok"] for f in self.report["failovers"])):
+            self.problem(problem)
         self.report["client_writes"] = total
-        self.say(f"client: {lc.acked} records acknowledged over the run, "
-                 f"{total['acked_records_lost']} lost; {total['stale_replies']} NFS4ERR_STALE replies")
+        self.say(f"client: {total['records_acked']} records acknowledged over the run, "
+                 f"{total.get('acked_records_lost')} lost; {total['stale_replies']} NFS4ERR_STALE replies")
 
     # ---- keep / teardown --------------------------------------------------------------
     def keep_info(self) -> dict[str, Any]:
