@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .backends import Backend, Drift, VolumeContext, get_backend
-from .errors import ApplyError, GaneshaHAError, ValidationError
+from .errors import ApplyError, GaneshaHAError, ServerUnavailableError, ValidationError
 from .fsutil import atomic_write, ensure_secure_dir, require_mountpoint
 from .model import Export, parse_clients
 from .registry import Registry, RegistryState
@@ -158,7 +158,7 @@ class Volume:
             except GaneshaHAError as exc:
                 self.registry.save(state)
                 _best_effort(lambda: backend.withdraw(ctx, [exp]))
-                raise ApplyError(f"{exc}; nothing was changed (registry rolled back)") from None
+                raise _rolled_back(exc, "nothing was changed (registry rolled back)") from None
             _best_effort(lambda: backend.save_recovery(ctx))
             self._set_active(new_state, True)
             return ChangeResult(exp, True)
@@ -194,7 +194,7 @@ class Volume:
                 self.registry.save(state)
                 _best_effort(lambda: backend.withdraw(ctx, [new]) if new.export_id != old.export_id else None)
                 _best_effort(lambda: backend.apply(ctx, [old]))
-                raise ApplyError(f"{exc}; the export was left as it was (registry rolled back)") from None
+                raise _rolled_back(exc, "the export was left as it was (registry rolled back)") from None
             self._set_active(new_state, True)
             return ChangeResult(new, True)
 
@@ -212,7 +212,7 @@ class Volume:
             except GaneshaHAError as exc:
                 self.registry.save(state)
                 _best_effort(lambda: backend.apply(ctx, [exp]))
-                raise ApplyError(f"{exc}; the export is still in the registry (rolled back)") from None
+                raise _rolled_back(exc, "the export is still in the registry (rolled back)") from None
             self._set_active(state.without(exp), True)
             return ChangeResult(exp, True)
 
@@ -337,6 +337,19 @@ def _require_directory(path: Path, mountpoint: Path) -> None:
     if real.relative_to(real_mp) != path.relative_to(mountpoint):
         raise ValidationError("directory", f"{path} goes through a symbolic link (it is {real}); "
                                            "export the real directory")
+
+
+def _rolled_back(exc: GaneshaHAError, note: str) -> GaneshaHAError:
+    """The error for a live change that failed after the registry was written (and rolled back).
+
+    A refusal is an ApplyError (exit 7). A server that did not answer in time keeps its own
+    class (exit 6, OCF generic): nothing was refused, and the server may still carry the
+    change out when it answers, so the note cannot promise that nothing changed there.
+    """
+    if isinstance(exc, ServerUnavailableError):
+        return ServerUnavailableError(f"{exc}; registry rolled back, but the server may still apply "
+                                      "the change when it answers")
+    return ApplyError(f"{exc}; {note}")
 
 
 def _best_effort(action) -> None:

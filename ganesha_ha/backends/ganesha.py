@@ -46,6 +46,9 @@ class GaneshaBackend:
     name = "ganesha"
 
     def __init__(self, settings: Any, bus_address: str | None = None):
+        from ..lazysite import enable
+
+        enable()  # dbus-python lives in site-packages, which the agent adds on demand
         g = settings.ganesha
         self.bus_address = bus_address or g["bus_address"] or os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or ""
         prefix = g.get("dbus_name_prefix") or ""
@@ -68,14 +71,31 @@ class GaneshaBackend:
             import dbus
         except ImportError:
             raise NotInstalledError("dbus-python is not installed for this interpreter") from None
-        try:
-            if self.bus_address:
-                self._conn = dbus.bus.BusConnection(self.bus_address)
-            else:
-                self._conn = dbus.bus.BusConnection(dbus.bus.BUS_SYSTEM)
-        except dbus.DBusException as exc:
+        # libdbus bounds no part of opening a connection (authentication, Hello): a bus
+        # daemon that is stopped or stuck would hang the agent until Pacemaker kills it.
+        # So the connection is opened in a thread that is given dbus_timeout; one that never
+        # finishes is abandoned (a daemon thread, blocked in C with the GIL released).
+        import threading
+
+        box: dict[str, Any] = {}
+
+        def connect() -> None:
+            try:
+                box["conn"] = dbus.bus.BusConnection(self.bus_address or dbus.bus.BUS_SYSTEM)
+            except dbus.DBusException as exc:
+                box["error"] = exc
+
+        worker = threading.Thread(target=connect, name="gha-dbus-connect", daemon=True)
+        worker.start()
+        worker.join(self.timeout)
+        if worker.is_alive():
+            raise ServerUnavailableError(f"D-Bus at {self._where()} did not answer within "
+                                         f"{self.timeout:g} s (connection not completed)")
+        if "error" in box:
+            exc = box["error"]
             raise ServerUnavailableError(f"cannot reach D-Bus at {self._where()}: "
                                          f"{exc.get_dbus_message() or exc}") from None
+        self._conn = box["conn"]
         return self._conn
 
     def close(self) -> None:
@@ -93,24 +113,34 @@ class GaneshaBackend:
             raise NotInstalledError("dbus-python is not installed for this interpreter") from None
 
     def is_running(self) -> bool:
-        try:
-            self.require_running()
-            return True
-        except ServerUnavailableError:
-            return False
+        """True when Ganesha owns its name on the bus, False when the bus says nobody does.
+
+        A bus that cannot be asked (unreachable, or not answering in time) raises
+        ServerUnavailableError: Ganesha may still be serving without D-Bus control, so
+        "not running" would be a guess, and a stop that believed it would report success
+        with the exports still live."""
+        return self._name_owned()
 
     def require_running(self) -> None:
+        if not self._name_owned():
+            raise ServerUnavailableError(f"NFS-Ganesha is not running on this node ({self.bus_name} "
+                                         f"has no owner on {self._where()})")
+
+    def _name_owned(self) -> bool:
         import dbus
 
         conn = self._connect()
-        try:
-            owned = conn.name_has_owner(self.bus_name)
+        try:  # conn.name_has_owner() would wait libdbus's default 25 s
+            owned = conn.call_blocking("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                       "NameHasOwner", "s", (self.bus_name,), timeout=self.timeout)
         except dbus.DBusException as exc:
             self.close()
+            if (exc.get_dbus_name() or "") in ("org.freedesktop.DBus.Error.NoReply",
+                                               "org.freedesktop.DBus.Error.Timeout"):
+                raise ServerUnavailableError(f"D-Bus at {self._where()} did not answer within "
+                                             f"{self.timeout:g} s") from None
             raise ServerUnavailableError(f"D-Bus at {self._where()} did not answer: {exc.get_dbus_message()}") from None
-        if not owned:
-            raise ServerUnavailableError(f"NFS-Ganesha is not running on this node ({self.bus_name} "
-                                         f"has no owner on {self._where()})")
+        return bool(owned)
 
     def _call(self, path: str, iface: str, method: str, *args: Any) -> Any:
         import dbus
