@@ -51,14 +51,18 @@ def validate_params(log: ocf.Logger) -> int:
 
 
 def _check_binaries(server: str) -> None:
-    import shutil
-
     from .errors import NotInstalledError
 
     if server == "knfsd":
-        if not os.access("/usr/sbin/exportfs", os.X_OK) and shutil.which("exportfs") is None:
-            raise NotInstalledError("exportfs is not installed on this node (package nfs-kernel-server)")
+        if not os.access("/usr/sbin/exportfs", os.X_OK):
+            import shutil  # only here: shutil costs a few ms at every call otherwise
+
+            if shutil.which("exportfs") is None:
+                raise NotInstalledError("exportfs is not installed on this node (package nfs-kernel-server)")
     else:
+        from . import lazysite
+
+        lazysite.enable()
         try:
             import dbus  # noqa: F401
         except ImportError:

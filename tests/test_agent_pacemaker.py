@@ -183,7 +183,7 @@ def test_agent_under_pacemaker_with_ganesha(tmp_path, tmpfs_volume):
                               capture_output=True, text=True, timeout=60)
         assert inst.returncode == 0, inst.stderr
         installed = Path("/usr/lib/ocf/resource.d/ganesha-ha/exports")
-        assert installed.read_text().startswith(f"#!{sys.executable} -I\n")
+        assert installed.read_text().startswith(f"#!{sys.executable} -IS\n")
 
         # crmsh logs to /var/log/crmsh and caches under $HOME: private ones inside the node
         crm_home = tmp_path / "crm-home"
