@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -22,27 +21,25 @@ from .backends import Backend, Drift, VolumeContext, get_backend
 from .errors import ApplyError, GaneshaHAError, ServerUnavailableError, ValidationError
 from .fsutil import atomic_write, ensure_secure_dir, require_mountpoint
 from .model import Export, parse_clients
+from .record import Factory, Record
 from .registry import Registry, RegistryState
 from .settings import Settings
 
 
-@dataclass
-class ChangeResult:
+class ChangeResult(Record):
     export: Export
     live: bool          # the change reached the live server
     note: str = ""      # e.g. "recorded; applied at the next start"
 
 
-@dataclass
-class StartResult:
+class StartResult(Record):
     applied: int
     recovery_records: int
     grace: str | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = Factory(list)
 
 
-@dataclass
-class MonitorResult:
+class MonitorResult(Record):
     running: bool
     drift: Drift
     repaired: int = 0
@@ -301,6 +298,8 @@ class Volume:
             live = backend.live_paths(ctx, state.exports)
             backend.withdraw(ctx, state.exports)
             withdrawn = sum(1 for is_live in live.values() if is_live)
+        else:
+            require_nothing_live(backend, ctx, state.exports)
         backend.clear_recovery(ctx)
         self._set_active(state, False)
         return withdrawn
@@ -337,6 +336,26 @@ def _require_directory(path: Path, mountpoint: Path) -> None:
     if real.relative_to(real_mp) != path.relative_to(mountpoint):
         raise ValidationError("directory", f"{path} goes through a symbolic link (it is {real}); "
                                            "export the real directory")
+
+
+def require_nothing_live(backend: Backend, ctx: VolumeContext, exports: Sequence[Export]) -> None:
+    """For a stop when the server cannot be driven: fine if none of `exports` is live, an
+    error if some still are (knfsd's etab can be read without a working exportfs), because a
+    stop that said "stopped" would let the volume move while this node still serves it."""
+    try:
+        live = backend.live_paths(ctx, exports)
+    except GaneshaHAError:
+        return  # the server cannot even be asked: it is down, and its exports with it
+    still = sorted(path or "/" for path, is_live in live.items() if is_live)
+    if not still:
+        return
+    try:
+        backend.require_running()
+        reason = "the server stopped answering"
+    except GaneshaHAError as exc:
+        reason = str(exc)
+    raise ServerUnavailableError(f"{len(still)} export(s) still live on this node ({', '.join(still[:3])}) "
+                                 f"and they cannot be withdrawn: {reason}")
 
 
 def _rolled_back(exc: GaneshaHAError, note: str) -> GaneshaHAError:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, needs_root
+from ganesha_ha.lab.procs import wait_until
 
 AGENT = str(ROOT / "ra" / "exports")
 DBUS_TIMEOUT = 1.0   # seconds, written into the test configs
@@ -178,3 +179,127 @@ def test_add_export_that_never_answers_rolls_back(fake_ganesha, tmpfs_volume):
     assert took < 2 * DBUS_TIMEOUT + SLACK, f"export add took {took:.1f} s"
     assert registry_exports(tmpfs_volume) == before == []
     assert [f for f in os.listdir(tmpfs_volume / ".ganesha-ha") if ".tmp-" in f] == []
+
+
+@needs_root
+def test_stop_with_the_bus_gone(active_ganesha_volume):
+    """The bus daemon dies: ganesha.nfsd dies with it (libdbus exits a process whose shared
+    bus connection drops), and a Ganesha without the bus never got our exports, which only
+    come over D-Bus. So no bus means none of our exports is served: the stop succeeds
+    (nothing to withdraw), a recurring monitor fails (generic), a start waits and fails."""
+    lab, vol, params = active_ganesha_volume
+    lab.bus.stop()
+    assert wait_until(lambda: lab.daemon.proc.poll() is not None, 10), "ganesha.nfsd outlived its bus"
+    proc, _ = run_agent("monitor", params | {"CRM_meta_interval": "10000"})
+    assert_agent_failure(proc, 1, "cannot reach D-Bus")
+    proc, took = run_agent("start", params | {"CRM_meta_timeout": "3000"})
+    assert_agent_failure(proc, 1, "cannot reach D-Bus")
+    assert took < 3
+    proc, _ = run_agent("stop", params)
+    assert proc.returncode == 0 and "stopped, 0 live exports withdrawn" in proc.stderr, proc.stderr
+
+
+# ---- exportfs missing or failing -----------------------------------------------------------
+
+FAILING_EXPORTFS = """#!/bin/sh
+echo "exportfs: could not open /var/lib/nfs/.etab.lock for locking: errno 30 (Read-only file system)" >&2
+exit 1
+"""
+# answers the "is it usable" call (no arguments) and the -u of a stop, refuses every export
+REFUSING_EXPORTFS = """#!/bin/sh
+[ $# -eq 0 ] && exit 0
+case "$1" in -u) exec {real} "$@";; esac
+echo "exportfs: Failed to stat $2: Permission denied" >&2
+exit 1
+"""
+
+
+def knfsd_config(path: Path, runtime: Path, exportfs: str) -> None:
+    path.write_text(f"[knfsd]\nexportfs = {exportfs}\n[node]\nruntime_dir = {runtime}\n")
+
+
+def fake_program(path: Path, text: str) -> str:
+    path.write_text(text)
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.fixture
+def knfsd_active(tmpfs_volume, tmp_path):
+    """A knfsd volume started with the real exportfs in a private /var/lib/nfs, one export live."""
+    from knfsd_ns import REAL_EXPORTFS, private_nfs_state, skip_reason
+
+    if skip_reason():
+        pytest.skip(skip_reason())
+    config = tmp_path / "knfsd.conf"
+    knfsd_config(config, tmp_path / "run", REAL_EXPORTFS)
+    with private_nfs_state(tmp_path / "ns") as state:
+        for d in ("d", "e"):
+            (tmpfs_volume / d).mkdir()
+        for args in (("volume", "init", str(tmpfs_volume), "--server", "knfsd"),
+                     ("volume", "start", str(tmpfs_volume)),
+                     ("export", "add", str(tmpfs_volume), "d", "--client", "127.0.0.1(rw)")):
+            proc, _ = run_cli(config, *args)
+            assert proc.returncode == 0, proc.stderr
+        params = {"server": "knfsd", "volume": str(tmpfs_volume), "config": str(config),
+                  "CRM_meta_timeout": "3000"}
+        yield config, tmpfs_volume, state, params
+
+
+def live_lines(state: Path, volume: Path) -> list[str]:
+    return [l for l in (state / "etab").read_text().splitlines() if l.startswith(f"{volume}/")]
+
+
+@needs_root
+@pytest.mark.parametrize("kind", ["missing", "failing"])
+def test_exportfs_missing_or_failing(knfsd_active, tmp_path, kind):
+    """CLI: exit 6, one line, registry unchanged. Agent: a missing exportfs is OCF_ERR_INSTALLED
+    (node-local: the resource moves), a failing one OCF_ERR_GENERIC (local recovery); neither
+    is OCF_ERR_CONFIGURED, which would stop the resource on every node."""
+    config, vol, state, params = knfsd_active
+    before, etab = registry_bytes(vol), live_lines(state, vol)
+    assert len(etab) == 1
+    if kind == "missing":
+        exe, code, ocf_rc, fragment = str(tmp_path / "nowhere" / "exportfs"), 6, 5, "not found or not executable"
+    else:
+        exe, code, ocf_rc, fragment = (fake_program(tmp_path / "exportfs", FAILING_EXPORTFS), 6, 1,
+                                       "exportfs failed (exit 1): could not open /var/lib/nfs/.etab.lock")
+    knfsd_config(config, tmp_path / "run", exe)
+
+    for args in (("export", "add", str(vol), "e", "--client", "127.0.0.1"),
+                 ("export", "remove", str(vol), "d"),
+                 ("volume", "start", str(vol))):
+        proc, _ = run_cli(config, *args)
+        assert_cli_failure(proc, code, fragment)
+    recurring = params | {"CRM_meta_interval": "10000"}
+    for action, p in (("monitor", recurring), ("start", params)):
+        proc, took = run_agent(action, p)
+        assert_agent_failure(proc, ocf_rc, fragment)
+        assert took < 3, f"{action} took {took:.1f} s"
+    # a probe answers the same code (5: "cannot run here", 1: "failed here"), never 6
+    proc, _ = run_agent("monitor", params)
+    assert proc.returncode == ocf_rc and "Traceback" not in proc.stderr, proc.stderr
+    # the export is still in etab and nothing can withdraw it: a stop that said "stopped"
+    # would let the volume move while this node still exports it
+    proc, _ = run_agent("stop", params)
+    assert proc.returncode == 1 and "stop failed" in proc.stderr and fragment in proc.stderr, proc.stderr
+    assert registry_bytes(vol) == before and live_lines(state, vol) == etab
+    assert [f for f in os.listdir(vol / ".ganesha-ha") if ".tmp-" in f] == []
+
+
+@needs_root
+def test_exportfs_refusing_an_export_rolls_back(knfsd_active, tmp_path):
+    """exportfs runs but refuses the new export: exit 7, registry and etab as before."""
+    from knfsd_ns import REAL_EXPORTFS
+
+    config, vol, state, params = knfsd_active
+    before, etab = registry_bytes(vol), live_lines(state, vol)
+    knfsd_config(config, tmp_path / "run",
+                 fake_program(tmp_path / "exportfs", REFUSING_EXPORTFS.format(real=REAL_EXPORTFS)))
+    proc, _ = run_cli(config, "export", "add", str(vol), "e", "--client", "127.0.0.1(rw)")
+    assert_cli_failure(proc, 7, "Permission denied")
+    assert "rolled back" in proc.stderr
+    assert [e["path"] for e in registry_exports(vol)] == ["d"]
+    assert live_lines(state, vol) == etab
+    proc, _ = run_agent("monitor", params | {"CRM_meta_interval": "10000"})
+    assert proc.returncode == 0, proc.stderr

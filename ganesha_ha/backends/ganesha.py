@@ -93,8 +93,8 @@ class GaneshaBackend:
                                          f"{self.timeout:g} s (connection not completed)")
         if "error" in box:
             exc = box["error"]
-            raise ServerUnavailableError(f"cannot reach D-Bus at {self._where()}: "
-                                         f"{exc.get_dbus_message() or exc}") from None
+            raise _BusUnreachable(f"cannot reach D-Bus at {self._where()}: "
+                                  f"{exc.get_dbus_message() or exc}") from None
         self._conn = box["conn"]
         return self._conn
 
@@ -113,13 +113,17 @@ class GaneshaBackend:
             raise NotInstalledError("dbus-python is not installed for this interpreter") from None
 
     def is_running(self) -> bool:
-        """True when Ganesha owns its name on the bus, False when the bus says nobody does.
+        """True when Ganesha owns its name on the bus; False when the bus says nobody does,
+        or when there is no bus to connect to (Ganesha exits when its bus goes away, and one
+        that never had the bus never got our exports: they only come over D-Bus).
 
-        A bus that cannot be asked (unreachable, or not answering in time) raises
-        ServerUnavailableError: Ganesha may still be serving without D-Bus control, so
-        "not running" would be a guess, and a stop that believed it would report success
-        with the exports still live."""
-        return self._name_owned()
+        A bus that is there but does not answer in time raises ServerUnavailableError:
+        Ganesha may be alive and serving, so "not running" would be a guess, and a stop that
+        believed it would report success with the exports still live."""
+        try:
+            return self._name_owned()
+        except _BusUnreachable:
+            return False
 
     def require_running(self) -> None:
         if not self._name_owned():
@@ -328,6 +332,10 @@ class GaneshaBackend:
 
     def clear_recovery(self, ctx: VolumeContext) -> None:
         shutil.rmtree(self.recovery_root / self.takeover_key(ctx), ignore_errors=True)
+
+
+class _BusUnreachable(ServerUnavailableError):
+    """No bus at the address (no socket, connection refused): not a bus that is slow."""
 
 
 def _explain(method: str, exp: Export, exc: Any) -> str:
