@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -21,25 +22,27 @@ from .backends import Backend, Drift, VolumeContext, get_backend
 from .errors import ApplyError, GaneshaHAError, ServerUnavailableError, ValidationError
 from .fsutil import atomic_write, ensure_secure_dir, require_mountpoint
 from .model import Export, parse_clients
-from .record import Factory, Record
 from .registry import Registry, RegistryState
 from .settings import Settings
 
 
-class ChangeResult(Record):
+@dataclass
+class ChangeResult:
     export: Export
     live: bool          # the change reached the live server
     note: str = ""      # e.g. "recorded; applied at the next start"
 
 
-class StartResult(Record):
+@dataclass
+class StartResult:
     applied: int
     recovery_records: int
     grace: str | None = None
-    notes: list[str] = Factory(list)
+    notes: list[str] = field(default_factory=list)
 
 
-class MonitorResult(Record):
+@dataclass
+class MonitorResult:
     running: bool
     drift: Drift
     repaired: int = 0
