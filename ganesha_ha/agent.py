@@ -139,6 +139,8 @@ class Agent:
                              "registry says; re-applied")
         if res.recovery_saved:
             self.log.info(f"{self.volume.mountpoint}: client-recovery state saved to the volume")
+        if res.recovery_error:
+            self.log.warning(f"{self.volume.mountpoint}: client-recovery state not saved: {res.recovery_error}")
         return ocf.OCF_SUCCESS
 
     def _wait_for_server(self, state) -> None:

@@ -47,6 +47,7 @@ class MonitorResult:
     drift: Drift
     repaired: int = 0
     recovery_saved: bool = False
+    recovery_error: str = ""  # the save failed (the volume is full...): a warning, not a failure
 
 
 class Volume:
@@ -324,7 +325,14 @@ class Volume:
             with self.registry.locked():
                 backend.apply(ctx, drift.missing + drift.changed)
             result.repaired = len(drift.missing) + len(drift.changed)
-        result.recovery_saved = backend.save_recovery(ctx)
+        from .errors import InsecureStateError, RegistryError
+
+        try:
+            result.recovery_saved = backend.save_recovery(ctx)
+        except InsecureStateError:
+            raise
+        except RegistryError as exc:  # users fill their volumes: the exports still serve
+            result.recovery_error = str(exc)
         return result
 
 

@@ -224,9 +224,9 @@ def fake_program(path: Path, text: str) -> str:
     return str(path)
 
 
-@pytest.fixture
-def knfsd_active(tmpfs_volume, tmp_path):
-    """A knfsd volume started with the real exportfs in a private /var/lib/nfs, one export live."""
+@contextmanager
+def knfsd_started(volume: Path, tmp_path: Path):
+    """A knfsd volume started with the real exportfs in a private /var/lib/nfs, export d live."""
     from knfsd_ns import REAL_EXPORTFS, private_nfs_state, skip_reason
 
     if skip_reason():
@@ -235,15 +235,21 @@ def knfsd_active(tmpfs_volume, tmp_path):
     knfsd_config(config, tmp_path / "run", REAL_EXPORTFS)
     with private_nfs_state(tmp_path / "ns") as state:
         for d in ("d", "e"):
-            (tmpfs_volume / d).mkdir()
-        for args in (("volume", "init", str(tmpfs_volume), "--server", "knfsd"),
-                     ("volume", "start", str(tmpfs_volume)),
-                     ("export", "add", str(tmpfs_volume), "d", "--client", "127.0.0.1(rw)")):
+            (volume / d).mkdir()
+        for args in (("volume", "init", str(volume), "--server", "knfsd"),
+                     ("volume", "start", str(volume)),
+                     ("export", "add", str(volume), "d", "--client", "127.0.0.1(rw)")):
             proc, _ = run_cli(config, *args)
             assert proc.returncode == 0, proc.stderr
-        params = {"server": "knfsd", "volume": str(tmpfs_volume), "config": str(config),
+        params = {"server": "knfsd", "volume": str(volume), "config": str(config),
                   "CRM_meta_timeout": "3000"}
-        yield config, tmpfs_volume, state, params
+        yield config, volume, state, params
+
+
+@pytest.fixture
+def knfsd_active(tmpfs_volume, tmp_path):
+    with knfsd_started(tmpfs_volume, tmp_path) as started:
+        yield started
 
 
 def live_lines(state: Path, volume: Path) -> list[str]:
@@ -303,3 +309,93 @@ def test_exportfs_refusing_an_export_rolls_back(knfsd_active, tmp_path):
     assert live_lines(state, vol) == etab
     proc, _ = run_agent("monitor", params | {"CRM_meta_interval": "10000"})
     assert proc.returncode == 0, proc.stderr
+
+
+# ---- disk full -------------------------------------------------------------------------------
+
+@pytest.fixture
+def small_volume(tmp_path):
+    """A 64 KiB tmpfs: a volume that a few writes fill."""
+    from conftest import IS_ROOT
+    from ganesha_ha.lab import nsutil
+
+    if not IS_ROOT:
+        pytest.skip("needs root to mount")
+    mp = tmp_path / "small"
+    mp.mkdir()
+    nsutil.mount("gha-test-small", str(mp), "tmpfs", 0, "size=64k,mode=0755")
+    yield mp
+    nsutil.umount(str(mp), lazy=True)
+
+
+def fill(volume: Path) -> Path:
+    """Write a file until the volume has no block left."""
+    import errno
+
+    filler = volume / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    assert os.statvfs(volume).f_bavail == 0
+    return filler
+
+
+def temp_files(volume: Path) -> list[str]:
+    return [f for f in os.listdir(volume / ".ganesha-ha") if ".tmp-" in f]
+
+
+@needs_root
+def test_disk_full_while_writing_the_registry(small_volume, tmp_path):
+    """Every change fails with one line and exit 3; the registry is byte for byte the old
+    one, no temp file is left; with space again the same change works."""
+    vol = small_volume
+    config = tmp_path / "gha.conf"
+    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n")
+    for d in ("a", "b"):
+        (vol / d).mkdir()
+    for args in (("volume", "init", str(vol), "--server", "knfsd"),
+                 ("export", "add", str(vol), "a", "--client", "127.0.0.1")):
+        proc, _ = run_cli(config, *args)
+        assert proc.returncode == 0, proc.stderr
+    before = registry_bytes(vol)
+    filler = fill(vol)
+    for args in (("export", "add", str(vol), "b", "--client", "127.0.0.1"),
+                 ("export", "update", str(vol), "a", "--client", "127.0.0.2"),
+                 ("export", "remove", str(vol), "a")):
+        proc, _ = run_cli(config, *args)
+        assert_cli_failure(proc, 3, "no space left on the volume; the previous state is unchanged")
+        assert registry_bytes(vol) == before
+        assert temp_files(vol) == []
+    proc, _ = run_cli(config, "export", "list", str(vol))
+    assert proc.returncode == 0 and "127.0.0.1" in proc.stdout, "a full volume is still readable"
+    filler.unlink()
+    proc, _ = run_cli(config, "export", "add", str(vol), "b", "--client", "127.0.0.1")
+    assert proc.returncode == 0, proc.stderr
+    assert [e["path"] for e in registry_exports(vol)] == ["a", "b"]
+
+
+@needs_root
+def test_full_volume_does_not_fail_the_monitor(small_volume, tmp_path):
+    """Users fill their volumes. The monitor's save of the client list then cannot be
+    written: that is worth a warning, not a failed monitor that restarts or moves exports
+    which serve perfectly well (the other node would find the same full volume)."""
+    with knfsd_started(small_volume, tmp_path) as (config, vol, state, params):
+        (state / "rmtab").write_text(f"192.0.2.7:{vol}/d:0x00000001\n")  # a client mounted d
+        saved = vol / ".ganesha-ha" / "rmtab"
+        before = saved.read_bytes() if saved.exists() else None
+        fill(vol)
+        proc, _ = run_agent("monitor", params | {"CRM_meta_interval": "10000"})
+        assert proc.returncode == 0, proc.stderr
+        warnings = [l for l in proc.stderr.splitlines() if ": WARNING: " in l]
+        assert len(warnings) == 1 and "no space left" in warnings[0], proc.stderr
+        assert (saved.read_bytes() if saved.exists() else None) == before
+        assert temp_files(vol) == []
+        (vol / "filler").unlink()
+        proc, _ = run_agent("monitor", params | {"CRM_meta_interval": "10000"})
+        assert proc.returncode == 0 and "client-recovery state saved" in proc.stderr, proc.stderr
+        assert "192.0.2.7" in saved.read_text()
