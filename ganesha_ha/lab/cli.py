@@ -2,6 +2,8 @@
 
     ganesha-ha lab [--server ganesha|knfsd] [--failovers N] [--kill] [--json] [--keep]
                    [--break export-id|recovery]
+    ganesha-ha lab --cluster [--kinds move,shutdown,kill,loss] [--show-cib] [--json]
+                   [--break lying-monitor]
     ganesha-ha lab down [RUN_ID]
 
 Exit codes: 0 every failover held and nothing was left behind; 1 a check failed (the
@@ -22,6 +24,7 @@ from ..textfmt import table
 REQUIRED = {
     "ganesha": ("ganesha.nfsd", "dbus-daemon", "nsenter", "losetup", "mkfs.ext4", "mount", "umount"),
     "knfsd": ("exportfs", "nsenter", "losetup", "mkfs.ext4", "mount", "umount"),
+    "cluster": ("corosync", "pacemakerd", "crm", "crm_resource", "cibadmin", "unshare"),
 }
 
 
@@ -40,8 +43,22 @@ def _positive(text: str) -> int:
     return n
 
 
+def _kinds(text: str) -> tuple[str, ...]:
+    from .cluster_lab import KINDS
+
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    wrong = [k for k in kinds if k not in KINDS]
+    if wrong or not kinds:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(KINDS)}")
+    return kinds
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .cluster_lab import BREAKS as CLUSTER_BREAKS
+    from .cluster_lab import KINDS
     from .scenario import BREAKS
+
+    breaks = {**BREAKS, **CLUSTER_BREAKS}
 
     p = _Parser(prog="ganesha-ha lab",
                 description="A two-node NFS failover on this machine (network namespaces, a loop "
@@ -49,15 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
                             "with a client that keeps its file handle across every move.",
                 epilog="'ganesha-ha lab down [RUN_ID]' tears down a lab left up with --keep.")
     p.add_argument("--server", choices=["ganesha", "knfsd"], default="ganesha")
-    p.add_argument("--failovers", type=_positive, default=1, metavar="N",
+    p.add_argument("--cluster", action="store_true",
+                   help="run a real two-node corosync/Pacemaker cluster and let it decide every "
+                        "failover (two volumes, active-active)")
+    p.add_argument("--kinds", type=_kinds, default=tuple(KINDS), metavar="K,K",
+                   help="with --cluster: the failovers, in order (default all: "
+                        + "; ".join(f"{k}: {v}" for k, v in KINDS.items()) + ")")
+    p.add_argument("--show-cib", action="store_true",
+                   help="with --cluster: print the crmsh script loaded and the CIB the cluster ran")
+    p.add_argument("--failovers", type=_positive, default=None, metavar="N",
                    help="move the volume N times: A->B->A... (default 1)")
     p.add_argument("--kill", action="store_true",
                    help="fail over by kill -9 of the active node's ganesha.nfsd (no clean stop)")
     p.add_argument("--json", action="store_true", help="print the evidence as one JSON object")
     p.add_argument("--keep", action="store_true", help="leave the lab up afterwards for exploring")
-    p.add_argument("--break", dest="breaks", action="append", default=[], choices=sorted(BREAKS),
+    p.add_argument("--break", dest="breaks", action="append", default=[], choices=sorted(breaks),
                    metavar="WHAT", help="break the proof on purpose (the lab must then fail): "
-                   + "; ".join(f"{k}: {v}" for k, v in BREAKS.items()))
+                   + "; ".join(f"{k}: {v}" for k, v in breaks.items())
+                   + f" ({', '.join(CLUSTER_BREAKS)} with --cluster only)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
@@ -66,7 +92,15 @@ def main(argv: list[str], config: str | None = None) -> int:
     argv = list(argv)
     if argv and argv[0] == "down":
         return _down(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.cluster:
+        return _cluster(parser, args)
+    from .cluster_lab import BREAKS as CLUSTER_BREAKS
+
+    if args.show_cib or set(args.breaks) & set(CLUSTER_BREAKS):
+        parser.error("--show-cib and --break lying-monitor need --cluster")
+    args.failovers = args.failovers or 1
     problem = _preflight(args.server)
     if problem:
         print(f"ganesha-ha lab: {problem}", file=sys.stderr)
@@ -88,10 +122,45 @@ def main(argv: list[str], config: str | None = None) -> int:
     return 0 if report["ok"] else 1
 
 
-def _preflight(server: str) -> str | None:
+def _cluster(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """`lab --cluster`: the same proof with Pacemaker deciding every failover."""
+    from .cluster_lab import BREAKS, ClusterLab, ClusterLabOptions, render_cluster_text
+    from .scenario import Progress
+
+    if args.kill or args.keep or args.failovers is not None:
+        parser.error("with --cluster, choose the failovers with --kinds (--kill, --keep and "
+                     "--failovers are for the direct lab)")
+    if args.server != "ganesha":
+        parser.error("--cluster runs server=ganesha (this machine has no kernel NFS server to "
+                     "serve a client; the knfsd agent is tested under Pacemaker by the test suite)")
+    if set(args.breaks) - set(BREAKS):
+        parser.error(f"with --cluster, --break takes {', '.join(BREAKS)}")
+    problem = _preflight(args.server, extra=REQUIRED["cluster"])
+    if problem:
+        print(f"ganesha-ha lab: {problem}", file=sys.stderr)
+        return 3
+    opts = ClusterLabOptions(server=args.server, kinds=args.kinds, breaks=tuple(args.breaks),
+                             show_cib=args.show_cib)
+    report = ClusterLab(opts, Progress(enabled=not args.quiet)).run()
+    if args.json:
+        if not args.show_cib:
+            report.pop("cib", None)
+        print(json.dumps(report, indent=2))
+    else:
+        print(render_cluster_text(report))
+        if args.show_cib and report.get("crmsh"):
+            print(f"\n# crmsh script the lab loaded (crm configure load update FILE)\n{report['crmsh']}")
+            print(f"# the CIB configuration the cluster ran (cibadmin --query --scope configuration)\n"
+                  f"{report.get('cib', '(not read)')}")
+    if report.get("interrupted"):
+        return 130
+    return 0 if report["ok"] else 1
+
+
+def _preflight(server: str, extra: tuple[str, ...] = ()) -> str | None:
     if os.geteuid() != 0:
         return "needs root (network and mount namespaces, a loop device, NFS servers)"
-    missing = [p for p in REQUIRED[server] if shutil.which(p) is None
+    missing = [p for p in (*REQUIRED[server], *extra) if shutil.which(p) is None
                and not os.path.exists(f"/usr/sbin/{p}")]
     if missing:
         return "missing program(s): " + ", ".join(missing)

@@ -430,7 +430,9 @@ class SandboxCluster:
     anonymous network namespace and runs on 127.0.0.1.  ``env`` is extra environment
     for pacemakerd (hence for the agents) on every node, ``node_env`` per node; ``binds``
     maps a node name to extra ``(src, dst)`` bind mounts (``dst`` must exist, except under
-    ``/run`` or ``/dev/shm``, which are node-private tmpfs).
+    ``/run`` or ``/dev/shm``, which are node-private tmpfs).  ``netns`` puts the nodes
+    in network namespaces the caller made and owns instead, ``{node: (netns, address)}``
+    (the failover lab does, so that its client and floating IPs share the nodes' wire).
     """
 
     def __init__(self, workdir: Path, nodes: Sequence[str] = ("n1",), *,
@@ -439,14 +441,17 @@ class SandboxCluster:
                  node_env: Mapping[str, Mapping[str, str]] | None = None,
                  binds: Mapping[str, Iterable[tuple[os.PathLike | str, os.PathLike | str]]] | None = None,
                  crm_config: Mapping[str, str] | None = None, token_ms: int = 1000,
-                 subnet: str = DEFAULT_SUBNET, die_with_parent: bool = True):
+                 subnet: str = DEFAULT_SUBNET, die_with_parent: bool = True,
+                 netns: Mapping[str, tuple[str, str]] | None = None):
         if not nodes or len(set(nodes)) != len(nodes):
             raise ValueError("need distinct node names")
         for n in nodes:
             if not re.fullmatch(r"[a-z][a-z0-9-]{0,9}", n):
                 raise ValueError(f"bad node name {n!r} (lowercase, at most 10 characters)")
+        if netns is not None and set(netns) != set(nodes):
+            raise ValueError("netns must name a namespace and address for every node")
         if two_node_net is None:
-            two_node_net = len(nodes) > 1
+            two_node_net = len(nodes) > 1 or netns is not None
         if len(nodes) > 1 and not two_node_net:
             raise ValueError("several nodes need two_node_net=True")
         self.workdir = Path(workdir)
@@ -455,16 +460,18 @@ class SandboxCluster:
         self.token_ms = token_ms
         self.nodes: dict[str, ClusterNode] = {}
         for i, name in enumerate(nodes, start=1):
+            ns, addr = (netns or {}).get(name) or (
+                (f"{NETNS_PREFIX}{self.tag}-{name}", f"{subnet}.{i}") if two_node_net
+                else (None, "127.0.0.1"))
             node = ClusterNode(
-                name=name, nodeid=i, workdir=self.workdir / name,
-                addr=f"{subnet}.{i}" if two_node_net else "127.0.0.1",
-                netns=f"{NETNS_PREFIX}{self.tag}-{name}" if two_node_net else None,
+                name=name, nodeid=i, workdir=self.workdir / name, addr=addr, netns=ns,
                 binds=[(Path(s), Path(d)) for s, d in (binds or {}).get(name, ())],
                 env={**(env or {}), **((node_env or {}).get(name, {}))})
             self.nodes[name] = node
         self.net = _Net(hub=f"{NETNS_PREFIX}{self.tag}-hub",
                         node_ns={n.name: n.netns for n in self.nodes.values()},
-                        addrs={n.name: n.addr for n in self.nodes.values()}) if two_node_net else None
+                        addrs={n.name: n.addr for n in self.nodes.values()}
+                        ) if two_node_net and netns is None else None
         self.die_with_parent = die_with_parent
         self._atexit = False
 

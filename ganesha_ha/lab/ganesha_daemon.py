@@ -41,10 +41,13 @@ class PrivateBus:
     workdir: Path
     proc: subprocess.Popen | None = None
     prefix_argv: list[str] = field(default_factory=list)  # e.g. nsenter into a lab node
+    # "system_bus_socket" when the workdir is bind-mounted over a node's /run/dbus, so that
+    # programs on that node find the bus where the system bus is, with no settings at all
+    socket_name: str = "bus.sock"
 
     @property
     def socket(self) -> Path:
-        return self.workdir / "bus.sock"
+        return self.workdir / self.socket_name
 
     @property
     def address(self) -> str:
@@ -129,6 +132,9 @@ class GaneshaDaemon:
     env: dict[str, str] = field(default_factory=dict)
     netns: str | None = None
     prefix_argv: list[str] = field(default_factory=list)  # generic wrapper, e.g. nsenter -t PID -m -n
+    # RecoveryRoot as the daemon sees it, when it runs in a mount namespace where another
+    # directory is mounted there (a cluster-lab node's own /var/lib/nfs/ganesha)
+    recovery_root_inside: str | None = None
     proc: subprocess.Popen | None = None
 
     @property
@@ -148,7 +154,8 @@ class GaneshaDaemon:
         rec = self.recovery_root or (self.workdir / "recovery")
         rec.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(
-            core_config(port=self.port, bind_addr=self.bind_addr, recovery_root=rec,
+            core_config(port=self.port, bind_addr=self.bind_addr,
+                        recovery_root=Path(self.recovery_root_inside or rec),
                         grace_period=self.grace_period) + self.extra_config
         )
         return self.config_path
@@ -192,3 +199,30 @@ class GaneshaDaemon:
         if self.proc is not None:
             stop_popen(self.proc, timeout=10.0)
             self.proc = None
+
+
+# ---------------------------------------------------------------------------------------
+# D-Bus helpers (a lab looks at each node's Ganesha from outside, over its private bus)
+# ---------------------------------------------------------------------------------------
+
+def _ganesha_call(bus_address: str, path: str, iface: str, method: str, *args):
+    import dbus
+
+    conn = dbus.bus.BusConnection(bus_address)
+    try:
+        obj = conn.get_object("org.ganesha.nfsd", path, introspect=False)
+        return obj.get_dbus_method(method, iface)(*args, timeout=10)
+    finally:
+        conn.close()
+
+
+def show_exports(bus_address: str) -> dict[int, str]:
+    _, exports = _ganesha_call(bus_address, "/org/ganesha/nfsd/ExportMgr",
+                               "org.ganesha.nfsd.exportmgr", "ShowExports")
+    return {int(e[0]): str(e[1]) for e in exports}
+
+
+def in_grace(bus_address: str) -> bool:
+    reply = _ganesha_call(bus_address, "/org/ganesha/nfsd/admin", "org.ganesha.nfsd.admin", "get_grace")
+    # nfs-ganesha 4.3 answers (in_grace, success, message); older ones a bare boolean
+    return bool(reply[0]) if isinstance(reply, (tuple, list)) else bool(reply)

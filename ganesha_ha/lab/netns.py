@@ -164,6 +164,25 @@ class LabNet:
                 if getattr(exc, "code", None) not in (errno.ENOENT, errno.ESRCH):
                     raise
 
+    # ---- a node's wire ------------------------------------------------------------------
+    def set_link(self, who: str, up: bool) -> None:
+        """Plug or unplug `who`'s cable at the switch (a lost machine answers nothing)."""
+        with _ipr(self.switch) as sw:
+            sw.link("set", index=sw.link_lookup(ifname=f"p-{who}")[0], state="up" if up else "down")
+
+    def flush_foreign(self, who: str) -> list[str]:
+        """Remove every IPv4 address but the node's own from its eth0 (what a reboot does to
+        floating IPs an agent had added); returns what was removed."""
+        gone = []
+        with _ipr(self.ns(who)) as ipr:
+            eth = ipr.link_lookup(ifname="eth0")[0]
+            for a in ipr.get_addr(family=2, index=eth):
+                ip = a.get_attr("IFA_ADDRESS")
+                if ip != self.addr(who):
+                    ipr.addr("del", index=eth, address=ip, prefixlen=a["prefixlen"])
+                    gone.append(ip)
+        return gone
+
     # ---- tear down --------------------------------------------------------------------
     def remove(self) -> list[str]:
         """Remove every namespace this lab created; return those that would not go."""

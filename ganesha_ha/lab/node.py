@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .ganesha_daemon import GaneshaDaemon, PrivateBus
+from .ganesha_daemon import GaneshaDaemon, PrivateBus, show_exports
 from .procs import wait_until
 
 CLONE_NEWNET = 0x40000000
@@ -260,6 +261,31 @@ class LabNode:
                 return "clean"
         self.run(["umount", "-l", str(mountpoint)], check=True)
         return "lazy"
+
+    # ---- what the node's Ganesha shows ------------------------------------------------
+    def live_ids(self, mountpoint: str | Path) -> dict[int, str]:
+        """Export_Id → path that this node's Ganesha serves under `mountpoint` (ShowExports)."""
+        try:
+            return {i: p for i, p in show_exports(self.bus_address).items()
+                    if p.startswith(str(mountpoint))}
+        except Exception:
+            return {}
+
+    def takeover_records(self, ip: str) -> int:
+        """Client records this node's Ganesha was given for floating IP `ip` (take-over dir)."""
+        root = self.recovery_root / ip
+        if not root.is_dir():
+            return 0
+        return sum(1 for p in root.rglob("*") if p.name.startswith("::ffff:") or "-(" in p.name)
+
+    def grace_events(self, ip: str) -> int:
+        """Take-over grace events for `ip` that this node's Ganesha logged
+        ("NFS Server recovery event 5 nodeid -1 ip <ip>", EVENT_TAKE_IP)."""
+        try:
+            text = (self.workdir / "ganesha" / "ganesha.log").read_text(errors="replace")
+        except OSError:
+            return 0
+        return len(re.findall(rf"recovery event 5 nodeid \S+ ip {re.escape(ip)}\b", text))
 
     # ---- state for 'lab down' ---------------------------------------------------------
     def to_state(self) -> dict:

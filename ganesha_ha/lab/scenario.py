@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -41,10 +40,12 @@ from typing import Any, Callable
 from .evidence import ClientWatch
 from .labclient import LabClient
 from .netns import NETNS_DIR, LabNet, netns_exists, remove_netns
+from .ganesha_daemon import in_grace
 from .node import PY, LabNode, end_process, same_process
 from .procs import wait_until
 
 RUN_ROOT = Path("/run/ganesha-ha-lab")
+CLUSTER_LAB_ROOT = Path("/var/tmp/ganesha-ha-lab")  # not under /run: cluster nodes mount their own
 # The agent as Pacemaker runs it: the in-tree OCF entry (ra/exports, what install-agent
 # copies to /usr/lib/ocf/resource.d/ganesha-ha/exports) when this is a source checkout.
 _RA = Path(__file__).resolve().parent.parent.parent / "ra" / "exports"
@@ -123,33 +124,6 @@ class AgentCall:
 
 OCF_NAMES = {0: "OCF_SUCCESS", 1: "OCF_ERR_GENERIC", 2: "OCF_ERR_ARGS", 3: "OCF_ERR_UNIMPLEMENTED",
              4: "OCF_ERR_PERM", 5: "OCF_ERR_INSTALLED", 6: "OCF_ERR_CONFIGURED", 7: "OCF_NOT_RUNNING"}
-
-
-# ---------------------------------------------------------------------------------------
-# D-Bus helpers (the lab looks at each node's Ganesha from outside, over its private bus)
-# ---------------------------------------------------------------------------------------
-
-def _ganesha_call(bus_address: str, path: str, iface: str, method: str, *args):
-    import dbus
-
-    conn = dbus.bus.BusConnection(bus_address)
-    try:
-        obj = conn.get_object("org.ganesha.nfsd", path, introspect=False)
-        return obj.get_dbus_method(method, iface)(*args, timeout=10)
-    finally:
-        conn.close()
-
-
-def show_exports(bus_address: str) -> dict[int, str]:
-    _, exports = _ganesha_call(bus_address, "/org/ganesha/nfsd/ExportMgr",
-                               "org.ganesha.nfsd.exportmgr", "ShowExports")
-    return {int(e[0]): str(e[1]) for e in exports}
-
-
-def in_grace(bus_address: str) -> bool:
-    reply = _ganesha_call(bus_address, "/org/ganesha/nfsd/admin", "org.ganesha.nfsd.admin", "get_grace")
-    # nfs-ganesha 4.3 answers (in_grace, success, message); older ones a bare boolean
-    return bool(reply[0]) if isinstance(reply, (tuple, list)) else bool(reply)
 
 
 # ---------------------------------------------------------------------------------------
@@ -373,29 +347,13 @@ class Lab:
 
     def live_ids(self, node: str) -> dict[int, str]:
         """Export_Id → path that the node's Ganesha serves for this volume (ShowExports)."""
-        n = self.nodes[node]
-        try:
-            return {i: p for i, p in show_exports(n.bus_address).items()
-                    if p.startswith(str(self.mountpoint))}
-        except Exception:
-            return {}
+        return self.nodes[node].live_ids(self.mountpoint)
 
     def takeover_records(self, node: str) -> int:
-        """Client records the node's Ganesha was given for the floating IP (take-over dir)."""
-        root = self.nodes[node].recovery_root / self.net.floating_ip
-        if not root.is_dir():
-            return 0
-        return sum(1 for p in root.rglob("*") if p.name.startswith("::ffff:") or "-(" in p.name)
+        return self.nodes[node].takeover_records(self.net.floating_ip)
 
     def grace_events(self, node: str) -> int:
-        """Take-over grace events for the floating IP that the node's Ganesha logged
-        ("NFS Server recovery event 5 nodeid -1 ip <ip>", EVENT_TAKE_IP)."""
-        try:
-            text = (self.nodes[node].workdir / "ganesha" / "ganesha.log").read_text(errors="replace")
-        except OSError:
-            return 0
-        ip = re.escape(self.net.floating_ip)
-        return len(re.findall(rf"recovery event 5 nodeid \S+ ip {ip}\b", text))
+        return self.nodes[node].grace_events(self.net.floating_ip)
 
     # ---- one failover -----------------------------------------------------------------
     def failover(self, i: int, src: str, dst: str) -> dict[str, Any]:
@@ -658,11 +616,10 @@ def down(run_id: str | None = None, say: Callable[[str], None] = print) -> tuple
                     say(f"lab {rid}: node {node.get('name')}: stopped pid {p}")
                     if same_process(p, t):
                         left.append(f"process {p}")
-        image = Path(st.get("image", ""))
-        if image.name:
+        for image in [Path(p) for p in st.get("images", [st.get("image", "")]) if p]:
+            for dev in loop_devices_of(image):
+                say(f"lab {rid}: detaching {dev}")
             left += detach_loops(image)
-            for dev in st.get("loop_devices", []):
-                say(f"lab {rid}: detached {dev}")
         for ns in reversed(st.get("netns", [])):
             if ns.startswith("gha-") and netns_exists(ns):
                 remove_netns(ns)
@@ -670,10 +627,14 @@ def down(run_id: str | None = None, say: Callable[[str], None] = print) -> tuple
                 if netns_exists(ns):
                     left.append(f"netns {ns}")
         workdir = Path(st.get("workdir", ""))
-        if workdir.is_relative_to(RUN_ROOT) and workdir != RUN_ROOT:
+        if any(workdir.is_relative_to(r) and workdir != r for r in (RUN_ROOT, CLUSTER_LAB_ROOT)):
             shutil.rmtree(workdir, ignore_errors=True)
         path.unlink(missing_ok=True)
         undo_netns_dir_mount(bool(st.get("netns_dir_was_mount", True)))
+        try:
+            CLUSTER_LAB_ROOT.rmdir()  # only when empty
+        except OSError:
+            pass
     return len(files), left
 
 

@@ -1,0 +1,158 @@
+"""The Pacemaker configuration of HA NFS volumes, rendered for crmsh and for pcs.
+
+One description (`Recipe`) gives both the crmsh script that `ganesha-ha lab --cluster`
+loads into its cluster and the commands the README tells users to run, so that what users
+copy is what the lab ran. The only differences are the ones a real cluster needs and a lab
+on one machine cannot have: a DRBD device (with its promotable clone, colocation and
+order) in place of the loop device, and fencing on.
+
+Per volume, one group, in this order::
+
+    <vol>-fs (ocf:heartbeat:Filesystem) -> <vol>-exports (ocf:ganesha-ha:exports) -> <vol>-ip (ocf:heartbeat:IPaddr2)
+
+The floating IP comes up last and goes down first: a client that reached the node while
+its exports were still being withdrawn or not yet added would get NFS4ERR_STALE for
+handles that are valid one second later on the other node. Exports come after the file
+system they live on, for the same reason on the other side.
+
+Pure: no cluster, no files; every value is checked here (a crmsh or pcs line must never be
+able to carry a second command).
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
+_PATH = re.compile(r"/[A-Za-z0-9._/+-]*")
+_NIC = re.compile(r"[A-Za-z0-9._-]{1,15}")
+
+
+@dataclass(frozen=True)
+class VolumeRecipe:
+    """One shared volume: where it is, how clients reach it, where it prefers to run."""
+
+    name: str                  # resource name stem, e.g. "vol1"
+    device: str                # /dev/drbd0 (a real cluster), /dev/loopN (the lab)
+    mountpoint: str
+    ip: str                    # the volume's floating IP (also the agent's take-over key)
+    cidr_netmask: int
+    preferred_node: str
+    nic: str | None = None     # None: IPaddr2 finds it from the routing table
+    fstype: str = "ext4"
+    drbd_resource: str | None = None   # a DRBD resource under the file system
+
+    def __post_init__(self) -> None:
+        _check(_NAME, self.name, "volume name")
+        _check(_NAME, self.preferred_node, "node name")
+        for what, value in (("device", self.device), ("mount point", self.mountpoint)):
+            _check(_PATH, value, what)
+        ipaddress.ip_address(self.ip)
+        if not 1 <= self.cidr_netmask <= 32:
+            raise ValueError(f"cidr_netmask out of range: {self.cidr_netmask}")
+        if self.nic is not None:
+            _check(_NIC, self.nic, "nic")
+        _check(re.compile(r"[a-z0-9]{2,10}"), self.fstype, "fstype")
+        if self.drbd_resource is not None:
+            _check(_NAME, self.drbd_resource, "DRBD resource")
+
+    @property
+    def group(self) -> str:
+        return f"{self.name}-group"
+
+    def ids(self) -> tuple[str, str, str]:
+        """(file system, exports, IP) primitive ids, in group order."""
+        return f"{self.name}-fs", f"{self.name}-exports", f"{self.name}-ip"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The whole configuration: every volume, the server, and the cluster-wide defaults."""
+
+    server: str
+    volumes: tuple[VolumeRecipe, ...]
+    monitor_s: int = 10               # exports and IP monitor interval
+    fs_monitor_s: int = 20
+    stickiness: int = 100             # > location score: no automatic fail-back
+    preference: int = 50
+    migration_threshold: int = 1      # a failed monitor moves the group at once
+    fencing: bool = True
+
+    def __post_init__(self) -> None:
+        if self.server not in ("ganesha", "knfsd"):
+            raise ValueError(f"server must be ganesha or knfsd, got {self.server!r}")
+        names = [v.name for v in self.volumes]
+        if len(set(names)) != len(names) or not names:
+            raise ValueError("volumes need distinct names")
+
+    # -- the primitives, as (id, agent, params, ops) -----------------------------------
+    def primitives(self, v: VolumeRecipe) -> list[tuple[str, str, dict[str, str], list[tuple[str, str]]]]:
+        fs, exports, ip = v.ids()
+        ip_params = {"ip": v.ip, "cidr_netmask": str(v.cidr_netmask)}
+        if v.nic:
+            ip_params["nic"] = v.nic
+        mon = f"interval={self.monitor_s}s timeout=20s"
+        return [
+            (fs, "ocf:heartbeat:Filesystem",
+             {"device": v.device, "directory": v.mountpoint, "fstype": v.fstype},
+             [("monitor", f"interval={self.fs_monitor_s}s timeout=40s"),
+              ("start", "interval=0s timeout=60s"), ("stop", "interval=0s timeout=60s")]),
+            (exports, "ocf:ganesha-ha:exports",
+             {"server": self.server, "volume": v.mountpoint, "ip": v.ip},
+             [("monitor", mon), ("start", "interval=0s timeout=60s"),
+              ("stop", "interval=0s timeout=60s")]),
+            (ip, "ocf:heartbeat:IPaddr2", ip_params, [("monitor", mon)]),
+        ]
+
+    # -- crmsh -------------------------------------------------------------------------
+    def crmsh(self) -> str:
+        """A script for `crm configure load update FILE` (or `crm configure < FILE`)."""
+        out = []
+        for v in self.volumes:
+            for rid, agent, params, ops in self.primitives(v):
+                p = " ".join(f'{k}="{val}"' for k, val in params.items())
+                o = " ".join(f"op {name} {args}" for name, args in ops)
+                out.append(f"primitive {rid} {agent} params {p} {o}")
+            out.append(f"group {v.group} {' '.join(v.ids())}")
+            out.append(f"location {v.group}-prefers-{v.preferred_node} {v.group} "
+                       f"{self.preference}: {v.preferred_node}")
+            if v.drbd_resource:
+                clone = f"{v.name}-drbd-clone"
+                out.append(f'primitive {v.name}-drbd ocf:linbit:drbd params drbd_resource="{v.drbd_resource}" '
+                           "op monitor interval=29s role=Promoted op monitor interval=31s role=Unpromoted")
+                out.append(f"clone {clone} {v.name}-drbd meta promotable=true promoted-max=1 "
+                           "promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true")
+                out.append(f"colocation {v.group}-on-drbd inf: {v.group} {clone}:Promoted")
+                out.append(f"order {v.group}-after-drbd Mandatory: {clone}:promote {v.group}:start")
+        out.append(f"rsc_defaults rsc-options: resource-stickiness={self.stickiness} "
+                   f"migration-threshold={self.migration_threshold}")
+        out.append(f"property cib-bootstrap-options: stonith-enabled={str(self.fencing).lower()}")
+        return "\n".join(out) + "\n"
+
+    # -- pcs ---------------------------------------------------------------------------
+    def pcs(self) -> str:
+        """The same configuration as pcs commands (pcs 0.11, Pacemaker 2.1)."""
+        out = []
+        for v in self.volumes:
+            if v.drbd_resource:
+                out.append(f"pcs resource create {v.name}-drbd ocf:linbit:drbd drbd_resource={v.drbd_resource} "
+                           "op monitor interval=29s role=Promoted op monitor interval=31s role=Unpromoted "
+                           "promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true")
+            for rid, agent, params, ops in self.primitives(v):
+                p = " ".join(f"{k}={val}" for k, val in params.items())
+                o = " ".join(f"{name} {args}" for name, args in ops)
+                out.append(f"pcs resource create {rid} {agent} {p} op {o} --group {v.group}")
+            out.append(f"pcs constraint location {v.group} prefers {v.preferred_node}={self.preference}")
+            if v.drbd_resource:
+                out.append(f"pcs constraint colocation add {v.group} with Promoted {v.name}-drbd-clone INFINITY")
+                out.append(f"pcs constraint order promote {v.name}-drbd-clone then start {v.group}")
+        out.append(f"pcs resource defaults update resource-stickiness={self.stickiness} "
+                   f"migration-threshold={self.migration_threshold}")
+        out.append(f"pcs property set stonith-enabled={str(self.fencing).lower()}")
+        return "\n".join(out) + "\n"
+
+
+def _check(rx: re.Pattern[str], value: str, what: str) -> None:
+    if not isinstance(value, str) or not rx.fullmatch(value) or "//" in value or "/../" in value + "/":
+        raise ValueError(f"unsafe {what} for a cluster recipe: {value!r}")
