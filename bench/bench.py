@@ -20,13 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ganesha_ha.lab import nsutil  # noqa: E402
+from ganesha_ha.record import replace  # noqa: E402
 
 PY = ROOT / ".venv" / "bin" / "python"
 AGENT = ROOT / "ra" / "exports"

@@ -12,11 +12,11 @@ against ganesha.nfsd 4.3:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from ..errors import ValidationError
 from ..model import ClientSpec, Export
+from ..record import Factory, Record
 
 SQUASH_KEYWORDS = {"root_squash": "Root_Squash", "no_root_squash": "No_Root_Squash",
                    "all_squash": "All_Squash"}
@@ -30,8 +30,7 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-@dataclass(frozen=True)
-class RenderOptions:
+class RenderOptions(Record, frozen=True):
     """Settings of the node's Ganesha that shape every EXPORT block."""
 
     protocols: str = "4"
@@ -103,11 +102,10 @@ def render_export(exp: Export, mountpoint: str | PurePosixPath, opts: RenderOpti
 
 # ---- a parser for Ganesha config text (enough of the grammar for EXPORT blocks) ---------
 
-@dataclass
-class Block:
+class Block(Record):
     name: str
-    params: list[tuple[str, list[str]]] = field(default_factory=list)
-    blocks: list["Block"] = field(default_factory=list)
+    params: list[tuple[str, list[str]]] = Factory(list)
+    blocks: list["Block"] = Factory(list)
 
     def get(self, key: str) -> list[str] | None:
         for k, v in self.params:

@@ -34,11 +34,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import uuid
-from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from ..model import ACCESS_OPTIONS, SQUASH_OPTIONS, ClientSpec, Export
+from ..model import ACCESS_OPTIONS, SQUASH_OPTIONS, ClientSpec, Export, canonical_uuid
+from ..record import Factory, Record
 
 ARG_LIMIT = 100_000  # bytes of CLIENT:DIR arguments per exportfs process (ARG_MAX is ~2 MB)
 WORLD = "*"
@@ -185,7 +184,7 @@ def normalize_fsid(value: str) -> str:
     if re.fullmatch(r"-?[0-9]+", text):
         return str(int(text) % 2**32)
     try:
-        return str(uuid.UUID(text))
+        return canonical_uuid(text)
     except ValueError:
         return text.lower()
 
@@ -274,8 +273,7 @@ def render_options(exp: Export, client: ClientSpec) -> str | None:
     return ",".join(opts)
 
 
-@dataclass(frozen=True)
-class DesiredEntry:
+class DesiredEntry(Record, frozen=True):
     """One (directory, client) line ganesha-ha wants in etab, with its option string."""
 
     path: str
@@ -303,8 +301,7 @@ def desired_entries(mountpoint: os.PathLike[str] | str, exp: Export) -> list[Des
 
 
 # ---- etab ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class EtabEntry:
+class EtabEntry(Record, frozen=True):
     path: str                   # normalised: escapes decoded, no trailing '/'
     client: str                 # normalised (see normalize_client); `<world>` is '*'
     options: tuple[str, ...]
@@ -353,14 +350,13 @@ def index_by_path(entries: Iterable[EtabEntry]) -> dict[str, list[EtabEntry]]:
     return out
 
 
-@dataclass
-class PathState:
+class PathState(Record):
     """How one directory's live entries compare with the wanted ones."""
 
-    ok: list[tuple[DesiredEntry, EtabEntry]] = field(default_factory=list)
-    missing: list[DesiredEntry] = field(default_factory=list)
-    changed: list[tuple[DesiredEntry, EtabEntry, list[str]]] = field(default_factory=list)
-    extra: list[EtabEntry] = field(default_factory=list)
+    ok: list[tuple[DesiredEntry, EtabEntry]] = Factory(list)
+    missing: list[DesiredEntry] = Factory(list)
+    changed: list[tuple[DesiredEntry, EtabEntry, list[str]]] = Factory(list)
+    extra: list[EtabEntry] = Factory(list)
 
     @property
     def clean(self) -> bool:
@@ -497,8 +493,7 @@ def render_exports_file(entries: Iterable[DesiredEntry]) -> str:
 
 
 # ---- rmtab -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RmtabEntry:
+class RmtabEntry(Record, frozen=True):
     client: str
     path: str       # normalised (escapes decoded)
     count: int
