@@ -312,7 +312,7 @@ class ClusterLab:
             mp = self.workdir / name
             mp.mkdir(mode=0o755)
             rec = VolumeRecipe(name=name, device=dev, mountpoint=str(mp), ip=f"{subnet}.{101 + k}",
-                               cidr_netmask=24, nic="eth0", preferred_node=pref)
+                               cidr_netmask=24, preferred_node=pref)
             self.vols[name] = Vol(rec, image)
             self.save_state()
             # volume init and exports, on the preferred node, before the cluster manages it

@@ -1,0 +1,116 @@
+"""`ganesha-ha lab --cluster` end to end: Pacemaker decides, the client proves, nothing is left.
+
+A shortened scenario (one planned move and one node loss) keeps the cluster lab honest in
+CI; `--long` runs all four kinds. Breaking the agent on purpose (a recurring monitor that
+always says OCF_SUCCESS) must make the lab fail, not pass.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ganesha_ha.lab.cluster import available
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, loop devices, daemons)"),
+    pytest.mark.skipif(shutil.which("ganesha.nfsd") is None, reason="nfs-ganesha is not installed"),
+    pytest.mark.skipif(not available() or shutil.which("crm") is None,
+                       reason="corosync/pacemaker/crmsh not installed"),
+]
+
+LAB_ROOT = Path("/var/tmp/ganesha-ha-lab")
+RUN_ROOT = Path("/run/ganesha-ha-lab")
+
+
+def cluster_lab(*args: str, timeout: float = 400) -> tuple[subprocess.CompletedProcess, dict]:
+    cp = subprocess.run([sys.executable, "-m", "ganesha_ha.cli", "lab", "--cluster", "--json", *args],
+                        capture_output=True, text=True, timeout=timeout)
+    try:
+        report = json.loads(cp.stdout)
+    except ValueError:
+        pytest.fail(f"no JSON report (rc {cp.returncode}): {cp.stderr[-3000:]}")
+    return cp, report
+
+
+def leftovers(run_id: str) -> list[str]:
+    """Everything of run `run_id` still on this machine: namespaces, loop devices, processes
+    (cluster daemons, Ganesha, buses: their command lines name the work directory or they
+    live in its node namespaces), mounts, the work directory and the state file."""
+    workdir = LAB_ROOT / run_id
+    out = []
+    netns = Path("/run/netns")
+    if netns.is_dir():
+        out += [f"netns {n}" for n in os.listdir(netns) if n.startswith(f"gha-{run_id}-")]
+    for bf in Path("/sys/block").glob("loop*/loop/backing_file"):
+        try:
+            if bf.read_text().strip().startswith(str(workdir)):
+                out.append(f"loop device {bf.parent.parent.name}")
+        except OSError:
+            pass
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit():
+            continue
+        try:
+            cmd = (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(workdir) in cmd or f"gha-{run_id}-" in cmd:
+            out.append(f"process {pid_dir.name}: {cmd[:120]}")
+    with open("/proc/self/mountinfo") as fh:
+        out += [f"mount {line.split()[4]}" for line in fh if str(workdir) in line.split()[4]]
+    if workdir.exists():
+        out.append(f"directory {workdir}")
+    if (RUN_ROOT / f"{run_id}.json").exists():
+        out.append(f"state file {run_id}.json")
+    return out
+
+
+def test_planned_move_and_node_loss_under_pacemaker():
+    cp, r = cluster_lab("--kinds", "move,loss")
+    assert cp.returncode == 0, (r["problems"], [f["problems"] for f in r["failovers"]])
+    assert r["ok"] is True and r["mode"] == "cluster"
+    assert r["started_on_preferred"] is True and r["placement"] == {"vol1": "node-a", "vol2": "node-b"}
+    assert [f["kind"] for f in r["failovers"]] == ["move", "loss"]
+    move, loss = r["failovers"]
+    assert list(move["volumes"]) == ["vol1"], "a planned move of vol1 takes vol1 only"
+    assert (move["from"], move["to"]) == ("node-a", "node-b")
+    # the loss takes node-b, where both volumes run after the move, and both come to node-a
+    assert (loss["from"], loss["to"]) == ("node-b", "node-a") and sorted(loss["volumes"]) == ["vol1", "vol2"]
+    for f in r["failovers"]:
+        assert f["handles_preserved"] is True and f["data_verified"] is True
+        assert f["outage_s"] is not None and 0 < f["outage_s"] <= f["outage_limit_s"]
+        for ev in f["volumes"].values():
+            assert ev["export_ids_equal"] and ev["reclaimed"] and ev["acked_writes_lost"] == 0
+            assert ev["stale_replies"] == 0 and ev["recovery_records_moved"] >= 1
+        assert any("Result of start operation for vol1-exports on " + f["to"] in ln
+                   for ln in f["pacemaker"]), f["pacemaker"]
+    assert any("state is now lost" in ln for ln in loss["pacemaker"]), loss["pacemaker"]
+    assert all(w["acked_records_lost"] == 0 for w in r["client_writes"].values())
+    # the crmsh recipe was loaded, in the group order the README documents
+    assert "group vol1-group vol1-fs vol1-exports vol1-ip" in r["crmsh"]
+    assert r["left_behind"] == [] and leftovers(r["run_id"]) == []
+
+
+def test_a_lying_monitor_makes_the_cluster_lab_fail():
+    cp, r = cluster_lab("--kinds", "kill", "--break", "lying-monitor")
+    assert cp.returncode == 1 and r["ok"] is False
+    (kill,) = r["failovers"]
+    assert not kill["ok"]
+    assert any("did not move" in p for p in kill["problems"]), kill["problems"]
+    assert r["left_behind"] == [] and leftovers(r["run_id"]) == []
+
+
+@pytest.mark.long
+def test_all_four_failover_kinds():
+    cp, r = cluster_lab()
+    assert cp.returncode == 0, (r["problems"], [f["problems"] for f in r["failovers"]])
+    assert [f["kind"] for f in r["failovers"]] == ["move", "shutdown", "kill", "loss"]
+    assert all(f["handles_preserved"] and f["data_verified"] for f in r["failovers"])
+    assert leftovers(r["run_id"]) == []

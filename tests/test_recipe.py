@@ -1,0 +1,113 @@
+"""The cluster recipe (ganesha_ha/lab/recipe.py): one description, crmsh and pcs renderings.
+
+The lab loads `Recipe.crmsh()` into its cluster; the README shows the same rendering of
+the documented example with DRBD and fencing. These tests pin the order of the group, the
+values that reach a shell line, and that the README cannot drift from the renderer.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ganesha_ha.lab.recipe import Recipe, VolumeRecipe
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_example() -> Recipe:
+    """The configuration the README documents (keep in step with its section)."""
+    vols = (VolumeRecipe(name="vol1", device="/dev/drbd1", mountpoint="/srv/nfs/vol1",
+                         ip="192.0.2.101", cidr_netmask=24, preferred_node="node1",
+                         drbd_resource="vol1"),
+            VolumeRecipe(name="vol2", device="/dev/drbd2", mountpoint="/srv/nfs/vol2",
+                         ip="192.0.2.102", cidr_netmask=24, preferred_node="node2",
+                         drbd_resource="vol2"))
+    return Recipe(server="ganesha", volumes=vols, monitor_s=5, fencing=True)
+
+
+def lab_like(**kw) -> Recipe:
+    v = VolumeRecipe(name="vol1", device="/dev/loop3", mountpoint="/var/tmp/lab/vol1",
+                     ip="10.213.40.101", cidr_netmask=24, nic="eth0", preferred_node="node-a")
+    return Recipe(server=kw.pop("server", "ganesha"), volumes=(v,), fencing=False, **kw)
+
+
+def test_group_order_is_volume_then_exports_then_ip():
+    crm = lab_like().crmsh()
+    assert "group vol1-group vol1-fs vol1-exports vol1-ip\n" in crm
+    pcs = lab_like().pcs().splitlines()
+    order = [ln.split()[3] for ln in pcs if ln.startswith("pcs resource create") and "--group vol1-group" in ln]
+    assert order == ["vol1-fs", "vol1-exports", "vol1-ip"]
+
+
+def test_exports_primitive_carries_server_volume_and_takeover_ip():
+    crm = lab_like(server="knfsd").crmsh()
+    line = next(ln for ln in crm.splitlines() if ln.startswith("primitive vol1-exports"))
+    assert 'ocf:ganesha-ha:exports params server="knfsd" volume="/var/tmp/lab/vol1" ip="10.213.40.101"' in line
+    assert "op monitor interval=10s timeout=20s" in line
+
+
+def test_defaults_and_fencing_are_explicit():
+    crm = lab_like(stickiness=200, migration_threshold=2).crmsh()
+    assert "rsc_defaults rsc-options: resource-stickiness=200 migration-threshold=2\n" in crm
+    assert crm.endswith("property cib-bootstrap-options: stonith-enabled=false\n")
+    assert "pcs property set stonith-enabled=true" in readme_example().pcs()
+
+
+def test_drbd_variant_adds_promotable_clone_colocation_and_order():
+    crm = readme_example().crmsh()
+    assert "clone vol1-drbd-clone vol1-drbd meta promotable=true" in crm
+    assert "colocation vol1-group-on-drbd inf: vol1-group vol1-drbd-clone:Promoted" in crm
+    assert "order vol1-group-after-drbd Mandatory: vol1-drbd-clone:promote vol1-group:start" in crm
+    pcs = readme_example().pcs()
+    assert "pcs constraint order promote vol1-drbd-clone then start vol1-group" in pcs
+
+
+def test_readme_shows_exactly_the_rendered_recipe():
+    text = README.read_text()
+    r = readme_example()
+    assert r.crmsh().strip() in text, "README crmsh block differs from Recipe.crmsh()"
+    assert r.pcs().strip() in text, "README pcs block differs from Recipe.pcs()"
+
+
+@pytest.mark.parametrize("field,value", [
+    ("mountpoint", "/srv/nfs/vol1 op stop timeout=1s"), ("mountpoint", "/srv/$(reboot)"),
+    ("mountpoint", "relative/path"), ("mountpoint", "/srv/../etc"), ("device", "/dev/drbd1\nproperty x=y"),
+    ("name", "Vol1"), ("name", "vol;1"), ("preferred_node", "node1 inf"), ("nic", "eth0 x"),
+    ("ip", "192.0.2.300"), ("cidr_netmask", 33), ("fstype", "ext4;rm"),
+])
+def test_unsafe_values_are_refused(field, value):
+    kw = dict(name="vol1", device="/dev/drbd1", mountpoint="/srv/nfs/vol1", ip="192.0.2.101",
+              cidr_netmask=24, preferred_node="node1", nic="eth0")
+    kw[field] = value
+    with pytest.raises(ValueError):
+        VolumeRecipe(**kw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=1, max_size=40))
+def test_every_accepted_mountpoint_is_one_shell_word(path):
+    """Whatever is accepted renders as one token in both crmsh and pcs lines."""
+    try:
+        v = VolumeRecipe(name="vol1", device="/dev/drbd1", mountpoint=path, ip="192.0.2.101",
+                         cidr_netmask=24, preferred_node="node1")
+    except ValueError:
+        return
+    r = Recipe(server="ganesha", volumes=(v,))
+    for line in r.pcs().splitlines():
+        assert shlex.split(line) == line.split()
+    for line in r.crmsh().splitlines():
+        assert not re.search(r"[\n;|&`$<>]", line)
+        assert f'directory="{path}"' in r.crmsh() and '"' not in path
+
+
+def test_readme_example_uses_the_labs_intervals_and_defaults():
+    from ganesha_ha.lab import cluster_lab
+
+    lab = Recipe(server="ganesha", volumes=readme_example().volumes, monitor_s=cluster_lab.MONITOR_S,
+                 fencing=True)
+    assert lab == readme_example()
