@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ganesha_ha.lab.cluster import available
+from test_lab import leftovers as lab_leftovers
 
 pytestmark = [
     pytest.mark.root,
@@ -26,7 +27,6 @@ pytestmark = [
 ]
 
 LAB_ROOT = Path("/var/tmp/ganesha-ha-lab")
-RUN_ROOT = Path("/run/ganesha-ha-lab")
 
 
 def cluster_lab(*args: str, timeout: float = 400) -> tuple[subprocess.CompletedProcess, dict]:
@@ -40,42 +40,13 @@ def cluster_lab(*args: str, timeout: float = 400) -> tuple[subprocess.CompletedP
 
 
 def leftovers(run_id: str) -> list[str]:
-    """Everything of run `run_id` still on this machine: namespaces, loop devices, processes
-    (cluster daemons, Ganesha, buses: their command lines name the work directory or they
-    live in its node namespaces), mounts, the work directory and the state file."""
-    workdir = LAB_ROOT / run_id
-    out = []
-    netns = Path("/run/netns")
-    if netns.is_dir():
-        out += [f"netns {n}" for n in os.listdir(netns) if n.startswith(f"gha-{run_id}-")]
-    for bf in Path("/sys/block").glob("loop*/loop/backing_file"):
-        try:
-            if bf.read_text().strip().startswith(str(workdir)):
-                out.append(f"loop device {bf.parent.parent.name}")
-        except OSError:
-            pass
-    for pid_dir in Path("/proc").iterdir():
-        if not pid_dir.name.isdigit():
-            continue
-        try:
-            cmd = (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if str(workdir) in cmd or f"gha-{run_id}-" in cmd:
-            out.append(f"process {pid_dir.name}: {cmd[:120]}")
-    with open("/proc/self/mountinfo") as fh:
-        out += [f"mount {line.split()[4]}" for line in fh if str(workdir) in line.split()[4]]
-    if workdir.exists():
-        out.append(f"directory {workdir}")
-    if (RUN_ROOT / f"{run_id}.json").exists():
-        out.append(f"state file {run_id}.json")
-    return out
+    return lab_leftovers(run_id, root=LAB_ROOT)
 
 
 def test_planned_move_and_node_loss_under_pacemaker():
     cp, r = cluster_lab("--kinds", "move,loss")
     assert cp.returncode == 0, (r["problems"], [f["problems"] for f in r["failovers"]])
-    assert r["ok"] is True and r["mode"] == "cluster"
+    assert r["ok"] is True and r["mode"] == "cluster" and r["nodes_online"] == ["node-a", "node-b"]
     assert r["started_on_preferred"] is True and r["placement"] == {"vol1": "node-a", "vol2": "node-b"}
     assert [f["kind"] for f in r["failovers"]] == ["move", "loss"]
     move, loss = r["failovers"]

@@ -29,13 +29,15 @@ def lab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
-def leftovers(run_id: str) -> list[str]:
-    """Everything of run `run_id` that still exists on this machine."""
+def leftovers(run_id: str, root: Path = RUN_ROOT) -> list[str]:
+    """Everything of run `run_id` (work directory under `root`) still on this machine:
+    namespaces, loop devices, processes (daemons' command lines name the work directory or
+    its namespaces), mounts, the work directory and the state file."""
     out = []
     netns = Path("/run/netns")
     if netns.is_dir():
         out += [f"netns {n}" for n in os.listdir(netns) if n.startswith(f"gha-{run_id}-")]
-    workdir = RUN_ROOT / run_id
+    workdir = root / run_id
     for bf in Path("/sys/block").glob("loop*/loop/backing_file"):
         try:
             if bf.read_text().strip().startswith(str(workdir)):

@@ -22,12 +22,12 @@ The direct lab (scenario.py) runs the agent by hand; here Pacemaker decides ever
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -45,7 +45,7 @@ from .node import PY, LabNode, proc_starttime
 from .procs import wait_until
 from .recipe import Recipe, VolumeRecipe
 from .scenario import (CLUSTER_LAB_ROOT, RUN_ROOT, Interrupted, Progress, _is_mountpoint, detach_loops,
-                       undo_netns_dir_mount)
+                       interruptible, shielded, undo_netns_dir_mount)
 
 LAB_ROOT = CLUSTER_LAB_ROOT
 NODES = ("node-a", "node-b")
@@ -195,16 +195,8 @@ class ClusterLab:
     # ---- the run ----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         t0 = time.monotonic()
-        owner = os.getpid()
-
-        def on_term(signum, frame):
-            if os.getpid() != owner:
-                signal.signal(signum, signal.SIG_DFL)
-                os.kill(os.getpid(), signum)
-                return
-            raise Interrupted(signal.Signals(signum).name)
-
-        old = {s: signal.signal(s, on_term) for s in (signal.SIGTERM, signal.SIGHUP)}
+        stack = contextlib.ExitStack()
+        stack.enter_context(interruptible())
         try:
             self.setup()
             self.report["setup_s"] = round(time.monotonic() - t0, 2)
@@ -221,15 +213,10 @@ class ClusterLab:
             self.problem(f"lab failed: {type(exc).__name__}: {' '.join(str(exc).split())[:3000]}")
             self.say(f"error: {' '.join(str(exc).split())[:300]}")
         finally:
-            old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            try:
+            with stack, shielded():
                 t_down = time.monotonic()
                 self.report["left_behind"] = self.teardown()
                 self.report["teardown_s"] = round(time.monotonic() - t_down, 2)
-            finally:
-                signal.signal(signal.SIGINT, old_int)
-                for s, h in old.items():
-                    signal.signal(s, h)
         self.report["total_s"] = round(time.monotonic() - t0, 2)
         fos = self.report["failovers"]
         self.report["ok"] = (not self.report["problems"] and len(fos) == len(self.opts.kinds)
@@ -260,6 +247,7 @@ class ClusterLab:
         t = time.monotonic()
         self.cluster.start(timeout=90)
         self.save_state()
+        self.report["nodes_online"] = sorted(self.cluster.online_nodes())
         say(f"cluster: corosync + pacemakerd on {' and '.join(NODES)}, both online after "
             f"{time.monotonic() - t:.1f} s")
         for name in NODES:

@@ -25,6 +25,7 @@ What one run does (every step is what a two-node Pacemaker cluster does, driven 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -35,7 +36,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .evidence import ClientWatch
 from .labclient import LabClient
@@ -64,6 +65,38 @@ BREAKS = {
 
 class Interrupted(Exception):
     """SIGTERM/SIGHUP while the lab runs: clean up as for Ctrl-C."""
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise Interrupted in this process, so a lab that is
+    told to stop tears down as for Ctrl-C; forked helpers (pyroute2 forks one per netns
+    creation) die of the signal as usual."""
+    owner = os.getpid()
+
+    def on_term(signum, frame):
+        if os.getpid() != owner:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Interrupted(signal.Signals(signum).name)
+
+    old = {s: signal.signal(s, on_term) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """A second Ctrl-C must not stop the cleanup."""
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 @dataclass
@@ -194,19 +227,8 @@ class Lab:
     # ---- the run ----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         t_start = time.monotonic()
-        old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
-
-        owner = os.getpid()
-
-        def on_term(signum, frame):
-            if os.getpid() != owner:  # a forked helper (pyroute2 forks one per netns.create)
-                signal.signal(signum, signal.SIG_DFL)
-                os.kill(os.getpid(), signum)
-                return
-            raise Interrupted(signal.Signals(signum).name)
-
-        for s in old:
-            signal.signal(s, on_term)
+        stack = contextlib.ExitStack()
+        stack.enter_context(interruptible())
         interrupted = None
         try:
             self.setup()
@@ -229,18 +251,13 @@ class Lab:
             self.problem(f"lab failed: {type(exc).__name__}: {' '.join(str(exc).split())}")
             self.say(f"error: {exc}")
         finally:
-            old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the cleanup
-            try:
+            with stack, shielded():
                 if self.opts.keep and interrupted is None:
                     self.report["kept"] = self.keep_info()
                 else:
                     t_down = time.monotonic()
                     self.report["left_behind"] = self.teardown()
                     self.report["teardown_s"] = round(time.monotonic() - t_down, 2)
-            finally:
-                signal.signal(signal.SIGINT, old_int)
-                for s, h in old.items():
-                    signal.signal(s, h)
         self.report["total_s"] = round(time.monotonic() - t_start, 2)
         fos = self.report["failovers"]
         self.report["ok"] = (not self.report["problems"] and len(fos) == self.opts.failovers
