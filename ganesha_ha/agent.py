@@ -80,8 +80,11 @@ def _settings():
 
 
 def _containing_mount(path: str) -> str:
-    """The mount point of the file system that holds `path` (classic mode's volume)."""
-    p = os.path.realpath(path)
+    """The mount point of the file system that holds `path` (classic mode's volume).
+
+    Walks up the path as given, not its resolved form: a symbolic link inside the volume
+    then still belongs to the volume, where the start refuses it as `export add` does."""
+    p = os.path.normpath(path)
     while not os.path.ismount(p):
         parent = os.path.dirname(p)
         if parent == p:
@@ -203,7 +206,27 @@ class Agent:
         except NotInitialisedError:
             return reg.init(self.server, None, self.settings.registry["id_block"])
 
+    def _classic_check_directory(self) -> None:
+        """Before anything is written: the directory is valid, exists, lies on a mounted file
+        system other than the root one (a volume that is not mounted yet leaves its mount
+        point on the root file system), and is reached without symbolic links."""
+        from pathlib import Path
+
+        from .errors import NotMountedError
+        from .volume import _require_directory
+
+        directory = ocf.param("directory")
+        path = self.volume.registry.abspath(self.volume.registry.relpath(directory))
+        if not os.path.isdir(path):
+            raise NotMountedError(f"{directory} does not exist or is not a directory "
+                                  "(is its file system mounted on this node?)")
+        _require_directory(Path(path), self.volume.mountpoint)
+        if os.path.realpath(self.volume.mountpoint) == "/":
+            raise NotMountedError(f"{directory} is on the root file system, not on a shared volume "
+                                  "(is its file system mounted on this node?); nothing written")
+
     def classic_start(self) -> int:
+        self._classic_check_directory()
         reg = self.volume.registry
         state = self._classic_state()
         backend = self.volume.backend(state)
@@ -222,7 +245,7 @@ class Agent:
         return ocf.OCF_SUCCESS
 
     def classic_stop(self) -> int:
-        from .errors import GaneshaHAError
+        from .errors import GaneshaHAError, ValidationError
 
         try:
             state = self.volume.registry.load()
@@ -232,7 +255,11 @@ class Agent:
             from .registry import RegistryState
 
             state = RegistryState(volume_uuid="unknown", server=self.server, id_range=(1, 65535))
-        exp = self._classic_export(state)
+        try:  # what the start stored is what is live; only the directory (and id) matter here
+            exp = state.get(self.volume.registry.relpath(ocf.param("directory"))) or self._classic_export(state)
+        except ValidationError as exc:  # a failed stop gets the node fenced: never for a typo
+            self.log.info(f"nothing to withdraw: no export can have been started with these parameters ({exc})")
+            return ocf.OCF_SUCCESS
         backend = self.volume.backend(state)
         ctx = self.volume.ctx(state)
         if not backend.is_running():

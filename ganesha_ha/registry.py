@@ -136,8 +136,10 @@ class RegistryState(Record, frozen=True):
 
 
 def _matches(exp: Export, key: str | int) -> bool:
-    if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
-        return exp.export_id == int(key)
+    """An int is an Export_Id, a string a directory, even one spelt with digits only
+    (`Volume.key` turns a command line's digits into an int)."""
+    if isinstance(key, int):
+        return exp.export_id == key
     return exp.path == key
 
 
