@@ -32,7 +32,11 @@ def require_mountpoint(path: Path) -> None:
     """
     if not path.is_absolute():
         raise NotMountedError(f"{path}: the volume's mount point must be an absolute path")
-    if not path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except OSError as exc:  # a name too long, a loop of links, ...
+        raise NotMountedError(f"{path}: {exc.strerror}") from None
+    if not is_dir:
         raise NotMountedError(f"{path}: no such directory (is the volume mounted on this node?)")
     if not is_mountpoint(path):
         raise NotMountedError(f"{path} is not a mounted file system on this node; refusing to "

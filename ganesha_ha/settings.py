@@ -189,9 +189,13 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """
     explicit = path or os.environ.get(ENV_CONFIG)
     cfg_path = Path(explicit) if explicit else DEFAULT_CONFIG
-    if explicit and not cfg_path.is_file():
+    try:
+        is_file = cfg_path.is_file()
+    except OSError as exc:  # a name too long, ...: the path itself is wrong
+        raise ConfigError(f"{cfg_path}: {exc.strerror}") from None
+    if explicit and not is_file:
         raise ConfigError(f"{cfg_path}: configuration file not found")
-    source = str(cfg_path) if cfg_path.is_file() else "(defaults)"
+    source = str(cfg_path) if is_file else "(defaults)"
     simple = _load_simple(cfg_path)
     if simple is not None:
         return Settings(ganesha=simple["ganesha"], knfsd=simple["knfsd"], node=simple["node"],

@@ -76,6 +76,11 @@ class Volume:
         """Node-local file saying "this volume is active here", keyed by mount point so that a
         probe can answer without touching a volume that may not even be mounted."""
         name = str(self.mountpoint).strip("/").replace("_", "__").replace("/", "_") or "_root"
+        if len(os.fsencode(name)) > 200:  # a file name has at most 255 bytes; mount points may be longer
+            import hashlib
+
+            digest = hashlib.sha256(os.fsencode(str(self.mountpoint))).hexdigest()[:32]
+            name = os.fsdecode(os.fsencode(name)[:100]) + "." + digest
         return Path(self.settings.node["runtime_dir"]) / "active" / f"{name}.json"
 
     def is_active(self, state: RegistryState | None = None) -> bool:

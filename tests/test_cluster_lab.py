@@ -69,6 +69,21 @@ def test_planned_move_and_node_loss_under_pacemaker():
     assert r["left_behind"] == [] and leftovers(r["run_id"]) == []
 
 
+def test_knfsd_identity_and_rmtab_under_pacemaker():
+    """server=knfsd: no kernel nfsd here, so the proof is identity (the same etab lines with
+    the same pinned fsid on the new node) and the clients' mount records moving along."""
+    cp, r = cluster_lab("--server", "knfsd", "--kinds", "move,loss")
+    assert cp.returncode == 0, (r["problems"], [f["problems"] for f in r["failovers"]])
+    assert r["server"] == "knfsd" and r["started_on_preferred"] is True
+    for f in r["failovers"]:
+        assert f["ok"] and f["identity_kept"] is True
+        for ev in f["volumes"].values():
+            assert ev["etab_identical"] and ev["fsids_equal"] and ev["rmtab_migrated"]
+            assert len(ev["etab_after"]) == 2 and all("fsid=" in ln for ln in ev["etab_after"])
+    assert sorted(r["failovers"][1]["volumes"]) == ["vol1", "vol2"]
+    assert r["left_behind"] == [] and leftovers(r["run_id"]) == []
+
+
 def test_a_lying_monitor_makes_the_cluster_lab_fail():
     cp, r = cluster_lab("--kinds", "kill", "--break", "lying-monitor")
     assert cp.returncode == 1 and r["ok"] is False

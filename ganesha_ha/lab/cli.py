@@ -124,18 +124,23 @@ def main(argv: list[str], config: str | None = None) -> int:
 
 def _cluster(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """`lab --cluster`: the same proof with Pacemaker deciding every failover."""
-    from .cluster_lab import BREAKS, ClusterLab, ClusterLabOptions, render_cluster_text
+    from .cluster_lab import BREAKS, KINDS, ClusterLab, ClusterLabOptions, render_cluster_text
     from .scenario import Progress
 
     if args.kill or args.keep or args.failovers is not None:
         parser.error("with --cluster, choose the failovers with --kinds (--kill, --keep and "
                      "--failovers are for the direct lab)")
-    if args.server != "ganesha":
-        parser.error("--cluster runs server=ganesha (this machine has no kernel NFS server to "
-                     "serve a client; the knfsd agent is tested under Pacemaker by the test suite)")
+    if args.server == "knfsd":
+        from .cluster_lab import KNFSD_KINDS
+
+        if args.kinds == tuple(KINDS):
+            args.kinds = KNFSD_KINDS
+        if set(args.kinds) - set(KNFSD_KINDS):
+            parser.error(f"with --server knfsd, --kinds takes {', '.join(KNFSD_KINDS)} "
+                         "(knfsd has no userspace daemon to kill -9)")
     if set(args.breaks) - set(BREAKS):
         parser.error(f"with --cluster, --break takes {', '.join(BREAKS)}")
-    problem = _preflight(args.server, extra=REQUIRED["cluster"])
+    problem = _preflight(args.server, extra=REQUIRED["cluster"] + REQUIRED["ganesha"][:2])
     if problem:
         print(f"ganesha-ha lab: {problem}", file=sys.stderr)
         return 3

@@ -44,6 +44,7 @@ from .netns import NETNS_DIR, LabNet
 from .node import PY, LabNode, proc_starttime
 from .procs import wait_until
 from .recipe import Recipe, VolumeRecipe
+from .knfsd_lab import NFSD_NOTE
 from .scenario import (CLUSTER_LAB_ROOT, RUN_ROOT, Interrupted, Progress, _is_mountpoint, detach_loops,
                        interruptible, shielded, undo_netns_dir_mount)
 
@@ -57,7 +58,9 @@ KINDS = {
     "kill": "kill -9 of ganesha.nfsd on vol1's node: the monitor fails, the group moves",
     "loss": "node loss: corosync, pacemakerd and everything else of vol1's node killed at once",
 }
-BREAKS = {"lying-monitor": "the exports agent's monitor always says OCF_SUCCESS (it checks nothing)"}
+KNFSD_KINDS = ("move", "shutdown", "loss")  # no userspace daemon to kill -9 with knfsd
+BREAKS = {"lying-monitor": "the exports agent's recurring monitor always says OCF_SUCCESS "
+                           "(it checks nothing; shows with the kill failover)"}
 FENCING_NOTE = ("stonith is off in this lab, so Pacemaker took the lost node's resources as soon "
                 "as membership said it was gone; the lab made that safe by killing every process "
                 "of the node first. A real cluster must fence (power off) the node before that: "
@@ -343,6 +346,8 @@ class ClusterLab:
             self.problem(f"volumes not on their preferred nodes: {placed}")
 
     def connect_clients(self) -> None:
+        if self.opts.server == "knfsd":
+            return self.write_mount_records()
         for name, v in self.vols.items():
             v.client = LabClient(self.net.client, v.recipe.ip, client_name=f"gha-lab-{name}").start()
             v.watch = ClientWatch(v.client, file=f"/{name}/data/client.txt",
@@ -366,16 +371,33 @@ class ClusterLab:
         t = time.monotonic()
         for name, v in self.vols.items():
             node = self.where(v)
-            path = f"{v.recipe.mountpoint}/.ganesha-ha/{RECOVERY_FILE}"
+            if self.opts.server == "ganesha":
+                path, mark = f"{v.recipe.mountpoint}/.ganesha-ha/{RECOVERY_FILE}", v.client.client_name
+            else:
+                path, mark = f"{v.recipe.mountpoint}/.ganesha-ha/rmtab", f":{v.recipe.mountpoint}/"
 
             def saved() -> bool:
                 cp = self.services[node].run(["cat", path])
-                return cp.returncode == 0 and v.client.client_name in cp.stdout
+                return cp.returncode == 0 and mark in cp.stdout
             if not wait_until(saved, 2 * MONITOR_S + 10, 0.25):
                 self.problem(f"{name}: the client's recovery record never reached the volume")
         self.report["records_on_volume_after_s"] = round(time.monotonic() - t, 2)
         self.say(f"client records saved to both volumes by the recurring monitor "
                  f"({self.report['records_on_volume_after_s']} s)")
+
+    def write_mount_records(self) -> None:
+        """knfsd: no kernel nfsd here, so no client can mount; write the rmtab lines rpc.mountd
+        writes on MNT, on the node serving each volume, and let the monitor carry them."""
+        client = self.net.addr("c")
+        for name, v in self.vols.items():
+            svc = self.services[self.where(v)]
+            lines = [f"{client}:{v.recipe.mountpoint}/{d}:0x00000001" for d in ("data", "home")]
+            with open(svc.var_lib_nfs / "rmtab", "a", encoding="utf-8") as fh:
+                fh.write("".join(ln + "\n" for ln in lines))
+            self.report.setdefault("clients", {})[name] = {"rmtab_lines": lines}
+            self.say(f"{name}: mount records of {client} written to {svc.name}'s rmtab, as rpc.mountd would")
+        self.report["note"] = NFSD_NOTE
+        self.wait_records_saved()
 
     # ---- cluster queries --------------------------------------------------------------
     def where(self, v: Vol) -> str | None:
@@ -426,12 +448,13 @@ class ClusterLab:
                               "volumes": {}, "problems": []}
         bad = fo["problems"].append
         say(f"failover {i} ({kind}): {', '.join(v.recipe.name for v in moving)} {src} -> {dst}")
-        before = {v.recipe.name: (self.registry(src, v), self.services[src].live_ids(v.recipe.mountpoint))
-                  for v in moving}
+        ganesha = self.opts.server == "ganesha"
+        before = {v.recipe.name: self.snapshot(src, v) for v in moving}
         graces0 = {v.recipe.name: self.services[dst].grace_events(v.recipe.ip) for v in moving}
         marks = self.log_marks()
-        for v in moving:
-            v.watch.begin()
+        if ganesha:
+            for v in moving:
+                v.watch.begin()
         t_fail = time.monotonic()
         self.trigger(kind, src, dst, v1)
         # Pacemaker decides; we wait for each moved group to run on dst, IP (last) included.
@@ -448,48 +471,73 @@ class ClusterLab:
         for v in moving:
             name = v.recipe.name
             if name not in t_up:
-                v.client.stop_probing()
+                if ganesha:
+                    v.client.stop_probing()
                 continue
-            ev: dict[str, Any] = {"from": src, "to": dst,
-                                  "service_gap_s": round(t_up[name] - t_fail, 2)}
-            ev.update(v.watch.settle(t_up[name], label=f"client of {name}"))
-            ev["recovery_records_moved"] = self.services[dst].takeover_records(v.recipe.ip)
-            result = v.watch.recover(i, dst, t_up[name], lambda v=v: self.volume_file(dst, v))
-            ev.update({k: val for k, val in result.items() if k != "error"})
-            if result.get("error"):
-                bad(f"{name}: {result['error']}")
-            reg_b, live_b = before[name]
-            reg_a, live_a = self.registry(dst, v), self.services[dst].live_ids(v.recipe.mountpoint)
-            ev["export_ids"] = {"before": sorted(live_b), "after": sorted(live_a)}
-            ev["export_ids_equal"] = (reg_b == reg_a and live_b == live_a
-                                      and set(live_a) == set(reg_a.values()))
-            wait_until(lambda v=v: self.services[dst].grace_events(v.recipe.ip) > graces0[name], 1.0)
-            ev["grace_events_sent"] = self.services[dst].grace_events(v.recipe.ip) - graces0[name]
+            ev: dict[str, Any] = {"from": src, "to": dst, "service_gap_s": round(t_up[name] - t_fail, 2)}
+            after = self.snapshot(dst, v)
+            if ganesha:
+                ev.update(self.client_evidence(i, v, dst, t_up[name], bad))
+                ev["export_ids"] = {"before": sorted(before[name]["live"]), "after": sorted(after["live"])}
+                ev["export_ids_equal"] = (before[name] == after
+                                          and set(after["live"]) == set(after["registry"].values()))
+                wait_until(lambda v=v: self.services[dst].grace_events(v.recipe.ip) > graces0[name], 1.0)
+                ev["grace_events_sent"] = self.services[dst].grace_events(v.recipe.ip) - graces0[name]
+            else:
+                ev.update(knfsd_evidence(before[name], after))
             fo["volumes"][name] = ev
-        if t_up:
+        if ganesha and t_up:
             self.wait_grace_over(fo, dst, min(t_up.values()))
         for v in moving:
             ev = fo["volumes"].get(v.recipe.name)
             if ev is None:
                 continue
-            ev.update(v.watch.fresh_open(f"/{v.recipe.name}/data/after-failover-{i}.txt"))
-            ev["writes"] = v.watch.write_summary()
-            # Pacemaker's reaction time comes on top of the lab's grace + 2 s.
-            ev["checks"] = v.watch.checks(ev, outage_limit=self.outage_limit(kind))
+            if ganesha:
+                ev.update(v.watch.fresh_open(f"/{v.recipe.name}/data/after-failover-{i}.txt"))
+                ev["writes"] = v.watch.write_summary()
+                # Pacemaker's reaction time comes on top of the lab's grace + 2 s.
+                ev["checks"] = v.watch.checks(ev, outage_limit=self.outage_limit(kind))
+            else:
+                ev["checks"] = {k: ev[k] for k in ("etab_identical", "fsids_equal", "rmtab_migrated")}
             for check, passed in ev["checks"].items():
                 if not passed:
                     bad(f"{v.recipe.name}: check failed: {check}")
         self.after(kind, src)
         vols = list(fo["volumes"].values())
-        fo["handles_preserved"] = bool(vols) and len(vols) == len(moving) and all(e["handles_preserved"] for e in vols)
-        fo["data_verified"] = bool(vols) and len(vols) == len(moving) and all(e["data_verified"] for e in vols)
-        outages = [e.get("outage_s") for e in vols]
-        fo["outage_s"] = max(outages) if outages and None not in outages else None
-        fo["outage_limit_s"] = self.outage_limit(kind)
-        fo["ok"] = not fo["problems"] and fo["handles_preserved"] and fo["data_verified"]
-        say(f"  failover {i} ({kind}): {'OK' if fo['ok'] else 'FAILED'}: outage {fo['outage_s']} s, "
-            f"handles_preserved {fo['handles_preserved']}, data_verified {fo['data_verified']}")
+        complete = bool(vols) and len(vols) == len(moving)
+        if ganesha:
+            fo["handles_preserved"] = complete and all(e["handles_preserved"] for e in vols)
+            fo["data_verified"] = complete and all(e["data_verified"] for e in vols)
+            outages = [e.get("outage_s") for e in vols]
+            fo["outage_s"] = max(outages) if outages and None not in outages else None
+            fo["outage_limit_s"] = self.outage_limit(kind)
+            summary = (f"outage {fo['outage_s']} s, handles_preserved {fo['handles_preserved']}, "
+                       f"data_verified {fo['data_verified']}")
+        else:
+            fo["identity_kept"] = complete and all(e["etab_identical"] and e["fsids_equal"] for e in vols)
+            summary = f"etab byte-identical and fsids equal: {fo['identity_kept']}"
+        fo["ok"] = complete and not fo["problems"]
+        say(f"  failover {i} ({kind}): {'OK' if fo['ok'] else 'FAILED'}: {summary}")
         return fo
+
+    def snapshot(self, node: str, v: Vol) -> dict[str, Any]:
+        """The volume's identity as `node` serves it: registry, and the live table."""
+        svc, mp = self.services[node], v.recipe.mountpoint
+        if self.opts.server == "ganesha":
+            return {"registry": self.registry(node, v), "live": svc.live_ids(mp)}
+        return {"registry": self.registry(node, v, key="fsid"),
+                "etab": etab_lines(svc.var_lib_nfs / "etab", mp),
+                "rmtab": rmtab_lines(svc.var_lib_nfs / "rmtab", mp)}
+
+    def client_evidence(self, i: int, v: Vol, dst: str, t_up: float, bad) -> dict[str, Any]:
+        """What the NFSv4 client of `v` saw and could do after the move (evidence.py)."""
+        ev = v.watch.settle(t_up, label=f"client of {v.recipe.name}")
+        ev["recovery_records_moved"] = self.services[dst].takeover_records(v.recipe.ip)
+        result = v.watch.recover(i, dst, t_up, lambda: self.volume_file(dst, v))
+        ev.update({k: val for k, val in result.items() if k != "error"})
+        if result.get("error"):
+            bad(f"{v.recipe.name}: {result['error']}")
+        return ev
 
     def outage_limit(self, kind: str) -> float:
         """grace + 2 s (the direct lab's bound) plus what the cluster needs to notice and act:
@@ -525,6 +573,8 @@ class ClusterLab:
             t = time.monotonic()
             self.net.flush_foreign(src)     # it boots without the floating IPs it had
             self.net.set_link(src, True)
+            # and its nfs-server rebuilds etab from its own /etc/exports (empty) at boot
+            (self.services[src].var_lib_nfs / "etab").write_text("")
             self.cluster.start_node(src, timeout=90)
             self.boot_services(src)
             self.say(f"  {src} back: cluster member again after {time.monotonic() - t:.1f} s")
@@ -549,11 +599,12 @@ class ClusterLab:
             fo["problems"].append(f"{dst} never left grace")
 
     # ---- helpers ----------------------------------------------------------------------
-    def registry(self, node: str, v: Vol) -> dict[str, int]:
+    def registry(self, node: str, v: Vol, key: str = "export_id") -> dict[str, int]:
+        """directory → Export_Id (or fsid) as the registry on the volume says, read on `node`."""
         cp = self.services[node].cli("export", "list", v.recipe.mountpoint, "--json", check=False)
         if cp.returncode != 0:
             return {}
-        return {e["directory"]: e["export_id"] for e in json.loads(cp.stdout)}
+        return {e["directory"]: e[key] for e in json.loads(cp.stdout)}
 
     def volume_file(self, node: str, v: Vol) -> bytes | None:
         cp = self.services[node].run(["cat", f"{v.recipe.mountpoint}/data/client.txt"])
@@ -626,7 +677,20 @@ def render_cluster_text(r: dict[str, Any]) -> str:
         lines.append("started by the cluster: " + ", ".join(f"{v} on {n}" for v, n in r["placement"].items())
                      + (" (each on its preferred node)" if r.get("started_on_preferred") else ""))
     rows = []
+    if r["server"] == "knfsd":
+        for f in r.get("failovers", []):
+            for name, e in f["volumes"].items():
+                rows.append([str(f["n"]), f["kind"], name, f"{e['from']} -> {e['to']}",
+                             _num(e.get("service_gap_s")), _yn(e.get("etab_identical")),
+                             _yn(e.get("fsids_equal")), f"{e.get('rmtab_lines_moved', 0)}",
+                             "ok" if not any(p.startswith(name) for p in f["problems"]) else "FAILED"])
+        lines += ["", *table(rows, ["#", "failover", "volume", "move", "cluster s", "etab identical",
+                                    "fsids equal", "rmtab moved", "result"]).splitlines()] if rows else []
+        lines.append(r.get("note", ""))
+        rows = []
     for f in r.get("failovers", []):
+        if r["server"] == "knfsd":
+            break
         for name, e in f["volumes"].items():
             rows.append([str(f["n"]), f["kind"], name, f"{e['from']} -> {e['to']}", _num(e.get("outage_s")),
                          _num(e.get("service_gap_s")), _yn(e.get("export_ids_equal")),
@@ -656,3 +720,41 @@ def render_cluster_text(r: dict[str, Any]) -> str:
     timing = f"setup {r.get('setup_s', '-')} s, total {r.get('total_s', '-')} s"
     lines.append(("OK: every failover held" if r["ok"] else "FAILED: see above") + f" ({timing})")
     return "\n".join(lines)
+
+
+# ---- knfsd: identity and rmtab, read from the host side of each node's /var/lib/nfs ------------
+
+def etab_lines(path: Path, mountpoint: str) -> list[str]:
+    """The etab lines of exports under `mountpoint`, exact text, in file order."""
+    try:
+        text = path.read_text(errors="surrogateescape")
+    except FileNotFoundError:
+        return []
+    return [ln for ln in text.splitlines() if ln.startswith((mountpoint + "/", mountpoint + "\t"))]
+
+
+def rmtab_lines(path: Path, mountpoint: str) -> list[str]:
+    try:
+        text = path.read_text(errors="surrogateescape")
+    except FileNotFoundError:
+        return []
+    return [ln for ln in text.splitlines() if f":{mountpoint}/" in ln]
+
+
+def knfsd_evidence(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """knfsd's identity across a move: the new node's etab lines for the volume are the old
+    node's, byte for byte (the fsid pinned in them is what file handles are built from), and
+    the clients' mount records (rmtab) came along."""
+    fsids = after["registry"]
+    moved = [ln for ln in before["rmtab"] if ln in after["rmtab"]]
+    return {
+        "etab_before": before["etab"], "etab_after": after["etab"],
+        # the same lines; their order in etab follows exportfs's hash table, not meaning
+        "etab_identical": bool(before["etab"]) and sorted(before["etab"]) == sorted(after["etab"]),
+        "fsids": fsids,
+        "fsids_equal": bool(fsids) and before["registry"] == fsids and all(
+            any(f"fsid={fsid}" in ln for ln in after["etab"] if ln.startswith(d + "\t"))
+            for d, fsid in fsids.items()),
+        "rmtab_lines_moved": len(moved),
+        "rmtab_migrated": bool(before["rmtab"]) and len(moved) == len(before["rmtab"]),
+    }
