@@ -1,0 +1,462 @@
+"""Hostile input through the agent's parameters, and the classic mode's directory checks
+(issue 7, points 4 and 5).
+
+What Pacemaker hands the agent is whatever an administrator typed into the CIB: any
+parameter may hold quotes, braces, `;`, `#`, newlines, `..`, very long or undecodable
+values. Every one must end in a deliberate OCF code with one clear line (a bad value is
+OCF_ERR_CONFIGURED), or be exported exactly as the model says (the monitor's comparison of
+etab with the registry is clean and the stop takes it away), and never in a traceback.
+
+The property tests run the agent in-process (`ganesha_ha.agent.run`, what ra/exports runs)
+against the real exportfs in a private /var/lib/nfs; a handful of cases go through the real
+ra/exports too. Default: a few hundred examples; `--long`: over 10 000.
+"""
+from __future__ import annotations
+
+import io
+import ipaddress
+import os
+import re
+import subprocess
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings, strategies as st
+
+from conftest import ROOT, IS_ROOT
+from ganesha_ha.model import normalize_fsid
+from strategies import NASTY, cidr4, good_option, ipv4, ipv6, name_text, netgroup, wildcard
+
+AGENT = str(ROOT / "ra" / "exports")
+LOG_LINE = re.compile(r"^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d ganesha-ha\([^)]*\)\[\d+\]: "
+                      r"(DEBUG|INFO|WARNING|ERR|CRIT): \S.*$")
+
+
+def _long_run(request) -> bool:
+    return bool(request.config.getoption("--long"))
+
+
+# ---- running the agent ----------------------------------------------------------------------
+
+def run_inprocess(action: str, params: dict[str, str]) -> tuple[int, str, str]:
+    """`ganesha_ha.agent.run(action)` with exactly these OCF_RESKEY_ parameters."""
+    from ganesha_ha import agent
+
+    saved = dict(os.environ)
+    try:
+        for key in [k for k in os.environ if k.startswith("OCF_RESKEY_")]:
+            del os.environ[key]
+        os.environ.update({f"OCF_RESKEY_{k}": v for k, v in params.items()})
+        os.environ["OCF_RESOURCE_INSTANCE"] = "gha_input"
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            rc = agent.run(action)
+        return rc, out.getvalue(), err.getvalue()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run_subprocess(action: str, params: dict[str, str]) -> tuple[int, str, str]:
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "OCF_ROOT": "/usr/lib/ocf",
+           "OCF_RESOURCE_INSTANCE": "gha_input"}
+    env.update({f"OCF_RESKEY_{k}": v for k, v in params.items()})
+    proc = subprocess.run([AGENT, action], env=env, capture_output=True, timeout=60)
+    return (proc.returncode, proc.stdout.decode("utf-8", "replace"),
+            proc.stderr.decode("utf-8", "replace"))
+
+
+def check_well_formed(rc: int, out: str, err: str, allowed: set[int]) -> list[str]:
+    """What Pacemaker sees is always deliberate: an allowed code, log lines and at most one
+    exit reason, no traceback, nothing on stdout; a failure says why in exactly one ERR line.
+    Returns the ERR lines."""
+    assert rc in allowed, (rc, err)
+    assert out == "", out
+    assert "Traceback" not in err and "unexpectedly" not in err, err
+    lines = err.splitlines()
+    reasons = [l for l in lines if l.startswith("ocf-exit-reason:")]
+    assert all(LOG_LINE.match(l) for l in lines if not l.startswith("ocf-exit-reason:")), err
+    assert len(reasons) <= 1, err
+    errors = [l for l in lines if ": ERR: " in l]
+    if rc != 0 and rc != 7:
+        assert len(errors) == 1, err
+    return errors
+
+
+# ---- a knfsd classic-mode sandbox -------------------------------------------------------------
+
+class Sandbox:
+    """A tmpfs volume and a private /var/lib/nfs with the real exportfs (one per module)."""
+
+    def __init__(self, work: Path, volume: Path, state: Path, config: Path):
+        self.work, self.volume, self.state, self.config = work, volume, state, config
+
+    def etab_for(self, directory: str) -> list:
+        """The etab entries of `directory` (paths compared with their escapes decoded)."""
+        from ganesha_ha.backends.knfsd_table import normalize_path, parse_etab_entries
+
+        text = (self.state / "etab").read_bytes().decode("utf-8", "surrogateescape")
+        return [e for e in parse_etab_entries(text) if e.path == normalize_path(directory)]
+
+    def registry_exports(self) -> list[dict]:
+        import json
+
+        path = self.volume / ".ganesha-ha" / "registry.json"
+        return json.loads(path.read_bytes())["exports"] if path.exists() else []
+
+    def reset(self) -> None:
+        """Forget every export (the registry would fill its id range over 10 000 examples)."""
+        from ganesha_ha.registry import Registry, RegistryState
+
+        reg = Registry(self.volume)
+        if reg.exists():
+            with reg.locked():
+                st = reg.load()
+                reg.save(RegistryState(volume_uuid=st.volume_uuid, server=st.server, id_range=st.id_range,
+                                       exports=(), generation=st.generation))
+        (self.state / "etab").write_text("")
+
+    def stray_state(self) -> list[str]:
+        """Registries anywhere but on the volume (the classic mode must never write elsewhere).
+        Each found one is removed, so that one failure is reported once."""
+        import shutil
+
+        found = [p for p in (Path("/.ganesha-ha"), self.work / ".ganesha-ha", Path("/tmp/.ganesha-ha"))
+                 if p.exists()]
+        for p in found:
+            shutil.rmtree(p)
+        return [str(p) for p in found]
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    from ganesha_ha.lab import nsutil
+    from knfsd_ns import REAL_EXPORTFS, private_nfs_state, skip_reason
+
+    if skip_reason():
+        pytest.skip(skip_reason())
+    work = tmp_path_factory.mktemp("agent-input")
+    config = work / "gha.conf"
+    config.write_text(f"[knfsd]\nexportfs = {REAL_EXPORTFS}\n[node]\nruntime_dir = {work / 'run'}\n")
+    with private_nfs_state(work / "ns") as state:
+        volume = work / "vol"
+        volume.mkdir()
+        nsutil.mount("gha-agent-input", str(volume), "tmpfs", 0, "size=32m,mode=0755")
+        try:
+            yield Sandbox(work, volume, state, config)
+        finally:
+            nsutil.umount(str(volume), lazy=True)
+
+
+# ---- strategies -------------------------------------------------------------------------------
+
+printable_env = st.text(alphabet=st.sampled_from(list(NASTY.replace("\x00", ""))) |
+                        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                        max_size=60)
+raw_bytes = st.binary(min_size=1, max_size=40).filter(lambda b: b"\0" not in b).map(os.fsdecode)
+hostile = st.one_of(printable_env, raw_bytes, st.just(""), st.text(min_size=250, max_size=600,
+                    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")))
+# hosts exportfs takes without a name lookup (this machine has no DNS), in forms the model
+# accepts (networks without host bits, no unspecified address), and option lists without
+# contradictions: the well-formed half of each parameter
+good_net4 = st.tuples(ipv4, st.integers(1, 32)).map(
+    lambda t: str(ipaddress.ip_network(f"{t[0]}/{t[1]}", strict=False)))
+knfsd_host = st.one_of(ipv4, good_net4, ipv6, wildcard, netgroup, st.just("*")).filter(
+    lambda h: h not in ("0.0.0.0", "::") and not h.startswith("0.0.0.0/"))
+OPTION_FAMILIES = (("rw", "ro"), ("root_squash", "no_root_squash", "all_squash"), ("sync", "async"),
+                   ("no_subtree_check", "subtree_check"), ("insecure", "secure"), ("anonuid=65534",),
+                   ("anongid=100",), ("sec=sys", "sec=krb5:krb5p"), ("crossmnt",), ("no_wdelay",))
+good_options = st.tuples(*[st.none() | st.sampled_from(f) for f in OPTION_FAMILIES]).flatmap(
+    lambda picks: st.permutations([o for o in picks if o]).map(",".join))
+good_name = st.text(alphabet=st.characters(whitelist_categories=("L", "N", "P", "S", "Zs"),
+                                           blacklist_characters="/\x00"),
+                    min_size=1, max_size=30).filter(lambda n: n.strip() == n and n not in (".", ".."))
+# (well-formed, hostile) per classic parameter; each example makes some of them hostile
+CLASSIC_FIELDS = {
+    "clientspec": (st.lists(knfsd_host, min_size=1, max_size=3).map(" ".join), hostile),
+    "options": (good_options,
+                st.one_of(hostile, st.lists(st.one_of(good_option, printable_env), max_size=3).map(",".join))),
+    "fsid": (st.one_of(st.just(""), st.integers(1, 2**32 - 1).map(str), st.uuids().map(str)),
+             st.one_of(hostile, st.integers(-5, 2**33).map(str))),
+}
+
+
+@st.composite
+def directories(draw, volume: Path, well_formed: bool):
+    """(parameter value, whether it names an existing directory inside the volume). Well-formed
+    names are still hostile to config languages (quotes, braces, '#', unicode...)."""
+    kind = draw(st.sampled_from(["name", "nested"] if well_formed else ["hostile", "dotdot", "missing"]))
+    if kind in ("name", "nested"):
+        parts = draw(st.lists(good_name | name_text, min_size=1, max_size=2 if kind == "nested" else 1))
+        return str(volume.joinpath(*parts)), True
+    if kind == "dotdot":
+        return str(volume) + "/" + draw(st.sampled_from(["..", "../..", "a/../..", "./../etc"])), False
+    if kind == "missing":
+        return str(volume / f"missing-{draw(st.integers(0, 10**6))}"), False
+    return str(volume) + "/" + draw(hostile), False
+
+
+# ---- the property tests -----------------------------------------------------------------------
+
+def _classic_example(sandbox: Sandbox, data) -> None:
+    bad = data.draw(st.just(set()) | st.sets(st.sampled_from(["directory", *CLASSIC_FIELDS]), min_size=1),
+                    label="hostile fields")
+    directory, make_it = data.draw(directories(sandbox.volume, "directory" not in bad), label="directory")
+    params = {"server": "knfsd", "directory": directory, "config": str(sandbox.config)}
+    for name, (good, hostile_values) in CLASSIC_FIELDS.items():
+        params[name] = data.draw(hostile_values if name in bad else good, label=name)
+    if make_it:
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError:
+            make_it = False  # the file system refuses the name (too long...): a missing directory
+    exists = os.path.isdir(directory.strip())  # the agent strips its parameters, like Pacemaker's shell agents
+    before = sandbox.registry_exports()
+    try:
+        rc, out, err = run_inprocess("start", params)
+        # a directory that is not there (volume not mounted yet?) is local: generic, never fatal;
+        # so is a host name exportfs cannot resolve (this machine has no DNS): the identity,
+        # stored before exportfs ran, is kept for the next start
+        unresolved = rc == 1 and "Failed to resolve" in err
+        event(f"start rc {rc}" + (" (host name not resolved)" if unresolved else ""))
+        allowed = {0, 6} if exists else {1, 6}
+        check_well_formed(rc, out, err, allowed | ({1} if unresolved else set()))
+        if rc == 0:
+            from ganesha_ha.backends import knfsd_table
+
+            (exp,) = [e for e in sandbox.registry_exports() if e not in before]
+            if params["fsid"].strip():  # the administrator's fsid is the one used
+                assert exp["fsid"] == normalize_fsid(params["fsid"].strip())
+            # exported exactly as the registry says: one etab line per client, with the
+            # registry's fsid; and the monitor's comparison of etab with the registry is clean
+            lines = sandbox.etab_for(directory)
+            assert sorted(e.client for e in lines) == sorted(
+                knfsd_table.normalize_client(c["host"]) for c in exp["clients"]), (lines, exp)
+            assert {knfsd_table.normalize_fsid(e.fsid) for e in lines} == {knfsd_table.normalize_fsid(exp["fsid"])}
+            rc, out, err = run_inprocess("monitor", params | {"CRM_meta_interval": "10000"})
+            check_well_formed(rc, out, err, {0})
+        elif not unresolved:
+            assert sandbox.registry_exports() == before, "a refused start changed the registry"
+        rc, out, err = run_inprocess("stop", params)
+        check_well_formed(rc, out, err, {0})
+        assert sandbox.etab_for(directory) == []
+        assert sandbox.stray_state() == []
+    finally:
+        sandbox.reset()
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root")
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_hostile_classic_parameters(sandbox, data):
+    _classic_example(sandbox, data)
+
+
+@pytest.mark.long
+@pytest.mark.skipif(not IS_ROOT, reason="needs root")
+@settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_hostile_classic_parameters_long(sandbox, data):
+    _classic_example(sandbox, data)
+
+
+def _other_params_example(sandbox: Sandbox, data) -> None:
+    """server, volume, ip, bus_address and config: validate-all, probe, monitor, stop, start."""
+    params = {"server": data.draw(st.one_of(st.sampled_from(["knfsd", "ganesha", "", "KNFSD", "nfsd"]),
+                                            hostile), label="server"),
+              "volume": data.draw(st.one_of(st.just(str(sandbox.volume)), st.just("/"),
+                                            st.just(str(sandbox.work)), hostile,
+                                            hostile.map(lambda s: "/" + s)), label="volume"),
+              "config": data.draw(st.one_of(st.just(str(sandbox.config)), hostile), label="config")}
+    for name, strategy in (("ip", st.one_of(ipv4, ipv6, hostile)), ("bus_address", hostile)):
+        if data.draw(st.booleans(), label=f"set {name}"):
+            params[name] = data.draw(strategy, label=name)
+    before = sandbox.registry_exports()
+    # validate-all: 0 or "bad configuration"; probes and stops never escalate a bad configuration
+    check_well_formed(*run_inprocess("validate-all", params), {0, 5, 6})
+    check_well_formed(*run_inprocess("monitor", params), {0, 1, 5, 6, 7})
+    check_well_formed(*run_inprocess("monitor", params | {"CRM_meta_interval": "10000"}), {0, 1, 5, 6, 7})
+    check_well_formed(*run_inprocess("start", params | {"CRM_meta_timeout": "2000"}), {0, 1, 5, 6})
+    check_well_formed(*run_inprocess("stop", params), {0, 1})
+    assert sandbox.stray_state() == []
+    assert sandbox.registry_exports() == before
+    sandbox.reset()
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root")
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_hostile_volume_mode_parameters(sandbox, data):
+    _other_params_example(sandbox, data)
+
+
+@pytest.mark.long
+@pytest.mark.skipif(not IS_ROOT, reason="needs root")
+@settings(max_examples=2_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_hostile_volume_mode_parameters_long(sandbox, data):
+    _other_params_example(sandbox, data)
+
+
+# ---- classic mode: the directory, as `export add` checks it (point 5) --------------------------
+
+def classic(sandbox: Sandbox, directory, **extra) -> dict[str, str]:
+    return {"server": "knfsd", "directory": str(directory), "clientspec": "127.0.0.1 192.0.2.0/24",
+            "options": "rw,no_root_squash", "config": str(sandbox.config), **extra}
+
+
+def registry_bytes(sandbox: Sandbox) -> bytes | None:
+    path = sandbox.volume / ".ganesha-ha" / "registry.json"
+    return path.read_bytes() if path.exists() else None
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root")
+@pytest.mark.parametrize("case", ["symlink-out", "symlink-in", "dotdot", "missing", "unmounted"])
+def test_classic_mode_refuses_directories_export_add_refuses(sandbox, case):
+    """Outside the volume, through a symbolic link, not there, or on the root file system
+    because the volume is not mounted: refused before anything is written or exported."""
+    vol = sandbox.volume
+    (vol / "real").mkdir(exist_ok=True)
+    for name, target in (("out", "/etc"), ("in", str(vol / "real"))):
+        if not (vol / name).is_symlink():
+            os.symlink(target, vol / name)
+    bare = sandbox.work / "not-mounted-yet" / "data"  # a mount point whose volume is elsewhere
+    bare.mkdir(parents=True, exist_ok=True)
+    directory, code, fragment = {
+        "symlink-out": (vol / "out", 6, "outside the volume"),
+        "symlink-in": (vol / "in", 6, "goes through a symbolic link"),
+        "dotdot": (f"{vol}/real/../../etc", 6, "'..'"),
+        "missing": (vol / "nothere", 1, "does not exist"),
+        "unmounted": (bare, 1, "on the root file system"),
+    }[case]
+    before = registry_bytes(sandbox)
+    rc, out, err = run_inprocess("start", classic(sandbox, directory))
+    (error,) = check_well_formed(rc, out, err, {code})
+    assert fragment in error, err
+    assert registry_bytes(sandbox) == before
+    assert sandbox.stray_state() == []
+    assert (sandbox.state / "etab").read_text() == ""
+    rc, out, err = run_inprocess("stop", classic(sandbox, directory))
+    check_well_formed(rc, out, err, {0})
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root")
+def test_classic_stop_with_bad_parameters_succeeds(sandbox):
+    """A failed stop gets the node fenced: a typo in clientspec or options must not."""
+    (sandbox.volume / "s").mkdir(exist_ok=True)
+    for bad in ({"clientspec": "0"}, {"options": "rw,frobnicate"}, {"fsid": "0"}, {"clientspec": "a;b"}):
+        params = classic(sandbox, sandbox.volume / "s", **bad)
+        rc, out, err = run_inprocess("start", params)
+        check_well_formed(rc, out, err, {6})
+        rc, out, err = run_inprocess("stop", params)
+        check_well_formed(rc, out, err, {0})
+    # started with good parameters, then a typo: the stop still withdraws what was started
+    good = classic(sandbox, sandbox.volume / "s")
+    check_well_formed(*run_inprocess("start", good), {0})
+    assert len(sandbox.etab_for(good["directory"])) == 2
+    check_well_formed(*run_inprocess("stop", good | {"clientspec": "a;b"}), {0})
+    assert sandbox.etab_for(good["directory"]) == []
+    sandbox.reset()
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root")
+def test_classic_directory_spelt_with_digits_keeps_its_identity(sandbox):
+    """A directory named like an Export_Id ("1000", "2024") is a directory: its fsid,
+    generated at the first start, is the one every later start (every node) uses."""
+    from ganesha_ha.registry import Registry
+
+    sandbox.reset()
+    check_well_formed(*run_inprocess("start", classic(sandbox, sandbox.volume / "real")), {0})
+    first = Registry(sandbox.volume).load().exports[0]
+    name = str(first.export_id)  # a directory spelt like the id of another export
+    (sandbox.volume / name).mkdir(exist_ok=True)
+    params = classic(sandbox, sandbox.volume / name)
+    fsids = []
+    for _ in range(3):
+        check_well_formed(*run_inprocess("start", params), {0})
+        fsids.append(next(e.fsid for e in Registry(sandbox.volume).load().exports if e.path == name))
+        check_well_formed(*run_inprocess("stop", params), {0})
+    assert len(set(fsids)) == 1, fsids
+    assert next(e for e in Registry(sandbox.volume).load().exports if e.path == "real") == first
+    check_well_formed(*run_inprocess("stop", classic(sandbox, sandbox.volume / "real")), {0})
+    sandbox.reset()
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root")
+def test_long_paths_are_answers_not_crashes(sandbox):
+    """Found by the property test: a volume or config path with a component over 255 bytes
+    raised OSError (ENAMETOOLONG) out of the agent; and a mount point longer than 255 bytes,
+    legal and real, made the node-local marker's file name too long for every action."""
+    from ganesha_ha.lab import nsutil
+
+    base = {"server": "knfsd", "volume": str(sandbox.volume), "config": str(sandbox.config)}
+    for params, action, code in (({"volume": "/" + "0" * 256}, "start", 1), ({"volume": "/" + "0" * 256}, "monitor", 7),
+                                 ({"config": "0" * 256}, "validate-all", 6), ({"config": "0" * 256}, "start", 6)):
+        rc, out, err = run_inprocess(action, base | params)
+        check_well_formed(rc, out, err, {code})
+    mp = sandbox.work.joinpath(*["m" * 60] * 5)  # a 300-byte mount point
+    mp.mkdir(parents=True, exist_ok=True)
+    nsutil.mount("gha-long-mp", str(mp), "tmpfs", 0, "size=1m")
+    try:
+        (mp / "d").mkdir()
+        params = {"server": "knfsd", "volume": str(mp), "config": str(sandbox.config)}
+        from ganesha_ha.settings import load_settings
+        from ganesha_ha.volume import Volume
+
+        volume = Volume(mp, load_settings(sandbox.config))
+        volume.init("knfsd")
+        volume.add(str(mp / "d"), ["127.0.0.1"])
+        check_well_formed(*run_inprocess("start", params), {0})
+        check_well_formed(*run_inprocess("monitor", params | {"CRM_meta_interval": "10000"}), {0})
+        assert len(sandbox.etab_for(str(mp / "d"))) == 1
+        check_well_formed(*run_inprocess("stop", params), {0})
+        assert sandbox.etab_for(str(mp / "d")) == []
+        check_well_formed(*run_inprocess("monitor", params), {7})
+    finally:
+        nsutil.umount(str(mp), lazy=True)
+
+
+# ---- the same through the real ra/exports, as Pacemaker runs it --------------------------------
+
+RA_CASES = {
+    # name: (directory under the volume, clientspec, options, fsid, expected start code)
+    "config-hostile name": ('q"u{o}t#e; $(x) `y` \\\\ ü', "127.0.0.1 192.0.2.0/24", "rw,sync", "", 0),
+    "quote in clientspec": ("d1", 'a"b;c', "rw", "", 6),
+    "fsid 0 in options": ("d1", "127.0.0.1", "rw,fsid=0", "", 6),
+    "newline in directory": ("d\nx", "127.0.0.1", "rw", "", 6),
+    "dotdot": ("../../etc", "127.0.0.1", "rw", "", 6),
+    "undecodable clientspec": ("d1", os.fsdecode(b"\xff\xfe(rw)"), "", "", 6),
+    "10 kB clientspec": ("d1", "1" * 10_000, "", "", 6),
+    "option injection": ("d1", "127.0.0.1", "rw) *(rw,no_root_squash", "", 6),
+    "symlink to /etc": ("out", "127.0.0.1", "rw", "", 6),
+}
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root")
+@pytest.mark.parametrize("case", list(RA_CASES))
+def test_hostile_parameters_through_ra_exports(sandbox, case):
+    name, clientspec, options, fsid, code = RA_CASES[case]
+    vol = sandbox.volume
+    (vol / "d1").mkdir(exist_ok=True)
+    if not (vol / "out").is_symlink():
+        os.symlink("/etc", vol / "out")
+    if code == 0:
+        (vol / name).mkdir(exist_ok=True)
+    directory = f"{vol}/{name}"
+    params = {"server": "knfsd", "directory": directory, "clientspec": clientspec, "options": options,
+              "fsid": fsid, "config": str(sandbox.config)}
+    before = sandbox.registry_exports()
+    try:
+        check_well_formed(*run_subprocess("start", params), {code})
+        if code == 0:
+            assert len(sandbox.etab_for(directory)) == 2
+            check_well_formed(*run_subprocess("monitor", params | {"CRM_meta_interval": "10000"}), {0})
+        else:
+            assert sandbox.registry_exports() == before
+            assert (sandbox.state / "etab").read_text() == ""
+        check_well_formed(*run_subprocess("stop", params), {0})
+        assert (sandbox.state / "etab").read_text() == ""
+        assert sandbox.stray_state() == []
+    finally:
+        sandbox.reset()
