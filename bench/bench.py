@@ -491,17 +491,17 @@ class Bench:
         for k in range(self.args.lab_runs):
             log(f"failover lab, run {k + 1}")
             try:
-                p = subprocess.run([cli, "lab", "--json", "--failovers", "1"], capture_output=True,
+                p = subprocess.run([cli, "lab", "--direct", "--json", "--failovers", "1"], capture_output=True,
                                    text=True, timeout=self.args.lab_timeout)
             except subprocess.TimeoutExpired:
-                res["why"] = f"`ganesha-ha lab --json --failovers 1` timed out ({self.args.lab_timeout} s)"
+                res["why"] = f"`ganesha-ha lab --direct --json --failovers 1` timed out ({self.args.lab_timeout} s)"
                 return
             try:  # exit 1 with a JSON report is a measured run whose checks failed: reported as such
                 sample = json.loads(p.stdout) if p.returncode in (0, 1) else None
             except ValueError:
                 sample = None
             if not isinstance(sample, dict) or not sample.get("failovers"):
-                res["why"] = (f"`ganesha-ha lab --json --failovers 1` failed (exit {p.returncode}): "
+                res["why"] = (f"`ganesha-ha lab --direct --json --failovers 1` failed (exit {p.returncode}): "
                               + " ".join(p.stderr.split())[-300:])
                 return
             samples.append(sample)
@@ -728,7 +728,7 @@ class Bench:
                 ours = sorted(m.replace("ganesha_ha.", "") for m in mods if m.startswith("ganesha_ha."))
                 w(f"| {name} | {total / 1000:.1f} ms | {tops} | {', '.join(ours) or '-'} |")
             w("")
-        w("## 4. Failover outage (`ganesha-ha lab --json --failovers 1`)")
+        w("## 4. Failover outage (`ganesha-ha lab --direct --json --failovers 1`)")
         w("")
         if lab.get("status") == "measured":
             w("Two network namespaces as nodes, a loop device as the shared volume, ganesha.nfsd on "

@@ -25,7 +25,8 @@ RUN_ROOT = Path("/run/ganesha-ha-lab")
 
 
 def lab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ganesha_ha.cli", "lab", *args],
+    argv = list(args) if args[:1] == ("down",) else ["--direct", *args]
+    return subprocess.run([sys.executable, "-m", "ganesha_ha.cli", "lab", *argv],
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -1,9 +1,14 @@
 """`ganesha-ha lab ...`: argument parsing and output for the failover lab (scenario.py).
 
-    ganesha-ha lab [--server ganesha|knfsd] [--failovers N] [--kill] [--json] [--keep]
+    ganesha-ha lab [--server ganesha|knfsd] [--kinds move,shutdown,kill,loss] [--show-cib]
+                   [--json] [--break lying-monitor]
+    ganesha-ha lab --direct [--server ganesha|knfsd] [--failovers N] [--kill] [--json] [--keep]
                    [--break export-id|recovery]
-    ganesha-ha lab --cluster [--kinds move,shutdown,kill,loss] [--show-cib] [--json]
-                   [--break lying-monitor]
+
+The lab runs under a real two-node Pacemaker cluster (cluster_lab.py), which decides every
+failover; --direct runs the agent by hand instead (scenario.py: faster, and explorable with
+--keep). An option only the direct lab has (--failovers, --kill, --keep, --break export-id or
+recovery) selects it.
     ganesha-ha lab down [RUN_ID]
 
 Exit codes: 0 every failover held and nothing was left behind; 1 a check failed (the
@@ -61,29 +66,34 @@ def build_parser() -> argparse.ArgumentParser:
     breaks = {**BREAKS, **CLUSTER_BREAKS}
 
     p = _Parser(prog="ganesha-ha lab",
-                description="A two-node NFS failover on this machine (network namespaces, a loop "
-                            "device as the shared volume, the real resource agent and NFS server), "
-                            "with a client that keeps its file handle across every move.",
+                description="Two-node NFS failovers on this machine (network namespaces, loop "
+                            "devices as the shared volumes, the real resource agent and NFS server), "
+                            "decided by a real corosync/Pacemaker cluster, with a client that keeps "
+                            "its file handles across every move. --direct drives the agent by hand.",
                 epilog="'ganesha-ha lab down [RUN_ID]' tears down a lab left up with --keep.")
     p.add_argument("--server", choices=["ganesha", "knfsd"], default="ganesha")
-    p.add_argument("--cluster", action="store_true",
-                   help="run a real two-node corosync/Pacemaker cluster and let it decide every "
-                        "failover (two volumes, active-active)")
-    p.add_argument("--kinds", type=_kinds, default=tuple(KINDS), metavar="K,K",
-                   help="with --cluster: the failovers, in order (default all: "
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--cluster", action="store_true",
+                      help="(the default) a real two-node corosync/Pacemaker cluster decides every "
+                           "failover of two active-active volumes")
+    mode.add_argument("--direct", action="store_true",
+                      help="drive the resource agent by hand instead: one volume, no cluster")
+    p.add_argument("--kinds", type=_kinds, default=None, metavar="K,K",
+                   help="the cluster's failovers, in order (default all: "
                         + "; ".join(f"{k}: {v}" for k, v in KINDS.items()) + ")")
     p.add_argument("--show-cib", action="store_true",
-                   help="with --cluster: print the crmsh script loaded and the CIB the cluster ran")
+                   help="print the crmsh script loaded and the CIB the cluster ran")
     p.add_argument("--failovers", type=_positive, default=None, metavar="N",
-                   help="move the volume N times: A->B->A... (default 1)")
+                   help="--direct: move the volume N times: A->B->A... (default 1)")
     p.add_argument("--kill", action="store_true",
-                   help="fail over by kill -9 of the active node's ganesha.nfsd (no clean stop)")
+                   help="--direct: fail over by kill -9 of the active node's ganesha.nfsd")
     p.add_argument("--json", action="store_true", help="print the evidence as one JSON object")
-    p.add_argument("--keep", action="store_true", help="leave the lab up afterwards for exploring")
+    p.add_argument("--keep", action="store_true",
+                   help="--direct: leave the lab up afterwards for exploring")
     p.add_argument("--break", dest="breaks", action="append", default=[], choices=sorted(breaks),
                    metavar="WHAT", help="break the proof on purpose (the lab must then fail): "
                    + "; ".join(f"{k}: {v}" for k, v in breaks.items())
-                   + f" ({', '.join(CLUSTER_BREAKS)} with --cluster only)")
+                   + f" ({', '.join(BREAKS)} with --direct only)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
@@ -94,12 +104,20 @@ def main(argv: list[str], config: str | None = None) -> int:
         return _down(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.cluster:
+    from .scenario import BREAKS as DIRECT_BREAKS
+
+    # options only the direct lab has select it (as older scripts and the benchmark call it)
+    direct_only = args.kill or args.keep or args.failovers is not None or set(args.breaks) & set(DIRECT_BREAKS)
+    if args.cluster and direct_only:
+        parser.error("--kill, --keep, --failovers and --break export-id|recovery are for the direct "
+                     "lab (--direct); the cluster lab takes its failovers from --kinds")
+    if not (args.direct or direct_only):
         return _cluster(parser, args)
     from .cluster_lab import BREAKS as CLUSTER_BREAKS
 
-    if args.show_cib or set(args.breaks) & set(CLUSTER_BREAKS):
-        parser.error("--show-cib and --break lying-monitor need --cluster")
+    if args.show_cib or set(args.breaks) & set(CLUSTER_BREAKS) or args.kinds is not None:
+        parser.error("--kinds, --show-cib and --break lying-monitor are for the cluster lab "
+                     "(without --direct)")
     args.failovers = args.failovers or 1
     problem = _preflight(args.server)
     if problem:
@@ -127,19 +145,16 @@ def _cluster(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from .cluster_lab import BREAKS, KINDS, ClusterLab, ClusterLabOptions, render_cluster_text
     from .scenario import Progress
 
-    if args.kill or args.keep or args.failovers is not None:
-        parser.error("with --cluster, choose the failovers with --kinds (--kill, --keep and "
-                     "--failovers are for the direct lab)")
     if args.server == "knfsd":
         from .cluster_lab import KNFSD_KINDS
 
-        if args.kinds == tuple(KINDS):
-            args.kinds = KNFSD_KINDS
+        args.kinds = args.kinds or KNFSD_KINDS
         if set(args.kinds) - set(KNFSD_KINDS):
             parser.error(f"with --server knfsd, --kinds takes {', '.join(KNFSD_KINDS)} "
                          "(knfsd has no userspace daemon to kill -9)")
     if set(args.breaks) - set(BREAKS):
-        parser.error(f"with --cluster, --break takes {', '.join(BREAKS)}")
+        parser.error(f"the cluster lab's --break takes {', '.join(BREAKS)}; the others need --direct")
+    args.kinds = args.kinds or tuple(KINDS)
     problem = _preflight(args.server, extra=REQUIRED["cluster"] + REQUIRED["ganesha"][:2])
     if problem:
         print(f"ganesha-ha lab: {problem}", file=sys.stderr)
