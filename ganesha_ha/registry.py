@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .errors import (ConflictError, GaneshaHAError, LockTimeout, NotFoundError,
                      NotInitialisedError, RegistryError, ValidationError)
-from .fsutil import (atomic_write, check_secure_dir, ensure_secure_dir, read_secure,
+from .fsutil import (atomic_write, check_secure_dir, check_secure_file, ensure_secure_dir, read_secure,
                      remove_stale_temps, require_mountpoint)
 from .model import EXPORT_ID_MAX, EXPORT_ID_MIN, Export, new_fsid, normalize_relpath
 from .record import Record, replace
@@ -244,7 +244,12 @@ class Registry:
         """
         self._check_dir()
         lock_path = self.state_dir / LOCK_FILE
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        # a state file like the others: whoever can open it can hold it and stall every change
+        check_secure_file(lock_path)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:  # read-only volume (ext4 remounts so on errors), a link put in meanwhile
+            raise RegistryError(f"cannot open {lock_path}: {exc.strerror}") from None
         try:
             deadline = time.monotonic() + self.lock_timeout
             delay = 0.005

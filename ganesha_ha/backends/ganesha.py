@@ -312,8 +312,12 @@ class GaneshaBackend:
         target = self.takeover_dir(ctx)
         if target.exists():
             shutil.rmtree(target)
-        target.mkdir(parents=True, mode=0o755)
-        restore_tree(target, records)
+        old = os.umask(0o022)  # the parents mkdir creates and every record file: never writable by others
+        try:
+            target.mkdir(parents=True, mode=0o755)
+            restore_tree(target, records)
+        finally:
+            os.umask(old)
         return sum(1 for r in records if r["type"] == "dir" and "/" not in r["path"])
 
     def start_grace(self, ctx: VolumeContext) -> str:
