@@ -173,3 +173,25 @@ def test_nothing_in_the_package_runs_through_a_shell():
     assert len(sources) > 20
     found = [hit for path in sources for hit in shell_uses(path.read_text(), str(path.relative_to(ROOT)))]
     assert found == []
+
+
+@needs_root
+@pytest.mark.parametrize("case", ["symlink-out", "symlink-in", "symlinked-parent", "absolute-outside", "dotdot"])
+def test_export_add_refuses_directories_outside_the_volume(tmpfs_volume, tmp_path, case):
+    config = tmp_path / "gha.conf"
+    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n")
+    vol = tmpfs_volume
+    (vol / "real" / "sub").mkdir(parents=True)
+    os.symlink("/etc", vol / "out")
+    os.symlink(vol / "real", vol / "in")
+    assert cli(config, "volume", "init", str(vol), "--server", "knfsd").returncode == 0
+    directory, fragment = {
+        "symlink-out": ("out", "outside the volume"),
+        "symlink-in": ("in", "goes through a symbolic link"),
+        "symlinked-parent": (str(vol / "in" / "sub"), "goes through a symbolic link"),
+        "absolute-outside": ("/etc", "not inside the volume"),
+        "dotdot": ("real/../../etc", "'..'"),
+    }[case]
+    before = (vol / ".ganesha-ha" / "registry.json").read_bytes()
+    assert_one_line(cli(config, "export", "add", str(vol), directory, "--client", "127.0.0.1"), 2, fragment)
+    assert (vol / ".ganesha-ha" / "registry.json").read_bytes() == before
