@@ -412,6 +412,8 @@ class ClusterLab:
         """What the cluster logged since `marks`: the scheduler's decisions and the results."""
         rx = re.compile(r"pacemaker-schedulerd.*\b(Move|Recover|Start|Stop)\s+vol|"
                         r"pacemaker-controld.*Result of (start|stop|monitor) operation for vol\S*-exports|"
+                        r"pacemaker-controld.*Result of \S+ operation for vol\S+ on \S+: (?!ok|Cancelled)|"
+                        r"pacemaker-execd.*log_op_output.*vol\S+_(start|stop|monitor)|"
                         r"pacemaker-controld.*(Node \S+ state is now lost|Our peer on the DC .* is dead)")
         out = []
         for name, pos in marks.items():
@@ -425,7 +427,7 @@ class ClusterLab:
             for line in text.splitlines():
                 if rx.search(line) and "probe" not in line:
                     out.append(f"{name}: " + re.sub(r"^\S+ \S+ \S+ \S+ ", "", line)[:200])
-        return out[:30]
+        return out[:40]
 
     def log_marks(self) -> dict[str, int]:
         out = {}
