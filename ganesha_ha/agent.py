@@ -320,7 +320,10 @@ def run(action: str) -> int:
         _check_binaries(ocf.param("server"))
         agent = Agent(log)
         if action == "validate-all":
-            agent.volume.registry  # parameters and settings parsed: that is all validate-all may check
+            from .backends import get_backend
+
+            # the programs the settings name (knfsd.exportfs), not whichever is on PATH
+            get_backend(agent.server, agent.settings).check_installed()
             return ocf.OCF_SUCCESS
         if action in ("reload-agent", "reload"):
             log.info("reloaded parameters (config, bus_address); nothing to restart")
@@ -338,8 +341,8 @@ def run(action: str) -> int:
         if action in ("monitor", "status") and ocf.is_probe() and rc != ocf.OCF_ERR_PERM:
             from .errors import NotMountedError
 
-            if isinstance(exc, (NotMountedError,)) or rc in (ocf.OCF_ERR_INSTALLED,):
-                return ocf.OCF_NOT_RUNNING if isinstance(exc, NotMountedError) else rc
+            if isinstance(exc, NotMountedError):
+                return ocf.OCF_NOT_RUNNING
         log.error(f"{action} failed: {exc}")
         sys.stderr.write(f"ocf-exit-reason:{' '.join(str(exc).split())[:500]}\n")
         return rc

@@ -282,9 +282,15 @@ def test_exportfs_missing_or_failing(knfsd_active, tmp_path, kind):
         proc, took = run_agent(action, p)
         assert_agent_failure(proc, ocf_rc, fragment)
         assert took < 3, f"{action} took {took:.1f} s"
-    # a probe answers the same code (5: "cannot run here", 1: "failed here"), never 6
+    # a probe answers the same code (5: "cannot run here", 1: "failed here"), never 6, and says why
     proc, _ = run_agent("monitor", params)
-    assert proc.returncode == ocf_rc and "Traceback" not in proc.stderr, proc.stderr
+    assert_agent_failure(proc, ocf_rc, fragment)
+    # validate-all checks the configured exportfs, not whichever one is on PATH
+    proc, _ = run_agent("validate-all", params)
+    if kind == "missing":
+        assert_agent_failure(proc, 5, fragment)
+    else:
+        assert proc.returncode == 0, proc.stderr  # there; validate-all runs nothing
     # the export is still in etab and nothing can withdraw it: a stop that said "stopped"
     # would let the volume move while this node still exports it
     proc, _ = run_agent("stop", params)
