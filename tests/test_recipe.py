@@ -6,8 +6,10 @@ values that reach a shell line, and that the README cannot drift from the render
 """
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -48,7 +50,7 @@ def test_exports_primitive_carries_server_volume_and_takeover_ip():
     crm = lab_like(server="knfsd").crmsh()
     line = next(ln for ln in crm.splitlines() if ln.startswith("primitive vol1-exports"))
     assert 'ocf:ganesha-ha:exports params server="knfsd" volume="/var/tmp/lab/vol1" ip="10.213.40.101"' in line
-    assert "op monitor interval=10s timeout=20s" in line
+    assert "op monitor interval=10s timeout=30s" in line
 
 
 def test_defaults_and_fencing_are_explicit():
@@ -111,3 +113,110 @@ def test_readme_example_uses_the_labs_intervals_and_defaults():
     lab = Recipe(server="ganesha", volumes=readme_example().volumes, monitor_s=cluster_lab.MONITOR_S,
                  fencing=True)
     assert lab == readme_example()
+
+
+# ---- both renderings through the real tools, into CIB files --------------------------------
+
+def _cib_file(path: Path) -> Path:
+    from ganesha_ha.lab.cluster import cib_xml
+
+    path.write_text(cib_xml({"stonith-enabled": "false"}))
+    return path
+
+
+def _normalized(cib: Path) -> dict:
+    """What a CIB configures, without the ids each tool invents for nvpairs and ops."""
+    import xml.etree.ElementTree as ET
+
+    conf = ET.parse(cib).getroot().find("configuration")
+
+    def nv(el, tag):
+        return {p.get("name"): p.get("value") for s in el.findall(tag) for p in s.findall("nvpair")}
+
+    def role(r):
+        return {"Master": "Promoted", "Slave": "Unpromoted"}.get(r, r)
+
+    prims = {}
+    for p in conf.iter("primitive"):
+        ops = sorted((o.get("name"), o.get("interval"), o.get("timeout"), role(o.get("role")))
+                     for o in p.findall("operations/op"))
+        prims[p.get("id")] = (p.get("class"), p.get("provider"), p.get("type"),
+                              nv(p, "instance_attributes"), ops, nv(p, "meta_attributes"))
+    groups = {g.get("id"): [p.get("id") for p in g.findall("primitive")] for g in conf.iter("group")}
+    clones = {c.get("id"): (c.find("primitive").get("id"), nv(c, "meta_attributes"))
+              for c in conf.iter("clone")}
+    cons = conf.find("constraints")
+    return {
+        "primitives": prims, "groups": groups, "clones": clones,
+        "locations": sorted((c.get("rsc"), c.get("node"), c.get("score")) for c in cons.iter("rsc_location")),
+        "colocations": sorted((c.get("rsc"), c.get("with-rsc"), role(c.get("with-rsc-role")), c.get("score"))
+                              for c in cons.iter("rsc_colocation")),
+        "orders": sorted((c.get("first"), c.get("first-action"), c.get("then"), c.get("then-action"),
+                          c.get("kind", "Mandatory")) for c in cons.iter("rsc_order")),
+        "rsc_defaults": nv(conf.find("rsc_defaults"), "meta_attributes"),
+        "stonith-enabled": nv(conf.find("crm_config"), "cluster_property_set").get("stonith-enabled"),
+    }
+
+
+def _pcs(cib: Path, recipe: Recipe, force_agents: tuple[str, ...] = ()) -> None:
+    import subprocess
+
+    for line in recipe.pcs().splitlines():
+        argv = shlex.split(line)
+        argv[1:1] = ["-f", str(cib)]
+        if any(a in line for a in force_agents):
+            argv.append("--force")   # the agent is not installed on this machine
+        cp = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert cp.returncode == 0, f"{line}\n{cp.stderr}"
+
+
+def _two_lab_volumes(fencing: bool = False) -> Recipe:
+    vols = tuple(VolumeRecipe(name=f"vol{i}", device=f"/dev/loop{i}", mountpoint=f"/var/tmp/lab/vol{i}",
+                              ip=f"10.213.40.{100 + i}", cidr_netmask=24, preferred_node=n)
+                 for i, n in ((1, "node-a"), (2, "node-b")))
+    return Recipe(server="ganesha", volumes=vols, monitor_s=5, fencing=fencing)
+
+
+needs_pcs_crm = pytest.mark.skipif(not (shutil.which("pcs") and shutil.which("crm")),
+                                   reason="pcs or crmsh not installed")
+
+
+@needs_pcs_crm
+@pytest.mark.skipif(os.geteuid() != 0, reason="installs the agent under /usr/lib/ocf as root")
+def test_pcs_and_crmsh_recipes_configure_the_same_cib(tmp_path):
+    """The lab loads the crmsh form; the pcs form must configure exactly the same thing."""
+    import subprocess
+
+    from ganesha_ha.install import install_agent
+
+    install_agent()   # both tools check the agent's meta-data (idempotent; the README's step)
+    recipe = _two_lab_volumes()
+    crm_cib, pcs_cib = _cib_file(tmp_path / "crm.xml"), _cib_file(tmp_path / "pcs.xml")
+    script = tmp_path / "recipe.crm"
+    script.write_text(recipe.crmsh())
+    home = tmp_path / "home"
+    home.mkdir()
+    cp = subprocess.run(["crm", "configure", "load", "update", str(script)], capture_output=True,
+                        text=True, timeout=120, env={**os.environ, "CIB_file": str(crm_cib),
+                                                     "HOME": str(home), "TMPDIR": str(home)})
+    assert cp.returncode == 0, cp.stderr
+    # offline, crmsh warns of quorum and unknown nodes; never of timeouts or agents
+    assert not re.search(r"advised|meta-data|no such resource agent", cp.stderr), cp.stderr
+    _pcs(pcs_cib, recipe)
+    a, b = _normalized(crm_cib), _normalized(pcs_cib)
+    assert a == b
+    assert a["groups"] == {"vol1-group": ["vol1-fs", "vol1-exports", "vol1-ip"],
+                           "vol2-group": ["vol2-fs", "vol2-exports", "vol2-ip"]}
+    assert a["locations"] == [("vol1-group", "node-a", "50"), ("vol2-group", "node-b", "50")]
+
+
+@needs_pcs_crm
+def test_pcs_accepts_the_readme_recipe_with_drbd_and_fencing(tmp_path):
+    cib = _cib_file(tmp_path / "cib.xml")
+    _pcs(cib, readme_example(), force_agents=("ocf:linbit:drbd", "ocf:ganesha-ha:exports"))
+    n = _normalized(cib)
+    assert n["stonith-enabled"] == "true"
+    assert n["clones"]["vol1-drbd-clone"][1]["promotable"] == "true"
+    assert ("vol1-group", "vol1-drbd-clone", "Promoted", "INFINITY") in n["colocations"]
+    assert ("vol1-drbd-clone", "promote", "vol1-group", "start", "Mandatory") in n["orders"]
+    assert n["groups"]["vol2-group"] == ["vol2-fs", "vol2-exports", "vol2-ip"]

@@ -92,6 +92,7 @@ class Recipe:
         ip_params = {"ip": v.ip, "cidr_netmask": str(v.cidr_netmask)}
         if v.nic:
             ip_params["nic"] = v.nic
+        # timeouts: each agent's advised ones (its meta-data), so crmsh and pcs have nothing to warn of
         mon = f"interval={self.monitor_s}s timeout=20s"
         return [
             (fs, "ocf:heartbeat:Filesystem",
@@ -100,8 +101,8 @@ class Recipe:
               ("start", "interval=0s timeout=60s"), ("stop", "interval=0s timeout=60s")]),
             (exports, "ocf:ganesha-ha:exports",
              {"server": self.server, "volume": v.mountpoint, "ip": v.ip},
-             [("monitor", mon), ("start", "interval=0s timeout=60s"),
-              ("stop", "interval=0s timeout=60s")]),
+             [("monitor", f"interval={self.monitor_s}s timeout=30s"),
+              ("start", "interval=0s timeout=60s"), ("stop", "interval=0s timeout=60s")]),
             (ip, "ocf:heartbeat:IPaddr2", ip_params, [("monitor", mon)]),
         ]
 
@@ -120,7 +121,7 @@ class Recipe:
             if v.drbd_resource:
                 clone = f"{v.name}-drbd-clone"
                 out.append(f'primitive {v.name}-drbd ocf:linbit:drbd params drbd_resource="{v.drbd_resource}" '
-                           "op monitor interval=29s role=Promoted op monitor interval=31s role=Unpromoted")
+                           + " ".join(f"op {op}" for op in _DRBD_OPS))
                 out.append(f"clone {clone} {v.name}-drbd meta promotable=true promoted-max=1 "
                            "promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true")
                 out.append(f"colocation {v.group}-on-drbd inf: {v.group} {clone}:Promoted")
@@ -137,12 +138,14 @@ class Recipe:
         for v in self.volumes:
             if v.drbd_resource:
                 out.append(f"pcs resource create {v.name}-drbd ocf:linbit:drbd drbd_resource={v.drbd_resource} "
-                           "op monitor interval=29s role=Promoted op monitor interval=31s role=Unpromoted "
-                           "promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true")
+                           f"op {' '.join(_DRBD_OPS)} promotable promoted-max=1 promoted-node-max=1 "
+                           "clone-max=2 clone-node-max=1 notify=true --no-default-ops")
             for rid, agent, params, ops in self.primitives(v):
                 p = " ".join(f"{k}={val}" for k, val in params.items())
                 o = " ".join(f"{name} {args}" for name, args in ops)
-                out.append(f"pcs resource create {rid} {agent} {p} op {o} --group {v.group}")
+                # --no-default-ops: exactly these operations, as crmsh gives (pcs would add
+                # every action of the meta-data otherwise)
+                out.append(f"pcs resource create {rid} {agent} {p} op {o} --group {v.group} --no-default-ops")
             out.append(f"pcs constraint location {v.group} prefers {v.preferred_node}={self.preference}")
             if v.drbd_resource:
                 out.append(f"pcs constraint colocation add {v.group} with Promoted {v.name}-drbd-clone INFINITY")
@@ -151,6 +154,13 @@ class Recipe:
                    f"migration-threshold={self.migration_threshold}")
         out.append(f"pcs property set stonith-enabled={str(self.fencing).lower()}")
         return "\n".join(out) + "\n"
+
+
+# The DRBD agent's advised timeouts (its meta-data): Pacemaker's 20 s default is too short.
+_DRBD_OPS = ("monitor interval=29s role=Promoted timeout=20s", "monitor interval=31s role=Unpromoted timeout=20s",
+             "start interval=0s timeout=240s", "stop interval=0s timeout=100s",
+             "promote interval=0s timeout=90s", "demote interval=0s timeout=90s",
+             "notify interval=0s timeout=90s")
 
 
 def _check(rx: re.Pattern[str], value: str, what: str) -> None:
