@@ -159,8 +159,7 @@ def _cluster(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if problem:
         print(f"ganesha-ha lab: {problem}", file=sys.stderr)
         return 3
-    opts = ClusterLabOptions(server=args.server, kinds=args.kinds, breaks=tuple(args.breaks),
-                             show_cib=args.show_cib)
+    opts = ClusterLabOptions(server=args.server, kinds=args.kinds, breaks=tuple(args.breaks))
     report = ClusterLab(opts, Progress(enabled=not args.quiet)).run()
     if args.json:
         if not args.show_cib:

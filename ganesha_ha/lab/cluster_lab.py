@@ -1,6 +1,8 @@
-"""`ganesha-ha lab --cluster`: the failover lab on a real two-node Pacemaker cluster.
+"""`ganesha-ha lab` (the default, `--cluster`): the failover lab on a real two-node Pacemaker
+cluster.
 
-The direct lab (scenario.py) runs the agent by hand; here Pacemaker decides every move.
+The direct lab (`--direct`, scenario.py) runs the agent by hand; here Pacemaker decides
+every move.
 
 1. Network (netns.py): nodes ``gha-<id>-node-a`` and ``-node-b``, the client ``-c``, a switch.
 2. Cluster (cluster.py): corosync + pacemakerd on each node, in the node's own mount, UTS
@@ -30,7 +32,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +40,13 @@ from ..backends.ganesha import RECOVERY_FILE
 from ..install import agent_text
 from .cluster import ClusterError, SandboxCluster
 from .evidence import ClientWatch
+from .knfsd_lab import NFSD_NOTE
 from .ganesha_daemon import GaneshaDaemon, PrivateBus, in_grace
 from .labclient import LabClient
 from .netns import NETNS_DIR, LabNet
 from .node import PY, LabNode, proc_starttime
 from .procs import wait_until
 from .recipe import Recipe, VolumeRecipe
-from .knfsd_lab import NFSD_NOTE
 from .scenario import (CLUSTER_LAB_ROOT, RUN_ROOT, Interrupted, Progress, _is_mountpoint, detach_loops,
                        interruptible, shielded, undo_netns_dir_mount)
 
@@ -74,7 +76,6 @@ class ClusterLabOptions:
     server: str = "ganesha"
     kinds: tuple[str, ...] = tuple(KINDS)
     breaks: tuple[str, ...] = ()
-    show_cib: bool = False
     grace_period: int = 5
 
 
@@ -86,9 +87,6 @@ class NodeServices(LabNode):
     at them. The bus directory is bind-mounted over the node's /run/dbus and its
     /var/lib/nfs is the node's own, so paths are the packaged defaults inside the node.
     """
-
-    init_pid: int | None = None
-    _extra: list[int] = field(default_factory=list)
 
     @property
     def recovery_root(self) -> Path:
@@ -186,7 +184,7 @@ class ClusterLab:
                 pids += [[p, proc_starttime(p)] for p in (cn.init_pid, cn.corosync_pid, cn.pacemakerd_pid) if p]
             svc = self.services.get(name)
             if svc is not None:
-                pids += [[p, t] for p, t in svc._started.items()]
+                pids += svc.to_state()["pids"]
             nodes.append({"name": name, "pids": pids})
         state = {"run_id": self.run_id, "lab_pid": os.getpid(), "workdir": str(self.workdir),
                  "images": [str(v.image) for v in self.vols.values()], "netns": self.net.created,
@@ -236,13 +234,14 @@ class ClusterLab:
         say(f"lab {self.run_id}: network namespaces {', '.join(self.net.ns(n) for n in NODES)} "
             f"(nodes), {self.net.client} (client), switch {self.net.switch}")
         binds: dict[str, list] = {}
+        overlay = self.ocf_overlay()
         for name in NODES:
             svc = NodeServices(name, self.net.ns(name), self.workdir / name, self.net.addr(name),
                                grace_period=self.opts.grace_period,
                                run_ganesha=self.opts.server == "ganesha")
             svc.prepare()
             self.services[name] = svc
-            binds[name] = [*self.ocf_overlay(), *svc.node_binds()]
+            binds[name] = [*overlay, *svc.node_binds()]
         self.cluster = SandboxCluster(
             self.workdir / "cluster", list(NODES), tag=self.run_id, binds=binds,
             netns={n: (self.net.ns(n), self.net.addr(n)) for n in NODES},
