@@ -37,6 +37,9 @@ def validate_params(log: ocf.Logger) -> int:
     for name, value in (("volume", volume), ("directory", directory)):
         if value and not value.startswith("/"):
             return _fail_configured(log, f"{name} must be an absolute path, got {value!r}")
+        raw = os.environ.get(f"OCF_RESKEY_{name}", "")
+        if raw != raw.strip():  # stripped, "/vol/data " would export /vol/data, and "/vol/ " all of /vol
+            return _fail_configured(log, f"{name} begins or ends with white space: {raw!r}")
     if directory and not ocf.param("clientspec"):
         return _fail_configured(log, "classic mode (directory=) needs clientspec")
     ip = ocf.param("ip")

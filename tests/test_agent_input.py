@@ -211,7 +211,7 @@ def _classic_example(sandbox: Sandbox, data) -> None:
             os.makedirs(directory, exist_ok=True)
         except OSError:
             make_it = False  # the file system refuses the name (too long...): a missing directory
-    exists = os.path.isdir(directory.strip())  # the agent strips its parameters, like Pacemaker's shell agents
+    exists = os.path.isdir(directory)
     before = sandbox.registry_exports()
     try:
         rc, out, err = run_inprocess("start", params)
@@ -312,7 +312,7 @@ def registry_bytes(sandbox: Sandbox) -> bytes | None:
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="needs root")
-@pytest.mark.parametrize("case", ["symlink-out", "symlink-in", "dotdot", "missing", "unmounted"])
+@pytest.mark.parametrize("case", ["symlink-out", "symlink-in", "dotdot", "missing", "unmounted", "white-space"])
 def test_classic_mode_refuses_directories_export_add_refuses(sandbox, case):
     """Outside the volume, through a symbolic link, not there, or on the root file system
     because the volume is not mounted: refused before anything is written or exported."""
@@ -329,6 +329,8 @@ def test_classic_mode_refuses_directories_export_add_refuses(sandbox, case):
         "dotdot": (f"{vol}/real/../../etc", 6, "'..'"),
         "missing": (vol / "nothere", 1, "does not exist"),
         "unmounted": (bare, 1, "on the root file system"),
+        # found by the long run: parameters were stripped, so "<vol>/ " exported the whole volume
+        "white-space": (f"{vol}/ ", 6, "white space"),
     }[case]
     before = registry_bytes(sandbox)
     rc, out, err = run_inprocess("start", classic(sandbox, directory))
@@ -535,7 +537,7 @@ def _cli_example(cli_volumes, data) -> None:
     assert code in (0, 2, 5), (code, err)  # added, refused input, conflict with an earlier example
     assert "internal error" not in err and "Traceback" not in err, err
     if code != 0:
-        assert err.count("\n") == 1 and err.startswith("ganesha-ha: error: "), err
+        assert err.count("\n") == 1 and re.match(r"ganesha-ha( [a-z-]+)*: error: ", err), err
         assert registry.read_bytes() == before
         return
     # what was recorded reads back as the same export, by its directory and by its id
