@@ -557,14 +557,14 @@ class Bench:
 
     # ------------------------------------------------------------------ report
     @staticmethod
-    def cluster_lab_section(w, cl: dict) -> None:
+    def cluster_lab_section(w, clab: dict) -> None:
         w("### Under Pacemaker (`ganesha-ha lab --json`, the default lab)")
         w("")
-        if cl.get("status") != "measured":
-            w(f"Not measured: {cl.get('why', '')}")
+        if clab.get("status") != "measured":
+            w(f"Not measured: {clab.get('why', '')}")
             w("")
             return
-        s = cl["sample"]
+        s = clab["sample"]
         g = s.get("grace_period_s")
         w("Two corosync/Pacemaker nodes in namespaces, two volumes (active-active), the crmsh recipe "
           "of the README; the cluster decides each failover. Outage: the worst client of the volumes "
@@ -682,11 +682,11 @@ class Bench:
             lab_outage, lab_grace = lab_summary(lab["samples"])
             if lab_outage is not None and lab_grace is not None:
                 t_lab = lab_outage <= lab_grace + 2
-        cl = r.get("cluster_lab", {})
+        clab = r.get("cluster_lab", {})
         cl_outage = None
-        if cl.get("status") == "measured":
-            outs = [f.get("outage_s") for f in cl["sample"]["failovers"]]
-            cl_grace = cl["sample"].get("grace_period_s")
+        if clab.get("status") == "measured":
+            outs = [f.get("outage_s") for f in clab["sample"]["failovers"]]
+            cl_grace = clab["sample"].get("grace_period_s")
             cl_outage = None if not outs or None in outs else max(outs)
             t_cl = cl_outage is not None and cl_grace is not None and cl_outage <= cl_grace + 2
             t_lab = t_cl if t_lab is None else (t_lab and t_cl)
@@ -713,7 +713,7 @@ class Bench:
                              f"failovers (grace {lab_grace:g} s)")
             if cl_outage is not None:
                 parts.append(f"under Pacemaker: {fmt_s(cl_outage)} worst of "
-                             f"{len(cl['sample']['failovers'])} (move, shutdown, kill -9, node loss)")
+                             f"{len(clab['sample']['failovers'])} (move, shutdown, kill -9, node loss)")
             w(f"| lab failover outage ≤ grace + 2 s | {'; '.join(parts)} | {met(t_lab)} |")
         w("")
 
