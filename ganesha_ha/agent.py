@@ -79,6 +79,17 @@ def _settings():
     bus = ocf.param("bus_address")
     if bus:
         settings.ganesha["bus_address"] = bus
+    # One hung call (exportfs, D-Bus) must end while the action can still answer with a code
+    # and a reason: if Pacemaker's own timeout fires first it kills the agent, and a stop that
+    # times out gets the node fenced with nothing in the log to say why.
+    try:
+        budget = 0.4 * int(os.environ.get("OCF_RESKEY_CRM_meta_timeout", "") or 0) / 1000.0
+    except ValueError:
+        budget = 0.0
+    if budget > 0:
+        for section, key in (("knfsd", "exportfs_timeout"), ("ganesha", "dbus_timeout")):
+            sec = getattr(settings, section)
+            sec[key] = min(float(sec[key]), max(budget, 0.5))
     return settings
 
 

@@ -405,3 +405,28 @@ def test_full_volume_does_not_fail_the_monitor(small_volume, tmp_path):
         proc, _ = run_agent("monitor", params | {"CRM_meta_interval": "10000"})
         assert proc.returncode == 0 and "client-recovery state saved" in proc.stderr, proc.stderr
         assert "192.0.2.7" in saved.read_text()
+
+
+HANGING_EXPORTFS = """#!/bin/sh
+exec sleep 300
+"""
+
+
+@needs_root
+def test_exportfs_that_hangs_is_a_timeout_not_a_hung_agent(knfsd_active, tmp_path):
+    """A hung exportfs ends within the configured exportfs_timeout (CLI) and within 40 % of
+    the action's own timeout (agent: CRM_meta_timeout 3 s here), with one line and a code,
+    so Pacemaker hears why instead of killing the agent."""
+    config, vol, state, params = knfsd_active
+    before, etab = registry_bytes(vol), live_lines(state, vol)
+    exe = fake_program(tmp_path / "exportfs", HANGING_EXPORTFS)
+    config.write_text(f"[knfsd]\nexportfs = {exe}\nexportfs_timeout = 1\n[node]\nruntime_dir = {tmp_path / 'run'}\n")
+    proc, took = run_cli(config, "export", "add", str(vol), "e", "--client", "127.0.0.1")
+    assert_cli_failure(proc, 6, "exportfs did not finish within 1 s")
+    assert took < 1 + SLACK, took
+    # the agent: the settings say 120 s; the action's timeout (3 s) caps one call at 1.2 s
+    config.write_text(f"[knfsd]\nexportfs = {exe}\n[node]\nruntime_dir = {tmp_path / 'run'}\n")
+    proc, took = run_agent("monitor", params | {"CRM_meta_interval": "10000"})
+    assert_agent_failure(proc, 1, "exportfs did not finish within 1.2 s")
+    assert took < 3, f"monitor took {took:.1f} s, the action's timeout is 3 s"
+    assert registry_bytes(vol) == before and live_lines(state, vol) == etab

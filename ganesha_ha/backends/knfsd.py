@@ -134,7 +134,7 @@ class KnfsdBackend:
         self.etc_exports = Path("/etc/exports")
         self.etc_exports_d = Path("/etc/exports.d")
         self.arg_limit = ARG_LIMIT
-        self.timeout = 120.0        # seconds one exportfs run may take
+        self.timeout = float(k["exportfs_timeout"])   # seconds one exportfs run may take
         self.lock_timeout = 10.0    # seconds to wait for rmtab's lock
         self.flush_checks = 3       # bounded re-flushes while nfsd.export still lists a directory
         self.batch = True           # one `exportfs -a` in a private namespace for many option strings
