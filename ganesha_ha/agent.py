@@ -151,9 +151,13 @@ class Agent:
         res = self.volume.monitor()
         if not res.running:
             return ocf.OCF_NOT_RUNNING
-        if res.repaired:
-            self.log.warning(f"{self.volume.mountpoint}: {res.repaired} exports were not live as the "
-                             "registry says; re-applied")
+        stray = res.drift.stray if res.repaired else []
+        if res.repaired - len(stray):
+            self.log.warning(f"{self.volume.mountpoint}: {res.repaired - len(stray)} exports were not "
+                             "live as the registry says; re-applied")
+        if stray:
+            self.log.warning(f"{self.volume.mountpoint}: withdrew Export_Id(s) {', '.join(map(str, stray))}: "
+                             "live for paths in the volume that the registry does not list")
         if res.recovery_saved:
             self.log.info(f"{self.volume.mountpoint}: client-recovery state saved to the volume")
         if res.recovery_error:

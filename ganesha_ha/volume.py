@@ -308,6 +308,7 @@ class Volume:
             live = backend.live_paths(ctx, state.exports)
             backend.withdraw(ctx, state.exports)
             withdrawn = sum(1 for is_live in live.values() if is_live)
+            withdrawn += backend.withdraw_stray(ctx, state.exports)
         else:
             require_nothing_live(backend, ctx, state.exports)
         backend.clear_recovery(ctx)
@@ -327,10 +328,13 @@ class Volume:
         if drift.foreign:
             from .errors import IdCollisionError
             raise IdCollisionError("; ".join(drift.foreign))
-        if repair and (drift.missing or drift.changed):
+        if repair and (drift.missing or drift.changed or drift.stray):
             with self.registry.locked():
-                backend.apply(ctx, drift.missing + drift.changed)
-            result.repaired = len(drift.missing) + len(drift.changed)
+                if drift.missing or drift.changed:
+                    backend.apply(ctx, drift.missing + drift.changed)
+                if drift.stray:
+                    backend.withdraw_stray(ctx, self.load().exports)
+            result.repaired = len(drift.missing) + len(drift.changed) + len(drift.stray)
         from .errors import InsecureStateError, RegistryError
 
         try:

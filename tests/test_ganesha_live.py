@@ -194,3 +194,39 @@ def ganesha_session(tmp_path_factory):
     finally:
         lab.stop()
         nsutil.umount(str(vol), lazy=True)
+
+
+def _add_behind_our_back(lab, tmp_path, export_id: int, path) -> None:
+    """What a late-applied AddExport (after the CLI timed out and rolled back) leaves: an
+    export of a path in the volume that the registry does not list."""
+    block = tmp_path / f"stray-{export_id}.conf"
+    block.write_text(f'EXPORT {{ Export_Id = {export_id}; Path = "{path}"; Pseudo = "/stray{export_id}"; '
+                     'Access_Type = None; Protocols = 4; FSAL { Name = VFS; } '
+                     'CLIENT { Clients = 127.0.0.1; Access_Type = RO; } }\n')
+    lab.export_mgr("AddExport", str(block), f"EXPORT(Export_Id={export_id})")
+
+
+def test_monitor_and_stop_withdraw_strays_but_not_a_nested_volume(ganesha, vol, tmp_path):
+    from ganesha_ha.lab import nsutil
+
+    ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1", check=True)
+    (vol / "late").mkdir()
+    nested = vol / "nested"
+    nested.mkdir()
+    nsutil.mount("gha-test-nested", str(nested), "tmpfs", 0, "size=1m,mode=0755")
+    try:
+        _add_behind_our_back(ganesha, tmp_path, 3050, vol / "late")
+        _add_behind_our_back(ganesha, tmp_path, 777, nested)   # another file system: not ours
+        assert {3000, 3050, 777} <= set(show_exports(ganesha))
+        out = ganesha.cli("volume", "monitor", str(vol), "--json", check=True)
+        import json
+        assert json.loads(out.stdout)["repaired"] == 1
+        live = show_exports(ganesha)
+        assert 3050 not in live and live[3000] == str(vol / "data") and live[777] == str(nested)
+        # a stray that appears later is withdrawn by the stop too, with the volume's exports
+        _add_behind_our_back(ganesha, tmp_path, 3051, vol / "late")
+        ganesha.cli("volume", "stop", str(vol), check=True)
+        live = show_exports(ganesha)
+        assert not {3000, 3051} & set(live) and live[777] == str(nested)
+    finally:
+        nsutil.umount(str(nested), lazy=True)

@@ -35,10 +35,11 @@ class Drift(Record):
     missing: list[Export] = Factory(list)   # in the registry, not live
     changed: list[Export] = Factory(list)   # live, but not as the registry says
     foreign: list[str] = Factory(list)      # live under our ids/paths but not ours
+    stray: list[int] = Factory(list)        # live for a path in the volume, not in the registry
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.changed or self.foreign)
+        return not (self.missing or self.changed or self.foreign or self.stray)
 
 
 class Backend(Protocol):
@@ -64,6 +65,11 @@ class Backend(Protocol):
 
     def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
         """Take each export away from the server; exports that are not live are fine."""
+
+    def withdraw_stray(self, ctx: VolumeContext, exports: Sequence[Export]) -> int:
+        """Take away what the server serves from inside the volume that the registry does not
+        list (an add the server applied after the CLI had timed out and rolled back, a remove
+        that failed half-way); returns how many. Nothing else may serve a managed volume."""
 
     def check_collisions(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
         """Raise IdCollisionError if the server serves one of these ids for something else."""

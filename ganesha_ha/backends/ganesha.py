@@ -187,7 +187,7 @@ class GaneshaBackend:
 
     def drift(self, ctx: VolumeContext, exports: Sequence[Export]) -> Drift:
         live = self.show_exports()
-        drift = Drift()
+        drift = Drift(stray=self._stray(ctx, exports, live))
         for exp in exports:
             path = live.get(exp.export_id)
             if path is None:
@@ -196,6 +196,36 @@ class GaneshaBackend:
                 drift.foreign.append(f"Export_Id {exp.export_id} is live for {path}, "
                                      f"not {self._abspath(ctx, exp)}")
         return drift
+
+    @staticmethod
+    def _stray(ctx: VolumeContext, exports: Sequence[Export], live: dict[int, str]) -> list[int]:
+        """Export_Ids live for a path inside the volume that the registry does not list
+        (not inside another file system mounted within it: a nested volume is not ours)."""
+        ours = {exp.export_id for exp in exports}
+        root = str(ctx.mountpoint).rstrip("/")
+
+        def inside(path: str, top: str) -> bool:
+            return path == top or path.startswith(top + "/")
+
+        candidates = {i: p for i, p in live.items() if i not in ours and inside(p, root)}
+        if not candidates:
+            return []
+        from ..fsutil import mounts_below
+
+        nested = mounts_below(ctx.mountpoint)
+        return sorted(i for i, p in candidates.items() if not any(inside(p, m) for m in nested))
+
+    def withdraw_stray(self, ctx: VolumeContext, exports: Sequence[Export]) -> int:
+        import dbus
+
+        stray = self._stray(ctx, exports, self.show_exports())
+        for export_id in stray:
+            try:
+                self._call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "RemoveExport", dbus.UInt16(export_id))
+            except dbus.DBusException as exc:
+                raise ApplyError(f"RemoveExport of stray Export_Id {export_id} failed: "
+                                 f"{exc.get_dbus_message() or exc}") from None
+        return len(stray)
 
     def check_collisions(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
         live = self.show_exports()

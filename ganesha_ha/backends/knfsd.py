@@ -360,6 +360,11 @@ class KnfsdBackend:
                 errors.append(err)
         return errors
 
+    def withdraw_stray(self, ctx: VolumeContext, exports: Sequence[Export]) -> int:
+        """knfsd reports no strays: etab is keyed by path, and an export the registry dropped
+        is withdrawn by its path when it is removed (a failed exportfs -u fails the remove)."""
+        return 0
+
     def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
         """Unexport each export's directory for every client etab lists it for."""
         by_path = index_by_path(self._etab())
