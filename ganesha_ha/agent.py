@@ -247,6 +247,7 @@ class Agent:
         self._classic_check_directory()
         reg = self.volume.registry
         state = self._classic_state()
+        self._check_server_matches(state)   # the volume's server, not a silent switch
         backend = self.volume.backend(state)
         ctx = self.volume.ctx(state)
         backend.require_running()

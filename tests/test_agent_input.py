@@ -566,3 +566,17 @@ def test_hostile_cli_input(cli_volumes, data):
 @given(data=st.data())
 def test_hostile_cli_input_long(cli_volumes, data):
     _cli_example(cli_volumes, data)
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root")
+def test_classic_start_refuses_a_server_other_than_the_volumes(sandbox):
+    """The sandbox volume is a knfsd volume: server=ganesha on it is a configuration error
+    (volume mode checks the same), not a knfsd export made silently."""
+    (sandbox.volume / "srv").mkdir(exist_ok=True)
+    check_well_formed(*run_inprocess("start", classic(sandbox, sandbox.volume / "srv")), {0})
+    check_well_formed(*run_inprocess("stop", classic(sandbox, sandbox.volume / "srv")), {0})
+    before = registry_bytes(sandbox)
+    rc, out, err = run_inprocess("start", classic(sandbox, sandbox.volume / "srv", server="ganesha"))
+    (error,) = check_well_formed(rc, out, err, {6})
+    assert "was initialised for knfsd" in error, err
+    assert registry_bytes(sandbox) == before and sandbox.etab_for(str(sandbox.volume / "srv")) == []
