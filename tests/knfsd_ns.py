@@ -147,8 +147,17 @@ def calls(log: Path) -> list[str]:
 
 def make_settings(exportfs: str | os.PathLike[str] = REAL_EXPORTFS, state_dir: Path = NFS_STATE,
                   runtime_dir: Path = Path("/run/ganesha-ha")) -> Settings:
-    return Settings(ganesha={}, knfsd={"exportfs": os.fspath(exportfs), "state_dir": os.fspath(state_dir)},
-                    node={"runtime_dir": os.fspath(runtime_dir)}, registry={}, log={}, source="(test)")
+    """Settings as a config file with these three keys gives them: every other key (timeouts,
+    ...) at its configspec default, as in production."""
+    import tempfile
+
+    from ganesha_ha.settings import load_settings
+
+    with tempfile.NamedTemporaryFile("w", suffix=".conf") as fh:
+        fh.write(f"[knfsd]\nexportfs = {os.fspath(exportfs)}\nstate_dir = {os.fspath(state_dir)}\n"
+                 f"[node]\nruntime_dir = {os.fspath(runtime_dir)}\n")
+        fh.flush()
+        return load_settings(fh.name)
 
 
 def volume(mountpoint: Path, uuid: str = "00000000-0000-4000-8000-000000000001") -> VolumeContext:
