@@ -265,9 +265,10 @@ class LabNode:
     # ---- what the node's Ganesha shows ------------------------------------------------
     def live_ids(self, mountpoint: str | Path) -> dict[int, str]:
         """Export_Id → path that this node's Ganesha serves under `mountpoint` (ShowExports)."""
+        top = str(mountpoint).rstrip("/")
         try:
             return {i: p for i, p in show_exports(self.bus_address).items()
-                    if p.startswith(str(mountpoint))}
+                    if p == top or p.startswith(top + "/")}
         except Exception:
             return {}
 
