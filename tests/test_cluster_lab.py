@@ -93,6 +93,23 @@ def test_a_lying_monitor_makes_the_cluster_lab_fail():
     assert r["left_behind"] == [] and leftovers(r["run_id"]) == []
 
 
+def test_kept_cluster_lab_is_explorable_and_lab_down_removes_it():
+    cp, r = cluster_lab("--kinds", "move", "--keep")
+    assert cp.returncode == 0 and r["ok"], r["problems"]
+    kept = r["kept"]
+    try:
+        assert leftovers(r["run_id"]), "a kept lab is up"
+        node = kept["nodes"][kept["volumes"]["vol1"]["on"]]
+        mon = subprocess.run(["nsenter", "-t", str(node["init_pid"]), "-m", "-n", "-u", "crm_mon", "-1"],
+                             capture_output=True, text=True, timeout=30)
+        assert "Online: [ node-a node-b ]" in mon.stdout and "vol1-exports" in mon.stdout, mon.stdout
+    finally:
+        down = subprocess.run([sys.executable, "-m", "ganesha_ha.cli", "lab", "down", r["run_id"]],
+                              capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0, down.stderr
+    assert leftovers(r["run_id"]) == []
+
+
 @pytest.mark.long
 def test_all_four_failover_kinds():
     cp, r = cluster_lab()

@@ -1,15 +1,14 @@
 """`ganesha-ha lab ...`: argument parsing and output for the failover lab (scenario.py).
 
     ganesha-ha lab [--server ganesha|knfsd] [--kinds move,shutdown,kill,loss] [--show-cib]
-                   [--json] [--break lying-monitor]
+                   [--json] [--keep] [--break lying-monitor]
     ganesha-ha lab --direct [--server ganesha|knfsd] [--failovers N] [--kill] [--json] [--keep]
                    [--break export-id|recovery]
+    ganesha-ha lab down [RUN_ID]
 
 The lab runs under a real two-node Pacemaker cluster (cluster_lab.py), which decides every
-failover; --direct runs the agent by hand instead (scenario.py: faster, and explorable with
---keep). An option only the direct lab has (--failovers, --kill, --keep, --break export-id or
-recovery) selects it.
-    ganesha-ha lab down [RUN_ID]
+failover; --direct runs the agent by hand instead (scenario.py: one volume, faster). An option
+only the direct lab has (--failovers, --kill, --break export-id or recovery) selects it.
 
 Exit codes: 0 every failover held and nothing was left behind; 1 a check failed (the
 evidence says which); 2 bad arguments; 3 the lab cannot run here (not root, a program
@@ -89,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--direct: fail over by kill -9 of the active node's ganesha.nfsd")
     p.add_argument("--json", action="store_true", help="print the evidence as one JSON object")
     p.add_argument("--keep", action="store_true",
-                   help="--direct: leave the lab up afterwards for exploring")
+                   help="leave the lab up afterwards for exploring ('ganesha-ha lab down' removes it)")
     p.add_argument("--break", dest="breaks", action="append", default=[], choices=sorted(breaks),
                    metavar="WHAT", help="break the proof on purpose (the lab must then fail): "
                    + "; ".join(f"{k}: {v}" for k, v in breaks.items())
@@ -107,9 +106,9 @@ def main(argv: list[str], config: str | None = None) -> int:
     from .scenario import BREAKS as DIRECT_BREAKS
 
     # options only the direct lab has select it (as older scripts and the benchmark call it)
-    direct_only = args.kill or args.keep or args.failovers is not None or set(args.breaks) & set(DIRECT_BREAKS)
+    direct_only = args.kill or args.failovers is not None or set(args.breaks) & set(DIRECT_BREAKS)
     if args.cluster and direct_only:
-        parser.error("--kill, --keep, --failovers and --break export-id|recovery are for the direct "
+        parser.error("--kill, --failovers and --break export-id|recovery are for the direct "
                      "lab (--direct); the cluster lab takes its failovers from --kinds")
     if not (args.direct or direct_only):
         return _cluster(parser, args)
@@ -159,7 +158,7 @@ def _cluster(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if problem:
         print(f"ganesha-ha lab: {problem}", file=sys.stderr)
         return 3
-    opts = ClusterLabOptions(server=args.server, kinds=args.kinds, breaks=tuple(args.breaks))
+    opts = ClusterLabOptions(server=args.server, kinds=args.kinds, breaks=tuple(args.breaks), keep=args.keep)
     report = ClusterLab(opts, Progress(enabled=not args.quiet)).run()
     if args.json:
         if not args.show_cib:

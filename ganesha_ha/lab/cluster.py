@@ -790,6 +790,15 @@ class SandboxCluster:
         if errors:
             raise ClusterError("; ".join(errors))
 
+    def release(self) -> None:
+        """Let the nodes outlive this process (a kept lab): no stop at exit, no fds held.
+        Start the cluster with die_with_parent=False for this."""
+        if self._atexit:
+            atexit.unregister(self.stop)
+            self._atexit = False
+        for node in self.nodes.values():
+            node._close_ns()
+
     def leftovers(self) -> dict[str, list]:
         """What of this cluster still exists on the host (empty lists after stop())."""
         wd = str(self.workdir.resolve())

@@ -68,6 +68,7 @@ FENCING_NOTE = ("stonith is off in this lab, so Pacemaker took the lost node's r
                 "of the node first. A real cluster must fence (power off) the node before that: "
                 "with stonith-enabled=true the survivor waits for the fence, then recovers.")
 OCF_DIR = Path("/usr/lib/ocf/resource.d")
+CLI = str(Path(PY).with_name("ganesha-ha"))   # the console script beside this interpreter
 MONITOR_S = 5
 
 
@@ -77,6 +78,7 @@ class ClusterLabOptions:
     kinds: tuple[str, ...] = tuple(KINDS)
     breaks: tuple[str, ...] = ()
     grace_period: int = 5
+    keep: bool = False
 
 
 @dataclass
@@ -215,13 +217,16 @@ class ClusterLab:
             self.say(f"error: {' '.join(str(exc).split())[:300]}")
         finally:
             with stack, shielded():
-                t_down = time.monotonic()
-                self.report["left_behind"] = self.teardown()
-                self.report["teardown_s"] = round(time.monotonic() - t_down, 2)
+                if self.opts.keep and not self.report.get("interrupted") and self.cluster is not None:
+                    self.report["kept"] = self.keep_info()
+                else:
+                    t_down = time.monotonic()
+                    self.report["left_behind"] = self.teardown()
+                    self.report["teardown_s"] = round(time.monotonic() - t_down, 2)
         self.report["total_s"] = round(time.monotonic() - t0, 2)
         fos = self.report["failovers"]
         self.report["ok"] = (not self.report["problems"] and len(fos) == len(self.opts.kinds)
-                             and all(f["ok"] for f in fos) and not self.report["left_behind"])
+                             and all(f["ok"] for f in fos) and not self.report.get("left_behind"))
         return self.report
 
     # ---- setup ------------------------------------------------------------------------
@@ -245,7 +250,8 @@ class ClusterLab:
         self.cluster = SandboxCluster(
             self.workdir / "cluster", list(NODES), tag=self.run_id, binds=binds,
             netns={n: (self.net.ns(n), self.net.addr(n)) for n in NODES},
-            crm_config={"cluster-name": f"gha-{self.run_id}", "cluster-recheck-interval": "10s"})
+            crm_config={"cluster-name": f"gha-{self.run_id}", "cluster-recheck-interval": "10s"},
+            die_with_parent=not self.opts.keep)   # kept: the nodes outlive this process
         t = time.monotonic()
         self.cluster.start(timeout=90)
         self.save_state()
@@ -629,7 +635,29 @@ class ClusterLab:
         if self.cluster is not None:
             self.report["placement_at_end"] = {n: self.where(v) for n, v in self.vols.items()}
 
-    # ---- teardown ---------------------------------------------------------------------
+    # ---- keep / teardown --------------------------------------------------------------
+    def keep_info(self) -> dict[str, Any]:
+        """Leave everything up (--keep): what runs where, how to get in, how to tear down."""
+        for v in self.vols.values():
+            if v.client is not None:
+                v.client.stop()
+        info = {
+            "state_file": str(self.state_path),
+            "nodes": {name: {"address": svc.addr, "init_pid": svc.holder_pid,
+                             "enter": f"nsenter -t {svc.holder_pid} -m -n -u bash",
+                             "then": f"crm_mon -1; {CLI} export list",
+                             "ganesha_log": str(svc.workdir / "ganesha" / "ganesha.log"),
+                             "pacemaker_log": str(self.cluster.nodes[name].pacemaker_log)}
+                      for name, svc in self.services.items()},
+            "client": {"address": self.net.addr("c"), "enter": f"nsenter --net=/run/netns/{self.net.client} bash"},
+            "volumes": {n: {"mountpoint": v.recipe.mountpoint, "device": v.recipe.device, "ip": v.recipe.ip,
+                            "on": self.where(v)} for n, v in self.vols.items()},
+            "down": f"ganesha-ha lab down {self.run_id}",
+        }
+        self.cluster.release()   # no stop at exit: the nodes are meant to outlive us
+        self.save_state()
+        return info
+
     def teardown(self) -> list[str]:
         self.say("cleaning up: clients, cluster nodes, daemons, loop devices, namespaces")
         for v in self.vols.values():
@@ -716,8 +744,18 @@ def render_cluster_text(r: dict[str, Any]) -> str:
         lines.append(f"fencing: {r['fencing']}")
     for prob in r.get("problems", []):
         lines.append(f"problem: {prob}")
-    left = r.get("left_behind") or []
-    lines.append("cleaned up: nothing left behind" if not left else "LEFT BEHIND: " + ", ".join(left))
+    if r.get("kept"):
+        k = r["kept"]
+        lines.append(f"lab kept up (state {k['state_file']}):")
+        for name, n in k["nodes"].items():
+            lines.append(f"  {name} ({n['address']}): {n['enter']}    then: {n['then']}")
+        lines.append(f"  client ({k['client']['address']}): {k['client']['enter']}")
+        lines += [f"  {name}: {v['mountpoint']} on {v['device']}, IP {v['ip']}, running on {v['on']}"
+                  for name, v in k["volumes"].items()]
+        lines.append(f"  tear down: {k['down']}")
+    else:
+        left = r.get("left_behind") or []
+        lines.append("cleaned up: nothing left behind" if not left else "LEFT BEHIND: " + ", ".join(left))
     timing = f"setup {r.get('setup_s', '-')} s, total {r.get('total_s', '-')} s"
     lines.append(("OK: every failover held" if r["ok"] else "FAILED: see above") + f" ({timing})")
     return "\n".join(lines)
