@@ -420,7 +420,7 @@ class ClusterLab:
                         r"pacemaker-controld.*Result of \S+ operation for vol\S+ on \S+: (?!ok|Cancelled)|"
                         r"pacemaker-execd.*log_op_output.*vol\S+_(start|stop|monitor)|"
                         r"pacemaker-controld.*(Node \S+ state is now lost|Our peer on the DC .* is dead)")
-        out = []
+        out: list[tuple[str, str]] = []
         for name, pos in marks.items():
             log = self.cluster.nodes[name].pacemaker_log
             try:
@@ -431,8 +431,9 @@ class ClusterLab:
                 continue
             for line in text.splitlines():
                 if rx.search(line) and "probe" not in line:
-                    out.append(f"{name}: " + re.sub(r"^\S+ \S+ \S+ \S+ ", "", line)[:200])
-        return out[:40]
+                    stamp = " ".join(line.split()[:3])   # "Nov 26 00:10:51.123": both nodes, one clock
+                    out.append((stamp, f"{name}: " + " ".join(line.split()[4:])[:200]))
+        return [text for _, text in sorted(out, key=lambda item: item[0])][:40]
 
     def log_marks(self) -> dict[str, int]:
         out = {}
