@@ -332,7 +332,8 @@ class Volume:
             with self.registry.locked():
                 if drift.missing or drift.changed:
                     backend.apply(ctx, drift.missing + drift.changed)
-                if drift.stray:
+                if drift.stray:  # against the registry as it is now, under the lock: an
+                    # export added since the drift was taken is not a stray
                     backend.withdraw_stray(ctx, self.load().exports)
             result.repaired = len(drift.missing) + len(drift.changed) + len(drift.stray)
         from .errors import InsecureStateError, RegistryError

@@ -40,7 +40,7 @@ from ..backends.ganesha import RECOVERY_FILE
 from ..install import agent_text
 from .cluster import ClusterError, SandboxCluster
 from .evidence import ClientWatch
-from .knfsd_lab import NFSD_NOTE
+from .knfsd_lab import NFSD_NOTE, etab_lines, knfsd_evidence, rmtab_lines
 from .ganesha_daemon import GaneshaDaemon, PrivateBus, in_grace
 from .labclient import LabClient
 from .netns import NETNS_DIR, LabNet
@@ -50,7 +50,6 @@ from .recipe import Recipe, VolumeRecipe
 from .scenario import (CLUSTER_LAB_ROOT, RUN_ROOT, Interrupted, Progress, _is_mountpoint, detach_loops,
                        interruptible, shielded, undo_netns_dir_mount)
 
-LAB_ROOT = CLUSTER_LAB_ROOT
 NODES = ("node-a", "node-b")
 VOLUMES = (("vol1", "node-a"), ("vol2", "node-b"))
 IMAGE_SIZE = 128 * 1024 * 1024
@@ -156,7 +155,7 @@ class ClusterLab:
         self.opts = opts
         self.say = progress or Progress(enabled=False)
         self.run_id = "k" + secrets.token_hex(2)
-        self.workdir = LAB_ROOT / self.run_id
+        self.workdir = CLUSTER_LAB_ROOT / self.run_id
         self.state_path = RUN_ROOT / f"{self.run_id}.json"
         self.net = LabNet(self.run_id, subnet=f"10.213.{secrets.randbelow(200) + 20}", nodes=NODES)
         self.services: dict[str, NodeServices] = {}
@@ -687,7 +686,7 @@ class ClusterLab:
             self.state_path.unlink(missing_ok=True)
             undo_netns_dir_mount(self.netns_dir_was_mount)
             try:
-                LAB_ROOT.rmdir()
+                CLUSTER_LAB_ROOT.rmdir()
             except OSError:
                 pass
         return left
@@ -760,41 +759,3 @@ def render_cluster_text(r: dict[str, Any]) -> str:
     timing = f"setup {r.get('setup_s', '-')} s, total {r.get('total_s', '-')} s"
     lines.append(("OK: every failover held" if r["ok"] else "FAILED: see above") + f" ({timing})")
     return "\n".join(lines)
-
-
-# ---- knfsd: identity and rmtab, read from the host side of each node's /var/lib/nfs ------------
-
-def etab_lines(path: Path, mountpoint: str) -> list[str]:
-    """The etab lines of exports under `mountpoint`, exact text, in file order."""
-    try:
-        text = path.read_text(errors="surrogateescape")
-    except FileNotFoundError:
-        return []
-    return [ln for ln in text.splitlines() if ln.startswith((mountpoint + "/", mountpoint + "\t"))]
-
-
-def rmtab_lines(path: Path, mountpoint: str) -> list[str]:
-    try:
-        text = path.read_text(errors="surrogateescape")
-    except FileNotFoundError:
-        return []
-    return [ln for ln in text.splitlines() if f":{mountpoint}/" in ln]
-
-
-def knfsd_evidence(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """knfsd's identity across a move: the new node's etab lines for the volume are the old
-    node's, byte for byte (the fsid pinned in them is what file handles are built from), and
-    the clients' mount records (rmtab) came along."""
-    fsids = after["registry"]
-    moved = [ln for ln in before["rmtab"] if ln in after["rmtab"]]
-    return {
-        "etab_before": before["etab"], "etab_after": after["etab"],
-        # the same lines; their order in etab follows exportfs's hash table, not meaning
-        "etab_identical": bool(before["etab"]) and sorted(before["etab"]) == sorted(after["etab"]),
-        "fsids": fsids,
-        "fsids_equal": bool(fsids) and before["registry"] == fsids and all(
-            any(f"fsid={fsid}" in ln for ln in after["etab"] if ln.startswith(d + "\t"))
-            for d, fsid in fsids.items()),
-        "rmtab_lines_moved": len(moved),
-        "rmtab_migrated": bool(before["rmtab"]) and len(moved) == len(before["rmtab"]),
-    }

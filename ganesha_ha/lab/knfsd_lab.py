@@ -34,6 +34,44 @@ def nfsd_available() -> bool:
     return Path("/proc/fs/nfsd/threads").exists() or Path("/sys/module/nfsd").exists()
 
 
+# ---- identity and rmtab, read from the host side of a node's /var/lib/nfs -------------------
+
+def etab_lines(path: Path, mountpoint: str) -> list[str]:
+    """The etab lines of exports under `mountpoint`, exact text, in file order."""
+    try:
+        text = path.read_text(errors="surrogateescape")
+    except FileNotFoundError:
+        return []
+    return [ln for ln in text.splitlines() if ln.startswith((mountpoint + "/", mountpoint + "\t"))]
+
+
+def rmtab_lines(path: Path, mountpoint: str) -> list[str]:
+    try:
+        text = path.read_text(errors="surrogateescape")
+    except FileNotFoundError:
+        return []
+    return [ln for ln in text.splitlines() if f":{mountpoint}/" in ln]
+
+
+def knfsd_evidence(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """knfsd's identity across a move: the new node's etab lines for the volume are the old
+    node's, byte for byte (the fsid pinned in them is what file handles are built from), and
+    the clients' mount records (rmtab) came along."""
+    fsids = after["registry"]
+    moved = [ln for ln in before["rmtab"] if ln in after["rmtab"]]
+    return {
+        "etab_before": before["etab"], "etab_after": after["etab"],
+        # the same lines; their order in etab follows exportfs's hash table, not meaning
+        "etab_identical": bool(before["etab"]) and sorted(before["etab"]) == sorted(after["etab"]),
+        "fsids": fsids,
+        "fsids_equal": bool(fsids) and before["registry"] == fsids and all(
+            any(f"fsid={fsid}" in ln for ln in after["etab"] if ln.startswith(d + "\t"))
+            for d, fsid in fsids.items()),
+        "rmtab_lines_moved": len(moved),
+        "rmtab_migrated": bool(before["rmtab"]) and len(moved) == len(before["rmtab"]),
+    }
+
+
 class KnfsdLab(Lab):
     """The lab with server=knfsd: identity and rmtab, no NFS traffic (see the module doc)."""
 
@@ -47,21 +85,10 @@ class KnfsdLab(Lab):
     # ---- per-node state, read from the host side of each node's /var/lib/nfs bind ---------
     def etab(self, node: str) -> list[str]:
         """The node's etab lines for this volume, in file order, as exact text."""
-        path = self.nodes[node].var_lib_nfs / "etab"
-        prefix = str(self.mountpoint) + "/"
-        try:
-            text = path.read_text(errors="surrogateescape")
-        except FileNotFoundError:
-            return []
-        return [l for l in text.splitlines() if l.startswith(prefix) or l.startswith(str(self.mountpoint) + "\t")]
+        return etab_lines(self.nodes[node].var_lib_nfs / "etab", str(self.mountpoint))
 
     def rmtab(self, node: str) -> list[str]:
-        path = self.nodes[node].var_lib_nfs / "rmtab"
-        try:
-            text = path.read_text(errors="surrogateescape")
-        except FileNotFoundError:
-            return []
-        return [l for l in text.splitlines() if f":{self.mountpoint}/" in l]
+        return rmtab_lines(self.nodes[node].var_lib_nfs / "rmtab", str(self.mountpoint))
 
     def client_mounts(self, node: str) -> list[str]:
         """What rpc.mountd appends to rmtab when the client mounts (MNT) each export."""
@@ -142,19 +169,13 @@ class KnfsdLab(Lab):
             bad(f"agent start on {dst} returned {start.rc}: {start.log}")
         self.net.add_ip(dst)
         fo["service_gap_s"] = round(time.monotonic() - t0, 2)
-        etab_after, rmtab_after = self.etab(dst), self.rmtab(dst)
-        reg_after = {e["directory"]: e["fsid"] for e in self.registry(dst)}
-        fo["etab_before"], fo["etab_after"] = etab_before, etab_after
-        fo["etab_identical"] = bool(etab_before) and etab_before == etab_after
-        fo["fsids"] = reg_after
-        fo["fsids_equal"] = reg_before == reg_after and all(
-            any(f"fsid={fsid}" in l for l in etab_after if l.startswith(d + "\t")) for d, fsid in reg_after.items())
-        moved = [l for l in rmtab_before if l in rmtab_after]
-        fo["rmtab_lines_moved"] = len(moved)
-        fo["rmtab_migrated"] = bool(rmtab_before) and len(moved) == len(rmtab_before)
+        fo.update(knfsd_evidence(
+            {"registry": reg_before, "etab": etab_before, "rmtab": rmtab_before},
+            {"registry": {e["directory"]: e["fsid"] for e in self.registry(dst)},
+             "etab": self.etab(dst), "rmtab": self.rmtab(dst)}))
         say(f"  mounted on {dst}; agent start rc {start.rc} ({start.seconds:.2f} s); IP up on {dst}: "
-            f"{len(etab_after)} etab lines ({'byte-identical' if fo['etab_identical'] else 'DIFFERENT'}), "
-            f"{len(moved)}/{len(rmtab_before)} rmtab lines moved")
+            f"{len(fo['etab_after'])} etab lines ({'byte-identical' if fo['etab_identical'] else 'DIFFERENT'}), "
+            f"{fo['rmtab_lines_moved']}/{len(rmtab_before)} rmtab lines moved")
         checks = {"etab_identical": fo["etab_identical"], "fsids_equal": fo["fsids_equal"],
                   "rmtab_migrated": fo["rmtab_migrated"]}
         for name, passed in checks.items():
