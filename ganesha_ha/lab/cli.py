@@ -1,4 +1,4 @@
-"""`ganesha-ha lab ...`: argument parsing and output for the failover lab (scenario.py).
+"""`ganesha-ha lab ...`: argument parsing, exit codes and output of the failover labs.
 
     ganesha-ha lab [--server ganesha|knfsd] [--kinds move,shutdown,kill,loss] [--show-cib]
                    [--json] [--keep] [--break lying-monitor]
@@ -21,9 +21,8 @@ import json
 import os
 import shutil
 import sys
-from typing import Any
 
-from ..textfmt import table
+from .report import render_cluster_text, render_text
 
 REQUIRED = {
     "ganesha": ("ganesha.nfsd", "dbus-daemon", "nsenter", "losetup", "mkfs.ext4", "mount", "umount"),
@@ -141,7 +140,7 @@ def main(argv: list[str], config: str | None = None) -> int:
 
 def _cluster(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """`lab --cluster`: the same proof with Pacemaker deciding every failover."""
-    from .cluster_lab import BREAKS, KINDS, ClusterLab, ClusterLabOptions, render_cluster_text
+    from .cluster_lab import BREAKS, KINDS, ClusterLab, ClusterLabOptions
     from .scenario import Progress
 
     if args.server == "knfsd":
@@ -202,67 +201,3 @@ def _down(argv: list[str]) -> int:
         print(f"left behind: {item}", file=sys.stderr)
     print(f"tore down {n} lab(s)" + ("" if not left else f"; {len(left)} item(s) could not be removed"))
     return 0 if not left else 1
-
-
-# ---- human output ---------------------------------------------------------------------------
-
-def _yn(v: Any) -> str:
-    return {True: "yes", False: "NO", None: "-"}.get(v, str(v))
-
-
-def render_text(r: dict[str, Any]) -> str:
-    if r.get("server") == "knfsd":
-        from .knfsd_lab import render_knfsd_text
-
-        return render_knfsd_text(r)
-    lines = [f"ganesha-ha lab {r['run_id']}: server {r['server']}, failover by {r['mode']}, "
-             f"grace period {r['grace_period_s']} s"]
-    if r.get("break"):
-        lines.append(f"broken on purpose: {', '.join(r['break'])}")
-    if r.get("exports"):
-        lines.append("exports: " + ", ".join(f"{e['pseudo']} (Export_Id {e['export_id']})"
-                                             for e in r["exports"]))
-    fos = r.get("failovers", [])
-    if fos:
-        header = ["#", "move", "outage s", "grace s", "ids equal", "handle kept", "reclaimed",
-                  "data ok", "writes lost", "records", "grace events", "result"]
-        rows = [[str(f["n"]), f"{f['from']} -> {f['to']}", _num(f.get("outage_s")),
-                 _num(f.get("grace_measured_s")), _yn(f.get("export_ids_equal")),
-                 _yn(f.get("handles_preserved")), _yn(f.get("reclaimed")), _yn(f.get("data_verified")),
-                 "-" if f.get("acked_writes_lost") is None else str(f["acked_writes_lost"]),
-                 str(f.get("recovery_records_moved", "-")), str(f.get("grace_events_sent", "-")),
-                 "ok" if f["ok"] else "FAILED"] for f in fos]
-        lines.append("")
-        lines += table(rows, header).splitlines()
-        for f in fos:
-            for prob in f.get("problems", []):
-                lines.append(f"  failover {f['n']}: {prob}")
-    w = r.get("client_writes")
-    if w:
-        lines.append(f"client wrote throughout: {w['records_acked']} records acknowledged, "
-                     f"{'-' if w['acked_records_lost'] is None else w['acked_records_lost']} of them "
-                     f"missing afterwards; {w['stale_replies']} NFS4ERR_STALE replies")
-    for prob in r.get("problems", []):
-        lines.append(f"problem: {prob}")
-    lines.append("")
-    if r.get("kept"):
-        k = r["kept"]
-        lines.append(f"lab kept up (state {k['state_file']}); floating IP {k['floating_ip']}, volume "
-                     f"{k['volume']['mountpoint']} on {k['volume']['loop_device']} mounted on node "
-                     f"{k['volume']['mounted_on']}")
-        for name, n in k["nodes"].items():
-            lines.append(f"  node {name} ({n['address']}): {n['enter']}    "
-                         f"ganesha-ha --config {n['config']} volume status {k['volume']['mountpoint']}")
-        lines.append(f"  client ({k['client']['address']}): {k['client']['enter']}")
-        lines.append(f"  tear down: {k['down']}")
-    else:
-        left = r.get("left_behind") or []
-        lines.append("cleaned up: nothing left behind" if not left else
-                     "LEFT BEHIND: " + ", ".join(left))
-    timing = f"setup {r.get('setup_s', '-')} s, total {r.get('total_s', '-')} s"
-    lines.append(("OK: every failover held" if r["ok"] else "FAILED: see above") + f" ({timing})")
-    return "\n".join(lines)
-
-
-def _num(v: Any) -> str:
-    return "-" if v is None else f"{v:.2f}"

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from .scenario import OCF_NAMES, Lab
-from ..textfmt import table
 
 NFSD_NOTE = (
     "This host has no kernel NFS server (nfsd module), so the knfsd lab shows export identity "
@@ -185,41 +184,3 @@ class KnfsdLab(Lab):
         fo["ok"] = not fo["problems"]
         say(f"  failover {i}: {'OK' if fo['ok'] else 'FAILED'}")
         return fo
-
-
-def render_knfsd_text(r: dict[str, Any]) -> str:
-    lines = [f"ganesha-ha lab {r['run_id']}: server knfsd, failover by {r['mode']}"]
-    lines.append("NOTE: " + r.get("note", NFSD_NOTE))
-    if r.get("break"):
-        lines.append(f"broken on purpose: {', '.join(r['break'])}")
-    if r.get("exports"):
-        lines.append("exports: " + ", ".join(f"{e['directory']} (fsid {e['fsid']})" for e in r["exports"]))
-    fos = r.get("failovers", [])
-    if fos:
-        yn = {True: "yes", False: "NO"}
-        header = ["#", "move", "etab identical", "fsids equal", "rmtab moved", "result"]
-        rows = [[str(f["n"]), f"{f['from']} -> {f['to']}", yn[f["etab_identical"]], yn[f["fsids_equal"]],
-                 f"{f['rmtab_lines_moved']} ({yn[f['rmtab_migrated']]})", "ok" if f["ok"] else "FAILED"]
-                for f in fos]
-        lines.append("")
-        lines += table(rows, header).splitlines()
-        for f in fos:
-            for prob in f.get("problems", []):
-                lines.append(f"  failover {f['n']}: {prob}")
-        last = fos[-1]
-        lines.append(f"etab on node {last['to']} after the last move:")
-        lines += [f"  {l}" for l in last.get("etab_after", [])]
-    for prob in r.get("problems", []):
-        lines.append(f"problem: {prob}")
-    lines.append("")
-    if r.get("kept"):
-        k = r["kept"]
-        for name, n in k["nodes"].items():
-            lines.append(f"  node {name} ({n['address']}): {n['enter']}")
-        lines.append(f"  tear down: {k['down']}")
-    else:
-        left = r.get("left_behind") or []
-        lines.append("cleaned up: nothing left behind" if not left else "LEFT BEHIND: " + ", ".join(left))
-    lines.append(("OK: identity and rmtab held on every move" if r["ok"] else "FAILED: see above")
-                 + f" (setup {r.get('setup_s', '-')} s, total {r.get('total_s', '-')} s)")
-    return "\n".join(lines)

@@ -1,0 +1,173 @@
+"""The lab reports as text: what `ganesha-ha lab` prints without --json.
+
+One renderer per report shape: the direct lab with Ganesha (`render_text`), with knfsd
+(`render_knfsd_text`, identity and rmtab only) and the cluster lab (`render_cluster_text`).
+Pure: a report dict in, lines out; the labs never import this module, the CLI does.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..textfmt import table
+
+
+def _yn(v: Any) -> str:
+    return {True: "yes", False: "NO", None: "-"}.get(v, str(v))
+
+
+def render_text(r: dict[str, Any]) -> str:
+    if r.get("server") == "knfsd":
+        return render_knfsd_text(r)
+    lines = [f"ganesha-ha lab {r['run_id']}: server {r['server']}, failover by {r['mode']}, "
+             f"grace period {r['grace_period_s']} s"]
+    if r.get("break"):
+        lines.append(f"broken on purpose: {', '.join(r['break'])}")
+    if r.get("exports"):
+        lines.append("exports: " + ", ".join(f"{e['pseudo']} (Export_Id {e['export_id']})"
+                                             for e in r["exports"]))
+    fos = r.get("failovers", [])
+    if fos:
+        header = ["#", "move", "outage s", "grace s", "ids equal", "handle kept", "reclaimed",
+                  "data ok", "writes lost", "records", "grace events", "result"]
+        rows = [[str(f["n"]), f"{f['from']} -> {f['to']}", _num(f.get("outage_s")),
+                 _num(f.get("grace_measured_s")), _yn(f.get("export_ids_equal")),
+                 _yn(f.get("handles_preserved")), _yn(f.get("reclaimed")), _yn(f.get("data_verified")),
+                 "-" if f.get("acked_writes_lost") is None else str(f["acked_writes_lost"]),
+                 str(f.get("recovery_records_moved", "-")), str(f.get("grace_events_sent", "-")),
+                 "ok" if f["ok"] else "FAILED"] for f in fos]
+        lines.append("")
+        lines += table(rows, header).splitlines()
+        for f in fos:
+            for prob in f.get("problems", []):
+                lines.append(f"  failover {f['n']}: {prob}")
+    w = r.get("client_writes")
+    if w:
+        lines.append(f"client wrote throughout: {w['records_acked']} records acknowledged, "
+                     f"{'-' if w['acked_records_lost'] is None else w['acked_records_lost']} of them "
+                     f"missing afterwards; {w['stale_replies']} NFS4ERR_STALE replies")
+    for prob in r.get("problems", []):
+        lines.append(f"problem: {prob}")
+    lines.append("")
+    if r.get("kept"):
+        k = r["kept"]
+        lines.append(f"lab kept up (state {k['state_file']}); floating IP {k['floating_ip']}, volume "
+                     f"{k['volume']['mountpoint']} on {k['volume']['loop_device']} mounted on node "
+                     f"{k['volume']['mounted_on']}")
+        for name, n in k["nodes"].items():
+            lines.append(f"  node {name} ({n['address']}): {n['enter']}    "
+                         f"ganesha-ha --config {n['config']} volume status {k['volume']['mountpoint']}")
+        lines.append(f"  client ({k['client']['address']}): {k['client']['enter']}")
+        lines.append(f"  tear down: {k['down']}")
+    else:
+        left = r.get("left_behind") or []
+        lines.append("cleaned up: nothing left behind" if not left else
+                     "LEFT BEHIND: " + ", ".join(left))
+    timing = f"setup {r.get('setup_s', '-')} s, total {r.get('total_s', '-')} s"
+    lines.append(("OK: every failover held" if r["ok"] else "FAILED: see above") + f" ({timing})")
+    return "\n".join(lines)
+
+
+def _num(v: Any) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def render_knfsd_text(r: dict[str, Any]) -> str:
+    lines = [f"ganesha-ha lab {r['run_id']}: server knfsd, failover by {r['mode']}"]
+    lines.append("NOTE: " + r.get("note", ""))
+    if r.get("break"):
+        lines.append(f"broken on purpose: {', '.join(r['break'])}")
+    if r.get("exports"):
+        lines.append("exports: " + ", ".join(f"{e['directory']} (fsid {e['fsid']})" for e in r["exports"]))
+    fos = r.get("failovers", [])
+    if fos:
+        yn = {True: "yes", False: "NO"}
+        header = ["#", "move", "etab identical", "fsids equal", "rmtab moved", "result"]
+        rows = [[str(f["n"]), f"{f['from']} -> {f['to']}", yn[f["etab_identical"]], yn[f["fsids_equal"]],
+                 f"{f['rmtab_lines_moved']} ({yn[f['rmtab_migrated']]})", "ok" if f["ok"] else "FAILED"]
+                for f in fos]
+        lines.append("")
+        lines += table(rows, header).splitlines()
+        for f in fos:
+            for prob in f.get("problems", []):
+                lines.append(f"  failover {f['n']}: {prob}")
+        last = fos[-1]
+        lines.append(f"etab on node {last['to']} after the last move:")
+        lines += [f"  {l}" for l in last.get("etab_after", [])]
+    for prob in r.get("problems", []):
+        lines.append(f"problem: {prob}")
+    lines.append("")
+    if r.get("kept"):
+        k = r["kept"]
+        for name, n in k["nodes"].items():
+            lines.append(f"  node {name} ({n['address']}): {n['enter']}")
+        lines.append(f"  tear down: {k['down']}")
+    else:
+        left = r.get("left_behind") or []
+        lines.append("cleaned up: nothing left behind" if not left else "LEFT BEHIND: " + ", ".join(left))
+    lines.append(("OK: identity and rmtab held on every move" if r["ok"] else "FAILED: see above")
+                 + f" (setup {r.get('setup_s', '-')} s, total {r.get('total_s', '-')} s)")
+    return "\n".join(lines)
+
+
+def render_cluster_text(r: dict[str, Any]) -> str:
+    lines = [f"ganesha-ha lab {r['run_id']}: two-node Pacemaker cluster ({', '.join(r['nodes'])}), "
+             f"server {r['server']}, grace period {r['grace_period_s']} s"]
+    if r.get("break"):
+        lines.append(f"broken on purpose: {', '.join(r['break'])}")
+    if r.get("placement"):
+        lines.append("started by the cluster: " + ", ".join(f"{v} on {n}" for v, n in r["placement"].items())
+                     + (" (each on its preferred node)" if r.get("started_on_preferred") else ""))
+    rows = []
+    if r["server"] == "knfsd":
+        for f in r.get("failovers", []):
+            for name, e in f["volumes"].items():
+                rows.append([str(f["n"]), f["kind"], name, f"{e['from']} -> {e['to']}",
+                             _num(e.get("service_gap_s")), _yn(e.get("etab_identical")),
+                             _yn(e.get("fsids_equal")), f"{e.get('rmtab_lines_moved', 0)}",
+                             "ok" if not any(p.startswith(name) for p in f["problems"]) else "FAILED"])
+        lines += ["", *table(rows, ["#", "failover", "volume", "move", "cluster s", "etab identical",
+                                    "fsids equal", "rmtab moved", "result"]).splitlines()] if rows else []
+        lines.append(r.get("note", ""))
+        rows = []
+    for f in r.get("failovers", []):
+        if r["server"] == "knfsd":
+            break
+        for name, e in f["volumes"].items():
+            rows.append([str(f["n"]), f["kind"], name, f"{e['from']} -> {e['to']}", _num(e.get("outage_s")),
+                         _num(e.get("service_gap_s")), _yn(e.get("export_ids_equal")),
+                         _yn(e.get("handles_preserved")), _yn(e.get("reclaimed")), _yn(e.get("data_verified")),
+                         "-" if e.get("acked_writes_lost") is None else str(e["acked_writes_lost"]),
+                         "ok" if not any(p.startswith(name) for p in f["problems"]) else "FAILED"])
+    if rows:
+        lines.append("")
+        lines += table(rows, ["#", "failover", "volume", "move", "outage s", "cluster s", "ids equal",
+                              "handle kept", "reclaimed", "data ok", "writes lost", "result"]).splitlines()
+    for f in r.get("failovers", []):
+        lines.append(f"  {f['n']} {f['kind']}: {f['what']}")
+        for ln in f.get("pacemaker", [])[:8]:
+            lines.append(f"      pacemaker: {ln}")
+        for prob in f.get("problems", []):
+            lines.append(f"      problem: {prob}")
+    for name, w in (r.get("client_writes") or {}).items():
+        lines.append(f"client of {name} wrote throughout: {w['records_acked']} records acknowledged, "
+                     f"{'-' if w.get('acked_records_lost') is None else w['acked_records_lost']} missing "
+                     f"afterwards; {w['stale_replies']} NFS4ERR_STALE replies")
+    if any(f["kind"] == "loss" for f in r.get("failovers", [])):
+        lines.append(f"fencing: {r['fencing']}")
+    for prob in r.get("problems", []):
+        lines.append(f"problem: {prob}")
+    if r.get("kept"):
+        k = r["kept"]
+        lines.append(f"lab kept up (state {k['state_file']}):")
+        for name, n in k["nodes"].items():
+            lines.append(f"  {name} ({n['address']}): {n['enter']}    then: {n['then']}")
+        lines.append(f"  client ({k['client']['address']}): {k['client']['enter']}")
+        lines += [f"  {name}: {v['mountpoint']} on {v['device']}, IP {v['ip']}, running on {v['on']}"
+                  for name, v in k["volumes"].items()]
+        lines.append(f"  tear down: {k['down']}")
+    else:
+        left = r.get("left_behind") or []
+        lines.append("cleaned up: nothing left behind" if not left else "LEFT BEHIND: " + ", ".join(left))
+    timing = f"setup {r.get('setup_s', '-')} s, total {r.get('total_s', '-')} s"
+    lines.append(("OK: every failover held" if r["ok"] else "FAILED: see above") + f" ({timing})")
+    return "\n".join(lines)
