@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ganesha_ha.lab import nsutil  # noqa: E402
+from ganesha_ha import linux  # noqa: E402
 from ganesha_ha.record import replace  # noqa: E402
 
 PY = ROOT / ".venv" / "bin" / "python"
@@ -94,7 +94,7 @@ class Bench:
 
     # ------------------------------------------------------------------ environment
     def setup(self):
-        nsutil.enter_private_mount_namespace()
+        linux.enter_private_mount_namespace()
         # The agent as Pacemaker runs it: the file `ganesha-ha install-agent` writes (its #! line
         # execs the venv's python -IS), installed under a private OCF root.
         from ganesha_ha.install import install_agent
@@ -104,7 +104,7 @@ class Bench:
             src = self.work / "bind" / d.strip("/")
             src.mkdir(parents=True)
             Path(d).mkdir(parents=True, exist_ok=True)
-            nsutil.bind_mount(str(src), d)
+            linux.bind_mount(str(src), d)
             (src / ".gha_bench_sentinel").touch()
             if not (Path(d) / ".gha_bench_sentinel").exists():
                 raise SystemExit(f"bind mount over {d} failed")
@@ -131,7 +131,7 @@ class Bench:
             self.bus.stop()
         for mp in reversed(self.mounts):
             try:
-                nsutil.umount(str(mp), lazy=True)
+                linux.umount(str(mp), lazy=True)
             except OSError:
                 pass
         self.agent_log.close()
@@ -143,12 +143,12 @@ class Bench:
     def tmpfs(self, name: str) -> Path:
         mp = self.work / name
         mp.mkdir()
-        nsutil.mount("gha-bench-volume", str(mp), "tmpfs", 0, "size=256m,mode=0755")
+        linux.mount("gha-bench-volume", str(mp), "tmpfs", 0, "size=256m,mode=0755")
         self.mounts.append(mp)
         return mp
 
     def unmount(self, mp: Path):
-        nsutil.umount(str(mp), lazy=True)
+        linux.umount(str(mp), lazy=True)
         self.mounts.remove(mp)
 
     def make_volume(self, name: str, server: str, n: int, client: str):

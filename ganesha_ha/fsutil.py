@@ -12,31 +12,15 @@ import stat
 from pathlib import Path
 
 from .errors import InsecureStateError, NotMountedError, RegistryError
+from .linux import is_mountpoint, mount_points
 
 TMP_MARK = ".tmp-"
 
 
-def is_mountpoint(path: Path) -> bool:
-    """True when `path` is the root of a mounted file system (not the bare directory under it)."""
-    try:
-        return os.path.ismount(path)
-    except OSError:
-        return False
-
-
 def mounts_below(path: Path) -> list[str]:
     """Mount points strictly inside `path` (another volume nested in it), from mountinfo."""
-    import re
-
     top = str(path).rstrip("/")
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
-            points = [line.split()[4] for line in fh if len(line.split()) > 4]
-    except OSError:
-        return []
-    # mountinfo writes space, tab, newline and backslash as \ooo
-    decoded = {re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), p) for p in points}
-    return sorted(p for p in decoded if p.startswith(top + "/") and p.rstrip("/") != top)
+    return sorted({p for p in mount_points() if p.startswith(top + "/") and p.rstrip("/") != top})
 
 
 def require_mountpoint(path: Path) -> None:

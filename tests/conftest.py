@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ganesha_ha.lab import nsutil
+from ganesha_ha import linux
 
 ROOT = Path(__file__).resolve().parent.parent
 IS_ROOT = os.geteuid() == 0
@@ -25,7 +25,7 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     global _NS_ENTERED
     if IS_ROOT and not _NS_ENTERED:
-        nsutil.enter_private_mount_namespace()
+        linux.enter_private_mount_namespace()
         _NS_ENTERED = True
 
 
@@ -55,9 +55,9 @@ def tmpfs_volume(tmp_path: Path):
         pytest.skip("needs root to mount")
     mp = tmp_path / "vol"
     mp.mkdir()
-    nsutil.mount("gha-test-volume", str(mp), "tmpfs", 0, "size=64m,mode=0755")
+    linux.mount("gha-test-volume", str(mp), "tmpfs", 0, "size=64m,mode=0755")
     yield mp
-    nsutil.umount(str(mp), lazy=True)
+    linux.umount(str(mp), lazy=True)
 
 
 class GaneshaLab:

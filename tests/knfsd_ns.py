@@ -13,7 +13,6 @@ exportfs: point settings.knfsd["exportfs"] at it to count processes.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import stat
@@ -22,22 +21,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from ganesha_ha import linux
 from ganesha_ha.backends import VolumeContext
 from ganesha_ha.settings import Settings
 
 REAL_EXPORTFS = shutil.which("exportfs") or "/usr/sbin/exportfs"
 NFS_STATE = Path("/var/lib/nfs")
 ETC_EXPORTS = Path("/etc/exports")
-
-CLONE_NEWNS = 0x00020000
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_PRIVATE = 0x40000
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-
 
 def skip_reason() -> str | None:
     """Why the namespace tests cannot run here (None: they can)."""
@@ -50,26 +40,14 @@ def skip_reason() -> str | None:
     return None
 
 
-def _check(rc: int, what: str) -> None:
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def _mount(src: str | None, dst: Path, fstype: str | None, flags: int, data: str | None = None) -> None:
-    _check(_libc.mount(src.encode() if src else None, os.fsencode(dst),
-                       fstype.encode() if fstype else None, flags,
-                       data.encode() if data else None), f"mount {dst}")
-
-
 def bind(src: Path, dst: Path) -> None:
-    _mount(os.fspath(src), dst, None, MS_BIND)
+    linux.bind_mount(src, dst)
 
 
 def mount_tmpfs(target: Path, size: str = "64m") -> None:
     """A real file system at `target` (a stand-in for the shared volume)."""
     target.mkdir(parents=True, exist_ok=True)
-    _mount("gha-test-volume", target, "tmpfs", 0, f"size={size},mode=0755")
+    linux.mount("gha-test-volume", target, "tmpfs", 0, f"size={size},mode=0755")
 
 
 _inside = False
@@ -86,7 +64,7 @@ def private_etc(workdir: Path) -> None:
     upper, work = workdir / "etc-upper", workdir / "etc-work"
     upper.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    _mount("gha-test-etc", Path("/etc"), "overlay", 0, f"lowerdir=/etc,upperdir={upper},workdir={work}")
+    linux.mount("gha-test-etc", "/etc", "overlay", 0, f"lowerdir=/etc,upperdir={upper},workdir={work}")
 
 
 @contextmanager
@@ -102,9 +80,9 @@ def private_nfs_state(workdir: Path) -> Iterator[Path]:
     cwd = os.getcwd()
     original = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+        linux.unshare(linux.CLONE_NEWNS)
         try:
-            _mount("none", Path("/"), None, MS_REC | MS_PRIVATE)
+            linux.make_mounts_private()
             bind(state, NFS_STATE)
             sentinel = state / ".gha-test-sentinel"
             sentinel.touch()
@@ -124,7 +102,7 @@ def private_nfs_state(workdir: Path) -> Iterator[Path]:
             finally:
                 _inside = False
         finally:
-            _check(_libc.setns(original, CLONE_NEWNS), "setns back to the original mount namespace")
+            linux.setns(original, linux.CLONE_NEWNS)  # back to the original mount namespace
             os.chdir(cwd)
     finally:
         os.close(original)

@@ -131,7 +131,7 @@ class Sandbox:
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory):
-    from ganesha_ha.lab import nsutil
+    from ganesha_ha import linux
     from knfsd_ns import REAL_EXPORTFS, private_nfs_state, skip_reason
 
     if skip_reason():
@@ -142,11 +142,11 @@ def sandbox(tmp_path_factory):
     with private_nfs_state(work / "ns") as state:
         volume = work / "vol"
         volume.mkdir()
-        nsutil.mount("gha-agent-input", str(volume), "tmpfs", 0, "size=32m,mode=0755")
+        linux.mount("gha-agent-input", str(volume), "tmpfs", 0, "size=32m,mode=0755")
         try:
             yield Sandbox(work, volume, state, config)
         finally:
-            nsutil.umount(str(volume), lazy=True)
+            linux.umount(str(volume), lazy=True)
 
 
 # ---- strategies -------------------------------------------------------------------------------
@@ -390,7 +390,7 @@ def test_long_paths_are_answers_not_crashes(sandbox):
     """Found by the property test: a volume or config path with a component over 255 bytes
     raised OSError (ENAMETOOLONG) out of the agent; and a mount point longer than 255 bytes,
     legal and real, made the node-local marker's file name too long for every action."""
-    from ganesha_ha.lab import nsutil
+    from ganesha_ha import linux
 
     base = {"server": "knfsd", "volume": str(sandbox.volume), "config": str(sandbox.config)}
     for params, action, code in (({"volume": "/" + "0" * 256}, "start", 1), ({"volume": "/" + "0" * 256}, "monitor", 7),
@@ -399,7 +399,7 @@ def test_long_paths_are_answers_not_crashes(sandbox):
         check_well_formed(rc, out, err, {code})
     mp = sandbox.work.joinpath(*["m" * 60] * 5)  # a 300-byte mount point
     mp.mkdir(parents=True, exist_ok=True)
-    nsutil.mount("gha-long-mp", str(mp), "tmpfs", 0, "size=1m")
+    linux.mount("gha-long-mp", str(mp), "tmpfs", 0, "size=1m")
     try:
         (mp / "d").mkdir()
         params = {"server": "knfsd", "volume": str(mp), "config": str(sandbox.config)}
@@ -416,7 +416,7 @@ def test_long_paths_are_answers_not_crashes(sandbox):
         assert sandbox.etab_for(str(mp / "d")) == []
         check_well_formed(*run_inprocess("monitor", params), {7})
     finally:
-        nsutil.umount(str(mp), lazy=True)
+        linux.umount(str(mp), lazy=True)
 
 
 # ---- the same through the real ra/exports, as Pacemaker runs it --------------------------------
@@ -482,7 +482,7 @@ def run_cli_inprocess(argv: list[str]) -> tuple[int, str, str]:
 def cli_volumes(tmp_path_factory):
     """One knfsd and one ganesha volume, neither active here: changes are recorded only, and
     what the model accepts must also pass the server's own limits (check_renderable)."""
-    from ganesha_ha.lab import nsutil
+    from ganesha_ha import linux
 
     if not IS_ROOT:
         pytest.skip("needs root")
@@ -493,7 +493,7 @@ def cli_volumes(tmp_path_factory):
     for server in ("knfsd", "ganesha"):
         mp = work / server
         mp.mkdir()
-        nsutil.mount(f"gha-cli-{server}", str(mp), "tmpfs", 0, "size=16m,mode=0755")
+        linux.mount(f"gha-cli-{server}", str(mp), "tmpfs", 0, "size=16m,mode=0755")
         code, _, err = run_cli_inprocess(["--config", str(config), "volume", "init", str(mp), "--server", server,
                                           "--id-range", "100-60000"])
         assert code == 0, err
@@ -502,7 +502,7 @@ def cli_volumes(tmp_path_factory):
         yield config, vols
     finally:
         for mp in vols.values():
-            nsutil.umount(str(mp), lazy=True)
+            linux.umount(str(mp), lazy=True)
 
 
 def _cli_example(cli_volumes, data) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ganesha_ha.lab.cluster import NETNS_DIR, SandboxCluster, available
+from ganesha_ha.linux import mount_points, pid_alive
 
 pytestmark = [
     pytest.mark.root,
@@ -25,22 +26,13 @@ def dummy(rsc: str) -> str:
             "</operations></primitive>")
 
 
-def live(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
 def assert_nothing_left(c: SandboxCluster, pids: set[int]) -> None:
     assert c.leftovers() == {"netns": [], "processes": [], "mounts": []}
     ours = f"gha-{c.tag}-"
     if NETNS_DIR.is_dir():
         assert [n for n in os.listdir(NETNS_DIR) if n.startswith(ours)] == []
-    assert sorted(p for p in pids if live(p)) == []
-    with open("/proc/self/mountinfo") as f:
-        assert [ln for ln in f if str(c.workdir) in ln or ours in ln] == []
+    assert sorted(p for p in pids if pid_alive(p)) == []
+    assert [m for m in mount_points() if str(c.workdir) in m or ours in m] == []
 
 
 def test_single_node_runs_dummy(tmp_path):
@@ -104,7 +96,7 @@ def test_two_nodes_move_and_failover(tmp_path):
         pids |= n2_pids
         t0 = time.monotonic()
         c.kill_node("n2")
-        assert sorted(p for p in n2_pids if live(p)) == []
+        assert sorted(p for p in n2_pids if pid_alive(p)) == []
         assert c.wait_resource("d2", "n1", timeout=30, via="n1") == "n1"
         print(f"failover after node loss took {time.monotonic() - t0:.1f}s")
         assert c.online_nodes("n1") == {"n1"}

@@ -323,15 +323,15 @@ def test_exportfs_refusing_an_export_rolls_back(knfsd_active, tmp_path):
 def small_volume(tmp_path):
     """A 64 KiB tmpfs: a volume that a few writes fill."""
     from conftest import IS_ROOT
-    from ganesha_ha.lab import nsutil
+    from ganesha_ha import linux
 
     if not IS_ROOT:
         pytest.skip("needs root to mount")
     mp = tmp_path / "small"
     mp.mkdir()
-    nsutil.mount("gha-test-small", str(mp), "tmpfs", 0, "size=64k,mode=0755")
+    linux.mount("gha-test-small", str(mp), "tmpfs", 0, "size=64k,mode=0755")
     yield mp
-    nsutil.umount(str(mp), lazy=True)
+    linux.umount(str(mp), lazy=True)
 
 
 def fill(volume: Path) -> Path:

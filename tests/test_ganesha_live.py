@@ -177,7 +177,7 @@ def ganesha_session(tmp_path_factory):
     import shutil
 
     from conftest import IS_ROOT, GaneshaLab
-    from ganesha_ha.lab import nsutil
+    from ganesha_ha import linux
 
     if not IS_ROOT or shutil.which("ganesha.nfsd") is None:
         pytest.skip("needs root and ganesha.nfsd")
@@ -185,7 +185,7 @@ def ganesha_session(tmp_path_factory):
     lab = GaneshaLab(work / "glab").start()
     vol = work / "vol"
     vol.mkdir()
-    nsutil.mount("gha-hostile", str(vol), "tmpfs", 0, "size=32m")
+    linux.mount("gha-hostile", str(vol), "tmpfs", 0, "size=32m")
     try:
         volume = Volume(vol, lab.settings())
         volume.init("ganesha", (4000, 4999))
@@ -193,7 +193,7 @@ def ganesha_session(tmp_path_factory):
         yield lab, vol, volume
     finally:
         lab.stop()
-        nsutil.umount(str(vol), lazy=True)
+        linux.umount(str(vol), lazy=True)
 
 
 def _add_behind_our_back(lab, tmp_path, export_id: int, path) -> None:
@@ -207,13 +207,13 @@ def _add_behind_our_back(lab, tmp_path, export_id: int, path) -> None:
 
 
 def test_monitor_and_stop_withdraw_strays_but_not_a_nested_volume(ganesha, vol, tmp_path):
-    from ganesha_ha.lab import nsutil
+    from ganesha_ha import linux
 
     ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1", check=True)
     (vol / "late").mkdir()
     nested = vol / "nested"
     nested.mkdir()
-    nsutil.mount("gha-test-nested", str(nested), "tmpfs", 0, "size=1m,mode=0755")
+    linux.mount("gha-test-nested", str(nested), "tmpfs", 0, "size=1m,mode=0755")
     try:
         _add_behind_our_back(ganesha, tmp_path, 3050, vol / "late")
         _add_behind_our_back(ganesha, tmp_path, 777, nested)   # another file system: not ours
@@ -229,4 +229,4 @@ def test_monitor_and_stop_withdraw_strays_but_not_a_nested_volume(ganesha, vol, 
         live = show_exports(ganesha)
         assert not {3000, 3051} & set(live) and live[777] == str(nested)
     finally:
-        nsutil.umount(str(nested), lazy=True)
+        linux.umount(str(nested), lazy=True)

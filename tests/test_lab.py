@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ganesha_ha.linux import mount_points
+
 pytestmark = [
     pytest.mark.root,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, loop devices, daemons)"),
@@ -54,8 +56,7 @@ def leftovers(run_id: str, root: Path = RUN_ROOT) -> list[str]:
             continue
         if str(workdir) in cmd or f"gha-{run_id}-" in cmd:
             out.append(f"process {pid_dir.name}: {cmd[:120]}")
-    with open("/proc/self/mountinfo") as fh:
-        out += [f"mount {line.split()[4]}" for line in fh if str(workdir) in line.split()[4]]
+    out += [f"mount {m}" for m in mount_points() if str(workdir) in m]
     if workdir.exists():
         out.append(f"directory {workdir}")
     if (RUN_ROOT / f"{run_id}.json").exists():

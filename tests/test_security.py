@@ -110,27 +110,26 @@ def test_an_unsafe_lock_file_is_refused(tmpfs_volume, tmp_path, how):
 def test_read_only_volume_is_an_answer(tmp_path):
     """ext4 remounts itself read-only on errors: every change is refused in one line, and
     what can be read still reads."""
-    from ganesha_ha.lab import nsutil
+    from ganesha_ha import linux
 
-    MS_RDONLY, MS_REMOUNT = 1, 32
     config = tmp_path / "gha.conf"
     config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n")
     vol = tmp_path / "ro"
     vol.mkdir()
-    nsutil.mount("gha-test-ro", str(vol), "tmpfs", 0, "size=1m,mode=0755")
+    linux.mount("gha-test-ro", str(vol), "tmpfs", 0, "size=1m,mode=0755")
     try:
         (vol / "d").mkdir()
         (vol / "e").mkdir()
         assert cli(config, "volume", "init", str(vol), "--server", "knfsd").returncode == 0
         assert cli(config, "export", "add", str(vol), "d", "--client", "127.0.0.1").returncode == 0
-        nsutil.mount("gha-test-ro", str(vol), None, MS_REMOUNT | MS_RDONLY, None)
+        linux.mount("gha-test-ro", str(vol), None, linux.MS_REMOUNT | linux.MS_RDONLY, None)
         for args in (("export", "add", str(vol), "e", "--client", "127.0.0.1"),
                      ("export", "remove", str(vol), "d")):
             assert_one_line(cli(config, *args), 3, "Read-only file system")
         proc = cli(config, "export", "list", str(vol))
         assert proc.returncode == 0 and "127.0.0.1" in proc.stdout, proc.stderr
     finally:
-        nsutil.umount(str(vol), lazy=True)
+        linux.umount(str(vol), lazy=True)
 
 
 # ---- nothing runs through a shell ---------------------------------------------------------------

@@ -50,6 +50,7 @@ from pathlib import Path
 
 from ..errors import ApplyError, IdCollisionError, NotInstalledError, ServerUnavailableError
 from ..fsutil import atomic_write, read_secure
+from ..linux import private_binds_preexec
 from ..model import Export
 from . import Drift, VolumeContext
 from .knfsd_table import (ARG_LIMIT, DesiredEntry, EtabEntry, PathState, desired_entries,
@@ -67,12 +68,10 @@ SAVED_RMTAB = "rmtab"           # <mount point>/.ganesha-ha/rmtab (ctx.state_dir
 RMTAB_LOCK = ".rmtab.lock"      # nfs-utils' _PATH_RMTABLCK: fcntl write lock around changes
 CACHES = ("auth.unix.ip", "auth.unix.gid", "nfsd.fh", "nfsd.export")  # nfs-utils' flush order
 
-# ctypes, shutil, socket, subprocess and tempfile are imported where they are used: together
-# they cost ~15 ms, and the agent's monitor of a correct volume needs none of them.
-CLONE_NEWNS = 0x00020000
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_PRIVATE = 0x40000
+# shutil, socket, subprocess and tempfile are imported where they are used: together they
+# cost ~15 ms, and the agent's monitor of a correct volume needs none of them (nor ctypes,
+# which linux.py imports on its first libc call).
+_private_mounts = private_binds_preexec   # the batch export's private /var/lib/nfs (tests replace it)
 
 
 class _NoNamespace(Exception):
@@ -90,32 +89,6 @@ def one_line(text: str | bytes, limit: int = 600) -> str:
             seen.append(line)
     out = "; ".join(seen) or "(no message)"
     return out if len(out) <= limit else out[: limit - 1] + "…"
-
-
-def _private_mounts(binds: Sequence[tuple[str, str]]) -> Callable[[], None]:
-    """A preexec_fn: new mount namespace, everything private, then bind `src` over `dst`.
-
-    Propagation is made private *before* the first bind, and any failure aborts the exec,
-    so a bind can never show up in the host's namespace.
-    """
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    unshare, mount = libc.unshare, libc.mount
-    unshare.argtypes = [ctypes.c_int]
-    mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
-    pairs = [(os.fsencode(s), os.fsencode(d)) for s, d in binds]
-
-    def preexec() -> None:
-        if unshare(CLONE_NEWNS) != 0:
-            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
-        if mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-            raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
-        for src, dst in pairs:
-            if mount(src, dst, None, MS_BIND, None) != 0:
-                raise OSError(ctypes.get_errno(), "mount --bind")
-
-    return preexec
 
 
 class KnfsdBackend:

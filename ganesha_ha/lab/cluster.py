@@ -34,8 +34,6 @@ which is how ``kill_node`` and ``stop`` end them, by PID, without ever matching 
 from __future__ import annotations
 
 import atexit
-import ctypes
-import ctypes.util
 import grp
 import json
 import os
@@ -52,8 +50,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from .. import linux
+from ..linux import pid_alive
 from .netns import NETNS_DIR, link_up, netns_exists, remove_netns
-from .procs import pid_alive, wait_until
+from .procs import wait_until
 
 CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 NETNS_PREFIX = "gha-"
@@ -169,45 +169,6 @@ def _ha_ids() -> tuple[int, int]:
     return pwd.getpwnam("hacluster").pw_uid, grp.getgrnam("haclient").gr_gid
 
 
-def _proc_pids() -> list[int]:
-    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
-
-
-def _ppid(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return int(data[data.rindex(")") + 2:].split()[1])
-
-
-def _live(pid: int) -> bool:
-    """Exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return False
-    return data[data.rindex(")") + 2] != "Z"
-
-
-def _descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for pid in _proc_pids():
-        pp = _ppid(pid)
-        if pp is not None:
-            children.setdefault(pp, []).append(pid)
-    out: set[int] = set()
-    todo = [root]
-    while todo:
-        for c in children.get(todo.pop(), ()):
-            if c not in out:
-                out.add(c)
-                todo.append(c)
-    return out
-
-
 def _tail(path: Path, n: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
@@ -235,7 +196,7 @@ class _Net:
             if netns_exists(name):
                 raise ClusterError(f"network namespace {name} already exists")
         # pyroute2, like `ip netns add`, turns /run/netns into a shared self-bind mount.
-        self.made_rundir_mount = not _is_mountpoint(str(NETNS_DIR))
+        self.made_rundir_mount = not linux.is_mountpoint(NETNS_DIR)
         netns.create(self.hub)
         self.created.append(self.hub)
         with NetNS(self.hub) as hub:
@@ -272,8 +233,8 @@ class _Net:
         self.created = [n for n in self.created if netns_exists(n)]
         # Undo the /run/netns self-bind if we made it and nobody else has a namespace there.
         if (self.made_rundir_mount and not self.created and NETNS_DIR.is_dir()
-                and not os.listdir(NETNS_DIR) and _is_mountpoint(str(NETNS_DIR))):
-            _libc().umount2(str(NETNS_DIR).encode(), _MNT_DETACH)
+                and not os.listdir(NETNS_DIR) and linux.is_mountpoint(NETNS_DIR)):
+            linux.umount(NETNS_DIR, lazy=True)
             self.made_rundir_mount = False
 
 
@@ -338,7 +299,7 @@ class ClusterNode:
         st = os.fstat(fd)
         me = os.getpid()
         out: set[int] = set()
-        for pid in _proc_pids():
+        for pid in linux.all_pids():
             if pid == me:
                 continue
             try:
@@ -349,7 +310,7 @@ class ClusterNode:
                 out.add(pid)
         if self.is_running():
             out.add(self.proc.pid)
-            out |= _descendants(self.proc.pid)
+            out |= linux.descendants(self.proc.pid)
         return out
 
     # -- running commands inside ---------------------------------------------------
@@ -802,12 +763,11 @@ class SandboxCluster:
     def leftovers(self) -> dict[str, list]:
         """What of this cluster still exists on the host (empty lists after stop())."""
         wd = str(self.workdir.resolve())
-        with open("/proc/self/mountinfo") as f:
-            mounts = [line.split()[4] for line in f]
+        mounts = linux.mount_points()
         return {
             "netns": [n for n in self.netns_names if netns_exists(n)],
             "processes": sorted({p for n in self.nodes.values()
-                                 for p in n.processes() | {q for q in n.seen_pids if _live(q)}}),
+                                 for p in n.processes() | {q for q in n.seen_pids if linux.pid_alive(q)}}),
             "mounts": [m for m in mounts if m.startswith(wd) or
                        any(m == str(NETNS_DIR / ns) for ns in self.netns_names)],
         }
@@ -817,29 +777,6 @@ class SandboxCluster:
 # The node init (runs inside the node's namespaces)
 # --------------------------------------------------------------------------------------
 
-_MS_BIND = 0x1000
-_MS_REC = 0x4000
-_MS_PRIVATE = 1 << 18
-_MNT_DETACH = 2
-_PR_SET_CHILD_SUBREAPER = 36
-
-
-def _libc():
-    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-
-
-def _mount(libc, src: str, dst: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    if libc.mount(src.encode(), dst.encode(), fstype.encode() if fstype else None,
-                  flags, data.encode() if data else None) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount {src} on {dst}: {os.strerror(err)}")
-
-
-def _is_mountpoint(path: str) -> bool:
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == path for line in f)
-
-
 def _log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} init[{os.getpid()}]: {msg}", flush=True)
 
@@ -847,27 +784,26 @@ def _log(msg: str) -> None:
 def node_init_main(cfg_path: str) -> None:
     """Entry point of a node's init, already inside its own mount/UTS/network namespaces."""
     cfg = json.loads(Path(cfg_path).read_text())
-    libc = _libc()
-    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    linux.set_child_subreaper()
     socket.sethostname(cfg["name"])
-    _mount(libc, "none", "/", None, _MS_REC | _MS_PRIVATE)
+    linux.make_mounts_private()
     if cfg["lo_up"]:
         from pyroute2 import IPRoute
 
         with IPRoute() as ipr:
             link_up(ipr, "lo")
     # Copies of the host's netns mounts would pin other namespaces alive: drop them here.
-    if _is_mountpoint("/run/netns"):
-        libc.umount2(b"/run/netns", _MNT_DETACH)
+    if linux.is_mountpoint("/run/netns"):
+        linux.umount("/run/netns", lazy=True)
     uid, gid = _ha_ids()
-    _mount(libc, "tmpfs", "/run", "tmpfs", 0, "mode=0755")
+    linux.mount("tmpfs", "/run", "tmpfs", 0, "mode=0755")
     for d, mode, owner in (("/run/crm", 0o750, (uid, gid)), ("/run/resource-agents", 0o755, None),
                            ("/run/lock", 0o1777, None), ("/run/pacemaker", 0o770, (uid, gid))):
         os.mkdir(d)
         os.chmod(d, mode)
         if owner:
             os.chown(d, *owner)
-    _mount(libc, "tmpfs", "/dev/shm", "tmpfs", 0, "mode=1777")
+    linux.mount("tmpfs", "/dev/shm", "tmpfs", 0, "mode=1777")
     for src, dst in cfg["binds"]:
         if not os.path.exists(dst):
             if dst.startswith(("/run/", "/dev/shm/")):
@@ -878,7 +814,7 @@ def node_init_main(cfg_path: str) -> None:
                     open(dst, "a").close()
             else:
                 raise FileNotFoundError(f"bind target {dst} does not exist")
-        _mount(libc, src, dst, None, _MS_BIND | _MS_REC)
+        linux.bind_mount(src, dst, recursive=True)
 
     env = clean_env()
     with open(Path(cfg_path).parent / "corosync.out", "ab") as out:
@@ -960,7 +896,7 @@ def _supervise(coro: int, pcmk: int, parent: int | None) -> None:
         time.sleep(0.1)
     # Leftovers (daemonized agents' processes reparented to us): TERM, then KILL.
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        left = _descendants(os.getpid())
+        left = linux.descendants(os.getpid())
         for pid in left:
             send(pid, sig)
         if wait_until(_reap_all, 3, 0.05):

@@ -36,18 +36,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import linux
 from ..backends.ganesha import RECOVERY_FILE
 from ..install import agent_text
+from ..linux import proc_starttime
 from .cluster import ClusterError, SandboxCluster
 from .evidence import ClientWatch
 from .knfsd_lab import NFSD_NOTE, etab_lines, knfsd_evidence, rmtab_lines
 from .ganesha_daemon import GaneshaDaemon, PrivateBus, in_grace
 from .labclient import LabClient
 from .netns import NETNS_DIR, LabNet
-from .node import PY, LabNode, proc_starttime
+from .node import PY, LabNode
 from .procs import wait_until
 from .recipe import Recipe, VolumeRecipe
-from .scenario import (CLUSTER_LAB_ROOT, RUN_ROOT, Interrupted, Progress, _is_mountpoint, detach_loops,
+from .scenario import (CLUSTER_LAB_ROOT, RUN_ROOT, Interrupted, Progress, detach_loops,
                        interruptible, shielded, undo_netns_dir_mount)
 
 NODES = ("node-a", "node-b")
@@ -162,7 +164,7 @@ class ClusterLab:
         self.cluster: SandboxCluster | None = None
         self.vols: dict[str, Vol] = {}
         self.recipe: Recipe | None = None
-        self.netns_dir_was_mount = _is_mountpoint(NETNS_DIR)
+        self.netns_dir_was_mount = linux.is_mountpoint(NETNS_DIR)
         self.report: dict[str, Any] = {
             "ok": False, "mode": "cluster", "server": opts.server, "run_id": self.run_id,
             "nodes": list(NODES), "kinds_requested": list(opts.kinds), "break": list(opts.breaks),

@@ -16,7 +16,6 @@ can check that each acknowledged record is on the server, byte for byte.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import queue
 import threading
@@ -25,9 +24,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .. import linux
 from .nfsclient import NFS4ERR_STALE, Nfs4Client, NfsError, OpenFile, RpcError
 
-CLONE_NEWNET = 0x40000000
 RECORD = 48  # bytes per record of the write stream
 
 
@@ -122,19 +121,9 @@ class LabClient:
         self._stop.set()
         self._thread.join(5)
 
-    def _enter_netns(self) -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(f"/run/netns/{self.netns}", os.O_RDONLY)
-        try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"setns({self.netns}): {os.strerror(err)}")
-        finally:
-            os.close(fd)
-
     def _main(self) -> None:
         try:
-            self._enter_netns()
+            linux.setns_path(f"/run/netns/{self.netns}", linux.CLONE_NEWNET)
             self.nfs = Nfs4Client(self.host, self.port, client_name=self.client_name, timeout=5.0)
         except BaseException as exc:  # reported by start()
             self._start_error = exc

@@ -14,61 +14,23 @@ only the lab, which then tears down in order) and are stopped by the PID we star
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from .. import linux
+from ..linux import proc_starttime, same_process
 from .ganesha_daemon import GaneshaDaemon, PrivateBus, show_exports
-from .procs import wait_until
+from .procs import end_process, stop_popen
 
-CLONE_NEWNET = 0x40000000
-CLONE_NEWUTS = 0x04000000
 PY = sys.executable
 CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def proc_starttime(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat: with the PID, names one process for its whole life."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-        return int(data[data.rindex(b")") + 2:].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan of a kept lab is reaped by init, maybe not at once)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-        return data[data.rindex(b")") + 2:][:1] not in (b"Z", b"X")
-    except (OSError, ValueError):
-        return False
-
-
-def same_process(pid: int, starttime: int | None) -> bool:
-    """True when `pid` is still the process we started (not a recycled PID) and runs."""
-    return running(pid) and (starttime is None or proc_starttime(pid) == starttime)
-
-
-def end_process(pid: int, starttime: int | None, timeout: float = 10.0) -> None:
-    """SIGTERM the process we started, wait, then SIGKILL; never touches a recycled PID."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        if not same_process(pid, starttime):
-            return
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        if wait_until(lambda: not same_process(pid, starttime), wait):
-            return
 
 
 @dataclass
@@ -225,8 +187,6 @@ class LabNode:
                 except Exception:
                     pass
         if self.holder is not None:
-            from .procs import stop_popen
-
             stop_popen(self.holder, timeout=5.0)
             self.holder = None
         for pid, st in reversed(list(self._started.items())):
@@ -234,19 +194,9 @@ class LabNode:
         self.holder_pid = None
 
     # ---- the volume (the DRBD stand-in) -----------------------------------------------
-    def mountinfo(self) -> list[str]:
-        if self.holder_pid is None:
-            return []
-        try:
-            with open(f"/proc/{self.holder_pid}/mountinfo", encoding="utf-8",
-                      errors="surrogateescape") as fh:
-                return fh.read().splitlines()
-        except OSError:
-            return []
-
     def is_mounted(self, mountpoint: str | Path) -> bool:
-        mp = str(mountpoint)
-        return any(line.split()[4] == mp for line in self.mountinfo() if len(line.split()) > 4)
+        """Whether `mountpoint` is mounted in this node's mount namespace (the holder's)."""
+        return self.holder_pid is not None and linux.is_mountpoint(mountpoint, pid=self.holder_pid)
 
     def mount(self, device: str, mountpoint: str | Path) -> None:
         self.run(["mount", "-t", "ext4", device, str(mountpoint)], check=True)
@@ -302,33 +252,24 @@ class LabNode:
 def _holder_main(argv: list[str]) -> int:
     import argparse
 
-    from . import nsutil
-
     p = argparse.ArgumentParser(prog="ganesha_ha.lab.node holder")
     p.add_argument("--netns", required=True)
     p.add_argument("--hostname")
     p.add_argument("--bind", action="append", default=[], metavar="SRC:DST")
     p.add_argument("--workdir")
     args = p.parse_args(argv)
-    libc = ctypes.CDLL(None, use_errno=True)
     try:
-        fd = os.open(f"/run/netns/{args.netns}", os.O_RDONLY)
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {args.netns}")
-        os.close(fd)
-        nsutil.enter_private_mount_namespace()
+        linux.setns_path(f"/run/netns/{args.netns}", linux.CLONE_NEWNET)
+        linux.enter_private_mount_namespace()
         if args.hostname:
-            if libc.unshare(CLONE_NEWUTS) != 0:
-                raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUTS)")
-            name = args.hostname.encode()
-            if libc.sethostname(name, len(name)) != 0:
-                raise OSError(ctypes.get_errno(), "sethostname")
+            linux.unshare(linux.CLONE_NEWUTS)
+            socket.sethostname(args.hostname)
         # The host's /run/netns bind mounts were copied into this namespace; keeping them
         # would pin every lab namespace for as long as this node lives. Drop the copies.
-        _detach_netns_copies(libc)
+        detach_netns_copies()
         for spec in args.bind:
             src, dst = spec.rsplit(":", 1)
-            nsutil.bind_mount(src, dst)
+            linux.bind_mount(src, dst)
     except OSError as exc:
         print(f"holder: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -350,14 +291,14 @@ def _holder_main(argv: list[str]) -> int:
     return 0
 
 
-def _detach_netns_copies(libc) -> None:
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
-            points = [line.split()[4] for line in fh if len(line.split()) > 4]
-    except OSError:
-        return
-    for mp in sorted((m for m in points if m.startswith("/run/netns/")), reverse=True):
-        libc.umount2(mp.encode(), 2)  # MNT_DETACH; failure is harmless
+def detach_netns_copies() -> None:
+    """Lazily unmount, in this (new, private) mount namespace, the copies of the host's
+    /run/netns/* bind mounts; failure is harmless."""
+    for mp in sorted((m for m in linux.mount_points() if m.startswith("/run/netns/")), reverse=True):
+        try:
+            linux.umount(mp, lazy=True)
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Small helpers for daemons the lab starts: wait for readiness, stop by PID.
 
-Processes are always ended by the PID we started, never by name, so a lab or a test
-never touches a daemon that somebody else runs on the machine.
+Processes are always ended by the PID we started (and, for one that may outlive its
+starter, its start time), never by name, so a lab or a test never touches a daemon that
+somebody else runs on the machine. Liveness is linux.py's: a zombie counts as gone.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import signal
 import subprocess
 import time
 from typing import Callable
+
+from ..linux import same_process
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
@@ -23,28 +26,17 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
         time.sleep(interval)
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def stop_pid(pid: int, timeout: float = 5.0, sig: int = signal.SIGTERM) -> None:
-    """Send `sig` to `pid`, wait for it to go, then SIGKILL if it did not."""
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        return
-    if not wait_until(lambda: not pid_alive(pid), timeout):
+def end_process(pid: int, starttime: int | None, timeout: float = 10.0) -> None:
+    """SIGTERM the process we started, wait, then SIGKILL; never touches a recycled PID."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        if not same_process(pid, starttime):
+            return
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
         except ProcessLookupError:
             return
-        wait_until(lambda: not pid_alive(pid), 2.0)
+        if wait_until(lambda: not same_process(pid, starttime), wait):
+            return
 
 
 def stop_popen(proc: subprocess.Popen, timeout: float = 5.0, sig: int = signal.SIGTERM) -> None:

@@ -38,12 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .. import linux
 from .evidence import ClientWatch
 from .labclient import LabClient
 from .netns import NETNS_DIR, LabNet, netns_exists, remove_netns
 from .ganesha_daemon import in_grace
-from .node import PY, LabNode, end_process, same_process
-from .procs import wait_until
+from ..linux import same_process
+from .node import PY, LabNode
+from .procs import end_process, wait_until
 
 RUN_ROOT = Path("/run/ganesha-ha-lab")
 CLUSTER_LAB_ROOT = Path("/var/tmp/ganesha-ha-lab")  # not under /run: cluster nodes mount their own
@@ -199,7 +201,7 @@ class Lab:
         self.nodes: dict[str, LabNode] = {}
         self.client: LabClient | None = None
         self.watch: ClientWatch | None = None
-        self.netns_dir_was_mount = _is_mountpoint(NETNS_DIR)
+        self.netns_dir_was_mount = linux.is_mountpoint(NETNS_DIR)
         self.report: dict[str, Any] = {
             "ok": False, "server": opts.server, "mode": "kill -9" if opts.kill else "clean stop",
             "run_id": self.run_id, "failovers_requested": opts.failovers,
@@ -581,22 +583,12 @@ class Lab:
 # Teardown helpers shared with 'ganesha-ha lab down'
 # ---------------------------------------------------------------------------------------
 
-def _is_mountpoint(path: Path) -> bool:
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
-            return any(line.split()[4] == str(path) for line in fh if len(line.split()) > 4)
-    except OSError:
-        return False
-
-
 def undo_netns_dir_mount(was_mount: bool) -> None:
     """pyroute2 (like `ip netns add`) turns /run/netns into a self-bind mount; undo it when
     the lab made it and no namespace is left there."""
-    if was_mount or not NETNS_DIR.is_dir() or os.listdir(NETNS_DIR) or not _is_mountpoint(NETNS_DIR):
+    if was_mount or not NETNS_DIR.is_dir() or os.listdir(NETNS_DIR) or not linux.is_mountpoint(NETNS_DIR):
         return
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).umount2(str(NETNS_DIR).encode(), 2)
+    linux.umount(NETNS_DIR, lazy=True)
 
 
 def detach_loops(image: Path) -> list[str]:
