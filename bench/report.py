@@ -1,0 +1,366 @@
+"""bench/RESULTS.md from the figures of one run: targets first, then one section per
+measurement, each ratio from figures of the same run."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+
+from env import ROOT, Bench
+from labs import lab_rows, lab_summary
+
+
+def fmt_s(x, digits=2):
+    return "n/a" if x is None else f"{x:.{digits}f} s"
+
+
+def fmt_ms(x):
+    if x is None:
+        return "n/a"
+    return f"{x * 1000:.0f} ms" if x >= 0.1 else f"{x * 1000:.1f} ms"
+
+
+def fmt_t(x):
+    """seconds, in ms below 1 s"""
+    if x is None:
+        return "n/a"
+    return fmt_ms(x) if x < 1 else fmt_s(x)
+
+
+def fmt_ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "n/a"
+    r = a / b
+    return f"{r:.0f}×" if r >= 10 else f"{r:.1f}×"
+
+
+def met(ok):
+    return "n/a" if ok is None else ("**met**" if ok else "**not met**")
+
+
+def cluster_lab_section(w, clab: dict) -> None:
+    w("### Under Pacemaker (`ganesha-ha lab --json`, the default lab)")
+    w("")
+    if clab.get("status") != "measured":
+        w(f"Not measured: {clab.get('why', '')}")
+        w("")
+        return
+    s = clab["sample"]
+    g = s.get("grace_period_s")
+    w("Two corosync/Pacemaker nodes in namespaces, two volumes (active-active), the crmsh recipe "
+      "of the README; the cluster decides each failover. Outage: the worst client of the volumes "
+      "that moved. Cluster: from the fault (or the command) until the volume's IP ran on the new "
+      "node, as crm_mon showed it. The lab's own limit adds the cluster's reaction time "
+      "(a monitor interval for kill -9, membership for a node loss) to grace + 2 s.")
+    w("")
+    w("| failover | volumes | outage (client I/O) | cluster | grace configured | outage ≤ grace + 2 s | "
+      "lab's limit | lab checks |")
+    w("|---|---|---:|---:|---:|---|---:|---|")
+    for f in s["failovers"]:
+        gaps = [e.get("service_gap_s") for e in f["volumes"].values() if e.get("service_gap_s") is not None]
+        o = f.get("outage_s")
+        w(f"| {f['kind']} | {', '.join(f['volumes'])} | {fmt_s(o)} | {fmt_s(max(gaps) if gaps else None)} | "
+          f"{fmt_s(g, 0)} | {met(None if o is None or g is None else o <= g + 2)} | "
+          f"{fmt_s(f.get('outage_limit_s'), 0)} | {'passed' if f['ok'] else 'FAILED'} |")
+    w("")
+
+
+def floor_obstacles(w, fl: dict, cl: dict, cu: dict, prof: dict, steps: list) -> None:
+    """What stands between the per-call floor and 1.5× the shell agent, from this run's figures."""
+    w("### What stands in the way of 1.5×")
+    w("")
+    if fl:
+        w(f"- **The interpreter.** `python -IS -c pass` alone takes {fmt_ms(fl['python_bare'])}, "
+          f"{fl['python_bare'] / fl['meta_up']:.2f}× the shell agent's whole `meta-data` "
+          f"({fmt_ms(fl['meta_up'])}); `sh -c :` takes {fmt_ms(fl['sh_bare'])}. Our meta-data "
+          f"({fmt_ms(fl['meta_ours'])}) is that start plus three small modules (agent, ocf, errors).")
+    mon = prof.get("agent monitor (knfsd classic, N=1)")
+    if cl and cu:
+        ours, theirs = cl["mon_one_ms"] / 1000, cu["mon_one_ms"] / 1000
+        text = (f"- **The monitor** ({fmt_ms(ours)} vs {fmt_ms(theirs)}; 1.5× would be "
+                f"{fmt_ms(1.5 * theirs)}), taken apart in the table below.")
+        if len(steps) >= 2:
+            text += (f" The interpreter and the standard-library modules the package needs take "
+                     f"{fmt_ms(steps[1][1])} on their own, "
+                     f"{steps[1][1] / theirs:.2f}× the shell agent's whole monitor.")
+        text += (" Then come the package's own modules; `subprocess`, for the check that exportfs "
+                 "can still drive the server, which the knfsd backend makes at every monitor "
+                 "(tests/test_faults.py holds the monitor to failing when exportfs fails); and the "
+                 "check of the export itself: that exportfs run and reads of the registry, etab "
+                 "and rmtab.")
+        if mon:
+            gone = [m for m in ("site", "dataclasses", "typing", "uuid", "configobj") if m not in mon[0]]
+            text += f" Not loaded any more: {', '.join(gone)}." if gone else ""
+        text += " Going lower would take a resident process or another language."
+        w(text)
+    if steps:
+        w("")
+        w("A classic monitor taken apart (real time, medians of interleaved runs; each step "
+          "includes the ones above):")
+        w("")
+        w("| step | time | adds |")
+        w("|---|---:|---:|")
+        prev = None
+        for label, t in steps:
+            w(f"| {label} | {fmt_ms(t)} | {'' if prev is None else f'+{(t - prev) * 1000:.1f} ms'} |")
+            prev = t
+    w("")
+
+
+def render(b: Bench, elapsed: float) -> str:
+    r = b.r
+    up, kn, ga = r.get("upstream", {}), r.get("knfsd", {}), r.get("ganesha", {})
+    L = []
+    w = L.append
+
+    def up_cell(n, key, unit="s"):
+        d = up.get(n)
+        if not d or d.get(key) is None:
+            return "n/a"
+        v = d[key]
+        txt = fmt_t(v)
+        if n == 1000 and d.get("extrapolated") and key != "mon_one_ms":
+            txt = f"≈{txt} *(extrapolated from {d['n_done']} done)*"
+        return txt
+
+    w("# ganesha-ha benchmarks")
+    w("")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    w(f"Produced by `bench/run` on {time.strftime('%Y-%m-%d %H:%M')} — {platform.node()}, "
+      f"{os.cpu_count()} CPUs, {platform.platform()}; whole run {elapsed / 60:.1f} min; load "
+      f"average {b.load_at_start} at the start, {load} at the end (the machine is shared, "
+      "hence the side-by-side ratios). "
+      f"Every figure is the median of {b.reps} runs unless marked otherwise; every ratio "
+      "compares figures of this same run. Upstream = `ocf:heartbeat:exportfs` "
+      f"(resource-agents {pkg_version('resource-agents')}), timed by "
+      "`/work/shared/bench/ra_bench.sh` (one primitive per export, as upstream requires); "
+      f"nfs-utils {pkg_version('nfs-kernel-server')}, nfs-ganesha {pkg_version('nfs-ganesha')}. "
+      "Client spec `127.0.0.1`, options `rw,sync`, exports on a tmpfs volume. "
+      f"Code: {code_version()}.")
+    w("")
+
+    # targets
+    t_mon = t_start = t_g = t_floor = t_lab = None
+    mon_ratio = start_ratio = None
+    if 1000 in kn and 1000 in up:
+        mon_ratio = up[1000]["mon_all_s"] / kn[1000]["monitor"]
+        start_ratio = up[1000]["start_all_s"] / kn[1000]["start"]
+        t_mon, t_start = mon_ratio >= 100, start_ratio >= 20
+    g1000 = ga.get(1000, {}).get("start")
+    if g1000 is not None:
+        t_g = g1000 <= 10
+    fl = r.get("floor", {})
+    cl, cu = r.get("classic", {}), r.get("classic_up", {})
+    floor_ratios = []
+    if fl:
+        floor_ratios.append(fl["meta_ours"] / fl["meta_up"])
+    if cl and cu:
+        floor_ratios.append(cl["mon_one_ms"] / cu["mon_one_ms"])
+    if floor_ratios:
+        t_floor = max(floor_ratios) <= 1.5
+    lab = r.get("lab", {})
+    lab_outage = lab_grace = None
+    if lab.get("status") == "measured":
+        lab_outage, lab_grace = lab_summary(lab["samples"])
+        if lab_outage is not None and lab_grace is not None:
+            t_lab = lab_outage <= lab_grace + 2
+    clab = r.get("cluster_lab", {})
+    cl_outage = None
+    if clab.get("status") == "measured":
+        outs = [f.get("outage_s") for f in clab["sample"]["failovers"]]
+        cl_grace = clab["sample"].get("grace_period_s")
+        cl_outage = None if not outs or None in outs else max(outs)
+        t_cl = cl_outage is not None and cl_grace is not None and cl_outage <= cl_grace + 2
+        t_lab = t_cl if t_lab is None else (t_lab and t_cl)
+
+    ex = " (upstream extrapolated)" if up.get(1000, {}).get("extrapolated") else ""
+    w("## Targets")
+    w("")
+    w("| target | measured | |")
+    w("|---|---|---|")
+    w(f"| knfsd monitor of a 1000-export volume ≥ 100× cheaper than upstream's 1000 monitors | "
+      f"{fmt_ratio(up.get(1000, {}).get('mon_all_s'), kn.get(1000, {}).get('monitor'))}{ex} | {met(t_mon)} |")
+    w(f"| knfsd start of 1000 exports ≥ 20× faster than upstream's 1000 starts | "
+      f"{fmt_ratio(up.get(1000, {}).get('start_all_s'), kn.get(1000, {}).get('start'))}{ex} | {met(t_start)} |")
+    w(f"| 1000 exports live on Ganesha via D-Bus ≤ 10 s | {fmt_t(g1000)} | {met(t_g)} |")
+    fr = ", ".join(f"{x:.2f}×" for x in floor_ratios) or "n/a"
+    w(f"| per-call overhead at N = 1 within 1.5× of the shell agent (meta-data, classic monitor) | "
+      f"{fr} | {met(t_floor)} |")
+    if t_lab is None:
+        w("| lab failover outage ≤ grace + 2 s | not measured | n/a |")
+    else:
+        parts = []
+        if lab.get("status") == "measured":
+            parts.append(f"direct: {fmt_s(lab_outage)} worst of {len(lab_rows(lab['samples']))} "
+                         f"failovers (grace {lab_grace:g} s)")
+        if cl_outage is not None:
+            parts.append(f"under Pacemaker: {fmt_s(cl_outage)} worst of "
+                         f"{len(clab['sample']['failovers'])} (move, shutdown, kill -9, node loss)")
+        w(f"| lab failover outage ≤ grace + 2 s | {'; '.join(parts)} | {met(t_lab)} |")
+    w("")
+
+    w("## 1. Monitor cost per interval (knfsd, N exports on one volume)")
+    w("")
+    w("ganesha-ha: ONE `monitor` of the volume (`volume=`; registry vs etab, repair, rmtab saved). "
+      "Upstream: N `monitor` calls, one per primitive, each at a table of N exports.")
+    w("")
+    w("| N | ganesha-ha: 1 monitor | upstream: N monitors | upstream: 1 monitor | ratio (upstream / ours) |")
+    w("|---:|---:|---:|---:|---:|")
+    for n in b.ns:
+        ours = kn.get(n, {}).get("monitor")
+        u = up.get(n, {})
+        w(f"| {n} | {fmt_t(ours)} | {up_cell(n, 'mon_all_s')} | "
+          f"{fmt_ms(u['mon_one_ms'] / 1000) if u else 'n/a'} | {fmt_ratio(u.get('mon_all_s'), ours)} |")
+    w("")
+
+    w("## 2. Start and stop of a volume with N exports")
+    w("")
+    w("### knfsd: ganesha-ha volume mode (one `start`/`stop`) vs upstream (N `start`s/`stop`s)")
+    w("")
+    w("| N | ganesha-ha start | upstream N starts | ratio | ganesha-ha stop | upstream N stops | ratio |")
+    w("|---:|---:|---:|---:|---:|---:|---:|")
+    for n in b.ns:
+        k, u = kn.get(n, {}), up.get(n, {})
+        w(f"| {n} | {fmt_t(k.get('start'))} | {up_cell(n, 'start_all_s')} | "
+          f"{fmt_ratio(u.get('start_all_s'), k.get('start'))} | {fmt_t(k.get('stop'))} | "
+          f"{up_cell(n, 'stop_all_s')} | {fmt_ratio(u.get('stop_all_s'), k.get('stop'))} |")
+    w("")
+    w("### NFS-Ganesha: live over D-Bus vs restarting ganesha.nfsd with N EXPORT blocks")
+    w("")
+    w("ganesha-ha: the agent's `start` (volume mode) against a running private ganesha.nfsd, "
+      "which returns with all N exports live (checked with ShowExports); `stop` removes them. "
+      "Restart: launch ganesha.nfsd with the same N EXPORT blocks in its config, timed until it "
+      "owns `org.ganesha.nfsd` and ShowExports lists all N; stop = SIGTERM until it exits. "
+      "Not included: a restart drops every client of that Ganesha and re-enters the NFSv4 grace "
+      "period for all of them when any client has recovery records (none here, so Ganesha lifts "
+      "grace at once); ganesha-ha's D-Bus start touches no other export. Restart figures "
+      "are medians of 3 runs.")
+    w("")
+    w("| N | ganesha-ha start (D-Bus) | ganesha.nfsd start with N blocks | ratio (restart / ours) | "
+      "ganesha-ha stop | ganesha.nfsd stop | ganesha-ha monitor |")
+    w("|---:|---:|---:|---:|---:|---:|---:|")
+    for n in b.ns:
+        g = ga.get(n, {})
+        rs = g.get("restart_start")
+        rr = g.get("restart_reps")
+        note = f" *({rr} runs)*" if rr and rr != b.reps else ""
+        w(f"| {n} | {fmt_t(g.get('start'))} | {fmt_t(rs)}{note} | {fmt_ratio(rs, g.get('start'))} | "
+          f"{fmt_t(g.get('stop'))} | {fmt_t(g.get('restart_stop'))} | {fmt_t(g.get('monitor'))} |")
+    w("")
+
+    w("## 3. Per-call floor (N = 1)")
+    w("")
+    w("| call | ganesha-ha | shell agent | ratio (ours / shell) |")
+    w("|---|---:|---:|---:|")
+    if fl:
+        w(f"| `meta-data` | {fmt_ms(fl['meta_ours'])} | {fmt_ms(fl['meta_up'])} | "
+          f"{fl['meta_ours'] / fl['meta_up']:.2f}× |")
+        w(f"| `meta-data` through the in-tree `ra/exports` (sh wrapper) | {fmt_ms(fl['meta_ra_exports'])} | "
+          f"{fmt_ms(fl['meta_up'])} | {fl['meta_ra_exports'] / fl['meta_up']:.2f}× |")
+    if cl and cu:
+        w(f"| classic-mode `monitor` of one export (ra_bench.sh: median of {b.reps} runs "
+          f"× {b.reps} monitors) | {fmt_ms(cl['mon_one_ms'] / 1000)} | "
+          f"{fmt_ms(cu['mon_one_ms'] / 1000)} | {cl['mon_one_ms'] / cu['mon_one_ms']:.2f}× |")
+        w(f"| classic-mode `start` of one export | {fmt_ms(cl['start_all_s'])} | "
+          f"{fmt_ms(cu['start_all_s'])} | {cl['start_all_s'] / cu['start_all_s']:.2f}× |")
+        w(f"| classic-mode `stop` of one export | {fmt_ms(cl['stop_all_s'])} | "
+          f"{fmt_ms(cu['stop_all_s'])} | {cl['stop_all_s'] / cu['stop_all_s']:.2f}× |")
+    if fl:
+        w(f"| (floor: `python -IS -c pass` / `sh -c :`) | {fmt_ms(fl['python_bare'])} | "
+          f"{fmt_ms(fl['sh_bare'])} | |")
+        w(f"| (`python -I -c pass`: with `site`, as the agent ran before) | {fmt_ms(fl['python_site'])} | | |")
+        w(f"| (one `exportfs` run, no arguments) | {fmt_ms(fl['exportfs'])} | | |")
+    w("")
+    w("Our agent is timed as Pacemaker runs it, everywhere in this report: the file "
+      "`ganesha-ha install-agent` writes (installed under a private OCF root), whose `#!` line "
+      "runs the venv's `python -IS`. The in-tree `ra/exports` (used by the tests and the lab) "
+      "is a `/bin/sh` wrapper around the same call, one shell start more. meta-data of both "
+      "agents is interleaved call by call; the classic-mode figures come from alternating "
+      "ra_bench.sh runs of the two agents.")
+    w("")
+    prof = r.get("imports", {})
+    if t_floor is False:
+        floor_obstacles(w, fl, cl, cu, prof, r.get("monitor_steps", []))
+    if prof:
+        w("### Import time (`python -X importtime -IS <installed agent> ACTION`, median of 5)")
+        w("")
+        w("Top costs: cumulative ms of each import made by `site` (interpreter start-up, .pth "
+          "files) or by a ganesha_ha module, with the importer in brackets. `-X importtime` "
+          "itself slows imports down, so these sums run above the timings of section 3.")
+        w("")
+        w("| action | all imports | top costs (cumulative ms, imported by) | ganesha_ha modules loaded |")
+        w("|---|---:|---|---|")
+        for name, (mods, total) in prof.items():
+            cand = [(v["cum"], m, v["parent"] or "at run time") for m, v in mods.items()
+                    if (v["parent"] == "site" or (v["parent"] or "").startswith("ganesha_ha")
+                        or (v["depth"] == 0 and m not in INTERPRETER))
+                    and not m.startswith("ganesha_ha")]
+            cand += [(v["cum"], m, v["parent"] or "-") for m, v in mods.items()
+                     if m.startswith("ganesha_ha") and v["depth"] == 0]
+            top = sorted(cand, reverse=True)[:9]
+            tops = ", ".join(f"{m} {c / 1000:.1f}" + (f" ({p})" if p and p != "-" else "")
+                             for c, m, p in top)
+            ours = sorted(m.replace("ganesha_ha.", "") for m in mods if m.startswith("ganesha_ha."))
+            w(f"| {name} | {total / 1000:.1f} ms | {tops} | {', '.join(ours) or '-'} |")
+        w("")
+    w("## 4. Failover outage (`ganesha-ha lab --direct --json --failovers 1`)")
+    w("")
+    if lab.get("status") == "measured":
+        w("Two network namespaces as nodes, a loop device as the shared volume, ganesha.nfsd on "
+          "each node, the agent (ra/exports) stops the volume on one node and starts it on the "
+          "other; an NFSv4 client keeps reading through its saved file handle and writing a "
+          "stream throughout. Outage: from the client's first failed I/O (read or write) to its "
+          "first successful one after the move; writes alone also wait for the client's reclaim. "
+          "Grace: the Grace_Period the lab configures, and the time until the new node left "
+          "grace. Lab checks: handles kept, data verified, no acknowledged write lost, ids equal, "
+          "recovery records moved, reclaim done.")
+        w("")
+        w("| run | outage (client I/O) | writes' outage | service gap | grace configured | "
+          "grace measured | lab checks | outage ≤ grace + 2 s |")
+        w("|---:|---:|---:|---:|---:|---:|---|---|")
+        for row in lab_rows(lab["samples"]):
+            o, g = row["outage"], row["grace"]
+            w(f"| {row['run']} | {fmt_s(o)} | {fmt_s(row['write_outage'])} | {fmt_s(row['gap'])} | "
+              f"{fmt_s(g, 0)} | {fmt_s(row['grace_measured'])} | "
+              f"{'passed' if row['ok'] else 'FAILED'} | "
+              f"{met(None if o is None or g is None else o <= g + 2)} |")
+    else:
+        w("| outage | grace period | |")
+        w("|---|---|---|")
+        w(f"| **not measured yet** | | {lab.get('why', '')} |")
+    w("")
+    cluster_lab_section(w, r.get("cluster_lab", {}))
+    if b.notes:
+        w("## Notes")
+        w("")
+        for n in b.notes:
+            w(f"- {n}")
+        w("")
+    return "\n".join(L) + "\n"
+
+
+INTERPRETER = {"site", "encodings", "encodings.utf_8", "io", "abc", "codecs", "zipimport", "runpy",
+               "_frozen_importlib_external", "_io", "marshal", "posix", "time", "_codecs", "_thread",
+               "_warnings", "_weakref", "_imp", "_signal", "winreg", "encodings.aliases"}
+
+
+def code_version() -> str:
+    """The commit benchmarked, and the files of ganesha_ha/ and ra/ with uncommitted changes (they count)."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "ganesha_ha", "ra"],
+                               capture_output=True, text=True, timeout=10).stdout.split("\n")
+    except OSError:
+        return "?"
+    files = sorted(line[3:] for line in dirty if line[3:].strip())
+    return f"commit {head}" + (f" + uncommitted changes in {', '.join(files)}" if files else "")
+
+
+def pkg_version(pkg: str) -> str:
+    try:
+        return subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True,
+                              text=True, timeout=10).stdout.strip() or "?"
+    except OSError:
+        return "?"

@@ -1,0 +1,74 @@
+"""bench/: the pure parts of the benchmark (report, extrapolation, lab rows), from figures
+of the shape a run collects. The measurements themselves run in bench/run, not here."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+import agents  # noqa: E402
+import labs  # noqa: E402
+import report  # noqa: E402
+
+
+def lab_sample(outage: float | None, ok: bool = True) -> dict:
+    return {"grace_period_s": 5, "failovers": [{"outage_s": outage, "service_gap_s": 0.9, "ok": ok,
+                                                "grace_measured_s": 5.1, "writes": {"outage_s": 0.5}}]}
+
+
+def figures() -> SimpleNamespace:
+    r = {"knfsd": {1: {"start": 0.04, "monitor": 0.03, "stop": 0.03},
+                   1000: {"start": 0.5, "monitor": 0.1, "stop": 0.4}},
+         "upstream": {1: {"start_all_s": 0.02, "mon_one_ms": 20.0, "mon_all_s": 0.02, "stop_all_s": 0.02,
+                          "extrapolated": False},
+                      1000: {"start_all_s": 60.0, "mon_one_ms": 30.0, "mon_all_s": 30.0, "stop_all_s": 50.0,
+                             "extrapolated": True, "n_done": 400}},
+         "ganesha": {1000: {"start": 3.5, "stop": 1.0, "monitor": 0.2}},
+         "floor": {"meta_ours": 0.009, "meta_up": 0.007, "meta_ra_exports": 0.01, "python_bare": 0.007,
+                   "python_site": 0.02, "sh_bare": 0.001, "exportfs": 0.001},
+         "lab": {"status": "measured", "samples": [lab_sample(0.4), lab_sample(0.6)]},
+         "cluster_lab": {"status": "not measured yet", "why": "not run (bench/run --no-lab)"}}
+    return SimpleNamespace(r=r, ns=[1, 1000], reps=5, notes=["a note"], load_at_start="0.50")
+
+
+def test_report_states_each_target_from_the_figures():
+    text = report.render(figures(), 300.0)
+    rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
+    assert "| 300×" in rows["| knfsd monitor of a 1000-export volume ≥ 100× cheaper than upstream's 1000 monitors"]
+    assert rows["| knfsd monitor of a 1000-export volume ≥ 100× cheaper than upstream's 1000 monitors"].endswith("**met** |")
+    assert "(upstream extrapolated)" in rows["| knfsd start of 1000 exports ≥ 20× faster than upstream's 1000 starts"]
+    assert rows["| 1000 exports live on Ganesha via D-Bus ≤ 10 s"].endswith("| 3.50 s | **met** |")
+    assert rows["| per-call overhead at N = 1 within 1.5× of the shell agent (meta-data, classic monitor)"].endswith(
+        "| 1.29× | **met** |")
+    assert "direct: 0.60 s worst of 2 failovers" in rows["| lab failover outage ≤ grace + 2 s"]
+    assert "≈50.00 s *(extrapolated from 400 done)*" in text
+    for section in ("## 1. Monitor cost", "## 2. Start and stop", "## 3. Per-call floor", "## 4. Failover outage",
+                    "### Under Pacemaker", "Not measured: not run (bench/run --no-lab)", "- a note"):
+        assert section in text
+
+
+def test_an_outage_over_grace_plus_2_is_not_met():
+    f = figures()
+    f.r["lab"]["samples"].append(lab_sample(7.5, ok=False))
+    text = report.render(f, 60.0)
+    row = next(line for line in text.splitlines() if line.startswith("| lab failover outage"))
+    assert "7.50 s worst of 3" in row and row.endswith("**not met** |")
+    assert labs.lab_summary(f.r["lab"]["samples"]) == (7.5, 5)
+    assert labs.lab_summary([lab_sample(None)]) == (None, 5)
+
+
+def test_extrapolation_through_the_full_and_the_capped_run():
+    """Linear per-call cost in the table size: a run capped at n=400 of a cost a + b*k
+    gives the N=1000 total that a full run would have had."""
+    a, b = 0.02, 0.0001
+    start = lambda n: a * n + b * n * (n - 1) / 2  # noqa: E731  k-th start sees k-1 exports
+    mon = lambda n: n * (a + b * n)                # noqa: E731
+    stop = lambda n: a * n + b * n * (n + 1) / 2   # noqa: E731
+    r100 = {"start_all_s": start(100), "mon_all_s": mon(100), "stop_all_s": stop(100)}
+    row = {"start_all_s": start(400), "mon_all_s": mon(400), "stop_all_s": stop(400)}
+    got = agents.extrapolate(r100, row, 400, 1000)
+    assert got == pytest.approx({"start_all_s": start(1000), "mon_all_s": mon(1000), "stop_all_s": stop(1000)})
