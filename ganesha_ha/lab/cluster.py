@@ -52,11 +52,10 @@ from typing import Iterable, Mapping, Sequence
 
 from .. import linux
 from ..linux import pid_alive
-from .netns import NETNS_DIR, link_up, netns_exists, remove_netns
+from .netns import NETNS_DIR, LabNet, link_up, netns_exists
 from .procs import wait_until
 
 CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
-NETNS_PREFIX = "gha-"
 DEFAULT_SUBNET = "10.213.0"
 PACEMAKER_SCHEMA_DIR = Path("/usr/share/pacemaker")
 
@@ -174,68 +173,6 @@ def _tail(path: Path, n: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
     except OSError:
         return ""
-
-
-# --------------------------------------------------------------------------------------
-# Network (pyroute2)
-# --------------------------------------------------------------------------------------
-
-@dataclass
-class _Net:
-    hub: str
-    node_ns: dict[str, str]        # node name -> netns name
-    addrs: dict[str, str]          # node name -> address
-    prefixlen: int = 24
-    created: list[str] = field(default_factory=list)
-    made_rundir_mount: bool = False
-
-    def create(self) -> None:
-        from pyroute2 import NetNS, netns
-
-        for name in [self.hub, *self.node_ns.values()]:
-            if netns_exists(name):
-                raise ClusterError(f"network namespace {name} already exists")
-        # pyroute2, like `ip netns add`, turns /run/netns into a shared self-bind mount.
-        self.made_rundir_mount = not linux.is_mountpoint(NETNS_DIR)
-        netns.create(self.hub)
-        self.created.append(self.hub)
-        with NetNS(self.hub) as hub:
-            link_up(hub, "lo")
-            hub.link("add", ifname="br0", kind="bridge", br_stp_state=0, br_forward_delay=0)
-            br = link_up(hub, "br0")
-            for i, (node, ns) in enumerate(self.node_ns.items()):
-                netns.create(ns)
-                self.created.append(ns)
-                port = f"p{i}-{node}"[:15]
-                hub.link("add", ifname=port, kind="veth", peer={"ifname": "eth0", "net_ns_fd": ns})
-                pidx = hub.link_lookup(ifname=port)[0]
-                hub.link("set", index=pidx, master=br, state="up")
-                with NetNS(ns) as nns:
-                    link_up(nns, "lo")
-                    eidx = link_up(nns, "eth0")
-                    nns.addr("add", index=eidx, address=self.addrs[node], prefixlen=self.prefixlen)
-
-    def set_port(self, node: str, up: bool) -> None:
-        """Plug (up) or unplug (down) a node's port on the hub bridge: a network partition."""
-        from pyroute2 import NetNS
-
-        idx = list(self.node_ns).index(node)
-        with NetNS(self.hub) as hub:
-            pidx = hub.link_lookup(ifname=f"p{idx}-{node}"[:15])[0]
-            hub.link("set", index=pidx, state="up" if up else "down")
-
-    def remove(self) -> None:
-        for name in reversed(self.created):
-            try:
-                remove_netns(name)
-            except OSError:
-                pass
-        self.created = [n for n in self.created if netns_exists(n)]
-        # Undo the /run/netns self-bind if we made it and nobody else has a namespace there.
-        if (self.made_rundir_mount and not self.created and NETNS_DIR.is_dir()
-                and not os.listdir(NETNS_DIR) and linux.is_mountpoint(NETNS_DIR)):
-            linux.umount(NETNS_DIR, lazy=True)
-            self.made_rundir_mount = False
 
 
 # --------------------------------------------------------------------------------------
@@ -420,19 +357,21 @@ class SandboxCluster:
         self.crm_config = {**DEFAULT_CRM_CONFIG, **(crm_config or {})}
         self.token_ms = token_ms
         self.nodes: dict[str, ClusterNode] = {}
+        # the cluster's own network, unless the caller gives the nodes theirs (or one node)
+        self.net = LabNet(self.tag, subnet=subnet, nodes=tuple(nodes), client_ns=False
+                          ) if two_node_net and netns is None else None
         for i, name in enumerate(nodes, start=1):
-            ns, addr = (netns or {}).get(name) or (
-                (f"{NETNS_PREFIX}{self.tag}-{name}", f"{subnet}.{i}") if two_node_net
-                else (None, "127.0.0.1"))
+            if netns is not None:
+                ns, addr = netns[name]
+            elif self.net is not None:
+                ns, addr = self.net.ns(name), self.net.addr(name)
+            else:
+                ns, addr = None, "127.0.0.1"
             node = ClusterNode(
                 name=name, nodeid=i, workdir=self.workdir / name, addr=addr, netns=ns,
                 binds=[(Path(s), Path(d)) for s, d in (binds or {}).get(name, ())],
                 env={**(env or {}), **((node_env or {}).get(name, {}))})
             self.nodes[name] = node
-        self.net = _Net(hub=f"{NETNS_PREFIX}{self.tag}-hub",
-                        node_ns={n.name: n.netns for n in self.nodes.values()},
-                        addrs={n.name: n.addr for n in self.nodes.values()}
-                        ) if two_node_net and netns is None else None
         self.die_with_parent = die_with_parent
         self._atexit = False
 
@@ -451,7 +390,7 @@ class SandboxCluster:
     def netns_names(self) -> list[str]:
         if self.net is None:
             return []
-        return [self.net.hub, *self.net.node_ns.values()]
+        return self.net.all_names()
 
     # -- start -----------------------------------------------------------------------
     def start(self, timeout: float = 60) -> None:
@@ -722,7 +661,7 @@ class SandboxCluster:
         """Cut (up=False) or restore a node's network link: a partition, not a node loss."""
         if self.net is None:
             raise ClusterError("single-node cluster has no network to cut")
-        self.net.set_port(name, up)
+        self.net.set_link(name, up)
 
     def stop(self, graceful: bool = False, timeout: float = 30) -> None:
         """Stop every node (SIGKILL, or clean shutdown if `graceful`), delete namespaces.

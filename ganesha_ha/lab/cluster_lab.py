@@ -45,12 +45,12 @@ from .evidence import ClientWatch
 from .knfsd_lab import NFSD_NOTE, etab_lines, knfsd_evidence, rmtab_lines
 from .ganesha_daemon import GaneshaDaemon, PrivateBus, in_grace
 from .labclient import LabClient
-from .netns import NETNS_DIR, LabNet
+from .netns import NETNS_DIR, LabNet, undo_netns_dir_mount
 from .node import PY, LabNode
 from .procs import wait_until
 from .recipe import Recipe, VolumeRecipe
 from .scenario import (CLUSTER_LAB_ROOT, RUN_ROOT, Interrupted, Progress, detach_loops,
-                       interruptible, shielded, undo_netns_dir_mount)
+                       interruptible, shielded)
 
 NODES = ("node-a", "node-b")
 VOLUMES = (("vol1", "node-a"), ("vol2", "node-b"))

@@ -1,11 +1,13 @@
-"""The lab's network, built with pyroute2: two nodes, a client, a switch, a floating IP.
+"""The lab's network, built with pyroute2: nodes, a client, a switch, floating IPs.
 
-Topology (every name starts with ``gha-<run id>-``, every address exists only inside
-these namespaces, so no packet ever leaves the sandbox)::
+The one network builder of the lab: the direct lab, the cluster lab and the sandbox cluster
+(which, on its own, builds one without a client) all use `LabNet`. Topology (every name
+starts with ``gha-<run id>-``, every address exists only inside these namespaces, so no
+packet ever leaves the sandbox)::
 
     gha-<id>-a  eth0 10.213.N.1/24   ─┐
     gha-<id>-b  eth0 10.213.N.2/24   ─┼─ br0 in gha-<id>-sw (a switch, owned by nobody)
-    gha-<id>-c  eth0 10.213.N.10/24  ─┘
+    gha-<id>-c  eth0 10.213.N.10/24  ─┘  (the client, unless client_ns=False)
     floating IP 10.213.N.100/24 on eth0 of whichever node is active
 
 The bridge lives in its own namespace rather than in a node's, so "node A is gone" never
@@ -20,6 +22,8 @@ import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .. import linux
 
 NETNS_DIR = Path("/run/netns")
 PREFIX = "gha-"
@@ -48,6 +52,14 @@ def remove_netns(name: str) -> None:
         pass
 
 
+def undo_netns_dir_mount(was_mount: bool) -> None:
+    """pyroute2 (like `ip netns add`) turns /run/netns into a self-bind mount; undo it when
+    it was not one before and no namespace (of anybody) is left there."""
+    if was_mount or not NETNS_DIR.is_dir() or os.listdir(NETNS_DIR) or not linux.is_mountpoint(NETNS_DIR):
+        return
+    linux.umount(NETNS_DIR, lazy=True)
+
+
 def _ipr(name: str):
     """An IPRoute bound to namespace `name`; flags=0 so a typo never creates a namespace."""
     from pyroute2 import IPRoute
@@ -64,13 +76,27 @@ def link_up(ipr, ifname: str) -> int:
 
 @dataclass
 class LabNet:
-    """The lab's namespaces and addresses. `create()` builds, `remove()` tears down."""
+    """The lab's namespaces and addresses. `create()` builds, `remove()` tears down.
+
+    Node names must be distinct, at most 10 characters (the switch port is ``p-<node>``)
+    and neither ``sw`` nor ``c``; with a client, at most 9 nodes (the client is ``.10``).
+    """
 
     run_id: str
     subnet: str = "10.213.77"            # a /24, inside the lab's namespaces only
     nodes: tuple[str, ...] = ("a", "b")
     prefixlen: int = 24
+    client_ns: bool = True               # a client namespace ("c") on the switch
     created: list[str] = field(default_factory=list)
+    # whether /run/netns was a mount before this lab made its first namespace (see remove)
+    netns_dir_was_mount: bool = field(default_factory=lambda: linux.is_mountpoint(NETNS_DIR))
+
+    def __post_init__(self) -> None:
+        self.nodes = tuple(self.nodes)
+        if (len(set(self.nodes)) != len(self.nodes) or {"sw", "c"} & set(self.nodes)
+                or any(not n or len(n) > 10 for n in self.nodes)
+                or (self.client_ns and len(self.nodes) > 9)):
+            raise ValueError(f"bad node names for a lab network: {self.nodes}")
 
     # ---- names and addresses ----------------------------------------------------------
     def ns(self, who: str) -> str:
@@ -95,7 +121,7 @@ class LabNet:
         return f"{self.subnet}.100"
 
     def all_names(self) -> list[str]:
-        return [self.switch, *(self.ns(n) for n in self.nodes), self.client]
+        return [self.switch, *(self.ns(n) for n in self.nodes), *([self.client] if self.client_ns else [])]
 
     # ---- build ------------------------------------------------------------------------
     def create(self) -> "LabNet":
@@ -105,13 +131,15 @@ class LabNet:
             if netns_exists(name):
                 raise RuntimeError(f"network namespace {name} already exists "
                                    "(a kept lab? 'ganesha-ha lab down' removes it)")
+        if not self.created:
+            self.netns_dir_was_mount = linux.is_mountpoint(NETNS_DIR)
         netns.create(self.switch)
         self.created.append(self.switch)
         with _ipr(self.switch) as sw:
             link_up(sw, "lo")
             sw.link("add", ifname="br0", kind="bridge", br_stp_state=0, br_forward_delay=0)
             br = link_up(sw, "br0")
-            for who in (*self.nodes, "c"):
+            for who in (*self.nodes, *(["c"] if self.client_ns else [])):
                 name = self.ns(who)
                 netns.create(name)
                 self.created.append(name)
@@ -156,6 +184,8 @@ class LabNet:
 
     def forget_neighbour(self) -> None:
         """Drop the client's ARP entry for the floating IP (what gratuitous ARP achieves)."""
+        if not self.client_ns:
+            return
         with _ipr(self.client) as ipr:
             eth = ipr.link_lookup(ifname="eth0")[0]
             try:
@@ -185,7 +215,8 @@ class LabNet:
 
     # ---- tear down --------------------------------------------------------------------
     def remove(self) -> list[str]:
-        """Remove every namespace this lab created; return those that would not go."""
+        """Remove every namespace this lab created; return those that would not go. When
+        none is left and /run/netns was no mount before, undo its self-bind too."""
         left = []
         for name in reversed(self.created or self.all_names()):
             try:
@@ -195,4 +226,6 @@ class LabNet:
             if netns_exists(name):
                 left.append(name)
         self.created = left
+        if not left:
+            undo_netns_dir_mount(self.netns_dir_was_mount)
         return left

@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterator
 from .. import linux
 from .evidence import ClientWatch
 from .labclient import LabClient
-from .netns import NETNS_DIR, LabNet, netns_exists, remove_netns
+from .netns import NETNS_DIR, LabNet, netns_exists, remove_netns, undo_netns_dir_mount
 from .ganesha_daemon import in_grace
 from ..linux import same_process
 from .node import PY, LabNode
@@ -582,14 +582,6 @@ class Lab:
 # ---------------------------------------------------------------------------------------
 # Teardown helpers shared with 'ganesha-ha lab down'
 # ---------------------------------------------------------------------------------------
-
-def undo_netns_dir_mount(was_mount: bool) -> None:
-    """pyroute2 (like `ip netns add`) turns /run/netns into a self-bind mount; undo it when
-    the lab made it and no namespace is left there."""
-    if was_mount or not NETNS_DIR.is_dir() or os.listdir(NETNS_DIR) or not linux.is_mountpoint(NETNS_DIR):
-        return
-    linux.umount(NETNS_DIR, lazy=True)
-
 
 def detach_loops(image: Path) -> list[str]:
     left = []
