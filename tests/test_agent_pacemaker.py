@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from conftest import GaneshaLab
-from ganesha_ha.lab.cluster import SandboxCluster, available
+from ganesha_ha.lab.sandbox import available
+from ganesha_ha.lab.sandbox.cluster import SandboxCluster
 from ganesha_ha.lab.procs import wait_until
 
 pytestmark = [

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ganesha_ha.lab.cluster import available
-from test_lab import leftovers as lab_leftovers
+from ganesha_ha.lab.sandbox import available
+from test_direct_lab import leftovers as lab_leftovers
 
 pytestmark = [
     pytest.mark.root,

@@ -1,5 +1,5 @@
 """ganesha_ha.lab.report: the lab's reports as text, from report dicts of the shape the labs
-write (the end-to-end runs in test_lab.py and test_cluster_lab.py produce real ones).
+write (the end-to-end runs in test_direct_lab.py and test_cluster_lab.py produce real ones).
 Pure and fast: no root needed."""
 from __future__ import annotations
 

@@ -118,7 +118,7 @@ def test_readme_example_uses_the_labs_intervals_and_defaults():
 # ---- both renderings through the real tools, into CIB files --------------------------------
 
 def _cib_file(path: Path) -> Path:
-    from ganesha_ha.lab.cluster import cib_xml
+    from ganesha_ha.lab.sandbox.conf import cib_xml
 
     path.write_text(cib_xml({"stonith-enabled": "false"}))
     return path

@@ -59,6 +59,6 @@ def test_twenty_kill_failovers_lose_nothing():
     assert all(f["writes"]["acked_total"] > 0 for f in fos)
     assert r["ok"] is True and proc.returncode == 0
     assert r["left_behind"] == []
-    from test_lab import leftovers
+    from test_direct_lab import leftovers
 
     assert leftovers(r["run_id"]) == []

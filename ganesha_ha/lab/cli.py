@@ -7,7 +7,7 @@
     ganesha-ha lab down [RUN_ID]
 
 The lab runs under a real two-node Pacemaker cluster (cluster_lab.py), which decides every
-failover; --direct runs the agent by hand instead (scenario.py: one volume, faster). An option
+failover; --direct runs the agent by hand instead (direct_lab.py: one volume, faster). An option
 only the direct lab has (--failovers, --kill, --break export-id or recovery) selects it.
 
 Exit codes: 0 every failover held and nothing was left behind; 1 a check failed (the
@@ -59,7 +59,7 @@ def _kinds(text: str) -> tuple[str, ...]:
 def build_parser() -> argparse.ArgumentParser:
     from .cluster_lab import BREAKS as CLUSTER_BREAKS
     from .cluster_lab import KINDS
-    from .scenario import BREAKS
+    from .direct_lab import BREAKS
 
     breaks = {**BREAKS, **CLUSTER_BREAKS}
 
@@ -102,7 +102,7 @@ def main(argv: list[str], config: str | None = None) -> int:
         return _down(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .scenario import BREAKS as DIRECT_BREAKS
+    from .direct_lab import BREAKS as DIRECT_BREAKS
 
     # options only the direct lab has select it (as older scripts and the benchmark call it)
     direct_only = args.kill or args.failovers is not None or set(args.breaks) & set(DIRECT_BREAKS)
@@ -121,12 +121,13 @@ def main(argv: list[str], config: str | None = None) -> int:
     if problem:
         print(f"ganesha-ha lab: {problem}", file=sys.stderr)
         return 3
-    from .scenario import Lab, LabOptions, Progress
+    from .base import Progress
+    from .direct_lab import DirectLab, DirectLabOptions
 
-    lab_class = Lab
+    lab_class = DirectLab
     if args.server == "knfsd":
         from .knfsd_lab import KnfsdLab as lab_class
-    opts = LabOptions(server=args.server, failovers=args.failovers, kill=args.kill,
+    opts = DirectLabOptions(server=args.server, failovers=args.failovers, kill=args.kill,
                       keep=args.keep, breaks=tuple(dict.fromkeys(args.breaks)))
     report = lab_class(opts, Progress(enabled=not args.quiet)).run()
     if args.json:
@@ -141,10 +142,10 @@ def main(argv: list[str], config: str | None = None) -> int:
 def _cluster(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """`lab --cluster`: the same proof with Pacemaker deciding every failover."""
     from .cluster_lab import BREAKS, KINDS, ClusterLab, ClusterLabOptions
-    from .scenario import Progress
+    from .base import Progress
 
     if args.server == "knfsd":
-        from .cluster_lab import KNFSD_KINDS
+        from .cluster_failover import KNFSD_KINDS
 
         args.kinds = args.kinds or KNFSD_KINDS
         if set(args.kinds) - set(KNFSD_KINDS):
@@ -191,7 +192,7 @@ def _down(argv: list[str]) -> int:
     if os.geteuid() != 0:
         print("ganesha-ha lab down: needs root", file=sys.stderr)
         return 3
-    from .scenario import down
+    from .down import down
 
     n, left = down(args.run_id)
     if n == 0:

@@ -1,11 +1,11 @@
 """`ganesha-ha lab` (the default, `--cluster`): the failover lab on a real two-node Pacemaker
 cluster.
 
-The direct lab (`--direct`, scenario.py) runs the agent by hand; here Pacemaker decides
+The direct lab (`--direct`, direct_lab.py) runs the agent by hand; here Pacemaker decides
 every move.
 
 1. Network (netns.py): nodes ``gha-<id>-node-a`` and ``-node-b``, the client ``-c``, a switch.
-2. Cluster (cluster.py): corosync + pacemakerd on each node, in the node's own mount, UTS
+2. Cluster (sandbox/): corosync + pacemakerd on each node, in the node's own mount, UTS
    and network namespaces, with a fresh /run. On each node, as a real one would have:
    a system D-Bus at /run/dbus/system_bus_socket, ganesha.nfsd started before the volume
    resources, and its own /var/lib/nfs (etab, rmtab, Ganesha's recovery root). So the agent
@@ -24,11 +24,6 @@ every move.
 """
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import re
-import secrets
 import shutil
 import subprocess
 import time
@@ -36,32 +31,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import linux
 from ..backends.ganesha import RECOVERY_FILE
 from ..install import agent_text
 from ..linux import proc_starttime
-from .cluster import ClusterError, SandboxCluster
+from .base import CLUSTER_LAB_ROOT, LabRun, Progress
+from .sandbox import ClusterError
+from .sandbox.cluster import SandboxCluster
+from .cluster_failover import KINDS, MONITOR_S, NODES, ClusterFailovers, Vol
 from .evidence import ClientWatch
-from .knfsd_lab import NFSD_NOTE, etab_lines, knfsd_evidence, rmtab_lines
-from .ganesha_daemon import GaneshaDaemon, PrivateBus, in_grace
+from .ganesha_daemon import GaneshaDaemon, PrivateBus
+from .knfsd_evidence import NFSD_NOTE
 from .labclient import LabClient
-from .netns import NETNS_DIR, LabNet, undo_netns_dir_mount
+from .loopdev import detach_loops, make_volume_image
 from .node import PY, LabNode
 from .procs import wait_until
 from .recipe import Recipe, VolumeRecipe
-from .scenario import (CLUSTER_LAB_ROOT, RUN_ROOT, Interrupted, Progress, detach_loops,
-                       interruptible, shielded)
 
-NODES = ("node-a", "node-b")
 VOLUMES = (("vol1", "node-a"), ("vol2", "node-b"))
 IMAGE_SIZE = 128 * 1024 * 1024
-KINDS = {
-    "move": "planned move: crm_resource --move of vol1's group to the other node",
-    "shutdown": "node shutdown: SIGTERM to pacemakerd on vol1's node, which then goes down",
-    "kill": "kill -9 of ganesha.nfsd on vol1's node: the monitor fails, the group moves",
-    "loss": "node loss: corosync, pacemakerd and everything else of vol1's node killed at once",
-}
-KNFSD_KINDS = ("move", "shutdown", "loss")  # no userspace daemon to kill -9 with knfsd
 BREAKS = {"lying-monitor": "the exports agent's recurring monitor always says OCF_SUCCESS "
                            "(it checks nothing; shows with the kill failover)"}
 FENCING_NOTE = ("stonith is off in this lab, so Pacemaker took the lost node's resources as soon "
@@ -70,7 +57,6 @@ FENCING_NOTE = ("stonith is off in this lab, so Pacemaker took the lost node's r
                 "with stonith-enabled=true the survivor waits for the fence, then recovers.")
 OCF_DIR = Path("/usr/lib/ocf/resource.d")
 CLI = str(Path(PY).with_name("ganesha-ha"))   # the console script beside this interpreter
-MONITOR_S = 5
 
 
 @dataclass
@@ -86,7 +72,7 @@ class ClusterLabOptions:
 class NodeServices(LabNode):
     """What runs on a cluster node besides the cluster: the system bus and ganesha.nfsd.
 
-    The node's namespaces belong to its cluster init (cluster.py); `attach()` points this
+    The node's namespaces belong to its cluster init (sandbox/init.py); `attach()` points this
     at them. The bus directory is bind-mounted over the node's /run/dbus and its
     /var/lib/nfs is the node's own, so paths are the packaged defaults inside the node.
     """
@@ -140,45 +126,32 @@ class NodeServices(LabNode):
         return out
 
 
-@dataclass
-class Vol:
-    """One volume of the lab and the client watching it."""
+class ClusterLab(ClusterFailovers, LabRun):
+    """One run of the cluster lab (two volumes, nodes "node-a" and "node-b"). See LabRun."""
 
-    recipe: VolumeRecipe
-    image: Path
-    watch: ClientWatch | None = None
-    client: LabClient | None = None
-
-
-class ClusterLab:
-    """One run. `run()` returns the report and always tears down."""
+    ID_PREFIX = "k"
+    ROOT = CLUSTER_LAB_ROOT
 
     def __init__(self, opts: ClusterLabOptions, progress: Progress | None = None) -> None:
-        self.opts = opts
-        self.say = progress or Progress(enabled=False)
-        self.run_id = "k" + secrets.token_hex(2)
-        self.workdir = CLUSTER_LAB_ROOT / self.run_id
-        self.state_path = RUN_ROOT / f"{self.run_id}.json"
-        self.net = LabNet(self.run_id, subnet=f"10.213.{secrets.randbelow(200) + 20}", nodes=NODES)
+        super().__init__(opts, progress, nodes=NODES)
         self.services: dict[str, NodeServices] = {}
         self.cluster: SandboxCluster | None = None
         self.vols: dict[str, Vol] = {}
         self.recipe: Recipe | None = None
-        self.netns_dir_was_mount = linux.is_mountpoint(NETNS_DIR)
-        self.report: dict[str, Any] = {
-            "ok": False, "mode": "cluster", "server": opts.server, "run_id": self.run_id,
-            "nodes": list(NODES), "kinds_requested": list(opts.kinds), "break": list(opts.breaks),
-            "grace_period_s": opts.grace_period, "failovers": [], "problems": [],
-            "fencing": FENCING_NOTE,
-        }
+        self.report.update({"mode": "cluster", "nodes": list(NODES), "kinds_requested": list(opts.kinds),
+                            "fencing": FENCING_NOTE})
 
-    # ---- bookkeeping ------------------------------------------------------------------
-    def problem(self, text: str) -> None:
-        self.report["problems"].append(text)
+    def planned(self) -> int:
+        return len(self.opts.kinds)
 
-    def save_state(self) -> None:
-        """What 'ganesha-ha lab down' needs if this process dies before its teardown."""
-        RUN_ROOT.mkdir(parents=True, exist_ok=True, mode=0o700)
+    def one_failover(self, i: int) -> dict[str, Any]:
+        return self.failover(i, self.opts.kinds[i - 1])
+
+    def can_keep(self) -> bool:
+        return self.cluster is not None
+
+    def node_states(self) -> list[dict[str, Any]]:
+        """Each node's cluster daemons (init, corosync, pacemakerd), then its services."""
         nodes = []
         for name in NODES:
             pids: list[list] = []
@@ -189,46 +162,7 @@ class ClusterLab:
             if svc is not None:
                 pids += svc.to_state()["pids"]
             nodes.append({"name": name, "pids": pids})
-        state = {"run_id": self.run_id, "lab_pid": os.getpid(), "workdir": str(self.workdir),
-                 "images": [str(v.image) for v in self.vols.values()], "netns": self.net.created,
-                 "netns_dir_was_mount": self.netns_dir_was_mount, "nodes": nodes}
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=1))
-        os.replace(tmp, self.state_path)
-
-    # ---- the run ----------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
-        t0 = time.monotonic()
-        stack = contextlib.ExitStack()
-        stack.enter_context(interruptible())
-        try:
-            self.setup()
-            self.report["setup_s"] = round(time.monotonic() - t0, 2)
-            for i, kind in enumerate(self.opts.kinds, start=1):
-                fo = self.failover(i, kind)
-                self.report["failovers"].append(fo)
-                if not fo["ok"]:
-                    break
-            self.final_check()
-        except (KeyboardInterrupt, Interrupted) as exc:
-            self.report["interrupted"] = True
-            self.problem(f"interrupted ({exc or type(exc).__name__})")
-        except Exception as exc:
-            self.problem(f"lab failed: {type(exc).__name__}: {' '.join(str(exc).split())[:3000]}")
-            self.say(f"error: {' '.join(str(exc).split())[:300]}")
-        finally:
-            with stack, shielded():
-                if self.opts.keep and not self.report.get("interrupted") and self.cluster is not None:
-                    self.report["kept"] = self.keep_info()
-                else:
-                    t_down = time.monotonic()
-                    self.report["left_behind"] = self.teardown()
-                    self.report["teardown_s"] = round(time.monotonic() - t_down, 2)
-        self.report["total_s"] = round(time.monotonic() - t0, 2)
-        fos = self.report["failovers"]
-        self.report["ok"] = (not self.report["problems"] and len(fos) == len(self.opts.kinds)
-                             and all(f["ok"] for f in fos) and not self.report.get("left_behind"))
-        return self.report
+        return nodes
 
     # ---- setup ------------------------------------------------------------------------
     def setup(self) -> None:
@@ -300,12 +234,8 @@ class ClusterLab:
         vols = []
         for k, (name, pref) in enumerate(VOLUMES):
             image = self.workdir / f"{name}.img"
-            with open(image, "wb") as fh:
-                fh.truncate(IMAGE_SIZE)
-            subprocess.run(["mkfs.ext4", "-F", "-q", "-L", f"gha-{name}", str(image)], check=True,
-                           capture_output=True, timeout=60)
-            dev = subprocess.run(["losetup", "--find", "--show", str(image)], check=True,
-                                 capture_output=True, text=True, timeout=30).stdout.strip()
+            self.images.append(image)
+            dev = make_volume_image(image, IMAGE_SIZE, f"gha-{name}")
             mp = self.workdir / name
             mp.mkdir(mode=0o755)
             rec = VolumeRecipe(name=name, device=dev, mountpoint=str(mp), ip=f"{subnet}.{101 + k}",
@@ -414,211 +344,6 @@ class ClusterLab:
         for rid in v.recipe.ids():
             self.cluster.wait_resource(rid, node=node, timeout=timeout)
 
-    def pacemaker_lines(self, marks: dict[str, int]) -> list[str]:
-        """What the cluster logged since `marks`: the scheduler's decisions and the results."""
-        rx = re.compile(r"pacemaker-schedulerd.*\b(Move|Recover|Start|Stop)\s+vol|"
-                        r"pacemaker-controld.*Result of (start|stop|monitor) operation for vol\S*-exports|"
-                        r"pacemaker-controld.*Result of \S+ operation for vol\S+ on \S+: (?!ok|Cancelled)|"
-                        r"pacemaker-execd.*log_op_output.*vol\S+_(start|stop|monitor)|"
-                        r"pacemaker-controld.*(Node \S+ state is now lost|Our peer on the DC .* is dead)")
-        out: list[tuple[str, str]] = []
-        for name, pos in marks.items():
-            log = self.cluster.nodes[name].pacemaker_log
-            try:
-                with open(log, "rb") as fh:
-                    fh.seek(pos)
-                    text = fh.read().decode(errors="replace")
-            except OSError:
-                continue
-            for line in text.splitlines():
-                if rx.search(line) and "probe" not in line:
-                    stamp = " ".join(line.split()[:3])   # "Nov 26 00:10:51.123": both nodes, one clock
-                    out.append((stamp, f"{name}: " + " ".join(line.split()[4:])[:200]))
-        return [text for _, text in sorted(out, key=lambda item: item[0])][:40]
-
-    def log_marks(self) -> dict[str, int]:
-        out = {}
-        for name, cn in self.cluster.nodes.items():
-            try:
-                out[name] = cn.pacemaker_log.stat().st_size
-            except OSError:
-                out[name] = 0
-        return out
-
-    # ---- one failover -----------------------------------------------------------------
-    def failover(self, i: int, kind: str) -> dict[str, Any]:
-        say = self.say
-        v1 = self.vols["vol1"]
-        src = self.where(v1)
-        dst = next(n for n in NODES if n != src)
-        # a move takes vol1's group only; the other kinds take everything on vol1's node
-        moving = [v1] if kind == "move" else [v for v in self.vols.values() if self.where(v) == src]
-        fo: dict[str, Any] = {"n": i, "kind": kind, "what": KINDS[kind], "from": src, "to": dst,
-                              "volumes": {}, "problems": []}
-        bad = fo["problems"].append
-        say(f"failover {i} ({kind}): {', '.join(v.recipe.name for v in moving)} {src} -> {dst}")
-        ganesha = self.opts.server == "ganesha"
-        before = {v.recipe.name: self.snapshot(src, v) for v in moving}
-        graces0 = {v.recipe.name: self.services[dst].grace_events(v.recipe.ip) for v in moving}
-        marks = self.log_marks()
-        if ganesha:
-            for v in moving:
-                v.watch.begin()
-        t_fail = time.monotonic()
-        self.trigger(kind, src, dst, v1)
-        # Pacemaker decides; we wait for each moved group to run on dst, IP (last) included.
-        limit = 30 + (MONITOR_S if kind == "kill" else 0)   # measured here: at most ~4 s
-        t_up: dict[str, float] = {}
-        try:
-            for v in moving:
-                self.wait_group(v, dst, timeout=max(1.0, t_fail + limit - time.monotonic()))
-                t_up[v.recipe.name] = time.monotonic()
-        except ClusterError as exc:
-            bad(f"the cluster did not move {', '.join(v.recipe.name for v in moving)} to {dst} "
-                f"within {limit} s: {' '.join(str(exc).split())[:400]}")
-        fo["pacemaker"] = self.pacemaker_lines(marks)
-        for v in moving:
-            name = v.recipe.name
-            if name not in t_up:
-                if ganesha:
-                    v.client.stop_probing()
-                continue
-            ev: dict[str, Any] = {"from": src, "to": dst, "service_gap_s": round(t_up[name] - t_fail, 2)}
-            after = self.snapshot(dst, v)
-            if ganesha:
-                ev.update(self.client_evidence(i, v, dst, t_up[name], bad))
-                ev["export_ids"] = {"before": sorted(before[name]["live"]), "after": sorted(after["live"])}
-                ev["export_ids_equal"] = (before[name] == after
-                                          and set(after["live"]) == set(after["registry"].values()))
-                wait_until(lambda v=v: self.services[dst].grace_events(v.recipe.ip) > graces0[name], 1.0)
-                ev["grace_events_sent"] = self.services[dst].grace_events(v.recipe.ip) - graces0[name]
-            else:
-                ev.update(knfsd_evidence(before[name], after))
-            fo["volumes"][name] = ev
-        if ganesha and t_up:
-            self.wait_grace_over(fo, dst, min(t_up.values()))
-        for v in moving:
-            ev = fo["volumes"].get(v.recipe.name)
-            if ev is None:
-                continue
-            if ganesha:
-                ev.update(v.watch.fresh_open(f"/{v.recipe.name}/data/after-failover-{i}.txt"))
-                ev["writes"] = v.watch.write_summary()
-                # Pacemaker's reaction time comes on top of the lab's grace + 2 s.
-                ev["checks"] = v.watch.checks(ev, outage_limit=self.outage_limit(kind))
-            else:
-                ev["checks"] = {k: ev[k] for k in ("etab_identical", "fsids_equal", "rmtab_migrated")}
-            for check, passed in ev["checks"].items():
-                if not passed:
-                    bad(f"{v.recipe.name}: check failed: {check}")
-        self.after(kind, src)
-        vols = list(fo["volumes"].values())
-        complete = bool(vols) and len(vols) == len(moving)
-        if ganesha:
-            fo["handles_preserved"] = complete and all(e["handles_preserved"] for e in vols)
-            fo["data_verified"] = complete and all(e["data_verified"] for e in vols)
-            outages = [e.get("outage_s") for e in vols]
-            fo["outage_s"] = max(outages) if outages and None not in outages else None
-            fo["outage_limit_s"] = self.outage_limit(kind)
-            summary = (f"outage {fo['outage_s']} s, handles_preserved {fo['handles_preserved']}, "
-                       f"data_verified {fo['data_verified']}")
-        else:
-            fo["identity_kept"] = complete and all(e["etab_identical"] and e["fsids_equal"] for e in vols)
-            summary = f"etab byte-identical and fsids equal: {fo['identity_kept']}"
-        fo["ok"] = complete and not fo["problems"]
-        say(f"  failover {i} ({kind}): {'OK' if fo['ok'] else 'FAILED'}: {summary}")
-        return fo
-
-    def snapshot(self, node: str, v: Vol) -> dict[str, Any]:
-        """The volume's identity as `node` serves it: registry, and the live table."""
-        svc, mp = self.services[node], v.recipe.mountpoint
-        if self.opts.server == "ganesha":
-            return {"registry": self.registry(node, v), "live": svc.live_ids(mp)}
-        return {"registry": self.registry(node, v, key="fsid"),
-                "etab": etab_lines(svc.var_lib_nfs / "etab", mp),
-                "rmtab": rmtab_lines(svc.var_lib_nfs / "rmtab", mp)}
-
-    def client_evidence(self, i: int, v: Vol, dst: str, t_up: float, bad) -> dict[str, Any]:
-        """What the NFSv4 client of `v` saw and could do after the move (evidence.py)."""
-        ev = v.watch.settle(t_up, label=f"client of {v.recipe.name}")
-        ev["recovery_records_moved"] = self.services[dst].takeover_records(v.recipe.ip)
-        result = v.watch.recover(i, dst, t_up, lambda: self.volume_file(dst, v))
-        ev.update({k: val for k, val in result.items() if k != "error"})
-        if result.get("error"):
-            bad(f"{v.recipe.name}: {result['error']}")
-        return ev
-
-    def outage_limit(self, kind: str) -> float:
-        """grace + 2 s (the direct lab's bound) plus what the cluster needs to notice and act:
-        a monitor interval for a crash, corosync's token and consensus plus a DC election for
-        a lost node, and the sequential stop/start of the group's three resources."""
-        detect = {"move": 0, "shutdown": 0, "kill": MONITOR_S, "loss": 5}[kind]
-        return self.opts.grace_period + 2 + detect + 5
-
-    def trigger(self, kind: str, src: str, dst: str, v1: Vol) -> None:
-        say = self.say
-        if kind == "move":
-            self.cluster.crm_resource("--move", "--resource", v1.recipe.group, "--node", dst)
-            say(f"  crm_resource --move --resource {v1.recipe.group} --node {dst}")
-        elif kind == "shutdown":
-            say(f"  SIGTERM to pacemakerd on {src} (node shutdown)")
-            self.cluster.stop_node(src, timeout=90)
-            self.services[src].stop()   # then the node goes down: its services stop too
-        elif kind == "kill":
-            pid = self.services[src].kill_ganesha()
-            say(f"  kill -9 ganesha.nfsd on {src} (pid {pid})")
-        elif kind == "loss":
-            say(f"  node loss: SIGKILL to every process of {src}, its cable unplugged")
-            self.net.set_link(src, False)   # a dead machine answers nothing, not even ARP
-            self.cluster.kill_node(src)
-            self.services[src].stop()   # reap what we started; it died with the node
-
-    def after(self, kind: str, src: str) -> None:
-        """Put the lab back together for the next failover, as an admin would."""
-        if kind == "move":
-            v1 = self.vols["vol1"]
-            self.cluster.crm_resource("--clear", "--resource", v1.recipe.group)
-        elif kind in ("shutdown", "loss"):
-            t = time.monotonic()
-            self.net.flush_foreign(src)     # it boots without the floating IPs it had
-            self.net.set_link(src, True)
-            # and its nfs-server rebuilds etab from its own /etc/exports (empty) at boot
-            (self.services[src].var_lib_nfs / "etab").write_text("")
-            self.cluster.start_node(src, timeout=90)
-            self.boot_services(src)
-            self.say(f"  {src} back: cluster member again after {time.monotonic() - t:.1f} s")
-        elif kind == "kill":
-            self.services[src].restart_ganesha()
-            for v in self.vols.values():
-                self.cluster.crm_resource("--cleanup", "--resource", v.recipe.group, check=False)
-            self.say(f"  ganesha.nfsd on {src} restarted by its service manager; "
-                     "crm_resource --cleanup cleared the fail counts")
-
-    def wait_grace_over(self, fo: dict[str, Any], dst: str, t_up: float) -> None:
-        svc = self.services[dst]
-
-        def over() -> bool:
-            try:
-                return not in_grace(svc.bus_address)
-            except Exception:
-                return False
-        if wait_until(over, self.opts.grace_period + 20, interval=0.2):
-            fo["grace_over_after_s"] = round(time.monotonic() - t_up, 2)
-        else:
-            fo["problems"].append(f"{dst} never left grace")
-
-    # ---- helpers ----------------------------------------------------------------------
-    def registry(self, node: str, v: Vol, key: str = "export_id") -> dict[str, int]:
-        """directory → Export_Id (or fsid) as the registry on the volume says, read on `node`."""
-        cp = self.services[node].cli("export", "list", v.recipe.mountpoint, "--json", check=False)
-        if cp.returncode != 0:
-            return {}
-        return {e["directory"]: e[key] for e in json.loads(cp.stdout)}
-
-    def volume_file(self, node: str, v: Vol) -> bytes | None:
-        cp = self.services[node].run(["cat", f"{v.recipe.mountpoint}/data/client.txt"])
-        return cp.stdout.encode() if cp.returncode == 0 else None
-
     def final_check(self) -> None:
         totals = {}
         for name, v in self.vols.items():
@@ -686,7 +411,6 @@ class ClusterLab:
         if not left:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.state_path.unlink(missing_ok=True)
-            undo_netns_dir_mount(self.netns_dir_was_mount)
             try:
                 CLUSTER_LAB_ROOT.rmdir()
             except OSError:

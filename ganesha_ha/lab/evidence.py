@@ -2,7 +2,7 @@
 
 `ClientWatch` holds one lab client (labclient.py) on one volume: a file it opened and keeps
 the handle of, the bytes it expects there, and a write stream it appends to throughout. The
-direct lab (scenario.py) and the cluster lab (cluster_lab.py) differ only in *how* the
+direct lab (direct_lab.py) and the cluster lab (cluster_lab.py) differ only in *how* the
 volume moves; around the move both do the same thing, here:
 
 * `begin()` before the move: replay the saved handle every 100 ms (a baseline first);

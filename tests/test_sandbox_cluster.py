@@ -1,4 +1,4 @@
-"""The sandboxed Pacemaker cluster (ganesha_ha.lab.cluster) with ocf:heartbeat:Dummy.
+"""The sandboxed Pacemaker cluster (ganesha_ha.lab.sandbox) with ocf:heartbeat:Dummy.
 
 Real corosync + pacemakerd in namespaces: needs root and the pacemaker packages.
 """
@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ganesha_ha.lab.cluster import NETNS_DIR, SandboxCluster, available
+from ganesha_ha.lab.netns import NETNS_DIR
+from ganesha_ha.lab.sandbox import available
+from ganesha_ha.lab.sandbox.cluster import SandboxCluster
 from ganesha_ha.linux import mount_points, pid_alive
 
 pytestmark = [

@@ -1,6 +1,7 @@
-"""`ganesha-ha lab`: two nodes on one machine, a volume that moves, a client that survives.
+"""`ganesha-ha lab --direct`: two nodes on one machine, a volume that moves, a client that survives.
 
-What one run does (every step is what a two-node Pacemaker cluster does, driven directly):
+What one run does (every step is what a two-node Pacemaker cluster does, driven by hand;
+the cluster lab, cluster_lab.py, lets Pacemaker decide instead):
 
 1. Network (netns.py): nodes ``gha-<id>-a`` and ``-b``, client ``-c``, a switch ``-sw``.
 2. Nodes (node.py): each in its own network, mount and UTS namespaces, with its own
@@ -25,30 +26,22 @@ What one run does (every step is what a two-node Pacemaker cluster does, driven 
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from .. import linux
+from .base import RUN_ROOT, LabRun, Progress
 from .evidence import ClientWatch
-from .labclient import LabClient
-from .netns import NETNS_DIR, LabNet, netns_exists, remove_netns, undo_netns_dir_mount
 from .ganesha_daemon import in_grace
-from ..linux import same_process
+from .labclient import LabClient
+from .loopdev import detach_loops, make_volume_image
 from .node import PY, LabNode
-from .procs import end_process, wait_until
+from .procs import wait_until
 
-RUN_ROOT = Path("/run/ganesha-ha-lab")
-CLUSTER_LAB_ROOT = Path("/var/tmp/ganesha-ha-lab")  # not under /run: cluster nodes mount their own
 # The agent as Pacemaker runs it: the in-tree OCF entry (ra/exports, what install-agent
 # copies to /usr/lib/ocf/resource.d/ganesha-ha/exports) when this is a source checkout.
 _RA = Path(__file__).resolve().parent.parent.parent / "ra" / "exports"
@@ -65,85 +58,14 @@ BREAKS = {
 }
 
 
-class Interrupted(Exception):
-    """SIGTERM/SIGHUP while the lab runs: clean up as for Ctrl-C."""
-
-
-@contextlib.contextmanager
-def interruptible() -> Iterator[None]:
-    """While inside, SIGTERM and SIGHUP raise Interrupted in this process, so a lab that is
-    told to stop tears down as for Ctrl-C; forked helpers (pyroute2 forks one per netns
-    creation) die of the signal as usual."""
-    owner = os.getpid()
-
-    def on_term(signum, frame):
-        if os.getpid() != owner:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        raise Interrupted(signal.Signals(signum).name)
-
-    old = {s: signal.signal(s, on_term) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-@contextlib.contextmanager
-def shielded() -> Iterator[None]:
-    """A second Ctrl-C must not stop the cleanup."""
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-
-
 @dataclass
-class LabOptions:
+class DirectLabOptions:
     server: str = "ganesha"
     failovers: int = 1
     kill: bool = False
     keep: bool = False
     breaks: tuple[str, ...] = ()
     grace_period: int = 5
-
-
-class Progress:
-    """One short line per step on stderr, with the elapsed time; waits update in place."""
-
-    def __init__(self, stream=None, enabled: bool = True) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.t0 = time.monotonic()
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._open = False
-
-    def __call__(self, msg: str) -> None:
-        if not self.enabled:
-            return
-        self._close_line()
-        self.stream.write(f"[{time.monotonic() - self.t0:5.1f}s] {msg}\n")
-        self.stream.flush()
-
-    def ticker(self, msg: str) -> Callable[[str], None]:
-        """For a wait: returns tick(extra) that refreshes the line (on a TTY) or stays quiet."""
-        self(msg) if not self.tty else None
-
-        def tick(extra: str) -> None:
-            if not self.enabled or not self.tty:
-                return
-            self.stream.write(f"\r[{time.monotonic() - self.t0:5.1f}s] {msg} {extra}\033[K")
-            self.stream.flush()
-            self._open = True
-        return tick
-
-    def _close_line(self) -> None:
-        if self._open:
-            self.stream.write("\n")
-            self._open = False
 
 
 @dataclass
@@ -161,112 +83,33 @@ OCF_NAMES = {0: "OCF_SUCCESS", 1: "OCF_ERR_GENERIC", 2: "OCF_ERR_ARGS", 3: "OCF_
              4: "OCF_ERR_PERM", 5: "OCF_ERR_INSTALLED", 6: "OCF_ERR_CONFIGURED", 7: "OCF_NOT_RUNNING"}
 
 
-# ---------------------------------------------------------------------------------------
-# State file (what 'ganesha-ha lab down' tears down)
-# ---------------------------------------------------------------------------------------
+class DirectLab(LabRun):
+    """One run of the direct lab (one volume, nodes "a" and "b"). See LabRun for the run."""
 
-def state_files() -> list[Path]:
-    try:
-        return sorted(RUN_ROOT.glob("*.json"))
-    except OSError:
-        return []
+    ID_PREFIX = "l"
+    ROOT = RUN_ROOT
 
-
-def loop_devices_of(image: Path) -> list[str]:
-    """Loop devices whose backing file is `image` (from /sys, no program needed)."""
-    out = []
-    for bf in Path("/sys/block").glob("loop*/loop/backing_file"):
-        try:
-            text = bf.read_text().strip()
-        except OSError:
-            continue
-        if text.removesuffix(" (deleted)") == str(image):
-            out.append(f"/dev/{bf.parent.parent.name}")
-    return sorted(out)
-
-
-class Lab:
-    """One run of the lab. `run()` returns the report; it always tears down unless --keep."""
-
-    def __init__(self, opts: LabOptions, progress: Progress | None = None) -> None:
-        self.opts = opts
-        self.say = progress or Progress(enabled=False)
-        self.run_id = "l" + secrets.token_hex(2)
-        self.workdir = RUN_ROOT / self.run_id
-        self.state_path = RUN_ROOT / f"{self.run_id}.json"
+    def __init__(self, opts: DirectLabOptions, progress: Progress | None = None) -> None:
+        super().__init__(opts, progress)
         self.mountpoint = self.workdir / "volume"
         self.image = self.workdir / "volume.img"
+        self.images = [self.image]
         self.loopdev: str | None = None
-        self.net = LabNet(self.run_id, subnet=f"10.213.{secrets.randbelow(200) + 20}")
         self.nodes: dict[str, LabNode] = {}
         self.client: LabClient | None = None
         self.watch: ClientWatch | None = None
-        self.netns_dir_was_mount = linux.is_mountpoint(NETNS_DIR)
-        self.report: dict[str, Any] = {
-            "ok": False, "server": opts.server, "mode": "kill -9" if opts.kill else "clean stop",
-            "run_id": self.run_id, "failovers_requested": opts.failovers,
-            "break": list(opts.breaks), "grace_period_s": opts.grace_period,
-            "failovers": [], "problems": [],
-        }
+        self.report.update({"mode": "kill -9" if opts.kill else "clean stop",
+                            "failovers_requested": opts.failovers})
 
-    # ---- bookkeeping ------------------------------------------------------------------
-    def save_state(self) -> None:
-        RUN_ROOT.mkdir(parents=True, exist_ok=True, mode=0o700)
-        state = {
-            "run_id": self.run_id, "lab_pid": os.getpid(), "workdir": str(self.workdir),
-            "image": str(self.image), "loop_devices": [self.loopdev] if self.loopdev else [],
-            "mountpoint": str(self.mountpoint), "netns": self.net.created,
-            "netns_dir_was_mount": self.netns_dir_was_mount,
-            "nodes": [n.to_state() for n in self.nodes.values()],
-        }
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=1))
-        os.replace(tmp, self.state_path)
+    def planned(self) -> int:
+        return self.opts.failovers
 
-    def problem(self, text: str) -> None:
-        self.report["problems"].append(text)
+    def one_failover(self, i: int) -> dict[str, Any]:
+        """Odd failovers move the volume a -> b, even ones back b -> a."""
+        return self.failover(i, *(("a", "b") if i % 2 else ("b", "a")))
 
-    # ---- the run ----------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
-        t_start = time.monotonic()
-        stack = contextlib.ExitStack()
-        stack.enter_context(interruptible())
-        interrupted = None
-        try:
-            self.setup()
-            self.report["setup_s"] = round(time.monotonic() - t_start, 2)
-            src, dst = "a", "b"
-            for i in range(1, self.opts.failovers + 1):
-                fo = self.failover(i, src, dst)
-                self.report["failovers"].append(fo)
-                if not fo["ok"]:
-                    if i < self.opts.failovers:
-                        self.problem(f"stopped after failover {i} failed")
-                    break
-                src, dst = dst, src
-            self.final_check()
-        except (KeyboardInterrupt, Interrupted) as exc:
-            interrupted = exc
-            self.problem(f"interrupted ({type(exc).__name__ if isinstance(exc, KeyboardInterrupt) else exc})")
-            self.say("interrupted: cleaning up")
-        except Exception as exc:
-            self.problem(f"lab failed: {type(exc).__name__}: {' '.join(str(exc).split())}")
-            self.say(f"error: {exc}")
-        finally:
-            with stack, shielded():
-                if self.opts.keep and interrupted is None:
-                    self.report["kept"] = self.keep_info()
-                else:
-                    t_down = time.monotonic()
-                    self.report["left_behind"] = self.teardown()
-                    self.report["teardown_s"] = round(time.monotonic() - t_down, 2)
-        self.report["total_s"] = round(time.monotonic() - t_start, 2)
-        fos = self.report["failovers"]
-        self.report["ok"] = (not self.report["problems"] and len(fos) == self.opts.failovers
-                             and all(f["ok"] for f in fos) and not self.report.get("left_behind"))
-        if interrupted is not None:
-            self.report["interrupted"] = True
-        return self.report
+    def node_states(self) -> list[dict[str, Any]]:
+        return [n.to_state() for n in self.nodes.values()]
 
     # ---- setup ------------------------------------------------------------------------
     def setup(self) -> None:
@@ -294,13 +137,7 @@ class Lab:
             say(f"node {name}: {node.addr}, own mount namespace (holder pid {node.holder_pid}), "
                 f"{what}private D-Bus")
         # the replicated-volume stand-in
-        with open(self.image, "wb") as fh:
-            fh.truncate(IMAGE_SIZE)
-        subprocess.run(["mkfs.ext4", "-F", "-q", "-L", "gha-lab", str(self.image)], check=True,
-                       capture_output=True, timeout=60)
-        out = subprocess.run(["losetup", "--find", "--show", str(self.image)], check=True,
-                             capture_output=True, text=True, timeout=30)
-        self.loopdev = out.stdout.strip()
+        self.loopdev = make_volume_image(self.image, IMAGE_SIZE, "gha-lab")
         self.save_state()
         a = self.nodes["a"]
         a.mount(self.loopdev, self.mountpoint)
@@ -569,79 +406,7 @@ class Lab:
         left += self.net.remove()
         if not left:
             shutil.rmtree(self.workdir, ignore_errors=True)
-            try:
-                self.state_path.unlink()
-            except FileNotFoundError:
-                pass
-            undo_netns_dir_mount(self.netns_dir_was_mount)
+            self.state_path.unlink(missing_ok=True)
         for node in self.nodes.values():
             left += [f"process {p}" for p in node.pids()]
         return left
-
-
-# ---------------------------------------------------------------------------------------
-# Teardown helpers shared with 'ganesha-ha lab down'
-# ---------------------------------------------------------------------------------------
-
-def detach_loops(image: Path) -> list[str]:
-    left = []
-    for dev in loop_devices_of(image):
-        subprocess.run(["losetup", "-d", dev], capture_output=True, timeout=30)
-        wait_until(lambda: dev not in loop_devices_of(image), 5.0)
-        if dev in loop_devices_of(image):
-            left.append(f"loop device {dev}")
-    return left
-
-
-def down(run_id: str | None = None, say: Callable[[str], None] = print) -> tuple[int, list[str]]:
-    """Tear down kept labs (all, or `run_id`) from their state files. Returns (count, left)."""
-    files = [p for p in state_files() if run_id is None or p.stem == run_id]
-    left: list[str] = []
-    for path in files:
-        try:
-            st = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            left.append(f"{path}: unreadable ({exc})")
-            continue
-        rid = st.get("run_id", path.stem)
-        lab_pid = st.get("lab_pid")
-        if lab_pid and lab_pid != os.getpid() and _pid_runs_lab(lab_pid):
-            left.append(f"lab {rid}: its lab process {lab_pid} is still running (not kept); skipped")
-            continue
-        for node in st.get("nodes", []):
-            # reverse start order: Ganesha, then its bus, the holder (which pins the mount
-            # namespace, and with it the volume's mount) last
-            for p, t in reversed(node.get("pids", [])):
-                if same_process(p, t):
-                    end_process(p, t, timeout=10.0)
-                    say(f"lab {rid}: node {node.get('name')}: stopped pid {p}")
-                    if same_process(p, t):
-                        left.append(f"process {p}")
-        for image in [Path(p) for p in st.get("images", [st.get("image", "")]) if p]:
-            for dev in loop_devices_of(image):
-                say(f"lab {rid}: detaching {dev}")
-            left += detach_loops(image)
-        for ns in reversed(st.get("netns", [])):
-            if ns.startswith("gha-") and netns_exists(ns):
-                remove_netns(ns)
-                say(f"lab {rid}: removed network namespace {ns}")
-                if netns_exists(ns):
-                    left.append(f"netns {ns}")
-        workdir = Path(st.get("workdir", ""))
-        if any(workdir.is_relative_to(r) and workdir != r for r in (RUN_ROOT, CLUSTER_LAB_ROOT)):
-            shutil.rmtree(workdir, ignore_errors=True)
-        path.unlink(missing_ok=True)
-        undo_netns_dir_mount(bool(st.get("netns_dir_was_mount", True)))
-        try:
-            CLUSTER_LAB_ROOT.rmdir()  # only when empty
-        except OSError:
-            pass
-    return len(files), left
-
-
-def _pid_runs_lab(pid: int) -> bool:
-    try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
-        return False
-    return b"lab" in cmd and b"down" not in cmd
