@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 
 from ganesha_ha.errors import ValidationError
-from ganesha_ha.lab.nfsclient import NfsError, Nfs4Client
+from ganesha_ha.lab.nfs.client import Nfs4Client
+from ganesha_ha.lab.nfs.nfs4 import NfsError
 from ganesha_ha.volume import Volume
 
 from strategies import good_host, name_text

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .. import linux
-from .nfsclient import NFS4ERR_STALE, Nfs4Client, NfsError, OpenFile, RpcError
+from .nfs.client import Nfs4Client, OpenFile
+from .nfs.nfs4 import NFS4ERR_STALE, NfsError
+from .nfs.rpc import RpcError
 
 RECORD = 48  # bytes per record of the write stream
 
@@ -178,9 +180,7 @@ class LabClient:
     def stop_probing(self) -> ProbeWindow:
         def end(c: Nfs4Client) -> None:
             self.probing = False
-            c.timeout = 5.0
-            if c._sock is not None:
-                c._sock.settimeout(5.0)
+            c.timeout = 5.0          # the open connection too
         self.call(end)
         return self.window
 
@@ -210,7 +210,7 @@ class LabClient:
         t = time.monotonic()
         n = self.acked
         try:
-            if c._sock is None:
+            if not c.connected:
                 c.connect()
             data = record(n, self.client_name)
             if c.write(self.stream, n * RECORD, data) != len(data):
@@ -226,7 +226,7 @@ class LabClient:
         c = self.nfs
         t = time.monotonic()
         try:
-            if c._sock is None:
+            if not c.connected:
                 c.connect()
             c.read(self.probe_fh, 0, 64)
             p = self._outcome(t, None)
@@ -241,7 +241,7 @@ class LabClient:
         self._last_renew = now
         c = self.nfs
         try:
-            if c._sock is None:
+            if not c.connected:
                 c.connect()
             c.renew()
         except (NfsError, RpcError, OSError):

@@ -33,7 +33,8 @@ from pathlib import Path
 import pytest
 
 from ganesha_ha.lab.ganesha_daemon import GaneshaDaemon, PrivateBus
-from ganesha_ha.lab.nfsclient import NFS4ERR_NAMES, Nfs4Client, NfsError
+from ganesha_ha.lab.nfs.client import Nfs4Client
+from ganesha_ha.lab.nfs.nfs4 import NFS4ERR_NAMES, NfsError
 
 pytestmark = [
     pytest.mark.root,
