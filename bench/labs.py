@@ -8,63 +8,55 @@ import subprocess
 from env import ROOT, Bench, log
 
 
-def bench_lab(b: Bench):
-    res = {"status": "not measured yet"}
-    b.r["lab"] = res
-    if b.args.no_lab:
-        res["why"] = "not run (bench/run --no-lab)"
-        return
-    cli = ROOT / ".venv" / "bin" / "ganesha-ha"
-    try:
-        h = subprocess.run([cli, "lab", "--help"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        res["why"] = f"`ganesha-ha lab --help` failed: {exc}"
-        return
-    if h.returncode != 0 or "--json" not in h.stdout:
-        res["why"] = "`ganesha-ha lab --json` is not available yet"
-        return
-    samples = []
-    for k in range(b.args.lab_runs):
-        log(f"failover lab, run {k + 1}")
-        try:
-            p = subprocess.run([cli, "lab", "--direct", "--json", "--failovers", "1"], capture_output=True,
-                               text=True, timeout=b.args.lab_timeout)
-        except subprocess.TimeoutExpired:
-            res["why"] = f"`ganesha-ha lab --direct --json --failovers 1` timed out ({b.args.lab_timeout} s)"
-            return
-        try:  # exit 1 with a JSON report is a measured run whose checks failed: reported as such
-            sample = json.loads(p.stdout) if p.returncode in (0, 1) else None
-        except ValueError:
-            sample = None
-        if not isinstance(sample, dict) or not sample.get("failovers"):
-            res["why"] = (f"`ganesha-ha lab --direct --json --failovers 1` failed (exit {p.returncode}): "
-                          + " ".join(p.stderr.split())[-300:])
-            return
-        samples.append(sample)
-    res.update(status="measured", samples=samples)
+CLI = ROOT / ".venv" / "bin" / "ganesha-ha"
 
 
-def bench_cluster_lab(b: Bench):
-    """The default lab: Pacemaker decides four failovers (move, shutdown, kill -9, loss)."""
-    res = {"status": "not measured yet"}
-    b.r["cluster_lab"] = res
-    if b.args.no_lab:
-        res["why"] = "not run (bench/run --no-lab)"
-        return
-    log("cluster lab (two Pacemaker nodes, four failover kinds)")
-    cmd = "ganesha-ha lab --json"
+def run_lab(args: list[str], timeout: float) -> tuple[dict | None, str]:
+    """One `ganesha-ha lab ARGS --json` run: (its report, "") or (None, why not).
+
+    Exit 1 with a JSON report is a measured run whose checks failed: reported as such."""
+    cmd = f"`ganesha-ha lab {' '.join(args)}`"
     try:
-        p = subprocess.run([ROOT / ".venv" / "bin" / "ganesha-ha", "lab", "--json", "--quiet"],
-                           capture_output=True, text=True, timeout=max(b.args.lab_timeout, 400))
+        p = subprocess.run([CLI, "lab", *args, "--json", "--quiet"], capture_output=True, text=True,
+                           timeout=timeout)
     except subprocess.TimeoutExpired:
-        res["why"] = f"`{cmd}` timed out"
-        return
+        return None, f"{cmd} timed out ({timeout:g} s)"
     try:
         sample = json.loads(p.stdout) if p.returncode in (0, 1) else None
     except ValueError:
         sample = None
     if not isinstance(sample, dict) or not sample.get("failovers"):
-        res["why"] = f"`{cmd}` failed (exit {p.returncode}): " + " ".join(p.stderr.split())[-300:]
+        return None, f"{cmd} failed (exit {p.returncode}): " + " ".join(p.stderr.split())[-300:]
+    return sample, ""
+
+
+def bench_lab(b: Bench):
+    """The direct lab, `--lab-runs` times: the agent moves one volume, no cluster."""
+    res = b.r["lab"] = {"status": "not measured yet"}
+    if b.args.no_lab:
+        res["why"] = "not run (bench/run --no-lab)"
+        return
+    samples = []
+    for k in range(b.args.lab_runs):
+        log(f"failover lab, run {k + 1}")
+        sample, res["why"] = run_lab(["--direct", "--failovers", "1"], b.args.lab_timeout)
+        if sample is None:
+            return
+        samples.append(sample)
+    res.pop("why")
+    res.update(status="measured", samples=samples)
+
+
+def bench_cluster_lab(b: Bench):
+    """The default lab: Pacemaker decides four failovers (move, shutdown, kill -9, loss)."""
+    res = b.r["cluster_lab"] = {"status": "not measured yet"}
+    if b.args.no_lab:
+        res["why"] = "not run (bench/run --no-lab)"
+        return
+    log("cluster lab (two Pacemaker nodes, four failover kinds)")
+    sample, why = run_lab([], max(b.args.lab_timeout, 400))
+    if sample is None:
+        res["why"] = why
         return
     res.update(status="measured", sample=sample)
 

@@ -2,12 +2,14 @@
 start-up), so tmpfs volumes and bind mounts made by tests never reach the host."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -48,16 +50,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def tmpfs(mp: Path, size: str = "64m", source: str = "gha-test-volume") -> Iterator[Path]:
+    """A tmpfs mounted at the new directory `mp` for the body (root only; the test session's
+    private mount namespace keeps it from the host), lazily unmounted after."""
+    if not IS_ROOT:
+        pytest.skip("needs root to mount")
+    mp.mkdir()
+    linux.mount(source, mp, "tmpfs", 0, f"size={size},mode=0755")
+    try:
+        yield mp
+    finally:
+        linux.umount(mp, lazy=True)
+
+
 @pytest.fixture
 def tmpfs_volume(tmp_path: Path):
     """A real mounted file system standing in for the shared volume."""
-    if not IS_ROOT:
-        pytest.skip("needs root to mount")
-    mp = tmp_path / "vol"
-    mp.mkdir()
-    linux.mount("gha-test-volume", str(mp), "tmpfs", 0, "size=64m,mode=0755")
-    yield mp
-    linux.umount(str(mp), lazy=True)
+    with tmpfs(tmp_path / "vol") as mp:
+        yield mp
 
 
 class GaneshaLab:

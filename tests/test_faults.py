@@ -322,16 +322,10 @@ def test_exportfs_refusing_an_export_rolls_back(knfsd_active, tmp_path):
 @pytest.fixture
 def small_volume(tmp_path):
     """A 64 KiB tmpfs: a volume that a few writes fill."""
-    from conftest import IS_ROOT
-    from ganesha_ha import linux
+    from conftest import tmpfs
 
-    if not IS_ROOT:
-        pytest.skip("needs root to mount")
-    mp = tmp_path / "small"
-    mp.mkdir()
-    linux.mount("gha-test-small", str(mp), "tmpfs", 0, "size=64k,mode=0755")
-    yield mp
-    linux.umount(str(mp), lazy=True)
+    with tmpfs(tmp_path / "small", "64k", "gha-test-small") as mp:
+        yield mp
 
 
 def fill(volume: Path) -> Path:

@@ -211,19 +211,51 @@ class DirectLab(LabRun):
     def grace_events(self, node: str) -> int:
         return self.nodes[node].grace_events(self.net.floating_ip)
 
+    # ---- steps of a failover (the knfsd lab's too) --------------------------------------
+    def begin_failover(self, i: int, src: str, dst: str) -> dict[str, Any]:
+        """Failover `i`'s evidence, begun with what Pacemaker's recurring monitor does on the
+        active node first: check the volume and save its client records to it."""
+        fo: dict[str, Any] = {"n": i, "from": src, "to": dst, "mode": self.report["mode"],
+                              "problems": [], "agent": {}}
+        self.say(f"failover {i}: {src} -> {dst} ({fo['mode']})")
+        self.agent_step(fo, src, "monitor", key="monitor_before", recurring=True)
+        return fo
+
+    def agent_step(self, fo: dict[str, Any], node: str, action: str, *, key: str | None = None,
+                   recurring: bool = False) -> AgentCall:
+        """The agent's `action` on `node`, kept in fo["agent"]; a failure is a problem."""
+        call = self.agent(self.nodes[node], action, recurring=recurring)
+        fo["agent"][key or action] = call.to_dict()
+        if call.rc != 0:
+            fo["problems"].append(f"agent {action} on {node} returned {call.rc}: {call.log}")
+        return call
+
+    def stop_and_unmount(self, fo: dict[str, Any], src: str) -> str:
+        """A clean stop on `src` (its IP already down), then unmount: 'clean' or 'lazy'."""
+        stop = self.agent_step(fo, src, "stop")
+        how = self.nodes[src].umount(self.mountpoint)
+        self.say(f"  IP down on {src}; agent stop rc {stop.rc} ({stop.seconds:.2f} s); {how} unmount")
+        return how
+
+    def mount_on(self, fo: dict[str, Any], dst: str, src: str, how: str) -> None:
+        """Mount the volume on `dst`, never while `src` still has it (a double mount)."""
+        fo["unmount"] = how
+        if self.nodes[src].is_mounted(self.mountpoint):
+            raise RuntimeError(f"the volume is still mounted on {src}: refusing to mount it twice")
+        self.nodes[dst].mount(self.loopdev, self.mountpoint)
+
+    def start_on(self, fo: dict[str, Any], dst: str) -> AgentCall:
+        """The agent's start on `dst`, then the floating IP up there (last, as in the group)."""
+        start = self.agent_step(fo, dst, "start")
+        self.net.add_ip(dst)
+        return start
+
     # ---- one failover -----------------------------------------------------------------
     def failover(self, i: int, src: str, dst: str) -> dict[str, Any]:
         say = self.say
         S, D = self.nodes[src], self.nodes[dst]
-        fo: dict[str, Any] = {"n": i, "from": src, "to": dst,
-                              "mode": "kill -9" if self.opts.kill else "clean stop", "problems": []}
+        fo = self.begin_failover(i, src, dst)
         bad = fo["problems"].append
-        say(f"failover {i}: {src} -> {dst} ({fo['mode']})")
-        # What Pacemaker's recurring monitor does on the active node: check and save records.
-        mon = self.agent(S, "monitor", recurring=True)
-        fo["agent"] = {"monitor_before": mon.to_dict()}
-        if mon.rc != 0:
-            bad(f"monitor on {src} before the failover returned {mon.rc}")
         reg_before = {e["directory"]: e["export_id"] for e in self.registry(src)}
         live_before = self.live_ids(src)
         watch = self.watch
@@ -248,16 +280,8 @@ class DirectLab(LabRun):
             say(f"  IP down on {src}; agent stop: {fence}; volume fenced ({how} unmount)")
         else:
             self.net.del_ip(src)
-            stop = self.agent(S, "stop")
-            fo["agent"]["stop"] = stop.to_dict()
-            if stop.rc != 0:
-                bad(f"agent stop on {src} returned {stop.rc}: {stop.log}")
-            how = S.umount(self.mountpoint)
-            say(f"  IP down on {src}; agent stop rc {stop.rc} ({stop.seconds:.2f} s); {how} unmount")
-        fo["unmount"] = how
-        if S.is_mounted(self.mountpoint):
-            raise RuntimeError(f"the volume is still mounted on {src}: refusing to mount it twice")
-        D.mount(self.loopdev, self.mountpoint)
+            how = self.stop_and_unmount(fo, src)
+        self.mount_on(fo, dst, src, how)
         if "export-id" in breaks:
             data = next(e for e in self.registry(dst) if e["pseudo"] == "/lab/data")
             new_id = data["export_id"] + 7
@@ -271,11 +295,7 @@ class DirectLab(LabRun):
             say("  BREAK recovery: client-recovery records removed from the volume")
         graces0 = self.grace_events(dst)
         t_start = time.monotonic()
-        start = self.agent(D, "start")
-        fo["agent"]["start"] = start.to_dict()
-        if start.rc != 0:
-            bad(f"agent start on {dst} returned {start.rc}: {start.log}")
-        self.net.add_ip(dst)
+        start = self.start_on(fo, dst)
         t_ip = time.monotonic()
         fo["service_gap_s"] = round(t_ip - t_fail, 2)  # server side: failure begun -> IP up on dst
         # Evidence from the new node, read after the IP is up so it costs the client nothing.

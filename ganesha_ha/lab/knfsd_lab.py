@@ -64,13 +64,8 @@ class KnfsdLab(DirectLab):
     def failover(self, i: int, src: str, dst: str) -> dict[str, Any]:
         say = self.say
         S, D = self.nodes[src], self.nodes[dst]
-        fo: dict[str, Any] = {"n": i, "from": src, "to": dst, "mode": self.report["mode"], "problems": []}
+        fo = self.begin_failover(i, src, dst)
         bad = fo["problems"].append
-        say(f"failover {i}: {src} -> {dst} ({fo['mode']})")
-        mon = self.agent(S, "monitor", recurring=True)
-        fo["agent"] = {"monitor_before": mon.to_dict()}
-        if mon.rc != 0:
-            bad(f"monitor on {src} before the failover returned {mon.rc}")
         etab_before, rmtab_before = self.etab(src), self.rmtab(src)
         reg_before = {e["directory"]: e["fsid"] for e in self.registry(src)}
         breaks = self.opts.breaks if i == 1 else ()
@@ -85,20 +80,12 @@ class KnfsdLab(DirectLab):
             say(f"  node {src} crashed: IP gone, volume fenced ({how} unmount), its etab and rmtab "
                 "empty again after the (emulated) reboot")
         else:
-            stop = self.agent(S, "stop")
-            fo["agent"]["stop"] = stop.to_dict()
-            if stop.rc != 0:
-                bad(f"agent stop on {src} returned {stop.rc}: {stop.log}")
-            how = S.umount(self.mountpoint)
-            say(f"  IP down on {src}; agent stop rc {stop.rc} ({stop.seconds:.2f} s); {how} unmount")
+            how = self.stop_and_unmount(fo, src)
             if self.etab(src):
                 bad(f"{src} still exports the volume after its stop: {self.etab(src)}")
             if self.rmtab(src):
                 bad(f"{src}'s rmtab still lists the volume's clients after its stop")
-        fo["unmount"] = how
-        if S.is_mounted(self.mountpoint):
-            raise RuntimeError(f"the volume is still mounted on {src}: refusing to mount it twice")
-        D.mount(self.loopdev, self.mountpoint)
+        self.mount_on(fo, dst, src, how)
         if "export-id" in breaks:
             old = reg_before.get(str(self.mountpoint / "data"))
             D.cli("export", "update", str(self.mountpoint), "data", "--fsid", "4242", "--record-only")
@@ -111,11 +98,7 @@ class KnfsdLab(DirectLab):
         if probe.rc != 7:
             bad(f"probe on {dst} returned {probe.rc} ({OCF_NAMES.get(probe.rc, probe.rc)}), "
                 "not OCF_NOT_RUNNING")
-        start = self.agent(D, "start")
-        fo["agent"]["start"] = start.to_dict()
-        if start.rc != 0:
-            bad(f"agent start on {dst} returned {start.rc}: {start.log}")
-        self.net.add_ip(dst)
+        start = self.start_on(fo, dst)
         fo["service_gap_s"] = round(time.monotonic() - t0, 2)
         fo.update(knfsd_evidence(
             {"registry": reg_before, "etab": etab_before, "rmtab": rmtab_before},
