@@ -35,8 +35,6 @@ from ..backends.ganesha import RECOVERY_FILE
 from ..install import agent_text
 from ..linux import proc_starttime
 from .base import CLUSTER_LAB_ROOT, LabRun, Progress
-from .sandbox import ClusterError
-from .sandbox.cluster import SandboxCluster
 from .cluster_failover import KINDS, MONITOR_S, NODES, ClusterFailovers, Vol
 from .evidence import ClientWatch
 from .ganesha_daemon import GaneshaDaemon, PrivateBus
@@ -46,6 +44,8 @@ from .loopdev import detach_loops, make_volume_image
 from .node import PY, LabNode
 from .procs import wait_until
 from .recipe import Recipe, VolumeRecipe
+from .sandbox import ClusterError
+from .sandbox.cluster import SandboxCluster
 
 VOLUMES = (("vol1", "node-a"), ("vol2", "node-b"))
 IMAGE_SIZE = 128 * 1024 * 1024
