@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -183,7 +184,7 @@ def test_agent_under_pacemaker_with_ganesha(tmp_path, tmpfs_volume):
                               capture_output=True, text=True, timeout=60)
         assert inst.returncode == 0, inst.stderr
         installed = Path("/usr/lib/ocf/resource.d/ganesha-ha/exports")
-        assert installed.read_text().startswith(f"#!{sys.executable} -IS\n")
+        assert f"\npy={shlex.quote(sys.executable)}\n" in installed.read_text()
 
         # crmsh logs to /var/log/crmsh and caches under $HOME: private ones inside the node
         crm_home = tmp_path / "crm-home"
