@@ -47,7 +47,7 @@ PARAMS: tuple[Param, ...] = (
           "$DBUS_SYSTEM_BUS_ADDRESS).", reloadable=True),
     Param("config", "ganesha-ha settings file",
           "Path of ganesha-ha's own settings file (default /etc/ganesha-ha/ganesha-ha.conf).",
-          reloadable=True),
+          reloadable=True, default="/etc/ganesha-ha/ganesha-ha.conf"),
     Param("directory", "Classic mode: the directory to export",
           "Drop-in for ocf:heartbeat:exportfs: export this one directory (with clientspec, options "
           "and fsid) instead of a whole volume. Its identity is kept in the registry of the file "
@@ -62,8 +62,10 @@ PARAMS: tuple[Param, ...] = (
           "the volume, so the same fsid is used on every node."),
 )
 
+# (action, advised timeout, advised interval): the README's recipe uses the same values
+# (tests/test_metadata.py compares them)
 ACTIONS = (
-    ("start", "60s", None), ("stop", "60s", None), ("monitor", "30s", "10s"),
+    ("start", "60s", None), ("stop", "60s", None), ("monitor", "30s", "5s"),
     ("validate-all", "20s", None), ("meta-data", "5s", None), ("reload-agent", "20s", None),
 )
 

@@ -213,7 +213,7 @@ def test_agent_under_pacemaker_with_ganesha(tmp_path, tmpfs_volume):
             assert info.startswith("Highly available NFS exports of a shared volume") and f"({AGENT})" in info
             assert "server* (string): NFS server: knfsd or ganesha" in info
             assert "volume (string): Mount point of the shared volume" in info
-            assert re.search(r"monitor\s+timeout=30s interval=10s", info), info
+            assert re.search(r"monitor\s+timeout=30s interval=5s", info), info
             assert re.search(r"reload-agent\s+timeout=20s", info), info
 
         # 2. the primitive: the probe says "not running", then start; the exports are live
