@@ -15,8 +15,8 @@ setuptools appends to sys.meta_path *after* the PathFinder, which finds dist-pac
 also makes "nothing left after purge" exact: whatever the package left is a file in the upper
 layer.
 
-Costs about 20 s (build ~4 s, lintian ~3 s, the rest install, ocf-tester, purge), so it runs
-in the default suite.
+Costs about 10 s (build ~4 s, lintian ~3 s, install ~1.5 s, ocf-tester, purge), so it runs in
+the default suite.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ DIST = "/usr/lib/python3/dist-packages"
 # own records, caches and logs, the exports ocf-tester made (etab), the tools' caches in $HOME.
 # Anything else (a file under /usr or /etc, a byte-compiled module) is left over by the package.
 ALLOWED_LEFTOVERS = ("var/lib/dpkg/", "var/lib/apt/", "var/cache/", "var/log/", "var/lib/nfs/",
-                     "root/", "srv/", "etc/ld.so.cache")
+                     "root/", "srv/", "tmp/", "etc/ld.so.cache")
 
 # lintian tags accepted (none today: the one experimental tag is overridden in
 # debian/ganesha-ha.lintian-overrides, with the reason)
@@ -101,8 +101,9 @@ def overlay_root(work: Path) -> Iterator[tuple[Path, Path]]:
         mount("--rbind", "/sys", str(root / "sys"))
         mount("-t", "tmpfs", "gha-pkg-run", str(root / "run"))
         hide = {ROOT} | ({Path(sys.prefix)} if not Path(sys.prefix).is_relative_to(ROOT) else set())
-        for d in hide:
-            mount("-t", "tmpfs", "-o", "size=1m", "gha-pkg-hide", str(root / d.relative_to("/")))
+        for d in hide:  # (a checkout on another file system is not in the overlay: nothing to hide)
+            if (root / d.relative_to("/")).is_dir():
+                mount("-t", "tmpfs", "-o", "size=1m", "gha-pkg-hide", str(root / d.relative_to("/")))
         yield root, ovl / "upper"
     finally:
         for m in reversed(mounted):  # the overlay with everything under it, then the tmpfs
@@ -182,8 +183,9 @@ def test_debian_package_builds_installs_works_and_purges(tmp_path):
     # 4. install, use and purge it in an overlay of this machine, with no checkout in sight
     with overlay_root(tmp_path / "chroot") as (root, upper):
         assert not (root / ROOT.relative_to("/") / "ganesha_ha").exists(), "the checkout is hidden"
+        shutil.copy2(deb, root / "tmp" / deb.name)  # /tmp may be another file system than /
         t1 = time.monotonic()
-        checked(in_root(root, "apt-get", "install", "-y", "--no-install-recommends", str(deb)))
+        checked(in_root(root, "apt-get", "install", "-y", "--no-install-recommends", f"/tmp/{deb.name}"))
         t_install = time.monotonic() - t1
         assert checked(in_root(root, "sh", "-c", "command -v ganesha-ha")).strip() == "/usr/sbin/ganesha-ha"
         assert checked(in_root(root, "ganesha-ha", "--version")).strip() == f"ganesha-ha {__version__}"
