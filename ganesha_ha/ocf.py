@@ -147,6 +147,9 @@ class Logger:
     - $HA_DEBUGLOG too when set (and not the same file as HA_LOGFILE), in its own format;
     - on a terminal (stdin is a tty, as ha_log tests with `tty`): stderr only.
 
+    Every stderr line is "<date><tag>: <LEVEL>: <text>" (ha_log leaves out the tag when not on
+    a terminal and the date when on one; one format is simpler to read and to test).
+
     Debug lines are written only with $HA_debug set (not "0"): to syslog at debug priority,
     $HA_DEBUGLOG, or stderr when neither is set; never to HA_LOGFILE (as ha_debug). The tag is
     "ganesha-ha(<resource>)[<pid>]" or $HA_LOGTAG; the date format $HA_DATEFMT. A log that
@@ -204,11 +207,11 @@ class Logger:
         if level == "debug" and not self.debug_on:
             return
         text = f"{self._LABEL[level]}: {' '.join(message.split())}"
+        date = time.strftime(self.datefmt)
         if self.tty:
             if not ignore_stderr:
-                sys.stderr.write(f"{self.tag}: {text}\n")
+                sys.stderr.write(f"{date}{self.tag}: {text}\n")
             return
-        date = time.strftime(self.datefmt)
         self._syslog(level, text)
         if level == "debug":  # ha_debug: never to HA_LOGFILE
             sink = self.debuglog

@@ -134,7 +134,8 @@ def test_on_a_terminal_stderr_only(logenv, capsys):
     mp.setenv("HA_LOGFILE", str(tmp / "ha.log"))
     mp.setenv("HA_LOGFACILITY", "daemon")
     ocf.Logger().info("by hand")
-    assert capsys.readouterr().err == f"ganesha-ha(vol1-exports)[{ocf.os.getpid()}]: INFO: by hand\n"
+    assert re.match(rf"^[A-Z][a-z]{{2}} [ 0-9]\d \d\d:\d\d:\d\d ganesha-ha\(vol1-exports\)\[{ocf.os.getpid()}\]: "
+                    r"INFO: by hand\n$", capsys.readouterr().err)
     assert lines(tmp / "ha.log") == [] and fake.lines == []
 
 
