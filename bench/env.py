@@ -65,10 +65,11 @@ class Bench:
 
     def setup(self):
         linux.enter_private_mount_namespace()
-        # The agent as Pacemaker runs it: the file `ganesha-ha install-agent` writes (its #! line
-        # execs the venv's python -IS), installed under a private OCF root.
+        # The agent as Pacemaker runs it: the file `ganesha-ha install-agent` writes (a /bin/sh
+        # script that execs the venv's python -IS), installed under a private OCF root.
         from ganesha_ha.install import install_agent
 
+        (self.work / "ocf").mkdir(parents=True, exist_ok=True)
         self.agent = install_agent(str(self.work / "ocf"))
         for d in ("/var/lib/nfs", "/run/resource-agents"):
             src = self.work / "bind" / d.strip("/")

@@ -273,9 +273,9 @@ def render(b: Bench, elapsed: float) -> str:
         w(f"| (one `exportfs` run, no arguments) | {fmt_ms(fl['exportfs'])} | | |")
     w("")
     w("Our agent is timed as Pacemaker runs it, everywhere in this report: the file "
-      "`ganesha-ha install-agent` writes (installed under a private OCF root), whose `#!` line "
-      "runs the venv's `python -IS`. The in-tree `ra/exports` (used by the tests and the lab) "
-      "is a `/bin/sh` wrapper around the same call, one shell start more. meta-data of both "
+      "`ganesha-ha install-agent` writes (installed under a private OCF root): a `/bin/sh` script "
+      "that execs the venv's `python -IS` (one shell start, so that a moved or removed venv still "
+      "answers OCF_ERR_INSTALLED with a reason), as the in-tree `ra/exports` does. meta-data of both "
       "agents is interleaved call by call; the classic-mode figures come from alternating "
       "ra_bench.sh runs of the two agents.")
     w("")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import ocf
+from . import __version__, ocf
 
 
 def _fail_configured(log: ocf.Logger, message: str) -> int:
@@ -322,6 +322,9 @@ def run(action: str) -> int:
         sys.stdout.write(ocf.usage())
         return ocf.OCF_SUCCESS
     log = ocf.Logger()
+    # with HA_debug=1: which install answers (a stale install-agent file is a classic puzzle)
+    log.debug(f"{action}: ganesha_ha {__version__} from {os.path.dirname(os.path.abspath(__file__))}, "
+              f"{sys.executable}")
     if action not in ("start", "stop", "monitor", "status", "validate-all", "reload-agent", "reload"):
         sys.stderr.write(ocf.usage())
         return ocf.OCF_ERR_UNIMPLEMENTED

@@ -1,39 +1,134 @@
-"""Install the OCF agent where Pacemaker looks for `ocf:ganesha-ha:exports`.
+"""The OCF agent file `ocf:ganesha-ha:exports`: one template for every layout.
 
-The installed file starts with the absolute path of the interpreter running this command
-(the virtual environment's): Pacemaker's executor passes on its own minimal environment,
-so `#!/usr/bin/env python3` would find whatever python3 comes first there (under systemd
-the system one, without this package). -I keeps PYTHONPATH and user site-packages out. -S
-skips the `site` start-up (about 25 ms of .pth processing on every call, see lazysite.py):
-the file puts the directory that holds this package on sys.path itself, and the actions
-that need a third-party module add site-packages when they need it.
+Three files come from `agent_text()`: what `ganesha-ha install-agent` writes (a virtual
+environment or a checkout), what the Debian package installs (Debian's /usr/bin/python3 and
+/usr/lib/python3/dist-packages, debian/rules), and the checkout's own ra/exports (paths found
+from the file's own location; tests/test_install.py checks that it is this rendering).
+
+The file is a short POSIX shell script that execs the interpreter it names:
+- the interpreter and the directory holding the ganesha_ha package are written into it,
+  because Pacemaker's executor passes on its own minimal environment (`#!/usr/bin/env python3`
+  would find whatever python3 comes first there, without this package);
+- -I keeps PYTHONPATH and user site-packages out; -S skips the `site` start-up (about 25 ms
+  of .pth processing on every call, see lazysite.py): the script puts the package's directory
+  on sys.path itself;
+- when the interpreter or the package is gone (the virtual environment or the checkout was
+  moved or removed) or the package cannot be imported, every action answers
+  OCF_ERR_INSTALLED (5) with an `ocf-exit-reason:` line, never a traceback, and `meta-data`
+  still answers while the package's ocf.py (standard library only) can be read. The shell
+  costs about 0.4 ms per call (an exec of dash); it is the only way to answer for an
+  interpreter that no longer exists (the kernel would refuse the `#!` line itself).
+
+Why `stop` answers 5 too: without the package nothing can tell what this node exports. A stop
+that claimed success would let the next resource of the group unmount a file system that
+knfsd or Ganesha may still export (knfsd would then serve the bare mount point directory under
+the volume's fsid); failing the stop makes Pacemaker fence the node (or block the resource
+without fencing), as resource-agents' `check_binary` does for a missing program at any action.
+Pacemaker itself reads a *probe* that answers 5 as "not running here" and keeps the resource
+off the node (Pacemaker 2.1, pcmk_xe_mask_probe_failure), so a node that never ran the
+resource is never asked to stop it.
 """
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 
-from .errors import GaneshaHAError
+from .errors import GaneshaHAError, ValidationError
 from .fsutil import atomic_write
 
-TEMPLATE = """#!{python} -IS
-# ocf:ganesha-ha:exports, installed by `ganesha-ha install-agent` for this interpreter.
-import sys
-sys.path.insert(0, {root!r})
-from ganesha_ha.agent import main
-sys.exit(main())
+# The Python run by the agent file: put the package's directory first on sys.path, import the
+# agent, and answer 5 with a reason if the import fails (a partial copy, another Python).
+# No single quote in it: it is a single-quoted shell word.
+_BOOT = r"""import sys
+sys.path.insert(0, sys.argv.pop(1))
+try:
+    from ganesha_ha.agent import main
+except Exception as exc:
+    if sys.argv[1:2] == ["meta-data"]:
+        try:
+            from ganesha_ha.ocf import meta_data
+        except Exception:
+            pass
+        else:
+            sys.stdout.write(meta_data())
+            sys.exit(0)
+    why = " ".join(f"{type(exc).__name__}: {exc}".split())
+    sys.stderr.write(f"ocf-exit-reason:ganesha-ha cannot be imported by {sys.executable} from {sys.path[0]}: {why}\n")
+    sys.exit(5)
+sys.exit(main())"""
+
+_META_DATA_ONLY = ("import sys; sys.path.insert(0, sys.argv[1]); "
+                   "from ganesha_ha.ocf import meta_data; sys.stdout.write(meta_data())")
+
+_HEADER = """#!/bin/sh
+# ocf:ganesha-ha:exports - highly available NFS exports of a shared volume (knfsd or NFS-Ganesha).
+# {origin}
+# Generated from ganesha_ha/install.py, whose docstring says why it is a shell script.
+"""
+
+_LOCATE_INSTALLED = "py={py}\nroot={root}\n"
+
+# the checkout's ra/exports: the checkout's .venv, found from this file's own place
+_LOCATE_IN_TREE = """case $0 in
+*/*) here=${0%/*} ;;
+*) here=. ;;
+esac
+[ -L "$0" ] && here=$(dirname "$(readlink -f "$0")")
+py=$here/../.venv/bin/python
+root=$here/..
+"""
+
+_BODY = """if [ -x "$py" ] && [ -f "$root/ganesha_ha/agent.py" ]; then
+	exec "$py" -IS -c {boot} "$root" "$@"
+fi
+# The interpreter or the package is gone: OCF_ERR_INSTALLED for every action, stop included.
+if [ "$1" = meta-data ] && [ -f "$root/ganesha_ha/ocf.py" ] && [ -x /usr/bin/python3 ]; then
+	/usr/bin/python3 -IS -c {meta} "$root" 2>/dev/null && exit 0
+fi
+printf 'ocf-exit-reason:%s\\n' "ganesha-ha is not installed for this agent: $py or $root/ganesha_ha is missing \\
+(moved or removed?); reinstall the package or run 'ganesha-ha install-agent' again" >&2
+exit 5
 """
 
 # the directory that holds the ganesha_ha package (a checkout, or site-packages)
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
+# where Debian's python3 finds a packaged module without `site` (see debian/rules)
+DEBIAN_PACKAGE_ROOT = "/usr/lib/python3/dist-packages"
 
-def agent_text(python: str | None = None) -> str:
-    return TEMPLATE.format(python=python or sys.executable, root=PACKAGE_ROOT)
+
+def agent_text(python: str | None = None, root: str | None = None, origin: str | None = None,
+               in_tree: bool = False) -> str:
+    """The agent file's text.
+
+    `python`: absolute path of the interpreter (default: the one running this);
+    `root`: directory holding the ganesha_ha package (default: where this module lives);
+    `in_tree`: render the checkout's ra/exports instead (both found from the file's place).
+    """
+    if in_tree:
+        locate = _LOCATE_IN_TREE
+        origin = origin or "The checkout's entry: runs the package next to it with the checkout's .venv."
+    else:
+        locate = _LOCATE_INSTALLED.format(py=shlex.quote(python or sys.executable),
+                                          root=shlex.quote(root or PACKAGE_ROOT))
+        origin = origin or f"Installed by `ganesha-ha install-agent` for {python or sys.executable}."
+    return (_HEADER.format(origin=origin) + locate
+            + _BODY.format(boot=shlex.quote(_BOOT), meta=shlex.quote(_META_DATA_ONLY)))
 
 
 def install_agent(ocf_root: str = "/usr/lib/ocf", python: str | None = None) -> Path:
+    """Write <ocf_root>/resource.d/ganesha-ha/exports (mode 0755, atomically); return its path.
+
+    `ocf_root` must be an absolute path to an existing directory (Pacemaker's OCF root):
+    a relative one would install under the current directory, where Pacemaker never looks.
+    Raises ValidationError for such an `ocf_root`, GaneshaHAError when the file cannot be written.
+    """
+    if not os.path.isabs(ocf_root) or not os.path.isdir(ocf_root):
+        what = "not an absolute path" if not os.path.isabs(ocf_root) else "no such directory"
+        raise ValidationError("--ocf-root", f"{what}: {ocf_root!r} (Pacemaker's OCF root, "
+                                            "e.g. /usr/lib/ocf, must exist: is resource-agents installed?)")
     directory = Path(ocf_root) / "resource.d" / "ganesha-ha"
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o755)

@@ -47,7 +47,7 @@ PARAMS: tuple[Param, ...] = (
           "$DBUS_SYSTEM_BUS_ADDRESS).", reloadable=True),
     Param("config", "ganesha-ha settings file",
           "Path of ganesha-ha's own settings file (default /etc/ganesha-ha/ganesha-ha.conf).",
-          reloadable=True),
+          reloadable=True, default="/etc/ganesha-ha/ganesha-ha.conf"),
     Param("directory", "Classic mode: the directory to export",
           "Drop-in for ocf:heartbeat:exportfs: export this one directory (with clientspec, options "
           "and fsid) instead of a whole volume. Its identity is kept in the registry of the file "
@@ -62,8 +62,10 @@ PARAMS: tuple[Param, ...] = (
           "the volume, so the same fsid is used on every node."),
 )
 
+# (action, advised timeout, advised interval): the README's recipe uses the same values
+# (tests/test_metadata.py compares them)
 ACTIONS = (
-    ("start", "60s", None), ("stop", "60s", None), ("monitor", "30s", "10s"),
+    ("start", "60s", None), ("stop", "60s", None), ("monitor", "30s", "5s"),
     ("validate-all", "20s", None), ("meta-data", "5s", None), ("reload-agent", "20s", None),
 )
 
@@ -133,32 +135,100 @@ def is_probe() -> bool:
 
 
 class Logger:
-    """One line per decision, to stderr (Pacemaker records it) and optionally syslog."""
+    """One line per event, where resource-agents' ocf-shellfuncs (`ha_log`, `ha_debug`,
+    `ocf_exit_reason`) would put it, so the line is found where an administrator looks and is
+    written once:
+
+    - syslog, with the facility in $HA_LOGFACILITY ("none" or empty: no syslog);
+    - $HA_LOGFILE, appended "<date> <tag>:    <LEVEL>: <text>" (Pacemaker's executor sets it to
+      its detail log, e.g. /var/log/pacemaker/pacemaker.log, and HA_LOGFACILITY to "daemon");
+    - stderr only when neither is set (a person running the agent; Pacemaker records an agent's
+      stderr in its own log, so writing there as well would log each line twice);
+    - $HA_DEBUGLOG too when set (and not the same file as HA_LOGFILE), in its own format;
+    - on a terminal (stdin is a tty, as ha_log tests with `tty`): stderr only.
+
+    Every stderr line is "<date><tag>: <LEVEL>: <text>" (ha_log leaves out the tag when not on
+    a terminal and the date when on one; one format is simpler to read and to test).
+
+    Debug lines are written only with $HA_debug set (not "0"): to syslog at debug priority,
+    $HA_DEBUGLOG, or stderr when neither is set; never to HA_LOGFILE (as ha_debug). The tag is
+    "ganesha-ha(<resource>)[<pid>]" or $HA_LOGTAG; the date format $HA_DATEFMT. A log that
+    cannot be written never fails the action. `use_syslog=True` (the settings' [log] syslog)
+    logs to syslog's daemon facility when HA_LOGFACILITY is not set.
+
+    Imports nothing beyond os/sys/time unless syslog is used: the agent makes one per call.
+    """
 
     LEVELS = ("debug", "info", "warning", "err", "crit")
+    _LABEL = {"debug": "DEBUG", "info": "INFO", "warning": "WARNING", "err": "ERROR", "crit": "CRIT"}
 
     def __init__(self, use_syslog: bool | None = None):
-        self.instance = os.environ.get("OCF_RESOURCE_INSTANCE", AGENT_NAME)
-        if use_syslog is None:
-            use_syslog = bool(os.environ.get("HA_LOGFACILITY")) and os.environ.get("HA_LOGFACILITY") != "none"
+        env = os.environ
+        self.instance = env.get("OCF_RESOURCE_INSTANCE", AGENT_NAME)
+        self.tag = env.get("HA_LOGTAG") or f"{PROVIDER}({self.instance})[{os.getpid()}]"
+        self.datefmt = env.get("HA_DATEFMT", "%b %d %T ")
+        self.debug_on = env.get("HA_debug", "0") not in ("0", "")
+        facility = env.get("HA_LOGFACILITY", "")
+        if facility == "none":
+            facility = ""
+        if not facility and use_syslog:
+            facility = "daemon"
+        self.logfile = env.get("HA_LOGFILE", "")
+        self.debuglog = env.get("HA_DEBUGLOG", "")
+        try:
+            self.tty = os.isatty(0)
+        except OSError:
+            self.tty = False
         self.syslog = None
-        if use_syslog:
+        if facility and not self.tty:
             import syslog
 
-            syslog.openlog(f"{PROVIDER}({self.instance})", syslog.LOG_PID, syslog.LOG_DAEMON)
-            self.syslog = syslog
+            fac = getattr(syslog, f"LOG_{facility.upper()}", None)
+            if isinstance(fac, int):
+                syslog.openlog(self.tag, 0, fac)
+                self.syslog = syslog
 
-    def log(self, level: str, message: str) -> None:
-        text = " ".join(message.split())
-        if level == "debug" and os.environ.get("HA_debug", "0") in ("0", ""):
-            return
-        stamp = time.strftime("%b %d %H:%M:%S")
-        sys.stderr.write(f"{stamp} {PROVIDER}({self.instance})[{os.getpid()}]: {level.upper()}: {text}\n")
+    def _append(self, path: str, line: str) -> None:
+        try:
+            with open(path, "a", encoding="utf-8", errors="replace") as fh:
+                fh.write(line)
+        except OSError:
+            pass
+
+    def _syslog(self, level: str, text: str) -> None:
         if self.syslog is not None:
             prio = {"debug": self.syslog.LOG_DEBUG, "info": self.syslog.LOG_INFO,
                     "warning": self.syslog.LOG_WARNING, "err": self.syslog.LOG_ERR,
                     "crit": self.syslog.LOG_CRIT}[level]
             self.syslog.syslog(prio, text)
+
+    def log(self, level: str, message: str, ignore_stderr: bool = False) -> None:
+        """`ignore_stderr`: the text is already on stderr (an exit reason): not again."""
+        if level == "debug" and not self.debug_on:
+            return
+        text = f"{self._LABEL[level]}: {' '.join(message.split())}"
+        date = time.strftime(self.datefmt)
+        if self.tty:
+            if not ignore_stderr:
+                sys.stderr.write(f"{date}{self.tag}: {text}\n")
+            return
+        self._syslog(level, text)
+        if level == "debug":  # ha_debug: never to HA_LOGFILE
+            sink = self.debuglog
+        else:
+            sink = self.logfile
+            if self.logfile:
+                self._append(self.logfile, f"{date} {self.tag}:    {text}\n")
+        if self.debuglog and (level == "debug" or self.debuglog != self.logfile):
+            self._append(self.debuglog, f"{self.tag}:\t{date}{text}\n")
+        if self.syslog is None and not sink and not ignore_stderr:
+            sys.stderr.write(f"{date}{self.tag}: {text}\n")
+
+    def exit_reason(self, message: str) -> None:
+        """The `ocf-exit-reason:` line Pacemaker shows (crm_mon), logged as an error too."""
+        text = " ".join(message.split())[:500]
+        sys.stderr.write(f"ocf-exit-reason:{text}\n")
+        self.log("err", text, ignore_stderr=True)
 
     def info(self, message: str) -> None:
         self.log("info", message)

@@ -30,7 +30,7 @@ from strategies import NASTY, cidr4, good_option, ipv4, ipv6, name_text, netgrou
 
 AGENT = str(ROOT / "ra" / "exports")
 LOG_LINE = re.compile(r"^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d ganesha-ha\([^)]*\)\[\d+\]: "
-                      r"(DEBUG|INFO|WARNING|ERR|CRIT): \S.*$")
+                      r"(DEBUG|INFO|WARNING|ERROR|CRIT): \S.*$")
 
 
 def _long_run(request) -> bool:
@@ -69,8 +69,8 @@ def run_subprocess(action: str, params: dict[str, str]) -> tuple[int, str, str]:
 
 def check_well_formed(rc: int, out: str, err: str, allowed: set[int]) -> list[str]:
     """What Pacemaker sees is always deliberate: an allowed code, log lines and at most one
-    exit reason, no traceback, nothing on stdout; a failure says why in exactly one ERR line.
-    Returns the ERR lines."""
+    exit reason, no traceback, nothing on stdout; a failure says why in exactly one ERROR line.
+    Returns the ERROR lines."""
     assert rc in allowed, (rc, err)
     assert out == "", out
     assert "Traceback" not in err and "unexpectedly" not in err, err
@@ -78,7 +78,7 @@ def check_well_formed(rc: int, out: str, err: str, allowed: set[int]) -> list[st
     reasons = [l for l in lines if l.startswith("ocf-exit-reason:")]
     assert all(LOG_LINE.match(l) for l in lines if not l.startswith("ocf-exit-reason:")), err
     assert len(reasons) <= 1, err
-    errors = [l for l in lines if ": ERR: " in l]
+    errors = [l for l in lines if ": ERROR: " in l]
     if rc != 0 and rc != 7:
         assert len(errors) == 1, err
     return errors

@@ -3,7 +3,7 @@ missing or failing, the disk full while the registry is written.
 
 Each fault is checked through the CLI (exit code, one line on stderr) and, where the agent
 meets it, through the resource agent as Pacemaker runs it (ra/exports with a clean
-environment: OCF code, one ERR line, elapsed time), and always: the registry is unchanged.
+environment: OCF code, one ERROR line, elapsed time), and always: the registry is unchanged.
 """
 from __future__ import annotations
 
@@ -49,9 +49,9 @@ def assert_cli_failure(proc: subprocess.CompletedProcess, code: int, fragment: s
 
 
 def assert_agent_failure(proc: subprocess.CompletedProcess, code: int, fragment: str) -> None:
-    """The agent's answer to Pacemaker: the code, one ERR line saying why, an exit reason."""
+    """The agent's answer to Pacemaker: the code, one ERROR line saying why, an exit reason."""
     assert proc.returncode == code, (proc.returncode, proc.stderr)
-    errors = [line for line in proc.stderr.splitlines() if ": ERR: " in line]
+    errors = [line for line in proc.stderr.splitlines() if ": ERROR: " in line]
     assert len(errors) == 1 and fragment in errors[0], proc.stderr
     assert f"ocf-exit-reason:" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout

@@ -1,0 +1,51 @@
+"""The agent's meta-data says what the README's recipe configures, and every literal default."""
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from conftest import ROOT
+from ganesha_ha import ocf
+from ganesha_ha.settings import DEFAULT_CONFIG
+
+# parameters whose default is not one literal value (so OCF's content default= cannot carry it)
+NO_LITERAL_DEFAULT = {"bus_address": "the settings file's [ganesha] bus_address, else $DBUS_SYSTEM_BUS_ADDRESS, "
+                                     "else the system bus"}
+
+
+def metadata() -> ET.Element:
+    return ET.fromstring(ocf.meta_data())
+
+
+def advised() -> dict[str, dict[str, str]]:
+    return {a.get("name"): dict(a.attrib) for a in metadata().find("actions")}
+
+
+def test_advised_operations_are_the_readme_recipes():
+    """crmsh and pcs forms of the README's recipe use the meta-data's advised monitor interval
+    and start/stop/monitor timeouts for ocf:ganesha-ha:exports."""
+    acts = advised()
+    want = {"monitor": f"interval={acts['monitor']['interval']} timeout={acts['monitor']['timeout']}",
+            "start": f"interval=0s timeout={acts['start']['timeout']}",
+            "stop": f"interval=0s timeout={acts['stop']['timeout']}"}
+    readme = (ROOT / "README.md").read_text().splitlines()
+    crm = [ln for ln in readme if ln.startswith("primitive ") and " ocf:ganesha-ha:exports " in ln]
+    pcs = [ln for ln in readme if ln.startswith("pcs resource create ") and " ocf:ganesha-ha:exports " in ln]
+    assert crm and pcs, "the README's recipe has an exports primitive in both forms"
+    for line in crm:
+        assert dict(re.findall(r"op (\w+) (interval=\S+ timeout=\S+)", line)) == want, line
+    for line in pcs:
+        ops = line.split(" op ", 1)[1]
+        assert dict(re.findall(r"(?:^| )(monitor|start|stop) (interval=\S+ timeout=\S+)", ops)) == want, line
+
+
+def test_parameters_with_a_default_carry_it_in_the_content_element():
+    params = {p.get("name"): p.find("content") for p in metadata().find("parameters")}
+    assert params["config"].get("default") == str(DEFAULT_CONFIG)
+    for p in ocf.PARAMS:
+        if p.name in NO_LITERAL_DEFAULT:
+            assert params[p.name].get("default") is None
+        elif "(default" in p.longdesc:
+            assert params[p.name].get("default"), f"{p.name}: its description names a default"
+        if p.required:
+            assert params[p.name].get("default") is None, f"{p.name}: a required parameter has no default"
