@@ -61,10 +61,13 @@ def undo_netns_dir_mount(was_mount: bool) -> None:
 
 
 def _ipr(name: str):
-    """An IPRoute bound to namespace `name`; flags=0 so a typo never creates a namespace."""
-    from pyroute2 import IPRoute
+    """An IPRoute bound to namespace `name`; flags=0 so a typo never creates a namespace.
 
-    return IPRoute(netns=name, flags=0)
+    `NetNS` rather than `IPRoute(netns=...)`: the latter exists only from pyroute2 0.9, and
+    Debian 12 ships 0.7.2 (python3-pyroute2, which the Debian package depends on)."""
+    from pyroute2 import NetNS
+
+    return NetNS(name, flags=0)
 
 
 def link_up(ipr, ifname: str) -> int:
