@@ -1,0 +1,121 @@
+"""ganesha_ha.lab.nfs: the NFSv3/MOUNT3/PMAP (nfs3.py), NLM4/NSM (nlm4.py) and ONC RPC
+call/reply (rpc.py) encodings and the NSM listener's answers (nsm.py); pure and fast. The
+clients against a real Ganesha with NLM are in test_nfs3_client.py."""
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ganesha_ha.lab.nfs import nfs3, nlm4, rpc
+from ganesha_ha.lab.nfs.nfs3 import Fattr3, Nfs3Error
+from ganesha_ha.lab.nfs.nlm4 import Nlm4Holder, Nlm4Lock, StatChge
+from ganesha_ha.lab.nfs.xdr import Packer, Unpacker, XdrError
+
+u32 = st.integers(0, 2 ** 32 - 1)
+u64 = st.integers(0, 2 ** 64 - 1)
+i32 = st.integers(-2 ** 31, 2 ** 31 - 1)
+pair = st.tuples(u32, u32)
+names = st.text(max_size=30)
+STRUCTS = {
+    Fattr3: st.builds(Fattr3, u32, u32, u32, u32, u32, u64, u64, pair, u64, u64, pair, pair, pair),
+    Nlm4Lock: st.builds(Nlm4Lock, names, st.binary(max_size=64), st.binary(max_size=40), i32, u64, u64),
+    Nlm4Holder: st.builds(Nlm4Holder, st.booleans(), i32, st.binary(max_size=40), u64, u64),
+    StatChge: st.builds(StatChge, names, i32),
+}
+
+
+@pytest.mark.parametrize("cls", list(STRUCTS), ids=lambda c: c.__name__)
+@given(data=st.data())
+def test_structures_round_trip(cls, data):
+    value = data.draw(STRUCTS[cls])
+    p = Packer()
+    value.pack(p)
+    u = Unpacker(p.bytes())
+    assert cls.unpack(u) == value and u.done()
+
+
+@given(u32, u32, u32, u32, st.one_of(st.none(), st.binary(max_size=40)), st.binary(max_size=64))
+def test_rpc_call_round_trip(xid, prog, vers, proc, cred, args):
+    args = args + b"\0" * (-len(args) % 4)
+    call = rpc.decode_call(rpc.encode_call(xid, prog, vers, proc, cred, args))
+    assert (call.xid, call.prog, call.vers, call.proc) == (xid, prog, vers, proc)
+    assert call.cred_flavor == (rpc.AUTH_NONE if cred is None else rpc.AUTH_SYS)
+    assert call.args.fixed(len(args)) == args and call.args.done()
+
+
+@given(u32, st.binary(max_size=64))
+def test_rpc_reply_round_trip(xid, body):
+    body = body + b"\0" * (-len(body) % 4)   # results are XDR: whole 4-byte units
+    u = Unpacker(rpc.encode_reply(xid, body))
+    assert u.u32() == xid
+    rpc.decode_reply(u)
+    assert u.fixed(len(body)) == body
+
+
+@pytest.mark.parametrize("stat", [rpc.PROG_UNAVAIL, rpc.PROG_MISMATCH, rpc.PROC_UNAVAIL, rpc.GARBAGE_ARGS])
+def test_a_refused_call_is_an_rpc_error(stat):
+    u = Unpacker(rpc.encode_reply(7, accept_stat=stat, versions=(2, 2)))
+    u.u32()
+    with pytest.raises(rpc.RpcError, match=f"accept_stat {stat}"):
+        rpc.decode_reply(u)
+
+
+def test_a_reply_is_not_a_call():
+    with pytest.raises(XdrError):
+        rpc.decode_call(rpc.encode_reply(1))
+
+
+def u32s(*vals: int) -> bytes:
+    return struct.pack(f">{len(vals)}I", *vals)
+
+
+def test_nlm_lock_args_as_xnfs_lays_them_out():
+    lock = Nlm4Lock("c1", b"\1\2\3", b"9@c1", 9, 10, 20)
+    assert nlm4.lock_args(b"ck", lock, reclaim=True, state=3) == (
+        u32s(2) + b"ck\0\0"          # cookie
+        + u32s(0, 1)                 # block = false, exclusive = true
+        + u32s(2) + b"c1\0\0" + u32s(3) + b"\1\2\3\0" + u32s(4) + b"9@c1"
+        + u32s(9) + struct.pack(">QQ", 10, 20)
+        + u32s(1, 3))                # reclaim = true, the client's NSM state
+
+
+def test_nlm_test_result_names_the_holder_only_when_denied():
+    holder = Packer()
+    Nlm4Holder(True, 5, b"oh", 0, 0).pack(holder)
+    assert nlm4.decode_testres(Unpacker(u32s(0, nlm4.NLM4_DENIED) + holder.bytes()))[2].svid == 5
+    assert nlm4.decode_testres(Unpacker(u32s(0, nlm4.NLM4_GRANTED))) == (b"", 0, None)
+    assert nlm4.stat_name(4) == "NLM4_DENIED_GRACE_PERIOD" and nlm4.stat_name(77) == "NLM4_77"
+
+
+def attrs(size: int = 5) -> bytes:
+    p = Packer()
+    Fattr3(1, 0o644, 1, 0, 0, size, 4096, (0, 0), 1, 2, (0, 0), (0, 0), (0, 0)).pack(p)
+    return p.bytes()
+
+
+def test_nfs3_results_decode_and_failures_read_their_arm():
+    fh = b"H" * 8
+    u = Unpacker(u32s(0, 8) + fh + u32s(1) + attrs() + u32s(0))
+    assert nfs3.decode_lookup(u) == (fh, Fattr3.unpack(Unpacker(attrs()))) and u.done()
+    u = Unpacker(u32s(2, 1) + attrs())                   # NOENT with the directory's attributes
+    with pytest.raises(Nfs3Error) as ei:
+        nfs3.decode_lookup(u)
+    assert (ei.value.name, ei.value.proc) == ("NFS3ERR_NOENT", "LOOKUP") and u.done()
+    u = Unpacker(u32s(0, 0, 3, 1, 3) + b"abc\0")         # READ: no attrs, count, eof, data
+    assert nfs3.decode_read(u) == (True, b"abc") and u.done()
+    u = Unpacker(u32s(0, 0, 0, 4, 2) + b"verifier")      # WRITE: empty wcc, count, FILE_SYNC
+    assert nfs3.decode_write(u) == (4, nfs3.FILE_SYNC) and u.done()
+    with pytest.raises(Nfs3Error) as ei:
+        nfs3.decode_mnt(Unpacker(u32s(13)))
+    assert ei.value.name == "MNT3ERR_ACCES"
+    assert nfs3.decode_mnt(Unpacker(u32s(0, 2) + b"ab\0\0" + u32s(1, 1))) == (b"ab", [1])
+    with pytest.raises(XdrError):
+        nfs3.decode_mnt(Unpacker(u32s(0, 65) + b"x" * 68 + u32s(0)))   # larger than FHSIZE3
+
+
+def test_create_args_set_only_the_mode():
+    args = nfs3.create_args(b"D", "f", 0o600)
+    assert args == u32s(1) + b"D\0\0\0" + u32s(1) + b"f\0\0\0" + u32s(0, 1, 0o600, 0, 0, 0, 0, 0)
