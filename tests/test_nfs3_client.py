@@ -9,15 +9,27 @@ What these tests pin down, measured here:
   range NLM4_DENIED (TEST names the holder) until the first UNLOCKs. Ganesha SM_MONs the
   locking host with statd under its **address**: the record is sm/<client ip>, whatever
   caller_name the client gave.
+* Reclaim after a crash: the statd record saved before the restart (Ganesha's start sends
+  SM_UNMON_ALL, which deletes it), `sm-notify -d -v <floating ip> -P <saved dir>` reaches
+  the client's NsmListener from the floating IP, naming the server by its name; the client
+  reclaims with reclaim=true while Ganesha is in grace and gets it (a new lock in grace:
+  NLM4_DENIED_GRACE_PERIOD); after grace the other host is still refused. sm-notify deletes
+  the saved record once the client answered.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from nlm_server import NlmServer, skip_reason
+from nlm_server import FIP_NAME, NlmServer, skip_reason
 
-from ganesha_ha.lab.nfs.nlm4 import NLM4_DENIED, NLM4_GRANTED, stat_name
+from ganesha_ha.lab.nfs.nlm4 import (NLM4_DENIED, NLM4_DENIED_GRACE_PERIOD, NLM4_GRANTED,
+                                     stat_name)
+from ganesha_ha.lab.nfs.nsm import NsmListener, servers_of
 from ganesha_ha.lab.nfs.v3client import Nfs3Client, Nfs3Error, NlmClient
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
@@ -99,3 +111,53 @@ def test_nlm_lock_conflict_and_unlock_between_two_hosts(server: NlmServer) -> No
     assert server.client(lambda: two.unlock(server.fip, lock2)) == NLM4_GRANTED
     assert server.client(lambda: two.unlock(server.fip, free)) == NLM4_GRANTED
     assert server.client(lambda: one.test(server.fip, lock1)) == (NLM4_GRANTED, None)
+
+
+def test_sm_notify_from_the_floating_ip_makes_the_client_reclaim_in_grace(server: NlmServer) -> None:
+    _, fh = mounted(server, "reclaimed", DATA)
+    a, b = server.client_addrs
+    one = NlmClient(source_addr=a)
+    two = NlmClient(source_addr=b)
+    lock1 = one.make_lock(fh, svid=301)
+    lock2 = two.make_lock(fh, svid=302)
+    assert server.client(lambda: one.lock(server.fip, lock1)) == NLM4_GRANTED
+
+    listener = server.client(lambda: NsmListener(
+        a, on_notify=lambda note: one.reclaim_all(servers_of(note))).start())
+    try:
+        # What the NSM store will do: keep statd's records of the volume's clients before
+        # the restart (Ganesha's start has statd delete them), with the state number.
+        saved = server.root / "nsm-saved"
+        (saved / "sm").mkdir(parents=True)
+        (saved / "sm.bak").mkdir()
+        shutil.copy2(server.var_lib_nfs / "sm" / a, saved / "sm" / a)
+        shutil.copy2(server.var_lib_nfs / "state", saved / "state")
+
+        server.kill_ganesha()
+        server.start_ganesha()
+        t0 = time.monotonic()
+        assert server.in_grace()
+        assert not (server.var_lib_nfs / "sm" / a).exists()
+        assert server.client(lambda: two.lock(server.fip, lock2)) == NLM4_DENIED_GRACE_PERIOD
+
+        cp = subprocess.run([*server.nsenter(), "sm-notify", "-d", "-v", server.fip, "-P", str(saved)],
+                            capture_output=True, text=True, timeout=60)
+        assert cp.returncode == 0, cp.stderr
+        assert listener.wait(1, timeout=10), f"no SM_NOTIFY reached the client: {cp.stderr[-800:]}"
+        took = time.monotonic() - t0
+        assert server.in_grace(), f"the reclaim came {took:.1f} s after the restart: out of grace"
+    finally:
+        server.client(listener.stop)
+    notes = listener.notifications
+    assert {n.source for n in notes} == {server.fip}
+    assert {n.mon_name for n in notes} <= {FIP_NAME, FIP_NAME.split(".")[0]} and notes[0].mon_name == FIP_NAME
+    assert notes[0].state % 2 == 1 and not listener.errors
+    assert [(r.held.lock, r.stat) for r in one.reclaims] == [(lock1, NLM4_GRANTED)]
+    assert os.listdir(saved / "sm") == [] and os.listdir(saved / "sm.bak") == []
+    assert (server.var_lib_nfs / "sm" / a).exists()       # the new instance monitors it again
+
+    server.wait_out_of_grace()
+    assert server.client(lambda: two.lock(server.fip, lock2)) == NLM4_DENIED   # the reclaim holds
+    assert server.client(lambda: one.unlock(server.fip, lock1)) == NLM4_GRANTED
+    assert server.client(lambda: two.lock(server.fip, lock2)) == NLM4_GRANTED
+    assert server.client(lambda: two.unlock(server.fip, lock2)) == NLM4_GRANTED

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ganesha_ha.lab.nfs import nfs3, nlm4, rpc
 from ganesha_ha.lab.nfs.nfs3 import Fattr3, Nfs3Error
 from ganesha_ha.lab.nfs.nlm4 import Nlm4Holder, Nlm4Lock, StatChge
+from ganesha_ha.lab.nfs.nsm import Notification, NsmListener, answer_pmap, answer_sm
 from ganesha_ha.lab.nfs.xdr import Packer, Unpacker, XdrError
 
 u32 = st.integers(0, 2 ** 32 - 1)
@@ -119,3 +120,55 @@ def test_nfs3_results_decode_and_failures_read_their_arm():
 def test_create_args_set_only_the_mode():
     args = nfs3.create_args(b"D", "f", 0o600)
     assert args == u32s(1) + b"D\0\0\0" + u32s(1) + b"f\0\0\0" + u32s(0, 1, 0o600, 0, 0, 0, 0, 0)
+
+
+def call(prog: int, vers: int, proc: int, args: bytes = b"", xid: int = 42) -> bytes:
+    return rpc.encode_call(xid, prog, vers, proc, None, args)
+
+
+def reply_of(data: bytes) -> Unpacker:
+    u = Unpacker(data)
+    assert u.u32() == 42
+    rpc.decode_reply(u)
+    return u
+
+
+def test_the_listener_answers_getport_for_its_sm_service_only():
+    sm = nfs3.getport_args(nlm4.SM_PROGRAM, nlm4.SM_V1, nfs3.IPPROTO_UDP)
+    assert reply_of(answer_pmap(call(100000, 2, 3, sm), 4711)).u32() == 4711
+    tcp = nfs3.getport_args(nlm4.SM_PROGRAM, nlm4.SM_V1, nfs3.IPPROTO_TCP)
+    assert reply_of(answer_pmap(call(100000, 2, 3, tcp), 4711)).u32() == 0
+    assert reply_of(answer_pmap(call(100000, 2, 0), 4711)).done()          # NULL
+    with pytest.raises(rpc.RpcError, match="accept_stat 2"):
+        reply_of(answer_pmap(call(100000, 4, 3, sm), 4711))                 # rpcbind v4
+    with pytest.raises(rpc.RpcError, match="accept_stat 3"):
+        reply_of(answer_pmap(call(100000, 2, 1, sm), 4711))                 # SET: not here
+    assert answer_pmap(b"junk", 1) is None
+
+
+def test_the_listener_decodes_sm_notify_and_nothing_else():
+    note = Packer()
+    StatChge("gha-fip.lab", 5).pack(note)
+    reply, stat = answer_sm(call(nlm4.SM_PROGRAM, 1, nlm4.SM_NOTIFY, note.bytes()))
+    assert stat == StatChge("gha-fip.lab", 5) and reply_of(reply).done()
+    reply, stat = answer_sm(call(nlm4.SM_PROGRAM, 1, 2, note.bytes()))      # SM_MON: not a client's
+    assert stat is None
+    with pytest.raises(rpc.RpcError, match="accept_stat 3"):
+        reply_of(reply)
+    assert answer_sm(call(nlm4.SM_PROGRAM, 1, nlm4.SM_NOTIFY, b"\0\0\0\xff")) == (None, None)
+
+
+def test_one_reboot_is_handled_once_whatever_names_it_comes_under():
+    seen = []
+    lis = NsmListener("127.0.0.1", on_notify=seen.append)
+    a = Notification(1.0, "10.0.0.100", "gha-fip.lab", 5)
+    lis._notified(a)
+    lis._notified(Notification(1.1, "10.0.0.100", "gha-fip", 5))           # sm-notify's repeat
+    lis._notified(Notification(9.0, "10.0.0.100", "gha-fip.lab", 7))       # the next reboot
+    assert [n.state for n in seen] == [5, 7] and len(lis.notifications) == 3 and lis.handled == 2
+
+    def boom(note):
+        raise RuntimeError("server gone")
+    lis.on_notify = boom
+    lis._notified(Notification(10.0, "10.0.0.101", "x", 3))
+    assert lis.errors == ["RuntimeError: server gone"] and lis.wait(3, timeout=0)

@@ -9,7 +9,8 @@ of encodings and status codes and a client:
   opens, seqids, reads and writes, reclaim, grace handling);
 * nfs3.py (MOUNT3, NFSv3, PMAP GETPORT), nlm4.py (NLM4 and SM_NOTIFY); v3client.py
   (`Nfs3Client`: MOUNT then NFSv3 through saved handles; `NlmClient`: locks it keeps and
-  reclaims).
+  reclaims), nsm.py (`NsmListener`: answers sm-notify on UDP 111 and the SM port, and
+  calls back so the locks are reclaimed).
 
 Why not libnfs: the lab must show that a client keeps working across a server failover
 *with the file handle it already holds*. libnfs's `nfs-cat`/`nfs-ls` are one-shot: every
