@@ -373,8 +373,9 @@ class Nfs4Client:
         unless `check_scope` is off, e.g. to show what the server itself would do).
         """
         if self.minorversion == 1:
-            if self.session is None:
-                self.establish()
+            # SEQUENCE alone first: a session lost with the old server is re-made (with a
+            # new EXCHANGE_ID) *before* the scope is compared, not inside the OPEN below.
+            self._compound([])
             now = self._scope()
             if self.check_scope and f.server_scope is not None and now != f.server_scope:
                 raise ScopeMismatch(f.server_scope, now or b"")
