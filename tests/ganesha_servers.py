@@ -10,14 +10,25 @@ Grace_Period to 90, measured).
 """
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from ganesha_ha.lab.ganesha_daemon import GaneshaDaemon, PrivateBus
 from ganesha_ha.lab.nfs.client import Nfs4Client
 
 PSEUDO = "/a"
+NEEDS_GANESHA = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run ganesha.nfsd"),
+    pytest.mark.skipif(shutil.which("ganesha.nfsd") is None and
+                       not Path("/usr/bin/ganesha.nfsd").exists(),
+                       reason="nfs-ganesha is not installed"),
+]
 
 
 def free_port() -> int:

@@ -22,7 +22,6 @@ import os
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from nlm_server import FIP_NAME, NlmServer, skip_reason

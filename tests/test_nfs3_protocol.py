@@ -1,6 +1,7 @@
 """ganesha_ha.lab.nfs: the NFSv3/MOUNT3/PMAP (nfs3.py), NLM4/NSM (nlm4.py) and ONC RPC
-call/reply (rpc.py) encodings and the NSM listener's answers (nsm.py); pure and fast. The
-clients against a real Ganesha with NLM are in test_nfs3_client.py."""
+call/reply (rpc.py) encodings and the NSM listener's answers (nsm.py); pure and fast (the
+round trips of their structures are with the others in test_nfs_protocol.py). The clients
+against a real Ganesha with NLM are in test_nfs3_client.py."""
 from __future__ import annotations
 
 import struct
@@ -16,26 +17,6 @@ from ganesha_ha.lab.nfs.nsm import Notification, NsmListener, answer_pmap, answe
 from ganesha_ha.lab.nfs.xdr import Packer, Unpacker, XdrError
 
 u32 = st.integers(0, 2 ** 32 - 1)
-u64 = st.integers(0, 2 ** 64 - 1)
-i32 = st.integers(-2 ** 31, 2 ** 31 - 1)
-pair = st.tuples(u32, u32)
-names = st.text(max_size=30)
-STRUCTS = {
-    Fattr3: st.builds(Fattr3, u32, u32, u32, u32, u32, u64, u64, pair, u64, u64, pair, pair, pair),
-    Nlm4Lock: st.builds(Nlm4Lock, names, st.binary(max_size=64), st.binary(max_size=40), i32, u64, u64),
-    Nlm4Holder: st.builds(Nlm4Holder, st.booleans(), i32, st.binary(max_size=40), u64, u64),
-    StatChge: st.builds(StatChge, names, i32),
-}
-
-
-@pytest.mark.parametrize("cls", list(STRUCTS), ids=lambda c: c.__name__)
-@given(data=st.data())
-def test_structures_round_trip(cls, data):
-    value = data.draw(STRUCTS[cls])
-    p = Packer()
-    value.pack(p)
-    u = Unpacker(p.bytes())
-    assert cls.unpack(u) == value and u.done()
 
 
 @given(u32, u32, u32, u32, st.one_of(st.none(), st.binary(max_size=40)), st.binary(max_size=64))

@@ -18,14 +18,12 @@ What these tests pin down about Ganesha 4.3, measured here:
 """
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import time
 from pathlib import Path
 
 import pytest
-from ganesha_servers import PSEUDO, V4Lab, v4lab
+from ganesha_servers import NEEDS_GANESHA, PSEUDO, V4Lab, v4lab
 
 from ganesha_ha.lab.ganesha_daemon import in_grace
 from ganesha_ha.lab.nfs import nfs41
@@ -33,13 +31,7 @@ from ganesha_ha.lab.nfs.client import ScopeMismatch
 from ganesha_ha.lab.nfs.nfs4 import NfsError
 from ganesha_ha.lab.nfs.nfs41 import SEQ4_STATUS_CB_PATH_DOWN, ServerOwner
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run ganesha.nfsd"),
-    pytest.mark.skipif(shutil.which("ganesha.nfsd") is None and
-                       not Path("/usr/bin/ganesha.nfsd").exists(),
-                       reason="nfs-ganesha is not installed"),
-]
+pytestmark = NEEDS_GANESHA
 
 CONTENT = b"hello from an NFSv4.1 session\n" * 3
 

@@ -22,24 +22,17 @@ What these tests pin down about Ganesha, measured here:
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from ganesha_servers import PSEUDO, V4Lab as Lab, v4lab
+from ganesha_servers import NEEDS_GANESHA, PSEUDO, V4Lab as Lab, v4lab
 
 from ganesha_ha.lab.nfs.nfs4 import NFS4ERR_NAMES, NfsError
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run ganesha.nfsd"),
-    pytest.mark.skipif(shutil.which("ganesha.nfsd") is None and
-                       not Path("/usr/bin/ganesha.nfsd").exists(),
-                       reason="nfs-ganesha is not installed"),
-]
+pytestmark = NEEDS_GANESHA
 
 CONTENT = b"hello from ganesha-ha\n" * 3
 

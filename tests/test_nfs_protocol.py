@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from ganesha_ha.lab.nfs import nfs4, nfs41
 from ganesha_ha.lab.nfs.client import Nfs4Client
+from ganesha_ha.lab.nfs.nfs3 import Fattr3
+from ganesha_ha.lab.nfs.nlm4 import Nlm4Holder, Nlm4Lock, StatChge
 from ganesha_ha.lab.nfs.nfs4 import NfsError
 from ganesha_ha.lab.nfs.rpc import RpcError
 from ganesha_ha.lab.nfs.xdr import Packer, Unpacker, XdrError
@@ -104,6 +106,8 @@ def test_the_client_turns_a_garbled_reply_into_an_rpc_error():
 
 u32 = st.integers(0, 2 ** 32 - 1)
 u64 = st.integers(0, 2 ** 64 - 1)
+i32 = st.integers(-2 ** 31, 2 ** 31 - 1)
+pair = st.tuples(u32, u32)
 text = st.text(max_size=20)
 impl_ids = st.builds(nfs41.ImplId, text, text, st.integers(-2 ** 63, 2 ** 63 - 1), u32)
 owners = st.builds(nfs41.ServerOwner, u64, st.binary(max_size=64))
@@ -118,12 +122,17 @@ STRUCTS = {
     nfs41.ChannelAttrs: channels,
     nfs41.SessionResult: st.builds(nfs41.SessionResult, sessionids, u32, u32, channels, channels),
     nfs41.SequenceResult: st.builds(nfs41.SequenceResult, sessionids, u32, u32, u32, u32, u32),
+    Fattr3: st.builds(Fattr3, u32, u32, u32, u32, u32, u64, u64, pair, u64, u64, pair, pair, pair),
+    Nlm4Lock: st.builds(Nlm4Lock, text, st.binary(max_size=64), st.binary(max_size=40), i32, u64, u64),
+    Nlm4Holder: st.builds(Nlm4Holder, st.booleans(), i32, st.binary(max_size=40), u64, u64),
+    StatChge: st.builds(StatChge, text, i32),
 }
 
 
 @pytest.mark.parametrize("cls", list(STRUCTS), ids=lambda c: c.__name__)
 @given(data=st.data())
-def test_nfs41_structures_round_trip(cls, data):
+def test_structures_round_trip(cls, data):
+    """Every structure of lab/nfs (NFSv4.1, NFSv3, NLM4, NSM) decodes to what was encoded."""
     value = data.draw(STRUCTS[cls])
     p = Packer()
     value.pack(p)
@@ -151,11 +160,15 @@ def test_sequence_and_create_session_args():
     assert cs[-12:] == u32s(0x40000000, 1, 0)                              # cb program, AUTH_NONE
 
 
-def test_a_scope_longer_than_the_limit_is_refused():
+def test_an_opaque_longer_than_its_bound_is_refused():
     p = Packer()
     nfs41.ServerOwner(0, b"x" * 1025).pack(p)
-    with pytest.raises(XdrError):
+    with pytest.raises(XdrError, match="at most 1024"):
         nfs41.ServerOwner.unpack(Unpacker(p.bytes()))
+    p = Packer()
+    StatChge("h" * 1025, 1).pack(p)
+    with pytest.raises(XdrError):
+        StatChge.unpack(Unpacker(p.bytes()))
 
 
 def test_slot_moves_on_only_for_processed_requests():

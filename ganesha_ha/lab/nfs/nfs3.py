@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .xdr import Packer, Unpacker, XdrError, pack
+from .xdr import Packer, Unpacker, pack
 
 PMAP_PROGRAM = 100000
 PMAP_V2 = 2
@@ -96,10 +96,7 @@ def decode_mnt(u: Unpacker) -> tuple[bytes, list[int]]:
 # ---- NFSv3 ----------------------------------------------------------------------------------
 
 def _fh(u: Unpacker) -> bytes:
-    fh = u.opaque()
-    if len(fh) > FHSIZE3:
-        raise XdrError(f"file handle of {len(fh)} bytes (at most {FHSIZE3})")
-    return fh
+    return u.opaque(FHSIZE3)
 
 
 @dataclass(frozen=True)

@@ -45,12 +45,6 @@ SEQ4_STATUS_CB_PATH_DOWN = 0x00000001
 SEQ4_STATUS_RESTART_RECLAIM_NEEDED = 0x00000100
 
 
-def _bounded(data: bytes, limit: int, what: str) -> bytes:
-    if len(data) > limit:
-        raise XdrError(f"{what} longer than {limit} bytes")
-    return data
-
-
 @dataclass(frozen=True)
 class ServerOwner:
     """server_owner4 (2.10.5): `major_id` names the server (trunking), `minor_id` its instance."""
@@ -64,7 +58,7 @@ class ServerOwner:
 
     @classmethod
     def unpack(cls, u: Unpacker) -> "ServerOwner":
-        return cls(u.u64(), _bounded(u.opaque(), OPAQUE_LIMIT, "so_major_id"))
+        return cls(u.u64(), u.opaque(OPAQUE_LIMIT))
 
 
 @dataclass(frozen=True)
@@ -141,7 +135,7 @@ class ExchangeIdResult:
         elif how != SP4_NONE:
             raise XdrError(f"EXCHANGE_ID: state protection {how} not supported")
         owner = ServerOwner.unpack(u)
-        scope = _bounded(u.opaque(), OPAQUE_LIMIT, "eir_server_scope")
+        scope = u.opaque(OPAQUE_LIMIT)
         return cls(clientid, seq, flags, owner, scope, _unpack_impl(u))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .xdr import Packer, Unpacker, XdrError, pack
+from .xdr import Packer, Unpacker, pack
 
 NLM_PROGRAM = 100021
 NLM_V4 = 4
@@ -43,13 +43,6 @@ def stat_name(stat: int) -> str:
     return NLM4_STATS.get(stat, f"NLM4_{stat}")
 
 
-def _name(u: Unpacker, limit: int, what: str) -> str:
-    raw = u.opaque()
-    if len(raw) > limit:
-        raise XdrError(f"{what} longer than {limit} bytes")
-    return raw.decode("utf-8", "replace")
-
-
 @dataclass(frozen=True)
 class Nlm4Lock:
     """nlm4_lock: a byte range [offset, offset+length) of the file `fh` (length 0 = to the
@@ -72,8 +65,7 @@ class Nlm4Lock:
 
     @classmethod
     def unpack(cls, u: Unpacker) -> "Nlm4Lock":
-        return cls(_name(u, LM_MAXSTRLEN, "caller_name"), u.opaque(), u.opaque(), u.i32(),
-                   u.u64(), u.u64())
+        return cls(u.string(LM_MAXSTRLEN), u.opaque(), u.opaque(), u.i32(), u.u64(), u.u64())
 
 
 @dataclass(frozen=True)
@@ -112,7 +104,7 @@ class StatChge:
 
     @classmethod
     def unpack(cls, u: Unpacker) -> "StatChge":
-        return cls(_name(u, SM_MAXSTRLEN, "mon_name"), u.i32())
+        return cls(u.string(SM_MAXSTRLEN), u.i32())
 
 
 def lock_args(cookie: bytes, lock: Nlm4Lock, *, exclusive: bool = True, block: bool = False,

@@ -25,37 +25,49 @@ from .nlm4 import NLM4_GRANTED, Nlm4Holder, Nlm4Lock
 from .rpc import RpcConnection, RpcError, auth_sys
 from .xdr import Unpacker, XdrError
 
-__all__ = ["getport", "Nfs3Client", "NlmClient", "HeldLock", "Reclaim", "Nfs3Error", "RpcError"]
+__all__ = ["CallOptions", "Nfs3Client", "NlmClient", "HeldLock", "Reclaim", "Nfs3Error", "RpcError"]
 
 PMAP_PORT = 111
 
 
-def _call(host: str, port: int, prog: int, vers: int, proc: int, args: bytes, decode, *,
-          cred: bytes, timeout: float, source_addr: str | None, reserved_port: bool = False):
-    """One call on a connection of its own; the decoded result (RpcError if it does not decode)."""
-    conn = RpcConnection(host, port, prog, vers, cred=cred, timeout=timeout, source_addr=source_addr,
-                         reserved_port=reserved_port)
-    conn.connect()
-    try:
-        u = conn.call(proc, args)
+@dataclass(frozen=True)
+class CallOptions:
+    """How a client's calls leave: from `source_addr` (any if None), from a port below 1024
+    if `reserved_port`, AUTH_SYS `uid`/`gid`, `timeout` seconds to connect or to answer."""
+
+    source_addr: str | None = None
+    timeout: float = 5.0
+    reserved_port: bool = False
+    uid: int = 0
+    gid: int = 0
+
+    def connection(self, host: str, port: int, prog: int, vers: int) -> RpcConnection:
+        return RpcConnection(host, port, prog, vers, cred=auth_sys(self.uid, self.gid),
+                             timeout=self.timeout, source_addr=self.source_addr,
+                             reserved_port=self.reserved_port)
+
+    def call(self, host: str, port: int, prog: int, vers: int, proc: int, args: bytes, decode):
+        """One call on a connection of its own; the decoded result (RpcError if it does not
+        decode)."""
+        conn = self.connection(host, port, prog, vers)
+        conn.connect()
         try:
-            return decode(u)
-        except XdrError as exc:
-            raise RpcError(str(exc)) from None
-    finally:
-        conn.close()
+            u = conn.call(proc, args)
+            try:
+                return decode(u)
+            except XdrError as exc:
+                raise RpcError(str(exc)) from None
+        finally:
+            conn.close()
 
-
-def getport(host: str, prog: int, vers: int, *, proto: int = nfs3.IPPROTO_TCP,
-            source_addr: str | None = None, timeout: float = 5.0) -> int:
-    """PMAPPROC_GETPORT at `host`'s rpcbind (TCP 111): the port of `prog` `vers` over `proto`.
-    RpcError when the program is not registered (the portmapper answers 0)."""
-    port = _call(host, PMAP_PORT, nfs3.PMAP_PROGRAM, nfs3.PMAP_V2, nfs3.PMAPPROC_GETPORT,
-                 nfs3.getport_args(prog, vers, proto), lambda u: u.u32(),
-                 cred=auth_sys(), timeout=timeout, source_addr=source_addr)
-    if not port:
-        raise RpcError(f"program {prog} version {vers} is not registered at {host}")
-    return port
+    def getport(self, host: str, prog: int, vers: int, proto: int = nfs3.IPPROTO_TCP) -> int:
+        """PMAPPROC_GETPORT at `host`'s rpcbind (TCP 111): the port of `prog` `vers` over
+        `proto`. RpcError when the program is not registered (the portmapper answers 0)."""
+        port = self.call(host, PMAP_PORT, nfs3.PMAP_PROGRAM, nfs3.PMAP_V2, nfs3.PMAPPROC_GETPORT,
+                         nfs3.getport_args(prog, vers, proto), lambda u: u.u32())
+        if not port:
+            raise RpcError(f"program {prog} version {vers} is not registered at {host}")
+        return port
 
 
 class Nfs3Client:
@@ -66,10 +78,7 @@ class Nfs3Client:
                  reserved_port: bool = False) -> None:
         self.host = host
         self.nfs_port = port
-        self.timeout = timeout
-        self.source_addr = source_addr
-        self.reserved_port = reserved_port
-        self.cred = auth_sys(uid, gid)
+        self.opts = CallOptions(source_addr, timeout, reserved_port, uid, gid)
         self.rpc: RpcConnection | None = None
 
     # ---- connection -------------------------------------------------------------------
@@ -80,11 +89,8 @@ class Nfs3Client:
     def connect(self) -> None:
         """(Re)open the NFS connection, asking rpcbind for the port unless it was given."""
         self.close()
-        port = self.nfs_port or getport(self.host, nfs3.NFS_PROGRAM, nfs3.NFS_V3,
-                                        source_addr=self.source_addr, timeout=self.timeout)
-        self.rpc = RpcConnection(self.host, port, nfs3.NFS_PROGRAM, nfs3.NFS_V3, cred=self.cred,
-                                 timeout=self.timeout, source_addr=self.source_addr,
-                                 reserved_port=self.reserved_port)
+        port = self.nfs_port or self.opts.getport(self.host, nfs3.NFS_PROGRAM, nfs3.NFS_V3)
+        self.rpc = self.opts.connection(self.host, port, nfs3.NFS_PROGRAM, nfs3.NFS_V3)
         self.rpc.connect()
 
     def close(self) -> None:
@@ -110,11 +116,9 @@ class Nfs3Client:
 
     # ---- MOUNT3 -----------------------------------------------------------------------
     def _mountd(self, proc: int, path: str, decode):
-        port = getport(self.host, nfs3.MOUNT_PROGRAM, nfs3.MOUNT_V3, source_addr=self.source_addr,
-                       timeout=self.timeout)
-        return _call(self.host, port, nfs3.MOUNT_PROGRAM, nfs3.MOUNT_V3, proc, nfs3.dirpath(path),
-                     decode, cred=self.cred, timeout=self.timeout, source_addr=self.source_addr,
-                     reserved_port=self.reserved_port)
+        port = self.opts.getport(self.host, nfs3.MOUNT_PROGRAM, nfs3.MOUNT_V3)
+        return self.opts.call(self.host, port, nfs3.MOUNT_PROGRAM, nfs3.MOUNT_V3, proc,
+                              nfs3.dirpath(path), decode)
 
     def mount(self, path: str) -> bytes:
         """MNT (RFC 1813 5.2.1): the root handle of export `path` (Ganesha: its Path, or its
@@ -204,11 +208,8 @@ class NlmClient:
                  timeout: float = 5.0, nsm_state: int = 1, uid: int = 0, gid: int = 0,
                  reserved_port: bool = False) -> None:
         self.caller_name = caller_name or source_addr or socket.gethostname()
-        self.source_addr = source_addr
-        self.timeout = timeout
         self.nsm_state = nsm_state
-        self.reserved_port = reserved_port
-        self.cred = auth_sys(uid, gid)
+        self.opts = CallOptions(source_addr, timeout, reserved_port, uid, gid)
         self.held: dict[tuple, HeldLock] = {}
         self.reclaims: list[Reclaim] = []
 
@@ -219,10 +220,8 @@ class NlmClient:
         return Nlm4Lock(self.caller_name, fh, f"{svid}@{self.caller_name}".encode(), svid, offset, length)
 
     def _nlm(self, server: str, proc: int, args: bytes, decode):
-        port = getport(server, nlm4.NLM_PROGRAM, nlm4.NLM_V4, source_addr=self.source_addr,
-                       timeout=self.timeout)
-        return _call(server, port, nlm4.NLM_PROGRAM, nlm4.NLM_V4, proc, args, decode, cred=self.cred,
-                     timeout=self.timeout, source_addr=self.source_addr, reserved_port=self.reserved_port)
+        port = self.opts.getport(server, nlm4.NLM_PROGRAM, nlm4.NLM_V4)
+        return self.opts.call(server, port, nlm4.NLM_PROGRAM, nlm4.NLM_V4, proc, args, decode)
 
     @staticmethod
     def _key(server: str, lock: Nlm4Lock) -> tuple:

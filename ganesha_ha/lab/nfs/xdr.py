@@ -85,17 +85,21 @@ class Unpacker:
             raise XdrError(f"bad XDR bool {v}")
         return v == 1
 
-    def string(self) -> str:
+    def string(self, limit: int | None = None) -> str:
         """A variable-length string, decoded as UTF-8 (undecodable bytes replaced)."""
-        return self.opaque().decode("utf-8", "replace")
+        return self.opaque(limit).decode("utf-8", "replace")
 
     def fixed(self, n: int) -> bytes:
         data = self._take(n)
         self._take(-n % 4)
         return data
 
-    def opaque(self) -> bytes:
-        return self.fixed(self.u32())
+    def opaque(self, limit: int | None = None) -> bytes:
+        """Variable-length opaque; XdrError if longer than `limit` (the XDR type's bound)."""
+        n = self.u32()
+        if limit is not None and n > limit:
+            raise XdrError(f"opaque of {n} bytes where at most {limit} may be")
+        return self.fixed(n)
 
     def bitmap(self) -> list[int]:
         return [self.u32() for _ in range(self.u32())]
