@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 from ganesha_ha.lab.ganesha_daemon import GaneshaDaemon, PrivateBus
 from ganesha_ha.lab.nfs.client import Nfs4Client
@@ -29,13 +29,6 @@ NEEDS_GANESHA = [
                        not Path("/usr/bin/ganesha.nfsd").exists(),
                        reason="nfs-ganesha is not installed"),
 ]
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now, so parallel runs do not collide."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def export_block(export_id: int, path: Path, *, pseudo: str = PSEUDO, protocols: str = "4",

@@ -4,6 +4,8 @@ round trips of their structures are with the others in test_nfs_protocol.py). Th
 against a real Ganesha with NLM are in test_nfs3_client.py."""
 from __future__ import annotations
 
+import os
+import socket
 import struct
 
 import pytest
@@ -153,3 +155,21 @@ def test_one_reboot_is_handled_once_whatever_names_it_comes_under():
     lis.on_notify = boom
     lis._notified(Notification(10.0, "10.0.0.101", "x", 3))
     assert lis.errors == ["RuntimeError: server gone"] and lis.wait(3, timeout=0)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="binding a port below 1024 needs root")
+def test_a_reserved_port_connection_comes_from_below_1024():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(2)
+        conns = [rpc.RpcConnection("127.0.0.1", server.getsockname()[1], 1, 1, cred=b"",
+                                   reserved_port=True) for _ in range(2)]
+        ports = []
+        for c in conns:
+            c.connect()
+            peer, addr = server.accept()
+            ports.append(addr[1])
+            peer.close()
+        for c in conns:
+            c.close()
+    assert all(p < 1024 for p in ports) and ports[0] != ports[1]   # the second skips the taken one
