@@ -22,93 +22,24 @@ What these tests pin down about Ganesha, measured here:
 """
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from ganesha_servers import NEEDS_GANESHA, PSEUDO, V4Lab as Lab, v4lab
 
-from ganesha_ha.lab.ganesha_daemon import GaneshaDaemon, PrivateBus
-from ganesha_ha.lab.nfs.client import Nfs4Client
 from ganesha_ha.lab.nfs.nfs4 import NFS4ERR_NAMES, NfsError
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run ganesha.nfsd"),
-    pytest.mark.skipif(shutil.which("ganesha.nfsd") is None and
-                       not Path("/usr/bin/ganesha.nfsd").exists(),
-                       reason="nfs-ganesha is not installed"),
-]
+pytestmark = NEEDS_GANESHA
 
-PSEUDO = "/a"
 CONTENT = b"hello from ganesha-ha\n" * 3
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now, so parallel runs do not collide."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def export_block(export_id: int, path: Path) -> str:
-    return (f'EXPORT {{ Export_Id = {export_id}; Path = "{path}"; Pseudo = "{PSEUDO}"; '
-            "Access_Type = None; Squash = No_Root_Squash; Protocols = 4; "
-            "FSAL { Name = VFS; } CLIENT { Clients = 127.0.0.1; Access_Type = RW; } }\n")
-
-
-@dataclass
-class Lab:
-    """A private bus, one export directory and the Ganeshas started on them (one at a time)."""
-
-    root: Path
-    port: int
-    bus: PrivateBus
-    daemons: list[GaneshaDaemon] = field(default_factory=list)
-    clients: list[Nfs4Client] = field(default_factory=list)
-
-    @property
-    def export_dir(self) -> Path:
-        return self.root / "exp"
-
-    @property
-    def recovery(self) -> Path:
-        return self.root / "recovery"
-
-    def start(self, export_id: int = 7) -> GaneshaDaemon:
-        n = len(self.daemons)
-        g = GaneshaDaemon(self.root / f"ganesha{n}", self.bus, port=self.port,
-                          recovery_root=self.recovery,
-                          extra_config=export_block(export_id, self.export_dir))
-        self.daemons.append(g)
-        return g.start()
-
-    def client(self) -> Nfs4Client:
-        c = Nfs4Client("127.0.0.1", self.port, timeout=3.0)
-        self.clients.append(c)
-        c.connect()
-        return c
 
 
 @pytest.fixture
 def lab(tmp_path: Path):
-    (tmp_path / "exp").mkdir()
-    (tmp_path / "exp" / "file").write_bytes(CONTENT)
-    bus = PrivateBus(tmp_path / "bus").start()
-    lab = Lab(tmp_path, free_port(), bus)
-    try:
-        yield lab
-    finally:
-        for c in lab.clients:
-            c.close()
-        for g in lab.daemons:
-            g.stop()
-        bus.stop()
-    assert all(g.proc is None for g in lab.daemons)
+    yield from v4lab(tmp_path, CONTENT)
 
 
 def test_lookup_read_matches_libnfs(lab: Lab) -> None:

@@ -1,11 +1,12 @@
-"""NFSv4.0 COMPOUND (RFC 7530, XDR in RFC 7531): operation numbers, status codes, and the
+"""NFSv4 COMPOUND (RFC 7530, XDR in RFC 7531): operation numbers, status codes, and the
 encoding of a compound and of the few operations the lab's client uses. Pure: no sockets.
 
 A compound is a list of `Op` (number, encoded arguments, result decoder); `encode_compound`
 writes COMPOUND4args, `decode_compound` reads COMPOUND4res and raises `NfsError` naming the
-first operation that failed and its index (the open-owner seqid rules need it). NFSv4.1
-(RFC 8881: SEQUENCE, EXCHANGE_ID, sessions) adds its operations beside these and sends
-minor version 1.
+first operation that failed and its index (the open-owner seqid rules need it). The
+operations are those of minor version 0; NFSv4.1's own (RFC 8881: EXCHANGE_ID, sessions,
+SEQUENCE, RECLAIM_COMPLETE) are encoded in nfs41.py, but their numbers and status codes
+live here with the rest, so one table names every operation and status a server may return.
 """
 from __future__ import annotations
 
@@ -32,6 +33,13 @@ OP_RENEW = 30
 OP_SETCLIENTID = 35
 OP_SETCLIENTID_CONFIRM = 36
 OP_WRITE = 38
+# NFSv4.1 operation numbers (RFC 8881 16.2.1 and 18).
+OP_EXCHANGE_ID = 42
+OP_CREATE_SESSION = 43
+OP_DESTROY_SESSION = 44
+OP_SEQUENCE = 53
+OP_DESTROY_CLIENTID = 57
+OP_RECLAIM_COMPLETE = 58
 OP_ILLEGAL = 10044
 
 OP_NAMES = {
@@ -39,7 +47,10 @@ OP_NAMES = {
     OP_OPEN: "OPEN", OP_OPEN_CONFIRM: "OPEN_CONFIRM", OP_PUTFH: "PUTFH",
     OP_PUTROOTFH: "PUTROOTFH", OP_READ: "READ", OP_RENEW: "RENEW",
     OP_SETCLIENTID: "SETCLIENTID", OP_SETCLIENTID_CONFIRM: "SETCLIENTID_CONFIRM",
-    OP_WRITE: "WRITE", OP_ILLEGAL: "ILLEGAL",
+    OP_WRITE: "WRITE", OP_EXCHANGE_ID: "EXCHANGE_ID", OP_CREATE_SESSION: "CREATE_SESSION",
+    OP_DESTROY_SESSION: "DESTROY_SESSION", OP_SEQUENCE: "SEQUENCE",
+    OP_DESTROY_CLIENTID: "DESTROY_CLIENTID", OP_RECLAIM_COMPLETE: "RECLAIM_COMPLETE",
+    OP_ILLEGAL: "ILLEGAL",
 }
 
 NFS4ERR_NAMES: dict[int, str] = {
@@ -65,6 +76,22 @@ NFS4ERR_NAMES: dict[int, str] = {
     10042: "NFS4ERR_BAD_RANGE", 10043: "NFS4ERR_LOCK_NOTSUPP", 10044: "NFS4ERR_OP_ILLEGAL",
     10045: "NFS4ERR_DEADLOCK", 10046: "NFS4ERR_FILE_OPEN", 10047: "NFS4ERR_ADMIN_REVOKED",
     10048: "NFS4ERR_CB_PATH_DOWN",
+    # NFSv4.1 (RFC 8881 15.1; the numbers of nfs-ganesha's src/include/nfsv41.h)
+    10049: "NFS4ERR_BADIOMODE", 10050: "NFS4ERR_BADLAYOUT", 10051: "NFS4ERR_BAD_SESSION_DIGEST",
+    10052: "NFS4ERR_BADSESSION", 10053: "NFS4ERR_BADSLOT", 10054: "NFS4ERR_COMPLETE_ALREADY",
+    10055: "NFS4ERR_CONN_NOT_BOUND_TO_SESSION", 10056: "NFS4ERR_DELEG_ALREADY_WANTED",
+    10057: "NFS4ERR_BACK_CHAN_BUSY", 10058: "NFS4ERR_LAYOUTTRYLATER",
+    10059: "NFS4ERR_LAYOUTUNAVAILABLE", 10060: "NFS4ERR_NOMATCHING_LAYOUT",
+    10061: "NFS4ERR_RECALLCONFLICT", 10062: "NFS4ERR_UNKNOWN_LAYOUTTYPE",
+    10063: "NFS4ERR_SEQ_MISORDERED", 10064: "NFS4ERR_SEQUENCE_POS", 10065: "NFS4ERR_REQ_TOO_BIG",
+    10066: "NFS4ERR_REP_TOO_BIG", 10067: "NFS4ERR_REP_TOO_BIG_TO_CACHE",
+    10068: "NFS4ERR_RETRY_UNCACHED_REP", 10069: "NFS4ERR_UNSAFE_COMPOUND",
+    10070: "NFS4ERR_TOO_MANY_OPS", 10071: "NFS4ERR_OP_NOT_IN_SESSION",
+    10072: "NFS4ERR_HASH_ALG_UNSUPP", 10074: "NFS4ERR_CLIENTID_BUSY", 10075: "NFS4ERR_PNFS_IO_HOLE",
+    10076: "NFS4ERR_SEQ_FALSE_RETRY", 10077: "NFS4ERR_BAD_HIGH_SLOT", 10078: "NFS4ERR_DEADSESSION",
+    10079: "NFS4ERR_ENCR_ALG_UNSUPP", 10080: "NFS4ERR_PNFS_NO_LAYOUT", 10081: "NFS4ERR_NOT_ONLY_OP",
+    10082: "NFS4ERR_WRONG_CRED", 10083: "NFS4ERR_WRONG_TYPE", 10084: "NFS4ERR_DIRDELEG_UNAVAIL",
+    10085: "NFS4ERR_REJECT_DELEG", 10086: "NFS4ERR_RETURNCONFLICT", 10087: "NFS4ERR_DELEG_REVOKED",
 }
 CODES = {name: code for code, name in NFS4ERR_NAMES.items()}
 NFS4ERR_STALE = CODES["NFS4ERR_STALE"]
@@ -73,11 +100,20 @@ NFS4ERR_GRACE = CODES["NFS4ERR_GRACE"]
 NFS4ERR_DELAY = CODES["NFS4ERR_DELAY"]
 NFS4ERR_EXPIRED = CODES["NFS4ERR_EXPIRED"]
 NFS4ERR_STALE_CLIENTID = CODES["NFS4ERR_STALE_CLIENTID"]
+NFS4ERR_BADSESSION = CODES["NFS4ERR_BADSESSION"]
+NFS4ERR_DEADSESSION = CODES["NFS4ERR_DEADSESSION"]
+NFS4ERR_SEQ_MISORDERED = CODES["NFS4ERR_SEQ_MISORDERED"]
+NFS4ERR_COMPLETE_ALREADY = CODES["NFS4ERR_COMPLETE_ALREADY"]
+NFS4ERR_NO_GRACE = CODES["NFS4ERR_NO_GRACE"]
 
 # Statuses after which the caller may simply try again (the server is recovering).
 RETRY_STATUSES = frozenset({NFS4ERR_GRACE, NFS4ERR_DELAY})
 # Statuses meaning "the server no longer knows this client id": SETCLIENTID again.
 REESTABLISH_STATUSES = frozenset({NFS4ERR_STALE_CLIENTID, NFS4ERR_EXPIRED})
+# NFSv4.1: SEQUENCE refusing the session (a restarted server knows none; a client whose
+# lease expired has none): EXCHANGE_ID + CREATE_SESSION again (RFC 8881 2.10.13, 8.4.2.1).
+SESSION_LOST_STATUSES = frozenset({NFS4ERR_BADSESSION, NFS4ERR_DEADSESSION,
+                                   NFS4ERR_STALE_CLIENTID, NFS4ERR_EXPIRED})
 # RFC 7530 9.1.7: an open-owner's seqid advances after every seqid-bearing op that the
 # server got to, even a failed one, except after these errors.
 SEQID_KEPT_ON = frozenset(CODES[n] for n in (

@@ -21,6 +21,16 @@ class Packer:
     def u64(self, v: int) -> None:
         self._parts.append(struct.pack(">Q", v))
 
+    def i32(self, v: int) -> None:
+        self._parts.append(struct.pack(">i", v))
+
+    def i64(self, v: int) -> None:
+        self._parts.append(struct.pack(">q", v))
+
+    def boolean(self, v: bool) -> None:
+        """XDR bool: an enum of 0 (FALSE) or 1 (TRUE)."""
+        self.u32(1 if v else 0)
+
     def fixed(self, data: bytes) -> None:
         """Fixed-length opaque: the bytes, zero-padded to 4."""
         self._parts.append(data + b"\0" * (-len(data) % 4))
@@ -62,13 +72,34 @@ class Unpacker:
     def u64(self) -> int:
         return struct.unpack(">Q", self._take(8))[0]
 
+    def i32(self) -> int:
+        return struct.unpack(">i", self._take(4))[0]
+
+    def i64(self) -> int:
+        return struct.unpack(">q", self._take(8))[0]
+
+    def boolean(self) -> bool:
+        """XDR bool; a value other than 0 or 1 is a garbled message (RFC 4506 4.4)."""
+        v = self.u32()
+        if v > 1:
+            raise XdrError(f"bad XDR bool {v}")
+        return v == 1
+
+    def string(self, limit: int | None = None) -> str:
+        """A variable-length string, decoded as UTF-8 (undecodable bytes replaced)."""
+        return self.opaque(limit).decode("utf-8", "replace")
+
     def fixed(self, n: int) -> bytes:
         data = self._take(n)
         self._take(-n % 4)
         return data
 
-    def opaque(self) -> bytes:
-        return self.fixed(self.u32())
+    def opaque(self, limit: int | None = None) -> bytes:
+        """Variable-length opaque; XdrError if longer than `limit` (the XDR type's bound)."""
+        n = self.u32()
+        if limit is not None and n > limit:
+            raise XdrError(f"opaque of {n} bytes where at most {limit} may be")
+        return self.fixed(n)
 
     def bitmap(self) -> list[int]:
         return [self.u32() for _ in range(self.u32())]
