@@ -1,7 +1,8 @@
 """Rendering EXPORT blocks: parse back what we render, and no value can inject config (pure)."""
 from hypothesis import given, settings, strategies as st
 
-from ganesha_ha.backends.ganesha_conf import check_renderable, export_from_block, parse_config, quote, render_export
+from ganesha_ha.backends.ganesha_conf import check_renderable, quote, render_export
+from ganesha_ha.backends.ganesha_conf_parse import export_from_block, parse_config
 from ganesha_ha.errors import ValidationError
 from ganesha_ha.model import ClientSpec, Export
 

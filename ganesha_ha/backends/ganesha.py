@@ -24,14 +24,13 @@ import stat
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import (ApplyError, IdCollisionError, NotInstalledError, RegistryError,
-                      ServerUnavailableError)
+from ..errors import ApplyError, IdCollisionError, RegistryError
 from ..fsutil import atomic_write, ensure_secure_dir, read_secure
 from ..model import Export
 from . import Drift, VolumeContext
+from .ganesha_bus import BusUnreachable, GaneshaBus, import_dbus
 from .ganesha_conf import RenderOptions, check_renderable, render_export
 
-BUS_NAME = "org.ganesha.nfsd"
 EXPORT_MGR_PATH = "/org/ganesha/nfsd/ExportMgr"
 EXPORT_MGR_IFACE = "org.ganesha.nfsd.exportmgr"
 ADMIN_PATH = "/org/ganesha/nfsd/admin"
@@ -46,71 +45,19 @@ class GaneshaBackend:
     name = "ganesha"
 
     def __init__(self, settings: Any, bus_address: str | None = None):
-        from ..lazysite import enable
-
-        enable()  # dbus-python lives in site-packages, which the agent adds on demand
         g = settings.ganesha
-        self.bus_address = bus_address or g["bus_address"] or os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or ""
-        prefix = g.get("dbus_name_prefix") or ""
-        self.bus_name = f"{prefix}.{BUS_NAME}" if prefix else BUS_NAME
-        self.timeout = float(g["dbus_timeout"])
+        self.bus = GaneshaBus(bus_address or g["bus_address"], g.get("dbus_name_prefix") or "",
+                              float(g["dbus_timeout"]))
         self.runtime_dir = Path(settings.node["runtime_dir"]) / "ganesha"
         self.recovery_root = Path(g["recovery_root"])
         self.recovery_dir = g["recovery_dir"]
         self.render_opts = RenderOptions(protocols=g["protocols"], transports=g["transports"])
-        self._conn = None
-
-    # ---- connection ---------------------------------------------------------------
-    def _where(self) -> str:
-        return self.bus_address or "the system bus"
-
-    def _connect(self):
-        if self._conn is not None:
-            return self._conn
-        try:
-            import dbus
-        except ImportError:
-            raise NotInstalledError("dbus-python is not installed for this interpreter") from None
-        # libdbus bounds no part of opening a connection (authentication, Hello): a bus
-        # daemon that is stopped or stuck would hang the agent until Pacemaker kills it.
-        # So the connection is opened in a thread that is given dbus_timeout; one that never
-        # finishes is abandoned (a daemon thread, blocked in C with the GIL released).
-        import threading
-
-        box: dict[str, Any] = {}
-
-        def connect() -> None:
-            try:
-                box["conn"] = dbus.bus.BusConnection(self.bus_address or dbus.bus.BUS_SYSTEM)
-            except dbus.DBusException as exc:
-                box["error"] = exc
-
-        worker = threading.Thread(target=connect, name="gha-dbus-connect", daemon=True)
-        worker.start()
-        worker.join(self.timeout)
-        if worker.is_alive():
-            raise ServerUnavailableError(f"D-Bus at {self._where()} did not answer within "
-                                         f"{self.timeout:g} s (connection not completed)")
-        if "error" in box:
-            exc = box["error"]
-            raise _BusUnreachable(f"cannot reach D-Bus at {self._where()}: "
-                                  f"{exc.get_dbus_message() or exc}") from None
-        self._conn = box["conn"]
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # closing a dead connection must never mask the real error
-                pass
-            self._conn = None
 
     def check_installed(self) -> None:
-        try:
-            import dbus  # noqa: F401
-        except ImportError:
-            raise NotInstalledError("dbus-python is not installed for this interpreter") from None
+        import_dbus()
+
+    def close(self) -> None:
+        self.bus.close()
 
     def is_running(self) -> bool:
         """True when Ganesha owns its name on the bus; False when the bus says nobody does,
@@ -121,61 +68,25 @@ class GaneshaBackend:
         Ganesha may be alive and serving, so "not running" would be a guess, and a stop that
         believed it would report success with the exports still live."""
         try:
-            return self._name_owned()
-        except _BusUnreachable:
+            return self.bus.name_owned()
+        except BusUnreachable:
             return False
 
     def require_running(self) -> None:
-        if not self._name_owned():
-            raise ServerUnavailableError(f"NFS-Ganesha is not running on this node ({self.bus_name} "
-                                         f"has no owner on {self._where()})")
-
-    def _name_owned(self) -> bool:
-        import dbus
-
-        conn = self._connect()
-        try:  # conn.name_has_owner() would wait libdbus's default 25 s
-            owned = conn.call_blocking("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                       "NameHasOwner", "s", (self.bus_name,), timeout=self.timeout)
-        except dbus.DBusException as exc:
-            self.close()
-            if (exc.get_dbus_name() or "") in ("org.freedesktop.DBus.Error.NoReply",
-                                               "org.freedesktop.DBus.Error.Timeout"):
-                raise ServerUnavailableError(f"D-Bus at {self._where()} did not answer within "
-                                             f"{self.timeout:g} s") from None
-            raise ServerUnavailableError(f"D-Bus at {self._where()} did not answer: {exc.get_dbus_message()}") from None
-        return bool(owned)
-
-    def _call(self, path: str, iface: str, method: str, *args: Any) -> Any:
-        import dbus
-
-        conn = self._connect()
-        try:
-            obj = conn.get_object(self.bus_name, path, introspect=False)
-            return obj.get_dbus_method(method, iface)(*args, timeout=self.timeout)
-        except dbus.DBusException as exc:
-            name = exc.get_dbus_name() or ""
-            if name in ("org.freedesktop.DBus.Error.NoReply", "org.freedesktop.DBus.Error.Timeout"):
-                raise ServerUnavailableError(f"NFS-Ganesha did not answer {method} within "
-                                             f"{self.timeout:g} s") from None
-            if name in ("org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner",
-                        "org.freedesktop.DBus.Error.Disconnected"):
-                self.close()
-                raise ServerUnavailableError(f"NFS-Ganesha is not running on this node ({self.bus_name} "
-                                             f"has no owner on {self._where()})") from None
-            raise
+        if not self.bus.name_owned():
+            raise self.bus.not_running()
 
     # ---- live state -----------------------------------------------------------------
     def show_exports(self) -> dict[int, str]:
         """Export_Id → path of every export Ganesha serves now (one D-Bus call)."""
-        _, exports = self._call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "ShowExports")
+        _, exports = self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "ShowExports")
         return {int(e[0]): str(e[1]) for e in exports}
 
     def display_export(self, export_id: int) -> dict[str, Any] | None:
-        import dbus
+        dbus = import_dbus()
 
         try:
-            reply = self._call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "DisplayExport", dbus.UInt16(export_id))
+            reply = self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "DisplayExport", dbus.UInt16(export_id))
         except dbus.DBusException:
             return None
         return {"export_id": int(reply[0]), "path": str(reply[1]), "pseudo": str(reply[2]),
@@ -216,12 +127,12 @@ class GaneshaBackend:
         return sorted(i for i, p in candidates.items() if not any(inside(p, m) for m in nested))
 
     def withdraw_stray(self, ctx: VolumeContext, exports: Sequence[Export]) -> int:
-        import dbus
+        dbus = import_dbus()
 
         stray = self._stray(ctx, exports, self.show_exports())
         for export_id in stray:
             try:
-                self._call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "RemoveExport", dbus.UInt16(export_id))
+                self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "RemoveExport", dbus.UInt16(export_id))
             except dbus.DBusException as exc:
                 raise ApplyError(f"RemoveExport of stray Export_Id {export_id} failed: "
                                  f"{exc.get_dbus_message() or exc}") from None
@@ -252,7 +163,7 @@ class GaneshaBackend:
 
     def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
         """Add each export, or update it in place when its id is already live for its path."""
-        import dbus
+        dbus = import_dbus()
 
         live = self.show_exports()
         for exp in exports:
@@ -264,7 +175,7 @@ class GaneshaBackend:
             conf = self._write_block(ctx, exp)
             method = "UpdateExport" if current == path else "AddExport"
             try:
-                message = str(self._call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, method, str(conf),
+                message = str(self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, method, str(conf),
                                          f"EXPORT(Export_Id={exp.export_id})"))
             except dbus.DBusException as exc:
                 raise ApplyError(_explain(method, exp, exc)) from None
@@ -273,14 +184,14 @@ class GaneshaBackend:
             live[exp.export_id] = path
 
     def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
-        import dbus
+        dbus = import_dbus()
 
         live = self.show_exports()
         for exp in exports:
             if live.get(exp.export_id) != self._abspath(ctx, exp):
                 continue  # not ours or not live: nothing to withdraw
             try:
-                self._call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "RemoveExport", dbus.UInt16(exp.export_id))
+                self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "RemoveExport", dbus.UInt16(exp.export_id))
             except dbus.DBusException as exc:
                 raise ApplyError(_explain("RemoveExport", exp, exc)) from None
             try:
@@ -353,7 +264,7 @@ class GaneshaBackend:
     def start_grace(self, ctx: VolumeContext) -> str:
         """Ask Ganesha to enter grace and accept reclaims from the volume's clients."""
         key = self.takeover_key(ctx)
-        reply = self._call(ADMIN_PATH, ADMIN_IFACE, "grace", f"{EVENT_TAKE_IP}:{key}")
+        reply = self.bus.call(ADMIN_PATH, ADMIN_IFACE, "grace", f"{EVENT_TAKE_IP}:{key}")
         ok, msg = bool(reply[0]), str(reply[1])
         if not ok:
             raise ApplyError(f"Ganesha refused to start grace for {key}: {msg}")
@@ -361,15 +272,11 @@ class GaneshaBackend:
 
     def in_grace(self) -> bool:
         """Ganesha 4.3 answers get_grace with (in_grace, success, message)."""
-        reply = self._call(ADMIN_PATH, ADMIN_IFACE, "get_grace")
+        reply = self.bus.call(ADMIN_PATH, ADMIN_IFACE, "get_grace")
         return bool(reply[0]) if isinstance(reply, (tuple, list)) else bool(reply)
 
     def clear_recovery(self, ctx: VolumeContext) -> None:
         shutil.rmtree(self.recovery_root / self.takeover_key(ctx), ignore_errors=True)
-
-
-class _BusUnreachable(ServerUnavailableError):
-    """No bus at the address (no socket, connection refused): not a bus that is slow."""
 
 
 def _explain(method: str, exp: Export, exc: Any) -> str:
