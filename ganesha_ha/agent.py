@@ -251,6 +251,8 @@ class Agent:
         backend = self.volume.backend(state)
         ctx = self.volume.ctx(state)
         backend.require_running()
+        from .volume import restore_recovery
+
         with reg.locked():
             state = reg.load()
             exp = self._classic_export(state)
@@ -258,7 +260,7 @@ class Agent:
                 state = reg.save(state.with_export(exp))
                 self.log.info(f"{ocf.param('directory')}: identity stored on the volume (fsid {exp.fsid})")
             backend.check_collisions(ctx, [exp])
-            backend.restore_recovery(ctx)
+            restore_recovery(backend, ctx)
             backend.apply(ctx, [exp])
         self.log.info(f"exported {ocf.param('directory')} to {ocf.param('clientspec')} (fsid {exp.fsid})")
         return ocf.OCF_SUCCESS
@@ -284,8 +286,10 @@ class Agent:
         if not backend.is_running():
             return ocf.OCF_SUCCESS
         if state.volume_uuid != "unknown":
+            from .volume import save_recovery
+
             try:
-                backend.save_recovery(ctx)
+                save_recovery(backend, ctx)
             except GaneshaHAError as exc:
                 self.log.warning(f"could not save client list before stop: {exc}")
         backend.withdraw(ctx, [exp])
@@ -307,8 +311,10 @@ class Agent:
         drift = backend.drift(ctx, [exp])
         if drift.missing or drift.changed:
             return ocf.OCF_NOT_RUNNING
+        from .volume import save_recovery
+
         try:
-            backend.save_recovery(ctx)
+            save_recovery(backend, ctx)
         except GaneshaHAError as exc:
             self.log.warning(f"could not save client list: {exc}")
         return ocf.OCF_SUCCESS

@@ -166,7 +166,7 @@ class Volume:
                 self.registry.save(state)
                 _best_effort(lambda: backend.withdraw(ctx, [exp]))
                 raise _rolled_back(exc, "nothing was changed (registry rolled back)") from None
-            _best_effort(lambda: backend.save_recovery(ctx))
+            _best_effort(lambda: save_recovery(backend, ctx))
             self._set_active(new_state, True)
             return ChangeResult(exp, True)
 
@@ -270,13 +270,10 @@ class Volume:
             backend.require_running()
             ctx = self.ctx(state)
             backend.check_collisions(ctx, state.exports)
-            records = backend.restore_recovery(ctx)
+            records = restore_recovery(backend, ctx)
             backend.apply(ctx, [e for e in state.exports])
             result = StartResult(applied=len(state.exports), recovery_records=records)
-            if state.server == "ganesha" and records:
-                # Only clients with a record may reclaim; with none, a grace period would
-                # only block new opens on every export of this Ganesha for nothing.
-                result.grace = backend.start_grace(ctx)  # type: ignore[attr-defined]
+            result.grace = backend.after_restore(ctx, records)
             self._set_active(state, True)
             return result
 
@@ -304,14 +301,14 @@ class Volume:
         withdrawn = 0
         if backend.is_running():
             if mounted:
-                _best_effort(lambda: backend.save_recovery(ctx))
+                _best_effort(lambda: save_recovery(backend, ctx))
             live = backend.live_paths(ctx, state.exports)
             backend.withdraw(ctx, state.exports)
             withdrawn = sum(1 for is_live in live.values() if is_live)
             withdrawn += backend.withdraw_stray(ctx, state.exports)
         else:
             require_nothing_live(backend, ctx, state.exports)
-        backend.clear_recovery(ctx)
+        clear_recovery(backend, ctx)
         self._set_active(state, False)
         return withdrawn
 
@@ -339,7 +336,7 @@ class Volume:
         from .errors import InsecureStateError, RegistryError
 
         try:
-            result.recovery_saved = backend.save_recovery(ctx)
+            result.recovery_saved = save_recovery(backend, ctx)
         except InsecureStateError:
             raise
         except RegistryError as exc:  # users fill their volumes: the exports still serve
@@ -358,6 +355,30 @@ def _require_directory(path: Path, mountpoint: Path) -> None:
     if real.relative_to(real_mp) != path.relative_to(mountpoint):
         raise ValidationError("directory", f"{path} goes through a symbolic link (it is {real}); "
                                            "export the real directory")
+
+
+def save_recovery(backend: Backend, ctx: VolumeContext) -> bool:
+    """Save every recovery store of the backend (one failing store does not stop the others);
+    True if any copy changed. Raises the first store's error after trying them all."""
+    changed, errors = False, []
+    for store in backend.recovery_stores(ctx):
+        try:
+            changed = store.save(ctx) or changed
+        except GaneshaHAError as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+    return changed
+
+
+def restore_recovery(backend: Backend, ctx: VolumeContext) -> int:
+    """Restore every recovery store; the number of client records they hold together."""
+    return sum(store.restore(ctx) for store in backend.recovery_stores(ctx))
+
+
+def clear_recovery(backend: Backend, ctx: VolumeContext) -> None:
+    for store in backend.recovery_stores(ctx):
+        store.clear(ctx)
 
 
 def require_nothing_live(backend: Backend, ctx: VolumeContext, exports: Sequence[Export]) -> None:

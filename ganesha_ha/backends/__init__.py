@@ -16,6 +16,8 @@ from ..record import Factory, Record
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
     from typing import Protocol
+
+    from ..recovery import RecoveryStore
 else:
     Protocol = object  # the interface below is for type checkers and readers only
 
@@ -74,14 +76,12 @@ class Backend(Protocol):
     def check_collisions(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
         """Raise IdCollisionError if the server serves one of these ids for something else."""
 
-    def save_recovery(self, ctx: VolumeContext) -> bool:
-        """Copy the volume's client-recovery state onto the volume; True if it changed."""
+    def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:
+        """The client-recovery state this server keeps for the volume (recovery/)."""
 
-    def restore_recovery(self, ctx: VolumeContext) -> int:
-        """Put the volume's client-recovery state where this node's server reads it."""
-
-    def clear_recovery(self, ctx: VolumeContext) -> None:
-        """Remove the volume's client-recovery state from this node (after a stop)."""
+    def after_restore(self, ctx: VolumeContext, records: int) -> str | None:
+        """Called at start once the stores are restored (`records` clients in all) and the
+        exports are live: Ganesha starts the take-over grace; returns what to report."""
 
 
 def get_backend(server: str, settings) -> Backend:

@@ -1,4 +1,4 @@
-"""The NFS-Ganesha backend: live export changes over D-Bus, recovery records, grace.
+"""The NFS-Ganesha backend: live export changes over D-Bus, take-over grace.
 
 Facts this code relies on, measured against Debian's nfs-ganesha 4.3:
 - AddExport(conf, "EXPORT(Export_Id=N)") of an id that is already live fails with
@@ -12,31 +12,34 @@ Facts this code relies on, measured against Debian's nfs-ganesha 4.3:
   path in 4.3, so the pseudo path is checked through the NFS namespace, not D-Bus.
 - Take-over grace: admin `grace("5:<key>")` (EVENT_TAKE_IP) makes Ganesha read the client
   records under <RecoveryRoot>/<key>/<RecoveryDir> and enter grace so those clients can
-  reclaim (src/SAL/recovery/recovery_fs.c, src/MainNFSD/nfs_admin_thread.c).
+  reclaim (src/SAL/recovery/recovery_fs.c, src/MainNFSD/nfs_admin_thread.c); the records
+  get there through recovery/ganesha_records.py.
+- The D-Bus transport (timeouts, bus errors) is ganesha_bus.py.
 """
 from __future__ import annotations
 
-import base64
-import json
-import os
-import shutil
-import stat
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
 
-from ..errors import ApplyError, IdCollisionError, RegistryError
-from ..fsutil import atomic_write, ensure_secure_dir, read_secure
+from ..errors import ApplyError, IdCollisionError
+from ..fsutil import atomic_write, ensure_secure_dir
 from ..model import Export
+from ..recovery.ganesha_records import RECOVERY_FILE, GaneshaRecordStore, takeover_key  # noqa: F401 (RECOVERY_FILE: the lab's name for the volume's copy)
 from . import Drift, VolumeContext
 from .ganesha_bus import BusUnreachable, GaneshaBus, import_dbus
 from .ganesha_conf import RenderOptions, check_renderable, render_export
+
+TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..recovery import RecoveryStore
 
 EXPORT_MGR_PATH = "/org/ganesha/nfsd/ExportMgr"
 EXPORT_MGR_IFACE = "org.ganesha.nfsd.exportmgr"
 ADMIN_PATH = "/org/ganesha/nfsd/admin"
 ADMIN_IFACE = "org.ganesha.nfsd.admin"
 EVENT_TAKE_IP = 5
-RECOVERY_FILE = "ganesha-recovery.json"
 
 
 class GaneshaBackend:
@@ -49,8 +52,7 @@ class GaneshaBackend:
         self.bus = GaneshaBus(bus_address or g["bus_address"], g.get("dbus_name_prefix") or "",
                               float(g["dbus_timeout"]))
         self.runtime_dir = Path(settings.node["runtime_dir"]) / "ganesha"
-        self.recovery_root = Path(g["recovery_root"])
-        self.recovery_dir = g["recovery_dir"]
+        self.records = GaneshaRecordStore(Path(g["recovery_root"]), g["recovery_dir"])
         self.render_opts = RenderOptions(protocols=g["protocols"], transports=g["transports"])
 
     def check_installed(self) -> None:
@@ -199,71 +201,20 @@ class GaneshaBackend:
             except FileNotFoundError:
                 pass
 
-    # ---- client-recovery state ------------------------------------------------------
-    def takeover_key(self, ctx: VolumeContext) -> str:
-        """Directory name under RecoveryRoot for this volume's take-over records."""
-        return ctx.ip or f"vol-{ctx.volume_uuid}"
+    # ---- client recovery and grace ----------------------------------------------------
+    def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:
+        """Ganesha's NFSv4 client records (its fs recovery backend's tree) move with the volume."""
+        return [self.records]
 
-    def node_recovery_dirs(self) -> list[Path]:
-        """Where this node's Ganesha records its own NFSv4 clients.
-
-        Ganesha 4.3 runs "clustered" by default and records clients under
-        <RecoveryRoot>/<RecoveryDir>/node<N>/; unclustered, directly in <RecoveryDir>. A
-        take-over reads <RecoveryRoot>/<key>/<RecoveryDir>/ with no node level, so the
-        records are saved relative to the node directory.
-        """
-        base = self.recovery_root / self.recovery_dir
-        nodes = sorted(p for p in base.glob("node*") if p.name[4:].isdigit() and p.is_dir())
-        return nodes or [base]
-
-    def takeover_dir(self, ctx: VolumeContext) -> Path:
-        return self.recovery_root / self.takeover_key(ctx) / self.recovery_dir
-
-    def save_recovery(self, ctx: VolumeContext) -> bool:
-        """Copy the node's NFSv4 client records onto the volume; write only when changed.
-
-        Ganesha's fs recovery backend keeps one record tree per server, not per export, so
-        a node serving several volumes gives each volume all of its records: a client with
-        no state on the volume has nothing to reclaim, so the extra records are harmless.
-        """
-        merged: dict[str, dict[str, str]] = {}
-        for directory in self.node_recovery_dirs():
-            for rec in snapshot_tree(directory):
-                merged.setdefault(rec["path"], rec)
-        records = [merged[k] for k in sorted(merged)]
-        path = ctx.state_dir / RECOVERY_FILE
-        data = (json.dumps({"records": records}, indent=1, sort_keys=True) + "\n").encode()
-        if read_secure(path) == data:
-            return False
-        atomic_write(path, data)
-        return True
-
-    def load_saved_records(self, ctx: VolumeContext) -> list[dict[str, str]]:
-        raw = read_secure(ctx.state_dir / RECOVERY_FILE)
-        if raw is None:
-            return []
-        try:
-            return list(json.loads(raw)["records"])
-        except (ValueError, KeyError, TypeError):
-            raise RegistryError(f"{ctx.state_dir / RECOVERY_FILE} is corrupt") from None
-
-    def restore_recovery(self, ctx: VolumeContext) -> int:
-        """Put the volume's records where Ganesha's take-over reads them; return their count."""
-        records = self.load_saved_records(ctx)
-        target = self.takeover_dir(ctx)
-        if target.exists():
-            shutil.rmtree(target)
-        old = os.umask(0o022)  # the parents mkdir creates and every record file: never writable by others
-        try:
-            target.mkdir(parents=True, mode=0o755)
-            restore_tree(target, records)
-        finally:
-            os.umask(old)
-        return sum(1 for r in records if r["type"] == "dir" and "/" not in r["path"])
+    def after_restore(self, ctx: VolumeContext, records: int) -> str | None:
+        """With client records restored, start the take-over grace so those clients can
+        reclaim; with none, a grace period would only block new opens on every export of
+        this Ganesha for nothing. Returns Ganesha's answer, or None when not started."""
+        return self.start_grace(ctx) if records else None
 
     def start_grace(self, ctx: VolumeContext) -> str:
         """Ask Ganesha to enter grace and accept reclaims from the volume's clients."""
-        key = self.takeover_key(ctx)
+        key = takeover_key(ctx)
         reply = self.bus.call(ADMIN_PATH, ADMIN_IFACE, "grace", f"{EVENT_TAKE_IP}:{key}")
         ok, msg = bool(reply[0]), str(reply[1])
         if not ok:
@@ -274,9 +225,6 @@ class GaneshaBackend:
         """Ganesha 4.3 answers get_grace with (in_grace, success, message)."""
         reply = self.bus.call(ADMIN_PATH, ADMIN_IFACE, "get_grace")
         return bool(reply[0]) if isinstance(reply, (tuple, list)) else bool(reply)
-
-    def clear_recovery(self, ctx: VolumeContext) -> None:
-        shutil.rmtree(self.recovery_root / self.takeover_key(ctx), ignore_errors=True)
 
 
 def _explain(method: str, exp: Export, exc: Any) -> str:
@@ -289,37 +237,3 @@ def _explain(method: str, exp: Export, exc: Any) -> str:
         return (f"Ganesha rejected the EXPORT block of {where} (syntax error; see Ganesha's log): "
                 f"{msg or name}")
     return f"Ganesha {method} of {where} failed: {msg or name}"
-
-
-def snapshot_tree(root: Path) -> list[dict[str, str]]:
-    """A recovery tree as a sorted list of {path, type[, data]} (files are small, base64)."""
-    out: list[dict[str, str]] = []
-    if not root.is_dir():
-        return out
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        rel_dir = os.path.relpath(dirpath, root)
-        for d in dirnames:
-            out.append({"path": os.path.normpath(os.path.join(rel_dir, d)), "type": "dir"})
-        for f in sorted(filenames):
-            full = os.path.join(dirpath, f)
-            st = os.lstat(full)
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            with open(full, "rb") as fh:
-                data = base64.b64encode(fh.read(65536)).decode()
-            out.append({"path": os.path.normpath(os.path.join(rel_dir, f)), "type": "file", "data": data})
-    return sorted(out, key=lambda r: r["path"])
-
-
-def restore_tree(root: Path, records: list[dict[str, str]]) -> None:
-    for rec in sorted(records, key=lambda r: r["path"]):
-        rel = rec["path"]
-        if rel.startswith("/") or ".." in rel.split("/"):
-            raise RegistryError(f"recovery record {rel!r} escapes its directory")
-        target = root / rel
-        if rec["type"] == "dir":
-            target.mkdir(parents=True, exist_ok=True, mode=0o755)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-            target.write_bytes(base64.b64decode(rec.get("data", "")))
