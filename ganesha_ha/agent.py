@@ -19,6 +19,7 @@ import os
 import sys
 
 from . import __version__, ocf
+from .servers import BACKENDS, SERVERS
 
 
 def _fail_configured(log: ocf.Logger, message: str) -> int:
@@ -29,8 +30,8 @@ def _fail_configured(log: ocf.Logger, message: str) -> int:
 def validate_params(log: ocf.Logger) -> int:
     """Cheap checks of the parameters alone (no volume, no server)."""
     server = ocf.param("server")
-    if server not in ("knfsd", "ganesha"):
-        return _fail_configured(log, f"server must be 'knfsd' or 'ganesha', got {server!r}")
+    if server not in SERVERS:
+        return _fail_configured(log, f"server must be {' or '.join(repr(s) for s in SERVERS)}, got {server!r}")
     volume, directory = ocf.param("volume"), ocf.param("directory")
     if not volume and not directory:
         return _fail_configured(log, "set volume (the shared volume's mount point) or, in classic mode, directory")
@@ -53,25 +54,6 @@ def validate_params(log: ocf.Logger) -> int:
     return ocf.OCF_SUCCESS
 
 
-def _check_binaries(server: str) -> None:
-    from .errors import NotInstalledError
-
-    if server == "knfsd":
-        if not os.access("/usr/sbin/exportfs", os.X_OK):
-            import shutil  # only here: shutil costs a few ms at every call otherwise
-
-            if shutil.which("exportfs") is None:
-                raise NotInstalledError("exportfs is not installed on this node (package nfs-kernel-server)")
-    else:
-        from . import lazysite
-
-        lazysite.enable()
-        try:
-            import dbus  # noqa: F401
-        except ImportError:
-            raise NotInstalledError("dbus-python is not installed for the agent's interpreter") from None
-
-
 def _settings():
     from .settings import load_settings
 
@@ -87,7 +69,7 @@ def _settings():
     except ValueError:
         budget = 0.0
     if budget > 0:
-        for section, key in (("knfsd", "exportfs_timeout"), ("ganesha", "dbus_timeout")):
+        for section, key in (b.call_timeout for b in BACKENDS):
             sec = getattr(settings, section)
             sec[key] = min(float(sec[key]), max(budget, 0.5))
     return settings
@@ -115,10 +97,12 @@ class Agent:
         if self.settings.log.get("syslog") and log.syslog is None:
             self.log = ocf.Logger(use_syslog=True)
         self.classic = bool(ocf.param("directory"))
+        from .backends import get_backend
         from .volume import Volume
 
         mp = ocf.param("volume") or _containing_mount(ocf.param("directory"))
-        self.volume = Volume(mp, self.settings, ip=ocf.param("ip") or None)
+        self.backend = get_backend(self.server, self.settings)
+        self.volume = Volume(mp, self.settings, ip=ocf.param("ip") or None, backend=self.backend)
 
     # ---- volume mode ------------------------------------------------------------------
     def start(self) -> int:
@@ -345,13 +329,11 @@ def run(action: str) -> int:
     from .errors import GaneshaHAError
 
     try:
-        _check_binaries(ocf.param("server"))
         agent = Agent(log)
-        if action == "validate-all":
-            from .backends import get_backend
-
+        if action != "stop":  # a stop must work whenever it can: nothing to serve needs no program
             # the programs the settings name (knfsd.exportfs), not whichever is on PATH
-            get_backend(agent.server, agent.settings).check_installed()
+            agent.backend.check_installed()
+        if action == "validate-all":
             return ocf.OCF_SUCCESS
         if action in ("reload-agent", "reload"):
             log.info("reloaded parameters (config, bus_address); nothing to restart")

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import GaneshaHAError, ValidationError
+from .servers import BACKENDS, SERVERS
 from .textfmt import table
 
 
@@ -52,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     vsub.required = True
     v = vsub.add_parser("init", help="create the volume's registry (<mount point>/.ganesha-ha)")
     v.add_argument("mountpoint")
-    v.add_argument("--server", required=True, choices=["ganesha", "knfsd"])
+    v.add_argument("--server", required=True, choices=SERVERS,
+                   help="; ".join(f"{b.name}: {b.description}" for b in BACKENDS))
     v.add_argument("--id-range", type=_id_range, metavar="LOW-HIGH",
                    help="Export_Ids this volume may use (default: a random free block)")
     v.add_argument("--json", action="store_true")

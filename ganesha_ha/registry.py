@@ -29,6 +29,7 @@ from .fsutil import (atomic_write, check_secure_dir, check_secure_file, ensure_s
                      remove_stale_temps, require_mountpoint)
 from .model import EXPORT_ID_MAX, EXPORT_ID_MIN, Export, new_fsid, normalize_relpath
 from .record import Record, replace
+from .servers import SERVERS
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -39,7 +40,6 @@ REGISTRY_FILE = "registry.json"
 LOCK_FILE = "lock"
 SCHEMA_NAME = "ganesha-ha/registry"
 SCHEMA_VERSION = 1
-SERVERS = ("ganesha", "knfsd")
 
 
 class RegistryState(Record, frozen=True):
@@ -205,7 +205,7 @@ class Registry:
             check_secure_dir(self.state_dir)
         except FileNotFoundError:
             raise NotInitialisedError(f"{self.mountpoint} has no ganesha-ha registry; run "
-                                      f"'ganesha-ha volume init {self.mountpoint} --server ganesha|knfsd'") from None
+                                      f"'ganesha-ha volume init {self.mountpoint} --server {'|'.join(SERVERS)}'") from None
 
     def load(self) -> RegistryState:
         """Read the registry (no lock needed: writes are atomic renames)."""
@@ -213,7 +213,7 @@ class Registry:
         raw = read_secure(self.path)
         if raw is None:
             raise NotInitialisedError(f"{self.mountpoint} has no ganesha-ha registry; run "
-                                      f"'ganesha-ha volume init {self.mountpoint} --server ganesha|knfsd'")
+                                      f"'ganesha-ha volume init {self.mountpoint} --server {'|'.join(SERVERS)}'")
         return RegistryState.from_json(raw, str(self.path))
 
     def save(self, state: RegistryState) -> RegistryState:

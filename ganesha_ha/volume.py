@@ -121,10 +121,9 @@ class Volume:
     # ---- volume lifecycle ---------------------------------------------------------------
     def init(self, server: str, id_range: tuple[int, int] | None = None) -> RegistryState:
         avoid: Iterable[int] = ()
-        if server == "ganesha" and id_range is None:
-            backend = get_backend(server, self.settings)
-            try:  # avoid the ids this node's Ganesha already serves, when it is up
-                avoid = backend.show_exports().keys() if backend.is_running() else ()
+        if id_range is None:
+            try:  # avoid the ids this node's server already serves, when it is up
+                avoid = get_backend(server, self.settings).served_ids()
             except GaneshaHAError:
                 avoid = ()
         return self.registry.init(server, id_range, self.settings.registry["id_block"], avoid)
@@ -143,8 +142,8 @@ class Volume:
             _require_directory(self.registry.abspath(rel), self.mountpoint)
             backend, live = self._live_backend(state, record_only)
             taken: set[int] = set()
-            if live and state.server == "ganesha" and export_id is None:
-                taken = set(backend.show_exports().keys())  # type: ignore[attr-defined]
+            if live and export_id is None:
+                taken = backend.served_ids()
             exp = Export(
                 path=rel,
                 export_id=export_id if export_id is not None else state.allocate_export_id(taken),
@@ -225,10 +224,7 @@ class Volume:
 
     def _check_server_limits(self, state: RegistryState, exp: Export) -> None:
         """What the volume's server cannot represent is refused before it is recorded."""
-        if state.server == "ganesha":
-            from .backends.ganesha_conf import check_renderable
-
-            check_renderable(exp, self.mountpoint)
+        self.backend(state).check_export(exp, self.mountpoint)
 
     def _live_backend(self, state: RegistryState, record_only: bool) -> tuple[Backend, bool]:
         """The backend, and whether this change must reach the live server now.

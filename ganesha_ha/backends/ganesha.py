@@ -78,11 +78,17 @@ class GaneshaBackend:
         if not self.bus.name_owned():
             raise self.bus.not_running()
 
+    def check_export(self, exp: Export, mountpoint: Path) -> None:
+        check_renderable(exp, mountpoint)
+
     # ---- live state -----------------------------------------------------------------
     def show_exports(self) -> dict[int, str]:
         """Export_Id → path of every export Ganesha serves now (one D-Bus call)."""
         _, exports = self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "ShowExports")
         return {int(e[0]): str(e[1]) for e in exports}
+
+    def served_ids(self) -> set[int]:
+        return set(self.show_exports())
 
     def display_export(self, export_id: int) -> dict[str, Any] | None:
         dbus = import_dbus()

@@ -171,6 +171,10 @@ class KnfsdBackend:
             raise ServerUnavailableError(f"exportfs failed (exit {rc}): {one_line(err)}")
         self._running_ok = True
 
+    def check_export(self, exp: Export, mountpoint: Path) -> None:
+        """Nothing to refuse: every path and client the model accepts can be written to an
+        exportfs argument or an exports file (knfsd_table escapes paths)."""
+
     def is_running(self) -> bool:
         try:
             self.require_running()
@@ -204,6 +208,10 @@ class KnfsdBackend:
     def _same_host(self, wanted: str, live: str) -> bool:
         """exportfs writes a host under any name it knows for the address: compare addresses."""
         return bool(self._addresses(wanted) & self._addresses(live))
+
+    def served_ids(self) -> set[int]:
+        """knfsd has no Export_Ids: exports are known by directory and fsid."""
+        return set()
 
     def path_states(self, ctx: VolumeContext, exports: Sequence[Export],
                     entries: list[EtabEntry] | None = None) -> dict[str, PathState]:

@@ -1,0 +1,42 @@
+"""The NFS servers ganesha-ha drives: one table, and every list of servers comes from it.
+
+The registry's server names, the CLI's `--server` choices, the agent's `server=` check, its
+meta-data text and the setting that bounds one call to the server are read from `BACKENDS`;
+backends/__init__.py imports the module a row names. Nothing is imported here: the agent's
+`meta-data` reads this table at every call.
+"""
+from __future__ import annotations
+
+from .record import Record
+
+
+class BackendInfo(Record, frozen=True):
+    """One row of the backend table."""
+
+    name: str          # in the registry and the agent's server= parameter
+    description: str   # one phrase, for the agent's meta-data and the CLI's help
+    module: str        # the module under ganesha_ha.backends that implements it
+    factory: str       # its class, called with the settings
+    programs: str      # what must be installed on a node to serve it (for messages and docs)
+    call_timeout: tuple[str, str]  # the setting (section, key) bounding one call to the server
+
+
+BACKENDS: tuple[BackendInfo, ...] = (
+    BackendInfo("knfsd", "the kernel NFS server, driven with exportfs", "knfsd", "KnfsdBackend",
+                "exportfs (nfs-kernel-server), as knfsd.exportfs names it", ("knfsd", "exportfs_timeout")),
+    BackendInfo("ganesha", "NFS-Ganesha, driven live over D-Bus", "ganesha", "GaneshaBackend",
+                "dbus-python for the agent's interpreter (and nfs-ganesha)", ("ganesha", "dbus_timeout")),
+)
+SERVERS: tuple[str, ...] = tuple(b.name for b in BACKENDS)
+
+
+def backend_info(server: str) -> BackendInfo:
+    """The table's row for `server`; ValidationError (field "server") when there is none."""
+    for info in BACKENDS:
+        if info.name == server:
+            return info
+    from .errors import ValidationError
+
+    raise ValidationError("server", f"must be {' or '.join(repr(s) for s in SERVERS)}, got {server!r}")
+
+
