@@ -109,7 +109,9 @@ class Agent:
         if self.classic:
             return self.classic_start()
         if self.volume.is_active():
-            mon = self.volume.monitor()
+            # a check only: no repair, and never a save of client-recovery state, which on a
+            # node that has not restored the volume's copy would wipe it (the start restores)
+            mon = self.volume.monitor(repair=False, save=False)
             if mon.running and mon.drift.clean:
                 self.log.info(f"{self.volume.mountpoint}: already started here")
                 return ocf.OCF_SUCCESS
@@ -212,40 +214,31 @@ class Agent:
         """Before anything is written: the directory is valid, exists, lies on a mounted file
         system other than the root one (a volume that is not mounted yet leaves its mount
         point on the root file system), and is reached without symbolic links."""
-        from pathlib import Path
-
         from .errors import NotMountedError
-        from .volume import _require_directory
 
         directory = ocf.param("directory")
-        path = self.volume.registry.abspath(self.volume.registry.relpath(directory))
-        if not os.path.isdir(path):
+        rel = self.volume.registry.relpath(directory)
+        if not os.path.isdir(self.volume.registry.abspath(rel)):
             raise NotMountedError(f"{directory} does not exist or is not a directory "
                                   "(is its file system mounted on this node?)")
-        _require_directory(Path(path), self.volume.mountpoint)
+        self.volume.require_directory(rel)
         if os.path.realpath(self.volume.mountpoint) == "/":
             raise NotMountedError(f"{directory} is on the root file system, not on a shared volume "
                                   "(is its file system mounted on this node?); nothing written")
 
     def classic_start(self) -> int:
+        """Store the export's identity on the volume (kept if already there), restore the
+        volume's client-recovery state, export: one transaction."""
         self._classic_check_directory()
-        reg = self.volume.registry
-        state = self._classic_state()
-        self._check_server_matches(state)   # the volume's server, not a silent switch
-        backend = self.volume.backend(state)
-        ctx = self.volume.ctx(state)
-        backend.require_running()
-        from .volume import restore_recovery
-
-        with reg.locked():
-            state = reg.load()
-            exp = self._classic_export(state)
-            if state.get(exp.path) != exp:
-                state = reg.save(state.with_export(exp))
-                self.log.info(f"{ocf.param('directory')}: identity stored on the volume (fsid {exp.fsid})")
-            backend.check_collisions(ctx, [exp])
-            restore_recovery(backend, ctx)
-            backend.apply(ctx, [exp])
+        self._check_server_matches(self._classic_state())   # the volume's server, not a silent switch
+        with self.volume.transaction(live=True) as tx:
+            exp = self._classic_export(tx.state)
+            if tx.state.get(exp.path) != exp:
+                tx.state = tx.state.with_export(exp)
+            tx.reapply([exp])
+            tx.restore = True
+        if tx.changed:
+            self.log.info(f"{ocf.param('directory')}: identity stored on the volume (fsid {exp.fsid})")
         self.log.info(f"exported {ocf.param('directory')} to {ocf.param('clientspec')} (fsid {exp.fsid})")
         return ocf.OCF_SUCCESS
 
@@ -270,13 +263,12 @@ class Agent:
         if not backend.is_running():
             return ocf.OCF_SUCCESS
         if state.volume_uuid != "unknown":
-            from .volume import save_recovery
-
             try:
-                save_recovery(backend, ctx)
+                self.volume.save_recovery(backend, ctx)
             except GaneshaHAError as exc:
                 self.log.warning(f"could not save client list before stop: {exc}")
         backend.withdraw(ctx, [exp])
+        self.volume.node.clear_restored()
         self.log.info(f"unexported {ocf.param('directory')}")
         return ocf.OCF_SUCCESS
 
@@ -295,10 +287,8 @@ class Agent:
         drift = backend.drift(ctx, [exp])
         if drift.missing or drift.changed:
             return ocf.OCF_NOT_RUNNING
-        from .volume import save_recovery
-
         try:
-            save_recovery(backend, ctx)
+            self.volume.save_recovery(backend, ctx)
         except GaneshaHAError as exc:
             self.log.warning(f"could not save client list: {exc}")
         return ocf.OCF_SUCCESS

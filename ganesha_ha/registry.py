@@ -19,7 +19,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -176,8 +176,10 @@ def random_id_range(block: int, avoid: Iterable[int] = ()) -> tuple[int, int]:
 class Registry:
     """Access to one volume's registry: lock, load, atomic save."""
 
-    def __init__(self, mountpoint: Path | str, lock_timeout: float = 30.0):
+    def __init__(self, mountpoint: Path | str, lock_timeout: float = 30.0,
+                 require_mounted: Callable[[Path], None] = require_mountpoint):
         self.mountpoint = Path(mountpoint)
+        self.require_mounted = require_mounted  # NotMountedError unless a mounted file system
         self.state_dir = self.mountpoint / STATE_DIR
         self.path = self.state_dir / REGISTRY_FILE
         self.lock_timeout = lock_timeout
@@ -200,7 +202,7 @@ class Registry:
         return self.path.exists()
 
     def _check_dir(self) -> None:
-        require_mountpoint(self.mountpoint)
+        self.require_mounted(self.mountpoint)
         try:
             check_secure_dir(self.state_dir)
         except FileNotFoundError:
@@ -227,7 +229,7 @@ class Registry:
         """Create the state directory and an empty registry; refuses to overwrite one."""
         import uuid  # here, not at the top: only init needs it, and every agent call imports this module
 
-        require_mountpoint(self.mountpoint)
+        self.require_mounted(self.mountpoint)
         ensure_secure_dir(self.state_dir)
         with self.locked():
             if self.path.exists():
