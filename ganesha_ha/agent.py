@@ -180,7 +180,7 @@ class Agent:
     # ---- classic mode -----------------------------------------------------------------
     def _classic_export(self, state=None):
         """The export the classic parameters describe (fsid kept from the registry if not given)."""
-        from .model import Export
+        from .model import Export, GaneshaOptions, KnfsdOptions
 
         options = [o.strip() for o in ocf.param("options").split(",") if o.strip()]
         fsid = ocf.param("fsid")
@@ -195,11 +195,12 @@ class Agent:
         rel = self.volume.registry.relpath(ocf.param("directory"))
         existing = state.get(rel) if state is not None else None
         if not fsid:
-            fsid = existing.fsid if existing else (state.allocate_fsid() if state else "1")
+            fsid = existing.knfsd.fsid if existing else (state.allocate_fsid() if state else "1")
         export_id = existing.export_id if existing else (state.allocate_export_id() if state else 1)
         pseudo = existing.pseudo if existing else ocf.param("directory").rstrip("/") or "/"
-        return Export(path=rel, export_id=export_id, fsid=fsid, pseudo=pseudo, clients=clients,
-                      access="RW", squash="root_squash")
+        return Export(path=rel, export_id=export_id, knfsd=KnfsdOptions(fsid), pseudo=pseudo, clients=clients,
+                      access="RW", squash="root_squash",
+                      ganesha=existing.ganesha if existing else GaneshaOptions())
 
     def _classic_state(self):
         from .errors import NotInitialisedError
@@ -238,8 +239,8 @@ class Agent:
             tx.reapply([exp])
             tx.restore = True
         if tx.changed:
-            self.log.info(f"{ocf.param('directory')}: identity stored on the volume (fsid {exp.fsid})")
-        self.log.info(f"exported {ocf.param('directory')} to {ocf.param('clientspec')} (fsid {exp.fsid})")
+            self.log.info(f"{ocf.param('directory')}: identity stored on the volume (fsid {exp.knfsd.fsid})")
+        self.log.info(f"exported {ocf.param('directory')} to {ocf.param('clientspec')} (fsid {exp.knfsd.fsid})")
         return ocf.OCF_SUCCESS
 
     def classic_stop(self) -> int:

@@ -35,7 +35,7 @@ def needs_readd(old: Export, new: Export) -> bool:
     UpdateExport cannot change an export's Export_Id, pseudo path or FSAL
     (src/support/export_mgr.c), and a different Export_Id is a different export anyway."""
     return (old.export_id != new.export_id or old.pseudo != new.pseudo
-            or old.fsal != new.fsal)
+            or old.ganesha != new.ganesha)
 
 
 def apply_order(exports: Iterable[Export]) -> list[Export]:

@@ -22,11 +22,12 @@ from pathlib import Path
 from .backends import Backend, Drift, VolumeContext, get_backend
 from .errors import ApplyError, GaneshaHAError, ServerUnavailableError, ValidationError
 from .fsutil import require_mountpoint
-from .model import Export, parse_clients
+from .fsal import Fsal
+from .model import Export, GaneshaOptions, KnfsdOptions, parse_clients
 from .nodestate import NodeState
 from .plan import APPLY, batches, plan_changes, plan_undo
 from .record import Factory, Record
-from .registry import Registry, RegistryState
+from .registry import SCHEMA_VERSION, Registry, RegistryState, export_from_dict
 from .settings import Settings
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
@@ -128,7 +129,8 @@ class Volume:
 
     def _set_active(self, state: RegistryState) -> None:
         self.node.set_active({"mountpoint": str(self.mountpoint), "server": state.server, "ip": self.ip,
-                              "volume_uuid": state.volume_uuid, "exports": [e.to_dict() for e in state.exports]})
+                              "volume_uuid": state.volume_uuid, "version": SCHEMA_VERSION,
+                              "exports": [e.to_dict() for e in state.exports]})
 
     def load(self) -> RegistryState:
         return self.registry.load()
@@ -228,9 +230,10 @@ class Volume:
             exp = Export(
                 path=rel,
                 export_id=export_id if export_id is not None else tx.state.allocate_export_id(tx.served_ids()),
-                fsid=fsid if fsid is not None else tx.state.allocate_fsid(),
                 pseudo=pseudo if pseudo is not None else str(self.registry.abspath(rel)),
-                clients=parse_clients(clients), access=access, squash=squash, fsal=fsal,
+                clients=parse_clients(clients), access=access, squash=squash,
+                knfsd=KnfsdOptions(fsid if fsid is not None else tx.state.allocate_fsid()),
+                ganesha=GaneshaOptions(Fsal(fsal)),
             )
             tx.state = tx.state.with_export(exp)
         return self._result(tx, exp, record_only)
@@ -244,10 +247,14 @@ class Volume:
             changes: dict[str, Any] = {}
             if clients is not None:
                 changes["clients"] = parse_clients(clients)
-            for name, value in (("pseudo", pseudo), ("export_id", export_id), ("fsid", fsid),
-                                ("access", access), ("squash", squash), ("fsal", fsal)):
+            for name, value in (("pseudo", pseudo), ("export_id", export_id), ("access", access),
+                                ("squash", squash)):
                 if value is not None:
                     changes[name] = value
+            if fsid is not None:
+                changes["knfsd"] = KnfsdOptions(fsid)
+            if fsal is not None:  # a name: a plain FSAL (options belong to the FSAL they were for)
+                changes["ganesha"] = GaneshaOptions(Fsal(fsal))
             new = old.with_changes(**changes)
             tx.state = tx.state.with_export(new)
         return self._result(tx, new, record_only)
@@ -305,7 +312,8 @@ class Volume:
                 return 0  # never started here and nothing readable: already stopped
             state = RegistryState(volume_uuid=record["volume_uuid"], server=record["server"],
                                   id_range=(1, 65535),
-                                  exports=tuple(Export.from_dict(e) for e in record["exports"]))
+                                  exports=tuple(export_from_dict(e, record.get("version", 1))
+                                                for e in record["exports"]))
             mounted = False
         else:
             mounted = True

@@ -18,7 +18,7 @@ from pathlib import Path
 from ganesha_ha.backends import Drift, VolumeContext
 from ganesha_ha.errors import (ApplyError, IdCollisionError, NotInstalledError, ServerUnavailableError,
                                ValidationError)
-from ganesha_ha.model import Export
+from ganesha_ha.model import Export, KnfsdOptions
 
 
 class FakeStore:
@@ -66,7 +66,7 @@ class FakeBackend:
     # ---- helpers for tests ------------------------------------------------------------
     def serve_foreign(self, export_id: int, path: str) -> None:
         """Another volume's export, served by this node under `export_id`."""
-        self.live[export_id] = (path, Export(path="", export_id=export_id, fsid="1", pseudo="/foreign",
+        self.live[export_id] = (path, Export(path="", export_id=export_id, knfsd=KnfsdOptions("1"), pseudo="/foreign",
                                              clients=("*",)))
 
     def live_exports(self, ctx: VolumeContext) -> dict[str, Export]:

@@ -27,7 +27,7 @@ from ganesha_ha.backends.knfsd import KnfsdBackend
 from ganesha_ha.backends.knfsd_table import chunk_args, desired_entries, export_dir, parse_etab
 from ganesha_ha.errors import (ApplyError, IdCollisionError, NotInstalledError,
                                ServerUnavailableError)
-from ganesha_ha.model import Export
+from ganesha_ha.model import Export, KnfsdOptions
 
 from knfsd_ns import (REAL_EXPORTFS, calls, counting_exportfs, etab_lines, make_settings,
                       mount_tmpfs, private_nfs_state, skip_reason, volume)
@@ -39,7 +39,7 @@ root = pytest.mark.root  # the tests that run exportfs; the rmtab ones need neit
 
 
 def exp(path, clients, fsid, export_id=1, **kw) -> Export:
-    return Export(path=path, export_id=export_id, fsid=fsid, pseudo=f"/e{export_id}", clients=clients, **kw)
+    return Export(path=path, export_id=export_id, knfsd=KnfsdOptions(fsid), pseudo=f"/e{export_id}", clients=clients, **kw)
 
 
 @pytest.fixture

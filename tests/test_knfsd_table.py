@@ -19,14 +19,14 @@ from ganesha_ha.backends.knfsd_table import (
     options_match, parse_etab, parse_etab_entries, render_exports_file, render_options,
     unexport_argvs)
 from ganesha_ha.errors import ValidationError
-from ganesha_ha.model import ClientSpec, Export
+from ganesha_ha.model import ClientSpec, Export, KnfsdOptions
 from ganesha_ha.nfspath import escape_etab_path, normalize_path, path_is_under, unescape_octal
 
 MP = "/srv/vol1"
 
 
 def exp(path="d1", clients=("*",), fsid="101", **kw) -> Export:
-    return Export(path=path, export_id=1, fsid=fsid, pseudo="/p", clients=clients, **kw)
+    return Export(path=path, export_id=1, knfsd=KnfsdOptions(fsid), pseudo="/p", clients=clients, **kw)
 
 
 # ---- an emulation of nfs-utils' putexportent, for etab lines with defaults filled in -------------
@@ -104,7 +104,7 @@ def exports(draw):
     hosts = draw(st.lists(clients, min_size=n, max_size=n, unique_by=normalize_client))
     try:
         specs = tuple(ClientSpec(h, draw(client_options)) for h in hosts)
-        return Export(path=draw(relpaths), export_id=1, fsid=draw(fsids), pseudo="/x", clients=specs,
+        return Export(path=draw(relpaths), export_id=1, knfsd=KnfsdOptions(draw(fsids)), pseudo="/x", clients=specs,
                       access=draw(st.sampled_from(["RW", "RO", "None"])),
                       squash=draw(st.sampled_from(["root_squash", "no_root_squash", "all_squash"])))
     except ValidationError:
@@ -203,7 +203,7 @@ def test_render_is_deterministic_complete_and_fsid_last(e):
                                            if e.client_access(c) != "None"]
     for d, c in zip(entries, [c for c in e.clients if e.client_access(c) != "None"]):
         toks = d.options.split(",")
-        assert toks[-1] == f"fsid={e.fsid}" and sum(t.startswith("fsid=") for t in toks) == 1
+        assert toks[-1] == f"fsid={e.knfsd.fsid}" and sum(t.startswith("fsid=") for t in toks) == 1
         assert toks[0] == ("rw" if e.client_access(c) == "RW" else "ro")
         assert ("async" in toks) == ("async" in c.options) and ("sync" in toks) != ("async" in toks)
         assert len(toks) == len(set(toks))

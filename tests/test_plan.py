@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from ganesha_ha.model import Export
+from ganesha_ha.model import Export, KnfsdOptions
 from ganesha_ha.plan import APPLY, WITHDRAW, Step, batches, plan_changes, plan_undo
 
 
 def exp(path: str, export_id: int = 1, pseudo: str | None = None, clients=("*",)) -> Export:
-    return Export(path=path, export_id=export_id, fsid="7", pseudo=pseudo or f"/{path}", clients=clients)
+    return Export(path=path, export_id=export_id, knfsd=KnfsdOptions("7"), pseudo=pseudo or f"/{path}", clients=clients)
 
 
 exports = st.builds(exp, st.sampled_from(["a", "b", "c", "d"]), st.integers(1, 4),

@@ -68,9 +68,9 @@ def live(vol: Volume, fake: FakeBackend) -> dict:
 
 
 def _export(vol: Volume, path: str, export_id: int):
-    from ganesha_ha.model import Export
+    from ganesha_ha.model import Export, KnfsdOptions
 
-    return Export(path=path, export_id=export_id, fsid=str(export_id), pseudo=f"/{path}", clients=("*",))
+    return Export(path=path, export_id=export_id, knfsd=KnfsdOptions(str(export_id)), pseudo=f"/{path}", clients=("*",))
 
 
 # ---- the interface ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from ..errors import ValidationError
+from ..fsal import Fsal
 from ..model import ClientSpec, Export
 from ..record import Record
 
@@ -57,6 +58,20 @@ def render_client(exp: Export, client: ClientSpec) -> list[str]:
     return lines
 
 
+def render_fsal(fsal: Fsal, indent: str) -> list[str]:
+    """The FSAL sub-block: `FSAL { Name = VFS; }` on one line when it has nothing else; else
+    its options as quoted strings (keys are words, fsal.py checks them) and the FSAL it is
+    stacked on as a nested FSAL block (Ganesha's form for stackable FSALs such as NULL)."""
+    if not fsal.options and fsal.stacked is None:
+        return [f"{indent}FSAL {{ Name = {fsal.name}; }}"]
+    lines = [f"{indent}FSAL {{", f"{indent}    Name = {fsal.name};"]
+    lines += [f"{indent}    {key} = {quote(value)};" for key, value in fsal.options]
+    if fsal.stacked is not None:
+        lines += render_fsal(fsal.stacked, indent + "    ")
+    lines.append(f"{indent}}}")
+    return lines
+
+
 def _export_path(exp: Export, mountpoint: str | PurePosixPath) -> str:
     return str(PurePosixPath(mountpoint) / exp.path) if exp.path else str(PurePosixPath(mountpoint))
 
@@ -73,6 +88,12 @@ def check_renderable(exp: Export, mountpoint: str | PurePosixPath) -> None:
         if "\\" in value:
             raise ValidationError(field_name, "must not contain a backslash with server=ganesha "
                                               "(NFS-Ganesha's config language cannot carry it safely)")
+    fsal: Fsal | None = exp.ganesha.fsal
+    while fsal is not None:
+        if fsal.options:
+            raise ValidationError("fsal", f"FSAL {fsal.name}: options are not supported yet (each FSAL's "
+                                          "options need a schema before they may reach a config file)")
+        fsal = fsal.stacked
 
 
 def render_export(exp: Export, mountpoint: str | PurePosixPath, opts: RenderOptions = RenderOptions()) -> str:
@@ -92,7 +113,7 @@ def render_export(exp: Export, mountpoint: str | PurePosixPath, opts: RenderOpti
         f"    Squash = {SQUASH_KEYWORDS[exp.squash]};",
         f"    Protocols = {opts.protocols};",
         f"    Transports = {opts.transports};",
-        f"    FSAL {{ Name = {exp.fsal}; }}",
+        *render_fsal(exp.ganesha.fsal, "    "),
     ]
     for client in exp.clients:
         lines.extend(render_client(exp, client))

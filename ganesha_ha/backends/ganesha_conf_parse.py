@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from ..model import ClientSpec, Export
+from ..fsal import Fsal
+from ..model import ClientSpec, Export, GaneshaOptions, KnfsdOptions
 from ..record import Factory, Record
 from .ganesha_conf import SQUASH_KEYWORDS
 
@@ -154,9 +155,20 @@ def export_from_block(block: Block, mountpoint: str, fsid: str) -> Export:
         for host in hosts:
             clients.append(ClientSpec(host, tuple(opts)))
             accesses.append(access)
-    fsal = (block.sub("FSAL") or [Block("FSAL", [("Name", ["VFS"])])])[0]
+    fsals = block.sub("FSAL")
     # The export-level cap is the widest client access (a None client only exists under a None cap).
     cap = next((a for a in ("RW", "RO") if a in accesses), "None")
-    return Export(path=rel, export_id=int(one(block, "Export_Id")), fsid=fsid,
-                  pseudo=one(block, "Pseudo"), clients=tuple(clients), access=cap,
-                  squash=exp_squash, fsal=one(fsal, "Name"))
+    return Export(path=rel, export_id=int(one(block, "Export_Id")), knfsd=KnfsdOptions(fsid),
+                  pseudo=one(block, "Pseudo"), clients=tuple(clients), access=cap, squash=exp_squash,
+                  ganesha=GaneshaOptions(fsal_from_block(fsals[0]) if fsals else Fsal()))
+
+
+def fsal_from_block(block: Block) -> Fsal:
+    """An FSAL block: its Name, its other parameters as options, a nested FSAL as the one it
+    is stacked on."""
+    name = block.get("Name")
+    if not name or len(name) != 1:
+        raise ParseError("FSAL without a single Name")
+    options = tuple((k, ",".join(v)) for k, v in block.params if k.lower() != "name")
+    stacked = block.sub("FSAL")
+    return Fsal(name[0], options, fsal_from_block(stacked[0]) if stacked else None)

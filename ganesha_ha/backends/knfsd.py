@@ -244,7 +244,7 @@ class KnfsdBackend:
 
     def _collisions(self, ctx: VolumeContext, exports: Sequence[Export],
                     entries: list[EtabEntry]) -> list[tuple[str, str, str]]:
-        wanted = {normalize_fsid(e.fsid): export_dir(ctx.mountpoint, e) for e in exports}
+        wanted = {normalize_fsid(e.knfsd.fsid): export_dir(ctx.mountpoint, e) for e in exports}
         return find_collisions(entries, wanted)
 
     def check_collisions(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:

@@ -224,7 +224,7 @@ def render_options(exp: Export, client: ClientSpec) -> str | None:
         value = client.option_value(key)
         if value is not None:
             opts.append(f"{key}={value}")
-    opts.append(f"fsid={exp.fsid}")
+    opts.append(f"fsid={exp.knfsd.fsid}")
     return ",".join(opts)
 
 
