@@ -252,9 +252,9 @@ class Volume:
                 if value is not None:
                     changes[name] = value
             if fsid is not None:
-                changes["knfsd"] = KnfsdOptions(fsid)
+                changes.update(knfsd=KnfsdOptions(fsid))
             if fsal is not None:  # a name: a plain FSAL (options belong to the FSAL they were for)
-                changes["ganesha"] = GaneshaOptions(Fsal(fsal))
+                changes.update(ganesha=GaneshaOptions(Fsal(fsal)))
             new = old.with_changes(**changes)
             tx.state = tx.state.with_export(new)
         return self._result(tx, new, record_only)
