@@ -97,7 +97,7 @@ class Agent:
         if self.settings.log.get("syslog") and log.syslog is None:
             self.log = ocf.Logger(use_syslog=True)
         self.classic = bool(ocf.param("directory"))
-        from .backends import get_backend
+        from .backends.load import get_backend
         from .volume import Volume
 
         mp = ocf.param("volume") or _containing_mount(ocf.param("directory"))

@@ -19,7 +19,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .backends import Backend, Drift, VolumeContext, get_backend
+from .backends import Backend, Drift
+from .backends.load import get_backend
+from .context import VolumeContext
 from .errors import ApplyError, GaneshaHAError, ServerUnavailableError, ValidationError
 from .fsutil import require_mountpoint
 from .fsal import Fsal

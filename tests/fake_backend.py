@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ganesha_ha.backends import Drift, VolumeContext
+from ganesha_ha.backends import Drift
+from ganesha_ha.context import VolumeContext
 from ganesha_ha.errors import (ApplyError, IdCollisionError, NotInstalledError, ServerUnavailableError,
                                ValidationError)
 from ganesha_ha.model import Export, KnfsdOptions

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from ganesha_ha.backends import VolumeContext
+from ganesha_ha.context import VolumeContext
 from ganesha_ha.backends.knfsd import KnfsdBackend
 from ganesha_ha.backends.knfsd_table import chunk_args, desired_entries, export_dir, parse_etab
 from ganesha_ha.errors import (ApplyError, IdCollisionError, NotInstalledError,

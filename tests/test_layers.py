@@ -147,9 +147,6 @@ def problems(root: Path, package: str, layers: tuple[frozenset[str], ...] = LAYE
 # Found by this test in code that the product's restructuring (issue 12) is reworking; each
 # entry says why it is there. The test fails when one goes away too: then delete the entry.
 KNOWN = {
-    "import cycle: ganesha_ha.backends <-> ganesha_ha.recovery":
-        "backends/__init__ picks a backend and the backends and recovery stores import its "
-        "interface (VolumeContext): moved apart later on this branch",
     "ganesha_ha.cli imports ganesha_ha.lab.cli, a layer above it":
         "`ganesha-ha lab` is dispatched from the product CLI; a top entry module (the console "
         "script) that hands `lab` to ganesha_ha.lab.cli and the rest to ganesha_ha.cli ends it",

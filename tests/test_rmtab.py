@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ganesha_ha.backends import VolumeContext
+from ganesha_ha.context import VolumeContext
 from ganesha_ha.backends.knfsd import KnfsdBackend
 from ganesha_ha.errors import ServerUnavailableError
 from ganesha_ha.nfspath import path_is_under

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from fake_backend import FakeBackend
-from ganesha_ha.backends import Backend, get_backend
+from ganesha_ha.backends import Backend
+from ganesha_ha.backends.load import get_backend
 from ganesha_ha.errors import (ApplyError, ConflictError, IdCollisionError, NotMountedError,
                                ServerUnavailableError, ValidationError)
 from ganesha_ha.settings import load_settings

@@ -1,4 +1,4 @@
-"""Backends: one per NFS server, behind one interface.
+"""Backends: one per NFS server, behind one interface (this module: the interface only).
 
 A backend turns the registry's exports (the desired state) into the server's live state
 and reads that live state back. Everything server-specific (exportfs and etab for knfsd,
@@ -8,46 +8,25 @@ table of servers (servers.py), and never name a server.
 
 Adding a server is one module implementing `Backend` and one row in servers.py's table:
 the registry's server names, the CLI's `--server` choices, the agent's `server=` check and
-meta-data text, and its check of installed programs all come from the table. `get_backend`
-imports the one backend module that is asked for (the resource agent is a new process for
-every call, and each backend module costs milliseconds).
+meta-data text, and its check of installed programs all come from the table. `load.py`'s
+`get_backend` imports the one backend module that is asked for (the resource agent is a new
+process for every call, and each backend module costs milliseconds).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..record import Factory, Record
-from ..servers import backend_info
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
     from typing import Protocol
 
+    from ..context import VolumeContext
     from ..model import Export
     from ..recovery import RecoveryStore
-    from ..settings import Settings
 else:
     Protocol = object  # the interface below is for type checkers and readers only
-
-
-def get_backend(server: str, settings: Settings) -> Backend:
-    """The backend for `server`, configured from `settings`; imports only that backend.
-    ValidationError (field "server") for a server the table does not list."""
-    info = backend_info(server)
-    # __import__ rather than importlib.import_module: importlib costs ~0.4 ms per agent call
-    module = __import__(f"{__name__}.{info.module}", fromlist=[info.factory])
-    backend: Backend = getattr(module, info.factory)(settings)
-    return backend
-
-
-class VolumeContext(Record, frozen=True):
-    """What a backend needs to know about the volume it works on."""
-
-    mountpoint: Path
-    state_dir: Path
-    volume_uuid: str
-    ip: str | None = None  # the floating IP clients use (recovery keys, grace take-over)
 
 
 class Drift(Record):

@@ -25,7 +25,8 @@ from ..errors import ApplyError, IdCollisionError
 from ..fsutil import atomic_write, ensure_secure_dir
 from ..model import Export
 from ..recovery.ganesha_records import RECOVERY_FILE, GaneshaRecordStore, takeover_key  # noqa: F401 (RECOVERY_FILE: the lab's name for the volume's copy)
-from . import Drift, VolumeContext
+from ..context import VolumeContext
+from . import Drift
 from .ganesha_bus import BusUnreachable, GaneshaBus, import_dbus
 from .ganesha_conf import RenderOptions, check_renderable, render_export
 

@@ -49,7 +49,8 @@ from ..errors import ApplyError, IdCollisionError, NotInstalledError, ServerUnav
 from ..linux import private_binds_preexec
 from ..model import Export
 from ..recovery.rmtab import RmtabStore
-from . import Drift, VolumeContext
+from ..context import VolumeContext
+from . import Drift
 from .knfsd_table import (ARG_LIMIT, DesiredEntry, EtabEntry, PathState, desired_entries,
                           export_argvs, export_dir, find_collisions, group_by_options,
                           index_by_path, match_path, normalize_fsid, normalize_path,

@@ -24,7 +24,7 @@ TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type check
 if TYPE_CHECKING:
     from typing import Protocol
 
-    from ..backends import VolumeContext
+    from ..context import VolumeContext
 else:
     Protocol = object  # the interface below is for type checkers and readers only
 

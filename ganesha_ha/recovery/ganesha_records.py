@@ -25,7 +25,7 @@ from ..fsutil import atomic_write, read_secure
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
-    from ..backends import VolumeContext
+    from ..context import VolumeContext
 
 RECOVERY_FILE = "ganesha-recovery.json"
 

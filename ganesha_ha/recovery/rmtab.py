@@ -24,7 +24,7 @@ from .rmtab_lines import (merge_rmtab, parse_saved_rmtab, rebase_rmtab_lines, re
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
-    from ..backends import VolumeContext
+    from ..context import VolumeContext
 
 SAVED_RMTAB = "rmtab"           # <mount point>/.ganesha-ha/rmtab (ctx.state_dir / SAVED_RMTAB)
 RMTAB_LOCK = ".rmtab.lock"      # nfs-utils' _PATH_RMTABLCK: fcntl write lock around changes
