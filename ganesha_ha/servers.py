@@ -2,23 +2,26 @@
 
 The registry's server names, the CLI's `--server` choices, the agent's `server=` check, its
 meta-data text and the setting that bounds one call to the server are read from `BACKENDS`;
-backends/__init__.py imports the module a row names. Nothing is imported here: the agent's
+backends/load.py imports the module a row names. Nothing is imported here: the agent's
 `meta-data` reads this table at every call.
 """
 from __future__ import annotations
 
-from .record import Record
 
+class BackendInfo:
+    """One row of the backend table. A plain class, as ocf.Param: `meta-data` reads the table
+    and imports nothing else of the package (record.py included) on its way."""
 
-class BackendInfo(Record, frozen=True):
-    """One row of the backend table."""
+    __slots__ = ("name", "description", "module", "factory", "programs", "call_timeout")
 
-    name: str          # in the registry and the agent's server= parameter
-    description: str   # one phrase, for the agent's meta-data and the CLI's help
-    module: str        # the module under ganesha_ha.backends that implements it
-    factory: str       # its class, called with the settings
-    programs: str      # what must be installed on a node to serve it (for messages and docs)
-    call_timeout: tuple[str, str]  # the setting (section, key) bounding one call to the server
+    def __init__(self, name: str, description: str, module: str, factory: str, programs: str,
+                 call_timeout: tuple[str, str]):
+        self.name = name                  # in the registry and the agent's server= parameter
+        self.description = description    # one phrase, for the agent's meta-data and the CLI's help
+        self.module = module              # the module under ganesha_ha.backends that implements it
+        self.factory = factory            # its class, called with the settings
+        self.programs = programs          # what a node needs to serve it (for messages and docs)
+        self.call_timeout = call_timeout  # the setting (section, key) bounding one call to the server
 
 
 BACKENDS: tuple[BackendInfo, ...] = (

@@ -27,7 +27,6 @@ from .fsutil import require_mountpoint
 from .fsal import Fsal
 from .model import Export, GaneshaOptions, KnfsdOptions, parse_clients
 from .nodestate import NodeState
-from .plan import APPLY, batches, plan_changes, plan_undo
 from .record import Factory, Record
 from .registry import SCHEMA_VERSION, Registry, RegistryState, export_from_dict
 from .settings import Settings
@@ -177,6 +176,8 @@ class Volume:
 
     def _commit(self, tx: Transaction, note: str) -> None:
         base, new, backend, ctx = tx.base, tx.state, tx.backend, tx.ctx
+        from .plan import APPLY, plan_changes, plan_undo  # here: a monitor of a correct volume needs no plan
+
         steps = plan_changes(base.exports, new.exports, tx.reapplied)
         applying = [s.export for s in steps if s.action == APPLY]
         for exp in applying:
@@ -326,6 +327,8 @@ class Volume:
             if mounted:
                 _best_effort(lambda: self.save_recovery(backend, ctx))
             live = backend.live_paths(ctx, state.exports)
+            from .plan import plan_changes
+
             run_steps(backend, ctx, plan_changes(state.exports, ()))
             withdrawn = sum(1 for is_live in live.values() if is_live)
             withdrawn += backend.withdraw_stray(ctx, state.exports)
@@ -387,6 +390,8 @@ class Volume:
 
 def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step]) -> None:
     """Carry out plan steps on the server, consecutive steps of one kind in one call."""
+    from .plan import APPLY, batches
+
     for action, exports in batches(steps):
         if action == APPLY:
             backend.apply(ctx, exports)
