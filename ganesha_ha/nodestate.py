@@ -77,7 +77,12 @@ class NodeState:
 
     # ---- restored ---------------------------------------------------------------------
     def restored(self) -> bool:
-        return self.restored_path.exists()
+        """Restored here since the last stop. An active mark written by a ganesha-ha from before
+        these marks (it has no "version") counts: its start always restored first."""
+        if self.restored_path.exists():
+            return True
+        record = self.active_record() if self.active_path.exists() else None
+        return record is not None and "version" not in record
 
     def set_restored(self) -> None:
         self._write(self.restored_path, b"")

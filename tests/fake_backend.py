@@ -20,6 +20,7 @@ from ganesha_ha.context import VolumeContext
 from ganesha_ha.errors import (ApplyError, IdCollisionError, NotInstalledError, ServerUnavailableError,
                                ValidationError)
 from ganesha_ha.model import Export, KnfsdOptions
+from ganesha_ha.recovery import RecoveryStore
 
 
 class FakeStore:
@@ -166,7 +167,7 @@ class FakeBackend:
             del self.live[export_id]
         return len(stray)
 
-    def recovery_stores(self, ctx: VolumeContext) -> list[FakeStore]:
+    def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:
         return [self.store]
 
     def after_restore(self, ctx: VolumeContext, records: int) -> str | None:

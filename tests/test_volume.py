@@ -307,3 +307,14 @@ def test_recovery_is_saved_only_after_this_node_restored(active, fake):
     fake.store.clients.append("client-2")
     assert not active.monitor(save=False).recovery_saved and copy.read_text() == "client-1\n"
     assert active.monitor().recovery_saved and copy.read_text() == "client-1\nclient-2\n"
+
+
+def test_an_active_mark_from_before_restore_marks_counts_as_restored(active, fake):
+    """A node upgraded while the volume is active keeps saving: the start that wrote the old
+    mark (no "version" in it) restored first, as every start did."""
+    record = active.node.active_record()
+    del record["version"]
+    active.node.set_active(record)
+    active.node.clear_restored()
+    fake.store.clients = ["client-1"]
+    assert active.monitor().recovery_saved

@@ -12,7 +12,7 @@ against ganesha.nfsd 4.3:
 """
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+from pathlib import PurePath, PurePosixPath
 
 from ..errors import ValidationError
 from ..fsal import Fsal
@@ -72,11 +72,11 @@ def render_fsal(fsal: Fsal, indent: str) -> list[str]:
     return lines
 
 
-def _export_path(exp: Export, mountpoint: str | PurePosixPath) -> str:
+def _export_path(exp: Export, mountpoint: str | PurePath) -> str:
     return str(PurePosixPath(mountpoint) / exp.path) if exp.path else str(PurePosixPath(mountpoint))
 
 
-def check_renderable(exp: Export, mountpoint: str | PurePosixPath) -> None:
+def check_renderable(exp: Export, mountpoint: str | PurePath) -> None:
     """Refuse what Ganesha's config language cannot carry, before it reaches the registry.
 
     A backslash: Ganesha's lexer reads a quoted string as "(\\.|[^"])*" with longest match,
@@ -96,7 +96,7 @@ def check_renderable(exp: Export, mountpoint: str | PurePosixPath) -> None:
         fsal = fsal.stacked
 
 
-def render_export(exp: Export, mountpoint: str | PurePosixPath, opts: RenderOptions = RenderOptions()) -> str:
+def render_export(exp: Export, mountpoint: str | PurePath, opts: RenderOptions = RenderOptions()) -> str:
     """One EXPORT block for `exp` on a volume mounted at `mountpoint`.
 
     The export-level Access_Type is None on purpose: in Ganesha the export-level
