@@ -19,6 +19,7 @@ import os
 import sys
 
 from . import __version__, ocf
+from .servers import BACKENDS, SERVERS
 
 
 def _fail_configured(log: ocf.Logger, message: str) -> int:
@@ -29,8 +30,8 @@ def _fail_configured(log: ocf.Logger, message: str) -> int:
 def validate_params(log: ocf.Logger) -> int:
     """Cheap checks of the parameters alone (no volume, no server)."""
     server = ocf.param("server")
-    if server not in ("knfsd", "ganesha"):
-        return _fail_configured(log, f"server must be 'knfsd' or 'ganesha', got {server!r}")
+    if server not in SERVERS:
+        return _fail_configured(log, f"server must be {' or '.join(repr(s) for s in SERVERS)}, got {server!r}")
     volume, directory = ocf.param("volume"), ocf.param("directory")
     if not volume and not directory:
         return _fail_configured(log, "set volume (the shared volume's mount point) or, in classic mode, directory")
@@ -53,25 +54,6 @@ def validate_params(log: ocf.Logger) -> int:
     return ocf.OCF_SUCCESS
 
 
-def _check_binaries(server: str) -> None:
-    from .errors import NotInstalledError
-
-    if server == "knfsd":
-        if not os.access("/usr/sbin/exportfs", os.X_OK):
-            import shutil  # only here: shutil costs a few ms at every call otherwise
-
-            if shutil.which("exportfs") is None:
-                raise NotInstalledError("exportfs is not installed on this node (package nfs-kernel-server)")
-    else:
-        from . import lazysite
-
-        lazysite.enable()
-        try:
-            import dbus  # noqa: F401
-        except ImportError:
-            raise NotInstalledError("dbus-python is not installed for the agent's interpreter") from None
-
-
 def _settings():
     from .settings import load_settings
 
@@ -87,7 +69,7 @@ def _settings():
     except ValueError:
         budget = 0.0
     if budget > 0:
-        for section, key in (("knfsd", "exportfs_timeout"), ("ganesha", "dbus_timeout")):
+        for section, key in (b.call_timeout for b in BACKENDS):
             sec = getattr(settings, section)
             sec[key] = min(float(sec[key]), max(budget, 0.5))
     return settings
@@ -115,17 +97,21 @@ class Agent:
         if self.settings.log.get("syslog") and log.syslog is None:
             self.log = ocf.Logger(use_syslog=True)
         self.classic = bool(ocf.param("directory"))
+        from .backends.load import get_backend
         from .volume import Volume
 
         mp = ocf.param("volume") or _containing_mount(ocf.param("directory"))
-        self.volume = Volume(mp, self.settings, ip=ocf.param("ip") or None)
+        self.backend = get_backend(self.server, self.settings)
+        self.volume = Volume(mp, self.settings, ip=ocf.param("ip") or None, backend=self.backend)
 
     # ---- volume mode ------------------------------------------------------------------
     def start(self) -> int:
         if self.classic:
             return self.classic_start()
         if self.volume.is_active():
-            mon = self.volume.monitor()
+            # a check only: no repair, and never a save of client-recovery state, which on a
+            # node that has not restored the volume's copy would wipe it (the start restores)
+            mon = self.volume.monitor(repair=False, save=False)
             if mon.running and mon.drift.clean:
                 self.log.info(f"{self.volume.mountpoint}: already started here")
                 return ocf.OCF_SUCCESS
@@ -194,7 +180,7 @@ class Agent:
     # ---- classic mode -----------------------------------------------------------------
     def _classic_export(self, state=None):
         """The export the classic parameters describe (fsid kept from the registry if not given)."""
-        from .model import Export
+        from .model import Export, GaneshaOptions, KnfsdOptions
 
         options = [o.strip() for o in ocf.param("options").split(",") if o.strip()]
         fsid = ocf.param("fsid")
@@ -209,11 +195,12 @@ class Agent:
         rel = self.volume.registry.relpath(ocf.param("directory"))
         existing = state.get(rel) if state is not None else None
         if not fsid:
-            fsid = existing.fsid if existing else (state.allocate_fsid() if state else "1")
+            fsid = existing.knfsd.fsid if existing else (state.allocate_fsid() if state else "1")
         export_id = existing.export_id if existing else (state.allocate_export_id() if state else 1)
         pseudo = existing.pseudo if existing else ocf.param("directory").rstrip("/") or "/"
-        return Export(path=rel, export_id=export_id, fsid=fsid, pseudo=pseudo, clients=clients,
-                      access="RW", squash="root_squash")
+        return Export(path=rel, export_id=export_id, knfsd=KnfsdOptions(fsid), pseudo=pseudo, clients=clients,
+                      access="RW", squash="root_squash",
+                      ganesha=existing.ganesha if existing else GaneshaOptions())
 
     def _classic_state(self):
         from .errors import NotInitialisedError
@@ -228,39 +215,32 @@ class Agent:
         """Before anything is written: the directory is valid, exists, lies on a mounted file
         system other than the root one (a volume that is not mounted yet leaves its mount
         point on the root file system), and is reached without symbolic links."""
-        from pathlib import Path
-
         from .errors import NotMountedError
-        from .volume import _require_directory
 
         directory = ocf.param("directory")
-        path = self.volume.registry.abspath(self.volume.registry.relpath(directory))
-        if not os.path.isdir(path):
+        rel = self.volume.registry.relpath(directory)
+        if not os.path.isdir(self.volume.registry.abspath(rel)):
             raise NotMountedError(f"{directory} does not exist or is not a directory "
                                   "(is its file system mounted on this node?)")
-        _require_directory(Path(path), self.volume.mountpoint)
+        self.volume.require_directory(rel)
         if os.path.realpath(self.volume.mountpoint) == "/":
             raise NotMountedError(f"{directory} is on the root file system, not on a shared volume "
                                   "(is its file system mounted on this node?); nothing written")
 
     def classic_start(self) -> int:
+        """Store the export's identity on the volume (kept if already there), restore the
+        volume's client-recovery state, export: one transaction."""
         self._classic_check_directory()
-        reg = self.volume.registry
-        state = self._classic_state()
-        self._check_server_matches(state)   # the volume's server, not a silent switch
-        backend = self.volume.backend(state)
-        ctx = self.volume.ctx(state)
-        backend.require_running()
-        with reg.locked():
-            state = reg.load()
-            exp = self._classic_export(state)
-            if state.get(exp.path) != exp:
-                state = reg.save(state.with_export(exp))
-                self.log.info(f"{ocf.param('directory')}: identity stored on the volume (fsid {exp.fsid})")
-            backend.check_collisions(ctx, [exp])
-            backend.restore_recovery(ctx)
-            backend.apply(ctx, [exp])
-        self.log.info(f"exported {ocf.param('directory')} to {ocf.param('clientspec')} (fsid {exp.fsid})")
+        self._check_server_matches(self._classic_state())   # the volume's server, not a silent switch
+        with self.volume.transaction(live=True) as tx:
+            exp = self._classic_export(tx.state)
+            if tx.state.get(exp.path) != exp:
+                tx.state = tx.state.with_export(exp)
+            tx.reapply([exp])
+            tx.restore = True
+        if tx.changed:
+            self.log.info(f"{ocf.param('directory')}: identity stored on the volume (fsid {exp.knfsd.fsid})")
+        self.log.info(f"exported {ocf.param('directory')} to {ocf.param('clientspec')} (fsid {exp.knfsd.fsid})")
         return ocf.OCF_SUCCESS
 
     def classic_stop(self) -> int:
@@ -285,10 +265,11 @@ class Agent:
             return ocf.OCF_SUCCESS
         if state.volume_uuid != "unknown":
             try:
-                backend.save_recovery(ctx)
+                self.volume.save_recovery(backend, ctx)
             except GaneshaHAError as exc:
                 self.log.warning(f"could not save client list before stop: {exc}")
         backend.withdraw(ctx, [exp])
+        self.volume.node.clear_restored()
         self.log.info(f"unexported {ocf.param('directory')}")
         return ocf.OCF_SUCCESS
 
@@ -308,7 +289,7 @@ class Agent:
         if drift.missing or drift.changed:
             return ocf.OCF_NOT_RUNNING
         try:
-            backend.save_recovery(ctx)
+            self.volume.save_recovery(backend, ctx)
         except GaneshaHAError as exc:
             self.log.warning(f"could not save client list: {exc}")
         return ocf.OCF_SUCCESS
@@ -339,13 +320,11 @@ def run(action: str) -> int:
     from .errors import GaneshaHAError
 
     try:
-        _check_binaries(ocf.param("server"))
         agent = Agent(log)
-        if action == "validate-all":
-            from .backends import get_backend
-
+        if action != "stop":  # a stop must work whenever it can: nothing to serve needs no program
             # the programs the settings name (knfsd.exportfs), not whichever is on PATH
-            get_backend(agent.server, agent.settings).check_installed()
+            agent.backend.check_installed()
+        if action == "validate-all":
             return ocf.OCF_SUCCESS
         if action in ("reload-agent", "reload"):
             log.info("reloaded parameters (config, bus_address); nothing to restart")

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import GaneshaHAError, ValidationError
+from .servers import BACKENDS, SERVERS
 from .textfmt import table
 
 
@@ -52,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     vsub.required = True
     v = vsub.add_parser("init", help="create the volume's registry (<mount point>/.ganesha-ha)")
     v.add_argument("mountpoint")
-    v.add_argument("--server", required=True, choices=["ganesha", "knfsd"])
+    v.add_argument("--server", required=True, choices=SERVERS,
+                   help="; ".join(f"{b.name}: {b.description}" for b in BACKENDS))
     v.add_argument("--id-range", type=_id_range, metavar="LOW-HIGH",
                    help="Export_Ids this volume may use (default: a random free block)")
     v.add_argument("--json", action="store_true")
@@ -116,9 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
 # ---- output helpers -------------------------------------------------------------------------
 
 def _export_json(exp, live: bool | None, mountpoint: str) -> dict[str, Any]:
+    """The registry's form of the export (knfsd and ganesha parts nested, as in schema 2), plus
+    the flat keys of version 1 that scripts may read ("fsid", "fsal": the FSAL's name)."""
     data = exp.to_dict()
     data["directory"] = os.path.join(mountpoint, exp.path) if exp.path else mountpoint
     data["clients"] = [str(c) for c in exp.clients]
+    data["fsid"] = exp.knfsd.fsid
+    data["fsal"] = exp.ganesha.fsal.name
     data["live"] = live
     return data
 
@@ -207,9 +213,9 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
         live = dict((e.path, l) for e, l in items).get(exp.path)
         data = _export_json(exp, live, str(vol.mountpoint)) | {"server": state.server}
         text = "\n".join(f"{k + ':':12} {v}" for k, v in (
-            ("directory", data["directory"]), ("export_id", exp.export_id), ("fsid", exp.fsid),
+            ("directory", data["directory"]), ("export_id", exp.export_id), ("fsid", exp.knfsd.fsid),
             ("pseudo", exp.pseudo), ("clients", " ".join(data["clients"])), ("access", exp.access),
-            ("squash", exp.squash), ("fsal", exp.fsal), ("server", state.server), ("state", _live_word(live))))
+            ("squash", exp.squash), ("fsal", exp.ganesha.fsal), ("server", state.server), ("state", _live_word(live))))
         _emit(args, data, text)
         return 0
     if args.action == "add":
@@ -232,7 +238,7 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
     data = _export_json(e, res.live, str(vol.mountpoint)) | {"action": verb, "note": res.note}
     where = "live" if res.live else res.note
     _emit(args, data, f"{verb} {vol.registry.abspath(e)} (Export_Id {e.export_id}, pseudo {e.pseudo}, "
-                      f"fsid {e.fsid}): {where}")
+                      f"fsid {e.knfsd.fsid}): {where}")
     return 0
 
 

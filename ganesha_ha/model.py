@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import unicodedata
 from collections.abc import Iterable
 
 from .errors import ValidationError
+from .fsal import Fsal
 from .record import Record, replace
+from .textcheck import check_text
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -54,27 +55,13 @@ def _fail(field_name: str, message: str) -> ValidationError:
     return ValidationError(field_name, message)
 
 
-def _check_text(field_name: str, value: str) -> None:
-    """Refuse control characters, NUL, lone surrogates and non-characters anywhere."""
-    if not isinstance(value, str):
-        raise _fail(field_name, "must be text")
-    for ch in value:
-        cat = unicodedata.category(ch)
-        if cat in ("Cc", "Cs", "Cn", "Zl", "Zp") or ch in "\u2028\u2029":
-            raise _fail(field_name, f"contains a control or invalid character (U+{ord(ch):04X})")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _fail(field_name, "is not valid UTF-8") from None
-
-
 def normalize_relpath(field_name: str, path: str) -> str:
     """A directory inside the volume, as a relative POSIX path ('' is the volume root).
 
     No '..', no '.', no empty components, no control characters: the stored value is
     canonical so that two spellings of one directory are one export.
     """
-    _check_text(field_name, path)
+    check_text(field_name, path)
     stripped = path.strip("/")
     if stripped in ("", "."):
         return ""
@@ -118,7 +105,7 @@ def validate_export_id(value: Any) -> int:
 def normalize_fsid(value: Any) -> str:
     """knfsd's fsid: a number 1..2^32-1 or a UUID. 0 / 'root' mean the NFSv4 root: refused."""
     text = str(value).strip()
-    _check_text("fsid", text)
+    check_text("fsid", text)
     if _UINT_RE.fullmatch(text):
         num = int(text)
         if num == 0:
@@ -160,7 +147,7 @@ def normalize_host(spec: str) -> str:
     Accepted: '*', IPv4/IPv6 address or CIDR network, host name (starting with a letter),
     wildcard host name ('*.example.com', 'node?'), '@netgroup'.
     """
-    _check_text("client", spec)
+    check_text("client", spec)
     if not spec:
         raise _fail("client", "is empty")
     if len(spec) > MAX_CLIENT_LEN:
@@ -200,7 +187,7 @@ def _normalize_ip(spec: str) -> str:
 
 def _normalize_option(opt: str) -> str:
     opt = opt.strip()
-    _check_text("client option", opt)
+    check_text("client option", opt)
     if not opt:
         raise _fail("client option", "empty option (check the commas)")
     name, eq, value = opt.partition("=")
@@ -245,7 +232,7 @@ class ClientSpec(Record, frozen=True):
     @classmethod
     def parse(cls, text: str) -> "ClientSpec":
         """Parse `SPEC` or `SPEC(OPT,OPT,...)` (the syntax of /etc/exports and exportfs)."""
-        _check_text("client", text)
+        check_text("client", text)
         text = text.strip()
         if "(" in text:
             if not text.endswith(")") or text.count("(") != 1 or text.count(")") != 1:
@@ -300,29 +287,68 @@ def min_access(a: str, b: str) -> str:
     return a if order[a] <= order[b] else b
 
 
+class KnfsdOptions(Record, frozen=True):
+    """What only knfsd needs of an export: the fsid in its file handles."""
+
+    fsid: str   # a number 1..2^32-1 or a UUID (normalize_fsid)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fsid", normalize_fsid(self.fsid))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fsid": self.fsid}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "KnfsdOptions":
+        if not isinstance(data, dict) or set(data) != {"fsid"}:
+            raise _fail("knfsd", "registry entry must hold exactly an fsid")
+        return cls(data["fsid"])
+
+
+class GaneshaOptions(Record, frozen=True):
+    """What only Ganesha needs of an export: its FSAL (fsal.py)."""
+
+    fsal: Fsal = Fsal()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.fsal, Fsal):
+            raise _fail("fsal", "must be an FSAL record")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fsal": self.fsal.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "GaneshaOptions":
+        if not isinstance(data, dict) or not set(data) <= {"fsal"}:
+            raise _fail("ganesha", "registry entry may hold only an FSAL")
+        return cls(Fsal.from_dict(data["fsal"])) if "fsal" in data else cls()
+
+
 class Export(Record, frozen=True):
-    """One export of a volume: its identity (export_id, fsid, pseudo), clients and options.
+    """One export of a volume: its identity (export_id, pseudo, and each server's part),
+    clients and options.
 
     `path` is relative to the volume's mount point, so the same registry serves identical
     exports wherever the volume is mounted. `access` caps every client: a client's own
     `rw`/`ro` option chooses within it, so `--access RO` makes the whole export read-only
-    and `--access None` takes it away from every client while keeping its identity.
+    and `--access None` takes it away from every client while keeping its identity. What
+    only one server reads is in its part: `knfsd` (the fsid), `ganesha` (the FSAL); both are
+    kept whatever the volume's server, so a volume can change servers without new identities.
     """
 
     path: str
     export_id: int
-    fsid: str
     pseudo: str
     clients: tuple[ClientSpec, ...]
+    knfsd: KnfsdOptions
+    ganesha: GaneshaOptions = GaneshaOptions()
     access: str = "RW"
     squash: str = "root_squash"
-    fsal: str = "VFS"
     comment: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", normalize_relpath("directory", self.path))
         object.__setattr__(self, "export_id", validate_export_id(self.export_id))
-        object.__setattr__(self, "fsid", normalize_fsid(self.fsid))
         object.__setattr__(self, "pseudo", normalize_pseudo(self.pseudo))
         clients = tuple(c if isinstance(c, ClientSpec) else ClientSpec.parse(c) for c in self.clients)
         if not clients:
@@ -332,13 +358,15 @@ class Export(Record, frozen=True):
         if dupes:
             raise _fail("clients", f"client {dupes[0]!r} is given more than once")
         object.__setattr__(self, "clients", clients)
+        if not isinstance(self.knfsd, KnfsdOptions):
+            raise _fail("knfsd", "must be knfsd options (the fsid)")
+        if not isinstance(self.ganesha, GaneshaOptions):
+            raise _fail("ganesha", "must be Ganesha options (the FSAL)")
         if self.access not in ACCESS_TYPES:
             raise _fail("access", f"must be one of {', '.join(ACCESS_TYPES)}, got {self.access!r}")
         if self.squash not in SQUASH_TYPES:
             raise _fail("squash", f"must be one of {', '.join(SQUASH_TYPES)}, got {self.squash!r}")
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,31}", self.fsal or ""):
-            raise _fail("fsal", f"{self.fsal!r} is not an FSAL name")
-        _check_text("comment", self.comment)
+        check_text("comment", self.comment)
 
     def client_access(self, client: ClientSpec) -> str:
         return min_access(self.access, client.access(self.access))
@@ -347,15 +375,16 @@ class Export(Record, frozen=True):
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """The registry's form (schema version 2; registry.py migrates older forms)."""
         data: dict[str, Any] = {
             "path": self.path,
             "export_id": self.export_id,
-            "fsid": self.fsid,
             "pseudo": self.pseudo,
             "clients": [{"host": c.host, "options": list(c.options)} for c in self.clients],
             "access": self.access,
             "squash": self.squash,
-            "fsal": self.fsal,
+            "knfsd": self.knfsd.to_dict(),
+            "ganesha": self.ganesha.to_dict(),
         }
         if self.comment:
             data["comment"] = self.comment
@@ -365,16 +394,17 @@ class Export(Record, frozen=True):
     def from_dict(cls, data: dict[str, Any]) -> "Export":
         if not isinstance(data, dict):
             raise _fail("export", "registry entry is not an object")
-        known = {"path", "export_id", "fsid", "pseudo", "clients", "access", "squash", "fsal", "comment"}
+        known = {"path", "export_id", "pseudo", "clients", "access", "squash", "knfsd", "ganesha", "comment"}
         unknown = set(data) - known
         if unknown:
             raise _fail("export", f"unknown field(s) {', '.join(sorted(unknown))}")
         try:
             clients = tuple(ClientSpec(c["host"], tuple(c.get("options", ()))) for c in data["clients"])
             return cls(
-                path=data["path"], export_id=data["export_id"], fsid=data["fsid"],
-                pseudo=data["pseudo"], clients=clients, access=data.get("access", "RW"),
-                squash=data.get("squash", "root_squash"), fsal=data.get("fsal", "VFS"),
+                path=data["path"], export_id=data["export_id"], pseudo=data["pseudo"], clients=clients,
+                knfsd=KnfsdOptions.from_dict(data["knfsd"]),
+                ganesha=GaneshaOptions.from_dict(data.get("ganesha", {})),
+                access=data.get("access", "RW"), squash=data.get("squash", "root_squash"),
                 comment=data.get("comment", ""),
             )
         except (KeyError, TypeError) as exc:

@@ -11,6 +11,7 @@ import time
 
 from .errors import (OCF_ERR_ARGS, OCF_ERR_CONFIGURED, OCF_ERR_GENERIC, OCF_ERR_INSTALLED,  # noqa: F401
                      OCF_ERR_PERM, OCF_ERR_UNIMPLEMENTED, OCF_NOT_RUNNING, OCF_SUCCESS)
+from .servers import BACKENDS, SERVERS
 
 AGENT_NAME = "exports"
 PROVIDER = "ganesha-ha"
@@ -31,9 +32,10 @@ class Param:
 
 
 PARAMS: tuple[Param, ...] = (
-    Param("server", "NFS server: knfsd or ganesha",
-          "Which NFS server serves the volume's exports on this node: 'knfsd' (the kernel server, "
-          "driven with exportfs) or 'ganesha' (NFS-Ganesha, driven live over D-Bus).", required=True),
+    Param("server", f"NFS server: {' or '.join(SERVERS)}",
+          "Which NFS server serves the volume's exports on this node: "
+          + "; ".join(f"'{b.name}' ({b.description}; needs {b.programs})" for b in BACKENDS) + ".",
+          required=True),
     Param("volume", "Mount point of the shared volume",
           "The mount point of the shared (e.g. DRBD) file system whose exports this resource manages. "
           "All exports recorded in <volume>/.ganesha-ha/registry.json are made available together. "

@@ -1,10 +1,23 @@
 """The volume's durable record of its exports, kept on the volume itself.
 
 Layout under `<mount point>/.ganesha-ha/` (mode 0700, root-owned):
-  registry.json   the exports and the volume's settings (schema-versioned JSON, sorted, indented)
-  lock            flock(2) target serialising every writer on this node
-  rmtab           knfsd: the volume's client list, carried with the volume
-  recovery/       Ganesha: the volume's NFSv4 client-recovery records
+  registry.json          the exports and the volume's settings (schema below)
+  lock                   flock(2) target serialising every writer on this node
+  rmtab                  knfsd's client-recovery store (recovery/rmtab.py)
+  ganesha-recovery.json  Ganesha's client-recovery store (recovery/ganesha_records.py)
+
+registry.json, schema version 2 (JSON, keys sorted, indented, written atomically):
+  {"schema": "ganesha-ha/registry", "version": 2, "generation": N,
+   "volume": {"uuid": "...", "server": "knfsd" | "ganesha", "export_id_range": [LOW, HIGH]},
+   "exports": [{"path": "data", "export_id": 3000, "pseudo": "/data",
+                "clients": [{"host": "192.0.2.0/24", "options": ["rw", "no_root_squash"]}],
+                "access": "RW", "squash": "root_squash",
+                "knfsd": {"fsid": "<number or UUID>"},
+                "ganesha": {"fsal": {"name": "VFS"}},   # and "options": [[key, value]], "stacked": {...}
+                "comment": "..."}]}                     # only when set
+Version 1 kept "fsid" and "fsal" (an FSAL name) beside the common fields: it is read through
+an explicit migration (`export_from_dict`) and written as version 2 by the next save. A
+registry of a newer version than this code knows is refused (upgrade that node).
 
 Export_Id allocation: each volume owns a range of ids recorded in its registry
 (`export_id_range`, chosen at `volume init`: given with `--id-range`, or a random free block
@@ -19,7 +32,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,6 +42,7 @@ from .fsutil import (atomic_write, check_secure_dir, check_secure_file, ensure_s
                      remove_stale_temps, require_mountpoint)
 from .model import EXPORT_ID_MAX, EXPORT_ID_MIN, Export, new_fsid, normalize_relpath
 from .record import Record, replace
+from .servers import SERVERS
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -38,8 +52,7 @@ STATE_DIR = ".ganesha-ha"
 REGISTRY_FILE = "registry.json"
 LOCK_FILE = "lock"
 SCHEMA_NAME = "ganesha-ha/registry"
-SCHEMA_VERSION = 1
-SERVERS = ("ganesha", "knfsd")
+SCHEMA_VERSION = 2
 
 
 class RegistryState(Record, frozen=True):
@@ -91,7 +104,7 @@ class RegistryState(Record, frozen=True):
                             "'ganesha-ha volume set-range'")
 
     def allocate_fsid(self) -> str:
-        used = {e.fsid for e in self.exports}
+        used = {e.knfsd.fsid for e in self.exports}
         while True:
             fsid = new_fsid()
             if fsid not in used:
@@ -126,13 +139,37 @@ class RegistryState(Record, frozen=True):
         try:
             vol = doc["volume"]
             lo, hi = vol["export_id_range"]
-            exports = tuple(Export.from_dict(e) for e in doc.get("exports", []))
+            exports = tuple(export_from_dict(e, version) for e in doc.get("exports", []))
             return cls(volume_uuid=str(vol["uuid"]), server=vol["server"], id_range=(int(lo), int(hi)),
                        exports=exports, generation=int(doc.get("generation", 0)))
         except GaneshaHAError as exc:
             raise RegistryError(f"{source} is invalid: {exc}") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise RegistryError(f"{source} is invalid: missing or malformed {exc}") from None
+
+
+def export_from_dict(data: Any, version: int = SCHEMA_VERSION) -> Export:
+    """An export as a registry of schema `version` stores it (older forms migrated)."""
+    for migrate in _MIGRATIONS[version - 1:]:
+        data = migrate(data)
+    return Export.from_dict(data)
+
+
+def _export_v1_to_v2(data: Any) -> Any:
+    """Schema 1 kept `fsid` and `fsal` (an FSAL name) beside the common fields; schema 2
+    keeps each server's part apart: `knfsd: {fsid}`, `ganesha: {fsal: {name, ...}}`."""
+    if not isinstance(data, dict):
+        return data
+    out = {k: v for k, v in data.items() if k not in ("fsid", "fsal")}
+    if "fsid" in data:
+        out["knfsd"] = {"fsid": data["fsid"]}
+    out["ganesha"] = {"fsal": {"name": data.get("fsal", "VFS")}}
+    return out
+
+
+# _MIGRATIONS[n - 1] turns an export of schema n into one of schema n + 1
+_MIGRATIONS: tuple[Callable[[Any], Any], ...] = (_export_v1_to_v2,)
+assert len(_MIGRATIONS) == SCHEMA_VERSION - 1
 
 
 def _matches(exp: Export, key: str | int) -> bool:
@@ -148,7 +185,7 @@ def check_unique(exports: Iterable[Export]) -> None:
     seen: dict[str, dict[Any, str]] = {"directory": {}, "pseudo path": {}, "Export_Id": {}, "fsid": {}}
     for exp in exports:
         for what, value in (("directory", exp.path), ("pseudo path", exp.pseudo),
-                            ("Export_Id", exp.export_id), ("fsid", exp.fsid)):
+                            ("Export_Id", exp.export_id), ("fsid", exp.knfsd.fsid)):
             other = seen[what].get(value)
             if other is not None:
                 raise ConflictError(f"{what} {value!r} of export '{exp.path or '/'}' is already used by "
@@ -176,8 +213,10 @@ def random_id_range(block: int, avoid: Iterable[int] = ()) -> tuple[int, int]:
 class Registry:
     """Access to one volume's registry: lock, load, atomic save."""
 
-    def __init__(self, mountpoint: Path | str, lock_timeout: float = 30.0):
+    def __init__(self, mountpoint: Path | str, lock_timeout: float = 30.0,
+                 require_mounted: Callable[[Path], None] = require_mountpoint):
         self.mountpoint = Path(mountpoint)
+        self.require_mounted = require_mounted  # NotMountedError unless a mounted file system
         self.state_dir = self.mountpoint / STATE_DIR
         self.path = self.state_dir / REGISTRY_FILE
         self.lock_timeout = lock_timeout
@@ -200,12 +239,12 @@ class Registry:
         return self.path.exists()
 
     def _check_dir(self) -> None:
-        require_mountpoint(self.mountpoint)
+        self.require_mounted(self.mountpoint)
         try:
             check_secure_dir(self.state_dir)
         except FileNotFoundError:
             raise NotInitialisedError(f"{self.mountpoint} has no ganesha-ha registry; run "
-                                      f"'ganesha-ha volume init {self.mountpoint} --server ganesha|knfsd'") from None
+                                      f"'ganesha-ha volume init {self.mountpoint} --server {'|'.join(SERVERS)}'") from None
 
     def load(self) -> RegistryState:
         """Read the registry (no lock needed: writes are atomic renames)."""
@@ -213,7 +252,7 @@ class Registry:
         raw = read_secure(self.path)
         if raw is None:
             raise NotInitialisedError(f"{self.mountpoint} has no ganesha-ha registry; run "
-                                      f"'ganesha-ha volume init {self.mountpoint} --server ganesha|knfsd'")
+                                      f"'ganesha-ha volume init {self.mountpoint} --server {'|'.join(SERVERS)}'")
         return RegistryState.from_json(raw, str(self.path))
 
     def save(self, state: RegistryState) -> RegistryState:
@@ -227,7 +266,7 @@ class Registry:
         """Create the state directory and an empty registry; refuses to overwrite one."""
         import uuid  # here, not at the top: only init needs it, and every agent call imports this module
 
-        require_mountpoint(self.mountpoint)
+        self.require_mounted(self.mountpoint)
         ensure_secure_dir(self.state_dir)
         with self.locked():
             if self.path.exists():

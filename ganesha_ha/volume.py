@@ -1,33 +1,41 @@
 """The one place that combines registry and backend: every operation on a volume.
 
-Each change is a transaction: lock the volume, load the registry, validate, write the new
-registry atomically, then apply the change to the live server when the volume is active on
-this node. If the live step fails, the old registry is written back and the server is put
-back as it was, so registry and server never disagree silently.
+Every change is a transaction (`Volume.transaction`, as pcs wraps its CIB push): lock the
+volume, load the registry, let the caller change a draft of it, validate, write the new
+registry atomically, then carry the change out on the live server when the volume is active
+on this node (steps from plan.py). If the live step fails, the old registry is written back
+and the server is put back as it was, so registry and server never disagree silently.
+`export add/update/remove`, `volume start`, the monitor's repairs and the agent's classic
+mode all go through it.
 
-"Active on this node" is a node-local marker written by `start` (the agent's start, or
-`ganesha-ha volume start`) and removed by `stop`, under the node's runtime directory (a
-tmpfs, so a reboot clears it). A change to a volume that is not active here is recorded
-only, and applied by the next start.
+"Active on this node" and "restored on this node" are node-local marks (nodestate.py). A
+change to a volume that is not active here is recorded only, and applied by the next start.
+Client-recovery state is saved to the volume only by a node that has restored it.
 """
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-from .backends import Backend, Drift, VolumeContext, get_backend
+from .backends import Backend, Drift
+from .backends.load import get_backend
+from .context import VolumeContext
 from .errors import ApplyError, GaneshaHAError, ServerUnavailableError, ValidationError
-from .fsutil import atomic_write, ensure_secure_dir, require_mountpoint
-from .model import Export, parse_clients
+from .fsutil import require_mountpoint
+from .fsal import Fsal
+from .model import Export, GaneshaOptions, KnfsdOptions, parse_clients
+from .nodestate import NodeState
 from .record import Factory, Record
-from .registry import Registry, RegistryState
+from .registry import SCHEMA_VERSION, Registry, RegistryState, export_from_dict
 from .settings import Settings
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
     from typing import Any
+
+    from .plan import Step
 
 
 class ChangeResult(Record):
@@ -51,15 +59,60 @@ class MonitorResult(Record):
     recovery_error: str = ""  # the save failed (the volume is full...): a warning, not a failure
 
 
+class Transaction:
+    """One change of a volume in progress (see `Volume.transaction`).
+
+    `state` is the draft: the body replaces it with a changed RegistryState (whose own
+    validation refuses duplicates at once). What the body may ask for besides:
+    `reapply(exports)`: apply these even though the registry does not change them (their
+    live state is not known to match: a start, a repair); `restore`: restore the
+    client-recovery stores before applying; `activate`: a start of the volume (the backend's
+    after-restore hook, then the node's active mark); `strays`: withdraw what the server
+    serves from the volume that the registry does not list.
+    """
+
+    def __init__(self, base: RegistryState, backend: Backend, ctx: VolumeContext, live: bool):
+        self.base = base          # the registry as loaded (under the lock)
+        self.state = base         # the draft; after the commit, the registry as saved
+        self.backend = backend
+        self.ctx = ctx
+        self.live = live          # the change is carried out on the server now
+        self.reapplied: set[str] = set()
+        self.restore = False
+        self.activate = False
+        self.strays = False
+        self.records = 0          # after the commit: client records restored
+        self.grace: str | None = None   # after the commit: what after_restore reported
+
+    def reapply(self, exports: Iterable[Export]) -> None:
+        self.reapplied.update(e.path for e in exports)
+
+    def served_ids(self) -> set[int]:
+        """Export_Ids the server serves now (an allocation must avoid them); empty when the
+        change is not carried out live (the server's ids are not this node's business then)."""
+        return self.backend.served_ids() if self.live else set()
+
+    @property
+    def changed(self) -> bool:
+        return self.state != self.base
+
+
 class Volume:
-    """One shared volume, identified by its mount point."""
+    """One shared volume, identified by its mount point.
+
+    `backend` replaces the server the registry names (tests: a fake); `require_mounted`
+    replaces the check that the mount point is a mounted file system (fsutil's, by default).
+    """
 
     def __init__(self, mountpoint: str | Path, settings: Settings, *, ip: str | None = None,
-                 backend: Backend | None = None):
+                 backend: Backend | None = None,
+                 require_mounted: Callable[[Path], None] = require_mountpoint):
         self.mountpoint = Path(os.path.normpath(str(mountpoint)))
         self.settings = settings
         self.ip = ip
-        self.registry = Registry(self.mountpoint, lock_timeout=settings.registry["lock_timeout"])
+        self.registry = Registry(self.mountpoint, lock_timeout=settings.registry["lock_timeout"],
+                                 require_mounted=require_mounted)
+        self.node = NodeState(Path(settings.node["runtime_dir"]), self.mountpoint)
         self._backend = backend
 
     # ---- helpers ----------------------------------------------------------------------
@@ -72,41 +125,13 @@ class Volume:
         return VolumeContext(mountpoint=self.mountpoint, state_dir=self.registry.state_dir,
                              volume_uuid=state.volume_uuid, ip=self.ip)
 
-    def marker(self) -> Path:
-        """Node-local file saying "this volume is active here", keyed by mount point so that a
-        probe can answer without touching a volume that may not even be mounted."""
-        name = str(self.mountpoint).strip("/").replace("_", "__").replace("/", "_") or "_root"
-        if len(os.fsencode(name)) > 200:  # a file name has at most 255 bytes; mount points may be longer
-            import hashlib
+    def is_active(self) -> bool:
+        return self.node.is_active()
 
-            digest = hashlib.sha256(os.fsencode(str(self.mountpoint))).hexdigest()[:32]
-            name = os.fsdecode(os.fsencode(name)[:100]) + "." + digest
-        return Path(self.settings.node["runtime_dir"]) / "active" / f"{name}.json"
-
-    def is_active(self, state: RegistryState | None = None) -> bool:
-        return self.marker().exists()
-
-    def active_record(self) -> dict[str, Any] | None:
-        """What the last start applied here (lets stop withdraw even if the volume is gone)."""
-        try:
-            return json.loads(self.marker().read_text())
-        except (OSError, ValueError):
-            return None
-
-    def _set_active(self, state: RegistryState, active: bool) -> None:
-        marker = self.marker()
-        if active:
-            marker.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-            ensure_secure_dir(marker.parent)
-            atomic_write(marker, json.dumps({
-                "mountpoint": str(self.mountpoint), "server": state.server, "ip": self.ip,
-                "volume_uuid": state.volume_uuid, "exports": [e.to_dict() for e in state.exports],
-            }).encode())
-        else:
-            try:
-                marker.unlink()
-            except FileNotFoundError:
-                pass
+    def _set_active(self, state: RegistryState) -> None:
+        self.node.set_active({"mountpoint": str(self.mountpoint), "server": state.server, "ip": self.ip,
+                              "volume_uuid": state.volume_uuid, "version": SCHEMA_VERSION,
+                              "exports": [e.to_dict() for e in state.exports]})
 
     def load(self) -> RegistryState:
         return self.registry.load()
@@ -118,13 +143,76 @@ class Volume:
             return int(text)
         return self.registry.relpath(text)
 
+    def require_directory(self, rel: str) -> None:
+        """The directory `rel` of the volume exists and is reached without leaving the volume."""
+        require_directory(self.registry.abspath(rel), self.mountpoint)
+
+    # ---- the transaction ----------------------------------------------------------------
+    @contextmanager
+    def transaction(self, *, live: bool | None = None, note: str = "nothing was changed") -> Iterator[Transaction]:
+        """Lock, load, yield the draft; on a normal exit of the body: validate, save, apply.
+
+        `live`: None carries the change out on the server when the volume is active here
+        (the server must then answer: ServerUnavailableError before anything is written);
+        True always (a start); False never (--record-only). `note` ends the message of a
+        change that failed live and was rolled back ("...; registry rolled back").
+
+        Validation: the draft's own (unique directories, pseudo paths, ids, fsids), the
+        server's limits for every export about to be applied, and, live, collisions with what
+        the server serves for others. A failed live step restores the old registry, undoes
+        the steps (best effort) and raises ApplyError (exit 7), or ServerUnavailableError
+        (exit 6) when the server did not answer: it may still carry the change out.
+        """
+        with self.registry.locked():
+            base = self.load()
+            backend = self.backend(base)
+            if live is None:
+                live = self.is_active()
+            if live:
+                backend.require_running()
+            tx = Transaction(base, backend, self.ctx(base), live)
+            yield tx
+            self._commit(tx, note)
+
+    def _commit(self, tx: Transaction, note: str) -> None:
+        base, new, backend, ctx = tx.base, tx.state, tx.backend, tx.ctx
+        from .plan import APPLY, plan_changes, plan_undo  # here: a monitor of a correct volume needs no plan
+
+        steps = plan_changes(base.exports, new.exports, tx.reapplied)
+        applying = [s.export for s in steps if s.action == APPLY]
+        for exp in applying:
+            backend.check_export(exp, self.mountpoint)
+        if tx.live and applying:
+            backend.check_collisions(ctx, applying)
+        changed = tx.changed
+        if changed:
+            tx.state = self.registry.save(new)
+        if not tx.live:
+            return
+        try:
+            if tx.restore:
+                tx.records = restore_recovery(backend, ctx)
+                self.node.set_restored()
+            run_steps(backend, ctx, steps)
+            if tx.strays:
+                backend.withdraw_stray(ctx, new.exports)
+            if tx.activate:
+                tx.grace = backend.after_restore(ctx, tx.records)
+        except GaneshaHAError as exc:
+            if not changed:
+                raise
+            self.registry.save(base)
+            _best_effort(lambda: run_steps(backend, ctx, plan_undo(base.exports, new.exports, tx.reapplied)))
+            raise _rolled_back(exc, f"{note} (registry rolled back)") from None
+        if tx.activate or (steps and self.is_active()):  # what a stop must withdraw, even unmounted
+            self._set_active(tx.state)
+
     # ---- volume lifecycle ---------------------------------------------------------------
     def init(self, server: str, id_range: tuple[int, int] | None = None) -> RegistryState:
         avoid: Iterable[int] = ()
-        if server == "ganesha" and id_range is None:
-            backend = get_backend(server, self.settings)
-            try:  # avoid the ids this node's Ganesha already serves, when it is up
-                avoid = backend.show_exports().keys() if backend.is_running() else ()
+        if id_range is None:
+            try:  # avoid the ids this node's server already serves, when it is up
+                avoid = get_backend(server, self.settings).served_ids()
             except GaneshaHAError:
                 avoid = ()
         return self.registry.init(server, id_range, self.settings.registry["id_block"], avoid)
@@ -134,118 +222,60 @@ class Volume:
             export_id: int | None = None, fsid: str | None = None, access: str = "RW",
             squash: str = "root_squash", fsal: str = "VFS", record_only: bool = False) -> ChangeResult:
         rel = self.registry.relpath(directory)
-        with self.registry.locked():
-            state = self.load()
-            if state.get(rel) is not None:
+        with self.transaction(live=False if record_only else None) as tx:
+            existing = tx.state.get(rel)
+            if existing is not None:
                 from .errors import ConflictError
+
                 raise ConflictError(f"{self.registry.abspath(rel)} is already exported (Export_Id "
-                                    f"{state.find(rel).export_id}); use 'export update'")
-            _require_directory(self.registry.abspath(rel), self.mountpoint)
-            backend, live = self._live_backend(state, record_only)
-            taken: set[int] = set()
-            if live and state.server == "ganesha" and export_id is None:
-                taken = set(backend.show_exports().keys())  # type: ignore[attr-defined]
+                                    f"{existing.export_id}); use 'export update'")
+            self.require_directory(rel)
             exp = Export(
                 path=rel,
-                export_id=export_id if export_id is not None else state.allocate_export_id(taken),
-                fsid=fsid if fsid is not None else state.allocate_fsid(),
+                export_id=export_id if export_id is not None else tx.state.allocate_export_id(tx.served_ids()),
                 pseudo=pseudo if pseudo is not None else str(self.registry.abspath(rel)),
-                clients=parse_clients(clients), access=access, squash=squash, fsal=fsal,
+                clients=parse_clients(clients), access=access, squash=squash,
+                knfsd=KnfsdOptions(fsid if fsid is not None else tx.state.allocate_fsid()),
+                ganesha=GaneshaOptions(Fsal(fsal)),
             )
-            self._check_server_limits(state, exp)
-            new_state = state.with_export(exp)
-            ctx = self.ctx(state)
-            if live:
-                backend.check_collisions(ctx, [exp])
-            self.registry.save(new_state)
-            if not live:
-                return ChangeResult(exp, False, self._not_live_note(state, record_only))
-            try:
-                backend.apply(ctx, [exp])
-            except GaneshaHAError as exc:
-                self.registry.save(state)
-                _best_effort(lambda: backend.withdraw(ctx, [exp]))
-                raise _rolled_back(exc, "nothing was changed (registry rolled back)") from None
-            _best_effort(lambda: backend.save_recovery(ctx))
-            self._set_active(new_state, True)
-            return ChangeResult(exp, True)
+            tx.state = tx.state.with_export(exp)
+        return self._result(tx, exp, record_only)
 
     def update(self, key: str, *, clients: Sequence[str] | None = None, pseudo: str | None = None,
                export_id: int | None = None, fsid: str | None = None, access: str | None = None,
                squash: str | None = None, fsal: str | None = None, record_only: bool = False) -> ChangeResult:
-        with self.registry.locked():
-            state = self.load()
-            old = state.find(self.key(key))
+        with self.transaction(live=False if record_only else None,
+                              note="the export was left as it was") as tx:
+            old = tx.state.find(self.key(key))
             changes: dict[str, Any] = {}
             if clients is not None:
                 changes["clients"] = parse_clients(clients)
-            for name, value in (("pseudo", pseudo), ("export_id", export_id), ("fsid", fsid),
-                                ("access", access), ("squash", squash), ("fsal", fsal)):
+            for name, value in (("pseudo", pseudo), ("export_id", export_id), ("access", access),
+                                ("squash", squash)):
                 if value is not None:
                     changes[name] = value
+            if fsid is not None:
+                changes.update(knfsd=KnfsdOptions(fsid))
+            if fsal is not None:  # a name: a plain FSAL (options belong to the FSAL they were for)
+                changes.update(ganesha=GaneshaOptions(Fsal(fsal)))
             new = old.with_changes(**changes)
-            self._check_server_limits(state, new)
-            new_state = state.with_export(new)
-            backend, live = self._live_backend(state, record_only)
-            ctx = self.ctx(state)
-            if live and new.export_id != old.export_id:
-                backend.check_collisions(ctx, [new])
-            self.registry.save(new_state)
-            if not live:
-                return ChangeResult(new, False, self._not_live_note(state, record_only))
-            try:
-                if new.export_id != old.export_id or new.pseudo != old.pseudo or new.fsal != old.fsal:
-                    backend.withdraw(ctx, [old])
-                backend.apply(ctx, [new])
-            except GaneshaHAError as exc:
-                self.registry.save(state)
-                _best_effort(lambda: backend.withdraw(ctx, [new]) if new.export_id != old.export_id else None)
-                _best_effort(lambda: backend.apply(ctx, [old]))
-                raise _rolled_back(exc, "the export was left as it was (registry rolled back)") from None
-            self._set_active(new_state, True)
-            return ChangeResult(new, True)
+            tx.state = tx.state.with_export(new)
+        return self._result(tx, new, record_only)
 
     def remove(self, key: str, *, record_only: bool = False) -> ChangeResult:
-        with self.registry.locked():
-            state = self.load()
-            exp = state.find(self.key(key))
-            backend, live = self._live_backend(state, record_only)
-            ctx = self.ctx(state)
-            self.registry.save(state.without(exp))
-            if not live:
-                return ChangeResult(exp, False, self._not_live_note(state, record_only))
-            try:
-                backend.withdraw(ctx, [exp])
-            except GaneshaHAError as exc:
-                self.registry.save(state)
-                _best_effort(lambda: backend.apply(ctx, [exp]))
-                raise _rolled_back(exc, "the export is still in the registry (rolled back)") from None
-            self._set_active(state.without(exp), True)
+        with self.transaction(live=False if record_only else None,
+                              note="the export is still in the registry") as tx:
+            exp = tx.state.find(self.key(key))
+            tx.state = tx.state.without(exp)
+        return self._result(tx, exp, record_only)
+
+    @staticmethod
+    def _result(tx: Transaction, exp: Export, record_only: bool) -> ChangeResult:
+        if tx.live:
             return ChangeResult(exp, True)
-
-    def _check_server_limits(self, state: RegistryState, exp: Export) -> None:
-        """What the volume's server cannot represent is refused before it is recorded."""
-        if state.server == "ganesha":
-            from .backends.ganesha_conf import check_renderable
-
-            check_renderable(exp, self.mountpoint)
-
-    def _live_backend(self, state: RegistryState, record_only: bool) -> tuple[Backend, bool]:
-        """The backend, and whether this change must reach the live server now.
-
-        Active here → the server must be reachable: failing loudly beats a registry that
-        silently says something the server does not do.
-        """
-        backend = self.backend(state)
-        if record_only or not self.is_active(state):
-            return backend, False
-        backend.require_running()
-        return backend, True
-
-    def _not_live_note(self, state: RegistryState, record_only: bool) -> str:
         if record_only:
-            return "recorded only (--record-only); applied at the next start or monitor"
-        return "recorded; the volume is not active on this node, applied at its next start"
+            return ChangeResult(exp, False, "recorded only (--record-only); applied at the next start or monitor")
+        return ChangeResult(exp, False, "recorded; the volume is not active on this node, applied at its next start")
 
     # ---- queries ----------------------------------------------------------------------------
     def exports_with_status(self) -> tuple[RegistryState, list[tuple[Export, bool | None]]]:
@@ -261,24 +291,14 @@ class Volume:
 
     # ---- agent actions ----------------------------------------------------------------------
     def start(self) -> StartResult:
-        """Make every export of the volume live on this node and let its clients reclaim."""
-        require_mountpoint(self.mountpoint)
-        with self.registry.locked():
-            state = self.load()
-            backend = self.backend(state)
-            backend.check_installed()
-            backend.require_running()
-            ctx = self.ctx(state)
-            backend.check_collisions(ctx, state.exports)
-            records = backend.restore_recovery(ctx)
-            backend.apply(ctx, [e for e in state.exports])
-            result = StartResult(applied=len(state.exports), recovery_records=records)
-            if state.server == "ganesha" and records:
-                # Only clients with a record may reclaim; with none, a grace period would
-                # only block new opens on every export of this Ganesha for nothing.
-                result.grace = backend.start_grace(ctx)  # type: ignore[attr-defined]
-            self._set_active(state, True)
-            return result
+        """Make every export of the volume live on this node and let its clients reclaim:
+        restore the client-recovery stores, apply every export, then the backend's
+        after-restore hook (Ganesha: the take-over grace, when there are records)."""
+        with self.transaction(live=True) as tx:
+            tx.backend.check_installed()
+            tx.reapply(tx.state.exports)
+            tx.restore = tx.activate = True
+        return StartResult(applied=len(tx.state.exports), recovery_records=tx.records, grace=tx.grace)
 
     def stop(self) -> int:
         """Withdraw the volume's exports from this node (returns how many were live); keep
@@ -287,7 +307,7 @@ class Volume:
         Must succeed whenever possible (a failed stop gets the node fenced): with the volume
         already unmounted, the exports to withdraw come from the node-local active record.
         """
-        record = self.active_record()
+        record = self.node.active_record()
         try:
             state = self.registry.load()
         except GaneshaHAError:
@@ -295,7 +315,8 @@ class Volume:
                 return 0  # never started here and nothing readable: already stopped
             state = RegistryState(volume_uuid=record["volume_uuid"], server=record["server"],
                                   id_range=(1, 65535),
-                                  exports=tuple(Export.from_dict(e) for e in record["exports"]))
+                                  exports=tuple(export_from_dict(e, record.get("version", 1))
+                                                for e in record["exports"]))
             mounted = False
         else:
             mounted = True
@@ -304,19 +325,23 @@ class Volume:
         withdrawn = 0
         if backend.is_running():
             if mounted:
-                _best_effort(lambda: backend.save_recovery(ctx))
+                _best_effort(lambda: self.save_recovery(backend, ctx))
             live = backend.live_paths(ctx, state.exports)
-            backend.withdraw(ctx, state.exports)
+            from .plan import plan_changes
+
+            run_steps(backend, ctx, plan_changes(state.exports, ()))
             withdrawn = sum(1 for is_live in live.values() if is_live)
             withdrawn += backend.withdraw_stray(ctx, state.exports)
         else:
             require_nothing_live(backend, ctx, state.exports)
-        backend.clear_recovery(ctx)
-        self._set_active(state, False)
+        clear_recovery(backend, ctx)
+        self.node.clear_restored()
+        self.node.clear_active()
         return withdrawn
 
-    def monitor(self, repair: bool = True) -> MonitorResult:
-        """One cheap pass over the whole volume: compare, repair drift, save recovery state."""
+    def monitor(self, repair: bool = True, save: bool = True) -> MonitorResult:
+        """One cheap pass over the whole volume: compare, repair drift (`repair`), save the
+        client-recovery state (`save`, and only when this node has restored it)."""
         if not self.is_active():
             return MonitorResult(running=False, drift=Drift())
         state = self.load()
@@ -329,25 +354,62 @@ class Volume:
             from .errors import IdCollisionError
             raise IdCollisionError("; ".join(drift.foreign))
         if repair and (drift.missing or drift.changed or drift.stray):
-            with self.registry.locked():
-                if drift.missing or drift.changed:
-                    backend.apply(ctx, drift.missing + drift.changed)
-                if drift.stray:  # against the registry as it is now, under the lock: an
-                    # export added since the drift was taken is not a stray
-                    backend.withdraw_stray(ctx, self.load().exports)
+            # against the registry as it is now, under the lock: an export added since the
+            # drift was taken is not a stray, one removed since is not re-applied
+            with self.transaction(live=True) as tx:
+                tx.reapply(drift.missing + drift.changed)
+                tx.strays = bool(drift.stray)
             result.repaired = len(drift.missing) + len(drift.changed) + len(drift.stray)
-        from .errors import InsecureStateError, RegistryError
+        if save:
+            from .errors import InsecureStateError, RegistryError
 
-        try:
-            result.recovery_saved = backend.save_recovery(ctx)
-        except InsecureStateError:
-            raise
-        except RegistryError as exc:  # users fill their volumes: the exports still serve
-            result.recovery_error = str(exc)
+            try:
+                result.recovery_saved = self.save_recovery(backend, ctx)
+            except InsecureStateError:
+                raise
+            except RegistryError as exc:  # users fill their volumes: the exports still serve
+                result.recovery_error = str(exc)
         return result
 
+    def save_recovery(self, backend: Backend, ctx: VolumeContext) -> bool:
+        """Save every recovery store of the backend, if this node has restored the volume's
+        copy (otherwise False: a save now would replace the copy with an empty view). One
+        failing store does not stop the others; the first error is raised after them all."""
+        if not self.node.restored():
+            return False
+        changed, errors = False, []
+        for store in backend.recovery_stores(ctx):
+            try:
+                changed = store.save(ctx) or changed
+            except GaneshaHAError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+        return changed
 
-def _require_directory(path: Path, mountpoint: Path) -> None:
+
+def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step]) -> None:
+    """Carry out plan steps on the server, consecutive steps of one kind in one call."""
+    from .plan import APPLY, batches
+
+    for action, exports in batches(steps):
+        if action == APPLY:
+            backend.apply(ctx, exports)
+        else:
+            backend.withdraw(ctx, exports)
+
+
+def restore_recovery(backend: Backend, ctx: VolumeContext) -> int:
+    """Restore every recovery store; the number of client records they hold together."""
+    return sum(store.restore(ctx) for store in backend.recovery_stores(ctx))
+
+
+def clear_recovery(backend: Backend, ctx: VolumeContext) -> None:
+    for store in backend.recovery_stores(ctx):
+        store.clear(ctx)
+
+
+def require_directory(path: Path, mountpoint: Path) -> None:
     """The exported directory must exist and resolve inside the volume (no symlink escape)."""
     if not path.is_dir():
         raise ValidationError("directory", f"{path} does not exist or is not a directory")
@@ -393,7 +455,7 @@ def _rolled_back(exc: GaneshaHAError, note: str) -> GaneshaHAError:
     return ApplyError(f"{exc}; {note}")
 
 
-def _best_effort(action) -> None:
+def _best_effort(action: Callable[[], object]) -> None:
     """Used only while undoing a failed change: the original error is what gets reported."""
     try:
         action()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ganesha_ha import linux
-from ganesha_ha.backends import VolumeContext
+from ganesha_ha.context import VolumeContext
 from ganesha_ha.settings import Settings
 
 REAL_EXPORTFS = shutil.which("exportfs") or "/usr/sbin/exportfs"

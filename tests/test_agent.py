@@ -110,3 +110,38 @@ def test_id_collision_bans_from_this_node_only(active_volume, tmp_path):
     lab.export_mgr("AddExport", str(block), "EXPORT(Export_Id=600)")
     start = run_agent("start", params)
     assert start.returncode == 4 and "already served" in start.stderr
+
+
+@needs_root
+def test_a_start_on_an_active_mark_restores_before_it_saves(active_volume):
+    """The start of a volume whose node-local active mark is still there (the agent's
+    idempotent start) must not save this node's view of the client records over the
+    volume's copy before it restored it (issue 14, item 2). A real NFSv4 client leaves a
+    record, the monitor saves it; then Ganesha comes back without any record, as on a
+    fresh node: the start restores the client and the volume's copy is unchanged."""
+    import json
+    import time
+
+    from ganesha_ha.lab.nfs.client import Nfs4Client
+
+    lab, vol, params = active_volume
+    assert run_agent("start", params).returncode == 0
+    saved = vol / ".ganesha-ha" / "ganesha-recovery.json"
+    with Nfs4Client("127.0.0.1", lab.port) as c:
+        deadline = time.monotonic() + 30
+        c.grace_aware(c.establish, deadline=deadline)
+        f = c.grace_aware(lambda: c.open(f"{vol}/data/f.txt"), deadline=deadline)
+        c.close_file(f)
+        # the record is Ganesha's until the client's lease ends: save it while it is there
+        assert run_agent("monitor", params | {"CRM_meta_interval": "10000"}).returncode == 0
+    records = json.loads(saved.read_text())["records"]
+    clients = [r for r in records if r["type"] == "dir" and "/" not in r["path"]]
+    assert len(clients) == 1, records
+    lab.daemon.stop()
+    for entry in lab.recovery_root.iterdir():
+        shutil.rmtree(entry)
+    lab.daemon.start()
+    start = run_agent("start", params)
+    assert start.returncode == 0 and "1 client records restored" in start.stderr, start.stderr
+    assert json.loads(saved.read_text())["records"] == records
+    assert run_agent("stop", params).returncode == 0

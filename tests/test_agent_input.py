@@ -227,13 +227,13 @@ def _classic_example(sandbox: Sandbox, data) -> None:
 
             (exp,) = [e for e in sandbox.registry_exports() if e not in before]
             if params["fsid"].strip():  # the administrator's fsid is the one used
-                assert exp["fsid"] == normalize_fsid(params["fsid"].strip())
+                assert exp["knfsd"]["fsid"] == normalize_fsid(params["fsid"].strip())
             # exported exactly as the registry says: one etab line per client, with the
             # registry's fsid; and the monitor's comparison of etab with the registry is clean
             lines = sandbox.etab_for(directory)
             assert sorted(e.client for e in lines) == sorted(
                 knfsd_table.normalize_client(c["host"]) for c in exp["clients"]), (lines, exp)
-            assert {knfsd_table.normalize_fsid(e.fsid) for e in lines} == {knfsd_table.normalize_fsid(exp["fsid"])}
+            assert {knfsd_table.normalize_fsid(e.fsid) for e in lines} == {knfsd_table.normalize_fsid(exp["knfsd"]["fsid"])}
             rc, out, err = run_inprocess("monitor", params | {"CRM_meta_interval": "10000"})
             check_well_formed(rc, out, err, {0})
         elif not unresolved:
@@ -377,7 +377,7 @@ def test_classic_directory_spelt_with_digits_keeps_its_identity(sandbox):
     fsids = []
     for _ in range(3):
         check_well_formed(*run_inprocess("start", params), {0})
-        fsids.append(next(e.fsid for e in Registry(sandbox.volume).load().exports if e.path == name))
+        fsids.append(next(e.knfsd.fsid for e in Registry(sandbox.volume).load().exports if e.path == name))
         check_well_formed(*run_inprocess("stop", params), {0})
     assert len(set(fsids)) == 1, fsids
     assert next(e for e in Registry(sandbox.volume).load().exports if e.path == "real") == first

@@ -178,7 +178,7 @@ def test_agent_under_pacemaker_with_ganesha(tmp_path, tmpfs_volume):
         registry = {e.export_id: str(vol / e.path) for e in Registry(vol).load().exports}
         assert len(registry) == 2 and all(700 <= i <= 799 for i in registry)
         assert not set(registry) & set(show_exports(lab)), "nothing is live before the cluster starts it"
-        marker = Volume(vol, lab.settings()).marker()
+        marker = Volume(vol, lab.settings()).node.active_path
 
         # Pacemaker looks for OCF agents under /usr/lib/ocf only: install there (idempotent,
         # as the README documents), for this interpreter

@@ -1,9 +1,10 @@
 """Rendering EXPORT blocks: parse back what we render, and no value can inject config (pure)."""
 from hypothesis import given, settings, strategies as st
 
-from ganesha_ha.backends.ganesha_conf import check_renderable, export_from_block, parse_config, quote, render_export
+from ganesha_ha.backends.ganesha_conf import check_renderable, quote, render_export
+from ganesha_ha.backends.ganesha_conf_parse import export_from_block, parse_config
 from ganesha_ha.errors import ValidationError
-from ganesha_ha.model import ClientSpec, Export
+from ganesha_ha.model import ClientSpec, Export, KnfsdOptions
 
 from strategies import good_host, good_option, name_text
 
@@ -14,7 +15,7 @@ def semantics(e: Export):
 
 
 def test_render_shape():
-    e = Export(path="a b/c", export_id=12, fsid="5", pseudo="/p", clients=("127.0.0.1(rw,no_root_squash)",
+    e = Export(path="a b/c", export_id=12, knfsd=KnfsdOptions("5"), pseudo="/p", clients=("127.0.0.1(rw,no_root_squash)",
                "*.example.com(ro)"), access="RW")
     text = render_export(e, "/mnt/vol")
     assert 'Path = "/mnt/vol/a b/c";' in text
@@ -28,7 +29,7 @@ def test_backslash_is_refused_for_ganesha():
     import pytest
 
     for kw in ({"path": "h/\u00b5\\", "pseudo": "/p"}, {"path": "h", "pseudo": "/p\\"}):
-        e = Export(export_id=1, fsid="1", clients=("*",), **kw)
+        e = Export(export_id=1, knfsd=KnfsdOptions("1"), clients=("*",), **kw)
         with pytest.raises(ValidationError, match="backslash"):
             check_renderable(e, "/mnt/v")
 
@@ -53,7 +54,7 @@ def test_rendered_block_parses_back_to_the_same_meaning(dirname, pseudo_tail, ho
         clients = tuple(ClientSpec(h, tuple(opts)) for h in hosts)
         if len({c.host for c in clients}) != len(clients):
             return
-        e = Export(path=f"top/{dirname}", export_id=99, fsid="1", pseudo=f"/ps/{pseudo_tail}",
+        e = Export(path=f"top/{dirname}", export_id=99, knfsd=KnfsdOptions("1"), pseudo=f"/ps/{pseudo_tail}",
                    clients=clients, access=access, squash=squash)
     except ValidationError:
         return  # refused with a clear error: fine

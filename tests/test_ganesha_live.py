@@ -40,6 +40,9 @@ def test_add_update_remove_live_and_identity_survives_restart(ganesha, vol):
     import json
     added = json.loads(out.stdout)
     assert added["live"] is True and added["export_id"] == 3000
+    # schema 2's per-server parts, and the flat keys scripts of version 1 read
+    assert added["ganesha"] == {"fsal": {"name": "VFS"}} and added["fsal"] == "VFS"
+    assert added["fsid"] == added["knfsd"]["fsid"]
     assert show_exports(ganesha)[3000] == str(vol / "data")
     assert nfs_cat(ganesha, "/data/f.txt").stdout == "hello from the volume\n"
 
@@ -231,3 +234,20 @@ def test_monitor_and_stop_withdraw_strays_but_not_a_nested_volume(ganesha, vol, 
         assert not {3000, 3051} & set(live) and live[777] == str(nested)
     finally:
         linux.umount(str(nested), lazy=True)
+
+
+def test_a_stacked_fsal_record_goes_live(ganesha, vol):
+    """An FSAL stacked on another (NULL over VFS, Ganesha's stackable pass-through) renders
+    to a block that Ganesha takes, and changing the FSAL re-adds the export."""
+    from ganesha_ha.fsal import Fsal
+    from ganesha_ha.model import GaneshaOptions
+
+    volume = Volume(vol, ganesha.settings())
+    exp = volume.add(str(vol / "data"), ["127.0.0.1"], pseudo="/data").export
+    with volume.transaction() as tx:
+        tx.state = tx.state.with_export(exp.with_changes(ganesha=GaneshaOptions(Fsal("NULL", stacked=Fsal("VFS")))))
+    assert show_exports(ganesha)[exp.export_id] == str(vol / "data")
+    assert nfs_cat(ganesha, "/data/f.txt").stdout == "hello from the volume\n"
+    assert "FSAL {\n        Name = NULL;\n        FSAL { Name = VFS; }\n    }" in next(
+        (ganesha.workdir / "run" / "ganesha").glob(f"*/export-{exp.export_id}.conf")).read_text()
+    assert volume.monitor().drift.clean

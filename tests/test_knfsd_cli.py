@@ -124,3 +124,39 @@ def test_ocf_tester_passes_for_knfsd(tmp_path):
             assert lines_for(state, mp) == [], "ocf-tester's last action is a stop"
         finally:
             subprocess.run(["umount", "-l", str(mp)], check=True)
+
+
+def test_a_start_on_an_active_mark_restores_before_it_saves(tmp_path):
+    """Issue 14, item 2 with knfsd: start, a client mounts (its rmtab line), the monitor
+    saves it to the volume; then this node loses its etab and rmtab as a fresh node has
+    none, the volume is mounted again, and the agent starts while its active mark is still
+    there: the saved line must be restored, not replaced by the empty host file."""
+    config = tmp_path / "gha.conf"
+    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n")
+    img = Img(tmp_path / "vol.img", tmp_path / "mnt")
+    with private_nfs_state(tmp_path / "ns") as state:
+        img.mount()
+        try:
+            mp = img.mountpoint
+            (mp / "share").mkdir()
+            gha(config, "volume", "init", str(mp), "--server", "knfsd")
+            gha(config, "export", "add", str(mp), "share", "--client", "192.0.2.0/24(rw)")
+            assert agent("start", config, mp).returncode == 0
+            line = f"192.0.2.7:{mp}/share:0x00000001"
+            (state / "rmtab").write_text(line + "\n")
+            assert agent("monitor", config, mp).returncode == 0
+            saved = mp / ".ganesha-ha" / "rmtab"
+            assert line in saved.read_text().splitlines()
+            (state / "etab").write_text("")
+            (state / "rmtab").write_text("")
+            img.umount()
+            img.mount()
+            start = agent("start", config, mp)
+            assert start.returncode == 0 and "1 client records restored" in start.stderr, start.stderr
+            assert line in saved.read_text().splitlines()
+            assert (state / "rmtab").read_text() == line + "\n"
+            assert len(lines_for(state, mp)) == 1
+            assert agent("stop", config, mp).returncode == 0
+        finally:
+            if img.loop:
+                img.umount()

@@ -17,18 +17,17 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from ganesha_ha.backends import VolumeContext
+from ganesha_ha.context import VolumeContext
 from ganesha_ha.backends.knfsd import KnfsdBackend
 from ganesha_ha.backends.knfsd_table import chunk_args, desired_entries, export_dir, parse_etab
 from ganesha_ha.errors import (ApplyError, IdCollisionError, NotInstalledError,
                                ServerUnavailableError)
-from ganesha_ha.model import Export
+from ganesha_ha.model import Export, KnfsdOptions
 
 from knfsd_ns import (REAL_EXPORTFS, calls, counting_exportfs, etab_lines, make_settings,
                       mount_tmpfs, private_nfs_state, skip_reason, volume)
@@ -40,7 +39,7 @@ root = pytest.mark.root  # the tests that run exportfs; the rmtab ones need neit
 
 
 def exp(path, clients, fsid, export_id=1, **kw) -> Export:
-    return Export(path=path, export_id=export_id, fsid=fsid, pseudo=f"/e{export_id}", clients=clients, **kw)
+    return Export(path=path, export_id=export_id, knfsd=KnfsdOptions(fsid), pseudo=f"/e{export_id}", clients=clients, **kw)
 
 
 @pytest.fixture
@@ -360,91 +359,6 @@ def test_flush_is_bounded_and_skipped_without_nfsd(vol, ns, backend, tmp_path):
     assert time.monotonic() - t0 < 0.2 * backend.flush_checks + 1.5
     for cache in ("auth.unix.ip", "auth.unix.gid", "nfsd.fh", "nfsd.export"):
         assert int((fake / cache / "flush").read_text()) >= int(time.time()) - 5
-
-
-# ---- rmtab ------------------------------------------------------------------------------------------
-HOST_RMTAB = (
-    "10.0.0.5:/srv/vol1/d1:0x00000002\n"
-    "fe80;;1:/srv/vol1:0x00000001\n"
-    "10.0.0.6:/srv/vol10/d1:0x00000001\n"          # another volume: a prefix, not a child
-    "10.0.0.7:/srv/vol1/a\\040b/sub:0x00000001\n"
-    "garbage line\n"
-    "10.0.0.8:/srv/vol2/x:0x00000003\n"
-)
-OURS = ["10.0.0.5:/srv/vol1/d1:0x00000002", "fe80;;1:/srv/vol1:0x00000001",
-        "10.0.0.7:/srv/vol1/a\\040b/sub:0x00000001"]
-FOREIGN = "10.0.0.6:/srv/vol10/d1:0x00000001\ngarbage line\n10.0.0.8:/srv/vol2/x:0x00000003\n"
-
-
-@pytest.fixture
-def rm(tmp_path):
-    """A backend whose state_dir is a plain temp dir (rmtab needs no exportfs, no namespace)."""
-    state = tmp_path / "var-lib-nfs"
-    state.mkdir()
-    (state / "rmtab").write_text(HOST_RMTAB)
-    (state / "rmtab").chmod(0o644)
-    b = KnfsdBackend(make_settings(REAL_EXPORTFS, state_dir=state, runtime_dir=tmp_path / "run"))
-    vstate = tmp_path / "volume-state"
-    vstate.mkdir(mode=0o700)
-    return b, state, VolumeContext(mountpoint=Path("/srv/vol1"), state_dir=vstate, volume_uuid="u1")
-
-
-def test_rmtab_save_clear_restore(rm):
-    b, state, ctx = rm
-    assert b.save_recovery(ctx) is True
-    saved = (ctx.state_dir / "rmtab").read_text().splitlines()
-    assert saved[0] == "# ganesha-ha knfsd rmtab v1 mountpoint=/srv/vol1" and saved[1:] == OURS
-    assert b.save_recovery(ctx) is False                       # unchanged: not rewritten
-
-    b.clear_recovery(ctx)
-    assert (state / "rmtab").read_text() == FOREIGN
-    assert stat.S_IMODE((state / "rmtab").stat().st_mode) == 0o644
-    assert list(state.glob(".rmtab.tmp-*")) == []
-
-    assert b.restore_recovery(ctx) == 3
-    assert (state / "rmtab").read_text() == FOREIGN + "".join(ln + "\n" for ln in OURS)
-    ino = (state / "rmtab").stat().st_ino
-    assert b.restore_recovery(ctx) == 3                        # idempotent: no duplicates, no write
-    assert (state / "rmtab").stat().st_ino == ino
-    assert (state / ".rmtab.lock").exists()
-
-
-def test_rmtab_restore_keeps_live_counts_and_rebases(rm, tmp_path):
-    b, state, ctx = rm
-    b.save_recovery(ctx)
-    (state / "rmtab").write_text("10.0.0.5:/srv/vol1/d1:0x00000009\n")
-    b.restore_recovery(ctx)
-    lines = (state / "rmtab").read_text().splitlines()
-    assert lines[0] == "10.0.0.5:/srv/vol1/d1:0x00000009" and len(lines) == 3
-
-    moved = VolumeContext(mountpoint=Path("/mnt/vol one"), state_dir=ctx.state_dir, volume_uuid="u1")
-    (state / "rmtab").write_text("")
-    assert b.restore_recovery(moved) == 3
-    assert sorted((state / "rmtab").read_text().splitlines()) == sorted([
-        "10.0.0.5:/mnt/vol one/d1:0x00000002", "fe80;;1:/mnt/vol one:0x00000001",
-        "10.0.0.7:/mnt/vol one/a b/sub:0x00000001"])
-
-
-def test_rmtab_waits_for_the_nfs_utils_lock_with_a_bound(rm):
-    b, state, ctx = rm
-    b.save_recovery(ctx)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, os, sys, time\n"
-         f"fd = os.open({str(state / '.rmtab.lock')!r}, os.O_RDWR | os.O_CREAT, 0o600)\n"
-         "fcntl.lockf(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(30)\n"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        b.lock_timeout = 0.3
-        t0 = time.monotonic()
-        with pytest.raises(ServerUnavailableError, match=r"\.rmtab\.lock stayed locked for 0\.3 s"):
-            b.clear_recovery(ctx)
-        assert time.monotonic() - t0 < 2
-    finally:
-        holder.kill()
-        holder.wait(5)
-    b.clear_recovery(ctx)
-    assert (state / "rmtab").read_text() == FOREIGN
 
 
 # ---- how the one-process batch finds its exports file, and its fallbacks ------------------------------

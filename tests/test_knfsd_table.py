@@ -1,4 +1,4 @@
-"""knfsd_table: pure rendering, etab parsing and rmtab line rules (no I/O, no root).
+"""knfsd_table and nfspath: pure rendering, etab parsing, path escapes (no I/O, no root).
 
 The etab lines used here copy what exportfs 2.6.2 writes (see test_knfsd_exportfs.py for
 the same formats produced by the real program): every option with its default filled in,
@@ -9,26 +9,24 @@ from __future__ import annotations
 import ipaddress
 import math
 
-import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from ganesha_ha.backends.knfsd_table import (
     DesiredEntry, EtabEntry, canonical_options, chunk_args, client_kind, cmdline_client,
-    desired_entries, escape_etab_path, escape_exports_path, export_argvs, export_dir,
-    find_collisions, group_by_options, match_path, merge_rmtab, normalize_client,
-    normalize_fsid, normalize_path, option_differences, options_match, parse_etab,
-    parse_etab_entries, parse_rmtab_line, parse_saved_rmtab, path_is_under, rebase_rmtab_lines,
-    remove_volume_lines, render_exports_file, render_options, render_saved_rmtab,
-    select_volume_lines, unescape_octal, unexport_argvs)
+    desired_entries, escape_exports_path, export_argvs, export_dir, find_collisions,
+    group_by_options, match_path, normalize_client, normalize_fsid, option_differences,
+    options_match, parse_etab, parse_etab_entries, render_exports_file, render_options,
+    unexport_argvs)
 from ganesha_ha.errors import ValidationError
-from ganesha_ha.model import ClientSpec, Export
+from ganesha_ha.model import ClientSpec, Export, KnfsdOptions
+from ganesha_ha.nfspath import escape_etab_path, normalize_path, path_is_under, unescape_octal
 
 MP = "/srv/vol1"
 
 
 def exp(path="d1", clients=("*",), fsid="101", **kw) -> Export:
-    return Export(path=path, export_id=1, fsid=fsid, pseudo="/p", clients=clients, **kw)
+    return Export(path=path, export_id=1, knfsd=KnfsdOptions(fsid), pseudo="/p", clients=clients, **kw)
 
 
 # ---- an emulation of nfs-utils' putexportent, for etab lines with defaults filled in -------------
@@ -106,7 +104,7 @@ def exports(draw):
     hosts = draw(st.lists(clients, min_size=n, max_size=n, unique_by=normalize_client))
     try:
         specs = tuple(ClientSpec(h, draw(client_options)) for h in hosts)
-        return Export(path=draw(relpaths), export_id=1, fsid=draw(fsids), pseudo="/x", clients=specs,
+        return Export(path=draw(relpaths), export_id=1, knfsd=KnfsdOptions(draw(fsids)), pseudo="/x", clients=specs,
                       access=draw(st.sampled_from(["RW", "RO", "None"])),
                       squash=draw(st.sampled_from(["root_squash", "no_root_squash", "all_squash"])))
     except ValidationError:
@@ -205,7 +203,7 @@ def test_render_is_deterministic_complete_and_fsid_last(e):
                                            if e.client_access(c) != "None"]
     for d, c in zip(entries, [c for c in e.clients if e.client_access(c) != "None"]):
         toks = d.options.split(",")
-        assert toks[-1] == f"fsid={e.fsid}" and sum(t.startswith("fsid=") for t in toks) == 1
+        assert toks[-1] == f"fsid={e.knfsd.fsid}" and sum(t.startswith("fsid=") for t in toks) == 1
         assert toks[0] == ("rw" if e.client_access(c) == "RW" else "ro")
         assert ("async" in toks) == ("async" in c.options) and ("sync" in toks) != ("async" in toks)
         assert len(toks) == len(set(toks))
@@ -350,84 +348,3 @@ def test_group_and_exports_file():
         r"/srv/vol1/a\040b fe80::1(ro,root_squash,no_all_squash,sync,no_subtree_check,fsid=101)",
         r"/srv/vol1/d2 *(rw,root_squash,no_all_squash,sync,no_subtree_check,fsid=102)"]
     assert entries[1].arg == "[fe80::1]:/srv/vol1/a b"
-
-
-# ---- rmtab ---------------------------------------------------------------------------------------
-def test_parse_rmtab_lines():
-    assert parse_rmtab_line("10.0.0.5:/srv/vol1/d1:0x00000002").key == ("10.0.0.5", "/srv/vol1/d1")
-    assert parse_rmtab_line("fe80;;1:/srv/vol1:0x00000001").client == "fe80::1"
-    e = parse_rmtab_line(r"h:/srv/vol1/a\040b/c:d:0x0000000a")
-    assert (e.path, e.count) == ("/srv/vol1/a b/c:d", 10)
-    assert parse_rmtab_line("h:/srv/vol1/x").count == 1
-    assert parse_rmtab_line("garbage") is None and parse_rmtab_line("h:relative:0x1") is None
-
-
-rm_clients = st.one_of(st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(lambda a: str(a).replace(":", ";")),
-                       st.from_regex(r"[a-z]{1,8}", fullmatch=True))
-rm_paths = st.tuples(st.sampled_from(["/srv/vol1", "/srv/vol10", "/srv/vol2", "/other"]),
-                     st.sampled_from(["", "/d1", "/d2/", "/a b", r"/a\040b", "/x:y", "//d1"])).map("".join)
-rm_lines = st.one_of(
-    st.builds(lambda c, p, n: f"{c}:{p}:0x{n:08x}", rm_clients, rm_paths, st.integers(1, 5)),
-    st.sampled_from(["garbage", "h:relative:0x1"]))
-rm_texts = st.lists(rm_lines, max_size=12).map(lambda ls: "".join(ln + "\n" for ln in ls))
-
-
-def _foreign(text, mp=MP):
-    return [ln for ln in text.splitlines() if not ((e := parse_rmtab_line(ln)) and path_is_under(e.path, mp))]
-
-
-def _keys(lines):
-    return {parse_rmtab_line(ln).key for ln in lines}
-
-
-@given(rm_texts)
-def test_remove_keeps_every_other_line_byte_for_byte(host):
-    out = remove_volume_lines(host, MP)
-    assert out.splitlines() == _foreign(host)
-    assert not select_volume_lines(out, MP)
-
-
-@given(rm_texts, st.lists(rm_lines, max_size=8))
-def test_merge_only_adds_and_is_idempotent(host, saved):
-    out = merge_rmtab(host, saved, MP)
-    assert out.startswith(host)                          # nothing of the host file changes
-    assert _foreign(out) == _foreign(host)               # other volumes untouched
-    assert merge_rmtab(out, saved, MP) == out
-    vol = select_volume_lines(out, MP)
-    assert _keys(vol) == _keys(select_volume_lines(host, MP)) | _keys(select_volume_lines("\n".join(saved), MP))
-    added = out[len(host):].splitlines()
-    assert len(_keys(added)) == len(added)               # no duplicates added
-
-
-@given(rm_texts)
-def test_save_clear_restore_roundtrip(host):
-    saved_at, saved = parse_saved_rmtab(render_saved_rmtab(select_volume_lines(host, MP), MP))
-    assert saved_at == MP
-    cleared = remove_volume_lines(host, MP)
-    restored = merge_rmtab(cleared, saved, MP)
-    assert _keys(select_volume_lines(restored, MP)) == _keys(select_volume_lines(host, MP))
-    assert _foreign(restored) == _foreign(host)
-
-
-@given(rm_texts)
-def test_rebase_moves_lines_between_mount_points(host):
-    lines = select_volume_lines(host, MP)
-    moved = rebase_rmtab_lines(lines, MP, "/mnt/other place")
-    assert {(c, p.replace(MP, "/mnt/other place", 1)) for c, p in _keys(lines)} == _keys(moved)
-    back = rebase_rmtab_lines(moved, "/mnt/other place", MP)
-    assert _keys(back) == _keys(lines)
-
-
-def test_saved_file_format():
-    text = render_saved_rmtab(["10.0.0.5:/srv/a b/d1:0x00000001"], "/srv/a b")
-    assert text == "# ganesha-ha knfsd rmtab v1 mountpoint=/srv/a\\040b\n10.0.0.5:/srv/a b/d1:0x00000001\n"
-    assert parse_saved_rmtab(text) == ("/srv/a b", ["10.0.0.5:/srv/a b/d1:0x00000001"])
-
-
-@pytest.mark.parametrize("host,expected", [
-    ("", "c:/srv/vol1/d1:0x00000001\n"),
-    ("x:/other:0x1", "x:/other:0x1\nc:/srv/vol1/d1:0x00000001\n"),         # no final newline
-    ("c:/srv/vol1/d1/:0x00000005\n", "c:/srv/vol1/d1/:0x00000005\n"),      # same key: host wins
-])
-def test_merge_examples(host, expected):
-    assert merge_rmtab(host, ["c:/srv/vol1/d1:0x00000001", "c:/srv/vol2/d1:0x1"], MP) == expected

@@ -3,13 +3,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from ganesha_ha.errors import ValidationError
-from ganesha_ha.model import ClientSpec, Export, normalize_fsid, normalize_pseudo, normalize_relpath
+from ganesha_ha.model import ClientSpec, Export, KnfsdOptions, normalize_fsid, normalize_pseudo, normalize_relpath
 
 from strategies import good_host, good_option, nasty_text
 
 
 def make(**kw):
-    base = dict(path="data", export_id=7, fsid="42", pseudo="/data", clients=("127.0.0.1",))
+    base = dict(path="data", export_id=7, knfsd=KnfsdOptions("42"), pseudo="/data", clients=("127.0.0.1",))
     base.update(kw)
     return Export(**base)
 

@@ -8,14 +8,14 @@ import pytest
 
 from ganesha_ha.errors import (ConflictError, InsecureStateError, NotInitialisedError, NotMountedError,
                                RegistryError)
-from ganesha_ha.model import Export
+from ganesha_ha.model import Export, KnfsdOptions
 from ganesha_ha.registry import Registry, RegistryState, random_id_range
 
 from conftest import needs_root
 
 
 def exp(path, eid, fsid="1", pseudo=None):
-    return Export(path=path, export_id=eid, fsid=fsid, pseudo=pseudo or f"/{path}", clients=("*",))
+    return Export(path=path, export_id=eid, knfsd=KnfsdOptions(fsid), pseudo=pseudo or f"/{path}", clients=("*",))
 
 
 def test_unique_constraints():
@@ -122,3 +122,57 @@ def test_stale_temp_files_are_cleaned_by_next_writer(tmpfs_volume):
     with reg.locked():
         reg.save(st)
     assert not stale.exists()
+
+
+# ---- schema 1 -> 2 ---------------------------------------------------------------------------
+V1_FIXTURE = os.path.join(os.path.dirname(__file__), "data", "registry-v1.json")
+
+
+def test_a_version_1_registry_loads_unchanged_in_meaning_and_saves_as_version_2(tmp_path):
+    """tests/data/registry-v1.json is what ganesha-ha wrote before schema 2 (made with that
+    code): every field means the same after the migration, and the next save writes v2."""
+    from ganesha_ha.fsal import Fsal
+
+    raw = open(V1_FIXTURE, "rb").read()
+    v1 = json.loads(raw)
+    assert v1["version"] == 1
+    mp = tmp_path / "vol"
+    (mp / ".ganesha-ha").mkdir(parents=True, mode=0o700)
+    (mp / ".ganesha-ha" / "registry.json").write_bytes(raw)
+    reg = Registry(mp, require_mounted=lambda path: None)
+    st = reg.load()
+    assert (st.volume_uuid, st.server, list(st.id_range), st.generation) == (
+        v1["volume"]["uuid"], v1["volume"]["server"], v1["volume"]["export_id_range"], v1["generation"])
+    assert len(st.exports) == len(v1["exports"]) == 4
+    for old, new in zip(v1["exports"], st.exports):
+        assert (new.path, new.export_id, new.pseudo, new.access, new.squash, new.comment) == (
+            old["path"], old["export_id"], old["pseudo"], old["access"], old["squash"], old.get("comment", ""))
+        assert [(c.host, list(c.options)) for c in new.clients] == [(c["host"], c["options"]) for c in old["clients"]]
+        assert new.knfsd.fsid == old["fsid"] and new.ganesha.fsal == Fsal(old["fsal"])
+    with reg.locked():
+        reg.save(st)
+    v2 = json.loads((mp / ".ganesha-ha" / "registry.json").read_bytes())
+    assert v2["version"] == 2 and v2["generation"] == v1["generation"] + 1
+    assert v2["exports"][3] == {
+        "path": "mem", "export_id": 3003, "pseudo": "/mem", "access": "RW", "squash": "root_squash",
+        "clients": [{"host": "127.0.0.1", "options": []}], "knfsd": {"fsid": "18"},
+        "ganesha": {"fsal": {"name": "MEM"}}}
+    assert reg.load().exports == st.exports
+
+
+def test_version_2_round_trips_fsal_records():
+    from ganesha_ha.fsal import Fsal
+    from ganesha_ha.model import GaneshaOptions
+
+    e = Export(path="n", export_id=5, knfsd=KnfsdOptions("9"), pseudo="/n", clients=("*",),
+               ganesha=GaneshaOptions(Fsal("NULL", (("Key", "a \"b\""),), Fsal("VFS"))))
+    st = RegistryState("u", "ganesha", (1, 9), (e,))
+    doc = json.loads(st.to_json())
+    assert doc["exports"][0]["ganesha"] == {"fsal": {"name": "NULL", "options": [["Key", 'a "b"']],
+                                                     "stacked": {"name": "VFS"}}}
+    assert RegistryState.from_json(st.to_json()) == st
+    for bad in ({"knfsd": {"fsid": "1"}, "fsid": "1"}, {"knfsd": {"fsid": "1", "x": 1}},
+                {"knfsd": {"fsid": "1"}, "ganesha": {"fsal": {"name": "V F S"}}}):
+        d = dict(doc["exports"][0], **bad)
+        with pytest.raises(RegistryError):
+            RegistryState.from_json(json.dumps(dict(doc, exports=[d])).encode())

@@ -8,14 +8,14 @@ import time
 
 import pytest
 
-from ganesha_ha.model import Export
+from ganesha_ha.model import Export, KnfsdOptions
 from ganesha_ha.registry import Registry
 
 from conftest import needs_root
 
 
 def state_for(generation_exports):
-    return tuple(Export(path=f"d{i}", export_id=100 + i, fsid=str(i + 1), pseudo=f"/d{i}",
+    return tuple(Export(path=f"d{i}", export_id=100 + i, knfsd=KnfsdOptions(str(i + 1)), pseudo=f"/d{i}",
                         clients=("127.0.0.1(rw)",)) for i in range(generation_exports))
 
 
@@ -87,7 +87,7 @@ def test_fifty_concurrent_adds_lose_nothing(tmpfs_volume, tmp_path):
     assert all(rc == 0 for rc, _ in results), [err for rc, err in results if rc]
     st = Registry(tmpfs_volume).load()
     assert len(st.exports) == 50
-    assert len({e.export_id for e in st.exports}) == 50 and len({e.fsid for e in st.exports}) == 50
+    assert len({e.export_id for e in st.exports}) == 50 and len({e.knfsd.fsid for e in st.exports}) == 50
     assert {e.path for e in st.exports} == {f"d{i}" for i in range(50)}
 
 

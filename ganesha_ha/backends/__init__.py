@@ -1,32 +1,32 @@
-"""Backends: one per NFS server, behind one small interface.
+"""Backends: one per NFS server, behind one interface (this module: the interface only).
 
 A backend turns the registry's exports (the desired state) into the server's live state
 and reads that live state back. Everything server-specific (exportfs and etab for knfsd,
-D-Bus and EXPORT blocks for Ganesha, and each server's client-recovery state) lives in
-its module; the volume layer above only calls this interface.
+D-Bus and EXPORT blocks for Ganesha, which client-recovery stores a server needs) lives in
+its module; volume.py, the agent and the CLI only use the `Backend` interface and the
+table of servers (servers.py), and never name a server.
+
+Adding a server is one module implementing `Backend` and one row in servers.py's table:
+the registry's server names, the CLI's `--server` choices, the agent's `server=` check and
+meta-data text, and its check of installed programs all come from the table. `load.py`'s
+`get_backend` imports the one backend module that is asked for (the resource agent is a new
+process for every call, and each backend module costs milliseconds).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-
-from ..model import Export
 from ..record import Factory, Record
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
     from typing import Protocol
+
+    from ..context import VolumeContext
+    from ..model import Export
+    from ..recovery import RecoveryStore
 else:
     Protocol = object  # the interface below is for type checkers and readers only
-
-
-class VolumeContext(Record, frozen=True):
-    """What a backend needs to know about the volume it works on."""
-
-    mountpoint: Path
-    state_dir: Path
-    volume_uuid: str
-    ip: str | None = None  # the floating IP clients use (recovery keys, grace take-over)
 
 
 class Drift(Record):
@@ -43,57 +43,75 @@ class Drift(Record):
 
 
 class Backend(Protocol):
+    """What the volume layer needs of an NFS server.
+
+    Errors: NotInstalledError (a program missing on this node), ServerUnavailableError (the
+    server or its control channel does not answer now), ApplyError (the server refused a
+    change), IdCollisionError (an identity of ours is served for something else),
+    ValidationError (the server cannot represent an export). Exports are given with paths
+    relative to `ctx.mountpoint`; `ctx.state_dir` exists.
+    """
+
     name: str
 
+    # ---- this node ------------------------------------------------------------------
     def check_installed(self) -> None:
-        """Raise NotInstalledError when a program this server needs is missing here."""
+        """Raise NotInstalledError when a program this server needs is missing here (the
+        program the settings name, not whichever is on PATH)."""
+        ...
 
     def is_running(self) -> bool:
         """True when the server is up and controllable on this node right now."""
+        ...
 
     def require_running(self) -> None:
         """Raise ServerUnavailableError (with the reason) unless is_running()."""
+        ...
+
+    def check_export(self, exp: Export, mountpoint: Path) -> None:
+        """Raise ValidationError for what this server cannot represent (before it is recorded:
+        a volume's registry never holds an export its server would refuse to parse)."""
+        ...
+
+    # ---- live state -------------------------------------------------------------------
+    def served_ids(self) -> set[int]:
+        """The Export_Ids the server serves now, for every volume (an allocation must avoid
+        them); empty for a server without Export_Ids. ServerUnavailableError when down."""
+        ...
 
     def live_paths(self, ctx: VolumeContext, exports: Sequence[Export]) -> dict[str, bool]:
         """For each export's path: is it live on the server now?"""
+        ...
 
     def drift(self, ctx: VolumeContext, exports: Sequence[Export]) -> Drift:
         """One pass comparing the registry's exports with the server's live state."""
+        ...
 
+    def check_collisions(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
+        """Raise IdCollisionError if the server serves one of these ids for something else."""
+        ...
+
+    # ---- changes ----------------------------------------------------------------------
     def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
         """Make each export live exactly as given (add, or update in place)."""
+        ...
 
     def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
         """Take each export away from the server; exports that are not live are fine."""
+        ...
 
     def withdraw_stray(self, ctx: VolumeContext, exports: Sequence[Export]) -> int:
         """Take away what the server serves from inside the volume that the registry does not
         list (an add the server applied after the CLI had timed out and rolled back, a remove
         that failed half-way); returns how many. Nothing else may serve a managed volume."""
+        ...
 
-    def check_collisions(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
-        """Raise IdCollisionError if the server serves one of these ids for something else."""
+    # ---- client recovery ----------------------------------------------------------------
+    def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:
+        """The client-recovery state this server keeps for the volume (recovery/)."""
+        ...
 
-    def save_recovery(self, ctx: VolumeContext) -> bool:
-        """Copy the volume's client-recovery state onto the volume; True if it changed."""
-
-    def restore_recovery(self, ctx: VolumeContext) -> int:
-        """Put the volume's client-recovery state where this node's server reads it."""
-
-    def clear_recovery(self, ctx: VolumeContext) -> None:
-        """Remove the volume's client-recovery state from this node (after a stop)."""
-
-
-def get_backend(server: str, settings) -> Backend:
-    """The backend for `server` ('ganesha' or 'knfsd'); imports only that one."""
-    if server == "ganesha":
-        from .ganesha import GaneshaBackend
-
-        return GaneshaBackend(settings)
-    if server == "knfsd":
-        from .knfsd import KnfsdBackend
-
-        return KnfsdBackend(settings)
-    from ..errors import ValidationError
-
-    raise ValidationError("server", f"must be 'ganesha' or 'knfsd', got {server!r}")
+    def after_restore(self, ctx: VolumeContext, records: int) -> str | None:
+        """Called at start once the stores are restored (`records` clients in all) and the
+        exports are live: Ganesha starts the take-over grace. Returns what to report."""
+        ...

@@ -1,4 +1,4 @@
-"""The NFS-Ganesha backend: live export changes over D-Bus, recovery records, grace.
+"""The NFS-Ganesha backend: live export changes over D-Bus, take-over grace.
 
 Facts this code relies on, measured against Debian's nfs-ganesha 4.3:
 - AddExport(conf, "EXPORT(Export_Id=N)") of an id that is already live fails with
@@ -12,32 +12,35 @@ Facts this code relies on, measured against Debian's nfs-ganesha 4.3:
   path in 4.3, so the pseudo path is checked through the NFS namespace, not D-Bus.
 - Take-over grace: admin `grace("5:<key>")` (EVENT_TAKE_IP) makes Ganesha read the client
   records under <RecoveryRoot>/<key>/<RecoveryDir> and enter grace so those clients can
-  reclaim (src/SAL/recovery/recovery_fs.c, src/MainNFSD/nfs_admin_thread.c).
+  reclaim (src/SAL/recovery/recovery_fs.c, src/MainNFSD/nfs_admin_thread.c); the records
+  get there through recovery/ganesha_records.py.
+- The D-Bus transport (timeouts, bus errors) is ganesha_bus.py.
 """
 from __future__ import annotations
 
-import base64
-import json
-import os
-import shutil
-import stat
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
 
-from ..errors import (ApplyError, IdCollisionError, NotInstalledError, RegistryError,
-                      ServerUnavailableError)
-from ..fsutil import atomic_write, ensure_secure_dir, read_secure
+from ..errors import ApplyError, IdCollisionError
+from ..fsutil import atomic_write, ensure_secure_dir
 from ..model import Export
-from . import Drift, VolumeContext
+from ..recovery.ganesha_records import RECOVERY_FILE, GaneshaRecordStore, takeover_key  # noqa: F401 (RECOVERY_FILE: the lab's name for the volume's copy)
+from ..context import VolumeContext
+from . import Drift
+from .ganesha_bus import BusUnreachable, GaneshaBus, import_dbus
 from .ganesha_conf import RenderOptions, check_renderable, render_export
 
-BUS_NAME = "org.ganesha.nfsd"
+TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..recovery import RecoveryStore
+
 EXPORT_MGR_PATH = "/org/ganesha/nfsd/ExportMgr"
 EXPORT_MGR_IFACE = "org.ganesha.nfsd.exportmgr"
 ADMIN_PATH = "/org/ganesha/nfsd/admin"
 ADMIN_IFACE = "org.ganesha.nfsd.admin"
 EVENT_TAKE_IP = 5
-RECOVERY_FILE = "ganesha-recovery.json"
 
 
 class GaneshaBackend:
@@ -46,71 +49,18 @@ class GaneshaBackend:
     name = "ganesha"
 
     def __init__(self, settings: Any, bus_address: str | None = None):
-        from ..lazysite import enable
-
-        enable()  # dbus-python lives in site-packages, which the agent adds on demand
         g = settings.ganesha
-        self.bus_address = bus_address or g["bus_address"] or os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or ""
-        prefix = g.get("dbus_name_prefix") or ""
-        self.bus_name = f"{prefix}.{BUS_NAME}" if prefix else BUS_NAME
-        self.timeout = float(g["dbus_timeout"])
+        self.bus = GaneshaBus(bus_address or g["bus_address"], g.get("dbus_name_prefix") or "",
+                              float(g["dbus_timeout"]))
         self.runtime_dir = Path(settings.node["runtime_dir"]) / "ganesha"
-        self.recovery_root = Path(g["recovery_root"])
-        self.recovery_dir = g["recovery_dir"]
+        self.records = GaneshaRecordStore(Path(g["recovery_root"]), g["recovery_dir"])
         self.render_opts = RenderOptions(protocols=g["protocols"], transports=g["transports"])
-        self._conn = None
-
-    # ---- connection ---------------------------------------------------------------
-    def _where(self) -> str:
-        return self.bus_address or "the system bus"
-
-    def _connect(self):
-        if self._conn is not None:
-            return self._conn
-        try:
-            import dbus
-        except ImportError:
-            raise NotInstalledError("dbus-python is not installed for this interpreter") from None
-        # libdbus bounds no part of opening a connection (authentication, Hello): a bus
-        # daemon that is stopped or stuck would hang the agent until Pacemaker kills it.
-        # So the connection is opened in a thread that is given dbus_timeout; one that never
-        # finishes is abandoned (a daemon thread, blocked in C with the GIL released).
-        import threading
-
-        box: dict[str, Any] = {}
-
-        def connect() -> None:
-            try:
-                box["conn"] = dbus.bus.BusConnection(self.bus_address or dbus.bus.BUS_SYSTEM)
-            except dbus.DBusException as exc:
-                box["error"] = exc
-
-        worker = threading.Thread(target=connect, name="gha-dbus-connect", daemon=True)
-        worker.start()
-        worker.join(self.timeout)
-        if worker.is_alive():
-            raise ServerUnavailableError(f"D-Bus at {self._where()} did not answer within "
-                                         f"{self.timeout:g} s (connection not completed)")
-        if "error" in box:
-            exc = box["error"]
-            raise _BusUnreachable(f"cannot reach D-Bus at {self._where()}: "
-                                  f"{exc.get_dbus_message() or exc}") from None
-        self._conn = box["conn"]
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # closing a dead connection must never mask the real error
-                pass
-            self._conn = None
 
     def check_installed(self) -> None:
-        try:
-            import dbus  # noqa: F401
-        except ImportError:
-            raise NotInstalledError("dbus-python is not installed for this interpreter") from None
+        import_dbus()
+
+    def close(self) -> None:
+        self.bus.close()
 
     def is_running(self) -> bool:
         """True when Ganesha owns its name on the bus; False when the bus says nobody does,
@@ -121,61 +71,31 @@ class GaneshaBackend:
         Ganesha may be alive and serving, so "not running" would be a guess, and a stop that
         believed it would report success with the exports still live."""
         try:
-            return self._name_owned()
-        except _BusUnreachable:
+            return self.bus.name_owned()
+        except BusUnreachable:
             return False
 
     def require_running(self) -> None:
-        if not self._name_owned():
-            raise ServerUnavailableError(f"NFS-Ganesha is not running on this node ({self.bus_name} "
-                                         f"has no owner on {self._where()})")
+        if not self.bus.name_owned():
+            raise self.bus.not_running()
 
-    def _name_owned(self) -> bool:
-        import dbus
-
-        conn = self._connect()
-        try:  # conn.name_has_owner() would wait libdbus's default 25 s
-            owned = conn.call_blocking("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                       "NameHasOwner", "s", (self.bus_name,), timeout=self.timeout)
-        except dbus.DBusException as exc:
-            self.close()
-            if (exc.get_dbus_name() or "") in ("org.freedesktop.DBus.Error.NoReply",
-                                               "org.freedesktop.DBus.Error.Timeout"):
-                raise ServerUnavailableError(f"D-Bus at {self._where()} did not answer within "
-                                             f"{self.timeout:g} s") from None
-            raise ServerUnavailableError(f"D-Bus at {self._where()} did not answer: {exc.get_dbus_message()}") from None
-        return bool(owned)
-
-    def _call(self, path: str, iface: str, method: str, *args: Any) -> Any:
-        import dbus
-
-        conn = self._connect()
-        try:
-            obj = conn.get_object(self.bus_name, path, introspect=False)
-            return obj.get_dbus_method(method, iface)(*args, timeout=self.timeout)
-        except dbus.DBusException as exc:
-            name = exc.get_dbus_name() or ""
-            if name in ("org.freedesktop.DBus.Error.NoReply", "org.freedesktop.DBus.Error.Timeout"):
-                raise ServerUnavailableError(f"NFS-Ganesha did not answer {method} within "
-                                             f"{self.timeout:g} s") from None
-            if name in ("org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner",
-                        "org.freedesktop.DBus.Error.Disconnected"):
-                self.close()
-                raise ServerUnavailableError(f"NFS-Ganesha is not running on this node ({self.bus_name} "
-                                             f"has no owner on {self._where()})") from None
-            raise
+    def check_export(self, exp: Export, mountpoint: Path) -> None:
+        check_renderable(exp, mountpoint)
 
     # ---- live state -----------------------------------------------------------------
     def show_exports(self) -> dict[int, str]:
         """Export_Id → path of every export Ganesha serves now (one D-Bus call)."""
-        _, exports = self._call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "ShowExports")
+        _, exports = self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "ShowExports")
         return {int(e[0]): str(e[1]) for e in exports}
 
+    def served_ids(self) -> set[int]:
+        return set(self.show_exports())
+
     def display_export(self, export_id: int) -> dict[str, Any] | None:
-        import dbus
+        dbus = import_dbus()
 
         try:
-            reply = self._call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "DisplayExport", dbus.UInt16(export_id))
+            reply = self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "DisplayExport", dbus.UInt16(export_id))
         except dbus.DBusException:
             return None
         return {"export_id": int(reply[0]), "path": str(reply[1]), "pseudo": str(reply[2]),
@@ -216,12 +136,12 @@ class GaneshaBackend:
         return sorted(i for i, p in candidates.items() if not any(inside(p, m) for m in nested))
 
     def withdraw_stray(self, ctx: VolumeContext, exports: Sequence[Export]) -> int:
-        import dbus
+        dbus = import_dbus()
 
         stray = self._stray(ctx, exports, self.show_exports())
         for export_id in stray:
             try:
-                self._call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "RemoveExport", dbus.UInt16(export_id))
+                self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "RemoveExport", dbus.UInt16(export_id))
             except dbus.DBusException as exc:
                 raise ApplyError(f"RemoveExport of stray Export_Id {export_id} failed: "
                                  f"{exc.get_dbus_message() or exc}") from None
@@ -252,7 +172,7 @@ class GaneshaBackend:
 
     def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
         """Add each export, or update it in place when its id is already live for its path."""
-        import dbus
+        dbus = import_dbus()
 
         live = self.show_exports()
         for exp in exports:
@@ -264,7 +184,7 @@ class GaneshaBackend:
             conf = self._write_block(ctx, exp)
             method = "UpdateExport" if current == path else "AddExport"
             try:
-                message = str(self._call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, method, str(conf),
+                message = str(self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, method, str(conf),
                                          f"EXPORT(Export_Id={exp.export_id})"))
             except dbus.DBusException as exc:
                 raise ApplyError(_explain(method, exp, exc)) from None
@@ -273,14 +193,14 @@ class GaneshaBackend:
             live[exp.export_id] = path
 
     def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
-        import dbus
+        dbus = import_dbus()
 
         live = self.show_exports()
         for exp in exports:
             if live.get(exp.export_id) != self._abspath(ctx, exp):
                 continue  # not ours or not live: nothing to withdraw
             try:
-                self._call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "RemoveExport", dbus.UInt16(exp.export_id))
+                self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "RemoveExport", dbus.UInt16(exp.export_id))
             except dbus.DBusException as exc:
                 raise ApplyError(_explain("RemoveExport", exp, exc)) from None
             try:
@@ -288,72 +208,21 @@ class GaneshaBackend:
             except FileNotFoundError:
                 pass
 
-    # ---- client-recovery state ------------------------------------------------------
-    def takeover_key(self, ctx: VolumeContext) -> str:
-        """Directory name under RecoveryRoot for this volume's take-over records."""
-        return ctx.ip or f"vol-{ctx.volume_uuid}"
+    # ---- client recovery and grace ----------------------------------------------------
+    def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:
+        """Ganesha's NFSv4 client records (its fs recovery backend's tree) move with the volume."""
+        return [self.records]
 
-    def node_recovery_dirs(self) -> list[Path]:
-        """Where this node's Ganesha records its own NFSv4 clients.
-
-        Ganesha 4.3 runs "clustered" by default and records clients under
-        <RecoveryRoot>/<RecoveryDir>/node<N>/; unclustered, directly in <RecoveryDir>. A
-        take-over reads <RecoveryRoot>/<key>/<RecoveryDir>/ with no node level, so the
-        records are saved relative to the node directory.
-        """
-        base = self.recovery_root / self.recovery_dir
-        nodes = sorted(p for p in base.glob("node*") if p.name[4:].isdigit() and p.is_dir())
-        return nodes or [base]
-
-    def takeover_dir(self, ctx: VolumeContext) -> Path:
-        return self.recovery_root / self.takeover_key(ctx) / self.recovery_dir
-
-    def save_recovery(self, ctx: VolumeContext) -> bool:
-        """Copy the node's NFSv4 client records onto the volume; write only when changed.
-
-        Ganesha's fs recovery backend keeps one record tree per server, not per export, so
-        a node serving several volumes gives each volume all of its records: a client with
-        no state on the volume has nothing to reclaim, so the extra records are harmless.
-        """
-        merged: dict[str, dict[str, str]] = {}
-        for directory in self.node_recovery_dirs():
-            for rec in snapshot_tree(directory):
-                merged.setdefault(rec["path"], rec)
-        records = [merged[k] for k in sorted(merged)]
-        path = ctx.state_dir / RECOVERY_FILE
-        data = (json.dumps({"records": records}, indent=1, sort_keys=True) + "\n").encode()
-        if read_secure(path) == data:
-            return False
-        atomic_write(path, data)
-        return True
-
-    def load_saved_records(self, ctx: VolumeContext) -> list[dict[str, str]]:
-        raw = read_secure(ctx.state_dir / RECOVERY_FILE)
-        if raw is None:
-            return []
-        try:
-            return list(json.loads(raw)["records"])
-        except (ValueError, KeyError, TypeError):
-            raise RegistryError(f"{ctx.state_dir / RECOVERY_FILE} is corrupt") from None
-
-    def restore_recovery(self, ctx: VolumeContext) -> int:
-        """Put the volume's records where Ganesha's take-over reads them; return their count."""
-        records = self.load_saved_records(ctx)
-        target = self.takeover_dir(ctx)
-        if target.exists():
-            shutil.rmtree(target)
-        old = os.umask(0o022)  # the parents mkdir creates and every record file: never writable by others
-        try:
-            target.mkdir(parents=True, mode=0o755)
-            restore_tree(target, records)
-        finally:
-            os.umask(old)
-        return sum(1 for r in records if r["type"] == "dir" and "/" not in r["path"])
+    def after_restore(self, ctx: VolumeContext, records: int) -> str | None:
+        """With client records restored, start the take-over grace so those clients can
+        reclaim; with none, a grace period would only block new opens on every export of
+        this Ganesha for nothing. Returns Ganesha's answer, or None when not started."""
+        return self.start_grace(ctx) if records else None
 
     def start_grace(self, ctx: VolumeContext) -> str:
         """Ask Ganesha to enter grace and accept reclaims from the volume's clients."""
-        key = self.takeover_key(ctx)
-        reply = self._call(ADMIN_PATH, ADMIN_IFACE, "grace", f"{EVENT_TAKE_IP}:{key}")
+        key = takeover_key(ctx)
+        reply = self.bus.call(ADMIN_PATH, ADMIN_IFACE, "grace", f"{EVENT_TAKE_IP}:{key}")
         ok, msg = bool(reply[0]), str(reply[1])
         if not ok:
             raise ApplyError(f"Ganesha refused to start grace for {key}: {msg}")
@@ -361,15 +230,8 @@ class GaneshaBackend:
 
     def in_grace(self) -> bool:
         """Ganesha 4.3 answers get_grace with (in_grace, success, message)."""
-        reply = self._call(ADMIN_PATH, ADMIN_IFACE, "get_grace")
+        reply = self.bus.call(ADMIN_PATH, ADMIN_IFACE, "get_grace")
         return bool(reply[0]) if isinstance(reply, (tuple, list)) else bool(reply)
-
-    def clear_recovery(self, ctx: VolumeContext) -> None:
-        shutil.rmtree(self.recovery_root / self.takeover_key(ctx), ignore_errors=True)
-
-
-class _BusUnreachable(ServerUnavailableError):
-    """No bus at the address (no socket, connection refused): not a bus that is slow."""
 
 
 def _explain(method: str, exp: Export, exc: Any) -> str:
@@ -382,37 +244,3 @@ def _explain(method: str, exp: Export, exc: Any) -> str:
         return (f"Ganesha rejected the EXPORT block of {where} (syntax error; see Ganesha's log): "
                 f"{msg or name}")
     return f"Ganesha {method} of {where} failed: {msg or name}"
-
-
-def snapshot_tree(root: Path) -> list[dict[str, str]]:
-    """A recovery tree as a sorted list of {path, type[, data]} (files are small, base64)."""
-    out: list[dict[str, str]] = []
-    if not root.is_dir():
-        return out
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        rel_dir = os.path.relpath(dirpath, root)
-        for d in dirnames:
-            out.append({"path": os.path.normpath(os.path.join(rel_dir, d)), "type": "dir"})
-        for f in sorted(filenames):
-            full = os.path.join(dirpath, f)
-            st = os.lstat(full)
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            with open(full, "rb") as fh:
-                data = base64.b64encode(fh.read(65536)).decode()
-            out.append({"path": os.path.normpath(os.path.join(rel_dir, f)), "type": "file", "data": data})
-    return sorted(out, key=lambda r: r["path"])
-
-
-def restore_tree(root: Path, records: list[dict[str, str]]) -> None:
-    for rec in sorted(records, key=lambda r: r["path"]):
-        rel = rec["path"]
-        if rel.startswith("/") or ".." in rel.split("/"):
-            raise RegistryError(f"recovery record {rel!r} escapes its directory")
-        target = root / rel
-        if rec["type"] == "dir":
-            target.mkdir(parents=True, exist_ok=True, mode=0o755)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-            target.write_bytes(base64.b64decode(rec.get("data", "")))

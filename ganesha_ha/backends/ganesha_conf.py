@@ -1,4 +1,4 @@
-"""Render an `Export` to a Ganesha EXPORT block, and parse Ganesha config text back (pure).
+"""Render an `Export` to a Ganesha EXPORT block (pure). The parser is ganesha_conf_parse.py.
 
 Quoting rules, taken from Ganesha's lexer (src/config_parsing/conf_lex.l) and checked
 against ganesha.nfsd 4.3:
@@ -12,11 +12,12 @@ against ganesha.nfsd 4.3:
 """
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+from pathlib import PurePath, PurePosixPath
 
 from ..errors import ValidationError
+from ..fsal import Fsal
 from ..model import ClientSpec, Export
-from ..record import Factory, Record
+from ..record import Record
 
 SQUASH_KEYWORDS = {"root_squash": "Root_Squash", "no_root_squash": "No_Root_Squash",
                    "all_squash": "All_Squash"}
@@ -57,11 +58,25 @@ def render_client(exp: Export, client: ClientSpec) -> list[str]:
     return lines
 
 
-def _export_path(exp: Export, mountpoint: str | PurePosixPath) -> str:
+def render_fsal(fsal: Fsal, indent: str) -> list[str]:
+    """The FSAL sub-block: `FSAL { Name = VFS; }` on one line when it has nothing else; else
+    its options as quoted strings (keys are words, fsal.py checks them) and the FSAL it is
+    stacked on as a nested FSAL block (Ganesha's form for stackable FSALs such as NULL)."""
+    if not fsal.options and fsal.stacked is None:
+        return [f"{indent}FSAL {{ Name = {fsal.name}; }}"]
+    lines = [f"{indent}FSAL {{", f"{indent}    Name = {fsal.name};"]
+    lines += [f"{indent}    {key} = {quote(value)};" for key, value in fsal.options]
+    if fsal.stacked is not None:
+        lines += render_fsal(fsal.stacked, indent + "    ")
+    lines.append(f"{indent}}}")
+    return lines
+
+
+def _export_path(exp: Export, mountpoint: str | PurePath) -> str:
     return str(PurePosixPath(mountpoint) / exp.path) if exp.path else str(PurePosixPath(mountpoint))
 
 
-def check_renderable(exp: Export, mountpoint: str | PurePosixPath) -> None:
+def check_renderable(exp: Export, mountpoint: str | PurePath) -> None:
     """Refuse what Ganesha's config language cannot carry, before it reaches the registry.
 
     A backslash: Ganesha's lexer reads a quoted string as "(\\.|[^"])*" with longest match,
@@ -73,9 +88,15 @@ def check_renderable(exp: Export, mountpoint: str | PurePosixPath) -> None:
         if "\\" in value:
             raise ValidationError(field_name, "must not contain a backslash with server=ganesha "
                                               "(NFS-Ganesha's config language cannot carry it safely)")
+    fsal: Fsal | None = exp.ganesha.fsal
+    while fsal is not None:
+        if fsal.options:
+            raise ValidationError("fsal", f"FSAL {fsal.name}: options are not supported yet (each FSAL's "
+                                          "options need a schema before they may reach a config file)")
+        fsal = fsal.stacked
 
 
-def render_export(exp: Export, mountpoint: str | PurePosixPath, opts: RenderOptions = RenderOptions()) -> str:
+def render_export(exp: Export, mountpoint: str | PurePath, opts: RenderOptions = RenderOptions()) -> str:
     """One EXPORT block for `exp` on a volume mounted at `mountpoint`.
 
     The export-level Access_Type is None on purpose: in Ganesha the export-level
@@ -92,159 +113,9 @@ def render_export(exp: Export, mountpoint: str | PurePosixPath, opts: RenderOpti
         f"    Squash = {SQUASH_KEYWORDS[exp.squash]};",
         f"    Protocols = {opts.protocols};",
         f"    Transports = {opts.transports};",
-        f"    FSAL {{ Name = {exp.fsal}; }}",
+        *render_fsal(exp.ganesha.fsal, "    "),
     ]
     for client in exp.clients:
         lines.extend(render_client(exp, client))
     lines.append("}")
     return "\n".join(lines) + "\n"
-
-
-# ---- a parser for Ganesha config text (enough of the grammar for EXPORT blocks) ---------
-
-class Block(Record):
-    name: str
-    params: list[tuple[str, list[str]]] = Factory(list)
-    blocks: list["Block"] = Factory(list)
-
-    def get(self, key: str) -> list[str] | None:
-        for k, v in self.params:
-            if k.lower() == key.lower():
-                return v
-        return None
-
-    def sub(self, name: str) -> list["Block"]:
-        return [b for b in self.blocks if b.name.lower() == name.lower()]
-
-
-class ParseError(ValueError):
-    pass
-
-
-def _tokens(text: str) -> list[tuple[str, str]]:
-    """(kind, value) tokens: 'str' (unescaped quoted string), 'word', or punctuation."""
-    out: list[tuple[str, str]] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch in " \t\r\f\n":
-            i += 1
-        elif ch == "#":
-            while i < n and text[i] != "\n":
-                i += 1
-        elif ch in "{};=,":
-            out.append((ch, ch))
-            i += 1
-        elif ch == '"':
-            i += 1
-            buf = []
-            while True:
-                if i >= n:
-                    raise ParseError("unterminated string")
-                c = text[i]
-                if c == "\\" and i + 1 < n:
-                    buf.append(text[i + 1])
-                    i += 2
-                elif c == '"':
-                    i += 1
-                    break
-                else:
-                    buf.append(c)
-                    i += 1
-            out.append(("str", "".join(buf)))
-        elif ch == "'":
-            j = text.find("'", i + 1)
-            if j < 0:
-                raise ParseError("unterminated string")
-            out.append(("str", text[i + 1:j]))
-            i = j + 1
-        else:
-            j = i
-            while j < n and text[j] not in " \t\r\f\n#{};=,\"'":
-                j += 1
-            out.append(("word", text[i:j]))
-            i = j
-    return out
-
-
-def parse_config(text: str) -> list[Block]:
-    toks = _tokens(text)
-    pos = 0
-
-    def parse_body(block: Block, top: bool) -> None:
-        nonlocal pos
-        while pos < len(toks):
-            kind, value = toks[pos]
-            if kind == "}":
-                if top:
-                    raise ParseError("unbalanced '}'")
-                pos += 1
-                return
-            if kind != "word":
-                raise ParseError(f"expected a name, got {value!r}")
-            pos += 1
-            if pos < len(toks) and toks[pos][0] == "{":
-                pos += 1
-                child = Block(value)
-                parse_body(child, False)
-                block.blocks.append(child)
-            elif pos < len(toks) and toks[pos][0] == "=":
-                pos += 1
-                values: list[str] = []
-                while pos < len(toks) and toks[pos][0] not in (";", "}"):
-                    if toks[pos][0] in ("word", "str"):
-                        values.append(toks[pos][1])
-                    elif toks[pos][0] != ",":
-                        raise ParseError(f"unexpected {toks[pos][1]!r} in value")
-                    pos += 1
-                if pos < len(toks) and toks[pos][0] == ";":
-                    pos += 1
-                block.params.append((value, values))
-            else:
-                raise ParseError(f"expected '=' or '{{' after {value!r}")
-        if not top:
-            raise ParseError("unterminated block")
-
-    root = Block("<root>")
-    parse_body(root, True)
-    return root.blocks
-
-
-def export_from_block(block: Block, mountpoint: str, fsid: str) -> Export:
-    """Read back an EXPORT block we rendered (the fsid is not part of Ganesha's block)."""
-    def one(b: Block, key: str) -> str:
-        v = b.get(key)
-        if not v or len(v) != 1:
-            raise ParseError(f"{key} missing or not single-valued")
-        return v[0]
-
-    path = one(block, "Path")
-    mp = str(PurePosixPath(mountpoint))
-    if path != mp and not path.startswith(mp.rstrip("/") + "/"):
-        raise ParseError(f"Path {path!r} is outside {mp!r}")
-    rel = path[len(mp):].lstrip("/")
-    squash_rev = {v.lower(): k for k, v in SQUASH_KEYWORDS.items()}
-    exp_squash = squash_rev[one(block, "Squash").lower()]
-    clients = []
-    accesses = []
-    for cb in block.sub("CLIENT"):
-        hosts = cb.get("Clients") or []
-        access = one(cb, "Access_Type")
-        squash = squash_rev[one(cb, "Squash").lower()]
-        opts = [access.lower()] if access in ("RW", "RO") else []
-        if squash != exp_squash:
-            opts.append(squash)
-        for key, name in (("Anonymous_Uid", "anonuid"), ("Anonymous_Gid", "anongid")):
-            if cb.get(key):
-                opts.append(f"{name}={one(cb, key)}")
-        if cb.get("SecType"):
-            opts.append("sec=" + ":".join(cb.get("SecType") or []))
-        for host in hosts:
-            clients.append(ClientSpec(host, tuple(opts)))
-            accesses.append(access)
-    fsal = (block.sub("FSAL") or [Block("FSAL", [("Name", ["VFS"])])])[0]
-    # The export-level cap is the widest client access (a None client only exists under a None cap).
-    cap = next((a for a in ("RW", "RO") if a in accesses), "None")
-    return Export(path=rel, export_id=int(one(block, "Export_Id")), fsid=fsid,
-                  pseudo=one(block, "Pseudo"), clients=tuple(clients), access=cap,
-                  squash=exp_squash, fsal=one(fsal, "Name"))

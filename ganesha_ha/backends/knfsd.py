@@ -1,4 +1,4 @@
-"""The knfsd backend: exportfs for changes, etab for live state, rmtab for client recovery.
+"""The knfsd backend: exportfs for changes, etab for live state; rmtab is its recovery store.
 
 What "running" means here: knfsd is controllable on this node when `exportfs` runs and the
 state directory (etab, rmtab) exists. The kernel module is *not* required: the kernel asks
@@ -26,46 +26,42 @@ So 1000 exports cost 1 process to apply and 1 to withdraw.
 Contract with the volume layer:
 - `ctx.mountpoint` is where the volume is mounted (the caller checks that it is mounted);
   `ctx.state_dir` is the volume's `.ganesha-ha` directory, which must exist: the rmtab copy
-  is `ctx.state_dir / "rmtab"`. `volume_uuid` and `ip` are not used by knfsd.
+  is kept there (recovery/rmtab.py). `volume_uuid` and `ip` are not used by knfsd.
 - `apply(exports)` makes each given export's directory exactly as registered: missing or
   changed (directory, client) entries are exported, entries of those directories for
   clients not in the registry (or with access None) are unexported, correct entries cost
   nothing. It refuses with IdCollisionError before changing anything when one of the fsids
   is exported for another directory.
 - `withdraw(exports)` unexports each directory for every client etab lists, registered or not.
-- Recovery order: at start `restore_recovery` before the first `save_recovery` (a save
-  replaces the copy with what the host lists now); at stop `save_recovery`, `withdraw`,
-  `clear_recovery`, then optionally `unlock_filesystem` so the file system can be unmounted.
+- Recovery: one store, the volume's lines of rmtab (`recovery_stores`). At stop the volume
+  saves, withdraws, clears, then may call `unlock_filesystem` so the file system can be
+  unmounted.
 """
 from __future__ import annotations
 
-import fcntl
 import ipaddress
 import os
-import stat
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import ApplyError, IdCollisionError, NotInstalledError, ServerUnavailableError
-from ..fsutil import atomic_write, read_secure
 from ..linux import private_binds_preexec
 from ..model import Export
-from . import Drift, VolumeContext
+from ..recovery.rmtab import RmtabStore
+from ..context import VolumeContext
+from . import Drift
 from .knfsd_table import (ARG_LIMIT, DesiredEntry, EtabEntry, PathState, desired_entries,
                           export_argvs, export_dir, find_collisions, group_by_options,
-                          index_by_path, match_path, merge_rmtab, normalize_fsid,
-                          normalize_path, parse_etab_entries, parse_saved_rmtab,
-                          rebase_rmtab_lines, remove_volume_lines, render_exports_file,
-                          render_saved_rmtab, select_volume_lines, unexport_argvs)
+                          index_by_path, match_path, normalize_fsid, normalize_path,
+                          parse_etab_entries, render_exports_file, unexport_argvs)
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
     from typing import Any
 
-SAVED_RMTAB = "rmtab"           # <mount point>/.ganesha-ha/rmtab (ctx.state_dir / SAVED_RMTAB)
-RMTAB_LOCK = ".rmtab.lock"      # nfs-utils' _PATH_RMTABLCK: fcntl write lock around changes
+    from ..recovery import RecoveryStore
+
 CACHES = ("auth.unix.ip", "auth.unix.gid", "nfsd.fh", "nfsd.export")  # nfs-utils' flush order
 
 # shutil, socket, subprocess and tempfile are imported where they are used: together they
@@ -91,6 +87,46 @@ def one_line(text: str | bytes, limit: int = 600) -> str:
     return out if len(out) <= limit else out[: limit - 1] + "…"
 
 
+def _finish(proc: Any, timeout: float) -> bytes:
+    """All of `proc`'s stderr, and its exit reaped, within `timeout` s (else TimeoutExpired).
+
+    subprocess's own timed wait polls waitpid with sleeps of 1 ms and more, which one monitor
+    in two paid (measured): a pidfd (Linux 5.3) wakes the wait the moment the child exits.
+    """
+    import select
+    import subprocess
+
+    deadline = time.monotonic() + timeout
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    chunks = []
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while True:  # until EOF: a child that exits closes its stderr
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(left * 1000):
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+        data = os.read(fd, 65536)
+        if not data:
+            break
+        chunks.append(data)
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except OSError:  # a kernel before 5.3
+        proc.wait(max(deadline - time.monotonic(), 0.001))
+        return b"".join(chunks)
+    try:
+        exited = select.poll()
+        exited.register(pidfd, select.POLLIN)
+        left = deadline - time.monotonic()
+        if left <= 0 or not exited.poll(left * 1000):
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+    finally:
+        os.close(pidfd)
+    proc.wait()
+    return b"".join(chunks)
+
+
 class KnfsdBackend:
     """Drives the kernel NFS server through exportfs; reads etab and rmtab directly."""
 
@@ -108,7 +144,7 @@ class KnfsdBackend:
         self.etc_exports_d = Path("/etc/exports.d")
         self.arg_limit = ARG_LIMIT
         self.timeout = float(k["exportfs_timeout"])   # seconds one exportfs run may take
-        self.lock_timeout = 10.0    # seconds to wait for rmtab's lock
+        self.rmtab = RmtabStore(self.nfs_state_dir)
         self.flush_checks = 3       # bounded re-flushes while nfsd.export still lists a directory
         self.batch = True           # one `exportfs -a` in a private namespace for many option strings
         self.exportfs_runs = 0      # exportfs processes this instance started (diagnostics)
@@ -135,19 +171,22 @@ class KnfsdBackend:
         self.exportfs_runs += 1
         env = dict(os.environ, LC_ALL="C")
         try:
-            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, timeout=self.timeout, env=env,
-                                  preexec_fn=preexec, close_fds=True)
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, env=env, preexec_fn=preexec, close_fds=True)
         except (FileNotFoundError, PermissionError):
             raise NotInstalledError(f"{self.exportfs}: not found or not executable "
                                     "(install nfs-kernel-server / nfs-utils)") from None
-        except subprocess.TimeoutExpired:
-            raise ServerUnavailableError(f"exportfs did not finish within {self.timeout:g} s") from None
         except subprocess.SubprocessError:
             if preexec is None:
                 raise
             raise _NoNamespace() from None
-        return proc.returncode, proc.stderr.decode("utf-8", "replace")
+        with proc:
+            try:
+                err = _finish(proc, self.timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise ServerUnavailableError(f"exportfs did not finish within {self.timeout:g} s") from None
+        return proc.returncode, err.decode("utf-8", "replace")
 
     def _etab(self) -> list[EtabEntry]:
         path = self.nfs_state_dir / "etab"
@@ -175,6 +214,10 @@ class KnfsdBackend:
         if rc != 0:
             raise ServerUnavailableError(f"exportfs failed (exit {rc}): {one_line(err)}")
         self._running_ok = True
+
+    def check_export(self, exp: Export, mountpoint: Path) -> None:
+        """Nothing to refuse: every path and client the model accepts can be written to an
+        exportfs argument or an exports file (knfsd_table escapes paths)."""
 
     def is_running(self) -> bool:
         try:
@@ -210,6 +253,10 @@ class KnfsdBackend:
         """exportfs writes a host under any name it knows for the address: compare addresses."""
         return bool(self._addresses(wanted) & self._addresses(live))
 
+    def served_ids(self) -> set[int]:
+        """knfsd has no Export_Ids: exports are known by directory and fsid."""
+        return set()
+
     def path_states(self, ctx: VolumeContext, exports: Sequence[Export],
                     entries: list[EtabEntry] | None = None) -> dict[str, PathState]:
         """Per export path: which wanted etab entries are live, changed, missing or extra."""
@@ -241,7 +288,7 @@ class KnfsdBackend:
 
     def _collisions(self, ctx: VolumeContext, exports: Sequence[Export],
                     entries: list[EtabEntry]) -> list[tuple[str, str, str]]:
-        wanted = {normalize_fsid(e.fsid): export_dir(ctx.mountpoint, e) for e in exports}
+        wanted = {normalize_fsid(e.knfsd.fsid): export_dir(ctx.mountpoint, e) for e in exports}
         return find_collisions(entries, wanted)
 
     def check_collisions(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
@@ -401,98 +448,11 @@ class KnfsdBackend:
         except OSError:
             return False
 
-    # ---- client-recovery state: rmtab ----------------------------------------------------------
-    @contextmanager
-    def _rmtab_lock(self, exclusive: bool) -> Iterator[None]:
-        """nfs-utils' lock: fcntl record lock on state_dir/.rmtab.lock (bounded wait)."""
-        lock = self.nfs_state_dir / RMTAB_LOCK
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        except OSError as exc:
-            raise ServerUnavailableError(f"cannot open {lock}: {exc.strerror}") from None
-        try:
-            deadline = time.monotonic() + self.lock_timeout
-            op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-            while True:
-                try:
-                    fcntl.lockf(fd, op)
-                    break
-                except OSError:
-                    if time.monotonic() >= deadline:
-                        raise ServerUnavailableError(f"{lock} stayed locked for {self.lock_timeout:g} s "
-                                                     "(mountd or another ganesha-ha holds it)") from None
-                    time.sleep(0.05)
-            yield
-        finally:
-            os.close(fd)
+    # ---- client recovery -----------------------------------------------------------------------
+    def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:
+        """knfsd's mountd lists mounted clients in rmtab: the volume's lines move with it."""
+        return [self.rmtab]
 
-    def _host_rmtab(self) -> str:
-        path = self.nfs_state_dir / "rmtab"
-        try:
-            return path.read_bytes().decode("utf-8", "surrogateescape")
-        except FileNotFoundError:
-            return ""
-        except OSError as exc:
-            raise ServerUnavailableError(f"cannot read {path}: {exc.strerror}") from None
-
-    def _write_host_rmtab(self, text: str) -> None:
-        path = self.nfs_state_dir / "rmtab"
-        try:
-            mode = stat.S_IMODE(os.lstat(path).st_mode)
-        except FileNotFoundError:
-            mode = 0o644
-        atomic_write(path, text.encode("utf-8", "surrogateescape"), mode)
-
-    def save_recovery(self, ctx: VolumeContext) -> bool:
-        """Copy the host rmtab's lines under the mount point to <volume>/.ganesha-ha/rmtab.
-
-        Replaces the saved copy (a client that unmounted is dropped), writes only on change.
-        Call restore_recovery first after a take-over, or the first save forgets the clients.
-        """
-        mountpoint = os.fspath(ctx.mountpoint)
-        with self._rmtab_lock(exclusive=False):
-            host = self._host_rmtab()
-        data = render_saved_rmtab(select_volume_lines(host, mountpoint), mountpoint)
-        raw = data.encode("utf-8", "surrogateescape")
-        path = ctx.state_dir / SAVED_RMTAB
-        if read_secure(path) == raw:
-            return False
-        atomic_write(path, raw, 0o600)
-        return True
-
-    def _saved_lines(self, ctx: VolumeContext) -> list[str]:
-        raw = read_secure(ctx.state_dir / SAVED_RMTAB)
-        if raw is None:
-            return []
-        saved_at, lines = parse_saved_rmtab(raw.decode("utf-8", "surrogateescape"))
-        mountpoint = normalize_path(os.fspath(ctx.mountpoint))
-        if saved_at is not None and saved_at != mountpoint:
-            lines = rebase_rmtab_lines(lines, saved_at, mountpoint)
-        return select_volume_lines("\n".join(lines), mountpoint)
-
-    def restore_recovery(self, ctx: VolumeContext) -> int:
-        """Merge the volume's saved lines into the host rmtab; return how many it holds.
-
-        Lines the host already has (same client and path) are kept as they are; lines of
-        other volumes are never touched. A copy saved under another mount point is rebased.
-        """
-        lines = self._saved_lines(ctx)
-        if not lines:
-            return 0
-        mountpoint = os.fspath(ctx.mountpoint)
-        with self._rmtab_lock(exclusive=True):
-            host = self._host_rmtab()
-            merged = merge_rmtab(host, lines, mountpoint)
-            if merged != host:
-                self._write_host_rmtab(merged)
-        return len(lines)
-
-    def clear_recovery(self, ctx: VolumeContext) -> None:
-        """Remove the volume's lines from the host rmtab (after the last save at stop)."""
-        mountpoint = os.fspath(ctx.mountpoint)
-        with self._rmtab_lock(exclusive=True):
-            host = self._host_rmtab()
-            kept = remove_volume_lines(host, mountpoint)
-            if kept != host:
-                self._write_host_rmtab(kept)
-
+    def after_restore(self, ctx: VolumeContext, records: int) -> str | None:
+        """Nothing to do: mountd reads rmtab when asked, and knfsd's grace is the kernel's."""
+        return None

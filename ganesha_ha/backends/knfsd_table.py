@@ -1,4 +1,4 @@
-"""knfsd's tables as pure functions: option rendering, etab parsing, exportfs argv, rmtab lines.
+"""knfsd's tables as pure functions: option rendering, etab parsing, exportfs argv, exports files.
 
 No I/O here: `knfsd.py` reads the files and runs the programs, everything it decides is
 decided by these functions, so each rule can be tested (and property-tested) on its own.
@@ -26,8 +26,6 @@ Facts this module relies on, measured against nfs-utils 2.6.2 (Debian 12) and it
 - A directory given with a trailing `/` is written to etab with it, and `exportfs -u` can
   then never match it (it strips the argument's slash and compares lengths). Directories
   are therefore always rendered normalised, and parsed etab paths are normalised too.
-- rmtab: `client:path:0x%08x`; colons of an IPv6 client are written as `;`. mountd writes
-  the path raw; an octal escape is decoded when matching, for files written by other tools.
 """
 from __future__ import annotations
 
@@ -37,44 +35,16 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ..model import ACCESS_OPTIONS, SQUASH_OPTIONS, ClientSpec, Export, canonical_uuid
+from ..nfspath import normalize_path, to_bytes, unescape_octal
 from ..record import Factory, Record
 
 ARG_LIMIT = 100_000  # bytes of CLIENT:DIR arguments per exportfs process (ARG_MAX is ~2 MB)
 WORLD = "*"
-RMTAB_HEADER = "# ganesha-ha knfsd rmtab v1 mountpoint="
 
 # ---- paths and escapes --------------------------------------------------------------------
 _BLANKS = " \t\r\n\v\f"
 _BLANK_RE = re.compile(r"[ \t\r\v\f]+")
-_LINE_RE = re.compile(r"[^\n]*\n|[^\n]+\Z")
-_OCTAL_RE = re.compile(rb"\\([0-3][0-7]{2})")
 _EXPORTS_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_.,:+=@~-")
-
-
-def _b(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
-
-
-def _s(data: bytes) -> str:
-    return data.decode("utf-8", "surrogateescape")
-
-
-def unescape_octal(text: str) -> str:
-    r"""Decode nfs-utils' `\ooo` escapes (byte-wise, so `\303\251` is 'é')."""
-    if "\\" not in text:
-        return text
-    return _s(_OCTAL_RE.sub(lambda m: bytes([int(m.group(1), 8)]), _b(text)))
-
-
-def escape_etab_path(path: str) -> str:
-    r"""A path as nfs-utils' `fprintpath` writes it into etab (space → `\040`)."""
-    out = bytearray()
-    for byte in _b(path):
-        if byte < 0x20 or byte == 0x7F or byte in b" \t\n\v\f\r\"\\#":
-            out += f"\\{byte:03o}".encode()
-        else:
-            out.append(byte)
-    return _s(bytes(out))
 
 
 def escape_exports_path(path: str) -> str:
@@ -83,16 +53,7 @@ def escape_exports_path(path: str) -> str:
     exports(5) decodes octal escapes in the directory field, so this form survives any
     byte the model lets through (spaces, quotes, `#`, `(`, non-ASCII) without quoting rules.
     """
-    return "".join(chr(b) if b in _EXPORTS_SAFE else f"\\{b:03o}" for b in _b(path))
-
-
-def normalize_path(path: str) -> str:
-    """An absolute directory with escapes decoded, `//` and trailing `/` removed."""
-    path = unescape_octal(path)
-    if not path.startswith("/"):
-        return path
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    return "/" + "/".join(parts)
+    return "".join(chr(b) if b in _EXPORTS_SAFE else f"\\{b:03o}" for b in to_bytes(path))
 
 
 def export_dir(mountpoint: os.PathLike[str] | str, exp: Export) -> str:
@@ -101,12 +62,6 @@ def export_dir(mountpoint: os.PathLike[str] | str, exp: Export) -> str:
     if not exp.path:
         return root
     return normalize_path(f"{root}/{exp.path}")
-
-
-def path_is_under(path: str, mountpoint: str) -> bool:
-    """True when `path` is the mount point itself or inside it (`/vol2` is not under `/vol`)."""
-    p, m = normalize_path(path), normalize_path(mountpoint)
-    return p == m or (m != "/" and p.startswith(m + "/"))
 
 
 # ---- clients --------------------------------------------------------------------------------
@@ -269,7 +224,7 @@ def render_options(exp: Export, client: ClientSpec) -> str | None:
         value = client.option_value(key)
         if value is not None:
             opts.append(f"{key}={value}")
-    opts.append(f"fsid={exp.fsid}")
+    opts.append(f"fsid={exp.knfsd.fsid}")
     return ",".join(opts)
 
 
@@ -439,7 +394,7 @@ def chunk_args(args: Sequence[str], limit: int = ARG_LIMIT) -> list[list[str]]:
     cur: list[str] = []
     size = 0
     for arg in args:
-        n = len(_b(arg)) + 1
+        n = len(to_bytes(arg)) + 1
         if cur and size + n > limit:
             chunks.append(cur)
             cur, size = [], 0
@@ -490,121 +445,3 @@ def render_exports_file(entries: Iterable[DesiredEntry]) -> str:
         seen.add(key)
         lines.append(f"{escape_exports_path(d.path)} {d.client}({d.options})\n")
     return "".join(lines)
-
-
-# ---- rmtab -----------------------------------------------------------------------------------
-class RmtabEntry(Record, frozen=True):
-    client: str
-    path: str       # normalised (escapes decoded)
-    count: int
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.client, self.path)
-
-
-def parse_rmtab_line(line: str) -> RmtabEntry | None:
-    """`client:path:0xCOUNT` (IPv6 colons in the client are `;`); None when malformed.
-
-    The count is taken after the *last* colon, so a directory containing ':' still parses.
-    """
-    line = line.rstrip("\n")
-    client, sep, rest = line.partition(":")
-    if not sep or not client or not rest.startswith("/"):
-        return None
-    path, sep, count = rest.rpartition(":")
-    if sep and re.fullmatch(r"(0[xX])?[0-9a-fA-F]+", count):
-        num = int(count, 0) if count[:2].lower() == "0x" else int(count)
-    else:
-        path, num = rest, 1
-    if not path.startswith("/"):
-        return None
-    return RmtabEntry(client.replace(";", ":"), normalize_path(path), num)
-
-
-def _lines(text: str) -> list[str]:
-    return [ln for ln in text.split("\n") if ln.strip(_BLANKS)]
-
-
-def select_volume_lines(text: str, mountpoint: str) -> list[str]:
-    """The rmtab lines (verbatim, in order, first of each client+path) under `mountpoint`."""
-    out, seen = [], set()
-    for line in _lines(text):
-        if line.startswith("#"):
-            continue
-        e = parse_rmtab_line(line)
-        if e is not None and path_is_under(e.path, mountpoint) and e.key not in seen:
-            seen.add(e.key)
-            out.append(line)
-    return out
-
-
-def remove_volume_lines(text: str, mountpoint: str) -> str:
-    """`text` without the lines under `mountpoint`; every other line is kept byte for byte."""
-    kept = []
-    for line in _LINE_RE.findall(text):  # '\n' only: str.splitlines also splits at U+0085
-        e = parse_rmtab_line(line) if line.strip(_BLANKS) and not line.startswith("#") else None
-        if e is not None and path_is_under(e.path, mountpoint):
-            continue
-        kept.append(line)
-    return "".join(kept)
-
-
-def merge_rmtab(host_text: str, saved_lines: Iterable[str], mountpoint: str) -> str:
-    """The host rmtab plus those saved lines (under `mountpoint`) whose client+path it lacks.
-
-    Host lines are never changed or reordered; a client already listed keeps its host
-    line (the live count). Saved lines outside the mount point are ignored.
-    """
-    keys = set()
-    for line in host_text.split("\n"):
-        e = parse_rmtab_line(line)
-        if e is not None:
-            keys.add(e.key)
-    added = []
-    for line in saved_lines:
-        if line.startswith("#"):
-            continue
-        e = parse_rmtab_line(line)
-        if e is None or not path_is_under(e.path, mountpoint) or e.key in keys:
-            continue
-        keys.add(e.key)
-        added.append(line.rstrip("\n") + "\n")
-    if not added:
-        return host_text
-    sep = "" if host_text == "" or host_text.endswith("\n") else "\n"
-    return host_text + sep + "".join(added)
-
-
-def render_saved_rmtab(lines: Sequence[str], mountpoint: str) -> str:
-    """The volume's copy: a header naming the mount point it was taken at, then the lines."""
-    return RMTAB_HEADER + escape_etab_path(normalize_path(mountpoint)) + "\n" + \
-        "".join(ln.rstrip("\n") + "\n" for ln in lines)
-
-
-def parse_saved_rmtab(text: str) -> tuple[str | None, list[str]]:
-    """(mount point it was saved at, or None; its rmtab lines)."""
-    mountpoint = None
-    lines = []
-    for line in _lines(text):
-        if line.startswith(RMTAB_HEADER):
-            mountpoint = normalize_path(line[len(RMTAB_HEADER):].strip())
-        elif not line.startswith("#") and parse_rmtab_line(line) is not None:
-            lines.append(line)
-    return mountpoint, lines
-
-
-def rebase_rmtab_lines(lines: Iterable[str], old: str, new: str) -> list[str]:
-    """Move lines saved under mount point `old` to `new` (the volume moved elsewhere)."""
-    old_n, new_n = normalize_path(old), normalize_path(new)
-    if old_n == new_n:
-        return list(lines)
-    out = []
-    for line in lines:
-        e = parse_rmtab_line(line)
-        if e is None or not path_is_under(e.path, old_n):
-            continue
-        rest = e.path[len(old_n):]
-        client = e.client.replace(":", ";")
-        out.append(f"{client}:{new_n}{rest}:0x{e.count:08x}")
-    return out

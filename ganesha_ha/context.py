@@ -1,0 +1,17 @@
+"""What the layers below volume.py know of the volume they work on (a record, no I/O).
+
+Backends (backends/) and client-recovery stores (recovery/) both act on one volume at a
+time; volume.py hands them this instead of itself, so that neither needs the registry.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .record import Record
+
+
+class VolumeContext(Record, frozen=True):
+    mountpoint: Path        # where the volume is mounted (the caller checked that it is)
+    state_dir: Path         # <mount point>/.ganesha-ha, which exists
+    volume_uuid: str
+    ip: str | None = None   # the floating IP clients use (recovery keys, grace take-over)

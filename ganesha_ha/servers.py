@@ -1,0 +1,45 @@
+"""The NFS servers ganesha-ha drives: one table, and every list of servers comes from it.
+
+The registry's server names, the CLI's `--server` choices, the agent's `server=` check, its
+meta-data text and the setting that bounds one call to the server are read from `BACKENDS`;
+backends/load.py imports the module a row names. Nothing is imported here: the agent's
+`meta-data` reads this table at every call.
+"""
+from __future__ import annotations
+
+
+class BackendInfo:
+    """One row of the backend table. A plain class, as ocf.Param: `meta-data` reads the table
+    and imports nothing else of the package (record.py included) on its way."""
+
+    __slots__ = ("name", "description", "module", "factory", "programs", "call_timeout")
+
+    def __init__(self, name: str, description: str, module: str, factory: str, programs: str,
+                 call_timeout: tuple[str, str]):
+        self.name = name                  # in the registry and the agent's server= parameter
+        self.description = description    # one phrase, for the agent's meta-data and the CLI's help
+        self.module = module              # the module under ganesha_ha.backends that implements it
+        self.factory = factory            # its class, called with the settings
+        self.programs = programs          # what a node needs to serve it (for messages and docs)
+        self.call_timeout = call_timeout  # the setting (section, key) bounding one call to the server
+
+
+BACKENDS: tuple[BackendInfo, ...] = (
+    BackendInfo("knfsd", "the kernel NFS server, driven with exportfs", "knfsd", "KnfsdBackend",
+                "exportfs (nfs-kernel-server), as knfsd.exportfs names it", ("knfsd", "exportfs_timeout")),
+    BackendInfo("ganesha", "NFS-Ganesha, driven live over D-Bus", "ganesha", "GaneshaBackend",
+                "dbus-python for the agent's interpreter (and nfs-ganesha)", ("ganesha", "dbus_timeout")),
+)
+SERVERS: tuple[str, ...] = tuple(b.name for b in BACKENDS)
+
+
+def backend_info(server: str) -> BackendInfo:
+    """The table's row for `server`; ValidationError (field "server") when there is none."""
+    for info in BACKENDS:
+        if info.name == server:
+            return info
+    from .errors import ValidationError
+
+    raise ValidationError("server", f"must be {' or '.join(repr(s) for s in SERVERS)}, got {server!r}")
+
+

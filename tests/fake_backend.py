@@ -1,0 +1,177 @@
+"""A fake NFS server behind the Backend interface, for unit tests of Volume (no root, no daemon).
+
+It behaves like Ganesha at the interface: exports are live by Export_Id, an id can be served
+for a path of another volume (a collision), UpdateExport of a live id changes it in place,
+withdrawing what is not live is fine. Faults are set per test: `refuse` (paths whose apply
+or withdraw the server refuses: ApplyError), `hang` (names of the methods the server does
+not answer: ServerUnavailableError), `running`, `installed`. Every call that reaches the server is
+logged in `calls` as (method, [paths]).
+
+Its one recovery store keeps "the node's clients" in memory (`clients`) and the volume's
+copy in `<state dir>/fake-clients`, so a test sees exactly when a copy is saved or restored.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ganesha_ha.backends import Drift
+from ganesha_ha.context import VolumeContext
+from ganesha_ha.errors import (ApplyError, IdCollisionError, NotInstalledError, ServerUnavailableError,
+                               ValidationError)
+from ganesha_ha.model import Export, KnfsdOptions
+from ganesha_ha.recovery import RecoveryStore
+
+
+class FakeStore:
+    name = "fake clients"
+
+    def __init__(self) -> None:
+        self.clients: list[str] = []   # this node's view of the volume's clients
+        self.saves = 0
+
+    @staticmethod
+    def path(ctx: VolumeContext) -> Path:
+        return ctx.state_dir / "fake-clients"
+
+    def save(self, ctx: VolumeContext) -> bool:
+        data = "".join(c + "\n" for c in self.clients)
+        path = self.path(ctx)
+        if path.exists() and path.read_text() == data:
+            return False
+        path.write_text(data)
+        self.saves += 1
+        return True
+
+    def restore(self, ctx: VolumeContext) -> int:
+        path = self.path(ctx)
+        saved = path.read_text().split() if path.exists() else []
+        self.clients = sorted(set(self.clients) | set(saved))
+        return len(saved)
+
+    def clear(self, ctx: VolumeContext) -> None:
+        self.clients = []
+
+
+class FakeBackend:
+    def __init__(self, name: str = "ganesha"):
+        self.name = name
+        self.live: dict[int, tuple[str, Export]] = {}   # Export_Id -> (absolute path, export)
+        self.running = True
+        self.installed = True
+        self.refuse: set[str] = set()
+        self.hang: set[str] = set()
+        self.calls: list[tuple[str, list[str]]] = []
+        self.store = FakeStore()
+        self.graces: list[int] = []
+
+    # ---- helpers for tests ------------------------------------------------------------
+    def serve_foreign(self, export_id: int, path: str) -> None:
+        """Another volume's export, served by this node under `export_id`."""
+        self.live[export_id] = (path, Export(path="", export_id=export_id, knfsd=KnfsdOptions("1"), pseudo="/foreign",
+                                             clients=("*",)))
+
+    def live_exports(self, ctx: VolumeContext) -> dict[str, Export]:
+        """What is live for this volume, by relative path."""
+        root = str(ctx.mountpoint)
+        return {exp.path: exp for path, exp in self.live.values() if path == self._abs(ctx, exp)
+                and (path == root or path.startswith(root + "/"))}
+
+    @staticmethod
+    def _abs(ctx: VolumeContext, exp: Export) -> str:
+        return str(ctx.mountpoint / exp.path) if exp.path else str(ctx.mountpoint)
+
+    def _answer(self, method: str) -> None:
+        if not self.running:
+            raise ServerUnavailableError("the fake server is not running")
+        if method in self.hang:
+            raise ServerUnavailableError(f"the fake server did not answer {method} within 1 s")
+
+    # ---- the Backend interface ------------------------------------------------------------
+    def check_installed(self) -> None:
+        if not self.installed:
+            raise NotInstalledError("the fake server is not installed")
+
+    def is_running(self) -> bool:
+        return self.running
+
+    def require_running(self) -> None:
+        self.check_installed()
+        self._answer("require_running")
+
+    def check_export(self, exp: Export, mountpoint: Path) -> None:
+        if "\\" in exp.pseudo:
+            raise ValidationError("pseudo", "the fake server cannot carry a backslash")
+
+    def served_ids(self) -> set[int]:
+        self._answer("served_ids")
+        return set(self.live)
+
+    def live_paths(self, ctx: VolumeContext, exports: Sequence[Export]) -> dict[str, bool]:
+        self._answer("live_paths")
+        served = {path for path, _ in self.live.values()}
+        return {e.path: self._abs(ctx, e) in served for e in exports}
+
+    def drift(self, ctx: VolumeContext, exports: Sequence[Export]) -> Drift:
+        self._answer("drift")
+        drift = Drift(stray=self._strays(ctx, exports))
+        for exp in exports:
+            got = self.live.get(exp.export_id)
+            if got is None:
+                drift.missing.append(exp)
+            elif got[0] != self._abs(ctx, exp):
+                drift.foreign.append(f"Export_Id {exp.export_id} is live for {got[0]}")
+            elif got[1] != exp:
+                drift.changed.append(exp)
+        return drift
+
+    def check_collisions(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
+        self._answer("check_collisions")
+        for exp in exports:
+            got = self.live.get(exp.export_id)
+            if got is not None and got[0] != self._abs(ctx, exp):
+                raise IdCollisionError(f"Export_Id {exp.export_id} is already served for {got[0]}")
+
+    def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
+        self.calls.append(("apply", [e.path for e in exports]))
+        self._answer("apply")
+        for exp in exports:
+            got = self.live.get(exp.export_id)
+            if got is not None and got[0] != self._abs(ctx, exp):
+                raise IdCollisionError(f"Export_Id {exp.export_id} is already served for {got[0]}")
+            if exp.path in self.refuse:
+                raise ApplyError(f"the fake server refused {exp.path or '/'}")
+            self.live[exp.export_id] = (self._abs(ctx, exp), exp)
+
+    def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
+        self.calls.append(("withdraw", [e.path for e in exports]))
+        self._answer("withdraw")
+        for exp in exports:
+            got = self.live.get(exp.export_id)
+            if got is None or got[0] != self._abs(ctx, exp):
+                continue
+            if exp.path in self.refuse:
+                raise ApplyError(f"the fake server refused to remove {exp.path or '/'}")
+            del self.live[exp.export_id]
+
+    def _strays(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[int]:
+        ours = {e.export_id for e in exports}
+        root = str(ctx.mountpoint)
+        return sorted(i for i, (path, _) in self.live.items()
+                      if i not in ours and (path == root or path.startswith(root + "/")))
+
+    def withdraw_stray(self, ctx: VolumeContext, exports: Sequence[Export]) -> int:
+        self._answer("withdraw_stray")
+        stray = self._strays(ctx, exports)
+        for export_id in stray:
+            del self.live[export_id]
+        return len(stray)
+
+    def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:
+        return [self.store]
+
+    def after_restore(self, ctx: VolumeContext, records: int) -> str | None:
+        if not records:
+            return None
+        self.graces.append(records)
+        return f"grace for {records} clients"

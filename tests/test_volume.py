@@ -1,0 +1,320 @@
+"""Volume over a fake server (tests/fake_backend.py): the transaction's rules, without root.
+
+A plain temp directory stands for the mounted volume (the mount-point check is injected),
+the node's runtime directory is another temp directory. What is checked: a change reaches
+the registry and the live server together or neither (rolled back, exit codes kept),
+record-only and not-active changes stay in the registry, Export_Id collisions and server
+limits are refused before anything is written, updates that change an export's identity
+withdraw it first, the monitor repairs drift, and client-recovery state is never saved
+before this node restored it.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+
+from fake_backend import FakeBackend
+from ganesha_ha.backends import Backend
+from ganesha_ha.backends.load import get_backend
+from ganesha_ha.errors import (ApplyError, ConflictError, IdCollisionError, NotMountedError,
+                               ServerUnavailableError, ValidationError)
+from ganesha_ha.settings import load_settings
+from ganesha_ha.volume import Volume
+
+
+def _not_checked(path: Path) -> None:
+    """The mount-point check, replaced: the temp directory stands for a mounted volume."""
+
+
+@pytest.fixture
+def settings(tmp_path):
+    config = tmp_path / "gha.conf"
+    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n[registry]\nlock_timeout = 2\n")
+    return load_settings(config)
+
+
+@pytest.fixture
+def fake():
+    return FakeBackend()
+
+
+@pytest.fixture
+def vol(tmp_path, settings, fake) -> Volume:
+    mp = tmp_path / "vol"
+    for d in ("a", "b", "c"):
+        (mp / d).mkdir(parents=True)
+    v = Volume(mp, settings, backend=fake, require_mounted=_not_checked)
+    v.init(fake.name, (100, 199))
+    return v
+
+
+@pytest.fixture
+def active(vol) -> Volume:
+    vol.start()
+    return vol
+
+
+def meaning(vol: Volume) -> dict:
+    """The registry file's content, without the generation (every save bumps it)."""
+    doc = json.loads(vol.registry.path.read_bytes())
+    doc.pop("generation")
+    return doc
+
+
+def live(vol: Volume, fake: FakeBackend) -> dict:
+    return fake.live_exports(vol.ctx(vol.load()))
+
+
+def _export(vol: Volume, path: str, export_id: int):
+    from ganesha_ha.model import Export, KnfsdOptions
+
+    return Export(path=path, export_id=export_id, knfsd=KnfsdOptions(str(export_id)), pseudo=f"/{path}", clients=("*",))
+
+
+# ---- the interface ---------------------------------------------------------------------------
+
+def _methods(cls) -> dict[str, inspect.Signature]:
+    return {name: inspect.signature(member) for name, member in vars(cls).items()
+            if callable(member) and not name.startswith("_")}
+
+
+@pytest.mark.parametrize("server", ["fake", "knfsd", "ganesha"])
+def test_backends_implement_the_whole_protocol(server, settings):
+    """Every Backend method, with the same parameters, in the fake and in both real backends."""
+    wanted = _methods(Backend)
+    assert {"served_ids", "check_export", "recovery_stores", "after_restore"} <= set(wanted)
+    cls = FakeBackend if server == "fake" else type(get_backend(server, settings))
+    have = _methods(cls)
+    for name, sig in wanted.items():
+        assert name in have, f"{cls.__name__} lacks {name}"
+        assert list(have[name].parameters) == list(sig.parameters), (cls.__name__, name)
+
+
+# ---- changes --------------------------------------------------------------------------------
+
+def test_add_on_an_active_volume_is_live(active, fake):
+    res = active.add("a", ["127.0.0.1"])
+    assert res.live and res.export.export_id == 100
+    assert live(active, fake) == {"a": res.export}
+    assert [e.path for e in active.load().exports] == ["a"]
+
+
+def test_not_active_records_only_and_start_applies(vol, fake):
+    res = vol.add("a", ["127.0.0.1"])
+    assert not res.live and "not active on this node" in res.note
+    assert fake.calls == [] and live(vol, fake) == {}
+    assert vol.start().applied == 1
+    assert live(vol, fake) == {"a": res.export}
+
+
+def test_record_only_touches_no_server(active, fake):
+    fake.running = False  # not even asked
+    res = active.add("a", ["127.0.0.1"], record_only=True)
+    assert not res.live and "--record-only" in res.note and fake.calls == []
+    fake.running = True
+    assert live(active, fake) == {}
+    assert active.monitor().repaired == 1 and "a" in live(active, fake)
+
+
+def test_refused_apply_rolls_back_registry_and_server(active, fake):
+    active.add("a", ["127.0.0.1"])
+    before, served = meaning(active), dict(fake.live)
+    fake.refuse = {"b"}
+    with pytest.raises(ApplyError, match="refused b; nothing was changed .registry rolled back.") as err:
+        active.add("b", ["127.0.0.1"])
+    assert err.value.exit_code == 7
+    assert meaning(active) == before and fake.live == served
+    assert not list(active.registry.state_dir.glob(".*tmp-*"))
+
+
+def test_server_that_does_not_answer_keeps_its_error_class(active, fake):
+    """Nothing was refused: exit 6, and the server may still carry the change out."""
+    before = meaning(active)
+    fake.hang = {"apply"}
+    with pytest.raises(ServerUnavailableError, match="registry rolled back, but the server may still") as err:
+        active.add("a", ["127.0.0.1"])
+    assert err.value.exit_code == 6 and meaning(active) == before
+    assert fake.calls[-1] == ("withdraw", ["a"]), "the undo was tried"
+
+
+def test_server_down_refuses_before_writing(active, fake):
+    before = meaning(active)
+    fake.running = False
+    with pytest.raises(ServerUnavailableError):
+        active.add("a", ["127.0.0.1"])
+    assert meaning(active) == before and fake.calls == []
+
+
+def test_export_id_collision_is_refused_before_anything_is_written(active, fake, tmp_path):
+    fake.serve_foreign(150, str(tmp_path / "elsewhere"))
+    before = meaning(active)
+    with pytest.raises(IdCollisionError, match="Export_Id 150 is already served") as err:
+        active.add("a", ["127.0.0.1"], export_id=150)
+    assert err.value.exit_code == 5 and meaning(active) == before and fake.calls == []
+    # an allocated id avoids what the server already serves
+    fake.serve_foreign(100, str(tmp_path / "elsewhere2"))
+    assert active.add("a", ["127.0.0.1"]).export.export_id == 101
+
+
+def test_duplicate_and_limits_are_refused_before_anything_is_written(active, fake):
+    active.add("a", ["127.0.0.1"], export_id=120)
+    before = meaning(active)
+    with pytest.raises(ConflictError, match="Export_Id"):
+        active.add("b", ["127.0.0.1"], export_id=120)
+    with pytest.raises(ConflictError, match="already exported"):
+        active.add("a", ["127.0.0.2"])
+    with pytest.raises(ValidationError, match="backslash"):
+        active.add("b", ["127.0.0.1"], pseudo="/x\\y")
+    with pytest.raises(ValidationError, match="does not exist"):
+        active.add("missing", ["127.0.0.1"])
+    assert meaning(active) == before and [c for c in fake.calls if c[1] != ["a"]] == []
+
+
+def test_not_mounted_writes_nothing(tmp_path, settings, fake):
+    def not_mounted(path: Path) -> None:
+        raise NotMountedError(f"{path} is not a mounted file system on this node")
+
+    mp = tmp_path / "bare"
+    (mp / "a").mkdir(parents=True)
+    v = Volume(mp, settings, backend=fake, require_mounted=not_mounted)
+    with pytest.raises(NotMountedError):
+        v.init("ganesha")
+    with pytest.raises(NotMountedError):
+        v.add("a", ["*"])
+    with pytest.raises(NotMountedError):
+        v.start()
+    assert sorted(p.name for p in mp.iterdir()) == ["a"] and fake.calls == []
+
+
+def test_update_in_place_and_changing_identity(active, fake):
+    first = active.add("a", ["127.0.0.1"]).export
+    fake.calls.clear()
+    active.update("a", clients=["127.0.0.2"])
+    assert fake.calls == [("apply", ["a"])], "same identity: updated in place"
+    fake.calls.clear()
+    moved = active.update("a", export_id=160).export
+    assert fake.calls == [("withdraw", ["a"]), ("apply", ["a"])], "a new Export_Id: withdrawn first"
+    assert set(fake.live) == {160} and live(active, fake)["a"] == moved
+    # refused: the old identity is live again, the registry says so, the new id is not served
+    before, fake.refuse = meaning(active), {"a"}
+    with pytest.raises(ApplyError, match="the export was left as it was"):
+        active.update("a", export_id=170, pseudo="/new")
+    fake.refuse = set()
+    assert meaning(active) == before
+    assert set(fake.live) == {160} and first.export_id not in fake.live
+
+
+def test_update_rollback_puts_the_old_export_back(active, fake):
+    old = active.add("a", ["127.0.0.1"]).export
+    fake.refuse = {"a"}  # the withdraw of the old form is refused: nothing changes live
+    with pytest.raises(ApplyError):
+        active.update("a", pseudo="/other")
+    assert live(active, fake) == {"a": old} and active.load().exports == (old,)
+
+
+def test_remove_and_its_rollback(active, fake):
+    exp = active.add("a", ["127.0.0.1"]).export
+    before = meaning(active)
+    fake.refuse = {"a"}
+    with pytest.raises(ApplyError, match="the export is still in the registry"):
+        active.remove("a")
+    assert meaning(active) == before and live(active, fake) == {"a": exp}
+    fake.refuse = set()
+    assert active.remove("100").live and live(active, fake) == {} and active.load().exports == ()
+
+
+def test_the_active_record_lists_what_went_live(active, fake):
+    """A stop of an unmounted volume withdraws what the node-local record lists."""
+    def recorded():
+        return [e["path"] for e in active.node.active_record()["exports"]]
+
+    active.add("a", ["127.0.0.1"])
+    active.add("b", ["127.0.0.1"], record_only=True)
+    assert recorded() == ["a"]
+    active.monitor()
+    assert recorded() == ["a", "b"]
+
+
+# ---- start, monitor, stop ---------------------------------------------------------------------
+
+def test_start_applies_everything_restores_and_graces(vol, fake):
+    for d in ("a", "b"):
+        vol.add(d, ["127.0.0.1"])
+    (vol.registry.state_dir / "fake-clients").write_text("client-1\nclient-2\n")
+    res = vol.start()
+    assert (res.applied, res.recovery_records, res.grace) == (2, 2, "grace for 2 clients")
+    assert set(live(vol, fake)) == {"a", "b"} and fake.store.clients == ["client-1", "client-2"]
+    assert vol.is_active() and vol.node.restored()
+
+
+def test_start_failure_leaves_registry_and_no_active_mark(vol, fake):
+    vol.add("a", ["127.0.0.1"])
+    before = meaning(vol)
+    fake.refuse = {"a"}
+    with pytest.raises(ApplyError, match="refused a$"):
+        vol.start()
+    assert meaning(vol) == before and not vol.is_active()
+
+
+def test_monitor_repairs_missing_changed_and_stray(active, fake, tmp_path):
+    a = active.add("a", ["127.0.0.1"]).export
+    active.add("b", ["127.0.0.1"])
+    ctx = active.ctx(active.load())
+    del fake.live[a.export_id]                                         # withdrawn behind our back
+    fake.live[101] = (fake.live[101][0], _export(active, "b", 101))     # changed behind our back
+    fake.live[190] = (str(ctx.mountpoint / "c"), _export(active, "c", 190))  # a stray in the volume
+    res = active.monitor()
+    assert (len(res.drift.missing), len(res.drift.changed), res.drift.stray, res.repaired) == (1, 1, [190], 3)
+    assert active.monitor().drift.clean
+    assert live(active, fake) == {e.path: e for e in active.load().exports}
+
+
+def test_monitor_refuses_a_foreign_export_under_our_id(active, fake, tmp_path):
+    exp = active.add("a", ["127.0.0.1"]).export
+    fake.live[exp.export_id] = (str(tmp_path / "other"), exp)
+    with pytest.raises(IdCollisionError):
+        active.monitor()
+
+
+def test_monitor_not_active_is_not_running(vol, fake):
+    assert not vol.monitor().running and fake.calls == []
+
+
+def test_stop_withdraws_and_forgets_the_node_marks(active, fake):
+    active.add("a", ["127.0.0.1"])
+    assert active.stop() == 1
+    assert live(active, fake) == {} and not active.is_active() and not active.node.restored()
+
+
+# ---- restore before save -------------------------------------------------------------------------
+
+def test_recovery_is_saved_only_after_this_node_restored(active, fake):
+    """The monitor saves what this node knows of the clients, but only after a start restored
+    the volume's copy here; a check without save (the agent's idempotent start) never saves."""
+    copy = active.registry.state_dir / "fake-clients"
+    fake.store.clients = ["client-1"]
+    assert active.monitor().recovery_saved and copy.read_text() == "client-1\n"
+    # a node that has not restored (a fresh node; an active mark left from before):
+    fake.store.clients = []
+    active.node.clear_restored()
+    assert not active.monitor().recovery_saved and copy.read_text() == "client-1\n"
+    assert active.stop() == 0 and copy.read_text() == "client-1\n", "a stop before a restore saves nothing"
+    # the start restores, then the monitor saves again
+    assert active.start().recovery_records == 1 and fake.store.clients == ["client-1"]
+    fake.store.clients.append("client-2")
+    assert not active.monitor(save=False).recovery_saved and copy.read_text() == "client-1\n"
+    assert active.monitor().recovery_saved and copy.read_text() == "client-1\nclient-2\n"
+
+
+def test_an_active_mark_from_before_restore_marks_counts_as_restored(active, fake):
+    """A node upgraded while the volume is active keeps saving: the start that wrote the old
+    mark (no "version" in it) restored first, as every start did."""
+    record = active.node.active_record()
+    del record["version"]
+    active.node.set_active(record)
+    active.node.clear_restored()
+    fake.store.clients = ["client-1"]
+    assert active.monitor().recovery_saved
