@@ -124,7 +124,7 @@ class Bench:
 
     def make_volume(self, name: str, server: str, n: int, client: str):
         """A tmpfs volume with n directories and a registry holding n exports (written once)."""
-        from ganesha_ha.model import Export, new_fsid, parse_clients
+        from ganesha_ha.model import Export, KnfsdOptions, new_fsid, parse_clients
         from ganesha_ha.registry import Registry
 
         mp = self.tmpfs(name)
@@ -134,7 +134,7 @@ class Bench:
         exps = []
         for i in range(1, n + 1):
             (mp / f"d{i}").mkdir()
-            exps.append(Export(path=f"d{i}", export_id=ID_BASE + i, fsid=new_fsid(),
+            exps.append(Export(path=f"d{i}", export_id=ID_BASE + i, knfsd=KnfsdOptions(new_fsid()),
                                pseudo=f"{mp}/d{i}", clients=clients))
         with reg.locked():
             reg.save(replace(state, exports=tuple(exps)))

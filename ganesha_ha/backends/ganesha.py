@@ -24,7 +24,7 @@ from pathlib import Path
 from ..errors import ApplyError, IdCollisionError
 from ..fsutil import atomic_write, ensure_secure_dir
 from ..model import Export
-from ..recovery.ganesha_records import RECOVERY_FILE, GaneshaRecordStore, takeover_key  # noqa: F401 (RECOVERY_FILE: the lab's name for the volume's copy)
+from ..recovery.ganesha_records import GaneshaRecordStore, takeover_key
 from ..context import VolumeContext
 from . import Drift
 from .ganesha_bus import BusUnreachable, GaneshaBus, import_dbus

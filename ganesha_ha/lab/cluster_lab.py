@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..backends.ganesha import RECOVERY_FILE
+from ..recovery.ganesha_records import RECOVERY_FILE
 from ..install import agent_text
 from ..linux import proc_starttime
 from .base import CLUSTER_LAB_ROOT, LabRun, Progress
