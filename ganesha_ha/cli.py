@@ -273,7 +273,7 @@ def cmd_install_agent(args: argparse.Namespace, settings) -> int:
     return 0
 
 
-def _lab_split(raw: list[str]) -> int | None:
+def lab_split(raw: list[str]) -> int | None:
     """Index of the `lab` command word, if that is the command: everything after it belongs
     to the lab's own parser (argparse.REMAINDER drops a leading --option such as --json)."""
     i = 0
@@ -291,17 +291,11 @@ def _lab_split(raw: list[str]) -> int | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
-    cut = _lab_split(raw)
-    if cut is not None:
-        args = build_parser().parse_args(raw[:cut + 1])
-        args.rest = raw[cut + 1:]
-    else:
-        args = build_parser().parse_args(raw)
+    if lab_split(raw) is not None:  # the lab is a layer above this CLI: ganesha_ha/__main__.py runs it
+        print("ganesha-ha: error: the lab runs as 'ganesha-ha lab' (python -m ganesha_ha lab)", file=sys.stderr)
+        return 2
+    args = build_parser().parse_args(raw)
     try:
-        if args.group == "lab":
-            from .lab.cli import main as lab_main
-
-            return lab_main(args.rest, config=args.config)
         from .settings import load_settings
 
         settings = load_settings(args.config)

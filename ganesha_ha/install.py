@@ -3,7 +3,7 @@
 Three files come from `agent_text()`: what `ganesha-ha install-agent` writes (a virtual
 environment or a checkout), what the Debian package installs (Debian's /usr/bin/python3 and
 /usr/lib/python3/dist-packages, debian/rules), and the checkout's own ra/exports (paths found
-from the file's own location; tests/test_install.py checks that it is this rendering).
+from the file's own location; tests/package/test_install.py checks that it is this rendering).
 
 The file is a short POSIX shell script that execs the interpreter it names:
 - the interpreter and the directory holding the ganesha_ha package are written into it,

@@ -65,7 +65,7 @@ PARAMS: tuple[Param, ...] = (
 )
 
 # (action, advised timeout, advised interval): the README's recipe uses the same values
-# (tests/test_metadata.py compares them)
+# (tests/unit/test_metadata.py compares them)
 ACTIONS = (
     ("start", "60s", None), ("stop", "60s", None), ("monitor", "30s", "5s"),
     ("validate-all", "20s", None), ("meta-data", "5s", None), ("reload-agent", "20s", None),

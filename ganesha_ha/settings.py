@@ -9,7 +9,7 @@ at every call (every monitor). So a file in the plain subset of the syntax (`[se
 multi-line value) whose every value passes its check is read by `_read_simple`, and
 everything else (any doubt, any error) goes to configobj, which stays the authority and
 the one that words the errors. The configspec is the one source of defaults for both;
-tests/test_settings.py checks that both readers agree.
+tests/unit/test_settings.py checks that both readers agree.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ exportfs's own listing is never run per export. An entry is compared by (directo
 client, the options ganesha-ha sets), so a changed option is drift, while etab's filled-in
 defaults are not.
 
-Cost of a change (processes), measured with exportfs 2.6.2 (tests/test_knfsd_exportfs.py):
+Cost of a change (processes), measured with exportfs 2.6.2 (tests/server/test_knfsd_exportfs.py):
 - exportfs takes one `-o` per run for all its `CLIENT:DIR` arguments, and every export has
   its own `fsid=`, so `-o` can only share a run between clients of one export with equal
   options. For more than one option string, `apply` writes all entries into one exports

@@ -97,7 +97,7 @@ class NodeServices(LabNode):
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """`ganesha-ha ARGS` inside the node, with no config file: the packaged defaults."""
-        return self.run([PY, "-m", "ganesha_ha.cli", *args], check=check, clean_env=True)
+        return self.run([PY, "-m", "ganesha_ha", *args], check=check, clean_env=True)
 
     def start_daemons(self) -> None:
         prefix = ["setsid", *self.nsenter()]

@@ -9,12 +9,11 @@ etab with the registry is clean and the stop takes it away), and never in a trac
 
 The property tests run the agent in-process (`ganesha_ha.agent.run`, what ra/exports runs)
 against the real exportfs in a private /var/lib/nfs; a handful of cases go through the real
-ra/exports too. Default: a few hundred examples; `--long`: over 10 000.
+ra/exports too. Default: a few hundred examples; `--long`: over 10 000. The command line's half is test_cli_input.py.
 """
 from __future__ import annotations
 
 import io
-import ipaddress
 import os
 import re
 import subprocess
@@ -26,7 +25,7 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from conftest import ROOT, IS_ROOT
 from ganesha_ha.model import normalize_fsid
-from strategies import NASTY, cidr4, good_option, ipv4, ipv6, name_text, netgroup, wildcard
+from strategies import CLASSIC_FIELDS, directories, hostile, ipv4, ipv6
 
 AGENT = str(ROOT / "ra" / "exports")
 LOG_LINE = re.compile(r"^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d ganesha-ha\([^)]*\)\[\d+\]: "
@@ -147,54 +146,6 @@ def sandbox(tmp_path_factory):
             yield Sandbox(work, volume, state, config)
         finally:
             linux.umount(str(volume), lazy=True)
-
-
-# ---- strategies -------------------------------------------------------------------------------
-
-printable_env = st.text(alphabet=st.sampled_from(list(NASTY.replace("\x00", ""))) |
-                        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
-                        max_size=60)
-raw_bytes = st.binary(min_size=1, max_size=40).filter(lambda b: b"\0" not in b).map(os.fsdecode)
-hostile = st.one_of(printable_env, raw_bytes, st.just(""), st.text(min_size=250, max_size=600,
-                    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")))
-# hosts exportfs takes without a name lookup (this machine has no DNS), in forms the model
-# accepts (networks without host bits, no unspecified address), and option lists without
-# contradictions: the well-formed half of each parameter
-good_net4 = st.tuples(ipv4, st.integers(1, 32)).map(
-    lambda t: str(ipaddress.ip_network(f"{t[0]}/{t[1]}", strict=False)))
-knfsd_host = st.one_of(ipv4, good_net4, ipv6, wildcard, netgroup, st.just("*")).filter(
-    lambda h: h not in ("0.0.0.0", "::") and not h.startswith("0.0.0.0/"))
-OPTION_FAMILIES = (("rw", "ro"), ("root_squash", "no_root_squash", "all_squash"), ("sync", "async"),
-                   ("no_subtree_check", "subtree_check"), ("insecure", "secure"), ("anonuid=65534",),
-                   ("anongid=100",), ("sec=sys", "sec=krb5:krb5p"), ("crossmnt",), ("no_wdelay",))
-good_options = st.tuples(*[st.none() | st.sampled_from(f) for f in OPTION_FAMILIES]).flatmap(
-    lambda picks: st.permutations([o for o in picks if o]).map(",".join))
-good_name = st.text(alphabet=st.characters(whitelist_categories=("L", "N", "P", "S", "Zs"),
-                                           blacklist_characters="/\x00"),
-                    min_size=1, max_size=30).filter(lambda n: n.strip() == n and n not in (".", ".."))
-# (well-formed, hostile) per classic parameter; each example makes some of them hostile
-CLASSIC_FIELDS = {
-    "clientspec": (st.lists(knfsd_host, min_size=1, max_size=3).map(" ".join), hostile),
-    "options": (good_options,
-                st.one_of(hostile, st.lists(st.one_of(good_option, printable_env), max_size=3).map(",".join))),
-    "fsid": (st.one_of(st.just(""), st.integers(1, 2**32 - 1).map(str), st.uuids().map(str)),
-             st.one_of(hostile, st.integers(-5, 2**33).map(str))),
-}
-
-
-@st.composite
-def directories(draw, volume: Path, well_formed: bool):
-    """(parameter value, whether it names an existing directory inside the volume). Well-formed
-    names are still hostile to config languages (quotes, braces, '#', unicode...)."""
-    kind = draw(st.sampled_from(["name", "nested"] if well_formed else ["hostile", "dotdot", "missing"]))
-    if kind in ("name", "nested"):
-        parts = draw(st.lists(good_name | name_text, min_size=1, max_size=2 if kind == "nested" else 1))
-        return str(volume.joinpath(*parts)), True
-    if kind == "dotdot":
-        return str(volume) + "/" + draw(st.sampled_from(["..", "../..", "a/../..", "./../etc"])), False
-    if kind == "missing":
-        return str(volume / f"missing-{draw(st.integers(0, 10**6))}"), False
-    return str(volume) + "/" + draw(hostile), False
 
 
 # ---- the property tests -----------------------------------------------------------------------
@@ -462,110 +413,6 @@ def test_hostile_parameters_through_ra_exports(sandbox, case):
         assert sandbox.stray_state() == []
     finally:
         sandbox.reset()
-
-
-# ---- the same through the command line (in-process ganesha_ha.cli.main) -----------------------
-
-def run_cli_inprocess(argv: list[str]) -> tuple[int, str, str]:
-    from ganesha_ha import cli
-
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            code = cli.main(argv)
-        except SystemExit as exc:  # argparse's own refusals
-            code = exc.code
-    return int(code or 0), out.getvalue(), err.getvalue()
-
-
-@pytest.fixture(scope="module")
-def cli_volumes(tmp_path_factory):
-    """One knfsd and one ganesha volume, neither active here: changes are recorded only, and
-    what the model accepts must also pass the server's own limits (check_renderable)."""
-    from ganesha_ha import linux
-
-    if not IS_ROOT:
-        pytest.skip("needs root")
-    work = tmp_path_factory.mktemp("cli-input")
-    config = work / "gha.conf"
-    config.write_text(f"[node]\nruntime_dir = {work / 'run'}\n")
-    vols = {}
-    for server in ("knfsd", "ganesha"):
-        mp = work / server
-        mp.mkdir()
-        linux.mount(f"gha-cli-{server}", str(mp), "tmpfs", 0, "size=16m,mode=0755")
-        code, _, err = run_cli_inprocess(["--config", str(config), "volume", "init", str(mp), "--server", server,
-                                          "--id-range", "100-60000"])
-        assert code == 0, err
-        vols[server] = mp
-    try:
-        yield config, vols
-    finally:
-        for mp in vols.values():
-            linux.umount(str(mp), lazy=True)
-
-
-def _cli_example(cli_volumes, data) -> None:
-    import json
-
-    config, vols = cli_volumes
-    server = data.draw(st.sampled_from(sorted(vols)), label="server")
-    vol = vols[server]
-    bad = data.draw(st.just(set()) | st.sets(st.sampled_from(["directory", "client", "pseudo", "fsid"]), min_size=1),
-                    label="hostile fields")
-    directory, make_it = data.draw(directories(vol, "directory" not in bad), label="directory")
-    if make_it:
-        try:
-            os.makedirs(directory, exist_ok=True)
-        except OSError:
-            pass
-    argv = ["--config", str(config), "export", "add", str(vol), directory]
-    for _ in range(data.draw(st.integers(1, 3), label="clients")):
-        host = data.draw(hostile if "client" in bad else knfsd_host, label="host")
-        opts = data.draw(st.one_of(st.just(""), good_options, hostile) if "client" in bad else good_options,
-                         label="options")
-        argv += ["--client", f"{host}({opts})" if opts else host]
-    if data.draw(st.booleans(), label="set pseudo"):
-        argv += ["--pseudo", data.draw(hostile.map(lambda s: "/" + s) if "pseudo" in bad else
-                                       good_name.map(lambda s: "/p/" + s), label="pseudo")]
-    if server == "knfsd" and data.draw(st.booleans(), label="set fsid"):
-        argv += ["--fsid", data.draw(CLASSIC_FIELDS["fsid"][1 if "fsid" in bad else 0], label="fsid")]
-    registry = vol / ".ganesha-ha" / "registry.json"
-    before = registry.read_bytes()
-    code, out, err = run_cli_inprocess(argv)
-    event(f"export add exit {code}")
-    assert code in (0, 2, 5), (code, err)  # added, refused input, conflict with an earlier example
-    assert "internal error" not in err and "Traceback" not in err, err
-    if code != 0:
-        assert err.count("\n") == 1 and re.match(r"ganesha-ha( [a-z-]+)*: error: ", err), err
-        assert registry.read_bytes() == before
-        return
-    # what was recorded reads back as the same export, by its directory and by its id
-    code, out, err = run_cli_inprocess(["--config", str(config), "export", "list", str(vol), "--json"])
-    assert code == 0, err
-    old_ids = {x["export_id"] for x in json.loads(before)["exports"]}
-    (added,) = [e for e in json.loads(out) if e["export_id"] not in old_ids]
-    code, out, err = run_cli_inprocess(["--config", str(config), "export", "show", str(vol), str(added["export_id"]),
-                                        "--json"])
-    assert code == 0 and json.loads(out) == added, err
-    code, out, err = run_cli_inprocess(["--config", str(config), "export", "remove", str(vol),
-                                        str(added["export_id"])])
-    assert code == 0, err
-
-
-@pytest.mark.skipif(not IS_ROOT, reason="needs root")
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-@given(data=st.data())
-def test_hostile_cli_input(cli_volumes, data):
-    _cli_example(cli_volumes, data)
-
-
-@pytest.mark.long
-@pytest.mark.skipif(not IS_ROOT, reason="needs root")
-@settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
-@given(data=st.data())
-def test_hostile_cli_input_long(cli_volumes, data):
-    _cli_example(cli_volumes, data)
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="needs root")

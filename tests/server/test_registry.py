@@ -125,7 +125,7 @@ def test_stale_temp_files_are_cleaned_by_next_writer(tmpfs_volume):
 
 
 # ---- schema 1 -> 2 ---------------------------------------------------------------------------
-V1_FIXTURE = os.path.join(os.path.dirname(__file__), "data", "registry-v1.json")
+V1_FIXTURE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "registry-v1.json")
 
 
 def test_a_version_1_registry_loads_unchanged_in_meaning_and_saves_as_version_2(tmp_path):

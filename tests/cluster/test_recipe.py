@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from ganesha_ha.lab.recipe import Recipe, VolumeRecipe
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def readme_example() -> Recipe:

@@ -26,7 +26,7 @@ FAILOVERS = 20
 
 def test_twenty_kill_failovers_lose_nothing():
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "ganesha_ha.cli", "lab", "--direct", "--failovers",
+    proc = subprocess.run([sys.executable, "-m", "ganesha_ha", "lab", "--direct", "--failovers",
                            str(FAILOVERS), "--kill", "--json", "--quiet"],
                           capture_output=True, text=True, timeout=1200)
     took = time.monotonic() - t0

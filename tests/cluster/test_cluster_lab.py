@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ganesha_ha.lab.sandbox import available
-from test_direct_lab import leftovers as lab_leftovers
+from lab_leftovers import leftovers as lab_leftovers
 
 pytestmark = [
     pytest.mark.root,
@@ -30,7 +30,7 @@ LAB_ROOT = Path("/var/tmp/ganesha-ha-lab")
 
 
 def cluster_lab(*args: str, timeout: float = 400) -> tuple[subprocess.CompletedProcess, dict]:
-    cp = subprocess.run([sys.executable, "-m", "ganesha_ha.cli", "lab", "--cluster", "--json", *args],
+    cp = subprocess.run([sys.executable, "-m", "ganesha_ha", "lab", "--cluster", "--json", *args],
                         capture_output=True, text=True, timeout=timeout)
     try:
         report = json.loads(cp.stdout)
@@ -104,7 +104,7 @@ def test_kept_cluster_lab_is_explorable_and_lab_down_removes_it():
                              capture_output=True, text=True, timeout=30)
         assert "Online: [ node-a node-b ]" in mon.stdout and "vol1-exports" in mon.stdout, mon.stdout
     finally:
-        down = subprocess.run([sys.executable, "-m", "ganesha_ha.cli", "lab", "down", r["run_id"]],
+        down = subprocess.run([sys.executable, "-m", "ganesha_ha", "lab", "down", r["run_id"]],
                               capture_output=True, text=True, timeout=120)
     assert down.returncode == 0, down.stderr
     assert leftovers(r["run_id"]) == []

@@ -141,7 +141,7 @@ def fake_ganesha(tmp_path):
     from ganesha_ha.lab.ganesha_daemon import PrivateBus
 
     bus = PrivateBus(tmp_path / "fbus").start()
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "fake_ganesha.py"), bus.address,
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent.parent / "fake_ganesha.py"), bus.address,
                              "AddExport"], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"
