@@ -86,7 +86,7 @@ def floor_obstacles(w, fl: dict, cl: dict, cu: dict, prof: dict, steps: list) ->
                      f"{steps[1][1] / theirs:.2f}× the shell agent's whole monitor.")
         text += (" Then come the package's own modules; `subprocess`, for the check that exportfs "
                  "can still drive the server, which the knfsd backend makes at every monitor "
-                 "(tests/test_faults.py holds the monitor to failing when exportfs fails); and the "
+                 "(tests/server/test_faults.py holds the monitor to failing when exportfs fails); and the "
                  "check of the export itself: that exportfs run and reads of the registry, etab "
                  "and rmtab.")
         if mon:
