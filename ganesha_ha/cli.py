@@ -236,7 +236,7 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
         verb = "removed"
     e = res.export
     data = _export_json(e, res.live, str(vol.mountpoint)) | {"action": verb, "note": res.note}
-    where = "live" if res.live else res.note
+    where = ("live" + (f"; {res.note}" if res.note else "")) if res.live else res.note
     _emit(args, data, f"{verb} {vol.registry.abspath(e)} (Export_Id {e.export_id}, pseudo {e.pseudo}, "
                       f"fsid {e.knfsd.fsid}): {where}")
     return 0

@@ -29,6 +29,7 @@ from .model import Export, GaneshaOptions, KnfsdOptions, parse_clients
 from .nodestate import NodeState
 from .record import Factory, Record
 from .registry import SCHEMA_VERSION, Registry, RegistryState, export_from_dict
+from .servers import backend_info
 from .settings import Settings
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
@@ -82,6 +83,7 @@ class Transaction:
         self.activate = False
         self.strays = False
         self.records = 0          # after the commit: client records restored
+        self.remounted: list[str] = []  # after the commit: unchanged exports withdrawn and applied again
         self.grace: str | None = None   # after the commit: what after_restore reported
 
     def reapply(self, exports: Iterable[Export]) -> None:
@@ -178,22 +180,26 @@ class Volume:
         base, new, backend, ctx = tx.base, tx.state, tx.backend, tx.ctx
         from .plan import APPLY, plan_changes, plan_undo  # here: a monitor of a correct volume needs no plan
 
-        steps = plan_changes(base.exports, new.exports, tx.reapplied)
+        submounts = backend_info(backend.name).pseudo_tree
+        absent = self._absent(tx) if submounts else set()
+        steps = plan_changes(base.exports, new.exports, tx.reapplied, absent, submounts)
         applying = [s.export for s in steps if s.action == APPLY]
         for exp in applying:
             backend.check_export(exp, self.mountpoint)
         if tx.live and applying:
             backend.check_collisions(ctx, applying)
+        tx.remounted = remounted(steps, base.exports, new.exports)
         changed = tx.changed
         if changed:
             tx.state = self.registry.save(new)
         if not tx.live:
             return
+        progress = Progress()
         try:
             if tx.restore:
                 tx.records = restore_recovery(backend, ctx)
                 self.node.set_restored()
-            run_steps(backend, ctx, steps)
+            run_steps(backend, ctx, steps, progress)
             if tx.strays:
                 backend.withdraw_stray(ctx, new.exports)
             if tx.activate:
@@ -202,10 +208,21 @@ class Volume:
             if not changed:
                 raise
             self.registry.save(base)
-            _best_effort(lambda: run_steps(backend, ctx, plan_undo(base.exports, new.exports, tx.reapplied)))
+            undo = plan_undo(base.exports, new.exports, tx.reapplied, absent, submounts, progress.done)
+            for step in undo:  # each on its own: one that fails again must not keep the others back
+                _best_effort(lambda: run_steps(backend, ctx, [step]))
             raise _rolled_back(exc, f"{note} (registry rolled back)") from None
         if tx.activate or (steps and self.is_active()):  # what a stop must withdraw, even unmounted
             self._set_active(tx.state)
+
+    def _absent(self, tx: Transaction) -> set[str]:
+        """The re-applied exports the server does not serve now: where a parent comes back
+        under live children (a repair), they are remounted (plan.py). One call to the server,
+        only for a start or a repair."""
+        if not (tx.live and tx.reapplied):
+            return set()
+        known = tx.backend.live_paths(tx.ctx, [e for e in tx.base.exports if e.path in tx.reapplied])
+        return {path for path, is_live in known.items() if not is_live}
 
     # ---- volume lifecycle ---------------------------------------------------------------
     def init(self, server: str, id_range: tuple[int, int] | None = None) -> RegistryState:
@@ -269,10 +286,11 @@ class Volume:
             tx.state = tx.state.without(exp)
         return self._result(tx, exp, record_only)
 
-    @staticmethod
-    def _result(tx: Transaction, exp: Export, record_only: bool) -> ChangeResult:
+    def _result(self, tx: Transaction, exp: Export, record_only: bool) -> ChangeResult:
         if tx.live:
-            return ChangeResult(exp, True)
+            below = [str(self.registry.abspath(p)) for p in tx.remounted if p != exp.path]
+            return ChangeResult(exp, True, f"{len(below)} export(s) below it in the pseudo tree withdrawn and "
+                                           f"applied again, same identity ({', '.join(below)})" if below else "")
         if record_only:
             return ChangeResult(exp, False, "recorded only (--record-only); applied at the next start or monitor")
         return ChangeResult(exp, False, "recorded; the volume is not active on this node, applied at its next start")
@@ -329,7 +347,7 @@ class Volume:
             live = backend.live_paths(ctx, state.exports)
             from .plan import plan_changes
 
-            run_steps(backend, ctx, plan_changes(state.exports, ()))
+            run_steps(backend, ctx, plan_changes(state.exports, ()))  # children before parents
             withdrawn = sum(1 for is_live in live.values() if is_live)
             withdrawn += backend.withdraw_stray(ctx, state.exports)
         else:
@@ -388,8 +406,16 @@ class Volume:
         return changed
 
 
-def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step]) -> None:
-    """Carry out plan steps on the server, consecutive steps of one kind in one call."""
+class Progress(Record):
+    """How far `run_steps` got: `done` steps were carried out (a failed call's are not counted)."""
+
+    done: int = 0
+
+
+def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step],
+              progress: Progress | None = None) -> None:
+    """Carry out plan steps on the server in their order, consecutive steps of one kind in
+    one call; `progress` counts the steps of the calls that returned."""
     from .plan import APPLY, batches
 
     for action, exports in batches(steps):
@@ -397,6 +423,18 @@ def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step]) -> No
             backend.apply(ctx, exports)
         else:
             backend.withdraw(ctx, exports)
+        if progress is not None:
+            progress.done += len(exports)
+
+
+def remounted(steps: Sequence[Step], before: Sequence[Export], after: Sequence[Export]) -> list[str]:
+    """Paths of the exports a plan withdraws and applies again unchanged: the children of a
+    parent that goes or comes in the pseudo tree (plan.py), for the change's note."""
+    from .plan import WITHDRAW
+
+    same = set(before) & set(after)
+    out = [s.export.path for s in steps if s.action == WITHDRAW and s.export in same]
+    return sorted(out)
 
 
 def restore_recovery(backend: Backend, ctx: VolumeContext) -> int:

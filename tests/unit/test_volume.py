@@ -318,3 +318,66 @@ def test_an_active_mark_from_before_restore_marks_counts_as_restored(active, fak
     active.node.clear_restored()
     fake.store.clients = ["client-1"]
     assert active.monitor().recovery_saved
+
+
+# ---- the pseudo tree orders every change (issue 13, item 3) ----------------------------------------
+
+@pytest.fixture
+def nested(vol, fake):
+    """`b` at /top and `c` at /top/sub, the child at the lower Export_Id (what broke the stop)."""
+    (vol.mountpoint / "b" / "sub").mkdir()
+    vol.add("c", ["127.0.0.1"], pseudo="/top/sub", export_id=100)
+    vol.add("b", ["127.0.0.1"], pseudo="/top", export_id=101)
+    return vol
+
+
+def test_nested_exports_start_and_stop_in_tree_order_whatever_their_ids(nested, fake):
+    nested.start()
+    assert fake.calls == [("apply", ["b", "c"])] and fake.hidden() == []
+    assert nested.stop() == 2 and fake.live == {}
+    assert fake.calls[-1] == ("withdraw", ["c", "b"])
+
+
+def test_removing_a_parent_remounts_its_child_with_the_same_identity(nested, fake):
+    nested.start()
+    child = nested.load().find("c")
+    fake.calls.clear()
+    res = nested.remove("b")
+    assert res.live and "1 export(s) below it in the pseudo tree withdrawn and applied again" in res.note
+    assert fake.calls == [("withdraw", ["c", "b"]), ("apply", ["c"])]
+    assert live(nested, fake) == {"c": child} and fake.hidden() == []
+
+
+def test_a_parent_added_over_a_live_child_remounts_it(vol, fake):
+    (vol.mountpoint / "b" / "sub").mkdir()
+    vol.start()
+    vol.add("c", ["127.0.0.1"], pseudo="/top/sub")
+    fake.calls.clear()
+    res = vol.add("b", ["127.0.0.1"], pseudo="/top")
+    assert fake.calls == [("withdraw", ["c"]), ("apply", ["b", "c"])] and fake.hidden() == []
+    assert "below it in the pseudo tree" in res.note
+    # moved out from under its parent: one withdraw, one apply, nothing else touched
+    fake.calls.clear()
+    assert not vol.update("c", pseudo="/sub").note
+    assert fake.calls == [("withdraw", ["c"]), ("apply", ["c"])] and fake.hidden() == []
+    # ...and back under it
+    vol.update("c", pseudo="/top/sub")
+    assert fake.hidden() == [] and {e.pseudo for _, e in fake.live.values()} == {"/top", "/top/sub"}
+
+
+def test_a_failed_parent_removal_puts_the_child_back(nested, fake):
+    nested.start()
+    before = meaning(nested)
+    fake.refuse = {"b"}
+    with pytest.raises(ApplyError, match="refused to remove b"):
+        nested.remove("b")
+    assert meaning(nested) == before and set(live(nested, fake)) == {"b", "c"} and fake.hidden() == []
+
+
+def test_a_repair_of_a_missing_parent_remounts_the_live_child(nested, fake):
+    nested.start()
+    top = nested.load().find("b")
+    del fake.live[top.export_id]          # the parent lost (a Ganesha that refused it at a start)
+    fake.mounted_under[100] = None         # the child live without it
+    res = nested.monitor()
+    assert res.repaired == 1 and fake.hidden() == [] and set(live(nested, fake)) == {"b", "c"}
