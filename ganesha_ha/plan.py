@@ -55,6 +55,18 @@ def pseudo_under(pseudo: str, parent: str) -> bool:
     return pseudo.startswith(parent + "/")
 
 
+def pseudo_clash(ours: str, theirs: str) -> str | None:
+    """How pseudo path `ours` meets `theirs` in one pseudo tree: "is", "lies below", "lies
+    above", or None when they are apart."""
+    if ours == theirs:
+        return "is"
+    if pseudo_under(ours, theirs):
+        return "lies below"
+    if pseudo_under(theirs, ours):
+        return "lies above"
+    return None
+
+
 def pseudo_depth(pseudo: str) -> int:
     """The number of components of a normalised pseudo path ('/a/b' → 2)."""
     return pseudo.count("/")

@@ -188,6 +188,8 @@ class Volume:
             backend.check_export(exp, self.mountpoint)
         if tx.live and applying:
             backend.check_collisions(ctx, applying)
+            if submounts:
+                self.check_pseudo_paths(backend, applying)
         tx.remounted = remounted(steps, base.exports, new.exports)
         changed = tx.changed
         if changed:
@@ -214,6 +216,48 @@ class Volume:
             raise _rolled_back(exc, f"{note} (registry rolled back)") from None
         if tx.activate or (steps and self.is_active()):  # what a stop must withdraw, even unmounted
             self._set_active(tx.state)
+
+    def check_pseudo_paths(self, backend: Backend, exports: Sequence[Export]) -> None:
+        """Raise PseudoCollisionError (exit 5, OCF_ERR_PERM) when the pseudo path of one of
+        `exports` is, lies below or lies above that of an export this node's server serves
+        for another volume, before the server sees it.
+
+        The other volumes' exports come from their active marks on this node (nodestate.py),
+        kept to those whose Export_Id the server serves now. Ganesha cannot say over D-Bus
+        which pseudo path an export has unless `mount_path_pseudo` is set (DisplayExport
+        shows the full path twice otherwise), so exports the server serves from its own
+        configuration are not seen here (Ganesha itself refuses a duplicate). Nested is
+        refused as well as equal: below another volume's export, Ganesha mounts ours inside
+        it, and that volume's stop then fails ("Cannot remove export with submounts": the
+        node is fenced); above it, ours would hide it from its clients.
+        """
+        from .plan import pseudo_clash
+
+        others = self.node.others_active()
+        if not others:
+            return
+        served = backend.served_ids()
+        for record in others:
+            for theirs in _record_exports(record):
+                if theirs.export_id not in served:
+                    continue  # a mark left from before: not served here now
+                for ours in exports:
+                    how = pseudo_clash(ours.pseudo, theirs.pseudo)
+                    if how is None:
+                        continue
+                    from .errors import PseudoCollisionError
+
+                    where = f"{record['mountpoint'].rstrip('/')}/{theirs.path}".rstrip("/")
+                    what = {"is": f"is already served by this node for the volume {record['mountpoint']} "
+                                  f"({where}, Export_Id {theirs.export_id})",
+                            "lies below": f"lies below {theirs.pseudo}, served by this node for the volume "
+                                          f"{record['mountpoint']} ({where}): Ganesha would mount it inside "
+                                          "that export, whose volume could then not stop",
+                            "lies above": f"lies above {theirs.pseudo}, served by this node for the volume "
+                                          f"{record['mountpoint']} ({where}): it would hide that export from "
+                                          "its clients"}[how]
+                    raise PseudoCollisionError(f"pseudo path {ours.pseudo} of {self.registry.abspath(ours)} "
+                                               f"{what}; give the volumes pseudo paths apart")
 
     def _absent(self, tx: Transaction) -> set[str]:
         """The re-applied exports the server does not serve now: where a parent comes back
@@ -410,6 +454,14 @@ class Progress(Record):
     """How far `run_steps` got: `done` steps were carried out (a failed call's are not counted)."""
 
     done: int = 0
+
+
+def _record_exports(record: dict[str, Any]) -> list[Export]:
+    """The exports an active mark lists; none when it cannot be read (a mark is a cross-check)."""
+    try:
+        return [export_from_dict(e, int(record.get("version", 1))) for e in record.get("exports", [])]
+    except (GaneshaHAError, TypeError, ValueError, AttributeError):
+        return []
 
 
 def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step],

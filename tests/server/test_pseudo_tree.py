@@ -144,3 +144,54 @@ def test_a_repair_brings_a_lost_parent_back_above_its_live_child(tree):
     assert out["repaired"] == 1
     assert read(lab, "/top/sub/marker") == "child\n", "the parent came back above the child, not over it"
     assert read(lab, "/top/own") == "top's own file\n"
+
+
+# ---- issue 13, item 4: pseudo paths across volumes ---------------------------------------------------
+
+@pytest.fixture
+def two_volumes(ganesha, tmp_path):
+    from conftest import tmpfs
+
+    with tmpfs(tmp_path / "v1", source="gha-test-v1") as v1, tmpfs(tmp_path / "v2", source="gha-test-v2") as v2:
+        for vol, rng in ((v1, "5100-5199"), (v2, "5200-5299")):
+            for d in ("d", "e"):
+                (vol / d).mkdir()
+                (vol / d / "marker").write_text(f"{vol.name}/{d}\n")
+            ganesha.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", rng, check=True)
+        yield ganesha, v1, v2
+
+
+@pytest.mark.parametrize("theirs, ours, how", [
+    ("/shared", "/shared", "is already served by this node for the volume"),
+    ("/shared", "/shared/d", "lies below /shared"),
+    ("/shared/d", "/shared", "lies above /shared/d")])
+def test_a_pseudo_path_of_another_volume_is_refused_before_ganesha(two_volumes, theirs, ours, how):
+    lab, v1, v2 = two_volumes
+    add(lab, v1, "d", theirs)
+    add(lab, v2, "d", ours)
+    assert agent("start", lab, v1).returncode == 0
+    registry = (v2 / ".ganesha-ha" / "registry.json").read_bytes()
+    res = agent("start", lab, v2)
+    assert res.returncode == 4, res.stderr   # OCF_ERR_PERM: banned from this node only
+    reason = [l for l in res.stderr.splitlines() if l.startswith("ocf-exit-reason:")]
+    assert len(reason) == 1 and f"pseudo path {ours} of {v2}/d {how}" in reason[0] and str(v1) in reason[0]
+    assert (v2 / ".ganesha-ha" / "registry.json").read_bytes() == registry
+    assert not {i for i in lab.show_exports() if 5200 <= i <= 5299}, "nothing of the second volume went live"
+    assert read(lab, f"{theirs}/marker") == "v1/d\n", "the first volume serves on"
+    # the CLI's start says the same, exit 5
+    cli = lab.cli("volume", "start", str(v2))
+    assert cli.returncode == 5 and ours in cli.stderr and str(v1) in cli.stderr
+    # the first volume active: adding or moving one of its own exports onto the second's path is
+    # refused too; apart, it goes live
+    assert agent("stop", lab, v1).returncode == 0
+    assert agent("start", lab, v2).returncode == 0
+    assert agent("start", lab, v1).returncode == 4
+    lab.cli("export", "update", str(v1), "d", "--pseudo", "/apart", "--record-only", check=True)
+    assert agent("start", lab, v1).returncode == 0
+    upd = lab.cli("export", "update", str(v1), "d", "--pseudo", ours)
+    assert upd.returncode == 5 and str(v2) in upd.stderr
+    added = lab.cli("export", "add", str(v1), "e", "--client", "127.0.0.1", "--pseudo", ours)
+    assert added.returncode == 5 and str(v2) in added.stderr
+    assert read(lab, "/apart/marker") == "v1/d\n" and read(lab, f"{ours}/marker") == "v2/d\n"
+    for vol in (v1, v2):
+        assert agent("stop", lab, vol).returncode == 0

@@ -381,3 +381,71 @@ def test_a_repair_of_a_missing_parent_remounts_the_live_child(nested, fake):
     fake.mounted_under[100] = None         # the child live without it
     res = nested.monitor()
     assert res.repaired == 1 and fake.hidden() == [] and set(live(nested, fake)) == {"b", "c"}
+
+
+# ---- pseudo paths across volumes (issue 13, item 4) ------------------------------------------------
+
+@pytest.fixture
+def other(tmp_path, settings, fake) -> Volume:
+    """A second volume on the same node (same runtime directory, same server), started, with
+    `x` at /shared and `y` at /deep/er."""
+    mp = tmp_path / "vol2"
+    for d in ("x", "y"):
+        (mp / d).mkdir(parents=True)
+    v = Volume(mp, settings, backend=fake, require_mounted=_not_checked)
+    v.init(fake.name, (200, 299))
+    v.start()
+    v.add("x", ["127.0.0.1"], pseudo="/shared")
+    v.add("y", ["127.0.0.1"], pseudo="/deep/er")
+    return v
+
+
+@pytest.mark.parametrize("pseudo, how", [("/shared", "is already served by this node for the volume"),
+                                         ("/shared/in", "lies below /shared"),
+                                         ("/deep", "lies above /deep/er")])
+def test_a_pseudo_path_of_another_volume_is_refused_at_start(vol, other, fake, pseudo, how):
+    from ganesha_ha.errors import OCF_ERR_PERM, PseudoCollisionError
+
+    vol.add("a", ["127.0.0.1"], pseudo=pseudo)
+    before, served = meaning(vol), dict(fake.live)
+    with pytest.raises(PseudoCollisionError, match=f"pseudo path {pseudo} of {vol.mountpoint}/a {how}") as err:
+        vol.start()
+    assert str(other.mountpoint) in str(err.value)
+    assert (err.value.exit_code, err.value.ocf_rc) == (5, OCF_ERR_PERM)
+    assert meaning(vol) == before and fake.live == served and not vol.is_active()
+
+
+def test_a_pseudo_path_of_another_volume_is_refused_at_add_and_update(active, other, fake):
+    from ganesha_ha.errors import PseudoCollisionError
+
+    active.add("a", ["127.0.0.1"], pseudo="/mine")
+    before, served = meaning(active), dict(fake.live)
+    with pytest.raises(PseudoCollisionError, match="/shared"):
+        active.add("b", ["127.0.0.1"], pseudo="/shared")
+    with pytest.raises(PseudoCollisionError, match="lies below /deep/er"):
+        active.update("a", pseudo="/deep/er/x")
+    assert meaning(active) == before and fake.live == served
+    # recorded only (not live here, or --record-only): where it will run is not known yet
+    assert not active.add("b", ["127.0.0.1"], pseudo="/shared", record_only=True).live
+
+
+def test_a_stale_mark_of_another_volume_blocks_nothing(vol, other, fake):
+    """The other volume's mark lists /shared, but its ids are not served here any more."""
+    for export_id in [i for i in fake.live if 200 <= i <= 299]:
+        del fake.live[export_id]
+    vol.add("a", ["127.0.0.1"], pseudo="/shared")
+    vol.start()
+    assert live(vol, fake)["a"].pseudo == "/shared"
+
+
+def test_pseudo_paths_do_not_matter_on_a_server_without_a_pseudo_tree(tmp_path, settings):
+    knfsd = FakeBackend("knfsd")
+    vols = []
+    for name in ("k1", "k2"):
+        (tmp_path / name / "d").mkdir(parents=True)
+        v = Volume(tmp_path / name, settings, backend=knfsd, require_mounted=_not_checked)
+        v.init("knfsd", (300, 399) if name == "k1" else (400, 499))
+        v.add("d", ["127.0.0.1"], pseudo="/same")
+        v.start()
+        vols.append(v)
+    assert {e.pseudo for _, e in knfsd.live.values()} == {"/same"} and len(knfsd.live) == 2
