@@ -25,10 +25,11 @@ from .context import VolumeContext
 from .errors import ApplyError, GaneshaHAError, ServerUnavailableError, ValidationError
 from .fsutil import require_mountpoint
 from .fsal import Fsal
-from .model import Export, GaneshaOptions, KnfsdOptions, parse_clients
+from .model import Export, GaneshaOptions, KnfsdOptions, normalize_fsid, parse_clients, validate_export_id
 from .nodestate import NodeState
-from .record import Factory, Record
-from .registry import SCHEMA_VERSION, Registry, RegistryState, export_from_dict
+from .record import Factory, Record, replace
+from .registry import (SCHEMA_VERSION, Registry, RegistryState, check_range_free, export_from_dict,
+                       mounted_registries)
 from .servers import backend_info
 from .settings import Settings
 
@@ -192,8 +193,8 @@ class Volume:
                 self.check_pseudo_paths(backend, applying)
         tx.remounted = remounted(steps, base.exports, new.exports)
         changed = tx.changed
-        if changed:
-            tx.state = self.registry.save(new)
+        if changed:  # the ids and fsids of exports that go are never handed out again
+            tx.state = self.registry.save(new.retiring(base))
         if not tx.live:
             return
         progress = Progress()
@@ -270,18 +271,73 @@ class Volume:
 
     # ---- volume lifecycle ---------------------------------------------------------------
     def init(self, server: str, id_range: tuple[int, int] | None = None) -> RegistryState:
-        avoid: Iterable[int] = ()
-        if id_range is None:
-            try:  # avoid the ids this node's server already serves, when it is up
-                avoid = get_backend(server, self.settings).served_ids()
-            except GaneshaHAError:
-                avoid = ()
+        """Create the volume's registry. A range given must not overlap the range of another
+        volume mounted on this node, nor hold an id this node's server serves now; a random
+        one avoids both (ConflictError, exit 5)."""
+        others = self.neighbour_ranges()
+        served = self._served_now(server)
+        if id_range is not None:
+            check_range_free(id_range, others, served, f"this node's {server}")
+            avoid: Iterable[int] = ()
+        else:
+            avoid = set(served).union(*(range(lo, hi + 1) for _, (lo, hi) in others))
         return self.registry.init(server, id_range, self.settings.registry["id_block"], avoid)
+
+    def set_range(self, id_range: tuple[int, int]) -> tuple[RegistryState, RegistryState]:
+        """Move or widen the volume's Export_Id range; returns the registry before and after.
+
+        Refused (ConflictError, exit 5) when an export's Export_Id would fall outside the new
+        range (ids never change: that export's clients would get stale handles), or when it
+        overlaps as at `init`. Retired ids stay retired, inside the range or not: they cost a
+        pair of numbers, and should the range come back over them they must still not be
+        handed out. A registry change only: nothing changes on the server.
+        """
+        from .errors import ConflictError
+
+        lo, hi = id_range
+        with self.transaction(live=False) as tx:
+            state = tx.state
+            outside = [e for e in state.exports if not lo <= e.export_id <= hi]
+            if outside:
+                names = ", ".join(f"{self.registry.abspath(e)} ({e.export_id})" for e in outside[:3])
+                raise ConflictError(f"Export_Id range {lo}-{hi} leaves out {len(outside)} export(s) of this "
+                                    f"volume: {names}; an Export_Id never changes, so the range must hold them")
+            ours = {e.export_id for e in state.exports}
+            check_range_free(id_range, self.neighbour_ranges(),
+                             set(self._served_now(state.server)) - ours, f"this node's {state.server}")
+            tx.state = replace(state, id_range=(lo, hi))
+        return tx.base, tx.state
+
+    def neighbour_ranges(self) -> list[tuple[str, tuple[int, int]]]:
+        """(mount point, Export_Id range) of the other volumes mounted on this node; a registry
+        that cannot be read is left out (it cannot be changed here either)."""
+        out = []
+        for mp in mounted_registries():
+            if mp == self.mountpoint:
+                continue
+            try:
+                out.append((str(mp), Registry(mp).load().id_range))
+            except GaneshaHAError:
+                continue
+        return out
+
+    def _served_now(self, server: str) -> set[int]:
+        """The ids `server` serves on this node now; none when it is not up (nothing to avoid
+        now; `export add` and the start check again against what it serves then)."""
+        try:
+            backend = self._backend if self._backend is not None and self._backend.name == server \
+                else get_backend(server, self.settings)
+            return backend.served_ids()
+        except GaneshaHAError:
+            return set()
 
     # ---- export changes -------------------------------------------------------------------
     def add(self, directory: str, clients: Sequence[str], *, pseudo: str | None = None,
             export_id: int | None = None, fsid: str | None = None, access: str = "RW",
-            squash: str = "root_squash", fsal: str = "VFS", record_only: bool = False) -> ChangeResult:
+            squash: str = "root_squash", fsal: str = "VFS", record_only: bool = False,
+            force: bool = False) -> ChangeResult:
+        """Export a directory of the volume. An Export_Id given must lie in the volume's range;
+        one, or a numeric fsid, that a removed export had is refused unless `force`."""
         rel = self.registry.relpath(directory)
         with self.transaction(live=False if record_only else None) as tx:
             existing = tx.state.get(rel)
@@ -291,6 +347,7 @@ class Volume:
                 raise ConflictError(f"{self.registry.abspath(rel)} is already exported (Export_Id "
                                     f"{existing.export_id}); use 'export update'")
             self.require_directory(rel)
+            check_new_identity(tx.state, export_id, fsid, force)
             exp = Export(
                 path=rel,
                 export_id=export_id if export_id is not None else tx.state.allocate_export_id(tx.served_ids()),
@@ -304,10 +361,25 @@ class Volume:
 
     def update(self, key: str, *, clients: Sequence[str] | None = None, pseudo: str | None = None,
                export_id: int | None = None, fsid: str | None = None, access: str | None = None,
-               squash: str | None = None, fsal: str | None = None, record_only: bool = False) -> ChangeResult:
+               squash: str | None = None, fsal: str | None = None, record_only: bool = False,
+               force: bool = False) -> ChangeResult:
+        """Change an export. Its identity (Export_Id, fsid) is what every client's file
+        handles carry: changing it is refused unless `force` (ValidationError, exit 2), and
+        then the old one is retired; the new one follows the rules of `add`."""
         with self.transaction(live=False if record_only else None,
                               note="the export was left as it was") as tx:
             old = tx.state.find(self.key(key))
+            if export_id == old.export_id:
+                export_id = None
+            if fsid is not None and normalize_fsid(fsid) == old.knfsd.fsid:
+                fsid = None
+            for name, value, was in (("export_id", export_id, old.export_id), ("fsid", fsid, old.knfsd.fsid)):
+                if value is not None and not force:
+                    label = {"export_id": "Export_Id", "fsid": "fsid"}[name]
+                    raise ValidationError(name, f"changing the {label} of {self.registry.abspath(old)} from {was} "
+                                                f"to {value} gives every client that has it mounted stale file "
+                                                f"handles (ESTALE); give --force to change it anyway")
+            check_new_identity(tx.state, export_id, fsid, force)
             changes: dict[str, Any] = {}
             if clients is not None:
                 changes["clients"] = parse_clients(clients)
@@ -454,6 +526,30 @@ class Progress(Record):
     """How far `run_steps` got: `done` steps were carried out (a failed call's are not counted)."""
 
     done: int = 0
+
+
+def check_new_identity(state: RegistryState, export_id: int | None, fsid: str | None, force: bool) -> None:
+    """An Export_Id or fsid given for a new identity: the Export_Id must be a valid one in the
+    volume's range (ValidationError: another range belongs to another volume), and neither
+    may have been retired by a removed export unless `force` (ConflictError: a client may
+    still hold a file handle carrying it, which would then reach this export)."""
+    from .errors import ConflictError
+
+    if export_id is not None:
+        export_id = validate_export_id(export_id)
+        lo, hi = state.id_range
+        if not lo <= export_id <= hi:
+            raise ValidationError("export_id", f"{export_id} is outside this volume's range {lo}-{hi} (the ids "
+                                               "of other ranges belong to other volumes); move or widen the "
+                                               "range with 'ganesha-ha volume set-range'")
+        if state.id_retired(export_id) and not force:
+            raise ConflictError(f"Export_Id {export_id} belonged to a removed export of this volume: clients may "
+                                "still hold file handles carrying it, which would reach this export; give "
+                                "--force if this is that export's directory coming back")
+    if fsid is not None and state.fsid_retired(normalize_fsid(fsid)) and not force:
+        raise ConflictError(f"fsid {normalize_fsid(fsid)} belonged to a removed export of this volume: clients may "
+                            "still hold file handles carrying it, which would reach this export; give --force if "
+                            "this is that export's directory coming back")
 
 
 def _record_exports(record: dict[str, Any]) -> list[Export]:

@@ -195,13 +195,13 @@ def test_update_in_place_and_changing_identity(active, fake):
     active.update("a", clients=["127.0.0.2"])
     assert fake.calls == [("apply", ["a"])], "same identity: updated in place"
     fake.calls.clear()
-    moved = active.update("a", export_id=160).export
+    moved = active.update("a", export_id=160, force=True).export
     assert fake.calls == [("withdraw", ["a"]), ("apply", ["a"])], "a new Export_Id: withdrawn first"
     assert set(fake.live) == {160} and live(active, fake)["a"] == moved
     # refused: the old identity is live again, the registry says so, the new id is not served
     before, fake.refuse = meaning(active), {"a"}
     with pytest.raises(ApplyError, match="the export was left as it was"):
-        active.update("a", export_id=170, pseudo="/new")
+        active.update("a", export_id=170, pseudo="/new", force=True)
     fake.refuse = set()
     assert meaning(active) == before
     assert set(fake.live) == {160} and first.export_id not in fake.live
@@ -449,3 +449,95 @@ def test_pseudo_paths_do_not_matter_on_a_server_without_a_pseudo_tree(tmp_path, 
         v.start()
         vols.append(v)
     assert {e.pseudo for _, e in knfsd.live.values()} == {"/same"} and len(knfsd.live) == 2
+
+
+# ---- identity does not drift (issue 13, item 5) -----------------------------------------------------
+
+@pytest.mark.parametrize("change", [{"export_id": 150}, {"fsid": "77"}])
+def test_changing_an_identity_needs_force_and_retires_the_old_one(active, fake, change):
+    exp = active.add("a", ["127.0.0.1"], fsid="42").export
+    before, fake.calls = meaning(active), []
+    with pytest.raises(ValidationError, match="gives every client that has it mounted stale file handles "
+                                              r"\(ESTALE\); give --force") as err:
+        active.update("a", **change)
+    assert err.value.exit_code == 2 and meaning(active) == before and fake.calls == []
+    assert active.update("a", export_id=exp.export_id, fsid="42", access="RO").live, "the same values: no change"
+    new = active.update("a", force=True, **change).export
+    state = active.load()
+    if "export_id" in change:
+        assert new.export_id == 150 and state.id_retired(exp.export_id) and set(fake.live) == {150}
+    else:
+        assert new.knfsd.fsid == "77" and state.fsid_retired("42") and not state.id_retired(exp.export_id)
+
+
+def test_explicit_ids_outside_the_range_are_refused_even_with_force(active, fake):
+    with pytest.raises(ValidationError, match="5000 is outside this volume's range 100-199.*volume set-range") as err:
+        active.add("a", ["127.0.0.1"], export_id=5000, force=True)
+    assert err.value.exit_code == 2
+    active.add("a", ["127.0.0.1"], export_id=199)
+    with pytest.raises(ValidationError, match="outside this volume's range"):
+        active.update("a", export_id=99, force=True)
+    assert active.load().find("a").export_id == 199
+
+
+def test_a_removed_exports_id_and_fsid_are_never_handed_out_again(active, fake):
+    first = active.add("a", ["127.0.0.1"], fsid="42").export
+    assert first.export_id == 100
+    active.remove("a")
+    state = active.load()
+    assert state.retired_ids == ((100, 100),) and state.retired_fsids == ((42, 42),)
+    assert active.add("b", ["127.0.0.1"]).export.export_id == 101, "the freed id is not handed out again"
+    before = meaning(active)
+    for kwargs, what in (({"export_id": 100}, "Export_Id 100"), ({"fsid": "42"}, "fsid 42")):
+        with pytest.raises(ConflictError, match=f"{what} belonged to a removed export.*--force") as err:
+            active.add("a", ["127.0.0.1"], **kwargs)
+        assert err.value.exit_code == 5 and meaning(active) == before
+    # the directory coming back with its old identity, on purpose: its clients' handles work again
+    back = active.add("a", ["127.0.0.1"], export_id=100, fsid="42", force=True).export
+    assert (back.export_id, back.knfsd.fsid) == (100, "42") and live(active, fake)["a"] == back
+    # a removal recorded only retires too; one rolled back does not
+    active.remove("b", record_only=True)
+    assert active.load().id_retired(101)
+    fake.refuse = {"a"}
+    with pytest.raises(ApplyError):
+        active.remove("a")
+    assert active.load().find("a") == back
+
+
+def test_set_range_moves_or_widens_and_keeps_every_export_and_retired_id(active, fake):
+    active.add("a", ["127.0.0.1"])                      # 100
+    active.add("b", ["127.0.0.1"], export_id=120)
+    active.remove("a")                                  # 100 retired
+    before, after = active.set_range((110, 130))
+    assert (before.id_range, after.id_range) == ((100, 199), (110, 130))
+    assert after.retired_ids == ((100, 100),) and after.ids_left() == 20
+    assert active.set_range((90, 500))[1].ids_left() == 411 - 2, "the retired 100 is still not handed out"
+    saved, calls = meaning(active), list(fake.calls)
+    with pytest.raises(ConflictError, match=r"leaves out 1 export\(s\).*b \(120\)") as err:
+        active.set_range((121, 600))
+    assert err.value.exit_code == 5 and meaning(active) == saved
+    fake.serve_foreign(600, "/elsewhere")                # served here for another volume
+    with pytest.raises(ConflictError, match="holds 600, served now by this node's ganesha"):
+        active.set_range((100, 700))
+    assert meaning(active) == saved and fake.calls == calls, "a registry change only: the server untouched"
+
+
+def test_init_refuses_a_range_holding_ids_the_server_serves(tmp_path, settings, fake):
+    fake.serve_foreign(150, "/elsewhere")
+    mp = tmp_path / "new"
+    mp.mkdir()
+    v = Volume(mp, settings, backend=fake, require_mounted=_not_checked)
+    with pytest.raises(ConflictError, match="range 100-199 holds 150, served now"):
+        v.init("ganesha", (100, 199))
+    assert not (mp / ".ganesha-ha" / "registry.json").exists()
+    assert v.init("ganesha", (151, 199)).id_range == (151, 199)
+
+
+def test_a_range_overlapping_another_volume_mounted_here_is_refused():
+    from ganesha_ha.registry import check_range_free
+
+    others = [("/srv/a", (1000, 1999)), ("/srv/b", (3000, 3999))]
+    for rng in ((1999, 2500), (500, 1000), (2000, 5000)):
+        with pytest.raises(ConflictError, match="overlaps .* the range of the volume /srv/[ab] mounted on this node"):
+            check_range_free(rng, others)
+    check_range_free((2000, 2999), others, served={3000, 1999})
