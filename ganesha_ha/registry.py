@@ -47,7 +47,8 @@ from .errors import (ConflictError, GaneshaHAError, LockTimeout, NotFoundError,
                      NotInitialisedError, RegistryError, ValidationError)
 from .fsutil import (atomic_write, check_secure_dir, check_secure_file, ensure_secure_dir, read_secure,
                      remove_stale_temps, require_mountpoint)
-from .model import EXPORT_ID_MAX, EXPORT_ID_MIN, FSID_NUM_MAX, Export, new_fsid, normalize_relpath
+from .model import (EXPORT_ID_MAX, EXPORT_ID_MIN, FSID_NUM_MAX, Export, new_fsid, normalize_fsid, normalize_relpath,
+                    validate_export_id)
 from .record import Record, replace
 from .servers import SERVERS
 
@@ -117,6 +118,29 @@ class RegistryState(Record, frozen=True):
     def fsid_retired(self, fsid: str) -> bool:
         """Whether `fsid` (normalised, model.normalize_fsid) is a retired numeric fsid."""
         return fsid.isdigit() and idranges.contains(self.retired_fsids, int(fsid))
+
+    def check_new_identity(self, export_id: int | None, fsid: str | None, force: bool = False) -> None:
+        """An Export_Id or fsid given for a new identity (`export add`, `update --force`): the
+        Export_Id must be a valid one in the volume's range (ValidationError: the ids of other
+        ranges belong to other volumes), and neither may have been retired by a removed export
+        unless `force` (ConflictError: a client may still hold a file handle carrying it, which
+        would then reach this export; the one good reason is that export coming back)."""
+        retired = []
+        if export_id is not None:
+            export_id = validate_export_id(export_id)
+            lo, hi = self.id_range
+            if not lo <= export_id <= hi:
+                raise ValidationError("export_id", f"{export_id} is outside this volume's range {lo}-{hi} (the "
+                                                   "ids of other ranges belong to other volumes); move or widen "
+                                                   "the range with 'ganesha-ha volume set-range'")
+            if self.id_retired(export_id):
+                retired.append(f"Export_Id {export_id}")
+        if fsid is not None and self.fsid_retired(normalize_fsid(fsid)):
+            retired.append(f"fsid {normalize_fsid(fsid)}")
+        if retired and not force:
+            raise ConflictError(f"{' and '.join(retired)} belonged to a removed export of this volume: clients may "
+                                "still hold file handles carrying it, which would reach this export; give --force "
+                                "if this is that export's directory coming back")
 
     def allocate_export_id(self, taken: Iterable[int] = ()) -> int:
         """The lowest id of the range that no export has, had (retired) or is `taken` (served

@@ -25,11 +25,10 @@ from .context import VolumeContext
 from .errors import ApplyError, GaneshaHAError, ServerUnavailableError, ValidationError
 from .fsutil import require_mountpoint
 from .fsal import Fsal
-from .model import Export, GaneshaOptions, KnfsdOptions, normalize_fsid, parse_clients, validate_export_id
+from .model import Export, GaneshaOptions, KnfsdOptions, normalize_fsid, parse_clients
 from .nodestate import NodeState
 from .record import Factory, Record, replace
-from .registry import (SCHEMA_VERSION, Registry, RegistryState, check_range_free, export_from_dict,
-                       mounted_registries)
+from .registry import SCHEMA_VERSION, Registry, RegistryState, check_range_free, export_from_dict
 from .servers import backend_info
 from .settings import Settings
 
@@ -190,7 +189,9 @@ class Volume:
         if tx.live and applying:
             backend.check_collisions(ctx, applying)
             if submounts:
-                self.check_pseudo_paths(backend, applying)
+                from .neighbours import check_pseudo_paths
+
+                check_pseudo_paths(self.node, backend.served_ids, applying, self.registry.abspath)
         tx.remounted = remounted(steps, base.exports, new.exports)
         changed = tx.changed
         if changed:  # the ids and fsids of exports that go are never handed out again
@@ -218,48 +219,6 @@ class Volume:
         if tx.activate or (steps and self.is_active()):  # what a stop must withdraw, even unmounted
             self._set_active(tx.state)
 
-    def check_pseudo_paths(self, backend: Backend, exports: Sequence[Export]) -> None:
-        """Raise PseudoCollisionError (exit 5, OCF_ERR_PERM) when the pseudo path of one of
-        `exports` is, lies below or lies above that of an export this node's server serves
-        for another volume, before the server sees it.
-
-        The other volumes' exports come from their active marks on this node (nodestate.py),
-        kept to those whose Export_Id the server serves now. Ganesha cannot say over D-Bus
-        which pseudo path an export has unless `mount_path_pseudo` is set (DisplayExport
-        shows the full path twice otherwise), so exports the server serves from its own
-        configuration are not seen here (Ganesha itself refuses a duplicate). Nested is
-        refused as well as equal: below another volume's export, Ganesha mounts ours inside
-        it, and that volume's stop then fails ("Cannot remove export with submounts": the
-        node is fenced); above it, ours would hide it from its clients.
-        """
-        from .plan import pseudo_clash
-
-        others = self.node.others_active()
-        if not others:
-            return
-        served = backend.served_ids()
-        for record in others:
-            for theirs in _record_exports(record):
-                if theirs.export_id not in served:
-                    continue  # a mark left from before: not served here now
-                for ours in exports:
-                    how = pseudo_clash(ours.pseudo, theirs.pseudo)
-                    if how is None:
-                        continue
-                    from .errors import PseudoCollisionError
-
-                    where = f"{record['mountpoint'].rstrip('/')}/{theirs.path}".rstrip("/")
-                    what = {"is": f"is already served by this node for the volume {record['mountpoint']} "
-                                  f"({where}, Export_Id {theirs.export_id})",
-                            "lies below": f"lies below {theirs.pseudo}, served by this node for the volume "
-                                          f"{record['mountpoint']} ({where}): Ganesha would mount it inside "
-                                          "that export, whose volume could then not stop",
-                            "lies above": f"lies above {theirs.pseudo}, served by this node for the volume "
-                                          f"{record['mountpoint']} ({where}): it would hide that export from "
-                                          "its clients"}[how]
-                    raise PseudoCollisionError(f"pseudo path {ours.pseudo} of {self.registry.abspath(ours)} "
-                                               f"{what}; give the volumes pseudo paths apart")
-
     def _absent(self, tx: Transaction) -> set[str]:
         """The re-applied exports the server does not serve now: where a parent comes back
         under live children (a repair), they are remounted (plan.py). One call to the server,
@@ -274,7 +233,9 @@ class Volume:
         """Create the volume's registry. A range given must not overlap the range of another
         volume mounted on this node, nor hold an id this node's server serves now; a random
         one avoids both (ConflictError, exit 5)."""
-        others = self.neighbour_ranges()
+        from .neighbours import ranges
+
+        others = ranges(self.mountpoint)
         served = self._served_now(server)
         if id_range is not None:
             check_range_free(id_range, others, served, f"this node's {server}")
@@ -293,6 +254,7 @@ class Volume:
         handed out. A registry change only: nothing changes on the server.
         """
         from .errors import ConflictError
+        from .neighbours import ranges
 
         lo, hi = id_range
         with self.transaction(live=False) as tx:
@@ -303,23 +265,10 @@ class Volume:
                 raise ConflictError(f"Export_Id range {lo}-{hi} leaves out {len(outside)} export(s) of this "
                                     f"volume: {names}; an Export_Id never changes, so the range must hold them")
             ours = {e.export_id for e in state.exports}
-            check_range_free(id_range, self.neighbour_ranges(),
+            check_range_free(id_range, ranges(self.mountpoint),
                              set(self._served_now(state.server)) - ours, f"this node's {state.server}")
             tx.state = replace(state, id_range=(lo, hi))
         return tx.base, tx.state
-
-    def neighbour_ranges(self) -> list[tuple[str, tuple[int, int]]]:
-        """(mount point, Export_Id range) of the other volumes mounted on this node; a registry
-        that cannot be read is left out (it cannot be changed here either)."""
-        out = []
-        for mp in mounted_registries():
-            if mp == self.mountpoint:
-                continue
-            try:
-                out.append((str(mp), Registry(mp).load().id_range))
-            except GaneshaHAError:
-                continue
-        return out
 
     def _served_now(self, server: str) -> set[int]:
         """The ids `server` serves on this node now; none when it is not up (nothing to avoid
@@ -347,7 +296,7 @@ class Volume:
                 raise ConflictError(f"{self.registry.abspath(rel)} is already exported (Export_Id "
                                     f"{existing.export_id}); use 'export update'")
             self.require_directory(rel)
-            check_new_identity(tx.state, export_id, fsid, force)
+            tx.state.check_new_identity(export_id, fsid, force)
             exp = Export(
                 path=rel,
                 export_id=export_id if export_id is not None else tx.state.allocate_export_id(tx.served_ids()),
@@ -379,7 +328,7 @@ class Volume:
                     raise ValidationError(name, f"changing the {label} of {self.registry.abspath(old)} from {was} "
                                                 f"to {value} gives every client that has it mounted stale file "
                                                 f"handles (ESTALE); give --force to change it anyway")
-            check_new_identity(tx.state, export_id, fsid, force)
+            tx.state.check_new_identity(export_id, fsid, force)
             changes: dict[str, Any] = {}
             if clients is not None:
                 changes["clients"] = parse_clients(clients)
@@ -526,38 +475,6 @@ class Progress(Record):
     """How far `run_steps` got: `done` steps were carried out (a failed call's are not counted)."""
 
     done: int = 0
-
-
-def check_new_identity(state: RegistryState, export_id: int | None, fsid: str | None, force: bool) -> None:
-    """An Export_Id or fsid given for a new identity: the Export_Id must be a valid one in the
-    volume's range (ValidationError: another range belongs to another volume), and neither
-    may have been retired by a removed export unless `force` (ConflictError: a client may
-    still hold a file handle carrying it, which would then reach this export)."""
-    from .errors import ConflictError
-
-    if export_id is not None:
-        export_id = validate_export_id(export_id)
-        lo, hi = state.id_range
-        if not lo <= export_id <= hi:
-            raise ValidationError("export_id", f"{export_id} is outside this volume's range {lo}-{hi} (the ids "
-                                               "of other ranges belong to other volumes); move or widen the "
-                                               "range with 'ganesha-ha volume set-range'")
-        if state.id_retired(export_id) and not force:
-            raise ConflictError(f"Export_Id {export_id} belonged to a removed export of this volume: clients may "
-                                "still hold file handles carrying it, which would reach this export; give "
-                                "--force if this is that export's directory coming back")
-    if fsid is not None and state.fsid_retired(normalize_fsid(fsid)) and not force:
-        raise ConflictError(f"fsid {normalize_fsid(fsid)} belonged to a removed export of this volume: clients may "
-                            "still hold file handles carrying it, which would reach this export; give --force if "
-                            "this is that export's directory coming back")
-
-
-def _record_exports(record: dict[str, Any]) -> list[Export]:
-    """The exports an active mark lists; none when it cannot be read (a mark is a cross-check)."""
-    try:
-        return [export_from_dict(e, int(record.get("version", 1))) for e in record.get("exports", [])]
-    except (GaneshaHAError, TypeError, ValueError, AttributeError):
-        return []
 
 
 def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step],

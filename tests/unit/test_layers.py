@@ -8,7 +8,7 @@ Layers, bottom to top (a module may import its own layer and the ones below it):
     nfspath fsutil settings ocf             volume as backends see it, nfs-utils paths), files on the
                                             volume, config, OCF protocol
     registry backends recovery nodestate    on-volume state, the servers, client-recovery
-                                            stores, node-local marks
+    neighbours                              stores, node-local marks, the other volumes here
     volume                                  the one place that combines them
     cli agent install                       entry points
     lab                                     the demo and proof (drives the entry points)
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"__init__", "errors", "record", "textfmt", "linux", "lazysite", "servers", "textcheck"}),
     frozenset({"model", "fsal", "plan", "idranges", "context", "nfspath", "fsutil", "settings", "ocf"}),
-    frozenset({"registry", "backends", "recovery", "nodestate"}),
+    frozenset({"registry", "backends", "recovery", "nodestate", "neighbours"}),
     frozenset({"volume"}),
     frozenset({"cli", "agent", "install"}),
     frozenset({"lab"}),
