@@ -155,67 +155,69 @@ def fsids(state: Path, directory: Path) -> set[str]:
             for o in line.split("(", 1)[1].rstrip(")").split(",") if o.startswith("fsid=")}
 
 
-def test_knfsd_fsid_change_needs_force_and_a_removed_fsid_is_retired(tmp_path):
+@pytest.fixture
+def knfsd(tmp_path):
+    """(ganesha-ha config, /var/lib/nfs as the private namespace sees it) for the CLI on knfsd."""
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
     config = tmp_path / "gha.conf"
     config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n")
     with private_nfs_state(tmp_path / "ns") as state:
-        mp = tmp_path / "vol"
-        mount_tmpfs(mp)
-        for d in ("a", "b"):
-            (mp / d).mkdir()
-        assert gha(config, "volume", "init", str(mp), "--server", "knfsd").returncode == 0
-        assert gha(config, "volume", "start", str(mp)).returncode == 0
-        assert gha(config, "export", "add", str(mp), "a", "--client", "127.0.0.1(rw)", "--fsid", "31").returncode == 0
-        assert fsids(state, mp / "a") == {"31"}
-        before = registry(mp)
-        one_line(gha(config, "export", "update", str(mp), "a", "--fsid", "32"), 2,
-                 "changing the fsid", "from 31 to 32", "(ESTALE)", "--force")
-        assert registry(mp) == before and fsids(state, mp / "a") == {"31"}
-        assert gha(config, "export", "update", str(mp), "a", "--fsid", "32", "--force").returncode == 0
-        assert fsids(state, mp / "a") == {"32"}
-        one_line(gha(config, "export", "add", str(mp), "b", "--client", "127.0.0.1", "--fsid", "31"), 5,
-                 "fsid 31 belonged to a removed export")
-        assert fsids(state, mp / "b") == set()
-        assert gha(config, "export", "remove", str(mp), "a").returncode == 0
-        one_line(gha(config, "export", "add", str(mp), "b", "--client", "127.0.0.1", "--fsid", "32"), 5,
-                 "fsid 32 belonged to a removed export")
-        assert gha(config, "export", "add", str(mp), "b", "--client", "127.0.0.1").returncode == 0
-        assert fsids(state, mp / "b") and not fsids(state, mp / "b") & {"31", "32"}
-        assert gha(config, "volume", "stop", str(mp)).returncode == 0
-        linux.umount(str(mp), lazy=True)
+        yield config, state
 
 
-def test_knfsd_has_no_pseudo_tree_nested_directories_and_shared_pseudo_paths_just_work(tmp_path):
+def test_knfsd_fsid_change_needs_force_and_a_removed_fsid_is_retired(knfsd, tmp_path):
+    config, state = knfsd
+    mp = tmp_path / "vol"
+    mount_tmpfs(mp)
+    for d in ("a", "b"):
+        (mp / d).mkdir()
+    assert gha(config, "volume", "init", str(mp), "--server", "knfsd").returncode == 0
+    assert gha(config, "volume", "start", str(mp)).returncode == 0
+    assert gha(config, "export", "add", str(mp), "a", "--client", "127.0.0.1(rw)", "--fsid", "31").returncode == 0
+    assert fsids(state, mp / "a") == {"31"}
+    before = registry(mp)
+    one_line(gha(config, "export", "update", str(mp), "a", "--fsid", "32"), 2,
+             "changing the fsid", "from 31 to 32", "(ESTALE)", "--force")
+    assert registry(mp) == before and fsids(state, mp / "a") == {"31"}
+    assert gha(config, "export", "update", str(mp), "a", "--fsid", "32", "--force").returncode == 0
+    assert fsids(state, mp / "a") == {"32"}
+    one_line(gha(config, "export", "add", str(mp), "b", "--client", "127.0.0.1", "--fsid", "31"), 5,
+             "fsid 31 belonged to a removed export")
+    assert fsids(state, mp / "b") == set()
+    assert gha(config, "export", "remove", str(mp), "a").returncode == 0
+    one_line(gha(config, "export", "add", str(mp), "b", "--client", "127.0.0.1", "--fsid", "32"), 5,
+             "fsid 32 belonged to a removed export")
+    assert gha(config, "export", "add", str(mp), "b", "--client", "127.0.0.1").returncode == 0
+    assert fsids(state, mp / "b") and not fsids(state, mp / "b") & {"31", "32"}
+    assert gha(config, "volume", "stop", str(mp)).returncode == 0
+    linux.umount(str(mp), lazy=True)
+
+
+def test_knfsd_has_no_pseudo_tree_nested_directories_and_shared_pseudo_paths_just_work(knfsd, tmp_path):
     """Items 3 and 4 on knfsd: it serves NFSv4 at the directories' own paths, so pseudo paths
     order nothing and collide with nothing. Two volumes with the same pseudo paths both start;
     removing a parent directory's export leaves its child's etab line as it was (no remount)."""
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    config = tmp_path / "gha.conf"
-    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n")
-    with private_nfs_state(tmp_path / "ns") as state:
-        vols = [tmp_path / "v1", tmp_path / "v2"]
-        for n, mp in enumerate(vols):
-            mount_tmpfs(mp)
-            (mp / "top" / "sub").mkdir(parents=True)
-            assert gha(config, "volume", "init", str(mp), "--server", "knfsd",
-                       "--id-range", f"{7000 + 100 * n}-{7099 + 100 * n}").returncode == 0
-            for d, pseudo in (("top/sub", "/top/sub"), ("top", "/top")):
-                assert gha(config, "export", "add", str(mp), d, "--client", "127.0.0.1(rw)",
-                           "--pseudo", pseudo).returncode == 0
-            res = gha(config, "volume", "start", str(mp))
-            assert res.returncode == 0, res.stderr
-        lines = sorted(etab_lines(state))
-        assert len(lines) == 4
-        child = [l for l in lines if l.startswith(f"{vols[0]}/top/sub\t")]
-        res = gha(config, "export", "remove", str(vols[0]), "top")
-        assert res.returncode == 0 and "pseudo tree" not in res.stdout, res.stdout
-        assert [l for l in etab_lines(state) if l.startswith(f"{vols[0]}/")] == child
-        for mp in vols:
-            assert gha(config, "volume", "stop", str(mp)).returncode == 0
-            linux.umount(str(mp), lazy=True)
-        assert etab_lines(state) == []
+    config, state = knfsd
+    vols = [tmp_path / "v1", tmp_path / "v2"]
+    for n, mp in enumerate(vols):
+        mount_tmpfs(mp)
+        (mp / "top" / "sub").mkdir(parents=True)
+        assert gha(config, "volume", "init", str(mp), "--server", "knfsd",
+                   "--id-range", f"{7000 + 100 * n}-{7099 + 100 * n}").returncode == 0
+        for d, pseudo in (("top/sub", "/top/sub"), ("top", "/top")):
+            assert gha(config, "export", "add", str(mp), d, "--client", "127.0.0.1(rw)",
+                       "--pseudo", pseudo).returncode == 0
+        res = gha(config, "volume", "start", str(mp))
+        assert res.returncode == 0, res.stderr
+    lines = sorted(etab_lines(state))
+    assert len(lines) == 4
+    child = [l for l in lines if l.startswith(f"{vols[0]}/top/sub\t")]
+    res = gha(config, "export", "remove", str(vols[0]), "top")
+    assert res.returncode == 0 and "pseudo tree" not in res.stdout, res.stdout
+    assert [l for l in etab_lines(state) if l.startswith(f"{vols[0]}/")] == child
+    for mp in vols:
+        assert gha(config, "volume", "stop", str(mp)).returncode == 0
+        linux.umount(str(mp), lazy=True)
+    assert etab_lines(state) == []
