@@ -67,6 +67,13 @@ def pseudo_clash(ours: str, theirs: str) -> str | None:
     return None
 
 
+def pseudo_parent(pseudo: str, exports: Iterable[Export]) -> Export | None:
+    """The export whose pseudo path is the longest one strictly above `pseudo`: the export a
+    server with a pseudo tree mounts one at `pseudo` under, when both are live."""
+    above = [e for e in exports if pseudo_under(pseudo, e.pseudo)]
+    return max(above, key=lambda e: len(e.pseudo)) if above else None
+
+
 def pseudo_depth(pseudo: str) -> int:
     """The number of components of a normalised pseudo path ('/a/b' → 2)."""
     return pseudo.count("/")

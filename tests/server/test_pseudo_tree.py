@@ -123,6 +123,21 @@ def test_a_parent_added_after_its_child_does_not_hide_it(tree):
     assert not {e for e in lab.show_exports() if 5000 <= e <= 5099}
 
 
+def test_a_child_without_its_directory_in_the_parent_is_refused_before_ganesha(tree):
+    """Ganesha would refuse it ("1 validation errors in block EXPORT"; its log: "LOOKUP sub
+    failed ... can't create directory on non-PSEUDO FSAL"); ganesha-ha says why, exit 2."""
+    lab, vol = tree
+    lab.cli("volume", "start", str(vol), check=True)
+    add(lab, vol, "top", "/top")
+    registry = (vol / ".ganesha-ha" / "registry.json").read_bytes()
+    proc = lab.cli("export", "add", str(vol), "child", "--client", "127.0.0.1", "--pseudo", "/top/nothere")
+    assert proc.returncode == 2 and f"{vol / 'top' / 'nothere'}, which is not a directory" in proc.stderr, proc.stderr
+    assert (vol / ".ganesha-ha" / "registry.json").read_bytes() == registry
+    (vol / "top" / "nothere").mkdir()
+    add(lab, vol, "child", "/top/nothere")
+    assert read(lab, "/top/nothere/marker") == "child\n"
+
+
 def test_a_repair_brings_a_lost_parent_back_above_its_live_child(tree):
     """The parent withdrawn behind our back (only possible once its child is gone: Ganesha
     refuses otherwise), the child added back standalone: the monitor's repair remounts the

@@ -541,3 +541,27 @@ def test_a_range_overlapping_another_volume_mounted_here_is_refused():
         with pytest.raises(ConflictError, match="overlaps .* the range of the volume /srv/[ab] mounted on this node"):
             check_range_free(rng, others)
     check_range_free((2000, 2999), others, served={3000, 1999})
+
+
+def test_a_child_needs_its_directory_in_the_parent_export(vol, fake):
+    """Ganesha reaches /top/sub through the directory `sub` of the export at /top."""
+    vol.start()
+    vol.add("b", ["127.0.0.1"], pseudo="/top")
+    before, calls = meaning(vol), list(fake.calls)
+    with pytest.raises(ValidationError, match=r"/top/sub lies below the export /top, and Ganesha reaches it "
+                                              r"through .*/b/sub, which is not a directory") as err:
+        vol.add("c", ["127.0.0.1"], pseudo="/top/sub")
+    assert err.value.exit_code == 2 and meaning(vol) == before and fake.calls == calls
+    vol.add("c", ["127.0.0.1"], pseudo="/elsewhere/sub")
+    with pytest.raises(ValidationError, match="which is not a directory"):
+        vol.update("b", pseudo="/elsewhere")       # b would become the parent of /elsewhere/sub
+    with pytest.raises(ValidationError, match="which is not a directory"):
+        vol.update("c", pseudo="/top/sub")
+    (vol.mountpoint / "b" / "sub").mkdir()
+    vol.update("c", pseudo="/top/sub")
+    assert fake.hidden() == [] and {e.pseudo for _, e in fake.live.values()} == {"/top", "/top/sub"}
+    assert fake.calls[:len(calls)] == calls
+    # an FSAL that is not the host's directory (MEM) is not looked into; knfsd has no pseudo tree
+    vol.update("b", fsal="MEM")
+    (vol.mountpoint / "b" / "sub").rmdir()
+    vol.update("c", pseudo="/top/sub2")
