@@ -7,8 +7,8 @@ action, so that:
   before every apply; exports are withdrawn children first (deepest pseudo path first) and
   applied parents first (shallowest first), Export_Id breaking ties. Ganesha mounts each
   export it adds into its pseudo tree under the live export whose pseudo path is the longest
-  prefix of its own, found by a LOOKUP inside that export (src/FSAL/FSAL_PSEUDO/ and
-  src/support/exports.c: pseudo_mount_export); it refuses to remove an export that still
+  prefix of its own, found by a LOOKUP inside that export (src/Protocols/NFS/nfs4_pseudo.c:
+  pseudo_mount_export, make_pseudofs_node); it refuses to remove an export that still
   has exports mounted under it ("Cannot remove export with submounts",
   src/support/export_mgr.c: gsh_export_removeexport); and an export added over a live child
   hides that child (clients at the child's pseudo path see the parent's directory of that

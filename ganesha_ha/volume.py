@@ -148,8 +148,9 @@ class Volume:
     def require_junctions(self, state: RegistryState, exp: Export) -> None:
         """On a server with a pseudo tree (Ganesha), an export below another in the pseudo
         tree is reached through the directory of that name inside the parent export: Ganesha
-        LOOKUPs it and creates directories only in its own PSEUDO FSAL (measured on 4.3: the
-        AddExport fails with "1 validation errors in block EXPORT"). So, for `exp` and the
+        LOOKUPs it and creates directories only in its own PSEUDO FSAL ("can't create
+        directory on non-PSEUDO FSAL", src/Protocols/NFS/nfs4_pseudo.c: make_pseudofs_node;
+        measured on 4.3: the AddExport fails with "1 validation errors in block EXPORT"). So, for `exp` and the
         exports it becomes the parent of, that directory must exist in a parent backed by a
         local file system (VFS, XFS, or an FSAL stacked on one): ValidationError (exit 2)
         before anything is written, instead of the server's refusal after."""
