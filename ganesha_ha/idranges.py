@@ -54,17 +54,6 @@ def count_within(ranges: Ranges, lo: int, hi: int) -> int:
     return sum(max(0, min(b, hi) - max(a, lo) + 1) for a, b in ranges)
 
 
-def outside(ranges: Ranges, lo: int, hi: int) -> Ranges:
-    """The members of `ranges` outside lo..hi."""
-    out = []
-    for a, b in ranges:
-        if a < lo:
-            out.append((a, min(b, lo - 1)))
-        if b > hi:
-            out.append((max(a, hi + 1), b))
-    return normalise(out)
-
-
 def text(ranges: Ranges, limit: int = 4) -> str:
     """'3000-3004, 3007' (the first `limit` ranges, then '...')."""
     parts = [f"{a}-{b}" if a != b else str(a) for a, b in ranges[:limit]]
