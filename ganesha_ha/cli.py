@@ -56,7 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--server", required=True, choices=SERVERS,
                    help="; ".join(f"{b.name}: {b.description}" for b in BACKENDS))
     v.add_argument("--id-range", type=_id_range, metavar="LOW-HIGH",
-                   help="Export_Ids this volume may use (default: a random free block)")
+                   help="Export_Ids this volume may use, apart from the ranges of the volumes mounted "
+                        "here and the ids this node's server serves (default: a random free block)")
+    v.add_argument("--json", action="store_true")
+    v = vsub.add_parser("set-range", help="move or widen the volume's Export_Id range (it must hold every "
+                                          "export's id; retired ids stay retired)")
+    v.add_argument("mountpoint")
+    v.add_argument("id_range", type=_id_range, metavar="LOW-HIGH")
     v.add_argument("--json", action="store_true")
     for name, text in (("start", "make all exports live on this node (what the agent's start does)"),
                        ("stop", "withdraw all exports from this node (what the agent's stop does)"),
@@ -84,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--fsal", metavar="NAME", default="VFS" if adding else None, help="Ganesha FSAL (default VFS)")
         e.add_argument("--record-only", action="store_true",
                        help="change the registry only; the next start or monitor applies it")
+        e.add_argument("--force", action="store_true",
+                       help=("take an Export_Id or fsid that a removed export had" if adding else
+                             "change the Export_Id or fsid (clients that have the export mounted get stale "
+                             "file handles), or take one that a removed export had"))
         e.add_argument("--json", action="store_true")
 
     e = esub.add_parser("add", help="export a directory of the volume")
@@ -157,6 +167,14 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
                      "export_id_range": [lo, hi]},
               f"initialised {vol.mountpoint}: server {state.server}, Export_Ids {lo}-{hi}")
         return 0
+    if args.action == "set-range":
+        before, after = vol.set_range(args.id_range)
+        lo, hi = after.id_range
+        _emit(args, {"mountpoint": str(vol.mountpoint), "export_id_range": [lo, hi],
+                     "previous_range": list(before.id_range), "ids_left": after.ids_left()},
+              f"{vol.mountpoint}: Export_Ids {lo}-{hi} (was {before.id_range[0]}-{before.id_range[1]}), "
+              f"{after.ids_left()} left")
+        return 0
     if args.action == "start":
         res = vol.start()
         _emit(args, {"applied": res.applied, "recovery_records": res.recovery_records, "grace": res.grace},
@@ -178,14 +196,20 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
         return 0 if res.running else 7
     # status
     state, rows = vol.exports_with_status()
-    active = vol.is_active(state)
+    active = vol.is_active()
+    from . import idranges
+
     data = {"mountpoint": str(vol.mountpoint), "server": state.server, "uuid": state.volume_uuid,
-            "export_id_range": list(state.id_range), "active_here": active,
-            "exports": [_export_json(e, live, str(vol.mountpoint)) for e, live in rows]}
+            "export_id_range": list(state.id_range), "ids_left": state.ids_left(),
+            "retired": {"export_ids": [list(r) for r in state.retired_ids],
+                        "fsids": [list(r) for r in state.retired_fsids]},
+            "active_here": active, "exports": [_export_json(e, live, str(vol.mountpoint)) for e, live in rows]}
     live_n = sum(1 for _, live in rows if live)
+    retired = idranges.count_within(state.retired_ids, *state.id_range)
     _emit(args, data, f"{vol.mountpoint}: server {state.server}, {len(rows)} exports, {live_n} live, "
                       f"{'active' if active else 'not active'} on this node, Export_Ids "
-                      f"{state.id_range[0]}-{state.id_range[1]}")
+                      f"{state.id_range[0]}-{state.id_range[1]}: {state.ids_left()} left"
+                      + (f" ({retired} retired)" if retired else ""))
     return 0
 
 
@@ -193,7 +217,9 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
     from .volume import Volume
 
     if args.action == "list":
-        mountpoints = [args.mountpoint] if args.mountpoint else mounted_volumes()
+        from .registry import mounted_registries
+
+        mountpoints = [args.mountpoint] if args.mountpoint else mounted_registries()
         out: list[dict[str, Any]] = []
         rows: list[list[str]] = []
         for mp in mountpoints:
@@ -221,7 +247,7 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
     if args.action == "add":
         res = vol.add(args.directory, args.clients, pseudo=args.pseudo, export_id=args.export_id,
                       fsid=args.fsid, access=args.access, squash=args.squash, fsal=args.fsal,
-                      record_only=args.record_only)
+                      record_only=args.record_only, force=args.force)
         verb = "added"
     elif args.action == "update":
         if not any(getattr(args, k) is not None for k in ("clients", "pseudo", "export_id", "fsid",
@@ -229,40 +255,17 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
             raise ValidationError("update", "nothing to change; give at least one option")
         res = vol.update(args.export, clients=args.clients, pseudo=args.pseudo, export_id=args.export_id,
                          fsid=args.fsid, access=args.access, squash=args.squash, fsal=args.fsal,
-                         record_only=args.record_only)
+                         record_only=args.record_only, force=args.force)
         verb = "updated"
     else:
         res = vol.remove(args.export, record_only=args.record_only)
         verb = "removed"
     e = res.export
     data = _export_json(e, res.live, str(vol.mountpoint)) | {"action": verb, "note": res.note}
-    where = "live" if res.live else res.note
+    where = ("live" + (f"; {res.note}" if res.note else "")) if res.live else res.note
     _emit(args, data, f"{verb} {vol.registry.abspath(e)} (Export_Id {e.export_id}, pseudo {e.pseudo}, "
                       f"fsid {e.knfsd.fsid}): {where}")
     return 0
-
-
-def mounted_volumes() -> list[str]:
-    """Mount points on this node that carry a ganesha-ha registry (from /proc/self/mountinfo)."""
-    found: list[str] = []
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
-            for line in fh:
-                fields = line.split()
-                if len(fields) > 4:
-                    mp = _unescape_mount(fields[4])
-                    if mp not in found and os.path.isfile(os.path.join(mp, ".ganesha-ha", "registry.json")):
-                        found.append(mp)
-    except OSError:
-        pass
-    return found
-
-
-def _unescape_mount(text: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as octal (\\040 ...)."""
-    import re
-
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
 
 
 def cmd_install_agent(args: argparse.Namespace, settings) -> int:

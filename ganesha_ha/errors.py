@@ -108,6 +108,18 @@ class IdCollisionError(ConflictError):
     ocf_rc = OCF_ERR_PERM
 
 
+class PseudoCollisionError(ConflictError):
+    """A pseudo path of this volume meets one that this node's server already serves for
+    another volume: the same path, or one nested in the other (plan.py: the server would
+    mount one export inside the other's).
+
+    Local to this node, like IdCollisionError: the agent bans the resource from this node
+    (OCF_ERR_PERM), the volume may run on a node where the other volume is not.
+    """
+
+    ocf_rc = OCF_ERR_PERM
+
+
 class ServerUnavailableError(GaneshaHAError):
     """The NFS server or its control channel (D-Bus, exportfs) is not reachable now."""
 

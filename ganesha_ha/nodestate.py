@@ -36,12 +36,27 @@ def mark_name(mountpoint: Path) -> str:
     return name
 
 
+def active_records(runtime_dir: Path) -> list[dict[str, Any]]:
+    """The active marks of every volume active on this node (what each start applied),
+    unreadable ones left out: they are a cross-check, never the only guard."""
+    out = []
+    for path in sorted((runtime_dir / "active").glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
+
+
 class NodeState:
     """The node-local marks of the volume mounted at `mountpoint`."""
 
     def __init__(self, runtime_dir: Path, mountpoint: Path):
         name = mark_name(mountpoint)
         self.runtime_dir = runtime_dir
+        self.mountpoint = mountpoint
         self.active_path = runtime_dir / "active" / f"{name}.json"
         self.restored_path = runtime_dir / "restored" / name
 
@@ -74,6 +89,10 @@ class NodeState:
 
     def clear_active(self) -> None:
         self._remove(self.active_path)
+
+    def others_active(self) -> list[dict[str, Any]]:
+        """The active marks of the other volumes active on this node."""
+        return [r for r in active_records(self.runtime_dir) if r.get("mountpoint") != str(self.mountpoint)]
 
     # ---- restored ---------------------------------------------------------------------
     def restored(self) -> bool:

@@ -6,24 +6,30 @@ Layout under `<mount point>/.ganesha-ha/` (mode 0700, root-owned):
   rmtab                  knfsd's client-recovery store (recovery/rmtab.py)
   ganesha-recovery.json  Ganesha's client-recovery store (recovery/ganesha_records.py)
 
-registry.json, schema version 2 (JSON, keys sorted, indented, written atomically):
-  {"schema": "ganesha-ha/registry", "version": 2, "generation": N,
+registry.json, schema version 3 (JSON, keys sorted, indented, written atomically):
+  {"schema": "ganesha-ha/registry", "version": 3, "generation": N,
    "volume": {"uuid": "...", "server": "knfsd" | "ganesha", "export_id_range": [LOW, HIGH]},
+   "retired": {"export_ids": [[LOW, HIGH], ...], "fsids": [[LOW, HIGH], ...]},
    "exports": [{"path": "data", "export_id": 3000, "pseudo": "/data",
                 "clients": [{"host": "192.0.2.0/24", "options": ["rw", "no_root_squash"]}],
                 "access": "RW", "squash": "root_squash",
                 "knfsd": {"fsid": "<number or UUID>"},
                 "ganesha": {"fsal": {"name": "VFS"}},   # and "options": [[key, value]], "stacked": {...}
                 "comment": "..."}]}                     # only when set
-Version 1 kept "fsid" and "fsal" (an FSAL name) beside the common fields: it is read through
-an explicit migration (`export_from_dict`) and written as version 2 by the next save. A
-registry of a newer version than this code knows is refused (upgrade that node).
+Version 1 kept "fsid" and "fsal" (an FSAL name) beside the common fields; version 2 had no
+"retired". Older versions are read through explicit migrations (`export_from_dict` for each
+export, `_DOC_MIGRATIONS` for the whole document) and written as version 3 by the next save.
+A registry of a newer version than this code knows is refused (upgrade that node).
 
 Export_Id allocation: each volume owns a range of ids recorded in its registry
 (`export_id_range`, chosen at `volume init`: given with `--id-range`, or a random free block
-of `id_block` ids). Ids are allocated from that range once and never change. Volumes that
-may meet on one node must have disjoint ranges; a collision is detected at `export add`
-and at agent start against what the node's server already serves.
+of `id_block` ids; moved or widened with `volume set-range`). Ids are allocated from that
+range once and never change, and an id, or a numeric fsid, that a removed export had is
+retired: never handed out again, since a client may still hold a file handle carrying it
+(`retired`, kept as ranges by idranges.py so that it stays small). Volumes that may meet on
+one node must have disjoint ranges; a collision is detected at `export add` and at agent
+start against what the node's server already serves, and at `volume init`/`set-range`
+against the ranges of the volumes mounted on this node.
 """
 from __future__ import annotations
 
@@ -36,11 +42,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import idranges
 from .errors import (ConflictError, GaneshaHAError, LockTimeout, NotFoundError,
                      NotInitialisedError, RegistryError, ValidationError)
 from .fsutil import (atomic_write, check_secure_dir, check_secure_file, ensure_secure_dir, read_secure,
                      remove_stale_temps, require_mountpoint)
-from .model import EXPORT_ID_MAX, EXPORT_ID_MIN, Export, new_fsid, normalize_relpath
+from .model import (EXPORT_ID_MAX, EXPORT_ID_MIN, FSID_NUM_MAX, Export, new_fsid, normalize_fsid, normalize_relpath,
+                    validate_export_id)
 from .record import Record, replace
 from .servers import SERVERS
 
@@ -52,7 +60,7 @@ STATE_DIR = ".ganesha-ha"
 REGISTRY_FILE = "registry.json"
 LOCK_FILE = "lock"
 SCHEMA_NAME = "ganesha-ha/registry"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class RegistryState(Record, frozen=True):
@@ -63,6 +71,8 @@ class RegistryState(Record, frozen=True):
     id_range: tuple[int, int]
     exports: tuple[Export, ...] = ()
     generation: int = 0
+    retired_ids: idranges.Ranges = ()     # Export_Ids of removed exports (idranges.py)
+    retired_fsids: idranges.Ranges = ()   # numeric fsids of removed exports (a UUID is never generated twice)
 
     def __post_init__(self) -> None:
         if self.server not in SERVERS:
@@ -70,6 +80,14 @@ class RegistryState(Record, frozen=True):
         lo, hi = self.id_range
         if not (EXPORT_ID_MIN <= lo <= hi <= EXPORT_ID_MAX):
             raise ValidationError("id_range", f"must lie within {EXPORT_ID_MIN}-{EXPORT_ID_MAX}, got {lo}-{hi}")
+        for name, top in (("retired_ids", EXPORT_ID_MAX), ("retired_fsids", FSID_NUM_MAX)):
+            try:
+                ranges = idranges.normalise(getattr(self, name))
+            except (TypeError, ValueError) as exc:
+                raise ValidationError(name, f"must be ranges of whole numbers: {exc}") from None
+            if ranges and not (1 <= ranges[0][0] and ranges[-1][1] <= top):
+                raise ValidationError(name, f"must lie within 1-{top}")
+            object.__setattr__(self, name, ranges)
         check_unique(self.exports)
 
     # -- queries ---------------------------------------------------------------------
@@ -94,14 +112,73 @@ class RegistryState(Record, frozen=True):
     def without(self, exp: Export) -> "RegistryState":
         return replace(self, exports=tuple(e for e in self.exports if e.path != exp.path))
 
+    def id_retired(self, export_id: int) -> bool:
+        return idranges.contains(self.retired_ids, export_id)
+
+    def fsid_retired(self, fsid: str) -> bool:
+        """Whether `fsid` (normalised, model.normalize_fsid) is a retired numeric fsid."""
+        return fsid.isdigit() and idranges.contains(self.retired_fsids, int(fsid))
+
+    def check_new_identity(self, export_id: int | None, fsid: str | None, force: bool = False) -> None:
+        """An Export_Id or fsid given for a new identity (`export add`, `update --force`): the
+        Export_Id must be a valid one in the volume's range (ValidationError: the ids of other
+        ranges belong to other volumes), and neither may have been retired by a removed export
+        unless `force` (ConflictError: a client may still hold a file handle carrying it, which
+        would then reach this export; the one good reason is that export coming back)."""
+        retired = []
+        if export_id is not None:
+            export_id = validate_export_id(export_id)
+            lo, hi = self.id_range
+            if not lo <= export_id <= hi:
+                raise ValidationError("export_id", f"{export_id} is outside this volume's range {lo}-{hi} (the "
+                                                   "ids of other ranges belong to other volumes); move or widen "
+                                                   "the range with 'ganesha-ha volume set-range'")
+            if self.id_retired(export_id):
+                retired.append(f"Export_Id {export_id}")
+        if fsid is not None and self.fsid_retired(normalize_fsid(fsid)):
+            retired.append(f"fsid {normalize_fsid(fsid)}")
+        if retired and not force:
+            raise ConflictError(f"{' and '.join(retired)} belonged to a removed export of this volume: clients may "
+                                "still hold file handles carrying it, which would reach this export; give --force "
+                                "if this is that export's directory coming back")
+
     def allocate_export_id(self, taken: Iterable[int] = ()) -> int:
+        """The lowest id of the range that no export has, had (retired) or is `taken` (served
+        by this node for something else); ConflictError when there is none."""
         used = {e.export_id for e in self.exports} | set(taken)
         lo, hi = self.id_range
-        for candidate in range(lo, hi + 1):
+        candidate = idranges.next_outside(self.retired_ids, lo)
+        while candidate <= hi:
             if candidate not in used:
                 return candidate
-        raise ConflictError(f"this volume's Export_Id range {lo}-{hi} is full; widen it with "
-                            "'ganesha-ha volume set-range'")
+            candidate = idranges.next_outside(self.retired_ids, candidate + 1)
+        raise ConflictError(f"this volume's Export_Id range {lo}-{hi} has no id left ({self.ids_text()}); "
+                            "widen or move it with 'ganesha-ha volume set-range'")
+
+    def ids_left(self, taken: Iterable[int] = ()) -> int:
+        """How many ids of the range are still to be handed out: not in use, not retired,
+        not `taken`."""
+        lo, hi = self.id_range
+        gone = {i for i in {e.export_id for e in self.exports} | set(taken)
+                if lo <= i <= hi and not self.id_retired(i)}
+        return hi - lo + 1 - len(gone) - idranges.count_within(self.retired_ids, lo, hi)
+
+    def ids_text(self) -> str:
+        lo, hi = self.id_range
+        in_use = sum(1 for e in self.exports if lo <= e.export_id <= hi)
+        return f"{in_use} in use, {idranges.count_within(self.retired_ids, lo, hi)} retired"
+
+    def retiring(self, before: "RegistryState") -> "RegistryState":
+        """This state, with the Export_Ids and numeric fsids that exports of `before` had and
+        no export has now added to the retired ones (a removal, an identity changed with
+        --force): never handed out again."""
+        ids = {e.export_id for e in before.exports} - {e.export_id for e in self.exports}
+        fsids = {e.knfsd.fsid for e in before.exports} - {e.knfsd.fsid for e in self.exports}
+        numbers = [int(f) for f in fsids if f.isdigit()]
+        if not ids and not numbers:
+            return self
+        return replace(self, retired_ids=idranges.add(self.retired_ids, ids),
+                       retired_fsids=idranges.add(self.retired_fsids, numbers))
 
     def allocate_fsid(self) -> str:
         used = {e.knfsd.fsid for e in self.exports}
@@ -117,6 +194,8 @@ class RegistryState(Record, frozen=True):
             "volume": {"uuid": self.volume_uuid, "server": self.server,
                        "export_id_range": list(self.id_range)},
             "generation": self.generation,
+            "retired": {"export_ids": [list(r) for r in self.retired_ids],
+                        "fsids": [list(r) for r in self.retired_fsids]},
             "exports": [e.to_dict() for e in self.exports],
         }
         return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
@@ -137,11 +216,15 @@ class RegistryState(Record, frozen=True):
             raise RegistryError(f"{source} has schema version {version}, newer than this ganesha-ha "
                                 f"understands ({SCHEMA_VERSION}); upgrade ganesha-ha on this node")
         try:
+            for migrate in _DOC_MIGRATIONS[version - 1:]:
+                doc = migrate(doc)
             vol = doc["volume"]
             lo, hi = vol["export_id_range"]
             exports = tuple(export_from_dict(e, version) for e in doc.get("exports", []))
+            retired = doc["retired"]
             return cls(volume_uuid=str(vol["uuid"]), server=vol["server"], id_range=(int(lo), int(hi)),
-                       exports=exports, generation=int(doc.get("generation", 0)))
+                       exports=exports, generation=int(doc.get("generation", 0)),
+                       retired_ids=_pairs(retired["export_ids"]), retired_fsids=_pairs(retired["fsids"]))
         except GaneshaHAError as exc:
             raise RegistryError(f"{source} is invalid: {exc}") from None
         except (KeyError, TypeError, ValueError) as exc:
@@ -167,9 +250,45 @@ def _export_v1_to_v2(data: Any) -> Any:
     return out
 
 
-# _MIGRATIONS[n - 1] turns an export of schema n into one of schema n + 1
-_MIGRATIONS: tuple[Callable[[Any], Any], ...] = (_export_v1_to_v2,)
-assert len(_MIGRATIONS) == SCHEMA_VERSION - 1
+def _export_v2_to_v3(data: Any) -> Any:
+    """An export's fields are the same in schema 3 (what changed is the document's: `retired`)."""
+    return data
+
+
+def _doc_unchanged(doc: Any) -> Any:
+    return doc
+
+
+def _v2_to_v3_retired(doc: Any) -> Any:
+    """Schema 3 remembers the ids of removed exports ("retired"). A registry of schema 1 or 2
+    does not know them, and those versions handed a freed id out again, lowest first: every
+    id of the range below the highest one in use may be in a client's file handle, so those
+    not in use now are retired. Numeric fsids of removed exports cannot be known: none."""
+    lo, hi = (int(x) for x in doc["volume"]["export_id_range"])
+    used = {int(e["export_id"]) for e in doc.get("exports", [])}
+    top = max((i for i in used if lo <= i <= hi), default=lo - 1)
+    ids = idranges.add((), (i for i in range(lo, top + 1) if i not in used))
+    return dict(doc, retired={"export_ids": [list(r) for r in ids], "fsids": []})
+
+
+def _pairs(value: Any) -> list[tuple[int, int]]:
+    """[[low, high], ...] from the registry; TypeError/ValueError when malformed."""
+    if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2 for p in value):
+        raise ValueError("retired ranges")
+    return [(_whole(lo), _whole(hi)) for lo, hi in value]
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{value!r} in the retired ranges")
+    return value
+
+
+# _MIGRATIONS[n - 1] turns an export of schema n into one of schema n + 1, _DOC_MIGRATIONS[n - 1]
+# the whole document (after which each export is read through _MIGRATIONS)
+_MIGRATIONS: tuple[Callable[[Any], Any], ...] = (_export_v1_to_v2, _export_v2_to_v3)
+_DOC_MIGRATIONS: tuple[Callable[[Any], Any], ...] = (_doc_unchanged, _v2_to_v3_retired)
+assert len(_MIGRATIONS) == len(_DOC_MIGRATIONS) == SCHEMA_VERSION - 1
 
 
 def _matches(exp: Export, key: str | int) -> bool:
@@ -191,6 +310,35 @@ def check_unique(exports: Iterable[Export]) -> None:
                 raise ConflictError(f"{what} {value!r} of export '{exp.path or '/'}' is already used by "
                                     f"export '{other or '/'}'")
             seen[what][value] = exp.path
+
+
+def check_range_free(id_range: tuple[int, int], others: Iterable[tuple[str, tuple[int, int]]],
+                     served: Iterable[int] = (), server: str = "this node's server") -> None:
+    """ConflictError (exit 5) when the Export_Id range `id_range` overlaps the range of one of
+    `others` ((mount point, range) of the other volumes mounted on this node) or holds one
+    of `served` (ids this node's server serves now for something else)."""
+    lo, hi = id_range
+    for mountpoint, (olo, ohi) in others:
+        if olo <= hi and lo <= ohi:
+            raise ConflictError(f"Export_Id range {lo}-{hi} overlaps {olo}-{ohi}, the range of the volume "
+                                f"{mountpoint} mounted on this node; choose a range apart from it")
+    inside = sorted(i for i in set(served) if lo <= i <= hi)
+    if inside:
+        raise ConflictError(f"Export_Id range {lo}-{hi} holds {idranges.text(idranges.add((), inside))}, "
+                            f"served now by {server} for something else; choose a range apart from them")
+
+
+def mounted_registries() -> list[Path]:
+    """Mount points on this node that carry a ganesha-ha registry (from mountinfo), in the
+    kernel's order."""
+    from .linux import mount_points
+
+    found: list[Path] = []
+    for mp in mount_points():
+        path = Path(mp)
+        if path not in found and (path / STATE_DIR / REGISTRY_FILE).is_file():
+            found.append(path)
+    return found
 
 
 def random_id_range(block: int, avoid: Iterable[int] = ()) -> tuple[int, int]:

@@ -12,23 +12,28 @@ class BackendInfo:
     """One row of the backend table. A plain class, as ocf.Param: `meta-data` reads the table
     and imports nothing else of the package (record.py included) on its way."""
 
-    __slots__ = ("name", "description", "module", "factory", "programs", "call_timeout")
+    __slots__ = ("name", "description", "module", "factory", "programs", "call_timeout", "pseudo_tree")
 
     def __init__(self, name: str, description: str, module: str, factory: str, programs: str,
-                 call_timeout: tuple[str, str]):
+                 call_timeout: tuple[str, str], pseudo_tree: bool = False):
         self.name = name                  # in the registry and the agent's server= parameter
         self.description = description    # one phrase, for the agent's meta-data and the CLI's help
         self.module = module              # the module under ganesha_ha.backends that implements it
         self.factory = factory            # its class, called with the settings
         self.programs = programs          # what a node needs to serve it (for messages and docs)
         self.call_timeout = call_timeout  # the setting (section, key) bounding one call to the server
+        # the server serves exports at their pseudo paths in one NFSv4 pseudo tree of its own,
+        # mounting each under the live export above it (plan.py): the order of changes
+        # matters, and pseudo paths must not meet another volume's (volume.py)
+        self.pseudo_tree = pseudo_tree
 
 
 BACKENDS: tuple[BackendInfo, ...] = (
     BackendInfo("knfsd", "the kernel NFS server, driven with exportfs", "knfsd", "KnfsdBackend",
                 "exportfs (nfs-kernel-server), as knfsd.exportfs names it", ("knfsd", "exportfs_timeout")),
     BackendInfo("ganesha", "NFS-Ganesha, driven live over D-Bus", "ganesha", "GaneshaBackend",
-                "dbus-python for the agent's interpreter (and nfs-ganesha)", ("ganesha", "dbus_timeout")),
+                "dbus-python for the agent's interpreter (and nfs-ganesha)", ("ganesha", "dbus_timeout"),
+                pseudo_tree=True),
 )
 SERVERS: tuple[str, ...] = tuple(b.name for b in BACKENDS)
 

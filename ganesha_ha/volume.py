@@ -25,10 +25,11 @@ from .context import VolumeContext
 from .errors import ApplyError, GaneshaHAError, ServerUnavailableError, ValidationError
 from .fsutil import require_mountpoint
 from .fsal import Fsal
-from .model import Export, GaneshaOptions, KnfsdOptions, parse_clients
+from .model import Export, GaneshaOptions, KnfsdOptions, normalize_fsid, parse_clients
 from .nodestate import NodeState
-from .record import Factory, Record
-from .registry import SCHEMA_VERSION, Registry, RegistryState, export_from_dict
+from .record import Factory, Record, replace
+from .registry import SCHEMA_VERSION, Registry, RegistryState, check_range_free, export_from_dict
+from .servers import backend_info
 from .settings import Settings
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
@@ -82,6 +83,7 @@ class Transaction:
         self.activate = False
         self.strays = False
         self.records = 0          # after the commit: client records restored
+        self.remounted: list[str] = []  # after the commit: unchanged exports withdrawn and applied again
         self.grace: str | None = None   # after the commit: what after_restore reported
 
     def reapply(self, exports: Iterable[Export]) -> None:
@@ -143,6 +145,31 @@ class Volume:
             return int(text)
         return self.registry.relpath(text)
 
+    def require_junctions(self, state: RegistryState, exp: Export) -> None:
+        """On a server with a pseudo tree (Ganesha), an export below another in the pseudo
+        tree is reached through the directory of that name inside the parent export: Ganesha
+        LOOKUPs it and creates directories only in its own PSEUDO FSAL ("can't create
+        directory on non-PSEUDO FSAL", src/Protocols/NFS/nfs4_pseudo.c: make_pseudofs_node;
+        measured on 4.3: the AddExport fails with "1 validation errors in block EXPORT"). So, for `exp` and the
+        exports it becomes the parent of, that directory must exist in a parent backed by a
+        local file system (VFS, XFS, or an FSAL stacked on one): ValidationError (exit 2)
+        before anything is written, instead of the server's refusal after."""
+        from .plan import pseudo_parent
+
+        if not backend_info(state.server).pseudo_tree:
+            return
+        others = [e for e in state.exports if e.path != exp.path]
+        pairs = [(parent, exp) for parent in [pseudo_parent(exp.pseudo, others)] if parent is not None]
+        pairs += [(exp, child) for child in others if pseudo_parent(child.pseudo, state.exports) == exp]
+        for parent, child in pairs:
+            if not _local_fsal(parent.ganesha.fsal):
+                continue
+            junction = self.registry.abspath(parent) / child.pseudo[len(parent.pseudo) + 1:]
+            if not junction.is_dir():
+                raise ValidationError("pseudo", f"{child.pseudo} lies below the export {parent.pseudo}, and Ganesha "
+                                                f"reaches it through {junction}, which is not a directory; create "
+                                                f"it, or give a pseudo path outside {parent.pseudo}")
+
     def require_directory(self, rel: str) -> None:
         """The directory `rel` of the volume exists and is reached without leaving the volume."""
         require_directory(self.registry.abspath(rel), self.mountpoint)
@@ -178,22 +205,30 @@ class Volume:
         base, new, backend, ctx = tx.base, tx.state, tx.backend, tx.ctx
         from .plan import APPLY, plan_changes, plan_undo  # here: a monitor of a correct volume needs no plan
 
-        steps = plan_changes(base.exports, new.exports, tx.reapplied)
+        submounts = backend_info(backend.name).pseudo_tree
+        absent = self._absent(tx) if submounts else set()
+        steps = plan_changes(base.exports, new.exports, tx.reapplied, absent, submounts)
         applying = [s.export for s in steps if s.action == APPLY]
         for exp in applying:
             backend.check_export(exp, self.mountpoint)
         if tx.live and applying:
             backend.check_collisions(ctx, applying)
+            if submounts:
+                from .neighbours import check_pseudo_paths
+
+                check_pseudo_paths(self.node, backend.served_ids, applying, self.registry.abspath)
+        tx.remounted = remounted(steps, base.exports, new.exports)
         changed = tx.changed
-        if changed:
-            tx.state = self.registry.save(new)
+        if changed:  # the ids and fsids of exports that go are never handed out again
+            tx.state = self.registry.save(new.retiring(base))
         if not tx.live:
             return
+        progress = Progress()
         try:
             if tx.restore:
                 tx.records = restore_recovery(backend, ctx)
                 self.node.set_restored()
-            run_steps(backend, ctx, steps)
+            run_steps(backend, ctx, steps, progress)
             if tx.strays:
                 backend.withdraw_stray(ctx, new.exports)
             if tx.activate:
@@ -202,25 +237,81 @@ class Volume:
             if not changed:
                 raise
             self.registry.save(base)
-            _best_effort(lambda: run_steps(backend, ctx, plan_undo(base.exports, new.exports, tx.reapplied)))
+            undo = plan_undo(base.exports, new.exports, tx.reapplied, absent, submounts, progress.done)
+            for step in undo:  # each on its own: one that fails again must not keep the others back
+                _best_effort(lambda: run_steps(backend, ctx, [step]))
             raise _rolled_back(exc, f"{note} (registry rolled back)") from None
         if tx.activate or (steps and self.is_active()):  # what a stop must withdraw, even unmounted
             self._set_active(tx.state)
 
+    def _absent(self, tx: Transaction) -> set[str]:
+        """The re-applied exports the server does not serve now: where a parent comes back
+        under live children (a repair), they are remounted (plan.py). One call to the server,
+        only for a start or a repair."""
+        if not (tx.live and tx.reapplied):
+            return set()
+        known = tx.backend.live_paths(tx.ctx, [e for e in tx.base.exports if e.path in tx.reapplied])
+        return {path for path, is_live in known.items() if not is_live}
+
     # ---- volume lifecycle ---------------------------------------------------------------
     def init(self, server: str, id_range: tuple[int, int] | None = None) -> RegistryState:
-        avoid: Iterable[int] = ()
-        if id_range is None:
-            try:  # avoid the ids this node's server already serves, when it is up
-                avoid = get_backend(server, self.settings).served_ids()
-            except GaneshaHAError:
-                avoid = ()
+        """Create the volume's registry. A range given must not overlap the range of another
+        volume mounted on this node, nor hold an id this node's server serves now; a random
+        one avoids both (ConflictError, exit 5)."""
+        from .neighbours import ranges
+
+        others = ranges(self.mountpoint)
+        served = self._served_now(server)
+        if id_range is not None:
+            check_range_free(id_range, others, served, f"this node's {server}")
+            avoid: Iterable[int] = ()
+        else:
+            avoid = set(served).union(*(range(lo, hi + 1) for _, (lo, hi) in others))
         return self.registry.init(server, id_range, self.settings.registry["id_block"], avoid)
+
+    def set_range(self, id_range: tuple[int, int]) -> tuple[RegistryState, RegistryState]:
+        """Move or widen the volume's Export_Id range; returns the registry before and after.
+
+        Refused (ConflictError, exit 5) when an export's Export_Id would fall outside the new
+        range (ids never change: that export's clients would get stale handles), or when it
+        overlaps as at `init`. Retired ids stay retired, inside the range or not: they cost a
+        pair of numbers, and should the range come back over them they must still not be
+        handed out. A registry change only: nothing changes on the server.
+        """
+        from .errors import ConflictError
+        from .neighbours import ranges
+
+        lo, hi = id_range
+        with self.transaction(live=False) as tx:
+            state = tx.state
+            outside = [e for e in state.exports if not lo <= e.export_id <= hi]
+            if outside:
+                names = ", ".join(f"{self.registry.abspath(e)} ({e.export_id})" for e in outside[:3])
+                raise ConflictError(f"Export_Id range {lo}-{hi} leaves out {len(outside)} export(s) of this "
+                                    f"volume: {names}; an Export_Id never changes, so the range must hold them")
+            ours = {e.export_id for e in state.exports}
+            check_range_free(id_range, ranges(self.mountpoint),
+                             set(self._served_now(state.server)) - ours, f"this node's {state.server}")
+            tx.state = replace(state, id_range=(lo, hi))
+        return tx.base, tx.state
+
+    def _served_now(self, server: str) -> set[int]:
+        """The ids `server` serves on this node now; none when it is not up (nothing to avoid
+        now; `export add` and the start check again against what it serves then)."""
+        try:
+            backend = self._backend if self._backend is not None and self._backend.name == server \
+                else get_backend(server, self.settings)
+            return backend.served_ids()
+        except GaneshaHAError:
+            return set()
 
     # ---- export changes -------------------------------------------------------------------
     def add(self, directory: str, clients: Sequence[str], *, pseudo: str | None = None,
             export_id: int | None = None, fsid: str | None = None, access: str = "RW",
-            squash: str = "root_squash", fsal: str = "VFS", record_only: bool = False) -> ChangeResult:
+            squash: str = "root_squash", fsal: str = "VFS", record_only: bool = False,
+            force: bool = False) -> ChangeResult:
+        """Export a directory of the volume. An Export_Id given must lie in the volume's range;
+        one, or a numeric fsid, that a removed export had is refused unless `force`."""
         rel = self.registry.relpath(directory)
         with self.transaction(live=False if record_only else None) as tx:
             existing = tx.state.get(rel)
@@ -230,6 +321,7 @@ class Volume:
                 raise ConflictError(f"{self.registry.abspath(rel)} is already exported (Export_Id "
                                     f"{existing.export_id}); use 'export update'")
             self.require_directory(rel)
+            tx.state.check_new_identity(export_id, fsid, force)
             exp = Export(
                 path=rel,
                 export_id=export_id if export_id is not None else tx.state.allocate_export_id(tx.served_ids()),
@@ -239,14 +331,30 @@ class Volume:
                 ganesha=GaneshaOptions(Fsal(fsal)),
             )
             tx.state = tx.state.with_export(exp)
+            self.require_junctions(tx.state, exp)
         return self._result(tx, exp, record_only)
 
     def update(self, key: str, *, clients: Sequence[str] | None = None, pseudo: str | None = None,
                export_id: int | None = None, fsid: str | None = None, access: str | None = None,
-               squash: str | None = None, fsal: str | None = None, record_only: bool = False) -> ChangeResult:
+               squash: str | None = None, fsal: str | None = None, record_only: bool = False,
+               force: bool = False) -> ChangeResult:
+        """Change an export. Its identity (Export_Id, fsid) is what every client's file
+        handles carry: changing it is refused unless `force` (ValidationError, exit 2), and
+        then the old one is retired; the new one follows the rules of `add`."""
         with self.transaction(live=False if record_only else None,
                               note="the export was left as it was") as tx:
             old = tx.state.find(self.key(key))
+            if export_id == old.export_id:
+                export_id = None
+            if fsid is not None and normalize_fsid(fsid) == old.knfsd.fsid:
+                fsid = None
+            for name, value, was in (("export_id", export_id, old.export_id), ("fsid", fsid, old.knfsd.fsid)):
+                if value is not None and not force:
+                    label = {"export_id": "Export_Id", "fsid": "fsid"}[name]
+                    raise ValidationError(name, f"changing the {label} of {self.registry.abspath(old)} from {was} "
+                                                f"to {value} gives every client that has it mounted stale file "
+                                                f"handles (ESTALE); give --force to change it anyway")
+            tx.state.check_new_identity(export_id, fsid, force)
             changes: dict[str, Any] = {}
             if clients is not None:
                 changes["clients"] = parse_clients(clients)
@@ -260,6 +368,8 @@ class Volume:
                 changes.update(ganesha=GaneshaOptions(Fsal(fsal)))
             new = old.with_changes(**changes)
             tx.state = tx.state.with_export(new)
+            if new.pseudo != old.pseudo or new.ganesha != old.ganesha:
+                self.require_junctions(tx.state, new)
         return self._result(tx, new, record_only)
 
     def remove(self, key: str, *, record_only: bool = False) -> ChangeResult:
@@ -269,10 +379,11 @@ class Volume:
             tx.state = tx.state.without(exp)
         return self._result(tx, exp, record_only)
 
-    @staticmethod
-    def _result(tx: Transaction, exp: Export, record_only: bool) -> ChangeResult:
+    def _result(self, tx: Transaction, exp: Export, record_only: bool) -> ChangeResult:
         if tx.live:
-            return ChangeResult(exp, True)
+            below = [str(self.registry.abspath(p)) for p in tx.remounted if p != exp.path]
+            return ChangeResult(exp, True, f"{len(below)} export(s) below it in the pseudo tree withdrawn and "
+                                           f"applied again, same identity ({', '.join(below)})" if below else "")
         if record_only:
             return ChangeResult(exp, False, "recorded only (--record-only); applied at the next start or monitor")
         return ChangeResult(exp, False, "recorded; the volume is not active on this node, applied at its next start")
@@ -329,7 +440,7 @@ class Volume:
             live = backend.live_paths(ctx, state.exports)
             from .plan import plan_changes
 
-            run_steps(backend, ctx, plan_changes(state.exports, ()))
+            run_steps(backend, ctx, plan_changes(state.exports, ()))  # children before parents
             withdrawn = sum(1 for is_live in live.values() if is_live)
             withdrawn += backend.withdraw_stray(ctx, state.exports)
         else:
@@ -388,8 +499,23 @@ class Volume:
         return changed
 
 
-def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step]) -> None:
-    """Carry out plan steps on the server, consecutive steps of one kind in one call."""
+class Progress(Record):
+    """How far `run_steps` got: `done` steps were carried out (a failed call's are not counted)."""
+
+    done: int = 0
+
+
+def _local_fsal(fsal: Fsal) -> bool:
+    """An FSAL that serves the host's directory itself (at the bottom of its stack)."""
+    while fsal.stacked is not None:
+        fsal = fsal.stacked
+    return fsal.name in ("VFS", "XFS")
+
+
+def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step],
+              progress: Progress | None = None) -> None:
+    """Carry out plan steps on the server in their order, consecutive steps of one kind in
+    one call; `progress` counts the steps of the calls that returned."""
     from .plan import APPLY, batches
 
     for action, exports in batches(steps):
@@ -397,6 +523,18 @@ def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step]) -> No
             backend.apply(ctx, exports)
         else:
             backend.withdraw(ctx, exports)
+        if progress is not None:
+            progress.done += len(exports)
+
+
+def remounted(steps: Sequence[Step], before: Sequence[Export], after: Sequence[Export]) -> list[str]:
+    """Paths of the exports a plan withdraws and applies again unchanged: the children of a
+    parent that goes or comes in the pseudo tree (plan.py), for the change's note."""
+    from .plan import WITHDRAW
+
+    same = set(before) & set(after)
+    out = [s.export.path for s in steps if s.action == WITHDRAW and s.export in same]
+    return sorted(out)
 
 
 def restore_recovery(backend: Backend, ctx: VolumeContext) -> int:

@@ -2,7 +2,10 @@
 
 It behaves like Ganesha at the interface: exports are live by Export_Id, an id can be served
 for a path of another volume (a collision), UpdateExport of a live id changes it in place,
-withdrawing what is not live is fine. Faults are set per test: `refuse` (paths whose apply
+withdrawing what is not live is fine. Like Ganesha's pseudo tree (plan.py), an export is
+mounted under the live export whose pseudo path is the longest prefix of its own, removing
+one with exports mounted under it is refused, and `hidden()` lists the live exports that a
+parent added after them hides from clients. Faults are set per test: `refuse` (paths whose apply
 or withdraw the server refuses: ApplyError), `hang` (names of the methods the server does
 not answer: ServerUnavailableError), `running`, `installed`. Every call that reaches the server is
 logged in `calls` as (method, [paths]).
@@ -57,6 +60,7 @@ class FakeBackend:
     def __init__(self, name: str = "ganesha"):
         self.name = name
         self.live: dict[int, tuple[str, Export]] = {}   # Export_Id -> (absolute path, export)
+        self.mounted_under: dict[int, int | None] = {}   # Export_Id -> the Export_Id it is mounted under
         self.running = True
         self.installed = True
         self.refuse: set[str] = set()
@@ -70,6 +74,16 @@ class FakeBackend:
         """Another volume's export, served by this node under `export_id`."""
         self.live[export_id] = (path, Export(path="", export_id=export_id, knfsd=KnfsdOptions("1"), pseudo="/foreign",
                                              clients=("*",)))
+
+    def _parent(self, pseudo: str) -> int | None:
+        above = [(len(e.pseudo), i) for i, (_, e) in self.live.items() if pseudo.startswith(e.pseudo + "/")]
+        return max(above)[1] if above else None
+
+    def hidden(self) -> list[str]:
+        """Pseudo paths of live exports that clients cannot reach: mounted before the export
+        now above them."""
+        return sorted(e.pseudo for i, (_, e) in self.live.items()
+                      if self.mounted_under.get(i) != self._parent(e.pseudo))
 
     def live_exports(self, ctx: VolumeContext) -> dict[str, Export]:
         """What is live for this volume, by relative path."""
@@ -141,6 +155,8 @@ class FakeBackend:
                 raise IdCollisionError(f"Export_Id {exp.export_id} is already served for {got[0]}")
             if exp.path in self.refuse:
                 raise ApplyError(f"the fake server refused {exp.path or '/'}")
+            if got is None:
+                self.mounted_under[exp.export_id] = self._parent(exp.pseudo)
             self.live[exp.export_id] = (self._abs(ctx, exp), exp)
 
     def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
@@ -152,6 +168,8 @@ class FakeBackend:
                 continue
             if exp.path in self.refuse:
                 raise ApplyError(f"the fake server refused to remove {exp.path or '/'}")
+            if any(self.mounted_under.get(i) == exp.export_id for i in self.live):
+                raise ApplyError(f"the fake server cannot remove {exp.pseudo}: it has submounts")
             del self.live[exp.export_id]
 
     def _strays(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[int]:

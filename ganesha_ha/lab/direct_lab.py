@@ -286,7 +286,7 @@ class DirectLab(LabRun):
             data = next(e for e in self.registry(dst) if e["pseudo"] == "/lab/data")
             new_id = data["export_id"] + 7
             D.cli("export", "update", str(self.mountpoint), "data", "--export-id", str(new_id),
-                  "--record-only")
+                  "--record-only", "--force")  # the very drift that --force exists to allow
             say(f"  BREAK export-id: /lab/data now Export_Id {new_id} in the registry "
                 f"(was {data['export_id']})")
         if "recovery" in breaks:

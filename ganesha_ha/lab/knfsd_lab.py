@@ -88,7 +88,8 @@ class KnfsdLab(DirectLab):
         self.mount_on(fo, dst, src, how)
         if "export-id" in breaks:
             old = reg_before.get(str(self.mountpoint / "data"))
-            D.cli("export", "update", str(self.mountpoint), "data", "--fsid", "4242", "--record-only")
+            D.cli("export", "update", str(self.mountpoint), "data", "--fsid", "4242", "--record-only",
+                  "--force")  # the very drift that --force exists to allow
             say(f"  BREAK identity: /lab/data now fsid 4242 in the registry (was {old})")
         if "recovery" in breaks:
             D.run(["rm", "-f", str(self.mountpoint / ".ganesha-ha" / "rmtab")], check=True)

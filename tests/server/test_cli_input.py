@@ -41,12 +41,12 @@ def cli_volumes(tmp_path_factory):
     config = work / "gha.conf"
     config.write_text(f"[node]\nruntime_dir = {work / 'run'}\n")
     vols = {}
-    for server in ("knfsd", "ganesha"):
+    for server, id_range in (("knfsd", "100-30000"), ("ganesha", "30001-60000")):  # apart: both mounted here
         mp = work / server
         mp.mkdir()
         linux.mount(f"gha-cli-{server}", str(mp), "tmpfs", 0, "size=16m,mode=0755")
         code, _, err = run_cli_inprocess(["--config", str(config), "volume", "init", str(mp), "--server", server,
-                                          "--id-range", "100-60000"])
+                                          "--id-range", id_range])
         assert code == 0, err
         vols[server] = mp
     try:

@@ -103,10 +103,11 @@ def test_id_served_for_another_path_is_a_collision(ganesha, vol, tmp_path):
     """Another volume's export already holds the id on this node's Ganesha."""
     (vol / "other").mkdir()
     ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1", "--export-id", "3005", check=True)
-    # simulate the other volume: remove ours from the registry only, then claim the id for another path
+    # simulate the other volume: remove ours from the registry only, then claim the id for another
+    # path (--force: the removal retired 3005 in this registry)
     ganesha.cli("export", "remove", str(vol), "data", "--record-only", check=True)
     before = registry_bytes(vol)
-    proc = ganesha.cli("export", "add", str(vol), "other", "--client", "127.0.0.1", "--export-id", "3005")
+    proc = ganesha.cli("export", "add", str(vol), "other", "--client", "127.0.0.1", "--export-id", "3005", "--force")
     assert_one_line_failure(proc, 5, "already served")
     assert registry_bytes(vol) == before
 

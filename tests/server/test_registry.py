@@ -29,7 +29,8 @@ def test_unique_constraints():
 
 def test_full_range_is_a_clear_error():
     st = RegistryState("u", "ganesha", (10, 10), (exp("a", 10),))
-    with pytest.raises(ConflictError, match="range 10-10 is full"):
+    with pytest.raises(ConflictError, match="range 10-10 has no id left .1 in use, 0 retired.; widen or move it "
+                                            "with 'ganesha-ha volume set-range'"):
         st.allocate_export_id()
 
 
@@ -128,9 +129,10 @@ def test_stale_temp_files_are_cleaned_by_next_writer(tmpfs_volume):
 V1_FIXTURE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "registry-v1.json")
 
 
-def test_a_version_1_registry_loads_unchanged_in_meaning_and_saves_as_version_2(tmp_path):
+def test_a_version_1_registry_loads_unchanged_in_meaning_and_saves_as_the_current_version(tmp_path):
     """tests/data/registry-v1.json is what ganesha-ha wrote before schema 2 (made with that
-    code): every field means the same after the migration, and the next save writes v2."""
+    code): every field means the same after the migration, and the next save writes the
+    current version."""
     from ganesha_ha.fsal import Fsal
 
     raw = open(V1_FIXTURE, "rb").read()
@@ -152,7 +154,8 @@ def test_a_version_1_registry_loads_unchanged_in_meaning_and_saves_as_version_2(
     with reg.locked():
         reg.save(st)
     v2 = json.loads((mp / ".ganesha-ha" / "registry.json").read_bytes())
-    assert v2["version"] == 2 and v2["generation"] == v1["generation"] + 1
+    assert v2["version"] == 3 and v2["generation"] == v1["generation"] + 1
+    assert v2["retired"] == {"export_ids": [], "fsids": []}, "ids 3000-3003 all in use: none retired"
     assert v2["exports"][3] == {
         "path": "mem", "export_id": 3003, "pseudo": "/mem", "access": "RW", "squash": "root_squash",
         "clients": [{"host": "127.0.0.1", "options": []}], "knfsd": {"fsid": "18"},

@@ -4,11 +4,11 @@ Layers, bottom to top (a module may import its own layer and the ones below it):
 
     errors record textfmt linux lazysite   the vocabulary: exceptions, value records, libc,
     servers textcheck                       the table of servers, the text rule
-    model fsal plan context nfspath         pure model (exports, FSALs, change steps, the volume
-    fsutil settings ocf                     as backends see it, nfs-utils paths), files on the
+    model fsal plan idranges context        pure model (exports, FSALs, change steps, id sets, the
+    nfspath fsutil settings ocf             volume as backends see it, nfs-utils paths), files on the
                                             volume, config, OCF protocol
     registry backends recovery nodestate    on-volume state, the servers, client-recovery
-                                            stores, node-local marks
+    neighbours                              stores, node-local marks, the other volumes here
     volume                                  the one place that combines them
     cli agent install                       entry points
     lab                                     the demo and proof (drives the entry points)
@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"__init__", "errors", "record", "textfmt", "linux", "lazysite", "servers", "textcheck"}),
-    frozenset({"model", "fsal", "plan", "context", "nfspath", "fsutil", "settings", "ocf"}),
-    frozenset({"registry", "backends", "recovery", "nodestate"}),
+    frozenset({"model", "fsal", "plan", "idranges", "context", "nfspath", "fsutil", "settings", "ocf"}),
+    frozenset({"registry", "backends", "recovery", "nodestate", "neighbours"}),
     frozenset({"volume"}),
     frozenset({"cli", "agent", "install"}),
     frozenset({"lab"}),

@@ -195,13 +195,13 @@ def test_update_in_place_and_changing_identity(active, fake):
     active.update("a", clients=["127.0.0.2"])
     assert fake.calls == [("apply", ["a"])], "same identity: updated in place"
     fake.calls.clear()
-    moved = active.update("a", export_id=160).export
+    moved = active.update("a", export_id=160, force=True).export
     assert fake.calls == [("withdraw", ["a"]), ("apply", ["a"])], "a new Export_Id: withdrawn first"
     assert set(fake.live) == {160} and live(active, fake)["a"] == moved
     # refused: the old identity is live again, the registry says so, the new id is not served
     before, fake.refuse = meaning(active), {"a"}
     with pytest.raises(ApplyError, match="the export was left as it was"):
-        active.update("a", export_id=170, pseudo="/new")
+        active.update("a", export_id=170, pseudo="/new", force=True)
     fake.refuse = set()
     assert meaning(active) == before
     assert set(fake.live) == {160} and first.export_id not in fake.live
@@ -318,3 +318,250 @@ def test_an_active_mark_from_before_restore_marks_counts_as_restored(active, fak
     active.node.clear_restored()
     fake.store.clients = ["client-1"]
     assert active.monitor().recovery_saved
+
+
+# ---- the pseudo tree orders every change (issue 13, item 3) ----------------------------------------
+
+@pytest.fixture
+def nested(vol, fake):
+    """`b` at /top and `c` at /top/sub, the child at the lower Export_Id (what broke the stop)."""
+    (vol.mountpoint / "b" / "sub").mkdir()
+    vol.add("c", ["127.0.0.1"], pseudo="/top/sub", export_id=100)
+    vol.add("b", ["127.0.0.1"], pseudo="/top", export_id=101)
+    return vol
+
+
+def test_nested_exports_start_and_stop_in_tree_order_whatever_their_ids(nested, fake):
+    nested.start()
+    assert fake.calls == [("apply", ["b", "c"])] and fake.hidden() == []
+    assert nested.stop() == 2 and fake.live == {}
+    assert fake.calls[-1] == ("withdraw", ["c", "b"])
+
+
+def test_removing_a_parent_remounts_its_child_with_the_same_identity(nested, fake):
+    nested.start()
+    child = nested.load().find("c")
+    fake.calls.clear()
+    res = nested.remove("b")
+    assert res.live and "1 export(s) below it in the pseudo tree withdrawn and applied again" in res.note
+    assert fake.calls == [("withdraw", ["c", "b"]), ("apply", ["c"])]
+    assert live(nested, fake) == {"c": child} and fake.hidden() == []
+
+
+def test_a_parent_added_over_a_live_child_remounts_it(vol, fake):
+    (vol.mountpoint / "b" / "sub").mkdir()
+    vol.start()
+    vol.add("c", ["127.0.0.1"], pseudo="/top/sub")
+    fake.calls.clear()
+    res = vol.add("b", ["127.0.0.1"], pseudo="/top")
+    assert fake.calls == [("withdraw", ["c"]), ("apply", ["b", "c"])] and fake.hidden() == []
+    assert "below it in the pseudo tree" in res.note
+    # moved out from under its parent: one withdraw, one apply, nothing else touched
+    fake.calls.clear()
+    assert not vol.update("c", pseudo="/sub").note
+    assert fake.calls == [("withdraw", ["c"]), ("apply", ["c"])] and fake.hidden() == []
+    # ...and back under it
+    vol.update("c", pseudo="/top/sub")
+    assert fake.hidden() == [] and {e.pseudo for _, e in fake.live.values()} == {"/top", "/top/sub"}
+
+
+def test_a_failed_parent_removal_puts_the_child_back(nested, fake):
+    nested.start()
+    before = meaning(nested)
+    fake.refuse = {"b"}
+    with pytest.raises(ApplyError, match="refused to remove b"):
+        nested.remove("b")
+    assert meaning(nested) == before and set(live(nested, fake)) == {"b", "c"} and fake.hidden() == []
+
+
+def test_a_repair_of_a_missing_parent_remounts_the_live_child(nested, fake):
+    nested.start()
+    top = nested.load().find("b")
+    del fake.live[top.export_id]          # the parent lost (a Ganesha that refused it at a start)
+    fake.mounted_under[100] = None         # the child live without it
+    res = nested.monitor()
+    assert res.repaired == 1 and fake.hidden() == [] and set(live(nested, fake)) == {"b", "c"}
+
+
+# ---- pseudo paths across volumes (issue 13, item 4) ------------------------------------------------
+
+@pytest.fixture
+def other(tmp_path, settings, fake) -> Volume:
+    """A second volume on the same node (same runtime directory, same server), started, with
+    `x` at /shared and `y` at /deep/er."""
+    mp = tmp_path / "vol2"
+    for d in ("x", "y"):
+        (mp / d).mkdir(parents=True)
+    v = Volume(mp, settings, backend=fake, require_mounted=_not_checked)
+    v.init(fake.name, (200, 299))
+    v.start()
+    v.add("x", ["127.0.0.1"], pseudo="/shared")
+    v.add("y", ["127.0.0.1"], pseudo="/deep/er")
+    return v
+
+
+@pytest.mark.parametrize("pseudo, how", [("/shared", "is already served by this node for the volume"),
+                                         ("/shared/in", "lies below /shared"),
+                                         ("/deep", "lies above /deep/er")])
+def test_a_pseudo_path_of_another_volume_is_refused_at_start(vol, other, fake, pseudo, how):
+    from ganesha_ha.errors import OCF_ERR_PERM, PseudoCollisionError
+
+    vol.add("a", ["127.0.0.1"], pseudo=pseudo)
+    before, served = meaning(vol), dict(fake.live)
+    with pytest.raises(PseudoCollisionError, match=f"pseudo path {pseudo} of {vol.mountpoint}/a {how}") as err:
+        vol.start()
+    assert str(other.mountpoint) in str(err.value)
+    assert (err.value.exit_code, err.value.ocf_rc) == (5, OCF_ERR_PERM)
+    assert meaning(vol) == before and fake.live == served and not vol.is_active()
+
+
+def test_a_pseudo_path_of_another_volume_is_refused_at_add_and_update(active, other, fake):
+    from ganesha_ha.errors import PseudoCollisionError
+
+    active.add("a", ["127.0.0.1"], pseudo="/mine")
+    before, served = meaning(active), dict(fake.live)
+    with pytest.raises(PseudoCollisionError, match="/shared"):
+        active.add("b", ["127.0.0.1"], pseudo="/shared")
+    with pytest.raises(PseudoCollisionError, match="lies below /deep/er"):
+        active.update("a", pseudo="/deep/er/x")
+    assert meaning(active) == before and fake.live == served
+    # recorded only (not live here, or --record-only): where it will run is not known yet
+    assert not active.add("b", ["127.0.0.1"], pseudo="/shared", record_only=True).live
+
+
+def test_a_stale_mark_of_another_volume_blocks_nothing(vol, other, fake):
+    """The other volume's mark lists /shared, but its ids are not served here any more."""
+    for export_id in [i for i in fake.live if 200 <= i <= 299]:
+        del fake.live[export_id]
+    vol.add("a", ["127.0.0.1"], pseudo="/shared")
+    vol.start()
+    assert live(vol, fake)["a"].pseudo == "/shared"
+
+
+def test_pseudo_paths_do_not_matter_on_a_server_without_a_pseudo_tree(tmp_path, settings):
+    knfsd = FakeBackend("knfsd")
+    vols = []
+    for name in ("k1", "k2"):
+        (tmp_path / name / "d").mkdir(parents=True)
+        v = Volume(tmp_path / name, settings, backend=knfsd, require_mounted=_not_checked)
+        v.init("knfsd", (300, 399) if name == "k1" else (400, 499))
+        v.add("d", ["127.0.0.1"], pseudo="/same")
+        v.start()
+        vols.append(v)
+    assert {e.pseudo for _, e in knfsd.live.values()} == {"/same"} and len(knfsd.live) == 2
+
+
+# ---- identity does not drift (issue 13, item 5) -----------------------------------------------------
+
+@pytest.mark.parametrize("change", [{"export_id": 150}, {"fsid": "77"}])
+def test_changing_an_identity_needs_force_and_retires_the_old_one(active, fake, change):
+    exp = active.add("a", ["127.0.0.1"], fsid="42").export
+    before, fake.calls = meaning(active), []
+    with pytest.raises(ValidationError, match="gives every client that has it mounted stale file handles "
+                                              r"\(ESTALE\); give --force") as err:
+        active.update("a", **change)
+    assert err.value.exit_code == 2 and meaning(active) == before and fake.calls == []
+    assert active.update("a", export_id=exp.export_id, fsid="42", access="RO").live, "the same values: no change"
+    new = active.update("a", force=True, **change).export
+    state = active.load()
+    if "export_id" in change:
+        assert new.export_id == 150 and state.id_retired(exp.export_id) and set(fake.live) == {150}
+    else:
+        assert new.knfsd.fsid == "77" and state.fsid_retired("42") and not state.id_retired(exp.export_id)
+
+
+def test_explicit_ids_outside_the_range_are_refused_even_with_force(active, fake):
+    with pytest.raises(ValidationError, match="5000 is outside this volume's range 100-199.*volume set-range") as err:
+        active.add("a", ["127.0.0.1"], export_id=5000, force=True)
+    assert err.value.exit_code == 2
+    active.add("a", ["127.0.0.1"], export_id=199)
+    with pytest.raises(ValidationError, match="outside this volume's range"):
+        active.update("a", export_id=99, force=True)
+    assert active.load().find("a").export_id == 199
+
+
+def test_a_removed_exports_id_and_fsid_are_never_handed_out_again(active, fake):
+    first = active.add("a", ["127.0.0.1"], fsid="42").export
+    assert first.export_id == 100
+    active.remove("a")
+    state = active.load()
+    assert state.retired_ids == ((100, 100),) and state.retired_fsids == ((42, 42),)
+    assert active.add("b", ["127.0.0.1"]).export.export_id == 101, "the freed id is not handed out again"
+    before = meaning(active)
+    for kwargs, what in (({"export_id": 100}, "Export_Id 100"), ({"fsid": "42"}, "fsid 42")):
+        with pytest.raises(ConflictError, match=f"{what} belonged to a removed export.*--force") as err:
+            active.add("a", ["127.0.0.1"], **kwargs)
+        assert err.value.exit_code == 5 and meaning(active) == before
+    # the directory coming back with its old identity, on purpose: its clients' handles work again
+    back = active.add("a", ["127.0.0.1"], export_id=100, fsid="42", force=True).export
+    assert (back.export_id, back.knfsd.fsid) == (100, "42") and live(active, fake)["a"] == back
+    # a removal recorded only retires too; one rolled back does not
+    active.remove("b", record_only=True)
+    assert active.load().id_retired(101)
+    fake.refuse = {"a"}
+    with pytest.raises(ApplyError):
+        active.remove("a")
+    assert active.load().find("a") == back
+
+
+def test_set_range_moves_or_widens_and_keeps_every_export_and_retired_id(active, fake):
+    active.add("a", ["127.0.0.1"])                      # 100
+    active.add("b", ["127.0.0.1"], export_id=120)
+    active.remove("a")                                  # 100 retired
+    before, after = active.set_range((110, 130))
+    assert (before.id_range, after.id_range) == ((100, 199), (110, 130))
+    assert after.retired_ids == ((100, 100),) and after.ids_left() == 20
+    assert active.set_range((90, 500))[1].ids_left() == 411 - 2, "the retired 100 is still not handed out"
+    saved, calls = meaning(active), list(fake.calls)
+    with pytest.raises(ConflictError, match=r"leaves out 1 export\(s\).*b \(120\)") as err:
+        active.set_range((121, 600))
+    assert err.value.exit_code == 5 and meaning(active) == saved
+    fake.serve_foreign(600, "/elsewhere")                # served here for another volume
+    with pytest.raises(ConflictError, match="holds 600, served now by this node's ganesha"):
+        active.set_range((100, 700))
+    assert meaning(active) == saved and fake.calls == calls, "a registry change only: the server untouched"
+
+
+def test_init_refuses_a_range_holding_ids_the_server_serves(tmp_path, settings, fake):
+    fake.serve_foreign(150, "/elsewhere")
+    mp = tmp_path / "new"
+    mp.mkdir()
+    v = Volume(mp, settings, backend=fake, require_mounted=_not_checked)
+    with pytest.raises(ConflictError, match="range 100-199 holds 150, served now"):
+        v.init("ganesha", (100, 199))
+    assert not (mp / ".ganesha-ha" / "registry.json").exists()
+    assert v.init("ganesha", (151, 199)).id_range == (151, 199)
+
+
+def test_a_range_overlapping_another_volume_mounted_here_is_refused():
+    from ganesha_ha.registry import check_range_free
+
+    others = [("/srv/a", (1000, 1999)), ("/srv/b", (3000, 3999))]
+    for rng in ((1999, 2500), (500, 1000), (2000, 5000)):
+        with pytest.raises(ConflictError, match="overlaps .* the range of the volume /srv/[ab] mounted on this node"):
+            check_range_free(rng, others)
+    check_range_free((2000, 2999), others, served={3000, 1999})
+
+
+def test_a_child_needs_its_directory_in_the_parent_export(vol, fake):
+    """Ganesha reaches /top/sub through the directory `sub` of the export at /top."""
+    vol.start()
+    vol.add("b", ["127.0.0.1"], pseudo="/top")
+    before, calls = meaning(vol), list(fake.calls)
+    with pytest.raises(ValidationError, match=r"/top/sub lies below the export /top, and Ganesha reaches it "
+                                              r"through .*/b/sub, which is not a directory") as err:
+        vol.add("c", ["127.0.0.1"], pseudo="/top/sub")
+    assert err.value.exit_code == 2 and meaning(vol) == before and fake.calls == calls
+    vol.add("c", ["127.0.0.1"], pseudo="/elsewhere/sub")
+    with pytest.raises(ValidationError, match="which is not a directory"):
+        vol.update("b", pseudo="/elsewhere")       # b would become the parent of /elsewhere/sub
+    with pytest.raises(ValidationError, match="which is not a directory"):
+        vol.update("c", pseudo="/top/sub")
+    (vol.mountpoint / "b" / "sub").mkdir()
+    vol.update("c", pseudo="/top/sub")
+    assert fake.hidden() == [] and {e.pseudo for _, e in fake.live.values()} == {"/top", "/top/sub"}
+    assert fake.calls[:len(calls)] == calls
+    # an FSAL that is not the host's directory (MEM) is not looked into; knfsd has no pseudo tree
+    vol.update("b", fsal="MEM")
+    (vol.mountpoint / "b" / "sub").rmdir()
+    vol.update("c", pseudo="/top/sub2")

@@ -1,0 +1,82 @@
+"""What the other volumes on this node hold, so that this one never meets them in a server.
+
+Two things must stay apart between volumes that can be active on one node:
+- Export_Id ranges: read from the registries of the volumes mounted here (`ranges`), for
+  `volume init` and `volume set-range` (registry.check_range_free decides);
+- pseudo paths, on a server with one pseudo tree (Ganesha): read from the active marks of the
+  volumes active here (nodestate.py: what each start applied), kept to the exports whose
+  Export_Id the server serves now (a mark left from before blocks nothing). Ganesha cannot
+  say over D-Bus which pseudo path an export has unless `mount_path_pseudo` is set
+  (DisplayExport shows the full path twice otherwise: /work/notes/ganesha-facts.md, D), so
+  the marks are the source, and exports of the server's own configuration are not seen.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import GaneshaHAError, PseudoCollisionError
+from .model import Export
+from .nodestate import NodeState
+from .plan import pseudo_clash
+from .registry import Registry, export_from_dict, mounted_registries
+
+TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Sequence
+    from typing import Any
+
+
+def ranges(mountpoint: Path) -> list[tuple[str, tuple[int, int]]]:
+    """(mount point, Export_Id range) of the volumes mounted on this node other than the one
+    at `mountpoint`; a registry that cannot be read is left out (it cannot change here either)."""
+    out = []
+    for mp in mounted_registries():
+        if mp == mountpoint:
+            continue
+        try:
+            out.append((str(mp), Registry(mp).load().id_range))
+        except GaneshaHAError:
+            continue
+    return out
+
+
+def check_pseudo_paths(node: NodeState, served: Callable[[], Collection[int]], exports: Sequence[Export],
+                       where: Callable[[Export], object]) -> None:
+    """Raise PseudoCollisionError (exit 5, OCF_ERR_PERM) when the pseudo path of one of
+    `exports` (of the volume whose marks `node` keeps) is, lies below or lies above that of an
+    export this node's server serves (`served()`: its Export_Ids, asked only when another
+    volume is active here) for another volume. `where(export)` names an export of ours.
+
+    Nested is refused as well as equal: below another volume's export, Ganesha mounts ours
+    inside it, and that volume's stop then fails ("Cannot remove export with submounts": the
+    node is fenced); above it, ours would hide it from its clients (plan.py).
+    """
+    others = node.others_active()
+    if not others:
+        return
+    live = served()
+    for record in others:
+        mountpoint = str(record.get("mountpoint", "?"))
+        for theirs in _record_exports(record):
+            if theirs.export_id not in live:
+                continue
+            for ours in exports:
+                how = pseudo_clash(ours.pseudo, theirs.pseudo)
+                if how is None:
+                    continue
+                other = f"{mountpoint} ({mountpoint.rstrip('/')}/{theirs.path}".rstrip("/") + ")"
+                what = {"is": f"is already served by this node for the volume {other}",
+                        "lies below": f"lies below {theirs.pseudo}, served by this node for the volume {other}: "
+                                      "Ganesha would mount it inside that export, whose volume could then not stop",
+                        "lies above": f"lies above {theirs.pseudo}, served by this node for the volume {other}: "
+                                      "it would hide that export from its clients"}[how]
+                raise PseudoCollisionError(f"pseudo path {ours.pseudo} of {where(ours)} {what}; give the volumes "
+                                           "pseudo paths apart")
+
+
+def _record_exports(record: dict[str, Any]) -> list[Export]:
+    """The exports an active mark lists; none when it cannot be read (a mark is a cross-check)."""
+    try:
+        return [export_from_dict(e, int(record.get("version", 1))) for e in record.get("exports", [])]
+    except (GaneshaHAError, TypeError, ValueError, AttributeError):
+        return []
