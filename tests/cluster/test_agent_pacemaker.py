@@ -25,9 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GaneshaLab
+from conftest import ROOT, GaneshaLab
 from ganesha_ha.lab.sandbox import available
 from ganesha_ha.lab.sandbox.cluster import SandboxCluster
+from ganesha_ha.lab.sandbox.ocf_root import ocf_overlay
 from ganesha_ha.lab.procs import wait_until
 
 pytestmark = [
@@ -180,18 +181,13 @@ def test_agent_under_pacemaker_with_ganesha(tmp_path, tmpfs_volume):
         assert not set(registry) & set(show_exports(lab)), "nothing is live before the cluster starts it"
         marker = Volume(vol, lab.settings()).node.active_path
 
-        # Pacemaker looks for OCF agents under /usr/lib/ocf only: install there (idempotent,
-        # as the README documents), for this interpreter
-        inst = subprocess.run([sys.executable, "-m", "ganesha_ha.cli", "install-agent"],
-                              capture_output=True, text=True, timeout=60)
-        assert inst.returncode == 0, inst.stderr
-        installed = Path("/usr/lib/ocf/resource.d/ganesha-ha/exports")
-        assert f"\npy={shlex.quote(sys.executable)}\n" in installed.read_text()
-
+        # Pacemaker looks for OCF agents under /usr/lib/ocf only: the node sees this
+        # checkout's agent there (a private resource.d bound over it inside the node), so
+        # the host's /usr/lib/ocf, which other checkouts use at the same time, is not written
         # crmsh logs to /var/log/crmsh and caches under $HOME: private ones inside the node
         crm_home = tmp_path / "crm-home"
         crm_home.mkdir()
-        binds = []
+        binds: list = ocf_overlay(tmp_path / "ocf")
         if Path("/var/log/crmsh").is_dir():
             crm_log = tmp_path / "crmsh-log"
             crm_log.mkdir()
@@ -203,6 +199,8 @@ def test_agent_under_pacemaker_with_ganesha(tmp_path, tmpfs_volume):
         print(f"\nnode online after {time.monotonic() - t0:.1f}s")
         node = cluster["n1"]
         log = LogCursor(node.pacemaker_log)
+        seen = node.run(["cat", "/usr/lib/ocf/resource.d/ganesha-ha/exports"], check=True).stdout
+        assert f"\npy={shlex.quote(sys.executable)}\n" in seen and f"\nroot={shlex.quote(str(ROOT))}\n" in seen
 
         # 5. the meta-data as the cluster's tools render it
         md = node.run(["crm_resource", "--show-metadata", AGENT], check=True).stdout
