@@ -74,16 +74,17 @@ def plugins_dir(setting: str, ganesha_config: str) -> Path:
 
 
 def require_fsal(fsal: Fsal, directory: Path, what: str = "") -> None:
-    """NotInstalledError naming the FSAL, the missing file and the Debian package, for the
-    first FSAL of `fsal`'s stack (NULL on VFS: both) whose module is not in `directory`.
-    `what` (e.g. "export /srv/vol1/data") says who needs it."""
+    """NotInstalledError naming the FSAL, the Debian package and the missing file (in that
+    order: Pacemaker keeps the first 128 characters of an exit reason), for the first FSAL of
+    `fsal`'s stack (NULL on VFS: both) whose module is not in `directory`. `what` (e.g.
+    "export /srv/vol1/data") says who needs it."""
     layer: Fsal | None = fsal
     while layer is not None:
         name = layer.name.upper()
         if name not in BUILT_IN:
             path = directory / module_file(name)
             if not os.path.isfile(path):
-                who = f" ({what} needs it)" if what else ""
-                raise NotInstalledError(f"FSAL {name} is not installed on this node{who}: {path} is missing; "
-                                        f"install the Debian package {debian_package(name)}")
+                who = f"; {what} needs it" if what else ""
+                raise NotInstalledError(f"FSAL {name} is not installed here (Debian package {debian_package(name)}): "
+                                        f"{path} is missing{who}")
         layer = layer.stacked

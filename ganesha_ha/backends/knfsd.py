@@ -34,8 +34,10 @@ Contract with the volume layer:
   is exported for another directory.
 - `withdraw(exports)` unexports each directory for every client etab lists, registered or not.
 - Recovery: one store, the volume's lines of rmtab (`recovery_stores`). At stop the volume
-  saves, withdraws, clears, then may call `unlock_filesystem` so the file system can be
-  unmounted.
+  saves, withdraws, then `after_stop` releases the NLM locks of the volume's file system and
+  of its floating IP (/proc/fs/nfsd, the `proc_nfsd` setting) so the file system can be
+  unmounted, and may wait out the NFSv4 lease time (ocf:heartbeat:exportfs's
+  unlock_on_stop and wait_for_leasetime_on_stop).
 """
 from __future__ import annotations
 

@@ -34,9 +34,9 @@ def test_every_fsal_of_the_stack_is_checked_and_named_with_its_package(tmp_path)
     (tmp_path / "libfsalvfs.so").write_bytes(b"")
     require_fsal(Fsal("VFS"), tmp_path)
     require_fsal(Fsal("PSEUDO"), tmp_path)          # built into ganesha.nfsd
-    with pytest.raises(NotInstalledError, match=r"FSAL NULL is not installed on this node \(export /x needs it\): "
-                                                r".*/libfsalnull.so is missing; install the Debian package "
-                                                r"nfs-ganesha-nullfs"):
+    with pytest.raises(NotInstalledError, match=r"^FSAL NULL is not installed here \(Debian package "
+                                                r"nfs-ganesha-nullfs\): .*/libfsalnull.so is missing; "
+                                                r"export /x needs it$"):
         require_fsal(Fsal("NULL", stacked=Fsal("VFS")), tmp_path, "export /x")
     (tmp_path / "libfsalnull.so").write_bytes(b"")
     require_fsal(Fsal("NULL", stacked=Fsal("VFS")), tmp_path)
