@@ -103,6 +103,8 @@ def test_knfsd_one_export_exportfs_refuses_never_takes_the_volume_down(knfsd):
         assert reason.startswith("not live: b (Export_Id ") and "exportfs" in reason, reason
         assert reason.endswith("(1 of 3 exports; the others are live)"), reason
     assert sorted(etab(knfsd)) == [f"{vol}/a", f"{vol}/c"]
+    status = cli(knfsd.config, "volume", "status", str(vol))
+    assert "3 exports, 2 live, active on this node" in status.stdout, status.stdout
     # the command line: the others live, the bad one named on stderr, exit 7 (a refusal)
     run_subprocess("stop", params)
     proc = cli(knfsd.config, "volume", "start", str(vol), check=False)
