@@ -4,14 +4,26 @@ Two modes:
 - volume mode (`volume=`): one primitive per shared volume, managing every export in the
   volume's registry: one start, one stop and one cheap monitor pass for all of them;
 - classic mode (`directory=`, `clientspec=`, `options=`, `fsid=`): a drop-in for
-  ocf:heartbeat:exportfs, one export per primitive; the fsid (given, or generated once) is
-  stored in the registry of the file system containing the directory, as the 2010 agent
-  stored it on the DRBD device.
+  ocf:heartbeat:exportfs (classic.py), one export per directory; the fsid (given, or
+  generated once) is stored in the registry of the file system containing the directories,
+  as the 2010 agent stored it on the DRBD device.
+A file system is managed by one volume-mode resource or by classic resources, never both.
 
-Return codes are chosen on purpose (errors.py): a missing program → OCF_ERR_INSTALLED (the
-resource moves), bad parameters → OCF_ERR_CONFIGURED (stopped everywhere), an id collision
-or unsafe state on this node → OCF_ERR_PERM (banned from this node only), a server or bus
-that is down or a volume not mounted yet → OCF_ERR_GENERIC (local recovery).
+What each answer means to Pacemaker is chosen on purpose (the README's table):
+- each export is applied on its own (execute.py): `start` succeeds when the exports that can
+  be served here are live; the monitor answers OCF_DEGRADED (190: shown, nothing recovered)
+  while some export is not live, naming it and the server's reason;
+- OCF_ERR_INSTALLED when the cause is this node (a program or an FSAL module missing here):
+  the volume moves to a node that has it;
+- OCF_ERR_GENERIC only when nothing of the volume can be served here (or the server or its
+  bus is down, the volume not mounted yet): local recovery, then a move;
+- OCF_ERR_CONFIGURED for parameters that cannot work anywhere (also a volume initialised for
+  another server, or a file system claimed by both modes), in every action but stop;
+- OCF_ERR_PERM for an id collision or unsafe state on this node (banned from this node);
+- a probe answers "not running" whenever this node cannot be serving the volume (server
+  down, volume not mounted, nothing live), a stop of a misconfigured resource succeeds.
+Every failing action prints one `ocf-exit-reason:` line. `validate-all` runs `Agent.validate`,
+the same checks `start` makes before it changes anything.
 """
 from __future__ import annotations
 
@@ -21,28 +33,44 @@ import sys
 from . import __version__, ocf
 from .servers import BACKENDS, SERVERS
 
+TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
+if TYPE_CHECKING:
+    from .classic import ClassicParams
+    from .execute import ExportFailure
+    from .model import Export
+    from .registry import RegistryState
 
-def _fail_configured(log: ocf.Logger, message: str) -> int:
-    log.error(message)
-    return ocf.OCF_ERR_CONFIGURED
+
+def _answer(log: ocf.Logger, rc: int, reason: str) -> int:
+    """A failing (or degraded) answer: its one `ocf-exit-reason:` line, then the code."""
+    log.exit_reason(reason)
+    return rc
 
 
-def validate_params(log: ocf.Logger) -> int:
-    """Cheap checks of the parameters alone (no volume, no server)."""
+def check_params(stop: bool = False) -> ClassicParams | None:
+    """The parameters alone (no volume, no server, no settings file): ValidationError naming
+    the first bad one. Returns the classic mode's parsed parameters (None in volume mode).
+
+    `stop`: only what a stop needs (the server and the directories): a stop withdraws what
+    the start stored for those directories, whatever the other parameters say now, so that a
+    typo made after the start never keeps an export live (nor fails the stop)."""
+    from .errors import ValidationError
+
     server = ocf.param("server")
     if server not in SERVERS:
-        return _fail_configured(log, f"server must be {' or '.join(repr(s) for s in SERVERS)}, got {server!r}")
+        raise ValidationError("server", f"must be {' or '.join(repr(s) for s in SERVERS)}, got {server!r}")
     volume, directory = ocf.param("volume"), ocf.param("directory")
     if not volume and not directory:
-        return _fail_configured(log, "set volume (the shared volume's mount point) or, in classic mode, directory")
+        raise ValidationError("volume", "set volume (the shared volume's mount point) or, in classic "
+                                        "mode, directory")
+    if volume and directory:
+        raise ValidationError("directory", "set either volume (volume mode) or directory (classic mode), not both")
     for name, value in (("volume", volume), ("directory", directory)):
         if value and not value.startswith("/"):
-            return _fail_configured(log, f"{name} must be an absolute path, got {value!r}")
+            raise ValidationError(name, f"must be an absolute path, got {value!r}")
         raw = os.environ.get(f"OCF_RESKEY_{name}", "")
         if raw != raw.strip():  # stripped, "/vol/data " would export /vol/data, and "/vol/ " all of /vol
-            return _fail_configured(log, f"{name} begins or ends with white space: {raw!r}")
-    if directory and not ocf.param("clientspec"):
-        return _fail_configured(log, "classic mode (directory=) needs clientspec")
+            raise ValidationError(name, f"begins or ends with white space: {raw!r}")
     ip = ocf.param("ip")
     if ip:
         import ipaddress
@@ -50,8 +78,23 @@ def validate_params(log: ocf.Logger) -> int:
         try:
             ipaddress.ip_address(ip)
         except ValueError:
-            return _fail_configured(log, f"ip is not an IP address: {ip!r}")
-    return ocf.OCF_SUCCESS
+            raise ValidationError("ip", f"is not an IP address: {ip!r}") from None
+    if not stop:
+        ocf.param_bool("unlock_on_stop", True)
+        ocf.param_bool("wait_for_leasetime_on_stop", False)
+    if not directory:
+        return None
+    if stop:
+        from .classic import ClassicParams, split_directories
+
+        dirs = split_directories(directory)
+        return ClassicParams(directories=dirs, clients=(), fsids=(None,) * len(dirs))
+    if not ocf.param("clientspec"):
+        raise ValidationError("clientspec", "classic mode (directory=) needs clientspec")
+    from .classic import parse_classic
+
+    return parse_classic(directory, ocf.param("clientspec"), ocf.param("options"), ocf.param("fsid"),
+                         ocf.param("rmtab_backup"))
 
 
 def _settings():
@@ -64,15 +107,40 @@ def _settings():
     # One hung call (exportfs, D-Bus) must end while the action can still answer with a code
     # and a reason: if Pacemaker's own timeout fires first it kills the agent, and a stop that
     # times out gets the node fenced with nothing in the log to say why.
-    try:
-        budget = 0.4 * int(os.environ.get("OCF_RESKEY_CRM_meta_timeout", "") or 0) / 1000.0
-    except ValueError:
-        budget = 0.0
+    budget = 0.4 * _timeout_s(0.0)
     if budget > 0:
         for section, key in (b.call_timeout for b in BACKENDS):
             sec = getattr(settings, section)
             sec[key] = min(float(sec[key]), max(budget, 0.5))
     return settings
+
+
+def _timeout_s(default: float) -> float:
+    """This action's timeout (Pacemaker's CRM_meta_timeout, ms) in seconds, else `default`."""
+    try:
+        ms = int(os.environ.get("OCF_RESKEY_CRM_meta_timeout", "") or 0)
+    except ValueError:
+        ms = 0
+    return ms / 1000.0 if ms > 0 else default
+
+
+def _not_here(local: list[ExportFailure], total: int) -> str:
+    """The exit reason of OCF_ERR_INSTALLED for exports this node lacks something for. What
+    matters comes first: Pacemaker keeps 128 characters of a reason (crm_mon shows those)."""
+    from .execute import summary
+
+    return f"cannot be served on this node: {summary(local)} ({len(local)} of {total} exports)"
+
+
+def _stop_flag(name: str, default: bool) -> bool:
+    """A boolean parameter read by a stop: a bad value (the start refused it, so it cannot
+    have started anything) is the default, never a failed stop."""
+    from .errors import ValidationError
+
+    try:
+        return ocf.param_bool(name, default)
+    except ValidationError:
+        return default
 
 
 def _containing_mount(path: str) -> str:
@@ -90,24 +158,74 @@ def _containing_mount(path: str) -> str:
 
 
 class Agent:
-    def __init__(self, log: ocf.Logger):
+    def __init__(self, log: ocf.Logger, classic: ClassicParams | None = None):
         self.log = log
         self.server = ocf.param("server")
         self.settings = _settings()
         if self.settings.log.get("syslog") and log.syslog is None:
             self.log = ocf.Logger(use_syslog=True)
-        self.classic = bool(ocf.param("directory"))
+        self.params = classic
+        self.classic = classic is not None
         from .backends.load import get_backend
         from .volume import Volume
 
-        mp = ocf.param("volume") or _containing_mount(ocf.param("directory"))
+        if classic is not None:
+            mounts = {_containing_mount(d) for d in classic.directories}
+            mp = mounts.pop()
+            self.other_mounts = sorted(mounts)
+        else:
+            mp, self.other_mounts = ocf.param("volume"), []
         self.backend = get_backend(self.server, self.settings)
-        self.volume = Volume(mp, self.settings, ip=ocf.param("ip") or None, backend=self.backend)
+        self.volume = Volume(mp, self.settings, ip=ocf.param("ip") or None, backend=self.backend,
+                             server=self.server)
+
+    # ---- the checks start and validate-all share --------------------------------------
+    def validate(self) -> None:
+        """Everything `start` checks before it changes anything, as far as this node can tell
+        (validate-all runs exactly this): the parameters were checked by `check_params` and
+        the settings file read; here the programs, then, when the volume is mounted here,
+        the volume's server, the classic directories (in one file system, inside it, existing,
+        without symbolic links), and that the file system is not claimed by both modes.
+        A volume that is not mounted here is no configuration error: `start` reports it."""
+        from .errors import NotMountedError
+
+        self.backend.check_installed()
+        if self.classic:
+            self._classic_validate()
+            return
+        self._check_no_classic_here()
+        try:
+            self.volume.load()
+        except NotMountedError:
+            return
+
+    def _check_no_classic_here(self) -> None:
+        from .errors import ValidationError
+
+        dirs = self.volume.node.classic_paths()
+        if dirs:
+            shown = ", ".join(str(self.volume.mountpoint / d) for d in dirs[:3])
+            raise ValidationError("volume", f"classic resources (directory=) export {shown} from "
+                                            f"{self.volume.mountpoint} on this node: a file system is managed "
+                                            "by one volume-mode resource or by classic resources, not both "
+                                            "(move those directories into the volume with 'ganesha-ha export "
+                                            "add' and remove the classic resources)")
+
+    def _check_no_volume_here(self) -> None:
+        from .errors import ValidationError
+
+        if self.volume.is_active():
+            raise ValidationError("directory", f"{self.volume.mountpoint} is managed on this node by a "
+                                               f"volume-mode resource (volume={self.volume.mountpoint}): a file "
+                                               "system is managed by one volume-mode resource or by classic "
+                                               "resources, not both (add the directory with 'ganesha-ha export "
+                                               "add' instead)")
 
     # ---- volume mode ------------------------------------------------------------------
     def start(self) -> int:
         if self.classic:
             return self.classic_start()
+        self.validate()
         if self.volume.is_active():
             # a check only: no repair, and never a save of client-recovery state, which on a
             # node that has not restored the volume's copy would wipe it (the start restores)
@@ -116,29 +234,62 @@ class Agent:
                 self.log.info(f"{self.volume.mountpoint}: already started here")
                 return ocf.OCF_SUCCESS
         state = self.volume.load()
-        self._check_server_matches(state)
         self._wait_for_server(state)
         res = self.volume.start()
         self.log.info(f"{self.volume.mountpoint}: {res.applied} exports live on {self.server}, "
                       f"{res.recovery_records} client records restored"
                       + (f", grace started ({res.grace})" if res.grace else ", no grace needed"))
+        return self._partial_start(res.failed, res.applied + len(res.failed))
+
+    def _partial_start(self, failed: list[ExportFailure], total: int) -> int:
+        """The answer of a start that served what it could: success, unless a cause is this
+        node's (then OCF_ERR_INSTALLED: the volume belongs on a node that has what is missing)."""
+        if not failed:
+            return ocf.OCF_SUCCESS
+        from .execute import summary
+
+        local = [f for f in failed if f.node_local]
+        if local:
+            return _answer(self.log, ocf.OCF_ERR_INSTALLED, _not_here(local, total))
+        self.log.warning(f"{self.volume.mountpoint}: {len(failed)} of {total} exports could not go live "
+                         f"(the others are live): {summary(failed)}")
         return ocf.OCF_SUCCESS
 
     def stop(self) -> int:
         if self.classic:
             return self.classic_stop()
-        n = self.volume.stop()
-        self.log.info(f"{self.volume.mountpoint}: stopped, {n} live exports withdrawn")
+        notes: list[str] = []
+        n = self.volume.stop(unlock=_stop_flag("unlock_on_stop", True), lease_wait=self._lease_wait(),
+                             notes=notes)
+        self.log.info(f"{self.volume.mountpoint}: stopped, {n} live exports withdrawn"
+                      + "".join(f"; {note}" for note in notes))
         return ocf.OCF_SUCCESS
+
+    def _lease_wait(self) -> float:
+        """wait_for_leasetime_on_stop: at most half of the stop's timeout (the rest is the stop's)."""
+        return _timeout_s(60.0) / 2 if _stop_flag("wait_for_leasetime_on_stop", False) else 0.0
 
     def monitor(self) -> int:
         if self.classic:
             return self.classic_monitor()
-        res = self.volume.monitor()
+        from .errors import ServerUnavailableError
+
+        self._check_no_classic_here()
+        probe = ocf.is_probe()
+        if not self.volume.is_active():
+            if probe:
+                self._probe_configuration()
+            return ocf.OCF_NOT_RUNNING
+        try:
+            res = self.volume.monitor(probe=probe)
+        except ServerUnavailableError:
+            if not probe:
+                raise
+            return self._probe_server_down()
         if not res.running:
             return ocf.OCF_NOT_RUNNING
         stray = res.drift.stray if res.repaired else []
-        if res.repaired - len(stray):
+        if res.repaired - len(stray) > 0:
             self.log.warning(f"{self.volume.mountpoint}: {res.repaired - len(stray)} exports were not "
                              "live as the registry says; re-applied")
         if stray:
@@ -148,9 +299,46 @@ class Agent:
             self.log.info(f"{self.volume.mountpoint}: client-recovery state saved to the volume")
         if res.recovery_error:
             self.log.warning(f"{self.volume.mountpoint}: client-recovery state not saved: {res.recovery_error}")
-        return ocf.OCF_SUCCESS
+        return self._served_answer(res.failed, res.exports)
 
-    def _wait_for_server(self, state) -> None:
+    def _served_answer(self, failed: list[ExportFailure], total: int) -> int:
+        """A monitor's answer from the exports still not live: 0 for none; OCF_ERR_INSTALLED
+        when a cause is this node's; OCF_ERR_GENERIC when nothing is served; else OCF_DEGRADED."""
+        if not failed:
+            return ocf.OCF_SUCCESS
+        from .execute import summary
+
+        local = [f for f in failed if f.node_local]
+        if local:
+            return _answer(self.log, ocf.OCF_ERR_INSTALLED, _not_here(local, total))
+        not_live = len({f.export.path for f in failed})
+        if not_live >= total:
+            return _answer(self.log, ocf.OCF_ERR_GENERIC, f"none of the {total} exports is live: {summary(failed)}")
+        return _answer(self.log, ocf.OCF_DEGRADED, f"not live: {summary(failed)} ({not_live} of {total} "
+                                                   "exports; the others are live)")
+
+    def _probe_configuration(self) -> None:
+        """A probe of a volume not active here reads its registry when it is mounted, for the
+        one answer that is not "not running": a volume initialised for another server."""
+        from .errors import GaneshaHAError, ValidationError
+
+        try:
+            self.volume.load()
+        except ValidationError:
+            raise
+        except GaneshaHAError:
+            pass
+
+    def _probe_server_down(self) -> int:
+        """A probe with the server down: not running, unless exports of the volume are still
+        live (knfsd's etab can be read without a working exportfs): then a generic error."""
+        from .volume import require_nothing_live
+
+        state = self.volume.load()
+        require_nothing_live(self.volume.backend(state), self.volume.ctx(state), state.exports)
+        return ocf.OCF_NOT_RUNNING
+
+    def _wait_for_server(self, state: RegistryState) -> None:
         """Give a server that is restarting (e.g. systemd's Restart=) part of the start timeout
         to come back, instead of failing the start at once: a failed start is fatal on the node."""
         import time
@@ -158,8 +346,7 @@ class Agent:
         from .errors import ServerUnavailableError
 
         backend = self.volume.backend(state)
-        timeout_ms = int(os.environ.get("OCF_RESKEY_CRM_meta_timeout", "20000") or 20000)
-        deadline = time.monotonic() + min(timeout_ms / 1000.0 / 2, 30.0)
+        deadline = time.monotonic() + min(_timeout_s(20.0) / 2, 30.0)
         while True:
             try:
                 backend.require_running()
@@ -170,81 +357,122 @@ class Agent:
                 self.log.info(f"waiting for the server: {exc}")
                 time.sleep(0.5)
 
-    def _check_server_matches(self, state) -> None:
-        from .errors import ValidationError
-
-        if state.server != self.server:
-            raise ValidationError("server", f"the resource says server={self.server} but the volume "
-                                            f"{self.volume.mountpoint} was initialised for {state.server}")
-
     # ---- classic mode -----------------------------------------------------------------
-    def _classic_export(self, state=None):
-        """The export the classic parameters describe (fsid kept from the registry if not given)."""
+    def _classic_rels(self) -> list[str]:
+        """The directories as paths relative to the file system that holds them."""
+        return [self.volume.registry.relpath(d) for d in self.params.directories]
+
+    def _classic_exports(self, state: RegistryState | None) -> list[Export]:
+        """The exports the classic parameters describe, one per directory; each keeps the
+        identity (fsid, Export_Id, pseudo path) the registry holds for its directory, and a
+        new directory gets a generated fsid (unless given) and the next Export_Id."""
         from .model import Export, GaneshaOptions, KnfsdOptions
 
-        options = [o.strip() for o in ocf.param("options").split(",") if o.strip()]
-        fsid = ocf.param("fsid")
-        kept = []
-        for opt in options:
-            if opt.startswith("fsid="):
-                fsid = fsid or opt[5:]
+        out: list[Export] = []
+        for rel, directory, fsid in zip(self._classic_rels(), self.params.directories, self.params.fsids):
+            existing = state.get(rel) if state is not None else None
+            if fsid is None:
+                fsid = existing.knfsd.fsid if existing else (state.allocate_fsid() if state else "1")
+            if existing:
+                export_id = existing.export_id
+            elif state is not None:
+                export_id = state.allocate_export_id({e.export_id for e in out})
             else:
-                kept.append(opt)
-        opt_text = f"({','.join(kept)})" if kept else ""
-        clients = tuple(f"{c}{opt_text}" for c in ocf.param("clientspec").split())
-        rel = self.volume.registry.relpath(ocf.param("directory"))
-        existing = state.get(rel) if state is not None else None
-        if not fsid:
-            fsid = existing.knfsd.fsid if existing else (state.allocate_fsid() if state else "1")
-        export_id = existing.export_id if existing else (state.allocate_export_id() if state else 1)
-        pseudo = existing.pseudo if existing else ocf.param("directory").rstrip("/") or "/"
-        return Export(path=rel, export_id=export_id, knfsd=KnfsdOptions(fsid), pseudo=pseudo, clients=clients,
-                      access="RW", squash="root_squash",
-                      ganesha=existing.ganesha if existing else GaneshaOptions())
+                export_id = len(out) + 1
+            exp = Export(path=rel, export_id=export_id, knfsd=KnfsdOptions(fsid),
+                         pseudo=existing.pseudo if existing else directory, clients=self.params.clients,
+                         access="RW", squash="root_squash",
+                         ganesha=existing.ganesha if existing else GaneshaOptions())
+            out.append(exp)
+            if state is not None and existing is None:
+                state = state.with_export(exp)  # the next new directory allocates past this one
+        return out
 
-    def _classic_state(self):
+    def _classic_validate(self) -> None:
+        """Classic mode's part of `validate`: one file system; when it is mounted here, each
+        directory inside it, there (a missing one is a configuration error once the file
+        system holds a registry: it is the volume, mounted), reached without symbolic
+        links; the registry's server; no volume-mode resource active on it here."""
+        from .errors import NotMountedError, ValidationError
+
+        if self.other_mounts:
+            raise ValidationError("directory", "the directories are on different file systems "
+                                               f"({', '.join([str(self.volume.mountpoint), *self.other_mounts])}); "
+                                               "a classic resource keeps its exports in one file system's registry: "
+                                               "use one resource per file system")
+        rels = self._classic_rels()
+        self._classic_exports(None)   # the identity the parameters give is valid (fsids, clients)
+        if os.path.realpath(self.volume.mountpoint) == "/":
+            return  # not mounted here: start says so; nothing here to check
+        self._check_no_volume_here()
+        registered = self.volume.registry.exists()
+        for rel, directory in zip(rels, self.params.directories):
+            if not os.path.isdir(self.volume.registry.abspath(rel)) and not os.path.islink(directory):
+                if registered:
+                    raise ValidationError("directory", f"{directory} does not exist in {self.volume.mountpoint}, "
+                                                       "which is mounted here")
+                continue
+            self.volume.require_directory(rel)
+        if registered:
+            try:
+                self.volume.load()
+            except NotMountedError:
+                pass
+
+    def _classic_state(self) -> RegistryState:
         from .errors import NotInitialisedError
 
-        reg = self.volume.registry
         try:
-            return reg.load()
+            return self.volume.load()
         except NotInitialisedError:
-            return reg.init(self.server, None, self.settings.registry["id_block"])
+            return self.volume.registry.init(self.server, None, self.settings.registry["id_block"])
 
-    def _classic_check_directory(self) -> None:
-        """Before anything is written: the directory is valid, exists, lies on a mounted file
-        system other than the root one (a volume that is not mounted yet leaves its mount
-        point on the root file system), and is reached without symbolic links."""
+    def _classic_require_here(self) -> None:
+        """Before anything is written: the file system of the directories is mounted here (a
+        volume that is not mounted yet leaves its mount point on the root file system) and
+        holds every directory."""
         from .errors import NotMountedError
 
-        directory = ocf.param("directory")
-        rel = self.volume.registry.relpath(directory)
-        if not os.path.isdir(self.volume.registry.abspath(rel)):
-            raise NotMountedError(f"{directory} does not exist or is not a directory "
-                                  "(is its file system mounted on this node?)")
-        self.volume.require_directory(rel)
         if os.path.realpath(self.volume.mountpoint) == "/":
-            raise NotMountedError(f"{directory} is on the root file system, not on a shared volume "
-                                  "(is its file system mounted on this node?); nothing written")
+            raise NotMountedError(f"{self.params.directories[0]} is on the root file system, not on a shared "
+                                  "volume (is its file system mounted on this node?); nothing written")
+        for rel, directory in zip(self._classic_rels(), self.params.directories):
+            if not os.path.isdir(self.volume.registry.abspath(rel)):
+                raise NotMountedError(f"{directory} does not exist or is not a directory "
+                                      "(is its file system mounted on this node?)")
 
     def classic_start(self) -> int:
-        """Store the export's identity on the volume (kept if already there), restore the
-        volume's client-recovery state, export: one transaction."""
-        self._classic_check_directory()
-        self._check_server_matches(self._classic_state())   # the volume's server, not a silent switch
-        with self.volume.transaction(live=True) as tx:
-            exp = self._classic_export(tx.state)
-            if tx.state.get(exp.path) != exp:
-                tx.state = tx.state.with_export(exp)
-            tx.reapply([exp])
-            tx.restore = True
+        """Store the directories' identity on the volume (kept if already there), then restore
+        the volume's client-recovery state and export each directory on its own."""
+        self.validate()
+        self._classic_require_here()
+        self._classic_state()                # the registry, made on the first start
+        with self.volume.transaction(live=False) as tx:
+            exports = self._classic_exports(tx.state)
+            for exp in exports:
+                if tx.state.get(exp.path) != exp:
+                    tx.state = tx.state.with_export(exp)
         if tx.changed:
-            self.log.info(f"{ocf.param('directory')}: identity stored on the volume (fsid {exp.knfsd.fsid})")
-        self.log.info(f"exported {ocf.param('directory')} to {ocf.param('clientspec')} (fsid {exp.knfsd.fsid})")
-        return ocf.OCF_SUCCESS
+            self.log.info(f"{ocf.param('directory')}: identity stored on the volume "
+                          f"(fsid {', '.join(e.knfsd.fsid for e in exports)})")
+        for exp in exports:
+            self.volume.node.set_classic(exp.path)
+        with self.volume.transaction(live=True) as tx:
+            tx.reapply(exports)
+            tx.restore = tx.isolate = True
+        failed = tx.failed
+        if failed and len({f.export.path for f in failed}) == len(exports):
+            from .execute import failures_error
+
+            raise failures_error(failed, f"none of the {len(exports)} directories could be exported")
+        live = [e for e in exports if e.path not in {f.export.path for f in failed}]
+        if live:
+            self.log.info(f"exported {', '.join(str(self.volume.registry.abspath(e)) for e in live)} to "
+                          f"{ocf.param('clientspec')} (fsid {', '.join(e.knfsd.fsid for e in live)})")
+        return self._partial_start(failed, len(exports))
 
     def classic_stop(self) -> int:
-        from .errors import GaneshaHAError, ValidationError
+        from .errors import ApplyError, GaneshaHAError
 
         try:
             state = self.volume.registry.load()
@@ -254,45 +482,76 @@ class Agent:
             from .registry import RegistryState
 
             state = RegistryState(volume_uuid="unknown", server=self.server, id_range=(1, 65535))
-        try:  # what the start stored is what is live; only the directory (and id) matter here
-            exp = state.get(self.volume.registry.relpath(ocf.param("directory"))) or self._classic_export(state)
-        except ValidationError as exc:  # a failed stop gets the node fenced: never for a typo
+        try:  # what the start stored is what is live: only the directories matter here
+            exports = [state.get(rel) or _placeholder(rel) for rel in self._classic_rels()]
+        except GaneshaHAError as exc:  # a failed stop gets the node fenced: never for a typo
             self.log.info(f"nothing to withdraw: no export can have been started with these parameters ({exc})")
             return ocf.OCF_SUCCESS
         backend = self.volume.backend(state)
         ctx = self.volume.ctx(state)
-        if not backend.is_running():
-            return ocf.OCF_SUCCESS
-        if state.volume_uuid != "unknown":
-            try:
-                self.volume.save_recovery(backend, ctx)
-            except GaneshaHAError as exc:
-                self.log.warning(f"could not save client list before stop: {exc}")
-        backend.withdraw(ctx, [exp])
-        self.volume.node.clear_restored()
-        self.log.info(f"unexported {ocf.param('directory')}")
+        mounted = os.path.realpath(self.volume.mountpoint) != "/"
+        if backend.is_running():
+            if state.volume_uuid != "unknown":
+                try:
+                    self.volume.save_recovery(backend, ctx)
+                except GaneshaHAError as exc:
+                    self.log.warning(f"could not save client list before stop: {exc}")
+            from .execute import run_steps, summary
+            from .plan import WITHDRAW, Step
+
+            failed = run_steps(backend, ctx, [Step(WITHDRAW, e) for e in exports], isolate=True)
+            if failed:
+                raise ApplyError(f"{len(failed)} of {len(exports)} directories could not be unexported "
+                                 f"(the others were): {summary(failed)}")
+        unlock = _stop_flag("unlock_on_stop", True)
+        notes = backend.after_stop(ctx, unlock_fs=mounted and unlock, unlock_ip=unlock, lease_wait=self._lease_wait())
+        for exp in exports:
+            self.volume.node.clear_classic(exp.path)
+        if not self.volume.node.classic_paths():  # the last classic resource of this file system here
+            self.volume.node.clear_restored()
+        self.log.info(f"unexported {ocf.param('directory')}" + "".join(f"; {note}" for note in notes))
         return ocf.OCF_SUCCESS
 
     def classic_monitor(self) -> int:
-        from .errors import GaneshaHAError
+        from .errors import GaneshaHAError, ValidationError
+        from .execute import ExportFailure
 
         try:
-            state = self.volume.registry.load()
+            state = self.volume.load()
+        except ValidationError:
+            raise                        # the volume is for another server
         except GaneshaHAError:
-            return ocf.OCF_NOT_RUNNING  # no identity stored: never started
-        exp = self._classic_export(state)
+            return ocf.OCF_NOT_RUNNING   # no identity stored (or not mounted): never started here
+        self._check_no_volume_here()
+        exports = self._classic_exports(state)
         backend = self.volume.backend(state)
         if not backend.is_running():
             return ocf.OCF_NOT_RUNNING
         ctx = self.volume.ctx(state)
-        drift = backend.drift(ctx, [exp])
-        if drift.missing or drift.changed:
+        drift = backend.drift(ctx, exports)
+        not_live = drift.missing + drift.changed
+        if len(not_live) == len(exports):
             return ocf.OCF_NOT_RUNNING
         try:
             self.volume.save_recovery(backend, ctx)
         except GaneshaHAError as exc:
             self.log.warning(f"could not save client list: {exc}")
+        if not_live:  # some directories of this resource are exported, others not
+            from .errors import ApplyError
+
+            return self._served_answer([ExportFailure(e, "apply", ApplyError("not exported as configured"))
+                                        for e in not_live], len(exports))
         return ocf.OCF_SUCCESS
+
+
+def _placeholder(rel: str) -> Export:
+    """An export of the directory `rel` for a stop that finds no identity for it (the registry
+    is unreadable): withdrawing goes by directory (knfsd) or by an id live for that very
+    directory (Ganesha), so the other fields are never used."""
+    from .model import Export, KnfsdOptions
+
+    return Export(path=rel, export_id=1, knfsd=KnfsdOptions("1"), pseudo="/" + (rel or "classic"),
+                  clients=("*",))
 
 
 def run(action: str) -> int:
@@ -309,23 +568,28 @@ def run(action: str) -> int:
     if action not in ("start", "stop", "monitor", "status", "validate-all", "reload-agent", "reload"):
         sys.stderr.write(ocf.usage())
         return ocf.OCF_ERR_UNIMPLEMENTED
-    rc = validate_params(log)
-    if rc != ocf.OCF_SUCCESS:
-        # a probe or stop of a misconfigured resource must not escalate: nothing can be running
-        if action == "stop":
-            return ocf.OCF_SUCCESS
-        if action in ("monitor", "status") and ocf.is_probe():
-            return ocf.OCF_NOT_RUNNING
-        return rc
-    from .errors import GaneshaHAError
+    probe = action in ("monitor", "status") and ocf.is_probe()
+    from .errors import GaneshaHAError, NotInitialisedError, NotMountedError
 
     try:
-        agent = Agent(log)
+        classic = check_params(stop=action == "stop")
+    except GaneshaHAError as exc:
+        # a probe or stop of a misconfigured resource must not escalate: nothing can be running
+        if action == "stop":
+            log.info(f"stop: nothing to do, these parameters cannot have started anything ({exc})")
+            return ocf.OCF_SUCCESS
+        if probe:
+            log.info(f"probe: not running, these parameters cannot have started anything ({exc})")
+            return ocf.OCF_NOT_RUNNING
+        return _answer(log, exc.ocf_rc, str(exc))
+    try:
+        agent = Agent(log, classic)
+        if action == "validate-all":
+            agent.validate()
+            return ocf.OCF_SUCCESS
         if action != "stop":  # a stop must work whenever it can: nothing to serve needs no program
             # the programs the settings name (knfsd.exportfs), not whichever is on PATH
             agent.backend.check_installed()
-        if action == "validate-all":
-            return ocf.OCF_SUCCESS
         if action in ("reload-agent", "reload"):
             log.info("reloaded parameters (config, bus_address); nothing to restart")
             return ocf.OCF_SUCCESS
@@ -337,19 +601,12 @@ def run(action: str) -> int:
     except GaneshaHAError as exc:
         rc = exc.ocf_rc
         if action == "stop":
-            log.error(f"stop failed: {exc}")
-            return ocf.OCF_ERR_GENERIC
-        if action in ("monitor", "status") and ocf.is_probe() and rc != ocf.OCF_ERR_PERM:
-            from .errors import NotMountedError
-
-            if isinstance(exc, NotMountedError):
-                return ocf.OCF_NOT_RUNNING
-        log.error(f"{action} failed: {exc}")
-        sys.stderr.write(f"ocf-exit-reason:{' '.join(str(exc).split())[:500]}\n")
-        return rc
+            return _answer(log, ocf.OCF_ERR_GENERIC, f"stop failed: {exc}")
+        if probe and isinstance(exc, (NotMountedError, NotInitialisedError)):
+            return ocf.OCF_NOT_RUNNING   # not mounted or never initialised here: nothing served here
+        return _answer(log, rc, str(exc))
     except Exception as exc:  # never a traceback in the cluster log, always a code
-        log.error(f"{action} failed unexpectedly: {type(exc).__name__}: {exc}")
-        return ocf.OCF_ERR_GENERIC
+        return _answer(log, ocf.OCF_ERR_GENERIC, f"{action} failed unexpectedly: {type(exc).__name__}: {exc}")
 
 
 def main(argv: list[str] | None = None) -> int:

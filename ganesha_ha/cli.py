@@ -139,6 +139,20 @@ def _export_json(exp, live: bool | None, mountpoint: str) -> dict[str, Any]:
     return data
 
 
+def _failure_json(failure) -> dict[str, Any]:
+    return {"directory": failure.export.path, "export_id": failure.export.export_id,
+            "error": str(failure.error), "node_local": failure.node_local}
+
+
+def _failures_code(failures) -> int:
+    """Exports that could not go live (the others are): one stderr line each, and the exit
+    code: 6 when something is missing on this node, else that of the first (7: a refusal)."""
+    for f in failures:
+        print(f"ganesha-ha: error: not live: {f}", file=sys.stderr)
+    local = [f for f in failures if f.node_local]
+    return (local or failures)[0].error.exit_code if failures else 0
+
+
 def _live_word(live: bool | None) -> str:
     return {True: "live", False: "not live", None: "unknown"}[live]
 
@@ -177,10 +191,11 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
         return 0
     if args.action == "start":
         res = vol.start()
-        _emit(args, {"applied": res.applied, "recovery_records": res.recovery_records, "grace": res.grace},
+        _emit(args, {"applied": res.applied, "recovery_records": res.recovery_records, "grace": res.grace,
+                     "failed": [_failure_json(f) for f in res.failed]},
               f"started {vol.mountpoint}: {res.applied} exports live, {res.recovery_records} client "
               f"records restored" + (f", grace: {res.grace}" if res.grace else ""))
-        return 0
+        return _failures_code(res.failed)
     if args.action == "stop":
         n = vol.stop()
         _emit(args, {"withdrawn": n}, f"stopped {vol.mountpoint}: {n} exports withdrawn")
@@ -189,11 +204,13 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
         res = vol.monitor()
         data = {"running": res.running, "missing": [e.path for e in res.drift.missing],
                 "changed": [e.path for e in res.drift.changed], "repaired": res.repaired,
-                "recovery_saved": res.recovery_saved}
+                "recovery_saved": res.recovery_saved, "failed": [_failure_json(f) for f in res.failed]}
         _emit(args, data, "not active on this node" if not res.running else
               f"{vol.mountpoint}: {res.repaired} repaired, recovery state "
               f"{'saved' if res.recovery_saved else 'unchanged'}")
-        return 0 if res.running else 7
+        if not res.running:
+            return 7
+        return _failures_code(res.failed)
     # status
     state, rows = vol.exports_with_status()
     active = vol.is_active()

@@ -17,6 +17,7 @@ OCF_ERR_PERM = 4
 OCF_ERR_INSTALLED = 5
 OCF_ERR_CONFIGURED = 6
 OCF_NOT_RUNNING = 7
+OCF_DEGRADED = 190  # OCF 1.1: running, but not fully (Pacemaker 2.1 shows it, recovers nothing)
 
 
 class GaneshaHAError(Exception):
@@ -127,7 +128,8 @@ class ServerUnavailableError(GaneshaHAError):
 
 
 class NotInstalledError(GaneshaHAError):
-    """A program the chosen server needs is missing on this node."""
+    """A program or module the chosen server needs is missing on this node (exportfs,
+    dbus-python, a Ganesha FSAL module): local to the node, so the resource moves."""
 
     exit_code = 6
     ocf_rc = OCF_ERR_INSTALLED

@@ -10,6 +10,13 @@ like a fence, forgets them:
   last stop here). A save replaces the volume's copy with this node's view of the clients,
   which on a node that has not restored yet is empty or stale: the monitor and the stop save
   only when this mark is there, and only a start (which restores first) sets it.
+
+And one per directory exported by a classic-mode resource (the agent's `directory=`):
+classic/<name>/<hash>, holding the directory's path in the volume, written by its start and
+removed by its stop. A file system is managed either by one volume-mode resource or by
+classic resources, never both: each would undo the other (a classic stop leaves the export
+in the registry, and the volume's next monitor puts it back). The agent refuses the second
+kind to start on a node where the other is active.
 """
 from __future__ import annotations
 
@@ -59,6 +66,7 @@ class NodeState:
         self.mountpoint = mountpoint
         self.active_path = runtime_dir / "active" / f"{name}.json"
         self.restored_path = runtime_dir / "restored" / name
+        self.classic_dir = runtime_dir / "classic" / name
 
     def _write(self, path: Path, data: bytes) -> None:
         self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -108,3 +116,32 @@ class NodeState:
 
     def clear_restored(self) -> None:
         self._remove(self.restored_path)
+
+    # ---- classic-mode directories ------------------------------------------------------
+    def _classic_path(self, rel: str) -> Path:
+        import hashlib
+
+        return self.classic_dir / hashlib.sha256(os.fsencode(rel or "/")).hexdigest()[:32]
+
+    def set_classic(self, rel: str) -> None:
+        """A classic resource exports the directory `rel` (relative to the mount point) here."""
+        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        ensure_secure_dir(self.classic_dir.parent)
+        self._write(self._classic_path(rel), os.fsencode(rel))
+
+    def clear_classic(self, rel: str) -> None:
+        self._remove(self._classic_path(rel))
+
+    def classic_paths(self) -> list[str]:
+        """The directories classic resources export from this volume here (relative, sorted)."""
+        try:
+            names = os.listdir(self.classic_dir)
+        except OSError:
+            return []
+        out = []
+        for name in names:
+            try:
+                out.append(os.fsdecode((self.classic_dir / name).read_bytes()))
+            except OSError:
+                continue
+        return sorted(out)

@@ -9,8 +9,8 @@ import os
 import sys
 import time
 
-from .errors import (OCF_ERR_ARGS, OCF_ERR_CONFIGURED, OCF_ERR_GENERIC, OCF_ERR_INSTALLED,  # noqa: F401
-                     OCF_ERR_PERM, OCF_ERR_UNIMPLEMENTED, OCF_NOT_RUNNING, OCF_SUCCESS)
+from .errors import (OCF_DEGRADED, OCF_ERR_ARGS, OCF_ERR_CONFIGURED, OCF_ERR_GENERIC,  # noqa: F401
+                     OCF_ERR_INSTALLED, OCF_ERR_PERM, OCF_ERR_UNIMPLEMENTED, OCF_NOT_RUNNING, OCF_SUCCESS)
 from .servers import BACKENDS, SERVERS
 
 AGENT_NAME = "exports"
@@ -50,18 +50,35 @@ PARAMS: tuple[Param, ...] = (
     Param("config", "ganesha-ha settings file",
           "Path of ganesha-ha's own settings file (default /etc/ganesha-ha/ganesha-ha.conf).",
           reloadable=True, default="/etc/ganesha-ha/ganesha-ha.conf"),
-    Param("directory", "Classic mode: the directory to export",
-          "Drop-in for ocf:heartbeat:exportfs: export this one directory (with clientspec, options "
-          "and fsid) instead of a whole volume. Its identity is kept in the registry of the file "
-          "system that contains it.", unique_group="directory"),
+    Param("directory", "Classic mode: the directory or directories to export",
+          "Drop-in for ocf:heartbeat:exportfs: export this directory (or these, separated by spaces, "
+          "each its own export) with clientspec, options and fsid, instead of a whole volume. Their "
+          "identity is kept in the registry of the file system that contains them (one file system "
+          "per resource). A file system is managed either by one volume-mode resource or by classic "
+          "resources, not both.", unique_group="directory"),
     Param("clientspec", "Classic mode: client spec(s)",
-          "Classic mode: the client(s) to export to, as in /etc/exports; several separated by spaces."),
+          "Classic mode: the client(s) to export to, as in /etc/exports; several separated by spaces; "
+          "an IPv6 address or network may be written in brackets as for exportfs "
+          "([2001:db8::10], [2001:db8::]/64)."),
     Param("options", "Classic mode: export options",
           "Classic mode: export options as in /etc/exports (e.g. rw,sync,no_root_squash); an fsid= "
-          "given here is honoured."),
-    Param("fsid", "Classic mode: fsid",
-          "Classic mode: the fsid (a number or UUID). When empty, one is generated once and stored on "
-          "the volume, so the same fsid is used on every node."),
+          "given here is honoured unless fsid is set."),
+    Param("fsid", "Classic mode: fsid, or the first of several",
+          "Classic mode: the fsid (a number or UUID). With several directories a whole number, and the "
+          "directories get fsid, fsid+1, ... in order (as ocf:heartbeat:exportfs). When empty, one is "
+          "generated once per directory and stored on the volume, so every node uses the same."),
+    Param("unlock_on_stop", "Release NFS locks at stop (knfsd)",
+          "With server=knfsd, a stop releases the kernel's NLM locks on the volume's file system "
+          "(/proc/fs/nfsd/unlock_filesystem) and those taken through ip (/proc/fs/nfsd/unlock_ip), "
+          "so the file system can be unmounted, when the nfsd module offers them. It affects every "
+          "export of that file system. As ocf:heartbeat:exportfs.", type="boolean", default="1"),
+    Param("wait_for_leasetime_on_stop", "Wait out the NFSv4 lease time at stop (knfsd)",
+          "With server=knfsd, a stop waits the NFSv4 lease time (/proc/fs/nfsd/nfsv4leasetime) plus "
+          "2 s after withdrawing, as ocf:heartbeat:exportfs, but at most half of the stop timeout.",
+          type="boolean", default="0"),
+    Param("rmtab_backup", "Accepted for ocf:heartbeat:exportfs, not needed",
+          "Accepted so that ocf:heartbeat:exportfs configurations can be taken over; ignored: the "
+          "volume's rmtab lines are always kept in <volume>/.ganesha-ha/rmtab."),
 )
 
 # (action, advised timeout, advised interval): the README's recipe uses the same values
@@ -129,6 +146,22 @@ def usage() -> str:
 def param(name: str) -> str:
     """An agent parameter from OCF_RESKEY_<name> (empty string when unset)."""
     return os.environ.get(f"OCF_RESKEY_{name}", "").strip()
+
+
+def param_bool(name: str, default: bool) -> bool:
+    """A boolean parameter as resource-agents' ocf_is_true reads it (yes/true/1/on; also
+    no/false/0/off; empty or unset: `default`). Anything else is a ValidationError, where
+    ocf_is_true would read it as false."""
+    value = param(name).lower()
+    if not value:
+        return default
+    if value in ("yes", "true", "1", "on"):
+        return True
+    if value in ("no", "false", "0", "off"):
+        return False
+    from .errors import ValidationError
+
+    raise ValidationError(name, f"must be a boolean (yes/true/1/on or no/false/0/off), got {param(name)!r}")
 
 
 def is_probe() -> bool:

@@ -23,6 +23,7 @@ from .backends import Backend, Drift
 from .backends.load import get_backend
 from .context import VolumeContext
 from .errors import ApplyError, GaneshaHAError, ServerUnavailableError, ValidationError
+from .execute import ExportFailure, Progress, check_ready, failures_error, run_steps, summary
 from .fsutil import require_mountpoint
 from .fsal import Fsal
 from .model import Export, GaneshaOptions, KnfsdOptions, normalize_fsid, parse_clients
@@ -46,10 +47,11 @@ class ChangeResult(Record):
 
 
 class StartResult(Record):
-    applied: int
+    applied: int                # exports live now
     recovery_records: int
     grace: str | None = None
     notes: list[str] = Factory(list)
+    failed: list[ExportFailure] = Factory(list)   # exports that could not go live (the rest are)
 
 
 class MonitorResult(Record):
@@ -58,6 +60,13 @@ class MonitorResult(Record):
     repaired: int = 0
     recovery_saved: bool = False
     recovery_error: str = ""  # the save failed (the volume is full...): a warning, not a failure
+    exports: int = 0          # exports in the registry
+    failed: list[ExportFailure] = Factory(list)   # still not live as registered after the repair
+
+    @property
+    def served(self) -> int:
+        """Exports live as registered after this pass."""
+        return self.exports - len({f.export.path for f in self.failed})
 
 
 class Transaction:
@@ -69,7 +78,10 @@ class Transaction:
     live state is not known to match: a start, a repair); `restore`: restore the
     client-recovery stores before applying; `activate`: a start of the volume (the backend's
     after-restore hook, then the node's active mark); `strays`: withdraw what the server
-    serves from the volume that the registry does not list.
+    serves from the volume that the registry does not list; `isolate`: carry out each export
+    on its own (execute.py): one that fails is listed in `failed` after the commit and the
+    others go live (a start, a repair); a body that also changes the registry is still all
+    or nothing.
     """
 
     def __init__(self, base: RegistryState, backend: Backend, ctx: VolumeContext, live: bool):
@@ -82,6 +94,8 @@ class Transaction:
         self.restore = False
         self.activate = False
         self.strays = False
+        self.isolate = False
+        self.failed: list[ExportFailure] = []   # after the commit, with `isolate`
         self.records = 0          # after the commit: client records restored
         self.remounted: list[str] = []  # after the commit: unchanged exports withdrawn and applied again
         self.grace: str | None = None   # after the commit: what after_restore reported
@@ -103,15 +117,20 @@ class Volume:
     """One shared volume, identified by its mount point.
 
     `backend` replaces the server the registry names (tests: a fake); `require_mounted`
-    replaces the check that the mount point is a mounted file system (fsutil's, by default).
+    replaces the check that the mount point is a mounted file system (fsutil's, by default);
+    `server`: the server the caller was configured for (the agent's server=): a registry
+    initialised for another is a ValidationError at every load, so nothing is ever served by
+    a server the resource does not name.
     """
 
     def __init__(self, mountpoint: str | Path, settings: Settings, *, ip: str | None = None,
                  backend: Backend | None = None,
-                 require_mounted: Callable[[Path], None] = require_mountpoint):
+                 require_mounted: Callable[[Path], None] = require_mountpoint,
+                 server: str | None = None):
         self.mountpoint = Path(os.path.normpath(str(mountpoint)))
         self.settings = settings
         self.ip = ip
+        self.server = server
         self.registry = Registry(self.mountpoint, lock_timeout=settings.registry["lock_timeout"],
                                  require_mounted=require_mounted)
         self.node = NodeState(Path(settings.node["runtime_dir"]), self.mountpoint)
@@ -136,7 +155,15 @@ class Volume:
                               "exports": [e.to_dict() for e in state.exports]})
 
     def load(self) -> RegistryState:
-        return self.registry.load()
+        state = self.registry.load()
+        self.check_server(state)
+        return state
+
+    def check_server(self, state: RegistryState) -> None:
+        """ValidationError (field "server") when the volume is not for the expected server."""
+        if self.server is not None and state.server != self.server:
+            raise ValidationError("server", f"the resource says server={self.server} but the volume "
+                                            f"{self.mountpoint} was initialised for {state.server}")
 
     def key(self, text: str) -> str | int:
         """DIRECTORY|EXPORT_ID from the command line → registry lookup key."""
@@ -209,8 +236,15 @@ class Volume:
         absent = self._absent(tx) if submounts else set()
         steps = plan_changes(base.exports, new.exports, tx.reapplied, absent, submounts)
         applying = [s.export for s in steps if s.action == APPLY]
-        for exp in applying:
-            backend.check_export(exp, self.mountpoint)
+        # each export on its own (a start, a repair), unless the registry changes: then all
+        # or nothing, and `progress` tells the way back where the run stopped
+        isolate = tx.isolate and not tx.changed
+        if not isolate:  # refused before anything is written; isolated, each is checked when run
+            for exp in applying:
+                if tx.live:
+                    check_ready(backend, ctx, exp)
+                else:
+                    backend.check_export(exp, self.mountpoint)
         if tx.live and applying:
             backend.check_collisions(ctx, applying)
             if submounts:
@@ -228,7 +262,10 @@ class Volume:
             if tx.restore:
                 tx.records = restore_recovery(backend, ctx)
                 self.node.set_restored()
-            run_steps(backend, ctx, steps, progress)
+            tx.failed = run_steps(backend, ctx, steps, progress, isolate=isolate)
+            if tx.activate and new.exports and {f.export.path for f in tx.failed} >= {e.path for e in new.exports}:
+                raise failures_error(tx.failed, f"none of the {len(new.exports)} exports of "
+                                                f"{self.mountpoint} could go live")
             if tx.strays:
                 backend.withdraw_stray(ctx, new.exports)
             if tx.activate:
@@ -403,20 +440,34 @@ class Volume:
     # ---- agent actions ----------------------------------------------------------------------
     def start(self) -> StartResult:
         """Make every export of the volume live on this node and let its clients reclaim:
-        restore the client-recovery stores, apply every export, then the backend's
-        after-restore hook (Ganesha: the take-over grace, when there are records)."""
+        restore the client-recovery stores, apply each export on its own (in plan order),
+        then the backend's after-restore hook (Ganesha: the take-over grace, when there are
+        records).
+
+        An export that cannot go live here is listed in `failed` with its reason and the
+        others are live. When none can (and the volume has exports), raises NotInstalledError
+        if a cause is node-local, else ApplyError, and the volume is not marked active.
+        """
         with self.transaction(live=True) as tx:
             tx.backend.check_installed()
             tx.reapply(tx.state.exports)
-            tx.restore = tx.activate = True
-        return StartResult(applied=len(tx.state.exports), recovery_records=tx.records, grace=tx.grace)
+            tx.restore = tx.activate = tx.isolate = True
+        return StartResult(applied=len(tx.state.exports) - len({f.export.path for f in tx.failed}),
+                           recovery_records=tx.records, grace=tx.grace, failed=tx.failed)
 
-    def stop(self) -> int:
+    def stop(self, *, unlock: bool = True, lease_wait: float = 0.0,
+             notes: list[str] | None = None) -> int:
         """Withdraw the volume's exports from this node (returns how many were live); keep
         their identity on the volume.
 
         Must succeed whenever possible (a failed stop gets the node fenced): with the volume
-        already unmounted, the exports to withdraw come from the node-local active record.
+        already unmounted, the exports to withdraw come from the node-local active record;
+        each export is withdrawn on its own, so one the server refuses to withdraw does not
+        keep the others live (the stop then fails with ApplyError naming it). Then the
+        backend's after-stop hook: with `unlock`, release what the server holds for the
+        volume (knfsd: NLM locks on its file system while mounted, and of the floating IP);
+        `lease_wait` > 0 waits out NFSv4 leases for at most that long. What the hook did is
+        appended to `notes`.
         """
         record = self.node.active_record()
         try:
@@ -440,19 +491,31 @@ class Volume:
             live = backend.live_paths(ctx, state.exports)
             from .plan import plan_changes
 
-            run_steps(backend, ctx, plan_changes(state.exports, ()))  # children before parents
-            withdrawn = sum(1 for is_live in live.values() if is_live)
+            # children before parents, each on its own
+            failed = run_steps(backend, ctx, plan_changes(state.exports, ()), isolate=True)
+            withdrawn = sum(1 for is_live in live.values() if is_live) - len(failed)
             withdrawn += backend.withdraw_stray(ctx, state.exports)
+            if failed:
+                raise ApplyError(f"{len(failed)} export(s) could not be withdrawn, the others were: "
+                                 f"{summary(failed)}")
         else:
             require_nothing_live(backend, ctx, state.exports)
+        done = backend.after_stop(ctx, unlock_fs=unlock and mounted, unlock_ip=unlock, lease_wait=lease_wait)
+        if notes is not None:
+            notes.extend(done)
         clear_recovery(backend, ctx)
         self.node.clear_restored()
         self.node.clear_active()
         return withdrawn
 
-    def monitor(self, repair: bool = True, save: bool = True) -> MonitorResult:
-        """One cheap pass over the whole volume: compare, repair drift (`repair`), save the
-        client-recovery state (`save`, and only when this node has restored it)."""
+    def monitor(self, repair: bool = True, save: bool = True, probe: bool = False) -> MonitorResult:
+        """One cheap pass over the whole volume: compare, repair drift (`repair`, each export
+        on its own: those that still fail are in `failed`), save the client-recovery state
+        (`save`, and only when this node has restored it).
+
+        `probe` (Pacemaker's probe: is the volume served here at all?): when none of the
+        volume's exports is live, the answer is "not running", with nothing repaired or saved.
+        """
         if not self.is_active():
             return MonitorResult(running=False, drift=Drift())
         state = self.load()
@@ -460,17 +523,25 @@ class Volume:
         backend.require_running()
         ctx = self.ctx(state)
         drift = backend.drift(ctx, state.exports)
-        result = MonitorResult(running=True, drift=drift)
+        result = MonitorResult(running=True, drift=drift, exports=len(state.exports))
         if drift.foreign:
             from .errors import IdCollisionError
             raise IdCollisionError("; ".join(drift.foreign))
+        if probe and state.exports and len(drift.missing) == len(state.exports):
+            return MonitorResult(running=False, drift=drift, exports=len(state.exports))
         if repair and (drift.missing or drift.changed or drift.stray):
             # against the registry as it is now, under the lock: an export added since the
             # drift was taken is not a stray, one removed since is not re-applied
             with self.transaction(live=True) as tx:
                 tx.reapply(drift.missing + drift.changed)
                 tx.strays = bool(drift.stray)
-            result.repaired = len(drift.missing) + len(drift.changed) + len(drift.stray)
+                tx.isolate = True
+            result.failed = tx.failed
+            result.exports = len(tx.state.exports)
+            result.repaired = len(drift.missing) + len(drift.changed) + len(drift.stray) - len(tx.failed)
+        elif drift.missing or drift.changed:
+            result.failed = [ExportFailure(e, "apply", ApplyError("not live as the registry says"))
+                             for e in drift.missing + drift.changed]
         if save:
             from .errors import InsecureStateError, RegistryError
 
@@ -499,32 +570,11 @@ class Volume:
         return changed
 
 
-class Progress(Record):
-    """How far `run_steps` got: `done` steps were carried out (a failed call's are not counted)."""
-
-    done: int = 0
-
-
 def _local_fsal(fsal: Fsal) -> bool:
     """An FSAL that serves the host's directory itself (at the bottom of its stack)."""
     while fsal.stacked is not None:
         fsal = fsal.stacked
     return fsal.name in ("VFS", "XFS")
-
-
-def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step],
-              progress: Progress | None = None) -> None:
-    """Carry out plan steps on the server in their order, consecutive steps of one kind in
-    one call; `progress` counts the steps of the calls that returned."""
-    from .plan import APPLY, batches
-
-    for action, exports in batches(steps):
-        if action == APPLY:
-            backend.apply(ctx, exports)
-        else:
-            backend.withdraw(ctx, exports)
-        if progress is not None:
-            progress.done += len(exports)
 
 
 def remounted(steps: Sequence[Step], before: Sequence[Export], after: Sequence[Export]) -> list[str]:

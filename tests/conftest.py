@@ -64,6 +64,27 @@ def tmpfs(mp: Path, size: str = "64m", source: str = "gha-test-volume") -> Itera
         linux.umount(mp, lazy=True)
 
 
+@contextlib.contextmanager
+def this_agent_in_ocf_root(workdir: Path) -> Iterator[Path]:
+    """For the body, this checkout's agent at /usr/lib/ocf/resource.d/ganesha-ha/exports in
+    the test session's private mount namespace (for tools that run on this machine, not in a
+    sandbox node: pcs, crmsh). The host's /usr/lib/ocf is not written: other checkouts on
+    this machine use it at the same time. Yields the agent's path."""
+    from ganesha_ha.lab.sandbox.ocf_root import OCF_DIR, PROVIDER, ocf_overlay
+
+    if not IS_ROOT:
+        pytest.skip("needs root to mount")
+    done: list[str] = []
+    try:
+        for src, dst in ocf_overlay(workdir):
+            linux.bind_mount(src, dst, recursive=True)  # the last carries the providers' binds
+            done.append(dst)
+        yield OCF_DIR / PROVIDER / "exports"
+    finally:
+        for dst in reversed(done):
+            linux.umount(dst, lazy=True)
+
+
 @pytest.fixture
 def tmpfs_volume(tmp_path: Path):
     """A real mounted file system standing in for the shared volume."""

@@ -6,8 +6,10 @@ withdrawing what is not live is fine. Like Ganesha's pseudo tree (plan.py), an e
 mounted under the live export whose pseudo path is the longest prefix of its own, removing
 one with exports mounted under it is refused, and `hidden()` lists the live exports that a
 parent added after them hides from clients. Faults are set per test: `refuse` (paths whose apply
-or withdraw the server refuses: ApplyError), `hang` (names of the methods the server does
-not answer: ServerUnavailableError), `running`, `installed`. Every call that reaches the server is
+or withdraw the server refuses: ApplyError), `missing_fsals` (FSAL names whose module this
+node lacks: NotInstalledError for an export using one), `hang` (names of the methods the
+server does not answer: ServerUnavailableError), `running`, `installed`. `after_stop` calls
+are logged in `stops`. Every call that reaches the server is
 logged in `calls` as (method, [paths]).
 
 Its one recovery store keeps "the node's clients" in memory (`clients`) and the volume's
@@ -64,6 +66,8 @@ class FakeBackend:
         self.running = True
         self.installed = True
         self.refuse: set[str] = set()
+        self.missing_fsals: set[str] = set()
+        self.stops: list[tuple[bool, bool, float]] = []
         self.hang: set[str] = set()
         self.calls: list[tuple[str, list[str]]] = []
         self.store = FakeStore()
@@ -116,6 +120,10 @@ class FakeBackend:
     def check_export(self, exp: Export, mountpoint: Path) -> None:
         if "\\" in exp.pseudo:
             raise ValidationError("pseudo", "the fake server cannot carry a backslash")
+
+    def check_installed_for(self, exp: Export) -> None:
+        if exp.ganesha.fsal.name in self.missing_fsals:
+            raise NotInstalledError(f"FSAL {exp.ganesha.fsal.name} is not installed on this node")
 
     def served_ids(self) -> set[int]:
         self._answer("served_ids")
@@ -187,6 +195,10 @@ class FakeBackend:
 
     def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:
         return [self.store]
+
+    def after_stop(self, ctx: VolumeContext, unlock_fs: bool, unlock_ip: bool, lease_wait: float) -> list[str]:
+        self.stops.append((unlock_fs, unlock_ip, lease_wait))
+        return ["fake locks released"] if unlock_fs else []
 
     def after_restore(self, ctx: VolumeContext, records: int) -> str | None:
         if not records:

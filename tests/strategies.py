@@ -55,12 +55,14 @@ CLASSIC_FIELDS = {
 
 
 @st.composite
-def directories(draw, volume: Path, well_formed: bool):
+def directories(draw, volume: Path, well_formed: bool, spaces: bool = True):
     """(parameter value, whether it names an existing directory inside the volume). Well-formed
-    names are still hostile to config languages (quotes, braces, '#', unicode...)."""
+    names are still hostile to config languages (quotes, braces, '#', unicode...); without
+    `spaces`, they hold no space (the agent's directory= is a space-separated list)."""
     kind = draw(st.sampled_from(["name", "nested"] if well_formed else ["hostile", "dotdot", "missing"]))
     if kind in ("name", "nested"):
-        parts = draw(st.lists(good_name | name_text, min_size=1, max_size=2 if kind == "nested" else 1))
+        names = (good_name | name_text) if spaces else (good_name | name_text).filter(lambda n: " " not in n)
+        parts = draw(st.lists(names, min_size=1, max_size=2 if kind == "nested" else 1))
         return str(volume.joinpath(*parts)), True
     if kind == "dotdot":
         return str(volume) + "/" + draw(st.sampled_from(["..", "../..", "a/../..", "./../etc"])), False

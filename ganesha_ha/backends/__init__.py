@@ -73,6 +73,12 @@ class Backend(Protocol):
         a volume's registry never holds an export its server would refuse to parse)."""
         ...
 
+    def check_installed_for(self, exp: Export) -> None:
+        """Raise NotInstalledError when this node lacks what `exp` needs beyond the server's
+        programs (Ganesha: the module of each FSAL in its stack). Node-local: another node
+        may have it, so the volume can move there."""
+        ...
+
     # ---- live state -------------------------------------------------------------------
     def served_ids(self) -> set[int]:
         """The Export_Ids the server serves now, for every volume (an allocation must avoid
@@ -114,4 +120,13 @@ class Backend(Protocol):
     def after_restore(self, ctx: VolumeContext, records: int) -> str | None:
         """Called at start once the stores are restored (`records` clients in all) and the
         exports are live: Ganesha starts the take-over grace. Returns what to report."""
+        ...
+
+    def after_stop(self, ctx: VolumeContext, unlock_fs: bool, unlock_ip: bool, lease_wait: float) -> list[str]:
+        """Called at stop once every export of the volume is withdrawn: release what the
+        server still holds for it so the file system can be unmounted and its clients move
+        (knfsd: NLM locks on the volume's file system with `unlock_fs`, those taken through
+        `ctx.ip` with `unlock_ip`; with `lease_wait` > 0, wait out the NFSv4 lease time, at
+        most that many seconds). Never raises for what the kernel does not offer; returns
+        what was done, for the log."""
         ...

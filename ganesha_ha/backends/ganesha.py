@@ -55,6 +55,8 @@ class GaneshaBackend:
         self.runtime_dir = Path(settings.node["runtime_dir"]) / "ganesha"
         self.records = GaneshaRecordStore(Path(g["recovery_root"]), g["recovery_dir"])
         self.render_opts = RenderOptions(protocols=g["protocols"], transports=g["transports"])
+        self._plugins_setting = (g.get("plugins_dir") or "", g.get("ganesha_config") or "")
+        self._plugins_dir: Path | None = None
 
     def check_installed(self) -> None:
         import_dbus()
@@ -81,6 +83,21 @@ class GaneshaBackend:
 
     def check_export(self, exp: Export, mountpoint: Path) -> None:
         check_renderable(exp, mountpoint)
+
+    @property
+    def plugins_dir(self) -> Path:
+        """Where this node's Ganesha loads FSAL modules (ganesha_plugins.plugins_dir), found once."""
+        if self._plugins_dir is None:
+            from .ganesha_plugins import plugins_dir
+
+            self._plugins_dir = plugins_dir(*self._plugins_setting)
+        return self._plugins_dir
+
+    def check_installed_for(self, exp: Export) -> None:
+        """NotInstalledError when the module of an FSAL of `exp` is not on this node."""
+        from .ganesha_plugins import require_fsal
+
+        require_fsal(exp.ganesha.fsal, self.plugins_dir, f"export {exp.pseudo} (Export_Id {exp.export_id})")
 
     # ---- live state -----------------------------------------------------------------
     def show_exports(self) -> dict[int, str]:
@@ -218,6 +235,11 @@ class GaneshaBackend:
         reclaim; with none, a grace period would only block new opens on every export of
         this Ganesha for nothing. Returns Ganesha's answer, or None when not started."""
         return self.start_grace(ctx) if records else None
+
+    def after_stop(self, ctx: VolumeContext, unlock_fs: bool, unlock_ip: bool, lease_wait: float) -> list[str]:
+        """Nothing: Ganesha holds no lock on the volume once its exports are removed (their
+        state goes with them), and its clients' leases are its own business."""
+        return []
 
     def start_grace(self, ctx: VolumeContext) -> str:
         """Ask Ganesha to enter grace and accept reclaims from the volume's clients."""

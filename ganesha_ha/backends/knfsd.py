@@ -34,8 +34,10 @@ Contract with the volume layer:
   is exported for another directory.
 - `withdraw(exports)` unexports each directory for every client etab lists, registered or not.
 - Recovery: one store, the volume's lines of rmtab (`recovery_stores`). At stop the volume
-  saves, withdraws, clears, then may call `unlock_filesystem` so the file system can be
-  unmounted.
+  saves, withdraws, then `after_stop` releases the NLM locks of the volume's file system and
+  of its floating IP (/proc/fs/nfsd, the `proc_nfsd` setting) so the file system can be
+  unmounted, and may wait out the NFSv4 lease time (ocf:heartbeat:exportfs's
+  unlock_on_stop and wait_for_leasetime_on_stop).
 """
 from __future__ import annotations
 
@@ -137,9 +139,9 @@ class KnfsdBackend:
         self.exportfs = str(k["exportfs"])
         self.nfs_state_dir = Path(k["state_dir"])
         self.runtime_dir = Path(settings.node["runtime_dir"]) / "knfsd"
-        # Fixed system locations, attributes so that tests can point them elsewhere.
+        # System locations, attributes so that tests can point them elsewhere.
         self.proc_rpc = Path("/proc/net/rpc")
-        self.proc_nfsd = Path("/proc/fs/nfsd")
+        self.proc_nfsd = Path(k.get("proc_nfsd") or "/proc/fs/nfsd")   # a setting: tests use a stand-in
         self.etc_exports = Path("/etc/exports")
         self.etc_exports_d = Path("/etc/exports.d")
         self.arg_limit = ARG_LIMIT
@@ -218,6 +220,9 @@ class KnfsdBackend:
     def check_export(self, exp: Export, mountpoint: Path) -> None:
         """Nothing to refuse: every path and client the model accepts can be written to an
         exportfs argument or an exports file (knfsd_table escapes paths)."""
+
+    def check_installed_for(self, exp: Export) -> None:
+        """Nothing beyond exportfs (check_installed): knfsd has no per-export modules."""
 
     def is_running(self) -> bool:
         try:
@@ -433,20 +438,61 @@ class KnfsdBackend:
             return set()
         return {e.path for e in parse_etab_entries(text)}
 
-    def unlock_filesystem(self, ctx: VolumeContext) -> bool:
-        """Drop knfsd's NLM locks on the volume's file system (so it can be unmounted).
-
-        Affects every export on that file system: call at stop, after withdrawing all of
-        them. False when the kernel offers no unlock_filesystem (nfsd not loaded).
-        """
-        target = self.proc_nfsd / "unlock_filesystem"
+    def _write_control(self, name: str, value: str) -> bool:
+        """Write `value` to the nfsd control file `name` (as `echo value > file`); False when
+        the kernel does not offer it (nfsd not loaded) or refuses."""
+        target = self.proc_nfsd / name
         if not target.exists():
             return False
         try:
-            target.write_text(normalize_path(os.fspath(ctx.mountpoint)) + "\n")
+            with open(target, "w", encoding="utf-8") as fh:
+                fh.write(value + "\n")
             return True
         except OSError:
             return False
+
+    def unlock_filesystem(self, ctx: VolumeContext) -> bool:
+        """Drop knfsd's NLM locks on the volume's file system (so it can be unmounted):
+        /proc/fs/nfsd/unlock_filesystem takes a path and releases every lock on that path's
+        file system (fs/nfsd/nfsctl.c write_unlock_fs), as ocf:heartbeat:exportfs does at
+        stop (unlock_on_stop). Affects every export on that file system: call at stop, after
+        withdrawing all of them, while the volume is still mounted (the path is looked up).
+        False when the kernel offers no unlock_filesystem (nfsd not loaded)."""
+        return self._write_control("unlock_filesystem", normalize_path(os.fspath(ctx.mountpoint)))
+
+    def unlock_ip(self, ip: str) -> bool:
+        """Drop knfsd's NLM locks taken through the server address `ip` (the floating IP),
+        /proc/fs/nfsd/unlock_ip (nfsctl.c write_unlock_ip); False when not offered."""
+        return self._write_control("unlock_ip", str(ipaddress.ip_address(ip)))
+
+    def nfsv4_lease_time(self) -> int | None:
+        """knfsd's NFSv4 lease time in seconds (/proc/fs/nfsd/nfsv4leasetime); None when unknown."""
+        try:
+            return int((self.proc_nfsd / "nfsv4leasetime").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def after_stop(self, ctx: VolumeContext, unlock_fs: bool, unlock_ip: bool, lease_wait: float) -> list[str]:
+        """Release the NLM locks of the volume (its file system, its floating IP) and, when
+        asked, ride out the NFSv4 lease time (+2 s, as ocf:heartbeat:exportfs's
+        wait_for_leasetime_on_stop), so that the file system can be unmounted."""
+        done = []
+        if unlock_fs:
+            done.append(f"NLM locks on {ctx.mountpoint} released" if self.unlock_filesystem(ctx)
+                        else f"no {self.proc_nfsd / 'unlock_filesystem'} (nfsd not loaded): no locks to release")
+        if unlock_ip and ctx.ip:
+            if self.unlock_ip(ctx.ip):
+                done.append(f"NLM locks taken through {ctx.ip} released")
+        if lease_wait > 0:
+            lease = self.nfsv4_lease_time()
+            if lease is None:
+                done.append(f"NFSv4 lease time unknown ({self.proc_nfsd / 'nfsv4leasetime'}): not waited")
+            else:
+                wait = min(lease + 2.0, lease_wait)
+                time.sleep(wait)
+                done.append(f"waited {wait:g} s for NFSv4 leases ({lease} s)"
+                            + ("" if wait >= lease + 2 else ", cut short to fit the stop timeout"))
+        return done
 
     # ---- client recovery -----------------------------------------------------------------------
     def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:

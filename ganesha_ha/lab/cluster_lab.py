@@ -46,6 +46,7 @@ from .procs import wait_until
 from .recipe import Recipe, VolumeRecipe
 from .sandbox import ClusterError
 from .sandbox.cluster import SandboxCluster
+from .sandbox.ocf_root import ocf_overlay
 
 VOLUMES = (("vol1", "node-a"), ("vol2", "node-b"))
 IMAGE_SIZE = 128 * 1024 * 1024
@@ -55,7 +56,6 @@ FENCING_NOTE = ("stonith is off in this lab, so Pacemaker took the lost node's r
                 "as membership said it was gone; the lab made that safe by killing every process "
                 "of the node first. A real cluster must fence (power off) the node before that: "
                 "with stonith-enabled=true the survivor waits for the fence, then recovers.")
-OCF_DIR = Path("/usr/lib/ocf/resource.d")
 CLI = str(Path(PY).with_name("ganesha-ha"))   # the console script beside this interpreter
 
 
@@ -200,25 +200,18 @@ class ClusterLab(ClusterFailovers, LabRun):
         self.connect_clients()
 
     def ocf_overlay(self) -> list[tuple[Path, str]]:
-        """/usr/lib/ocf/resource.d as the nodes see it: the host's providers, plus this
-        checkout's ocf:ganesha-ha:exports (as `install-agent` writes it)."""
+        """/usr/lib/ocf/resource.d as the nodes see it (sandbox/ocf_root.py): the host's
+        providers, plus this checkout's ocf:ganesha-ha:exports (as `install-agent` writes it)."""
         root = self.workdir / "ocf"
-        out: list[tuple[Path, str]] = []
-        for provider in sorted(p for p in OCF_DIR.iterdir() if p.is_dir() and p.name != "ganesha-ha"):
-            (root / provider.name).mkdir(parents=True, exist_ok=True)
-            out.append((provider, str(root / provider.name)))
-        mine = root / "ganesha-ha"
-        mine.mkdir(parents=True, exist_ok=True)
         text = agent_text()
+        files = {"exports": text}
         if "lying-monitor" in self.opts.breaks:
-            (mine / "exports.real").write_text(text)
-            (mine / "exports.real").chmod(0o755)
-            text = ('#!/bin/sh\n# BREAK lying-monitor: says OCF_SUCCESS without checking anything\n'
-                    '[ "$1" = monitor ] && [ "${OCF_RESKEY_CRM_meta_interval:-0}" != 0 ] && exit 0\n'
-                    f'exec {mine / "exports.real"} "$@"\n')
-        (mine / "exports").write_text(text)
-        (mine / "exports").chmod(0o755)
-        return [*out, (root, str(OCF_DIR))]
+            real = root / "ganesha-ha" / "exports.real"
+            files = {"exports.real": text,
+                     "exports": ('#!/bin/sh\n# BREAK lying-monitor: says OCF_SUCCESS without checking anything\n'
+                                 '[ "$1" = monitor ] && [ "${OCF_RESKEY_CRM_meta_interval:-0}" != 0 ] && exit 0\n'
+                                 f'exec {real} "$@"\n')}
+        return ocf_overlay(root, files)
 
     def boot_services(self, name: str) -> None:
         """The node's system services, started as its init system would: bus, then Ganesha."""

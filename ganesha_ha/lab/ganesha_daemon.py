@@ -180,7 +180,25 @@ class GaneshaDaemon:
             tail = self.log_tail()
             self.stop()
             raise RuntimeError(f"ganesha.nfsd did not come up on its bus:\n{tail}")
+        # Ganesha owns its bus name before it listens for NFS: on a loaded machine a client
+        # that connects at once is refused. Wait for the port too, where we can reach it
+        # (the same network namespace as ours).
+        if not self.netns and not self.prefix_argv and not wait_until(self.listening, timeout):
+            tail = self.log_tail()
+            self.stop()
+            raise RuntimeError(f"ganesha.nfsd did not listen on port {self.port}:\n{tail}")
         return self
+
+    def listening(self) -> bool:
+        """A TCP connection to Ganesha's NFS port is accepted now (from this network namespace)."""
+        import socket
+
+        host = "127.0.0.1" if self.bind_addr in ("0.0.0.0", "") else self.bind_addr
+        try:
+            with socket.create_connection((host, self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
     def log_tail(self, lines: int = 20) -> str:
         try:

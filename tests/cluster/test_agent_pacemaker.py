@@ -25,9 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GaneshaLab
+from conftest import ROOT, GaneshaLab
 from ganesha_ha.lab.sandbox import available
 from ganesha_ha.lab.sandbox.cluster import SandboxCluster
+from ganesha_ha.lab.sandbox.ocf_root import ocf_overlay
 from ganesha_ha.lab.procs import wait_until
 
 pytestmark = [
@@ -180,18 +181,13 @@ def test_agent_under_pacemaker_with_ganesha(tmp_path, tmpfs_volume):
         assert not set(registry) & set(show_exports(lab)), "nothing is live before the cluster starts it"
         marker = Volume(vol, lab.settings()).node.active_path
 
-        # Pacemaker looks for OCF agents under /usr/lib/ocf only: install there (idempotent,
-        # as the README documents), for this interpreter
-        inst = subprocess.run([sys.executable, "-m", "ganesha_ha.cli", "install-agent"],
-                              capture_output=True, text=True, timeout=60)
-        assert inst.returncode == 0, inst.stderr
-        installed = Path("/usr/lib/ocf/resource.d/ganesha-ha/exports")
-        assert f"\npy={shlex.quote(sys.executable)}\n" in installed.read_text()
-
+        # Pacemaker looks for OCF agents under /usr/lib/ocf only: the node sees this
+        # checkout's agent there (a private resource.d bound over it inside the node), so
+        # the host's /usr/lib/ocf, which other checkouts use at the same time, is not written
         # crmsh logs to /var/log/crmsh and caches under $HOME: private ones inside the node
         crm_home = tmp_path / "crm-home"
         crm_home.mkdir()
-        binds = []
+        binds: list = ocf_overlay(tmp_path / "ocf")
         if Path("/var/log/crmsh").is_dir():
             crm_log = tmp_path / "crmsh-log"
             crm_log.mkdir()
@@ -203,6 +199,8 @@ def test_agent_under_pacemaker_with_ganesha(tmp_path, tmpfs_volume):
         print(f"\nnode online after {time.monotonic() - t0:.1f}s")
         node = cluster["n1"]
         log = LogCursor(node.pacemaker_log)
+        seen = node.run(["cat", "/usr/lib/ocf/resource.d/ganesha-ha/exports"], check=True).stdout
+        assert f"\npy={shlex.quote(sys.executable)}\n" in seen and f"\nroot={shlex.quote(str(ROOT))}\n" in seen
 
         # 5. the meta-data as the cluster's tools render it
         md = node.run(["crm_resource", "--show-metadata", AGENT], check=True).stdout
@@ -267,7 +265,7 @@ def test_agent_under_pacemaker_with_ganesha(tmp_path, tmpfs_volume):
         print(f"exports live in the new Ganesha after {time.monotonic() - t0:.1f}s")
         assert cluster.wait_resource(RSC, "n1", timeout=20) == "n1"
         if log.grep(result("monitor", "error")):
-            step = log.wait_for(agent_said("monitor", "monitor failed: NFS-Ganesha is not running"),
+            step = log.wait_for(agent_said("monitor", "NFS-Ganesha is not running"),
                                 result("monitor", "error"), result("stop", "ok"), result("start", "ok"))
             show("Ganesha killed and restarted at once: failed monitor, recovered here", step)
             assert log.saw(step, result("stop", "ok"), result("start", "ok")), log.new()
@@ -297,7 +295,7 @@ def test_agent_under_pacemaker_with_ganesha(tmp_path, tmpfs_volume):
         assert wait_until(lambda: exports_live(lab, registry), 20, 0.1), log.new()
         print(f"exports live again {time.monotonic() - t0:.1f}s after Ganesha came back")
         assert cluster.wait_resource(RSC, "n1", timeout=20) == "n1"
-        step = log.wait_for(agent_said("monitor", "monitor failed: NFS-Ganesha is not running"),
+        step = log.wait_for(agent_said("monitor", "NFS-Ganesha is not running"),
                             result("monitor", "error"), result("stop", "ok"), agent_said("stop", "exports withdrawn"),
                             agent_said("start", "2 exports live on ganesha"), result("start", "ok"),
                             result("monitor", "ok"))
@@ -345,3 +343,75 @@ def test_agent_under_pacemaker_with_ganesha(tmp_path, tmpfs_volume):
     assert cluster.leftovers() == {"netns": [], "processes": [], "mounts": []}
     assert lab.daemon.proc is None and lab.bus.proc is None and not lab.bus.socket.exists()
     print(f"total {time.monotonic() - t_start:.1f}s")
+
+
+def test_one_bad_export_is_degraded_a_missing_fsal_bans_the_node(tmp_path, tmpfs_volume):
+    """Issue 14, item 1, as Pacemaker sees it. One export Ganesha refuses (its directory is
+    gone): the monitor answers OCF_DEGRADED, crm_mon shows it with the reason, the resource
+    stays Started here with no failure counted and nothing restarted. Then an export whose
+    FSAL module this node lacks (added --record-only): the monitor answers
+    OCF_ERR_INSTALLED, Pacemaker stops the resource and keeps it off this node (allocation
+    score -INFINITY) although migration-threshold is 10; its exports are withdrawn."""
+    vol = tmpfs_volume
+    for d in ("a", "b", "c", "m"):
+        (vol / d).mkdir()
+    lab = GaneshaLab(tmp_path / "glab").start()
+    cluster: SandboxCluster | None = None
+    try:
+        lab.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "720-729", check=True)
+        for d in ("a", "b", "c"):
+            lab.cli("export", "add", str(vol), d, "--client", "127.0.0.1", check=True)
+        (vol / "b").rmdir()
+        cluster = SandboxCluster(tmp_path / "cluster", ["n1"], binds={"n1": ocf_overlay(tmp_path / "ocf")},
+                                 crm_config={"cluster-recheck-interval": "5s"})
+        cluster.start(timeout=60)
+        log = LogCursor(cluster["n1"].pacemaker_log)
+        log.mark()
+        cluster.cibadmin_create("resources", primitive(vol, lab.config))
+        assert cluster.wait_resource(RSC, timeout=30) == "n1"
+        step = log.wait_for(agent_said("start", "1 of 3 exports could not go live"), result("start", "ok"),
+                            result("monitor", "OCF_DEGRADED"), timeout=15)
+        show("one export refused", step)
+        assert log.saw(step, agent_said("start", "1 of 3 exports could not go live"), result("start", "ok"),
+                       result("monitor", "OCF_DEGRADED")), log.new()
+        assert sorted(p for i, p in show_exports(lab).items() if i) == [f"{vol}/a", f"{vol}/c"]
+        log.mark()
+        time.sleep(3 * MONITOR_S)   # several degraded monitors: nothing is recovered
+        assert cluster.resource_location(RSC) == "n1" and fail_count(cluster) == 0
+        assert not log.grep(rf"Initiating (stop|start) operation {RSC}_")
+        crm_mon = cluster.crm_mon()
+        show("crm_mon", crm_mon.splitlines()[-4:])
+        assert re.search(rf"{RSC}\s.*Started n1", crm_mon), crm_mon
+        assert re.search(rf"{RSC} {MONITOR_S}s-interval monitor on n1 returned 'OCF_DEGRADED' \(not live: "
+                         rf"b \(Export_Id 721\): Ganesha AddExport", crm_mon), crm_mon
+        attrs, failures = history(cluster)
+        assert [(f["exitstatus"], f["exitcode"]) for f in failures] == [("OCF_DEGRADED", "190")], failures
+
+        # an FSAL this node does not have: the volume must go where it is installed
+        plugins = tmp_path / "plugins"
+        plugins.mkdir()
+        os.symlink("/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so", plugins / "libfsalvfs.so")
+        log.mark()
+        lab.cli("export", "add", str(vol), "m", "--client", "127.0.0.1", "--fsal", "MEM", "--record-only",
+                check=True)
+        lab.config.write_text(lab.config.read_text().replace("[ganesha]\n", f"[ganesha]\nplugins_dir = {plugins}\n"))
+        cluster.wait_resource(RSC, state="Stopped", timeout=30)
+        step = log.wait_for(result("monitor", "not installed"), result("stop", "ok"), timeout=15)
+        show("FSAL MEM missing on this node", step)
+        assert log.saw(step, result("monitor", "not installed"), result("stop", "ok")), log.new()
+        time.sleep(3 * MONITOR_S)
+        assert cluster.resource_location(RSC) is None, "not started again on this node"
+        assert not [i for i in show_exports(lab) if i], "the stop withdrew every export"
+        scores = cluster.run(["crm_simulate", "--live-check", "--show-scores"], check=True).stdout
+        assert re.search(rf"{RSC} allocation score on n1: -INFINITY", scores), scores
+        crm_mon = cluster.crm_mon()
+        show("crm_mon", crm_mon.splitlines()[-4:])
+        assert re.search(rf"{RSC} {MONITOR_S}s-interval monitor on n1 returned 'not installed' \(cannot be "
+                         r"served on this node: m \(Export_Id 723\): FSAL MEM is not installed here \(Debian "
+                         r"package nfs-ganesha-mem\)", crm_mon), crm_mon
+        assert fail_count(cluster) >= 1
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        lab.stop()
+    assert cluster.leftovers() == {"netns": [], "processes": [], "mounts": []}

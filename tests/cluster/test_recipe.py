@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import this_agent_in_ocf_root
 from ganesha_ha.lab.recipe import Recipe, VolumeRecipe
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -182,14 +183,16 @@ needs_pcs_crm = pytest.mark.skipif(not (shutil.which("pcs") and shutil.which("cr
 
 
 @needs_pcs_crm
-@pytest.mark.skipif(os.geteuid() != 0, reason="installs the agent under /usr/lib/ocf as root")
+@pytest.mark.skipif(os.geteuid() != 0, reason="shows the agent under /usr/lib/ocf (a bind mount) as root")
 def test_pcs_and_crmsh_recipes_configure_the_same_cib(tmp_path):
     """The lab loads the crmsh form; the pcs form must configure exactly the same thing."""
+    with this_agent_in_ocf_root(tmp_path / "ocf"):   # both tools check the agent's meta-data
+        _pcs_and_crmsh_recipes_configure_the_same_cib(tmp_path)
+
+
+def _pcs_and_crmsh_recipes_configure_the_same_cib(tmp_path):
     import subprocess
 
-    from ganesha_ha.install import install_agent
-
-    install_agent()   # both tools check the agent's meta-data (idempotent; the README's step)
     recipe = _two_lab_volumes()
     crm_cib, pcs_cib = _cib_file(tmp_path / "crm.xml"), _cib_file(tmp_path / "pcs.xml")
     script = tmp_path / "recipe.crm"

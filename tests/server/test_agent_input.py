@@ -13,139 +13,28 @@ ra/exports too. Default: a few hundred examples; `--long`: over 10 000. The comm
 """
 from __future__ import annotations
 
-import io
 import os
-import re
-import subprocess
-from contextlib import redirect_stderr, redirect_stdout
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from conftest import ROOT, IS_ROOT
+from agent_helpers import Sandbox, check_well_formed, knfsd_sandbox, run_inprocess, run_subprocess
+from conftest import IS_ROOT
 from ganesha_ha.model import normalize_fsid
 from strategies import CLASSIC_FIELDS, directories, hostile, ipv4, ipv6
-
-AGENT = str(ROOT / "ra" / "exports")
-LOG_LINE = re.compile(r"^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d ganesha-ha\([^)]*\)\[\d+\]: "
-                      r"(DEBUG|INFO|WARNING|ERROR|CRIT): \S.*$")
-
 
 def _long_run(request) -> bool:
     return bool(request.config.getoption("--long"))
 
 
-# ---- running the agent ----------------------------------------------------------------------
-
-def run_inprocess(action: str, params: dict[str, str]) -> tuple[int, str, str]:
-    """`ganesha_ha.agent.run(action)` with exactly these OCF_RESKEY_ parameters."""
-    from ganesha_ha import agent
-
-    saved = dict(os.environ)
-    try:
-        for key in [k for k in os.environ if k.startswith("OCF_RESKEY_")]:
-            del os.environ[key]
-        os.environ.update({f"OCF_RESKEY_{k}": v for k, v in params.items()})
-        os.environ["OCF_RESOURCE_INSTANCE"] = "gha_input"
-        out, err = io.StringIO(), io.StringIO()
-        with redirect_stdout(out), redirect_stderr(err):
-            rc = agent.run(action)
-        return rc, out.getvalue(), err.getvalue()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def run_subprocess(action: str, params: dict[str, str]) -> tuple[int, str, str]:
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "OCF_ROOT": "/usr/lib/ocf",
-           "OCF_RESOURCE_INSTANCE": "gha_input"}
-    env.update({f"OCF_RESKEY_{k}": v for k, v in params.items()})
-    proc = subprocess.run([AGENT, action], env=env, capture_output=True, timeout=60)
-    return (proc.returncode, proc.stdout.decode("utf-8", "replace"),
-            proc.stderr.decode("utf-8", "replace"))
-
-
-def check_well_formed(rc: int, out: str, err: str, allowed: set[int]) -> list[str]:
-    """What Pacemaker sees is always deliberate: an allowed code, log lines and at most one
-    exit reason, no traceback, nothing on stdout; a failure says why in exactly one ERROR line.
-    Returns the ERROR lines."""
-    assert rc in allowed, (rc, err)
-    assert out == "", out
-    assert "Traceback" not in err and "unexpectedly" not in err, err
-    lines = err.splitlines()
-    reasons = [l for l in lines if l.startswith("ocf-exit-reason:")]
-    assert all(LOG_LINE.match(l) for l in lines if not l.startswith("ocf-exit-reason:")), err
-    assert len(reasons) <= 1, err
-    errors = [l for l in lines if ": ERROR: " in l]
-    if rc != 0 and rc != 7:
-        assert len(errors) == 1, err
-    return errors
-
-
-# ---- a knfsd classic-mode sandbox -------------------------------------------------------------
-
-class Sandbox:
-    """A tmpfs volume and a private /var/lib/nfs with the real exportfs (one per module)."""
-
-    def __init__(self, work: Path, volume: Path, state: Path, config: Path):
-        self.work, self.volume, self.state, self.config = work, volume, state, config
-
-    def etab_for(self, directory: str) -> list:
-        """The etab entries of `directory` (paths compared with their escapes decoded)."""
-        from ganesha_ha.backends.knfsd_table import normalize_path, parse_etab_entries
-
-        text = (self.state / "etab").read_bytes().decode("utf-8", "surrogateescape")
-        return [e for e in parse_etab_entries(text) if e.path == normalize_path(directory)]
-
-    def registry_exports(self) -> list[dict]:
-        import json
-
-        path = self.volume / ".ganesha-ha" / "registry.json"
-        return json.loads(path.read_bytes())["exports"] if path.exists() else []
-
-    def reset(self) -> None:
-        """Forget every export (the registry would fill its id range over 10 000 examples)."""
-        from ganesha_ha.registry import Registry, RegistryState
-
-        reg = Registry(self.volume)
-        if reg.exists():
-            with reg.locked():
-                st = reg.load()
-                reg.save(RegistryState(volume_uuid=st.volume_uuid, server=st.server, id_range=st.id_range,
-                                       exports=(), generation=st.generation))
-        (self.state / "etab").write_text("")
-
-    def stray_state(self) -> list[str]:
-        """Registries anywhere but on the volume (the classic mode must never write elsewhere).
-        Each found one is removed, so that one failure is reported once."""
-        import shutil
-
-        found = [p for p in (Path("/.ganesha-ha"), self.work / ".ganesha-ha", Path("/tmp/.ganesha-ha"))
-                 if p.exists()]
-        for p in found:
-            shutil.rmtree(p)
-        return [str(p) for p in found]
-
-
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory):
-    from ganesha_ha import linux
-    from knfsd_ns import REAL_EXPORTFS, private_nfs_state, skip_reason
+    from knfsd_ns import skip_reason
 
     if skip_reason():
         pytest.skip(skip_reason())
-    work = tmp_path_factory.mktemp("agent-input")
-    config = work / "gha.conf"
-    config.write_text(f"[knfsd]\nexportfs = {REAL_EXPORTFS}\n[node]\nruntime_dir = {work / 'run'}\n")
-    with private_nfs_state(work / "ns") as state:
-        volume = work / "vol"
-        volume.mkdir()
-        linux.mount("gha-agent-input", str(volume), "tmpfs", 0, "size=32m,mode=0755")
-        try:
-            yield Sandbox(work, volume, state, config)
-        finally:
-            linux.umount(str(volume), lazy=True)
+    with knfsd_sandbox(tmp_path_factory.mktemp("agent-input")) as box:
+        yield box
 
 
 # ---- the property tests -----------------------------------------------------------------------
@@ -153,7 +42,8 @@ def sandbox(tmp_path_factory):
 def _classic_example(sandbox: Sandbox, data) -> None:
     bad = data.draw(st.just(set()) | st.sets(st.sampled_from(["directory", *CLASSIC_FIELDS]), min_size=1),
                     label="hostile fields")
-    directory, make_it = data.draw(directories(sandbox.volume, "directory" not in bad), label="directory")
+    directory, make_it = data.draw(directories(sandbox.volume, "directory" not in bad, spaces=False),
+                                   label="directory")
     params = {"server": "knfsd", "directory": directory, "config": str(sandbox.config)}
     for name, (good, hostile_values) in CLASSIC_FIELDS.items():
         params[name] = data.draw(hostile_values if name in bad else good, label=name)
@@ -268,6 +158,10 @@ def test_classic_mode_refuses_directories_export_add_refuses(sandbox, case):
     """Outside the volume, through a symbolic link, not there, or on the root file system
     because the volume is not mounted: refused before anything is written or exported."""
     vol = sandbox.volume
+    if not (vol / ".ganesha-ha" / "registry.json").exists():
+        from ganesha_ha.registry import Registry
+
+        Registry(vol).init("knfsd", None, 1000)
     (vol / "real").mkdir(exist_ok=True)
     for name, target in (("out", "/etc"), ("in", str(vol / "real"))):
         if not (vol / name).is_symlink():
@@ -278,7 +172,9 @@ def test_classic_mode_refuses_directories_export_add_refuses(sandbox, case):
         "symlink-out": (vol / "out", 6, "outside the volume"),
         "symlink-in": (vol / "in", 6, "goes through a symbolic link"),
         "dotdot": (f"{vol}/real/../../etc", 6, "'..'"),
-        "missing": (vol / "nothere", 1, "does not exist"),
+        # the volume (it holds a registry) is mounted: a directory missing from it is a
+        # configuration error, as ocf:heartbeat:exportfs says (OCF_ERR_CONFIGURED)
+        "missing": (vol / "nothere", 6, "does not exist in"),
         "unmounted": (bare, 1, "on the root file system"),
         # found by the long run: parameters were stripped, so "<vol>/ " exported the whole volume
         "white-space": (f"{vol}/ ", 6, "white space"),
@@ -374,7 +270,9 @@ def test_long_paths_are_answers_not_crashes(sandbox):
 
 RA_CASES = {
     # name: (directory under the volume, clientspec, options, fsid, expected start code)
-    "config-hostile name": ('q"u{o}t#e; $(x) `y` \\\\ ü', "127.0.0.1 192.0.2.0/24", "rw,sync", "", 0),
+    # no space: in directory= a space separates directories (as ocf:heartbeat:exportfs reads it)
+    "config-hostile name": ('q"u{o}t#e;$(x)`y`\\\\ü', "127.0.0.1 192.0.2.0/24", "rw,sync", "", 0),
+    "space in a name": ("d1 two", "127.0.0.1", "rw", "", 6),
     "quote in clientspec": ("d1", 'a"b;c', "rw", "", 6),
     "fsid 0 in options": ("d1", "127.0.0.1", "rw,fsid=0", "", 6),
     "newline in directory": ("d\nx", "127.0.0.1", "rw", "", 6),
@@ -427,3 +325,102 @@ def test_classic_start_refuses_a_server_other_than_the_volumes(sandbox):
     (error,) = check_well_formed(rc, out, err, {6})
     assert "was initialised for knfsd" in error, err
     assert registry_bytes(sandbox) == before and sandbox.etab_for(str(sandbox.volume / "srv")) == []
+
+
+# ---- validate-all answers what start answers (issue 14, item 3) -------------------------------
+
+# (name, parameters over `classic(sandbox, <vol>/<directory>)`, directory, the code both give);
+# the bad inputs of issue 14, of RA_CASES, of the classic stop test and of the directory checks
+PARITY_CLASSIC = [
+    ("issue: fsid=abc", {"fsid": "abc"}, "p", 6),
+    ("issue: fsid=-5", {"fsid": "-5"}, "p", 6),
+    ("issue: options=rw,bogus_opt", {"options": "rw,bogus_opt"}, "p", 6),
+    ("issue: bracketed IPv6 (accepted now)", {"clientspec": "[2001:db8::10] [2001:db8::]/64"}, "p", 0),
+    ("issue: directories with a UUID fsid", {"fsid": "4f838db14f838db14f838db14f838db1"}, "p q", 6),
+    ("unlock_on_stop not a boolean", {"unlock_on_stop": "maybe"}, "p", 6),
+    ("wait_for_leasetime_on_stop not a boolean", {"wait_for_leasetime_on_stop": "2"}, "p", 6),
+    ("quote in clientspec", {"clientspec": 'a"b;c'}, "p", 6),
+    ("fsid 0 in options", {"options": "rw,fsid=0"}, "p", 6),
+    ("undecodable clientspec", {"clientspec": os.fsdecode(b"\xff\xfe(rw)")}, "p", 6),
+    ("10 kB clientspec", {"clientspec": "1" * 10_000}, "p", 6),
+    ("option injection", {"options": "rw) *(rw,no_root_squash"}, "p", 6),
+    ("clientspec 0", {"clientspec": "0"}, "p", 6),
+    ("options frobnicate", {"options": "rw,frobnicate"}, "p", 6),
+    ("fsid 0", {"fsid": "0"}, "p", 6),
+    ("clientspec a;b", {"clientspec": "a;b"}, "p", 6),
+    ("a client twice", {"clientspec": "127.0.0.1 127.0.0.1"}, "p", 6),
+    ("server nfsd", {"server": "nfsd"}, "p", 6),
+    ("server of another volume", {"server": "ganesha"}, "p", 6),
+    ("ip not an address", {"ip": "not-an-ip"}, "p", 6),
+    ("config unreadable", {"config": "0" * 256}, "p", 6),
+    ("volume and directory", {"volume": "/srv"}, "p", 6),
+    ("newline in directory", {}, "d\nx", 6),
+    ("space in a name", {}, "d1 two", 6),
+    ("dotdot", {}, "../../etc", 6),
+    ("symlink to /etc", {}, "out", 6),
+    ("symlink inside", {}, "in", 6),
+    ("missing from the mounted volume", {}, "nothere", 6),
+    ("white space", {}, "p ", 6),
+    ("the same directory twice", {}, "p p/", 6),
+]
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root")
+def test_validate_all_runs_the_checks_start_runs(sandbox):
+    """pcs runs validate-all at `resource create`: it must say what start will say (one
+    function, Agent.validate, called by both), for every bad input known, in both modes, and
+    each failing answer carries one exit reason. The only difference is a volume that is not
+    mounted here: not a configuration error (validate-all 0), a local one at start (1)."""
+    vol = sandbox.volume
+    sandbox.reset()
+    if not (vol / ".ganesha-ha" / "registry.json").exists():
+        from ganesha_ha.registry import Registry
+
+        Registry(vol).init("knfsd", None, 1000)
+    for d in ("p", "q", "d1", "real"):
+        (vol / d).mkdir(exist_ok=True)
+    for name, target in (("out", "/etc"), ("in", str(vol / "real"))):
+        if not (vol / name).is_symlink():
+            os.symlink(target, vol / name)
+    seen = {}
+    for name, extra, directory, code in PARITY_CLASSIC:
+        params = classic(sandbox, f"{vol}/{directory}") | extra
+        answers = {action: run_inprocess(action, params) for action in ("validate-all", "start")}
+        for action, (rc, out, err) in answers.items():
+            check_well_formed(rc, out, err, {code})
+        if code:
+            assert answers["validate-all"][2] == answers["start"][2], name   # the same reason
+        seen[name] = answers["start"][0]
+        # a settings file that cannot be read fails the stop too (left as it was: the node's
+        # paths are unknown without it)
+        check_well_formed(*run_inprocess("stop", params), {0, 1} if "config" in extra else {0})
+        assert (sandbox.state / "etab").read_text() == "", name
+    assert len(seen) == len(PARITY_CLASSIC)
+
+    # volume mode, on the same knfsd volume
+    base = {"server": "knfsd", "volume": str(vol), "config": str(sandbox.config), "CRM_meta_timeout": "2000"}
+    for name, extra, code in [("server nfsd", {"server": "nfsd"}, 6), ("relative volume", {"volume": "vol"}, 6),
+                              ("no volume", {"volume": ""}, 6), ("bad ip", {"ip": "1.2.3.4.5"}, 6),
+                              ("server of another volume", {"server": "ganesha"}, 6),
+                              ("not initialised", {"volume": str(sandbox.work / "bare-mount")}, 6),
+                              ("unlock_on_stop not a boolean", {"unlock_on_stop": "yess"}, 6)]:
+        if name == "not initialised":
+            from ganesha_ha import linux
+
+            (sandbox.work / "bare-mount").mkdir(exist_ok=True)
+            if not linux.is_mountpoint(sandbox.work / "bare-mount"):
+                linux.mount("gha-bare", str(sandbox.work / "bare-mount"), "tmpfs", 0, "size=1m")
+        params = base | extra
+        answers = [run_inprocess(action, params) for action in ("validate-all", "start")]
+        for rc, out, err in answers:
+            check_well_formed(rc, out, err, {code})
+        assert answers[0][2] == answers[1][2], name
+        check_well_formed(*run_inprocess("stop", params), {0})
+
+    # the one difference: the classic directory's file system is not mounted here
+    bare = sandbox.work / "not-mounted-yet" / "data"
+    bare.mkdir(parents=True, exist_ok=True)
+    check_well_formed(*run_inprocess("validate-all", classic(sandbox, bare)), {0})
+    (reason,) = check_well_formed(*run_inprocess("start", classic(sandbox, bare)), {1})
+    assert "is its file system mounted on this node?" in reason
+    sandbox.reset()

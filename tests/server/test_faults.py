@@ -49,11 +49,12 @@ def assert_cli_failure(proc: subprocess.CompletedProcess, code: int, fragment: s
 
 
 def assert_agent_failure(proc: subprocess.CompletedProcess, code: int, fragment: str) -> None:
-    """The agent's answer to Pacemaker: the code, one ERROR line saying why, an exit reason."""
+    """The agent's answer to Pacemaker: the code and one exit reason saying why (logged as an
+    ERROR where the cluster logs, not a second time on stderr)."""
     assert proc.returncode == code, (proc.returncode, proc.stderr)
-    errors = [line for line in proc.stderr.splitlines() if ": ERROR: " in line]
-    assert len(errors) == 1 and fragment in errors[0], proc.stderr
-    assert f"ocf-exit-reason:" in proc.stderr, proc.stderr
+    reasons = [line for line in proc.stderr.splitlines() if line.startswith("ocf-exit-reason:")]
+    assert len(reasons) == 1 and fragment in reasons[0], proc.stderr
+    assert ": ERROR: " not in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
 
 

@@ -5,11 +5,12 @@ Layers, bottom to top (a module may import its own layer and the ones below it):
     errors record textfmt linux lazysite   the vocabulary: exceptions, value records, libc,
     servers textcheck                       the table of servers, the text rule
     model fsal plan idranges context        pure model (exports, FSALs, change steps, id sets, the
-    nfspath fsutil settings ocf             volume as backends see it, nfs-utils paths), files on the
-                                            volume, config, OCF protocol
+    nfspath classic fsutil settings ocf     volume as backends see it, nfs-utils paths, the classic
+                                            agent parameters), files on the volume, config, OCF protocol
     registry backends recovery nodestate    on-volume state, the servers, client-recovery
     neighbours                              stores, node-local marks, the other volumes here
-    volume                                  the one place that combines them
+    volume execute                          the one place that combines them, and the
+                                            executor of its plan steps
     cli agent install                       entry points
     lab                                     the demo and proof (drives the entry points)
 
@@ -30,9 +31,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"__init__", "errors", "record", "textfmt", "linux", "lazysite", "servers", "textcheck"}),
-    frozenset({"model", "fsal", "plan", "idranges", "context", "nfspath", "fsutil", "settings", "ocf"}),
+    frozenset({"model", "fsal", "plan", "idranges", "context", "nfspath", "classic", "fsutil", "settings",
+               "ocf"}),
     frozenset({"registry", "backends", "recovery", "nodestate", "neighbours"}),
-    frozenset({"volume"}),
+    frozenset({"volume", "execute"}),
     frozenset({"cli", "agent", "install"}),
     frozenset({"lab"}),
     frozenset({"__main__"}),  # the console script: `lab` to the lab, the rest to cli

@@ -565,3 +565,97 @@ def test_a_child_needs_its_directory_in_the_parent_export(vol, fake):
     vol.update("b", fsal="MEM")
     (vol.mountpoint / "b" / "sub").rmdir()
     vol.update("c", pseudo="/top/sub2")
+
+
+# ---- one bad export affects only itself (issue 14, item 1) ------------------------------------------
+
+def test_start_serves_every_export_it_can_and_names_the_others(vol, fake):
+    """One refused export: the others go live (the batch is retried one by one, in plan
+    order), the volume is active, and the failure names the export and the server's reason."""
+    for d in ("a", "b", "c"):
+        vol.add(d, ["127.0.0.1"])
+    fake.refuse = {"b"}
+    res = vol.start()
+    assert set(live(vol, fake)) == {"a", "c"} and vol.is_active()
+    assert res.applied == 2 and [(f.export.path, f.node_local) for f in res.failed] == [("b", False)]
+    assert "refused b" in str(res.failed[0]) and "Export_Id 101" in str(res.failed[0])
+    assert fake.calls[0] == ("apply", ["a", "b", "c"]) and fake.calls[1:] == [
+        ("apply", ["a"]), ("apply", ["b"]), ("apply", ["c"])]
+
+
+def test_a_module_missing_here_is_node_local_and_nothing_is_sent_for_it(vol, fake):
+    vol.add("a", ["127.0.0.1"])
+    vol.add("b", ["127.0.0.1"], fsal="MEM", record_only=True)
+    fake.missing_fsals = {"MEM"}
+    res = vol.start()
+    assert set(live(vol, fake)) == {"a"} and [f.node_local for f in res.failed] == [True]
+    assert all("b" not in paths for _, paths in fake.calls), "the server never saw the export it cannot load"
+
+
+def test_start_with_nothing_servable_raises_the_node_local_cause_first(vol, fake):
+    from ganesha_ha.errors import NotInstalledError
+
+    vol.add("a", ["127.0.0.1"], fsal="MEM", record_only=True)
+    vol.add("b", ["127.0.0.1"])
+    fake.missing_fsals, fake.refuse = {"MEM"}, {"b"}
+    with pytest.raises(NotInstalledError, match=r"none of the 2 exports .* could go live: a .*MEM.*; b .*refused b"):
+        vol.start()
+    assert not vol.is_active() and fake.graces == []
+
+
+def test_a_change_with_a_module_missing_here_is_refused_before_anything_is_written(active, fake):
+    from ganesha_ha.errors import NotInstalledError
+
+    before = meaning(active)
+    fake.missing_fsals = {"MEM"}
+    with pytest.raises(NotInstalledError, match="MEM"):
+        active.add("a", ["127.0.0.1"], fsal="MEM")
+    assert meaning(active) == before and fake.calls == []
+
+
+def test_monitor_repairs_what_it_can_and_reports_the_rest(active, fake):
+    for d in ("a", "b", "c"):
+        active.add(d, ["127.0.0.1"])
+    fake.live.clear()                       # the server lost them all (a restart)
+    fake.refuse = {"c"}
+    res = active.monitor()
+    assert set(live(active, fake)) == {"a", "b"} and res.repaired == 2
+    assert (res.exports, res.served, [f.export.path for f in res.failed]) == (3, 2, ["c"])
+    fake.refuse = set()
+    res = active.monitor()
+    assert res.failed == [] and res.served == 3 and set(live(active, fake)) == {"a", "b", "c"}
+
+
+def test_a_probe_with_nothing_live_is_not_running_and_repairs_nothing(active, fake):
+    for d in ("a", "b"):
+        active.add(d, ["127.0.0.1"])
+    fake.live.clear()
+    fake.calls.clear()
+    res = active.monitor(probe=True)
+    assert not res.running and fake.calls == [] and live(active, fake) == {}
+    assert active.monitor(probe=False).running and set(live(active, fake)) == {"a", "b"}
+    assert active.monitor(probe=True).running
+
+
+def test_stop_withdraws_every_export_it_can_then_fails_naming_the_rest(active, fake):
+    for d in ("a", "b", "c"):
+        active.add(d, ["127.0.0.1"])
+    fake.refuse = {"a"}
+    with pytest.raises(ApplyError, match=r"1 export\(s\) could not be withdrawn, the others were: a "):
+        active.stop()
+    assert set(live(active, fake)) == {"a"} and active.is_active(), "the node keeps what it must withdraw"
+    fake.refuse = set()
+    notes: list[str] = []
+    assert active.stop(unlock=True, lease_wait=3.0, notes=notes) == 1
+    assert fake.stops[-1] == (True, True, 3.0) and notes == ["fake locks released"]
+    assert live(active, fake) == {} and not active.is_active()
+
+
+def test_a_volume_for_another_server_is_refused_at_every_load(vol, fake, settings):
+    v = Volume(vol.mountpoint, settings, backend=fake, require_mounted=_not_checked, server="knfsd")
+    with pytest.raises(ValidationError, match="server=knfsd but the volume .* was initialised for ganesha"):
+        v.start()
+    vol.start()
+    with pytest.raises(ValidationError, match="initialised for ganesha"):
+        v.monitor()
+    assert v.stop() == 0, "a stop still withdraws what the registry's server serves"

@@ -1,0 +1,132 @@
+"""Carrying out plan steps on the live server (plan.py decides the steps and their order).
+
+Two ways, chosen by the caller (volume.py):
+- together (`isolate=False`): a change of the registry (`export add/update/remove`): the
+  first refusal stops the rest and is raised, and the transaction puts everything back;
+- each export on its own (`isolate=True`): a start, a monitor's repair, a stop. An export
+  that cannot go live (or be withdrawn) is reported by name with the server's reason and the
+  others are still carried out: one bad export affects only itself.
+
+Consecutive steps of one kind still go to the server in one call (what keeps 1000 knfsd
+exports at one exportfs process); only when that call fails are its exports tried one by
+one, in plan order, to find which failed (an export already right costs knfsd nothing, and
+Ganesha an UpdateExport). Before an export is applied its node-local needs are checked
+(`Backend.check_installed_for`: Ganesha's FSAL modules), so a module missing here is a
+NotInstalledError of that export, never a refusal from the server.
+
+Errors that are not one export's fault stop everything and are raised: the server not
+answering (ServerUnavailableError), one of the volume's ids served for something else
+(IdCollisionError).
+"""
+from __future__ import annotations
+
+from .errors import ApplyError, GaneshaHAError, NotInstalledError, ValidationError
+from .record import Record
+
+TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .backends import Backend
+    from .context import VolumeContext
+    from .model import Export
+    from .plan import Step
+
+# what one export can fail with on its own; anything else concerns the whole volume
+PER_EXPORT_ERRORS = (ApplyError, ValidationError, NotInstalledError)
+
+
+class Progress(Record):
+    """How far `run_steps` got: `done` steps were carried out (a failed call's are not counted)."""
+
+    done: int = 0
+
+
+class ExportFailure(Record, frozen=True):
+    """One export a step could not carry out, with the server's (or the node's) reason."""
+
+    export: Export
+    action: str                # plan.APPLY ("apply") or plan.WITHDRAW ("withdraw")
+    error: GaneshaHAError
+
+    @property
+    def node_local(self) -> bool:
+        """The cause is this node (a program or module missing here): another node may serve it."""
+        return isinstance(self.error, NotInstalledError)
+
+    def __str__(self) -> str:
+        return f"{self.export.path or '/'} (Export_Id {self.export.export_id}): {self.error}"
+
+
+def check_ready(backend: Backend, ctx: VolumeContext, exp: Export) -> None:
+    """What must hold before `exp` is applied here: the server can represent it
+    (ValidationError) and this node has what it needs (NotInstalledError)."""
+    backend.check_export(exp, ctx.mountpoint)
+    backend.check_installed_for(exp)
+
+
+def _call(backend: Backend, ctx: VolumeContext, action: str, exports: Sequence[Export]) -> None:
+    from .plan import APPLY
+
+    if action == APPLY:
+        backend.apply(ctx, exports)
+    else:
+        backend.withdraw(ctx, exports)
+
+
+def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step], progress: Progress | None = None,
+              *, isolate: bool = False) -> list[ExportFailure]:
+    """Carry out `steps` in order; returns the exports that failed (always [] unless `isolate`).
+
+    Without `isolate` the first failure is raised (ApplyError, ValidationError,
+    NotInstalledError), and `progress` counts the steps of the calls that returned (the way
+    back, plan.plan_undo, starts from there). With it, those are collected per export and
+    every other step is still carried out. ServerUnavailableError and IdCollisionError are
+    raised either way.
+    """
+    from .plan import APPLY, batches  # here: a monitor of a correct volume needs no plan
+
+    failures: list[ExportFailure] = []
+    for action, exports in batches(steps):
+        if isolate and action == APPLY:
+            ready = []
+            for exp in exports:
+                try:
+                    check_ready(backend, ctx, exp)
+                except PER_EXPORT_ERRORS as exc:
+                    failures.append(ExportFailure(exp, action, exc))
+                else:
+                    ready.append(exp)
+            exports = ready
+        if not exports:
+            continue
+        try:
+            _call(backend, ctx, action, exports)
+            if progress is not None:
+                progress.done += len(exports)
+        except PER_EXPORT_ERRORS as exc:
+            if not isolate:
+                raise
+            if len(exports) == 1:
+                failures.append(ExportFailure(exports[0], action, exc))
+                continue
+            for exp in exports:  # which one(s)? each on its own, in plan order
+                try:
+                    _call(backend, ctx, action, [exp])
+                except PER_EXPORT_ERRORS as one:
+                    failures.append(ExportFailure(exp, action, one))
+    return failures
+
+
+def summary(failures: Sequence[ExportFailure], limit: int = 3) -> str:
+    """`a (Export_Id 1): reason; b (Export_Id 2): reason (and 4 more)`: for one log line."""
+    text = "; ".join(str(f) for f in failures[:limit])
+    return text + (f" (and {len(failures) - limit} more)" if len(failures) > limit else "")
+
+
+def failures_error(failures: Sequence[ExportFailure], what: str) -> GaneshaHAError:
+    """One error for failures that leave nothing served: NotInstalledError when a cause is
+    node-local (the volume belongs on a node that has what is missing), else ApplyError.
+    `what` begins the message, e.g. "none of the 3 exports of /srv/vol1 could go live"."""
+    cls = NotInstalledError if any(f.node_local for f in failures) else ApplyError
+    return cls(f"{what}: {summary(failures)}")
