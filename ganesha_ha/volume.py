@@ -436,9 +436,9 @@ class Volume:
         handles carry: changing it is refused unless `force` (ValidationError, exit 2), and
         then the old one is retired; the new one follows the rules of `add`. A new `fsal`
         replaces the whole FSAL record (options not given take their defaults). A change Ganesha
-        cannot make in place (plan.readd_reason: an FSAL option other than MEM's Async_*, the
-        Export_Id, the pseudo path) withdraws the export and adds it again: its clients see a
-        short outage, and the result says so."""
+        cannot make in place (plan.readd_reason; for an FSAL: any option but MEM's Async_*)
+        withdraws the export and adds it again: its clients see a short outage, and for an FSAL
+        change the result says so."""
         with self.transaction(live=False if record_only else None,
                               note="the export was left as it was") as tx:
             old = tx.state.find(self.key(key, tx.state))
@@ -480,9 +480,9 @@ class Volume:
             if new.pseudo != old.pseudo or new.ganesha != old.ganesha:
                 self.require_junctions(tx.state, new)
         result = self._result(tx, new, record_only, warnings)
-        from .plan import readd_reason
-
-        reason = readd_reason(old, new)
+        # an FSAL change Ganesha cannot make in place: say that the export went away for a moment
+        reason = (None if old.ganesha.fsal.in_place_change(new.ganesha.fsal)
+                  else "Ganesha cannot change this FSAL setting in place")
         if result.live and reason and tx.state.server == "ganesha":
             kept = ("MEM's files went with the old export" if new.ganesha.fsal.base.name == "MEM"
                     else "their handles stay valid")

@@ -561,8 +561,10 @@ def test_a_child_needs_its_directory_in_the_parent_export(vol, fake):
     vol.update("c", pseudo="/top/sub")
     assert fake.hidden() == [] and {e.pseudo for _, e in fake.live.values()} == {"/top", "/top/sub"}
     assert fake.calls[:len(calls)] == calls
-    # an FSAL that is not the host's directory (MEM) is not looked into; knfsd has no pseudo tree
-    vol.update("b", fsal="MEM")
+    # an FSAL that is not the host's directory (MEM) is not looked into; knfsd has no pseudo tree.
+    # (Its path is in MEM's own namespace, so a VFS export does not become one: a new export.)
+    vol.remove("b")
+    vol.add("/b", ["127.0.0.1"], pseudo="/top", fsal="MEM")
     (vol.mountpoint / "b" / "sub").rmdir()
     vol.update("c", pseudo="/top/sub2")
 
