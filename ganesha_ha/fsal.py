@@ -218,7 +218,7 @@ class Fsal(Record, frozen=True):
 
 def _spec_value(value: str) -> str:
     """A value as parse_spec reads it back: bare when it can be, else double-quoted."""
-    if value and not any(c in value for c in ',()"\' ') and not value.startswith("@"):
+    if value and not any(c in ',()"\'' or c.isspace() for c in value) and not value.startswith("@"):
         return value
     return '"' + value.replace('"', '\\"') + '"'
 

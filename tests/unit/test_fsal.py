@@ -93,6 +93,8 @@ def test_the_cli_syntax():
     assert dict(rgw.options)["secret_access_key"] == 'a,b(c)"d' and dict(rgw.options)["init_args"] == "--x=1, --y"
     assert parse_spec('MEM(Async_Type="inline")').options == (("Async_Type", "inline"),)
     assert dict(parse_spec('CEPH(user_id="@literal")').options)["user_id"] == "@literal"
+    spaced = Fsal("GLUSTER", (("volume", " v\u00a0"), ("hostname", "h\u2003x")))   # Unicode blanks are kept
+    assert parse_spec(str(spaced)) == spaced
 
 
 def test_values_from_files(tmp_path):
