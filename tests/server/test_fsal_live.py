@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, event, example, given, settings, strategies as st
 
-from conftest import IS_ROOT, ROOT, GaneshaLab, free_port
+from conftest import IS_ROOT, ROOT, free_port
 from ganesha_ha.lab.ganesha_daemon import GaneshaDaemon
 from ganesha_ha.lab.nfs.client import Nfs4Client
+from strategies import nasty_text
 
 AGENT = str(ROOT / "ra" / "exports")
 PLUGINS = Path("/usr/lib/x86_64-linux-gnu/ganesha")
@@ -266,10 +268,6 @@ def test_an_fsal_missing_on_this_node(ganesha, vol, tmp_path):
 
 
 # ---- hostile values ------------------------------------------------------------------------------
-
-from hypothesis import HealthCheck, event, example, given, settings, strategies as st  # noqa: E402
-
-from strategies import nasty_text  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ the node-local record.
 """
 from __future__ import annotations
 
-import json
 
 import pytest
 
