@@ -112,6 +112,9 @@ def _settings():
         for section, key in (b.call_timeout for b in BACKENDS):
             sec = getattr(settings, section)
             sec[key] = min(float(sec[key]), max(budget, 0.5))
+        # a call that may block the server longer on purpose (a PROXY_V4 or GLUSTER RemoveExport:
+        # backends/ganesha.py) still ends before Pacemaker's own timeout would kill the agent
+        settings.ganesha["action_budget"] = 2 * budget
     return settings
 
 
@@ -236,6 +239,8 @@ class Agent:
         state = self.volume.load()
         self._wait_for_server(state)
         res = self.volume.start()
+        for warning in res.warnings:
+            self.log.warning(f"{self.volume.mountpoint}: {warning}")
         self.log.info(f"{self.volume.mountpoint}: {res.applied} exports live on {self.server}, "
                       f"{res.recovery_records} client records restored"
                       + (f", grace started ({res.grace})" if res.grace else ", no grace needed"))

@@ -87,22 +87,30 @@ def build_parser() -> argparse.ArgumentParser:
                        help="access cap for every client (default RW)")
         e.add_argument("--squash", choices=["root_squash", "no_root_squash", "all_squash"],
                        default="root_squash" if adding else None)
-        e.add_argument("--fsal", metavar="NAME", default="VFS" if adding else None, help="Ganesha FSAL (default VFS)")
+        e.add_argument("--fsal", metavar="NAME(key=value,...)", default="VFS" if adding else None,
+                       help="Ganesha FSAL and its options (default VFS), for example MEM(Inode_Size=65536), "
+                            "NULL(VFS), PROXY_V4(Srv_Addr=192.0.2.7) or CEPH(user_id=nfs,"
+                            "secret_access_key=@/root/ceph.key): key=@FILE reads a value from FILE; "
+                            "on update it replaces the whole FSAL. For CEPH, GLUSTER, RGW, PROXY_V4 and MEM the "
+                            "directory is the absolute path in the FSAL's own namespace (see README: FSALs); "
+                            "quote the whole option for the shell")
         e.add_argument("--record-only", action="store_true",
                        help="change the registry only; the next start or monitor applies it")
         e.add_argument("--force", action="store_true",
                        help=("take an Export_Id or fsid that a removed export had" if adding else
                              "change the Export_Id or fsid (clients that have the export mounted get stale "
-                             "file handles), or take one that a removed export had"))
+                             "file handles), or take one that a removed export had")
+                       + "; export even with file handles that would go stale on another node (fsid_type "
+                         "Dev/Device, Ganesha's fsid_device = true), with a warning")
         e.add_argument("--json", action="store_true")
 
-    e = esub.add_parser("add", help="export a directory of the volume")
+    e = esub.add_parser("add", help="export a directory of the volume (or a path of an FSAL's own namespace)")
     e.add_argument("mountpoint")
-    e.add_argument("directory")
+    e.add_argument("directory", metavar="DIRECTORY|PATH")
     change_options(e, True)
     e = esub.add_parser("update", help="change an export (live when the volume is active here)")
     e.add_argument("mountpoint")
-    e.add_argument("export", metavar="DIRECTORY|EXPORT_ID")
+    e.add_argument("export", metavar="DIRECTORY|PATH|EXPORT_ID")
     change_options(e, False)
     e = esub.add_parser("remove", help="stop exporting a directory and forget it")
     e.add_argument("mountpoint")
@@ -127,11 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---- output helpers -------------------------------------------------------------------------
 
+def _where(exp, mountpoint: str) -> str:
+    """The export's directory, or for an FSAL with its own namespace `NAME:/path`."""
+    if exp.remote:
+        return f"{exp.ganesha.fsal.base.name}:{exp.path}"
+    return os.path.join(mountpoint, exp.path) if exp.path else mountpoint
+
+
 def _export_json(exp, live: bool | None, mountpoint: str) -> dict[str, Any]:
-    """The registry's form of the export (knfsd and ganesha parts nested, as in schema 2), plus
-    the flat keys of version 1 that scripts may read ("fsid", "fsal": the FSAL's name)."""
-    data = exp.to_dict()
-    data["directory"] = os.path.join(mountpoint, exp.path) if exp.path else mountpoint
+    """The registry's form of the export (knfsd and ganesha parts nested, as in schema 2, FSAL
+    secrets redacted), plus the flat keys of version 1 that scripts may read ("fsid", "fsal":
+    the FSAL's name). "directory" is the directory on the volume; for an FSAL with its own
+    namespace it is that path ("path" holds it too) and "remote" is true."""
+    data = exp.to_dict(redact=True)
+    data["directory"] = exp.path if exp.remote else (os.path.join(mountpoint, exp.path) if exp.path else mountpoint)
+    data["remote"] = exp.remote
     data["clients"] = [str(c) for c in exp.clients]
     data["fsid"] = exp.knfsd.fsid
     data["fsal"] = exp.ganesha.fsal.name
@@ -191,8 +209,10 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
         return 0
     if args.action == "start":
         res = vol.start()
+        for warning in res.warnings:
+            print(f"ganesha-ha: WARNING: {warning}", file=sys.stderr)
         _emit(args, {"applied": res.applied, "recovery_records": res.recovery_records, "grace": res.grace,
-                     "failed": [_failure_json(f) for f in res.failed]},
+                     "failed": [_failure_json(f) for f in res.failed], "warnings": res.warnings},
               f"started {vol.mountpoint}: {res.applied} exports live, {res.recovery_records} client "
               f"records restored" + (f", grace: {res.grace}" if res.grace else ""))
         return _failures_code(res.failed)
@@ -244,27 +264,31 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
             state, items = vol.exports_with_status()
             for e, live in items:
                 out.append(_export_json(e, live, str(vol.mountpoint)) | {"server": state.server})
-                rows.append([str(e.export_id), e.pseudo, str(vol.registry.abspath(e)),
-                             ",".join(str(c) for c in e.clients), e.access, _live_word(live)])
-        _emit(args, out, table(rows, ["ID", "PSEUDO", "DIRECTORY", "CLIENTS", "ACCESS", "STATE"])
+                rows.append([str(e.export_id), e.pseudo, _where(e, str(vol.mountpoint)),
+                             ",".join(str(c) for c in e.clients), e.access, e.ganesha.fsal.name, _live_word(live)])
+        _emit(args, out, table(rows, ["ID", "PSEUDO", "DIRECTORY", "CLIENTS", "ACCESS", "FSAL", "STATE"])
               if rows else "no exports")
         return 0
     vol = _volume(args, settings)
     if args.action == "show":
         state, items = vol.exports_with_status()
-        exp = state.find(vol.key(args.export))
+        exp = state.find(vol.key(args.export, state))
         live = dict((e.path, l) for e, l in items).get(exp.path)
         data = _export_json(exp, live, str(vol.mountpoint)) | {"server": state.server}
         text = "\n".join(f"{k + ':':12} {v}" for k, v in (
-            ("directory", data["directory"]), ("export_id", exp.export_id), ("fsid", exp.knfsd.fsid),
+            ("directory", _where(exp, str(vol.mountpoint))), ("export_id", exp.export_id), ("fsid", exp.knfsd.fsid),
             ("pseudo", exp.pseudo), ("clients", " ".join(data["clients"])), ("access", exp.access),
             ("squash", exp.squash), ("fsal", exp.ganesha.fsal), ("server", state.server), ("state", _live_word(live))))
         _emit(args, data, text)
         return 0
+    if args.action in ("add", "update") and args.fsal is not None:
+        from .fsal import parse_spec, read_value_file
+
+        args.fsal = parse_spec(args.fsal, read_value_file)
     if args.action == "add":
         res = vol.add(args.directory, args.clients, pseudo=args.pseudo, export_id=args.export_id,
                       fsid=args.fsid, access=args.access, squash=args.squash, fsal=args.fsal,
-                      record_only=args.record_only, force=args.force)
+                      force=args.force, record_only=args.record_only)
         verb = "added"
     elif args.action == "update":
         if not any(getattr(args, k) is not None for k in ("clients", "pseudo", "export_id", "fsid",
@@ -272,16 +296,19 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
             raise ValidationError("update", "nothing to change; give at least one option")
         res = vol.update(args.export, clients=args.clients, pseudo=args.pseudo, export_id=args.export_id,
                          fsid=args.fsid, access=args.access, squash=args.squash, fsal=args.fsal,
-                         record_only=args.record_only, force=args.force)
+                         force=args.force, record_only=args.record_only)
         verb = "updated"
     else:
         res = vol.remove(args.export, record_only=args.record_only)
         verb = "removed"
     e = res.export
-    data = _export_json(e, res.live, str(vol.mountpoint)) | {"action": verb, "note": res.note}
+    for warning in res.warnings:   # on stderr, whatever the output format: never lost in --json
+        print(f"ganesha-ha: WARNING: {warning}", file=sys.stderr)
+    data = _export_json(e, res.live, str(vol.mountpoint)) | {"action": verb, "note": res.note,
+                                                             "warnings": res.warnings}
     where = ("live" + (f"; {res.note}" if res.note else "")) if res.live else res.note
-    _emit(args, data, f"{verb} {vol.registry.abspath(e)} (Export_Id {e.export_id}, pseudo {e.pseudo}, "
-                      f"fsid {e.knfsd.fsid}): {where}")
+    _emit(args, data, f"{verb} {_where(e, str(vol.mountpoint))} (Export_Id {e.export_id}, pseudo {e.pseudo}, "
+                      f"fsid {e.knfsd.fsid}, FSAL {e.ganesha.fsal}): {where}")
     return 0
 
 

@@ -81,6 +81,15 @@ def normalize_relpath(field_name: str, path: str) -> str:
     return rel
 
 
+def normalize_fsal_path(path: str) -> str:
+    """An export's Path in its FSAL's own namespace (CEPH, GLUSTER, RGW, PROXY_V4, MEM): absolute,
+    canonical ('/' allowed: the FSAL's root), no '..', no control characters."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise _fail("path", f"must be an absolute path in the FSAL's own namespace, e.g. /scratch, "
+                            f"got {path!r}")
+    return "/" + normalize_relpath("path", path)
+
+
 def normalize_pseudo(pseudo: str) -> str:
     """An NFSv4 pseudo path: absolute, canonical, never '/' (the pseudo root is Ganesha's)."""
     if not isinstance(pseudo, str) or not pseudo.startswith("/"):
@@ -314,8 +323,8 @@ class GaneshaOptions(Record, frozen=True):
         if not isinstance(self.fsal, Fsal):
             raise _fail("fsal", "must be an FSAL record")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"fsal": self.fsal.to_dict()}
+    def to_dict(self, redact: bool = False) -> dict[str, Any]:
+        return {"fsal": self.fsal.to_dict(redact)}
 
     @classmethod
     def from_dict(cls, data: Any) -> "GaneshaOptions":
@@ -329,7 +338,9 @@ class Export(Record, frozen=True):
     clients and options.
 
     `path` is relative to the volume's mount point, so the same registry serves identical
-    exports wherever the volume is mounted. `access` caps every client: a client's own
+    exports wherever the volume is mounted; for an FSAL whose data is not on the volume
+    (`Fsal.remote`: CEPH, GLUSTER, RGW, PROXY_V4, MEM) it is the absolute Path in that FSAL's own
+    namespace, and the volume carries only the export's identity, client records and IP. `access` caps every client: a client's own
     `rw`/`ro` option chooses within it, so `--access RO` makes the whole export read-only
     and `--access None` takes it away from every client while keeping its identity. What
     only one server reads is in its part: `knfsd` (the fsid), `ganesha` (the FSAL); both are
@@ -347,7 +358,12 @@ class Export(Record, frozen=True):
     comment: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "path", normalize_relpath("directory", self.path))
+        if not isinstance(self.ganesha, GaneshaOptions):
+            raise _fail("ganesha", "must be Ganesha options (the FSAL)")
+        if self.ganesha.fsal.remote:
+            object.__setattr__(self, "path", normalize_fsal_path(self.path))
+        else:
+            object.__setattr__(self, "path", normalize_relpath("directory", self.path))
         object.__setattr__(self, "export_id", validate_export_id(self.export_id))
         object.__setattr__(self, "pseudo", normalize_pseudo(self.pseudo))
         clients = tuple(c if isinstance(c, ClientSpec) else ClientSpec.parse(c) for c in self.clients)
@@ -360,13 +376,16 @@ class Export(Record, frozen=True):
         object.__setattr__(self, "clients", clients)
         if not isinstance(self.knfsd, KnfsdOptions):
             raise _fail("knfsd", "must be knfsd options (the fsid)")
-        if not isinstance(self.ganesha, GaneshaOptions):
-            raise _fail("ganesha", "must be Ganesha options (the FSAL)")
         if self.access not in ACCESS_TYPES:
             raise _fail("access", f"must be one of {', '.join(ACCESS_TYPES)}, got {self.access!r}")
         if self.squash not in SQUASH_TYPES:
             raise _fail("squash", f"must be one of {', '.join(SQUASH_TYPES)}, got {self.squash!r}")
         check_text("comment", self.comment)
+
+    @property
+    def remote(self) -> bool:
+        """The export's data is in its FSAL's own namespace, not a directory of the volume."""
+        return self.ganesha.fsal.remote
 
     def client_access(self, client: ClientSpec) -> str:
         return min_access(self.access, client.access(self.access))
@@ -374,8 +393,9 @@ class Export(Record, frozen=True):
     def with_changes(self, **changes: Any) -> "Export":
         return replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The registry's form (schema version 2; registry.py migrates older forms)."""
+    def to_dict(self, redact: bool = False) -> dict[str, Any]:
+        """The registry's form (schema version 2; registry.py migrates older forms); with
+        `redact`, FSAL secrets replaced (what output and node-local records may hold)."""
         data: dict[str, Any] = {
             "path": self.path,
             "export_id": self.export_id,
@@ -384,7 +404,7 @@ class Export(Record, frozen=True):
             "access": self.access,
             "squash": self.squash,
             "knfsd": self.knfsd.to_dict(),
-            "ganesha": self.ganesha.to_dict(),
+            "ganesha": self.ganesha.to_dict(redact),
         }
         if self.comment:
             data["comment"] = self.comment
@@ -400,10 +420,16 @@ class Export(Record, frozen=True):
             raise _fail("export", f"unknown field(s) {', '.join(sorted(unknown))}")
         try:
             clients = tuple(ClientSpec(c["host"], tuple(c.get("options", ()))) for c in data["clients"])
+            ganesha = GaneshaOptions.from_dict(data.get("ganesha", {}))
+            path = data["path"]
+            if ganesha.fsal.remote and isinstance(path, str) and not path.startswith("/"):
+                # written before FSAL namespaces (an FSAL name was all a record held): the
+                # path is taken as the same path in the FSAL's namespace
+                path = "/" + path
             return cls(
-                path=data["path"], export_id=data["export_id"], pseudo=data["pseudo"], clients=clients,
+                path=path, export_id=data["export_id"], pseudo=data["pseudo"], clients=clients,
                 knfsd=KnfsdOptions.from_dict(data["knfsd"]),
-                ganesha=GaneshaOptions.from_dict(data.get("ganesha", {})),
+                ganesha=ganesha,
                 access=data.get("access", "RW"), squash=data.get("squash", "root_squash"),
                 comment=data.get("comment", ""),
             )

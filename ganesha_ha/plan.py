@@ -41,12 +41,22 @@ class Step(Record, frozen=True):
     export: Export
 
 
+def readd_reason(old: Export, new: Export) -> str | None:
+    """Why a changed export must be withdrawn before it is applied again, or None: Ganesha's
+    UpdateExport cannot change an export's Export_Id, pseudo path or FSAL stack
+    (src/support/export_mgr.c), nor FSAL options other than the few an FSAL's update_export
+    re-reads (Fsal.in_place_change), and a different Export_Id is a different export anyway."""
+    if old.export_id != new.export_id:
+        return "the Export_Id changed"
+    if old.pseudo != new.pseudo:
+        return "the pseudo path changed"
+    if not old.ganesha.fsal.in_place_change(new.ganesha.fsal):
+        return "Ganesha cannot change this FSAL setting in place"
+    return None
+
+
 def needs_readd(old: Export, new: Export) -> bool:
-    """Whether a changed export must be withdrawn before it is applied again: Ganesha's
-    UpdateExport cannot change an export's Export_Id, pseudo path or FSAL
-    (src/support/export_mgr.c), and a different Export_Id is a different export anyway."""
-    return (old.export_id != new.export_id or old.pseudo != new.pseudo
-            or old.ganesha != new.ganesha)
+    return readd_reason(old, new) is not None
 
 
 def pseudo_under(pseudo: str, parent: str) -> bool:

@@ -20,6 +20,13 @@ Version 1 kept "fsid" and "fsal" (an FSAL name) beside the common fields; versio
 "retired". Older versions are read through explicit migrations (`export_from_dict` for each
 export, `_DOC_MIGRATIONS` for the whole document) and written as version 3 by the next save.
 A registry of a newer version than this code knows is refused (upgrade that node).
+An FSAL's options are stored as [key, value] pairs of canonical text (fsal_schema.py), secrets
+included (this file is 0600 in a 0700 directory: the only place a secret is kept). The path of an
+export whose FSAL has its own namespace (MEM, CEPH, GLUSTER, RGW, PROXY_V4) is absolute ("/scratch"),
+every other path is relative to the mount point; an older registry's relative path of such an FSAL
+is read as that path in the FSAL's namespace (model.Export.from_dict). Both fit the form that
+schema 2 introduced, so code of the same schema without FSAL schemas still reads such a registry;
+it refuses to render FSAL options and knows no FSAL namespaces: upgrade every node before using them.
 
 Export_Id allocation: each volume owns a range of ids recorded in its registry
 (`export_id_range`, chosen at `volume init`: given with `--id-range`, or a random free block
@@ -300,7 +307,11 @@ def _matches(exp: Export, key: str | int) -> bool:
 
 
 def check_unique(exports: Iterable[Export]) -> None:
-    """No two exports of a volume share a directory, pseudo path, Export_Id or fsid."""
+    """No two exports of a volume share a directory, pseudo path, Export_Id or fsid, and
+    exports using one FSAL give its module block the same options (fsal.check_module_agreement)."""
+    from .fsal import check_module_agreement
+
+    exports = tuple(exports)
     seen: dict[str, dict[Any, str]] = {"directory": {}, "pseudo path": {}, "Export_Id": {}, "fsid": {}}
     for exp in exports:
         for what, value in (("directory", exp.path), ("pseudo path", exp.pseudo),
@@ -310,6 +321,7 @@ def check_unique(exports: Iterable[Export]) -> None:
                 raise ConflictError(f"{what} {value!r} of export '{exp.path or '/'}' is already used by "
                                     f"export '{other or '/'}'")
             seen[what][value] = exp.path
+    check_module_agreement([(exp.path or "/", exp.ganesha.fsal) for exp in exports])
 
 
 def check_range_free(id_range: tuple[int, int], others: Iterable[tuple[str, tuple[int, int]]],

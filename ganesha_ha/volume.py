@@ -44,6 +44,7 @@ class ChangeResult(Record):
     export: Export
     live: bool          # the change reached the live server
     note: str = ""      # e.g. "recorded; applied at the next start"
+    warnings: list[str] = Factory(list)   # what the caller must say out loud (printed, logged)
 
 
 class StartResult(Record):
@@ -52,6 +53,7 @@ class StartResult(Record):
     grace: str | None = None
     notes: list[str] = Factory(list)
     failed: list[ExportFailure] = Factory(list)   # exports that could not go live (the rest are)
+    warnings: list[str] = Factory(list)   # e.g. handles that would go stale on another node
 
 
 class MonitorResult(Record):
@@ -150,9 +152,10 @@ class Volume:
         return self.node.is_active()
 
     def _set_active(self, state: RegistryState) -> None:
+        # redacted: an FSAL secret is kept in the volume's registry only (a stop needs none)
         self.node.set_active({"mountpoint": str(self.mountpoint), "server": state.server, "ip": self.ip,
                               "volume_uuid": state.volume_uuid, "version": SCHEMA_VERSION,
-                              "exports": [e.to_dict() for e in state.exports]})
+                              "exports": [e.to_dict(redact=True) for e in state.exports]})
 
     def load(self) -> RegistryState:
         state = self.registry.load()
@@ -165,11 +168,24 @@ class Volume:
             raise ValidationError("server", f"the resource says server={self.server} but the volume "
                                             f"{self.mountpoint} was initialised for {state.server}")
 
-    def key(self, text: str) -> str | int:
-        """DIRECTORY|EXPORT_ID from the command line → registry lookup key."""
+    def key(self, text: str, state: RegistryState | None = None) -> str | int:
+        """DIRECTORY|PATH|EXPORT_ID from the command line → registry lookup key: an Export_Id,
+        a directory of the volume, or the path of an export in its FSAL's own namespace (an
+        absolute path outside the volume, or one that no local export has)."""
         text = str(text)
         if text.isdigit():
             return int(text)
+        if text.startswith("/"):
+            from .model import normalize_fsal_path
+
+            mp = str(self.mountpoint).rstrip("/")
+            inside = text == mp or text.startswith(mp + "/")
+            if not inside:
+                return normalize_fsal_path(text)
+            if state is not None and state.get(self.registry.relpath(text)) is None:
+                remote = normalize_fsal_path(text)
+                if state.get(remote) is not None:
+                    return remote
         return self.registry.relpath(text)
 
     def require_junctions(self, state: RegistryState, exp: Export) -> None:
@@ -196,6 +212,38 @@ class Volume:
                 raise ValidationError("pseudo", f"{child.pseudo} lies below the export {parent.pseudo}, and Ganesha "
                                                 f"reaches it through {junction}, which is not a directory; create "
                                                 f"it, or give a pseudo path outside {parent.pseudo}")
+
+    def path_for(self, directory: str, fsal: Fsal) -> str:
+        """An export's stored path from the command line: a directory of the volume for a
+        local FSAL, the absolute path in the FSAL's own namespace for a remote one."""
+        if fsal.remote:
+            from .model import normalize_fsal_path
+
+            return normalize_fsal_path(str(directory))
+        return self.registry.relpath(directory)
+
+    def _fsal_warnings(self, backend: Backend, exp: Export, force: bool) -> list[str]:
+        """Handle-identity risks of `exp` (its fsid_type, this node's Ganesha): refused unless
+        `force`, then returned to be printed loudly."""
+        from .fsal import handle_identity_risks
+
+        risks = handle_identity_risks(exp.ganesha.fsal) + backend.handle_risks([exp])
+        if risks and not force:
+            raise ValidationError("fsal", "; ".join(risks) + " (--force exports it anyway)")
+        return [f"handles of {exp.pseudo} may go stale after a failover: {r}" for r in risks]
+
+    def _install_warnings(self, tx: Transaction, exp: Export) -> list[str]:
+        """An FSAL module missing on this node: refused when the change goes live here (the
+        transaction's check), a warning when it is only recorded."""
+        if tx.live:
+            return []
+        from .errors import NotInstalledError
+
+        try:
+            tx.backend.check_installed_for(exp)
+        except NotInstalledError as exc:
+            return [f"{exc}; the volume cannot start on this node until it is"]
+        return []
 
     def require_directory(self, rel: str) -> None:
         """The directory `rel` of the volume exists and is reached without leaving the volume."""
@@ -345,42 +393,55 @@ class Volume:
     # ---- export changes -------------------------------------------------------------------
     def add(self, directory: str, clients: Sequence[str], *, pseudo: str | None = None,
             export_id: int | None = None, fsid: str | None = None, access: str = "RW",
-            squash: str = "root_squash", fsal: str = "VFS", record_only: bool = False,
+            squash: str = "root_squash", fsal: Fsal | str = "VFS", record_only: bool = False,
             force: bool = False) -> ChangeResult:
-        """Export a directory of the volume. An Export_Id given must lie in the volume's range;
-        one, or a numeric fsid, that a removed export had is refused unless `force`."""
-        rel = self.registry.relpath(directory)
+        """Export `directory` of the volume (for an FSAL with its own namespace, `fsal.remote`:
+        the absolute path there) to `clients`. An Export_Id given must lie in the volume's range;
+        one, or a numeric fsid, that a removed export had is refused unless `force`; `force`
+        also exports it with handles that would go stale on another node (returned as warnings)."""
+        fsal = fsal if isinstance(fsal, Fsal) else Fsal(fsal)
+        rel = self.path_for(directory, fsal)
         with self.transaction(live=False if record_only else None) as tx:
             existing = tx.state.get(rel)
             if existing is not None:
                 from .errors import ConflictError
 
-                raise ConflictError(f"{self.registry.abspath(rel)} is already exported (Export_Id "
+                where = rel if fsal.remote else self.registry.abspath(rel)
+                raise ConflictError(f"{where} is already exported (Export_Id "
                                     f"{existing.export_id}); use 'export update'")
-            self.require_directory(rel)
+            if not fsal.remote:
+                self.require_directory(rel)
+            elif pseudo is None and rel == "/":
+                raise ValidationError("pseudo", f"give --pseudo: the path / of an FSAL {fsal.base.name} export "
+                                                "cannot be its NFSv4 pseudo path")
             tx.state.check_new_identity(export_id, fsid, force)
             exp = Export(
                 path=rel,
                 export_id=export_id if export_id is not None else tx.state.allocate_export_id(tx.served_ids()),
-                pseudo=pseudo if pseudo is not None else str(self.registry.abspath(rel)),
+                pseudo=pseudo if pseudo is not None else (rel if fsal.remote else str(self.registry.abspath(rel))),
                 clients=parse_clients(clients), access=access, squash=squash,
                 knfsd=KnfsdOptions(fsid if fsid is not None else tx.state.allocate_fsid()),
-                ganesha=GaneshaOptions(Fsal(fsal)),
+                ganesha=GaneshaOptions(fsal),
             )
+            warnings = self._fsal_warnings(tx.backend, exp, force) + self._install_warnings(tx, exp)
             tx.state = tx.state.with_export(exp)
             self.require_junctions(tx.state, exp)
-        return self._result(tx, exp, record_only)
+        return self._result(tx, exp, record_only, warnings)
 
     def update(self, key: str, *, clients: Sequence[str] | None = None, pseudo: str | None = None,
                export_id: int | None = None, fsid: str | None = None, access: str | None = None,
-               squash: str | None = None, fsal: str | None = None, record_only: bool = False,
+               squash: str | None = None, fsal: Fsal | str | None = None, record_only: bool = False,
                force: bool = False) -> ChangeResult:
         """Change an export. Its identity (Export_Id, fsid) is what every client's file
         handles carry: changing it is refused unless `force` (ValidationError, exit 2), and
-        then the old one is retired; the new one follows the rules of `add`."""
+        then the old one is retired; the new one follows the rules of `add`. A new `fsal`
+        replaces the whole FSAL record (options not given take their defaults). A change Ganesha
+        cannot make in place (plan.readd_reason; for an FSAL: any option but MEM's Async_*)
+        withdraws the export and adds it again: its clients see a short outage, and for an FSAL
+        change the result says so."""
         with self.transaction(live=False if record_only else None,
                               note="the export was left as it was") as tx:
-            old = tx.state.find(self.key(key))
+            old = tx.state.find(self.key(key, tx.state))
             if export_id == old.export_id:
                 export_id = None
             if fsid is not None and normalize_fsid(fsid) == old.knfsd.fsid:
@@ -401,29 +462,56 @@ class Volume:
                     changes[name] = value
             if fsid is not None:
                 changes.update(knfsd=KnfsdOptions(fsid))
-            if fsal is not None:  # a name: a plain FSAL (options belong to the FSAL they were for)
-                changes.update(ganesha=GaneshaOptions(Fsal(fsal)))
+            if fsal is not None:
+                new_fsal = fsal if isinstance(fsal, Fsal) else Fsal(fsal)
+                if new_fsal.remote != old.remote:
+                    raise ValidationError("fsal", f"FSAL {new_fsal.base.name} keeps its data "
+                                                  f"{'in its own namespace' if new_fsal.remote else 'on the volume'}, "
+                                                  f"FSAL {old.ganesha.fsal.base.name} "
+                                                  f"{'in its own namespace' if old.remote else 'on the volume'}: "
+                                                  "the path would change meaning; remove the export and add it again")
+                changes.update(ganesha=GaneshaOptions(new_fsal))
             new = old.with_changes(**changes)
+            warnings = []
+            if new.ganesha != old.ganesha:
+                warnings = self._fsal_warnings(tx.backend, new, force) + self._install_warnings(tx, new)
+                warnings += _module_change_warnings(old.ganesha.fsal, new.ganesha.fsal)
             tx.state = tx.state.with_export(new)
             if new.pseudo != old.pseudo or new.ganesha != old.ganesha:
                 self.require_junctions(tx.state, new)
-        return self._result(tx, new, record_only)
+        result = self._result(tx, new, record_only, warnings)
+        # an FSAL change Ganesha cannot make in place: say that the export went away for a moment
+        reason = (None if old.ganesha.fsal.in_place_change(new.ganesha.fsal)
+                  else "Ganesha cannot change this FSAL setting in place")
+        if result.live and reason and tx.state.server == "ganesha":
+            kept = ("MEM's files went with the old export" if new.ganesha.fsal.base.name == "MEM"
+                    else "their handles stay valid")
+            result.note = "; ".join(filter(None, [f"{reason}: withdrawn and added again, so its clients saw a "
+                                                  f"short outage ({kept})", result.note]))
+        elif reason and tx.state.server == "ganesha":
+            result.note += f"; {reason}: it will be withdrawn and added again"
+        return result
 
     def remove(self, key: str, *, record_only: bool = False) -> ChangeResult:
         with self.transaction(live=False if record_only else None,
                               note="the export is still in the registry") as tx:
-            exp = tx.state.find(self.key(key))
+            exp = tx.state.find(self.key(key, tx.state))
             tx.state = tx.state.without(exp)
         return self._result(tx, exp, record_only)
 
-    def _result(self, tx: Transaction, exp: Export, record_only: bool) -> ChangeResult:
+    def _result(self, tx: Transaction, exp: Export, record_only: bool,
+                warnings: list[str] | None = None) -> ChangeResult:
+        warnings = warnings or []
         if tx.live:
             below = [str(self.registry.abspath(p)) for p in tx.remounted if p != exp.path]
             return ChangeResult(exp, True, f"{len(below)} export(s) below it in the pseudo tree withdrawn and "
-                                           f"applied again, same identity ({', '.join(below)})" if below else "")
+                                           f"applied again, same identity ({', '.join(below)})" if below else "",
+                                warnings)
         if record_only:
-            return ChangeResult(exp, False, "recorded only (--record-only); applied at the next start or monitor")
-        return ChangeResult(exp, False, "recorded; the volume is not active on this node, applied at its next start")
+            return ChangeResult(exp, False, "recorded only (--record-only); applied at the next start or monitor",
+                                warnings)
+        return ChangeResult(exp, False, "recorded; the volume is not active on this node, applied at its next start",
+                            warnings)
 
     # ---- queries ----------------------------------------------------------------------------
     def exports_with_status(self) -> tuple[RegistryState, list[tuple[Export, bool | None]]]:
@@ -452,8 +540,9 @@ class Volume:
             tx.backend.check_installed()
             tx.reapply(tx.state.exports)
             tx.restore = tx.activate = tx.isolate = True
+            risks = tx.backend.handle_risks(tx.state.exports)
         return StartResult(applied=len(tx.state.exports) - len({f.export.path for f in tx.failed}),
-                           recovery_records=tx.records, grace=tx.grace, failed=tx.failed)
+                           recovery_records=tx.records, grace=tx.grace, failed=tx.failed, warnings=risks)
 
     def stop(self, *, unlock: bool = True, lease_wait: float = 0.0,
              notes: list[str] | None = None) -> int:
@@ -571,10 +660,26 @@ class Volume:
 
 
 def _local_fsal(fsal: Fsal) -> bool:
-    """An FSAL that serves the host's directory itself (at the bottom of its stack)."""
-    while fsal.stacked is not None:
-        fsal = fsal.stacked
-    return fsal.name in ("VFS", "XFS")
+    """An FSAL that serves a directory of the volume itself (VFS, XFS, LUSTRE, GPFS; NULL over
+    one of them), not a path in its own namespace (Fsal.remote)."""
+    return not fsal.remote and not fsal.problem
+
+
+def _module_change_warnings(old: Fsal, new: Fsal) -> list[str]:
+    """A changed module option reaches Ganesha only when it next loads the FSAL module (a
+    restart of ganesha.nfsd: fsal_schema.py), whatever the export's re-add does."""
+    before = {layer.name: layer.module_options() for layer in old.layers() if not layer.problem}
+    out = []
+    for layer in new.layers():
+        if layer.problem:
+            continue
+        was = [(o.key, v) for o, v in before.get(layer.name, [])]
+        now = [(o.key, v) for o, v in layer.module_options()]
+        if was != now:
+            keys = sorted({k for k, _ in was} ^ {k for k, _ in now} | {k for (k, v) in now if (k, v) not in was})
+            out.append(f"FSAL {layer.name} module option(s) {', '.join(keys)} take effect only when ganesha.nfsd "
+                       f"next loads the {layer.name} module (its next restart): Ganesha reads a module block once")
+    return out
 
 
 def remounted(steps: Sequence[Step], before: Sequence[Export], after: Sequence[Export]) -> list[str]:

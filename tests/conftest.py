@@ -172,6 +172,39 @@ class GaneshaLab:
 
 
 @pytest.fixture
+def started_volume(ganesha, tmpfs_volume):
+    """A Ganesha volume (Export_Ids 3000-3099) started on the lab's Ganesha, with data/f.txt."""
+    (tmpfs_volume / "data").mkdir()
+    (tmpfs_volume / "data" / "f.txt").write_text("hello from the volume\n")
+    ganesha.cli("volume", "init", str(tmpfs_volume), "--server", "ganesha", "--id-range", "3000-3099", check=True)
+    ganesha.cli("volume", "start", str(tmpfs_volume), check=True)
+    return tmpfs_volume
+
+
+@contextlib.contextmanager
+def ganesha_volume_session(tmp_path_factory, name: str, id_range: tuple[int, int]):
+    """One Ganesha and one started tmpfs volume for a whole module (a property test adds and
+    removes an export per example): yields (lab, mount point, Volume)."""
+    from ganesha_ha.volume import Volume
+
+    if not IS_ROOT or shutil.which("ganesha.nfsd") is None:
+        pytest.skip("needs root and ganesha.nfsd")
+    work = tmp_path_factory.mktemp(name)
+    lab = GaneshaLab(work / "glab").start()
+    vol = work / "vol"
+    vol.mkdir()
+    linux.mount(f"gha-{name}", str(vol), "tmpfs", 0, "size=32m")
+    try:
+        volume = Volume(vol, lab.settings())
+        volume.init("ganesha", id_range)
+        volume.start()
+        yield lab, vol, volume
+    finally:
+        lab.stop()
+        linux.umount(str(vol), lazy=True)
+
+
+@pytest.fixture
 def ganesha(tmp_path: Path):
     if not IS_ROOT or shutil.which("ganesha.nfsd") is None:
         pytest.skip("needs root and ganesha.nfsd")

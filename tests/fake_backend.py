@@ -7,7 +7,8 @@ mounted under the live export whose pseudo path is the longest prefix of its own
 one with exports mounted under it is refused, and `hidden()` lists the live exports that a
 parent added after them hides from clients. Faults are set per test: `refuse` (paths whose apply
 or withdraw the server refuses: ApplyError), `missing_fsals` (FSAL names whose module this
-node lacks: NotInstalledError for an export using one), `hang` (names of the methods the
+node lacks: NotInstalledError for an export using one, at any layer of its stack), `device_fsid`
+(the node's server makes device-numbered handles: handle_risks), `hang` (names of the methods the
 server does not answer: ServerUnavailableError), `running`, `installed`. `after_stop` calls
 are logged in `stops`. Every call that reaches the server is
 logged in `calls` as (method, [paths]).
@@ -65,6 +66,7 @@ class FakeBackend:
         self.mounted_under: dict[int, int | None] = {}   # Export_Id -> the Export_Id it is mounted under
         self.running = True
         self.installed = True
+        self.device_fsid = False                # the node's server makes device-numbered handles
         self.refuse: set[str] = set()
         self.missing_fsals: set[str] = set()
         self.stops: list[tuple[bool, bool, float]] = []
@@ -97,6 +99,8 @@ class FakeBackend:
 
     @staticmethod
     def _abs(ctx: VolumeContext, exp: Export) -> str:
+        if exp.remote:
+            return exp.path
         return str(ctx.mountpoint / exp.path) if exp.path else str(ctx.mountpoint)
 
     def _answer(self, method: str) -> None:
@@ -122,8 +126,12 @@ class FakeBackend:
             raise ValidationError("pseudo", "the fake server cannot carry a backslash")
 
     def check_installed_for(self, exp: Export) -> None:
-        if exp.ganesha.fsal.name in self.missing_fsals:
-            raise NotInstalledError(f"FSAL {exp.ganesha.fsal.name} is not installed on this node")
+        missing = sorted({layer.name for layer in exp.ganesha.fsal.layers()} & self.missing_fsals)
+        if missing:
+            raise NotInstalledError(f"FSAL {', '.join(missing)} is not installed on this node")
+
+    def handle_risks(self, exports: Sequence[Export]) -> list[str]:
+        return [f"device-numbered handles for {e.pseudo}" for e in exports if self.device_fsid and not e.remote]
 
     def served_ids(self) -> set[int]:
         self._answer("served_ids")

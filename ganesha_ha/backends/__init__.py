@@ -79,6 +79,11 @@ class Backend(Protocol):
         may have it, so the volume can move there."""
         ...
 
+    def handle_risks(self, exports: Sequence[Export]) -> list[str]:
+        """Why these exports' file handles would differ on another node because of how this
+        node's server is set up (Ganesha: fsid_device = true); [] when nothing is known."""
+        ...
+
     # ---- live state -------------------------------------------------------------------
     def served_ids(self) -> set[int]:
         """The Export_Ids the server serves now, for every volume (an allocation must avoid

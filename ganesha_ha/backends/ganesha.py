@@ -10,6 +10,17 @@ Facts this code relies on, measured against Debian's nfs-ganesha 4.3:
 - UpdateExport of an id that is not live silently *adds* it: never an existence test.
 - ShowExports lists (id, path) of what is live; DisplayExport's pseudo field repeats the
   path in 4.3, so the pseudo path is checked through the NFS namespace, not D-Bus.
+- A reply "N exports added/updated. Errors found: ..." is a partial success: an unknown
+  FSAL option, an UpdateExport that Ganesha refused in part (a fsid_type change) answer so.
+  ganesha-ha treats it as a failure (the FSAL schema keeps it from happening for what the
+  schema knows) and takes back what such an AddExport added.
+- RemoveExport of a PROXY_V4 export blocks Ganesha's (single) D-Bus thread for up to the
+  export's RPC_Client_Timeout (proxyv4_close_thread closes the socket the receiver thread polls
+  without waking it: src/FSAL/FSAL_PROXY_V4/handle.c), and up to 60 s more if its session
+  renewer was mid-call. ganesha-ha writes RPC_Client_Timeout = 2 unless told otherwise
+  (fsal_schema.py) and waits that long, plus the usual timeout, for such a RemoveExport.
+  GLUSTER's RemoveExport blocks it too, in glfs_fini (8-9 s measured idle, more after I/O;
+  glusterfs issue #2606): ganesha-ha waits up to 30 s more for it.
 - Take-over grace: admin `grace("5:<key>")` (EVENT_TAKE_IP) makes Ganesha read the client
   records under <RecoveryRoot>/<key>/<RecoveryDir> and enter grace so those clients can
   reclaim (src/SAL/recovery/recovery_fs.c, src/MainNFSD/nfs_admin_thread.c); the records
@@ -21,14 +32,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import ApplyError, IdCollisionError
+from ..errors import ApplyError, IdCollisionError, ServerUnavailableError
 from ..fsutil import atomic_write, ensure_secure_dir
+from ..fsal_schema import REDACTED
 from ..model import Export
 from ..recovery.ganesha_records import GaneshaRecordStore, takeover_key
 from ..context import VolumeContext
 from . import Drift
 from .ganesha_bus import BusUnreachable, GaneshaBus, import_dbus
-from .ganesha_conf import RenderOptions, check_renderable, render_export
+from .ganesha_conf import RenderOptions, check_renderable, export_path, render_export
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -50,6 +62,7 @@ class GaneshaBackend:
 
     def __init__(self, settings: Any, bus_address: str | None = None):
         g = settings.ganesha
+        self.settings = g
         self.bus = GaneshaBus(bus_address or g["bus_address"], g.get("dbus_name_prefix") or "",
                               float(g["dbus_timeout"]))
         self.runtime_dir = Path(settings.node["runtime_dir"]) / "ganesha"
@@ -98,6 +111,22 @@ class GaneshaBackend:
         from .ganesha_plugins import require_fsal
 
         require_fsal(exp.ganesha.fsal, self.plugins_dir, f"export {exp.pseudo} (Export_Id {exp.export_id})")
+
+    def handle_risks(self, exports: Sequence[Export]) -> list[str]:
+        """Why file handles of these exports would change when the volume moves to another
+        node, as far as this node's Ganesha decides it: `fsid_device = true` in its
+        NFS_CORE_PARAM makes every local FSAL's handle carry the device number."""
+        local = [e for e in exports if not e.remote]
+        if not local:
+            return []
+        from .ganesha_plugins import device_fsid
+
+        config = self._plugins_setting[1]
+        if config and device_fsid(Path(config)):
+            return [f"{config} sets NFS_CORE_PARAM fsid_device = true: the file handles of "
+                    f"{', '.join(e.pseudo for e in local)} carry this node's device number and go stale "
+                    "(NFS4ERR_STALE) on a node where the volume's device has another minor number"]
+        return []
 
     # ---- live state -----------------------------------------------------------------
     def show_exports(self) -> dict[int, str]:
@@ -176,9 +205,11 @@ class GaneshaBackend:
     # ---- changes --------------------------------------------------------------------
     @staticmethod
     def _abspath(ctx: VolumeContext, exp: Export) -> str:
-        return str(ctx.mountpoint / exp.path) if exp.path else str(ctx.mountpoint)
+        return export_path(exp, ctx.mountpoint)
 
     def _write_block(self, ctx: VolumeContext, exp: Export) -> Path:
+        """The file handed to Add/UpdateExport: the module blocks the export's FSALs need, then
+        its EXPORT block (ganesha_conf.py), 0600 in a 0700 directory."""
         directory = self.runtime_dir / ctx.volume_uuid
         self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         ensure_secure_dir(directory, 0o700)
@@ -188,7 +219,9 @@ class GaneshaBackend:
         return conf
 
     def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
-        """Add each export, or update it in place when its id is already live for its path."""
+        """Add each export, or update it in place when its id is already live for its path;
+        each checked by reading it back (DisplayExport). A reply with "Errors found" is a
+        failure, and an export such an AddExport added is taken back."""
         dbus = import_dbus()
 
         live = self.show_exports()
@@ -200,26 +233,69 @@ class GaneshaBackend:
                                        f"Ganesha for {current}")
             conf = self._write_block(ctx, exp)
             method = "UpdateExport" if current == path else "AddExport"
+            secrets = exp.ganesha.fsal.secrets()
             try:
                 message = str(self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, method, str(conf),
-                                         f"EXPORT(Export_Id={exp.export_id})"))
+                                            f"EXPORT(Export_Id={exp.export_id})"))
             except dbus.DBusException as exc:
-                raise ApplyError(_explain(method, exp, exc)) from None
+                raise ApplyError(scrub(_explain(method, exp, exc), secrets)) from None
+            finally:
+                if secrets:   # Ganesha has read it: a secret stays only in the volume's registry
+                    conf.unlink(missing_ok=True)
             if message.startswith("0 exports"):
-                raise ApplyError(f"Ganesha {method} of {path} (Export_Id {exp.export_id}) did nothing: {message}")
+                raise ApplyError(scrub(f"Ganesha {method} of {path} (Export_Id {exp.export_id}) did nothing: "
+                                       f"{message}", secrets))
+            if "Errors found" in message:
+                if method == "AddExport":
+                    self._remove(exp)
+                raise ApplyError(scrub(f"Ganesha {method} of {path} (Export_Id {exp.export_id}) succeeded only "
+                                       f"in part, a failure here{'; the export was taken back' if method == 'AddExport' else ''}: "
+                                       f"{' '.join(message.split())}", secrets))
             live[exp.export_id] = path
+            shown = self.display_export(exp.export_id)
+            if shown is None or shown["path"] != path:
+                raise ApplyError(f"Ganesha answered {method} of {path} (Export_Id {exp.export_id}) but does "
+                                 f"not serve it: DisplayExport shows {shown['path'] if shown else 'nothing'}")
+
+    def _remove_timeout(self, exp: Export) -> float:
+        """How long a RemoveExport of `exp` may block Ganesha's D-Bus thread, plus the usual
+        timeout: PROXY_V4's receiver wakes up only after its RPC_Client_Timeout, GLUSTER's
+        glfs_fini waits for its bricks' disconnect (module docstring, fsal_schema.remove_wait)."""
+        base = exp.ganesha.fsal.base
+        if base.problem:
+            return self.bus.timeout
+        if base.name == "PROXY_V4":
+            wait = self.bus.timeout + float(base.effective("RPC_Client_Timeout") or 60)
+        else:
+            wait = self.bus.timeout + base.schema.remove_wait
+        budget = self.settings.get("action_budget")   # the agent's: 80 % of its action's timeout
+        return max(self.bus.timeout, min(wait, float(budget))) if budget else wait
+
+    def _remove(self, exp: Export) -> None:
+        dbus = import_dbus()
+        timeout = self._remove_timeout(exp)
+        try:
+            self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "RemoveExport", dbus.UInt16(exp.export_id),
+                          timeout=timeout)
+        except dbus.DBusException as exc:
+            raise ApplyError(_explain("RemoveExport", exp, exc)) from None
+        except ServerUnavailableError as exc:
+            if timeout == self.bus.timeout:
+                raise
+            why = ("a PROXY_V4 export's RemoveExport blocks Ganesha until its back-end connection's "
+                   "receiver wakes (RPC_Client_Timeout), and up to 60 s more when its session renewer was "
+                   "talking to the back-end (a back-end Lease_Lifetime of 5 s or less, or a back-end that "
+                   "stopped answering)" if exp.ganesha.fsal.base.name == "PROXY_V4" else
+                   f"a {exp.ganesha.fsal.base.name} export's RemoveExport blocks Ganesha while the FSAL "
+                   "disconnects from its storage")
+            raise ServerUnavailableError(f"{exc}: {why}; the removal completes in Ganesha meanwhile") from None
 
     def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
-        dbus = import_dbus()
-
         live = self.show_exports()
         for exp in exports:
             if live.get(exp.export_id) != self._abspath(ctx, exp):
                 continue  # not ours or not live: nothing to withdraw
-            try:
-                self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "RemoveExport", dbus.UInt16(exp.export_id))
-            except dbus.DBusException as exc:
-                raise ApplyError(_explain("RemoveExport", exp, exc)) from None
+            self._remove(exp)
             try:
                 (self.runtime_dir / ctx.volume_uuid / f"export-{exp.export_id}.conf").unlink()
             except FileNotFoundError:
@@ -254,6 +330,14 @@ class GaneshaBackend:
         """Ganesha 4.3 answers get_grace with (in_grace, success, message)."""
         reply = self.bus.call(ADMIN_PATH, ADMIN_IFACE, "get_grace")
         return bool(reply[0]) if isinstance(reply, (tuple, list)) else bool(reply)
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    """`text` with every secret value replaced: Ganesha's messages may quote a value."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
 
 
 def _explain(method: str, exp: Export, exc: Any) -> str:

@@ -112,20 +112,22 @@ class GaneshaBus:
             raise ServerUnavailableError(f"D-Bus at {self.where()} did not answer: {exc.get_dbus_message()}") from None
         return bool(owned)
 
-    def call(self, path: str, iface: str, method: str, *args: Any) -> Any:
-        """Ganesha's answer to one method call. A call that is not answered in time or that
-        finds nobody there raises ServerUnavailableError; Ganesha's own refusals come back
-        as dbus.DBusException for the caller to word."""
+    def call(self, path: str, iface: str, method: str, *args: Any, timeout: float | None = None) -> Any:
+        """Ganesha's answer to one method call, waiting `timeout` s (default: the bus's). A
+        call that is not answered in time or that finds nobody there raises
+        ServerUnavailableError; Ganesha's own refusals come back as dbus.DBusException for the
+        caller to word."""
         dbus = import_dbus()
         conn = self.connect()
+        wait = self.timeout if timeout is None else timeout
         try:
             obj = conn.get_object(self.bus_name, path, introspect=False)
-            return obj.get_dbus_method(method, iface)(*args, timeout=self.timeout)
+            return obj.get_dbus_method(method, iface)(*args, timeout=wait)
         except dbus.DBusException as exc:
             name = exc.get_dbus_name() or ""
             if name in _NO_ANSWER:
                 raise ServerUnavailableError(f"NFS-Ganesha did not answer {method} within "
-                                             f"{self.timeout:g} s") from None
+                                             f"{wait:g} s") from None
             if name in _NO_OWNER:
                 self.close()
                 raise self.not_running() from None

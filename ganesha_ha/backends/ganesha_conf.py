@@ -16,6 +16,7 @@ from pathlib import PurePath, PurePosixPath
 
 from ..errors import ValidationError
 from ..fsal import Fsal
+from ..fsal_schema import PATH, STR, Option
 from ..model import ClientSpec, Export
 from ..record import Record
 
@@ -58,21 +59,54 @@ def render_client(exp: Export, client: ClientSpec) -> list[str]:
     return lines
 
 
+def render_value(opt: Option, value: str) -> str:
+    """One option value in the form Ganesha's lexer reads as the option's kind: numbers,
+    booleans, tokens, addresses and modes bare (fsal_schema.normalize_value made them one word
+    of digits, letters or address characters), text and paths double-quoted."""
+    if opt.kind in (STR, PATH):
+        return quote(value)
+    return value
+
+
 def render_fsal(fsal: Fsal, indent: str) -> list[str]:
     """The FSAL sub-block: `FSAL { Name = VFS; }` on one line when it has nothing else; else
-    its options as quoted strings (keys are words, fsal.py checks them) and the FSAL it is
-    stacked on as a nested FSAL block (Ganesha's form for stackable FSALs such as NULL)."""
-    if not fsal.options and fsal.stacked is None:
+    its export options, typed (render_value), and the FSAL it is stacked on as a nested FSAL
+    block (Ganesha's form for stackable FSALs such as NULL). Module options are not here: they
+    go into the module's own block (render_module_blocks)."""
+    options = fsal.export_options()
+    if not options and fsal.stacked is None:
         return [f"{indent}FSAL {{ Name = {fsal.name}; }}"]
     lines = [f"{indent}FSAL {{", f"{indent}    Name = {fsal.name};"]
-    lines += [f"{indent}    {key} = {quote(value)};" for key, value in fsal.options]
+    lines += [f"{indent}    {opt.name} = {render_value(opt, value)};" for opt, value in options]
     if fsal.stacked is not None:
         lines += render_fsal(fsal.stacked, indent + "    ")
     lines.append(f"{indent}}}")
     return lines
 
 
-def _export_path(exp: Export, mountpoint: str | PurePath) -> str:
+def render_module_blocks(fsal: Fsal) -> list[str]:
+    """The module blocks the FSALs of an export need (`MEM { Inode_Size = 65536; }`), one per
+    FSAL of the stack that has module options given. They belong in the file handed to
+    AddExport: Ganesha reads a module block only from the file that first loads the module
+    (fsal_schema.py), and exactly once per file (Ganesha 5 refuses a repeated one)."""
+    lines: list[str] = []
+    done: set[str] = set()
+    for layer in fsal.layers():
+        options = layer.module_options()
+        if not options or layer.name in done:
+            continue
+        done.add(layer.name)
+        lines.append(f"{layer.name} {{")
+        lines += [f"    {opt.name} = {render_value(opt, value)};" for opt, value in options]
+        lines.append("}")
+    return lines
+
+
+def export_path(exp: Export, mountpoint: str | PurePath) -> str:
+    """The export's Path as Ganesha sees it: the directory inside the volume, or for an FSAL
+    with its own namespace (Export.remote) the path in that namespace."""
+    if exp.remote:
+        return exp.path
     return str(PurePosixPath(mountpoint) / exp.path) if exp.path else str(PurePosixPath(mountpoint))
 
 
@@ -84,16 +118,14 @@ def check_renderable(exp: Export, mountpoint: str | PurePath) -> None:
     the next line (found by the hostile-name test against ganesha.nfsd 4.3). knfsd has no such
     limit, so this is the Ganesha backend's rule, not the model's.
     """
-    for field_name, value in (("directory", _export_path(exp, mountpoint)), ("pseudo", exp.pseudo)):
+    for field_name, value in (("directory", export_path(exp, mountpoint)), ("pseudo", exp.pseudo)):
         if "\\" in value:
             raise ValidationError(field_name, "must not contain a backslash with server=ganesha "
                                               "(NFS-Ganesha's config language cannot carry it safely)")
-    fsal: Fsal | None = exp.ganesha.fsal
-    while fsal is not None:
-        if fsal.options:
-            raise ValidationError("fsal", f"FSAL {fsal.name}: options are not supported yet (each FSAL's "
-                                          "options need a schema before they may reach a config file)")
-        fsal = fsal.stacked
+    problem = exp.ganesha.fsal.problem
+    if problem:
+        raise ValidationError("fsal", f"the registry's FSAL {exp.ganesha.fsal.name} of {exp.pseudo} "
+                                      f"is not one this ganesha-ha can render: {problem}")
 
 
 def render_export(exp: Export, mountpoint: str | PurePath, opts: RenderOptions = RenderOptions()) -> str:
@@ -103,8 +135,9 @@ def render_export(exp: Export, mountpoint: str | PurePath, opts: RenderOptions =
     permissions apply to every client that matches no CLIENT block, so anything else would
     open the export to the world. Each client gets its access in its own CLIENT block.
     """
-    path = _export_path(exp, mountpoint)
+    path = export_path(exp, mountpoint)
     lines = [
+        *render_module_blocks(exp.ganesha.fsal),
         "EXPORT {",
         f"    Export_Id = {exp.export_id};",
         f"    Path = {quote(path)};",

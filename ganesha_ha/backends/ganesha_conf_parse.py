@@ -8,9 +8,11 @@ single-quoted strings without them, and `{ } ; = ,` as punctuation.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 
 from ..fsal import Fsal
+from ..fsal_schema import schema_of
 from ..model import ClientSpec, Export, GaneshaOptions, KnfsdOptions
 from ..record import Factory, Record
 from .ganesha_conf import SQUASH_KEYWORDS
@@ -123,8 +125,9 @@ def parse_config(text: str) -> list[Block]:
     return root.blocks
 
 
-def export_from_block(block: Block, mountpoint: str, fsid: str) -> Export:
-    """Read back an EXPORT block we rendered (the fsid is not part of Ganesha's block)."""
+def export_from_block(block: Block, mountpoint: str, fsid: str, modules: Sequence[Block] = ()) -> Export:
+    """Read back an EXPORT block we rendered (the fsid is not part of Ganesha's block), with
+    the module blocks rendered beside it."""
     def one(b: Block, key: str) -> str:
         v = b.get(key)
         if not v or len(v) != 1:
@@ -132,10 +135,15 @@ def export_from_block(block: Block, mountpoint: str, fsid: str) -> Export:
         return v[0]
 
     path = one(block, "Path")
+    fsals = block.sub("FSAL")
+    fsal = fsal_from_block(fsals[0], modules) if fsals else Fsal()
     mp = str(PurePosixPath(mountpoint))
-    if path != mp and not path.startswith(mp.rstrip("/") + "/"):
+    if fsal.remote:
+        rel = path
+    elif path != mp and not path.startswith(mp.rstrip("/") + "/"):
         raise ParseError(f"Path {path!r} is outside {mp!r}")
-    rel = path[len(mp):].lstrip("/")
+    else:
+        rel = path[len(mp):].lstrip("/")
     squash_rev = {v.lower(): k for k, v in SQUASH_KEYWORDS.items()}
     exp_squash = squash_rev[one(block, "Squash").lower()]
     clients = []
@@ -155,20 +163,28 @@ def export_from_block(block: Block, mountpoint: str, fsid: str) -> Export:
         for host in hosts:
             clients.append(ClientSpec(host, tuple(opts)))
             accesses.append(access)
-    fsals = block.sub("FSAL")
     # The export-level cap is the widest client access (a None client only exists under a None cap).
     cap = next((a for a in ("RW", "RO") if a in accesses), "None")
     return Export(path=rel, export_id=int(one(block, "Export_Id")), knfsd=KnfsdOptions(fsid),
                   pseudo=one(block, "Pseudo"), clients=tuple(clients), access=cap, squash=exp_squash,
-                  ganesha=GaneshaOptions(fsal_from_block(fsals[0]) if fsals else Fsal()))
+                  ganesha=GaneshaOptions(fsal))
 
 
-def fsal_from_block(block: Block) -> Fsal:
+def fsal_from_block(block: Block, modules: Sequence[Block] = ()) -> Fsal:
     """An FSAL block: its Name, its other parameters as options, a nested FSAL as the one it
-    is stacked on."""
+    is stacked on; the parameters of a module block of the same name (`modules`) as its module
+    options. Names are mapped back from Ganesha's spelling to the schema's keys."""
     name = block.get("Name")
     if not name or len(name) != 1:
         raise ParseError("FSAL without a single Name")
-    options = tuple((k, ",".join(v)) for k, v in block.params if k.lower() != "name")
+    sch = schema_of(name[0])
+    def key(ganesha_name: str, module: bool) -> str:
+        for opt in sch.options:
+            if opt.name.lower() == ganesha_name.lower() and opt.module == module:
+                return opt.key
+        return ganesha_name
+    options = tuple((key(k, False), ",".join(v)) for k, v in block.params if k.lower() != "name")
+    options += tuple((key(k, True), ",".join(v)) for m in modules if m.name.lower() == sch.name.lower()
+                     for k, v in m.params)
     stacked = block.sub("FSAL")
-    return Fsal(name[0], options, fsal_from_block(stacked[0]) if stacked else None)
+    return Fsal(name[0], options, fsal_from_block(stacked[0], modules) if stacked else None)

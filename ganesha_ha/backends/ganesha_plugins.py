@@ -8,6 +8,14 @@ FSAL_MODULE_LOC: /usr/lib/x86_64-linux-gnu/ganesha on Debian 12, where each FSAL
 package (nfs-ganesha-vfs, -mem, -nullfs, -proxy-v4, -ceph, -gluster, -gpfs, -rgw). PSEUDO
 and MDCACHE are built into ganesha.nfsd itself.
 
+Two FSALs would take ganesha.nfsd down with them when loaded on the wrong node (measured with
+Debian's 4.3 packages): GPFS without a mounted GPFS file system (src/FSAL/FSAL_GPFS/gpfsext.c:
+LogFatal when it finds none) and RGW without a Ceph configuration (librgw_create aborts the
+process). They are refused the same way as a missing module, before Ganesha loads them.
+
+The same config says whether Ganesha derives the file-system id in its handles from the device
+number (`fsid_device = true`, src/FSAL/localfs.c:posix_get_fsid): `device_fsid`.
+
 A missing module is a fact about this node, not about the export: another node may have the
 package. So it is a NotInstalledError (the resource agent answers OCF_ERR_INSTALLED and the
 volume moves), found by a stat() before anything is sent to the server. The directory comes
@@ -28,6 +36,7 @@ if TYPE_CHECKING:
 DEFAULT_PLUGINS_DIR = Path("/usr/lib/x86_64-linux-gnu/ganesha")
 BUILT_IN = frozenset({"PSEUDO", "MDCACHE"})   # compiled into ganesha.nfsd, no module file
 # Debian 12's package of each FSAL whose package name is not nfs-ganesha-<name in lower case>
+# (fsal_schema.py knows them all, and that XFS and LUSTRE have none)
 DEBIAN_PACKAGES = {"NULL": "nfs-ganesha-nullfs", "PROXY_V4": "nfs-ganesha-proxy-v4"}
 
 
@@ -36,14 +45,19 @@ def module_file(name: str) -> str:
     return f"libfsal{name.lower()}.so"
 
 
-def debian_package(name: str) -> str:
-    """The Debian package that ships FSAL `name` (nfs-ganesha-<name>, with Debian's exceptions)."""
+def debian_package(name: str) -> str | None:
+    """The Debian 12 package that ships FSAL `name` (fsal_schema.py; for a name it does not
+    know nfs-ganesha-<name>, with Debian's exceptions); None when Debian 12 has none (XFS, LUSTRE)."""
+    from ..fsal_schema import SCHEMAS
+
     upper = name.upper()
+    if upper in SCHEMAS:
+        return SCHEMAS[upper].package
     return DEBIAN_PACKAGES.get(upper, f"nfs-ganesha-{upper.lower().replace('_', '-')}")
 
 
-def plugins_dir_from_config(path: Path) -> Path | None:
-    """`Plugins_Dir` of NFS_CORE_PARAM in the Ganesha config at `path`; None when the file
+def core_param(path: Path, key: str) -> str | None:
+    """The value of `key` in NFS_CORE_PARAM of the Ganesha config at `path`; None when the file
     cannot be read or parsed, or does not set it (%include'd files are not followed)."""
     from .ganesha_conf_parse import ParseError, parse_config
 
@@ -58,10 +72,22 @@ def plugins_dir_from_config(path: Path) -> Path | None:
         return None
     for block in blocks:
         if block.name.lower() == "nfs_core_param":
-            value = block.get("Plugins_Dir")
+            value = block.get(key)
             if value:
-                return Path(value[0])
+                return value[0]
     return None
+
+
+def plugins_dir_from_config(path: Path) -> Path | None:
+    """`Plugins_Dir` of NFS_CORE_PARAM in the Ganesha config at `path` (core_param)."""
+    value = core_param(path, "Plugins_Dir")
+    return Path(value) if value else None
+
+
+def device_fsid(path: Path) -> bool:
+    """Whether the Ganesha config at `path` sets NFS_CORE_PARAM fsid_device = true (a boolean in
+    Ganesha's lexer: true, yes, on), which puts the device number into every local FSAL's handles."""
+    return (core_param(path, "fsid_device") or "").lower() in ("true", "yes", "on")
 
 
 def plugins_dir(setting: str, ganesha_config: str) -> Path:
@@ -73,18 +99,46 @@ def plugins_dir(setting: str, ganesha_config: str) -> Path:
     return found or DEFAULT_PLUGINS_DIR
 
 
-def require_fsal(fsal: Fsal, directory: Path, what: str = "") -> None:
+def require_fsal(fsal: Fsal, directory: Path, what: str = "",
+                 mounts: Path = Path("/proc/self/mounts")) -> None:
     """NotInstalledError naming the FSAL, the Debian package and the missing file (in that
     order: Pacemaker keeps the first 128 characters of an exit reason), for the first FSAL of
-    `fsal`'s stack (NULL on VFS: both) whose module is not in `directory`. `what` (e.g.
-    "export /srv/vol1/data") says who needs it."""
+    `fsal`'s stack (NULL on VFS: both) whose module is not in `directory`, or that would make
+    ganesha.nfsd exit if loaded here (fatal_without). `what` (e.g. "export /srv/vol1/data")
+    says who needs it."""
+    who = f"; {what} needs it" if what else ""
     layer: Fsal | None = fsal
     while layer is not None:
         name = layer.name.upper()
         if name not in BUILT_IN:
             path = directory / module_file(name)
             if not os.path.isfile(path):
-                who = f"; {what} needs it" if what else ""
-                raise NotInstalledError(f"FSAL {name} is not installed here (Debian package {debian_package(name)}): "
-                                        f"{path} is missing{who}")
+                package = debian_package(name)
+                how = (f"Debian package {package}" if package else
+                       "Debian 12 has no package for it: build nfs-ganesha with it")
+                raise NotInstalledError(f"FSAL {name} is not installed here ({how}): {path} is missing{who}")
+            problem = fatal_without(layer, mounts)
+            if problem:
+                raise NotInstalledError(f"FSAL {name} cannot be loaded here: {problem}{who}")
         layer = layer.stacked
+
+
+def fatal_without(layer: Fsal, mounts: Path) -> str | None:
+    """What an FSAL needs on the node before Ganesha may load it, because without it the
+    module makes ganesha.nfsd exit, taking every export of the node down (measured with
+    Debian's 4.3 packages): GPFS without a mounted GPFS file system, RGW without a Ceph
+    configuration."""
+    if layer.problem:
+        return None
+    if layer.name == "GPFS":
+        try:
+            types = [line.split()[2] for line in mounts.read_text().splitlines() if len(line.split()) > 2]
+        except OSError:
+            types = []
+        if "gpfs" not in types:
+            return "no GPFS file system is mounted, and FSAL GPFS without one makes ganesha.nfsd exit"
+    if layer.name == "RGW":
+        conf = layer.effective("ceph_conf") or "/etc/ceph/ceph.conf"
+        if not os.path.isfile(conf):
+            return f"no Ceph configuration {conf}, and librgw without a reachable cluster makes ganesha.nfsd exit"
+    return None

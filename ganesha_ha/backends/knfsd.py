@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..errors import ApplyError, IdCollisionError, NotInstalledError, ServerUnavailableError
+from ..errors import ApplyError, IdCollisionError, NotInstalledError, ServerUnavailableError, ValidationError
 from ..linux import private_binds_preexec
 from ..model import Export
 from ..recovery.rmtab import RmtabStore
@@ -218,8 +218,16 @@ class KnfsdBackend:
         self._running_ok = True
 
     def check_export(self, exp: Export, mountpoint: Path) -> None:
-        """Nothing to refuse: every path and client the model accepts can be written to an
-        exportfs argument or an exports file (knfsd_table escapes paths)."""
+        """Every path and client the model accepts can be written to an exportfs argument or an
+        exports file (knfsd_table escapes paths); only an export whose data is in an FSAL's own
+        namespace (MEM, CEPH, ...) is Ganesha's alone."""
+        if exp.remote:
+            raise ValidationError("fsal", f"an FSAL {exp.ganesha.fsal.base.name} export has no directory on "
+                                          "the volume: only server=ganesha can serve it")
+
+    def handle_risks(self, exports: Sequence[Export]) -> list[str]:
+        """knfsd's handles carry the export's fsid from the registry: the same on every node."""
+        return []
 
     def check_installed_for(self, exp: Export) -> None:
         """Nothing beyond exportfs (check_installed): knfsd has no per-export modules."""

@@ -3,12 +3,12 @@
     ganesha-ha lab [--server ganesha|knfsd] [--kinds move,shutdown,kill,loss] [--show-cib]
                    [--json] [--keep] [--break lying-monitor]
     ganesha-ha lab --direct [--server ganesha|knfsd] [--failovers N] [--kill] [--json] [--keep]
-                   [--break export-id|recovery]
+                   [--break export-id|recovery] [--fsal 'NAME(key=value,...)']
     ganesha-ha lab down [RUN_ID]
 
 The lab runs under a real two-node Pacemaker cluster (cluster_lab.py), which decides every
 failover; --direct runs the agent by hand instead (direct_lab.py: one volume, faster). An option
-only the direct lab has (--failovers, --kill, --break export-id or recovery) selects it.
+only the direct lab has (--failovers, --kill, --fsal, --break export-id or recovery) selects it.
 
 Exit codes: 0 every failover held and nothing was left behind; 1 a check failed (the
 evidence says which); 2 bad arguments; 3 the lab cannot run here (not root, a program
@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--direct: move the volume N times: A->B->A... (default 1)")
     p.add_argument("--kill", action="store_true",
                    help="--direct: fail over by kill -9 of the active node's ganesha.nfsd")
+    p.add_argument("--fsal", metavar="NAME(key=value,...)",
+                   help="--direct: one more export with this FSAL (the CLI's syntax, for example "
+                        "MEM(Inode_Size=65536) or NULL(VFS)); GLUSTER or CEPH without their server options "
+                        "run a one-node GlusterFS or Ceph cluster on a storage machine of the lab. Each "
+                        "failover must keep its Export_Id, serve it on the new node and, unless it is MEM, "
+                        "keep its handles and data")
     p.add_argument("--json", action="store_true", help="print the evidence as one JSON object")
     p.add_argument("--keep", action="store_true",
                    help="leave the lab up afterwards for exploring ('ganesha-ha lab down' removes it)")
@@ -105,9 +111,10 @@ def main(argv: list[str], config: str | None = None) -> int:
     from .direct_lab import BREAKS as DIRECT_BREAKS
 
     # options only the direct lab has select it (as older scripts and the benchmark call it)
-    direct_only = args.kill or args.failovers is not None or set(args.breaks) & set(DIRECT_BREAKS)
+    direct_only = (args.kill or args.failovers is not None or set(args.breaks) & set(DIRECT_BREAKS)
+                   or args.fsal is not None)
     if args.cluster and direct_only:
-        parser.error("--kill, --failovers and --break export-id|recovery are for the direct "
+        parser.error("--kill, --failovers, --fsal and --break export-id|recovery are for the direct "
                      "lab (--direct); the cluster lab takes its failovers from --kinds")
     if not (args.direct or direct_only):
         return _cluster(parser, args)
@@ -127,8 +134,29 @@ def main(argv: list[str], config: str | None = None) -> int:
     lab_class = DirectLab
     if args.server == "knfsd":
         from .knfsd_lab import KnfsdLab as lab_class
+    if args.fsal is not None:
+        if args.server != "ganesha":
+            parser.error("--fsal needs --server ganesha")
+        from ..errors import GaneshaHAError
+        from ..fsal import parse_spec
+        from .direct_lab import complete_spec, storage_kind
+
+        kind = storage_kind(args.fsal)
+        try:   # with a lab-made cluster, checked with the options the lab adds
+            parse_spec(complete_spec(args.fsal, {"volume": "v", "hostname": "h"} if kind == "gluster" else
+                                     {"ceph_conf": "/c", "user_id": "u"} if kind == "ceph" else {}) if kind else args.fsal)
+        except GaneshaHAError as exc:
+            parser.error(f"--fsal: {exc}")
+        if kind:
+            from .storage import STORAGE
+
+            missing = STORAGE[kind].missing()
+            if missing:
+                print(f"ganesha-ha lab: --fsal {args.fsal.split('(')[0]} runs a one-node cluster here: missing "
+                      f"program(s) {', '.join(missing)} (Debian: {STORAGE[kind].package})", file=sys.stderr)
+                return 3
     opts = DirectLabOptions(server=args.server, failovers=args.failovers, kill=args.kill,
-                      keep=args.keep, breaks=tuple(dict.fromkeys(args.breaks)))
+                      keep=args.keep, breaks=tuple(dict.fromkeys(args.breaks)), fsal=args.fsal)
     report = lab_class(opts, Progress(enabled=not args.quiet)).run()
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=False))

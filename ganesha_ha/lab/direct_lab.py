@@ -39,6 +39,7 @@ from .evidence import ClientWatch
 from .ganesha_daemon import in_grace
 from .labclient import LabClient
 from .loopdev import detach_loops, make_volume_image
+from .nfs.nfs4 import NfsError
 from .node import PY, LabNode
 from .procs import wait_until
 
@@ -58,6 +59,11 @@ BREAKS = {
 }
 
 
+FSAL_PSEUDO = "/lab/fsal"     # the --fsal export's pseudo path
+FSAL_PATH = "/lab-fsal"       # its path in the FSAL's own namespace (a remote FSAL)
+FSAL_DIR = "fsal"             # its directory on the volume (a local FSAL)
+
+
 @dataclass
 class DirectLabOptions:
     server: str = "ganesha"
@@ -66,6 +72,7 @@ class DirectLabOptions:
     keep: bool = False
     breaks: tuple[str, ...] = ()
     grace_period: int = 5
+    fsal: str | None = None   # --fsal: one more export with this FSAL (the CLI's syntax)
 
 
 @dataclass
@@ -79,6 +86,31 @@ class AgentCall:
         return {"rc": self.rc, "seconds": round(self.seconds, 3), "log": self.log}
 
 
+def storage_kind(spec: str | None) -> str | None:
+    """"gluster" or "ceph" when `--fsal` names that FSAL without its server (GLUSTER without
+    hostname, CEPH without ceph_conf): the lab then runs a one-node cluster for it."""
+    if not spec:
+        return None
+    name = spec.split("(", 1)[0].strip().upper()
+    low = spec.lower()
+    if name == "GLUSTER" and "hostname" not in low:
+        return "gluster"
+    if name == "CEPH" and "ceph_conf" not in low:
+        return "ceph"
+    return None
+
+
+def complete_spec(spec: str, options: dict[str, str]) -> str:
+    """`spec` with the storage's connection options added (`GLUSTER` → `GLUSTER(volume=gv0,...)`);
+    a value `@FILE` stays a file reference."""
+    extra = ",".join(f"{k}={v}" if v.startswith("@") else f'{k}="{v}"' for k, v in options.items())
+    spec = spec.strip()
+    if spec.endswith(")"):
+        inner = spec[spec.index("(") + 1:-1].strip()
+        return f"{spec[:spec.index('(')]}({inner + ',' if inner else ''}{extra})"
+    return f"{spec}({extra})"
+
+
 OCF_NAMES = {0: "OCF_SUCCESS", 1: "OCF_ERR_GENERIC", 2: "OCF_ERR_ARGS", 3: "OCF_ERR_UNIMPLEMENTED",
              4: "OCF_ERR_PERM", 5: "OCF_ERR_INSTALLED", 6: "OCF_ERR_CONFIGURED", 7: "OCF_NOT_RUNNING"}
 
@@ -90,13 +122,17 @@ class DirectLab(LabRun):
     ROOT = RUN_ROOT
 
     def __init__(self, opts: DirectLabOptions, progress: Progress | None = None) -> None:
-        super().__init__(opts, progress)
+        self.storage_kind = storage_kind(opts.fsal)
+        super().__init__(opts, progress, nodes=("a", "b", "s") if self.storage_kind else ("a", "b"))
+        self.storage_node: Any = None         # the shared-storage machine (--fsal GLUSTER|CEPH)
+        self.storage: Any = None
         self.mountpoint = self.workdir / "volume"
         self.image = self.workdir / "volume.img"
         self.images = [self.image]
         self.loopdev: str | None = None
         self.nodes: dict[str, LabNode] = {}
         self.client: LabClient | None = None
+        self.fsal: Any = None                 # the --fsal export's Fsal record
         self.watch: ClientWatch | None = None
         self.report.update({"mode": "kill -9" if opts.kill else "clean stop",
                             "failovers_requested": opts.failovers})
@@ -109,7 +145,8 @@ class DirectLab(LabRun):
         return self.failover(i, *(("a", "b") if i % 2 else ("b", "a")))
 
     def node_states(self) -> list[dict[str, Any]]:
-        return [n.to_state() for n in self.nodes.values()]
+        nodes = list(self.nodes.values()) + ([self.storage_node] if self.storage_node else [])
+        return [n.to_state() for n in nodes]
 
     # ---- setup ------------------------------------------------------------------------
     def setup(self) -> None:
@@ -123,6 +160,8 @@ class DirectLab(LabRun):
             self.net.create()
         finally:
             self.save_state()
+        if self.storage_kind:
+            self.start_storage()
         for name in ("a", "b"):
             node = LabNode(name, self.net.ns(name), self.workdir / f"node-{name}", self.net.addr(name),
                            grace_period=self.opts.grace_period,
@@ -147,6 +186,8 @@ class DirectLab(LabRun):
         for d, pseudo in EXPORTS:
             a.cli("export", "add", str(self.mountpoint), d, "--client", f"{self.net.subnet}.0/24",
                   "--squash", "no_root_squash", "--pseudo", pseudo)
+        if self.opts.fsal:
+            self.add_fsal_export(a)
         reg = self.registry("a")
         self.report["exports"] = [{"directory": e["directory"], "pseudo": e["pseudo"],
                                    "export_id": e["export_id"], "fsid": e["fsid"]} for e in reg]
@@ -179,6 +220,105 @@ class DirectLab(LabRun):
                                  "write_stream": STREAM_FILE}
         say(f"client {self.net.addr('c')}: opened {CLIENT_FILE} via {self.net.floating_ip}, wrote "
             f"{len(line)} bytes, read them back; keeps file handle {info['file_handle'][:24]}...")
+        if self.opts.fsal:
+            self.fsal_probe_before()
+
+    # ---- the --fsal export ------------------------------------------------------------------
+    def start_storage(self) -> None:
+        """The one-node cluster a GLUSTER or CEPH export without its own server needs, on the
+        lab's shared-storage machine "s"; its options complete the --fsal spec."""
+        from .storage import STORAGE, StorageNode
+
+        cls = STORAGE[self.storage_kind]
+        workdir = self.workdir / "node-s"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.storage_node = StorageNode("s", self.net.ns("s"), workdir, self.net.addr("s"), run_ganesha=False,
+                                        binds=cls.binds(workdir))
+        try:
+            self.storage_node.start_holder()
+            self.storage = cls(self.storage_node)
+            t = time.monotonic()
+            options = self.storage.start()
+        finally:
+            self.save_state()
+        self.fsal_spec = complete_spec(self.opts.fsal or "", options)
+        self.report["storage"] = {"kind": self.storage_kind, "address": self.storage_node.addr,
+                                  "start_s": round(time.monotonic() - t, 2)}
+        self.say(f"storage: one-node {cls.title} on {self.storage_node.addr} "
+                 f"({time.monotonic() - t:.1f} s)")
+
+    def add_fsal_export(self, node: LabNode) -> None:
+        """One more export with the FSAL given (`--fsal`): at FSAL_PATH in its own namespace, or
+        the directory FSAL_DIR of the volume for a local FSAL."""
+        from ..fsal import parse_spec, read_value_file
+
+        spec = getattr(self, "fsal_spec", None) or self.opts.fsal
+        fsal = parse_spec(spec, read_value_file)
+        # a CephFS export's path must exist in CephFS: its root, in the lab's new file system
+        where = ("/" if fsal.base.name == "CEPH" else FSAL_PATH) if fsal.remote else FSAL_DIR
+        if not fsal.remote:
+            node.run(["mkdir", "-p", str(self.mountpoint / FSAL_DIR)], check=True)
+        node.cli("export", "add", str(self.mountpoint), where, "--client", f"{self.net.subnet}.0/24",
+                 "--squash", "no_root_squash", "--pseudo", FSAL_PSEUDO, "--fsal", spec)
+        self.fsal = fsal
+        self.report["fsal"] = {"spec": str(fsal), "path": where, "pseudo": FSAL_PSEUDO,
+                               "keeps_data": fsal.base.name != "MEM"}
+        self.say(f"FSAL export: {FSAL_PSEUDO} -> {fsal.base.name}:{where} ({fsal})")
+
+    def fsal_probe_before(self) -> None:
+        """The client writes a file through the FSAL export and keeps its handle."""
+        data = b"written through the FSAL export before any failover\n"
+
+        def first(c):
+            f = c.grace_aware(lambda: c.open(f"{FSAL_PSEUDO}/probe.txt", create=True, write=True),
+                              deadline=time.monotonic() + 20)
+            c.write(f, 0, data)
+            c.close_file(f)
+            fh = c.lookup(f"{FSAL_PSEUDO}/probe.txt")
+            return fh, c.read(fh, 0, 4096)
+
+        self.fsal_fh, back = self.client.call(first)
+        if back != data:
+            raise RuntimeError(f"the client read back {back!r} through {FSAL_PSEUDO}, not what it wrote")
+        self.fsal_data = data
+
+    def fsal_check(self, i: int, dst: str, ids_before: dict[int, str]) -> dict[str, Any]:
+        """After a failover: the FSAL export kept its Export_Id; the handle taken before still
+        reads the same data (an FSAL whose data lives in shared storage), or is stale (MEM: in
+        the old Ganesha's memory); a new file can be written and read on the new node."""
+        reg = next(e for e in self.registry(dst) if e["pseudo"] == FSAL_PSEUDO)
+        live = self.live_ids(dst)
+        before = [n for n, p in ids_before.items() if p == reg["directory"]]
+        out: dict[str, Any] = {"export_id": reg["export_id"], "export_id_kept": before == [reg["export_id"]]
+                               and reg["export_id"] in live}
+
+        def old_handle(c):
+            try:
+                return "read", c.read(self.fsal_fh, 0, 4096)
+            except NfsError as exc:
+                return exc.name, b""
+
+        def fresh(c):
+            name = f"{FSAL_PSEUDO}/after-failover-{i}.txt"
+            g = c.grace_aware(lambda: c.open(name, create=True, write=True), deadline=time.monotonic() + 20)
+            c.write(g, 0, b"ok\n")
+            c.close_file(g)
+            return c.read(c.lookup(name), 0, 16) == b"ok\n"
+
+        how, got = self.client.call(old_handle)
+        out["old_handle"] = how
+        out["handle_preserved"] = how == "read" and got == self.fsal_data
+        try:
+            out["fresh_io"] = bool(self.client.call(fresh, timeout=40))
+        except Exception as exc:
+            out["fresh_io"], out["fresh_io_error"] = False, str(exc)
+        keeps = self.report["fsal"]["keeps_data"]
+        out["ok"] = out["export_id_kept"] and out["fresh_io"] and (out["handle_preserved"] or not keeps)
+        stored = self.storage.read("probe.txt") if self.storage is not None else None
+        if stored is not None:   # what the client wrote is in the cluster's own storage
+            out["data_on_storage"] = stored == self.fsal_data
+            out["ok"] = out["ok"] and out["data_on_storage"]
+        return out
 
     # ---- helpers ----------------------------------------------------------------------
     def agent(self, node: LabNode, action: str, *, recurring: bool = False) -> AgentCall:
@@ -203,7 +343,9 @@ class DirectLab(LabRun):
 
     def live_ids(self, node: str) -> dict[int, str]:
         """Export_Id → path that the node's Ganesha serves for this volume (ShowExports)."""
-        return self.nodes[node].live_ids(self.mountpoint)
+        also = (self.report["fsal"]["path"],) if self.fsal is not None and self.fsal.remote else ()
+        # Export_Id 0 is Ganesha's pseudo root, at path "/" too
+        return {i: p for i, p in self.nodes[node].live_ids(self.mountpoint, also).items() if i != 0}
 
     def takeover_records(self, node: str) -> int:
         return self.nodes[node].takeover_records(self.net.floating_ip)
@@ -350,11 +492,18 @@ class DirectLab(LabRun):
         # After grace: a brand-new OPEN works, and the recurring monitor saves this node's
         # client records to the volume for the next move.
         fo.update(watch.fresh_open(f"/lab/data/after-failover-{i}.txt"))
+        if self.opts.fsal:
+            fo["fsal"] = self.fsal_check(i, dst, live_before)
+            if not fo["fsal"]["ok"]:
+                bad(f"the {self.fsal.base.name} export: {fo['fsal']}")
         fo["monitor_after_rc"] = self.agent(D, "monitor", recurring=True).rc
         fo["writes"] = watch.write_summary()
 
-        # Verdict: the outage must stay within grace + 2 s.
-        checks = watch.checks(fo, outage_limit=self.opts.grace_period + 2)
+        # Verdict: the outage must stay within grace + 2 s; an FSAL whose RemoveExport blocks Ganesha (GLUSTER's glfs_fini) lengthens every stop,
+        # and so the outage, by up to its known wait: allowed, and reported
+        allowance = self.fsal.base.schema.remove_wait if self.fsal is not None else 0.0
+        fo["outage_limit_s"] = self.opts.grace_period + 2 + allowance
+        checks = watch.checks(fo, outage_limit=fo["outage_limit_s"])
         for name, passed in checks.items():
             if not passed:
                 bad(f"check failed: {name}")
@@ -421,12 +570,14 @@ class DirectLab(LabRun):
             except Exception:
                 pass
             node.stop()
+        if self.storage_node is not None:
+            self.storage_node.stop()
         left = []
         left += detach_loops(self.image)
         left += self.net.remove()
         if not left:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.state_path.unlink(missing_ok=True)
-        for node in self.nodes.values():
+        for node in [*self.nodes.values(), *([self.storage_node] if self.storage_node else [])]:
             left += [f"process {p}" for p in node.pids()]
         return left

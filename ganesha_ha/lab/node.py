@@ -213,12 +213,13 @@ class LabNode:
         return "lazy"
 
     # ---- what the node's Ganesha shows ------------------------------------------------
-    def live_ids(self, mountpoint: str | Path) -> dict[int, str]:
-        """Export_Id → path that this node's Ganesha serves under `mountpoint` (ShowExports)."""
+    def live_ids(self, mountpoint: str | Path, also: tuple[str, ...] = ()) -> dict[int, str]:
+        """Export_Id → path that this node's Ganesha serves under `mountpoint` or at one of the
+        paths `also` (exports in an FSAL's own namespace) (ShowExports)."""
         top = str(mountpoint).rstrip("/")
         try:
             return {i: p for i, p in show_exports(self.bus_address).items()
-                    if p == top or p.startswith(top + "/")}
+                    if p == top or p.startswith(top + "/") or p in also}
         except Exception:
             return {}
 

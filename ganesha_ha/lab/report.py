@@ -40,6 +40,16 @@ def render_text(r: dict[str, Any]) -> str:
         for f in fos:
             for prob in f.get("problems", []):
                 lines.append(f"  failover {f['n']}: {prob}")
+    if r.get("fsal"):
+        x = r["fsal"]
+        lines.append(f"FSAL export {x['pseudo']} -> {x['spec']} at {x['path']}"
+                     + ("" if x["keeps_data"] else " (data in Ganesha's memory: not expected to move)"))
+        for f in fos:
+            e = f.get("fsal")
+            if e:
+                lines.append(f"  failover {f['n']}: Export_Id {e['export_id']} kept {_yn(e['export_id_kept'])}, "
+                             f"old handle {e['old_handle']} (kept {_yn(e['handle_preserved'])}), "
+                             f"new file written and read {_yn(e['fresh_io'])}")
     w = r.get("client_writes")
     if w:
         lines.append(f"client wrote throughout: {w['records_acked']} records acknowledged, "

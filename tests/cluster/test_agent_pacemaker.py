@@ -392,8 +392,8 @@ def test_one_bad_export_is_degraded_a_missing_fsal_bans_the_node(tmp_path, tmpfs
         plugins.mkdir()
         os.symlink("/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so", plugins / "libfsalvfs.so")
         log.mark()
-        lab.cli("export", "add", str(vol), "m", "--client", "127.0.0.1", "--fsal", "MEM", "--record-only",
-                check=True)
+        lab.cli("export", "add", str(vol), "/m", "--client", "127.0.0.1", "--fsal", "MEM", "--record-only",
+                check=True)   # MEM's path is in its own namespace
         lab.config.write_text(lab.config.read_text().replace("[ganesha]\n", f"[ganesha]\nplugins_dir = {plugins}\n"))
         cluster.wait_resource(RSC, state="Stopped", timeout=30)
         step = log.wait_for(result("monitor", "not installed"), result("stop", "ok"), timeout=15)
@@ -407,7 +407,7 @@ def test_one_bad_export_is_degraded_a_missing_fsal_bans_the_node(tmp_path, tmpfs
         crm_mon = cluster.crm_mon()
         show("crm_mon", crm_mon.splitlines()[-4:])
         assert re.search(rf"{RSC} {MONITOR_S}s-interval monitor on n1 returned 'not installed' \(cannot be "
-                         r"served on this node: m \(Export_Id 723\): FSAL MEM is not installed here \(Debian "
+                         r"served on this node: /m \(Export_Id 723\): FSAL MEM is not installed here \(Debian "
                          r"package nfs-ganesha-mem\)", crm_mon), crm_mon
         assert fail_count(cluster) >= 1
     finally:

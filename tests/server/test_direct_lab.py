@@ -104,3 +104,22 @@ def test_knfsd_identity_and_rmtab_move():
     proc, r = run_json("--server", "knfsd", "--break", "export-id")
     assert proc.returncode == 1 and r["failovers"][0]["etab_identical"] is False
     assert leftovers(r["run_id"]) == []
+
+
+@pytest.mark.parametrize("spec,keeps_data", [("MEM(Inode_Size=65536)", False), ("NULL(VFS)", True)])
+def test_an_fsal_export_moves_with_its_export_id(spec, keeps_data):
+    """`--fsal`: one more export with that FSAL. After each move it has the same Export_Id, is
+    served on the new node (a new file written and read there) and, for an FSAL whose data is
+    on shared storage (NULL over VFS on the volume), the handle taken before reads the same
+    data; MEM's data stays in the old Ganesha's memory, so its old handle is stale."""
+    proc, r = run_json("--fsal", spec, "--failovers", "2")
+    assert proc.returncode == 0 and r["ok"] is True, json.dumps(r, indent=1)
+    assert r["fsal"]["keeps_data"] is keeps_data
+    ids = set()
+    for fo in r["failovers"]:
+        e = fo["fsal"]
+        assert e["export_id_kept"] is True and e["fresh_io"] is True and fo["export_ids_equal"] is True
+        assert e["handle_preserved"] is keeps_data and (keeps_data or e["old_handle"] == "NFS4ERR_STALE")
+        ids.add(e["export_id"])
+    assert len(ids) == 1
+    assert leftovers(r["run_id"]) == []

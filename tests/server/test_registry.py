@@ -132,7 +132,9 @@ V1_FIXTURE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "r
 def test_a_version_1_registry_loads_unchanged_in_meaning_and_saves_as_the_current_version(tmp_path):
     """tests/data/registry-v1.json is what ganesha-ha wrote before schema 2 (made with that
     code): every field means the same after the migration, and the next save writes the
-    current version."""
+    current version. One change on purpose: the MEM export's path, written before FSAL
+    namespaces, becomes that path in MEM's namespace (/mem), where a MEM export's Path lives
+    (its id and pseudo path stay)."""
     from ganesha_ha.fsal import Fsal
 
     raw = open(V1_FIXTURE, "rb").read()
@@ -147,8 +149,9 @@ def test_a_version_1_registry_loads_unchanged_in_meaning_and_saves_as_the_curren
         v1["volume"]["uuid"], v1["volume"]["server"], v1["volume"]["export_id_range"], v1["generation"])
     assert len(st.exports) == len(v1["exports"]) == 4
     for old, new in zip(v1["exports"], st.exports):
+        path = "/" + old["path"] if old["fsal"] == "MEM" else old["path"]
         assert (new.path, new.export_id, new.pseudo, new.access, new.squash, new.comment) == (
-            old["path"], old["export_id"], old["pseudo"], old["access"], old["squash"], old.get("comment", ""))
+            path, old["export_id"], old["pseudo"], old["access"], old["squash"], old.get("comment", ""))
         assert [(c.host, list(c.options)) for c in new.clients] == [(c["host"], c["options"]) for c in old["clients"]]
         assert new.knfsd.fsid == old["fsid"] and new.ganesha.fsal == Fsal(old["fsal"])
     with reg.locked():
@@ -157,7 +160,7 @@ def test_a_version_1_registry_loads_unchanged_in_meaning_and_saves_as_the_curren
     assert v2["version"] == 3 and v2["generation"] == v1["generation"] + 1
     assert v2["retired"] == {"export_ids": [], "fsids": []}, "ids 3000-3003 all in use: none retired"
     assert v2["exports"][3] == {
-        "path": "mem", "export_id": 3003, "pseudo": "/mem", "access": "RW", "squash": "root_squash",
+        "path": "/mem", "export_id": 3003, "pseudo": "/mem", "access": "RW", "squash": "root_squash",
         "clients": [{"host": "127.0.0.1", "options": []}], "knfsd": {"fsid": "18"},
         "ganesha": {"fsal": {"name": "MEM"}}}
     assert reg.load().exports == st.exports
@@ -168,11 +171,11 @@ def test_version_2_round_trips_fsal_records():
     from ganesha_ha.model import GaneshaOptions
 
     e = Export(path="n", export_id=5, knfsd=KnfsdOptions("9"), pseudo="/n", clients=("*",),
-               ganesha=GaneshaOptions(Fsal("NULL", (("Key", "a \"b\""),), Fsal("VFS"))))
+               ganesha=GaneshaOptions(Fsal("NULL", (), Fsal("VFS", (("FSID_TYPE", "UUID"), ("umask", "22"))))))
     st = RegistryState("u", "ganesha", (1, 9), (e,))
     doc = json.loads(st.to_json())
-    assert doc["exports"][0]["ganesha"] == {"fsal": {"name": "NULL", "options": [["Key", 'a "b"']],
-                                                     "stacked": {"name": "VFS"}}}
+    assert doc["exports"][0]["ganesha"] == {"fsal": {"name": "NULL", "stacked": {
+        "name": "VFS", "options": [["fsid_type", "uuid"], ["umask", "022"]]}}}
     assert RegistryState.from_json(st.to_json()) == st
     for bad in ({"knfsd": {"fsid": "1"}, "fsid": "1"}, {"knfsd": {"fsid": "1", "x": 1}},
                 {"knfsd": {"fsid": "1"}, "ganesha": {"fsal": {"name": "V F S"}}}):

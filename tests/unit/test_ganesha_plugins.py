@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from ganesha_ha.backends.ganesha_plugins import (DEFAULT_PLUGINS_DIR, debian_package, module_file,
+from ganesha_ha.backends.ganesha_plugins import (DEFAULT_PLUGINS_DIR, debian_package, device_fsid, module_file,
                                                  plugins_dir, plugins_dir_from_config, require_fsal)
-from ganesha_ha.errors import NotInstalledError
+from ganesha_ha.errors import NotInstalledError, ValidationError
 from ganesha_ha.fsal import Fsal
 
 
@@ -33,7 +33,8 @@ def test_debian_packages_own_the_modules_named_here():
 def test_every_fsal_of_the_stack_is_checked_and_named_with_its_package(tmp_path):
     (tmp_path / "libfsalvfs.so").write_bytes(b"")
     require_fsal(Fsal("VFS"), tmp_path)
-    require_fsal(Fsal("PSEUDO"), tmp_path)          # built into ganesha.nfsd
+    with pytest.raises(ValidationError, match="not a supported FSAL"):
+        Fsal("PSEUDO")                              # built into ganesha.nfsd, no export's FSAL
     with pytest.raises(NotInstalledError, match=r"^FSAL NULL is not installed here \(Debian package "
                                                 r"nfs-ganesha-nullfs\): .*/libfsalnull.so is missing; "
                                                 r"export /x needs it$"):
@@ -56,3 +57,39 @@ def test_the_directory_from_the_setting_then_the_ganesha_config_then_debian(tmp_
     assert plugins_dir("", str(conf)) == DEFAULT_PLUGINS_DIR
     conf.write_text("NFS_CORE_PARAM { Plugins_Dir = \n")   # unparseable: the default
     assert plugins_dir("", str(conf)) == DEFAULT_PLUGINS_DIR
+
+
+def test_xfs_and_lustre_have_no_debian_package(tmp_path):
+    assert debian_package("XFS") is None and debian_package("LUSTRE") is None
+    with pytest.raises(NotInstalledError, match=r"FSAL XFS is not installed here \(Debian 12 has no package"):
+        require_fsal(Fsal("XFS"), tmp_path)
+
+
+def test_fsals_that_would_take_ganesha_down_are_refused(tmp_path):
+    """GPFS without a mounted GPFS file system and RGW without a Ceph configuration make
+    ganesha.nfsd exit when loaded (measured): refused as not installed here."""
+    from ganesha_ha.fsal import parse_spec
+
+    for name in ("libfsalgpfs.so", "libfsalrgw.so", "libfsalnull.so"):
+        (tmp_path / name).write_bytes(b"")
+    mounts = tmp_path / "mounts"
+    mounts.write_text("/dev/vda / ext4 rw 0 0\n")
+    with pytest.raises(NotInstalledError, match="FSAL GPFS cannot be loaded here: no GPFS file system is mounted"):
+        require_fsal(Fsal("NULL", stacked=Fsal("GPFS")), tmp_path, mounts=mounts)
+    mounts.write_text("/dev/vda / ext4 rw 0 0\ngpfs0 /gpfs gpfs rw 0 0\n")
+    require_fsal(Fsal("GPFS"), tmp_path, mounts=mounts)
+    rgw = "RGW(user_id=u,access_key_id=k,secret_access_key=s,ceph_conf={})"
+    with pytest.raises(NotInstalledError, match="no Ceph configuration"):
+        require_fsal(parse_spec(rgw.format(tmp_path / "ceph.conf")), tmp_path, mounts=mounts)
+    (tmp_path / "ceph.conf").write_text("[global]\n")
+    require_fsal(parse_spec(rgw.format(tmp_path / "ceph.conf")), tmp_path, mounts=mounts)
+
+
+def test_fsid_device_from_the_ganesha_config(tmp_path):
+    conf = tmp_path / "ganesha.conf"
+    assert not device_fsid(conf)
+    for value, expected in (("true", True), ("YES", True), ("on", True), ("false", False)):
+        conf.write_text(f"NFS_CORE_PARAM {{ NFS_Port = 2049; fsid_device = {value}; }}\n")
+        assert device_fsid(conf) is expected
+    conf.write_text("NFS_CORE_PARAM { fsid_device = \n")
+    assert not device_fsid(conf)

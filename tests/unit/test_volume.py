@@ -561,8 +561,10 @@ def test_a_child_needs_its_directory_in_the_parent_export(vol, fake):
     vol.update("c", pseudo="/top/sub")
     assert fake.hidden() == [] and {e.pseudo for _, e in fake.live.values()} == {"/top", "/top/sub"}
     assert fake.calls[:len(calls)] == calls
-    # an FSAL that is not the host's directory (MEM) is not looked into; knfsd has no pseudo tree
-    vol.update("b", fsal="MEM")
+    # an FSAL that is not the host's directory (MEM) is not looked into; knfsd has no pseudo tree.
+    # (Its path is in MEM's own namespace, so a VFS export does not become one: a new export.)
+    vol.remove("b")
+    vol.add("/b", ["127.0.0.1"], pseudo="/top", fsal="MEM")
     (vol.mountpoint / "b" / "sub").rmdir()
     vol.update("c", pseudo="/top/sub2")
 
@@ -585,20 +587,20 @@ def test_start_serves_every_export_it_can_and_names_the_others(vol, fake):
 
 def test_a_module_missing_here_is_node_local_and_nothing_is_sent_for_it(vol, fake):
     vol.add("a", ["127.0.0.1"])
-    vol.add("b", ["127.0.0.1"], fsal="MEM", record_only=True)
+    vol.add("/b", ["127.0.0.1"], fsal="MEM", record_only=True)   # MEM: a path in its own namespace
     fake.missing_fsals = {"MEM"}
     res = vol.start()
     assert set(live(vol, fake)) == {"a"} and [f.node_local for f in res.failed] == [True]
-    assert all("b" not in paths for _, paths in fake.calls), "the server never saw the export it cannot load"
+    assert all("/b" not in paths for _, paths in fake.calls), "the server never saw the export it cannot load"
 
 
 def test_start_with_nothing_servable_raises_the_node_local_cause_first(vol, fake):
     from ganesha_ha.errors import NotInstalledError
 
-    vol.add("a", ["127.0.0.1"], fsal="MEM", record_only=True)
+    vol.add("/a", ["127.0.0.1"], fsal="MEM", record_only=True)
     vol.add("b", ["127.0.0.1"])
     fake.missing_fsals, fake.refuse = {"MEM"}, {"b"}
-    with pytest.raises(NotInstalledError, match=r"none of the 2 exports .* could go live: a .*MEM.*; b .*refused b"):
+    with pytest.raises(NotInstalledError, match=r"none of the 2 exports .* could go live: /a .*MEM.*; b .*refused b"):
         vol.start()
     assert not vol.is_active() and fake.graces == []
 
@@ -609,7 +611,7 @@ def test_a_change_with_a_module_missing_here_is_refused_before_anything_is_writt
     before = meaning(active)
     fake.missing_fsals = {"MEM"}
     with pytest.raises(NotInstalledError, match="MEM"):
-        active.add("a", ["127.0.0.1"], fsal="MEM")
+        active.add("/a", ["127.0.0.1"], fsal="MEM")
     assert meaning(active) == before and fake.calls == []
 
 
