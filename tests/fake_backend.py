@@ -162,7 +162,7 @@ class FakeBackend:
             if got is not None and got[0] != self._abs(ctx, exp):
                 raise IdCollisionError(f"Export_Id {exp.export_id} is already served for {got[0]}")
 
-    def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
+    def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
         self.calls.append(("apply", [e.path for e in exports]))
         self._answer("apply")
         for exp in exports:
@@ -174,6 +174,7 @@ class FakeBackend:
             if got is None:
                 self.mounted_under[exp.export_id] = self._parent(exp.pseudo)
             self.live[exp.export_id] = (self._abs(ctx, exp), exp)
+        return [f"{e.path}: warned" for e in exports if e.comment == "warn"]
 
     def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
         self.calls.append(("withdraw", [e.path for e in exports]))
