@@ -548,8 +548,6 @@ class Agent:
             self.log.warning(warning)
         if len(not_live) == len(exports):
             return ocf.OCF_NOT_RUNNING
-        for warning in drift.warnings:
-            self.log.warning(warning)
         try:
             self.volume.save_recovery(backend, ctx)
         except GaneshaHAError as exc:

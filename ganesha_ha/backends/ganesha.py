@@ -166,14 +166,6 @@ class GaneshaBackend:
             raise ServerUnavailableError(f"cannot read Ganesha's DisplayExport of Export_Id {export_id}: "
                                          f"{exc}") from None
 
-    def display_export(self, export_id: int) -> dict[str, Any] | None:
-        """DisplayExport as a dict (status output, tests): export_id, path, pseudo, clients."""
-        live = self.display(export_id)
-        if live is None:
-            return None
-        return {"export_id": live.export_id, "path": live.path, "pseudo": live.shown,
-                "clients": [c.name for c in live.clients]}
-
     def _live(self, ids: Sequence[int] | set[int], shown: dict[int, str] | None = None) -> dict[int, LiveExport]:
         """The given ids that are live, as Ganesha holds them: one ShowExports (unless `shown`
         is given) and one DisplayExport per live id, sent together (GaneshaBus.call_each)."""
@@ -313,8 +305,6 @@ class GaneshaBackend:
             if current is not None and current.path != path:
                 raise IdCollisionError(f"Export_Id {exp.export_id} is already served by this node's "
                                        f"Ganesha for {current.path}")
-            if exp.export_id in shown and current is None:   # gone between the two calls
-                shown.pop(exp.export_id)
             method = "UpdateExport" if current is not None else "AddExport"
             conf = self._write_block(ctx, exp)
             try:
