@@ -37,7 +37,7 @@ TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type check
 if TYPE_CHECKING:
     from .classic import ClassicParams
     from .execute import ExportFailure
-    from .model import Export
+    from .model import ClientSpec, Export
     from .registry import RegistryState
 
 
@@ -297,6 +297,10 @@ class Agent:
         if res.repaired - len(stray) > 0:
             self.log.warning(f"{self.volume.mountpoint}: {res.repaired - len(stray)} exports were not "
                              "live as the registry says; re-applied")
+            for reason in res.drift.reasons:
+                self.log.warning(f"{self.volume.mountpoint}: was not as registered: {reason}")
+        for warning in res.drift.warnings:
+            self.log.warning(f"{self.volume.mountpoint}: {warning}")
         if stray:
             self.log.warning(f"{self.volume.mountpoint}: withdrew Export_Id(s) {', '.join(map(str, stray))}: "
                              "live for paths in the volume that the registry does not list")
@@ -385,7 +389,8 @@ class Agent:
             else:
                 export_id = len(out) + 1
             exp = Export(path=rel, export_id=export_id, knfsd=KnfsdOptions(fsid),
-                         pseudo=existing.pseudo if existing else directory, clients=self.params.clients,
+                         pseudo=existing.pseudo if existing else directory,
+                         clients=_as_registered(self.params.clients, existing),
                          access="RW", squash="root_squash",
                          ganesha=existing.ganesha if existing else GaneshaOptions())
             out.append(exp)
@@ -474,6 +479,8 @@ class Agent:
         if live:
             self.log.info(f"exported {', '.join(str(self.volume.registry.abspath(e)) for e in live)} to "
                           f"{ocf.param('clientspec')} (fsid {', '.join(e.knfsd.fsid for e in live)})")
+        for warning in tx.warnings:
+            self.log.warning(warning)
         return self._partial_start(failed, len(exports))
 
     def classic_stop(self) -> int:
@@ -535,6 +542,10 @@ class Agent:
         ctx = self.volume.ctx(state)
         drift = backend.drift(ctx, exports)
         not_live = drift.missing + drift.changed
+        for reason in drift.reasons:
+            self.log.warning(f"not exported as configured: {reason}")
+        for warning in drift.warnings:
+            self.log.warning(warning)
         if len(not_live) == len(exports):
             return ocf.OCF_NOT_RUNNING
         try:
@@ -547,6 +558,19 @@ class Agent:
             return self._served_answer([ExportFailure(e, "apply", ApplyError("not exported as configured"))
                                         for e in not_live], len(exports))
         return ocf.OCF_SUCCESS
+
+
+def _as_registered(clients: tuple[ClientSpec, ...], existing: Export | None) -> tuple[ClientSpec, ...]:
+    """The classic `options` without rw/ro are read-only (exportfs's default, and ganesha-ha's
+    from registry schema 4 on), but a resource started before then was exported read-write
+    with them, and the 3 -> 4 migration wrote that out as `rw`: the same parameters keep
+    granting what they granted, as long as they stay the same."""
+    if existing is None or any(o in ("rw", "ro") for c in clients for o in c.options):
+        return clients
+    from .model import ClientSpec
+
+    legacy = tuple(ClientSpec(c.host, ("rw", *c.options)) for c in clients)
+    return legacy if legacy == existing.clients else clients
 
 
 def _placeholder(rel: str) -> Export:

@@ -79,12 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     def change_options(e: argparse.ArgumentParser, adding: bool) -> None:
         e.add_argument("--client", action="append", dest="clients", metavar="SPEC[(OPTIONS)]",
-                       required=adding, help="client spec with its options, repeatable, e.g. '192.0.2.0/24(rw)'")
+                       required=adding, help="client spec with its options, repeatable, e.g. '192.0.2.0/24(rw)'; "
+                       "without rw or ro a client is read-only (exports(5)); when several specs match a "
+                       "client, a single host wins over a network (longest prefix first), a network over "
+                       "a wildcard name, a wildcard over a @netgroup, any of them over '*', on both servers")
         e.add_argument("--pseudo", metavar="PATH", help="NFSv4 pseudo path (default: the directory's path)")
         e.add_argument("--export-id", type=_int, metavar="N", help="Ganesha Export_Id (default: allocated)")
         e.add_argument("--fsid", metavar="F", help="knfsd fsid, a number or UUID (default: generated once)")
         e.add_argument("--access", choices=["RW", "RO", "None"], default="RW" if adding else None,
-                       help="access cap for every client (default RW)")
+                       help="access cap for every client (default RW: each client's own rw/ro decides)")
         e.add_argument("--squash", choices=["root_squash", "no_root_squash", "all_squash"],
                        default="root_squash" if adding else None)
         e.add_argument("--fsal", metavar="NAME(key=value,...)", default="VFS" if adding else None,
@@ -143,7 +146,7 @@ def _where(exp, mountpoint: str) -> str:
 
 
 def _export_json(exp, live: bool | None, mountpoint: str) -> dict[str, Any]:
-    """The registry's form of the export (knfsd and ganesha parts nested, as in schema 2, FSAL
+    """The registry's form of the export (knfsd and ganesha parts nested, as in schema 2 and later, FSAL
     secrets redacted), plus the flat keys of version 1 that scripts may read ("fsid", "fsal":
     the FSAL's name). "directory" is the directory on the volume; for an FSAL with its own
     namespace it is that path ("path" holds it too) and "remote" is true."""
@@ -222,12 +225,16 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
         return 0
     if args.action == "monitor":
         res = vol.monitor()
+        for warning in res.drift.warnings:
+            print(f"ganesha-ha: WARNING: {warning}", file=sys.stderr)
         data = {"running": res.running, "missing": [e.path for e in res.drift.missing],
                 "changed": [e.path for e in res.drift.changed], "repaired": res.repaired,
+                "reasons": res.drift.reasons, "warnings": res.drift.warnings,
                 "recovery_saved": res.recovery_saved, "failed": [_failure_json(f) for f in res.failed]}
         _emit(args, data, "not active on this node" if not res.running else
               f"{vol.mountpoint}: {res.repaired} repaired, recovery state "
-              f"{'saved' if res.recovery_saved else 'unchanged'}")
+              f"{'saved' if res.recovery_saved else 'unchanged'}"
+              + "".join(f"\n  was not as registered: {r}" for r in res.drift.reasons))
         if not res.running:
             return 7
         return _failures_code(res.failed)

@@ -15,3 +15,4 @@ class VolumeContext(Record, frozen=True):
     state_dir: Path         # <mount point>/.ganesha-ha, which exists
     volume_uuid: str
     ip: str | None = None   # the floating IP clients use (recovery keys, grace take-over)
+    id_range: tuple[int, int] | None = None   # the volume's Export_Ids (a stray of ours lies in it)

@@ -65,25 +65,28 @@ def check_ready(backend: Backend, ctx: VolumeContext, exp: Export) -> None:
     backend.check_installed_for(exp)
 
 
-def _call(backend: Backend, ctx: VolumeContext, action: str, exports: Sequence[Export]) -> None:
+def _call(backend: Backend, ctx: VolumeContext, action: str, exports: Sequence[Export]) -> list[str]:
+    """One call to the server; the warnings of an apply's read-back."""
     from .plan import APPLY
 
     if action == APPLY:
-        backend.apply(ctx, exports)
-    else:
-        backend.withdraw(ctx, exports)
+        return backend.apply(ctx, exports) or []
+    backend.withdraw(ctx, exports)
+    return []
 
 
 def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step], progress: Progress | None = None,
-              *, isolate: bool = False) -> list[ExportFailure]:
+              *, isolate: bool = False, warnings: list[str] | None = None) -> list[ExportFailure]:
     """Carry out `steps` in order; returns the exports that failed (always [] unless `isolate`).
 
     Without `isolate` the first failure is raised (ApplyError, ValidationError,
     NotInstalledError), and `progress` counts the steps of the calls that returned (the way
     back, plan.plan_undo, starts from there). With it, those are collected per export and
     every other step is still carried out. ServerUnavailableError and IdCollisionError are
-    raised either way.
+    raised either way. The applies' read-back warnings (a client name that does not resolve
+    here) are added to `warnings` when given.
     """
+    said = warnings if warnings is not None else []
     from .plan import APPLY, batches  # here: a monitor of a correct volume needs no plan
 
     failures: list[ExportFailure] = []
@@ -101,7 +104,7 @@ def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step], progr
         if not exports:
             continue
         try:
-            _call(backend, ctx, action, exports)
+            said += _call(backend, ctx, action, exports)
             if progress is not None:
                 progress.done += len(exports)
         except PER_EXPORT_ERRORS as exc:
@@ -112,7 +115,7 @@ def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step], progr
                 continue
             for exp in exports:  # which one(s)? each on its own, in plan order
                 try:
-                    _call(backend, ctx, action, [exp])
+                    said += _call(backend, ctx, action, [exp])
                 except PER_EXPORT_ERRORS as one:
                     failures.append(ExportFailure(exp, action, one))
     return failures

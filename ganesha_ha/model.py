@@ -44,8 +44,14 @@ VALUE_OPTIONS = ("anonuid", "anongid", "sec", "refer", "replicas", "mp", "mountp
 SEC_FLAVOURS = ("sys", "krb5", "krb5i", "krb5p", "none")
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME_RE = re.compile(rf"[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?(?:\.{_LABEL})*\.?")
-_WILDCARD_RE = re.compile(r"[A-Za-z0-9.*?_-]+")
+# RFC 1123 host names (a label may start with a digit); the last label must hold a letter,
+# so that a dotted number is never a name (exportfs and glibc would read `1.2.3` as an address)
+_HOSTNAME_RE = re.compile(rf"(?:{_LABEL}\.)*[A-Za-z0-9-]*[A-Za-z][A-Za-z0-9-]*\.?")
+_HOSTNAME_LABELS_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+# exports(5) wildcards: `*`, `?` and character classes `[...]`/`[!...]` (fnmatch, as mountd matches)
+_WILDCARD_RE = re.compile(r"(?:[A-Za-z0-9.*?_-]|\[!?[A-Za-z0-9._-]+\])+")
+_IPV4ISH_RE = re.compile(r"[0-9.]+(?:/[0-9]*)?")
+_IPV6ISH_RE = re.compile(r"[0-9a-fA-F:.]+(?:/[0-9]{1,3})?")
 _NETGROUP_RE = re.compile(r"@[A-Za-z_][A-Za-z0-9_.-]*")
 _UINT_RE = re.compile(r"(0|[1-9][0-9]{0,9})")
 _CANONICAL_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -153,8 +159,10 @@ def new_fsid() -> str:
 def normalize_host(spec: str) -> str:
     """One client host spec, in a form both Ganesha's lexer and exportfs accept unquoted.
 
-    Accepted: '*', IPv4/IPv6 address or CIDR network, host name (starting with a letter),
-    wildcard host name ('*.example.com', 'node?'), '@netgroup'.
+    Accepted: '*', an IPv4/IPv6 address or CIDR network, a host name (RFC 1123), a wildcard
+    host name ('*.example.com', 'node?', 'node[0-9]'), '@netgroup' — the forms of exports(5).
+    What one server cannot read of these is refused by its backend's `check_export` (Ganesha
+    4.3 cannot read a name that starts with a digit, for example), not here.
     """
     check_text("client", spec)
     if not spec:
@@ -165,18 +173,45 @@ def normalize_host(spec: str) -> str:
         return spec
     if _NETGROUP_RE.fullmatch(spec):
         return spec
-    if re.fullmatch(r"[0-9a-fA-F:.]+(/[0-9]{1,3})?", spec) and (":" in spec or spec[0].isdigit()):
+    if ":" in spec:
+        if not _IPV6ISH_RE.fullmatch(spec):
+            raise _fail("client", f"{spec!r} is not an IPv6 address or network (write it without "
+                                  "brackets and without a zone index such as %eth0)")
         return _normalize_ip(spec)
-    if "*" in spec or "?" in spec:
+    if _IPV4ISH_RE.fullmatch(spec):
+        return _normalize_ip(spec)
+    if any(ch in spec for ch in "*?["):
         if not _WILDCARD_RE.fullmatch(spec) or not re.search(r"[A-Za-z0-9]", spec):
-            raise _fail("client", f"{spec!r} is not a valid wildcard host name")
+            raise _fail("client", f"{spec!r} is not a valid wildcard host name (use *, ? and "
+                                  "[...] with letters, digits, '.', '-' and '_')")
         return spec.lower()
-    if _HOSTNAME_RE.fullmatch(spec) and len(spec) <= 253:
+    if _HOSTNAME_RE.fullmatch(spec) and _HOSTNAME_LABELS_RE.fullmatch(spec) and len(spec) <= 253:
         return spec.lower().rstrip(".")
     raise _fail("client", f"{spec!r} is not a host name, IP address, network, wildcard or @netgroup")
 
 
+def _octal_hint(spec: str) -> str | None:
+    """Why a dotted quad with a leading zero is refused, and what to write instead."""
+    addr = spec.split("/")[0]
+    octets = addr.split(".")
+    if len(octets) != 4 or not any(len(o) > 1 and o.startswith("0") for o in octets):
+        return None
+    decimal = ".".join(str(int(o)) for o in octets if o.isdigit())
+    try:
+        octal = ".".join(str(int(o, 8) if o.startswith("0") else int(o)) for o in octets)
+        ipaddress.IPv4Address(octal)
+        meaning = f"{addr} is {octal} to Ganesha and to the C library's getaddrinfo, which exportfs uses"
+    except ValueError:
+        meaning = f"{addr} is not a valid octal address either"
+    rest = spec[len(addr):]
+    return (f"{spec!r}: an octet with a leading zero is read as octal ({meaning}); "
+            f"write {decimal}{rest} if that is what you mean")
+
+
 def _normalize_ip(spec: str) -> str:
+    hint = _octal_hint(spec) if ":" not in spec else None
+    if hint:
+        raise _fail("client", hint)
     try:
         if "/" in spec:
             net = ipaddress.ip_network(spec, strict=False)
@@ -251,11 +286,11 @@ class ClientSpec(Record, frozen=True):
             return cls(host.strip(), tuple(opts))
         return cls(text)
 
-    def access(self, default: str) -> str:
-        for opt in self.options:
-            if opt in ACCESS_OPTIONS:
-                return ACCESS_OPTIONS[opt]
-        return default
+    def access(self) -> str:
+        """RW with `rw`, else RO: exports(5) and exportfs make a spec without `rw`/`ro`
+        read-only, and so does ganesha-ha on both servers (registries of schema 3 and older,
+        which read a bare spec as `rw`, are migrated to say so: registry.py)."""
+        return "RW" if "rw" in self.options else "RO"
 
     def squash(self, default: str) -> str:
         for name in ("all_squash", "no_root_squash", "root_squash"):
@@ -341,8 +376,9 @@ class Export(Record, frozen=True):
     exports wherever the volume is mounted; for an FSAL whose data is not on the volume
     (`Fsal.remote`: CEPH, GLUSTER, RGW, PROXY_V4, MEM) it is the absolute Path in that FSAL's own
     namespace, and the volume carries only the export's identity, client records and IP. `access` caps every client: a client's own
-    `rw`/`ro` option chooses within it, so `--access RO` makes the whole export read-only
-    and `--access None` takes it away from every client while keeping its identity. What
+    `rw`/`ro` option chooses within it (a spec with neither is read-only, as in exports(5)),
+    so `--access RO` makes the whole export read-only and `--access None` takes it away from
+    every client while keeping its identity. What
     only one server reads is in its part: `knfsd` (the fsid), `ganesha` (the FSAL); both are
     kept whatever the volume's server, so a volume can change servers without new identities.
     """
@@ -388,13 +424,15 @@ class Export(Record, frozen=True):
         return self.ganesha.fsal.remote
 
     def client_access(self, client: ClientSpec) -> str:
-        return min_access(self.access, client.access(self.access))
+        """What `client` is granted: its own `rw`/`ro` (read-only without either), capped by
+        the export's `access`."""
+        return min_access(self.access, client.access())
 
     def with_changes(self, **changes: Any) -> "Export":
         return replace(self, **changes)
 
     def to_dict(self, redact: bool = False) -> dict[str, Any]:
-        """The registry's form (schema version 2; registry.py migrates older forms); with
+        """The registry's form (schema version 4; registry.py migrates older forms); with
         `redact`, FSAL secrets replaced (what output and node-local records may hold)."""
         data: dict[str, Any] = {
             "path": self.path,

@@ -61,8 +61,8 @@ PARAMS: tuple[Param, ...] = (
           "an IPv6 address or network may be written in brackets as for exportfs "
           "([2001:db8::10], [2001:db8::]/64)."),
     Param("options", "Classic mode: export options",
-          "Classic mode: export options as in /etc/exports (e.g. rw,sync,no_root_squash); an fsid= "
-          "given here is honoured unless fsid is set."),
+          "Classic mode: export options as in /etc/exports (e.g. rw,sync,no_root_squash); without rw "
+          "the export is read-only, as with exportfs; an fsid= given here is honoured unless fsid is set."),
     Param("fsid", "Classic mode: fsid, or the first of several",
           "Classic mode: the fsid (a number or UUID). With several directories a whole number, and the "
           "directories get fsid, fsid+1, ... in order (as ocf:heartbeat:exportfs). When empty, one is "

@@ -6,8 +6,8 @@ Layout under `<mount point>/.ganesha-ha/` (mode 0700, root-owned):
   rmtab                  knfsd's client-recovery store (recovery/rmtab.py)
   ganesha-recovery.json  Ganesha's client-recovery store (recovery/ganesha_records.py)
 
-registry.json, schema version 3 (JSON, keys sorted, indented, written atomically):
-  {"schema": "ganesha-ha/registry", "version": 3, "generation": N,
+registry.json, schema version 4 (JSON, keys sorted, indented, written atomically):
+  {"schema": "ganesha-ha/registry", "version": 4, "generation": N,
    "volume": {"uuid": "...", "server": "knfsd" | "ganesha", "export_id_range": [LOW, HIGH]},
    "retired": {"export_ids": [[LOW, HIGH], ...], "fsids": [[LOW, HIGH], ...]},
    "exports": [{"path": "data", "export_id": 3000, "pseudo": "/data",
@@ -16,9 +16,14 @@ registry.json, schema version 3 (JSON, keys sorted, indented, written atomically
                 "knfsd": {"fsid": "<number or UUID>"},
                 "ganesha": {"fsal": {"name": "VFS"}},   # and "options": [[key, value]], "stacked": {...}
                 "comment": "..."}]}                     # only when set
-Version 1 kept "fsid" and "fsal" (an FSAL name) beside the common fields; version 2 had no
-"retired". Older versions are read through explicit migrations (`export_from_dict` for each
-export, `_DOC_MIGRATIONS` for the whole document) and written as version 3 by the next save.
+Older versions are read through explicit migrations, one step per version (`export_from_dict`
+for each export, `_DOC_MIGRATIONS` for the whole document), and written as the current version
+by the next save:
+- 1 → 2: version 1 kept "fsid" and "fsal" (an FSAL name) beside the common fields;
+- 2 → 3: version 2 had no "retired" (`_v2_to_v3_retired`);
+- 3 → 4: a client spec without `rw`/`ro` meant read-write up to version 3 and means read-only
+  from version 4 on (exports(5)); the step writes the old meaning out (`rw`), so an upgrade
+  never changes what an export grants (`_v3_to_v4_bare_specs`).
 A registry of a newer version than this code knows is refused (upgrade that node).
 An FSAL's options are stored as [key, value] pairs of canonical text (fsal_schema.py), secrets
 included (this file is 0600 in a 0700 directory: the only place a secret is kept). The path of an
@@ -67,7 +72,7 @@ STATE_DIR = ".ganesha-ha"
 REGISTRY_FILE = "registry.json"
 LOCK_FILE = "lock"
 SCHEMA_NAME = "ganesha-ha/registry"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class RegistryState(Record, frozen=True):
@@ -291,10 +296,26 @@ def _whole(value: Any) -> int:
     return value
 
 
+def _v3_to_v4_bare_specs(data: Any) -> Any:
+    """Up to schema 3 a client spec without `rw`/`ro` was read-write (capped by the export's
+    `access`); from schema 4 on it is read-only, as in exports(5). A bare spec of an older
+    registry gets an explicit `rw` (first), so it grants what it granted before."""
+    if not isinstance(data, dict) or not isinstance(data.get("clients"), list):
+        return data
+    clients = []
+    for client in data["clients"]:
+        if isinstance(client, dict) and isinstance(client.get("options", []), list):
+            options = list(client.get("options", []))
+            if not any(str(opt).strip().lower() in ("rw", "ro") for opt in options):
+                client = dict(client, options=["rw", *options])
+        clients.append(client)
+    return dict(data, clients=clients)
+
+
 # _MIGRATIONS[n - 1] turns an export of schema n into one of schema n + 1, _DOC_MIGRATIONS[n - 1]
 # the whole document (after which each export is read through _MIGRATIONS)
-_MIGRATIONS: tuple[Callable[[Any], Any], ...] = (_export_v1_to_v2, _export_v2_to_v3)
-_DOC_MIGRATIONS: tuple[Callable[[Any], Any], ...] = (_doc_unchanged, _v2_to_v3_retired)
+_MIGRATIONS: tuple[Callable[[Any], Any], ...] = (_export_v1_to_v2, _export_v2_to_v3, _v3_to_v4_bare_specs)
+_DOC_MIGRATIONS: tuple[Callable[[Any], Any], ...] = (_doc_unchanged, _v2_to_v3_retired, _doc_unchanged)
 assert len(_MIGRATIONS) == len(_DOC_MIGRATIONS) == SCHEMA_VERSION - 1
 
 

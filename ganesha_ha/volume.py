@@ -101,6 +101,7 @@ class Transaction:
         self.records = 0          # after the commit: client records restored
         self.remounted: list[str] = []  # after the commit: unchanged exports withdrawn and applied again
         self.grace: str | None = None   # after the commit: what after_restore reported
+        self.warnings: list[str] = []   # after the commit: what the server's read-back warned of
 
     def reapply(self, exports: Iterable[Export]) -> None:
         self.reapplied.update(e.path for e in exports)
@@ -146,7 +147,7 @@ class Volume:
 
     def ctx(self, state: RegistryState) -> VolumeContext:
         return VolumeContext(mountpoint=self.mountpoint, state_dir=self.registry.state_dir,
-                             volume_uuid=state.volume_uuid, ip=self.ip)
+                             volume_uuid=state.volume_uuid, ip=self.ip, id_range=state.id_range)
 
     def is_active(self) -> bool:
         return self.node.is_active()
@@ -155,6 +156,7 @@ class Volume:
         # redacted: an FSAL secret is kept in the volume's registry only (a stop needs none)
         self.node.set_active({"mountpoint": str(self.mountpoint), "server": state.server, "ip": self.ip,
                               "volume_uuid": state.volume_uuid, "version": SCHEMA_VERSION,
+                              "id_range": list(state.id_range),
                               "exports": [e.to_dict(redact=True) for e in state.exports]})
 
     def load(self) -> RegistryState:
@@ -310,7 +312,7 @@ class Volume:
             if tx.restore:
                 tx.records = restore_recovery(backend, ctx)
                 self.node.set_restored()
-            tx.failed = run_steps(backend, ctx, steps, progress, isolate=isolate)
+            tx.failed = run_steps(backend, ctx, steps, progress, isolate=isolate, warnings=tx.warnings)
             if tx.activate and new.exports and {f.export.path for f in tx.failed} >= {e.path for e in new.exports}:
                 raise failures_error(tx.failed, f"none of the {len(new.exports)} exports of "
                                                 f"{self.mountpoint} could go live")
@@ -506,7 +508,7 @@ class Volume:
             below = [str(self.registry.abspath(p)) for p in tx.remounted if p != exp.path]
             return ChangeResult(exp, True, f"{len(below)} export(s) below it in the pseudo tree withdrawn and "
                                            f"applied again, same identity ({', '.join(below)})" if below else "",
-                                warnings)
+                                warnings + tx.warnings)
         if record_only:
             return ChangeResult(exp, False, "recorded only (--record-only); applied at the next start or monitor",
                                 warnings)
@@ -542,7 +544,8 @@ class Volume:
             tx.restore = tx.activate = tx.isolate = True
             risks = tx.backend.handle_risks(tx.state.exports)
         return StartResult(applied=len(tx.state.exports) - len({f.export.path for f in tx.failed}),
-                           recovery_records=tx.records, grace=tx.grace, failed=tx.failed, warnings=risks)
+                           recovery_records=tx.records, grace=tx.grace, failed=tx.failed,
+                           warnings=risks + tx.warnings)
 
     def stop(self, *, unlock: bool = True, lease_wait: float = 0.0,
              notes: list[str] | None = None) -> int:
@@ -565,7 +568,7 @@ class Volume:
             if record is None:
                 return 0  # never started here and nothing readable: already stopped
             state = RegistryState(volume_uuid=record["volume_uuid"], server=record["server"],
-                                  id_range=(1, 65535),
+                                  id_range=tuple(record.get("id_range", (1, 65535))),
                                   exports=tuple(export_from_dict(e, record.get("version", 1))
                                                 for e in record["exports"]))
             mounted = False

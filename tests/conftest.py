@@ -182,15 +182,19 @@ def started_volume(ganesha, tmpfs_volume):
 
 
 @contextlib.contextmanager
-def ganesha_volume_session(tmp_path_factory, name: str, id_range: tuple[int, int]):
+def ganesha_volume_session(tmp_path_factory, name: str, id_range: tuple[int, int], *,
+                           dbus_timeout: float | None = None):
     """One Ganesha and one started tmpfs volume for a whole module (a property test adds and
-    removes an export per example): yields (lab, mount point, Volume)."""
+    removes an export per example): yields (lab, mount point, Volume). `dbus_timeout` replaces
+    the lab's 5 s (Ganesha resolves host names in its D-Bus thread, at AddExport)."""
     from ganesha_ha.volume import Volume
 
     if not IS_ROOT or shutil.which("ganesha.nfsd") is None:
         pytest.skip("needs root and ganesha.nfsd")
     work = tmp_path_factory.mktemp(name)
     lab = GaneshaLab(work / "glab").start()
+    if dbus_timeout is not None:
+        lab.config.write_text(lab.config.read_text().replace("dbus_timeout = 5", f"dbus_timeout = {dbus_timeout:g}"))
     vol = work / "vol"
     vol.mkdir()
     linux.mount(f"gha-{name}", str(vol), "tmpfs", 0, "size=32m")

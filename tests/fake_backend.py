@@ -6,7 +6,8 @@ withdrawing what is not live is fine. Like Ganesha's pseudo tree (plan.py), an e
 mounted under the live export whose pseudo path is the longest prefix of its own, removing
 one with exports mounted under it is refused, and `hidden()` lists the live exports that a
 parent added after them hides from clients. Faults are set per test: `refuse` (paths whose apply
-or withdraw the server refuses: ApplyError), `missing_fsals` (FSAL names whose module this
+or withdraw the server refuses: ApplyError), `warn` (paths whose apply returns a read-back
+warning), `missing_fsals` (FSAL names whose module this
 node lacks: NotInstalledError for an export using one, at any layer of its stack), `device_fsid`
 (the node's server makes device-numbered handles: handle_risks), `hang` (names of the methods the
 server does not answer: ServerUnavailableError), `running`, `installed`. `after_stop` calls
@@ -68,6 +69,7 @@ class FakeBackend:
         self.installed = True
         self.device_fsid = False                # the node's server makes device-numbered handles
         self.refuse: set[str] = set()
+        self.warn: set[str] = set()     # paths whose apply the read-back warns about
         self.missing_fsals: set[str] = set()
         self.stops: list[tuple[bool, bool, float]] = []
         self.hang: set[str] = set()
@@ -162,7 +164,7 @@ class FakeBackend:
             if got is not None and got[0] != self._abs(ctx, exp):
                 raise IdCollisionError(f"Export_Id {exp.export_id} is already served for {got[0]}")
 
-    def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
+    def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
         self.calls.append(("apply", [e.path for e in exports]))
         self._answer("apply")
         for exp in exports:
@@ -174,6 +176,7 @@ class FakeBackend:
             if got is None:
                 self.mounted_under[exp.export_id] = self._parent(exp.pseudo)
             self.live[exp.export_id] = (self._abs(ctx, exp), exp)
+        return [f"{e.path}: a client does not resolve here" for e in exports if e.path in self.warn]
 
     def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
         self.calls.append(("withdraw", [e.path for e in exports]))

@@ -46,15 +46,20 @@ def _replace(text: str, old: str, new: str) -> str:
 
 @dataclass
 class TunedGanesha(GaneshaDaemon):
-    """A GaneshaDaemon with `nfsv4` lines added to its NFSV4 block and, with `nlm`, NFSv3,
-    MOUNT and NLM on (Protocols 3 and 4; NLM needs rpcbind and rpc.statd beside it)."""
+    """A GaneshaDaemon with `nfsv4` lines added to its NFSV4 block, `core` lines to its
+    NFS_CORE_PARAM block (e.g. `mount_path_pseudo = true`) and, with `nlm`, NFSv3, MOUNT and
+    NLM on (Protocols 3 and 4; NLM needs rpcbind and rpc.statd beside it)."""
 
     nfsv4: tuple[str, ...] = ()
+    core: tuple[str, ...] = ()
     nlm: bool = False
 
     def write_config(self) -> Path:
         path = super().write_config()
         text = path.read_text()
+        if self.core:
+            text = _replace(text, "NFS_CORE_PARAM {\n",
+                            "NFS_CORE_PARAM {\n" + "".join(f"    {x};\n" for x in self.core))
         if self.nfsv4:
             text = _replace(text, "NFSV4 {\n", "NFSV4 {\n" + "".join(f"    {x};\n" for x in self.nfsv4))
         if self.nlm:

@@ -67,12 +67,31 @@ def private_etc(workdir: Path) -> None:
     linux.mount("gha-test-etc", "/etc", "overlay", 0, f"lowerdir=/etc,upperdir={upper},workdir={work}")
 
 
+def _wait_for_abandoned_threads(timeout: float = 60.0) -> None:
+    """ganesha-ha runs a host name lookup or a bus connection in a daemon thread (named gha-...)
+    and abandons it when it outlives its time budget, blocked in libc: an earlier step may have
+    left one. It ends on its own (the resolver's own timeout), and unshare/setns need the process
+    single-threaded, also in the kernel's eyes: a thread Python already counts as finished may
+    still be exiting (/proc/self/task lists it), which made setns fail with EINVAL."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+        if not all(t.daemon and t.name.startswith("gha-") for t in others):
+            return
+        if not others and len(os.listdir("/proc/self/task")) == 1:
+            return
+        time.sleep(0.01)
+
+
 @contextmanager
 def private_nfs_state(workdir: Path) -> Iterator[Path]:
     """Run the body in a private mount namespace with a fresh, empty /var/lib/nfs.
 
     Yields the directory that is /var/lib/nfs inside (so the test can inspect it after).
     """
+    _wait_for_abandoned_threads()
     if threading.active_count() != 1:
         raise RuntimeError("private_nfs_state needs a single-threaded process (unshare/setns)")
     state = workdir / "var-lib-nfs"
@@ -102,6 +121,7 @@ def private_nfs_state(workdir: Path) -> Iterator[Path]:
             finally:
                 _inside = False
         finally:
+            _wait_for_abandoned_threads()             # setns, like unshare, wants one thread
             linux.setns(original, linux.CLONE_NEWNS)  # back to the original mount namespace
             os.chdir(cwd)
     finally:

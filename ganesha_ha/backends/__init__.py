@@ -36,6 +36,8 @@ class Drift(Record):
     changed: list[Export] = Factory(list)   # live, but not as the registry says
     foreign: list[str] = Factory(list)      # live under our ids/paths but not ours
     stray: list[int] = Factory(list)        # live for a path in the volume, not in the registry
+    reasons: list[str] = Factory(list)      # why each changed export differs (field, live, registry)
+    warnings: list[str] = Factory(list)     # not drift, but worth a word (a client name unresolved here)
 
     @property
     def clean(self) -> bool:
@@ -69,8 +71,9 @@ class Backend(Protocol):
         ...
 
     def check_export(self, exp: Export, mountpoint: Path) -> None:
-        """Raise ValidationError for what this server cannot represent (before it is recorded:
-        a volume's registry never holds an export its server would refuse to parse)."""
+        """Raise ValidationError for what this server cannot represent or would read otherwise
+        (before it is recorded: a volume's registry never holds an export its server would
+        refuse to parse), with the reason and the nearest spelling the server reads as meant."""
         ...
 
     def check_installed_for(self, exp: Export) -> None:
@@ -95,7 +98,8 @@ class Backend(Protocol):
         ...
 
     def drift(self, ctx: VolumeContext, exports: Sequence[Export]) -> Drift:
-        """One pass comparing the registry's exports with the server's live state."""
+        """One pass comparing the registry's exports with what the server grants now (paths,
+        clients, access, squash: not only presence), with the reasons for each change."""
         ...
 
     def check_collisions(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
@@ -103,8 +107,11 @@ class Backend(Protocol):
         ...
 
     # ---- changes ----------------------------------------------------------------------
-    def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
-        """Make each export live exactly as given (add, or update in place)."""
+    def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
+        """Make each export live exactly as given (add, or update in place), then read it back
+        from the server: ApplyError when the server holds it otherwise (naming the export, the
+        field and both values). Returns warnings that fail nothing (a client host name that does
+        not resolve on this node)."""
         ...
 
     def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:

@@ -1,19 +1,22 @@
-"""The NFS-Ganesha backend: live export changes over D-Bus, take-over grace.
+"""The NFS-Ganesha backend: live export changes over D-Bus, read back; take-over grace.
 
-Facts this code relies on, measured against Debian's nfs-ganesha 4.3:
+Facts this code relies on, measured against Debian's nfs-ganesha 4.3 (/work/notes/ganesha-facts.md):
 - AddExport(conf, "EXPORT(Export_Id=N)") of an id that is already live fails with
   org.freedesktop.DBus.Error.InvalidFileContent ("... already active"); a block that fails
   validation fails with InvalidFileContent and details; a syntax error fails with only
-  InvalidArgs (details are in Ganesha's log). A partial success ("1 exports added. Errors
-  found: ...", e.g. an unresolvable host name) is a success with warnings.
+  InvalidArgs (details are in Ganesha's log).
+- A reply "1 exports added. Errors found: ..." (and "1 exports updated. Errors found: ...") is
+  a partial success: the export is live without what Ganesha could not read, e.g. a whole
+  CLIENT block (export_mgr.c `gsh_export_addexport`). It is a failure here, reported in
+  Ganesha's words on one line; the one exception is "Client (NAME) not found because ..." for
+  a host name of the registry, which is a warning (grants.py says why).
 - RemoveExport of an unknown id fails with InvalidArgs.
 - UpdateExport of an id that is not live silently *adds* it: never an existence test.
-- ShowExports lists (id, path) of what is live; DisplayExport's pseudo field repeats the
-  path in 4.3, so the pseudo path is checked through the NFS namespace, not D-Bus.
-- A reply "N exports added/updated. Errors found: ..." is a partial success: an unknown
-  FSAL option, an UpdateExport that Ganesha refused in part (a fsid_type change) answer so.
-  ganesha-ha treats it as a failure (the FSAL schema keeps it from happening for what the
-  schema knows) and takes back what such an AddExport added.
+- ShowExports lists (id, path) of what is live, but its path is the pseudo path when Ganesha
+  runs with `mount_path_pseudo = true` (include/export_mgr.h `tmp_export_path`). Only
+  DisplayExport's second field is always the full path, so ShowExports gives the live ids and
+  DisplayExport the paths and the clients; every change and every monitor reads each export
+  of the volume back with it and compares (grants.py).
 - RemoveExport of a PROXY_V4 export blocks Ganesha's (single) D-Bus thread for up to the
   export's RPC_Client_Timeout (proxyv4_close_thread closes the socket the receiver thread polls
   without waking it: src/FSAL/FSAL_PROXY_V4/handle.c), and up to 60 s more if its session
@@ -32,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import ApplyError, IdCollisionError, ServerUnavailableError
+from ..errors import ApplyError, GaneshaHAError, IdCollisionError, ServerUnavailableError
 from ..fsutil import atomic_write, ensure_secure_dir
 from ..fsal_schema import REDACTED
 from ..model import Export
@@ -41,6 +44,8 @@ from ..context import VolumeContext
 from . import Drift
 from .ganesha_bus import BusUnreachable, GaneshaBus, import_dbus
 from .ganesha_conf import RenderOptions, check_renderable, export_path, render_export
+from .grants import LiveExport, diff_export, host_names, parse_display, serves_nobody, unchecked, unresolved
+from .resolve import Resolver
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -68,6 +73,7 @@ class GaneshaBackend:
         self.runtime_dir = Path(settings.node["runtime_dir"]) / "ganesha"
         self.records = GaneshaRecordStore(Path(g["recovery_root"]), g["recovery_dir"])
         self.render_opts = RenderOptions(protocols=g["protocols"], transports=g["transports"])
+        self.resolve = Resolver(min(2.0, self.bus.timeout / 4))   # renewed by each drift and apply
         self._plugins_setting = (g.get("plugins_dir") or "", g.get("ganesha_config") or "")
         self._plugins_dir: Path | None = None
 
@@ -130,56 +136,104 @@ class GaneshaBackend:
 
     # ---- live state -----------------------------------------------------------------
     def show_exports(self) -> dict[int, str]:
-        """Export_Id → path of every export Ganesha serves now (one D-Bus call)."""
+        """Export_Id → path of every export Ganesha serves now (one D-Bus call). The path is
+        the pseudo path under `mount_path_pseudo = true`: use it for the ids only."""
         _, exports = self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "ShowExports")
         return {int(e[0]): str(e[1]) for e in exports}
 
     def served_ids(self) -> set[int]:
         return set(self.show_exports())
 
-    def display_export(self, export_id: int) -> dict[str, Any] | None:
+    def display(self, export_id: int) -> LiveExport | None:
+        """One live export as Ganesha holds it (DisplayExport); None when the id is not live."""
         dbus = import_dbus()
-
         try:
             reply = self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "DisplayExport", dbus.UInt16(export_id))
-        except dbus.DBusException:
-            return None
-        return {"export_id": int(reply[0]), "path": str(reply[1]), "pseudo": str(reply[2]),
-                "clients": [str(c[0]) for c in reply[4]]}
-
-    def live_paths(self, ctx: VolumeContext, exports: Sequence[Export]) -> dict[str, bool]:
-        live = self.show_exports()
-        return {e.path: live.get(e.export_id) == self._abspath(ctx, e) for e in exports}
-
-    def drift(self, ctx: VolumeContext, exports: Sequence[Export]) -> Drift:
-        live = self.show_exports()
-        drift = Drift(stray=self._stray(ctx, exports, live))
-        for exp in exports:
-            path = live.get(exp.export_id)
-            if path is None:
-                drift.missing.append(exp)
-            elif path != self._abspath(ctx, exp):
-                drift.foreign.append(f"Export_Id {exp.export_id} is live for {path}, "
-                                     f"not {self._abspath(ctx, exp)}")
-        return drift
+        except dbus.DBusException as exc:
+            reply = exc
+        return self._parse_display(export_id, reply, dbus)
 
     @staticmethod
-    def _stray(ctx: VolumeContext, exports: Sequence[Export], live: dict[int, str]) -> list[int]:
-        """Export_Ids live for a path inside the volume that the registry does not list
-        (not inside another file system mounted within it: a nested volume is not ours)."""
+    def _parse_display(export_id: int, reply: Any, dbus: Any) -> LiveExport | None:
+        if isinstance(reply, dbus.DBusException):
+            if (reply.get_dbus_name() or "").endswith("InvalidArgs"):  # "lookup_export failed"
+                return None
+            raise ApplyError(f"Ganesha DisplayExport of Export_Id {export_id} failed: "
+                             f"{_one_line(reply.get_dbus_message() or str(reply))}")
+        try:
+            return parse_display(reply)
+        except (ValueError, TypeError) as exc:
+            raise ServerUnavailableError(f"cannot read Ganesha's DisplayExport of Export_Id {export_id}: "
+                                         f"{exc}") from None
+
+    def _live(self, ids: Sequence[int] | set[int], shown: dict[int, str] | None = None) -> dict[int, LiveExport]:
+        """The given ids that are live, as Ganesha holds them: one ShowExports (unless `shown`
+        is given) and one DisplayExport per live id, sent together (GaneshaBus.call_each)."""
+        dbus = import_dbus()
+
+        shown = self.show_exports() if shown is None else shown
+        wanted = [i for i in dict.fromkeys(ids) if i in shown]
+        replies = self.bus.call_each(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "DisplayExport",
+                                     [(dbus.UInt16(i),) for i in wanted])
+        out = {}
+        for export_id, reply in zip(wanted, replies):
+            live = self._parse_display(export_id, reply, dbus)
+            if live is not None:
+                out[export_id] = live
+        return out
+
+    def live_paths(self, ctx: VolumeContext, exports: Sequence[Export]) -> dict[str, bool]:
+        live = self._live([e.export_id for e in exports])
+        return {e.path: e.export_id in live and live[e.export_id].path == self._abspath(ctx, e)
+                for e in exports}
+
+    def drift(self, ctx: VolumeContext, exports: Sequence[Export]) -> Drift:
+        """One ShowExports and one DisplayExport per live export of the volume: missing,
+        served for another path (foreign), not as the registry says (changed, with the reasons),
+        strays, and warnings (client names that do not resolve here)."""
+        self._new_call()
+        shown = self.show_exports()
+        live = self._live([e.export_id for e in exports], shown)
+        drift = Drift(stray=self._stray(ctx, exports, shown))
+        for exp in exports:
+            got = live.get(exp.export_id)
+            path = self._abspath(ctx, exp)
+            if got is None:
+                drift.missing.append(exp)
+            elif got.path != path:
+                drift.foreign.append(f"Export_Id {exp.export_id} is live for {got.path}, not {path}")
+            elif serves_nobody(exp, self.resolve):
+                drift.changed.append(exp)
+                drift.reasons.append(_nobody(exp))
+            else:
+                diffs = diff_export(exp, path, got, self.resolve)
+                if diffs:
+                    drift.changed.append(exp)
+                    drift.reasons.append(f"Export_Id {exp.export_id} ({exp.pseudo}): {'; '.join(diffs)}")
+                drift.warnings += self._unresolved_warnings(exp)
+        return drift
+
+    def _stray(self, ctx: VolumeContext, exports: Sequence[Export], shown: dict[int, str]) -> list[int]:
+        """Export_Ids live for a path inside the volume that the registry does not list (not
+        inside another file system mounted within it: a nested volume is not ours).
+
+        Candidates are the ids whose ShowExports path lies in the volume (the full path, or a
+        pseudo path there) and the ids of the volume's range; DisplayExport's full path decides.
+        """
         ours = {exp.export_id for exp in exports}
-        root = str(ctx.mountpoint).rstrip("/")
-
-        def inside(path: str, top: str) -> bool:
-            return path == top or path.startswith(top + "/")
-
-        candidates = {i: p for i, p in live.items() if i not in ours and inside(p, root)}
+        root = str(ctx.mountpoint).rstrip("/") or "/"
+        lo, hi = ctx.id_range or (1, 0)
+        candidates = [i for i, p in shown.items()
+                      if i not in ours and (_inside(p, root) or lo <= i <= hi)]
         if not candidates:
+            return []
+        paths = {i: live.path for i, live in self._live(candidates, shown).items() if _inside(live.path, root)}
+        if not paths:
             return []
         from ..fsutil import mounts_below
 
         nested = mounts_below(ctx.mountpoint)
-        return sorted(i for i, p in candidates.items() if not any(inside(p, m) for m in nested))
+        return sorted(i for i, p in paths.items() if not any(_inside(p, m) for m in nested))
 
     def withdraw_stray(self, ctx: VolumeContext, exports: Sequence[Export]) -> int:
         dbus = import_dbus()
@@ -194,18 +248,33 @@ class GaneshaBackend:
         return len(stray)
 
     def check_collisions(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
-        live = self.show_exports()
+        live = self._live([e.export_id for e in exports])
         for exp in exports:
-            path = live.get(exp.export_id)
-            if path is not None and path != self._abspath(ctx, exp):
+            got = live.get(exp.export_id)
+            if got is not None and got.path != self._abspath(ctx, exp):
                 raise IdCollisionError(f"Export_Id {exp.export_id} of {self._abspath(ctx, exp)} is already "
-                                       f"served by this node's Ganesha for {path}; give the volumes "
+                                       f"served by this node's Ganesha for {got.path}; give the volumes "
                                        "disjoint id ranges (ganesha-ha volume set-range)")
+
+    def _unresolved_warnings(self, exp: Export) -> list[str]:
+        where = f"Export_Id {exp.export_id} ({exp.pseudo})"
+        return ([f"{where}: client {host} does not resolve on this node; Ganesha grants it nothing here"
+                 for host in unresolved(exp, self.resolve)]
+                + [f"{where}: client {host} was not resolved within {self.resolve.budget:g} s; its "
+                   "entries were not checked" for host in unchecked(exp, self.resolve)])
+
+    def _new_call(self) -> None:
+        """A fresh resolver (cache and time budget) for one drift or apply: a host name is
+        looked up again by the next call, as Ganesha looks it up again at the next AddExport."""
+        self.resolve = Resolver(min(2.0, self.bus.timeout / 4))
 
     # ---- changes --------------------------------------------------------------------
     @staticmethod
     def _abspath(ctx: VolumeContext, exp: Export) -> str:
         return export_path(exp, ctx.mountpoint)
+
+    def _conf_path(self, ctx: VolumeContext, exp: Export) -> Path:
+        return self.runtime_dir / ctx.volume_uuid / f"export-{exp.export_id}.conf"
 
     def _write_block(self, ctx: VolumeContext, exp: Export) -> Path:
         """The file handed to Add/UpdateExport: the module blocks the export's FSALs need, then
@@ -214,48 +283,74 @@ class GaneshaBackend:
         self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         ensure_secure_dir(directory, 0o700)
         check_renderable(exp, ctx.mountpoint)
-        conf = directory / f"export-{exp.export_id}.conf"
+        conf = self._conf_path(ctx, exp)
         atomic_write(conf, render_export(exp, ctx.mountpoint, self.render_opts).encode(), 0o600)
         return conf
 
-    def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
-        """Add each export, or update it in place when its id is already live for its path;
-        each checked by reading it back (DisplayExport). A reply with "Errors found" is a
-        failure, and an export such an AddExport added is taken back."""
+    def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
+        """Add each export, or update it in place when its id is already live for its path,
+        then read it back (DisplayExport) and compare. A reply with "Errors found" or a
+        read-back that differs from the registry is an ApplyError naming the export, the field
+        and both values; an export this call added is then removed again, and the EXPORT file
+        rendered for a failed change is deleted. Returns warnings (unresolved host names)."""
         dbus = import_dbus()
 
-        live = self.show_exports()
+        self._new_call()
+        shown = self.show_exports()
+        live = self._live([e.export_id for e in exports], shown)
+        warnings: list[str] = []
         for exp in exports:
             path = self._abspath(ctx, exp)
             current = live.get(exp.export_id)
-            if current is not None and current != path:
+            if current is not None and current.path != path:
                 raise IdCollisionError(f"Export_Id {exp.export_id} is already served by this node's "
-                                       f"Ganesha for {current}")
+                                       f"Ganesha for {current.path}")
+            method = "UpdateExport" if current is not None else "AddExport"
             conf = self._write_block(ctx, exp)
-            method = "UpdateExport" if current == path else "AddExport"
-            secrets = exp.ganesha.fsal.secrets()
             try:
-                message = str(self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, method, str(conf),
-                                            f"EXPORT(Export_Id={exp.export_id})"))
-            except dbus.DBusException as exc:
-                raise ApplyError(scrub(_explain(method, exp, exc), secrets)) from None
-            finally:
-                if secrets:   # Ganesha has read it: a secret stays only in the volume's registry
-                    conf.unlink(missing_ok=True)
-            if message.startswith("0 exports"):
-                raise ApplyError(scrub(f"Ganesha {method} of {path} (Export_Id {exp.export_id}) did nothing: "
-                                       f"{message}", secrets))
-            if "Errors found" in message:
-                if method == "AddExport":
+                warnings += self._apply_one(exp, conf, method, path, dbus)
+            except BaseException:
+                _unlink(conf)
+                raise
+        return warnings
+
+    def _apply_one(self, exp: Export, conf: Path, method: str, path: str, dbus: Any) -> list[str]:
+        """AddExport/UpdateExport of one export's file `conf`, then its read-back; secrets of
+        its FSAL never appear in a message, nor stay in `conf` once Ganesha has read it."""
+        where = f"Export_Id {exp.export_id} ({exp.pseudo})"
+        secrets = exp.ganesha.fsal.secrets()
+        try:
+            message = str(self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, method, str(conf),
+                                        f"EXPORT(Export_Id={exp.export_id})"))
+        except dbus.DBusException as exc:
+            raise ApplyError(scrub(_explain(method, exp, exc), secrets)) from None
+        finally:
+            if secrets:   # Ganesha has read it: a secret stays only in the volume's registry
+                conf.unlink(missing_ok=True)
+        if message.startswith("0 exports"):
+            raise ApplyError(scrub(f"Ganesha {method} of {path} ({where}) did nothing: {_one_line(message)}", secrets))
+        try:
+            errors = [e for e in _reply_errors(message) if not _unresolved_error(e, exp)]
+            if errors:
+                raise ApplyError(scrub(f"Ganesha {method} of {where}: Errors found: {'; '.join(errors)}", secrets))
+            got = self.display(exp.export_id)
+            if got is None:
+                raise ApplyError(f"Ganesha {method} of {where} said {scrub(_one_line(message), secrets)!r}, "
+                                 "but the export is not live")
+            diffs = diff_export(exp, path, got, self.resolve)
+            if diffs:
+                raise ApplyError(f"{where} after {method}: Ganesha holds it otherwise than the "
+                                 f"registry: {'; '.join(diffs)}")
+            if serves_nobody(exp, self.resolve):
+                raise ApplyError(_nobody(exp))
+        except ApplyError as exc:
+            if method == "AddExport":  # ours since this call: never leave it serving half-read
+                try:
                     self._remove(exp)
-                raise ApplyError(scrub(f"Ganesha {method} of {path} (Export_Id {exp.export_id}) succeeded only "
-                                       f"in part, a failure here{'; the export was taken back' if method == 'AddExport' else ''}: "
-                                       f"{' '.join(message.split())}", secrets))
-            live[exp.export_id] = path
-            shown = self.display_export(exp.export_id)
-            if shown is None or shown["path"] != path:
-                raise ApplyError(f"Ganesha answered {method} of {path} (Export_Id {exp.export_id}) but does "
-                                 f"not serve it: DisplayExport shows {shown['path'] if shown else 'nothing'}")
+                except GaneshaHAError:
+                    raise ApplyError(f"{exc}; taking it back failed too") from None
+            raise
+        return self._unresolved_warnings(exp)
 
     def _remove_timeout(self, exp: Export) -> float:
         """How long a RemoveExport of `exp` may block Ganesha's D-Bus thread, plus the usual
@@ -291,15 +386,13 @@ class GaneshaBackend:
             raise ServerUnavailableError(f"{exc}: {why}; the removal completes in Ganesha meanwhile") from None
 
     def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
-        live = self.show_exports()
+        live = self._live([e.export_id for e in exports])
         for exp in exports:
-            if live.get(exp.export_id) != self._abspath(ctx, exp):
+            got = live.get(exp.export_id)
+            if got is None or got.path != self._abspath(ctx, exp):
                 continue  # not ours or not live: nothing to withdraw
             self._remove(exp)
-            try:
-                (self.runtime_dir / ctx.volume_uuid / f"export-{exp.export_id}.conf").unlink()
-            except FileNotFoundError:
-                pass
+            _unlink(self._conf_path(ctx, exp))
 
     # ---- client recovery and grace ----------------------------------------------------
     def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:
@@ -340,9 +433,74 @@ def scrub(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
+def _nobody(exp: Export) -> str:
+    return (f"Export_Id {exp.export_id} ({exp.pseudo}): no client of it resolves on this node "
+            f"({', '.join(c.host for c in exp.clients)}): Ganesha would grant it to nobody here")
+
+
+def _inside(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _one_line(text: str, limit: int = 600) -> str:
+    out = " ".join(text.split())
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
+def _reply_errors(message: str) -> list[str]:
+    """The error lines of an AddExport/UpdateExport reply ("1 exports added. Errors found:\n
+    Config File (/run/.../export-7.conf:5): Syntax error in statement\n..."); empty without
+    "Errors found"."""
+    head, sep, rest = message.partition("Errors found:")
+    return _detail_lines(rest) if sep else []
+
+
+def _detail_lines(text: str) -> list[str]:
+    """Ganesha's "Config File (FILE:LINE): TEXT" lines as "line LINE: TEXT" (the file is ours),
+    whitespace collapsed, repeats dropped, in order."""
+    out: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("Config File (") and "): " in line:
+            where, _, rest = line[len("Config File ("):].partition("): ")
+            line = f"line {where.rpartition(':')[2]}: {rest}" if ":" in where else rest
+        line = " ".join(line.split())
+        if line and line not in out:
+            out.append(line)
+    return out or ["(no details)"]
+
+
+def _condensed(message: str) -> str:
+    """A D-Bus error message of Ganesha's on one line: its first sentence (file names without
+    their directory) and its detail lines joined with '; ' (export_mgr.c formats
+    "... because %s errors. Details:\n%s")."""
+    head, sep, rest = message.partition("Details:")
+    head = " ".join(w.rpartition("/")[2] if w.startswith("/") else w for w in head.split())
+    if not sep:
+        return _one_line(head)
+    return _one_line(f"{head} {'; '.join(_detail_lines(rest))}")
+
+
+def _unresolved_error(error: str, exp: Export) -> bool:
+    """Ganesha's "Client (NAME) not found because ..." for a host name of `exp`: a warning, not
+    a failure (grants.py). Ganesha's getaddrinfo decides, not ours: they may differ in time."""
+    text = error.partition(": ")[2] if error.startswith("line ") else error
+    if not (text.startswith("Client (") and ") not found because" in text):
+        return False
+    name = text[len("Client ("):text.index(") not found because")]
+    return name in host_names(exp)
+
+
 def _explain(method: str, exp: Export, exc: Any) -> str:
     name = exc.get_dbus_name() or ""
-    msg = " ".join((exc.get_dbus_message() or "").split())
+    msg = _condensed(exc.get_dbus_message() or "")
     where = f"Export_Id {exp.export_id} ({exp.pseudo})"
     if "already active" in msg:
         return f"Ganesha {method} of {where}: the id is already active"

@@ -28,6 +28,9 @@ _NO_OWNER = ("org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.
              "org.freedesktop.DBus.Error.Disconnected")
 
 
+WINDOW = 32   # calls on the way at once in call_each (the bus allows 128 pending replies by default)
+
+
 class BusUnreachable(ServerUnavailableError):
     """No bus at the address (no socket, connection refused): not a bus that is slow."""
 
@@ -121,14 +124,59 @@ class GaneshaBus:
         conn = self.connect()
         wait = self.timeout if timeout is None else timeout
         try:
-            obj = conn.get_object(self.bus_name, path, introspect=False)
-            return obj.get_dbus_method(method, iface)(*args, timeout=wait)
+            # straight to the connection: a proxy object (get_object) asks the bus daemon for the
+            # name's owner first, one more round trip per call (half the cost of a DisplayExport)
+            return conn.call_blocking(self.bus_name, path, iface, method, None, args, timeout=wait)
         except dbus.DBusException as exc:
-            name = exc.get_dbus_name() or ""
-            if name in _NO_ANSWER:
-                raise ServerUnavailableError(f"NFS-Ganesha did not answer {method} within "
-                                             f"{wait:g} s") from None
-            if name in _NO_OWNER:
-                self.close()
-                raise self.not_running() from None
-            raise
+            raise self._unanswered(method, exc, wait) or exc from None
+
+    def _unanswered(self, method: str, exc: Any, wait: float) -> ServerUnavailableError | None:
+        """The error for a call nobody answered (in time), or None for Ganesha's own refusal."""
+        name = exc.get_dbus_name() or ""
+        if name in _NO_ANSWER:
+            return ServerUnavailableError(f"NFS-Ganesha did not answer {method} within {wait:g} s")
+        if name in _NO_OWNER:
+            self.close()
+            return self.not_running()
+        return None
+
+    def call_each(self, path: str, iface: str, method: str, args: list[tuple[Any, ...]]) -> list[Any]:
+        """One call of `method` per argument tuple, up to WINDOW of them on the way at a time
+        (Ganesha answers them in turn: a monitor of 100 exports waits for a few round trips, not
+        100; the system bus refuses more than max_replies_per_connection pending replies, 128 by
+        default, "The maximum number of pending replies per connection has been reached").
+        Returns, in order, each answer or the dbus.DBusException Ganesha answered with; raises
+        ServerUnavailableError as `call` does. Each call ends within `timeout` s of being sent."""
+        dbus = import_dbus()
+        from dbus.lowlevel import ErrorMessage, MethodCallMessage
+
+        conn = self.connect()
+        replies: list[Any] = [None] * len(args)
+        pending: list[Any] = []
+        out: list[Any] = []
+
+        def send(i: int) -> None:
+            msg = MethodCallMessage(self.bus_name, path, iface, method)
+            if args[i]:
+                msg.append(*args[i])
+            pending.append(conn.send_message_with_reply(
+                msg, lambda reply: replies.__setitem__(i, reply), self.timeout, require_main_loop=False))
+
+        for i in range(min(WINDOW, len(args))):
+            send(i)
+        for i in range(len(args)):
+            pending[i].block()
+            if i + WINDOW < len(args):
+                send(i + WINDOW)
+            reply = replies[i]
+            if reply is None or isinstance(reply, ErrorMessage):
+                name = reply.get_error_name() if reply is not None else "org.freedesktop.DBus.Error.NoReply"
+                exc = dbus.DBusException(*(reply.get_args_list() if reply is not None else []), name=name)
+                unanswered = self._unanswered(method, exc, self.timeout)
+                if unanswered is not None:
+                    raise unanswered
+                out.append(exc)
+                continue
+            values = reply.get_args_list()
+            out.append(values[0] if len(values) == 1 else tuple(values) if values else None)
+        return out

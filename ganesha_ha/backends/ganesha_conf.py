@@ -7,18 +7,23 @@ against ganesha.nfsd 4.3:
   model refuses them), so a value cannot end a line, open a block or start a comment.
 - Client specs cannot be quoted at all (Ganesha wants a client token, not a string), so
   they are written bare, which is safe only because the model accepts nothing but the
-  token forms of the lexer (addresses, networks, host names, wildcards, @netgroups).
+  token forms of exports(5) (addresses, networks, host names, wildcards, @netgroups) and
+  `check_renderable` refuses those Ganesha's lexer reads otherwise (ganesha_clients.py).
+- One CLIENT block per client spec, in exports(5) precedence (access.py): Ganesha takes the
+  first CLIENT entry that matches, so the most specific spec must come first.
 - Everything else is a number or a keyword chosen from a fixed table here.
 """
 from __future__ import annotations
 
 from pathlib import PurePath, PurePosixPath
 
+from ..access import precedence_order
 from ..errors import ValidationError
 from ..fsal import Fsal
 from ..fsal_schema import PATH, STR, Option
 from ..model import ClientSpec, Export
 from ..record import Record
+from .ganesha_clients import check_client
 
 SQUASH_KEYWORDS = {"root_squash": "Root_Squash", "no_root_squash": "No_Root_Squash",
                    "all_squash": "All_Squash"}
@@ -116,12 +121,15 @@ def check_renderable(exp: Export, mountpoint: str | PurePath) -> None:
     A backslash: Ganesha's lexer reads a quoted string as "(\\.|[^"])*" with longest match,
     so an escaped backslash before a quote or at the end of a value can run the string on into
     the next line (found by the hostile-name test against ganesha.nfsd 4.3). knfsd has no such
-    limit, so this is the Ganesha backend's rule, not the model's.
+    limit, so this is the Ganesha backend's rule, not the model's. Client specs that Ganesha's
+    lexer reads otherwise than exports(5) means them: ganesha_clients.check_client.
     """
     for field_name, value in (("directory", export_path(exp, mountpoint)), ("pseudo", exp.pseudo)):
         if "\\" in value:
             raise ValidationError(field_name, "must not contain a backslash with server=ganesha "
                                               "(NFS-Ganesha's config language cannot carry it safely)")
+    for client in exp.clients:
+        check_client(client.host)
     problem = exp.ganesha.fsal.problem
     if problem:
         raise ValidationError("fsal", f"the registry's FSAL {exp.ganesha.fsal.name} of {exp.pseudo} "
@@ -133,7 +141,8 @@ def render_export(exp: Export, mountpoint: str | PurePath, opts: RenderOptions =
 
     The export-level Access_Type is None on purpose: in Ganesha the export-level
     permissions apply to every client that matches no CLIENT block, so anything else would
-    open the export to the world. Each client gets its access in its own CLIENT block.
+    open the export to the world. Each client gets its access in its own CLIENT block, the
+    blocks in exports(5) precedence (Ganesha takes the first that matches).
     """
     path = export_path(exp, mountpoint)
     lines = [
@@ -148,7 +157,7 @@ def render_export(exp: Export, mountpoint: str | PurePath, opts: RenderOptions =
         f"    Transports = {opts.transports};",
         *render_fsal(exp.ganesha.fsal, "    "),
     ]
-    for client in exp.clients:
+    for client in precedence_order(exp.clients):
         lines.extend(render_client(exp, client))
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -53,10 +53,11 @@ from ..model import Export
 from ..recovery.rmtab import RmtabStore
 from ..context import VolumeContext
 from . import Drift
-from .knfsd_table import (ARG_LIMIT, DesiredEntry, EtabEntry, PathState, desired_entries,
+from .knfsd_table import (ARG_LIMIT, DesiredEntry, EtabEntry, PathState, client_kind, desired_entries,
                           export_argvs, export_dir, find_collisions, group_by_options,
                           index_by_path, match_path, normalize_fsid, normalize_path,
                           parse_etab_entries, render_exports_file, unexport_argvs)
+from .resolve import Resolver
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -70,6 +71,13 @@ CACHES = ("auth.unix.ip", "auth.unix.gid", "nfsd.fh", "nfsd.export")  # nfs-util
 # cost ~15 ms, and the agent's monitor of a correct volume needs none of them (nor ctypes,
 # which linux.py imports on its first libc call).
 _private_mounts = private_binds_preexec   # the batch export's private /var/lib/nfs (tests replace it)
+
+
+def _problems(missing: Sequence[DesiredEntry], st: PathState) -> list[str]:
+    """How one directory's etab lines differ from the registry, one phrase per line."""
+    return ([f"{d.arg} missing" for d in missing]
+            + [f"{d.arg} has {'; '.join(diffs)}" for d, _, diffs in st.changed]
+            + [f"{e.unexport_arg} exported, not in the registry" for e in st.extra])
 
 
 class _NoNamespace(Exception):
@@ -152,7 +160,8 @@ class KnfsdBackend:
         self.exportfs_runs = 0      # exportfs processes this instance started (diagnostics)
         self._ns_broken = False
         self._running_ok = False
-        self._addr_cache: dict[str, frozenset[str]] = {}
+        self._addr_cache: dict[str, frozenset[str] | None] = {}
+        self._resolver = Resolver(min(2.0, self.timeout / 4), flags=0)
 
     # ---- programs and files ---------------------------------------------------------------
     def _exe(self) -> str | None:
@@ -247,24 +256,21 @@ class KnfsdBackend:
             return None
 
     # ---- live state --------------------------------------------------------------------------
-    def _addresses(self, host: str) -> frozenset[str]:
+    def _addresses(self, host: str) -> frozenset[str] | None:
+        """The addresses of a client name or address; None when the resolver did not answer
+        within this call's budget (resolve.py)."""
         if host not in self._addr_cache:
             try:
-                addrs = frozenset({str(ipaddress.ip_address(host))})
+                addrs: frozenset[str] | None = frozenset({str(ipaddress.ip_address(host))})
             except ValueError:
-                import socket
-
-                try:
-                    infos = socket.getaddrinfo(host, None, socket.AF_UNSPEC, 0, socket.IPPROTO_UDP)
-                    addrs = frozenset(str(ipaddress.ip_address(i[4][0].split("%")[0])) for i in infos)
-                except (OSError, UnicodeError, ValueError):
-                    addrs = frozenset()
+                found = self._resolver(host)
+                addrs = None if found is None else frozenset(str(ipaddress.ip_address(a)) for a in found)
             self._addr_cache[host] = addrs
         return self._addr_cache[host]
 
     def _same_host(self, wanted: str, live: str) -> bool:
         """exportfs writes a host under any name it knows for the address: compare addresses."""
-        return bool(self._addresses(wanted) & self._addresses(live))
+        return bool((self._addresses(wanted) or frozenset()) & (self._addresses(live) or frozenset()))
 
     def served_ids(self) -> set[int]:
         """knfsd has no Export_Ids: exports are known by directory and fsid."""
@@ -274,6 +280,7 @@ class KnfsdBackend:
                     entries: list[EtabEntry] | None = None) -> dict[str, PathState]:
         """Per export path: which wanted etab entries are live, changed, missing or extra."""
         self._addr_cache = {}
+        self._resolver = Resolver(min(2.0, self.timeout / 4), flags=0)
         by_path = index_by_path(self._etab() if entries is None else entries)
         return {exp.path: match_path(desired_entries(ctx.mountpoint, exp),
                                      by_path.get(export_dir(ctx.mountpoint, exp), []),
@@ -285,16 +292,49 @@ class KnfsdBackend:
         by_path = index_by_path(self._etab())
         return {exp.path: export_dir(ctx.mountpoint, exp) in by_path for exp in exports}
 
+    def _unresolved(self, entry: DesiredEntry) -> bool:
+        """A host name that does not resolve on this node (or not in this call's time): exportfs
+        says "Failed to resolve" and writes no etab line (exit 0, measured with nfs-utils 2.6.2)."""
+        if client_kind(entry.client) != "fqdn":
+            return False
+        try:
+            ipaddress.ip_address(entry.client)
+            return False
+        except ValueError:
+            return not self._addresses(entry.client)
+
+    def _missing(self, st: PathState) -> list[DesiredEntry]:
+        """The wanted lines of one directory that are missing and count as such. A client name
+        that does not resolve here is a warning while the export serves some other client (the
+        name may resolve where its clients are); an export it leaves serving nobody here is not
+        live (the same rule as Ganesha's, grants.py)."""
+        unresolved = [d for d in st.missing if self._unresolved(d)]
+        if unresolved and len(unresolved) == len(st.missing) and not st.ok and not st.changed:
+            return list(st.missing)
+        return [d for d in st.missing if d not in unresolved]
+
+    def _warnings(self, exports: Sequence[Export], states: dict[str, PathState]) -> list[str]:
+        out = []
+        for exp in exports:
+            st = states[exp.path]
+            counted = self._missing(st)
+            out += [f"{d.path}: client {d.client} does not resolve on this node; knfsd grants it nothing here"
+                    for d in st.missing if d not in counted]
+        return out
+
     def drift(self, ctx: VolumeContext, exports: Sequence[Export]) -> Drift:
         entries = self._etab()
         states = self.path_states(ctx, exports, entries)
         drift = Drift()
         for exp in exports:
             st = states[exp.path]
-            if st.missing and not st.ok and not st.changed:
+            missing = self._missing(st)
+            if missing and not st.ok and not st.changed:
                 drift.missing.append(exp)
-            elif not st.clean:
+            elif missing or st.changed or st.extra:
                 drift.changed.append(exp)
+                drift.reasons.append(f"{export_dir(ctx.mountpoint, exp)}: {'; '.join(_problems(missing, st))}")
+        drift.warnings = self._warnings(exports, states)
         drift.foreign = [f"fsid {fsid} of {ours} is exported for {live}"
                          for fsid, ours, live in self._collisions(ctx, exports, entries)]
         return drift
@@ -317,8 +357,11 @@ class KnfsdBackend:
                                    f"for {live}{more}; give the exports distinct fsids")
 
     # ---- changes -----------------------------------------------------------------------------
-    def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
-        """Export what is missing or changed, unexport clients no longer wanted, verify."""
+    def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
+        """Export what is missing or changed, unexport clients no longer wanted, read etab back:
+        every wanted (directory, client) line with the options ganesha-ha sets, no other line
+        for those directories (ApplyError naming the line, the option and both values).
+        Returns warnings (client host names that do not resolve here)."""
         entries = self._etab()
         self._raise_collisions(ctx, exports, entries)
         states = self.path_states(ctx, exports, entries)
@@ -332,17 +375,16 @@ class KnfsdBackend:
         if extra:
             self.flush_caches([e.path for e in extra])
         if not (extra or to_export):
-            return
+            return self._warnings(exports, states)
         after = self.path_states(ctx, exports)
         problems = []
         for st in after.values():
-            problems += [f"{d.arg} missing" for d in st.missing]
-            problems += [f"{d.arg} has {'; '.join(diffs)}" for d, _, diffs in st.changed]
-            problems += [f"{e.unexport_arg} still exported" for e in st.extra]
+            problems += _problems(self._missing(st), st)
         if problems:
             detail = f": {one_line(' '.join(errors))}" if errors else ""
             raise ApplyError(f"exportfs left {len(problems)} entr{'y' if len(problems) == 1 else 'ies'} "
                              f"not as registered (first: {problems[0]}){detail}")
+        return self._warnings(exports, after)
 
     def _export(self, entries: list[DesiredEntry]) -> list[str]:
         if self.batch and not self._ns_broken and len(group_by_options(entries)) > 1:

@@ -241,7 +241,7 @@ class ClusterLab(ClusterFailovers, LabRun):
             svc.run(["mkdir", "-p", f"{mp}/data", f"{mp}/home"], check=True)
             svc.cli("volume", "init", str(mp), "--server", self.opts.server)
             for d in ("data", "home"):
-                svc.cli("export", "add", str(mp), d, "--client", f"{subnet}.0/24",
+                svc.cli("export", "add", str(mp), d, "--client", f"{subnet}.0/24(rw)",
                         "--squash", "no_root_squash", "--pseudo", f"/{name}/{d}")
             svc.umount(mp)
             vols.append(rec)

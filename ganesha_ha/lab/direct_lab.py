@@ -184,7 +184,7 @@ class DirectLab(LabRun):
         a.run(["mkdir", "-p", *[str(self.mountpoint / d) for d, _ in EXPORTS]], check=True)
         a.cli("volume", "init", str(self.mountpoint), "--server", self.opts.server)
         for d, pseudo in EXPORTS:
-            a.cli("export", "add", str(self.mountpoint), d, "--client", f"{self.net.subnet}.0/24",
+            a.cli("export", "add", str(self.mountpoint), d, "--client", f"{self.net.subnet}.0/24(rw)",
                   "--squash", "no_root_squash", "--pseudo", pseudo)
         if self.opts.fsal:
             self.add_fsal_export(a)

@@ -31,7 +31,7 @@ def vol(started_volume):
 
 
 def test_add_update_remove_live_and_identity_survives_restart(ganesha, vol):
-    out = ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1(no_root_squash)",
+    out = ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1(rw,no_root_squash)",
                       "--pseudo", "/data", "--json", check=True)
     import json
     added = json.loads(out.stdout)
@@ -155,9 +155,8 @@ def test_hostile_names_reach_ganesha_exactly(ganesha_session, name, host):
         res = volume.add(str(d), [host])
     except ValidationError:
         return
-    except ApplyError as exc:   # a host name this machine cannot resolve: Ganesha's partial success
-        assert "Errors found" in str(exc) and "not found" in str(exc), exc
-        assert not set(show_exports(lab)) - {0}, "a partial success is taken back"
+    except ApplyError as exc:  # a host name this node cannot resolve: the export would serve nobody
+        assert "no client of it resolves on this node" in str(exc)
         return
     try:
         shown = show_exports(lab)

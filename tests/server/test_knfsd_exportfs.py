@@ -90,7 +90,7 @@ WEIRD = ["a b", 'q"x#y\\z', "é", "c:d", "p(1)"]
 def weird_exports():
     return [
         exp("a b", ("*", "fe80::1(ro)", "fd00::/64", "127.0.0.1(no_root_squash)"), "11", 1),
-        exp('q"x#y\\z', ("*.example.com", "node?(async)", "@ng(sec=krb5:sys,anonuid=4294967295)"), UUID, 2),
+        exp('q"x#y\\z', ("*.example.com", "node?(rw,async)", "@ng(sec=krb5:sys,anonuid=4294967295)"), UUID, 2),
         exp("é", ("10.0.0.0/8(insecure,mp)",), "4000000000", 3),
         exp("c:d", ("localhost",), "14", 4),
         exp("p(1)", ("10.9.8.7(ro)",), "15", 5, access="RO", squash="all_squash"),
@@ -142,8 +142,8 @@ def test_etab_formats_drift_and_withdraw(vol, ns, backend, counted, batch):
 def test_drift_sees_changed_missing_and_extra_entries(vol, ns, backend, counted):
     (vol.mountpoint / "d1").mkdir()
     (vol.mountpoint / "d2").mkdir()
-    x = exp("d1", ("10.0.0.0/8", "*(ro)"), "101", 1)
-    y = exp("d2", ("10.0.0.0/8",), "102", 2)
+    x = exp("d1", ("10.0.0.0/8(rw)", "*(ro)"), "101", 1)
+    y = exp("d2", ("10.0.0.0/8(rw)",), "102", 2)
     backend.apply(vol, [x, y])
     d1, d2 = export_dir(vol.mountpoint, x), export_dir(vol.mountpoint, y)
 
@@ -251,11 +251,13 @@ def test_clients_sharing_options_share_one_process_and_argv_is_chunked(vol, ns, 
 # ---- compatibility with ocf:heartbeat:exportfs -------------------------------------------------------
 COMPAT = [
     # (clientspec, options, fsid) for the upstream agent, (client spec, access, squash) for ganesha-ha
-    ("10.1.0.0/16", "rw,no_root_squash", "1001", "10.1.0.0/16(no_root_squash)", "RW", "root_squash"),
+    ("10.1.0.0/16", "rw,no_root_squash", "1001", "10.1.0.0/16(rw,no_root_squash)", "RW", "root_squash"),
     ("*", "ro,async", UUID, "*(async)", "RO", "root_squash"),
-    ("[fd00::]/64", "rw,insecure,all_squash,anonuid=1000", "1003", "fd00::/64(insecure,anonuid=1000)", "RW", "all_squash"),
-    ("*.example.com", "rw", "1004", "*.example.com", "RW", "root_squash"),
-    ("@ng", "rw,sync,sec=krb5:sys,crossmnt", "4000000005", "@ng(crossmnt,sec=krb5:sys)", "RW", "root_squash"),
+    ("[fd00::]/64", "rw,insecure,all_squash,anonuid=1000", "1003", "fd00::/64(rw,insecure,anonuid=1000)", "RW", "all_squash"),
+    ("*.example.com", "rw", "1004", "*.example.com(rw)", "RW", "root_squash"),
+    ("@ng", "rw,sync,sec=krb5:sys,crossmnt", "4000000005", "@ng(rw,crossmnt,sec=krb5:sys)", "RW", "root_squash"),
+    # no rw/ro: read-only for exportfs (exports(5)) and for ganesha-ha alike (issue 13, item 7)
+    ("10.2.0.0/16", "no_root_squash", "1006", "10.2.0.0/16(no_root_squash)", "RW", "root_squash"),
 ]
 
 
@@ -332,12 +334,17 @@ def test_apply_failure_is_one_line_apply_error(vol, ns, tmp_path):
 
 
 @root
-def test_unresolvable_host_is_reported_others_applied(vol, ns, backend):
+def test_unresolvable_host_is_a_warning_others_applied(vol, ns, backend):
+    """exportfs says "Failed to resolve" (exit 0) and writes no line for a name this node cannot
+    resolve. The name may resolve where its clients are (another node's DNS): the change and the
+    monitor go on, with a warning that names the client (the same rule as for Ganesha)."""
     (vol.mountpoint / "d1").mkdir()
-    x = exp("d1", ("10.0.0.0/8", "no-such-host.invalid"), "9")
-    with pytest.raises(ApplyError, match="no-such-host.invalid:.*missing.*Failed to resolve no-such-host.invalid"):
-        backend.apply(vol, [x])
+    x = exp("d1", ("10.0.0.0/8", "no-such-host.invalid(rw)"), "9")
+    warnings = backend.apply(vol, [x])
+    assert len(warnings) == 1 and "no-such-host.invalid does not resolve on this node" in warnings[0]
     assert set(by_client(ns, export_dir(vol.mountpoint, x))) == {"10.0.0.0/8"}
+    drift = backend.drift(vol, [x])
+    assert drift.clean and drift.warnings == warnings
 
 
 @root
@@ -430,3 +437,30 @@ def test_every_knfsd_flag_of_the_model_is_accepted_and_compares_clean(vol, ns, b
     backend.apply(vol, exports)
     assert backend.drift(vol, exports).clean
     assert len(etab_lines(ns)) == len(sets)
+
+
+# ---- issue 13: one access rule, bare specs, what knfsd accepts -------------------------------------
+@root
+def test_issue13_etab_holds_each_client_with_its_own_access(vol, ns, backend):
+    """knfsd applies exports(5) precedence itself (mountd looks single hosts up before networks
+    before wildcards, netgroups and `*`): etab must hold each client with its own rw/ro, which is
+    what makes 127.0.0.1 read-only in the first example of item 2 and read-write in the second.
+    A spec without rw/ro is `ro` (item 7), as exportfs makes it; the IPv6 prefixes and `/0`
+    networks that Ganesha 4.3 cannot read are exported as given (knfsd keeps what exportfs accepts)."""
+    mp = vol.mountpoint
+    for d in ("d1", "d2"):
+        (mp / d).mkdir()
+    x = exp("d1", ("127.0.0.0/8(rw)", "127.0.0.1(ro)"), "21", 1)
+    y = exp("d2", ("*(ro)", "127.0.0.1(rw)", "10.0.0.0/8", "2001:db8::/122(rw)", "::/0(rw)", "0.0.0.0/0"), "22", 2)
+    assert backend.apply(vol, [x, y]) == []
+
+    def access(directory):
+        return {client: line.split("(")[1].split(",")[0] for client, line in by_client(ns, directory).items()}
+
+    first = access(f"{mp}/d1")
+    assert first.pop("127.0.0.0/8") == "rw" and list(first.values()) == ["ro"]   # 127.0.0.1, by any name
+    second = access(f"{mp}/d2")
+    assert {k: second.pop(k) for k in ("*", "10.0.0.0/8", "2001:db8::/122", "::/0", "0.0.0.0/0")} == {
+        "*": "ro", "10.0.0.0/8": "ro", "2001:db8::/122": "rw", "::/0": "rw", "0.0.0.0/0": "ro"}
+    assert list(second.values()) == ["rw"]
+    assert backend.drift(vol, [x, y]).clean

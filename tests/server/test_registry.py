@@ -125,26 +125,40 @@ def test_stale_temp_files_are_cleaned_by_next_writer(tmpfs_volume):
     assert not stale.exists()
 
 
-# ---- schema 1 -> 2 ---------------------------------------------------------------------------
-V1_FIXTURE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "registry-v1.json")
+# ---- schema migrations: 1 -> 2 -> 3 -> 4 ---------------------------------------------------------
+DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
+V1_FIXTURE = os.path.join(DATA, "registry-v1.json")
+V2_FIXTURE = os.path.join(DATA, "registry-v2.json")   # written by main at fe432a8 (schema 2)
+V3_FIXTURE = os.path.join(DATA, "registry-v3.json")   # written by main at 128c4ed (schema 3)
+# what the code that wrote them rendered for each client of the fixtures: the knfsd option string
+# and the Ganesha CLIENT block's lines (the grants an upgrade must keep)
+GRANTS_BEFORE = {"registry-v1.json": "registry-grants-fe432a8.json", "registry-v2.json": "registry-grants-fe432a8.json",
+                 "registry-v3.json": "registry-grants-128c4ed.json"}
 
 
-def test_a_version_1_registry_loads_unchanged_in_meaning_and_saves_as_the_current_version(tmp_path):
-    """tests/data/registry-v1.json is what ganesha-ha wrote before schema 2 (made with that
-    code): every field means the same after the migration, and the next save writes the
-    current version. One change on purpose: the MEM export's path, written before FSAL
-    namespaces, becomes that path in MEM's namespace (/mem), where a MEM export's Path lives
-    (its id and pseudo path stay)."""
-    from ganesha_ha.fsal import Fsal
-
-    raw = open(V1_FIXTURE, "rb").read()
-    v1 = json.loads(raw)
-    assert v1["version"] == 1
+def _load_fixture(tmp_path, fixture):
+    raw = open(fixture, "rb").read()
     mp = tmp_path / "vol"
     (mp / ".ganesha-ha").mkdir(parents=True, mode=0o700)
     (mp / ".ganesha-ha" / "registry.json").write_bytes(raw)
     reg = Registry(mp, require_mounted=lambda path: None)
-    st = reg.load()
+    return json.loads(raw), reg, reg.load()
+
+
+def _bare_gets_rw(options):
+    return options if any(o in ("rw", "ro") for o in options) else ["rw", *options]
+
+
+def test_a_version_1_registry_loads_unchanged_in_meaning_and_saves_as_the_current_version(tmp_path):
+    """tests/data/registry-v1.json is what ganesha-ha wrote before schema 2 (made with that
+    code): every field means the same after the migrations (a spec without rw/ro was read-write
+    then: it gets `rw`), and the next save writes the current version. One change on purpose:
+    the MEM export's path, written before FSAL namespaces, becomes that path in MEM's namespace
+    (/mem), where a MEM export's Path lives (its id and pseudo path stay)."""
+    from ganesha_ha.fsal import Fsal
+
+    v1, reg, st = _load_fixture(tmp_path, V1_FIXTURE)
+    assert v1["version"] == 1
     assert (st.volume_uuid, st.server, list(st.id_range), st.generation) == (
         v1["volume"]["uuid"], v1["volume"]["server"], v1["volume"]["export_id_range"], v1["generation"])
     assert len(st.exports) == len(v1["exports"]) == 4
@@ -152,18 +166,57 @@ def test_a_version_1_registry_loads_unchanged_in_meaning_and_saves_as_the_curren
         path = "/" + old["path"] if old["fsal"] == "MEM" else old["path"]
         assert (new.path, new.export_id, new.pseudo, new.access, new.squash, new.comment) == (
             path, old["export_id"], old["pseudo"], old["access"], old["squash"], old.get("comment", ""))
-        assert [(c.host, list(c.options)) for c in new.clients] == [(c["host"], c["options"]) for c in old["clients"]]
+        assert [(c.host, list(c.options)) for c in new.clients] == \
+            [(c["host"], _bare_gets_rw(c["options"])) for c in old["clients"]]
         assert new.knfsd.fsid == old["fsid"] and new.ganesha.fsal == Fsal(old["fsal"])
     with reg.locked():
         reg.save(st)
-    v2 = json.loads((mp / ".ganesha-ha" / "registry.json").read_bytes())
-    assert v2["version"] == 3 and v2["generation"] == v1["generation"] + 1
-    assert v2["retired"] == {"export_ids": [], "fsids": []}, "ids 3000-3003 all in use: none retired"
-    assert v2["exports"][3] == {
+    now = json.loads(reg.path.read_bytes())
+    assert now["version"] == 4 and now["generation"] == v1["generation"] + 1
+    assert now["retired"] == {"export_ids": [], "fsids": []}, "ids 3000-3003 all in use: none retired"
+    assert now["exports"][3] == {
         "path": "/mem", "export_id": 3003, "pseudo": "/mem", "access": "RW", "squash": "root_squash",
-        "clients": [{"host": "127.0.0.1", "options": []}], "knfsd": {"fsid": "18"},
+        "clients": [{"host": "127.0.0.1", "options": ["rw"]}], "knfsd": {"fsid": "18"},
         "ganesha": {"fsal": {"name": "MEM"}}}
     assert reg.load().exports == st.exports
+
+
+@pytest.mark.parametrize("fixture", [V2_FIXTURE, V3_FIXTURE], ids=["v2", "v3"])
+def test_bare_specs_of_an_older_registry_are_made_explicit(tmp_path, fixture):
+    """tests/data/registry-v2.json and -v3.json were written by main's code at fe432a8 and
+    128c4ed: a client spec without rw/ro meant read-write there; after the 3 -> 4 step it says
+    `rw`, every other field as it was; the next save writes version 4."""
+    old_doc, reg, st = _load_fixture(tmp_path, fixture)
+    for old, new in zip(old_doc["exports"], st.exports, strict=True):
+        assert {k: v for k, v in new.to_dict().items() if k != "clients"} == \
+            {k: v for k, v in old.items() if k != "clients"}
+        assert [{"host": c.host, "options": list(c.options)} for c in new.clients] == \
+            [{"host": c["host"], "options": _bare_gets_rw(c["options"])} for c in old["clients"]]
+    with reg.locked():
+        saved = reg.save(st)
+    assert json.loads(reg.path.read_bytes())["version"] == 4 and reg.load() == saved
+
+
+@pytest.mark.parametrize("fixture", ["registry-v1.json", "registry-v2.json", "registry-v3.json"])
+def test_an_upgrade_never_changes_what_an_export_grants(tmp_path, fixture):
+    """Loaded by this code, every client of an old registry gets exactly the knfsd options and the
+    Ganesha access/squash lines that the code which wrote it rendered (only the order of Ganesha's
+    CLIENT blocks may change: exports(5) precedence)."""
+    from ganesha_ha.access import precedence_order
+    from ganesha_ha.backends.ganesha_conf import render_client, render_export
+    from ganesha_ha.backends.knfsd_table import render_options
+
+    before = json.load(open(os.path.join(DATA, GRANTS_BEFORE[fixture])))[fixture]
+    _, _, st = _load_fixture(tmp_path, os.path.join(DATA, fixture))
+    assert sorted(before) == sorted(str(e.export_id) for e in st.exports)
+    for exp in st.exports:
+        now = [{"host": c.host, "knfsd": render_options(exp, c),
+                "ganesha": [line.strip() for line in render_client(exp, c)[2:-1]]} for c in exp.clients]
+        assert now == before[str(exp.export_id)]
+        # and the CLIENT blocks of the EXPORT block are those, in exports(5) precedence
+        blocks = [b.split("}")[0] for b in render_export(exp, "/mnt/v").split("CLIENT {")[1:]]
+        assert [b.split("Clients = ")[1].split(";")[0] for b in blocks] == \
+            [c.host for c in precedence_order(exp.clients)]
 
 
 def test_version_2_round_trips_fsal_records():

@@ -179,19 +179,21 @@ def test_client_forms():
 
 # ---- rendering --------------------------------------------------------------------------------
 def test_render_options_examples():
-    assert render_options(exp(), ClientSpec("*")) == "rw,root_squash,no_all_squash,sync,no_subtree_check,fsid=101"
+    assert render_options(exp(), ClientSpec("*", ("rw",))) == "rw,root_squash,no_all_squash,sync,no_subtree_check,fsid=101"
+    # a spec without rw/ro is read-only, as exportfs makes it (exports(5))
+    assert render_options(exp(), ClientSpec("*")) == "ro,root_squash,no_all_squash,sync,no_subtree_check,fsid=101"
     c = ClientSpec("10.0.0.0/8", ("ro", "no_root_squash", "async", "insecure", "anonuid=7", "sec=krb5:sys", "crossmnt"))
     assert render_options(exp(fsid="0b5b7f4e-1b2c-4d3e-8f9a-0123456789ab"), c) == (
         "ro,no_root_squash,no_all_squash,async,no_subtree_check,crossmnt,insecure,anonuid=7,"
         "sec=krb5:sys,fsid=0b5b7f4e-1b2c-4d3e-8f9a-0123456789ab")
     assert render_options(exp(access="RO"), ClientSpec("*", ("rw",))).startswith("ro,")
     assert render_options(exp(access="None"), ClientSpec("*", ("rw",))) is None
-    assert render_options(exp(squash="all_squash"), ClientSpec("*")) == \
+    assert render_options(exp(squash="all_squash"), ClientSpec("*", ("rw",))) == \
         "rw,all_squash,sync,no_subtree_check,fsid=101"
     # the client's own squash wins over the export's; all_squash makes no_root_squash moot
-    assert render_options(exp(squash="all_squash"), ClientSpec("*", ("no_root_squash",))).startswith(
+    assert render_options(exp(squash="all_squash"), ClientSpec("*", ("rw", "no_root_squash"))).startswith(
         "rw,no_root_squash,no_all_squash,")
-    assert render_options(exp(), ClientSpec("*", ("all_squash", "no_root_squash"))) == \
+    assert render_options(exp(), ClientSpec("*", ("rw", "all_squash", "no_root_squash"))) == \
         "rw,all_squash,sync,no_subtree_check,fsid=101"
     assert render_options(exp(), ClientSpec("*", ("all_squash",))).split(",")[1] == "all_squash"
 
@@ -339,7 +341,7 @@ def test_process_count_does_not_grow_with_exports_sharing_options(n, ngroups):
 
 
 def test_group_and_exports_file():
-    e1, e2 = exp("a b", ("*", "fe80::1(ro)")), exp("d2", ("*",), fsid="102")
+    e1, e2 = exp("a b", ("*(rw)", "fe80::1(ro)")), exp("d2", ("*(rw)",), fsid="102")
     entries = desired_entries(MP, e1) + desired_entries(MP, e2)
     assert len(group_by_options(entries)) == 3
     text = render_exports_file(entries + entries)

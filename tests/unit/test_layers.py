@@ -4,10 +4,10 @@ Layers, bottom to top (a module may import its own layer and the ones below it):
 
     errors record textfmt linux lazysite   the vocabulary: exceptions, value records, libc,
     servers textcheck                       the table of servers, the text rule
-    model fsal fsal_schema plan idranges    pure model (exports, FSALs and their schemas, change
-    context nfspath classic fsutil          steps, id sets, the volume as backends see it, nfs-utils
-    settings ocf                            paths, the classic agent parameters), files on the
-                                            volume, config, OCF protocol
+    model access fsal fsal_schema plan      pure model (exports, exports(5) precedence, FSALs and
+    idranges context nfspath classic        their schemas, change steps, id sets, the volume as
+    fsutil settings ocf                     backends see it, nfs-utils paths, the classic agent
+                                            parameters), files on the volume, config, OCF protocol
     registry backends recovery nodestate    on-volume state, the servers, client-recovery
     neighbours                              stores, node-local marks, the other volumes here
     volume execute                          the one place that combines them, and the
@@ -32,9 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"__init__", "errors", "record", "textfmt", "linux", "lazysite", "servers", "textcheck"}),
-    frozenset({"model", "fsal", "fsal_schema", "plan", "idranges", "context", "nfspath", "classic", "fsutil",
-               "settings",
-               "ocf"}),
+    frozenset({"model", "access", "fsal", "fsal_schema", "plan", "idranges", "context", "nfspath", "classic",
+               "fsutil", "settings", "ocf"}),
     frozenset({"registry", "backends", "recovery", "nodestate", "neighbours"}),
     frozenset({"volume", "execute"}),
     frozenset({"cli", "agent", "install"}),

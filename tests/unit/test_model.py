@@ -86,10 +86,17 @@ def test_duplicate_client_in_one_export_is_refused():
 def test_access_caps_client_access():
     e = make(access="RO", clients=("127.0.0.1(rw)", "10.0.0.0/8"))
     assert [e.client_access(c) for c in e.clients] == ["RO", "RO"]
-    e = make(access="RW", clients=("127.0.0.1(ro)", "10.0.0.0/8"))
+    e = make(access="RW", clients=("127.0.0.1(ro)", "10.0.0.0/8(rw)"))
     assert [e.client_access(c) for c in e.clients] == ["RO", "RW"]
     e = make(access="None")
     assert e.client_access(e.clients[0]) == "None"
+
+
+def test_a_spec_without_rw_or_ro_is_read_only():
+    """exports(5): "ro ... This is the default"; --access RW only caps."""
+    e = make(access="RW", clients=("127.0.0.1", "10.0.0.0/8(no_root_squash)", "*(rw)"))
+    assert [e.client_access(c) for c in e.clients] == ["RO", "RO", "RW"]
+    assert [c.access() for c in e.clients] == ["RO", "RO", "RW"]
 
 
 @given(hosts=st.lists(good_host, min_size=1, max_size=4, unique=True),

@@ -102,6 +102,17 @@ def test_add_on_an_active_volume_is_live(active, fake):
     assert [e.path for e in active.load().exports] == ["a"]
 
 
+def test_read_back_warnings_reach_the_caller(vol, fake):
+    """What the server's read-back warns of (a client name that does not resolve here) fails
+    nothing and is handed back: by the change, by the start (and each export still goes live)."""
+    fake.warn = {"a"}
+    assert vol.add("a", ["127.0.0.1"]).warnings == []            # not active: nothing applied
+    res = vol.start()
+    assert res.applied == 1 and res.warnings == ["a: a client does not resolve here"]
+    assert vol.update("a", clients=["127.0.0.2"]).warnings == ["a: a client does not resolve here"]
+    assert vol.add("b", ["127.0.0.1"]).warnings == []
+
+
 def test_not_active_records_only_and_start_applies(vol, fake):
     res = vol.add("a", ["127.0.0.1"])
     assert not res.live and "not active on this node" in res.note
