@@ -258,7 +258,7 @@ class DirectLab(LabRun):
         where = ("/" if fsal.base.name == "CEPH" else FSAL_PATH) if fsal.remote else FSAL_DIR
         if not fsal.remote:
             node.run(["mkdir", "-p", str(self.mountpoint / FSAL_DIR)], check=True)
-        node.cli("export", "add", str(self.mountpoint), where, "--client", f"{self.net.subnet}.0/24",
+        node.cli("export", "add", str(self.mountpoint), where, "--client", f"{self.net.subnet}.0/24(rw)",
                  "--squash", "no_root_squash", "--pseudo", FSAL_PSEUDO, "--fsal", spec)
         self.fsal = fsal
         self.report["fsal"] = {"spec": str(fsal), "path": where, "pseudo": FSAL_PSEUDO,
