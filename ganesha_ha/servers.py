@@ -12,10 +12,10 @@ class BackendInfo:
     """One row of the backend table. A plain class, as ocf.Param: `meta-data` reads the table
     and imports nothing else of the package (record.py included) on its way."""
 
-    __slots__ = ("name", "description", "module", "factory", "programs", "call_timeout", "pseudo_tree")
+    __slots__ = ("name", "description", "module", "factory", "programs", "call_timeout", "pseudo_tree", "fsals")
 
     def __init__(self, name: str, description: str, module: str, factory: str, programs: str,
-                 call_timeout: tuple[str, str], pseudo_tree: bool = False):
+                 call_timeout: tuple[str, str], pseudo_tree: bool = False, fsals: bool = False):
         self.name = name                  # in the registry and the agent's server= parameter
         self.description = description    # one phrase, for the agent's meta-data and the CLI's help
         self.module = module              # the module under ganesha_ha.backends that implements it
@@ -26,6 +26,9 @@ class BackendInfo:
         # mounting each under the live export above it (plan.py): the order of changes
         # matters, and pseudo paths must not meet another volume's (volume.py)
         self.pseudo_tree = pseudo_tree
+        # the server loads each export through its FSAL (the export's FSAL record is what it
+        # serves): a change of that record is live, in place or by withdrawing and adding again
+        self.fsals = fsals
 
 
 BACKENDS: tuple[BackendInfo, ...] = (
@@ -33,7 +36,7 @@ BACKENDS: tuple[BackendInfo, ...] = (
                 "exportfs (nfs-kernel-server), as knfsd.exportfs names it", ("knfsd", "exportfs_timeout")),
     BackendInfo("ganesha", "NFS-Ganesha, driven live over D-Bus", "ganesha", "GaneshaBackend",
                 "dbus-python for the agent's interpreter (and nfs-ganesha)", ("ganesha", "dbus_timeout"),
-                pseudo_tree=True),
+                pseudo_tree=True, fsals=True),
 )
 SERVERS: tuple[str, ...] = tuple(b.name for b in BACKENDS)
 

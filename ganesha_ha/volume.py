@@ -485,12 +485,13 @@ class Volume:
         # an FSAL change Ganesha cannot make in place: say that the export went away for a moment
         reason = (None if old.ganesha.fsal.in_place_change(new.ganesha.fsal)
                   else "Ganesha cannot change this FSAL setting in place")
-        if result.live and reason and tx.state.server == "ganesha":
+        serves_fsals = backend_info(tx.state.server).fsals
+        if result.live and reason and serves_fsals:
             kept = ("MEM's files went with the old export" if new.ganesha.fsal.base.name == "MEM"
                     else "their handles stay valid")
             result.note = "; ".join(filter(None, [f"{reason}: withdrawn and added again, so its clients saw a "
                                                   f"short outage ({kept})", result.note]))
-        elif reason and tx.state.server == "ganesha":
+        elif reason and serves_fsals:
             result.note += f"; {reason}: it will be withdrawn and added again"
         return result
 
