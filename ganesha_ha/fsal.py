@@ -29,7 +29,7 @@ import re
 from .errors import ValidationError
 from .fsal_schema import REDACTED, FsalSchema, Option, normalize_value, schema_of
 from .record import Record
-from .textcheck import check_text
+from .textcheck import check_text, read_quoted
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -261,21 +261,11 @@ def parse_spec(text: str, read_file: Callable[[str], str] | None = None) -> Fsal
         nonlocal pos
         skip()
         if pos < n and text[pos] == '"':
-            pos += 1
-            out = []
-            while True:
-                if pos >= n:
-                    raise fail(f"the quoted value of {key} is not closed")
-                ch = text[pos]
-                if ch == "\\" and pos + 1 < n:
-                    out.append(text[pos + 1])
-                    pos += 2
-                elif ch == '"':
-                    pos += 1
-                    return "".join(out)
-                else:
-                    out.append(ch)
-                    pos += 1
+            quoted = read_quoted(text, pos)
+            if quoted is None:
+                raise fail(f"the quoted value of {key} is not closed")
+            unquoted, pos = quoted
+            return unquoted
         start = pos
         while pos < n and text[pos] not in ',()"':
             pos += 1

@@ -1,4 +1,5 @@
-"""The one rule every text field obeys before it may reach a config file or an argument."""
+"""The one rule every text field obeys before it may reach a config file or an argument, and
+the one reading of a double-quoted value that Ganesha's config and the `--fsal` form share."""
 from __future__ import annotations
 
 import unicodedata
@@ -20,3 +21,24 @@ def check_text(field_name: str, value: object) -> None:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValidationError(field_name, "is not valid UTF-8") from None
+
+
+def read_quoted(text: str, pos: int) -> tuple[str, int] | None:
+    """Read the double-quoted value whose opening quote is `text[pos]`, as Ganesha's config
+    lexer reads it (a backslash takes the next character as it is; src/config_parsing/
+    conf_lex.l): (the value, the index just after the closing quote), or None when the
+    quote is never closed (each caller words that error for its own input)."""
+    out: list[str] = []
+    pos += 1
+    n = len(text)
+    while pos < n:
+        ch = text[pos]
+        if ch == "\\" and pos + 1 < n:
+            out.append(text[pos + 1])
+            pos += 2
+        elif ch == '"':
+            return "".join(out), pos + 1
+        else:
+            out.append(ch)
+            pos += 1
+    return None

@@ -15,6 +15,7 @@ from ..fsal import Fsal
 from ..fsal_schema import schema_of
 from ..model import ClientSpec, Export, GaneshaOptions, KnfsdOptions
 from ..record import Factory, Record
+from ..textcheck import read_quoted
 from .ganesha_conf import SQUASH_KEYWORDS
 
 class Block(Record):
@@ -51,22 +52,11 @@ def _tokens(text: str) -> list[tuple[str, str]]:
             out.append((ch, ch))
             i += 1
         elif ch == '"':
-            i += 1
-            buf = []
-            while True:
-                if i >= n:
-                    raise ParseError("unterminated string")
-                c = text[i]
-                if c == "\\" and i + 1 < n:
-                    buf.append(text[i + 1])
-                    i += 2
-                elif c == '"':
-                    i += 1
-                    break
-                else:
-                    buf.append(c)
-                    i += 1
-            out.append(("str", "".join(buf)))
+            quoted = read_quoted(text, i)
+            if quoted is None:
+                raise ParseError("unterminated string")
+            value, i = quoted
+            out.append(("str", value))
         elif ch == "'":
             j = text.find("'", i + 1)
             if j < 0:
