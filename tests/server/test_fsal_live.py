@@ -75,7 +75,7 @@ def test_mem_export_through_the_cli(ganesha, vol):
     and a read returns filler; MEM's Async_* change in place (the data stays), a module
     option change re-adds the export (MEM's data goes with it) and says so."""
     out = ganesha.cli("export", "add", str(vol), "/scratch", "--fsal", "MEM(Inode_Size=65536)",
-                      "--client", "127.0.0.1(no_root_squash)", "--json", check=True)
+                      "--client", "127.0.0.1(rw,no_root_squash)", "--json", check=True)
     added = json.loads(out.stdout)
     assert added["live"] is True and added["remote"] is True and added["directory"] == "/scratch"
     assert added["pseudo"] == "/scratch" and added["fsal"] == "MEM"
@@ -120,7 +120,7 @@ def test_mem_export_through_the_cli(ganesha, vol):
 def test_null_over_vfs_through_the_cli(ganesha, vol):
     """The stacking FSAL passes through: what a client writes lands in the VFS directory."""
     out = ganesha.cli("export", "add", str(vol), "data", "--pseudo", "/data", "--fsal", "NULL(VFS)",
-                      "--client", "127.0.0.1(no_root_squash)", "--json", check=True)
+                      "--client", "127.0.0.1(rw,no_root_squash)", "--json", check=True)
     added = json.loads(out.stdout)
     assert added["ganesha"] == {"fsal": {"name": "NULL", "stacked": {"name": "VFS"}}} and not added["remote"]
     assert ganesha.show_exports()[added["export_id"]] == str(vol / "data")
@@ -177,7 +177,7 @@ def test_proxy_v4_through_the_cli(ganesha, vol, backend):
     thread for 60 s ends within this lab's 5 s D-Bus timeout (RPC_Client_Timeout = 2)."""
     port, data = backend
     out = ganesha.cli("export", "add", str(vol), "/back", "--pseudo", "/proxied", "--client",
-                      "127.0.0.1(no_root_squash)", "--fsal", f"PROXY_V4(Srv_Addr=127.0.0.1,NFS_Port={port})",
+                      "127.0.0.1(rw,no_root_squash)", "--fsal", f"PROXY_V4(Srv_Addr=127.0.0.1,NFS_Port={port})",
                       "--json", check=True)
     added = json.loads(out.stdout)
     assert added["ganesha"]["fsal"]["options"] == [["Srv_Addr", "127.0.0.1"], ["NFS_Port", str(port)]]
@@ -211,7 +211,7 @@ def test_mem_null_and_proxy_exports_through_the_agent(ganesha, tmpfs_volume, bac
     for args in (["/scratch", "--fsal", "MEM(Inode_Size=4096)"],
                  ["data", "--pseudo", "/data", "--fsal", "NULL(VFS)"],
                  ["/back", "--pseudo", "/proxied", "--fsal", f"PROXY_V4(Srv_Addr=127.0.0.1,NFS_Port={port})"]):
-        ganesha.cli("export", "add", str(vol), *args, "--client", "127.0.0.1(no_root_squash)", check=True)
+        ganesha.cli("export", "add", str(vol), *args, "--client", "127.0.0.1(rw,no_root_squash)", check=True)
     params = {"server": "ganesha", "volume": str(vol), "config": str(ganesha.config)}
     assert run_agent("validate-all", params).returncode == 0
     start = run_agent("start", params)
