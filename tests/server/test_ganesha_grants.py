@@ -229,7 +229,7 @@ def test_host_names_unresolved_here_warn_unless_nobody_is_left(ganesha, vol):
     proc = ganesha.cli("export", "add", str(vol), "data", "--pseudo", "/data",
                        "--client", "nosuch.invalid(rw)", "--client", "127.0.0.1(ro)")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ("ganesha-ha: warning: Export_Id 3000 (/data): client nosuch.invalid does not resolve "
+    assert proc.stderr == ("ganesha-ha: WARNING: Export_Id 3000 (/data): client nosuch.invalid does not resolve "
                            "on this node; Ganesha grants it nothing here\n")
     assert [c.name for c in display(ganesha, 3000).clients] == ["<unknown>", "127.0.0.1/32"]   # both single hosts
     mon = json.loads(ganesha.cli("volume", "monitor", str(vol), "--json", check=True).stdout)
