@@ -40,6 +40,7 @@ from ..fsutil import atomic_write, ensure_secure_dir
 from ..fsal_schema import REDACTED
 from ..model import Export
 from ..recovery.ganesha_records import GaneshaRecordStore, takeover_key
+from ..recovery.nsm import nsm_store
 from ..context import VolumeContext
 from . import Drift
 from .ganesha_bus import BusUnreachable, GaneshaBus, import_dbus
@@ -72,6 +73,7 @@ class GaneshaBackend:
                               float(g["dbus_timeout"]))
         self.runtime_dir = Path(settings.node["runtime_dir"]) / "ganesha"
         self.records = GaneshaRecordStore(Path(g["recovery_root"]), g["recovery_dir"])
+        self.nsm = nsm_store(settings)
         self.render_opts = RenderOptions(protocols=g["protocols"], transports=g["transports"])
         self.resolve = Resolver(min(2.0, self.bus.timeout / 4))   # renewed by each drift and apply
         self._plugins_setting = (g.get("plugins_dir") or "", g.get("ganesha_config") or "")
@@ -396,8 +398,9 @@ class GaneshaBackend:
 
     # ---- client recovery and grace ----------------------------------------------------
     def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:
-        """Ganesha's NFSv4 client records (its fs recovery backend's tree) move with the volume."""
-        return [self.records]
+        """Ganesha's NFSv4 client records (its fs recovery backend's tree) and the statd
+        records of its NLM clients move with the volume."""
+        return [self.records, self.nsm]
 
     def after_restore(self, ctx: VolumeContext, records: int) -> str | None:
         """With client records restored, start the take-over grace so those clients can
