@@ -174,6 +174,8 @@ class NsmStore:
         state = self.saved_state(ctx)
         self.clear(ctx)
         owner = self._statd_owner()
+        if owner is not None and not traversable(self.notify_root, *owner):
+            owner = None    # sm-notify then keeps root: as statd it could not delete answered records
         old = os.umask(0o022)
         try:
             self.notify_root.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -212,6 +214,31 @@ class NsmStore:
         except OSError:
             return None
         return (st.st_uid, st.st_gid) if st.st_uid != 0 else None
+
+
+def traversable(directory: Path, uid: int, gid: int) -> bool:
+    """Whether `uid`/`gid` may search every directory from / down to `directory` (the
+    permission bits only). sm-notify, once it dropped its privileges to the owner of sm/,
+    deletes an answered record by its absolute path (nfs-utils support/nsm/file.c
+    `nsm_delete_notified_host`): measured under a 0700 parent, "could not stat original
+    file ...: Permission denied", and the record stays to be notified again."""
+    path = Path(os.path.abspath(directory))
+    for p in [path, *path.parents]:
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            continue        # made by the restore, 0755
+        except OSError:
+            return False
+        if st.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
 
 
 def nsm_store(settings: Any) -> NsmStore:

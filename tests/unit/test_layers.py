@@ -12,7 +12,7 @@ Layers, bottom to top (a module may import its own layer and the ones below it):
     neighbours                              stores, node-local marks, the other volumes here
     volume execute                          the one place that combines them, and the
                                             executor of its plan steps
-    cli agent install                       entry points
+    cli agent notify_agent install          entry points
     lab                                     the demo and proof (drives the entry points)
 
 Every import counts, also one made inside a function (the agent imports lazily to stay
@@ -36,7 +36,7 @@ LAYERS: tuple[frozenset[str], ...] = (
                "fsutil", "settings", "ocf"}),
     frozenset({"registry", "backends", "recovery", "nodestate", "neighbours"}),
     frozenset({"volume", "execute"}),
-    frozenset({"cli", "agent", "install"}),
+    frozenset({"cli", "agent", "notify_agent", "install"}),
     frozenset({"lab"}),
     frozenset({"__main__"}),  # the console script: `lab` to the lab, the rest to cli
 )

@@ -23,7 +23,7 @@ from ganesha_ha.context import VolumeContext
 from ganesha_ha.errors import RegistryError
 from ganesha_ha.recovery import peers
 from ganesha_ha.recovery.ganesha_records import GaneshaRecordStore, record_address, select_clients
-from ganesha_ha.recovery.nsm import NsmStore, dir_state, read_record_dir
+from ganesha_ha.recovery.nsm import NsmStore, dir_state, read_record_dir, traversable
 from ganesha_ha.recovery.statd_records import (check_record, client_address, next_state, normal_address,
                                                pack_state, parse_record, select_records, unpack_state,
                                                valid_record_name)
@@ -329,3 +329,21 @@ def test_the_ganesha_store_copies_only_the_volumes_clients(tmp_path):
     assert store.save(ctx) and store.saved_records(ctx) == []
     bare = VolumeContext(mountpoint=tmp_path, state_dir=vol, volume_uuid="u1")
     assert store.save(bare) and [r["path"] for r in store.saved_records(bare)] == ["::ffff:10.0.0.6-(2:c2)"]
+
+
+def test_a_notify_root_statd_cannot_reach_keeps_sm_notify_root():
+    """sm-notify deletes answered records by absolute path after dropping to sm/'s owner:
+    under a directory that owner cannot search, the store leaves everything root's."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir="/tmp", prefix="gha-nsm-") as tmp:   # /tmp: searchable by all
+        base = Path(tmp)
+        top = base / "top"
+        (top / "inner").mkdir(parents=True)
+        os.chmod(base, 0o755)
+        os.chmod(top, 0o700)
+        other = os.getuid() + 4242
+        assert not traversable(top / "inner" / "nsm", other, other)
+        assert traversable(top / "inner" / "nsm", os.getuid(), os.getgid())
+        os.chmod(top, 0o711)
+        assert traversable(top / "inner" / "not-yet" / "nsm", other, other), "missing parts are made 0755"
