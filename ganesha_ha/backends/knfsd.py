@@ -217,6 +217,10 @@ class KnfsdBackend:
             raise NotInstalledError(f"{self.exportfs}: not found or not executable "
                                     "(install nfs-kernel-server / nfs-utils)")
 
+    def check_node(self) -> list[str]:
+        """Nothing to compare between nodes: knfsd's NFSv4 state cannot move (README)."""
+        return []
+
     def require_running(self) -> None:
         self.check_installed()
         if not self.nfs_state_dir.is_dir():
