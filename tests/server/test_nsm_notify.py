@@ -106,6 +106,10 @@ def test_records_travel_and_the_notification_leaves_from_the_ip_only_once_it_is_
         peers.forget()
         store.save(ctx)
         assert list(json.loads((ctx.state_dir / "nsm.json").read_text())["records"]) == [a]
+        # the NFSv3 handle taken from the old instance reads on the new one
+        fresh = Nfs3Client(server.fip, source_addr=b)
+        assert server.client(lambda: fresh.read(fh, 0, 10)) == b"x" * 10
+        server.client(fresh.close)
         server.wait_out_of_grace()
 
         # the take-over: records restored, grace asked for; the IP is not up yet
