@@ -43,10 +43,7 @@ if TYPE_CHECKING:
     from .registry import RegistryState
 
 
-def _answer(log: ocf.Logger, rc: int, reason: str) -> int:
-    """A failing (or degraded) answer: its one `ocf-exit-reason:` line, then the code."""
-    log.exit_reason(reason)
-    return rc
+_answer = ocf.answer
 
 
 def check_params(stop: bool = False) -> ClassicParams | None:

@@ -90,17 +90,28 @@ class NotifyAgent:
     def __init__(self, log: ocf.Logger):
         from pathlib import Path
 
-        from .context import VolumeContext
-        from .recovery.nsm import nsm_store
         from .settings import load_settings
 
         self.log = log
-        ip, volume = _params()
+        self.ip, self.volume = _params()
         self.settings = load_settings(ocf.param("config") or None)
-        self.store = nsm_store(self.settings)
-        mp = Path(volume)
-        self.ctx = VolumeContext(mountpoint=mp, state_dir=mp / ".ganesha-ha", volume_uuid="", ip=ip)
-        self.mark = Path(self.settings.node["runtime_dir"]) / "notify" / ip.replace(":", "_")
+        self.mark = Path(self.settings.node["runtime_dir"]) / "notify" / self.ip.replace(":", "_")
+
+    # the store and the volume's context: for start and stop only (the monitor reads the mark)
+    @property
+    def store(self):
+        from .recovery.nsm import nsm_store
+
+        return nsm_store(self.settings)
+
+    @property
+    def ctx(self):
+        from pathlib import Path
+
+        from .context import VolumeContext
+
+        mp = Path(self.volume)
+        return VolumeContext(mountpoint=mp, state_dir=mp / ".ganesha-ha", volume_uuid="", ip=self.ip)
 
     @property
     def sm_notify(self) -> str:
@@ -113,7 +124,7 @@ class NotifyAgent:
 
         if not os.access(self.sm_notify, os.X_OK):
             raise NotInstalledError(f"{self.sm_notify} is missing (Debian package nfs-common)")
-        host_name(self.ctx.ip or "")
+        host_name(self.ip)
 
     def start(self) -> int:
         from .recovery.notify import notify
@@ -121,7 +132,7 @@ class NotifyAgent:
         res = notify(self.store, self.ctx, self.sm_notify, retry_minutes=int(self.settings.nsm["retry_minutes"]),
                      wait=float(self.settings.nsm["notify_wait"]))
         self._set_mark(res.summary())
-        (self.log.info if not res.pending else self.log.warning)(f"{self.ctx.ip}: {res.summary()}")
+        (self.log.info if not res.pending else self.log.warning)(f"{self.ip}: {res.summary()}")
         return ocf.OCF_SUCCESS
 
     def stop(self) -> int:
@@ -133,7 +144,7 @@ class NotifyAgent:
             self.mark.unlink()
         except FileNotFoundError:
             pass
-        self.log.info(f"{self.ctx.ip}: stopped" + ("; sm-notify ended, the clients it had not reached "
+        self.log.info(f"{self.ip}: stopped" + ("; sm-notify ended, the clients it had not reached "
                                                    "stay in the volume's records" if ended else ""))
         return ocf.OCF_SUCCESS
 
@@ -146,11 +157,6 @@ class NotifyAgent:
         self.mark.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         ensure_secure_dir(self.mark.parent)
         atomic_write(self.mark, (text + "\n").encode())
-
-
-def _answer(log: ocf.Logger, rc: int, reason: str) -> int:
-    log.exit_reason(reason)
-    return rc
 
 
 def run(action: str) -> int:
@@ -174,7 +180,7 @@ def run(action: str) -> int:
             return ocf.OCF_SUCCESS
         if action in ("monitor", "status") and ocf.is_probe():
             return ocf.OCF_NOT_RUNNING
-        return _answer(log, exc.ocf_rc, str(exc))
+        return ocf.answer(log, exc.ocf_rc, str(exc))
     try:
         if action == "validate-all":
             agent.validate()
@@ -188,10 +194,10 @@ def run(action: str) -> int:
         return agent.monitor()
     except GaneshaHAError as exc:
         if action == "stop":
-            return _answer(log, ocf.OCF_ERR_GENERIC, f"stop failed: {exc}")
-        return _answer(log, exc.ocf_rc, str(exc))
+            return ocf.answer(log, ocf.OCF_ERR_GENERIC, f"stop failed: {exc}")
+        return ocf.answer(log, exc.ocf_rc, str(exc))
     except Exception as exc:  # never a traceback in the cluster log, always a code
-        return _answer(log, ocf.OCF_ERR_GENERIC, f"{action} failed unexpectedly: {type(exc).__name__}: {exc}")
+        return ocf.answer(log, ocf.OCF_ERR_GENERIC, f"{action} failed unexpectedly: {type(exc).__name__}: {exc}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -152,6 +152,12 @@ def usage(name: str = AGENT_NAME) -> str:
     return f"usage: {name} {{start|stop|monitor|validate-all|meta-data|reload-agent|usage}}\n"
 
 
+def answer(log: "Logger", rc: int, reason: str) -> int:
+    """A failing (or degraded) answer of an agent: its one `ocf-exit-reason:` line, then the code."""
+    log.exit_reason(reason)
+    return rc
+
+
 def param(name: str) -> str:
     """An agent parameter from OCF_RESKEY_<name> (empty string when unset)."""
     return os.environ.get(f"OCF_RESKEY_{name}", "").strip()
