@@ -17,8 +17,9 @@ def run_agent(action, env_extra, timeout=60):
     return subprocess.run([AGENT, action], env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def test_meta_data_is_valid_ocf():
-    out = subprocess.run([AGENT, "meta-data"], capture_output=True, text=True, check=True).stdout
+@pytest.mark.parametrize("agent", [AGENT, str(ROOT / "ra" / "notify")])
+def test_meta_data_is_valid_ocf(agent):
+    out = subprocess.run([agent, "meta-data"], capture_output=True, text=True, check=True).stdout
     assert '<action name="reload-agent"' in out and 'reloadable="1"' in out
     if shutil.which("xmllint") and os.path.isdir("/usr/share/resource-agents"):
         lint = subprocess.run(["xmllint", "--noout", "--valid", "-"], input=out, text=True,
