@@ -18,7 +18,9 @@ What each answer means to Pacemaker is chosen on purpose (the README's table):
 - OCF_ERR_GENERIC only when nothing of the volume can be served here (or the server or its
   bus is down, the volume not mounted yet): local recovery, then a move;
 - OCF_ERR_CONFIGURED for parameters that cannot work anywhere (also a volume initialised for
-  another server, or a file system claimed by both modes), in every action but stop;
+  another server, or a file system claimed by both modes, and with Ganesha a recovery backend
+  that cannot take over or an NFSv4 server scope that differs from another node's:
+  backend.check_node), in every action but stop;
 - OCF_ERR_PERM for an id collision or unsafe state on this node (banned from this node);
 - a probe answers "not running" whenever this node cannot be serving the volume (server
   down, volume not mounted, nothing live), a stop of a misconfigured resource succeeds.
@@ -41,10 +43,7 @@ if TYPE_CHECKING:
     from .registry import RegistryState
 
 
-def _answer(log: ocf.Logger, rc: int, reason: str) -> int:
-    """A failing (or degraded) answer: its one `ocf-exit-reason:` line, then the code."""
-    log.exit_reason(reason)
-    return rc
+_answer = ocf.answer
 
 
 def check_params(stop: bool = False) -> ClassicParams | None:
@@ -186,13 +185,17 @@ class Agent:
     def validate(self) -> None:
         """Everything `start` checks before it changes anything, as far as this node can tell
         (validate-all runs exactly this): the parameters were checked by `check_params` and
-        the settings file read; here the programs, then, when the volume is mounted here,
+        the settings file read; here the programs, this node's server set-up compared with
+        the other nodes' (backend.check_node; its warnings logged), then, when the volume is
+        mounted here,
         the volume's server, the classic directories (in one file system, inside it, existing,
         without symbolic links), and that the file system is not claimed by both modes.
         A volume that is not mounted here is no configuration error: `start` reports it."""
         from .errors import NotMountedError
 
         self.backend.check_installed()
+        for warning in self.backend.check_node():
+            self.log.warning(warning)
         if self.classic:
             self._classic_validate()
             return
@@ -328,8 +331,15 @@ class Agent:
 
     def _probe_configuration(self) -> None:
         """A probe of a volume not active here reads its registry when it is mounted, for the
-        one answer that is not "not running": a volume initialised for another server."""
+        one answer that is not "not running": a volume initialised for another server. It
+        also publishes this node's facts for the other nodes' checks (Ganesha's server
+        scope: backend.check_node), whatever they find: a probe only says "not running"."""
         from .errors import GaneshaHAError, ValidationError
+
+        try:
+            self.backend.check_node()
+        except GaneshaHAError:
+            pass
 
         try:
             self.volume.load()

@@ -323,7 +323,8 @@ def cmd_install_agent(args: argparse.Namespace, settings) -> int:
     from .install import install_agent
 
     path = install_agent(args.ocf_root)
-    print(f"installed {path} (ocf:ganesha-ha:exports), running {sys.executable}")
+    print(f"installed {path}/exports and {path}/notify (ocf:ganesha-ha:exports and ocf:ganesha-ha:notify), "
+          f"running {sys.executable}")
     return 0
 
 

@@ -127,6 +127,13 @@ class ServerUnavailableError(GaneshaHAError):
     exit_code = 6
 
 
+class NotReadyError(GaneshaHAError):
+    """Something this action needs on the node is not there yet (the floating IP for an
+    SM_NOTIFY): an ordering problem on this node, so a generic error (retried, then moved)."""
+
+    exit_code = 6
+
+
 class NotInstalledError(GaneshaHAError):
     """A program or module the chosen server needs is missing on this node (exportfs,
     dbus-python, a Ganesha FSAL module): local to the node, so the resource moves."""

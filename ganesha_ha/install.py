@@ -1,6 +1,7 @@
-"""The OCF agent file `ocf:ganesha-ha:exports`: one template for every layout.
+"""The OCF agent files `ocf:ganesha-ha:exports` and `ocf:ganesha-ha:notify` (notify_agent.py):
+one template for every layout and both agents (`AGENTS`).
 
-Three files come from `agent_text()`: what `ganesha-ha install-agent` writes (a virtual
+Three files per agent come from `agent_text()`: what `ganesha-ha install-agent` writes (a virtual
 environment or a checkout), what the Debian package installs (Debian's /usr/bin/python3 and
 /usr/lib/python3/dist-packages, debian/rules), and the checkout's own ra/exports (paths found
 from the file's own location; tests/package/test_install.py checks that it is this rendering).
@@ -44,11 +45,11 @@ from .fsutil import atomic_write
 _BOOT = r"""import sys
 sys.path.insert(0, sys.argv.pop(1))
 try:
-    from ganesha_ha.agent import main
+    from ganesha_ha.{module} import main
 except Exception as exc:
     if sys.argv[1:2] == ["meta-data"]:
         try:
-            from ganesha_ha.ocf import meta_data
+            from ganesha_ha.{meta} import meta_data
         except Exception:
             pass
         else:
@@ -60,10 +61,17 @@ except Exception as exc:
 sys.exit(main())"""
 
 _META_DATA_ONLY = ("import sys; sys.path.insert(0, sys.argv[1]); "
-                   "from ganesha_ha.ocf import meta_data; sys.stdout.write(meta_data())")
+                   "from ganesha_ha.{meta} import meta_data; sys.stdout.write(meta_data())")
+
+# agent name -> (its module, the standard-library-only module whose meta_data() answers when
+# the package cannot be imported, the header's description)
+AGENTS = {
+    "exports": ("agent", "ocf", "highly available NFS exports of a shared volume (knfsd or NFS-Ganesha)."),
+    "notify": ("notify_agent", "notify_agent", "SM_NOTIFY to a volume's NLM clients from its floating IP."),
+}
 
 _HEADER = """#!/bin/sh
-# ocf:ganesha-ha:exports - highly available NFS exports of a shared volume (knfsd or NFS-Ganesha).
+# ocf:ganesha-ha:{name} - {what}
 # {origin}
 # Generated from ganesha_ha/install.py, whose docstring says why it is a shell script.
 """
@@ -80,12 +88,12 @@ py=$here/../.venv/bin/python
 root=$here/..
 """
 
-_BODY = """if [ -x "$py" ] && [ -f "$root/ganesha_ha/agent.py" ]; then
+_BODY = """if [ -x "$py" ] && [ -f "$root/ganesha_ha/{module}.py" ]; then
 	exec "$py" -IS -c {boot} "$root" "$@"
 fi
 # The interpreter or the package is gone: OCF_ERR_INSTALLED for every action, stop included.
-if [ "$1" = meta-data ] && [ -f "$root/ganesha_ha/ocf.py" ] && [ -x /usr/bin/python3 ]; then
-	/usr/bin/python3 -IS -c {meta} "$root" 2>/dev/null && exit 0
+if [ "$1" = meta-data ] && [ -f "$root/ganesha_ha/{meta}.py" ] && [ -x /usr/bin/python3 ]; then
+	/usr/bin/python3 -IS -c {meta_code} "$root" 2>/dev/null && exit 0
 fi
 printf 'ocf-exit-reason:%s\\n' "ganesha-ha is not installed for this agent: $py or $root/ganesha_ha is missing \\
 (moved or removed?); reinstall the package or run 'ganesha-ha install-agent' again" >&2
@@ -100,13 +108,14 @@ DEBIAN_PACKAGE_ROOT = "/usr/lib/python3/dist-packages"
 
 
 def agent_text(python: str | None = None, root: str | None = None, origin: str | None = None,
-               in_tree: bool = False) -> str:
-    """The agent file's text.
+               in_tree: bool = False, name: str = "exports") -> str:
+    """The text of agent `name`'s file (a key of AGENTS).
 
     `python`: absolute path of the interpreter (default: the one running this);
     `root`: directory holding the ganesha_ha package (default: where this module lives);
-    `in_tree`: render the checkout's ra/exports instead (both found from the file's place).
+    `in_tree`: render the checkout's ra/<name> instead (both found from the file's place).
     """
+    module, meta, what = AGENTS[name]
     if in_tree:
         locate = _LOCATE_IN_TREE
         origin = origin or "The checkout's entry: runs the package next to it with the checkout's .venv."
@@ -114,12 +123,15 @@ def agent_text(python: str | None = None, root: str | None = None, origin: str |
         locate = _LOCATE_INSTALLED.format(py=shlex.quote(python or sys.executable),
                                           root=shlex.quote(root or PACKAGE_ROOT))
         origin = origin or f"Installed by `ganesha-ha install-agent` for {python or sys.executable}."
-    return (_HEADER.format(origin=origin) + locate
-            + _BODY.format(boot=shlex.quote(_BOOT), meta=shlex.quote(_META_DATA_ONLY)))
+    boot = _BOOT.replace("{module}", module).replace("{meta}", meta)
+    return (_HEADER.format(name=name, what=what, origin=origin) + locate
+            + _BODY.replace("{module}", module).replace("{meta}", meta)
+            .format(boot=shlex.quote(boot), meta_code=shlex.quote(_META_DATA_ONLY.replace("{meta}", meta))))
 
 
 def install_agent(ocf_root: str = "/usr/lib/ocf", python: str | None = None) -> Path:
-    """Write <ocf_root>/resource.d/ganesha-ha/exports (mode 0755, atomically); return its path.
+    """Write <ocf_root>/resource.d/ganesha-ha/exports and .../notify (mode 0755, atomically);
+    return the directory.
 
     `ocf_root` must be an absolute path to an existing directory (Pacemaker's OCF root):
     a relative one would install under the current directory, where Pacemaker never looks.
@@ -132,9 +144,10 @@ def install_agent(ocf_root: str = "/usr/lib/ocf", python: str | None = None) -> 
     directory = Path(ocf_root) / "resource.d" / "ganesha-ha"
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o755)
-        target = directory / "exports"
-        atomic_write(target, agent_text(python).encode(), 0o755)
-        os.chmod(target, 0o755)
+        for name in AGENTS:
+            target = directory / name
+            atomic_write(target, agent_text(python, name=name).encode(), 0o755)
+            os.chmod(target, 0o755)
     except OSError as exc:
-        raise GaneshaHAError(f"cannot install the agent under {directory}: {exc.strerror}") from None
-    return target
+        raise GaneshaHAError(f"cannot install the agents under {directory}: {exc.strerror}") from None
+    return directory

@@ -244,3 +244,90 @@ def descendants(root: int, pids: Iterable[int] | None = None) -> set[int]:
                 out.add(c)
                 todo.append(c)
     return out
+
+
+# ---- TCP connections and local addresses (of the calling thread's network namespace) --------
+# /proc/thread-self/net is the network namespace of the calling *thread* (proc(5)); /proc/net
+# is that of the process's main thread. The same in a single-threaded agent; different in a
+# test or lab thread that entered a node's namespace with setns(2).
+PROC_NET = "/proc/thread-self/net"
+TCP_ESTABLISHED = 0x01   # include/net/tcp_states.h
+
+
+def _hex_address(hexaddr: str) -> str:
+    """An address of /proc/net/tcp{,6}: 32-bit words printed in hex in host byte order
+    (IPv4-mapped IPv6 addresses as ::ffff:a.b.c.d)."""
+    import ipaddress
+    import struct
+
+    words = [hexaddr[i:i + 8] for i in range(0, len(hexaddr), 8)]
+    addr = ipaddress.ip_address(b"".join(struct.pack("=I", int(w, 16)) for w in words))
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return f"::ffff:{mapped}" if mapped is not None else str(addr)
+
+
+def parse_tcp_table(text: str) -> list[tuple[str, int, str, int, int]]:
+    """(local address, local port, remote address, remote port, state) of each socket line
+    of a /proc/net/tcp or /proc/net/tcp6 text (proc(5)); the header and malformed lines are
+    skipped. Pure."""
+    out = []
+    for line in text.splitlines()[1:]:
+        f = line.split()
+        if len(f) < 4 or ":" not in f[1] or ":" not in f[2]:
+            continue
+        try:
+            laddr, _, lport = f[1].rpartition(":")
+            raddr, _, rport = f[2].rpartition(":")
+            out.append((_hex_address(laddr), int(lport, 16), _hex_address(raddr), int(rport, 16), int(f[3], 16)))
+        except ValueError:
+            continue
+    return out
+
+
+def tcp_table(proc_net: str = PROC_NET) -> list[tuple[str, int, str, int, int]]:
+    """parse_tcp_table of tcp and tcp6 in `proc_net` (either may be absent: no IPv6)."""
+    out: list[tuple[str, int, str, int, int]] = []
+    for name in ("tcp", "tcp6"):
+        try:
+            with open(f"{proc_net}/{name}", encoding="ascii", errors="replace") as fh:
+                out += parse_tcp_table(fh.read())
+        except OSError:
+            continue
+    return out
+
+
+def parse_fib_trie_locals(text: str) -> set[str]:
+    """The IPv4 addresses of this network namespace in a /proc/net/fib_trie text: the
+    entries marked `/32 host LOCAL` (proc(5); what `ip route show table local` lists as
+    local). Pure."""
+    out: set[str] = set()
+    last = None
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith(("|--", "+--")):
+            last = s[3:].strip().split()[0]
+        elif s.startswith("/32 host LOCAL") and last is not None:
+            out.add(last)
+    return out
+
+
+def local_addresses(proc_net: str = PROC_NET) -> set[str]:
+    """The IPv4 (fib_trie) and IPv6 (if_inet6) addresses configured in this network
+    namespace, IPv6 compressed; what `ip addr` shows, without netlink (no pyroute2 import)."""
+    import ipaddress
+
+    out: set[str] = set()
+    try:
+        with open(f"{proc_net}/fib_trie", encoding="ascii", errors="replace") as fh:
+            out |= parse_fib_trie_locals(fh.read())
+    except OSError:
+        pass
+    try:
+        with open(f"{proc_net}/if_inet6", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                f = line.split()
+                if f and len(f[0]) == 32:
+                    out.add(str(ipaddress.IPv6Address(bytes.fromhex(f[0]))))
+    except OSError:
+        pass
+    return out

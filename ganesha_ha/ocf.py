@@ -93,7 +93,21 @@ def _xml_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
-def meta_data() -> str:
+EXPORTS_LONGDESC = (
+    "Makes all NFS exports of one shared volume highly available, for the kernel "
+    "NFS server (exportfs) or NFS-Ganesha (live over D-Bus). Each export's identity (Ganesha "
+    "Export_Id, knfsd fsid, pseudo path, clients and options) is stored on the volume itself, so "
+    "whichever node mounts it serves identical exports, and client-recovery state (rmtab, Ganesha "
+    "recovery records, statd's NSM records) moves with the volume. Manage exports with "
+    "'ganesha-ha export add|remove|list'.")
+EXPORTS_SHORTDESC = "Highly available NFS exports of a shared volume (knfsd or NFS-Ganesha)"
+
+
+def meta_data(name: str = AGENT_NAME, longdesc: str = EXPORTS_LONGDESC, shortdesc: str = EXPORTS_SHORTDESC,
+              params: tuple[Param, ...] = PARAMS,
+              actions: tuple[tuple[str, str, str | None], ...] = ACTIONS) -> str:
+    """OCF 1.1 meta-data of one of the package's agents (default: ocf:ganesha-ha:exports;
+    notify_agent.py gives its own)."""
     lines = [
         '<?xml version="1.0"?>',
         # OCF 1.1 meta-data, valid against the OCF 1.0 DTD that resource-agents ships (and that
@@ -104,18 +118,13 @@ def meta_data() -> str:
         '<!ATTLIST action name (start|stop|monitor|status|reload|reload-agent|meta-data|usage|'
         'validate-all|promote|demote|notify|migrate_to|migrate_from|recover|restart|methods) #REQUIRED>',
         ']>',
-        '<resource-agent name="exports" version="0.1.0">',
+        f'<resource-agent name="{name}" version="0.1.0">',
         "<version>1.1</version>",
-        "<longdesc lang=\"en\">Makes all NFS exports of one shared volume highly available, for the kernel "
-        "NFS server (exportfs) or NFS-Ganesha (live over D-Bus). Each export's identity (Ganesha "
-        "Export_Id, knfsd fsid, pseudo path, clients and options) is stored on the volume itself, so "
-        "whichever node mounts it serves identical exports, and client-recovery state (rmtab, Ganesha "
-        "recovery records) moves with the volume. Manage exports with 'ganesha-ha export add|remove|list'."
-        "</longdesc>",
-        '<shortdesc lang="en">Highly available NFS exports of a shared volume (knfsd or NFS-Ganesha)</shortdesc>',
+        f'<longdesc lang="en">{_xml_escape(longdesc)}</longdesc>',
+        f'<shortdesc lang="en">{_xml_escape(shortdesc)}</shortdesc>',
         "<parameters>",
     ]
-    for p in PARAMS:
+    for p in params:
         attrs = f'name="{p.name}" required="{1 if p.required else 0}"'
         if p.unique_group:
             attrs += f' unique-group="{p.unique_group}"'
@@ -131,16 +140,22 @@ def meta_data() -> str:
         ]
     lines.append("</parameters>")
     lines.append("<actions>")
-    for name, timeout, interval in ACTIONS:
+    for action, timeout, interval in actions:
         extra = f' interval="{interval}" depth="0"' if interval else ""
-        lines.append(f'<action name="{name}" timeout="{timeout}"{extra}/>')
+        lines.append(f'<action name="{action}" timeout="{timeout}"{extra}/>')
     lines.append("</actions>")
     lines.append("</resource-agent>")
     return "\n".join(lines) + "\n"
 
 
-def usage() -> str:
-    return f"usage: {AGENT_NAME} {{start|stop|monitor|validate-all|meta-data|reload-agent|usage}}\n"
+def usage(name: str = AGENT_NAME) -> str:
+    return f"usage: {name} {{start|stop|monitor|validate-all|meta-data|reload-agent|usage}}\n"
+
+
+def answer(log: "Logger", rc: int, reason: str) -> int:
+    """A failing (or degraded) answer of an agent: its one `ocf-exit-reason:` line, then the code."""
+    log.exit_reason(reason)
+    return rc
 
 
 def param(name: str) -> str:

@@ -31,6 +31,7 @@ class Settings(Record, frozen=True):
     ganesha: dict[str, Any]
     knfsd: dict[str, Any]
     node: dict[str, Any]
+    nsm: dict[str, Any]
     registry: dict[str, Any]
     log: dict[str, Any]
     source: str
@@ -199,7 +200,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     simple = _load_simple(cfg_path)
     if simple is not None:
         return Settings(ganesha=simple["ganesha"], knfsd=simple["knfsd"], node=simple["node"],
-                        registry=simple["registry"], log=simple["log"], source=source)
+                        nsm=simple["nsm"], registry=simple["registry"], log=simple["log"], source=source)
     return _load_configobj(cfg_path, source)
 
 
@@ -232,7 +233,7 @@ def _load_configobj(cfg_path: Path, source: str) -> Settings:
         what = "/".join(list(sections) + [name])
         raise ConfigError(f"{cfg_path}{at}: unknown setting {what!r}")
     return Settings(ganesha=dict(cfg["ganesha"]), knfsd=dict(cfg["knfsd"]), node=dict(cfg["node"]),
-                    registry=dict(cfg["registry"]), log=dict(cfg["log"]), source=source)
+                    nsm=dict(cfg["nsm"]), registry=dict(cfg["registry"]), log=dict(cfg["log"]), source=source)
 
 
 def _line_of(path: Path, key: str) -> int | None:

@@ -112,6 +112,7 @@ class GaneshaLab:
             "protocols = 4\n"
             "dbus_timeout = 5\n"
             f"recovery_root = {self.recovery_root}\n"
+            f"ganesha_config = {self.daemon.config_path}\n"
             "[node]\n"
             f"runtime_dir = {workdir / 'run'}\n"
         )

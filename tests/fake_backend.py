@@ -116,6 +116,9 @@ class FakeBackend:
         if not self.installed:
             raise NotInstalledError("the fake server is not installed")
 
+    def check_node(self) -> list[str]:
+        return []
+
     def is_running(self) -> bool:
         return self.running
 

@@ -62,6 +62,12 @@ class Backend(Protocol):
         program the settings name, not whichever is on PATH)."""
         ...
 
+    def check_node(self) -> list[str]:
+        """Raise ValidationError when this node's server is set up so that a take-over cannot
+        work, or so that it differs from another node's in a way clients notice (Ganesha:
+        recovery backend, NFSv4 server scope); return warnings for what cannot be known."""
+        ...
+
     def is_running(self) -> bool:
         """True when the server is up and controllable on this node right now."""
         ...

@@ -40,12 +40,15 @@ from ..fsutil import atomic_write, ensure_secure_dir
 from ..fsal_schema import REDACTED
 from ..model import Export
 from ..recovery.ganesha_records import GaneshaRecordStore, takeover_key
+from ..recovery.nsm import nsm_store
 from ..context import VolumeContext
 from . import Drift
 from .ganesha_bus import BusUnreachable, GaneshaBus, import_dbus
 from .ganesha_conf import RenderOptions, check_renderable, export_path, render_export
 from .grants import LiveExport, diff_export, host_names, parse_display, serves_nobody, unchecked, unresolved
 from .resolve import Resolver
+
+SCOPE_ATTRIBUTE = "ganesha-ha-server-scope"   # node_attrs.py: each node's Ganesha server scope
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -72,6 +75,7 @@ class GaneshaBackend:
                               float(g["dbus_timeout"]))
         self.runtime_dir = Path(settings.node["runtime_dir"]) / "ganesha"
         self.records = GaneshaRecordStore(Path(g["recovery_root"]), g["recovery_dir"])
+        self.nsm = nsm_store(settings)
         self.render_opts = RenderOptions(protocols=g["protocols"], transports=g["transports"])
         self.resolve = Resolver(min(2.0, self.bus.timeout / 4))   # renewed by each drift and apply
         self._plugins_setting = (g.get("plugins_dir") or "", g.get("ganesha_config") or "")
@@ -132,6 +136,58 @@ class GaneshaBackend:
             return [f"{config} sets NFS_CORE_PARAM fsid_device = true: the file handles of "
                     f"{', '.join(e.pseudo for e in local)} carry this node's device number and go stale "
                     "(NFS4ERR_STALE) on a node where the volume's device has another minor number"]
+        return []
+
+    def check_node(self) -> list[str]:
+        """This node's Ganesha as a take-over needs it (ganesha_node.py), from its config file
+        (`[ganesha] ganesha_config`): ValidationError for a recovery backend that cannot take
+        over (field RecoveryBackend) and for a server scope that differs from one another
+        node published (field Server_Scope); this node's scope is published first
+        (node_attrs.py). Returns warnings for what cannot be known (no config file, no other
+        node's scope yet) and for Enable_NLM, which keeps every take-over grace at its full
+        length."""
+        from ..errors import ValidationError
+        from .ganesha_node import load_node_config
+
+        path = self._plugins_setting[1]
+        conf, why = load_node_config(path) if path else (None, "[ganesha] ganesha_config is empty")
+        if conf is None:
+            return [f"cannot read this node's Ganesha config ({why}): its recovery backend and NFSv4 server "
+                    "scope are not checked"]
+        problem = conf.takeover_problem()
+        if problem:
+            raise ValidationError("RecoveryBackend", problem)
+        warnings = self._check_scope(conf)
+        if conf.enable_nlm:
+            warnings.append(f"{path}: Enable_NLM is on (Ganesha's default), so every take-over grace lasts the "
+                            f"whole Grace_Period ({conf.grace_period} s) for every export of this Ganesha; "
+                            "with NLM off it ends once the moved NFSv4.1+ clients have reclaimed")
+        return warnings
+
+    def _check_scope(self, conf) -> list[str]:
+        import socket
+
+        from .. import node_attrs
+        from ..errors import ValidationError
+
+        me = socket.gethostname()
+        scope = conf.scope(me)
+        source = "its Server_Scope" if conf.server_scope else (
+            "no Server_Scope: its Server_Owner" if conf.server_owner else "no Server_Scope: its host name")
+        if not node_attrs.publish(SCOPE_ATTRIBUTE, scope):
+            return [f"no cluster to compare this node's NFSv4 server scope {scope!r} with"]
+        others = {h: v for h, v in (node_attrs.published(SCOPE_ATTRIBUTE) or {}).items() if h != me}
+        differ = {h: v for h, v in others.items() if v != scope}
+        if differ:
+            shown = ", ".join(f"{h} presents {v!r}" for h, v in sorted(differ.items())[:3])
+            raise ValidationError("Server_Scope", f"this node ({me}) presents NFSv4 server scope {scope!r} "
+                                                  f"({source}, {conf.path}) but {shown}: NFSv4.1+ clients lose "
+                                                  "their opens and locks on a move between them (RFC 8881 "
+                                                  "2.10.4); set the same NFSv4 { Server_Scope = ...; } on every "
+                                                  "node and restart ganesha.nfsd")
+        if not others:
+            return [f"no other node has published its NFSv4 server scope yet: this node's {scope!r} "
+                    "is compared when they start or probe"]
         return []
 
     # ---- live state -----------------------------------------------------------------
@@ -396,8 +452,9 @@ class GaneshaBackend:
 
     # ---- client recovery and grace ----------------------------------------------------
     def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:
-        """Ganesha's NFSv4 client records (its fs recovery backend's tree) move with the volume."""
-        return [self.records]
+        """Ganesha's NFSv4 client records (its fs recovery backend's tree) and the statd
+        records of its NLM clients move with the volume."""
+        return [self.records, self.nsm]
 
     def after_restore(self, ctx: VolumeContext, records: int) -> str | None:
         """With client records restored, start the take-over grace so those clients can

@@ -50,6 +50,7 @@ from pathlib import Path
 from ..errors import ApplyError, IdCollisionError, NotInstalledError, ServerUnavailableError, ValidationError
 from ..linux import private_binds_preexec
 from ..model import Export
+from ..recovery.nsm import nsm_store
 from ..recovery.rmtab import RmtabStore
 from ..context import VolumeContext
 from . import Drift
@@ -155,6 +156,7 @@ class KnfsdBackend:
         self.arg_limit = ARG_LIMIT
         self.timeout = float(k["exportfs_timeout"])   # seconds one exportfs run may take
         self.rmtab = RmtabStore(self.nfs_state_dir)
+        self.nsm = nsm_store(settings)
         self.flush_checks = 3       # bounded re-flushes while nfsd.export still lists a directory
         self.batch = True           # one `exportfs -a` in a private namespace for many option strings
         self.exportfs_runs = 0      # exportfs processes this instance started (diagnostics)
@@ -214,6 +216,10 @@ class KnfsdBackend:
         if self._exe() is None:
             raise NotInstalledError(f"{self.exportfs}: not found or not executable "
                                     "(install nfs-kernel-server / nfs-utils)")
+
+    def check_node(self) -> list[str]:
+        """Nothing to compare between nodes: knfsd's NFSv4 state cannot move (README)."""
+        return []
 
     def require_running(self) -> None:
         self.check_installed()
@@ -546,8 +552,10 @@ class KnfsdBackend:
 
     # ---- client recovery -----------------------------------------------------------------------
     def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:
-        """knfsd's mountd lists mounted clients in rmtab: the volume's lines move with it."""
-        return [self.rmtab]
+        """knfsd's mountd lists mounted clients in rmtab, and statd the clients the kernel's
+        lockd holds NLM locks for: the volume's lines and records move with it (the records
+        are notified from the floating IP by ocf:ganesha-ha:notify, recovery/notify.py)."""
+        return [self.rmtab, self.nsm]
 
     def after_restore(self, ctx: VolumeContext, records: int) -> str | None:
         """Nothing to do: mountd reads rmtab when asked, and knfsd's grace is the kernel's."""

@@ -204,13 +204,13 @@ class ClusterLab(ClusterFailovers, LabRun):
         providers, plus this checkout's ocf:ganesha-ha:exports (as `install-agent` writes it)."""
         root = self.workdir / "ocf"
         text = agent_text()
-        files = {"exports": text}
+        files = {"exports": text, "notify": agent_text(name="notify")}
         if "lying-monitor" in self.opts.breaks:
             real = root / "ganesha-ha" / "exports.real"
             files = {"exports.real": text,
                      "exports": ('#!/bin/sh\n# BREAK lying-monitor: says OCF_SUCCESS without checking anything\n'
                                  '[ "$1" = monitor ] && [ "${OCF_RESKEY_CRM_meta_interval:-0}" != 0 ] && exit 0\n'
-                                 f'exec {real} "$@"\n')}
+                                 f'exec {real} "$@"\n'), "notify": files["notify"]}
         return ocf_overlay(root, files)
 
     def boot_services(self, name: str) -> None:

@@ -8,12 +8,15 @@ order) in place of the loop device, and fencing on.
 
 Per volume, one group, in this order::
 
-    <vol>-fs (ocf:heartbeat:Filesystem) -> <vol>-exports (ocf:ganesha-ha:exports) -> <vol>-ip (ocf:heartbeat:IPaddr2)
+    <vol>-fs (ocf:heartbeat:Filesystem) -> <vol>-exports (ocf:ganesha-ha:exports)
+      -> <vol>-ip (ocf:heartbeat:IPaddr2) -> <vol>-notify (ocf:ganesha-ha:notify)
 
-The floating IP comes up last and goes down first: a client that reached the node while
-its exports were still being withdrawn or not yet added would get NFS4ERR_STALE for
-handles that are valid one second later on the other node. Exports come after the file
-system they live on, for the same reason on the other side.
+The floating IP comes up after the exports and goes down before them: a client that
+reached the node while its exports were still being withdrawn or not yet added would get
+NFS4ERR_STALE for handles that are valid one second later on the other node. Exports come
+after the file system they live on, for the same reason on the other side. The NLM
+clients' SM_NOTIFY (notify_agent.py) comes last: it must leave from the floating IP, and
+the clients' reclaims must reach the new node through it.
 
 Pure: no cluster, no files; every value is checked here (a crmsh or pcs line must never be
 able to carry a second command).
@@ -65,6 +68,14 @@ class VolumeRecipe:
         """(file system, exports, IP) primitive ids, in group order."""
         return f"{self.name}-fs", f"{self.name}-exports", f"{self.name}-ip"
 
+    @property
+    def notify_id(self) -> str:
+        return f"{self.name}-notify"
+
+    def members(self) -> tuple[str, ...]:
+        """Every primitive of the group, in its order: `ids()`, then the notification."""
+        return (*self.ids(), self.notify_id)
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -104,6 +115,9 @@ class Recipe:
              [("monitor", f"interval={self.monitor_s}s timeout=30s"),
               ("start", "interval=0s timeout=60s"), ("stop", "interval=0s timeout=60s")]),
             (ip, "ocf:heartbeat:IPaddr2", ip_params, [("monitor", mon)]),
+            (v.notify_id, "ocf:ganesha-ha:notify", {"ip": v.ip, "volume": v.mountpoint},
+             [("monitor", "interval=10s timeout=20s"), ("start", "interval=0s timeout=30s"),
+              ("stop", "interval=0s timeout=20s")]),
         ]
 
     # -- crmsh -------------------------------------------------------------------------
@@ -115,7 +129,7 @@ class Recipe:
                 p = " ".join(f'{k}="{val}"' for k, val in params.items())
                 o = " ".join(f"op {name} {args}" for name, args in ops)
                 out.append(f"primitive {rid} {agent} params {p} {o}")
-            out.append(f"group {v.group} {' '.join(v.ids())}")
+            out.append(f"group {v.group} {' '.join(v.members())}")
             out.append(f"location {v.group}-prefers-{v.preferred_node} {v.group} "
                        f"{self.preference}: {v.preferred_node}")
             if v.drbd_resource:

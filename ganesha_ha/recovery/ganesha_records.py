@@ -10,6 +10,17 @@ with no node level.
 The volume's copy is `<mount point>/.ganesha-ha/ganesha-recovery.json`: the tree as a sorted
 list of {path, type[, data]} relative to the node directory; restore writes it under the
 take-over directory of the volume's key (its floating IP, or `vol-<uuid>` without one).
+
+Only the volume's clients go into its copy (`select_clients`). Ganesha ends a take-over's
+grace period early only when every client record it loaded has sent RECLAIM_COMPLETE
+(src/SAL/nfs4_recovery.c `nfs_try_lift_grace`: reclaim_completes == clid_count, checked on
+the reaper's tick, and only with Enable_NLM = false): one record of a client that will not
+come back through this IP (another volume's client, a client of this node's own address)
+holds the grace for its whole Grace_Period, 90 s by default (measured: 34 s with Grace_Period
+30 and one extra record, 4 s without). A record names the client's address as the server's
+socket saw it, never the server address (`fs_create_clid_name`), so the volume's clients are
+told by their connections to the floating IP's NFS port (peers.py). Records of NFSv4.0
+clients pin the grace all the same: 4.0 has no RECLAIM_COMPLETE.
 """
 from __future__ import annotations
 
@@ -41,9 +52,12 @@ class GaneshaRecordStore:
 
     name = "NFSv4 records"
 
-    def __init__(self, recovery_root: Path, recovery_dir: str):
+    def __init__(self, recovery_root: Path, recovery_dir: str, nfs_port: int = 2049,
+                 proc_net: str | None = None):
         self.recovery_root = recovery_root   # Ganesha's RecoveryRoot
         self.recovery_dir = recovery_dir     # Ganesha's RecoveryDir (a name, not a path)
+        self.nfs_port = nfs_port             # Ganesha's NFS_Port: the volume's clients connect there
+        self.proc_net = proc_net             # whose TCP table tells the volume's clients (None: ours)
 
     def node_dirs(self) -> list[Path]:
         """Where this node's Ganesha records its own NFSv4 clients (node<N>/ when clustered)."""
@@ -55,16 +69,25 @@ class GaneshaRecordStore:
         return self.recovery_root / takeover_key(ctx) / self.recovery_dir
 
     def save(self, ctx: VolumeContext) -> bool:
-        """Copy the node's NFSv4 client records onto the volume; write only when changed.
+        """Copy the NFSv4 client records of the volume's clients onto the volume
+        (`select_clients`); write only when changed.
 
-        Ganesha's fs recovery backend keeps one record tree per server, not per export, so
-        a node serving several volumes gives each volume all of its records: a client with
-        no state on the volume has nothing to reclaim, so the extra records are harmless.
+        Ganesha's fs recovery backend keeps one record tree per server, not per export, and
+        an extra record holds a take-over's grace for its whole period (module docstring).
+        Without a floating IP nothing tells the volume's clients apart: every record is kept.
         """
         merged: dict[str, dict[str, str]] = {}
         for directory in self.node_dirs():
             for rec in snapshot_tree(directory):
                 merged.setdefault(rec["path"], rec)
+        if ctx.ip:
+            from .peers import connected_peers
+
+            previous = {top_name(r["path"]) for r in self.saved_records(ctx)}
+            kw = {"proc_net": self.proc_net} if self.proc_net else {}
+            keep = select_clients({top_name(p) for p in merged}, previous,
+                                  connected_peers(ctx.ip, self.nfs_port, **kw))
+            merged = {p: r for p, r in merged.items() if top_name(p) in keep}
         records = [merged[k] for k in sorted(merged)]
         path = ctx.state_dir / RECOVERY_FILE
         data = (json.dumps({"records": records}, indent=1, sort_keys=True) + "\n").encode()
@@ -100,6 +123,35 @@ class GaneshaRecordStore:
 
     def clear(self, ctx: VolumeContext) -> None:
         shutil.rmtree(self.recovery_root / takeover_key(ctx), ignore_errors=True)
+
+
+def top_name(path: str) -> str:
+    """The client record a path of the tree belongs to: its first component (a long record
+    name is split into nested directories, the first holding its start)."""
+    return path.split("/", 1)[0]
+
+
+def record_address(name: str) -> str | None:
+    """The client address a record name starts with (`<addr>-(<len>:<co_ownerid>)`,
+    src/SAL/recovery/recovery_fs.c fs_create_clid_name), normalised; None when it has none."""
+    from .statd_records import normal_address
+
+    addr, sep, _ = name.partition("-(")
+    return normal_address(addr) if sep else None
+
+
+def select_clients(names: set[str], previous: set[str], connected: set[str]) -> set[str]:
+    """Of the client records on the node (top-level `names`), those of the volume: the client
+    is connected to the floating IP's NFS port now, or its record was in the volume's copy
+    at the last save (it stays the volume's client while Ganesha keeps its record: a client
+    idle at a monitor, a client that reclaimed here after a take-over). A name with no
+    address in it is kept: a lost reclaim costs more than a grace held longer. Pure."""
+    out = set()
+    for name in names:
+        addr = record_address(name)
+        if addr is None or addr in connected or name in previous:
+            out.add(name)
+    return out
 
 
 def snapshot_tree(root: Path) -> list[dict[str, str]]:

@@ -39,12 +39,28 @@ def lab_like(**kw) -> Recipe:
     return Recipe(server=kw.pop("server", "ganesha"), volumes=(v,), fencing=False, **kw)
 
 
-def test_group_order_is_volume_then_exports_then_ip():
+def test_group_order_is_volume_then_exports_then_ip_then_notify():
     crm = lab_like().crmsh()
-    assert "group vol1-group vol1-fs vol1-exports vol1-ip\n" in crm
+    assert "group vol1-group vol1-fs vol1-exports vol1-ip vol1-notify\n" in crm
     pcs = lab_like().pcs().splitlines()
     order = [ln.split()[3] for ln in pcs if ln.startswith("pcs resource create") and "--group vol1-group" in ln]
-    assert order == ["vol1-fs", "vol1-exports", "vol1-ip"]
+    assert order == ["vol1-fs", "vol1-exports", "vol1-ip", "vol1-notify"]
+
+
+def test_notify_primitive_sends_from_the_volumes_ip_with_its_advised_timeouts():
+    """ocf:ganesha-ha:notify comes after the IP, with the IP and the volume, and the
+    operations its meta-data advises."""
+    import xml.etree.ElementTree as ET
+
+    from ganesha_ha import notify_agent
+
+    crm = lab_like().crmsh()
+    line = next(ln for ln in crm.splitlines() if ln.startswith("primitive vol1-notify"))
+    assert 'ocf:ganesha-ha:notify params ip="10.213.40.101" volume="/var/tmp/lab/vol1"' in line
+    acts = {a.get("name"): a.attrib for a in ET.fromstring(notify_agent.meta_data()).find("actions")}
+    assert f"op monitor interval={acts['monitor']['interval']} timeout={acts['monitor']['timeout']}" in line
+    for op in ("start", "stop"):
+        assert f"op {op} interval=0s timeout={acts[op]['timeout']}" in line
 
 
 def test_exports_primitive_carries_server_volume_and_takeover_ip():
@@ -208,18 +224,18 @@ def _pcs_and_crmsh_recipes_configure_the_same_cib(tmp_path):
     _pcs(pcs_cib, recipe)
     a, b = _normalized(crm_cib), _normalized(pcs_cib)
     assert a == b
-    assert a["groups"] == {"vol1-group": ["vol1-fs", "vol1-exports", "vol1-ip"],
-                           "vol2-group": ["vol2-fs", "vol2-exports", "vol2-ip"]}
+    assert a["groups"] == {"vol1-group": ["vol1-fs", "vol1-exports", "vol1-ip", "vol1-notify"],
+                           "vol2-group": ["vol2-fs", "vol2-exports", "vol2-ip", "vol2-notify"]}
     assert a["locations"] == [("vol1-group", "node-a", "50"), ("vol2-group", "node-b", "50")]
 
 
 @needs_pcs_crm
 def test_pcs_accepts_the_readme_recipe_with_drbd_and_fencing(tmp_path):
     cib = _cib_file(tmp_path / "cib.xml")
-    _pcs(cib, readme_example(), force_agents=("ocf:linbit:drbd", "ocf:ganesha-ha:exports"))
+    _pcs(cib, readme_example(), force_agents=("ocf:linbit:drbd", "ocf:ganesha-ha:exports", "ocf:ganesha-ha:notify"))
     n = _normalized(cib)
     assert n["stonith-enabled"] == "true"
     assert n["clones"]["vol1-drbd-clone"][1]["promotable"] == "true"
     assert ("vol1-group", "vol1-drbd-clone", "Promoted", "INFINITY") in n["colocations"]
     assert ("vol1-drbd-clone", "promote", "vol1-group", "start", "Mandatory") in n["orders"]
-    assert n["groups"]["vol2-group"] == ["vol2-fs", "vol2-exports", "vol2-ip"]
+    assert n["groups"]["vol2-group"] == ["vol2-fs", "vol2-exports", "vol2-ip", "vol2-notify"]

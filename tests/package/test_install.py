@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from ganesha_ha.install import agent_text
+from ganesha_ha.install import AGENTS, agent_text
 
 # every action Pacemaker, pcs or crmsh may call, with the OCF_RESKEY_CRM_meta_interval it gets
 ACTIONS = [("start", "0"), ("stop", "0"), ("monitor", "0"), ("monitor", "5000"), ("validate-all", "0"),
@@ -57,11 +57,13 @@ def assert_not_installed(agent: Path, meta_data_works: bool, why: str) -> None:
         assert proc.stdout == "", (action, proc.stdout)
 
 
-def test_ra_exports_is_the_in_tree_rendering():
-    """ra/exports is the template's in-tree form, so what the tests run is what installs."""
-    assert (ROOT / "ra" / "exports").read_text() == agent_text(in_tree=True), \
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_ra_files_are_the_in_tree_rendering(name):
+    """ra/exports and ra/notify are the template's in-tree form, so what the tests run is what installs."""
+    assert (ROOT / "ra" / name).read_text() == agent_text(in_tree=True, name=name), \
         "regenerate: .venv/bin/python -c \"from ganesha_ha.install import agent_text; " \
-        "open('ra/exports', 'w').write(agent_text(in_tree=True))\""
+        f"open('ra/{name}', 'w').write(agent_text(in_tree=True, name='{name}'))\""
+    assert os.access(ROOT / "ra" / name, os.X_OK)
 
 
 def test_agent_from_a_moved_checkout_answers_not_installed(tmp_path):
@@ -119,3 +121,7 @@ def test_install_agent_writes_an_agent_that_runs(tmp_path):
     md = run(agent, "meta-data")
     assert md.returncode == 0 and md.stdout.startswith('<?xml version="1.0"?>'), md.stderr
     assert run(agent, "monitor").returncode == 7, "a probe of a volume that is not there: not running"
+    notify = agent.with_name("notify")
+    md = run(notify, "meta-data")
+    assert md.returncode == 0 and '<resource-agent name="notify"' in md.stdout, md.stderr
+    assert run(notify, "monitor").returncode == 7, "a probe without parameters: not running"

@@ -17,8 +17,9 @@ def run_agent(action, env_extra, timeout=60):
     return subprocess.run([AGENT, action], env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def test_meta_data_is_valid_ocf():
-    out = subprocess.run([AGENT, "meta-data"], capture_output=True, text=True, check=True).stdout
+@pytest.mark.parametrize("agent", [AGENT, str(ROOT / "ra" / "notify")])
+def test_meta_data_is_valid_ocf(agent):
+    out = subprocess.run([agent, "meta-data"], capture_output=True, text=True, check=True).stdout
     assert '<action name="reload-agent"' in out and 'reloadable="1"' in out
     if shutil.which("xmllint") and os.path.isdir("/usr/share/resource-agents"):
         lint = subprocess.run(["xmllint", "--noout", "--valid", "-"], input=out, text=True,
@@ -78,6 +79,31 @@ def test_start_monitor_stop_and_failure_codes(active_volume):
     assert run_agent("stop", params).returncode == 0
     assert run_agent("stop", params).returncode == 0, "stop is idempotent"
     assert run_agent("monitor", params).returncode == 7
+
+
+@needs_root
+@pytest.mark.parametrize("backend", ["fs_ng", "rados_cluster"])
+def test_a_recovery_backend_that_cannot_take_over_is_refused(active_volume, tmp_path, backend):
+    """The node's Ganesha config names a RecoveryBackend whose take-over loads nothing
+    (fs_ng) or is refused (rados_*): validate-all and start answer OCF_ERR_CONFIGURED with
+    the reason, and nothing is exported (issue 16, recovery-backend awareness)."""
+    lab, vol, params = active_volume
+    ok = run_agent("validate-all", params)
+    assert ok.returncode == 0, ok.stderr
+    assert "no cluster to compare this node's NFSv4 server scope" in ok.stderr
+    conf = tmp_path / "node-ganesha.conf"
+    conf.write_text(lab.daemon.config_path.read_text().replace("RecoveryBackend = fs;",
+                                                               f"RecoveryBackend = {backend};"))
+    settings = tmp_path / "gha.conf"
+    settings.write_text(lab.config.read_text().replace(str(lab.daemon.config_path), str(conf)))
+    bad = params | {"config": str(settings)}
+    for action in ("validate-all", "start"):
+        res = run_agent(action, bad)
+        assert res.returncode == 6, (action, res.stderr)
+        assert f"ocf-exit-reason:RecoveryBackend: {conf} sets NFSv4 RecoveryBackend = {backend}" in res.stderr
+    assert 600 not in lab.show_exports()
+    assert run_agent("monitor", bad).returncode == 7
+    assert run_agent("stop", bad).returncode == 0
 
 
 @needs_root

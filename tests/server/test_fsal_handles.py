@@ -146,8 +146,7 @@ def test_with_fsid_device_the_handle_goes_stale_and_ganesha_ha_refuses_it(ganesh
     ganesha.daemon.stop()
     ganesha.daemon.__class__ = DeviceFsidGanesha
     ganesha.daemon.start()
-    ganesha.config.write_text(ganesha.config.read_text().replace(
-        "[ganesha]\n", f"[ganesha]\nganesha_config = {ganesha.daemon.config_path}\n"))
+    assert f"ganesha_config = {ganesha.daemon.config_path}\n" in ganesha.config.read_text()  # GaneshaLab's
     mp, dev_a = first_node(ganesha, image, tmp_path)
     refused = ganesha.cli("export", "add", str(mp), "data", "--pseudo", "/data", "--client", "127.0.0.1", "--record-only")
     assert refused.returncode == 2 and "fsid_device = true" in refused.stderr and "--force" in refused.stderr

@@ -9,10 +9,11 @@ Layers, bottom to top (a module may import its own layer and the ones below it):
     fsutil settings ocf                     backends see it, nfs-utils paths, the classic agent
                                             parameters), files on the volume, config, OCF protocol
     registry backends recovery nodestate    on-volume state, the servers, client-recovery
-    neighbours                              stores, node-local marks, the other volumes here
+    neighbours node_attrs                   stores, node-local marks, the other volumes here,
+                                            facts nodes publish for each other (attrd)
     volume execute                          the one place that combines them, and the
                                             executor of its plan steps
-    cli agent install                       entry points
+    cli agent notify_agent install          entry points
     lab                                     the demo and proof (drives the entry points)
 
 Every import counts, also one made inside a function (the agent imports lazily to stay
@@ -34,9 +35,9 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"__init__", "errors", "record", "textfmt", "linux", "lazysite", "servers", "textcheck"}),
     frozenset({"model", "access", "fsal", "fsal_schema", "plan", "idranges", "context", "nfspath", "classic",
                "fsutil", "settings", "ocf"}),
-    frozenset({"registry", "backends", "recovery", "nodestate", "neighbours"}),
+    frozenset({"registry", "backends", "recovery", "nodestate", "neighbours", "node_attrs"}),
     frozenset({"volume", "execute"}),
-    frozenset({"cli", "agent", "install"}),
+    frozenset({"cli", "agent", "notify_agent", "install"}),
     frozenset({"lab"}),
     frozenset({"__main__"}),  # the console script: `lab` to the lab, the rest to cli
 )

@@ -130,7 +130,7 @@ def rm(tmp_path):
     vstate = tmp_path / "volume-state"
     vstate.mkdir(mode=0o700)
     ctx = VolumeContext(mountpoint=Path("/srv/vol1"), state_dir=vstate, volume_uuid="u1")
-    (store,) = KnfsdBackend(make_settings(REAL_EXPORTFS, state_dir=state, runtime_dir=tmp_path / "run")).recovery_stores(ctx)
+    store = KnfsdBackend(make_settings(REAL_EXPORTFS, state_dir=state, runtime_dir=tmp_path / "run")).recovery_stores(ctx)[0]
     return store, state, ctx
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...install import agent_text
+from ...install import AGENTS, agent_text
 
 OCF_DIR = Path("/usr/lib/ocf/resource.d")
 PROVIDER = "ganesha-ha"
@@ -25,7 +25,7 @@ def ocf_overlay(root: Path, files: dict[str, str] | None = None) -> list[tuple[P
     then (root, /usr/lib/ocf/resource.d).
 
     `files`: name -> text of the ganesha-ha provider's files (mode 0755); default: `exports`
-    as `ganesha-ha install-agent` writes it for this interpreter and checkout.
+    and `notify` as `ganesha-ha install-agent` writes them for this interpreter and checkout.
     """
     out: list[tuple[Path, str]] = []
     for provider in sorted(p for p in OCF_DIR.iterdir() if p.is_dir() and p.name != PROVIDER):
@@ -33,7 +33,7 @@ def ocf_overlay(root: Path, files: dict[str, str] | None = None) -> list[tuple[P
         out.append((provider, str(root / provider.name)))
     mine = root / PROVIDER
     mine.mkdir(parents=True, exist_ok=True)
-    for name, text in (files if files is not None else {"exports": agent_text()}).items():
+    for name, text in (files if files is not None else {n: agent_text(name=n) for n in AGENTS}).items():
         (mine / name).write_text(text)
         (mine / name).chmod(0o755)
     return [*out, (root, str(OCF_DIR))]

@@ -1,0 +1,212 @@
+"""The OCF resource agent `ocf:ganesha-ha:notify`: SM_NOTIFY from a volume's floating IP to
+the NFSv3 clients that held NLM locks through it, after the IP is up.
+
+Why a second agent, placed last in the volume's group (fs -> exports -> ip -> notify), as
+resource-agents' `nfsnotify` is for knfsd: the notification must leave *from* the floating
+IP (a client's statd matches the rebooted server by sender address or name: nfs-utils
+utils/statd/callback.c) and a client that reclaims at once must reach the new node through
+that IP, so it can only go out once IPaddr2 has added the address. The exports agent's start
+runs before the IP (the IP comes up last so that no client sees a half-started volume), so
+it cannot notify; a group member after the IP starts exactly when the address is up, and
+stops first, before it goes.
+
+What it does:
+- start: the exports agent's start has restored the volume's NSM records into the volume's
+  notify directory on this node (recovery/nsm.py); this sends them SM_NOTIFY with Debian's
+  sm-notify from the IP (recovery/notify.py: raises and saves the volume's NSM state number
+  first, waits up to `[nsm] notify_wait` seconds for answers, leaves sm-notify retrying the
+  others). No record: nothing is sent and the start succeeds. With Ganesha the exports'
+  start has begun the take-over grace just before, so the reclaims arrive inside it.
+- stop: ends a notifier still retrying (what it had not delivered stays in the notify
+  directory, which the exports agent's stop saves to the volume: it travels on).
+- monitor: started here or not (a node-local mark); nothing else to watch.
+
+Answers: OCF_ERR_CONFIGURED for bad parameters (ip and volume are required); the IP not on
+this node at start is OCF_ERR_GENERIC, nothing sent (the reason says to place the agent
+after the IP; sm-notify itself refuses an address that is not local); sm-notify missing, or the IP without a host name here while there are
+clients to notify (sm-notify refuses an address it cannot name), OCF_ERR_INSTALLED: the
+group moves to a node that has them. validate-all checks the program and the name always.
+Imports stay lazy: the monitor runs every few seconds.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from . import ocf
+
+AGENT_NAME = "notify"
+
+PARAMS: tuple[ocf.Param, ...] = (
+    ocf.Param("ip", "Floating IP the clients use",
+              "The volume's floating IP: SM_NOTIFY is sent from it (sm-notify -v), to the clients whose NLM "
+              "locks were taken through it. It must have a host name on every node (/etc/hosts or DNS): "
+              "sm-notify sends that name. Place this resource after the IPaddr2 resource of this address in "
+              "the volume's group.", required=True, unique_group="ip"),
+    ocf.Param("volume", "Mount point of the shared volume",
+              "The mount point of the volume (as the exports resource's volume=): its NSM state number is "
+              "kept in <volume>/.ganesha-ha/nsm-state, so that it keeps rising whichever node notifies.",
+              required=True),
+    ocf.Param("config", "ganesha-ha settings file",
+              "Path of ganesha-ha's own settings file (default /etc/ganesha-ha/ganesha-ha.conf): its [nsm] "
+              "section names sm-notify, its retry time and the start's wait.", reloadable=True,
+              default="/etc/ganesha-ha/ganesha-ha.conf"),
+)
+
+ACTIONS = (("start", "30s", None), ("stop", "20s", None), ("monitor", "20s", "10s"),
+           ("validate-all", "20s", None), ("meta-data", "5s", None), ("reload-agent", "20s", None))
+
+LONGDESC = ("Sends SM_NOTIFY from a volume's floating IP to the NFSv3 clients that held NLM locks through it, "
+            "so that they reclaim them on the node that took the volume over (during its grace period). "
+            "The clients are the statd records the exports resource (ocf:ganesha-ha:exports) saved on the "
+            "volume and restored on this node. Place it last in the volume's group, after the IP, as "
+            "ocf:heartbeat:nfsnotify.")
+SHORTDESC = "SM_NOTIFY to a volume's NLM clients from its floating IP"
+
+
+def meta_data() -> str:
+    return ocf.meta_data(AGENT_NAME, LONGDESC, SHORTDESC, PARAMS, ACTIONS)
+
+
+def _params() -> tuple[str, str]:
+    """(ip, volume), checked; ValidationError naming the first bad one."""
+    from .errors import ValidationError
+
+    ip, volume = ocf.param("ip"), ocf.param("volume")
+    if not ip:
+        raise ValidationError("ip", "is required: the floating IP the notification is sent from")
+    import ipaddress
+
+    try:
+        ip = str(ipaddress.ip_address(ip))
+    except ValueError:
+        raise ValidationError("ip", f"is not an IP address: {ip!r}") from None
+    if not volume or not volume.startswith("/"):
+        raise ValidationError("volume", f"must be the volume's mount point (an absolute path), got {volume!r}")
+    return ip, volume
+
+
+class NotifyAgent:
+    def __init__(self, log: ocf.Logger):
+        from pathlib import Path
+
+        from .settings import load_settings
+
+        self.log = log
+        self.ip, self.volume = _params()
+        self.settings = load_settings(ocf.param("config") or None)
+        self.mark = Path(self.settings.node["runtime_dir"]) / "notify" / self.ip.replace(":", "_")
+
+    # the store and the volume's context: for start and stop only (the monitor reads the mark)
+    @property
+    def store(self):
+        from .recovery.nsm import nsm_store
+
+        return nsm_store(self.settings)
+
+    @property
+    def ctx(self):
+        from pathlib import Path
+
+        from .context import VolumeContext
+
+        mp = Path(self.volume)
+        return VolumeContext(mountpoint=mp, state_dir=mp / ".ganesha-ha", volume_uuid="", ip=self.ip)
+
+    @property
+    def sm_notify(self) -> str:
+        return str(self.settings.nsm["sm_notify"])
+
+    def validate(self) -> None:
+        """sm-notify installed and the IP named here (what a start with clients needs)."""
+        from .errors import NotInstalledError
+        from .recovery.notify import host_name
+
+        if not os.access(self.sm_notify, os.X_OK):
+            raise NotInstalledError(f"{self.sm_notify} is missing (Debian package nfs-common)")
+        host_name(self.ip)
+
+    def start(self) -> int:
+        from .recovery.notify import notify
+
+        res = notify(self.store, self.ctx, self.sm_notify, retry_minutes=int(self.settings.nsm["retry_minutes"]),
+                     wait=float(self.settings.nsm["notify_wait"]))
+        self._set_mark(res.summary())
+        (self.log.info if not res.pending else self.log.warning)(f"{self.ip}: {res.summary()}")
+        return ocf.OCF_SUCCESS
+
+    def stop(self) -> int:
+        from .recovery.nsm import end_notifier
+
+        directory = self.store.notify_dir(self.ctx)
+        ended = end_notifier(directory) if directory is not None else False
+        try:
+            self.mark.unlink()
+        except FileNotFoundError:
+            pass
+        self.log.info(f"{self.ip}: stopped" + ("; sm-notify ended, the clients it had not reached "
+                                                   "stay in the volume's records" if ended else ""))
+        return ocf.OCF_SUCCESS
+
+    def monitor(self) -> int:
+        return ocf.OCF_SUCCESS if self.mark.exists() else ocf.OCF_NOT_RUNNING
+
+    def _set_mark(self, text: str) -> None:
+        from .fsutil import atomic_write, ensure_secure_dir
+
+        self.mark.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        ensure_secure_dir(self.mark.parent)
+        atomic_write(self.mark, (text + "\n").encode())
+
+
+def run(action: str) -> int:
+    if action == "meta-data":
+        sys.stdout.write(meta_data())
+        return ocf.OCF_SUCCESS
+    if action in ("usage", "help"):
+        sys.stdout.write(ocf.usage(AGENT_NAME))
+        return ocf.OCF_SUCCESS
+    if action not in ("start", "stop", "monitor", "status", "validate-all", "reload-agent", "reload"):
+        sys.stderr.write(ocf.usage(AGENT_NAME))
+        return ocf.OCF_ERR_UNIMPLEMENTED
+    log = ocf.Logger()
+    from .errors import GaneshaHAError
+
+    try:
+        agent = NotifyAgent(log)
+    except GaneshaHAError as exc:
+        if action == "stop":
+            log.info(f"stop: nothing to do, these parameters cannot have started anything ({exc})")
+            return ocf.OCF_SUCCESS
+        if action in ("monitor", "status") and ocf.is_probe():
+            return ocf.OCF_NOT_RUNNING
+        return ocf.answer(log, exc.ocf_rc, str(exc))
+    try:
+        if action == "validate-all":
+            agent.validate()
+            return ocf.OCF_SUCCESS
+        if action in ("reload-agent", "reload"):
+            return ocf.OCF_SUCCESS
+        if action == "start":
+            return agent.start()
+        if action == "stop":
+            return agent.stop()
+        return agent.monitor()
+    except GaneshaHAError as exc:
+        if action == "stop":
+            return ocf.answer(log, ocf.OCF_ERR_GENERIC, f"stop failed: {exc}")
+        return ocf.answer(log, exc.ocf_rc, str(exc))
+    except Exception as exc:  # never a traceback in the cluster log, always a code
+        return ocf.answer(log, ocf.OCF_ERR_GENERIC, f"{action} failed unexpectedly: {type(exc).__name__}: {exc}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        sys.stderr.write(ocf.usage(AGENT_NAME))
+        return ocf.OCF_ERR_ARGS
+    return run(args[0])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The take-over grace ends early for NFSv4.1 clients, with Ganesha's default Grace_Period
+(90 s): a real ganesha.nfsd 4.3 (NLM off), the product's record store, the admin D-Bus
+take-over event, and the lab's NFSv4.1 client (issue 16, "grace as short as correctness
+allows").
+
+Ganesha lifts a grace period before its end only when every client record it loaded has
+sent RECLAIM_COMPLETE, checked at the reaper's tick (src/SAL/nfs4_recovery.c
+`nfs_try_lift_grace`; every 10 s, or Lease_Lifetime/2 under a 20 s lease:
+nfs_reaper_thread.c `reaper_init`), and never with Enable_NLM on. The take-over path meets
+that when the records it loads are exactly the moved volume's clients: the store copies only
+the clients connected to the volume's floating IP (recovery/ganesha_records.py), so an
+NFSv4.0 client of another IP on the same node, which can never send RECLAIM_COMPLETE, does
+not pin the grace to its 90 s.
+
+Measured (the event sent right after node B's daemon started, so the next reaper tick is a
+whole period away: the worst case): Lease_Lifetime 10 -> lifted 5.0 s after the event,
+Lease_Lifetime 60 (Ganesha's default) -> 10.0 s; the reclaim itself took 0.05 s.
+
+The "node" that dies and the one that takes over are two ganesha.nfsd instances on one
+port, one after the other, each with its own RecoveryRoot. Floating IP 127.0.0.2, the
+volume's 4.1 client from 127.0.0.5; another volume's IP 127.0.0.3 with a 4.0 client from
+127.0.0.6.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+from ganesha_servers import NEEDS_GANESHA, PSEUDO, TunedGanesha, export_block
+
+from ganesha_ha.context import VolumeContext
+from ganesha_ha.lab.ganesha_daemon import PrivateBus, _ganesha_call, in_grace
+from ganesha_ha.lab.nfs.client import Nfs4Client
+from ganesha_ha.recovery import peers
+from ganesha_ha.recovery.ganesha_records import GaneshaRecordStore
+
+pytestmark = NEEDS_GANESHA
+
+FIP, OTHER_IP, CLIENT, OTHER_CLIENT = "127.0.0.2", "127.0.0.3", "127.0.0.5", "127.0.0.6"
+GRACE = 90          # Ganesha's default Grace_Period
+
+
+class LeaseGanesha(TunedGanesha):
+    """A lab Ganesha with Lease_Lifetime `lease` (the lab's config sets it to the grace) and
+    its own server epoch (-E): client and session ids are epoch << 32 | counter, and two
+    instances started in the same second would hand a moved client the ids it had
+    (measured: NFS4ERR_SEQ_MISORDERED on its old session instead of BADSESSION)."""
+
+    lease: int = 60
+    epoch: int = 0
+
+    def argv(self) -> list[str]:
+        return [*super().argv(), "-E", str(self.epoch)] if self.epoch else super().argv()
+
+    def write_config(self) -> Path:
+        path = super().write_config()
+        text = path.read_text()
+        old = f"    Lease_Lifetime = {max(self.grace_period, 5)};\n"
+        assert old in text, "lab core config changed: update this test"
+        path.write_text(text.replace(old, f"    Lease_Lifetime = {self.lease};\n"))
+        return path
+
+
+def wait_lifted(bus: str, limit: float) -> float:
+    t0 = time.monotonic()
+    while in_grace(bus):
+        if time.monotonic() - t0 > limit:
+            return float("inf")
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+@pytest.mark.parametrize("lease", [10, 60])
+def test_takeover_grace_ends_once_the_volumes_41_clients_reclaimed(tmp_path: Path, lease: int) -> None:
+    tick = lease // 2 if lease < 20 else 10
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "file").write_bytes(b"before the move\n")
+    port = free_port()
+    bus = PrivateBus(tmp_path / "bus").start()
+    daemons: list[TunedGanesha] = []
+    clients: list[Nfs4Client] = []
+
+    def ganesha(name: str) -> TunedGanesha:
+        g = LeaseGanesha(tmp_path / name, bus, port=port, bind_addr="0.0.0.0", grace_period=GRACE,
+                         recovery_root=tmp_path / f"recovery-{name}", nfsv4=('Server_Scope = "gha-one"',),
+                         extra_config=export_block(7, tmp_path / "exp", clients="127.0.0.0/8"))
+        g.lease = lease
+        g.epoch = int(time.time()) + 1000 * len(daemons)
+        daemons.append(g)
+        return g.start()
+
+    def client(host: str, source: str, minor: int, name: str) -> Nfs4Client:
+        c = Nfs4Client(host, port, timeout=3.0, source_addr=source, minorversion=minor, client_name=name)
+        clients.append(c)
+        c.connect()
+        return c
+
+    try:
+        ganesha("a")
+        assert wait_lifted(bus.address, 5) < float("inf"), "no record: the start's grace ends at once"
+        mine = client(FIP, CLIENT, 1, "gha-vol-client")
+        f = mine.open(f"{PSEUDO}/file", write=True)
+        assert mine.write(f, 0, b"BEFORE") == 6
+        other = client(OTHER_IP, OTHER_CLIENT, 0, "gha-other-volume")
+        other.establish()
+        other.close_file(other.open(f"{PSEUDO}/file"))
+
+        vol = tmp_path / "vol"
+        (vol / ".ganesha-ha").mkdir(parents=True, mode=0o700)
+        ctx = VolumeContext(mountpoint=vol, state_dir=vol / ".ganesha-ha", volume_uuid="u", ip=FIP)
+        peers.forget()
+        assert GaneshaRecordStore(tmp_path / "recovery-a", "v4recov", nfs_port=port).save(ctx)
+
+        daemons[-1].kill()                      # node A is lost
+        ganesha("b")                            # node B: its own records only (none)
+        assert wait_lifted(bus.address, 5) < float("inf")
+        store_b = GaneshaRecordStore(tmp_path / "recovery-b", "v4recov", nfs_port=port)
+        assert store_b.restore(ctx) == 1        # the 4.0 client of the other IP is not the volume's
+        t0 = time.monotonic()
+        ok, msg = _ganesha_call(bus.address, "/org/ganesha/nfsd/admin", "org.ganesha.nfsd.admin", "grace",
+                                f"5:{FIP}")[:2]
+        assert ok, msg
+        assert in_grace(bus.address)
+        with pytest.raises(Exception):          # a client with nothing to reclaim cannot open yet
+            client(FIP, "127.0.0.7", 1, "gha-newcomer").open(f"{PSEUDO}/new", create=True, write=True)
+
+        f2 = mine.grace_aware(lambda: mine.reclaim(f), deadline=t0 + 20)   # CLAIM_PREVIOUS
+        mine.reclaim_complete()
+        reclaimed = time.monotonic() - t0
+        lifted = wait_lifted(bus.address, GRACE) - t0
+        print(f"Lease_Lifetime {lease} (reaper every {tick} s): reclaimed {reclaimed:.2f} s, "
+              f"grace lifted {lifted:.2f} s after the take-over event (Grace_Period {GRACE} s)")
+        assert lifted <= reclaimed + tick + 1.0, f"grace lasted {lifted:.1f} s"
+        if tick <= 5:   # the issue's target; here the event came right after the daemon's start, so
+            # the reaper's first tick after it is a whole period away: the worst case
+            assert lifted <= 5.5 + reclaimed, f"grace lasted {lifted:.1f} s with the reaper every {tick} s"
+        assert mine.write(f2, 0, b"AFTER!") == 6 and mine.read(f2, 0, 6) == b"AFTER!"
+        newcomer = client(FIP, "127.0.0.8", 1, "gha-newcomer-2")
+        newcomer.close_file(newcomer.open(f"{PSEUDO}/new", create=True, write=True))
+    finally:
+        for c in clients:
+            c.close()
+        for g in daemons:
+            g.kill()
+        bus.stop()

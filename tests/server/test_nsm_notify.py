@@ -1,0 +1,190 @@
+"""The NSM store (recovery/nsm.py) and the notify agent (ocf:ganesha-ha:notify, ra/notify)
+against real programs: ganesha.nfsd 4.3 with NLM, rpcbind and rpc.statd in a node namespace
+of their own (nlm_server.py), Debian's sm-notify, and the lab's NFSv3 + NLM client with its
+NSM listener in the client namespace.
+
+The take-over is played on one node: the statd record of a client holding a lock is saved to
+the "volume" by the store (as the exports agent's monitor does), Ganesha is killed and
+started again (its start has statd delete every record: SM_UNMON_ALL), the store restores the
+volume's records into the volume's notify directory, the take-over grace is asked for over
+D-Bus (what the exports agent's start does), and then the notify agent runs in the node as
+Pacemaker would run it.
+
+What is proven:
+- the record statd wrote is the one saved, and a save after Ganesha's restart keeps it;
+- the notify agent's start with the floating IP *not* on the node fails and sends nothing
+  (the listener hears nothing and the records stay to be sent);
+- with the IP up, the SM_NOTIFY comes from the floating IP, naming it, with an odd state
+  number that is saved on the volume; the client reclaims its lock during grace and gets it;
+  the notify directory is empty afterwards; a second notification uses a higher number;
+- monitor / stop / monitor answer 0 / 0 / 7.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from nlm_server import FIP_NAME, NlmServer, skip_reason
+
+from ganesha_ha.context import VolumeContext
+from ganesha_ha.lab.ganesha_daemon import _ganesha_call
+from ganesha_ha.lab.nfs.nlm4 import NLM4_DENIED, NLM4_DENIED_GRACE_PERIOD, NLM4_GRANTED
+from ganesha_ha.lab.nfs.nsm import NsmListener, servers_of
+from ganesha_ha.lab.nfs.v3client import Nfs3Client, NlmClient
+from ganesha_ha.recovery import peers
+from ganesha_ha.recovery.nsm import MONITOR_DIR, NOTIFY_DIR, NsmStore, read_record_dir
+
+pytestmark = [pytest.mark.root, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
+
+ROOT = Path(__file__).resolve().parents[2]
+RA = ROOT / "ra" / "notify"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = NlmServer(tmp_path_factory.mktemp("nsm"), grace_period=12).start()
+    try:
+        srv.wait_out_of_grace()
+        yield srv
+    finally:
+        srv.stop()
+
+
+def agent(server: NlmServer, action: str, config: Path, volume: Path, interval: str = "0"):
+    """ra/notify as Pacemaker runs it, inside the server node (its /etc/hosts names the IP)."""
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "vol-notify",
+           "OCF_RESKEY_ip": server.fip, "OCF_RESKEY_volume": str(volume), "OCF_RESKEY_config": str(config),
+           "OCF_RESKEY_CRM_meta_interval": interval, "OCF_RESKEY_CRM_meta_timeout": "30000"}
+    return subprocess.run([*server.nsenter(), str(RA), action], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def grace(server: NlmServer, event: str) -> None:
+    """The admin D-Bus grace event, as the exports agent's start sends `5:<ip>`."""
+    assert server.bus is not None
+    reply = _ganesha_call(server.bus.address, "/org/ganesha/nfsd/admin", "org.ganesha.nfsd.admin", "grace", event)
+    assert bool(reply[0]), reply
+
+
+def test_records_travel_and_the_notification_leaves_from_the_ip_only_once_it_is_up(server: NlmServer,
+                                                                                   tmp_path: Path) -> None:
+    a, b = server.client_addrs
+    volume = tmp_path / "vol"
+    (volume / ".ganesha-ha").mkdir(parents=True)
+    runtime = tmp_path / "run-gha"
+    config = tmp_path / "ganesha-ha.conf"
+    config.write_text(f"[node]\nruntime_dir = {runtime}\n[nsm]\nstatd_dir = /var/lib/nfs\nnotify_wait = 5\n")
+    assert server.node is not None and server.node.holder_pid is not None
+    # the store as the exports agent in the node has it: statd's directory, the node's TCP table
+    store = NsmStore(server.var_lib_nfs, runtime / "nsm", proc_net=f"/proc/{server.node.holder_pid}/net")
+    ctx = VolumeContext(mountpoint=volume, state_dir=volume / ".ganesha-ha", volume_uuid="u", ip=server.fip)
+
+    (server.export_dir / "nsm-file").write_bytes(b"x" * 100)
+    mount = Nfs3Client(server.fip, source_addr=a)       # its connection ties client a to the IP
+    fh = server.client(lambda: mount.lookup(mount.mount(str(server.export_dir)), "nsm-file"))
+    one, two = NlmClient(source_addr=a), NlmClient(source_addr=b)
+    lock1, lock2 = one.make_lock(fh, svid=11), two.make_lock(fh, svid=22)
+    listener = server.client(lambda: NsmListener(a, on_notify=lambda n: one.reclaim_all(servers_of(n))).start())
+    try:
+        assert server.client(lambda: one.lock(server.fip, lock1)) == NLM4_GRANTED
+        peers.forget()
+        assert store.save(ctx)
+        saved = json.loads((ctx.state_dir / "nsm.json").read_text())["records"]
+        assert list(saved) == [a] and saved[a] == (server.var_lib_nfs / "sm" / a).read_text()
+        assert agent(server, "monitor", config, volume).returncode == 7
+
+        server.kill_ganesha()
+        server.start_ganesha()
+        t = time.monotonic()
+        while (server.var_lib_nfs / "sm" / a).exists() and time.monotonic() - t < 10:
+            time.sleep(0.1)
+        assert not (server.var_lib_nfs / "sm" / a).exists(), "Ganesha's start had statd forget the client"
+        peers.forget()
+        store.save(ctx)
+        assert list(json.loads((ctx.state_dir / "nsm.json").read_text())["records"]) == [a]
+        # the NFSv3 handle taken from the old instance reads on the new one
+        fresh = Nfs3Client(server.fip, source_addr=b)
+        assert server.client(lambda: fresh.read(fh, 0, 10)) == b"x" * 10
+        server.client(fresh.close)
+        server.wait_out_of_grace()
+
+        # the take-over: records restored, grace asked for; the IP is not up yet
+        server.net.del_ip("s")
+        assert store.restore(ctx) == 1
+        grace(server, f"5:{server.fip}")
+        early = agent(server, "start", config, volume)
+        assert early.returncode == 1, early.stderr
+        assert f"the floating IP {server.fip} is not configured on this node" in early.stderr
+        time.sleep(1.0)
+        assert listener.notifications == [], "nothing may be sent before the IP is up"
+        assert list(store.pending(ctx)) == [a]
+        assert agent(server, "monitor", config, volume).returncode == 7
+
+        server.net.add_ip("s")
+        t0 = time.monotonic()
+        res = agent(server, "start", config, volume)
+        assert res.returncode == 0, res.stderr
+        assert listener.wait(1, timeout=10)
+        assert server.in_grace(), f"reclaimed {time.monotonic() - t0:.1f} s after the IP: out of grace"
+    finally:
+        server.client(listener.stop)
+    notes = listener.notifications
+    assert {n.source for n in notes} == {server.fip}
+    assert notes[0].mon_name == FIP_NAME and notes[0].state % 2 == 1
+    assert int((ctx.state_dir / "nsm-state").read_text()) == notes[0].state
+    assert [(r.held.lock, r.stat) for r in one.reclaims] == [(lock1, NLM4_GRANTED)]
+    assert not listener.errors
+    directory = store.notify_dir(ctx)
+    assert directory is not None
+    assert read_record_dir(directory / MONITOR_DIR) == {} and read_record_dir(directory / NOTIFY_DIR) == {}
+    assert server.client(lambda: two.lock(server.fip, lock2)) == NLM4_DENIED_GRACE_PERIOD
+    assert agent(server, "monitor", config, volume, interval="10000").returncode == 0
+    assert agent(server, "stop", config, volume).returncode == 0
+    assert agent(server, "monitor", config, volume).returncode == 7
+
+    # the reclaimed lock holds after grace; the client is monitored again, and the next save
+    # (the record is the node's again) keeps it for the next move
+    server.wait_out_of_grace()
+    assert server.client(lambda: two.lock(server.fip, lock2)) == NLM4_DENIED
+    assert (server.var_lib_nfs / "sm" / a).exists()
+    peers.forget()
+    store.save(ctx)
+    assert list(json.loads((ctx.state_dir / "nsm.json").read_text())["records"]) == [a]
+
+    # a second take-over notifies with a higher state number (a client's statd ignores a repeat)
+    first = notes[0].state
+    listener2 = server.client(lambda: NsmListener(a).start())
+    try:
+        assert store.restore(ctx) == 1
+        res = agent(server, "start", config, volume)
+        assert res.returncode == 0, res.stderr
+        assert listener2.wait(1, timeout=10)
+    finally:
+        server.client(listener2.stop)
+    assert listener2.notifications[0].state > first and listener2.notifications[0].state % 2 == 1
+    assert agent(server, "stop", config, volume).returncode == 0
+    store.clear(ctx)
+    assert not os.path.exists(runtime / "nsm" / server.fip)
+    assert server.client(lambda: one.unlock(server.fip, lock1)) == NLM4_GRANTED
+    server.client(mount.close)
+
+
+def test_validate_all_needs_the_ips_name_and_sm_notify(server: NlmServer, tmp_path: Path) -> None:
+    config = tmp_path / "ganesha-ha.conf"
+    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n")
+    ok = agent(server, "validate-all", config, tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n[nsm]\nsm_notify = /nonexistent/sm-notify\n")
+    missing = agent(server, "validate-all", config, tmp_path)
+    assert missing.returncode == 5 and "ocf-exit-reason:/nonexistent/sm-notify is missing" in missing.stderr
+    # outside the node there is no name for the lab's floating IP: refused with the fix named
+    env = {"PATH": "/usr/sbin:/usr/bin", "OCF_RESKEY_ip": "192.0.2.77", "OCF_RESKEY_volume": str(tmp_path)}
+    noname = subprocess.run([str(RA), "validate-all"], env=env, capture_output=True, text=True, timeout=60)
+    assert noname.returncode == 5 and "add '192.0.2.77 <name>' to /etc/hosts" in noname.stderr, noname.stderr
+    bad = subprocess.run([str(RA), "start"], env={**env, "OCF_RESKEY_ip": "not-an-ip"}, capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 6 and "ocf-exit-reason:ip: is not an IP address" in bad.stderr

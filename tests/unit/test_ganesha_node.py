@@ -1,0 +1,113 @@
+"""This node's Ganesha as a take-over needs it (backends/ganesha_node.py) and the node
+attributes that let nodes compare it (node_attrs.py): parsing only, no daemon.
+
+The facts are Ganesha 4.3's (src/Protocols/NFS/nfs4_op_exchange_id.c for the scope,
+src/support/nfs_read_conf.c for the keys and their defaults); measured scopes: owner
+`gha-cf-two` -> scope `gha-cf-two_NFS-Ganesha` (/work/notes/clients-facts.md 2.1).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from ganesha_ha import node_attrs
+from ganesha_ha.backends.ganesha_node import expand_includes, load_node_config, parse_node_config
+
+DEBIAN_DEFAULT = """
+###################################################
+#
+# Ganesha Config Example
+#
+###################################################
+EXPORT
+{
+	Export_Id = 77;
+	Path = /mnt;
+	Pseudo = /mnt;
+	Access_Type = RW;
+	FSAL { Name = VFS; }
+}
+"""
+
+
+def test_defaults_are_ganeshas():
+    c = parse_node_config(DEBIAN_DEFAULT)
+    assert (c.recovery_backend, c.enable_nlm, c.grace_period, c.lease_lifetime) == ("fs", True, 90, 60)
+    assert c.scope("node1") == "node1_NFS-Ganesha"
+    assert c.takeover_problem() is None
+    assert c.reaper_tick() == 10
+
+
+def test_scope_owner_and_the_rest_case_insensitive():
+    c = parse_node_config("""
+nfsv4 { server_scope = "cluster-a"; SERVER_OWNER = node1; recoverybackend = FS;
+        Grace_Period = 90; lease_lifetime = 10; }
+NFS_Core_Param { enable_nlm = false; }
+""")
+    assert c.scope("whatever") == "cluster-a"
+    assert (c.recovery_backend, c.enable_nlm, c.lease_lifetime, c.reaper_tick()) == ("fs", False, 10, 5)
+
+
+def test_owner_alone_makes_the_scope():
+    """Setting Server_Owner alone also makes the scopes equal across nodes (the notes, 2.1)."""
+    c = parse_node_config("NFSV4 { Server_Owner = shared; }")
+    assert c.scope("node1") == c.scope("node2") == "shared_NFS-Ganesha"
+
+
+@pytest.mark.parametrize("backend, words", [("fs_ng", "loads no record"), ("rados_ng", "refuses take-over"),
+                                            ("rados_cluster", "does not support takeover"),
+                                            ("rados_kv", "RADOS objects"), ("nonsense", "Ganesha 4.3 knows")])
+def test_backends_that_cannot_take_over_are_named_with_the_reason(backend, words):
+    problem = parse_node_config(f"NFSv4 {{ RecoveryBackend = {backend}; }}", "/etc/g.conf").takeover_problem()
+    assert problem is not None and words in problem and f"RecoveryBackend = {backend}" in problem
+    assert problem.startswith("/etc/g.conf sets") and "RecoveryBackend = fs" in problem
+
+
+def test_includes_are_followed_relative_to_the_including_file(tmp_path: Path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "v4.conf").write_text('NFSv4 { Server_Scope = "from-include"; RecoveryBackend = fs_ng; }\n')
+    main = tmp_path / "ganesha.conf"
+    main.write_text('%include "d/v4.conf"\nNFS_CORE_PARAM { Enable_NLM = no; }\n')
+    c, why = load_node_config(str(main))
+    assert why is None and c is not None
+    assert (c.server_scope, c.recovery_backend, c.enable_nlm) == ("from-include", "fs_ng", False)
+    (tmp_path / "loop.conf").write_text('%include "loop.conf"\n')
+    with pytest.raises(ValueError, match="nested deeper"):
+        expand_includes(tmp_path / "loop.conf")
+    c, why = load_node_config(str(tmp_path / "missing.conf"))
+    assert c is None and "missing.conf" in (why or "")
+    (tmp_path / "bad.conf").write_text("NFSv4 { Server_Scope = ")
+    c, why = load_node_config(str(tmp_path / "bad.conf"))
+    assert c is None and why
+
+
+SCOPES = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7e, blacklist_characters='"\\{};=,#\''),
+                 min_size=1, max_size=255)
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(SCOPES, st.sampled_from(["NFSv4", "NFSV4", "nfsv4"]))
+def test_any_scope_written_quoted_reads_back(scope, block):
+    assert parse_node_config(f'{block} {{ Server_Scope = "{scope}"; }}').scope("h") == scope
+
+
+def test_attrd_query_lines_parse_and_values_round_trip():
+    text = ('name="ganesha-ha-server-scope" host="node1" value="cluster_NFS-Ganesha"\n'
+            'name="ganesha-ha-server-scope" host="node2" value="a b=c"\n'
+            'name="ganesha-ha-server-scope" host="node3" value=""\n'
+            'name="other" host="node4" value="x"\n')
+    assert node_attrs.parse_query(text, "ganesha-ha-server-scope") == {"node1": "cluster_NFS-Ganesha",
+                                                                       "node2": "a b=c"}
+    assert not node_attrs.publishable('has"quote') and not node_attrs.publishable("two\nlines")
+    assert node_attrs.publishable("node1_NFS-Ganesha")
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=300))
+def test_what_is_published_is_what_a_query_gives_back(value):
+    if not node_attrs.publishable(value):
+        return
+    line = f'name="n" host="h" value="{value}"'
+    assert node_attrs.parse_query(line, "n") == {"h": value}
