@@ -5,7 +5,10 @@ The kinds (`KINDS`): a planned move (crm_resource --move), a node shutdown (SIGT
 pacemakerd), kill -9 of ganesha.nfsd (the monitor fails, migration-threshold=1 moves the
 group) and a node loss (every process of the node killed at once, its cable unplugged).
 With Ganesha each moved volume's client proves the move (evidence.py: outage, handles,
-reclaim, data, writes); with knfsd the etab identity and rmtab (knfsd_evidence.py).
+reclaim, data, writes); with knfsd the etab identity and rmtab (knfsd_evidence.py). From
+three nodes on a node that goes away may send its volumes to different survivors (Pacemaker
+chooses; `spread_check` holds it to that), and a "failback" moves them home between
+failovers. With --plot each failover also records its timeline (timeline.py).
 
 `ClusterFailovers` is a part of `ClusterLab` (cluster_lab.py), kept apart because the
 failover is a job of its own; it uses the lab's `cluster`, `services`, `vols`, `net`,
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from .sandbox import ClusterError
 from .evidence import ClientWatch
 from .ganesha_daemon import in_grace
 from .knfsd_evidence import etab_lines, knfsd_evidence, rmtab_lines
+from .layout import loss_detect_s
 from .labclient import LabClient
 from .procs import wait_until
 from .recipe import VolumeRecipe
@@ -130,46 +135,38 @@ class ClusterFailovers:
         sampler = self.grace_sampler(running) if ganesha and self.opts.timeline else None
         t_fail, wall0 = time.monotonic(), time.time()
         self.trigger(kind, src, routes)
-        # Pacemaker decides; we wait for each moved group to run on its new node, IP (last) included.
+        # Pacemaker decides. Each moved volume's client is on its own, as real clients are: one
+        # thread per volume waits for its group on the new node (IP, last, included), then
+        # gathers its evidence (reclaiming in that node's grace) without waiting for the others.
         limit = 30 + (MONITOR_S if kind == "kill" else 0)   # measured here: at most ~4 s
         t_up: dict[str, float] = {}
         landed: dict[str, str] = {}
-        try:
-            for v in moving:
-                name = v.recipe.name
-                a, b = routes[name]
-                left = max(1.0, t_fail + limit - time.monotonic())
+
+        def one(v: Vol) -> None:
+            name = v.recipe.name
+            a, b = routes[name]
+            left = max(1.0, t_fail + limit - time.monotonic())
+            try:
                 landed[name] = self.wait_group(v, b, timeout=left) if b else self.wait_moved(v, a, timeout=left)
-                t_up[name] = time.monotonic()
-        except ClusterError as exc:
-            bad(f"the cluster did not move {', '.join(v.recipe.name for v in moving)} away from "
-                f"{fo['from']} within {limit} s: {' '.join(str(exc).split())[:400]}")
+            except ClusterError as exc:
+                bad(f"the cluster did not move {name} away from {a} within {limit} s: "
+                    f"{' '.join(str(exc).split())[:400]}")
+                if ganesha:
+                    v.client.stop_probing()
+                return
+            t_up[name] = time.monotonic()
+            fo["volumes"][name] = self.volume_evidence(i, v, routes[name][0], landed[name], t_fail, t_up[name],
+                                                       before[name], graces0[name], bad)
+        with ThreadPoolExecutor(max_workers=max(1, len(moving)), thread_name_prefix="gha-lab-vol") as pool:
+            for _ in pool.map(one, moving):
+                pass
+        fo["volumes"] = {v.recipe.name: fo["volumes"][v.recipe.name] for v in moving if v.recipe.name in fo["volumes"]}
+        landed = {v.recipe.name: landed[v.recipe.name] for v in moving if v.recipe.name in landed}
         fo["to"] = ", ".join(sorted(set(landed.values()))) or None
         fo["landed"] = landed
         logged = self.log_since(marks)
         fo["pacemaker"] = self.pacemaker_lines(logged)
         self.spread_check(fo, kind, landed)
-        for v in moving:
-            name = v.recipe.name
-            if name not in t_up:
-                if ganesha:
-                    v.client.stop_probing()
-                continue
-            dst = landed[name]
-            ev: dict[str, Any] = {"from": routes[name][0], "to": dst,
-                                  "service_gap_s": round(t_up[name] - t_fail, 2)}
-            after = self.snapshot(dst, v)
-            if ganesha:
-                ev.update(self.client_evidence(i, v, dst, t_up[name], bad))
-                ev["export_ids"] = {"before": sorted(before[name]["live"]), "after": sorted(after["live"])}
-                ev["export_ids_equal"] = (before[name] == after
-                                          and set(after["live"]) == set(after["registry"].values()))
-                g0 = graces0[name].get(dst, 0)
-                wait_until(lambda v=v, dst=dst, g0=g0: self.services[dst].grace_events(v.recipe.ip) > g0, 1.0)
-                ev["grace_events_sent"] = self.services[dst].grace_events(v.recipe.ip) - g0
-            else:
-                ev.update(knfsd_evidence(before[name], after))
-            fo["volumes"][name] = ev
         if ganesha:
             for dst in sorted(set(landed.values())):
                 self.wait_grace_over(fo, dst, min(t_up[n] for n, d in landed.items() if d == dst))
@@ -207,6 +204,22 @@ class ClusterFailovers:
         say(f"  failover {i} ({kind}): {'OK' if fo['ok'] else 'FAILED'}: {summary}")
         return fo
 
+    def volume_evidence(self, i: int, v: Vol, src: str, dst: str, t_fail: float, t_up: float,
+                        before: dict[str, Any], graces0: dict[str, int], bad) -> dict[str, Any]:
+        """What volume `v`, moved from `src` and served on `dst` since `t_up`, shows: its
+        identity there and (Ganesha) its client's evidence and the grace event sent."""
+        ev: dict[str, Any] = {"from": src, "to": dst, "service_gap_s": round(t_up - t_fail, 2)}
+        after = self.snapshot(dst, v)
+        if self.opts.server != "ganesha":
+            return {**ev, **knfsd_evidence(before, after)}
+        ev.update(self.client_evidence(i, v, dst, t_up, bad))
+        ev["export_ids"] = {"before": sorted(before["live"]), "after": sorted(after["live"])}
+        ev["export_ids_equal"] = before == after and set(after["live"]) == set(after["registry"].values())
+        g0 = graces0.get(dst, 0)
+        wait_until(lambda: self.services[dst].grace_events(v.recipe.ip) > g0, 1.0)
+        ev["grace_events_sent"] = self.services[dst].grace_events(v.recipe.ip) - g0
+        return ev
+
     def snapshot(self, node: str, v: Vol) -> dict[str, Any]:
         """The volume's identity as `node` serves it: registry, and the live table."""
         svc, mp = self.services[node], v.recipe.mountpoint
@@ -228,9 +241,11 @@ class ClusterFailovers:
 
     def outage_limit(self, kind: str) -> float:
         """grace + 2 s (the direct lab's bound) plus what the cluster needs to notice and act:
-        a monitor interval for a crash, corosync's token and consensus plus a DC election for
-        a lost node, and the sequential stop/start of the group's three resources."""
-        detect = {"move": 0, "failback": 0, "shutdown": 0, "kill": MONITOR_S, "loss": 5}[kind]
+        a monitor interval for a crash, corosync's token and consensus (growing with the
+        number of nodes, layout.loss_detect_s) plus a DC election for a lost node, and the
+        sequential stop/start of the group's three resources."""
+        detect = {"move": 0, "failback": 0, "shutdown": 0, "kill": MONITOR_S,
+                  "loss": max(5.0, loss_detect_s(len(self.node_names)))}[kind]
         return self.opts.grace_period + 2 + detect + 5
 
     def trigger(self, kind: str, src: str, routes: dict[str, tuple[str, str | None]]) -> None:

@@ -1,5 +1,5 @@
-"""`ganesha-ha lab` (the default, `--cluster`): the failover lab on a real two-node Pacemaker
-cluster.
+"""`ganesha-ha lab` (the default, `--cluster`): the failover lab on a real Pacemaker cluster of
+two nodes (or, with --nodes N, up to layout.MAX_NODES: see layout.py for the shape).
 
 The direct lab (`--direct`, direct_lab.py) runs the agent by hand; here Pacemaker decides
 every move.
@@ -15,6 +15,8 @@ every move.
 3. Two volumes (loop devices standing in for DRBD), ``vol1`` preferring node-a and ``vol2``
    node-b: active-active, the seed's own scenario. The resources are loaded with crmsh
    from recipe.py, the same text the README shows users.
+   From three nodes on: two volumes per node, each node's capacity 3 volumes, so a failed
+   node's volumes land on different survivors, and a watched fail-back after each failover.
 4. Failovers chosen by the cluster, each watched by an NFSv4 client per moved volume
    (evidence.py): ``move`` (crm_resource --move), ``shutdown`` (SIGTERM to pacemakerd, then
    the node goes down), ``kill`` (kill -9 of ganesha.nfsd: the monitor fails and, with

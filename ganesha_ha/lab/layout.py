@@ -51,3 +51,12 @@ def id_range(k: int) -> tuple[int, int]:
     if not 1 <= k or lo + ID_BLOCK - 1 > 65535:
         raise ValueError(f"no Export_Id block for volume {k}")
     return lo, lo + ID_BLOCK - 1
+
+
+def loss_detect_s(n: int, token_ms: int = 1000) -> float:
+    """Seconds corosync needs to declare a silent node of an `n`-node cluster lost: its
+    real token timeout (corosync.conf(5): ``token + (nodes - 2) * token_coefficient``, the
+    coefficient 650 ms by default, from three nodes on) plus ``consensus`` (1.2 × that).
+    `token_ms` is the sandbox's ``token`` (sandbox/conf.py). 2.2 s for two nodes, 12.2 s for nine."""
+    token = token_ms + (650 * (n - 2) if n >= 3 else 0)
+    return round(2.2 * token / 1000, 2)

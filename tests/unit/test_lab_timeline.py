@@ -23,6 +23,8 @@ def test_two_nodes_keep_the_seed_scenario_and_three_get_two_volumes_each():
     assert [v for v, _ in plan] == [f"vol{i}" for i in range(1, 7)]
     assert {n: sum(p == n for _, p in plan) for n in layout.node_names(3)} == {"node-a": 2, "node-b": 2, "node-c": 2}
     assert layout.capacity(2) is None and layout.capacity(3) == 3
+    # corosync.conf(5): token + (nodes - 2) * 650 ms from three nodes on, then consensus 1.2x
+    assert [layout.loss_detect_s(n) for n in (2, 3, 9)] == [2.2, 3.63, 12.21]
     with pytest.raises(ValueError):
         layout.node_names(layout.MAX_NODES + 1)
     with pytest.raises(ValueError):
