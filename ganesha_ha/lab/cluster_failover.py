@@ -36,7 +36,7 @@ from .timeline import GraceSampler
 from .timeline import build as build_timeline
 
 KINDS = {
-    "move": "planned move: crm_resource --move of vol1's group to the other node",
+    "move": "planned move: crm_resource --move of vol1's group to another node (the one with the fewest volumes)",
     "shutdown": "node shutdown: SIGTERM to pacemakerd on vol1's node, which then goes down",
     "kill": "kill -9 of ganesha.nfsd on vol1's node: the monitor fails, the group moves",
     "loss": "node loss: corosync, pacemakerd and everything else of vol1's node killed at once",
@@ -138,7 +138,8 @@ class ClusterFailovers:
         # Pacemaker decides. Each moved volume's client is on its own, as real clients are: one
         # thread per volume waits for its group on the new node (IP, last, included), then
         # gathers its evidence (reclaiming in that node's grace) without waiting for the others.
-        limit = 30 + (MONITOR_S if kind == "kill" else 0)   # measured here: at most ~4 s
+        # measured here: at most ~4 s with two nodes; more for a loss in a bigger cluster
+        limit = 30 + {"kill": MONITOR_S, "loss": loss_detect_s(len(self.node_names))}.get(kind, 0)
         t_up: dict[str, float] = {}
         landed: dict[str, str] = {}
 

@@ -199,3 +199,14 @@ def test_without_matplotlib_plot_says_how_to_install_it():
                 "from ganesha_ha.lab.cli import _plot_preflight; print(_plot_preflight('/tmp/x.png'))")
     assert cp.returncode == 0, cp.stderr
     assert "needs matplotlib" in cp.stdout and "python3-matplotlib" in cp.stdout and "ganesha-ha[plot]" in cp.stdout
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--nodes", "10"], "expected 2..9"), (["--nodes", "1"], "expected 2..9"), (["--nodes", "x"], "whole number"),
+    (["--direct", "--nodes", "3"], "for the cluster lab"), (["--direct", "--plot", "p.png"], "for the cluster lab"),
+    (["--server", "knfsd", "--plot", "p.png"], "needs --server ganesha"),
+])
+def test_lab_refuses_node_counts_and_plots_it_cannot_run(argv, message):
+    """Exit code 2 and one line, before anything is built (no root needed to see it)."""
+    cp = run_py(f"import sys; from ganesha_ha.lab.cli import main; sys.exit(main({argv!r}))")
+    assert cp.returncode == 2 and message in cp.stderr, cp.stderr
