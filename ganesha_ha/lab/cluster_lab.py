@@ -363,7 +363,7 @@ class ClusterLab(ClusterFailovers, LabRun):
             where = self.started_on(v.recipe.ids())
             nodes = set(where.values())
             seen[0] = where
-            return len(where) == 3 and len(nodes) == 1 and away_from not in nodes
+            return set(where) == set(v.recipe.ids()) and len(nodes) == 1 and away_from not in nodes
         if not wait_until(moved, timeout, 0.2):
             raise ClusterError(f"{v.recipe.group} not running away from {away_from} after {timeout:.0f} s "
                                f"(last: {seen[0]})")
