@@ -218,8 +218,11 @@ def _cluster(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.plot is not None:
         from .plot import save_plot
 
-        save_plot(report, args.plot)
-        report["plot"] = args.plot
+        try:
+            save_plot(report, args.plot)
+            report["plot"] = args.plot
+        except (ValueError, OSError) as exc:   # no failover got as far as a timeline; disk full
+            print(f"ganesha-ha lab: --plot {args.plot}: {exc}", file=sys.stderr)
     if args.json:
         if not args.show_cib:
             report.pop("cib", None)
