@@ -12,7 +12,7 @@ exactly one more, so the two volumes of a lost node *must* land on different sur
 the cluster's own CIB and crm_mon say so (the lab records both).
 
 Export_Ids are 16-bit and shared by every volume a node serves (Ganesha's
-``export_id`` is a uint16_t, src/support/export_mgr.c); each volume gets its own block
+``export_id`` is a uint16_t, include/export_mgr.h); each volume gets its own block
 of `ID_BLOCK` ids, so any set of volumes can meet on one node.
 """
 from __future__ import annotations
