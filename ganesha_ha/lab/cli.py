@@ -1,7 +1,7 @@
 """`ganesha-ha lab ...`: argument parsing, exit codes and output of the failover labs.
 
     ganesha-ha lab [--server ganesha|knfsd] [--kinds move,shutdown,kill,loss] [--show-cib]
-                   [--json] [--keep] [--break lying-monitor]
+                   [--nodes N] [--plot FILE] [--json] [--keep] [--break lying-monitor]
     ganesha-ha lab --direct [--server ganesha|knfsd] [--failovers N] [--kill] [--json] [--keep]
                    [--break export-id|recovery] [--fsal 'NAME(key=value,...)']
     ganesha-ha lab down [RUN_ID]
@@ -12,7 +12,7 @@ only the direct lab has (--failovers, --kill, --fsal, --break export-id or recov
 
 Exit codes: 0 every failover held and nothing was left behind; 1 a check failed (the
 evidence says which); 2 bad arguments; 3 the lab cannot run here (not root, a program
-missing); 130 interrupted.
+missing, or matplotlib for --plot); 130 interrupted.
 """
 from __future__ import annotations
 
@@ -46,6 +46,18 @@ def _positive(text: str) -> int:
     return n
 
 
+def _nodes(text: str) -> int:
+    from .layout import MAX_NODES
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 2 <= n <= MAX_NODES:
+        raise argparse.ArgumentTypeError(f"expected 2..{MAX_NODES}")
+    return n
+
+
 def _kinds(text: str) -> tuple[str, ...]:
     from .cluster_lab import KINDS
 
@@ -60,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .cluster_lab import BREAKS as CLUSTER_BREAKS
     from .cluster_lab import KINDS
     from .direct_lab import BREAKS
+    from .layout import MAX_NODES
 
     breaks = {**BREAKS, **CLUSTER_BREAKS}
 
@@ -79,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kinds", type=_kinds, default=None, metavar="K,K",
                    help="the cluster's failovers, in order (default all: "
                         + "; ".join(f"{k}: {v}" for k, v in KINDS.items()) + ")")
+    p.add_argument("--nodes", type=_nodes, default=None, metavar="N",
+                   help=f"cluster nodes (2 to {MAX_NODES}, default 2): from 3 on, two volumes prefer each "
+                        "node, each node holds at most 3 (utilization), so a failed node's two volumes "
+                        "land on different survivors; every failover is followed by a watched fail-back")
+    p.add_argument("--plot", metavar="FILE",
+                   help="draw a timeline of each failover (clients' I/O per volume, the cluster's "
+                        "stops, starts and IPs up, the grace window) into FILE (.png, .svg, .pdf); "
+                        "needs matplotlib (Debian: python3-matplotlib; pip: ganesha-ha[plot])")
     p.add_argument("--show-cib", action="store_true",
                    help="print the crmsh script loaded and the CIB the cluster ran")
     p.add_argument("--failovers", type=_positive, default=None, metavar="N",
@@ -120,9 +141,10 @@ def main(argv: list[str], config: str | None = None) -> int:
         return _cluster(parser, args)
     from .cluster_lab import BREAKS as CLUSTER_BREAKS
 
-    if args.show_cib or set(args.breaks) & set(CLUSTER_BREAKS) or args.kinds is not None:
-        parser.error("--kinds, --show-cib and --break lying-monitor are for the cluster lab "
-                     "(without --direct)")
+    if (args.show_cib or set(args.breaks) & set(CLUSTER_BREAKS) or args.kinds is not None
+            or args.nodes is not None or args.plot is not None):
+        parser.error("--kinds, --nodes, --plot, --show-cib and --break lying-monitor are for the "
+                     "cluster lab (without --direct)")
     args.failovers = args.failovers or 1
     problem = _preflight(args.server)
     if problem:
@@ -182,12 +204,25 @@ def _cluster(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if set(args.breaks) - set(BREAKS):
         parser.error(f"the cluster lab's --break takes {', '.join(BREAKS)}; the others need --direct")
     args.kinds = args.kinds or tuple(KINDS)
+    if args.plot is not None and args.server != "ganesha":
+        parser.error("--plot draws the clients' I/O: it needs --server ganesha")
     problem = _preflight(args.server, extra=REQUIRED["cluster"] + REQUIRED["ganesha"][:2])
+    if problem is None and args.plot is not None:
+        problem = _plot_preflight(args.plot)
     if problem:
         print(f"ganesha-ha lab: {problem}", file=sys.stderr)
         return 3
-    opts = ClusterLabOptions(server=args.server, kinds=args.kinds, breaks=tuple(args.breaks), keep=args.keep)
+    opts = ClusterLabOptions(server=args.server, kinds=args.kinds, breaks=tuple(args.breaks), keep=args.keep,
+                             nodes=args.nodes or 2, timeline=args.plot is not None)
     report = ClusterLab(opts, Progress(enabled=not args.quiet)).run()
+    if args.plot is not None:
+        from .plot import save_plot
+
+        try:
+            save_plot(report, args.plot)
+            report["plot"] = args.plot
+        except (ValueError, OSError) as exc:   # no failover got as far as a timeline; disk full
+            print(f"ganesha-ha lab: --plot {args.plot}: {exc}", file=sys.stderr)
     if args.json:
         if not args.show_cib:
             report.pop("cib", None)
@@ -201,6 +236,20 @@ def _cluster(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if report.get("interrupted"):
         return 130
     return 0 if report["ok"] else 1
+
+
+def _plot_preflight(path: str) -> str | None:
+    """Before a lab run: matplotlib is there and `path` can be written."""
+    from .plot import PlotUnavailable, require_matplotlib
+
+    try:
+        require_matplotlib()
+    except PlotUnavailable as exc:
+        return str(exc)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        return f"--plot {path}: directory {parent} is not writable"
+    return None
 
 
 def _preflight(server: str, extra: tuple[str, ...] = ()) -> str | None:

@@ -5,7 +5,10 @@ The kinds (`KINDS`): a planned move (crm_resource --move), a node shutdown (SIGT
 pacemakerd), kill -9 of ganesha.nfsd (the monitor fails, migration-threshold=1 moves the
 group) and a node loss (every process of the node killed at once, its cable unplugged).
 With Ganesha each moved volume's client proves the move (evidence.py: outage, handles,
-reclaim, data, writes); with knfsd the etab identity and rmtab (knfsd_evidence.py).
+reclaim, data, writes); with knfsd the etab identity and rmtab (knfsd_evidence.py). From
+three nodes on a node that goes away may send its volumes to different survivors (Pacemaker
+chooses; `spread_check` holds it to that), and a "failback" moves them home between
+failovers. With --plot each failover also records its timeline (timeline.py).
 
 `ClusterFailovers` is a part of `ClusterLab` (cluster_lab.py), kept apart because the
 failover is a job of its own; it uses the lab's `cluster`, `services`, `vols`, `net`,
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,19 +28,24 @@ from .sandbox import ClusterError
 from .evidence import ClientWatch
 from .ganesha_daemon import in_grace
 from .knfsd_evidence import etab_lines, knfsd_evidence, rmtab_lines
+from .layout import loss_detect_s
 from .labclient import LabClient
 from .procs import wait_until
 from .recipe import VolumeRecipe
+from .timeline import GraceSampler
+from .timeline import build as build_timeline
 
 KINDS = {
-    "move": "planned move: crm_resource --move of vol1's group to the other node",
+    "move": "planned move: crm_resource --move of vol1's group to another node (the one with the fewest volumes)",
     "shutdown": "node shutdown: SIGTERM to pacemakerd on vol1's node, which then goes down",
     "kill": "kill -9 of ganesha.nfsd on vol1's node: the monitor fails, the group moves",
     "loss": "node loss: corosync, pacemakerd and everything else of vol1's node killed at once",
 }
 KNFSD_KINDS = ("move", "shutdown", "loss")  # no userspace daemon to kill -9 with knfsd
 MONITOR_S = 5     # the exports agent's recurring monitor interval in the lab's recipe
-NODES = ("node-a", "node-b")
+NODES = ("node-a", "node-b")   # the two-node lab's (layout.node_names(2))
+FAILBACK = ("fail-back (three nodes and more): every volume not on its preferred node moved home "
+            "(crm_resource --move, then --clear), as an admin does once the failed node is back")
 
 
 @dataclass
@@ -52,14 +61,9 @@ class Vol:
 class ClusterFailovers:
     """The failover procedure of `ClusterLab` (see the module doc)."""
 
-    def pacemaker_lines(self, marks: dict[str, int]) -> list[str]:
-        """What the cluster logged since `marks`: the scheduler's decisions and the results."""
-        rx = re.compile(r"pacemaker-schedulerd.*\b(Move|Recover|Start|Stop)\s+vol|"
-                        r"pacemaker-controld.*Result of (start|stop|monitor) operation for vol\S*-exports|"
-                        r"pacemaker-controld.*Result of \S+ operation for vol\S+ on \S+: (?!ok|Cancelled)|"
-                        r"pacemaker-execd.*log_op_output.*vol\S+_(start|stop|monitor)|"
-                        r"pacemaker-controld.*(Node \S+ state is now lost|Our peer on the DC .* is dead)")
-        out: list[tuple[str, str]] = []
+    def log_since(self, marks: dict[str, int]) -> list[tuple[str, str]]:
+        """[(node, line)] that each node's Pacemaker logged since `marks` (log_marks())."""
+        out = []
         for name, pos in marks.items():
             log = self.cluster.nodes[name].pacemaker_log
             try:
@@ -68,10 +72,21 @@ class ClusterFailovers:
                     text = fh.read().decode(errors="replace")
             except OSError:
                 continue
-            for line in text.splitlines():
-                if rx.search(line) and "probe" not in line:
-                    stamp = " ".join(line.split()[:3])   # "Nov 26 00:10:51.123": both nodes, one clock
-                    out.append((stamp, f"{name}: " + " ".join(line.split()[4:])[:200]))
+            out += [(name, line) for line in text.splitlines()]
+        return out
+
+    def pacemaker_lines(self, logged: list[tuple[str, str]]) -> list[str]:
+        """What the cluster logged (log_since()): the scheduler's decisions and the results."""
+        rx = re.compile(r"pacemaker-schedulerd.*\b(Move|Recover|Start|Stop)\s+vol|"
+                        r"pacemaker-controld.*Result of (start|stop|monitor) operation for vol\S*-exports|"
+                        r"pacemaker-controld.*Result of \S+ operation for vol\S+ on \S+: (?!ok|Cancelled)|"
+                        r"pacemaker-execd.*log_op_output.*vol\S+_(start|stop|monitor)|"
+                        r"pacemaker-controld.*(Node \S+ state is now lost|Our peer on the DC .* is dead)")
+        out: list[tuple[str, str]] = []
+        for name, line in logged:
+            if rx.search(line) and "probe" not in line:
+                stamp = " ".join(line.split()[:3])   # "Nov 26 00:10:51.123": both nodes, one clock
+                out.append((stamp, f"{name}: " + " ".join(line.split()[4:])[:200]))
         return [text for _, text in sorted(out, key=lambda item: item[0])][:40]
 
     def log_marks(self) -> dict[str, int]:
@@ -84,57 +99,78 @@ class ClusterFailovers:
         return out
 
     # ---- one failover -----------------------------------------------------------------
+    def routes(self, kind: str, src: str) -> dict[str, tuple[str, str | None]]:
+        """The volumes this failover moves: name -> (from, to), to None where Pacemaker
+        chooses (a node going away takes every volume on it)."""
+        placed = self.placement()
+        if kind == "failback":
+            return {n: (placed[n], v.recipe.preferred_node) for n, v in self.vols.items()
+                    if placed[n] not in (None, v.recipe.preferred_node)}
+        if kind == "move":   # to the node with the fewest volumes (the first of equals)
+            load = {n: sum(w == n for w in placed.values()) for n in self.node_names if n != src}
+            return {"vol1": (src, min(load, key=lambda n: (load[n], self.node_names.index(n))))}
+        return {n: (src, None) for n, w in placed.items() if w == src}
+
     def failover(self, i: int, kind: str) -> dict[str, Any]:
         say = self.say
         v1 = self.vols["vol1"]
         src = self.where(v1)
-        dst = next(n for n in NODES if n != src)
-        # a move takes vol1's group only; the other kinds take everything on vol1's node
-        moving = [v1] if kind == "move" else [v for v in self.vols.values() if self.where(v) == src]
-        fo: dict[str, Any] = {"n": i, "kind": kind, "what": KINDS[kind], "from": src, "to": dst,
+        routes = self.routes(kind, src)
+        moving = [self.vols[n] for n in routes]
+        fo: dict[str, Any] = {"n": i, "kind": kind, "what": KINDS.get(kind, FAILBACK),
+                              "from": ", ".join(sorted({a for a, _ in routes.values()})), "to": None,
                               "volumes": {}, "problems": []}
         bad = fo["problems"].append
-        say(f"failover {i} ({kind}): {', '.join(v.recipe.name for v in moving)} {src} -> {dst}")
+        say(f"failover {i} ({kind}): " + ", ".join(f"{n} {a} -> {b or '?'}" for n, (a, b) in routes.items()))
         ganesha = self.opts.server == "ganesha"
-        before = {v.recipe.name: self.snapshot(src, v) for v in moving}
-        graces0 = {v.recipe.name: self.services[dst].grace_events(v.recipe.ip) for v in moving}
+        before = {n: self.snapshot(a, self.vols[n]) for n, (a, _) in routes.items()}
+        running = [n.name for n in self.cluster.running_nodes()]
+        graces0 = {n: {d: self.services[d].grace_events(self.vols[n].recipe.ip)
+                       for d in ([b] if b else [x for x in running if x != a])}
+                   for n, (a, b) in routes.items()}
         marks = self.log_marks()
         if ganesha:
             for v in moving:
                 v.watch.begin()
-        t_fail = time.monotonic()
-        self.trigger(kind, src, dst, v1)
-        # Pacemaker decides; we wait for each moved group to run on dst, IP (last) included.
-        limit = 30 + (MONITOR_S if kind == "kill" else 0)   # measured here: at most ~4 s
+        sampler = self.grace_sampler(running) if ganesha and self.opts.timeline else None
+        t_fail, wall0 = time.monotonic(), time.time()
+        self.trigger(kind, src, routes)
+        # Pacemaker decides. Each moved volume's client is on its own, as real clients are: one
+        # thread per volume waits for its group on the new node (IP, last, included), then
+        # gathers its evidence (reclaiming in that node's grace) without waiting for the others.
+        # measured here: at most ~4 s with two nodes; more for a loss in a bigger cluster
+        limit = 30 + {"kill": MONITOR_S, "loss": loss_detect_s(len(self.node_names))}.get(kind, 0)
         t_up: dict[str, float] = {}
-        try:
-            for v in moving:
-                self.wait_group(v, dst, timeout=max(1.0, t_fail + limit - time.monotonic()))
-                t_up[v.recipe.name] = time.monotonic()
-        except ClusterError as exc:
-            bad(f"the cluster did not move {', '.join(v.recipe.name for v in moving)} to {dst} "
-                f"within {limit} s: {' '.join(str(exc).split())[:400]}")
-        fo["pacemaker"] = self.pacemaker_lines(marks)
-        for v in moving:
+        landed: dict[str, str] = {}
+
+        def one(v: Vol) -> None:
             name = v.recipe.name
-            if name not in t_up:
+            a, b = routes[name]
+            left = max(1.0, t_fail + limit - time.monotonic())
+            try:
+                landed[name] = self.wait_group(v, b, timeout=left) if b else self.wait_moved(v, a, timeout=left)
+            except ClusterError as exc:
+                bad(f"the cluster did not move {name} away from {a} within {limit} s: "
+                    f"{' '.join(str(exc).split())[:400]}")
                 if ganesha:
                     v.client.stop_probing()
-                continue
-            ev: dict[str, Any] = {"from": src, "to": dst, "service_gap_s": round(t_up[name] - t_fail, 2)}
-            after = self.snapshot(dst, v)
-            if ganesha:
-                ev.update(self.client_evidence(i, v, dst, t_up[name], bad))
-                ev["export_ids"] = {"before": sorted(before[name]["live"]), "after": sorted(after["live"])}
-                ev["export_ids_equal"] = (before[name] == after
-                                          and set(after["live"]) == set(after["registry"].values()))
-                wait_until(lambda v=v: self.services[dst].grace_events(v.recipe.ip) > graces0[name], 1.0)
-                ev["grace_events_sent"] = self.services[dst].grace_events(v.recipe.ip) - graces0[name]
-            else:
-                ev.update(knfsd_evidence(before[name], after))
-            fo["volumes"][name] = ev
-        if ganesha and t_up:
-            self.wait_grace_over(fo, dst, min(t_up.values()))
+                return
+            t_up[name] = time.monotonic()
+            fo["volumes"][name] = self.volume_evidence(i, v, routes[name][0], landed[name], t_fail, t_up[name],
+                                                       before[name], graces0[name], bad)
+        with ThreadPoolExecutor(max_workers=max(1, len(moving)), thread_name_prefix="gha-lab-vol") as pool:
+            for _ in pool.map(one, moving):
+                pass
+        fo["volumes"] = {v.recipe.name: fo["volumes"][v.recipe.name] for v in moving if v.recipe.name in fo["volumes"]}
+        landed = {v.recipe.name: landed[v.recipe.name] for v in moving if v.recipe.name in landed}
+        fo["to"] = ", ".join(sorted(set(landed.values()))) or None
+        fo["landed"] = landed
+        logged = self.log_since(marks)
+        fo["pacemaker"] = self.pacemaker_lines(logged)
+        self.spread_check(fo, kind, landed)
+        if ganesha:
+            for dst in sorted(set(landed.values())):
+                self.wait_grace_over(fo, dst, min(t_up[n] for n, d in landed.items() if d == dst))
         for v in moving:
             ev = fo["volumes"].get(v.recipe.name)
             if ev is None:
@@ -149,7 +185,9 @@ class ClusterFailovers:
             for check, passed in ev["checks"].items():
                 if not passed:
                     bad(f"{v.recipe.name}: check failed: {check}")
-        self.after(kind, src)
+        if sampler is not None:
+            fo["timeline"] = self.timeline(t_fail, wall0, routes, landed, self.log_since(marks), sampler.stop())
+        self.after(kind, src, routes)
         vols = list(fo["volumes"].values())
         complete = bool(vols) and len(vols) == len(moving)
         if ganesha:
@@ -166,6 +204,22 @@ class ClusterFailovers:
         fo["ok"] = complete and not fo["problems"]
         say(f"  failover {i} ({kind}): {'OK' if fo['ok'] else 'FAILED'}: {summary}")
         return fo
+
+    def volume_evidence(self, i: int, v: Vol, src: str, dst: str, t_fail: float, t_up: float,
+                        before: dict[str, Any], graces0: dict[str, int], bad) -> dict[str, Any]:
+        """What volume `v`, moved from `src` and served on `dst` since `t_up`, shows: its
+        identity there and (Ganesha) its client's evidence and the grace event sent."""
+        ev: dict[str, Any] = {"from": src, "to": dst, "service_gap_s": round(t_up - t_fail, 2)}
+        after = self.snapshot(dst, v)
+        if self.opts.server != "ganesha":
+            return {**ev, **knfsd_evidence(before, after)}
+        ev.update(self.client_evidence(i, v, dst, t_up, bad))
+        ev["export_ids"] = {"before": sorted(before["live"]), "after": sorted(after["live"])}
+        ev["export_ids_equal"] = before == after and set(after["live"]) == set(after["registry"].values())
+        g0 = graces0.get(dst, 0)
+        wait_until(lambda: self.services[dst].grace_events(v.recipe.ip) > g0, 1.0)
+        ev["grace_events_sent"] = self.services[dst].grace_events(v.recipe.ip) - g0
+        return ev
 
     def snapshot(self, node: str, v: Vol) -> dict[str, Any]:
         """The volume's identity as `node` serves it: registry, and the live table."""
@@ -188,16 +242,20 @@ class ClusterFailovers:
 
     def outage_limit(self, kind: str) -> float:
         """grace + 2 s (the direct lab's bound) plus what the cluster needs to notice and act:
-        a monitor interval for a crash, corosync's token and consensus plus a DC election for
-        a lost node, and the sequential stop/start of the group's three resources."""
-        detect = {"move": 0, "shutdown": 0, "kill": MONITOR_S, "loss": 5}[kind]
+        a monitor interval for a crash, corosync's token and consensus (growing with the
+        number of nodes, layout.loss_detect_s) plus a DC election for a lost node, and the
+        sequential stop/start of the group's three resources."""
+        detect = {"move": 0, "failback": 0, "shutdown": 0, "kill": MONITOR_S,
+                  "loss": max(5.0, loss_detect_s(len(self.node_names)))}[kind]
         return self.opts.grace_period + 2 + detect + 5
 
-    def trigger(self, kind: str, src: str, dst: str, v1: Vol) -> None:
+    def trigger(self, kind: str, src: str, routes: dict[str, tuple[str, str | None]]) -> None:
         say = self.say
-        if kind == "move":
-            self.cluster.crm_resource("--move", "--resource", v1.recipe.group, "--node", dst)
-            say(f"  crm_resource --move --resource {v1.recipe.group} --node {dst}")
+        if kind in ("move", "failback"):
+            for name, (_, dst) in routes.items():
+                group = self.vols[name].recipe.group
+                self.cluster.crm_resource("--move", "--resource", group, "--node", dst)
+                say(f"  crm_resource --move --resource {group} --node {dst}")
         elif kind == "shutdown":
             say(f"  SIGTERM to pacemakerd on {src} (node shutdown)")
             self.cluster.stop_node(src, timeout=90)
@@ -211,11 +269,11 @@ class ClusterFailovers:
             self.cluster.kill_node(src)
             self.services[src].stop()   # reap what we started; it died with the node
 
-    def after(self, kind: str, src: str) -> None:
+    def after(self, kind: str, src: str, routes: dict[str, tuple[str, str | None]]) -> None:
         """Put the lab back together for the next failover, as an admin would."""
-        if kind == "move":
-            v1 = self.vols["vol1"]
-            self.cluster.crm_resource("--clear", "--resource", v1.recipe.group)
+        if kind in ("move", "failback"):
+            for name in routes:
+                self.cluster.crm_resource("--clear", "--resource", self.vols[name].recipe.group)
         elif kind in ("shutdown", "loss"):
             t = time.monotonic()
             self.net.flush_foreign(src)     # it boots without the floating IPs it had
@@ -231,6 +289,40 @@ class ClusterFailovers:
                 self.cluster.crm_resource("--cleanup", "--resource", v.recipe.group, check=False)
             self.say(f"  ganesha.nfsd on {src} restarted by its service manager; "
                      "crm_resource --cleanup cleared the fail counts")
+
+    def spread_check(self, fo: dict[str, Any], kind: str, landed: dict[str, str]) -> None:
+        """From three nodes on (a capacity set, layout.py): the volumes of a node that went
+        away must land on different survivors; the CIB's utilization is the proof."""
+        if kind not in ("shutdown", "kill", "loss") or self.recipe.capacity is None or len(landed) < 2:
+            return
+        fo["spread"] = len(set(landed.values())) == len(landed)
+        fo["placement_proof"] = self.placement_proof()
+        if not fo["spread"]:
+            fo["problems"].append(f"the volumes of {fo['from']} did not land on different survivors: {landed}")
+
+    def grace_sampler(self, nodes: list[str]) -> GraceSampler:
+        def probe(node: str) -> bool | None:
+            svc = self.services[node]
+            if svc.ganesha is None or svc.ganesha.proc is None or svc.ganesha.proc.poll() is not None:
+                return None
+            return in_grace(svc.bus_address)
+        return GraceSampler(nodes, probe).start()
+
+    def timeline(self, t0: float, wall0: float, routes: dict[str, tuple[str, str | None]],
+                 landed: dict[str, str], logged: list[tuple[str, str]],
+                 grace: dict[str, list[tuple[float, float]]]) -> dict[str, Any]:
+        """This failover on one clock (timeline.py), every volume's client, moved or not."""
+        vols = {}
+        for name, v in self.vols.items():
+            if v.client is None:
+                continue
+            moved = name in routes
+            vols[name] = {"moved": moved, "from": routes[name][0] if moved else self.where(v),
+                          "to": landed.get(name) if moved else self.where(v),
+                          "reads": v.watch.window.probes if moved and v.watch.window else [],
+                          "writes": list(v.client.all_writes.probes)}
+        return build_timeline(t0=t0, wall0=wall0, t_end=time.monotonic(), volumes=vols,
+                              log_lines=logged, grace=grace)
 
     def wait_grace_over(self, fo: dict[str, Any], dst: str, t_up: float) -> None:
         svc = self.services[dst]

@@ -1,5 +1,5 @@
-"""`ganesha-ha lab` (the default, `--cluster`): the failover lab on a real two-node Pacemaker
-cluster.
+"""`ganesha-ha lab` (the default, `--cluster`): the failover lab on a real Pacemaker cluster of
+two nodes (or, with --nodes N, up to layout.MAX_NODES: see layout.py for the shape).
 
 The direct lab (`--direct`, direct_lab.py) runs the agent by hand; here Pacemaker decides
 every move.
@@ -15,6 +15,8 @@ every move.
 3. Two volumes (loop devices standing in for DRBD), ``vol1`` preferring node-a and ``vol2``
    node-b: active-active, the seed's own scenario. The resources are loaded with crmsh
    from recipe.py, the same text the README shows users.
+   From three nodes on: two volumes per node, each node's capacity 3 volumes, so a failed
+   node's volumes land on different survivors, and a watched fail-back after each failover.
 4. Failovers chosen by the cluster, each watched by an NFSv4 client per moved volume
    (evidence.py): ``move`` (crm_resource --move), ``shutdown`` (SIGTERM to pacemakerd, then
    the node goes down), ``kill`` (kill -9 of ganesha.nfsd: the monitor fails and, with
@@ -29,26 +31,27 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..recovery.ganesha_records import RECOVERY_FILE
 from ..install import agent_text
 from ..linux import proc_starttime
 from .base import CLUSTER_LAB_ROOT, LabRun, Progress
-from .cluster_failover import KINDS, MONITOR_S, NODES, ClusterFailovers, Vol
+from .cluster_failover import KINDS, MONITOR_S, ClusterFailovers, Vol
 from .evidence import ClientWatch
 from .ganesha_daemon import GaneshaDaemon, PrivateBus
 from .knfsd_evidence import NFSD_NOTE
+from .layout import capacity, id_range, node_names, volume_plan
 from .labclient import LabClient
 from .loopdev import detach_loops, make_volume_image
 from .node import PY, LabNode
-from .procs import wait_until
+from .procs import memory_kib, wait_until
 from .recipe import Recipe, VolumeRecipe
 from .sandbox import ClusterError
 from .sandbox.cluster import SandboxCluster
 from .sandbox.ocf_root import ocf_overlay
 
-VOLUMES = (("vol1", "node-a"), ("vol2", "node-b"))
+VOLUMES = volume_plan(2)   # the two-node lab's; layout.volume_plan(n) for n nodes
 IMAGE_SIZE = 128 * 1024 * 1024
 BREAKS = {"lying-monitor": "the exports agent's recurring monitor always says OCF_SUCCESS "
                            "(it checks nothing; shows with the kill failover)"}
@@ -66,6 +69,8 @@ class ClusterLabOptions:
     breaks: tuple[str, ...] = ()
     grace_period: int = 5
     keep: bool = False
+    nodes: int = 2            # cluster nodes (layout.py: 2 to MAX_NODES)
+    timeline: bool = False    # record each failover's timeline (timeline.py; --plot draws it)
 
 
 @dataclass
@@ -127,25 +132,32 @@ class NodeServices(LabNode):
 
 
 class ClusterLab(ClusterFailovers, LabRun):
-    """One run of the cluster lab (two volumes, nodes "node-a" and "node-b"). See LabRun."""
+    """One run of the cluster lab (layout.py: nodes "node-a", "node-b", ...; one volume per
+    node with two nodes, two per node from three). See LabRun."""
 
     ID_PREFIX = "k"
     ROOT = CLUSTER_LAB_ROOT
 
     def __init__(self, opts: ClusterLabOptions, progress: Progress | None = None) -> None:
-        super().__init__(opts, progress, nodes=NODES)
+        self.node_names = node_names(opts.nodes)
+        self.plan = volume_plan(opts.nodes)
+        # from three nodes on, every failover is followed by a watched fail-back, so that each
+        # starts from every node holding its own two volumes (layout.py)
+        self.schedule = list(opts.kinds) if opts.nodes == 2 else \
+            [k for kind in opts.kinds for k in (kind, "failback")][:-1]
+        super().__init__(opts, progress, nodes=self.node_names)
         self.services: dict[str, NodeServices] = {}
         self.cluster: SandboxCluster | None = None
         self.vols: dict[str, Vol] = {}
         self.recipe: Recipe | None = None
-        self.report.update({"mode": "cluster", "nodes": list(NODES), "kinds_requested": list(opts.kinds),
+        self.report.update({"mode": "cluster", "nodes": list(self.node_names), "kinds_requested": list(opts.kinds),
                             "fencing": FENCING_NOTE})
 
     def planned(self) -> int:
-        return len(self.opts.kinds)
+        return len(self.schedule)
 
     def one_failover(self, i: int) -> dict[str, Any]:
-        return self.failover(i, self.opts.kinds[i - 1])
+        return self.failover(i, self.schedule[i - 1])
 
     def can_keep(self) -> bool:
         return self.cluster is not None
@@ -153,7 +165,7 @@ class ClusterLab(ClusterFailovers, LabRun):
     def node_states(self) -> list[dict[str, Any]]:
         """Each node's cluster daemons (init, corosync, pacemakerd), then its services."""
         nodes = []
-        for name in NODES:
+        for name in self.node_names:
             pids: list[list] = []
             cn = self.cluster.nodes[name] if self.cluster else None
             if cn is not None:
@@ -171,11 +183,11 @@ class ClusterLab(ClusterFailovers, LabRun):
         self.save_state()
         self.net.create()
         self.save_state()
-        say(f"lab {self.run_id}: network namespaces {', '.join(self.net.ns(n) for n in NODES)} "
+        say(f"lab {self.run_id}: network namespaces {', '.join(self.net.ns(n) for n in self.node_names)} "
             f"(nodes), {self.net.client} (client), switch {self.net.switch}")
         binds: dict[str, list] = {}
         overlay = self.ocf_overlay()
-        for name in NODES:
+        for name in self.node_names:
             svc = NodeServices(name, self.net.ns(name), self.workdir / name, self.net.addr(name),
                                grace_period=self.opts.grace_period,
                                run_ganesha=self.opts.server == "ganesha")
@@ -183,21 +195,23 @@ class ClusterLab(ClusterFailovers, LabRun):
             self.services[name] = svc
             binds[name] = [*overlay, *svc.node_binds()]
         self.cluster = SandboxCluster(
-            self.workdir / "cluster", list(NODES), tag=self.run_id, binds=binds,
-            netns={n: (self.net.ns(n), self.net.addr(n)) for n in NODES},
+            self.workdir / "cluster", list(self.node_names), tag=self.run_id, binds=binds,
+            netns={n: (self.net.ns(n), self.net.addr(n)) for n in self.node_names},
             crm_config={"cluster-name": f"gha-{self.run_id}", "cluster-recheck-interval": "10s"},
             die_with_parent=not self.opts.keep)   # kept: the nodes outlive this process
         t = time.monotonic()
-        self.cluster.start(timeout=90)
+        self.cluster.start(timeout=90 + 15 * len(self.node_names))
         self.save_state()
         self.report["nodes_online"] = sorted(self.cluster.online_nodes())
-        say(f"cluster: corosync + pacemakerd on {' and '.join(NODES)}, both online after "
+        self.report["cluster_online_s"] = round(time.monotonic() - t, 2)
+        say(f"cluster: corosync + pacemakerd on {', '.join(self.node_names)}, all online after "
             f"{time.monotonic() - t:.1f} s")
-        for name in NODES:
+        for name in self.node_names:
             self.boot_services(name)
         self.make_volumes()
         self.configure()
         self.connect_clients()
+        self.measure_memory()
 
     def ocf_overlay(self) -> list[tuple[Path, str]]:
         """/usr/lib/ocf/resource.d as the nodes see it (sandbox/ocf_root.py): the host's
@@ -225,7 +239,7 @@ class ClusterLab(ClusterFailovers, LabRun):
     def make_volumes(self) -> None:
         subnet = self.net.subnet
         vols = []
-        for k, (name, pref) in enumerate(VOLUMES):
+        for k, (name, pref) in enumerate(self.plan):
             image = self.workdir / f"{name}.img"
             self.images.append(image)
             dev = make_volume_image(image, IMAGE_SIZE, f"gha-{name}")
@@ -239,16 +253,18 @@ class ClusterLab(ClusterFailovers, LabRun):
             svc = self.services[pref]
             svc.mount(dev, mp)
             svc.run(["mkdir", "-p", f"{mp}/data", f"{mp}/home"], check=True)
-            svc.cli("volume", "init", str(mp), "--server", self.opts.server)
+            lo, hi = id_range(k + 1)   # disjoint: any volumes may meet on one node
+            svc.cli("volume", "init", str(mp), "--server", self.opts.server, "--id-range", f"{lo}-{hi}")
             for d in ("data", "home"):
                 svc.cli("export", "add", str(mp), d, "--client", f"{subnet}.0/24(rw)",
                         "--squash", "no_root_squash", "--pseudo", f"/{name}/{d}")
             svc.umount(mp)
             vols.append(rec)
+            self.report.setdefault("export_id_ranges", {})[name] = [lo, hi]
             self.say(f"volume {name}: {image.name} on {dev}, ext4; exports /{name}/data, /{name}/home; "
-                     f"IP {rec.ip}; prefers {pref}")
+                     f"Export_Ids {lo}-{hi}; IP {rec.ip}; prefers {pref}")
         self.recipe = Recipe(server=self.opts.server, volumes=tuple(vols), monitor_s=MONITOR_S,
-                             fencing=False)
+                             fencing=False, capacity=capacity(self.opts.nodes), nodes=self.node_names)
 
     def configure(self) -> None:
         """Load the crmsh recipe into the cluster; wait for each group on its preferred node."""
@@ -257,7 +273,7 @@ class ClusterLab(ClusterFailovers, LabRun):
         path.write_text(script)
         home = self.workdir / "crm-home"
         home.mkdir(exist_ok=True)
-        cp = self.cluster.run(["crm", "configure", "load", "update", str(path)], node=NODES[0],
+        cp = self.cluster.run(["crm", "configure", "load", "update", str(path)], node=self.node_names[0],
                               timeout=120, env={"HOME": str(home), "TMPDIR": str(home)})
         if cp.returncode != 0:
             raise ClusterError(f"crm configure load failed ({cp.returncode}): {cp.stderr.strip()[:1500]}")
@@ -267,7 +283,7 @@ class ClusterLab(ClusterFailovers, LabRun):
             self.wait_group(v, v.recipe.preferred_node, timeout=90)
         self.report["cib"] = self.cluster.cib_query("configuration")
         placed = {v.recipe.name: self.where(v) for v in self.vols.values()}
-        self.report["started_on_preferred"] = all(placed[n] == p for n, p in VOLUMES)
+        self.report["started_on_preferred"] = all(placed[n] == p for n, p in self.plan)
         self.report["placement"] = placed
         self.say(f"resources loaded with crmsh; started in {time.monotonic() - t:.1f} s: "
                  + ", ".join(f"{n} on {w}" for n, w in placed.items()))
@@ -311,7 +327,7 @@ class ClusterLab(ClusterFailovers, LabRun):
             if not wait_until(saved, 2 * MONITOR_S + 10, 0.25):
                 self.problem(f"{name}: the client's recovery record never reached the volume")
         self.report["records_on_volume_after_s"] = round(time.monotonic() - t, 2)
-        self.say(f"client records saved to both volumes by the recurring monitor "
+        self.say(f"client records saved to every volume by the recurring monitor "
                  f"({self.report['records_on_volume_after_s']} s)")
 
     def write_mount_records(self) -> None:
@@ -332,10 +348,61 @@ class ClusterLab(ClusterFailovers, LabRun):
     def where(self, v: Vol) -> str | None:
         return self.cluster.resource_location(v.recipe.ids()[2])
 
-    def wait_group(self, v: Vol, node: str, timeout: float) -> None:
+    def wait_group(self, v: Vol, node: str, timeout: float) -> str:
         """Until every member of the volume's group runs on `node` (the IP, last, too)."""
         for rid in v.recipe.ids():
             self.cluster.wait_resource(rid, node=node, timeout=timeout)
+        return node
+
+    def wait_moved(self, v: Vol, away_from: str, timeout: float) -> str:
+        """Until the volume's whole group runs on one node other than `away_from` (where
+        Pacemaker chose); returns that node. ClusterError after `timeout` seconds."""
+        seen: list = [None]
+
+        def moved() -> bool:
+            where = self.started_on(v.recipe.ids())
+            nodes = set(where.values())
+            seen[0] = where
+            return set(where) == set(v.recipe.ids()) and len(nodes) == 1 and away_from not in nodes
+        if not wait_until(moved, timeout, 0.2):
+            raise ClusterError(f"{v.recipe.group} not running away from {away_from} after {timeout:.0f} s "
+                               f"(last: {seen[0]})")
+        return next(iter(seen[0].values()))
+
+    def started_on(self, rids: Iterable[str]) -> dict[str, str]:
+        """Resource id → the node it is Started on, for those of `rids` that are (one crm_mon)."""
+        root = self.cluster.crm_mon_xml()
+        want = set(rids)
+        return {r.get("id"): r.find("node").get("name")
+                for r in (root.iter("resource") if root is not None else ())
+                if r.get("id") in want and r.get("role") == "Started" and r.find("node") is not None}
+
+    def placement(self) -> dict[str, str | None]:
+        """Volume → the node its exports run on (one crm_mon)."""
+        on = self.started_on(v.recipe.ids()[1] for v in self.vols.values())
+        return {n: on.get(v.recipe.ids()[1]) for n, v in self.vols.items()}
+
+    def placement_proof(self) -> dict[str, Any]:
+        """What the cluster itself says of the placement: each node's capacity and what is
+        left of it (crm_simulate --live-check --show-utilization), and where each group runs
+        (crm_mon), with the CIB's placement-strategy."""
+        cp = self.cluster.run(["crm_simulate", "--live-check", "--show-utilization"], timeout=30)
+        util = [ln.strip() for ln in cp.stdout.splitlines() if "capacity:" in ln]
+        strategy = self.cluster.crm_attribute("--type", "crm_config", "--name", "placement-strategy",
+                                              "--query", "--quiet", check=False).stdout.strip()
+        return {"placement_strategy": strategy, "utilization": util, "crm_mon": self.placement()}
+
+    def measure_memory(self) -> None:
+        """Each node's processes (corosync, Pacemaker's daemons, the system bus, ganesha.nfsd,
+        with its volumes' exports up): PSS and RSS, after setup."""
+        mem = {}
+        for name in self.node_names:
+            pids = self.cluster.nodes[name].processes() | set(self.services[name].pids())
+            mem[name] = memory_kib(pids)
+        self.report["memory_kib"] = mem
+        per = sorted(m["pss_kib"] for m in mem.values())
+        self.say(f"memory per node (PSS): {per[0] / 1024:.0f}-{per[-1] / 1024:.0f} MiB "
+                 f"({sum(per) / 1024:.0f} MiB for {len(per)} nodes)")
 
     def final_check(self) -> None:
         totals = {}

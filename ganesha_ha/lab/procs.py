@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 from ..linux import same_process
 
@@ -48,3 +48,20 @@ def stop_popen(proc: subprocess.Popen, timeout: float = 5.0, sig: int = signal.S
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def memory_kib(pids: Iterable[int]) -> dict[str, int]:
+    """{"pss_kib", "rss_kib", "processes"} summed over `pids` (/proc/PID/smaps_rollup,
+    proc(5)): PSS shares each shared page among its users, so the PSS of several nodes adds
+    up to what they cost together. A process that is gone counts nothing."""
+    pss = rss = n = 0
+    for pid in pids:
+        try:
+            text = open(f"/proc/{pid}/smaps_rollup", encoding="ascii", errors="replace").read()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in text.splitlines()[1:] if ":" in line)
+        pss += int(fields.get("Pss", "0 kB").split()[0])
+        rss += int(fields.get("Rss", "0 kB").split()[0])
+        n += 1
+    return {"pss_kib": pss, "rss_kib": rss, "processes": n}

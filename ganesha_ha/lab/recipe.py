@@ -27,6 +27,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from .layout import UTILIZATION
+
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
 _PATH = re.compile(r"/[A-Za-z0-9._/+-]*")
 _NIC = re.compile(r"[A-Za-z0-9._-]{1,15}")
@@ -89,6 +91,10 @@ class Recipe:
     preference: int = 50
     migration_threshold: int = 1      # a failed monitor moves the group at once
     fencing: bool = True
+    # Volumes a node may hold (utilization "volumes": each group uses 1, each node has this
+    # many) with placement-strategy=balanced; None: no limit. See layout.py.
+    capacity: int | None = None
+    nodes: tuple[str, ...] = ()       # the nodes given that capacity (default: the preferred ones)
 
     def __post_init__(self) -> None:
         if self.server not in ("ganesha", "knfsd"):
@@ -96,6 +102,13 @@ class Recipe:
         names = [v.name for v in self.volumes]
         if len(set(names)) != len(names) or not names:
             raise ValueError("volumes need distinct names")
+        if self.capacity is not None and not 1 <= self.capacity <= 10000:
+            raise ValueError(f"capacity out of range: {self.capacity}")
+        for n in self.nodes:
+            _check(_NAME, n, "node name")
+
+    def capacity_nodes(self) -> tuple[str, ...]:
+        return self.nodes or tuple(dict.fromkeys(v.preferred_node for v in self.volumes))
 
     # -- the primitives, as (id, agent, params, ops) -----------------------------------
     def primitives(self, v: VolumeRecipe) -> list[tuple[str, str, dict[str, str], list[tuple[str, str]]]]:
@@ -128,6 +141,8 @@ class Recipe:
             for rid, agent, params, ops in self.primitives(v):
                 p = " ".join(f'{k}="{val}"' for k, val in params.items())
                 o = " ".join(f"op {name} {args}" for name, args in ops)
+                if self.capacity is not None and rid == v.ids()[1]:
+                    p += f" utilization {UTILIZATION}=1"
                 out.append(f"primitive {rid} {agent} params {p} {o}")
             out.append(f"group {v.group} {' '.join(v.members())}")
             out.append(f"location {v.group}-prefers-{v.preferred_node} {v.group} "
@@ -140,9 +155,12 @@ class Recipe:
                            "promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true")
                 out.append(f"colocation {v.group}-on-drbd inf: {v.group} {clone}:Promoted")
                 out.append(f"order {v.group}-after-drbd Mandatory: {clone}:promote {v.group}:start")
+        out += [f"node {n} utilization {UTILIZATION}={self.capacity}" for n in self.capacity_nodes()
+                if self.capacity is not None]
         out.append(f"rsc_defaults rsc-options: resource-stickiness={self.stickiness} "
                    f"migration-threshold={self.migration_threshold}")
-        out.append(f"property cib-bootstrap-options: stonith-enabled={str(self.fencing).lower()}")
+        out.append(f"property cib-bootstrap-options: stonith-enabled={str(self.fencing).lower()}"
+                   + (" placement-strategy=balanced" if self.capacity is not None else ""))
         return "\n".join(out) + "\n"
 
     # -- pcs ---------------------------------------------------------------------------
@@ -164,9 +182,13 @@ class Recipe:
             if v.drbd_resource:
                 out.append(f"pcs constraint colocation add {v.group} with Promoted {v.name}-drbd-clone INFINITY")
                 out.append(f"pcs constraint order promote {v.name}-drbd-clone then start {v.group}")
+        if self.capacity is not None:
+            out += [f"pcs resource utilization {v.ids()[1]} {UTILIZATION}=1" for v in self.volumes]
+            out += [f"pcs node utilization {n} {UTILIZATION}={self.capacity}" for n in self.capacity_nodes()]
         out.append(f"pcs resource defaults update resource-stickiness={self.stickiness} "
                    f"migration-threshold={self.migration_threshold}")
-        out.append(f"pcs property set stonith-enabled={str(self.fencing).lower()}")
+        out.append(f"pcs property set stonith-enabled={str(self.fencing).lower()}"
+                   + (" placement-strategy=balanced" if self.capacity is not None else ""))
         return "\n".join(out) + "\n"
 
 

@@ -119,14 +119,38 @@ def render_knfsd_text(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _cluster_shape(r: dict[str, Any]) -> list[str]:
+    """Export_Id ranges and each node's memory, when the report has them."""
+    out = []
+    if r.get("export_id_ranges"):
+        out.append("Export_Id ranges: " + ", ".join(f"{v} {lo}-{hi}" for v, (lo, hi) in r["export_id_ranges"].items()))
+    if r.get("memory_kib"):
+        out.append("memory per node after setup (PSS of its processes): " + ", ".join(
+            f"{n} {m['pss_kib'] / 1024:.0f} MiB" for n, m in r["memory_kib"].items()))
+    return out
+
+
+def _spread(f: dict[str, Any]) -> list[str]:
+    """Where a failed node's volumes landed, and what the cluster said of its capacity."""
+    if "spread" not in f:
+        return []
+    proof = f.get("placement_proof", {})
+    out = [f"      landed on {'different survivors' if f['spread'] else 'the SAME survivor'}: "
+           + ", ".join(f"{v} on {n}" for v, n in f["landed"].items())
+           + f" (placement-strategy={proof.get('placement_strategy', '?')})"]
+    out += [f"      crm_simulate: {ln}" for ln in proof.get("utilization", []) if ln.startswith("Remaining")]
+    return out
+
+
 def render_cluster_text(r: dict[str, Any]) -> str:
-    lines = [f"ganesha-ha lab {r['run_id']}: two-node Pacemaker cluster ({', '.join(r['nodes'])}), "
+    lines = [f"ganesha-ha lab {r['run_id']}: {len(r['nodes'])}-node Pacemaker cluster ({', '.join(r['nodes'])}), "
              f"server {r['server']}, grace period {r['grace_period_s']} s"]
     if r.get("break"):
         lines.append(f"broken on purpose: {', '.join(r['break'])}")
     if r.get("placement"):
         lines.append("started by the cluster: " + ", ".join(f"{v} on {n}" for v, n in r["placement"].items())
                      + (" (each on its preferred node)" if r.get("started_on_preferred") else ""))
+    lines += _cluster_shape(r)
     rows = []
     if r["server"] == "knfsd":
         for f in r.get("failovers", []):
@@ -153,7 +177,9 @@ def render_cluster_text(r: dict[str, Any]) -> str:
         lines += table(rows, ["#", "failover", "volume", "move", "outage s", "cluster s", "ids equal",
                               "handle kept", "reclaimed", "data ok", "writes lost", "result"]).splitlines()
     for f in r.get("failovers", []):
-        lines.append(f"  {f['n']} {f['kind']}: {f['what']}")
+        worst = "" if f.get("outage_s") is None else f" (worst outage {f['outage_s']:.2f} s)"
+        lines.append(f"  {f['n']} {f['kind']}: {f['what']}{worst}")
+        lines += _spread(f)
         for ln in f.get("pacemaker", [])[:8]:
             lines.append(f"      pacemaker: {ln}")
         for prob in f.get("problems", []):
@@ -162,6 +188,14 @@ def render_cluster_text(r: dict[str, Any]) -> str:
         lines.append(f"client of {name} wrote throughout: {w['records_acked']} records acknowledged, "
                      f"{'-' if w.get('acked_records_lost') is None else w['acked_records_lost']} missing "
                      f"afterwards; {w['stale_replies']} NFS4ERR_STALE replies")
+    worst: dict[str, float] = {}
+    for f in r.get("failovers", []):
+        if f.get("outage_s") is not None:
+            worst[f["kind"]] = max(worst.get(f["kind"], 0.0), f["outage_s"])
+    if worst:
+        lines.append("worst outage per failover kind: " + ", ".join(f"{k} {v:.2f} s" for k, v in worst.items()))
+    if r.get("plot"):
+        lines.append(f"timeline of each failover drawn to {r['plot']}")
     if any(f["kind"] == "loss" for f in r.get("failovers", [])):
         lines.append(f"fencing: {r['fencing']}")
     for prob in r.get("problems", []):

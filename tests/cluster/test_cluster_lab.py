@@ -117,3 +117,43 @@ def test_all_four_failover_kinds():
     assert [f["kind"] for f in r["failovers"]] == ["move", "shutdown", "kill", "loss"]
     assert all(f["handles_preserved"] and f["data_verified"] for f in r["failovers"])
     assert leftovers(r["run_id"]) == []
+
+
+@pytest.mark.long
+def test_three_nodes_six_volumes_a_failed_nodes_volumes_land_on_different_survivors(tmp_path):
+    """`lab --nodes 3` (issue 19): two volumes prefer each node; shutdown, kill -9 of Ganesha
+    and node loss each send node-a's two volumes to node-b and node-c (capacity 3 per node,
+    placement-strategy=balanced), every volume's client keeps its handles, data and writes,
+    and the timelines drawn by --plot come from this run."""
+    plot = tmp_path / "failovers.png"
+    cp, r = cluster_lab("--nodes", "3", "--plot", str(plot), timeout=900)
+    assert cp.returncode == 0, (r["problems"], [f["problems"] for f in r["failovers"]])
+    nodes = ["node-a", "node-b", "node-c"]
+    assert r["nodes_online"] == nodes and r["started_on_preferred"] is True
+    assert r["placement"] == {f"vol{i}": nodes[(i - 1) // 2] for i in range(1, 7)}
+    ranges = sorted(r["export_id_ranges"].values())
+    assert len(ranges) == 6 and all(hi < lo for (_, hi), (lo, _) in zip(ranges, ranges[1:]))
+    assert [f["kind"] for f in r["failovers"]] == ["move", "failback", "shutdown", "failback", "kill",
+                                                   "failback", "loss"]
+    for f in r["failovers"]:
+        assert f["ok"] and f["handles_preserved"] and f["data_verified"], f["problems"]
+        for name, ev in f["volumes"].items():
+            assert ev["export_ids_equal"] and ev["reclaimed"] and ev["acked_writes_lost"] == 0
+            assert ev["stale_replies"] == 0 and min(ev["export_ids"]["after"]) >= r["export_id_ranges"][name][0]
+        tl = f["timeline"]
+        assert len(tl["volumes"]) == 6 and {n for n, v in tl["volumes"].items() if v["moved"]} == set(f["volumes"])
+        started = {(a["volume"], a["node"]) for a in tl["actions"] if a["action"] == "start"}
+        assert {(n, ev["to"]) for n, ev in f["volumes"].items()} <= started, tl["actions"]
+        assert any(g["node"] in f["to"] for g in tl["grace"]), tl["grace"]
+        if f["kind"] in ("shutdown", "kill", "loss"):
+            assert f["from"] == "node-a" and sorted(f["volumes"]) == ["vol1", "vol2"]
+            assert f["spread"] is True and sorted(f["landed"].values()) == ["node-b", "node-c"]
+            proof = f["placement_proof"]
+            assert proof["placement_strategy"] == "balanced"
+            assert {"Remaining: node-b capacity: volumes=0", "Remaining: node-c capacity: volumes=0"} <= set(
+                proof["utilization"]), proof["utilization"]
+            assert proof["crm_mon"]["vol1"] != proof["crm_mon"]["vol2"]
+    assert all(w["acked_records_lost"] == 0 for w in r["client_writes"].values()) and len(r["client_writes"]) == 6
+    assert set(r["memory_kib"]) == set(nodes) and all(m["pss_kib"] > 10_000 for m in r["memory_kib"].values())
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and r["plot"] == str(plot)
+    assert r["left_behind"] == [] and leftovers(r["run_id"]) == []
