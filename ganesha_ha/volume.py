@@ -275,8 +275,9 @@ class Volume:
             if live:
                 backend.require_running()
             tx = Transaction(base, backend, self.ctx(base), live)
-            yield tx
-            self._commit(tx, note)
+            with backend.action():
+                yield tx
+                self._commit(tx, note)
 
     def _commit(self, tx: Transaction, note: str) -> None:
         base, new, backend, ctx = tx.base, tx.state, tx.backend, tx.ctx
@@ -576,7 +577,11 @@ class Volume:
         else:
             mounted = True
         backend = self.backend(state)
-        ctx = self.ctx(state)
+        with backend.action():
+            return self._stop(backend, self.ctx(state), state, mounted, unlock, lease_wait, notes)
+
+    def _stop(self, backend: Backend, ctx: VolumeContext, state: RegistryState, mounted: bool, unlock: bool,
+              lease_wait: float, notes: list[str] | None) -> int:
         withdrawn = 0
         if backend.is_running():
             if mounted:
@@ -613,6 +618,10 @@ class Volume:
             return MonitorResult(running=False, drift=Drift())
         state = self.load()
         backend = self.backend(state)
+        with backend.action():
+            return self._monitor(backend, state, repair, save, probe)
+
+    def _monitor(self, backend: Backend, state: RegistryState, repair: bool, save: bool, probe: bool) -> MonitorResult:
         backend.require_running()
         ctx = self.ctx(state)
         drift = backend.drift(ctx, state.exports)

@@ -278,6 +278,12 @@ class KnfsdBackend:
         """exportfs writes a host under any name it knows for the address: compare addresses."""
         return bool((self._addresses(wanted) or frozenset()) & (self._addresses(live) or frozenset()))
 
+    def action(self):  # -> AbstractContextManager[None]
+        """Nothing to keep: each look at etab is one file read."""
+        from contextlib import nullcontext
+
+        return nullcontext()
+
     def served_ids(self) -> set[int]:
         """knfsd has no Export_Ids: exports are known by directory and fsid."""
         return set()
