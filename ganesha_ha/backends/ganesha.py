@@ -487,7 +487,7 @@ class GaneshaBackend:
             raise
         finally:
             _unlink(conf)   # a vehicle only: Ganesha has read it (and a secret stays in the registry)
-        per, unowned = batch.attribute(complaints(message))
+        per, unowned = batch.attribute(complaints(message), str(conf))
         for exp in ready:
             self._seen.pop(exp.export_id, None)
         if error is None and added_count(message) == len(ready) and not unowned:

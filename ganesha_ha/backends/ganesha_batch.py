@@ -62,17 +62,17 @@ class Batch(Record, frozen=True):
                 return span
         return None
 
-    def attribute(self, details: str) -> tuple[dict[int, list[str]], list[str]]:
-        """Ganesha's complaints (the text of a reply or of an error) per Export_Id, each as
-        "line L: TEXT" with L counted in the export's own block (as `render_export` alone
-        would number it), whitespace collapsed, repeats dropped; and the lines no block of
-        this batch owns, as they are."""
+    def attribute(self, details: str, file: str) -> tuple[dict[int, list[str]], list[str]]:
+        """Ganesha's complaints (the text of a reply or of an error) about this batch written
+        to `file`, per Export_Id, each as "line L: TEXT" with L counted in the export's own
+        block (as `render_export` alone would number it), whitespace collapsed, repeats
+        dropped; and the lines no block of this batch owns (another file, no place), as they are."""
         per: dict[int, list[str]] = {}
         other: list[str] = []
         for raw in details.splitlines():
             raw = raw.strip()
             m = _LOCATED.match(raw)
-            span = self.owner(int(m.group("line"))) if m else None
+            span = self.owner(int(m.group("line"))) if m and m.group("file") == file else None
             if span is None:
                 if raw:
                     other.append(" ".join(raw.split()))
