@@ -281,9 +281,18 @@ class GaneshaBackend:
         return {i: seen[i] for i in wanted if seen[i] is not None}
 
     def live_paths(self, ctx: VolumeContext, exports: Sequence[Export]) -> dict[str, bool]:
-        live = self._live([e.export_id for e in exports])
-        return {e.path: e.export_id in live and live[e.export_id].path == self._abspath(ctx, e)
-                for e in exports}
+        held = self._held(ctx, exports)
+        return {e.path: held[e.export_id] for e in exports}
+
+    def _held(self, ctx: VolumeContext, exports: Sequence[Export]) -> dict[int, bool]:
+        """Export_Id → whether it is live for the export's full path: ShowExports says so when
+        it lists that path (it lists the full path, or under mount_path_pseudo the pseudo path,
+        include/export_mgr.h `tmp_export_path`); otherwise DisplayExport decides."""
+        shown = self.show_exports()
+        sure = {e.export_id for e in exports if shown.get(e.export_id) == self._abspath(ctx, e)}
+        live = self._live([e.export_id for e in exports if e.export_id not in sure], shown)
+        return {e.export_id: e.export_id in sure or (e.export_id in live and live[e.export_id].path ==
+                                                     self._abspath(ctx, e)) for e in exports}
 
     def drift(self, ctx: VolumeContext, exports: Sequence[Export]) -> Drift:
         """One ShowExports and one DisplayExport per live export of the volume: missing,
@@ -638,13 +647,55 @@ class GaneshaBackend:
             raise ServerUnavailableError(f"{exc}: {why}; the removal completes in Ganesha meanwhile") from None
 
     def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
-        live = self._live([e.export_id for e in exports])
+        """RemoveExport of each export live for its path (others are not ours, or not live:
+        nothing to withdraw), in the given order. The removals whose FSAL does not block
+        Ganesha go out together (GaneshaBus.call_each: Ganesha answers them in turn, in the
+        order sent); each failure is the export's own. Every export is tried; one failure is
+        raised as it is when this call had one export, else PartlyAppliedError lists them."""
+        held = self._held(ctx, exports)
+        failures: list[tuple[Export, GaneshaHAError]] = []
+        together: list[Export] = []
         for exp in exports:
-            got = live.get(exp.export_id)
-            if got is None or got.path != self._abspath(ctx, exp):
-                continue  # not ours or not live: nothing to withdraw
-            self._remove(exp)
+            if not held[exp.export_id]:
+                continue
+            if self._remove_timeout(exp) == self.bus.timeout:
+                together.append(exp)
+                continue
+            failures += self._remove_together(ctx, together)
+            together = []
+            try:
+                self._remove(exp)   # alone, with the wait its FSAL needs
+                _unlink(self._conf_path(ctx, exp))
+            except ApplyError as exc:
+                failures.append((exp, exc))
+        failures += self._remove_together(ctx, together)
+        if failures:
+            if len(exports) == 1:
+                raise failures[0][1]
+            raise PartlyAppliedError(failures)
+
+    def _remove_together(self, ctx: VolumeContext, exports: list[Export]) -> list[tuple[Export, GaneshaHAError]]:
+        """RemoveExports sent together; the (export, error) of each Ganesha refused."""
+        if not exports:
+            return []
+        dbus = import_dbus()
+        for exp in exports:
+            self._seen.pop(exp.export_id, None)
+        try:
+            replies = self.bus.call_each(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "RemoveExport",
+                                         [(dbus.UInt16(exp.export_id),) for exp in exports])
+        except BaseException:
+            self._forget()
+            raise
+        failures: list[tuple[Export, GaneshaHAError]] = []
+        for exp, reply in zip(exports, replies):
+            if isinstance(reply, dbus.DBusException):
+                failures.append((exp, ApplyError(_explain("RemoveExport", exp, reply))))
+                continue
+            if self._view is not None:
+                self._view.pop(exp.export_id, None)
             _unlink(self._conf_path(ctx, exp))
+        return failures
 
     # ---- client recovery and grace ----------------------------------------------------
     def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:
