@@ -65,7 +65,7 @@ def bench_upstream(b: Bench):
     res = b.r.setdefault("upstream", {})
     small = [n for n in b.ns if n <= 100]
     runs = []
-    for k in range(b.reps if not b.args.quick else 3):
+    for k in range(b.reps if not b.args.quick else 1):
         log(f"upstream exportfs agent via ra_bench.sh, N={small}, run {k + 1}")
         runs.append(ra_bench(b, UPSTREAM, small, f"up{k}"))
     for n in small:
@@ -168,10 +168,12 @@ def importtime(b: Bench, argv_tail, env, reps=5):
 
 
 def bench_imports(b: Bench):
-    """`python -X importtime` of the agent as its #! line runs it; the classic monitor's
-    time taken apart step by step."""
+    """`python -X importtime` of the agent as the installed agent runs it; the classic
+    monitor's time taken apart step by step."""
     log("import time profiles")
-    agent = ["-IS", str(b.agent)]  # as its #! line runs it
+    # what the installed agent (a /bin/sh script, install.py) execs: the venv's python -IS
+    agent = ["-IS", "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); from ganesha_ha.agent import main; "
+                          "sys.exit(main())"]
     env = b.agent_env("knfsd")
     prof = {}
     prof["python -IS -c pass"] = importtime(b, ["-IS", "-c", "pass"], env)
