@@ -99,3 +99,8 @@ def test_ganesha_against_restart_and_floor_and_the_scale_rows():
     assert "| registry on disk (10000 exports) | 5120 KiB (5.0 MiB) | 5120 KiB (5.0 MiB) | |" in text
     assert "| knfsd | 30000 µs | 100 µs | 120 µs |" in text and "| ganesha | n/a | 200 µs | 250 µs |" in text
     assert "1.50 ms per AddExport" in text
+    f.r["scale"]["ganesha"].update(restart_start=None, restart_cap=240)
+    f.r["scale"]["knfsd"] = {"why": "exportfs failed"}
+    text = report.render(f, 60.0)
+    assert "| `volume start` | n/a | 12.00 s | > 240 s (not serving all 10000 yet; stopped there) |" in text
+    assert "knfsd: not measured: exportfs failed" in text
