@@ -182,15 +182,18 @@ def floor_obstacles(w, fl: dict, cl: dict, cu: dict, prof: dict, steps: list) ->
             text += (f" The interpreter and the standard-library modules the package needs take "
                      f"{fmt_ms(steps[1][1])} on their own, "
                      f"{steps[1][1] / theirs:.2f}× the shell agent's whole monitor.")
-        text += (" Then come the package's own modules; `subprocess`, for the check that exportfs "
-                 "can still drive the server, which the knfsd backend makes at every monitor "
-                 "(tests/server/test_faults.py holds the monitor to failing when exportfs fails); and the "
-                 "check of the export itself: that exportfs run and reads of the registry, etab "
-                 "and rmtab.")
+        text += (" Then come the package's own modules; the installed agent's `/bin/sh` wrapper (it "
+                 "answers OCF_ERR_INSTALLED when the interpreter is gone, install.py); and the check of "
+                 "the export itself: the exportfs run that proves exportfs can still drive the server "
+                 "(tests/server/test_faults.py holds the monitor to failing when exportfs fails), now "
+                 "through posix_spawn, and reads of the registry, etab and rmtab.")
         if mon:
-            gone = [m for m in ("site", "dataclasses", "typing", "uuid", "configobj") if m not in mon[0]]
+            gone = [m for m in ("site", "dataclasses", "typing", "uuid", "configobj", "subprocess")
+                    if m not in mon[0]]
             text += f" Not loaded any more: {', '.join(gone)}." if gone else ""
-        text += " Going lower would take a resident process or another language."
+        text += (" What remains is the interpreter and the standard library the model is written with "
+                 "(re, ipaddress, pathlib, json, enum through re): going lower would take a resident "
+                 "process or another language.")
         w(text)
     if steps:
         w("")
