@@ -505,11 +505,18 @@ class GaneshaBackend:
                 self._view.update((exp.export_id, self._abspath(ctx, exp)) for exp in ready)
         else:
             now = self.show_exports(fresh=True)
-            added = [exp for exp in ready if exp.export_id in now]
+            present = [exp for exp in ready if exp.export_id in now]
+            held = self._held(ctx, present)
+            added = [exp for exp in present if held[exp.export_id]]
+            for exp in present:   # live for another path: not ours (its id was taken meanwhile)
+                if not held[exp.export_id]:
+                    failures.append((exp, ApplyError(f"Ganesha AddExport of Export_Id {exp.export_id} "
+                                                     f"({exp.pseudo}): the id is already active for another path")))
         if unowned:   # whose? nobody can say: each goes again on its own
             for exp in reversed(added):
                 self._take_back(exp, failures)
-            said, alone_failures = self._each_alone(ctx, ready, dbus)
+            taken = {exp.export_id for exp, _ in failures}
+            said, alone_failures = self._each_alone(ctx, [e for e in ready if e.export_id not in taken], dbus)
             return said, failures + alone_failures
         judged = [exp for exp in added
                   if not self._refused(exp, per.get(exp.export_id, []), secrets, failures)]
@@ -525,7 +532,7 @@ class GaneshaBackend:
                 failures.append((exp, problem))
                 self._take_back(exp, failures)
         # not added: the block Ganesha blamed goes alone (for its own words), the rest together again
-        done = {exp.export_id for exp in added}
+        done = {exp.export_id for exp in added} | {exp.export_id for exp, _ in failures}
         blamed = [e for e in ready if e.export_id not in done and per.get(e.export_id)]
         rest = [e for e in ready if e.export_id not in done and not per.get(e.export_id)]
         said, alone_failures = self._each_alone(ctx, blamed if added or blamed else rest, dbus)

@@ -119,3 +119,17 @@ def test_a_stop_and_a_start_again_leave_no_batch_file_behind(ganesha, tmpfs_volu
     assert live_paths(ganesha) == {}
     volume.start()
     assert len(live_paths(ganesha)) == N
+
+
+def test_an_export_that_reads_back_wrong_is_taken_back_alone(ganesha, tmpfs_volume):
+    """Export #5's only client does not resolve here: Ganesha adds it (with a dead entry), its
+    read-back says it serves nobody; it is taken back and reported, the batch's others stay."""
+    volume, calls = make_volume(ganesha, tmpfs_volume,
+                                clients=lambda i: ["nosuch-host.invalid(rw)"] if i == 5 else ["127.0.0.1(rw)"])
+    result = volume.start()
+    assert [f.export.path for f in result.failed] == ["d5"], result.failed
+    assert "resolves on this node" in str(result.failed[0].error)
+    assert calls.count("AddExport") == 1 and calls.count("RemoveExport") == 1, calls.methods
+    live = live_paths(ganesha)
+    assert len(live) == N - 1 and all(p != str(tmpfs_volume / "d5") for p in live.values())
+    assert nfs_cat(ganesha, "/d6/f.txt").stdout == "file 6\n"
