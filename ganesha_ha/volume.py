@@ -199,13 +199,15 @@ class Volume:
         exports it becomes the parent of, that directory must exist in a parent backed by a
         local file system (VFS, XFS, or an FSAL stacked on one): ValidationError (exit 2)
         before anything is written, instead of the server's refusal after."""
-        from .plan import pseudo_parent
+        from .plan import pseudo_parent, pseudo_under
 
         if not backend_info(state.server).pseudo_tree:
             return
         others = [e for e in state.exports if e.path != exp.path]
         pairs = [(parent, exp) for parent in [pseudo_parent(exp.pseudo, others)] if parent is not None]
-        pairs += [(exp, child) for child in others if pseudo_parent(child.pseudo, state.exports) == exp]
+        # the parent of each export below `exp` only (each one's parent costs a pass over all)
+        pairs += [(exp, child) for child in others
+                  if pseudo_under(child.pseudo, exp.pseudo) and pseudo_parent(child.pseudo, state.exports) == exp]
         for parent, child in pairs:
             if not _local_fsal(parent.ganesha.fsal):
                 continue

@@ -57,3 +57,20 @@ def test_ours_are_looked_up_not_compared_with_each_of_theirs(monkeypatch):
     with pytest.raises(PseudoCollisionError, match="/vol2/d7 of d0 is already served"):
         check_pseudo_paths(Marks(theirs), lambda: served, [*ours, *exports(["/vol2/d7"], 40_000)], lambda e: e.path)
     assert len(compared) == 1
+
+
+def test_a_new_export_s_junctions_are_looked_for_below_it_only(monkeypatch):
+    """Volume.require_junctions looks for the parent of each export below the new one only:
+    it was each export's parent, a pass over all of them each (10^8 steps at 10 000 exports,
+    the `export add` of the 10 000th took 20 s)."""
+    from types import SimpleNamespace
+
+    from ganesha_ha import plan
+    from ganesha_ha.volume import Volume
+
+    asked = []
+    real = plan.pseudo_parent
+    monkeypatch.setattr(plan, "pseudo_parent", lambda pseudo, exps: asked.append(pseudo) or real(pseudo, exps))
+    many = exports([f"/vol1/d{i}" for i in range(2000)], 1)
+    Volume.__new__(Volume).require_junctions(SimpleNamespace(server="ganesha", exports=many), many[-1])
+    assert asked == [many[-1].pseudo]   # its own parent; nothing lies below it
