@@ -81,6 +81,9 @@ class Bench:
                 raise SystemExit(f"bind mount over {d} failed")
         for f in ("etab", "rmtab"):
             (Path("/var/lib/nfs") / f).touch()
+        # the node's runtime directory on a tmpfs, as /run is on a node (its files are not synced
+        # to a disk there: fsutil.write_runtime, nodestate's marks)
+        self.run_dir = self.tmpfs("run")
         self.bus_sock = self.work / "bus" / "bus.sock"
         self.conf.write_text(
             "[ganesha]\n"
@@ -89,7 +92,7 @@ class Bench:
             "dbus_timeout = 60\n"
             f"recovery_root = {self.work / 'recovery'}\n"
             "[node]\n"
-            f"runtime_dir = {self.work / 'run'}\n"
+            f"runtime_dir = {self.run_dir}\n"
         )
 
     def cleanup(self):
