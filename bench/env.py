@@ -70,7 +70,7 @@ class Bench:
         from ganesha_ha.install import install_agent
 
         (self.work / "ocf").mkdir(parents=True, exist_ok=True)
-        self.agent = install_agent(str(self.work / "ocf"))
+        self.agent = install_agent(str(self.work / "ocf")) / "exports"   # it returns the directory
         for d in ("/var/lib/nfs", "/run/resource-agents"):
             src = self.work / "bind" / d.strip("/")
             src.mkdir(parents=True)
