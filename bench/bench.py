@@ -6,6 +6,7 @@ timing; targets are reported. The work is split by job:
     env.py           the private environment (namespace, binds, volumes, agent calls), `Bench`
     agents.py        our agent vs ocf:heartbeat:exportfs: volume mode, upstream, classic, floor, imports
     ganesha_dbus.py  Ganesha exports live over D-Bus vs a ganesha.nfsd restart with N blocks
+    scale.py         one volume of 10 000 exports, knfsd and Ganesha
     labs.py          the failover outage of the direct and the cluster lab
     report.py        RESULTS.md from the figures
 """
@@ -21,6 +22,7 @@ import agents
 import ganesha_dbus
 import labs
 import report
+import scale
 from env import ROOT, Bench, log
 
 
@@ -32,11 +34,14 @@ def main() -> int:
     ap.add_argument("--no-lab", action="store_true")
     ap.add_argument("--lab-runs", type=int, default=2)
     ap.add_argument("--lab-timeout", type=int, default=180)
+    ap.add_argument("--lab-nodes", type=lambda t: [int(x) for x in t.split(",")], default=[2],
+                    help="node counts of the cluster lab, e.g. 2,3 (default 2)")
     ap.add_argument("--skip-restart", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--json", default=None, help="also write the raw figures to this file")
     ap.add_argument("--only", default="", help="comma list of sections (debugging): "
-                                               "knfsd,ganesha,upstream,classic,floor,imports,lab")
+                                               "knfsd,ganesha,scale,upstream,classic,floor,imports,lab")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("must run as root", file=sys.stderr)
@@ -51,6 +56,8 @@ def main() -> int:
             ganesha_dbus.bench_ganesha(b)
         if want("knfsd"):
             agents.bench_knfsd(b)
+        if want("scale"):
+            scale.bench_scale(b)
         if want("floor"):
             agents.bench_floor(b)
         if want("imports"):
@@ -63,11 +70,15 @@ def main() -> int:
             agents.bench_upstream(b)
         if want("lab"):
             labs.bench_lab(b)
-            labs.bench_cluster_lab(b)
+            for nodes in args.lab_nodes:
+                labs.bench_cluster_lab(b, nodes)
         text = report.render(b, time.monotonic() - t0)
     finally:
         b.cleanup()
     print(text)
+    if args.json:
+        import json
+        Path(args.json).write_text(json.dumps(b.r, indent=1, default=str))
     out = Path(args.out) if args.out else (None if (args.quick or only) else ROOT / "bench" / "RESULTS.md")
     if out is not None:
         out.write_text(text)

@@ -70,7 +70,7 @@ class Bench:
         from ganesha_ha.install import install_agent
 
         (self.work / "ocf").mkdir(parents=True, exist_ok=True)
-        self.agent = install_agent(str(self.work / "ocf"))
+        self.agent = install_agent(str(self.work / "ocf")) / "exports"   # it returns the directory
         for d in ("/var/lib/nfs", "/run/resource-agents"):
             src = self.work / "bind" / d.strip("/")
             src.mkdir(parents=True)
@@ -81,6 +81,9 @@ class Bench:
                 raise SystemExit(f"bind mount over {d} failed")
         for f in ("etab", "rmtab"):
             (Path("/var/lib/nfs") / f).touch()
+        # the node's runtime directory on a tmpfs, as /run is on a node (its files are not synced
+        # to a disk there: fsutil.write_runtime, nodestate's marks)
+        self.run_dir = self.tmpfs("run")
         self.bus_sock = self.work / "bus" / "bus.sock"
         self.conf.write_text(
             "[ganesha]\n"
@@ -89,7 +92,7 @@ class Bench:
             "dbus_timeout = 60\n"
             f"recovery_root = {self.work / 'recovery'}\n"
             "[node]\n"
-            f"runtime_dir = {self.work / 'run'}\n"
+            f"runtime_dir = {self.run_dir}\n"
         )
 
     def cleanup(self):
@@ -122,18 +125,20 @@ class Bench:
         linux.umount(str(mp), lazy=True)
         self.mounts.remove(mp)
 
-    def make_volume(self, name: str, server: str, n: int, client: str):
-        """A tmpfs volume with n directories and a registry holding n exports (written once)."""
+    def make_volume(self, name: str, server: str, n: int, client: str, dirs: int | None = None):
+        """A tmpfs volume with `dirs` (default n) directories d1, d2, ... and a registry
+        holding exports of the first n (written once); Export_Ids from ID_BASE + 1."""
         from ganesha_ha.model import Export, KnfsdOptions, new_fsid, parse_clients
         from ganesha_ha.registry import Registry
 
         mp = self.tmpfs(name)
         reg = Registry(mp)
-        state = reg.init(server, (ID_BASE, ID_BASE + 1999), 1000)
+        state = reg.init(server, (ID_BASE, ID_BASE + max(1999, 2 * (dirs or n))), 1000)
         clients = parse_clients([client])
+        for i in range(1, (dirs or n) + 1):
+            (mp / f"d{i}").mkdir()
         exps = []
         for i in range(1, n + 1):
-            (mp / f"d{i}").mkdir()
             exps.append(Export(path=f"d{i}", export_id=ID_BASE + i, knfsd=KnfsdOptions(new_fsid()),
                                pseudo=f"{mp}/d{i}", clients=clients))
         with reg.locked():
@@ -166,9 +171,10 @@ class Bench:
     def ganesha_up(self):
         return self.gdaemon is not None and self.gdaemon.proc is not None
 
-    def live_ids(self) -> set[int] | None:
+    def live_ids(self, bus_address: str | None = None) -> set[int] | None:
+        """The Export_Ids the Ganesha on our bus (or on `bus_address`) serves; None: no answer."""
         from ganesha_ha.backends.ganesha import GaneshaBackend
-        be = GaneshaBackend(self.settings())
+        be = GaneshaBackend(self.settings(), bus_address)
         try:
             return set(be.show_exports())
         except Exception:

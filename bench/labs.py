@@ -47,14 +47,17 @@ def bench_lab(b: Bench):
     res.update(status="measured", samples=samples)
 
 
-def bench_cluster_lab(b: Bench):
-    """The default lab: Pacemaker decides four failovers (move, shutdown, kill -9, loss)."""
-    res = b.r["cluster_lab"] = {"status": "not measured yet"}
+def bench_cluster_lab(b: Bench, nodes: int = 2):
+    """The cluster lab with `nodes` Pacemaker nodes (the default lab: two; `bench/run
+    --lab-nodes 2,3` asks for more, given to `ganesha-ha lab --nodes N`): Pacemaker decides
+    each failover (move, shutdown, kill -9, loss). Stored under b.r["cluster_labs"][nodes];
+    report.py renders one section per node count."""
+    res = b.r.setdefault("cluster_labs", {})[nodes] = {"status": "not measured yet"}
     if b.args.no_lab:
         res["why"] = "not run (bench/run --no-lab)"
         return
-    log("cluster lab (two Pacemaker nodes, four failover kinds)")
-    sample, why = run_lab([], max(b.args.lab_timeout, 400))
+    log(f"cluster lab ({nodes} Pacemaker nodes, four failover kinds)")
+    sample, why = run_lab([] if nodes == 2 else ["--nodes", str(nodes)], max(b.args.lab_timeout, 400 * nodes // 2))
     if sample is None:
         res["why"] = why
         return

@@ -10,6 +10,8 @@ import time
 from env import ROOT, Bench
 from labs import lab_rows, lab_summary
 
+BATCH = "up to 256"   # backends/ganesha_batch.BATCH_MAX
+
 
 def fmt_s(x, digits=2):
     return "n/a" if x is None else f"{x:.{digits}f} s"
@@ -39,8 +41,12 @@ def met(ok):
     return "n/a" if ok is None else ("**met**" if ok else "**not met**")
 
 
-def cluster_lab_section(w, clab: dict) -> None:
-    w("### Under Pacemaker (`ganesha-ha lab --json`, the default lab)")
+def cluster_lab_section(w, clab: dict, nodes: int = 2) -> None:
+    """One cluster lab run; `nodes`: its node count (the default lab has two)."""
+    if nodes == 2:
+        w("### Under Pacemaker (`ganesha-ha lab --json`, the default lab)")
+    else:
+        w(f"### Under Pacemaker, {nodes} nodes (`ganesha-ha lab --nodes {nodes} --json`)")
     w("")
     if clab.get("status") != "measured":
         w(f"Not measured: {clab.get('why', '')}")
@@ -66,6 +72,98 @@ def cluster_lab_section(w, clab: dict) -> None:
     w("")
 
 
+def _sum(a, b):
+    return None if a is None or b is None else a + b
+
+
+def ganesha_targets(w, ga: dict, ns) -> None:
+    """Ganesha's start at the largest N against the restart and the raw D-Bus floor."""
+    n = max(ns)
+    g = ga.get(n, {})
+    ours, rs, fl = g.get("start"), g.get("restart_start"), g.get("floor_add")
+    w(f"| Ganesha start of {n} exports ≤ a ganesha.nfsd restart with the same {n} EXPORT blocks | "
+      f"{fmt_t(ours)} vs {fmt_t(rs)}: restart / ours = {fmt_ratio(rs, ours)} | "
+      f"{met(None if ours is None or rs is None else ours <= rs)} |")
+    w(f"| stretch: Ganesha start of {n} within 2× the raw D-Bus floor ({n} AddExports, nothing else) | "
+      f"{fmt_t(ours)} vs {fmt_t(fl)}: ours / floor = {fmt_ratio(ours, fl)} | "
+      f"{met(None if ours is None or fl is None else ours <= 2 * fl)} |")
+
+
+def monitor_per_export(r: dict, server: str, ns) -> dict[int, float]:
+    """N → one monitor's time per export, for every N this run measured on one volume of `server`."""
+    table = r.get("knfsd" if server == "knfsd" else "ganesha", {})
+    out = {n: table[n]["monitor"] / n for n in ns if table.get(n, {}).get("monitor") is not None}
+    sc = r.get("scale", {})
+    if sc.get(server, {}).get("monitor") is not None:
+        out[sc["n"]] = sc[server]["monitor"] / sc["n"]
+    return out
+
+
+def scale_targets(w, r: dict) -> None:
+    sc = r.get("scale", {})
+    if not sc:
+        return
+    n = sc["n"]
+    for server in ("knfsd", "ganesha"):
+        per = monitor_per_export(r, server, [k for k in (1000, 100) if k < n])
+        below = max((k for k in per if k < n), default=None)
+        if n not in per or below is None:
+            continue
+        ratio = per[n] / per[below]
+        w(f"| {server}: one monitor of a {n}-export volume stays O(N): per export ≤ 1.5× its cost at {below} | "
+          f"{per[n] * 1e6:.0f} µs vs {per[below] * 1e6:.0f} µs per export ({ratio:.2f}×) | {met(ratio <= 1.5)} |")
+
+
+def scale_section(w, r: dict, ns) -> None:
+    sc = r.get("scale", {})
+    if not sc:
+        return
+    n = sc["n"]
+    kn, ga = sc.get("knfsd", {}), sc.get("ganesha", {})
+    w(f"## 5. One volume of {n} exports")
+    w("")
+    w(f"The volume's registry holds {n - 1} exports; then, as an administrator and Pacemaker would: "
+      f"`ganesha-ha volume start`, `ganesha-ha export add` of the {n}th export (live), the agent's "
+      "`monitor` of the whole volume (median of 3), `ganesha-ha export list`, `ganesha-ha volume stop`; "
+      f"each a new process, as timed from outside. Ganesha restart: ganesha.nfsd launched with the same "
+      f"{n} EXPORT blocks until ShowExports lists all of them, then SIGTERM until it exits.")
+    w("")
+    for server, got in (("knfsd", kn), ("NFS-Ganesha", ga)):
+        if got.get("why"):
+            w(f"{server}: not measured: {got['why']}")
+            w("")
+    rs = ga.get("restart_start")
+    if rs is None and ga.get("restart_cap"):
+        restart = f"> {ga['restart_cap']} s (not serving all {n} yet; stopped there)"
+    else:
+        restart = f"{fmt_t(rs)} (restart / ours {fmt_ratio(rs, ga.get('start'))})"
+    w("| | knfsd | NFS-Ganesha (D-Bus) | ganesha.nfsd restart with the same blocks |")
+    w("|---|---:|---:|---:|")
+    w(f"| `volume start` | {fmt_t(kn.get('start'))} | {fmt_t(ga.get('start'))} | {restart} |")
+    w(f"| `export add` of the {n}th export | {fmt_t(kn.get('add'))} | {fmt_t(ga.get('add'))} | "
+      f"(the restart above) |")
+    w(f"| one `monitor` of the volume | {fmt_t(kn.get('monitor'))} | {fmt_t(ga.get('monitor'))} | |")
+    w(f"| `export list` | {fmt_t(kn.get('list'))} | {fmt_t(ga.get('list'))} | |")
+    w(f"| `volume stop` | {fmt_t(kn.get('stop'))} | {fmt_t(ga.get('stop'))} | {fmt_t(ga.get('restart_stop'))} |")
+    w(f"| registry on disk ({n} exports) | {_kib(kn.get('registry'))} | {_kib(ga.get('registry'))} | |")
+    w("")
+    rows = {server: monitor_per_export(r, server, ns) for server in ("knfsd", "ganesha")}
+    sizes = sorted(set(rows["knfsd"]) | set(rows["ganesha"]))
+    if sizes:
+        w("One monitor's cost per export (this run's figures; O(N) keeps it flat as N grows):")
+        w("")
+        w("| N | " + " | ".join(str(k) for k in sizes) + " |")
+        w("|---|" + "---:|" * len(sizes))
+        for server in ("knfsd", "ganesha"):
+            w(f"| {server} | " + " | ".join(f"{rows[server][k] * 1e6:.0f} µs" if k in rows[server] else "n/a"
+                                           for k in sizes) + " |")
+        w("")
+
+
+def _kib(size) -> str:
+    return "n/a" if size is None else f"{size / 1024:.0f} KiB ({size / 1024 / 1024:.1f} MiB)"
+
+
 def floor_obstacles(w, fl: dict, cl: dict, cu: dict, prof: dict, steps: list) -> None:
     """What stands between the per-call floor and 1.5× the shell agent, from this run's figures."""
     w("### What stands in the way of 1.5×")
@@ -84,15 +182,18 @@ def floor_obstacles(w, fl: dict, cl: dict, cu: dict, prof: dict, steps: list) ->
             text += (f" The interpreter and the standard-library modules the package needs take "
                      f"{fmt_ms(steps[1][1])} on their own, "
                      f"{steps[1][1] / theirs:.2f}× the shell agent's whole monitor.")
-        text += (" Then come the package's own modules; `subprocess`, for the check that exportfs "
-                 "can still drive the server, which the knfsd backend makes at every monitor "
-                 "(tests/server/test_faults.py holds the monitor to failing when exportfs fails); and the "
-                 "check of the export itself: that exportfs run and reads of the registry, etab "
-                 "and rmtab.")
+        text += (" Then come the package's own modules; the installed agent's `/bin/sh` wrapper (it "
+                 "answers OCF_ERR_INSTALLED when the interpreter is gone, install.py); and the check of "
+                 "the export itself: the exportfs run that proves exportfs can still drive the server "
+                 "(tests/server/test_faults.py holds the monitor to failing when exportfs fails), now "
+                 "through posix_spawn, and reads of the registry, etab and rmtab.")
         if mon:
-            gone = [m for m in ("site", "dataclasses", "typing", "uuid", "configobj") if m not in mon[0]]
+            gone = [m for m in ("site", "dataclasses", "typing", "uuid", "configobj", "subprocess")
+                    if m not in mon[0]]
             text += f" Not loaded any more: {', '.join(gone)}." if gone else ""
-        text += " Going lower would take a resident process or another language."
+        text += (" What remains is the interpreter and the standard library the model is written with "
+                 "(re, ipaddress, pathlib, json, enum through re): going lower would take a resident "
+                 "process or another language.")
         w(text)
     if steps:
         w("")
@@ -165,7 +266,7 @@ def render(b: Bench, elapsed: float) -> str:
         lab_outage, lab_grace = lab_summary(lab["samples"])
         if lab_outage is not None and lab_grace is not None:
             t_lab = lab_outage <= lab_grace + 2
-    clab = r.get("cluster_lab", {})
+    clab = r.get("cluster_labs", {}).get(2, {})
     cl_outage = None
     if clab.get("status") == "measured":
         outs = [f.get("outage_s") for f in clab["sample"]["failovers"]]
@@ -184,6 +285,8 @@ def render(b: Bench, elapsed: float) -> str:
     w(f"| knfsd start of 1000 exports ≥ 20× faster than upstream's 1000 starts | "
       f"{fmt_ratio(up.get(1000, {}).get('start_all_s'), kn.get(1000, {}).get('start'))}{ex} | {met(t_start)} |")
     w(f"| 1000 exports live on Ganesha via D-Bus ≤ 10 s | {fmt_t(g1000)} | {met(t_g)} |")
+    ganesha_targets(w, ga, b.ns)
+    scale_targets(w, r)
     fr = ", ".join(f"{x:.2f}×" for x in floor_ratios) or "n/a"
     w(f"| per-call overhead at N = 1 within 1.5× of the shell agent (meta-data, classic monitor) | "
       f"{fr} | {met(t_floor)} |")
@@ -238,16 +341,30 @@ def render(b: Bench, elapsed: float) -> str:
       "are medians of 3 runs.")
     w("")
     w("| N | ganesha-ha start (D-Bus) | ganesha.nfsd start with N blocks | ratio (restart / ours) | "
-      "ganesha-ha stop | ganesha.nfsd stop | ganesha-ha monitor |")
-    w("|---:|---:|---:|---:|---:|---:|---:|")
+      "ganesha-ha stop | ganesha.nfsd stop | ganesha-ha stop + start / restart's | ganesha-ha monitor |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in b.ns:
         g = ga.get(n, {})
         rs = g.get("restart_start")
         rr = g.get("restart_reps")
         note = f" *({rr} runs)*" if rr and rr != b.reps else ""
+        cycle = _sum(g.get("start"), g.get("stop"))
         w(f"| {n} | {fmt_t(g.get('start'))} | {fmt_t(rs)}{note} | {fmt_ratio(rs, g.get('start'))} | "
-          f"{fmt_t(g.get('stop'))} | {fmt_t(g.get('restart_stop'))} | {fmt_t(g.get('monitor'))} |")
+          f"{fmt_t(g.get('stop'))} | {fmt_t(g.get('restart_stop'))} | "
+          f"{fmt_ratio(cycle, _sum(rs, g.get('restart_stop')))} | {fmt_t(g.get('monitor'))} |")
     w("")
+    floor_n = next((n for n in reversed(b.ns) if ga.get(n, {}).get("floor_add")), None)
+    if floor_n is not None:
+        g = ga[floor_n]
+        w(f"Raw D-Bus floor at N = {floor_n} (same repetitions, interleaved): {floor_n} AddExports one after "
+          f"the other from one running Python process, each export its own file written beforehand, "
+          f"nothing else (no process start, no registry, no read-back): {fmt_t(g['floor_add'])} "
+          f"({g['floor_add'] / floor_n * 1000:.2f} ms per AddExport); {floor_n} RemoveExports: "
+          f"{fmt_t(g['floor_remove'])}. ganesha-ha's whole start (a new process, the registry, the "
+          f"exports sent {BATCH} to an AddExport, each read back with DisplayExport) is "
+          f"{fmt_ratio(g.get('start'), g['floor_add'])} of that floor; its stop "
+          f"{fmt_ratio(g.get('stop'), g['floor_remove'])} of the RemoveExports alone.")
+        w("")
 
     w("## 3. Per-call floor (N = 1)")
     w("")
@@ -283,7 +400,7 @@ def render(b: Bench, elapsed: float) -> str:
     if t_floor is False:
         floor_obstacles(w, fl, cl, cu, prof, r.get("monitor_steps", []))
     if prof:
-        w("### Import time (`python -X importtime -IS <installed agent> ACTION`, median of 5)")
+        w("### Import time (`python -X importtime -IS -c <what the installed agent execs> ACTION`, median of 5)")
         w("")
         w("Top costs: cumulative ms of each import made by `site` (interpreter start-up, .pth "
           "files) or by a ganesha_ha module, with the importer in brackets. `-X importtime` "
@@ -330,7 +447,9 @@ def render(b: Bench, elapsed: float) -> str:
         w("|---|---|---|")
         w(f"| **not measured yet** | | {lab.get('why', '')} |")
     w("")
-    cluster_lab_section(w, r.get("cluster_lab", {}))
+    for nodes, clab in sorted(r.get("cluster_labs", {}).items()):
+        cluster_lab_section(w, clab, nodes)
+    scale_section(w, r, b.ns)
     if b.notes:
         w("## Notes")
         w("")

@@ -146,3 +146,17 @@ class ApplyError(GaneshaHAError):
     """The live server refused a change. The registry was rolled back, or the message says what is pending."""
 
     exit_code = 7
+
+
+class PartlyAppliedError(ApplyError):
+    """One call to the server carried out some of its exports and not others (Ganesha: a
+    batch of AddExports, backends/ganesha_batch.py). `failures` holds (export, error) for
+    each export that is not live as asked, `warnings` what the read-back of the others warned
+    of; the message is the first failure's. A caller that carries out each export on its own
+    (execute.py) takes the failures from here instead of trying every export again."""
+
+    def __init__(self, failures: list, warnings: list[str] | None = None):
+        more = f" (and {len(failures) - 1} more export(s) failed)" if len(failures) > 1 else ""
+        super().__init__(f"{failures[0][1]}{more}")
+        self.failures = failures
+        self.warnings = warnings or []

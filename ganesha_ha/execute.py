@@ -8,7 +8,9 @@ Two ways, chosen by the caller (volume.py):
   others are still carried out: one bad export affects only itself.
 
 Consecutive steps of one kind still go to the server in one call (what keeps 1000 knfsd
-exports at one exportfs process); only when that call fails are its exports tried one by
+exports at one exportfs process, and Ganesha's at a few AddExports); when that call fails,
+a backend that knows which of its exports failed says so (PartlyAppliedError: Ganesha
+attributes each complaint to its export's block), otherwise its exports are tried one by
 one, in plan order, to find which failed (an export already right costs knfsd nothing, and
 Ganesha an UpdateExport). Before an export is applied its node-local needs are checked
 (`Backend.check_installed_for`: Ganesha's FSAL modules), so a module missing here is a
@@ -20,7 +22,7 @@ answering (ServerUnavailableError), one of the volume's ids served for something
 """
 from __future__ import annotations
 
-from .errors import ApplyError, GaneshaHAError, NotInstalledError, ValidationError
+from .errors import ApplyError, GaneshaHAError, NotInstalledError, PartlyAppliedError, ValidationError
 from .record import Record
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
@@ -107,6 +109,11 @@ def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step], progr
             said += _call(backend, ctx, action, exports)
             if progress is not None:
                 progress.done += len(exports)
+        except PartlyAppliedError as exc:
+            if not isolate:
+                raise
+            said += exc.warnings
+            failures += [ExportFailure(exp, action, error) for exp, error in exc.failures]
         except PER_EXPORT_ERRORS as exc:
             if not isolate:
                 raise

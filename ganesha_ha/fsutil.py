@@ -2,7 +2,9 @@
 
 `atomic_write` is the only way ganesha-ha writes state: temp file in the same directory,
 fsync, rename over the old file, fsync of the directory. A reader (or the next node after
-a failover) sees the old bytes or the new bytes, never a torn mix.
+a failover) sees the old bytes or the new bytes, never a torn mix. `write_runtime` is for
+the node's runtime files that are no state (the file handed to Ganesha's AddExport): written
+in place, never synced.
 """
 from __future__ import annotations
 
@@ -120,6 +122,25 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
             raise RegistryError(f"cannot write {path}: no space left on the volume; "
                                 "the previous state is unchanged") from None
         raise RegistryError(f"cannot write {path}: {exc.strerror}; the previous state is unchanged") from None
+
+
+def write_runtime(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write a node-local runtime file that is no state: the file an AddExport or
+    UpdateExport hands to Ganesha, rewritten before each use and read by nobody after it. It
+    lives in the node's runtime directory (tmpfs /run on a node), so it needs neither a
+    rename nor an fsync: after a crash the node's Ganesha has lost every export anyway, and
+    no file of this kind is read again. (An fsync per export was most of a 1000-export start.)
+    The directory must be a secure one (ensure_secure_dir); a symbolic link or a file owned
+    by another user in its place is refused (InsecureStateError). OSError passes through."""
+    check_secure_file(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def remove_stale_temps(directory: Path, name: str) -> int:

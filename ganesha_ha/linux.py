@@ -16,6 +16,7 @@ Errors of libc calls are raised as OSError with the errno and what was attempted
 from __future__ import annotations
 
 import os
+import time
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -331,3 +332,61 @@ def local_addresses(proc_net: str = PROC_NET) -> set[str]:
     except OSError:
         pass
     return out
+
+
+def run_capturing_stderr(argv: Sequence[str], env: dict[str, str], timeout: float) -> tuple[int, bytes]:
+    """Run a program with stdin and stdout on /dev/null: (its exit status, all its stderr),
+    within `timeout` s, else it is killed and TimeoutError raised. OSError (FileNotFoundError,
+    PermissionError) when it cannot be started. Never through a shell.
+
+    posix_spawn(3) and a pidfd (Linux 5.3) instead of subprocess: the resource agent runs one
+    program (exportfs) per monitor, and importing subprocess (selectors, threading, signal)
+    cost it ~8 ms of a ~50 ms call. Descriptors are not inherited (Python opens them
+    O_CLOEXEC); the stderr pipe's write end is dup'ed onto fd 2 in the child only. A
+    negative status is the signal that ended the program (as subprocess reports it)."""
+    import select
+
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.posix_spawn(argv[0], list(argv), env, file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+            (os.POSIX_SPAWN_DUP2, write_end, 2)])
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    try:
+        pidfd = os.pidfd_open(pid)
+        try:
+            poller = select.poll()
+            poller.register(read_end, select.POLLIN)
+            while True:   # until EOF: a program that exits closes its stderr
+                left = deadline - time.monotonic()
+                if left <= 0 or not poller.poll(left * 1000):
+                    raise TimeoutError(f"{argv[0]} did not finish within {timeout:g} s")
+                data = os.read(read_end, 65536)
+                if not data:
+                    break
+                chunks.append(data)
+            exited = select.poll()
+            exited.register(pidfd, select.POLLIN)
+            left = deadline - time.monotonic()
+            if left <= 0 or not exited.poll(left * 1000):
+                raise TimeoutError(f"{argv[0]} did not finish within {timeout:g} s")
+        finally:
+            os.close(pidfd)
+    except BaseException:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+        raise
+    finally:
+        os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks)

@@ -55,23 +55,47 @@ def check_pseudo_paths(node: NodeState, served: Callable[[], Collection[int]], e
     if not others:
         return
     live = served()
+    # theirs by pseudo path, and by every pseudo path above one of theirs: each of ours is then
+    # looked up along its own path, O(depth), not against each of theirs (two volumes of
+    # 10 000 exports on one node were 10^8 comparisons)
+    exact: dict[str, tuple[str, Export]] = {}
+    above: dict[str, tuple[str, Export]] = {}
     for record in others:
         mountpoint = str(record.get("mountpoint", "?"))
         for theirs in _record_exports(record):
             if theirs.export_id not in live:
                 continue
-            for ours in exports:
-                how = pseudo_clash(ours.pseudo, theirs.pseudo)
-                if how is None:
-                    continue
-                other = f"{mountpoint} ({mountpoint.rstrip('/')}/{theirs.path}".rstrip("/") + ")"
-                what = {"is": f"is already served by this node for the volume {other}",
-                        "lies below": f"lies below {theirs.pseudo}, served by this node for the volume {other}: "
-                                      "Ganesha would mount it inside that export, whose volume could then not stop",
-                        "lies above": f"lies above {theirs.pseudo}, served by this node for the volume {other}: "
-                                      "it would hide that export from its clients"}[how]
-                raise PseudoCollisionError(f"pseudo path {ours.pseudo} of {where(ours)} {what}; give the volumes "
-                                           "pseudo paths apart")
+            exact.setdefault(theirs.pseudo, (mountpoint, theirs))
+            for parent in _parents(theirs.pseudo):
+                above.setdefault(parent, (mountpoint, theirs))
+    if not exact:
+        return
+    for ours in exports:
+        found = exact.get(ours.pseudo) or above.get(ours.pseudo)
+        if found is None:
+            found = next((exact[p] for p in _parents(ours.pseudo) if p in exact), None)
+        if found is None:
+            continue
+        mountpoint, theirs = found
+        how = pseudo_clash(ours.pseudo, theirs.pseudo)
+        other = f"{mountpoint} ({mountpoint.rstrip('/')}/{theirs.path}".rstrip("/") + ")"
+        what = {"is": f"is already served by this node for the volume {other}",
+                "lies below": f"lies below {theirs.pseudo}, served by this node for the volume {other}: "
+                              "Ganesha would mount it inside that export, whose volume could then not stop",
+                "lies above": f"lies above {theirs.pseudo}, served by this node for the volume {other}: "
+                              "it would hide that export from its clients"}[how]
+        raise PseudoCollisionError(f"pseudo path {ours.pseudo} of {where(ours)} {what}; give the volumes "
+                                   "pseudo paths apart")
+
+
+def _parents(pseudo: str) -> list[str]:
+    """The pseudo paths strictly above a normalised one: '/a/b/c' → ['/a/b', '/a']."""
+    out = []
+    while True:
+        pseudo = pseudo.rpartition("/")[0]
+        if not pseudo:
+            return out
+        out.append(pseudo)
 
 
 def _record_exports(record: dict[str, Any]) -> list[Export]:

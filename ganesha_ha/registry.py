@@ -391,6 +391,12 @@ def random_id_range(block: int, avoid: Iterable[int] = ()) -> tuple[int, int]:
     return (start, start + block - 1)
 
 
+# The last registry read and parsed per path, in this process: an agent's start loads it more
+# than once (validate, the transaction), and parsing 1000 exports costs ~40 ms. Reused only for
+# the very same bytes; a RegistryState is immutable.
+_PARSED: dict[str, tuple[bytes, RegistryState]] = {}
+
+
 class Registry:
     """Access to one volume's registry: lock, load, atomic save."""
 
@@ -434,7 +440,12 @@ class Registry:
         if raw is None:
             raise NotInitialisedError(f"{self.mountpoint} has no ganesha-ha registry; run "
                                       f"'ganesha-ha volume init {self.mountpoint} --server {'|'.join(SERVERS)}'")
-        return RegistryState.from_json(raw, str(self.path))
+        cached = _PARSED.get(str(self.path))
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        state = RegistryState.from_json(raw, str(self.path))
+        _PARSED[str(self.path)] = (raw, state)
+        return state
 
     def save(self, state: RegistryState) -> RegistryState:
         """Write `state` atomically (caller holds the lock); bumps the generation."""

@@ -199,13 +199,15 @@ class Volume:
         exports it becomes the parent of, that directory must exist in a parent backed by a
         local file system (VFS, XFS, or an FSAL stacked on one): ValidationError (exit 2)
         before anything is written, instead of the server's refusal after."""
-        from .plan import pseudo_parent
+        from .plan import pseudo_parent, pseudo_under
 
         if not backend_info(state.server).pseudo_tree:
             return
         others = [e for e in state.exports if e.path != exp.path]
         pairs = [(parent, exp) for parent in [pseudo_parent(exp.pseudo, others)] if parent is not None]
-        pairs += [(exp, child) for child in others if pseudo_parent(child.pseudo, state.exports) == exp]
+        # the parent of each export below `exp` only (each one's parent costs a pass over all)
+        pairs += [(exp, child) for child in others
+                  if pseudo_under(child.pseudo, exp.pseudo) and pseudo_parent(child.pseudo, state.exports) == exp]
         for parent, child in pairs:
             if not _local_fsal(parent.ganesha.fsal):
                 continue
@@ -275,8 +277,9 @@ class Volume:
             if live:
                 backend.require_running()
             tx = Transaction(base, backend, self.ctx(base), live)
-            yield tx
-            self._commit(tx, note)
+            with backend.action():
+                yield tx
+                self._commit(tx, note)
 
     def _commit(self, tx: Transaction, note: str) -> None:
         base, new, backend, ctx = tx.base, tx.state, tx.backend, tx.ctx
@@ -576,7 +579,11 @@ class Volume:
         else:
             mounted = True
         backend = self.backend(state)
-        ctx = self.ctx(state)
+        with backend.action():
+            return self._stop(backend, self.ctx(state), state, mounted, unlock, lease_wait, notes)
+
+    def _stop(self, backend: Backend, ctx: VolumeContext, state: RegistryState, mounted: bool, unlock: bool,
+              lease_wait: float, notes: list[str] | None) -> int:
         withdrawn = 0
         if backend.is_running():
             if mounted:
@@ -613,6 +620,10 @@ class Volume:
             return MonitorResult(running=False, drift=Drift())
         state = self.load()
         backend = self.backend(state)
+        with backend.action():
+            return self._monitor(backend, state, repair, save, probe)
+
+    def _monitor(self, backend: Backend, state: RegistryState, repair: bool, save: bool, probe: bool) -> MonitorResult:
         backend.require_running()
         ctx = self.ctx(state)
         drift = backend.drift(ctx, state.exports)

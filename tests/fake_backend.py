@@ -19,6 +19,7 @@ copy in `<state dir>/fake-clients`, so a test sees exactly when a copy is saved 
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -137,6 +138,9 @@ class FakeBackend:
 
     def handle_risks(self, exports: Sequence[Export]) -> list[str]:
         return [f"device-numbered handles for {e.pseudo}" for e in exports if self.device_fsid and not e.remote]
+
+    def action(self):
+        return contextlib.nullcontext()
 
     def served_ids(self) -> set[int]:
         self._answer("served_ids")

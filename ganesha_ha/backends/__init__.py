@@ -19,6 +19,7 @@ from ..record import Factory, Record
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from contextlib import AbstractContextManager
     from pathlib import Path
     from typing import Protocol
 
@@ -94,6 +95,12 @@ class Backend(Protocol):
         ...
 
     # ---- live state -------------------------------------------------------------------
+    def action(self) -> AbstractContextManager[None]:
+        """A block that is one action on the volume (a transaction, a stop, a monitor): what
+        the server lists may be read once in it and reused, kept up to date with this
+        backend's own changes (Ganesha: one ShowExports per action). Blocks may nest."""
+        ...
+
     def served_ids(self) -> set[int]:
         """The Export_Ids the server serves now, for every volume (an allocation must avoid
         them); empty for a server without Export_Ids. ServerUnavailableError when down."""

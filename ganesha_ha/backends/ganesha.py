@@ -10,6 +10,10 @@ Facts this code relies on, measured against Debian's nfs-ganesha 4.3 (/work/note
   CLIENT block (export_mgr.c `gsh_export_addexport`). It is a failure here, reported in
   Ganesha's words on one line; the one exception is "Client (NAME) not found because ..." for
   a host name of the registry, which is a warning (grants.py says why).
+- AddExport(file, "EXPORT(Export_Id=*)") loads every EXPORT block of the file in file order,
+  and stops at a block it cannot load (export_mgr.c `gsh_export_addexport`); each complaint
+  names the file and line: new exports go live several per call (ganesha_batch.py).
+- ShowExports costs Ganesha ~70 ms at 1000 exports: asked once per action (`action()`).
 - RemoveExport of an unknown id fails with InvalidArgs.
 - UpdateExport of an id that is not live silently *adds* it: never an existence test.
 - ShowExports lists (id, path) of what is live, but its path is the pseudo path when Ganesha
@@ -32,17 +36,21 @@ Facts this code relies on, measured against Debian's nfs-ganesha 4.3 (/work/note
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import ApplyError, GaneshaHAError, IdCollisionError, ServerUnavailableError
-from ..fsutil import atomic_write, ensure_secure_dir
+from ..errors import (ApplyError, GaneshaHAError, IdCollisionError, PartlyAppliedError, ServerUnavailableError,
+                      ValidationError)
+from ..fsutil import ensure_secure_dir, write_runtime
 from ..fsal_schema import REDACTED
 from ..model import Export
 from ..recovery.ganesha_records import GaneshaRecordStore, takeover_key
 from ..recovery.nsm import nsm_store
 from ..context import VolumeContext
 from . import Drift
+from ..plan import pseudo_depth
+from .ganesha_batch import BATCH_MAX, EVERY_EXPORT, added_count, batchable, complaints, render_batch
 from .ganesha_bus import BusUnreachable, GaneshaBus, import_dbus
 from .ganesha_conf import RenderOptions, check_renderable, export_path, render_export
 from .grants import LiveExport, diff_export, host_names, parse_display, serves_nobody, unchecked, unresolved
@@ -80,6 +88,17 @@ class GaneshaBackend:
         self.resolve = Resolver(min(2.0, self.bus.timeout / 4))   # renewed by each drift and apply
         self._plugins_setting = (g.get("plugins_dir") or "", g.get("ganesha_config") or "")
         self._plugins_dir: Path | None = None
+        self._actions = 0                         # depth of `action()` blocks
+        self._view: dict[int, str] | None = None  # ShowExports within them, kept up to date
+        self._seen: dict[int, LiveExport | None] = {}   # DisplayExports within them, until a change
+
+    def action(self) -> "_Action":
+        """One action of a volume (a transaction, a stop, a monitor): within it, ShowExports is
+        asked once (it costs Ganesha ~70 ms at 1000 exports) and the answer kept up to date
+        with this backend's own Add/RemoveExports, and an export's DisplayExport is reused until
+        this backend changes that export (a read-back after a change is always asked anew); a
+        call that fails forgets both."""
+        return _Action(self)
 
     def check_installed(self) -> None:
         import_dbus()
@@ -191,11 +210,39 @@ class GaneshaBackend:
         return []
 
     # ---- live state -----------------------------------------------------------------
-    def show_exports(self) -> dict[int, str]:
-        """Export_Id → path of every export Ganesha serves now (one D-Bus call). The path is
-        the pseudo path under `mount_path_pseudo = true`: use it for the ids only."""
+    def show_exports(self, fresh: bool = False) -> dict[int, str]:
+        """Export_Id → path of every export Ganesha serves now (one D-Bus call; within an
+        `action()`, the view taken at its first call unless `fresh`). The path is the pseudo
+        path under `mount_path_pseudo = true`: use it for the ids only."""
+        if self._view is not None and not fresh:
+            return dict(self._view)
         _, exports = self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "ShowExports")
-        return {int(e[0]): str(e[1]) for e in exports}
+        shown = {int(e[0]): str(e[1]) for e in exports}
+        if self._actions:
+            self._view = dict(shown)
+        return shown
+
+    def _forget(self) -> None:
+        self._view = None
+        self._seen = {}
+
+    def _export_call(self, method: str, export_id: int, path: str | None, *args: Any,
+                     timeout: float | None = None) -> Any:
+        """One Add/Update/RemoveExport that changes `export_id`: after it, `path` is live under
+        it (None: nothing is). Keeps the action's view up to date; a call that fails forgets
+        the view (what Ganesha did is not known). Raises as GaneshaBus.call."""
+        self._seen.pop(export_id, None)
+        try:
+            reply = self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, method, *args, timeout=timeout)
+        except BaseException:
+            self._forget()
+            raise
+        if self._view is not None:
+            if path is None:
+                self._view.pop(export_id, None)
+            else:
+                self._view[export_id] = path
+        return reply
 
     def served_ids(self) -> set[int]:
         return set(self.show_exports())
@@ -229,19 +276,27 @@ class GaneshaBackend:
 
         shown = self.show_exports() if shown is None else shown
         wanted = [i for i in dict.fromkeys(ids) if i in shown]
+        seen = self._seen if self._actions else {}
+        asked = [i for i in wanted if i not in seen]
         replies = self.bus.call_each(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "DisplayExport",
-                                     [(dbus.UInt16(i),) for i in wanted])
-        out = {}
-        for export_id, reply in zip(wanted, replies):
-            live = self._parse_display(export_id, reply, dbus)
-            if live is not None:
-                out[export_id] = live
-        return out
+                                     [(dbus.UInt16(i),) for i in asked])
+        for export_id, reply in zip(asked, replies):
+            seen[export_id] = self._parse_display(export_id, reply, dbus)
+        return {i: seen[i] for i in wanted if seen[i] is not None}
 
     def live_paths(self, ctx: VolumeContext, exports: Sequence[Export]) -> dict[str, bool]:
-        live = self._live([e.export_id for e in exports])
-        return {e.path: e.export_id in live and live[e.export_id].path == self._abspath(ctx, e)
-                for e in exports}
+        held = self._held(ctx, exports)
+        return {e.path: held[e.export_id] for e in exports}
+
+    def _held(self, ctx: VolumeContext, exports: Sequence[Export]) -> dict[int, bool]:
+        """Export_Id → whether it is live for the export's full path: ShowExports says so when
+        it lists that path (it lists the full path, or under mount_path_pseudo the pseudo path,
+        include/export_mgr.h `tmp_export_path`); otherwise DisplayExport decides."""
+        shown = self.show_exports()
+        sure = {e.export_id for e in exports if shown.get(e.export_id) == self._abspath(ctx, e)}
+        live = self._live([e.export_id for e in exports if e.export_id not in sure], shown)
+        return {e.export_id: e.export_id in sure or (e.export_id in live and live[e.export_id].path ==
+                                                     self._abspath(ctx, e)) for e in exports}
 
     def drift(self, ctx: VolumeContext, exports: Sequence[Export]) -> Drift:
         """One ShowExports and one DisplayExport per live export of the volume: missing,
@@ -297,7 +352,7 @@ class GaneshaBackend:
         stray = self._stray(ctx, exports, self.show_exports())
         for export_id in stray:
             try:
-                self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "RemoveExport", dbus.UInt16(export_id))
+                self._export_call("RemoveExport", export_id, None, dbus.UInt16(export_id))
             except dbus.DBusException as exc:
                 raise ApplyError(f"RemoveExport of stray Export_Id {export_id} failed: "
                                  f"{exc.get_dbus_message() or exc}") from None
@@ -332,15 +387,20 @@ class GaneshaBackend:
     def _conf_path(self, ctx: VolumeContext, exp: Export) -> Path:
         return self.runtime_dir / ctx.volume_uuid / f"export-{exp.export_id}.conf"
 
-    def _write_block(self, ctx: VolumeContext, exp: Export) -> Path:
-        """The file handed to Add/UpdateExport: the module blocks the export's FSALs need, then
-        its EXPORT block (ganesha_conf.py), 0600 in a 0700 directory."""
+    def _volume_dir(self, ctx: VolumeContext) -> Path:
+        """The volume's directory of AddExport files: 0700 in the node's runtime directory."""
         directory = self.runtime_dir / ctx.volume_uuid
         self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         ensure_secure_dir(directory, 0o700)
+        return directory
+
+    def _write_block(self, ctx: VolumeContext, exp: Export) -> Path:
+        """The file handed to Add/UpdateExport: the module blocks the export's FSALs need, then
+        its EXPORT block (ganesha_conf.py), 0600 in a 0700 directory."""
+        self._volume_dir(ctx)
         check_renderable(exp, ctx.mountpoint)
         conf = self._conf_path(ctx, exp)
-        atomic_write(conf, render_export(exp, ctx.mountpoint, self.render_opts).encode(), 0o600)
+        write_runtime(conf, render_export(exp, ctx.mountpoint, self.render_opts).encode(), 0o600)
         return conf
 
     def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
@@ -348,27 +408,191 @@ class GaneshaBackend:
         then read it back (DisplayExport) and compare. A reply with "Errors found" or a
         read-back that differs from the registry is an ApplyError naming the export, the field
         and both values; an export this call added is then removed again, and the EXPORT file
-        rendered for a failed change is deleted. Returns warnings (unresolved host names)."""
+        rendered for a failed change is deleted. Returns warnings (unresolved host names).
+
+        New exports go to Ganesha several in one AddExport (ganesha_batch.py: up to BATCH_MAX,
+        of one pseudo depth, so that none is mounted below another of its batch), each still
+        judged on its own. Every export is carried out even when one fails; then the one
+        failure is raised as it is when this call had one export, else PartlyAppliedError
+        lists them all. IdCollisionError (an id of ours served for another path) stops it."""
         dbus = import_dbus()
 
         self._new_call()
         shown = self.show_exports()
         live = self._live([e.export_id for e in exports], shown)
         warnings: list[str] = []
+        failures: list[tuple[Export, GaneshaHAError]] = []
+        adds: list[Export] = []
+
+        def add_pending() -> None:
+            for start in range(0, len(adds), BATCH_MAX):
+                said, failed = self._add_together(ctx, adds[start:start + BATCH_MAX], dbus)
+                warnings.extend(said)
+                failures.extend(failed)
+            adds.clear()
+
         for exp in exports:
             path = self._abspath(ctx, exp)
             current = live.get(exp.export_id)
             if current is not None and current.path != path:
                 raise IdCollisionError(f"Export_Id {exp.export_id} is already served by this node's "
                                        f"Ganesha for {current.path}")
-            method = "UpdateExport" if current is not None else "AddExport"
-            conf = self._write_block(ctx, exp)
+            together = current is None and batchable(exp)
+            if adds and not (together and pseudo_depth(exp.pseudo) == pseudo_depth(adds[0].pseudo)):
+                add_pending()
+            if together:
+                adds.append(exp)
+                continue
             try:
-                warnings += self._apply_one(exp, conf, method, path, dbus)
-            except BaseException:
-                _unlink(conf)
-                raise
+                warnings += self._apply_alone(ctx, exp, "UpdateExport" if current is not None else "AddExport",
+                                              path, dbus)
+            except (ApplyError, ValidationError) as exc:
+                failures.append((exp, exc))
+        add_pending()
+        if failures:
+            if len(exports) == 1:
+                raise failures[0][1]
+            raise PartlyAppliedError(failures, warnings)
         return warnings
+
+    def _apply_alone(self, ctx: VolumeContext, exp: Export, method: str, path: str, dbus: Any) -> list[str]:
+        """Add/UpdateExport of one export in a file of its own (export-<id>.conf, kept for the
+        administrator's eyes unless it holds a secret), then its read-back."""
+        conf = self._write_block(ctx, exp)
+        try:
+            return self._apply_one(exp, conf, method, path, dbus)
+        except BaseException:
+            _unlink(conf)
+            raise
+
+    def _add_together(self, ctx: VolumeContext, exps: list[Export], dbus: Any
+                      ) -> tuple[list[str], list[tuple[Export, GaneshaHAError]]]:
+        """New exports of one pseudo depth in one AddExport (ganesha_batch.py), each judged on
+        its own: Ganesha's complaints about its block, then its read-back. Returns the warnings
+        and the (export, error) of each export that is not live as asked (an export this call
+        added and that is wrong is removed again). Of what Ganesha did not add (a block that
+        fails to load ends its loop), the block it complained about is added alone, for its own
+        words, and the rest together again; a complaint no block owns makes every export of
+        the batch go alone, after those that went live are taken back."""
+        failures: list[tuple[Export, GaneshaHAError]] = []
+        ready: list[Export] = []
+        for exp in exps:
+            try:
+                check_renderable(exp, ctx.mountpoint)
+            except ValidationError as exc:
+                failures.append((exp, exc))
+            else:
+                ready.append(exp)
+        if len(ready) <= 1:
+            said, alone_failures = self._each_alone(ctx, ready, dbus)
+            return said, failures + alone_failures
+        batch = render_batch(ready, ctx.mountpoint, self.render_opts)
+        conf = self._volume_dir(ctx) / f"exports-{ready[0].export_id}-{os.getpid()}.conf"
+        secrets = [secret for exp in ready for secret in exp.ganesha.fsal.secrets()]
+        error = None
+        try:
+            write_runtime(conf, batch.text.encode(), 0o600)
+            message = str(self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "AddExport", str(conf), EVERY_EXPORT))
+        except dbus.DBusException as exc:
+            message, error = exc.get_dbus_message() or "", exc
+        except BaseException:
+            self._forget()
+            raise
+        finally:
+            _unlink(conf)   # a vehicle only: Ganesha has read it (and a secret stays in the registry)
+        per, unowned = batch.attribute(complaints(message), str(conf))
+        for exp in ready:
+            self._seen.pop(exp.export_id, None)
+        if error is None and added_count(message) == len(ready) and not unowned:
+            added = ready
+            if self._view is not None:
+                self._view.update((exp.export_id, self._abspath(ctx, exp)) for exp in ready)
+        else:
+            now = self.show_exports(fresh=True)
+            present = [exp for exp in ready if exp.export_id in now]
+            held = self._held(ctx, present)
+            added = [exp for exp in present if held[exp.export_id]]
+            for exp in present:   # live for another path: not ours (its id was taken meanwhile)
+                if not held[exp.export_id]:
+                    failures.append((exp, ApplyError(f"Ganesha AddExport of Export_Id {exp.export_id} "
+                                                     f"({exp.pseudo}): the id is already active for another path")))
+        if unowned:   # whose? nobody can say: each goes again on its own
+            for exp in reversed(added):
+                self._take_back(exp, failures)
+            taken = {exp.export_id for exp, _ in failures}
+            said, alone_failures = self._each_alone(ctx, [e for e in ready if e.export_id not in taken], dbus)
+            return said, failures + alone_failures
+        judged = [exp for exp in added
+                  if not self._refused(exp, per.get(exp.export_id, []), secrets, failures)]
+        ids = [exp.export_id for exp in judged]
+        got = self._live(ids, dict.fromkeys(ids, ""))   # live: added by this call, or shown just now
+        warnings: list[str] = []
+        for exp in judged:
+            problem = self._verdict(exp, "AddExport", self._abspath(ctx, exp), got.get(exp.export_id),
+                                    _one_line(message), secrets)
+            if problem is None:
+                warnings += self._unresolved_warnings(exp)
+            else:
+                failures.append((exp, problem))
+                self._take_back(exp, failures)
+        # not added: the block Ganesha blamed goes alone (for its own words), the rest together again
+        done = {exp.export_id for exp in added} | {exp.export_id for exp, _ in failures}
+        blamed = [e for e in ready if e.export_id not in done and per.get(e.export_id)]
+        rest = [e for e in ready if e.export_id not in done and not per.get(e.export_id)]
+        said, alone_failures = self._each_alone(ctx, blamed if added or blamed else rest, dbus)
+        if rest and (added or blamed):
+            more, more_failures = self._add_together(ctx, rest, dbus)
+            said, alone_failures = said + more, alone_failures + more_failures
+        return warnings + said, failures + alone_failures
+
+    def _each_alone(self, ctx: VolumeContext, exps: list[Export], dbus: Any
+                    ) -> tuple[list[str], list[tuple[Export, GaneshaHAError]]]:
+        warnings: list[str] = []
+        failures: list[tuple[Export, GaneshaHAError]] = []
+        for exp in exps:
+            try:
+                warnings += self._apply_alone(ctx, exp, "AddExport", self._abspath(ctx, exp), dbus)
+            except (ApplyError, ValidationError) as exc:
+                failures.append((exp, exc))
+        return warnings, failures
+
+    def _refused(self, exp: Export, complaints_of_exp: list[str], secrets: list[str],
+                 failures: list[tuple[Export, GaneshaHAError]]) -> bool:
+        """Whether Ganesha complained about `exp`'s block (beyond a host name of it that does
+        not resolve: a warning): then it is a failure, taken back."""
+        errors = [e for e in complaints_of_exp if not _unresolved_error(e, exp)]
+        if not errors:
+            return False
+        where = f"Export_Id {exp.export_id} ({exp.pseudo})"
+        failures.append((exp, ApplyError(scrub(f"Ganesha AddExport of {where}: Errors found: "
+                                               f"{'; '.join(errors)}", secrets))))
+        self._take_back(exp, failures)
+        return True
+
+    def _take_back(self, exp: Export, failures: list[tuple[Export, GaneshaHAError]]) -> None:
+        """Remove an export this call added and that is wrong; a failed removal is said with
+        its failure (it is never left serving half-read without a word)."""
+        try:
+            self._remove(exp)
+        except GaneshaHAError:
+            for i, (failed, error) in enumerate(failures):
+                if failed is exp:
+                    failures[i] = (exp, ApplyError(f"{error}; taking it back failed too"))
+
+    def _verdict(self, exp: Export, method: str, path: str, got: LiveExport | None, said: str,
+                 secrets: Sequence[str]) -> ApplyError | None:
+        """Why `exp` is not live as the registry says after `method`, from its read-back `got`
+        (None: not live); None when it is. `said` is Ganesha's answer, for the message."""
+        where = f"Export_Id {exp.export_id} ({exp.pseudo})"
+        if got is None:
+            return ApplyError(f"Ganesha {method} of {where} said {scrub(said, secrets)!r}, but the export is not live")
+        diffs = diff_export(exp, path, got, self.resolve)
+        if diffs:
+            return ApplyError(f"{where} after {method}: Ganesha holds it otherwise than the "
+                              f"registry: {'; '.join(diffs)}")
+        if serves_nobody(exp, self.resolve):
+            return ApplyError(_nobody(exp))
+        return None
 
     def _apply_one(self, exp: Export, conf: Path, method: str, path: str, dbus: Any) -> list[str]:
         """AddExport/UpdateExport of one export's file `conf`, then its read-back; secrets of
@@ -376,8 +600,8 @@ class GaneshaBackend:
         where = f"Export_Id {exp.export_id} ({exp.pseudo})"
         secrets = exp.ganesha.fsal.secrets()
         try:
-            message = str(self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, method, str(conf),
-                                        f"EXPORT(Export_Id={exp.export_id})"))
+            message = str(self._export_call(method, exp.export_id, path, str(conf),
+                                            f"EXPORT(Export_Id={exp.export_id})"))
         except dbus.DBusException as exc:
             raise ApplyError(scrub(_explain(method, exp, exc), secrets)) from None
         finally:
@@ -389,16 +613,9 @@ class GaneshaBackend:
             errors = [e for e in _reply_errors(message) if not _unresolved_error(e, exp)]
             if errors:
                 raise ApplyError(scrub(f"Ganesha {method} of {where}: Errors found: {'; '.join(errors)}", secrets))
-            got = self.display(exp.export_id)
-            if got is None:
-                raise ApplyError(f"Ganesha {method} of {where} said {scrub(_one_line(message), secrets)!r}, "
-                                 "but the export is not live")
-            diffs = diff_export(exp, path, got, self.resolve)
-            if diffs:
-                raise ApplyError(f"{where} after {method}: Ganesha holds it otherwise than the "
-                                 f"registry: {'; '.join(diffs)}")
-            if serves_nobody(exp, self.resolve):
-                raise ApplyError(_nobody(exp))
+            problem = self._verdict(exp, method, path, self.display(exp.export_id), _one_line(message), secrets)
+            if problem is not None:
+                raise problem
         except ApplyError as exc:
             if method == "AddExport":  # ours since this call: never leave it serving half-read
                 try:
@@ -426,8 +643,7 @@ class GaneshaBackend:
         dbus = import_dbus()
         timeout = self._remove_timeout(exp)
         try:
-            self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "RemoveExport", dbus.UInt16(exp.export_id),
-                          timeout=timeout)
+            self._export_call("RemoveExport", exp.export_id, None, dbus.UInt16(exp.export_id), timeout=timeout)
         except dbus.DBusException as exc:
             raise ApplyError(_explain("RemoveExport", exp, exc)) from None
         except ServerUnavailableError as exc:
@@ -442,13 +658,55 @@ class GaneshaBackend:
             raise ServerUnavailableError(f"{exc}: {why}; the removal completes in Ganesha meanwhile") from None
 
     def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
-        live = self._live([e.export_id for e in exports])
+        """RemoveExport of each export live for its path (others are not ours, or not live:
+        nothing to withdraw), in the given order. The removals whose FSAL does not block
+        Ganesha go out together (GaneshaBus.call_each: Ganesha answers them in turn, in the
+        order sent); each failure is the export's own. Every export is tried; one failure is
+        raised as it is when this call had one export, else PartlyAppliedError lists them."""
+        held = self._held(ctx, exports)
+        failures: list[tuple[Export, GaneshaHAError]] = []
+        together: list[Export] = []
         for exp in exports:
-            got = live.get(exp.export_id)
-            if got is None or got.path != self._abspath(ctx, exp):
-                continue  # not ours or not live: nothing to withdraw
-            self._remove(exp)
+            if not held[exp.export_id]:
+                continue
+            if self._remove_timeout(exp) == self.bus.timeout:
+                together.append(exp)
+                continue
+            failures += self._remove_together(ctx, together)
+            together = []
+            try:
+                self._remove(exp)   # alone, with the wait its FSAL needs
+                _unlink(self._conf_path(ctx, exp))
+            except ApplyError as exc:
+                failures.append((exp, exc))
+        failures += self._remove_together(ctx, together)
+        if failures:
+            if len(exports) == 1:
+                raise failures[0][1]
+            raise PartlyAppliedError(failures)
+
+    def _remove_together(self, ctx: VolumeContext, exports: list[Export]) -> list[tuple[Export, GaneshaHAError]]:
+        """RemoveExports sent together; the (export, error) of each Ganesha refused."""
+        if not exports:
+            return []
+        dbus = import_dbus()
+        for exp in exports:
+            self._seen.pop(exp.export_id, None)
+        try:
+            replies = self.bus.call_each(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "RemoveExport",
+                                         [(dbus.UInt16(exp.export_id),) for exp in exports])
+        except BaseException:
+            self._forget()
+            raise
+        failures: list[tuple[Export, GaneshaHAError]] = []
+        for exp, reply in zip(exports, replies):
+            if isinstance(reply, dbus.DBusException):
+                failures.append((exp, ApplyError(_explain("RemoveExport", exp, reply))))
+                continue
+            if self._view is not None:
+                self._view.pop(exp.export_id, None)
             _unlink(self._conf_path(ctx, exp))
+        return failures
 
     # ---- client recovery and grace ----------------------------------------------------
     def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:
@@ -565,3 +823,18 @@ def _explain(method: str, exp: Export, exc: Any) -> str:
         return (f"Ganesha rejected the EXPORT block of {where} (syntax error; see Ganesha's log): "
                 f"{msg or name}")
     return f"Ganesha {method} of {where} failed: {msg or name}"
+
+
+class _Action:
+    """GaneshaBackend.action(): the view of ShowExports lives as long as the outermost block."""
+
+    def __init__(self, backend: GaneshaBackend):
+        self.backend = backend
+
+    def __enter__(self) -> None:
+        self.backend._actions += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.backend._actions -= 1
+        if not self.backend._actions:
+            self.backend._forget()

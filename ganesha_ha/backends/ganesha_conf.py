@@ -112,7 +112,15 @@ def export_path(exp: Export, mountpoint: str | PurePath) -> str:
     with its own namespace (Export.remote) the path in that namespace."""
     if exp.remote:
         return exp.path
-    return str(PurePosixPath(mountpoint) / exp.path) if exp.path else str(PurePosixPath(mountpoint))
+    root = _ROOTS.get(str(mountpoint))
+    if root is None:
+        root = _ROOTS[str(mountpoint)] = str(PurePosixPath(mountpoint))
+    if not exp.path:
+        return root
+    return f"{root}{exp.path}" if root.endswith("/") else f"{root}/{exp.path}"   # exp.path is canonical (model)
+
+
+_ROOTS: dict[str, str] = {}   # mount point → its normal form: export_path runs for every export, often
 
 
 def check_renderable(exp: Export, mountpoint: str | PurePath) -> None:

@@ -31,7 +31,7 @@ def figures() -> SimpleNamespace:
          "floor": {"meta_ours": 0.009, "meta_up": 0.007, "meta_ra_exports": 0.01, "python_bare": 0.007,
                    "python_site": 0.02, "sh_bare": 0.001, "exportfs": 0.001},
          "lab": {"status": "measured", "samples": [lab_sample(0.4), lab_sample(0.6)]},
-         "cluster_lab": {"status": "not measured yet", "why": "not run (bench/run --no-lab)"}}
+         "cluster_labs": {2: {"status": "not measured yet", "why": "not run (bench/run --no-lab)"}}}
     return SimpleNamespace(r=r, ns=[1, 1000], reps=5, notes=["a note"], load_at_start="0.50")
 
 
@@ -72,3 +72,35 @@ def test_extrapolation_through_the_full_and_the_capped_run():
     row = {"start_all_s": start(400), "mon_all_s": mon(400), "stop_all_s": stop(400)}
     got = agents.extrapolate(r100, row, 400, 1000)
     assert got == pytest.approx({"start_all_s": start(1000), "mon_all_s": mon(1000), "stop_all_s": stop(1000)})
+
+
+def test_ganesha_against_restart_and_floor_and_the_scale_rows():
+    f = figures()
+    f.r["knfsd"][100] = {"start": 0.1, "monitor": 0.05, "stop": 0.1}
+    f.r["ganesha"][1000].update(restart_start=4.0, restart_stop=0.2, floor_add=1.5, floor_remove=0.3)
+    f.r["scale"] = {"n": 10000,
+                    "knfsd": {"start": 2.0, "add": 0.5, "monitor": 1.2, "list": 0.4, "stop": 1.0,
+                              "registry": 5 * 1024 * 1024},
+                    "ganesha": {"start": 12.0, "add": 0.9, "monitor": 2.5, "list": 0.4, "stop": 3.0,
+                                "registry": 5 * 1024 * 1024, "restart_start": 14.0, "restart_stop": 0.3}}
+    text = report.render(f, 60.0)
+    rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
+    row = rows["| Ganesha start of 1000 exports ≤ a ganesha.nfsd restart with the same 1000 EXPORT blocks"]
+    assert "restart / ours = 1.1×" in row and row.endswith("**met** |")
+    row = rows["| stretch: Ganesha start of 1000 within 2× the raw D-Bus floor (1000 AddExports, nothing else)"]
+    assert "ours / floor = 2.3×" in row and row.endswith("**not met** |")
+    # knfsd: 1.2 s / 10 000 = 120 µs per export against 0.1 s / 1000 = 100 µs
+    row = rows["| knfsd: one monitor of a 10000-export volume stays O(N): per export ≤ 1.5× its cost at 1000"]
+    assert "120 µs vs 100 µs per export (1.20×)" in row and row.endswith("**met** |")
+    row = rows["| ganesha: one monitor of a 10000-export volume stays O(N): per export ≤ 1.5× its cost at 1000"]
+    assert "(1.25×)" in row
+    assert "## 5. One volume of 10000 exports" in text
+    assert "| `volume start` | 2.00 s | 12.00 s | 14.00 s (restart / ours 1.2×) |" in text
+    assert "| registry on disk (10000 exports) | 5120 KiB (5.0 MiB) | 5120 KiB (5.0 MiB) | |" in text
+    assert "| knfsd | 30000 µs | 100 µs | 120 µs |" in text and "| ganesha | n/a | 200 µs | 250 µs |" in text
+    assert "1.50 ms per AddExport" in text
+    f.r["scale"]["ganesha"].update(restart_start=None, restart_cap=240)
+    f.r["scale"]["knfsd"] = {"why": "exportfs failed"}
+    text = report.render(f, 60.0)
+    assert "| `volume start` | n/a | 12.00 s | > 240 s (not serving all 10000 yet; stopped there) |" in text
+    assert "knfsd: not measured: exportfs failed" in text

@@ -68,3 +68,16 @@ def test_rendered_block_parses_back_to_the_same_meaning(dirname, pseudo_tail, ho
     back = export_from_block(block, "/mnt/v", "1")
     assert back.path == e.path and back.pseudo == e.pseudo and back.export_id == e.export_id
     assert semantics(back) == semantics(e)
+
+
+@given(st.lists(st.sampled_from(["", "srv", "v", ".", "a b"]), max_size=4).map(lambda p: "/" + "/".join(p)),
+       st.lists(st.sampled_from(["d", "x y", "é"]), max_size=3).map("/".join))
+def test_export_path_is_the_volume_path_joined(mountpoint, rel):
+    """export_path joins strings (it runs for every export, often); the same as PurePosixPath."""
+    from pathlib import PurePosixPath
+
+    from ganesha_ha.backends.ganesha_conf import export_path
+
+    e = Export(path=rel, export_id=1, knfsd=KnfsdOptions("1"), pseudo="/p", clients=("*",))
+    assert export_path(e, mountpoint) == (str(PurePosixPath(mountpoint) / rel) if rel else
+                                          str(PurePosixPath(mountpoint)))

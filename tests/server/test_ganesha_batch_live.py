@@ -1,0 +1,135 @@
+"""Several exports in one AddExport (backends/ganesha_batch.py) against the real ganesha.nfsd:
+a start sends its new exports together, and one bad export among them is still reported alone,
+in Ganesha's words, with every other export live and read back."""
+import subprocess
+
+from ganesha_ha.backends.ganesha import GaneshaBackend
+from ganesha_ha.volume import Volume
+
+N = 40
+
+
+class CallLog:
+    """Counts the D-Bus methods the backend calls (a spy on the real bus, nothing replaced)."""
+
+    def __init__(self, backend: GaneshaBackend):
+        self.methods: list[str] = []
+        real = backend.bus.call
+
+        def call(path, iface, method, *args, **kw):
+            self.methods.append(method)
+            return real(path, iface, method, *args, **kw)
+
+        real_each = backend.bus.call_each
+
+        def call_each(path, iface, method, args):
+            self.methods.extend([f"{method}*"] * len(args))   # sent together
+            return real_each(path, iface, method, args)
+
+        backend.bus.call = call
+        backend.bus.call_each = call_each
+
+    def count(self, method: str) -> int:
+        return self.methods.count(method)
+
+
+def make_volume(ganesha, vol, clients=lambda i: ["127.0.0.1(rw)"]):
+    """A Ganesha volume of N exports d1..dN (recorded, not started), and a spied backend."""
+    backend = GaneshaBackend(ganesha.settings())
+    volume = Volume(vol, ganesha.settings(), backend=backend)
+    volume.init("ganesha", (3000, 3999))
+    for i in range(1, N + 1):
+        (vol / f"d{i}").mkdir()
+        (vol / f"d{i}" / "f.txt").write_text(f"file {i}\n")
+        volume.add(str(vol / f"d{i}"), clients(i), pseudo=f"/d{i}", record_only=True)
+    return volume, CallLog(backend)
+
+
+def live_paths(ganesha) -> dict[int, str]:
+    return {i: p for i, p in ganesha.show_exports().items() if 3000 <= i <= 3999}
+
+
+def nfs_cat(ganesha, pseudo_file):
+    return subprocess.run(["nfs-cat", ganesha.nfs_url(pseudo_file)], capture_output=True, text=True, timeout=30)
+
+
+def test_a_start_adds_its_exports_in_one_call(ganesha, tmpfs_volume):
+    volume, calls = make_volume(ganesha, tmpfs_volume)
+    result = volume.start()
+    assert result.failed == [] and result.applied == N
+    # one ShowExports for the whole start (the id check, the pseudo paths, add or update), one
+    # AddExport, the read-back of each export
+    assert calls.methods == ["ShowExports", "AddExport"] + ["DisplayExport*"] * N, calls.methods
+    assert live_paths(ganesha) == {e.export_id: str(tmpfs_volume / e.path) for e in volume.load().exports}
+    assert nfs_cat(ganesha, f"/d{N}/f.txt").stdout == f"file {N}\n"
+    del calls.methods[:]
+    assert volume.monitor().drift.clean
+    assert calls.methods == ["ShowExports"] + ["DisplayExport*"] * N, calls.methods
+    del calls.methods[:]
+    assert volume.stop() == N and live_paths(ganesha) == {}
+    # ShowExports lists each export's full path: no DisplayExport needed to know it is ours
+    assert calls.methods == ["ShowExports"] + ["RemoveExport*"] * N, calls.methods
+
+
+def test_one_bad_export_in_a_batch_is_reported_alone_and_the_others_go_live(ganesha, tmpfs_volume):
+    """Ganesha stops loading a batch at a block it cannot load (export #17's directory is gone):
+    the blocks before it are live, it fails in Ganesha's own words, the blocks after it go
+    together again."""
+    volume, calls = make_volume(ganesha, tmpfs_volume)
+    exports = {e.path: e for e in volume.load().exports}
+    bad = exports["d17"]
+    for f in (tmpfs_volume / "d17").iterdir():
+        f.unlink()
+    (tmpfs_volume / "d17").rmdir()
+    result = volume.start()
+    assert [f.export.path for f in result.failed] == ["d17"], result.failed
+    reason = str(result.failed[0].error)
+    assert f"Export_Id {bad.export_id}" in reason and "d17" in reason
+    assert result.applied == N - 1
+    live = live_paths(ganesha)
+    assert bad.export_id not in live
+    assert live == {e.export_id: str(tmpfs_volume / e.path) for e in exports.values() if e is not bad}
+    assert nfs_cat(ganesha, "/d16/f.txt").stdout == "file 16\n"
+    assert nfs_cat(ganesha, "/d18/f.txt").stdout == "file 18\n"
+    # the batch, d17 alone, then d18..dN together again: not one call per export
+    assert calls.count("AddExport") == 3, calls.methods
+    monitor = volume.monitor()
+    assert [f.export.path for f in monitor.failed] == ["d17"]
+
+
+def test_an_unresolved_host_name_in_a_batch_is_a_warning_of_its_export_only(ganesha, tmpfs_volume):
+    """Ganesha's "Client (NAME) not found" for one block of the batch is attributed to that
+    block by its line: a warning naming that export, and no export goes again on its own."""
+    volume, calls = make_volume(ganesha, tmpfs_volume,
+                                clients=lambda i: ["127.0.0.1(rw)"] + (["nosuch-host.invalid(ro)"] if i == 9 else []))
+    result = volume.start()
+    assert result.failed == [] and result.applied == N
+    assert calls.count("AddExport") == 1, calls.methods
+    named = [w for w in result.warnings if "nosuch-host.invalid" in w]
+    assert len(named) == 1 and "(/d9)" in named[0], result.warnings
+    assert nfs_cat(ganesha, "/d9/f.txt").stdout == "file 9\n"
+
+
+def test_a_stop_and_a_start_again_leave_no_batch_file_behind(ganesha, tmpfs_volume):
+    volume, _ = make_volume(ganesha, tmpfs_volume)
+    volume.start()
+    run = ganesha.workdir / "run" / "ganesha"
+    assert not list(run.glob("*/exports-*.conf")), "the batch file is a vehicle only"
+    volume.stop()
+    assert live_paths(ganesha) == {}
+    volume.start()
+    assert len(live_paths(ganesha)) == N
+
+
+def test_an_export_that_reads_back_wrong_is_taken_back_alone(ganesha, tmpfs_volume):
+    """Export #5's only client does not resolve here: Ganesha adds it (with a dead entry), its
+    read-back says it serves nobody; it is taken back and reported, the batch's others stay."""
+    volume, calls = make_volume(ganesha, tmpfs_volume,
+                                clients=lambda i: ["nosuch-host.invalid(rw)"] if i == 5 else ["127.0.0.1(rw)"])
+    result = volume.start()
+    assert [f.export.path for f in result.failed] == ["d5"], result.failed
+    assert "resolves on this node" in str(result.failed[0].error)
+    assert calls.count("AddExport") == 1 and calls.count("RemoveExport") == 1, calls.methods
+    live = live_paths(ganesha)
+    assert len(live) == N - 1 and all(p != str(tmpfs_volume / "d5") for p in live.values())
+    assert nfs_cat(ganesha, "/d6/f.txt").stdout == "file 6\n"
