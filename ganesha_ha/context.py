@@ -16,3 +16,6 @@ class VolumeContext(Record, frozen=True):
     volume_uuid: str
     ip: str | None = None   # the floating IP clients use (recovery keys, grace take-over)
     id_range: tuple[int, int] | None = None   # the volume's Export_Ids (a stray of ours lies in it)
+    # servers.SHARED (the node's server) or servers.INSTANCE (a server of the volume's own,
+    # bound to `ip`); from the registry
+    ganesha_mode: str = "shared"

@@ -6,9 +6,10 @@ Layout under `<mount point>/.ganesha-ha/` (mode 0700, root-owned):
   rmtab                  knfsd's client-recovery store (recovery/rmtab.py)
   ganesha-recovery.json  Ganesha's client-recovery store (recovery/ganesha_records.py)
 
-registry.json, schema version 4 (JSON, keys sorted, indented, written atomically):
-  {"schema": "ganesha-ha/registry", "version": 4, "generation": N,
-   "volume": {"uuid": "...", "server": "knfsd" | "ganesha", "export_id_range": [LOW, HIGH]},
+registry.json, schema version 5 (JSON, keys sorted, indented, written atomically):
+  {"schema": "ganesha-ha/registry", "version": 5, "generation": N,
+   "volume": {"uuid": "...", "server": "knfsd" | "ganesha", "export_id_range": [LOW, HIGH],
+              "ganesha_mode": "shared" | "instance"},
    "retired": {"export_ids": [[LOW, HIGH], ...], "fsids": [[LOW, HIGH], ...]},
    "exports": [{"path": "data", "export_id": 3000, "pseudo": "/data",
                 "clients": [{"host": "192.0.2.0/24", "options": ["rw", "no_root_squash"]}],
@@ -24,6 +25,10 @@ by the next save:
 - 3 → 4: a client spec without `rw`/`ro` meant read-write up to version 3 and means read-only
   from version 4 on (exports(5)); the step writes the old meaning out (`rw`), so an upgrade
   never changes what an export grants (`_v3_to_v4_bare_specs`).
+- 4 → 5: version 4 had no "ganesha_mode": every volume was served by the node's shared
+  server (`_v4_to_v5_ganesha_mode`). The version is raised although the step only adds a
+  default, so that a node running an older ganesha-ha refuses an "instance" volume instead
+  of serving it through the node's shared Ganesha.
 A registry of a newer version than this code knows is refused (upgrade that node).
 An FSAL's options are stored as [key, value] pairs of canonical text (fsal_schema.py), secrets
 included (this file is 0600 in a 0700 directory: the only place a secret is kept). The path of an
@@ -33,6 +38,12 @@ is read as that path in the FSAL's namespace (model.Export.from_dict). Both fit 
 schema 2 introduced, so code of the same schema without FSAL schemas still reads such a registry;
 it refuses to render FSAL options and knows no FSAL namespaces: upgrade every node before using them.
 
+`ganesha_mode` (servers.MODES, chosen at `volume init`): "shared", the volume's exports are
+served by the node's one server with every other volume's; "instance" (Ganesha only), by a
+ganesha.nfsd of the volume's own (backends/ganesha_instance.py). An instance serves only its
+volume, so its Export_Ids and pseudo paths never meet another volume's: the cross-volume
+checks below apply to shared volumes only.
+
 Export_Id allocation: each volume owns a range of ids recorded in its registry
 (`export_id_range`, chosen at `volume init`: given with `--id-range`, or a random free block
 of `id_block` ids; moved or widened with `volume set-range`). Ids are allocated from that
@@ -41,7 +52,7 @@ retired: never handed out again, since a client may still hold a file handle car
 (`retired`, kept as ranges by idranges.py so that it stays small). Volumes that may meet on
 one node must have disjoint ranges; a collision is detected at `export add` and at agent
 start against what the node's server already serves, and at `volume init`/`set-range`
-against the ranges of the volumes mounted on this node.
+against the ranges of the shared volumes mounted on this node.
 """
 from __future__ import annotations
 
@@ -62,7 +73,7 @@ from .fsutil import (atomic_write, check_secure_dir, check_secure_file, ensure_s
 from .model import (EXPORT_ID_MAX, EXPORT_ID_MIN, FSID_NUM_MAX, Export, new_fsid, normalize_fsid, normalize_relpath,
                     validate_export_id)
 from .record import Record, replace
-from .servers import SERVERS
+from .servers import SERVERS, SHARED, check_mode
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -72,7 +83,7 @@ STATE_DIR = ".ganesha-ha"
 REGISTRY_FILE = "registry.json"
 LOCK_FILE = "lock"
 SCHEMA_NAME = "ganesha-ha/registry"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class RegistryState(Record, frozen=True):
@@ -85,10 +96,12 @@ class RegistryState(Record, frozen=True):
     generation: int = 0
     retired_ids: idranges.Ranges = ()     # Export_Ids of removed exports (idranges.py)
     retired_fsids: idranges.Ranges = ()   # numeric fsids of removed exports (a UUID is never generated twice)
+    ganesha_mode: str = SHARED            # servers.MODES: the node's server, or one of the volume's own
 
     def __post_init__(self) -> None:
         if self.server not in SERVERS:
             raise ValidationError("server", f"must be one of {', '.join(SERVERS)}, got {self.server!r}")
+        check_mode(self.server, self.ganesha_mode)
         lo, hi = self.id_range
         if not (EXPORT_ID_MIN <= lo <= hi <= EXPORT_ID_MAX):
             raise ValidationError("id_range", f"must lie within {EXPORT_ID_MIN}-{EXPORT_ID_MAX}, got {lo}-{hi}")
@@ -204,7 +217,7 @@ class RegistryState(Record, frozen=True):
             "schema": SCHEMA_NAME,
             "version": SCHEMA_VERSION,
             "volume": {"uuid": self.volume_uuid, "server": self.server,
-                       "export_id_range": list(self.id_range)},
+                       "export_id_range": list(self.id_range), "ganesha_mode": self.ganesha_mode},
             "generation": self.generation,
             "retired": {"export_ids": [list(r) for r in self.retired_ids],
                         "fsids": [list(r) for r in self.retired_fsids]},
@@ -236,7 +249,8 @@ class RegistryState(Record, frozen=True):
             retired = doc["retired"]
             return cls(volume_uuid=str(vol["uuid"]), server=vol["server"], id_range=(int(lo), int(hi)),
                        exports=exports, generation=int(doc.get("generation", 0)),
-                       retired_ids=_pairs(retired["export_ids"]), retired_fsids=_pairs(retired["fsids"]))
+                       retired_ids=_pairs(retired["export_ids"]), retired_fsids=_pairs(retired["fsids"]),
+                       ganesha_mode=vol["ganesha_mode"])
         except GaneshaHAError as exc:
             raise RegistryError(f"{source} is invalid: {exc}") from None
         except (KeyError, TypeError, ValueError) as exc:
@@ -262,11 +276,6 @@ def _export_v1_to_v2(data: Any) -> Any:
     return out
 
 
-def _export_v2_to_v3(data: Any) -> Any:
-    """An export's fields are the same in schema 3 (what changed is the document's: `retired`)."""
-    return data
-
-
 def _doc_unchanged(doc: Any) -> Any:
     return doc
 
@@ -281,6 +290,18 @@ def _v2_to_v3_retired(doc: Any) -> Any:
     top = max((i for i in used if lo <= i <= hi), default=lo - 1)
     ids = idranges.add((), (i for i in range(lo, top + 1) if i not in used))
     return dict(doc, retired={"export_ids": [list(r) for r in ids], "fsids": []})
+
+
+def _v4_to_v5_ganesha_mode(doc: Any) -> Any:
+    """Schema 5 says how the volume is served ("ganesha_mode"); up to schema 4 every volume was
+    served by the node's shared server."""
+    return dict(doc, volume=dict(doc["volume"], ganesha_mode=SHARED))
+
+
+def _export_unchanged(data: Any) -> Any:
+    """A step that changes only the document (2 → 3: `retired`; 4 → 5: `ganesha_mode`): an
+    export's fields stay as they are."""
+    return data
 
 
 def _pairs(value: Any) -> list[tuple[int, int]]:
@@ -314,8 +335,10 @@ def _v3_to_v4_bare_specs(data: Any) -> Any:
 
 # _MIGRATIONS[n - 1] turns an export of schema n into one of schema n + 1, _DOC_MIGRATIONS[n - 1]
 # the whole document (after which each export is read through _MIGRATIONS)
-_MIGRATIONS: tuple[Callable[[Any], Any], ...] = (_export_v1_to_v2, _export_v2_to_v3, _v3_to_v4_bare_specs)
-_DOC_MIGRATIONS: tuple[Callable[[Any], Any], ...] = (_doc_unchanged, _v2_to_v3_retired, _doc_unchanged)
+_MIGRATIONS: tuple[Callable[[Any], Any], ...] = (_export_v1_to_v2, _export_unchanged, _v3_to_v4_bare_specs,
+                                                 _export_unchanged)
+_DOC_MIGRATIONS: tuple[Callable[[Any], Any], ...] = (_doc_unchanged, _v2_to_v3_retired, _doc_unchanged,
+                                                     _v4_to_v5_ganesha_mode)
 assert len(_MIGRATIONS) == len(_DOC_MIGRATIONS) == SCHEMA_VERSION - 1
 
 
@@ -443,8 +466,10 @@ class Registry:
         return new
 
     def init(self, server: str, id_range: tuple[int, int] | None, id_block: int,
-             avoid_ids: Iterable[int] = ()) -> RegistryState:
-        """Create the state directory and an empty registry; refuses to overwrite one."""
+             avoid_ids: Iterable[int] = (), ganesha_mode: str = SHARED) -> RegistryState:
+        """Create the state directory and an empty registry; refuses to overwrite one.
+        ValidationError for a `ganesha_mode` the server cannot run (before anything is written)."""
+        check_mode(server, ganesha_mode)
         import uuid  # here, not at the top: only init needs it, and every agent call imports this module
 
         self.require_mounted(self.mountpoint)
@@ -453,7 +478,8 @@ class Registry:
             if self.path.exists():
                 raise ConflictError(f"{self.mountpoint} already has a ganesha-ha registry")
             rng = id_range or random_id_range(id_block, avoid_ids)
-            state = RegistryState(volume_uuid=str(uuid.uuid4()), server=server, id_range=rng)
+            state = RegistryState(volume_uuid=str(uuid.uuid4()), server=server, id_range=rng,
+                                  ganesha_mode=ganesha_mode)
             return self.save(state)
 
     @contextmanager
