@@ -114,6 +114,9 @@ def _settings():
         # a call that may block the server longer on purpose (a PROXY_V4 or GLUSTER RemoveExport:
         # backends/ganesha.py) still ends before Pacemaker's own timeout would kill the agent
         settings.ganesha["action_budget"] = 2 * budget
+        # a volume's own Ganesha: its start and its SIGTERM grace are waited for in the action
+        for key in ("start_timeout", "stop_timeout"):
+            settings.instance[key] = min(float(settings.instance[key]), max(budget, 0.5))
     return settings
 
 
@@ -201,9 +204,18 @@ class Agent:
             return
         self._check_no_classic_here()
         try:
-            self.volume.load()
+            state = self.volume.load()
         except NotMountedError:
             return
+        if self.volume.backend(state).own_server:
+            self._instance_validate(state)
+
+    def _instance_validate(self, state: RegistryState) -> None:
+        """A volume served by its own ganesha.nfsd: the instance binds `ip` and its program must be here."""
+        from .backends.ganesha_instance_conf import check_ip
+
+        check_ip(self.volume.ip)
+        self.volume.backend(state).check_installed()
 
     def _check_no_classic_here(self) -> None:
         from .errors import ValidationError
@@ -240,10 +252,13 @@ class Agent:
                 self.log.info(f"{self.volume.mountpoint}: already started here")
                 return ocf.OCF_SUCCESS
         state = self.volume.load()
-        self._wait_for_server(state)
+        if not self.volume.backend(state).own_server:   # a server of its own is started by the start
+            self._wait_for_server(state)
         res = self.volume.start()
         for warning in res.warnings:
             self.log.warning(f"{self.volume.mountpoint}: {warning}")
+        for note in res.notes:
+            self.log.info(f"{self.volume.mountpoint}: {note}")
         self.log.info(f"{self.volume.mountpoint}: {res.applied} exports live on {self.server}, "
                       f"{res.recovery_records} client records restored"
                       + (f", grace started ({res.grace})" if res.grace else ", no grace needed"))
@@ -435,9 +450,13 @@ class Agent:
             self.volume.require_directory(rel)
         if registered:
             try:
-                self.volume.load()
+                state = self.volume.load()
             except NotMountedError:
-                pass
+                return
+            if self.volume.backend(state).own_server:
+                raise ValidationError("directory", f"{self.volume.mountpoint} is served by a Ganesha instance of its "
+                                                   "own (ganesha_mode instance): use a volume-mode resource (volume=, "
+                                                   "ip=) for it, not classic resources")
 
     def _classic_state(self) -> RegistryState:
         from .errors import NotInitialisedError

@@ -61,6 +61,8 @@ class FakeStore:
 
 
 class FakeBackend:
+    own_server = False   # a node's shared server
+
     def __init__(self, name: str = "ganesha"):
         self.name = name
         self.live: dict[int, tuple[str, Export]] = {}   # Export_Id -> (absolute path, export)
@@ -209,6 +211,12 @@ class FakeBackend:
 
     def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:
         return [self.store]
+
+    def launch(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
+        return []
+
+    def stop_server(self, ctx: VolumeContext) -> int:
+        return 0
 
     def after_stop(self, ctx: VolumeContext, unlock_fs: bool, unlock_ip: bool, lease_wait: float) -> list[str]:
         self.stops.append((unlock_fs, unlock_ip, lease_wait))

@@ -115,6 +115,26 @@ class GaneshaBus:
             raise ServerUnavailableError(f"D-Bus at {self.where()} did not answer: {exc.get_dbus_message()}") from None
         return bool(owned)
 
+    def owner_pid(self) -> int | None:
+        """The PID of the process owning Ganesha's bus name, None when nobody does (the bus's
+        GetConnectionUnixProcessID; one call, as NameHasOwner). ServerUnavailableError when
+        the bus is slow or unreachable."""
+        dbus = import_dbus()
+        conn = self.connect()
+        try:
+            pid = conn.call_blocking("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                     "GetConnectionUnixProcessID", "s", (self.bus_name,), timeout=self.timeout)
+        except dbus.DBusException as exc:
+            name = exc.get_dbus_name() or ""
+            if name in _NO_OWNER[:2]:    # ServiceUnknown, NameHasNoOwner
+                return None
+            self.close()
+            if name in _NO_ANSWER:
+                raise ServerUnavailableError(f"D-Bus at {self.where()} did not answer within "
+                                             f"{self.timeout:g} s") from None
+            raise ServerUnavailableError(f"D-Bus at {self.where()} did not answer: {exc.get_dbus_message()}") from None
+        return int(pid)
+
     def call(self, path: str, iface: str, method: str, *args: Any, timeout: float | None = None) -> Any:
         """Ganesha's answer to one method call, waiting `timeout` s (default: the bus's). A
         call that is not answered in time or that finds nobody there raises
