@@ -212,7 +212,7 @@ def test_a_node_without_ipv6_but_loopback(tmp_path, monkeypatch):
 def test_the_system_bus_policy(setup):
     """On a bus with the system bus's default policy, an instance cannot own its name (its
     first element differs per volume, nfs-ganesha's policy names org.ganesha.nfsd only):
-    OCF_ERR_INSTALLED, this node lacks ganesha-ha's policy. With conf/ganesha-ha-dbus.conf
+    OCF_ERR_INSTALLED, this node lacks ganesha-ha's policy. With conf/dbus/ganesha-ha.conf
     (installed by the package) it owns it and ganesha-ha's calls go through."""
     from conftest import ROOT
 
@@ -221,7 +221,7 @@ def test_the_system_bus_policy(setup):
     answer(node.agent("start", config, vol, IP1), 5, "the system bus does not let the volume's ganesha.nfsd own",
            "install ganesha-ha's D-Bus policy")
     assert ganesha_pids(node.work) == []
-    node.strict_bus(ROOT / "conf" / "ganesha-ha-dbus.conf")
+    node.strict_bus(ROOT / "conf" / "dbus" / "ganesha-ha.conf")
     answer(node.agent("start", config, vol, IP1), 0)
     answer(node.agent("monitor", config, vol, IP1, CRM_meta_interval="10000"), 0)
     (vol / "more").mkdir()
