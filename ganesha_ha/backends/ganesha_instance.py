@@ -93,7 +93,7 @@ class GaneshaInstanceBackend(GaneshaBackend):
         """The instance's PID: the holder of its pid file's lock, when that is a ganesha.nfsd
         reading this instance's config; None when no such process runs."""
         holder = linux.lock_holder(self.pid_path)
-        if holder is None:
+        if holder is None or not linux.pid_alive(holder):   # a zombie or a dying task serves nothing
             return None
         args = linux.cmdline(holder)
         if not args or os.path.basename(args[0]) != os.path.basename(self.program) \

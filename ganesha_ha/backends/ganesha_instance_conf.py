@@ -91,8 +91,8 @@ def check_ip(ip: str | None) -> str:
     """The floating IP in the form rendered into Bind_Addr; ValidationError (field "ip") when
     missing or not an address (a name would be resolved by Ganesha, on each node its way)."""
     if not ip:
-        raise ValidationError("ip", "a volume served by its own Ganesha instance needs ip= (the floating IP: "
-                                    "the instance binds it, Bind_Addr)")
+        raise ValidationError("ip", "a volume served by its own Ganesha instance needs its floating IP (the agent's "
+                                    "ip=, the command line's --ip): the instance binds it (Bind_Addr)")
     try:
         return str(ipaddress.ip_address(ip))
     except ValueError:

@@ -189,7 +189,7 @@ def test_the_floating_ip_not_on_this_node(setup):
     answer(node.agent("start", config, vol, f"{SUBNET}.99"), 6, f"{SUBNET}.99 is not an address of this node",
            "start the IP before the exports")
     answer(node.agent("validate-all", config, vol, f"{SUBNET}.99"), 0)   # at resource creation: not up yet
-    answer(node.agent("validate-all", config, vol, ""), 6, "ip: a volume served by its own Ganesha instance needs ip=")
+    answer(node.agent("validate-all", config, vol, ""), 6, "ip: a volume served by its own Ganesha instance needs its floating IP")
     assert ganesha_pids(node.work) == []
 
 
