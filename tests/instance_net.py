@@ -34,14 +34,9 @@ C1, C2, C3 = f"{SUBNET}.11", f"{SUBNET}.12", f"{SUBNET}.13"   # client source ad
 V6 = "fd00:6761::1"
 
 
-# /usr/share/dbus-1/system.conf's default context (Debian 12), on a private socket
-STRICT_BUS = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
+# the lab bus with the default policy of /usr/share/dbus-1/system.conf (Debian 12) instead of
+# its own, which lets anyone own anything, and a place for a policy file
+STRICT_POLICY = """  <policy context="default">
     <allow user="*"/>
     <deny own="*"/>
     <deny send_type="method_call"/>
@@ -55,8 +50,19 @@ STRICT_BUS = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Config
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
   </policy>
-{include}</busconfig>
-"""
+{include}"""
+
+
+def strict_bus_config(socket: Path, include: str) -> str:
+    """The lab's bus config (lab/ganesha_daemon.py) with STRICT_POLICY in place of its policy."""
+    from ganesha_ha.lab.ganesha_daemon import _BUS_CONFIG
+
+    text = _BUS_CONFIG.format(socket=socket)
+    head, sep, rest = text.partition('  <policy context="default">')
+    _, sep2, tail = rest.partition("  </policy>\n")
+    if not (sep and sep2):
+        raise AssertionError("the lab's bus config no longer has one default policy: update tests/instance_net.py")
+    return head + STRICT_POLICY.format(include=include) + tail
 
 
 @dataclass
@@ -107,7 +113,7 @@ class InstanceNode:
         import dbus
 
         extra = f"  <include>{include}</include>\n" if include else ""
-        (self.bus.workdir / "bus.conf").write_text(STRICT_BUS.format(socket=self.bus.socket, include=extra))
+        (self.bus.workdir / "bus.conf").write_text(strict_bus_config(self.bus.socket, extra))
         conn = dbus.bus.BusConnection(self.bus.address)
         try:
             conn.call_blocking("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",

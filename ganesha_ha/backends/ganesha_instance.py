@@ -38,7 +38,7 @@ from .. import linux
 from ..context import VolumeContext
 from ..errors import (InstanceConflictError, InsecureStateError, NotInstalledError, RegistryError,
                       ServerUnavailableError, ValidationError)
-from ..fsutil import atomic_write, ensure_secure_dir
+from ..fsutil import atomic_write, ensure_secure_dir, read_secure
 from ..model import Export
 from ..recovery.ganesha_records import InstanceRecords
 from ..servers import INSTANCE
@@ -170,7 +170,8 @@ class GaneshaInstanceBackend(GaneshaBackend):
         if self.pid_path.exists() and linux.lock_holder(self.pid_path) is None:
             self.pid_path.unlink()     # stale: nobody holds it, whatever PID it names
             notes.append(f"removed stale pid file {self.pid_path}")
-        pid = self._spawn_and_wait(ip)
+        epoch = self._next_epoch(ctx, notes)
+        pid = self._spawn_and_wait(ip, epoch)
         notes.append(f"started ganesha.nfsd instance pid {pid} on {ip} port {self.port} "
                      f"({len(served)} of {len(exports)} exports in its config, bus name {self.bus.bus_name})")
         return notes
@@ -255,6 +256,23 @@ class GaneshaInstanceBackend(GaneshaBackend):
         raise RegistryError(f"the volume's NFSv4 client records cannot be kept in {path} ({exc.strerror}): "
                             "the instance would start without them and its clients could not reclaim")
 
+    @staticmethod
+    def _next_epoch(ctx: VolumeContext, notes: list[str]) -> int:
+        """The next instance's epoch (conf.next_epoch), kept on the volume so that it rises
+        whichever node starts the instance; a volume that cannot take it (full) is a note."""
+        path = ctx.state_dir / conf.EPOCH_FILE
+        try:
+            raw = read_secure(path)
+            last = int(raw) if raw and raw.strip().isdigit() else None
+        except OSError:
+            last = None
+        epoch = conf.next_epoch(last, time.time())
+        try:
+            atomic_write(path, f"{epoch}\n".encode(), 0o600)
+        except RegistryError as exc:
+            notes.append(f"epoch {epoch} not kept on the volume: {exc}")
+        return epoch
+
     def _servable(self, exp: Export) -> bool:
         try:
             self.check_export(exp, self.ctx.mountpoint)
@@ -264,7 +282,7 @@ class GaneshaInstanceBackend(GaneshaBackend):
         return True
 
     # ---- the start itself ---------------------------------------------------------------------
-    def _spawn_and_wait(self, ip: str) -> int:
+    def _spawn_and_wait(self, ip: str, epoch: int) -> int:
         import subprocess
 
         try:
@@ -276,7 +294,7 @@ class GaneshaInstanceBackend(GaneshaBackend):
         if self.bus.address:
             env["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus.address
         argv = [self.program, "-F", "-f", str(self.config_path), "-L", str(self.log_path),
-                "-p", str(self.pid_path), "-N", "NIV_EVENT"]
+                "-p", str(self.pid_path), "-N", "NIV_EVENT", "-E", str(epoch)]
         with open(self.stderr_path, "wb") as err:
             try:
                 proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -87,6 +87,24 @@ class InstanceConfig(Record, frozen=True):
     plugins_dir: str = ""        # empty: Ganesha's built-in default
 
 
+EPOCH_FILE = "instance-epoch"   # in the volume's state directory: the last instance's -E
+
+
+def next_epoch(last: int | None, now: float) -> int:
+    """The `-E` epoch of the volume's next instance: the time, but always above the last one's.
+
+    Ganesha makes its client ids, its stateids and the write verifier of its COMMITs from this
+    epoch (src/SAL/nfs4_clientid.c, nfs4_state_id.c, src/MainNFSD/nfs_init.c), by default the
+    second it started. Two instances of one volume started within the same second (a crash and
+    a quick restart, or a move to a node whose clock is behind) would then hand out the same
+    client ids and stateids, so a client's old ones could name another's new state, and the same
+    write verifier, so a client would not resend the UNSTABLE writes the crash lost. Measured:
+    a moved client's SEQUENCE on its old session got NFS4ERR_SEQ_MISORDERED from the new instance,
+    which had given that very session id to another client."""
+    epoch = int(now)
+    return max(epoch, last + 1) if last is not None else epoch
+
+
 def check_ip(ip: str | None) -> str:
     """The floating IP in the form rendered into Bind_Addr; ValidationError (field "ip") when
     missing or not an address (a name would be resolved by Ganesha, on each node its way)."""

@@ -164,12 +164,11 @@ class OpenLoop(threading.Thread):
                 time.sleep(0.05)
 
 
-def test_a_failover_stalls_only_the_moved_volume(node, volumes, tmp_path):
+def test_a_failover_stalls_only_the_moved_volume(node, volumes):
     store, (vol1, vol2) = volumes
-    on_a, on_b = node.config("a"), node.config("b")
+    on_a = node.config("a")
     start(node, on_a, vol1, IP1)
     start(node, on_a, vol2, IP2)
-    p1, p2 = prefix_of(vol1), prefix_of(vol2)
     scope1 = server_scope(volume_uuid(vol1)).encode() + b"\0"
 
     c1 = client(node, IP1, C1, "gha-move-c1")
@@ -183,7 +182,22 @@ def test_a_failover_stalls_only_the_moved_volume(node, volumes, tmp_path):
 
     loop = OpenLoop(node, client(node, IP2, C2, "gha-move-c2"))
     loop.start()
+    try:
+        check_failover(node, store, vol1, vol2, held, c1, loop)
+    finally:
+        loop.stop.set()
+        loop.join(10)
+
+
+def check_failover(node: InstanceNode, store: Path, vol1: Path, vol2: Path, held, c1: Nfs4Client,
+                   loop: OpenLoop) -> None:
+    """vol1 moves from "node" a to b while `loop` opens files on vol2 (see the test)."""
+    on_a, on_b = node.config("a"), node.config("b")
+    p1, p2 = prefix_of(vol1), prefix_of(vol2)
+    scope1 = held.server_scope
     assert wait_for(lambda: len(loop.done) >= 3, 10), loop.errors
+    epoch_file = vol1 / ".ganesha-ha" / "instance-epoch"
+    epoch = int(epoch_file.read_text())
     grace2 = []
     t0 = time.monotonic()
 
@@ -193,6 +207,8 @@ def test_a_failover_stalls_only_the_moved_volume(node, volumes, tmp_path):
     linux.umount(vol1)
     linux.bind_mount(store / "vol1", vol1)
     start(node, on_b, vol1, IP1)
+    # a new epoch, even within the same second: new client ids, stateids and write verifier
+    assert int(epoch_file.read_text()) > epoch
     assert in_grace(node.bus.address, p1), "the moved volume's instance starts in grace for its client"
     grace2.append(in_grace(node.bus.address, p2))
 
@@ -218,6 +234,7 @@ def test_a_failover_stalls_only_the_moved_volume(node, volumes, tmp_path):
     time.sleep(0.5)
     loop.stop.set()
     loop.join(10)
+    assert not loop.is_alive()
 
     during = [t for t in loop.done if t0 <= t <= lifted]
     if loop.errors:

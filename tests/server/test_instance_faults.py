@@ -71,12 +71,17 @@ def answer(proc, code: int, *fragments: str) -> str:
     return rs[0]
 
 
-def test_a_killed_instance_is_seen_by_the_next_monitor(setup):
-    node, vol, config = setup
+def start_and_kill(node: InstanceNode, vol: Path, config: Path) -> None:
+    """Start the volume, then kill -9 its instance (and see it gone)."""
     answer(node.agent("start", config, vol, IP1), 0)
     [pid] = ganesha_pids(node.work)
     os.kill(pid, signal.SIGKILL)
     assert linux.terminate(pid, None, 0.1)[0]
+
+
+def test_a_killed_instance_is_seen_by_the_next_monitor(setup):
+    node, vol, config = setup
+    start_and_kill(node, vol, config)
     answer(node.agent("monitor", config, vol, IP1, CRM_meta_interval="10000"), 1,
            "ganesha.nfsd instance is not running", "exited or was killed")
     answer(node.agent("monitor", config, vol, IP1), 7)           # a probe: nothing served here
@@ -90,10 +95,7 @@ def test_a_killed_instance_is_seen_by_the_next_monitor(setup):
 
 def test_a_stale_pid_file_is_never_trusted(setup):
     node, vol, config = setup
-    answer(node.agent("start", config, vol, IP1), 0)
-    [pid] = ganesha_pids(node.work)
-    os.kill(pid, signal.SIGKILL)
-    assert linux.terminate(pid, None, 0.1)[0]
+    start_and_kill(node, vol, config)
     other = node.spawn(["sleep", "300"])
     [pid_file] = node.work.glob("run-a/ganesha/instances/*/ganesha.pid")
     pid_file.write_text(f"{other.pid}\n")

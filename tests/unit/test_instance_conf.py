@@ -16,7 +16,8 @@ from ganesha_ha.backends import ganesha_conf_parse
 from ganesha_ha.backends.ganesha_instance_conf import (BUS_DENIED, BUS_TAKEN, FAILED, NOT_LOCAL, PIDFILE_LOCKED,
                                                       PORT_IN_USE, PREFIX_RE,
                                                       UNRESOLVED, InstanceConfig, bus_name, check_ip, covers,
-                                                      dbus_prefix, diagnose, render_config, server_scope)
+                                                      dbus_prefix, diagnose, next_epoch, render_config,
+                                                      server_scope)
 from ganesha_ha.errors import ValidationError
 from ganesha_ha.model import Export, KnfsdOptions
 
@@ -176,3 +177,12 @@ def test_diagnose(lines, cause, said):
 def test_diagnose_of_nothing_or_of_stderr():
     assert diagnose([]) == (FAILED, "")
     assert diagnose(["ganesha.nfsd: invalid option -- 'Q'", ""]) == (FAILED, "ganesha.nfsd: invalid option -- 'Q'")
+
+
+@given(st.one_of(st.none(), st.integers(0, 2**32)), st.floats(0, 2**32))
+def test_each_instance_gets_an_epoch_above_the_last(last, now):
+    """Client ids, stateids and the write verifier come from it: a restart within the same
+    second, or on a node whose clock is behind, must never reuse it."""
+    epoch = next_epoch(last, now)
+    assert epoch >= int(now) and (last is None or epoch > last)
+    assert epoch == (int(now) if last is None or last < int(now) else last + 1)
