@@ -243,16 +243,24 @@ class Agent:
     def start(self) -> int:
         if self.classic:
             return self.classic_start()
+        from .errors import ServerUnavailableError
+
         self.validate()
+        state = self.volume.load()
+        own = self.volume.backend(state).own_server   # a server of its own is started by the start
         if self.volume.is_active():
             # a check only: no repair, and never a save of client-recovery state, which on a
             # node that has not restored the volume's copy would wipe it (the start restores)
-            mon = self.volume.monitor(repair=False, save=False)
-            if mon.running and mon.drift.clean:
-                self.log.info(f"{self.volume.mountpoint}: already started here")
-                return ocf.OCF_SUCCESS
-        state = self.volume.load()
-        if not self.volume.backend(state).own_server:   # a server of its own is started by the start
+            try:
+                mon = self.volume.monitor(repair=False, save=False)
+            except ServerUnavailableError:
+                if not own:
+                    raise
+            else:
+                if mon.running and mon.drift.clean:
+                    self.log.info(f"{self.volume.mountpoint}: already started here")
+                    return ocf.OCF_SUCCESS
+        if not own:
             self._wait_for_server(state)
         res = self.volume.start()
         for warning in res.warnings:

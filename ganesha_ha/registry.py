@@ -5,6 +5,8 @@ Layout under `<mount point>/.ganesha-ha/` (mode 0700, root-owned):
   lock                   flock(2) target serialising every writer on this node
   rmtab                  knfsd's client-recovery store (recovery/rmtab.py)
   ganesha-recovery.json  Ganesha's client-recovery store (recovery/ganesha_records.py)
+  nfs4-recovery/         a volume's own Ganesha instance: its RecoveryRoot (Ganesha's records)
+  instance-epoch         and the epoch (-E) of its last start (backends/ganesha_instance.py)
 
 registry.json, schema version 5 (JSON, keys sorted, indented, written atomically):
   {"schema": "ganesha-ha/registry", "version": 5, "generation": N,

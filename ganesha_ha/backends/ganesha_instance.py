@@ -41,7 +41,6 @@ from ..errors import (InstanceConflictError, InsecureStateError, NotInstalledErr
 from ..fsutil import atomic_write, ensure_secure_dir, read_secure
 from ..model import Export
 from ..recovery.ganesha_records import InstanceRecords
-from ..servers import INSTANCE
 from . import ganesha_instance_conf as conf
 from .ganesha import GaneshaBackend
 from .ganesha_bus import BusUnreachable, GaneshaBus
@@ -61,7 +60,6 @@ class GaneshaInstanceBackend(GaneshaBackend):
     """The Ganesha backend of one volume with a ganesha.nfsd of its own (see the module)."""
 
     own_server = True
-    mode = INSTANCE
 
     def __init__(self, settings: Any, ctx: VolumeContext):
         super().__init__(settings)

@@ -85,6 +85,7 @@ def test_a_killed_instance_is_seen_by_the_next_monitor(setup):
     answer(node.agent("monitor", config, vol, IP1, CRM_meta_interval="10000"), 1,
            "ganesha.nfsd instance is not running", "exited or was killed")
     answer(node.agent("monitor", config, vol, IP1), 7)           # a probe: nothing served here
+    answer(node.agent("start", config, vol, IP1), 0)             # a start with no stop before it
     answer(node.agent("stop", config, vol, IP1), 0)
     answer(node.agent("start", config, vol, IP1), 0)
     [export_id] = [e["export_id"] for e in json.loads((vol / ".ganesha-ha" / "registry.json").read_text())["exports"]]
