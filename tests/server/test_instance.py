@@ -15,6 +15,7 @@ What is shown:
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -23,8 +24,8 @@ from pathlib import Path
 import pytest
 from conftest import tmpfs
 from ganesha_servers import NEEDS_GANESHA
-from instance_net import (C1, C2, C3, IP1, IP2, SUBNET, InstanceNode, ganesha_pids, in_grace, prefix_of,
-                          show_exports, volume_uuid, wait_for)
+from instance_net import (C1, C2, C3, IP1, IP2, SUBNET, InstanceNode, bus_call, ganesha_pids, in_grace,
+                          prefix_of, show_exports, volume_uuid, wait_for)
 
 from ganesha_ha import linux
 from ganesha_ha.backends.ganesha_instance_conf import server_scope
@@ -32,6 +33,7 @@ from ganesha_ha.lab.nfs.client import Nfs4Client
 from ganesha_ha.lab.nfs.nfs4 import NfsError
 
 pytestmark = NEEDS_GANESHA
+EXPORT_MGR, EXPORT_IFACE = "/org/ganesha/nfsd/ExportMgr", "org.ganesha.nfsd.exportmgr"
 
 
 @pytest.fixture
@@ -135,6 +137,43 @@ def test_two_volumes_each_served_by_its_own_instance(node, volumes):
     assert ganesha_pids(node.work) == []
     with node.entered():
         assert linux.tcp_listeners(2049) == []
+
+
+def display(node: InstanceNode, prefix: str, export_id: int):
+    import dbus
+
+    from ganesha_ha.backends.grants import parse_display
+
+    return parse_display(bus_call(node.bus.address, prefix, EXPORT_MGR, EXPORT_IFACE, "DisplayExport",
+                                  dbus.UInt16(export_id)))
+
+
+def test_the_instance_is_read_back_and_its_grants_repaired(node, volumes, tmp_path):
+    """What the instance holds is read back with DisplayExport, as for the node's Ganesha:
+    grants changed behind ganesha-ha's back (UpdateExport on the instance's own bus name) are
+    named by the monitor and repaired; the agent's monitor then finds nothing to repair."""
+    _, (vol1, _) = volumes
+    config = node.config("a")
+    start(node, config, vol1, IP1)
+    p1 = prefix_of(vol1)
+    assert [(c.name, c.grant.access) for c in display(node, p1, 100).clients] == [(f"{SUBNET}.0/24", "RW")]
+    behind = tmp_path / "behind.conf"
+    behind.write_text(f'EXPORT {{ Export_Id = 100; Path = "{vol1}/data"; Pseudo = "/data"; Access_Type = None; '
+                      f"Protocols = 4; FSAL {{ Name = VFS; }} CLIENT {{ Clients = {SUBNET}.0/24; Access_Type = RO; "
+                      "Squash = No_Root_Squash; } }\n")
+    assert str(bus_call(node.bus.address, p1, EXPORT_MGR, EXPORT_IFACE, "UpdateExport", str(behind),
+                        "EXPORT(Export_Id=100)")) == "1 exports updated"
+    assert display(node, p1, 100).clients[0].grant.access == "RO"
+    proc = node.cli(config, "volume", "monitor", str(vol1), "--ip", IP1, "--json")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)
+    assert res["repaired"] == 1 and res["changed"] == ["data"]
+    assert res["reasons"] == [f"Export_Id 100 (/data): client {SUBNET}.0/24: access is RO, the registry says RW"]
+    assert [(c.name, c.grant.access) for c in display(node, p1, 100).clients] == [(f"{SUBNET}.0/24", "RW")]
+    proc = node.agent("monitor", config, vol1, IP1, CRM_meta_interval="10000")
+    assert proc.returncode == 0 and "repaired" not in proc.stderr, proc.stderr
+    proc = node.agent("stop", config, vol1, IP1)
+    assert proc.returncode == 0, proc.stderr
 
 
 class OpenLoop(threading.Thread):
