@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shared: served by the node's Ganesha with the other volumes (default); instance: "
                         "by a ganesha.nfsd of its own that the agent starts on the floating IP (a take-over's "
                         "grace stalls only this volume's clients)")
+    v.add_argument("--grace-period", type=int, metavar="S",
+                   help="instance mode: the instance's Grace_Period in seconds, kept on the volume so that "
+                        "every node starts it alike (default: the node's [instance] grace_period)")
+    v.add_argument("--lease-lifetime", type=int, metavar="S",
+                   help="instance mode: the instance's Lease_Lifetime in seconds (default: the node's "
+                        "[instance] lease_lifetime)")
     v.add_argument("--json", action="store_true")
     v = vsub.add_parser("set-range", help="move or widen the volume's Export_Id range (it must hold every "
                                           "export's id; retired ids stay retired)")
@@ -200,10 +206,12 @@ def _volume(args: argparse.Namespace, settings):
 def cmd_volume(args: argparse.Namespace, settings) -> int:
     vol = _volume(args, settings)
     if args.action == "init":
-        state = vol.init(args.server, args.id_range, args.ganesha_mode)
+        times = {k: v for k in ("grace_period", "lease_lifetime") if (v := getattr(args, k)) is not None}
+        state = vol.init(args.server, args.id_range, args.ganesha_mode, times)
         lo, hi = state.id_range
         _emit(args, {"mountpoint": str(vol.mountpoint), "server": state.server, "uuid": state.volume_uuid,
-                     "export_id_range": [lo, hi], "ganesha_mode": state.ganesha_mode},
+                     "export_id_range": [lo, hi], "ganesha_mode": state.ganesha_mode,
+                     **({"instance": state.instance_settings()} if state.ganesha_mode != SHARED else {})},
               f"initialised {vol.mountpoint}: server {state.server}"
               + (", its own Ganesha instance" if state.ganesha_mode != SHARED else "")
               + f", Export_Ids {lo}-{hi}")
@@ -251,6 +259,7 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
 
     data = {"mountpoint": str(vol.mountpoint), "server": state.server, "uuid": state.volume_uuid,
             "ganesha_mode": state.ganesha_mode,
+            **({"instance": state.instance_settings()} if state.ganesha_mode != SHARED else {}),
             "export_id_range": list(state.id_range), "ids_left": state.ids_left(),
             "retired": {"export_ids": [list(r) for r in state.retired_ids],
                         "fsids": [list(r) for r in state.retired_fsids]},

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .record import Record
+from .record import Factory, Record
 
 
 class VolumeContext(Record, frozen=True):
@@ -19,3 +19,5 @@ class VolumeContext(Record, frozen=True):
     # servers.SHARED (the node's server) or servers.INSTANCE (a server of the volume's own,
     # bound to `ip`); from the registry
     ganesha_mode: str = "shared"
+    # instance mode: the Grace_Period / Lease_Lifetime the volume sets (registry), over the node's
+    instance: dict[str, int] = Factory(dict)

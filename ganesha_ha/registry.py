@@ -11,7 +11,8 @@ Layout under `<mount point>/.ganesha-ha/` (mode 0700, root-owned):
 registry.json, schema version 5 (JSON, keys sorted, indented, written atomically):
   {"schema": "ganesha-ha/registry", "version": 5, "generation": N,
    "volume": {"uuid": "...", "server": "knfsd" | "ganesha", "export_id_range": [LOW, HIGH],
-              "ganesha_mode": "shared" | "instance"},
+              "ganesha_mode": "shared" | "instance",
+              "instance": {"grace_period": S, "lease_lifetime": S}},   # instance mode; each key optional
    "retired": {"export_ids": [[LOW, HIGH], ...], "fsids": [[LOW, HIGH], ...]},
    "exports": [{"path": "data", "export_id": 3000, "pseudo": "/data",
                 "clients": [{"host": "192.0.2.0/24", "options": ["rw", "no_root_squash"]}],
@@ -44,7 +45,9 @@ it refuses to render FSAL options and knows no FSAL namespaces: upgrade every no
 served by the node's one server with every other volume's; "instance" (Ganesha only), by a
 ganesha.nfsd of the volume's own (backends/ganesha_instance.py). An instance serves only its
 volume, so its Export_Ids and pseudo paths never meet another volume's: the cross-volume
-checks below apply to shared volumes only.
+checks below apply to shared volumes only. Its Grace_Period and Lease_Lifetime are the
+volume's when `instance` says them (`volume init --grace-period/--lease-lifetime`), so every
+node starts it alike; a key left out takes the node's `[instance]` setting.
 
 Export_Id allocation: each volume owns a range of ids recorded in its registry
 (`export_id_range`, chosen at `volume init`: given with `--id-range`, or a random free block
@@ -75,7 +78,7 @@ from .fsutil import (atomic_write, check_secure_dir, check_secure_file, ensure_s
 from .model import (EXPORT_ID_MAX, EXPORT_ID_MIN, FSID_NUM_MAX, Export, new_fsid, normalize_fsid, normalize_relpath,
                     validate_export_id)
 from .record import Record, replace
-from .servers import SERVERS, SHARED, check_mode
+from .servers import INSTANCE, SERVERS, SHARED, check_mode
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -86,6 +89,9 @@ REGISTRY_FILE = "registry.json"
 LOCK_FILE = "lock"
 SCHEMA_NAME = "ganesha-ha/registry"
 SCHEMA_VERSION = 5
+# an instance's NFSV4 Grace_Period and Lease_Lifetime, seconds (nfs-ganesha 4.3's ranges:
+# src/support/nfs_read_conf.c, the same as configspec.ini's [instance])
+GRACE_PERIOD_RANGE, LEASE_LIFETIME_RANGE = (0, 270), (1, 180)
 
 
 class RegistryState(Record, frozen=True):
@@ -99,11 +105,22 @@ class RegistryState(Record, frozen=True):
     retired_ids: idranges.Ranges = ()     # Export_Ids of removed exports (idranges.py)
     retired_fsids: idranges.Ranges = ()   # numeric fsids of removed exports (a UUID is never generated twice)
     ganesha_mode: str = SHARED            # servers.MODES: the node's server, or one of the volume's own
+    grace_period: int | None = None       # instance mode: its Grace_Period (None: the node's setting)
+    lease_lifetime: int | None = None     # instance mode: its Lease_Lifetime (None: the node's setting)
 
     def __post_init__(self) -> None:
         if self.server not in SERVERS:
             raise ValidationError("server", f"must be one of {', '.join(SERVERS)}, got {self.server!r}")
         check_mode(self.server, self.ganesha_mode)
+        for name, (low, high) in (("grace_period", GRACE_PERIOD_RANGE), ("lease_lifetime", LEASE_LIFETIME_RANGE)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if self.ganesha_mode != INSTANCE:
+                raise ValidationError(name, "is a setting of a volume with its own Ganesha instance "
+                                            "(--ganesha-mode instance); a shared server has its own")
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValidationError(name, f"must be whole seconds within {low}-{high}, got {value!r}")
         lo, hi = self.id_range
         if not (EXPORT_ID_MIN <= lo <= hi <= EXPORT_ID_MAX):
             raise ValidationError("id_range", f"must lie within {EXPORT_ID_MIN}-{EXPORT_ID_MAX}, got {lo}-{hi}")
@@ -214,12 +231,17 @@ class RegistryState(Record, frozen=True):
             if fsid not in used:
                 return fsid
 
+    def instance_settings(self) -> dict[str, int]:
+        """The instance's times the volume sets (none in shared mode): {"grace_period": S, ...}."""
+        return {k: v for k in ("grace_period", "lease_lifetime") if (v := getattr(self, k)) is not None}
+
     def to_json(self) -> bytes:
         doc = {
             "schema": SCHEMA_NAME,
             "version": SCHEMA_VERSION,
             "volume": {"uuid": self.volume_uuid, "server": self.server,
-                       "export_id_range": list(self.id_range), "ganesha_mode": self.ganesha_mode},
+                       "export_id_range": list(self.id_range), "ganesha_mode": self.ganesha_mode,
+                       **({"instance": self.instance_settings()} if self.ganesha_mode == INSTANCE else {})},
             "generation": self.generation,
             "retired": {"export_ids": [list(r) for r in self.retired_ids],
                         "fsids": [list(r) for r in self.retired_fsids]},
@@ -252,11 +274,18 @@ class RegistryState(Record, frozen=True):
             return cls(volume_uuid=str(vol["uuid"]), server=vol["server"], id_range=(int(lo), int(hi)),
                        exports=exports, generation=int(doc.get("generation", 0)),
                        retired_ids=_pairs(retired["export_ids"]), retired_fsids=_pairs(retired["fsids"]),
-                       ganesha_mode=vol["ganesha_mode"])
+                       ganesha_mode=vol["ganesha_mode"], **_instance_times(vol.get("instance", {})))
         except GaneshaHAError as exc:
             raise RegistryError(f"{source} is invalid: {exc}") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise RegistryError(f"{source} is invalid: missing or malformed {exc}") from None
+
+
+def _instance_times(data: Any) -> dict[str, Any]:
+    """The registry's "instance" object: only the keys RegistryState knows (checked there)."""
+    if not isinstance(data, dict) or set(data) - {"grace_period", "lease_lifetime"}:
+        raise ValueError(f"instance settings {data!r}")
+    return dict(data)
 
 
 def export_from_dict(data: Any, version: int = SCHEMA_VERSION) -> Export:
@@ -468,11 +497,16 @@ class Registry:
         return new
 
     def init(self, server: str, id_range: tuple[int, int] | None, id_block: int,
-             avoid_ids: Iterable[int] = (), ganesha_mode: str = SHARED) -> RegistryState:
+             avoid_ids: Iterable[int] = (), ganesha_mode: str = SHARED,
+             instance: dict[str, int] | None = None) -> RegistryState:
         """Create the state directory and an empty registry; refuses to overwrite one.
-        ValidationError for a `ganesha_mode` the server cannot run (before anything is written)."""
-        check_mode(server, ganesha_mode)
+        `instance`: the instance's times the volume sets (RegistryState.instance_settings).
+        ValidationError for a `ganesha_mode` the server cannot run, or times it does not take
+        (before anything is written)."""
         import uuid  # here, not at the top: only init needs it, and every agent call imports this module
+
+        new = RegistryState(volume_uuid=str(uuid.uuid4()), server=server, id_range=id_range or (1, 1),
+                            ganesha_mode=ganesha_mode, **(instance or {}))
 
         self.require_mounted(self.mountpoint)
         ensure_secure_dir(self.state_dir)
@@ -480,9 +514,7 @@ class Registry:
             if self.path.exists():
                 raise ConflictError(f"{self.mountpoint} already has a ganesha-ha registry")
             rng = id_range or random_id_range(id_block, avoid_ids)
-            state = RegistryState(volume_uuid=str(uuid.uuid4()), server=server, id_range=rng,
-                                  ganesha_mode=ganesha_mode)
-            return self.save(state)
+            return self.save(replace(new, id_range=rng))
 
     @contextmanager
     def locked(self) -> Iterator[None]:

@@ -152,7 +152,7 @@ class Volume:
     def ctx(self, state: RegistryState) -> VolumeContext:
         return VolumeContext(mountpoint=self.mountpoint, state_dir=self.registry.state_dir,
                              volume_uuid=state.volume_uuid, ip=self.ip, id_range=state.id_range,
-                             ganesha_mode=state.ganesha_mode)
+                             ganesha_mode=state.ganesha_mode, instance=state.instance_settings())
 
     def is_active(self) -> bool:
         return self.node.is_active()
@@ -353,13 +353,15 @@ class Volume:
 
     # ---- volume lifecycle ---------------------------------------------------------------
     def init(self, server: str, id_range: tuple[int, int] | None = None,
-             ganesha_mode: str = SHARED) -> RegistryState:
+             ganesha_mode: str = SHARED, instance: dict[str, int] | None = None) -> RegistryState:
         """Create the volume's registry. Shared mode: a range given must not overlap the range
         of another shared volume mounted on this node, nor hold an id this node's server
         serves now; a random one avoids both (ConflictError, exit 5). Instance mode
         (`ganesha_mode`, servers.MODES): the volume's own server serves nothing else, so a
         range given is taken as it is (a random one still avoids the others', which keeps a
-        later move to the shared mode open). ValidationError for a mode the server cannot run."""
+        later move to the shared mode open). `instance`: the instance's Grace_Period and
+        Lease_Lifetime the volume sets ({"grace_period": S, "lease_lifetime": S}, each optional).
+        ValidationError for a mode the server cannot run, or such times in shared mode."""
         from .neighbours import ranges
         from .servers import check_mode
 
@@ -372,7 +374,8 @@ class Volume:
             avoid: Iterable[int] = ()
         else:
             avoid = set(served).union(*(range(lo, hi + 1) for _, (lo, hi) in others))
-        return self.registry.init(server, id_range, self.settings.registry["id_block"], avoid, ganesha_mode)
+        return self.registry.init(server, id_range, self.settings.registry["id_block"], avoid, ganesha_mode,
+                                  instance)
 
     def set_range(self, id_range: tuple[int, int]) -> tuple[RegistryState, RegistryState]:
         """Move or widen the volume's Export_Id range; returns the registry before and after.

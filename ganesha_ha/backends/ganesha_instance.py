@@ -70,7 +70,9 @@ class GaneshaInstanceBackend(GaneshaBackend):
         self.render_opts = RenderOptions(protocols="4", transports=g["transports"])
         self.program = str(inst["ganesha_nfsd"])
         self.port = int(inst["nfs_port"])
-        self.grace_period, self.lease_lifetime = int(inst["grace_period"]), int(inst["lease_lifetime"])
+        # the volume's own times when its registry sets them (the same on every node), else the node's
+        self.grace_period = int(ctx.instance.get("grace_period", inst["grace_period"]))
+        self.lease_lifetime = int(ctx.instance.get("lease_lifetime", inst["lease_lifetime"]))
         self.start_timeout, self.stop_timeout = float(inst["start_timeout"]), float(inst["stop_timeout"])
         self.dir = Path(settings.node["runtime_dir"]) / "ganesha" / "instances" / ctx.volume_uuid
         self.config_path = self.dir / "ganesha.conf"

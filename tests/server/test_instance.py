@@ -50,18 +50,20 @@ def node(tmp_path: Path):
 def volumes(node: InstanceNode, tmp_path: Path):
     """Two volumes (bind mounts of directories of one tmpfs, so that a volume can be
     unmounted and mounted again with its content), each initialised for its own instance
-    with the SAME Export_Id range and an export at the SAME pseudo path /data."""
+    with the SAME Export_Id range and an export at the SAME pseudo path /data; vol2 sets its
+    instance's grace and lease (the node's settings: 20 s and 10 s)."""
     with tmpfs(tmp_path / "store", size="32m") as store:
         vols = []
         config = node.config("a")
-        for name, content in (("vol1", b"one\n"), ("vol2", b"two\n")):
+        for name, content, times in (("vol1", b"one\n", ()),
+                                     ("vol2", b"two\n", ("--grace-period", "15", "--lease-lifetime", "7"))):
             (store / name / "data").mkdir(parents=True)
             (store / name / "data" / "file").write_bytes(content)
             vol = tmp_path / name
             vol.mkdir()
             linux.bind_mount(store / name, vol)
             for args in (("volume", "init", str(vol), "--server", "ganesha", "--ganesha-mode", "instance",
-                          "--id-range", "100-199"),
+                          "--id-range", "100-199", *times),
                          ("export", "add", str(vol), "data", "--client", f"{SUBNET}.0/24(rw,no_root_squash)",
                           "--pseudo", "/data")):
                 proc = node.cli(config, *args)
@@ -100,6 +102,9 @@ def test_two_volumes_each_served_by_its_own_instance(node, volumes):
     assert show_exports(node.bus.address, p1) == {0: "/", 100: f"{vol1}/data"}
     assert show_exports(node.bus.address, p2) == {0: "/", 100: f"{vol2}/data"}
     assert len(ganesha_pids(node.work)) == 2
+    for vol, times in ((vol1, (20, 10)), (vol2, (15, 7))):   # the node's, and the volume's own
+        conf = (node.work / "run-a" / "ganesha" / "instances" / volume_uuid(vol) / "ganesha.conf").read_text()
+        assert f"Grace_Period = {times[0]};" in conf and f"Lease_Lifetime = {times[1]};" in conf, conf
     with node.entered():
         listening = {a for a, _ in linux.tcp_listeners(2049)}
     assert listening == {f"::ffff:{IP1}", f"::ffff:{IP2}"}, "each instance on its own IP only"

@@ -33,3 +33,23 @@ def test_modes_a_server_cannot_run_are_refused():
     doc["volume"]["ganesha_mode"] = "instance"
     with pytest.raises(RegistryError, match="knfsd has no per-volume instance mode"):
         RegistryState.from_json(json.dumps(doc).encode())
+
+
+def test_an_instance_s_grace_and_lease_are_the_volume_s():
+    """An instance volume may set its Grace_Period and Lease_Lifetime (every node then starts
+    it alike); unset, the node's [instance] settings apply. A shared volume has none."""
+    state = RegistryState(U, "ganesha", (10, 20), ganesha_mode="instance", grace_period=15, lease_lifetime=7)
+    doc = json.loads(state.to_json())
+    assert doc["volume"]["instance"] == {"grace_period": 15, "lease_lifetime": 7}
+    assert RegistryState.from_json(state.to_json()) == state
+    bare = RegistryState(U, "ganesha", (10, 20), ganesha_mode="instance")
+    assert json.loads(bare.to_json())["volume"]["instance"] == {} and bare.instance_settings() == {}
+    assert "instance" not in json.loads(RegistryState(U, "ganesha", (10, 20)).to_json())["volume"]
+    with pytest.raises(ValidationError, match="grace_period: is a setting of a volume with its own"):
+        RegistryState(U, "ganesha", (10, 20), grace_period=15)
+    for bad in ({"grace_period": 271}, {"lease_lifetime": 0}, {"grace_period": True}, {"lease_lifetime": 1.5}):
+        with pytest.raises(ValidationError, match="must be whole seconds"):
+            RegistryState(U, "ganesha", (10, 20), ganesha_mode="instance", **bad)
+    doc["volume"]["instance"] = {"grace_period": 15, "Grace_Period": 9}
+    with pytest.raises(RegistryError, match="instance settings"):
+        RegistryState.from_json(json.dumps(doc).encode())
