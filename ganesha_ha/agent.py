@@ -189,26 +189,36 @@ class Agent:
         """Everything `start` checks before it changes anything, as far as this node can tell
         (validate-all runs exactly this): the parameters were checked by `check_params` and
         the settings file read; here the programs, this node's server set-up compared with
-        the other nodes' (backend.check_node; its warnings logged), then, when the volume is
-        mounted here,
+        the other nodes' (backend.check_node; its warnings logged; not for a volume served by
+        a Ganesha instance of its own), then, when the volume is mounted here,
         the volume's server, the classic directories (in one file system, inside it, existing,
         without symbolic links), and that the file system is not claimed by both modes.
         A volume that is not mounted here is no configuration error: `start` reports it."""
         from .errors import NotMountedError
 
         self.backend.check_installed()
-        for warning in self.backend.check_node():
-            self.log.warning(warning)
         if self.classic:
+            self._check_node()
             self._classic_validate()
             return
         self._check_no_classic_here()
         try:
             state = self.volume.load()
         except NotMountedError:
+            self._check_node()
             return
         if self.volume.backend(state).own_server:
+            # not the node's Ganesha: the volume's own, whose config is ours (RecoveryBackend
+            # fs, a server scope of the volume's, the same on every node)
             self._instance_validate(state)
+        else:
+            self._check_node()
+
+    def _check_node(self) -> None:
+        """This node's server set-up compared with the other nodes' (backend.check_node),
+        its warnings logged."""
+        for warning in self.backend.check_node():
+            self.log.warning(warning)
 
     def _instance_validate(self, state: RegistryState) -> None:
         """A volume served by its own ganesha.nfsd: the instance binds `ip` and its program must be here."""

@@ -13,6 +13,7 @@ running or harmed that should not be.
 | the RecoveryRoot read-only (EROFS) | start | 1 | the volume's storage: a restart or another node may mount it writable |
 | the floating IP not on this node | start | 6 OCF_ERR_CONFIGURED | the group starts the exports before the IP: wrong everywhere |
 | no IPv6 address but ::1 (Ganesha 4.3 would bind every address) | start | 5 OCF_ERR_INSTALLED | this node lacks it; another may have it |
+| the node's Ganesha config refuses a take-over (RecoveryBackend rados_kv) | validate-all, start | 0 | it is the shared daemon's, not the instance's |
 """
 from __future__ import annotations
 
@@ -230,4 +231,21 @@ def test_the_system_bus_policy(setup):
     (vol / "more").mkdir()
     proc = node.cli(config, "export", "add", str(vol), "more", "--client", f"{SUBNET}.0/24(rw)", "--pseudo", "/more")
     assert proc.returncode == 0 and ": live" in proc.stdout, proc.stderr
+    answer(node.agent("stop", config, vol, IP1), 0)
+
+
+def test_the_node_s_own_ganesha_config_is_not_the_instance_s(setup, tmp_path):
+    """The node's Ganesha config (ganesha_config) says what the node's shared daemon would do
+    in a take-over; an instance has a config of its own (RecoveryBackend fs, its volume's
+    server scope). A node config the shared mode refuses (RecoveryBackend rados_kv) stops
+    nothing of an instance volume: validate-all and start succeed, and say nothing of it."""
+    node, vol, config = setup
+    node_conf = tmp_path / "node-ganesha.conf"
+    node_conf.write_text("NFSV4 { RecoveryBackend = rados_kv; }\n")
+    text = config.read_text()
+    config.write_text(text.replace("[ganesha]\n", f"[ganesha]\nganesha_config = {node_conf}\n", 1))
+    for action in ("validate-all", "start"):
+        proc = node.agent(action, config, vol, IP1)
+        answer(proc, 0)
+        assert "rados_kv" not in proc.stderr and "RecoveryBackend" not in proc.stderr, proc.stderr
     answer(node.agent("stop", config, vol, IP1), 0)
