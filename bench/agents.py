@@ -141,11 +141,29 @@ def bench_floor(b: Bench):
     b.r["floor"] = {name: med(ts) for name, ts in times.items()}
 
 
+def profiled(argv_tail: list[str]) -> list[str]:
+    """The command that runs `python -X importtime ARGV_TAIL`. The agent file is a shell script
+    that execs the interpreter (ganesha_ha/install.py): profiled, a copy of it whose exec line
+    adds `-X importtime`, so that what is timed is the agent as Pacemaker runs it."""
+    if len(argv_tail) >= 2 and Path(argv_tail[1]).is_file() and \
+            Path(argv_tail[1]).read_bytes().startswith(b"#!/bin/sh"):
+        script = Path(argv_tail[1])
+        text = script.read_text()
+        if 'exec "$py" -IS' not in text:
+            raise RuntimeError(f"{script}: no 'exec \"$py\" -IS' line to profile")
+        copy = script.with_name(script.name + ".importtime")
+        copy.write_text(text.replace('exec "$py" -IS', 'exec "$py" -X importtime -IS', 1))
+        copy.chmod(0o755)
+        return [str(copy), *argv_tail[2:]]
+    return [PY, "-X", "importtime", *argv_tail]
+
+
 def importtime(b: Bench, argv_tail, env, reps=5):
     """Per-module cumulative import time (µs, median over runs) and the total."""
     runs = []
+    argv = profiled(list(argv_tail))
     for _ in range(reps):
-        p = subprocess.run([PY, "-X", "importtime", *argv_tail], env=env, stdin=subprocess.DEVNULL,
+        p = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         lines = []
         for line in p.stderr.splitlines():
@@ -212,9 +230,12 @@ def monitor_steps(b: Bench, mods: dict, env: dict) -> list[tuple[str, float]]:
     stdlib = sorted(m for m, v in mods.items() if (v["parent"] or "").startswith("ganesha_ha")
                     and not m.startswith("ganesha_ha") and m != "__future__")
     boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import "
+    # none when every standard module they use was imported before them (`-c "import "` is a
+    # syntax error: the step is then the bare interpreter again)
+    first = f"import {', '.join(stdlib)}" if stdlib else "pass"
     steps = [("`python -IS -c pass`", [PY, "-IS", "-c", "pass"]),
-             (f"+ the standard library they import ({', '.join(stdlib)}, and what those import)",
-              [PY, "-IS", "-c", "import " + ", ".join(stdlib)]),
+             (f"+ the standard library they import ({', '.join(stdlib) or 'none of its own'}, and what "
+              "those import)", [PY, "-IS", "-c", first]),
              (f"+ ganesha_ha's modules ({len(ours)})", [PY, "-IS", "-c", boot + ", ".join(stdlib + ours)]),
              ("the monitor: + the sh wrapper, running exportfs (posix_spawn), reading its state",
               [b.agent, "monitor"])]

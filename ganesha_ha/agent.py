@@ -114,6 +114,9 @@ def _settings():
         # a call that may block the server longer on purpose (a PROXY_V4 or GLUSTER RemoveExport:
         # backends/ganesha.py) still ends before Pacemaker's own timeout would kill the agent
         settings.ganesha["action_budget"] = 2 * budget
+        # a volume's own Ganesha: its start and its SIGTERM grace are waited for in the action
+        for key in ("start_timeout", "stop_timeout"):
+            settings.instance[key] = min(float(settings.instance[key]), max(budget, 0.5))
     return settings
 
 
@@ -186,24 +189,43 @@ class Agent:
         """Everything `start` checks before it changes anything, as far as this node can tell
         (validate-all runs exactly this): the parameters were checked by `check_params` and
         the settings file read; here the programs, this node's server set-up compared with
-        the other nodes' (backend.check_node; its warnings logged), then, when the volume is
-        mounted here,
+        the other nodes' (backend.check_node; its warnings logged; not for a volume served by
+        a Ganesha instance of its own), then, when the volume is mounted here,
         the volume's server, the classic directories (in one file system, inside it, existing,
         without symbolic links), and that the file system is not claimed by both modes.
         A volume that is not mounted here is no configuration error: `start` reports it."""
         from .errors import NotMountedError
 
         self.backend.check_installed()
-        for warning in self.backend.check_node():
-            self.log.warning(warning)
         if self.classic:
+            self._check_node()
             self._classic_validate()
             return
         self._check_no_classic_here()
         try:
-            self.volume.load()
+            state = self.volume.load()
         except NotMountedError:
+            self._check_node()
             return
+        if self.volume.backend(state).own_server:
+            # not the node's Ganesha: the volume's own, whose config is ours (RecoveryBackend
+            # fs, a server scope of the volume's, the same on every node)
+            self._instance_validate(state)
+        else:
+            self._check_node()
+
+    def _check_node(self) -> None:
+        """This node's server set-up compared with the other nodes' (backend.check_node),
+        its warnings logged."""
+        for warning in self.backend.check_node():
+            self.log.warning(warning)
+
+    def _instance_validate(self, state: RegistryState) -> None:
+        """A volume served by its own ganesha.nfsd: the instance binds `ip` and its program must be here."""
+        from .backends.ganesha_instance_conf import check_ip
+
+        check_ip(self.volume.ip)
+        self.volume.backend(state).check_installed()
 
     def _check_no_classic_here(self) -> None:
         from .errors import ValidationError
@@ -231,19 +253,30 @@ class Agent:
     def start(self) -> int:
         if self.classic:
             return self.classic_start()
+        from .errors import ServerUnavailableError
+
         self.validate()
+        state = self.volume.load()
+        own = self.volume.backend(state).own_server   # a server of its own is started by the start
         if self.volume.is_active():
             # a check only: no repair, and never a save of client-recovery state, which on a
             # node that has not restored the volume's copy would wipe it (the start restores)
-            mon = self.volume.monitor(repair=False, save=False)
-            if mon.running and mon.drift.clean:
-                self.log.info(f"{self.volume.mountpoint}: already started here")
-                return ocf.OCF_SUCCESS
-        state = self.volume.load()
-        self._wait_for_server(state)
+            try:
+                mon = self.volume.monitor(repair=False, save=False)
+            except ServerUnavailableError:
+                if not own:
+                    raise
+            else:
+                if mon.running and mon.drift.clean:
+                    self.log.info(f"{self.volume.mountpoint}: already started here")
+                    return ocf.OCF_SUCCESS
+        if not own:
+            self._wait_for_server(state)
         res = self.volume.start()
         for warning in res.warnings:
             self.log.warning(f"{self.volume.mountpoint}: {warning}")
+        for note in res.notes:
+            self.log.info(f"{self.volume.mountpoint}: {note}")
         self.log.info(f"{self.volume.mountpoint}: {res.applied} exports live on {self.server}, "
                       f"{res.recovery_records} client records restored"
                       + (f", grace started ({res.grace})" if res.grace else ", no grace needed"))
@@ -435,9 +468,13 @@ class Agent:
             self.volume.require_directory(rel)
         if registered:
             try:
-                self.volume.load()
+                state = self.volume.load()
             except NotMountedError:
-                pass
+                return
+            if self.volume.backend(state).own_server:
+                raise ValidationError("directory", f"{self.volume.mountpoint} is served by a Ganesha instance of its "
+                                                   "own (ganesha_mode instance): use a volume-mode resource (volume=, "
+                                                   "ip=) for it, not classic resources")
 
     def _classic_state(self) -> RegistryState:
         from .errors import NotInitialisedError

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import GaneshaHAError, ValidationError
-from .servers import BACKENDS, SERVERS
+from .servers import BACKENDS, MODES, SERVERS, SHARED
 from .textfmt import table
 
 
@@ -56,8 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--server", required=True, choices=SERVERS,
                    help="; ".join(f"{b.name}: {b.description}" for b in BACKENDS))
     v.add_argument("--id-range", type=_id_range, metavar="LOW-HIGH",
-                   help="Export_Ids this volume may use, apart from the ranges of the volumes mounted "
-                        "here and the ids this node's server serves (default: a random free block)")
+                   help="Export_Ids this volume may use, apart from the ranges of the shared volumes "
+                        "mounted here and the ids this node's server serves (default: a random free block)")
+    v.add_argument("--ganesha-mode", choices=MODES, default=SHARED,
+                   help="shared: served by the node's Ganesha with the other volumes (default); instance: "
+                        "by a ganesha.nfsd of its own that the agent starts on the floating IP (a take-over's "
+                        "grace stalls only this volume's clients)")
+    v.add_argument("--grace-period", type=int, metavar="S",
+                   help="instance mode: the instance's Grace_Period in seconds, kept on the volume so that "
+                        "every node starts it alike (default: the node's [instance] grace_period)")
+    v.add_argument("--lease-lifetime", type=int, metavar="S",
+                   help="instance mode: the instance's Lease_Lifetime in seconds (default: the node's "
+                        "[instance] lease_lifetime)")
     v.add_argument("--json", action="store_true")
     v = vsub.add_parser("set-range", help="move or widen the volume's Export_Id range (it must hold every "
                                           "export's id; retired ids stay retired)")
@@ -196,11 +206,15 @@ def _volume(args: argparse.Namespace, settings):
 def cmd_volume(args: argparse.Namespace, settings) -> int:
     vol = _volume(args, settings)
     if args.action == "init":
-        state = vol.init(args.server, args.id_range)
+        times = {k: v for k in ("grace_period", "lease_lifetime") if (v := getattr(args, k)) is not None}
+        state = vol.init(args.server, args.id_range, args.ganesha_mode, times)
         lo, hi = state.id_range
         _emit(args, {"mountpoint": str(vol.mountpoint), "server": state.server, "uuid": state.volume_uuid,
-                     "export_id_range": [lo, hi]},
-              f"initialised {vol.mountpoint}: server {state.server}, Export_Ids {lo}-{hi}")
+                     "export_id_range": [lo, hi], "ganesha_mode": state.ganesha_mode,
+                     **({"instance": state.instance_settings()} if state.ganesha_mode != SHARED else {})},
+              f"initialised {vol.mountpoint}: server {state.server}"
+              + (", its own Ganesha instance" if state.ganesha_mode != SHARED else "")
+              + f", Export_Ids {lo}-{hi}")
         return 0
     if args.action == "set-range":
         before, after = vol.set_range(args.id_range)
@@ -244,13 +258,17 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
     from . import idranges
 
     data = {"mountpoint": str(vol.mountpoint), "server": state.server, "uuid": state.volume_uuid,
+            "ganesha_mode": state.ganesha_mode,
+            **({"instance": state.instance_settings()} if state.ganesha_mode != SHARED else {}),
             "export_id_range": list(state.id_range), "ids_left": state.ids_left(),
             "retired": {"export_ids": [list(r) for r in state.retired_ids],
                         "fsids": [list(r) for r in state.retired_fsids]},
             "active_here": active, "exports": [_export_json(e, live, str(vol.mountpoint)) for e, live in rows]}
     live_n = sum(1 for _, live in rows if live)
     retired = idranges.count_within(state.retired_ids, *state.id_range)
-    _emit(args, data, f"{vol.mountpoint}: server {state.server}, {len(rows)} exports, {live_n} live, "
+    _emit(args, data, f"{vol.mountpoint}: server {state.server}"
+                      + (" (its own instance)" if state.ganesha_mode != SHARED else "")
+                      + f", {len(rows)} exports, {live_n} live, "
                       f"{'active' if active else 'not active'} on this node, Export_Ids "
                       f"{state.id_range[0]}-{state.id_range[1]}: {state.ids_left()} left"
                       + (f" ({retired} retired)" if retired else ""))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .record import Record
+from .record import Factory, Record
 
 
 class VolumeContext(Record, frozen=True):
@@ -16,3 +16,8 @@ class VolumeContext(Record, frozen=True):
     volume_uuid: str
     ip: str | None = None   # the floating IP clients use (recovery keys, grace take-over)
     id_range: tuple[int, int] | None = None   # the volume's Export_Ids (a stray of ours lies in it)
+    # servers.SHARED (the node's server) or servers.INSTANCE (a server of the volume's own,
+    # bound to `ip`); from the registry
+    ganesha_mode: str = "shared"
+    # instance mode: the Grace_Period / Lease_Lifetime the volume sets (registry), over the node's
+    instance: dict[str, int] = Factory(dict)

@@ -121,6 +121,17 @@ class PseudoCollisionError(ConflictError):
     ocf_rc = OCF_ERR_PERM
 
 
+class InstanceConflictError(ConflictError):
+    """Something else on this node holds what the volume's own Ganesha instance needs: the
+    NFS port on its floating IP, or its D-Bus name (backends/ganesha_instance.py).
+
+    Local to this node, like IdCollisionError: the agent bans the resource from this node
+    (OCF_ERR_PERM), the volume may run on a node where nothing else holds them.
+    """
+
+    ocf_rc = OCF_ERR_PERM
+
+
 class ServerUnavailableError(GaneshaHAError):
     """The NFS server or its control channel (D-Bus, exportfs) is not reachable now."""
 

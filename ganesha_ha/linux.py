@@ -247,6 +247,42 @@ def descendants(root: int, pids: Iterable[int] | None = None) -> set[int]:
     return out
 
 
+def cmdline(pid: int) -> list[str]:
+    """The arguments of process `pid` (/proc/PID/cmdline); [] when it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return []
+    return [os.fsdecode(a) for a in raw.split(b"\0")[:-1]] if raw else []
+
+
+def lock_holder(path: str | os.PathLike[str]) -> int | None:
+    """The PID of the process holding a POSIX write lock (fcntl F_SETLK) on the file at
+    `path`, as the daemons that lock their pid file take it (ganesha.nfsd: src/MainNFSD/
+    nfs_main.c); None when the file is absent or nobody holds a lock on it. A lock dies with
+    its process, so the holder is alive whatever the file says: a pid file naming another
+    (stale) PID is no evidence, its lock is (fcntl(2), F_GETLK)."""
+    import fcntl
+    import struct
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        # struct flock on LP64 Linux: short l_type, short l_whence, off_t l_start, off_t l_len,
+        # pid_t l_pid (native alignment pads after the shorts, as the C compiler does)
+        query = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    l_type, _, _, _, l_pid = struct.unpack("hhqqi", answer)
+    return None if l_type == fcntl.F_UNLCK else l_pid
+
+
 # ---- TCP connections and local addresses (of the calling thread's network namespace) --------
 # /proc/thread-self/net is the network namespace of the calling *thread* (proc(5)); /proc/net
 # is that of the process's main thread. The same in a single-threaded agent; different in a
@@ -390,3 +426,122 @@ def run_capturing_stderr(argv: Sequence[str], env: dict[str, str], timeout: floa
         os.close(read_end)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status), b"".join(chunks)
+
+
+TCP_LISTEN = 0x0A   # include/net/tcp_states.h
+
+
+def parse_proc_net_tcp(text: str) -> list[tuple[str, int, int, int]]:
+    """(local address, local port, state, socket inode) of each socket line of a
+    /proc/net/tcp or /proc/net/tcp6 text (proc(5)); the header and malformed lines skipped.
+    Pure (parse_tcp_table gives the remote ends instead of the inode)."""
+    out = []
+    for line in text.splitlines()[1:]:
+        f = line.split()
+        if len(f) < 10 or ":" not in f[1]:
+            continue
+        addr, _, port = f[1].rpartition(":")
+        try:
+            out.append((_hex_address(addr), int(port, 16), int(f[3], 16), int(f[9])))
+        except ValueError:
+            continue
+    return out
+
+
+def tcp_listeners(port: int, proc_net: str = PROC_NET) -> list[tuple[str, int]]:
+    """(local address, socket inode) of every TCP socket listening on `port` in this
+    network namespace, IPv4 and IPv6 ("0.0.0.0" and "::" are every address)."""
+    out = []
+    for name in ("tcp", "tcp6"):
+        try:
+            with open(f"{proc_net}/{name}", encoding="ascii", errors="replace") as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        out += [(a, inode) for a, p, state, inode in parse_proc_net_tcp(text) if p == port and state == TCP_LISTEN]
+    return out
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """The inodes of the sockets process `pid` holds open (/proc/PID/fd); empty when gone."""
+    out: set[int] = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(int(target[8:-1]))
+    return out
+
+
+def socket_owners(inodes: Iterable[int]) -> dict[int, int]:
+    """socket inode -> PID of a process holding it open (a scan of /proc/*/fd: for error
+    messages, never on a hot path); inodes nobody here holds are left out."""
+    wanted = set(inodes)
+    found: dict[int, int] = {}
+    for pid in all_pids():
+        for inode in socket_inodes(pid) & wanted:
+            found.setdefault(inode, pid)
+        if len(found) == len(wanted):
+            break
+    return found
+
+
+def ipv6_addresses() -> list[str]:
+    """The IPv6 addresses of this network namespace (local_addresses), ::1 included; [] when
+    IPv6 is off."""
+    return sorted(a for a in local_addresses() if ":" in a)
+
+
+def bind_error(ip: str) -> int | None:
+    """The errno bind(2) gives for a TCP socket on `ip` (any port), None when it binds: a
+    program can listen on that address here (EADDRNOTAVAIL: not an address of this
+    network namespace, unless net.ipv4.ip_nonlocal_bind allows it; EAFNOSUPPORT: no IPv6)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((ip, 0))
+    except OSError as exc:
+        return exc.errno
+    return None
+
+
+def ipv6_sockets() -> bool:
+    """An AF_INET6 socket can be made here (the kernel has IPv6; it may have no address)."""
+    import socket
+
+    try:
+        socket.socket(socket.AF_INET6, socket.SOCK_STREAM).close()
+    except OSError:
+        return False
+    return True
+
+
+def terminate(pid: int, starttime: int | None, grace: float, kill_wait: float = 5.0) -> tuple[bool, bool]:
+    """SIGTERM the process `pid` (that had `starttime`: never a recycled PID), wait up to
+    `grace` seconds for it to be gone, then SIGKILL and wait up to `kill_wait` more.
+    Returns (gone, killed): whether it is gone now, and whether SIGKILL was needed. A zombie
+    counts as gone (it holds no file, socket or lock any more)."""
+    import signal
+    import time
+
+    killed = False
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, kill_wait)):
+        if not same_process(pid, starttime):
+            return True, killed
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return True, killed
+        killed = sig == signal.SIGKILL
+        deadline = time.monotonic() + wait
+        while same_process(pid, starttime) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    return not same_process(pid, starttime), killed

@@ -1,14 +1,16 @@
 """What the other volumes on this node hold, so that this one never meets them in a server.
 
-Two things must stay apart between volumes that can be active on one node:
-- Export_Id ranges: read from the registries of the volumes mounted here (`ranges`), for
-  `volume init` and `volume set-range` (registry.check_range_free decides);
+Two things must stay apart between volumes that can be active on one node's shared server:
+- Export_Id ranges: read from the registries of the shared volumes mounted here (`ranges`),
+  for `volume init` and `volume set-range` (registry.check_range_free decides);
 - pseudo paths, on a server with one pseudo tree (Ganesha): read from the active marks of the
   volumes active here (nodestate.py: what each start applied), kept to the exports whose
   Export_Id the server serves now (a mark left from before blocks nothing). Ganesha cannot
   say over D-Bus which pseudo path an export has unless `mount_path_pseudo` is set
   (DisplayExport shows the full path twice otherwise: /work/notes/ganesha-facts.md, D), so
   the marks are the source, and exports of the server's own configuration are not seen.
+A volume in instance mode (its own ganesha.nfsd) meets no other volume in a server: its range
+and its marks are left out here, and its own checks skip these.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from .model import Export
 from .nodestate import NodeState
 from .plan import pseudo_clash
 from .registry import Registry, export_from_dict, mounted_registries
+from .servers import SHARED
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -27,16 +30,19 @@ if TYPE_CHECKING:
 
 
 def ranges(mountpoint: Path) -> list[tuple[str, tuple[int, int]]]:
-    """(mount point, Export_Id range) of the volumes mounted on this node other than the one
-    at `mountpoint`; a registry that cannot be read is left out (it cannot change here either)."""
+    """(mount point, Export_Id range) of the shared volumes mounted on this node other than
+    the one at `mountpoint`; a registry that cannot be read is left out (it cannot change here
+    either), and so is a volume served by its own instance (its ids meet no other volume's)."""
     out = []
     for mp in mounted_registries():
         if mp == mountpoint:
             continue
         try:
-            out.append((str(mp), Registry(mp).load().id_range))
+            state = Registry(mp).load()
         except GaneshaHAError:
             continue
+        if state.ganesha_mode == SHARED:
+            out.append((str(mp), state.id_range))
     return out
 
 
@@ -51,7 +57,7 @@ def check_pseudo_paths(node: NodeState, served: Callable[[], Collection[int]], e
     inside it, and that volume's stop then fails ("Cannot remove export with submounts": the
     node is fenced); above it, ours would hide it from its clients (plan.py).
     """
-    others = node.others_active()
+    others = [r for r in node.others_active() if r.get("ganesha_mode", SHARED) == SHARED]
     if not others:
         return
     live = served()

@@ -43,7 +43,9 @@ PARAMS: tuple[Param, ...] = (
           "system that contains the directory.", unique_group="volume"),
     Param("ip", "Floating IP the clients use",
           "The floating IP address clients mount from. With server=ganesha it names the volume's "
-          "client-recovery records and the take-over grace event sent to Ganesha."),
+          "client-recovery records and the take-over grace event sent to the node's Ganesha; for a "
+          "volume initialised with --ganesha-mode instance it is required: the volume's own ganesha.nfsd "
+          "binds it (Bind_Addr), so the IP resource starts before this one."),
     Param("bus_address", "D-Bus address of Ganesha's bus",
           "D-Bus address of the bus NFS-Ganesha is on (default: the system bus or "
           "$DBUS_SYSTEM_BUS_ADDRESS).", reloadable=True),

@@ -5,10 +5,14 @@ Layout under `<mount point>/.ganesha-ha/` (mode 0700, root-owned):
   lock                   flock(2) target serialising every writer on this node
   rmtab                  knfsd's client-recovery store (recovery/rmtab.py)
   ganesha-recovery.json  Ganesha's client-recovery store (recovery/ganesha_records.py)
+  nfs4-recovery/         a volume's own Ganesha instance: its RecoveryRoot (Ganesha's records)
+  instance-epoch         and the epoch (-E) of its last start (backends/ganesha_instance.py)
 
-registry.json, schema version 4 (JSON, keys sorted, indented, written atomically):
-  {"schema": "ganesha-ha/registry", "version": 4, "generation": N,
-   "volume": {"uuid": "...", "server": "knfsd" | "ganesha", "export_id_range": [LOW, HIGH]},
+registry.json, schema version 5 (JSON, keys sorted, indented, written atomically):
+  {"schema": "ganesha-ha/registry", "version": 5, "generation": N,
+   "volume": {"uuid": "...", "server": "knfsd" | "ganesha", "export_id_range": [LOW, HIGH],
+              "ganesha_mode": "shared" | "instance",
+              "instance": {"grace_period": S, "lease_lifetime": S}},   # instance mode; each key optional
    "retired": {"export_ids": [[LOW, HIGH], ...], "fsids": [[LOW, HIGH], ...]},
    "exports": [{"path": "data", "export_id": 3000, "pseudo": "/data",
                 "clients": [{"host": "192.0.2.0/24", "options": ["rw", "no_root_squash"]}],
@@ -24,6 +28,10 @@ by the next save:
 - 3 → 4: a client spec without `rw`/`ro` meant read-write up to version 3 and means read-only
   from version 4 on (exports(5)); the step writes the old meaning out (`rw`), so an upgrade
   never changes what an export grants (`_v3_to_v4_bare_specs`).
+- 4 → 5: version 4 had no "ganesha_mode": every volume was served by the node's shared
+  server (`_v4_to_v5_ganesha_mode`). The version is raised although the step only adds a
+  default, so that a node running an older ganesha-ha refuses an "instance" volume instead
+  of serving it through the node's shared Ganesha.
 A registry of a newer version than this code knows is refused (upgrade that node).
 An FSAL's options are stored as [key, value] pairs of canonical text (fsal_schema.py), secrets
 included (this file is 0600 in a 0700 directory: the only place a secret is kept). The path of an
@@ -33,6 +41,14 @@ is read as that path in the FSAL's namespace (model.Export.from_dict). Both fit 
 schema 2 introduced, so code of the same schema without FSAL schemas still reads such a registry;
 it refuses to render FSAL options and knows no FSAL namespaces: upgrade every node before using them.
 
+`ganesha_mode` (servers.MODES, chosen at `volume init`): "shared", the volume's exports are
+served by the node's one server with every other volume's; "instance" (Ganesha only), by a
+ganesha.nfsd of the volume's own (backends/ganesha_instance.py). An instance serves only its
+volume, so its Export_Ids and pseudo paths never meet another volume's: the cross-volume
+checks below apply to shared volumes only. Its Grace_Period and Lease_Lifetime are the
+volume's when `instance` says them (`volume init --grace-period/--lease-lifetime`), so every
+node starts it alike; a key left out takes the node's `[instance]` setting.
+
 Export_Id allocation: each volume owns a range of ids recorded in its registry
 (`export_id_range`, chosen at `volume init`: given with `--id-range`, or a random free block
 of `id_block` ids; moved or widened with `volume set-range`). Ids are allocated from that
@@ -41,7 +57,7 @@ retired: never handed out again, since a client may still hold a file handle car
 (`retired`, kept as ranges by idranges.py so that it stays small). Volumes that may meet on
 one node must have disjoint ranges; a collision is detected at `export add` and at agent
 start against what the node's server already serves, and at `volume init`/`set-range`
-against the ranges of the volumes mounted on this node.
+against the ranges of the shared volumes mounted on this node.
 """
 from __future__ import annotations
 
@@ -62,7 +78,7 @@ from .fsutil import (atomic_write, check_secure_dir, check_secure_file, ensure_s
 from .model import (EXPORT_ID_MAX, EXPORT_ID_MIN, FSID_NUM_MAX, Export, new_fsid, normalize_fsid, normalize_relpath,
                     validate_export_id)
 from .record import Record, replace
-from .servers import SERVERS
+from .servers import INSTANCE, SERVERS, SHARED, check_mode
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -72,7 +88,10 @@ STATE_DIR = ".ganesha-ha"
 REGISTRY_FILE = "registry.json"
 LOCK_FILE = "lock"
 SCHEMA_NAME = "ganesha-ha/registry"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+# an instance's NFSV4 Grace_Period and Lease_Lifetime, seconds (nfs-ganesha 4.3's ranges:
+# src/support/nfs_read_conf.c, the same as configspec.ini's [instance])
+GRACE_PERIOD_RANGE, LEASE_LIFETIME_RANGE = (0, 270), (1, 180)
 
 
 class RegistryState(Record, frozen=True):
@@ -85,10 +104,23 @@ class RegistryState(Record, frozen=True):
     generation: int = 0
     retired_ids: idranges.Ranges = ()     # Export_Ids of removed exports (idranges.py)
     retired_fsids: idranges.Ranges = ()   # numeric fsids of removed exports (a UUID is never generated twice)
+    ganesha_mode: str = SHARED            # servers.MODES: the node's server, or one of the volume's own
+    grace_period: int | None = None       # instance mode: its Grace_Period (None: the node's setting)
+    lease_lifetime: int | None = None     # instance mode: its Lease_Lifetime (None: the node's setting)
 
     def __post_init__(self) -> None:
         if self.server not in SERVERS:
             raise ValidationError("server", f"must be one of {', '.join(SERVERS)}, got {self.server!r}")
+        check_mode(self.server, self.ganesha_mode)
+        for name, (low, high) in (("grace_period", GRACE_PERIOD_RANGE), ("lease_lifetime", LEASE_LIFETIME_RANGE)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if self.ganesha_mode != INSTANCE:
+                raise ValidationError(name, "is a setting of a volume with its own Ganesha instance "
+                                            "(--ganesha-mode instance); a shared server has its own")
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValidationError(name, f"must be whole seconds within {low}-{high}, got {value!r}")
         lo, hi = self.id_range
         if not (EXPORT_ID_MIN <= lo <= hi <= EXPORT_ID_MAX):
             raise ValidationError("id_range", f"must lie within {EXPORT_ID_MIN}-{EXPORT_ID_MAX}, got {lo}-{hi}")
@@ -199,12 +231,17 @@ class RegistryState(Record, frozen=True):
             if fsid not in used:
                 return fsid
 
+    def instance_settings(self) -> dict[str, int]:
+        """The instance's times the volume sets (none in shared mode): {"grace_period": S, ...}."""
+        return {k: v for k in ("grace_period", "lease_lifetime") if (v := getattr(self, k)) is not None}
+
     def to_json(self) -> bytes:
         doc = {
             "schema": SCHEMA_NAME,
             "version": SCHEMA_VERSION,
             "volume": {"uuid": self.volume_uuid, "server": self.server,
-                       "export_id_range": list(self.id_range)},
+                       "export_id_range": list(self.id_range), "ganesha_mode": self.ganesha_mode,
+                       **({"instance": self.instance_settings()} if self.ganesha_mode == INSTANCE else {})},
             "generation": self.generation,
             "retired": {"export_ids": [list(r) for r in self.retired_ids],
                         "fsids": [list(r) for r in self.retired_fsids]},
@@ -236,11 +273,19 @@ class RegistryState(Record, frozen=True):
             retired = doc["retired"]
             return cls(volume_uuid=str(vol["uuid"]), server=vol["server"], id_range=(int(lo), int(hi)),
                        exports=exports, generation=int(doc.get("generation", 0)),
-                       retired_ids=_pairs(retired["export_ids"]), retired_fsids=_pairs(retired["fsids"]))
+                       retired_ids=_pairs(retired["export_ids"]), retired_fsids=_pairs(retired["fsids"]),
+                       ganesha_mode=vol["ganesha_mode"], **_instance_times(vol.get("instance", {})))
         except GaneshaHAError as exc:
             raise RegistryError(f"{source} is invalid: {exc}") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise RegistryError(f"{source} is invalid: missing or malformed {exc}") from None
+
+
+def _instance_times(data: Any) -> dict[str, Any]:
+    """The registry's "instance" object: only the keys RegistryState knows (checked there)."""
+    if not isinstance(data, dict) or set(data) - {"grace_period", "lease_lifetime"}:
+        raise ValueError(f"instance settings {data!r}")
+    return dict(data)
 
 
 def export_from_dict(data: Any, version: int = SCHEMA_VERSION) -> Export:
@@ -262,11 +307,6 @@ def _export_v1_to_v2(data: Any) -> Any:
     return out
 
 
-def _export_v2_to_v3(data: Any) -> Any:
-    """An export's fields are the same in schema 3 (what changed is the document's: `retired`)."""
-    return data
-
-
 def _doc_unchanged(doc: Any) -> Any:
     return doc
 
@@ -281,6 +321,18 @@ def _v2_to_v3_retired(doc: Any) -> Any:
     top = max((i for i in used if lo <= i <= hi), default=lo - 1)
     ids = idranges.add((), (i for i in range(lo, top + 1) if i not in used))
     return dict(doc, retired={"export_ids": [list(r) for r in ids], "fsids": []})
+
+
+def _v4_to_v5_ganesha_mode(doc: Any) -> Any:
+    """Schema 5 says how the volume is served ("ganesha_mode"); up to schema 4 every volume was
+    served by the node's shared server."""
+    return dict(doc, volume=dict(doc["volume"], ganesha_mode=SHARED))
+
+
+def _export_unchanged(data: Any) -> Any:
+    """A step that changes only the document (2 → 3: `retired`; 4 → 5: `ganesha_mode`): an
+    export's fields stay as they are."""
+    return data
 
 
 def _pairs(value: Any) -> list[tuple[int, int]]:
@@ -314,8 +366,10 @@ def _v3_to_v4_bare_specs(data: Any) -> Any:
 
 # _MIGRATIONS[n - 1] turns an export of schema n into one of schema n + 1, _DOC_MIGRATIONS[n - 1]
 # the whole document (after which each export is read through _MIGRATIONS)
-_MIGRATIONS: tuple[Callable[[Any], Any], ...] = (_export_v1_to_v2, _export_v2_to_v3, _v3_to_v4_bare_specs)
-_DOC_MIGRATIONS: tuple[Callable[[Any], Any], ...] = (_doc_unchanged, _v2_to_v3_retired, _doc_unchanged)
+_MIGRATIONS: tuple[Callable[[Any], Any], ...] = (_export_v1_to_v2, _export_unchanged, _v3_to_v4_bare_specs,
+                                                 _export_unchanged)
+_DOC_MIGRATIONS: tuple[Callable[[Any], Any], ...] = (_doc_unchanged, _v2_to_v3_retired, _doc_unchanged,
+                                                     _v4_to_v5_ganesha_mode)
 assert len(_MIGRATIONS) == len(_DOC_MIGRATIONS) == SCHEMA_VERSION - 1
 
 
@@ -454,9 +508,16 @@ class Registry:
         return new
 
     def init(self, server: str, id_range: tuple[int, int] | None, id_block: int,
-             avoid_ids: Iterable[int] = ()) -> RegistryState:
-        """Create the state directory and an empty registry; refuses to overwrite one."""
+             avoid_ids: Iterable[int] = (), ganesha_mode: str = SHARED,
+             instance: dict[str, int] | None = None) -> RegistryState:
+        """Create the state directory and an empty registry; refuses to overwrite one.
+        `instance`: the instance's times the volume sets (RegistryState.instance_settings).
+        ValidationError for a `ganesha_mode` the server cannot run, or times it does not take
+        (before anything is written)."""
         import uuid  # here, not at the top: only init needs it, and every agent call imports this module
+
+        new = RegistryState(volume_uuid=str(uuid.uuid4()), server=server, id_range=id_range or (1, 1),
+                            ganesha_mode=ganesha_mode, **(instance or {}))
 
         self.require_mounted(self.mountpoint)
         ensure_secure_dir(self.state_dir)
@@ -464,8 +525,7 @@ class Registry:
             if self.path.exists():
                 raise ConflictError(f"{self.mountpoint} already has a ganesha-ha registry")
             rng = id_range or random_id_range(id_block, avoid_ids)
-            state = RegistryState(volume_uuid=str(uuid.uuid4()), server=server, id_range=rng)
-            return self.save(state)
+            return self.save(replace(new, id_range=rng))
 
     @contextmanager
     def locked(self) -> Iterator[None]:

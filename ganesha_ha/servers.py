@@ -12,10 +12,12 @@ class BackendInfo:
     """One row of the backend table. A plain class, as ocf.Param: `meta-data` reads the table
     and imports nothing else of the package (record.py included) on its way."""
 
-    __slots__ = ("name", "description", "module", "factory", "programs", "call_timeout", "pseudo_tree", "fsals")
+    __slots__ = ("name", "description", "module", "factory", "programs", "call_timeout", "pseudo_tree", "fsals",
+                 "instance")
 
     def __init__(self, name: str, description: str, module: str, factory: str, programs: str,
-                 call_timeout: tuple[str, str], pseudo_tree: bool = False, fsals: bool = False):
+                 call_timeout: tuple[str, str], pseudo_tree: bool = False, fsals: bool = False,
+                 instance: tuple[str, str] | None = None):
         self.name = name                  # in the registry and the agent's server= parameter
         self.description = description    # one phrase, for the agent's meta-data and the CLI's help
         self.module = module              # the module under ganesha_ha.backends that implements it
@@ -29,6 +31,10 @@ class BackendInfo:
         # the server loads each export through its FSAL (the export's FSAL record is what it
         # serves): a change of that record is live, in place or by withdrawing and adding again
         self.fsals = fsals
+        # (module, class) of the backend that runs a server of the volume's own, started and
+        # stopped with it (a volume initialised with --ganesha-mode instance); None: the
+        # server can only be the node's one, shared by every volume
+        self.instance = instance
 
 
 BACKENDS: tuple[BackendInfo, ...] = (
@@ -36,9 +42,15 @@ BACKENDS: tuple[BackendInfo, ...] = (
                 "exportfs (nfs-kernel-server), as knfsd.exportfs names it", ("knfsd", "exportfs_timeout")),
     BackendInfo("ganesha", "NFS-Ganesha, driven live over D-Bus", "ganesha", "GaneshaBackend",
                 "dbus-python for the agent's interpreter (and nfs-ganesha)", ("ganesha", "dbus_timeout"),
-                pseudo_tree=True, fsals=True),
+                pseudo_tree=True, fsals=True, instance=("ganesha_instance", "GaneshaInstanceBackend")),
 )
 SERVERS: tuple[str, ...] = tuple(b.name for b in BACKENDS)
+
+# How a volume's exports are served (the registry's "ganesha_mode", chosen at `volume init`):
+# "shared": by the node's one server, with every other volume on the node (knfsd always);
+# "instance": by a ganesha.nfsd of the volume's own, which the agent starts and stops with it
+SHARED, INSTANCE = "shared", "instance"
+MODES: tuple[str, ...] = (SHARED, INSTANCE)
 
 
 def backend_info(server: str) -> BackendInfo:
@@ -49,5 +61,19 @@ def backend_info(server: str) -> BackendInfo:
     from .errors import ValidationError
 
     raise ValidationError("server", f"must be {' or '.join(repr(s) for s in SERVERS)}, got {server!r}")
+
+
+def check_mode(server: str, mode: str) -> None:
+    """ValidationError (field "ganesha_mode") for a mode that is not one of MODES, or that
+    `server` cannot run (a server of the volume's own needs a row with `instance`)."""
+    if mode not in MODES:
+        from .errors import ValidationError
+
+        raise ValidationError("ganesha_mode", f"must be {' or '.join(repr(m) for m in MODES)}, got {mode!r}")
+    if mode == INSTANCE and backend_info(server).instance is None:
+        from .errors import ValidationError
+
+        raise ValidationError("ganesha_mode", f"{server} has no per-volume instance mode: a {server} volume "
+                                              "is served by the node's one server (shared)")
 
 

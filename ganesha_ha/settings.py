@@ -29,6 +29,7 @@ ENV_CONFIG = "GANESHA_HA_CONFIG"
 
 class Settings(Record, frozen=True):
     ganesha: dict[str, Any]
+    instance: dict[str, Any]
     knfsd: dict[str, Any]
     node: dict[str, Any]
     nsm: dict[str, Any]
@@ -199,7 +200,8 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     source = str(cfg_path) if is_file else "(defaults)"
     simple = _load_simple(cfg_path)
     if simple is not None:
-        return Settings(ganesha=simple["ganesha"], knfsd=simple["knfsd"], node=simple["node"],
+        return Settings(ganesha=simple["ganesha"], instance=simple["instance"], knfsd=simple["knfsd"],
+                        node=simple["node"],
                         nsm=simple["nsm"], registry=simple["registry"], log=simple["log"], source=source)
     return _load_configobj(cfg_path, source)
 
@@ -232,7 +234,8 @@ def _load_configobj(cfg_path: Path, source: str) -> Settings:
         at = f" (line {line})" if line else ""
         what = "/".join(list(sections) + [name])
         raise ConfigError(f"{cfg_path}{at}: unknown setting {what!r}")
-    return Settings(ganesha=dict(cfg["ganesha"]), knfsd=dict(cfg["knfsd"]), node=dict(cfg["node"]),
+    return Settings(ganesha=dict(cfg["ganesha"]), instance=dict(cfg["instance"]), knfsd=dict(cfg["knfsd"]),
+                    node=dict(cfg["node"]),
                     nsm=dict(cfg["nsm"]), registry=dict(cfg["registry"]), log=dict(cfg["log"]), source=source)
 
 

@@ -30,7 +30,7 @@ from .model import Export, GaneshaOptions, KnfsdOptions, normalize_fsid, parse_c
 from .nodestate import NodeState
 from .record import Factory, Record, replace
 from .registry import SCHEMA_VERSION, Registry, RegistryState, check_range_free, export_from_dict
-from .servers import backend_info
+from .servers import INSTANCE, SHARED, backend_info
 from .settings import Settings
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
@@ -102,6 +102,7 @@ class Transaction:
         self.remounted: list[str] = []  # after the commit: unchanged exports withdrawn and applied again
         self.grace: str | None = None   # after the commit: what after_restore reported
         self.warnings: list[str] = []   # after the commit: what the server's read-back warned of
+        self.launched: list[str] | None = None   # the notes of the volume's own server's start (launch)
 
     def reapply(self, exports: Iterable[Export]) -> None:
         self.reapplied.update(e.path for e in exports)
@@ -141,13 +142,17 @@ class Volume:
 
     # ---- helpers ----------------------------------------------------------------------
     def backend(self, state: RegistryState) -> Backend:
-        if self._backend is None or self._backend.name != state.server:
-            self._backend = get_backend(state.server, self.settings)
+        """The backend of the server that serves the volume: the node's (shared), or, for a
+        volume in instance mode, the one of its own server, bound to the volume."""
+        own = state.ganesha_mode == INSTANCE
+        if self._backend is None or self._backend.name != state.server or self._backend.own_server != own:
+            self._backend = get_backend(state.server, self.settings, self.ctx(state))
         return self._backend
 
     def ctx(self, state: RegistryState) -> VolumeContext:
         return VolumeContext(mountpoint=self.mountpoint, state_dir=self.registry.state_dir,
-                             volume_uuid=state.volume_uuid, ip=self.ip, id_range=state.id_range)
+                             volume_uuid=state.volume_uuid, ip=self.ip, id_range=state.id_range,
+                             ganesha_mode=state.ganesha_mode, instance=state.instance_settings())
 
     def is_active(self) -> bool:
         return self.node.is_active()
@@ -156,7 +161,7 @@ class Volume:
         # redacted: an FSAL secret is kept in the volume's registry only (a stop needs none)
         self.node.set_active({"mountpoint": str(self.mountpoint), "server": state.server, "ip": self.ip,
                               "volume_uuid": state.volume_uuid, "version": SCHEMA_VERSION,
-                              "id_range": list(state.id_range),
+                              "id_range": list(state.id_range), "ganesha_mode": state.ganesha_mode,
                               "exports": [e.to_dict(redact=True) for e in state.exports]})
 
     def load(self) -> RegistryState:
@@ -255,13 +260,16 @@ class Volume:
 
     # ---- the transaction ----------------------------------------------------------------
     @contextmanager
-    def transaction(self, *, live: bool | None = None, note: str = "nothing was changed") -> Iterator[Transaction]:
+    def transaction(self, *, live: bool | None = None, note: str = "nothing was changed",
+                    launch: bool = False) -> Iterator[Transaction]:
         """Lock, load, yield the draft; on a normal exit of the body: validate, save, apply.
 
         `live`: None carries the change out on the server when the volume is active here
         (the server must then answer: ServerUnavailableError before anything is written);
         True always (a start); False never (--record-only). `note` ends the message of a
         change that failed live and was rolled back ("...; registry rolled back").
+        `launch` (a start): a server of the volume's own is started first, serving the
+        registry's exports (`tx.launched` then holds its notes), under the lock.
 
         Validation: the draft's own (unique directories, pseudo paths, ids, fsids), the
         server's limits for every export about to be applied, and, live, collisions with what
@@ -274,9 +282,12 @@ class Volume:
             backend = self.backend(base)
             if live is None:
                 live = self.is_active()
+            ctx = self.ctx(base)
+            launched = backend.launch(ctx, base.exports) if live and launch and backend.own_server else None
             if live:
                 backend.require_running()
-            tx = Transaction(base, backend, self.ctx(base), live)
+            tx = Transaction(base, backend, ctx, live)
+            tx.launched = launched
             with backend.action():
                 yield tx
                 self._commit(tx, note)
@@ -300,7 +311,7 @@ class Volume:
                     backend.check_export(exp, self.mountpoint)
         if tx.live and applying:
             backend.check_collisions(ctx, applying)
-            if submounts:
+            if submounts and not backend.own_server:   # a server of its own serves no other volume
                 from .neighbours import check_pseudo_paths
 
                 check_pseudo_paths(self.node, backend.served_ids, applying, self.registry.abspath)
@@ -344,20 +355,30 @@ class Volume:
         return {path for path, is_live in known.items() if not is_live}
 
     # ---- volume lifecycle ---------------------------------------------------------------
-    def init(self, server: str, id_range: tuple[int, int] | None = None) -> RegistryState:
-        """Create the volume's registry. A range given must not overlap the range of another
-        volume mounted on this node, nor hold an id this node's server serves now; a random
-        one avoids both (ConflictError, exit 5)."""
+    def init(self, server: str, id_range: tuple[int, int] | None = None,
+             ganesha_mode: str = SHARED, instance: dict[str, int] | None = None) -> RegistryState:
+        """Create the volume's registry. Shared mode: a range given must not overlap the range
+        of another shared volume mounted on this node, nor hold an id this node's server
+        serves now; a random one avoids both (ConflictError, exit 5). Instance mode
+        (`ganesha_mode`, servers.MODES): the volume's own server serves nothing else, so a
+        range given is taken as it is (a random one still avoids the others', which keeps a
+        later move to the shared mode open). `instance`: the instance's Grace_Period and
+        Lease_Lifetime the volume sets ({"grace_period": S, "lease_lifetime": S}, each optional).
+        ValidationError for a mode the server cannot run, or such times in shared mode."""
         from .neighbours import ranges
+        from .servers import check_mode
 
+        check_mode(server, ganesha_mode)
         others = ranges(self.mountpoint)
-        served = self._served_now(server)
+        served = self._served_now(server) if ganesha_mode == SHARED else set()
         if id_range is not None:
-            check_range_free(id_range, others, served, f"this node's {server}")
+            if ganesha_mode == SHARED:
+                check_range_free(id_range, others, served, f"this node's {server}")
             avoid: Iterable[int] = ()
         else:
             avoid = set(served).union(*(range(lo, hi + 1) for _, (lo, hi) in others))
-        return self.registry.init(server, id_range, self.settings.registry["id_block"], avoid)
+        return self.registry.init(server, id_range, self.settings.registry["id_block"], avoid, ganesha_mode,
+                                  instance)
 
     def set_range(self, id_range: tuple[int, int]) -> tuple[RegistryState, RegistryState]:
         """Move or widen the volume's Export_Id range; returns the registry before and after.
@@ -380,8 +401,9 @@ class Volume:
                 raise ConflictError(f"Export_Id range {lo}-{hi} leaves out {len(outside)} export(s) of this "
                                     f"volume: {names}; an Export_Id never changes, so the range must hold them")
             ours = {e.export_id for e in state.exports}
-            check_range_free(id_range, ranges(self.mountpoint),
-                             set(self._served_now(state.server)) - ours, f"this node's {state.server}")
+            if state.ganesha_mode == SHARED:   # an instance's ids meet no other volume's
+                check_range_free(id_range, ranges(self.mountpoint),
+                                 set(self._served_now(state.server)) - ours, f"this node's {state.server}")
             tx.state = replace(state, id_range=(lo, hi))
         return tx.base, tx.state
 
@@ -541,15 +563,31 @@ class Volume:
         An export that cannot go live here is listed in `failed` with its reason and the
         others are live. When none can (and the volume has exports), raises NotInstalledError
         if a cause is node-local, else ApplyError, and the volume is not marked active.
+
+        A volume with a server of its own (instance mode) has it started first, with the
+        exports in its config: then only those it does not serve as registered are applied
+        (the read-back finds them), and a start that fails ends the server again.
         """
-        with self.transaction(live=True) as tx:
-            tx.backend.check_installed()
-            tx.reapply(tx.state.exports)
-            tx.restore = tx.activate = tx.isolate = True
-            risks = tx.backend.handle_risks(tx.state.exports)
+        launched: tuple[Backend, VolumeContext] | None = None
+        try:
+            with self.transaction(live=True, launch=True) as tx:
+                tx.backend.check_installed()
+                if tx.launched is None:
+                    tx.reapply(tx.state.exports)
+                else:
+                    launched = tx.backend, tx.ctx
+                    drift = tx.backend.drift(tx.ctx, tx.state.exports)
+                    tx.reapply(drift.missing + drift.changed)
+                tx.restore = tx.activate = tx.isolate = True
+                risks = tx.backend.handle_risks(tx.state.exports)
+        except GaneshaHAError:
+            if launched is not None and not self.is_active():
+                backend, ctx = launched
+                _best_effort(lambda: backend.stop_server(ctx))
+            raise
         return StartResult(applied=len(tx.state.exports) - len({f.export.path for f in tx.failed}),
                            recovery_records=tx.records, grace=tx.grace, failed=tx.failed,
-                           warnings=risks + tx.warnings)
+                           warnings=risks + tx.warnings, notes=list(tx.launched or []))
 
     def stop(self, *, unlock: bool = True, lease_wait: float = 0.0,
              notes: list[str] | None = None) -> int:
@@ -563,7 +601,8 @@ class Volume:
         backend's after-stop hook: with `unlock`, release what the server holds for the
         volume (knfsd: NLM locks on its file system while mounted, and of the floating IP);
         `lease_wait` > 0 waits out NFSv4 leases for at most that long. What the hook did is
-        appended to `notes`.
+        appended to `notes`. A server of the volume's own (instance mode) is ended instead,
+        its exports with it (ServerUnavailableError if it does not go away).
         """
         record = self.node.active_record()
         try:
@@ -574,7 +613,8 @@ class Volume:
             state = RegistryState(volume_uuid=record["volume_uuid"], server=record["server"],
                                   id_range=tuple(record.get("id_range", (1, 65535))),
                                   exports=tuple(export_from_dict(e, record.get("version", 1))
-                                                for e in record["exports"]))
+                                                for e in record["exports"]),
+                                  ganesha_mode=record.get("ganesha_mode", SHARED))
             mounted = False
         else:
             mounted = True
@@ -585,7 +625,9 @@ class Volume:
     def _stop(self, backend: Backend, ctx: VolumeContext, state: RegistryState, mounted: bool, unlock: bool,
               lease_wait: float, notes: list[str] | None) -> int:
         withdrawn = 0
-        if backend.is_running():
+        if backend.own_server:   # its exports go with it, mounted or not
+            withdrawn = backend.stop_server(ctx)
+        elif backend.is_running():
             if mounted:
                 _best_effort(lambda: self.save_recovery(backend, ctx))
             live = backend.live_paths(ctx, state.exports)

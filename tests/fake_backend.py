@@ -62,6 +62,8 @@ class FakeStore:
 
 
 class FakeBackend:
+    own_server = False   # a node's shared server
+
     def __init__(self, name: str = "ganesha"):
         self.name = name
         self.live: dict[int, tuple[str, Export]] = {}   # Export_Id -> (absolute path, export)
@@ -214,6 +216,12 @@ class FakeBackend:
     def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:
         return [self.store]
 
+    def launch(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
+        return []
+
+    def stop_server(self, ctx: VolumeContext) -> int:
+        return 0
+
     def after_stop(self, ctx: VolumeContext, unlock_fs: bool, unlock_ip: bool, lease_wait: float) -> list[str]:
         self.stops.append((unlock_fs, unlock_ip, lease_wait))
         return ["fake locks released"] if unlock_fs else []
@@ -223,3 +231,35 @@ class FakeBackend:
             return None
         self.graces.append(records)
         return f"grace for {records} clients"
+
+
+class FakeInstance(FakeBackend):
+    """A server of the volume's own (instance mode), as ganesha_instance.py is at the interface:
+    down until `launch`, which starts it with the exports it is given live (but those in
+    `skip_at_launch`, as Ganesha skips a block it cannot use), and `stop_server` ends it with all
+    its exports. `launches` and `stops_server` log the calls."""
+
+    own_server = True
+
+    def __init__(self, name: str = "ganesha"):
+        super().__init__(name)
+        self.running = False
+        self.skip_at_launch: set[str] = set()
+        self.launches: list[list[str]] = []
+        self.server_stops = 0
+
+    def launch(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
+        self.launches.append([e.path for e in exports])
+        if self.running:
+            return ["already running"]
+        self.running = True
+        for exp in exports:
+            if exp.path not in self.skip_at_launch:
+                self.live[exp.export_id] = (self._abs(ctx, exp), exp)
+        return ["started"]
+
+    def stop_server(self, ctx: VolumeContext) -> int:
+        self.server_stops += 1
+        served, self.running = len(self.live) if self.running else 0, False
+        self.live.clear()
+        return served

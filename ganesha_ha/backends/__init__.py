@@ -56,6 +56,11 @@ class Backend(Protocol):
     """
 
     name: str
+    # True for a server of the volume's own (a per-volume Ganesha instance: servers.py's
+    # `instance` row), started by `launch` and ended by `stop_server`; False for the node's
+    # one server, shared by every volume here (then the other volumes' Export_Ids and pseudo
+    # paths must be kept apart, and `launch`/`stop_server` are never called)
+    own_server: bool
 
     # ---- this node ------------------------------------------------------------------
     def check_installed(self) -> None:
@@ -135,6 +140,19 @@ class Backend(Protocol):
         """Take away what the server serves from inside the volume that the registry does not
         list (an add the server applied after the CLI had timed out and rolled back, a remove
         that failed half-way); returns how many. Nothing else may serve a managed volume."""
+        ...
+
+    # ---- a server of the volume's own (own_server) ----------------------------------------
+    def launch(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
+        """Start the volume's own server serving `exports` (those this node can serve), or
+        leave it when it already runs; returns notes for the log. Its errors say what on this
+        node is in the way (InstanceConflictError, NotInstalledError, ValidationError for
+        the floating IP, RegistryError for the volume's state, ServerUnavailableError)."""
+        ...
+
+    def stop_server(self, ctx: VolumeContext) -> int:
+        """End the volume's own server (its exports with it); returns how many it served.
+        ServerUnavailableError when it does not go away."""
         ...
 
     # ---- client recovery ----------------------------------------------------------------

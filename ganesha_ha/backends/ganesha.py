@@ -75,6 +75,7 @@ class GaneshaBackend:
     """Drives one ganesha.nfsd over D-Bus. Connects lazily: `meta-data` never touches the bus."""
 
     name = "ganesha"
+    own_server = False   # the node's one server, shared by the volumes here
 
     def __init__(self, settings: Any, bus_address: str | None = None):
         g = settings.ganesha
@@ -719,6 +720,16 @@ class GaneshaBackend:
         reclaim; with none, a grace period would only block new opens on every export of
         this Ganesha for nothing. Returns Ganesha's answer, or None when not started."""
         return self.start_grace(ctx) if records else None
+
+    # ---- a server of the volume's own: not this one --------------------------------------
+    def launch(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
+        """Nothing to start: the node's server runs on its own (own_server is False, so the
+        volume layer never calls this)."""
+        return []
+
+    def stop_server(self, ctx: VolumeContext) -> int:
+        """Nothing to end: the node's server serves the other volumes too."""
+        return 0
 
     def after_stop(self, ctx: VolumeContext, unlock_fs: bool, unlock_ip: bool, lease_wait: float) -> list[str]:
         """Nothing: Ganesha holds no lock on the volume once its exports are removed (their

@@ -100,20 +100,34 @@ class GaneshaBus:
                 pass
             self._conn = None
 
-    def name_owned(self) -> bool:
-        """Does anyone own Ganesha's bus name? ServerUnavailableError when the bus is slow."""
+    def _ask_bus(self, method: str, no_owner: Any) -> Any:
+        """The bus daemon's answer to `method` (NameHasOwner, GetConnectionUnixProcessID) about
+        Ganesha's name, `no_owner` when the bus says nobody owns it; ServerUnavailableError
+        when the bus is slow or does not answer."""
         dbus = import_dbus()
         conn = self.connect()
         try:
-            owned = conn.call_blocking("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                       "NameHasOwner", "s", (self.bus_name,), timeout=self.timeout)
+            return conn.call_blocking("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                      method, "s", (self.bus_name,), timeout=self.timeout)
         except dbus.DBusException as exc:
+            name = exc.get_dbus_name() or ""
+            if name in _NO_OWNER[:2]:    # ServiceUnknown, NameHasNoOwner
+                return no_owner
             self.close()
-            if (exc.get_dbus_name() or "") in _NO_ANSWER:
+            if name in _NO_ANSWER:
                 raise ServerUnavailableError(f"D-Bus at {self.where()} did not answer within "
                                              f"{self.timeout:g} s") from None
             raise ServerUnavailableError(f"D-Bus at {self.where()} did not answer: {exc.get_dbus_message()}") from None
-        return bool(owned)
+
+    def name_owned(self) -> bool:
+        """Does anyone own Ganesha's bus name? ServerUnavailableError when the bus is slow."""
+        return bool(self._ask_bus("NameHasOwner", False))
+
+    def owner_pid(self) -> int | None:
+        """The PID of the process owning Ganesha's bus name, None when nobody does (one call,
+        as NameHasOwner). ServerUnavailableError when the bus is slow or unreachable."""
+        pid = self._ask_bus("GetConnectionUnixProcessID", None)
+        return None if pid is None else int(pid)
 
     def call(self, path: str, iface: str, method: str, *args: Any, timeout: float | None = None) -> Any:
         """Ganesha's answer to one method call, waiting `timeout` s (default: the bus's). A

@@ -142,6 +142,7 @@ class KnfsdBackend:
     """Drives the kernel NFS server through exportfs; reads etab and rmtab directly."""
 
     name = "knfsd"
+    own_server = False   # the node's one server, shared by the volumes here
 
     def __init__(self, settings: Any):
         k = settings.knfsd
@@ -544,6 +545,16 @@ class KnfsdBackend:
             return int((self.proc_nfsd / "nfsv4leasetime").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
+
+    # ---- a server of the volume's own: not this one --------------------------------------
+    def launch(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
+        """Nothing to start: the node's server runs on its own (own_server is False, so the
+        volume layer never calls this)."""
+        return []
+
+    def stop_server(self, ctx: VolumeContext) -> int:
+        """Nothing to end: the node's server serves the other volumes too."""
+        return 0
 
     def after_stop(self, ctx: VolumeContext, unlock_fs: bool, unlock_ip: bool, lease_wait: float) -> list[str]:
         """Release the NLM locks of the volume (its file system, its floating IP) and, when

@@ -18,6 +18,19 @@ after the file system they live on, for the same reason on the other side. The N
 clients' SM_NOTIFY (notify_agent.py) comes last: it must leave from the floating IP, and
 the clients' reclaims must reach the new node through it.
 
+A volume served by a Ganesha instance of its own (`ganesha_mode="instance"`) orders the IP
+before the exports, and has no notification::
+
+    <vol>-fs -> <vol>-ip -> <vol>-exports
+
+The instance binds the floating IP (Bind_Addr) and Ganesha cannot bind an address that is
+not up yet (it does not use IP_FREEBIND; net.ipv4.ip_nonlocal_bind would allow it, for
+every program on the node). The window the first order closes stays closed: the instance
+has every export in its config before it accepts a client, and before it listens a client
+is refused (and retries) rather than served without the export. On the way down the
+instance goes first, its port closes, then the IP. An instance is NFSv4 only (NLM off: see
+backends/ganesha_instance_conf.py), so no client of it holds an NLM lock to be notified of.
+
 Pure: no cluster, no files; every value is checked here (a crmsh or pcs line must never be
 able to carry a second command).
 """
@@ -47,6 +60,7 @@ class VolumeRecipe:
     nic: str | None = None     # None: IPaddr2 finds it from the routing table
     fstype: str = "ext4"
     drbd_resource: str | None = None   # a DRBD resource under the file system
+    ganesha_mode: str = "shared"       # "instance": the volume's own ganesha.nfsd binds the IP
 
     def __post_init__(self) -> None:
         _check(_NAME, self.name, "volume name")
@@ -61,22 +75,27 @@ class VolumeRecipe:
         _check(re.compile(r"[a-z0-9]{2,10}"), self.fstype, "fstype")
         if self.drbd_resource is not None:
             _check(_NAME, self.drbd_resource, "DRBD resource")
+        if self.ganesha_mode not in ("shared", "instance"):
+            raise ValueError(f"ganesha_mode must be shared or instance, got {self.ganesha_mode!r}")
 
     @property
     def group(self) -> str:
         return f"{self.name}-group"
 
     def ids(self) -> tuple[str, str, str]:
-        """(file system, exports, IP) primitive ids, in group order."""
-        return f"{self.name}-fs", f"{self.name}-exports", f"{self.name}-ip"
+        """The primitive ids in group order: file system, exports, IP; with an instance of
+        its own (which binds the IP), file system, IP, exports."""
+        fs, exports, ip = f"{self.name}-fs", f"{self.name}-exports", f"{self.name}-ip"
+        return (fs, ip, exports) if self.ganesha_mode == "instance" else (fs, exports, ip)
 
     @property
     def notify_id(self) -> str:
         return f"{self.name}-notify"
 
     def members(self) -> tuple[str, ...]:
-        """Every primitive of the group, in its order: `ids()`, then the notification."""
-        return (*self.ids(), self.notify_id)
+        """Every primitive of the group, in its order: `ids()`, then the notification (none
+        for an instance of its own: NFSv4 only, no NLM client to notify)."""
+        return self.ids() if self.ganesha_mode == "instance" else (*self.ids(), self.notify_id)
 
 
 @dataclass(frozen=True)
@@ -99,6 +118,8 @@ class Recipe:
     def __post_init__(self) -> None:
         if self.server not in ("ganesha", "knfsd"):
             raise ValueError(f"server must be ganesha or knfsd, got {self.server!r}")
+        if self.server != "ganesha" and any(v.ganesha_mode != "shared" for v in self.volumes):
+            raise ValueError("only server=ganesha has a per-volume instance mode")
         names = [v.name for v in self.volumes]
         if len(set(names)) != len(names) or not names:
             raise ValueError("volumes need distinct names")
@@ -112,13 +133,14 @@ class Recipe:
 
     # -- the primitives, as (id, agent, params, ops) -----------------------------------
     def primitives(self, v: VolumeRecipe) -> list[tuple[str, str, dict[str, str], list[tuple[str, str]]]]:
-        fs, exports, ip = v.ids()
+        """(id, agent, params, ops) of the volume's primitives, in group order."""
+        fs, exports, ip = f"{v.name}-fs", f"{v.name}-exports", f"{v.name}-ip"
         ip_params = {"ip": v.ip, "cidr_netmask": str(v.cidr_netmask)}
         if v.nic:
             ip_params["nic"] = v.nic
         # timeouts: each agent's advised ones (its meta-data), so crmsh and pcs have nothing to warn of
         mon = f"interval={self.monitor_s}s timeout=20s"
-        return [
+        rows = [
             (fs, "ocf:heartbeat:Filesystem",
              {"device": v.device, "directory": v.mountpoint, "fstype": v.fstype},
              [("monitor", f"interval={self.fs_monitor_s}s timeout=40s"),
@@ -132,6 +154,8 @@ class Recipe:
              [("monitor", "interval=10s timeout=20s"), ("start", "interval=0s timeout=30s"),
               ("stop", "interval=0s timeout=20s")]),
         ]
+        order = v.members()
+        return sorted((row for row in rows if row[0] in order), key=lambda row: order.index(row[0]))
 
     # -- crmsh -------------------------------------------------------------------------
     def crmsh(self) -> str:

@@ -186,3 +186,34 @@ def restore_tree(root: Path, records: list[dict[str, str]]) -> None:
         else:
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
             target.write_bytes(base64.b64decode(rec.get("data", "")))
+
+
+class InstanceRecords:
+    """The NFSv4 client records of a volume's own Ganesha instance (backends/ganesha_instance.py).
+
+    That instance keeps them itself, in its RecoveryRoot on the volume (`root`): they are the
+    volume's by construction, and whichever node starts the instance next reads them at its
+    start. So nothing is copied: `save` and `clear` have nothing to do, and `restore` only
+    counts the clients that may reclaim (the top-level entries of v4recov/ and of v4old/,
+    where Ganesha moves them at start; src/SAL/recovery/recovery_fs.c).
+    """
+
+    name = "NFSv4 records (on the volume)"
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def save(self, ctx: VolumeContext) -> bool:
+        return False
+
+    def restore(self, ctx: VolumeContext) -> int:
+        names: set[str] = set()
+        for sub in ("v4recov", "v4old"):
+            try:
+                names.update(n for n in os.listdir(self.root / sub) if "-(" in n and not n.startswith("\x01"))
+            except OSError:
+                continue
+        return len(names)
+
+    def clear(self, ctx: VolumeContext) -> None:
+        return None

@@ -33,6 +33,13 @@ def readme_example() -> Recipe:
     return Recipe(server="ganesha", volumes=vols, monitor_s=5, fencing=True)
 
 
+def readme_instance_example() -> Recipe:
+    """The README's example of a volume served by its own Ganesha instance."""
+    vol = VolumeRecipe(name="vol3", device="/dev/drbd3", mountpoint="/srv/nfs/vol3", ip="192.0.2.103",
+                       cidr_netmask=24, preferred_node="node1", drbd_resource="vol3", ganesha_mode="instance")
+    return Recipe(server="ganesha", volumes=(vol,), monitor_s=5, fencing=True)
+
+
 def lab_like(**kw) -> Recipe:
     v = VolumeRecipe(name="vol1", device="/dev/loop3", mountpoint="/var/tmp/lab/vol1",
                      ip="10.213.40.101", cidr_netmask=24, nic="eth0", preferred_node="node-a")
@@ -63,6 +70,22 @@ def test_notify_primitive_sends_from_the_volumes_ip_with_its_advised_timeouts():
         assert f"op {op} interval=0s timeout={acts[op]['timeout']}" in line
 
 
+def test_an_instance_of_its_own_starts_after_the_ip_it_binds():
+    v = VolumeRecipe(name="vol1", device="/dev/loop3", mountpoint="/var/tmp/lab/vol1", ip="10.213.40.101",
+                     cidr_netmask=24, nic="eth0", preferred_node="node-a", ganesha_mode="instance")
+    r = Recipe(server="ganesha", volumes=(v,), fencing=False)
+    assert "group vol1-group vol1-fs vol1-ip vol1-exports\n" in r.crmsh()
+    prims = [ln.split()[1] for ln in r.crmsh().splitlines() if ln.startswith("primitive")]
+    assert prims == ["vol1-fs", "vol1-ip", "vol1-exports"]
+    order = [ln.split()[3] for ln in r.pcs().splitlines() if ln.startswith("pcs resource create")]
+    assert order == ["vol1-fs", "vol1-ip", "vol1-exports"]
+    with pytest.raises(ValueError, match="only server=ganesha"):
+        Recipe(server="knfsd", volumes=(v,))
+    with pytest.raises(ValueError, match="ganesha_mode"):
+        VolumeRecipe(name="vol1", device="/dev/loop3", mountpoint="/v", ip="10.0.0.1", cidr_netmask=24,
+                     preferred_node="a", ganesha_mode="own")
+
+
 def test_exports_primitive_carries_server_volume_and_takeover_ip():
     crm = lab_like(server="knfsd").crmsh()
     line = next(ln for ln in crm.splitlines() if ln.startswith("primitive vol1-exports"))
@@ -88,9 +111,9 @@ def test_drbd_variant_adds_promotable_clone_colocation_and_order():
 
 def test_readme_shows_exactly_the_rendered_recipe():
     text = README.read_text()
-    r = readme_example()
-    assert r.crmsh().strip() in text, "README crmsh block differs from Recipe.crmsh()"
-    assert r.pcs().strip() in text, "README pcs block differs from Recipe.pcs()"
+    for r in (readme_example(), readme_instance_example()):
+        assert r.crmsh().strip() in text, "README crmsh block differs from Recipe.crmsh()"
+        assert r.pcs().strip() in text, "README pcs block differs from Recipe.pcs()"
 
 
 @pytest.mark.parametrize("field,value", [
@@ -188,9 +211,10 @@ def _pcs(cib: Path, recipe: Recipe, force_agents: tuple[str, ...] = ()) -> None:
 
 
 def _two_lab_volumes(fencing: bool = False) -> Recipe:
+    """vol1 served by the node's Ganesha, vol2 by its own instance (both group orders)."""
     vols = tuple(VolumeRecipe(name=f"vol{i}", device=f"/dev/loop{i}", mountpoint=f"/var/tmp/lab/vol{i}",
-                              ip=f"10.213.40.{100 + i}", cidr_netmask=24, preferred_node=n)
-                 for i, n in ((1, "node-a"), (2, "node-b")))
+                              ip=f"10.213.40.{100 + i}", cidr_netmask=24, preferred_node=n, ganesha_mode=mode)
+                 for i, n, mode in ((1, "node-a", "shared"), (2, "node-b", "instance")))
     return Recipe(server="ganesha", volumes=vols, monitor_s=5, fencing=fencing)
 
 
@@ -225,7 +249,7 @@ def _pcs_and_crmsh_recipes_configure_the_same_cib(tmp_path):
     a, b = _normalized(crm_cib), _normalized(pcs_cib)
     assert a == b
     assert a["groups"] == {"vol1-group": ["vol1-fs", "vol1-exports", "vol1-ip", "vol1-notify"],
-                           "vol2-group": ["vol2-fs", "vol2-exports", "vol2-ip", "vol2-notify"]}
+                           "vol2-group": ["vol2-fs", "vol2-ip", "vol2-exports"]}
     assert a["locations"] == [("vol1-group", "node-a", "50"), ("vol2-group", "node-b", "50")]
 
 

@@ -9,7 +9,7 @@ import pytest
 from ganesha_ha.errors import (ConflictError, InsecureStateError, NotInitialisedError, NotMountedError,
                                RegistryError)
 from ganesha_ha.model import Export, KnfsdOptions
-from ganesha_ha.registry import Registry, RegistryState, random_id_range
+from ganesha_ha.registry import SCHEMA_VERSION, Registry, RegistryState, random_id_range
 
 from conftest import needs_root
 
@@ -172,7 +172,8 @@ def test_a_version_1_registry_loads_unchanged_in_meaning_and_saves_as_the_curren
     with reg.locked():
         reg.save(st)
     now = json.loads(reg.path.read_bytes())
-    assert now["version"] == 4 and now["generation"] == v1["generation"] + 1
+    assert now["version"] == SCHEMA_VERSION and now["generation"] == v1["generation"] + 1
+    assert now["volume"]["ganesha_mode"] == "shared", "every volume before schema 5 was served by the node's server"
     assert now["retired"] == {"export_ids": [], "fsids": []}, "ids 3000-3003 all in use: none retired"
     assert now["exports"][3] == {
         "path": "/mem", "export_id": 3003, "pseudo": "/mem", "access": "RW", "squash": "root_squash",
@@ -185,7 +186,7 @@ def test_a_version_1_registry_loads_unchanged_in_meaning_and_saves_as_the_curren
 def test_bare_specs_of_an_older_registry_are_made_explicit(tmp_path, fixture):
     """tests/data/registry-v2.json and -v3.json were written by main's code at fe432a8 and
     128c4ed: a client spec without rw/ro meant read-write there; after the 3 -> 4 step it says
-    `rw`, every other field as it was; the next save writes version 4."""
+    `rw`, every other field as it was; the next save writes the current version."""
     old_doc, reg, st = _load_fixture(tmp_path, fixture)
     for old, new in zip(old_doc["exports"], st.exports, strict=True):
         assert {k: v for k, v in new.to_dict().items() if k != "clients"} == \
@@ -194,7 +195,7 @@ def test_bare_specs_of_an_older_registry_are_made_explicit(tmp_path, fixture):
             [{"host": c["host"], "options": _bare_gets_rw(c["options"])} for c in old["clients"]]
     with reg.locked():
         saved = reg.save(st)
-    assert json.loads(reg.path.read_bytes())["version"] == 4 and reg.load() == saved
+    assert json.loads(reg.path.read_bytes())["version"] == SCHEMA_VERSION and reg.load() == saved
 
 
 @pytest.mark.parametrize("fixture", ["registry-v1.json", "registry-v2.json", "registry-v3.json"])

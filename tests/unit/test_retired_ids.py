@@ -12,7 +12,7 @@ from hypothesis import given, strategies as st
 from ganesha_ha import idranges
 from ganesha_ha.errors import ConflictError, RegistryError
 from ganesha_ha.model import Export, KnfsdOptions
-from ganesha_ha.registry import RegistryState
+from ganesha_ha.registry import SCHEMA_VERSION, RegistryState
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -67,7 +67,7 @@ def test_schema_3_round_trips_retired_ranges_and_refuses_bad_ones():
     state = RegistryState("u", "ganesha", (10, 20), (exp("a", 10),), retired_ids=((12, 13), (15, 15)),
                           retired_fsids=((4_000_000_000, 4_000_000_001),))
     doc = json.loads(state.to_json())
-    assert doc["version"] == 4 and doc["retired"] == {"export_ids": [[12, 13], [15, 15]],
+    assert doc["version"] == SCHEMA_VERSION and doc["retired"] == {"export_ids": [[12, 13], [15, 15]],
                                                       "fsids": [[4_000_000_000, 4_000_000_001]]}
     assert RegistryState.from_json(state.to_json()) == state
     for bad in ({"export_ids": [[3, 2]], "fsids": []}, {"export_ids": [[0, 2]], "fsids": []},
@@ -84,7 +84,7 @@ def test_a_version_2_registry_retires_the_ids_below_its_highest_one():
     """tests/data/registry-v2-removed-ids.json was written by the code of schema 2 (exports
     4000, 4001, 4003, 4005 of 4000-4999; 4002 and 4004 belonged to removed exports, and
     schema 2 would have handed them out again). Loaded, they are retired; nothing else
-    changes meaning, and the next save writes the current schema (4)."""
+    changes meaning, and the next save writes the current schema."""
     raw = (DATA / "registry-v2-removed-ids.json").read_bytes()
     v2 = json.loads(raw)
     assert v2["version"] == 2 and "retired" not in v2
@@ -95,4 +95,4 @@ def test_a_version_2_registry_retires_the_ids_below_its_highest_one():
         v2["volume"]["uuid"], tuple(v2["volume"]["export_id_range"]), v2["generation"])
     assert state.allocate_export_id() == 4006 and state.ids_left() == 1000 - 4 - 2
     v3 = json.loads(state.to_json())
-    assert v3["version"] == 4 and v3["retired"]["export_ids"] == [[4002, 4002], [4004, 4004]]
+    assert v3["version"] == SCHEMA_VERSION and v3["retired"]["export_ids"] == [[4002, 4002], [4004, 4004]]

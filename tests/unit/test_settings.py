@@ -34,8 +34,8 @@ def authoritative(text: str) -> dict | None:
         return None
     finally:
         os.unlink(fh.name)
-    return {"ganesha": s.ganesha, "knfsd": s.knfsd, "node": s.node, "nsm": s.nsm, "registry": s.registry,
-            "log": s.log}
+    return {"ganesha": s.ganesha, "instance": s.instance, "knfsd": s.knfsd, "node": s.node, "nsm": s.nsm,
+            "registry": s.registry, "log": s.log}
 
 
 line = st.one_of(

@@ -19,6 +19,7 @@ import pytest
 from fake_backend import FakeBackend
 from ganesha_ha.backends import Backend
 from ganesha_ha.backends.load import get_backend
+from ganesha_ha.context import VolumeContext
 from ganesha_ha.errors import (ApplyError, ConflictError, IdCollisionError, NotMountedError,
                                ServerUnavailableError, ValidationError)
 from ganesha_ha.settings import load_settings
@@ -77,16 +78,33 @@ def _export(vol: Volume, path: str, export_id: int):
 # ---- the interface ---------------------------------------------------------------------------
 
 def _methods(cls) -> dict[str, inspect.Signature]:
-    return {name: inspect.signature(member) for name, member in vars(cls).items()
-            if callable(member) and not name.startswith("_")}
+    """Public methods a class defines itself or inherits from the package's backends."""
+    out = {}
+    for klass in reversed(cls.__mro__):
+        if klass is not cls and not klass.__module__.startswith("ganesha_ha.backends."):
+            continue
+        out.update({name: inspect.signature(member) for name, member in vars(klass).items()
+                    if callable(member) and not name.startswith("_")})
+    return out
 
 
-@pytest.mark.parametrize("server", ["fake", "knfsd", "ganesha"])
+@pytest.mark.parametrize("server", ["fake", "knfsd", "ganesha", "ganesha-instance"])
 def test_backends_implement_the_whole_protocol(server, settings):
-    """Every Backend method, with the same parameters, in the fake and in both real backends."""
+    """Every Backend method, with the same parameters, in the fake and in the real backends
+    (the node's knfsd and Ganesha, and a volume's own Ganesha instance)."""
     wanted = _methods(Backend)
-    assert {"served_ids", "check_export", "recovery_stores", "after_restore"} <= set(wanted)
-    cls = FakeBackend if server == "fake" else type(get_backend(server, settings))
+    assert {"served_ids", "check_export", "recovery_stores", "after_restore", "launch"} <= set(wanted)
+    if server == "ganesha-instance":
+        ctx = VolumeContext(mountpoint=Path("/srv/v"), state_dir=Path("/srv/v/.ganesha-ha"),
+                            volume_uuid="1b4e28ba-2fa1-11d2-883f-0016d3cca427", ip="192.0.2.1",
+                            ganesha_mode="instance")
+        backend = get_backend("ganesha", settings, ctx)
+        assert backend.own_server and backend.bus.bus_name == \
+            "gha_1b4e28ba2fa111d2883f0016d3cca427.org.ganesha.nfsd"
+        cls = type(backend)
+    else:
+        cls = FakeBackend if server == "fake" else type(get_backend(server, settings))
+        assert not cls.own_server
     have = _methods(cls)
     for name, sig in wanted.items():
         assert name in have, f"{cls.__name__} lacks {name}"

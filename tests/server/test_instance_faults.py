@@ -1,0 +1,251 @@
+"""Faults of a volume's own ganesha.nfsd (instance mode), each against the real daemon and
+the real agent: the OCF code Pacemaker gets, its one exit reason, and that nothing is left
+running or harmed that should not be.
+
+| fault | action | code | why that code |
+|---|---|---|---|
+| the instance killed (kill -9) | recurring monitor | 1 OCF_ERR_GENERIC | it failed (not stopped cleanly): Pacemaker stops it (which cleans up here) and recovers by its policy |
+| the same | probe | 7 | nothing of the volume is served here |
+| a stale pid file (a PID another process has now) | monitor / stop / start | 1 / 0 / 0 | only the lock on the pid file names the instance: the other process is never signalled |
+| the port taken on the floating IP (that address, or a wildcard) | start | 4 OCF_ERR_PERM | a conflict on this node: banned here, the volume starts where the port is free |
+| the D-Bus name owned by a foreign process | start | 4 | the same |
+| the RecoveryRoot on the volume not a directory (a file, a link) | start | 4 | unsafe state, as every state file of the volume |
+| the RecoveryRoot read-only (EROFS) | start | 1 | the volume's storage: a restart or another node may mount it writable |
+| the floating IP not on this node | start | 6 OCF_ERR_CONFIGURED | the group starts the exports before the IP: wrong everywhere |
+| no IPv6 address but ::1 (Ganesha 4.3 would bind every address) | start | 5 OCF_ERR_INSTALLED | this node lacks it; another may have it |
+| the node's Ganesha config refuses a take-over (RecoveryBackend rados_kv) | validate-all, start | 0 | it is the shared daemon's, not the instance's |
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import tmpfs
+from ganesha_servers import NEEDS_GANESHA
+from instance_net import IP1, SUBNET, InstanceNode, ganesha_pids, prefix_of, reasons, show_exports
+
+from ganesha_ha import linux
+from ganesha_ha.errors import InstanceConflictError, NotInstalledError
+from ganesha_ha.settings import load_settings
+from ganesha_ha.volume import Volume
+
+pytestmark = NEEDS_GANESHA
+
+
+def make_node(tmp_path: Path, ipv6: bool = True):
+    n = InstanceNode(tmp_path, f"gha-instf-{os.getpid()}", ipv6=ipv6).create()
+    try:
+        with tmpfs(tmp_path / "vol") as vol:
+            (vol / "data").mkdir()
+            config = n.config("a")
+            for args in (("volume", "init", str(vol), "--server", "ganesha", "--ganesha-mode", "instance"),
+                         ("export", "add", str(vol), "data", "--client", f"{SUBNET}.0/24(rw)", "--pseudo", "/data")):
+                proc = n.cli(config, *args)
+                assert proc.returncode == 0, proc.stderr
+            yield n, vol, config
+    finally:
+        n.remove()
+    assert ganesha_pids(tmp_path) == []
+
+
+@pytest.fixture
+def setup(tmp_path):
+    yield from make_node(tmp_path)
+
+
+def answer(proc, code: int, *fragments: str) -> str:
+    """The agent answered `code` with one exit reason holding every fragment (none for 0 and 7)."""
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    rs = reasons(proc)
+    if code in (0, 7):
+        assert rs == [], proc.stderr
+        return ""
+    assert len(rs) == 1, proc.stderr
+    for f in fragments:
+        assert f in rs[0], rs[0]
+    print(f"exit reason ({code}): {rs[0]}")
+    return rs[0]
+
+
+def start_and_kill(node: InstanceNode, vol: Path, config: Path) -> None:
+    """Start the volume, then kill -9 its instance (and see it gone)."""
+    answer(node.agent("start", config, vol, IP1), 0)
+    [pid] = ganesha_pids(node.work)
+    os.kill(pid, signal.SIGKILL)
+    assert linux.terminate(pid, None, 0.1)[0]
+
+
+def test_a_killed_instance_is_seen_by_the_next_monitor(setup):
+    node, vol, config = setup
+    start_and_kill(node, vol, config)
+    answer(node.agent("monitor", config, vol, IP1, CRM_meta_interval="10000"), 1,
+           "ganesha.nfsd instance is not running", "exited or was killed")
+    answer(node.agent("monitor", config, vol, IP1), 7)           # a probe: nothing served here
+    answer(node.agent("start", config, vol, IP1), 0)             # a start with no stop before it
+    answer(node.agent("stop", config, vol, IP1), 0)
+    answer(node.agent("start", config, vol, IP1), 0)
+    [export_id] = [e["export_id"] for e in json.loads((vol / ".ganesha-ha" / "registry.json").read_text())["exports"]]
+    assert show_exports(node.bus.address, prefix_of(vol)) == {0: "/", export_id: f"{vol}/data"}
+    answer(node.agent("monitor", config, vol, IP1, CRM_meta_interval="10000"), 0)
+    answer(node.agent("stop", config, vol, IP1), 0)
+
+
+def test_a_stale_pid_file_is_never_trusted(setup):
+    node, vol, config = setup
+    start_and_kill(node, vol, config)
+    other = node.spawn(["sleep", "300"])
+    [pid_file] = node.work.glob("run-a/ganesha/instances/*/ganesha.pid")
+    pid_file.write_text(f"{other.pid}\n")
+    answer(node.agent("monitor", config, vol, IP1, CRM_meta_interval="10000"), 1, "not running", str(pid_file))
+    answer(node.agent("stop", config, vol, IP1), 0)
+    assert other.poll() is None, "the process the stale pid file names was signalled"
+    proc = node.agent("start", config, vol, IP1)
+    answer(proc, 0)
+    assert f"removed stale pid file {pid_file}" in proc.stderr
+    [new] = ganesha_pids(node.work)
+    assert int(pid_file.read_text().split()[0]) == new != other.pid
+    answer(node.agent("stop", config, vol, IP1), 0)
+    assert other.poll() is None and ganesha_pids(node.work) == []
+
+
+LISTEN = ("import socket, sys; s = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET); "
+          "s.bind((sys.argv[1], 2049)); s.listen(); print('ready', flush=True); __import__('time').sleep(600)")
+
+
+@pytest.mark.parametrize("address", [IP1, "0.0.0.0", "::"])
+def test_the_port_taken_on_the_floating_ip(setup, address):
+    node, vol, config = setup
+    holder = node.spawn([sys.executable, "-c", LISTEN, address])
+    assert holder.stdout.readline().strip() == "ready"
+    answer(node.agent("start", config, vol, IP1), 4, f"port 2049 on {IP1} is already taken",
+           f"by pid {holder.pid} (")
+    assert ganesha_pids(node.work) == [] and holder.poll() is None
+
+
+def test_a_port_taken_while_the_instance_starts_is_diagnosed_from_its_log(setup, monkeypatch):
+    """The race the check before the start cannot close: Ganesha itself fails to bind
+    ("error 98"), exits, and the start says why (in-process, past the check)."""
+    from ganesha_ha.backends.ganesha_instance import GaneshaInstanceBackend
+
+    node, vol, config = setup
+    holder = node.spawn([sys.executable, "-c", LISTEN, IP1])
+    assert holder.stdout.readline().strip() == "ready"
+    monkeypatch.setattr(GaneshaInstanceBackend, "_check_port", lambda self, ip: None)
+    with node.entered(), pytest.raises(InstanceConflictError, match=r"could not bind it \(ganesha.nfsd: Cannot bind "
+                                                                     r"NFS tcp6 socket, error 98"):
+        Volume(vol, load_settings(config), ip=IP1).start()
+    assert ganesha_pids(node.work) == []
+
+
+OWN = ("import dbus, sys; c = dbus.bus.BusConnection(sys.argv[1]); "
+       "assert c.request_name(sys.argv[2], dbus.bus.NAME_FLAG_DO_NOT_QUEUE) == 1; print('ready', flush=True); "
+       "__import__('time').sleep(600)")
+
+
+def test_the_bus_name_owned_by_a_foreign_process(setup):
+    node, vol, config = setup
+    name = f"{prefix_of(vol)}.org.ganesha.nfsd"
+    holder = node.spawn([sys.executable, "-c", OWN, node.bus.address, name])
+    assert holder.stdout.readline().strip() == "ready"
+    answer(node.agent("start", config, vol, IP1), 4, f"D-Bus name {name} is owned by pid {holder.pid} (")
+    assert ganesha_pids(node.work) == [] and holder.poll() is None
+    holder.kill()
+    holder.wait(5)
+    answer(node.agent("start", config, vol, IP1), 0)
+    answer(node.agent("stop", config, vol, IP1), 0)
+
+
+def test_a_recovery_root_that_is_not_a_directory(setup):
+    node, vol, config = setup
+    root = vol / ".ganesha-ha" / "nfs4-recovery"
+    root.write_text("not a directory\n")
+    answer(node.agent("start", config, vol, IP1), 4, f"{root} is not a directory")
+    root.unlink()
+    root.symlink_to("/tmp")
+    answer(node.agent("start", config, vol, IP1), 4, f"{root} is a symbolic link")
+    root.unlink()
+    assert ganesha_pids(node.work) == []
+
+
+def test_a_read_only_recovery_root(setup):
+    node, vol, config = setup
+    root = vol / ".ganesha-ha" / "nfs4-recovery"
+    root.mkdir(mode=0o700)
+    linux.bind_mount(root, root)
+    linux.mount(None, root, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
+    try:
+        answer(node.agent("start", config, vol, IP1), 1, "NFSv4 client records cannot be kept in",
+               "Read-only file system", "could not reclaim")
+    finally:
+        linux.umount(root)
+    assert ganesha_pids(node.work) == []
+    answer(node.agent("start", config, vol, IP1), 0)
+    answer(node.agent("stop", config, vol, IP1), 0)
+
+
+def test_the_floating_ip_not_on_this_node(setup):
+    node, vol, config = setup
+    answer(node.agent("start", config, vol, f"{SUBNET}.99"), 6, f"{SUBNET}.99 is not an address of this node",
+           "start the IP before the exports")
+    answer(node.agent("validate-all", config, vol, f"{SUBNET}.99"), 0)   # at resource creation: not up yet
+    answer(node.agent("validate-all", config, vol, ""), 6, "ip: a volume served by its own Ganesha instance needs its floating IP")
+    assert ganesha_pids(node.work) == []
+
+
+def test_a_node_without_ipv6_but_loopback(tmp_path, monkeypatch):
+    """Ganesha 4.3 with no IPv6 address but ::1 binds port 2049 on every address (its
+    Bind_Addr bug; a second instance then dies): refused before it starts, and, should the
+    check be wrong, caught from its listening socket after it started, and ended."""
+    from ganesha_ha.backends.ganesha_instance import GaneshaInstanceBackend
+
+    for node, vol, config in make_node(tmp_path, ipv6=False):
+        answer(node.agent("start", config, vol, IP1), 5, "no IPv6 address but ::1", "every address")
+        assert ganesha_pids(node.work) == []
+        monkeypatch.setattr(linux, "ipv6_addresses", lambda: ["::1", "fd00::9"])   # the check fooled
+        with node.entered(), pytest.raises(NotInstalledError, match="bound port 2049 on every address"):
+            Volume(vol, load_settings(config), ip=IP1).start()
+        assert ganesha_pids(node.work) == []
+        assert GaneshaInstanceBackend   # the backend whose check was fooled
+
+
+def test_the_system_bus_policy(setup):
+    """On a bus with the system bus's default policy, an instance cannot own its name (its
+    first element differs per volume, nfs-ganesha's policy names org.ganesha.nfsd only):
+    OCF_ERR_INSTALLED, this node lacks ganesha-ha's policy. With conf/dbus/ganesha-ha.conf
+    (installed by the package) it owns it and ganesha-ha's calls go through."""
+    from conftest import ROOT
+
+    node, vol, config = setup
+    node.strict_bus(None)
+    answer(node.agent("start", config, vol, IP1), 5, "the system bus does not let the volume's ganesha.nfsd own",
+           "install ganesha-ha's D-Bus policy")
+    assert ganesha_pids(node.work) == []
+    node.strict_bus(ROOT / "conf" / "dbus" / "ganesha-ha.conf")
+    answer(node.agent("start", config, vol, IP1), 0)
+    answer(node.agent("monitor", config, vol, IP1, CRM_meta_interval="10000"), 0)
+    (vol / "more").mkdir()
+    proc = node.cli(config, "export", "add", str(vol), "more", "--client", f"{SUBNET}.0/24(rw)", "--pseudo", "/more")
+    assert proc.returncode == 0 and ": live" in proc.stdout, proc.stderr
+    answer(node.agent("stop", config, vol, IP1), 0)
+
+
+def test_the_node_s_own_ganesha_config_is_not_the_instance_s(setup, tmp_path):
+    """The node's Ganesha config (ganesha_config) says what the node's shared daemon would do
+    in a take-over; an instance has a config of its own (RecoveryBackend fs, its volume's
+    server scope). A node config the shared mode refuses (RecoveryBackend rados_kv) stops
+    nothing of an instance volume: validate-all and start succeed, and say nothing of it."""
+    node, vol, config = setup
+    node_conf = tmp_path / "node-ganesha.conf"
+    node_conf.write_text("NFSV4 { RecoveryBackend = rados_kv; }\n")
+    text = config.read_text()
+    config.write_text(text.replace("[ganesha]\n", f"[ganesha]\nganesha_config = {node_conf}\n", 1))
+    for action in ("validate-all", "start"):
+        proc = node.agent(action, config, vol, IP1)
+        answer(proc, 0)
+        assert "rados_kv" not in proc.stderr and "RecoveryBackend" not in proc.stderr, proc.stderr
+    answer(node.agent("stop", config, vol, IP1), 0)
