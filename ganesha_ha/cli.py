@@ -4,8 +4,10 @@ Exit codes (also in the README):
   0 success                    4 no such export
   1 unexpected error           5 conflict (duplicate directory, pseudo path, id, fsid)
   2 bad input or config        6 server unavailable or a program is missing
-  3 volume not mounted / not initialised / registry unreadable
+  3 volume not mounted / not initialised / not active on this node / registry unreadable
   7 the live server refused the change (registry rolled back)
+  130 interrupted
+`export apply` and `import` exit with the code of their first refusal (transfer.py).
 """
 from __future__ import annotations
 
@@ -234,14 +236,14 @@ def _failures_code(failures) -> int:
         print(f"ganesha-ha: error: not live: {f}", file=sys.stderr)
     local = [f for f in failures if f.node_local]
     return (local or failures)[0].error.exit_code if failures else 0
-LIST_HEADER = ["VOLUME", "SERVER", "ID", "PSEUDO/FSID", "DIRECTORY", "FSAL", "CLIENTS", "STATE"]
+LIST_HEADER = ["VOLUME", "SERVER", "ID", "PSEUDO/FSID", "DIRECTORY", "CLIENTS", "STATE"]
 
 
 def _list_row(mountpoint: str, server: str, exp, live: bool | None) -> list[str]:
-    """One row of `export list`: the volume and its server; the Export_Id; what names the
-    export to its clients on that server (Ganesha: the NFSv4 pseudo path; knfsd: the fsid its
-    file handles carry); the directory inside the volume (`NAME:/path` for an FSAL with its
-    own namespace); Ganesha's FSAL ('-' for knfsd, which has none); the clients, after the
+    """One row of `export list`: the volume and its server (Ganesha's with the export's FSAL,
+    `ganesha/VFS`); the Export_Id; what names the export to its clients on that server
+    (Ganesha: the NFSv4 pseudo path; knfsd: the fsid its file handles carry); the directory
+    inside the volume (`NAME:/path` for an FSAL with its own namespace); the clients, after the
     export's access cap when it is not RW."""
     from .servers import backend_info
 
@@ -251,20 +253,20 @@ def _list_row(mountpoint: str, server: str, exp, live: bool | None) -> list[str]
     clients = " ".join(str(c) for c in exp.clients)
     if exp.access != "RW":
         clients = f"[{exp.access}] {clients}"
-    return [mountpoint, server, str(exp.export_id), name, directory,
-            exp.ganesha.fsal.name if ganesha_like else "-", clients, _live_word(live)]
+    return [mountpoint, f"{server}/{exp.ganesha.fsal.name}" if ganesha_like else server, str(exp.export_id),
+            name, directory, clients, _live_word(live)]
 
 
 def _list_table(rows: list[list[str]]) -> str:
     """The table, cut to the terminal's width (100 columns when not on one): CLIENTS first,
-    then DIRECTORY, PSEUDO/FSID, VOLUME and FSAL lose their ends ('…'); `--json` and `export
-    show` have it all."""
+    then DIRECTORY, PSEUDO/FSID and VOLUME lose their ends ('…'); `--json` and `export show`
+    have it all."""
     import shutil
 
     from .textfmt import fit
 
     width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
-    return table(fit(rows, LIST_HEADER, width, shrink=[6, 4, 3, 0, 5], minimum=12), LIST_HEADER)
+    return table(fit(rows, LIST_HEADER, width, shrink=[5, 4, 3, 0], minimum=12), LIST_HEADER)
 
 
 def _live_word(live: bool | None) -> str:
