@@ -22,9 +22,10 @@ whose parameters come from rules).
 The replacement keeps every export live: with the cluster in maintenance mode (Pacemaker
 neither starts nor stops anything), the new resource is created where the first old
 primitive is in its group, the old primitives are deleted (`--force`: without stopping
-them, so their exports stay), their history is cleaned up (else Pacemaker would stop the
-orphans, withdrawing the exports, when maintenance ends) and maintenance ends: Pacemaker then
-starts the new resource, whose start applies exactly the lines etab already has.
+them, so their exports stay), their history is cleared with `crm_resource --refresh` (else
+Pacemaker stops the orphans, withdrawing the exports, when maintenance ends; `--cleanup`
+clears only failures, measured: tests/cluster/test_import_cutover.py) and maintenance ends:
+Pacemaker then starts the new resource, whose start applies exactly the lines etab already has.
 """
 from __future__ import annotations
 
@@ -264,7 +265,7 @@ CONFIG, STATUS = "config", "status"
 
 class Command(Record, frozen=True):
     """One command line: `argv`, and whether it changes the configuration or only the
-    cluster's status (the history clean-up, which a CIB file has no use for)."""
+    cluster's status (clearing the history, which a CIB file has no use for)."""
 
     argv: tuple[str, ...]
     kind: str = CONFIG
@@ -345,7 +346,7 @@ def replacement(cib: Cib, prims: Sequence[Primitive], *, volume: str, server: st
         out.pcs.append(Command(("pcs", "resource", "delete", pid, "--force")))
     out.crmsh.append(Command(("crm", "configure", "delete", "--force", *old)))
     for pid in old:
-        cleanup = Command(("crm_resource", "--cleanup", "--resource", pid), STATUS)
+        cleanup = Command(("crm_resource", "--refresh", "--resource", pid), STATUS)
         out.pcs.append(cleanup)
         out.crmsh.append(cleanup)
     if not cib.maintenance:

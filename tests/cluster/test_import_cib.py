@@ -4,7 +4,7 @@ The CIB is tests/exportfs_cib.py's: two volumes, each a group of a file system, 
 ocf:heartbeat:exportfs primitives and an IP. The import (a dry run: the commands are the
 same) prints for each volume the commands that replace its primitives by one
 ocf:ganesha-ha:exports resource. Run with `pcs -f FILE` and with crmsh on `CIB_file=FILE`
-(the commands that only clean up the cluster's status, `crm_resource --cleanup`, have no
+(the commands that only clear the cluster's status history, `crm_resource --refresh`, have no
 use on a file and are left out), both must configure the same thing: each group is file
 system, exports resource, IP, no exportfs primitive is left, the resource has the
 server, the volume and the group's IP, the cluster is out of maintenance mode again and the
@@ -99,7 +99,7 @@ def test_printed_commands_replace_the_primitives_with_pcs_and_crmsh(tmp_path, ou
             for c in commands[volume]["pcs"]:
                 assert c["argv"][0] in ("pcs", "crm_resource")
                 if c["kind"] == "status":
-                    assert c["argv"][:2] == ["crm_resource", "--cleanup"]
+                    assert c["argv"][:2] == ["crm_resource", "--refresh"]
                     continue
                 argv = [c["argv"][0], "-f", str(pcs_cib), *c["argv"][1:]]
                 cp = subprocess.run(argv, capture_output=True, text=True, timeout=120)
