@@ -93,11 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     def change_options(e: argparse.ArgumentParser, adding: bool) -> None:
         rules = ("without rw or ro a client is read-only (exports(5)); when several specs match a client, a "
                  "single host wins over a network (longest prefix first), a network over a wildcard name, a "
-                 "wildcard over a @netgroup, any of them over '*', on both servers")
+                 "wildcard over a @netgroup, any of them over *, on both servers")
         if adding:
             e.add_argument("--client", action="append", dest="clients", metavar="CLIENT", required=True,
-                           help="a client spec with its options, SPEC(OPTION,...), repeatable, e.g. "
-                                "'192.0.2.0/24(rw)'; " + rules)
+                           help="a client spec with its options, SPEC(OPTION,...), repeatable, for example "
+                                "192.0.2.0/24(rw); " + rules)
         else:
             e.add_argument("--client", action="append", dest="clients", metavar="CLIENT",
                            help="SPEC(OPTION,...): the new client list, replacing the whole list (repeatable); "
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("mountpoint")
     e.add_argument("-i", "--input", required=True, metavar="FILE|-",
                    help="the description: a JSON list (every export of the volume: the others are removed) or "
-                        "object (one export), as 'export list --json' prints; an exports(5) file or Ganesha "
+                        "object (one export), as export list --json prints; an exports(5) file or Ganesha "
                         "EXPORT blocks (every export of the volume)")
     e.add_argument("--format", choices=FORMATS, help="the form of the input (default: recognised)")
     e.add_argument("--check", action="store_true", help="print what would change, change nothing")
@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="change the registry only; the next start or monitor applies it")
     e.add_argument("--json", action="store_true")
     e = esub.add_parser("dump", help="write the volume's exports as JSON, an exports(5) file or Ganesha EXPORT "
-                                     "blocks ('export apply -i' takes it back)")
+                                     "blocks (export apply -i takes it back)")
     e.add_argument("mountpoint")
     e.add_argument("--format", choices=FORMATS, default="json", help="default json")
 

@@ -12,7 +12,7 @@ Nothing here writes: volume.py runs the result through one transaction.
 from __future__ import annotations
 
 from .description import KNFSD_DEFAULTS, Description, Refusal, meaning
-from .errors import GaneshaHAError, ValidationError
+from .errors import ConflictError, GaneshaHAError, ValidationError
 from .fsal import Fsal
 from .model import KNFSD_ONLY_FLAGS, SQUASH_OPTIONS, ClientSpec, Export, GaneshaOptions, KnfsdOptions
 from .record import Factory, Record, replace
@@ -98,7 +98,7 @@ def converge(state: RegistryState, descriptions: Sequence[Description], *, defau
     todo: list[Description] = []
     for desc in descriptions:
         if desc.path in seen:
-            out.conflicts.append(Refusal(desc.where, _dup(desc, seen[desc.path])))
+            out.conflicts.append(Refusal(desc.where, _dup(seen[desc.path])))
         else:
             seen[desc.path] = desc
             todo.append(desc)
@@ -121,8 +121,6 @@ def converge(state: RegistryState, descriptions: Sequence[Description], *, defau
                 if new == current or (desc.by_meaning and meaning(new) == meaning(current)):
                     out.unchanged.append(current)
                 elif not update_existing:
-                    from .errors import ConflictError
-
                     raise ConflictError(f"already exported differently ({_summary(current)}); change it with "
                                         "'ganesha-ha export update' or 'export apply'")
                 else:
@@ -172,7 +170,8 @@ def _fewest_words(exp: Export, client: ClientSpec, wanted: tuple[object, ...]) -
 
 
 def _client_meaning(exp: Export, client: ClientSpec) -> tuple[object, ...]:
-    return next(m for m in meaning(exp.with_changes(clients=(client,)))[-1])
+    """What `client` is granted as a client of `exp` (its part of `meaning`)."""
+    return meaning(exp.with_changes(clients=(client,)))[-1][0]
 
 
 def _merged(desc: Description, current: Export) -> Export:
@@ -226,9 +225,7 @@ def _summary(exp: Export) -> str:
     return f"Export_Id {exp.export_id}, fsid {exp.knfsd.fsid}, clients {' '.join(str(c) for c in exp.clients)}"
 
 
-def _dup(desc: Description, first: Description) -> GaneshaHAError:
-    from .errors import ConflictError
-
+def _dup(first: Description) -> GaneshaHAError:
     return ConflictError(f"directory described twice (first {first.source or 'above'})")
 
 

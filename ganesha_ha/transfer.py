@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-    from .formats.cib import Replacement
+    from .backends.ganesha_conf import RenderOptions
+    from .formats.cib import Cib, Primitive, Replacement
+    from .model import Export
     from .settings import Settings
     from .volume import ConvergeResult, Volume
 
@@ -100,7 +102,7 @@ def _ganesha_text(file: str) -> str:
     return expand_includes(text, include)
 
 
-def _render_options(settings: Settings):  # type: ignore[no-untyped-def]
+def _render_options(settings: Settings) -> RenderOptions:
     from .backends.ganesha_conf import RenderOptions
 
     return RenderOptions(protocols=settings.ganesha["protocols"], transports=settings.ganesha["transports"])
@@ -210,8 +212,10 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return _report(args, vol, reading, result, dry=not args.apply, skip=skip, replacement=replacement)
 
 
-def _replacement(cib, prims, vol: Volume, server: str, resource_id: str | None,  # type: ignore[no-untyped-def]
+def _replacement(cib: Cib, prims: list[Primitive], vol: Volume, server: str, resource_id: str | None,
                  refused: list[Refusal], reading: Reading) -> Replacement | None:
+    """The commands that replace the volume's primitives, or None with a note saying why not
+    (a refusal: a primitive whose exports stay out must stay too)."""
     from .formats import cib as cibform
 
     if refused:
@@ -285,7 +289,7 @@ def _json(vol: Volume, reading: Reading, result: ConvergeResult, refused: list[R
           replacement: Replacement | None) -> dict[str, Any]:
     from .formats.jsonform import export_object
 
-    def obj(exp):  # type: ignore[no-untyped-def]
+    def obj(exp: Export | None) -> dict[str, Any] | None:
         return export_object(exp, str(vol.registry.abspath(exp))) if exp is not None else None
 
     def change(ch: Change) -> dict[str, Any]:

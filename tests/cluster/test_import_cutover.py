@@ -19,7 +19,6 @@ clears it.)
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys

@@ -9,7 +9,6 @@ client-list edits of `export update`; the progress reports and what they cost th
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
