@@ -11,7 +11,11 @@ so what an import must keep for clients to keep their file handles:
 - `clientspec`: one client, IPv6 in brackets (`[fd00::]/64`, what exportfs's `CLIENT:DIR`
   argument needs; etab has it without them);
 - `options`: passed to `exportfs -o` as they are; exportfs's defaults fill in the rest
-  (read-only without `rw`, root_squash, sync, no_subtree_check...).
+  (read-only without `rw`, root_squash, sync, no_subtree_check...);
+- `unlock_on_stop` (default 1), `wait_for_leasetime_on_stop` (default 0): what its stop does
+  besides withdrawing; the exports resource takes both (a volume's primitives that differ in
+  them get the safer value, and a note).
+These are the rules of the exports agent's classic mode too: classic.py's functions read them.
 
 So each primitive is one client of each of its directories, and every primitive naming one
 directory becomes one client of one export, with the fsid they must share (knfsd keeps an
@@ -34,6 +38,7 @@ import re
 import shlex
 import xml.etree.ElementTree as ET
 
+from ..classic import directory_fsids, split_directories, split_options, unbracket
 from ..description import Description, Refusal
 from ..errors import ConflictError, GaneshaHAError, ValidationError
 from ..model import ACCESS_OPTIONS, ClientSpec
@@ -48,7 +53,7 @@ if TYPE_CHECKING:
 AGENT = f"ocf:{PROVIDER}:{AGENT_NAME}"
 _ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 _SAFE_VALUE_RE = re.compile(r"/[A-Za-z0-9._/+-]*")   # a value that is one word for both shells
-_EXPORTFS_ONLY = {"unlock_on_stop": "1", "wait_for_leasetime_on_stop": "0", "rmtab_backup": ".rmtab"}
+_STOP_PARAMS = {"unlock_on_stop": "1", "wait_for_leasetime_on_stop": "0"}   # the agents' defaults
 _IP_AGENTS = {("ocf", "heartbeat", "IPaddr2"), ("ocf", "heartbeat", "IPaddr")}
 
 
@@ -56,12 +61,15 @@ class Primitive(Record, frozen=True):
     """One exportfs primitive as the CIB configures it."""
 
     id: str
-    directories: tuple[str, ...]
+    directory: str                 # as the CIB gives it: one or more, separated by blanks
     clientspec: str
     options: str
     fsid: str
     group: str | None = None
     params: tuple[tuple[str, str], ...] = ()   # its other parameters (unlock_on_stop, ...)
+
+    def param(self, name: str, default: str = "") -> str:
+        return dict(self.params).get(name, default)
 
 
 class Cib(Record):
@@ -124,7 +132,7 @@ def parse(xml: str) -> Cib:
                 raise ValidationError("cib", f"has no {', '.join(missing)}")
             others = tuple(sorted((k, v) for k, v in params.items()
                                   if k not in ("directory", "clientspec", "fsid", "options")))
-            cib.primitives.append(Primitive(pid, tuple(params["directory"].split()), params["clientspec"].strip(),
+            cib.primitives.append(Primitive(pid, params["directory"], params["clientspec"].strip(),
                                             params.get("options", "").strip(), params["fsid"].strip(), group, others))
         except GaneshaHAError as exc:
             cib.unreadable.append(Refusal(f"primitive {pid}", exc))
@@ -185,7 +193,8 @@ def read(cib: Cib, relpath: Callable[[str], str | None]) -> VolumeImport:
         reading.refusals.append(ref)
     for prim in cib.primitives:
         try:
-            rels = [relpath(d) for d in prim.directories]
+            directories = split_directories(" ".join(prim.directory.split()))
+            rels = [relpath(d) for d in directories]
         except GaneshaHAError as exc:
             reading.refusals.append(Refusal(f"primitive {prim.id}", exc))
             continue
@@ -198,17 +207,16 @@ def read(cib: Cib, relpath: Callable[[str], str | None]) -> VolumeImport:
             if len(inside) != len(rels):
                 raise ValidationError("directory", "names directories inside and outside the volume; one resource "
                                                    "cannot take over part of a primitive")
-            fsids = _fsids(prim)
+            fsids = directory_fsids(prim.fsid, len(directories))
         except GaneshaHAError as exc:
             reading.refusals.append(Refusal(f"primitive {prim.id}", exc))
             refused_dirs.update(inside)
             continue
-        for rel, directory, fsid in zip(inside, prim.directories, fsids):
-            by_dir.setdefault(rel, []).append((prim, directory, fsid))
-        for key, value in prim.params:
-            if key in _EXPORTFS_ONLY and value != _EXPORTFS_ONLY[key]:
-                reading.notes.append(f"primitive {prim.id}: {key}={value} is not carried over (the exports "
-                                     "resource stops as ganesha-ha's knfsd backend does)")
+        for rel, directory, fsid in zip(inside, directories, fsids):
+            by_dir.setdefault(rel, []).append((prim, directory, fsid or ""))
+        if prim.param("rmtab_backup", ".rmtab") != ".rmtab":
+            reading.notes.append(f"primitive {prim.id}: rmtab_backup is not needed (the volume's rmtab lines are "
+                                 "kept in <volume>/.ganesha-ha/rmtab)")
     for rel, items in by_dir.items():
         names = ", ".join(p.id for p, _, _ in items)
         where = f"{items[0][1]} (primitive {names})"
@@ -223,31 +231,21 @@ def read(cib: Cib, relpath: Callable[[str], str | None]) -> VolumeImport:
     return out
 
 
-def _fsids(prim: Primitive) -> list[str]:
-    """The fsid of each directory, as the agent gives them (fsid, fsid+1, ...)."""
-    if len(prim.directories) == 1:
-        return [prim.fsid]
-    if not re.fullmatch(r"[0-9]+", prim.fsid):
-        raise ValidationError("fsid", f"{prim.fsid!r}: the agent needs an integer fsid for several directories")
-    return [str(int(prim.fsid) + k) for k in range(len(prim.directories))]
-
-
 def _description(rel: str, items: Sequence[tuple[Primitive, str, str]], source: str) -> Description:
     fsids = sorted({fsid for _, _, fsid in items})
     if len(fsids) > 1:
         raise ConflictError(f"its primitives give it different fsids ({', '.join(fsids)}): knfsd keeps one per "
                             "client, ganesha-ha one per export (its file handles); give them the same fsid first")
-    if fsids[0].strip().lower() in ("0", "root"):
-        raise ValidationError("fsid", f"fsid={fsids[0]} makes this the NFSv4 pseudo root, which ganesha-ha does not "
-                                      "manage")
     clients = []
     for prim, _, _ in items:
-        host = prim.clientspec
-        if re.search(r"\s", host):
-            raise ValidationError("clientspec", f"{host!r} (primitive {prim.id}): the agent passes one client")
-        if host.startswith("["):  # [fd00::1] or [fd00::]/64
-            host = host.replace("[", "").replace("]", "")
-        opts = [o.strip() for o in prim.options.split(",") if o.strip() and not o.strip().startswith("fsid=")]
+        if re.search(r"\s", prim.clientspec):
+            raise ValidationError("clientspec", f"{prim.clientspec!r} (primitive {prim.id}): the agent passes one "
+                                                "client")
+        try:
+            host = unbracket(prim.clientspec)   # [fd00::1], [fd00::]/64
+            opts, _ = split_options(prim.options)   # the fsid parameter is the agent's, not options' fsid=
+        except ValidationError as exc:
+            raise ValidationError(exc.field, f"primitive {prim.id}: {exc.message.split(': ', 1)[-1]}") from None
         if not any(o in ACCESS_OPTIONS for o in opts):
             opts.insert(0, "ro")   # exportfs's default, said out loud
         try:
@@ -305,8 +303,16 @@ def replacement(cib: Cib, prims: Sequence[Primitive], *, volume: str, server: st
     if rid in cib.ids:
         raise ConflictError(f"the CIB already has an element with id {rid!r}; give another with --resource-id")
     params = [f"server={server}", f"volume={volume}"]
-    ips = cib.ips.get(group or "", [])
     notes = []
+    for name, default in _STOP_PARAMS.items():
+        values = {_ocf_is_true(p.param(name, default)) for p in prims}
+        # the safer value where they differ: release the locks, wait out the lease
+        value = True if len(values) > 1 else values.pop()
+        if len({p.param(name, default) for p in prims}) > 1:
+            notes.append(f"the primitives differ in {name}; the exports resource takes {int(value)}")
+        if value != _ocf_is_true(default):
+            params.append(f"{name}={int(value)}")
+    ips = cib.ips.get(group or "", [])
     if len(ips) == 1:
         ipaddress.ip_address(ips[0].split("/")[0])
         params.append(f"ip={ips[0]}")
@@ -353,6 +359,11 @@ def replacement(cib: Cib, prims: Sequence[Primitive], *, volume: str, server: st
         out.pcs.append(Command(("pcs", "property", "set", "maintenance-mode=false")))
         out.crmsh.append(Command(("crm", "configure", "property", "maintenance-mode=false")))
     return out
+
+
+def _ocf_is_true(value: str) -> bool:
+    """A boolean parameter as the upstream agent reads it (ocf-shellfuncs' ocf_is_true)."""
+    return value.strip().lower() in ("yes", "y", "1", "true", "on")
 
 
 def _default_id(group: str | None, volume: str) -> str:

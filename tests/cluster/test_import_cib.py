@@ -9,8 +9,8 @@ use on a file and are left out), both must configure the same thing: each group 
 system, exports resource, IP, no exportfs primitive is left, the resource has the
 server, the volume and the group's IP, the cluster is out of maintenance mode again and the
 group's location constraint is untouched. This checkout's agent is made the one both tools
-read (bound over /usr/lib/ocf/resource.d/ganesha-ha in the session's private mount
-namespace only), so both check the resource against this meta-data (its `server` select).
+read (conftest.this_agent_in_ocf_root: shown at /usr/lib/ocf/resource.d in the session's
+private mount namespace only), so both check the resource against this meta-data (its `server` select).
 """
 from __future__ import annotations
 
@@ -26,15 +26,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IS_ROOT, tmpfs
+from conftest import IS_ROOT, this_agent_in_ocf_root, tmpfs
 from exportfs_cib import IPS, PRIMITIVES, cib_xml, directories
-from ganesha_ha import linux
 
 pytestmark = [
     pytest.mark.skipif(not IS_ROOT, reason="needs root (tmpfs volumes, a bind mount in the session's namespace)"),
     pytest.mark.skipif(not (shutil.which("pcs") and shutil.which("crm")), reason="pcs or crmsh not installed"),
 ]
-AGENT_DIR = Path("/usr/lib/ocf/resource.d/ganesha-ha")
 
 
 def normalized(cib: Path) -> dict:
@@ -58,17 +56,8 @@ def normalized(cib: Path) -> dict:
 @pytest.fixture
 def our_agent(tmp_path):
     """This checkout's agent where pcs and crmsh look, in this session's mount namespace."""
-    from ganesha_ha.install import install_agent
-
-    root = tmp_path / "ocf"
-    (root / "resource.d").mkdir(parents=True)
-    install_agent(str(root))
-    AGENT_DIR.mkdir(parents=True, exist_ok=True)   # what `install-agent` would create anyway
-    linux.bind_mount(root / "resource.d" / "ganesha-ha", AGENT_DIR)
-    try:
+    with this_agent_in_ocf_root(tmp_path / "ocf"):
         yield
-    finally:
-        linux.umount(AGENT_DIR, lazy=True)
 
 
 def test_printed_commands_replace_the_primitives_with_pcs_and_crmsh(tmp_path, our_agent):

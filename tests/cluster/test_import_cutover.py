@@ -4,7 +4,8 @@ ever withdrawn.
 The sandbox node (ganesha_ha.lab.sandbox) runs a group as clusters have it today: a file
 system (a Dummy stands in), three ocf:heartbeat:exportfs primitives of one tmpfs volume,
 an IP (a Dummy). Its /var/lib/nfs is a private directory (exportfs there writes etab, which
-the test reads from outside) and this checkout's agent is where Pacemaker looks. Then, as the
+the test reads from outside) and this checkout's agent is where Pacemaker looks, in the
+node only (lab/sandbox/ocf_root.py). Then, as the
 README says: `import cib --apply` from the live CIB, and the crmsh commands it prints, run in
 the node against the live cluster. Meanwhile a watcher reads etab every few milliseconds.
 
@@ -30,6 +31,7 @@ import pytest
 from conftest import IS_ROOT, tmpfs
 from ganesha_ha.lab.sandbox import available
 from ganesha_ha.lab.sandbox.cluster import SandboxCluster
+from ganesha_ha.lab.sandbox.ocf_root import ocf_overlay
 
 pytestmark = [
     pytest.mark.root,
@@ -79,22 +81,15 @@ def resources(volume: Path) -> str:
 
 
 def test_replacing_exportfs_primitives_never_withdraws_an_export(tmp_path):
-    from ganesha_ha.install import install_agent
-
     nfs = tmp_path / "var-lib-nfs"
     nfs.mkdir()
     for name in ("etab", "rmtab"):
         (nfs / name).write_text("")
     exports = tmp_path / "exports"
     exports.write_text("")
-    ocf = tmp_path / "ocf"
-    (ocf / "resource.d").mkdir(parents=True)
-    install_agent(str(ocf))
-    Path("/usr/lib/ocf/resource.d/ganesha-ha").mkdir(parents=True, exist_ok=True)
     crm_home = tmp_path / "crm-home"
     crm_home.mkdir()
-    binds = [(nfs, "/var/lib/nfs"), (exports, "/etc/exports"),
-             (ocf / "resource.d" / "ganesha-ha", "/usr/lib/ocf/resource.d/ganesha-ha")]
+    binds = [(nfs, "/var/lib/nfs"), (exports, "/etc/exports"), *ocf_overlay(tmp_path / "ocf")]
     if Path("/var/log/crmsh").is_dir():
         (tmp_path / "crmsh-log").mkdir()
         binds.append((tmp_path / "crmsh-log", "/var/log/crmsh"))

@@ -16,7 +16,9 @@ from ganesha_ha.converge import converge
 from ganesha_ha.description import Description, from_json
 from ganesha_ha.errors import ValidationError
 from ganesha_ha.formats import cib, detect, exports5, ganesha_blocks, jsonform
-from ganesha_ha.model import ACCESS_TYPES, SQUASH_TYPES, ClientSpec, Export, KnfsdOptions
+from ganesha_ha.formats.cib import Primitive
+from ganesha_ha.fsal import parse_spec
+from ganesha_ha.model import ACCESS_TYPES, SQUASH_TYPES, ClientSpec, Export, GaneshaOptions, KnfsdOptions
 from ganesha_ha.registry import RegistryState
 
 from strategies import OPTION_FAMILIES, good_name, knfsd_host, name_text
@@ -230,17 +232,16 @@ def test_exportfs_primitives_of_the_volume_become_exports_keeping_fsid_clients_o
     assert by_path["a"].fsid == "101" and by_path["a"].source == "primitive e-a4, e-a6"
     assert (by_path["b"].fsid, by_path["c"].fsid) == ("200", "201")                         # fsid, fsid + 1
     assert clients(by_path["t"]) == ["@ng(rw,sync)"]                                        # from the template
-    assert imp.reading.notes == ["primitive e-bc: unlock_on_stop=0 is not carried over (the exports resource "
-                                 "stops as ganesha-ha's knfsd backend does)"]
+    assert imp.reading.notes == []
     assert parsed.ips == {"vol1-group": ["192.0.2.101"]} and parsed.constraints["e-t"] == ["loc-e-t"]
 
 
 @pytest.mark.parametrize("resources,reason", [
     (primitive("p", directory="/srv/vol1/a", clientspec="*", fsid="1")
      + primitive("q", directory="/srv/vol1/a", clientspec="x.example", fsid="2"), "different fsids"),
-    (primitive("p", directory="/srv/vol1/a /srv/vol1/b", clientspec="*", fsid="abc"), "integer fsid"),
+    (primitive("p", directory="/srv/vol1/a /srv/vol1/b", clientspec="*", fsid="abc"), "whole number"),
     (primitive("p", directory="/srv/vol1/a /srv/other", clientspec="*", fsid="1"), "inside and outside"),
-    (primitive("p", directory="/srv/vol1/a", clientspec="*", fsid="root"), "pseudo root"),
+    (primitive("p", directory="/srv/vol1/a", clientspec="*", fsid="root"), "NFSv4 root"),
     (primitive("p", directory="/srv/vol1/a", clientspec="*", fsid="1", options="rw,mountpoint=/x"), "unknown option"),
     (primitive("p", directory="/srv/vol1/a", clientspec="a b", fsid="1"), "one client"),
     ('<clone id="cl">' + primitive("p", directory="/srv/vol1/a", clientspec="*", fsid="1") + "</clone>", "clone"),
@@ -269,6 +270,13 @@ def test_replacement_commands_take_the_first_primitives_place_in_its_group():
                       "stop interval=0s timeout=60s --group vol1-group --before e-a4 --no-default-ops")
     assert pcs[2:5] == [f"pcs resource delete {p} --force" for p in ("e-a4", "e-a6", "e-bc")]
     assert [c.kind for c in r.pcs[5:8]] == ["status"] * 3
+    # e-bc alone does not release the locks at stop: the resource does (the safer), and says so
+    assert "unlock_on_stop" not in pcs[1] and r.notes == ["the primitives differ in unlock_on_stop; the exports "
+                                                          "resource takes 1"]
+    stop_params = (("unlock_on_stop", "no"), ("wait_for_leasetime_on_stop", "yes"))
+    quiet = [Primitive(p.id, p.directory, p.clientspec, p.options, p.fsid, p.group, stop_params) for p in prims]
+    assert "unlock_on_stop=0 wait_for_leasetime_on_stop=1" in str(
+        cib.replacement(parsed, quiet, volume=MP, server="knfsd").pcs[1])
     crm = [str(c) for c in r.crmsh]
     assert "crm configure modgroup vol1-group add vol1-exports before e-a4" in crm
     assert "crm configure delete --force e-a4 e-a6 e-bc" in crm
