@@ -20,6 +20,7 @@ from typing import Any, Sequence
 from . import __version__
 from .errors import GaneshaHAError, NotActiveError, ValidationError
 from .formats import FORMATS
+from .formats import where as _where
 from .servers import BACKENDS, MODES, SERVERS, SHARED
 from .textfmt import table
 
@@ -202,22 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---- output helpers -------------------------------------------------------------------------
 
-def _where(exp, mountpoint: str) -> str:
-    """The export's directory, or for an FSAL with its own namespace `NAME:/path`."""
-    if exp.remote:
-        return f"{exp.ganesha.fsal.base.name}:{exp.path}"
-    return os.path.join(mountpoint, exp.path) if exp.path else mountpoint
-
-
 def _export_json(exp, live: bool | None, mountpoint: str) -> dict[str, Any]:
-    """The registry's form of the export (knfsd and ganesha parts nested, as in schema 2 and later, FSAL
-    secrets redacted), plus the flat keys of version 1 that scripts may read ("fsid", "fsal":
-    the FSAL's name). "directory" is the directory on the volume; for an FSAL with its own
-    namespace it is that path ("path" holds it too) and "remote" is true."""
-    data = exp.to_dict(redact=True)
-    data["directory"] = exp.path if exp.remote else (os.path.join(mountpoint, exp.path) if exp.path else mountpoint)
-    data["remote"] = exp.remote
-    data["clients"] = [str(c) for c in exp.clients]
+    """The registry's form of the export (knfsd and ganesha parts nested, as in schema 2 and
+    later, FSAL secrets redacted), with "directory" (for an FSAL with its own namespace that
+    path, and "remote" true) and the clients as strings (formats/jsonform.py, what `export
+    dump` writes), plus the flat keys of version 1 that scripts may read ("fsid", "fsal": the
+    FSAL's name)."""
+    from .formats.jsonform import export_object
+
+    data = export_object(exp, mountpoint)
     data["fsid"] = exp.knfsd.fsid
     data["fsal"] = exp.ganesha.fsal.name
     data["live"] = live

@@ -14,6 +14,7 @@ from __future__ import annotations
 from .description import KNFSD_DEFAULTS, Description, Refusal, meaning
 from .errors import ConflictError, GaneshaHAError, ValidationError
 from .fsal import Fsal
+from .fsal_schema import REDACTED
 from .model import KNFSD_ONLY_FLAGS, SQUASH_OPTIONS, ClientSpec, Export, GaneshaOptions, KnfsdOptions
 from .record import Factory, Record, replace
 from .registry import RegistryState
@@ -185,7 +186,8 @@ def _merged(desc: Description, current: Export) -> Export:
         pseudo=_given(desc.pseudo, current.pseudo),
         clients=clients,
         knfsd=replace(current.knfsd, fsid=desc.fsid) if desc.fsid is not None else current.knfsd,
-        ganesha=replace(current.ganesha, fsal=desc.fsal) if desc.fsal is not None else current.ganesha,
+        ganesha=(replace(current.ganesha, fsal=with_secrets(desc.fsal, current.ganesha.fsal))
+                 if desc.fsal is not None else current.ganesha),
         access=_given(desc.access, current.access),
         squash=_given(desc.squash, current.squash),
         comment=_given(desc.comment, current.comment),
@@ -205,11 +207,31 @@ def _new_export(state: RegistryState, desc: Description, default_pseudo: Callabl
         pseudo=desc.pseudo if desc.pseudo is not None else default_pseudo(desc.path),
         clients=desc.clients,
         knfsd=KnfsdOptions(desc.fsid if desc.fsid is not None else state.allocate_fsid()),
-        ganesha=replace(GaneshaOptions(), fsal=desc.fsal if desc.fsal is not None else Fsal()),
+        ganesha=replace(GaneshaOptions(), fsal=with_secrets(desc.fsal, None) if desc.fsal is not None else Fsal()),
         access=_given(desc.access, "RW"),
         squash=_given(desc.squash, "root_squash"),
         comment=_given(desc.comment, ""),
     )
+
+
+def with_secrets(fsal: Fsal, current: Fsal | None) -> Fsal:
+    """`fsal` with each option written `<redacted>` (as a dump writes secrets) given the value
+    the registry has for it (`current`: the export's FSAL now); ValidationError when it has
+    none (a new export, or another FSAL): the value must then be given."""
+    if not any(v == REDACTED for layer in fsal.layers() for _, v in layer.options):
+        return fsal
+    below = with_secrets(fsal.stacked, current.stacked if current is not None else None) \
+        if fsal.stacked is not None else None
+    known = dict(current.options) if current is not None and current.name == fsal.name else {}
+    options = []
+    for key, value in fsal.options:
+        if value == REDACTED:
+            if key not in known:
+                raise ValidationError("fsal option", f"FSAL {fsal.name} {key} is {REDACTED} and the registry has no "
+                                                     "value for it: give the value")
+            value = known[key]
+        options.append((key, value))
+    return Fsal(fsal.name, tuple(options), below)
 
 
 def _with_flags(client: ClientSpec, old: ClientSpec) -> ClientSpec:

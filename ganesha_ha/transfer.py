@@ -22,6 +22,7 @@ from .converge import ADD, REMOVE, UPDATE, Change, Outcome, field_texts
 from .description import Refusal
 from .errors import GaneshaHAError, NotInstalledError, ServerUnavailableError, ValidationError
 from .formats import Reading, detect
+from .formats import where as formats_where
 from .textfmt import Progress
 
 TYPE_CHECKING = False
@@ -140,7 +141,7 @@ def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
     if args.format == "json":
         from .formats import jsonform
 
-        sys.stdout.write(jsonform.render(state.exports, lambda e: str(vol.registry.abspath(e))))
+        sys.stdout.write(jsonform.render(state.exports, mp))
     elif args.format == "exports":
         from .formats import exports5
 
@@ -250,7 +251,7 @@ def _report(args: argparse.Namespace, vol: Volume, reading: Reading, result: Con
 def _print_text(vol: Volume, reading: Reading, outcome: Outcome, refused: list[Refusal], dry: bool,
                 result: ConvergeResult, replacement: Replacement | None) -> None:
     for ch in outcome.changes:
-        where = vol.registry.abspath(ch.export)
+        where = formats_where(ch.export, str(vol.mountpoint))
         if ch.action == UPDATE:
             for name, old, new in ch.differences():
                 print(f"~ {where}: {name}: {old or '(none)'} -> {new or '(none)'}")
@@ -263,6 +264,8 @@ def _print_text(vol: Volume, reading: Reading, outcome: Outcome, refused: list[R
         print(f"! {ref}")
     for note in reading.notes:
         print(f"note: {note}")
+    for warning in result.warnings:
+        print(f"ganesha-ha: WARNING: {warning}", file=sys.stderr)
     counts = {a: sum(1 for c in outcome.changes if c.action == a) for a in (ADD, UPDATE, REMOVE)}
     summary = (f"{counts[ADD]} to add, {counts[UPDATE]} to update, {counts[REMOVE]} to remove, "
                f"{len(outcome.unchanged)} unchanged, {len(refused)} refused"
@@ -290,10 +293,10 @@ def _json(vol: Volume, reading: Reading, result: ConvergeResult, refused: list[R
     from .formats.jsonform import export_object
 
     def obj(exp: Export | None) -> dict[str, Any] | None:
-        return export_object(exp, str(vol.registry.abspath(exp))) if exp is not None else None
+        return export_object(exp, str(vol.mountpoint)) if exp is not None else None
 
     def change(ch: Change) -> dict[str, Any]:
-        return {"action": ch.action, "directory": str(vol.registry.abspath(ch.export)), "source": ch.source,
+        return {"action": ch.action, "directory": formats_where(ch.export, str(vol.mountpoint)), "source": ch.source,
                 "before": obj(ch.before), "after": obj(ch.after),
                 "differences": [list(d) for d in ch.differences()]}
 
@@ -301,7 +304,7 @@ def _json(vol: Volume, reading: Reading, result: ConvergeResult, refused: list[R
         "mountpoint": str(vol.mountpoint), "dry_run": dry, "changed": result.changed, "live": result.live,
         "changes": [change(c) for c in result.outcome.changes], "unchanged": len(result.outcome.unchanged),
         "refused": [{"where": r.where, "error": str(r.error), "exit_code": r.error.exit_code} for r in refused],
-        "outside": reading.outside, "notes": reading.notes,
+        "outside": reading.outside, "notes": reading.notes, "warnings": result.warnings,
     }
     if replacement is not None:
         data["replacement"] = {

@@ -62,6 +62,7 @@ class ConvergeResult(Record):
     outcome: Outcome     # converge.py: the changes, what stayed, the conflicts
     changed: bool        # the registry was written
     live: bool           # ... and the change carried out on the server
+    warnings: list[str] = Factory(list)      # e.g. handles that would go stale on another node
 
 
 class MonitorResult(Record):
@@ -549,22 +550,33 @@ class Volume:
         note = "nothing was changed"
         with self.transaction(live=False if (check or record_only) else None, note=note) as tx:
             backend = tx.backend
+            warnings: list[str] = []
 
             def check_new(exp: Export, state: RegistryState) -> None:
-                self.require_directory(exp.path)
+                """What `export add` checks of a new or changed export (an FSAL unchanged
+                since it was checked is not checked again)."""
+                if not exp.remote:
+                    self.require_directory(exp.path)
                 backend.check_export(exp, self.mountpoint)
+                old = tx.base.get(exp.path)
+                if old is None or old.ganesha != exp.ganesha:
+                    warnings.extend(self._fsal_warnings(backend, exp, force) + self._install_warnings(tx, exp))
                 self.require_junctions(state, exp)
 
-            outcome = converge(tx.state, descriptions, default_pseudo=lambda rel: str(self.registry.abspath(rel)),
-                               check=check_new, remove_missing=remove_missing, update_existing=update_existing,
-                               force=force, served_ids=tx.served_ids(),
+            def default_pseudo(path: str) -> str:   # as `export add`: the directory's path (the FSAL's path)
+                return path if path.startswith("/") else str(self.registry.abspath(path))
+
+            outcome = converge(tx.state, descriptions, default_pseudo=default_pseudo, check=check_new,
+                               remove_missing=remove_missing, update_existing=update_existing, force=force,
+                               served_ids=tx.served_ids(),
                                progress=(lambda done, total: progress("checking", done, total)) if progress else None)
             go = not check and (skip_conflicts or not outcome.conflicts)
             if go:
                 tx.state = outcome.state
                 if progress is not None:
                     tx.progress = lambda done, total: progress("applying", done, total)
-        return ConvergeResult(outcome=outcome, changed=go and tx.changed, live=go and tx.live and tx.changed)
+        return ConvergeResult(outcome=outcome, changed=go and tx.changed, live=go and tx.live and tx.changed,
+                              warnings=warnings)
 
     def remove(self, key: str, *, record_only: bool = False) -> ChangeResult:
         with self.transaction(live=False if record_only else None,

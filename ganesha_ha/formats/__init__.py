@@ -16,6 +16,10 @@ from __future__ import annotations
 from ..description import Description, Refusal
 from ..record import Factory, Record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..model import Export
+
 
 class Reading(Record):
     """What a reader found: descriptions of exports in the volume, refusals, and how many
@@ -28,6 +32,14 @@ class Reading(Record):
 
 
 FORMATS = ("json", "exports", "ganesha")
+
+
+def where(exp: Export, mountpoint: str) -> str:
+    """The export's directory for people: on the volume, or for an FSAL with its own namespace
+    `NAME:/path`."""
+    if exp.remote:
+        return f"{exp.ganesha.fsal.base.name}:{exp.path}"
+    return f"{mountpoint.rstrip('/')}/{exp.path}" if exp.path else mountpoint
 
 
 def detect(text: str) -> str:

@@ -29,7 +29,9 @@ the same words `exportfs -o` gets), fsid included, and paths escaped so that any
 back: exportfs can load the file as it is, and `read` gives the registry's meaning back. An
 export no client may reach (`--access None`) cannot be a line (a directory alone is exported
 to everybody): it is written as the comment `# ganesha-ha: access None: DIRECTORY`, which
-exportfs skips and `read` takes back.
+exportfs skips and `read` takes back. An export of an FSAL with its own namespace (Ganesha's
+CEPH, MEM, ...) is no directory knfsd could serve: it is the comment `# ganesha-ha: kept:
+PATH`, which `read` takes as "this export stays as it is".
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 _SPACE = frozenset(b" \t\n\v\f\r")
 _OCTAL = frozenset(b"01234567")
 NO_ACCESS = "# ganesha-ha: access None: "
+KEPT = "# ganesha-ha: kept: "
 
 
 class ExportsSyntaxError(ValidationError):
@@ -204,12 +207,12 @@ def _later_wins(options: Iterable[str]) -> list[str]:
     return list(chosen.values())
 
 
-def no_access_marks(text: str | bytes) -> list[str]:
-    """Directories that `render` wrote as `# ganesha-ha: access None: DIRECTORY`."""
+def marks(text: str | bytes, mark: str) -> list[str]:
+    """The paths `render` wrote in comments starting with `mark` (NO_ACCESS, KEPT)."""
     out = []
     for line in (from_bytes(text) if isinstance(text, bytes) else text).split("\n"):
-        if line.startswith(NO_ACCESS):
-            out.append(unescape_octal(line[len(NO_ACCESS):].strip()))
+        if line.startswith(mark):
+            out.append(unescape_octal(line[len(mark):].strip()))
     return out
 
 
@@ -225,7 +228,8 @@ def read(text: str | bytes | Sequence[tuple[str, str | bytes]], relpath: Callabl
     sources = [("", text)] if isinstance(text, (str, bytes)) else list(text)
     reading = Reading()
     groups: dict[str, list[tuple[Entry, str]]] = {}
-    marks: list[str] = []
+    shut: list[str] = []
+    kept: list[str] = []
     for name, body in sources:
         try:
             entries = parse(body)
@@ -233,7 +237,8 @@ def read(text: str | bytes | Sequence[tuple[str, str | bytes]], relpath: Callabl
             raise ExportsSyntaxError(exc.line, exc.detail, name) from None
         for entry in entries:
             groups.setdefault(entry.path, []).append((entry, f"{name + ' ' if name else ''}line {entry.line}"))
-        marks += no_access_marks(body)
+        shut += marks(body, NO_ACCESS)
+        kept += marks(body, KEPT)
     for directory, items in groups.items():
         where = f"{directory} ({items[0][1]})"
         try:
@@ -244,7 +249,7 @@ def read(text: str | bytes | Sequence[tuple[str, str | bytes]], relpath: Callabl
             reading.descriptions.append(_description(rel, [e for e, _ in items], items[0][1]))
         except GaneshaHAError as exc:
             reading.refusals.append(Refusal(where, exc))
-    for directory in marks:
+    for directory in shut:
         try:
             rel = relpath(directory)
         except GaneshaHAError as exc:
@@ -254,6 +259,11 @@ def read(text: str | bytes | Sequence[tuple[str, str | bytes]], relpath: Callabl
             reading.outside += 1
         else:
             reading.descriptions.append(Description(rel, access="None", source="access None mark", by_meaning=True))
+    for path in kept:
+        try:
+            reading.descriptions.append(Description(path, source="kept mark"))
+        except GaneshaHAError as exc:
+            reading.refusals.append(Refusal(path, exc))
     return reading
 
 
@@ -282,6 +292,9 @@ def render(exports: Iterable[Export], mountpoint: str, header: str = "") -> str:
     export (continued for each further client), every client's effective options."""
     out = [f"# {line}\n" if line else "#\n" for line in header.splitlines()]
     for exp in exports:
+        if exp.remote:
+            out.append(f"{KEPT}{escape_exports_path(exp.path)}\n")
+            continue
         directory = escape_exports_path(export_dir(mountpoint, exp))
         clients = [f"{c.host}({opts})" for c in exp.clients
                    if (opts := render_options(exp, c)) is not None]

@@ -32,7 +32,8 @@ from ..backends.ganesha_conf_parse import Block, ParseError, fsal_from_block, pa
 from ..description import Description, Refusal
 from ..errors import GaneshaHAError, ValidationError
 from ..fsal import Fsal
-from ..model import ClientSpec, Export, SEC_FLAVOURS
+from ..model import SEC_FLAVOURS, ClientSpec, Export
+from ..record import replace
 from . import Reading
 
 TYPE_CHECKING = False
@@ -66,11 +67,15 @@ def expand_includes(text: str, include: Callable[[str], str], depth: int = 0) ->
     return _INCLUDE_RE.sub(lambda m: expand_includes(include(m.group(1).strip()), include, depth + 1), text)
 
 
-def read(text: str, relpath: Callable[[str], str | None], render_options: RenderOptions) -> Reading:
+def read(text: str, relpath: Callable[[str], str | None], render_options: RenderOptions,
+         remote: bool = True) -> Reading:
     """Descriptions of the exports of one volume among the EXPORT blocks of `text` (includes
     already expanded). `relpath(Path)`: the export's path in the volume, None when outside
-    (counted in `outside`). `render_options`: the node's Protocols/Transports. Raises
-    ValidationError when the text is not a Ganesha config at all."""
+    (counted in `outside`). An export whose FSAL has its own namespace (CEPH, GLUSTER, RGW,
+    PROXY_V4, MEM: Fsal.remote) keeps its Path as it is, or, without `remote`, is counted
+    outside (an import takes only what lies in the volume). Its FSAL's module block (`MEM {
+    ... }` beside the EXPORT block) gives the module options. `render_options`: the node's
+    Protocols/Transports. Raises ValidationError when the text is not a Ganesha config at all."""
     try:
         blocks = parse_config(text)
     except ParseError as exc:
@@ -80,6 +85,7 @@ def read(text: str, relpath: Callable[[str], str | None], render_options: Render
     for b in blocks:
         if b.name.lower() == "export_defaults":
             defaults.params += b.params
+    modules = [b for b in blocks if b.name.lower() not in ("export", "export_defaults")]
     node = (_protocols(render_options.protocols), _transports(render_options.transports))
     for block in blocks:
         if block.name.lower() != "export":
@@ -88,28 +94,32 @@ def read(text: str, relpath: Callable[[str], str | None], render_options: Render
         where = f"EXPORT Export_Id={','.join(ids)}"
         try:
             path = _one(block, "Path")
-            rel = relpath(path)
+            where = f"{path} ({where})"
+            fsal = _fsal(block, modules)
+            rel = (path if remote else None) if fsal.remote else relpath(path)
             if rel is None:
                 reading.outside += 1
                 continue
-            where = f"{path} ({where})"
-            reading.descriptions.append(_description(block, defaults, rel, node, where))
+            reading.descriptions.append(_description(block, defaults, rel, fsal, node, where))
         except GaneshaHAError as exc:
             reading.refusals.append(Refusal(where, exc))
     return reading
 
 
-def _description(block: Block, defaults: Block, rel: str, node: tuple[frozenset[str], frozenset[str]],
-                 where: str) -> Description:
-    _known(defaults, DEFAULTS_KEYS, (), "EXPORT_DEFAULTS")
-    _known(block, EXPORT_KEYS, ("fsal", "client"), "EXPORT")
+def _fsal(block: Block, modules: Sequence[Block]) -> Fsal:
     fsals = block.sub("FSAL")
     if len(fsals) > 1:
         raise ValidationError("FSAL", "more than one FSAL block")
     try:
-        fsal = fsal_from_block(fsals[0]) if fsals else Fsal()
+        return fsal_from_block(fsals[0], modules) if fsals else Fsal()
     except ParseError as exc:
         raise ValidationError("FSAL", str(exc)) from None
+
+
+def _description(block: Block, defaults: Block, rel: str, fsal: Fsal, node: tuple[frozenset[str], frozenset[str]],
+                 where: str) -> Description:
+    _known(defaults, DEFAULTS_KEYS, (), "EXPORT_DEFAULTS")
+    _known(block, EXPORT_KEYS, ("fsal", "client"), "EXPORT")
     entries: list[tuple[str, str | None, list[str]]] = []   # (host, access option or None, other options)
     for cb in block.sub("CLIENT"):
         _known(cb, CLIENT_KEYS, (), "CLIENT")
@@ -245,8 +255,15 @@ def _check_precedence(clients: Sequence[ClientSpec]) -> None:
 
 
 def render(exports: Iterable[Export], mountpoint: str, options: RenderOptions, header: str = "") -> str:
-    """EXPORT blocks for `exports`, clients in precedence order (see the module docstring)."""
+    """EXPORT blocks for `exports` (with their FSALs' module blocks), clients in precedence
+    order, FSAL secrets written `<redacted>` (`export apply` keeps the registry's value)."""
     head = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
-    blocks = [render_export(exp.with_changes(clients=tuple(sorted(exp.clients, key=lambda c: precedence(c.host)))),
+    blocks = [render_export(exp.with_changes(clients=tuple(sorted(exp.clients, key=lambda c: precedence(c.host))),
+                                             ganesha=replace(exp.ganesha, fsal=redacted(exp.ganesha.fsal))),
                             mountpoint, options) for exp in exports]
     return head + "\n".join(blocks)
+
+
+def redacted(fsal: Fsal) -> Fsal:
+    """`fsal` with its secrets' values replaced by `<redacted>` (Fsal.to_dict(redact=True))."""
+    return Fsal.from_dict(fsal.to_dict(redact=True)) if fsal.secrets() else fsal

@@ -12,7 +12,6 @@ import json
 
 from ..description import Refusal, from_json
 from ..errors import GaneshaHAError, ValidationError
-from ..model import Export
 from . import Reading
 
 TYPE_CHECKING = False
@@ -20,18 +19,24 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
 
+    from ..model import Export
 
-def export_object(exp: Export, directory: str) -> dict[str, Any]:
-    """One export as `export dump --format json` writes it: the registry's form, with the
-    absolute `directory` and the clients as `SPEC(OPTIONS)` strings."""
-    data = exp.to_dict()
-    data["directory"] = directory
+
+def export_object(exp: Export, mountpoint: str) -> dict[str, Any]:
+    """One export as `export dump --format json` writes it (and `export list --json` starts
+    from): the registry's form with FSAL secrets redacted (`export apply` keeps the registry's
+    value for a redacted one), `directory` (absolute; for an FSAL with its own namespace the
+    path there, with `remote` true) and the clients as `SPEC(OPTIONS)` strings."""
+    data = exp.to_dict(redact=True)
+    data["directory"] = exp.path if exp.remote else (f"{mountpoint.rstrip('/')}/{exp.path}" if exp.path
+                                                      else mountpoint)
+    data["remote"] = exp.remote
     data["clients"] = [str(c) for c in exp.clients]
     return data
 
 
-def render(exports: Iterable[Export], directory: Callable[[Export], str]) -> str:
-    return json.dumps([export_object(e, directory(e)) for e in exports], indent=2, sort_keys=True,
+def render(exports: Iterable[Export], mountpoint: str) -> str:
+    return json.dumps([export_object(e, mountpoint) for e in exports], indent=2, sort_keys=True,
                       ensure_ascii=False) + "\n"
 
 
