@@ -561,6 +561,8 @@ class Volume:
                 old = tx.base.get(exp.path)
                 if old is None or old.ganesha != exp.ganesha:
                     warnings.extend(self._fsal_warnings(backend, exp, force) + self._install_warnings(tx, exp))
+                if old is not None and old.ganesha != exp.ganesha:
+                    warnings.extend(_module_change_warnings(old.ganesha.fsal, exp.ganesha.fsal))
                 self.require_junctions(state, exp)
 
             def default_pseudo(path: str) -> str:   # as `export add`: the directory's path (the FSAL's path)
@@ -576,7 +578,7 @@ class Volume:
                 if progress is not None:
                     tx.progress = lambda done, total: progress("applying", done, total)
         return ConvergeResult(outcome=outcome, changed=go and tx.changed, live=go and tx.live and tx.changed,
-                              warnings=warnings)
+                              warnings=warnings + tx.warnings)
 
     def remove(self, key: str, *, record_only: bool = False) -> ChangeResult:
         with self.transaction(live=False if record_only else None,

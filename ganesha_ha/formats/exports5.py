@@ -281,7 +281,7 @@ def _description(rel: str, entries: list[Entry], source: str) -> Description:
     for e in entries:
         opts = [o for o in e.options if option_category(o) != "fsid"]
         if not any(o in ACCESS_OPTIONS for o in opts):
-            opts.insert(0, "ro")  # exportfs's default, said out loud: the registry's reading may differ
+            opts.insert(0, "ro")  # exportfs's default (and a bare spec's meaning since schema 4), said out loud
         clients.append(ClientSpec(e.host, tuple(opts)))
     return Description(rel, clients=tuple(clients), fsid=fsid, access="RW", squash="root_squash",
                        by_meaning=True, source=source)

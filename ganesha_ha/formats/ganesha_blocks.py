@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 
+from ..access import precedence_key
 from ..backends.ganesha_conf import RenderOptions, render_export
 from ..backends.ganesha_conf_parse import Block, ParseError, fsal_from_block, parse_config
 from ..description import Description, Refusal
@@ -139,7 +140,8 @@ def _description(block: Block, defaults: Block, rel: str, fsal: Fsal, node: tupl
     if granted and denied:
         raise ValidationError("Access_Type", f"None for {', '.join(denied)} beside clients with access: the registry "
                                              "cannot deny one host while granting others; take that CLIENT block out")
-    clients = [ClientSpec(host, tuple([access] if access else []) + tuple(opts)) for host, access, opts in entries]
+    # every spec says rw or ro (schema 4); where no client has access the export's cap None denies
+    clients = [ClientSpec(host, (access or "ro", *opts)) for host, access, opts in entries]
     _check_precedence(clients)
     pseudo = block.get("Pseudo")
     return Description(rel, export_id=_export_id(block),
@@ -230,22 +232,8 @@ def _export_id(block: Block) -> int:
     return int(text)
 
 
-def precedence(host: str) -> tuple[int, int]:
-    """exports(5) precedence of a normalised client spec, most specific first: a single host,
-    networks (longest prefix first), wildcard names, netgroups, `*`."""
-    if host == "*":
-        return (4, 0)
-    if host.startswith("@"):
-        return (3, 0)
-    if any(ch in host for ch in "*?["):
-        return (2, 0)
-    if "/" in host:
-        return (1, -int(host.rsplit("/", 1)[1]))
-    return (0, 0)
-
-
 def _check_precedence(clients: Sequence[ClientSpec]) -> None:
-    keys = [precedence(c.host) for c in clients]
+    keys = [precedence_key(c.host) for c in clients]
     for i in range(1, len(keys)):
         if keys[i] < keys[i - 1]:
             raise ValidationError("CLIENT", f"{clients[i].host} comes after {clients[i - 1].host}: Ganesha grants by "
@@ -256,10 +244,10 @@ def _check_precedence(clients: Sequence[ClientSpec]) -> None:
 
 def render(exports: Iterable[Export], mountpoint: str, options: RenderOptions, header: str = "") -> str:
     """EXPORT blocks for `exports` (with their FSALs' module blocks), clients in precedence
-    order, FSAL secrets written `<redacted>` (`export apply` keeps the registry's value)."""
+    order (render_export: access.precedence_order), FSAL secrets written `<redacted>`
+    (`export apply` keeps the registry's value)."""
     head = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
-    blocks = [render_export(exp.with_changes(clients=tuple(sorted(exp.clients, key=lambda c: precedence(c.host))),
-                                             ganesha=replace(exp.ganesha, fsal=redacted(exp.ganesha.fsal))),
+    blocks = [render_export(exp.with_changes(ganesha=replace(exp.ganesha, fsal=redacted(exp.ganesha.fsal))),
                             mountpoint, options) for exp in exports]
     return head + "\n".join(blocks)
 

@@ -180,6 +180,20 @@ def test_progress_is_reported_and_batches_split_only_for_it(vol, fake):
     assert len([c for c in fake.calls if c[0] == "apply"]) == 1   # nobody watching: one call
 
 
+def test_read_back_warnings_reach_the_result_however_the_batch_is_split(vol, fake):
+    """What the server's read-back warns of (a client name that does not resolve here) is
+    handed back by an apply, watched (in parts) or not (one call)."""
+    vol.start()
+    for i in range(40):
+        (vol.mountpoint / f"e{i}").mkdir()
+    fake.warn = {"e3", "e30"}
+    res = vol.converge([desc(f"e{i}", "*(rw)") for i in range(40)], remove_missing=False,
+                       progress=lambda *a: None)
+    assert res.live and res.warnings == ["e3: a client does not resolve here", "e30: a client does not resolve here"]
+    res = vol.converge([desc(f"e{i}", "*(ro)") for i in range(40)], remove_missing=False)
+    assert res.live and len(res.warnings) == 2
+
+
 # ---- export update's client edits ----------------------------------------------------------------
 
 def test_edited_clients():

@@ -398,6 +398,19 @@ def test_one_changed_client_reads_back_as_exactly_that_change(state, fmt, data):
     assert next(c for c in new.clients if c.host == client.host).squash(new.squash) == squash
 
 
+def test_every_imported_client_says_rw_or_ro():
+    """Registry schema 4 reads a bare spec as read-only (exports(5)); the readers never leave
+    the access to that reading: every client they give says `rw` or `ro`, an export no client
+    may reach included (its cap None denies them)."""
+    denied = 'EXPORT { Export_Id = 3; Path = /srv/vol1/z; Pseudo = /z; CLIENT { Clients = 10.0.0.1; } }\n'
+    readings = [exports5.read(TRICKY, REL), ganesha_blocks.read(GANESHA + denied, REL, NODE),
+                cib.read(cib.parse(CIB), REL).reading]
+    specs = [c for r in readings for d in r.descriptions for c in d.clients or ()]
+    assert len(specs) > 10 and all(("rw" in c.options) != ("ro" in c.options) for c in specs), specs
+    z = next(d for d in readings[1].descriptions if d.path == "z")
+    assert z.access == "None" and clients(z) == ["10.0.0.1(ro,no_root_squash)"]
+
+
 def test_fsals_module_options_namespaces_and_secrets_survive_every_dump():
     """MEM's module option (a MEM block beside the EXPORT block), NULL stacked on VFS, CEPH with
     a secret and its own namespace: each dump reads back as no change; no dump shows the

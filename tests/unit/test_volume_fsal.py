@@ -158,9 +158,13 @@ def test_dump_and_apply_keep_remote_exports_and_secrets(active, fake):
     res = active.converge(edited, remove_missing=True)
     assert res.changed and res.live and [c.action for c in res.outcome.changes] == ["update"]
     assert dict(active.registry.load().get("/c").ganesha.fsal.options)["secret_access_key"] == secret
+    # a module option changed through a description: said as `export update` says it
+    bigger = [replace(d, fsal=parse_spec("MEM(Inode_Size=8192)")) if d.path == "/m" else d for d in edited]
+    res = active.converge(bigger, remove_missing=True)
+    assert any("Inode_Size take effect only when ganesha.nfsd next loads" in w for w in res.warnings)
     fake.missing_fsals = {"CEPH"}
     again = [replace(d, fsal=parse_spec("CEPH(user_id=nfs,secret_access_key=<redacted>)"))
-             if d.path == "/c" else d for d in edited]
+             if d.path == "/c" else d for d in bigger]
     with pytest.raises(NotInstalledError, match="CEPH"):
         active.converge(again, remove_missing=True)
     res = active.converge(again, remove_missing=True, record_only=True)
