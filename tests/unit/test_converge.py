@@ -17,15 +17,9 @@ from ganesha_ha.converge import ADD, REMOVE, UPDATE, edited_clients
 from ganesha_ha.description import Description, meaning
 from ganesha_ha.errors import ApplyError, ValidationError
 from ganesha_ha.model import ClientSpec
-from ganesha_ha.settings import load_settings
 from ganesha_ha.volume import Volume
 
-
-@pytest.fixture
-def settings(tmp_path):
-    config = tmp_path / "gha.conf"
-    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n[registry]\nlock_timeout = 2\n")
-    return load_settings(config)
+from test_volume import settings  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -34,7 +28,7 @@ def fake():
 
 
 @pytest.fixture
-def vol(tmp_path, settings, fake) -> Volume:
+def vol(tmp_path, settings, fake) -> Volume:  # noqa: F811
     mp = tmp_path / "vol"
     for d in ("a", "b", "c", "d"):
         (mp / d).mkdir(parents=True)
