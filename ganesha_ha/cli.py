@@ -230,6 +230,8 @@ def _failures_code(failures) -> int:
         print(f"ganesha-ha: error: not live: {f}", file=sys.stderr)
     local = [f for f in failures if f.node_local]
     return (local or failures)[0].error.exit_code if failures else 0
+
+
 LIST_HEADER = ["VOLUME", "SERVER", "ID", "PSEUDO/FSID", "DIRECTORY", "CLIENTS", "STATE"]
 
 

@@ -192,7 +192,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         from .formats import ganesha_blocks
 
         reading = ganesha_blocks.read(_ganesha_text(args.file or str(DEFAULT_GANESHA)), relpath,
-                                      _render_options(settings))
+                                      _render_options(settings), remote=False)   # only what lies in the volume
     for d in reading.descriptions if args.source == "exports" else ():
         if d.fsid is None and state.server == "knfsd" and d.clients is not None:
             reading.notes.append(f"{d.where}: no fsid: knfsd derives the file handles from the file system now; "

@@ -12,7 +12,7 @@ import json
 
 from ..description import Refusal, from_json
 from ..errors import GaneshaHAError, ValidationError
-from . import Reading
+from . import Reading, where
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,8 +28,7 @@ def export_object(exp: Export, mountpoint: str) -> dict[str, Any]:
     value for a redacted one), `directory` (absolute; for an FSAL with its own namespace the
     path there, with `remote` true) and the clients as `SPEC(OPTIONS)` strings."""
     data = exp.to_dict(redact=True)
-    data["directory"] = exp.path if exp.remote else (f"{mountpoint.rstrip('/')}/{exp.path}" if exp.path
-                                                      else mountpoint)
+    data["directory"] = exp.path if exp.remote else where(exp, mountpoint)
     data["remote"] = exp.remote
     data["clients"] = [str(c) for c in exp.clients]
     return data

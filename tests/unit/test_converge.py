@@ -219,6 +219,25 @@ def test_cli_update_refuses_client_with_add_client(vol, settings, tmp_path, caps
     assert rc == 2 and "replaces the whole list" in capsys.readouterr().err
 
 
+def test_import_ganesha_leaves_out_an_fsal_with_its_own_namespace(vol, tmp_path, capsys, monkeypatch):
+    """A CEPH (or MEM, ...) export's path is in no volume: `import ganesha` counts it outside
+    (`export apply` of EXPORT blocks takes it, by its path)."""
+    import ganesha_ha.volume
+    from ganesha_ha import cli
+
+    monkeypatch.setattr(ganesha_ha.volume, "Volume", lambda *a, **kw: vol)
+    conf = tmp_path / "ganesha.conf"
+    conf.write_text(f"EXPORT {{ Export_Id = 101; Path = {vol.mountpoint}/a; Pseudo = /a; FSAL {{ Name = VFS; }}\n"
+                    "  CLIENT { Clients = *; Access_Type = RW; } }\n"
+                    "EXPORT { Export_Id = 102; Path = /a; Pseudo = /ceph; FSAL { Name = CEPH; User_Id = nfs; }\n"
+                    "  CLIENT { Clients = *; Access_Type = RW; } }\n")
+    rc = cli.main(["--config", str(tmp_path / "gha.conf"), "import", "ganesha", str(vol.mountpoint),
+                   "--file", str(conf), "--apply"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "1 to add" in out and "1 outside" in out, out
+    assert [(e.path, e.ganesha.fsal.name) for e in vol.load().exports] == [("a", "VFS")]
+
+
 def test_update_help_shows_no_defaults_of_add():
     from ganesha_ha.cli import build_parser
 
