@@ -4,8 +4,10 @@ Exit codes (also in the README):
   0 success                    4 no such export
   1 unexpected error           5 conflict (duplicate directory, pseudo path, id, fsid)
   2 bad input or config        6 server unavailable or a program is missing
-  3 volume not mounted / not initialised / registry unreadable
+  3 volume not mounted / not initialised / not active on this node / registry unreadable
   7 the live server refused the change (registry rolled back)
+  130 interrupted
+`export apply` and `import` exit with the code of their first refusal (transfer.py).
 """
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ import sys
 from typing import Any, Sequence
 
 from . import __version__
-from .errors import GaneshaHAError, ValidationError
+from .errors import GaneshaHAError, NotActiveError, ValidationError
+from .formats import FORMATS
+from .formats import where as _where
 from .servers import BACKENDS, MODES, SERVERS, SHARED
 from .textfmt import table
 
@@ -88,23 +92,43 @@ def build_parser() -> argparse.ArgumentParser:
     esub.required = True
 
     def change_options(e: argparse.ArgumentParser, adding: bool) -> None:
-        e.add_argument("--client", action="append", dest="clients", metavar="SPEC[(OPTIONS)]",
-                       required=adding, help="client spec with its options, repeatable, e.g. '192.0.2.0/24(rw)'; "
-                       "without rw or ro a client is read-only (exports(5)); when several specs match a "
-                       "client, a single host wins over a network (longest prefix first), a network over "
-                       "a wildcard name, a wildcard over a @netgroup, any of them over '*', on both servers")
-        e.add_argument("--pseudo", metavar="PATH", help="NFSv4 pseudo path (default: the directory's path)")
-        e.add_argument("--export-id", type=_int, metavar="N", help="Ganesha Export_Id (default: allocated)")
-        e.add_argument("--fsid", metavar="F", help="knfsd fsid, a number or UUID (default: generated once)")
+        rules = ("without rw or ro a client is read-only (exports(5)); when several specs match a client, a "
+                 "single host wins over a network (longest prefix first), a network over a wildcard name, a "
+                 "wildcard over a @netgroup, any of them over *, on both servers")
+        if adding:
+            e.add_argument("--client", action="append", dest="clients", metavar="CLIENT", required=True,
+                           help="a client spec with its options, SPEC(OPTION,...), repeatable, for example "
+                                "192.0.2.0/24(rw); " + rules)
+        else:
+            e.add_argument("--client", action="append", dest="clients", metavar="CLIENT",
+                           help="SPEC(OPTION,...): the new client list, replacing the whole list (repeatable); "
+                                "to add or remove one client, use --add-client or --remove-client; " + rules)
+            e.add_argument("--add-client", action="append", dest="add_clients", default=[], metavar="CLIENT",
+                           help="SPEC(OPTION,...): add a client (or replace the options of a client the export "
+                                "has), repeatable; without rw or ro it is read-only")
+            e.add_argument("--remove-client", action="append", dest="remove_clients", default=[], metavar="SPEC",
+                           help="remove a client, repeatable")
+        e.add_argument("--pseudo", metavar="PATH", help="NFSv4 pseudo path" + (" (default: the directory's path)"
+                                                                                  if adding else ""))
+        e.add_argument("--export-id", type=_int, metavar="N",
+                       help="Ganesha Export_Id (default: allocated)" if adding else
+                       "new Ganesha Export_Id (needs --force: clients get stale file handles)")
+        e.add_argument("--fsid", metavar="F", help="knfsd fsid, a number or UUID (default: generated once)" if adding
+                       else "new knfsd fsid (needs --force: clients get stale file handles)")
         e.add_argument("--access", choices=["RW", "RO", "None"], default="RW" if adding else None,
-                       help="access cap for every client (default RW: each client's own rw/ro decides)")
+                       help="access cap for every client" + (" (default RW: each client's own rw/ro decides)"
+                                                             if adding else "; each client's own rw/ro decides within it"))
         e.add_argument("--squash", choices=["root_squash", "no_root_squash", "all_squash"],
-                       default="root_squash" if adding else None)
+                       default="root_squash" if adding else None,
+                       help="squash for clients that do not set their own" + (" (default root_squash)"
+                                                                                if adding else ""))
         e.add_argument("--fsal", metavar="NAME(key=value,...)", default="VFS" if adding else None,
-                       help="Ganesha FSAL and its options (default VFS), for example MEM(Inode_Size=65536), "
+                       help="Ganesha FSAL and its options" + (" (default VFS)" if adding else
+                                                               ", replacing the whole FSAL")
+                            + ", for example MEM(Inode_Size=65536), "
                             "NULL(VFS), PROXY_V4(Srv_Addr=192.0.2.7) or CEPH(user_id=nfs,"
-                            "secret_access_key=@/root/ceph.key): key=@FILE reads a value from FILE; "
-                            "on update it replaces the whole FSAL. For CEPH, GLUSTER, RGW, PROXY_V4 and MEM the "
+                            "secret_access_key=@/root/ceph.key): key=@FILE reads a value from FILE. "
+                            "For CEPH, GLUSTER, RGW, PROXY_V4 and MEM the "
                             "directory is the absolute path in the FSAL's own namespace (see README: FSALs); "
                             "quote the whole option for the shell")
         e.add_argument("--record-only", action="store_true",
@@ -137,6 +161,37 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("mountpoint")
     e.add_argument("export", metavar="DIRECTORY|EXPORT_ID")
     e.add_argument("--json", action="store_true")
+    e = esub.add_parser("apply", help="bring the volume's exports to a description (adds, updates and removes, "
+                                      "one transaction)")
+    e.add_argument("mountpoint")
+    e.add_argument("-i", "--input", required=True, metavar="FILE|-",
+                   help="the description: a JSON list (every export of the volume: the others are removed) or "
+                        "object (one export), as export list --json prints; an exports(5) file or Ganesha "
+                        "EXPORT blocks (every export of the volume)")
+    e.add_argument("--format", choices=FORMATS, help="the form of the input (default: recognised)")
+    e.add_argument("--check", action="store_true", help="print what would change, change nothing")
+    e.add_argument("--force", action="store_true", help="allow Export_Id or fsid changes (stale file handles)")
+    e.add_argument("--record-only", action="store_true",
+                   help="change the registry only; the next start or monitor applies it")
+    e.add_argument("--json", action="store_true")
+    e = esub.add_parser("dump", help="write the volume's exports as JSON, an exports(5) file or Ganesha EXPORT "
+                                     "blocks (export apply -i takes it back)")
+    e.add_argument("mountpoint")
+    e.add_argument("--format", choices=FORMATS, default="json", help="default json")
+
+    im = sub.add_parser("import", help="take existing exports into a volume's registry: ocf:heartbeat:exportfs "
+                                       "primitives, /etc/exports or Ganesha EXPORT blocks (a dry run without --apply)")
+    im.add_argument("source", choices=("cib", "exports", "ganesha"),
+                    help="cib: the exportfs primitives of the CIB (cibadmin --query, or --file); exports: "
+                         "/etc/exports and /etc/exports.d/*.exports; ganesha: /etc/ganesha/ganesha.conf")
+    im.add_argument("mountpoint")
+    im.add_argument("--file", metavar="FILE|-", help="read this file (or stdin) instead")
+    im.add_argument("--apply", action="store_true", help="write the registry (without it: print only)")
+    im.add_argument("--skip-conflicts", action="store_true",
+                    help="with --apply, take what can be taken and leave the refused exports out")
+    im.add_argument("--force", action="store_true", help="take an Export_Id or fsid that a removed export had")
+    im.add_argument("--resource-id", metavar="ID", help="cib: the new resource's id (default: from the group)")
+    im.add_argument("--json", action="store_true")
 
     ia = sub.add_parser("install-agent", help="install the OCF agent as ocf:ganesha-ha:exports")
     ia.add_argument("--ocf-root", default="/usr/lib/ocf", help="OCF root (default /usr/lib/ocf)")
@@ -148,22 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---- output helpers -------------------------------------------------------------------------
 
-def _where(exp, mountpoint: str) -> str:
-    """The export's directory, or for an FSAL with its own namespace `NAME:/path`."""
-    if exp.remote:
-        return f"{exp.ganesha.fsal.base.name}:{exp.path}"
-    return os.path.join(mountpoint, exp.path) if exp.path else mountpoint
-
-
 def _export_json(exp, live: bool | None, mountpoint: str) -> dict[str, Any]:
-    """The registry's form of the export (knfsd and ganesha parts nested, as in schema 2 and later, FSAL
-    secrets redacted), plus the flat keys of version 1 that scripts may read ("fsid", "fsal":
-    the FSAL's name). "directory" is the directory on the volume; for an FSAL with its own
-    namespace it is that path ("path" holds it too) and "remote" is true."""
-    data = exp.to_dict(redact=True)
-    data["directory"] = exp.path if exp.remote else (os.path.join(mountpoint, exp.path) if exp.path else mountpoint)
-    data["remote"] = exp.remote
-    data["clients"] = [str(c) for c in exp.clients]
+    """The registry's form of the export (knfsd and ganesha parts nested, as in schema 2 and
+    later, FSAL secrets redacted), with "directory" (for an FSAL with its own namespace that
+    path, and "remote" true) and the clients as strings (formats/jsonform.py, what `export
+    dump` writes), plus the flat keys of version 1 that scripts may read ("fsid", "fsal": the
+    FSAL's name)."""
+    from .formats.jsonform import export_object
+
+    data = export_object(exp, mountpoint)
     data["fsid"] = exp.knfsd.fsid
     data["fsal"] = exp.ganesha.fsal.name
     data["live"] = live
@@ -182,6 +230,39 @@ def _failures_code(failures) -> int:
         print(f"ganesha-ha: error: not live: {f}", file=sys.stderr)
     local = [f for f in failures if f.node_local]
     return (local or failures)[0].error.exit_code if failures else 0
+
+
+LIST_HEADER = ["VOLUME", "SERVER", "ID", "PSEUDO/FSID", "DIRECTORY", "CLIENTS", "STATE"]
+
+
+def _list_row(mountpoint: str, server: str, exp, live: bool | None) -> list[str]:
+    """One row of `export list`: the volume and its server (Ganesha's with the export's FSAL,
+    `ganesha/VFS`); the Export_Id; what names the export to its clients on that server
+    (Ganesha: the NFSv4 pseudo path; knfsd: the fsid its file handles carry); the directory
+    inside the volume (`NAME:/path` for an FSAL with its own namespace); the clients, after the
+    export's access cap when it is not RW."""
+    from .servers import backend_info
+
+    ganesha_like = backend_info(server).pseudo_tree
+    name = exp.pseudo if ganesha_like else exp.knfsd.fsid
+    directory = _where(exp, mountpoint) if exp.remote else (exp.path or ".")
+    clients = " ".join(str(c) for c in exp.clients)
+    if exp.access != "RW":
+        clients = f"[{exp.access}] {clients}"
+    return [mountpoint, f"{server}/{exp.ganesha.fsal.name}" if ganesha_like else server, str(exp.export_id),
+            name, directory, clients, _live_word(live)]
+
+
+def _list_table(rows: list[list[str]]) -> str:
+    """The table, cut to the terminal's width (100 columns when not on one): CLIENTS first,
+    then DIRECTORY, PSEUDO/FSID and VOLUME lose their ends ('…'); `--json` and `export show`
+    have it all."""
+    import shutil
+
+    from .textfmt import fit
+
+    width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
+    return table(fit(rows, LIST_HEADER, width, shrink=[5, 4, 3, 0], minimum=12), LIST_HEADER)
 
 
 def _live_word(live: bool | None) -> str:
@@ -245,12 +326,15 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
                 "changed": [e.path for e in res.drift.changed], "repaired": res.repaired,
                 "reasons": res.drift.reasons, "warnings": res.drift.warnings,
                 "recovery_saved": res.recovery_saved, "failed": [_failure_json(f) for f in res.failed]}
-        _emit(args, data, "not active on this node" if not res.running else
-              f"{vol.mountpoint}: {res.repaired} repaired, recovery state "
-              f"{'saved' if res.recovery_saved else 'unchanged'}"
-              + "".join(f"\n  was not as registered: {r}" for r in res.drift.reasons))
-        if not res.running:
-            return 7
+        if not res.running:  # a state of this node, not a refusal of the server (README: exit 3)
+            if args.json:
+                _emit(args, data, "")
+            exc = NotActiveError(f"{vol.mountpoint} is not active on this node (its start marks it active)")
+            print(f"ganesha-ha: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        _emit(args, data, f"{vol.mountpoint}: {res.repaired} repaired, recovery state "
+                          f"{'saved' if res.recovery_saved else 'unchanged'}"
+                          + "".join(f"\n  was not as registered: {r}" for r in res.drift.reasons))
         return _failures_code(res.failed)
     # status
     state, rows = vol.exports_with_status()
@@ -278,6 +362,10 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
 def cmd_export(args: argparse.Namespace, settings) -> int:
     from .volume import Volume
 
+    if args.action in ("apply", "dump"):
+        from . import transfer
+
+        return transfer.cmd_apply(args, settings) if args.action == "apply" else transfer.cmd_dump(args, settings)
     if args.action == "list":
         from .registry import mounted_registries
 
@@ -289,10 +377,8 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
             state, items = vol.exports_with_status()
             for e, live in items:
                 out.append(_export_json(e, live, str(vol.mountpoint)) | {"server": state.server})
-                rows.append([str(e.export_id), e.pseudo, _where(e, str(vol.mountpoint)),
-                             ",".join(str(c) for c in e.clients), e.access, e.ganesha.fsal.name, _live_word(live)])
-        _emit(args, out, table(rows, ["ID", "PSEUDO", "DIRECTORY", "CLIENTS", "ACCESS", "FSAL", "STATE"])
-              if rows else "no exports")
+                rows.append(_list_row(str(vol.mountpoint), state.server, e, live))
+        _emit(args, out, _list_table(rows) if rows else "no exports")
         return 0
     vol = _volume(args, settings)
     if args.action == "show":
@@ -317,11 +403,16 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
         verb = "added"
     elif args.action == "update":
         if not any(getattr(args, k) is not None for k in ("clients", "pseudo", "export_id", "fsid",
-                                                           "access", "squash", "fsal")):
+                                                           "access", "squash", "fsal")) \
+                and not (args.add_clients or args.remove_clients):
             raise ValidationError("update", "nothing to change; give at least one option")
+        if args.clients is not None and (args.add_clients or args.remove_clients):
+            raise ValidationError("--client", "replaces the whole list; give it alone, or use only "
+                                              "--add-client/--remove-client")
         res = vol.update(args.export, clients=args.clients, pseudo=args.pseudo, export_id=args.export_id,
                          fsid=args.fsid, access=args.access, squash=args.squash, fsal=args.fsal,
-                         force=args.force, record_only=args.record_only)
+                         force=args.force, record_only=args.record_only, add_clients=args.add_clients,
+                         remove_clients=args.remove_clients)
         verb = "updated"
     else:
         res = vol.remove(args.export, record_only=args.record_only)
@@ -335,6 +426,12 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
     _emit(args, data, f"{verb} {_where(e, str(vol.mountpoint))} (Export_Id {e.export_id}, pseudo {e.pseudo}, "
                       f"fsid {e.knfsd.fsid}, FSAL {e.ganesha.fsal}): {where}")
     return 0
+
+
+def cmd_import(args: argparse.Namespace, settings) -> int:
+    from . import transfer
+
+    return transfer.cmd_import(args, settings)
 
 
 def cmd_install_agent(args: argparse.Namespace, settings) -> int:
@@ -372,7 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .settings import load_settings
 
         settings = load_settings(args.config)
-        handler = {"volume": cmd_volume, "export": cmd_export, "install-agent": cmd_install_agent}[args.group]
+        handler = {"volume": cmd_volume, "export": cmd_export, "install-agent": cmd_install_agent,
+                   "import": cmd_import}[args.group]
         return handler(args, settings)
     except GaneshaHAError as exc:
         print(f"ganesha-ha: error: {exc}", file=sys.stderr)

@@ -69,6 +69,15 @@ class NotInitialisedError(GaneshaHAError):
     ocf_rc = OCF_ERR_CONFIGURED
 
 
+class NotActiveError(GaneshaHAError):
+    """The volume is not active on this node (`volume monitor` of a volume started elsewhere
+    or not at all): like a volume that is not mounted here, a state of this node, not an
+    error of the server. Exit 3; the agent's monitor answers OCF_NOT_RUNNING itself."""
+
+    exit_code = 3
+    ocf_rc = OCF_NOT_RUNNING
+
+
 class RegistryError(GaneshaHAError):
     """The registry exists but cannot be read or written (corrupt, disk full, newer schema)."""
 

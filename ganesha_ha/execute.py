@@ -27,7 +27,7 @@ from .record import Record
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from .backends import Backend
     from .context import VolumeContext
@@ -78,7 +78,8 @@ def _call(backend: Backend, ctx: VolumeContext, action: str, exports: Sequence[E
 
 
 def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step], progress: Progress | None = None,
-              *, isolate: bool = False, warnings: list[str] | None = None) -> list[ExportFailure]:
+              *, isolate: bool = False, warnings: list[str] | None = None,
+              report: Callable[[int, int], None] | None = None) -> list[ExportFailure]:
     """Carry out `steps` in order; returns the exports that failed (always [] unless `isolate`).
 
     Without `isolate` the first failure is raised (ApplyError, ValidationError,
@@ -87,45 +88,65 @@ def run_steps(backend: Backend, ctx: VolumeContext, steps: Sequence[Step], progr
     every other step is still carried out. ServerUnavailableError and IdCollisionError are
     raised either way. The applies' read-back warnings (a client name that does not resolve
     here) are added to `warnings` when given.
+
+    With `report`, a batch goes to the server in about 20 parts and `report(done, total)` is
+    called after each: a person watching hundreds of exports go live sees them go (for knfsd
+    that is up to 20 exportfs processes instead of one, so only when someone watches).
     """
     said = warnings if warnings is not None else []
-    from .plan import APPLY, batches  # here: a monitor of a correct volume needs no plan
+    from .plan import batches  # here: a monitor of a correct volume needs no plan
 
     failures: list[ExportFailure] = []
-    for action, exports in batches(steps):
-        if isolate and action == APPLY:
-            ready = []
-            for exp in exports:
-                try:
-                    check_ready(backend, ctx, exp)
-                except PER_EXPORT_ERRORS as exc:
-                    failures.append(ExportFailure(exp, action, exc))
-                else:
-                    ready.append(exp)
-            exports = ready
-        if not exports:
-            continue
-        try:
-            said += _call(backend, ctx, action, exports)
-            if progress is not None:
-                progress.done += len(exports)
-        except PartlyAppliedError as exc:
-            if not isolate:
-                raise
-            said += exc.warnings
-            failures += [ExportFailure(exp, action, error) for exp, error in exc.failures]
-        except PER_EXPORT_ERRORS as exc:
-            if not isolate:
-                raise
-            if len(exports) == 1:
-                failures.append(ExportFailure(exports[0], action, exc))
-                continue
-            for exp in exports:  # which one(s)? each on its own, in plan order
-                try:
-                    said += _call(backend, ctx, action, [exp])
-                except PER_EXPORT_ERRORS as one:
-                    failures.append(ExportFailure(exp, action, one))
+    total, done = len(steps), 0
+    for action, batch in batches(steps):
+        size = max(1, total // 20) if report is not None else max(1, len(batch))
+        for at in range(0, len(batch), size):
+            part = batch[at:at + size]
+            _run_part(backend, ctx, action, part, progress, isolate, failures, said)
+            done += len(part)
+            if report is not None:
+                report(done, total)
     return failures
+
+
+def _run_part(backend: Backend, ctx: VolumeContext, action: str, exports: Sequence[Export],
+              progress: Progress | None, isolate: bool, failures: list[ExportFailure], said: list[str]) -> None:
+    """One call to the server for consecutive steps of one kind (see run_steps); the read-back
+    warnings of an apply are added to `said`."""
+    from .plan import APPLY
+
+    if isolate and action == APPLY:
+        ready = []
+        for exp in exports:
+            try:
+                check_ready(backend, ctx, exp)
+            except PER_EXPORT_ERRORS as exc:
+                failures.append(ExportFailure(exp, action, exc))
+            else:
+                ready.append(exp)
+        exports = ready
+    if not exports:
+        return
+    try:
+        said.extend(_call(backend, ctx, action, exports))
+        if progress is not None:
+            progress.done += len(exports)
+    except PartlyAppliedError as exc:   # a batch the server took in part: it says which failed
+        if not isolate:
+            raise
+        said.extend(exc.warnings)
+        failures.extend(ExportFailure(exp, action, error) for exp, error in exc.failures)
+    except PER_EXPORT_ERRORS as exc:
+        if not isolate:
+            raise
+        if len(exports) == 1:
+            failures.append(ExportFailure(exports[0], action, exc))
+            return
+        for exp in exports:  # which one(s)? each on its own, in plan order
+            try:
+                said.extend(_call(backend, ctx, action, [exp]))
+            except PER_EXPORT_ERRORS as one:
+                failures.append(ExportFailure(exp, action, one))
 
 
 def summary(failures: Sequence[ExportFailure], limit: int = 3) -> str:

@@ -21,21 +21,23 @@ class Param:
     """One agent parameter. A plain class on purpose: `dataclasses` pulls in inspect and ast,
     about 10 ms at every start of the agent, for every action."""
 
-    __slots__ = ("name", "shortdesc", "longdesc", "type", "required", "unique_group", "reloadable", "default")
+    __slots__ = ("name", "shortdesc", "longdesc", "type", "required", "unique_group", "reloadable", "default",
+                 "options")
 
     def __init__(self, name: str, shortdesc: str, longdesc: str, type: str = "string",
                  required: bool = False, unique_group: str | None = None, reloadable: bool = False,
-                 default: str | None = None):
+                 default: str | None = None, options: tuple[str, ...] = ()):
         self.name, self.shortdesc, self.longdesc, self.type = name, shortdesc, longdesc, type
         self.required, self.unique_group, self.reloadable, self.default = (
             required, unique_group, reloadable, default)
+        self.options = options   # type "select": the values allowed (OCF 1.1), which pcs checks
 
 
 PARAMS: tuple[Param, ...] = (
     Param("server", f"NFS server: {' or '.join(SERVERS)}",
           "Which NFS server serves the volume's exports on this node: "
           + "; ".join(f"'{b.name}' ({b.description}; needs {b.programs})" for b in BACKENDS) + ".",
-          required=True),
+          type="select", options=SERVERS, required=True),
     Param("volume", "Mount point of the shared volume",
           "The mount point of the shared (e.g. DRBD) file system whose exports this resource manages. "
           "All exports recorded in <volume>/.ganesha-ha/registry.json are made available together. "
@@ -95,6 +97,39 @@ def _xml_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
+# The document type of the meta-data, declared in full in the document itself. OCF 1.1 has no
+# DTD (ClusterLabs/OCF-spec ra/1.1 gives a RELAX NG schema; pcs validates with its
+# ocf-1.1.rng), but ocf-tester validates meta-data with `xmllint --valid` in resource-agents'
+# directory, where ra-api-1.dtd is OCF 1.0's: its `<!ELEMENT content EMPTY>` cannot hold a
+# `select`'s `<option>`s, and XML forbids declaring an element twice, so an internal subset
+# beside that external DTD cannot allow them. This DTD is OCF 1.0's with the 1.1 additions
+# ganesha-ha uses: unique-group, reloadable, content type select with options, the
+# reload-agent action. tests/unit/test_metadata.py validates the output with xmllint against it
+# and against pcs's OCF 1.1 schema.
+DOCTYPE = """<!DOCTYPE resource-agent [
+<!ELEMENT resource-agent (version,longdesc,shortdesc,parameters?,actions)>
+<!ATTLIST resource-agent name CDATA #REQUIRED version CDATA #IMPLIED>
+<!ELEMENT version (#PCDATA)>
+<!ELEMENT parameters (parameter*)>
+<!ELEMENT actions (action*)>
+<!ELEMENT parameter (longdesc+,shortdesc+,content)>
+<!ATTLIST parameter name CDATA #REQUIRED required (1|0) "0" unique (1|0) "0" unique-group CDATA #IMPLIED
+          reloadable (1|0) "0">
+<!ELEMENT longdesc ANY>
+<!ATTLIST longdesc lang NMTOKEN #IMPLIED>
+<!ELEMENT shortdesc ANY>
+<!ATTLIST shortdesc lang NMTOKEN #IMPLIED>
+<!ELEMENT content (option*)>
+<!ATTLIST content type (string|integer|boolean|time|select) #REQUIRED default CDATA #IMPLIED>
+<!ELEMENT option EMPTY>
+<!ATTLIST option value CDATA #REQUIRED>
+<!ELEMENT action EMPTY>
+<!ATTLIST action name (start|stop|recover|monitor|restart|migrate_to|migrate_from|promote|demote|notify|status|
+          reload|reload-agent|meta-data|usage|methods|validate-all) #REQUIRED timeout CDATA #REQUIRED
+          interval CDATA #IMPLIED start-delay CDATA #IMPLIED role CDATA #IMPLIED depth CDATA #IMPLIED>
+]>"""
+
+
 EXPORTS_LONGDESC = (
     "Makes all NFS exports of one shared volume highly available, for the kernel "
     "NFS server (exportfs) or NFS-Ganesha (live over D-Bus). Each export's identity (Ganesha "
@@ -112,14 +147,7 @@ def meta_data(name: str = AGENT_NAME, longdesc: str = EXPORTS_LONGDESC, shortdes
     notify_agent.py gives its own)."""
     lines = [
         '<?xml version="1.0"?>',
-        # OCF 1.1 meta-data, valid against the OCF 1.0 DTD that resource-agents ships (and that
-        # ocf-tester checks with): the internal subset declares the 1.1 additions, and XML
-        # gives internal declarations precedence over the external DTD's.
-        '<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd" [',
-        '<!ATTLIST parameter unique-group CDATA #IMPLIED reloadable (1|0) "0">',
-        '<!ATTLIST action name (start|stop|monitor|status|reload|reload-agent|meta-data|usage|'
-        'validate-all|promote|demote|notify|migrate_to|migrate_from|recover|restart|methods) #REQUIRED>',
-        ']>',
+        DOCTYPE,
         f'<resource-agent name="{name}" version="0.1.0">',
         "<version>1.1</version>",
         f'<longdesc lang="en">{_xml_escape(longdesc)}</longdesc>',
@@ -133,11 +161,14 @@ def meta_data(name: str = AGENT_NAME, longdesc: str = EXPORTS_LONGDESC, shortdes
         if p.reloadable:
             attrs += ' reloadable="1"'
         default = f' default="{_xml_escape(p.default)}"' if p.default is not None else ""
+        content = (f'<content type="{p.type}"{default}/>' if not p.options else
+                   f'<content type="{p.type}"{default}>'
+                   + "".join(f'<option value="{_xml_escape(o)}"/>' for o in p.options) + "</content>")
         lines += [
             f"<parameter {attrs}>",
             f'<longdesc lang="en">{_xml_escape(p.longdesc)}</longdesc>',
             f'<shortdesc lang="en">{_xml_escape(p.shortdesc)}</shortdesc>',
-            f'<content type="{p.type}"{default}/>',
+            content,
             "</parameter>",
         ]
     lines.append("</parameters>")

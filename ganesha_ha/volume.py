@@ -37,6 +37,8 @@ TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type check
 if TYPE_CHECKING:
     from typing import Any
 
+    from .converge import Outcome
+    from .description import Description
     from .plan import Step
 
 
@@ -54,6 +56,13 @@ class StartResult(Record):
     notes: list[str] = Factory(list)
     failed: list[ExportFailure] = Factory(list)   # exports that could not go live (the rest are)
     warnings: list[str] = Factory(list)   # e.g. handles that would go stale on another node
+
+
+class ConvergeResult(Record):
+    outcome: Outcome     # converge.py: the changes, what stayed, the conflicts
+    changed: bool        # the registry was written
+    live: bool           # ... and the change carried out on the server
+    warnings: list[str] = Factory(list)      # e.g. handles that would go stale on another node
 
 
 class MonitorResult(Record):
@@ -98,6 +107,7 @@ class Transaction:
         self.strays = False
         self.isolate = False
         self.failed: list[ExportFailure] = []   # after the commit, with `isolate`
+        self.progress: Callable[[int, int], None] | None = None  # (steps done, steps) on the server
         self.records = 0          # after the commit: client records restored
         self.remounted: list[str] = []  # after the commit: unchanged exports withdrawn and applied again
         self.grace: str | None = None   # after the commit: what after_restore reported
@@ -326,7 +336,8 @@ class Volume:
             if tx.restore:
                 tx.records = restore_recovery(backend, ctx)
                 self.node.set_restored()
-            tx.failed = run_steps(backend, ctx, steps, progress, isolate=isolate, warnings=tx.warnings)
+            tx.failed = run_steps(backend, ctx, steps, progress, isolate=isolate, warnings=tx.warnings,
+                                  report=tx.progress)
             if tx.activate and new.exports and {f.export.path for f in tx.failed} >= {e.path for e in new.exports}:
                 raise failures_error(tx.failed, f"none of the {len(new.exports)} exports of "
                                                 f"{self.mountpoint} could go live")
@@ -458,14 +469,19 @@ class Volume:
     def update(self, key: str, *, clients: Sequence[str] | None = None, pseudo: str | None = None,
                export_id: int | None = None, fsid: str | None = None, access: str | None = None,
                squash: str | None = None, fsal: Fsal | str | None = None, record_only: bool = False,
-               force: bool = False) -> ChangeResult:
+               force: bool = False, add_clients: Sequence[str] = (),
+               remove_clients: Sequence[str] = ()) -> ChangeResult:
         """Change an export. Its identity (Export_Id, fsid) is what every client's file
         handles carry: changing it is refused unless `force` (ValidationError, exit 2), and
         then the old one is retired; the new one follows the rules of `add`. A new `fsal`
         replaces the whole FSAL record (options not given take their defaults). A change Ganesha
         cannot make in place (plan.readd_reason; for an FSAL: any option but MEM's Async_*)
         withdraws the export and adds it again: its clients see a short outage, and for an FSAL
-        change the result says so."""
+        change the result says so.
+
+        `clients` replaces the whole client list; `add_clients`/`remove_clients` edit the list
+        as it is under the lock instead (edited_clients), so that two administrators adding
+        a client each lose neither."""
         with self.transaction(live=False if record_only else None,
                               note="the export was left as it was") as tx:
             old = tx.state.find(self.key(key, tx.state))
@@ -473,16 +489,15 @@ class Volume:
                 export_id = None
             if fsid is not None and normalize_fsid(fsid) == old.knfsd.fsid:
                 fsid = None
-            for name, value, was in (("export_id", export_id, old.export_id), ("fsid", fsid, old.knfsd.fsid)):
-                if value is not None and not force:
-                    label = {"export_id": "Export_Id", "fsid": "fsid"}[name]
-                    raise ValidationError(name, f"changing the {label} of {self.registry.abspath(old)} from {was} "
-                                                f"to {value} gives every client that has it mounted stale file "
-                                                f"handles (ESTALE); give --force to change it anyway")
+            from .converge import check_identity_change, edited_clients  # a change's module, not a monitor's
+
+            check_identity_change(old, export_id, fsid and normalize_fsid(fsid), force, str(self.registry.abspath(old)))
             tx.state.check_new_identity(export_id, fsid, force)
             changes: dict[str, Any] = {}
             if clients is not None:
                 changes["clients"] = parse_clients(clients)
+            elif add_clients or remove_clients:
+                changes["clients"] = edited_clients(old.clients, add_clients, remove_clients)
             for name, value in (("pseudo", pseudo), ("export_id", export_id), ("access", access),
                                 ("squash", squash)):
                 if value is not None:
@@ -519,6 +534,51 @@ class Volume:
         elif reason and serves_fsals:
             result.note += f"; {reason}: it will be withdrawn and added again"
         return result
+
+    def converge(self, descriptions: Sequence[Description], *, remove_missing: bool, update_existing: bool = True,
+                 force: bool = False, check: bool = False, skip_conflicts: bool = False,
+                 record_only: bool = False, progress: Callable[[str, int, int], None] | None = None) -> ConvergeResult:
+        """Bring the volume's exports to `descriptions` in one transaction (`export apply`,
+        `import`): converge.py works out every add, update and remove against the registry
+        under the lock, and every conflict. With a conflict nothing is changed unless
+        `skip_conflicts` (then the others are); `check` changes nothing at all. Otherwise the
+        result is saved and, when the volume is active here, carried out live like any
+        change (rolled back as a whole if the server refuses). `progress(phase, done, total)`
+        for the phases "checking" and "applying"."""
+        from .converge import converge
+
+        note = "nothing was changed"
+        with self.transaction(live=False if (check or record_only) else None, note=note) as tx:
+            backend = tx.backend
+            warnings: list[str] = []
+
+            def check_new(exp: Export, state: RegistryState) -> None:
+                """What `export add` checks of a new or changed export (an FSAL unchanged
+                since it was checked is not checked again)."""
+                if not exp.remote:
+                    self.require_directory(exp.path)
+                backend.check_export(exp, self.mountpoint)
+                old = tx.base.get(exp.path)
+                if old is None or old.ganesha != exp.ganesha:
+                    warnings.extend(self._fsal_warnings(backend, exp, force) + self._install_warnings(tx, exp))
+                if old is not None and old.ganesha != exp.ganesha:
+                    warnings.extend(_module_change_warnings(old.ganesha.fsal, exp.ganesha.fsal))
+                self.require_junctions(state, exp)
+
+            def default_pseudo(path: str) -> str:   # as `export add`: the directory's path (the FSAL's path)
+                return path if path.startswith("/") else str(self.registry.abspath(path))
+
+            outcome = converge(tx.state, descriptions, default_pseudo=default_pseudo, check=check_new,
+                               remove_missing=remove_missing, update_existing=update_existing, force=force,
+                               served_ids=tx.served_ids(),
+                               progress=(lambda done, total: progress("checking", done, total)) if progress else None)
+            go = not check and (skip_conflicts or not outcome.conflicts)
+            if go:
+                tx.state = outcome.state
+                if progress is not None:
+                    tx.progress = lambda done, total: progress("applying", done, total)
+        return ConvergeResult(outcome=outcome, changed=go and tx.changed, live=go and tx.live and tx.changed,
+                              warnings=warnings + tx.warnings)
 
     def remove(self, key: str, *, record_only: bool = False) -> ChangeResult:
         with self.transaction(live=False if record_only else None,

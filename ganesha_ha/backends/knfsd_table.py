@@ -144,6 +144,17 @@ def normalize_fsid(value: str) -> str:
         return text.lower()
 
 
+def option_category(option: str) -> str:
+    """The setting an exports(5) option sets (`rw` and `ro` both set "access", `anonuid=1`
+    sets "anonuid"): of two options of one category, the later wins in exportfs
+    (support/nfs/exports.c: parseopts), e.g. a client's `(rw)` over its line's `-ro`."""
+    name, eq, _ = option.strip().partition("=")
+    name = name.lower()
+    if eq:
+        return "mountpoint" if name == "mp" else name
+    return _FLAGS.get(name, (name, ""))[0]
+
+
 def canonical_options(tokens: Iterable[str]) -> dict[str, str | None]:
     """Options as {category: value}; the first word for a category wins.
 

@@ -210,7 +210,7 @@ def test_agent_under_pacemaker_with_ganesha(tmp_path, tmpfs_volume):
             info = node.run(["crm", "ra", "info", AGENT], check=True, timeout=60,
                             env={"HOME": str(crm_home), "TMPDIR": str(crm_home)}).stdout
             assert info.startswith("Highly available NFS exports of a shared volume") and f"({AGENT})" in info
-            assert "server* (string): NFS server: knfsd or ganesha" in info
+            assert "server* (select): NFS server: knfsd or ganesha" in info
             assert "volume (string): Mount point of the shared volume" in info
             assert re.search(r"monitor\s+timeout=30s interval=5s", info), info
             assert re.search(r"reload-agent\s+timeout=20s", info), info

@@ -88,7 +88,7 @@ def test_mem_export_through_the_cli(ganesha, vol):
     shown = json.loads(ganesha.cli("export", "show", str(vol), "/scratch", "--json", check=True).stdout)
     assert shown["ganesha"] == added["ganesha"] and shown["live"] is True
     listing = ganesha.cli("export", "list", str(vol), check=True).stdout
-    assert "MEM:/scratch" in listing and " MEM " in listing
+    assert "MEM:/scratch" in listing and " ganesha/MEM " in listing   # DIRECTORY, SERVER with the FSAL
 
     # Async_* is re-read by MEM's update_export: UpdateExport in place, the file survives
     upd = ganesha.cli("export", "update", str(vol), "/scratch", "--fsal",

@@ -6,14 +6,18 @@ Layers, bottom to top (a module may import its own layer and the ones below it):
     servers textcheck                       the table of servers, the text rule
     model access fsal fsal_schema plan      pure model (exports, exports(5) precedence, FSALs and
     idranges context nfspath classic        their schemas, change steps, id sets, the volume as
-    fsutil settings ocf                     backends see it, nfs-utils paths, the classic agent
-                                            parameters), files on the volume, config, OCF protocol
+    fsutil settings ocf description         backends see it, nfs-utils paths, the classic agent
+                                            parameters), files on the volume, config, OCF protocol,
+                                            descriptions of exports
     registry backends recovery nodestate    on-volume state, the servers, client-recovery
-    neighbours node_attrs                   stores, node-local marks, the other volumes here,
-                                            facts nodes publish for each other (attrd)
+    neighbours node_attrs converge          stores, node-local marks, the other volumes here,
+    formats                                 facts nodes publish for each other (attrd), a
+                                            registry brought to a description, the forms exports
+                                            are described in (exports(5), EXPORT blocks, the CIB)
     volume execute                          the one place that combines them, and the
                                             executor of its plan steps
-    cli agent notify_agent install          entry points
+    cli agent notify_agent install          entry points (transfer: import, export apply/dump)
+    transfer
     lab                                     the demo and proof (drives the entry points)
 
 Every import counts, also one made inside a function (the agent imports lazily to stay
@@ -34,10 +38,10 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"__init__", "errors", "record", "textfmt", "linux", "lazysite", "servers", "textcheck"}),
     frozenset({"model", "access", "fsal", "fsal_schema", "plan", "idranges", "context", "nfspath", "classic",
-               "fsutil", "settings", "ocf"}),
-    frozenset({"registry", "backends", "recovery", "nodestate", "neighbours", "node_attrs"}),
+               "fsutil", "settings", "ocf", "description"}),
+    frozenset({"registry", "backends", "recovery", "nodestate", "neighbours", "node_attrs", "converge", "formats"}),
     frozenset({"volume", "execute"}),
-    frozenset({"cli", "agent", "notify_agent", "install"}),
+    frozenset({"cli", "agent", "notify_agent", "install", "transfer"}),
     frozenset({"lab"}),
     frozenset({"__main__"}),  # the console script: `lab` to the lab, the rest to cli
 )

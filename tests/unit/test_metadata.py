@@ -49,3 +49,45 @@ def test_parameters_with_a_default_carry_it_in_the_content_element():
             assert params[p.name].get("default"), f"{p.name}: its description names a default"
         if p.required:
             assert params[p.name].get("default") is None, f"{p.name}: a required parameter has no default"
+
+
+def test_server_is_a_select_of_the_servers_table():
+    """OCF 1.1 `select`: pcs refuses a value that is not one of the options."""
+    from ganesha_ha.servers import SERVERS
+
+    server = next(p for p in metadata().find("parameters") if p.get("name") == "server")
+    content = server.find("content")
+    assert content.get("type") == "select"
+    assert tuple(o.get("value") for o in content.findall("option")) == SERVERS
+
+
+def _xmllint(*args: str, text: str, cwd: str | None = None):
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("xmllint") is None:
+        pytest.skip("xmllint (libxml2-utils) is not installed")
+    return subprocess.run(["xmllint", "--noout", *args, "-"], input=text, text=True, capture_output=True, cwd=cwd)
+
+
+def test_meta_data_is_valid_for_ocf_tester_and_pcs():
+    """ocf-tester's check (`xmllint --valid` in resource-agents' directory, where the OCF 1.0
+    DTD lies: the meta-data's own DTD must be the one used) and pcs's OCF 1.1 schema."""
+    import os
+
+    import pytest
+
+    text = ocf.meta_data()
+    cwd = "/usr/share/resource-agents" if os.path.isdir("/usr/share/resource-agents") else None
+    lint = _xmllint("--valid", text=text, cwd=cwd)
+    assert lint.returncode == 0, lint.stderr
+    # an option the DTD does not allow is caught, so the check above can fail
+    bad = _xmllint("--valid", text=text.replace('<option value="knfsd"/>', '<option name="knfsd"/>'), cwd=cwd)
+    assert bad.returncode != 0
+    rng = "/usr/share/pcs/data/ocf-1.1.rng"
+    if not os.path.exists(rng):
+        pytest.skip("pcs's OCF 1.1 schema is not installed")
+    check = _xmllint("--relaxng", rng, text=text)
+    assert check.returncode == 0, check.stderr

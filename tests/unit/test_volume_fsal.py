@@ -14,6 +14,7 @@ import pytest
 from fake_backend import FakeBackend
 from ganesha_ha.errors import ConflictError, NotInstalledError, ValidationError
 from ganesha_ha.fsal import parse_spec
+from ganesha_ha.record import replace
 from ganesha_ha.volume import Volume
 
 from test_volume import _not_checked, live, settings  # noqa: F401  (fixtures)
@@ -128,3 +129,43 @@ def test_knfsd_cannot_serve_a_remote_fsal(tmp_path, settings):  # noqa: F811
     with pytest.raises(ValidationError, match="only server=ganesha"):
         knfsd.check_export(exp, tmp_path)
     assert knfsd.handle_risks([exp]) == [] and knfsd.check_installed_for(exp) is None
+
+
+def test_dump_and_apply_keep_remote_exports_and_secrets(active, fake):
+    """`export apply` of any dump: a remote FSAL's export is no directory of the volume (not
+    looked for there), its redacted secret keeps the registry's value, and an FSAL module
+    missing here is a warning of a recorded apply, a refusal of a live one."""
+    from ganesha_ha.backends.ganesha_conf import RenderOptions
+    from ganesha_ha.formats import exports5, ganesha_blocks, jsonform
+
+    secret = "AQD1c2VjcmV0LWtleQ=="
+    active.add("/c", ["*"], fsal=parse_spec(f"CEPH(user_id=nfs,secret_access_key={secret})"))
+    active.add("/m", ["*"], fsal=parse_spec("MEM(Inode_Size=4096)"))
+    active.add("a", ["*"])
+    state = active.registry.load()
+    mp, node = str(active.mountpoint), RenderOptions("3, 4", "TCP")
+    rel = exports5.relpath_in(mp)
+    readings = {"json": jsonform.read(jsonform.render(state.exports, mp), rel)[0],
+                "exports": exports5.read(exports5.render(state.exports, mp), rel),
+                "ganesha": ganesha_blocks.read(ganesha_blocks.render(state.exports, mp, node), rel, node)}
+    for fmt, reading in readings.items():
+        assert not reading.refusals, fmt
+        res = active.converge(reading.descriptions, remove_missing=True, check=True)
+        assert not res.outcome.changes and not res.outcome.conflicts, (fmt, res.outcome)
+    # an edit of the user beside the redacted key: the key keeps its value
+    edited = [replace(d, fsal=parse_spec("CEPH(user_id=other,secret_access_key=<redacted>)"))
+              if d.path == "/c" else d for d in readings["json"].descriptions]
+    res = active.converge(edited, remove_missing=True)
+    assert res.changed and res.live and [c.action for c in res.outcome.changes] == ["update"]
+    assert dict(active.registry.load().get("/c").ganesha.fsal.options)["secret_access_key"] == secret
+    # a module option changed through a description: said as `export update` says it
+    bigger = [replace(d, fsal=parse_spec("MEM(Inode_Size=8192)")) if d.path == "/m" else d for d in edited]
+    res = active.converge(bigger, remove_missing=True)
+    assert any("Inode_Size take effect only when ganesha.nfsd next loads" in w for w in res.warnings)
+    fake.missing_fsals = {"CEPH"}
+    again = [replace(d, fsal=parse_spec("CEPH(user_id=nfs,secret_access_key=<redacted>)"))
+             if d.path == "/c" else d for d in bigger]
+    with pytest.raises(NotInstalledError, match="CEPH"):
+        active.converge(again, remove_missing=True)
+    res = active.converge(again, remove_missing=True, record_only=True)
+    assert res.changed and not res.live and any("cannot start on this node" in w for w in res.warnings)

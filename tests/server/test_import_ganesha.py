@@ -1,0 +1,100 @@
+"""`import ganesha` against the real ganesha.nfsd: the imported exports grant what the EXPORT
+blocks granted, with the same Export_Ids and pseudo paths.
+
+An administrator's ganesha.conf (EXPORT_DEFAULTS, CLIENT blocks that inherit from the EXPORT
+block and from EXPORT_DEFAULTS, an EXPORT-level Access_Type that grants every other host,
+All_Squash with anonymous ids) is served by one ganesha.nfsd; a client writes as root through
+each export and the outcome is recorded (written or refused, and the owner the file got).
+Then a fresh ganesha.nfsd without those blocks serves the volume that `import ganesha`
+filled: the same writes must have the same outcomes, at the same Export_Id and pseudo path.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from conftest import IS_ROOT, GaneshaLab
+from ganesha_ha.lab.nfs.client import Nfs4Client
+from ganesha_ha.lab.nfs.nfs4 import NfsError
+
+pytestmark = [pytest.mark.skipif(not IS_ROOT or shutil.which("ganesha.nfsd") is None,
+                                 reason="needs root and ganesha.nfsd")]
+
+CONF = """
+EXPORT_DEFAULTS {{ Squash = No_Root_Squash; }}
+EXPORT {{
+    Export_Id = 11; Path = "{vol}/a"; Pseudo = /imp/a;
+    FSAL {{ Name = VFS; }}
+    CLIENT {{ Clients = 127.0.0.1; Access_Type = RW; }}              # squash from EXPORT_DEFAULTS
+}}
+EXPORT {{
+    Export_Id = 12; Path = "{vol}/b"; Pseudo = /imp/b; Squash = Root_Squash;
+    FSAL {{ Name = VFS; }}
+    CLIENT {{ Clients = 127.0.0.0/8; Access_Type = RO; }}
+}}
+EXPORT {{
+    Export_Id = 13; Path = "{vol}/c"; Pseudo = /imp/c;
+    Access_Type = RW; Squash = All_Squash; Anonymous_Uid = 1234; Anonymous_Gid = 1235;
+    FSAL {{ Name = VFS; }}
+    CLIENT {{ Clients = 10.0.0.0/8; Access_Type = RO; }}            # 127.0.0.1: the EXPORT's own grant
+}}
+"""
+
+
+def probe(lab: GaneshaLab, vol) -> dict[str, tuple[str, int | None]]:
+    """Per export: a root write's outcome and the owner of the file it made."""
+    out = {}
+    with Nfs4Client("127.0.0.1", lab.port, uid=0, gid=0) as c:
+        c.connect()
+        c.establish()
+        for name in ("a", "b", "c"):
+            try:
+                f = c.open(f"/imp/{name}/probe", create=True, write=True)
+                c.write(f, 0, b"x")
+                c.close_file(f)
+                result = "written"
+            except NfsError as exc:
+                result = exc.name
+            path = vol / name / "probe"
+            out[name] = (result, os.stat(path).st_uid if path.exists() else None)
+            if path.exists():
+                path.unlink()
+    return out
+
+
+def test_imported_ganesha_exports_grant_what_the_blocks_granted(tmp_path, tmpfs_volume):
+    vol = tmpfs_volume
+    for name in ("a", "b", "c"):
+        (vol / name).mkdir(mode=0o777)
+        os.chmod(vol / name, 0o777)
+    conf = tmp_path / "ganesha.conf"
+    conf.write_text(CONF.format(vol=vol))
+
+    before = GaneshaLab(tmp_path / "before")
+    before.daemon.extra_config = conf.read_text()
+    before.start()
+    try:
+        served = before.show_exports()
+        assert {k: served.get(k) for k in (11, 12, 13)} == {11: f"{vol}/a", 12: f"{vol}/b", 13: f"{vol}/c"}
+        theirs = probe(before, vol)
+    finally:
+        before.stop()
+    assert theirs == {"a": ("written", 0), "b": ("NFS4ERR_ROFS", None), "c": ("written", 1234)}, theirs
+
+    after = GaneshaLab(tmp_path / "after").start()
+    try:
+        after.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "1-99", check=True)
+        dry = after.cli("import", "ganesha", str(vol), "--file", str(conf), check=True).stdout
+        assert "3 to add" in dry and "dry run" in dry
+        after.cli("import", "ganesha", str(vol), "--file", str(conf), "--apply", check=True)
+        after.cli("volume", "start", str(vol), check=True)
+        served = after.show_exports()
+        assert {k: served.get(k) for k in (11, 12, 13)} == {11: f"{vol}/a", 12: f"{vol}/b", 13: f"{vol}/c"}
+        assert probe(after, vol) == theirs
+        again = after.cli("import", "ganesha", str(vol), "--file", str(conf), "--apply", check=True).stdout
+        assert "0 to add, 0 to update, 0 to remove, 3 unchanged, 0 refused" in again
+        after.cli("volume", "stop", str(vol), check=True)
+    finally:
+        after.stop()

@@ -1,0 +1,65 @@
+"""Exit codes: every error's code is in the README's table, and the CLI keeps to it."""
+from __future__ import annotations
+
+import re
+
+from conftest import ROOT
+from fake_backend import FakeBackend
+from ganesha_ha import cli, errors
+from ganesha_ha.settings import load_settings
+from ganesha_ha.volume import Volume
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def documented_codes() -> set[int]:
+    text = " ".join((ROOT / "README.md").read_text().split())
+    table = text[text.index("Errors are one line on stderr. Exit codes:"):]
+    table = table[:table.index(". `export apply` and `import` exit")]
+    return {int(n) for n in re.findall(r"`(\d+)`", table)}
+
+
+def test_every_error_exits_with_a_documented_code():
+    codes = {errors.GaneshaHAError.exit_code} | {c.exit_code for c in _subclasses(errors.GaneshaHAError)}
+    assert codes <= documented_codes()
+    assert documented_codes() == set(range(8)) | {130}
+
+
+def test_monitor_of_a_volume_not_active_here_exits_3_not_7(tmp_path, monkeypatch, capsys):
+    """7 means "the live server refused the change"; a volume started elsewhere is a state of
+    this node, like one not mounted here (3)."""
+    config = tmp_path / "gha.conf"
+    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n")
+    mp = tmp_path / "vol"
+    mp.mkdir()
+    vol = Volume(mp, load_settings(config), backend=FakeBackend("knfsd"), require_mounted=lambda p: None)
+    vol.init("knfsd", (1, 9))
+    monkeypatch.setattr(cli, "_volume", lambda args, settings: vol)
+    assert cli.main(["--config", str(config), "volume", "monitor", str(mp)]) == 3
+    assert "not active on this node" in capsys.readouterr().err
+    assert cli.main(["--config", str(config), "volume", "monitor", str(mp), "--json"]) == 3
+    assert '"running": false' in capsys.readouterr().out
+    vol.start()
+    assert cli.main(["--config", str(config), "volume", "monitor", str(mp)]) == 0
+
+
+def test_export_list_fits_100_columns_and_shows_volume_server_and_fsid():
+    """Not on a terminal (pytest captures stdout): 100 columns."""
+    from ganesha_ha.model import Export, KnfsdOptions
+
+    exp = Export(path="projects/2024/very-long-directory-name", export_id=3000, pseudo="/projects/2024",
+                 knfsd=KnfsdOptions("0b5b7f4e-1b2c-4d3e-8f9a-0123456789ab"),
+                 clients=("192.0.2.0/24(rw,no_root_squash)", "backup.example.com(ro)", "@admins(rw)"), access="RO")
+    rows = [cli._list_row("/srv/nfs/production-volume-01", "knfsd", exp, True),
+            cli._list_row("/srv/nfs/vol2", "ganesha", exp.with_changes(path="data"), False)]
+    lines = cli._list_table(rows).splitlines()
+    assert lines[0].split() == cli.LIST_HEADER
+    assert max(len(line) for line in lines) <= 100
+    knfsd, ganesha = lines[1].split(), lines[2].split()
+    assert knfsd[:3] == ["/srv/nfs/production-volume-01", "knfsd", "3000"] and knfsd[3].startswith("0b5b7f4e-1b")
+    assert ganesha[:3] == ["/srv/nfs/vol2", "ganesha/VFS", "3000"] and ganesha[3].startswith("/projects/2") and ganesha[-2:] == ["not", "live"]
+    assert "[RO]" in lines[1]
