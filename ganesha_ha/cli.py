@@ -174,8 +174,16 @@ def _failures_code(failures) -> int:
     return (local or failures)[0].error.exit_code if failures else 0
 
 
-def _live_word(live: bool | None) -> str:
+def _live_word(live: bool | None, as_registered: bool | None = True) -> str:
+    if live and as_registered is False:
+        return "live, not as registered"
     return {True: "live", False: "not live", None: "unknown"}[live]
+
+
+def _status_json(row, mountpoint: str) -> dict[str, Any]:
+    """An export's JSON with what the server serves of it: `live`, and `as_registered` (false:
+    live, but the server grants otherwise than the registry says; null when not live)."""
+    return _export_json(row.export, row.live, mountpoint) | {"as_registered": row.as_registered}
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -238,22 +246,31 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
         if not res.running:
             return 7
         return _failures_code(res.failed)
-    # status
-    state, rows = vol.exports_with_status()
+    # status: what the server grants, read back as the monitor reads it; nothing is repaired
+    status = vol.status()
+    state, rows = status.state, status.exports
     active = vol.is_active()
     from . import idranges
 
+    for warning in status.warnings:
+        print(f"ganesha-ha: WARNING: {warning}", file=sys.stderr)
     data = {"mountpoint": str(vol.mountpoint), "server": state.server, "uuid": state.volume_uuid,
             "export_id_range": list(state.id_range), "ids_left": state.ids_left(),
             "retired": {"export_ids": [list(r) for r in state.retired_ids],
                         "fsids": [list(r) for r in state.retired_fsids]},
-            "active_here": active, "exports": [_export_json(e, live, str(vol.mountpoint)) for e, live in rows]}
-    live_n = sum(1 for _, live in rows if live)
+            "active_here": active, "exports": [_status_json(row, str(vol.mountpoint)) for row in rows],
+            "reasons": status.reasons, "stray": status.stray, "warnings": status.warnings}
+    live_n = sum(1 for row in rows if row.live)
+    differ = sum(1 for row in rows if row.as_registered is False)
     retired = idranges.count_within(state.retired_ids, *state.id_range)
-    _emit(args, data, f"{vol.mountpoint}: server {state.server}, {len(rows)} exports, {live_n} live, "
-                      f"{'active' if active else 'not active'} on this node, Export_Ids "
+    _emit(args, data, f"{vol.mountpoint}: server {state.server}, {len(rows)} exports, {live_n} live"
+                      + (f" ({differ} not as registered: 'volume monitor' repairs them)" if differ else "")
+                      + f", {'active' if active else 'not active'} on this node, Export_Ids "
                       f"{state.id_range[0]}-{state.id_range[1]}: {state.ids_left()} left"
-                      + (f" ({retired} retired)" if retired else ""))
+                      + (f" ({retired} retired)" if retired else "")
+                      + "".join(f"\n  not as registered: {r}" for r in status.reasons)
+                      + "".join(f"\n  served from inside the volume, not in its registry: Export_Id {i}"
+                                for i in status.stray))
     return 0
 
 
@@ -268,24 +285,31 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
         rows: list[list[str]] = []
         for mp in mountpoints:
             vol = Volume(mp, settings)
-            state, items = vol.exports_with_status()
-            for e, live in items:
-                out.append(_export_json(e, live, str(vol.mountpoint)) | {"server": state.server})
+            status = vol.status()
+            for row in status.exports:
+                e = row.export
+                out.append(_status_json(row, str(vol.mountpoint)) | {"server": status.state.server})
                 rows.append([str(e.export_id), e.pseudo, _where(e, str(vol.mountpoint)),
-                             ",".join(str(c) for c in e.clients), e.access, e.ganesha.fsal.name, _live_word(live)])
+                             ",".join(str(c) for c in e.clients), e.access, e.ganesha.fsal.name,
+                             _live_word(row.live, row.as_registered)])
         _emit(args, out, table(rows, ["ID", "PSEUDO", "DIRECTORY", "CLIENTS", "ACCESS", "FSAL", "STATE"])
               if rows else "no exports")
         return 0
     vol = _volume(args, settings)
     if args.action == "show":
-        state, items = vol.exports_with_status()
+        status = vol.status()
+        state = status.state
         exp = state.find(vol.key(args.export, state))
-        live = dict((e.path, l) for e, l in items).get(exp.path)
-        data = _export_json(exp, live, str(vol.mountpoint)) | {"server": state.server}
+        row = next(r for r in status.exports if r.export.path == exp.path)
+        data = _status_json(row, str(vol.mountpoint)) | {"server": state.server}
+        # the read-back's reasons name the export by its Export_Id (Ganesha) or directory (knfsd)
+        mine = [r for r in status.reasons if r.startswith((f"Export_Id {exp.export_id} ",
+                                                           f"{_where(exp, str(vol.mountpoint))}:"))]
         text = "\n".join(f"{k + ':':12} {v}" for k, v in (
             ("directory", _where(exp, str(vol.mountpoint))), ("export_id", exp.export_id), ("fsid", exp.knfsd.fsid),
             ("pseudo", exp.pseudo), ("clients", " ".join(data["clients"])), ("access", exp.access),
-            ("squash", exp.squash), ("fsal", exp.ganesha.fsal), ("server", state.server), ("state", _live_word(live))))
+            ("squash", exp.squash), ("fsal", exp.ganesha.fsal), ("server", state.server),
+            ("state", _live_word(row.live, row.as_registered)))) + "".join(f"\n  {r}" for r in mine)
         _emit(args, data, text)
         return 0
     if args.action in ("add", "update") and args.fsal is not None:

@@ -71,6 +71,20 @@ class MonitorResult(Record):
         return self.exports - len({f.export.path for f in self.failed})
 
 
+class ExportStatus(Record):
+    export: Export
+    live: bool | None             # served now; None: the server cannot be asked
+    as_registered: bool | None    # served exactly as the registry says; None when not live
+
+
+class VolumeStatus(Record):
+    state: RegistryState
+    exports: list[ExportStatus]
+    reasons: list[str] = Factory(list)    # how the exports not as registered differ (field, live, registry)
+    stray: list[int] = Factory(list)      # Export_Ids served from inside the volume that the registry lacks
+    warnings: list[str] = Factory(list)   # e.g. a client name that does not resolve here
+
+
 class Transaction:
     """One change of a volume in progress (see `Volume.transaction`).
 
@@ -522,14 +536,28 @@ class Volume:
     # ---- queries ----------------------------------------------------------------------------
     def exports_with_status(self) -> tuple[RegistryState, list[tuple[Export, bool | None]]]:
         """Each export with live=True/False, or None when the server cannot be asked."""
+        status = self.status()
+        return status.state, [(row.export, row.live) for row in status.exports]
+
+    def status(self) -> VolumeStatus:
+        """What the server serves of the volume now, read back as the monitor reads it (what it
+        grants, not only whether it is present: Backend.drift), and nothing changed or repaired.
+        An export that is live but not as registered (a client's access or squash changed behind
+        ganesha-ha's back, a client missing) has `as_registered` False and the volume's
+        `reasons` say how; the server not answering leaves `live` None for every export."""
         state = self.load()
         backend = self.backend(state)
         try:
             backend.require_running()
-            live = backend.live_paths(self.ctx(state), state.exports)
-            return state, [(e, live.get(e.path, False)) for e in state.exports]
+            drift = backend.drift(self.ctx(state), state.exports)
         except GaneshaHAError:
-            return state, [(e, None) for e in state.exports]
+            return VolumeStatus(state=state, exports=[ExportStatus(e, None, None) for e in state.exports])
+        not_live = {e.path for e in drift.missing + drift.elsewhere}
+        changed = {e.path for e in drift.changed}
+        rows = [ExportStatus(e, e.path not in not_live, None if e.path in not_live else e.path not in changed)
+                for e in state.exports]
+        return VolumeStatus(state=state, exports=rows, reasons=list(drift.reasons) + list(drift.foreign),
+                            stray=list(drift.stray), warnings=list(drift.warnings))
 
     # ---- agent actions ----------------------------------------------------------------------
     def start(self) -> StartResult:

@@ -313,6 +313,7 @@ class GaneshaBackend:
                 drift.missing.append(exp)
             elif got.path != path:
                 drift.foreign.append(f"Export_Id {exp.export_id} is live for {got.path}, not {path}")
+                drift.elsewhere.append(exp)
             elif serves_nobody(exp, self.resolve):
                 drift.changed.append(exp)
                 drift.reasons.append(_nobody(exp))

@@ -283,6 +283,26 @@ def test_monitor_repairs_missing_changed_and_stray(active, fake, tmp_path):
     assert live(active, fake) == {e.path: e for e in active.load().exports}
 
 
+def test_status_reads_back_what_is_served_and_changes_nothing(active, fake, tmp_path):
+    """Live and as registered, live but granting otherwise, missing, served for another path
+    (not this export being live), the server down: each told apart, nothing repaired."""
+    for d in ("a", "b", "c"):
+        active.add(d, ["127.0.0.1"])
+    a, b, c = active.load().exports
+    fake.live[b.export_id] = (fake.live[b.export_id][0], _export(active, "b", b.export_id))   # changed
+    fake.live[c.export_id] = (str(tmp_path / "other"), c)                                     # foreign
+    fake.calls.clear()
+    status = active.status()
+    assert [(r.export.path, r.live, r.as_registered) for r in status.exports] == [
+        ("a", True, True), ("b", True, False), ("c", False, None)]
+    assert status.reasons == [f"Export_Id {c.export_id} is live for {tmp_path / 'other'}"]
+    assert fake.calls == [] and fake.live[b.export_id][1] != b   # nothing applied or repaired
+    del fake.live[a.export_id]
+    assert active.status().exports[0].live is False
+    fake.running = False
+    assert [(r.live, r.as_registered) for r in active.status().exports] == [(None, None)] * 3
+
+
 def test_monitor_refuses_a_foreign_export_under_our_id(active, fake, tmp_path):
     exp = active.add("a", ["127.0.0.1"]).export
     fake.live[exp.export_id] = (str(tmp_path / "other"), exp)
