@@ -239,7 +239,7 @@ def parse_spec(text: str, read_file: Callable[[str], str] | None = None) -> Fsal
     n = len(text)
 
     def fail(what: str) -> ValidationError:
-        return ValidationError("fsal", f"{what} at character {pos + 1} of {text!r}"
+        return ValidationError("fsal", f"{what} at character {pos + 1} of {_without_secrets(text)!r}"
                                        " (expected NAME or NAME(key=value,...))")
 
     def skip() -> None:
@@ -314,6 +314,19 @@ def parse_spec(text: str, read_file: Callable[[str], str] | None = None) -> Fsal
     if pos != n:
         raise fail("unexpected text")
     return result
+
+
+def _without_secrets(text: str) -> str:
+    """`text` (a --fsal that did not parse) with the value of every secret option redacted: up to
+    its closing quote, else up to the next `,` or `)`, else to the end (a spec with a typo can end
+    anywhere, so this errs on the side of hiding). Option names are those of every schema's
+    secret options, whatever the FSAL named."""
+    from .fsal_schema import SCHEMAS
+
+    keys = sorted({o.key for sch in SCHEMAS.values() for o in sch.options if o.secret})
+    pattern = (r"(?i)\b(" + "|".join(map(re.escape, keys)) +
+               r')(\s*=\s*)("(?:[^"\\]|\\.)*"?|[^,)]*)')
+    return re.sub(pattern, lambda m: m.group(1) + m.group(2) + REDACTED, text)
 
 
 def _read_value(key: str, path: str, read_file: Callable[[str], str]) -> str:

@@ -136,6 +136,24 @@ def test_a_secret_is_never_shown(secret):
         assert secret not in str(err.value)
 
 
+@given(secret=secret_text.filter(lambda s: not any(c in s for c in ",()")),
+       spelling=st.sampled_from(["CEPH(user_id=a,secret_access_key={s}",              # ')' missing
+                                 "CEPH(user_id=a,Secret_Access_Key={s}\")",           # a stray quote
+                                 "CEPH(user_id=a,secret_access_key={s}(x))",           # a parenthesis
+                                 'CEPH(user_id=a,secret_access_key="{s}',              # quote not closed
+                                 "RGW(secret_access_key = {s},user_id=u,access_key_id=k) trailing",
+                                 "CEPH(secret_access_key={s},user_id=a,=1)",
+                                 "NULL(CEPH(secret_access_key={s}),x"]))
+def test_a_secret_in_a_spec_that_does_not_parse_is_not_repeated(secret, spelling):
+    """A typo anywhere in a --fsal that holds a secret: the error names the position, and shows
+    the spec with the secret's value redacted."""
+    text = spelling.format(s=secret)
+    with pytest.raises(ValidationError) as err:
+        parse_spec(text)
+    assert secret not in str(err.value) and "at character" in str(err.value)
+    assert REDACTED in str(err.value)
+
+
 # ---- the registry -------------------------------------------------------------------------
 
 def test_registry_form_round_trips_and_an_unknown_fsal_is_kept_but_not_rendered():
