@@ -295,6 +295,8 @@ def parse_spec(text: str, read_file: Callable[[str], str] | None = None) -> Fsal
                         pos += 1
                         options.append((item, value(item)))
                     else:
+                        if not _may_stack(name, item):
+                            raise fail(f"{item} needs a value ({item}=VALUE; FSAL {name.upper()} sits on no other)")
                         if stacked is not None:
                             raise fail("a second stacked FSAL")
                         pos -= len(item)
@@ -314,6 +316,16 @@ def parse_spec(text: str, read_file: Callable[[str], str] | None = None) -> Fsal
     if pos != n:
         raise fail("unexpected text")
     return result
+
+
+def _may_stack(name: str, item: str) -> bool:
+    """Whether `item`, written without `=` inside NAME(...), can be the FSAL NAME sits on: NAME
+    stacks, or `item` is an FSAL (Fsal() then says that NAME does not stack), or NAME is unknown
+    (Fsal() says so). Otherwise it is an option whose value was left out."""
+    from .fsal_schema import SCHEMAS
+
+    known = SCHEMAS.get(name.upper())
+    return known is None or known.stacking or item.upper() in SCHEMAS
 
 
 def _without_secrets(text: str) -> str:

@@ -70,6 +70,9 @@ def test_every_schema_is_consistent(name):
     ("MEM(Name=x)", ["not an option name"]), ("MEM(Inode_Size=1", ["',' or ')'"]),
     ("MEM(Inode_Size=1)x", ["unexpected text"]), ("(x=1)", ["name is missing"]),
     ("MEM(Inode_Size=@/x)", []),
+    # an option written without its value is not taken for an FSAL below a non-stacking one
+    ("MEM(Async_Type)", ["Async_Type needs a value", "Async_Type=VALUE"]),
+    ("PROXY_V4(Srv_Addr=127.0.0.1,NFS_Port)", ["NFS_Port needs a value"]),
 ])
 def test_bad_fsals_are_refused_naming_the_problem(text, words, tmp_path):
     with pytest.raises(ValidationError) as err:
