@@ -184,6 +184,20 @@ def test_duplicate_and_limits_are_refused_before_anything_is_written(active, fak
     assert meaning(active) == before and [c for c in fake.calls if c[1] != ["a"]] == []
 
 
+def test_a_conflict_names_the_export_being_changed_first(active, fake):
+    """Whatever the Export_Ids' order: the export the command changes or adds is the subject,
+    the one already holding the value is the other."""
+    active.add("a", ["127.0.0.1"], pseudo="/pa")
+    active.add("b", ["127.0.0.1"], pseudo="/pb", export_id=150)
+    with pytest.raises(ConflictError, match="pseudo path '/pb' of export 'a' is already used by export 'b'"):
+        active.update("a", pseudo="/pb")
+    with pytest.raises(ConflictError, match="pseudo path '/pa' of export 'c' is already used by export 'a'"):
+        active.add("c", ["127.0.0.1"], pseudo="/pa", export_id=120)
+    with pytest.raises(ConflictError, match="fsid '77' of export 'a' is already used by export 'b'"):
+        active.update("b", fsid="77", force=True)
+        active.update("a", fsid="77", force=True)
+
+
 def test_not_mounted_writes_nothing(tmp_path, settings, fake):
     def not_mounted(path: Path) -> None:
         raise NotMountedError(f"{path} is not a mounted file system on this node")
