@@ -187,10 +187,18 @@ class Volume:
     def key(self, text: str, state: RegistryState | None = None) -> str | int:
         """DIRECTORY|PATH|EXPORT_ID from the command line → registry lookup key: an Export_Id,
         a directory of the volume, or the path of an export in its FSAL's own namespace (an
-        absolute path outside the volume, or one that no local export has)."""
+        absolute path outside the volume, or one that no local export has, also written as
+        `export list` shows it, `MEM:/scratch`)."""
         text = str(text)
         if text.isdigit():
             return int(text)
+        fsal_name, colon, rest = text.partition(":")
+        if colon and rest.startswith("/"):   # `MEM:/scratch`, as `export list` shows a remote export
+            from .fsal_schema import SCHEMAS
+            from .model import normalize_fsal_path
+
+            if fsal_name.upper() in SCHEMAS and (state is None or state.get(self.registry.relpath(text)) is None):
+                return normalize_fsal_path(rest)
         if text.startswith("/"):
             from .model import normalize_fsal_path
 

@@ -57,6 +57,15 @@ def test_a_remote_fsal_export_lives_in_its_own_namespace(active, fake):
         active.update("a", fsal=mem)
 
 
+def test_a_remote_export_is_found_as_export_list_shows_it(active, fake):
+    """`export list` shows a remote export as `MEM:/scratch`: show/update/remove take that too."""
+    exp = active.add("/scratch", ["127.0.0.1"], fsal=parse_spec("MEM")).export
+    assert active.key("MEM:/scratch") == active.key("/scratch") == "/scratch"
+    assert active.key("mem:/scratch/") == "/scratch"
+    assert active.update("MEM:/scratch", access="RO").export.export_id == exp.export_id
+    assert active.key("notanfsal:/x") == "notanfsal:/x"   # a directory of the volume of that name
+
+
 def test_fsal_changes_readd_unless_ganesha_does_them_in_place(active, fake):
     exp = active.add("/m", ["*"], fsal=parse_spec("MEM(Inode_Size=4096)")).export
     fake.calls.clear()
