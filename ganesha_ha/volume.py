@@ -480,6 +480,11 @@ class Volume:
                                                 f"to {value} gives every client that has it mounted stale file "
                                                 f"handles (ESTALE); give --force to change it anyway")
             tx.state.check_new_identity(export_id, fsid, force)
+            forced = [f"the {label} of {self.registry.abspath(old)} changed from {was} to {value} (--force): "
+                      "clients that have it mounted get stale file handles (ESTALE) until they mount it again"
+                      for label, value, was in (("Export_Id", export_id, old.export_id),
+                                                ("fsid", fsid and normalize_fsid(fsid), old.knfsd.fsid))
+                      if value is not None]
             changes: dict[str, Any] = {}
             if clients is not None:
                 changes["clients"] = parse_clients(clients)
@@ -499,9 +504,9 @@ class Volume:
                                                   "the path would change meaning; remove the export and add it again")
                 changes.update(ganesha=GaneshaOptions(new_fsal))
             new = old.with_changes(**changes)
-            warnings = []
+            warnings = list(forced)
             if new.ganesha != old.ganesha:
-                warnings = self._fsal_warnings(tx.backend, new, force) + self._install_warnings(tx, new)
+                warnings += self._fsal_warnings(tx.backend, new, force) + self._install_warnings(tx, new)
                 warnings += _module_change_warnings(old.ganesha.fsal, new.ganesha.fsal)
             tx.state = tx.state.with_export(new)
             if new.pseudo != old.pseudo or new.ganesha != old.ganesha:

@@ -507,8 +507,12 @@ def test_changing_an_identity_needs_force_and_retires_the_old_one(active, fake, 
         active.update("a", **change)
     assert err.value.exit_code == 2 and meaning(active) == before and fake.calls == []
     assert active.update("a", export_id=exp.export_id, fsid="42", access="RO").live, "the same values: no change"
-    new = active.update("a", force=True, **change).export
-    state = active.load()
+    res = active.update("a", force=True, **change)
+    new, state = res.export, active.load()
+    label, was, now = ("Export_Id", exp.export_id, 150) if "export_id" in change else ("fsid", "42", "77")
+    assert res.warnings == [f"the {label} of {active.mountpoint / 'a'} changed from {was} to {now} (--force): "
+                            "clients that have it mounted get stale file handles (ESTALE) until they "
+                            "mount it again"]
     if "export_id" in change:
         assert new.export_id == 150 and state.id_retired(exp.export_id) and set(fake.live) == {150}
     else:
