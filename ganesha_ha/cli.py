@@ -368,6 +368,14 @@ def lab_split(raw: list[str]) -> int | None:
     return None
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush at exit does not raise
+    BrokenPipeError again (Python's documentation, "Note on SIGPIPE")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     if lab_split(raw) is not None:  # the lab is a layer above this CLI: ganesha_ha/__main__.py runs it
@@ -386,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ganesha-ha: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # the reader of our output went away (`export list | head -1`)
+        _quiet_stdout()
+        return 141            # what a shell reports for a program ended by SIGPIPE
     except Exception as exc:  # no traceback reaches a user; GANESHA_HA_DEBUG=1 shows it
         if os.environ.get("GANESHA_HA_DEBUG"):
             raise
