@@ -37,6 +37,7 @@ Facts this code relies on, measured against Debian's nfs-ganesha 4.3 (/work/note
 from __future__ import annotations
 
 import os
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -438,6 +439,11 @@ class GaneshaBackend:
             if current is not None and current.path != path:
                 raise IdCollisionError(f"Export_Id {exp.export_id} is already served by this node's "
                                        f"Ganesha for {current.path}")
+            if not exp.remote and not os.path.isdir(path):
+                # Ganesha's own refusal says only "1 validation errors in block FSAL"
+                failures.append((exp, ApplyError(f"{path} is not a directory on this node (removed or renamed "
+                                                 "on the volume?), so Ganesha cannot export it")))
+                continue
             together = current is None and batchable(exp)
             if adds and not (together and pseudo_depth(exp.pseudo) == pseudo_depth(adds[0].pseudo)):
                 add_pending()

@@ -95,6 +95,24 @@ def test_duplicate_id_is_refused_and_registry_unchanged(ganesha, vol):
     assert registry_bytes(vol) == before
 
 
+def test_a_directory_gone_from_the_volume_is_named_and_the_others_serve(ganesha, vol):
+    """A directory removed or renamed on the volume after its export was recorded: Ganesha's own
+    refusal says only "1 validation errors in block FSAL"; the failure names the directory, the
+    other exports of the volume go live."""
+    (vol / "gone").mkdir()
+    ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1", "--pseudo", "/data", check=True)
+    ganesha.cli("export", "add", str(vol), "gone", "--client", "127.0.0.1", "--pseudo", "/gone", check=True)
+    ganesha.cli("volume", "stop", str(vol), check=True)
+    (vol / "gone").rename(vol / "renamed")
+    proc = ganesha.cli("volume", "start", str(vol))
+    assert proc.returncode == 7, proc.stderr
+    assert f"gone (Export_Id 3001): {vol / 'gone'} is not a directory on this node" in proc.stderr, proc.stderr
+    assert {i: p for i, p in show_exports(ganesha).items() if i} == {3000: str(vol / "data")}
+    proc = ganesha.cli("volume", "monitor", str(vol))
+    assert proc.returncode == 7 and f"{vol / 'gone'} is not a directory on this node" in proc.stderr
+    assert not list((ganesha.workdir / "run" / "ganesha").rglob("export-3001.conf"))
+
+
 def test_id_served_for_another_path_is_a_collision(ganesha, vol, tmp_path):
     """Another volume's export already holds the id on this node's Ganesha."""
     (vol / "other").mkdir()
