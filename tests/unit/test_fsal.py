@@ -198,7 +198,11 @@ def test_paths_of_remote_fsals_are_their_own_namespace():
 def test_only_mems_async_options_change_in_place():
     mem = parse_spec("MEM(Inode_Size=65536)")
     assert mem.in_place_change(parse_spec("MEM(Inode_Size=65536,Async_Type=fixed,Async_Delay=5)"))
-    assert not mem.in_place_change(parse_spec("MEM(Inode_Size=1024)"))        # module option
+    # a module option: no re-add applies it before Ganesha loads the module again (its restart),
+    # and a re-add would drop MEM's files: changed in place (the registry), with a warning
+    assert mem.in_place_change(parse_spec("MEM(Inode_Size=1024)"))
+    assert parse_spec("NULL(VFS)").in_place_change(parse_spec("NULL(VFS(maxread=1048576))"))
+    assert not Fsal().in_place_change(parse_spec("VFS(maxread=1048576,fsid_type=uuid)"))
     assert parse_spec("NULL(MEM)").in_place_change(parse_spec("NULL(MEM(Async_Delay=1))"))
     assert not Fsal().in_place_change(parse_spec("VFS(fsid_type=uuid)"))
     assert not parse_spec("PROXY_V4(Srv_Addr=127.0.0.1)").in_place_change(
