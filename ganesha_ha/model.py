@@ -117,6 +117,18 @@ def validate_export_id(value: Any) -> int:
     return num
 
 
+def validate_id_range(lo: int, hi: int) -> tuple[int, int]:
+    """A volume's Export_Id range LOW-HIGH, both ends included: ValidationError (field
+    "id_range") naming what is wrong, before any other check reads it (a range reaching down to
+    0 would otherwise be "served now for something else": Ganesha's pseudo root)."""
+    if lo > hi:
+        raise _fail("id_range", f"{lo}-{hi} runs backwards; write LOW-HIGH, e.g. {hi}-{lo}")
+    if lo < EXPORT_ID_MIN or hi > EXPORT_ID_MAX:
+        raise _fail("id_range", f"{lo}-{hi} must lie within {EXPORT_ID_MIN}-{EXPORT_ID_MAX} "
+                                "(0 is the NFSv4 pseudo root's Export_Id)")
+    return lo, hi
+
+
 def normalize_fsid(value: Any) -> str:
     """knfsd's fsid: a number 1..2^32-1 or a UUID. 0 / 'root' mean the NFSv4 root: refused."""
     text = str(value).strip()

@@ -26,7 +26,7 @@ from .errors import ApplyError, GaneshaHAError, ServerUnavailableError, Validati
 from .execute import ExportFailure, Progress, check_ready, failures_error, run_steps, summary
 from .fsutil import require_mountpoint
 from .fsal import Fsal
-from .model import Export, GaneshaOptions, KnfsdOptions, normalize_fsid, parse_clients
+from .model import Export, GaneshaOptions, KnfsdOptions, normalize_fsid, parse_clients, validate_id_range
 from .nodestate import NodeState
 from .record import Factory, Record, replace
 from .registry import SCHEMA_VERSION, Registry, RegistryState, check_range_free, export_from_dict
@@ -375,6 +375,7 @@ class Volume:
         others = ranges(self.mountpoint)
         served = self._served_now(server)
         if id_range is not None:
+            id_range = validate_id_range(*id_range)
             check_range_free(id_range, others, served, f"this node's {server}")
             avoid: Iterable[int] = ()
         else:
@@ -393,7 +394,7 @@ class Volume:
         from .errors import ConflictError
         from .neighbours import ranges
 
-        lo, hi = id_range
+        lo, hi = validate_id_range(*id_range)
         with self.transaction(live=False) as tx:
             state = tx.state
             outside = [e for e in state.exports if not lo <= e.export_id <= hi]

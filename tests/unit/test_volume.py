@@ -582,6 +582,24 @@ def test_init_refuses_a_range_holding_ids_the_server_serves(tmp_path, settings, 
     assert v.init("ganesha", (151, 199)).id_range == (151, 199)
 
 
+@pytest.mark.parametrize("id_range,words", [((0, 10), "0 is the NFSv4 pseudo root"), ((10, 5), "runs backwards"),
+                                             ((65000, 70000), "within 1-65535")])
+def test_a_range_that_cannot_be_is_named_as_such(tmp_path, settings, fake, active, id_range, words):
+    """At init and set-range: not reported as ids "served now for something else" (the pseudo
+    root's 0) or as another volume's overlap, and nothing is written."""
+    mp = tmp_path / "vol2"
+    mp.mkdir()
+    v = Volume(mp, settings, backend=fake, require_mounted=_not_checked)
+    fake.live[0] = ("/", None)   # Ganesha's pseudo root, always served
+    with pytest.raises(ValidationError, match=words) as err:
+        v.init(fake.name, id_range)
+    assert err.value.exit_code == 2 and not v.registry.path.exists()
+    before = meaning(active)
+    with pytest.raises(ValidationError, match=words):
+        active.set_range(id_range)
+    assert meaning(active) == before
+
+
 def test_a_range_overlapping_another_volume_mounted_here_is_refused():
     from ganesha_ha.registry import check_range_free
 
