@@ -337,7 +337,8 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
         print(f"ganesha-ha: WARNING: {warning}", file=sys.stderr)
     data = _export_json(e, res.live, str(vol.mountpoint)) | {"action": verb, "note": res.note,
                                                              "warnings": res.warnings}
-    where = ("live" + (f"; {res.note}" if res.note else "")) if res.live else res.note
+    done = "withdrawn" if verb == "removed" else "live"   # "removed ...: live" read as still served
+    where = (done + (f"; {res.note}" if res.note else "")) if res.live else res.note
     _emit(args, data, f"{verb} {_where(e, str(vol.mountpoint))} (Export_Id {e.export_id}, pseudo {e.pseudo}, "
                       f"fsid {e.knfsd.fsid}, FSAL {e.ganesha.fsal}): {where}")
     return 0

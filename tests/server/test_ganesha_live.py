@@ -69,7 +69,8 @@ def test_add_update_remove_live_and_identity_survives_restart(ganesha, vol):
         c.connect()
         assert c.read(c.lookup("/data/f.txt"), 0, 100) == b"hello from the volume\n", "same pseudo path"
 
-    ganesha.cli("export", "remove", str(vol), "3000", check=True)
+    out = ganesha.cli("export", "remove", str(vol), "3000", check=True).stdout
+    assert out.startswith(f"removed {vol}/data (Export_Id 3000,") and out.rstrip().endswith(": withdrawn"), out
     assert 3000 not in show_exports(ganesha)
     assert nfs_cat(ganesha, "/data/f.txt").returncode != 0
     listing = ganesha.cli("export", "list", str(vol), check=True).stdout
