@@ -441,8 +441,8 @@ class GaneshaBackend:
                                        f"Ganesha for {current.path}")
             if not exp.remote and not os.path.isdir(path):
                 # Ganesha's own refusal says only "1 validation errors in block FSAL"
-                failures.append((exp, ApplyError(f"{path} is not a directory on this node (removed or renamed "
-                                                 "on the volume?), so Ganesha cannot export it")))
+                failures.append((exp, ApplyError(f"no directory {path} on this node (removed or renamed on the "
+                                                 "volume?), so Ganesha cannot export it")))
                 continue
             together = current is None and batchable(exp)
             if adds and not (together and pseudo_depth(exp.pseudo) == pseudo_depth(adds[0].pseudo)):

@@ -383,7 +383,7 @@ def test_one_bad_export_is_degraded_a_missing_fsal_bans_the_node(tmp_path, tmpfs
         show("crm_mon", crm_mon.splitlines()[-4:])
         assert re.search(rf"{RSC}\s.*Started n1", crm_mon), crm_mon
         assert re.search(rf"{RSC} {MONITOR_S}s-interval monitor on n1 returned 'OCF_DEGRADED' \(not live: "
-                         rf"b \(Export_Id 721\): Ganesha AddExport", crm_mon), crm_mon
+                         rf"b \(Export_Id 721\): no directory {re.escape(str(vol / 'b'))}", crm_mon), crm_mon
         attrs, failures = history(cluster)
         assert [(f["exitstatus"], f["exitcode"]) for f in failures] == [("OCF_DEGRADED", "190")], failures
 

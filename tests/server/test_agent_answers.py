@@ -155,9 +155,9 @@ def test_ganesha_a_refused_export_is_degraded_a_missing_fsal_moves_the_volume(ga
     rc, out, err = run_subprocess("start", params)
     check_well_formed(rc, out, err, {0})
     assert sorted(served(ganesha).values()) == [f"{vol}/a", f"{vol}/c"]
-    assert "1 of 3 exports could not go live" in err and f"b (Export_Id 401): {vol}/b is not a directory" in err, err
+    assert "1 of 3 exports could not go live" in err and f"b (Export_Id 401): no directory {vol}/b on this node" in err, err
     (reason,) = check_well_formed(*run_subprocess("monitor", params | RECURRING), {190})
-    assert reason.startswith(f"not live: b (Export_Id 401): {vol}/b is not a directory on this node"), reason
+    assert reason.startswith(f"not live: b (Export_Id 401): no directory {vol}/b on this node"), reason
     (vol / "b").mkdir()
     check_well_formed(*run_subprocess("monitor", params | RECURRING), {0})
     assert 401 in served(ganesha)

@@ -107,10 +107,10 @@ def test_a_directory_gone_from_the_volume_is_named_and_the_others_serve(ganesha,
     (vol / "gone").rename(vol / "renamed")
     proc = ganesha.cli("volume", "start", str(vol))
     assert proc.returncode == 7, proc.stderr
-    assert f"gone (Export_Id 3001): {vol / 'gone'} is not a directory on this node" in proc.stderr, proc.stderr
+    assert f"gone (Export_Id 3001): no directory {vol / 'gone'} on this node" in proc.stderr, proc.stderr
     assert {i: p for i, p in show_exports(ganesha).items() if i} == {3000: str(vol / "data")}
     proc = ganesha.cli("volume", "monitor", str(vol))
-    assert proc.returncode == 7 and f"{vol / 'gone'} is not a directory on this node" in proc.stderr
+    assert proc.returncode == 7 and f"no directory {vol / 'gone'} on this node" in proc.stderr
     assert not list((ganesha.workdir / "run" / "ganesha").rglob("export-3001.conf"))
 
 
