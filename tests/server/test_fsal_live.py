@@ -198,6 +198,31 @@ def test_proxy_v4_through_the_cli(ganesha, vol, backend):
     assert time.monotonic() - t < 5 + 2 + 10, "RemoveExport waited for more than RPC_Client_Timeout"
 
 
+@needs_module("PROXY_V4", "VFS")
+def test_a_proxy_v4_back_end_that_does_not_answer_is_refused_before_ganesha_hangs_on_it(ganesha, vol):
+    """Measured on 4.3: AddExport of a PROXY_V4 export whose back-end refuses the connection
+    never returns (proxyv4_rpc_recv retries "Cannot connect to server" forever while the D-Bus
+    thread waits for the back-end's root handle), so every D-Bus call of that Ganesha, for every
+    volume on the node, times out from then on. ganesha-ha tries the back-end first: that export
+    is refused, naming it, and Ganesha keeps answering (a start serves the volume's others)."""
+    (vol / "data").mkdir(exist_ok=True)
+    closed = free_port()   # nothing listens there
+    t = time.monotonic()
+    proc = ganesha.cli("export", "add", str(vol), "/back", "--pseudo", "/proxied", "--client", "127.0.0.1(rw)",
+                       "--fsal", f"PROXY_V4(Srv_Addr=127.0.0.1,NFS_Port={closed})")
+    assert proc.returncode == 7, proc.stderr
+    assert f"PROXY_V4 back-end 127.0.0.1:{closed} does not answer" in proc.stderr, proc.stderr
+    assert time.monotonic() - t < 5
+    assert set(ganesha.show_exports()) == {0}, "Ganesha answers, and nothing was added"
+    ganesha.cli("export", "add", str(vol), "/back", "--pseudo", "/proxied", "--client", "127.0.0.1(rw)",
+                "--fsal", f"PROXY_V4(Srv_Addr=127.0.0.1,NFS_Port={closed})", "--record-only", check=True)
+    ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1", check=True)
+    ganesha.cli("volume", "stop", str(vol), check=True)
+    proc = ganesha.cli("volume", "start", str(vol))
+    assert proc.returncode == 7 and "does not answer" in proc.stderr, proc.stderr
+    assert sorted(ganesha.show_exports().values()) == ["/", str(vol / "data")]
+
+
 # ---- through the agent -------------------------------------------------------------------------
 
 def run_agent(action: str, params: dict[str, str], **extra: str) -> subprocess.CompletedProcess:
