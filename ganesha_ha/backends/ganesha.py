@@ -48,7 +48,7 @@ from pathlib import Path
 
 from ..errors import (ApplyError, GaneshaHAError, IdCollisionError, PartlyAppliedError, ServerUnavailableError,
                       ValidationError)
-from ..fsutil import ensure_secure_dir, write_runtime
+from ..fsutil import ensure_secure_dir, require_export_directory, write_runtime
 from ..fsal_schema import REDACTED
 from ..model import Export
 from ..recovery.ganesha_records import GaneshaRecordStore, takeover_key
@@ -444,17 +444,14 @@ class GaneshaBackend:
             if current is not None and current.path != path:
                 raise IdCollisionError(f"Export_Id {exp.export_id} is already served by this node's "
                                        f"Ganesha for {current.path}")
-            if not exp.remote and not os.path.isdir(path):
-                # Ganesha's own refusal says only "1 validation errors in block FSAL"
-                failures.append((exp, ApplyError(f"no directory {path} on this node (removed or renamed on the "
-                                                 "volume?), so Ganesha cannot export it")))
-                continue
-            if current is None:
-                try:
+            try:
+                if not exp.remote:
+                    require_export_directory(path, "Ganesha")
+                if current is None:
                     self._check_proxy_back_end(exp)
-                except ApplyError as exc:
-                    failures.append((exp, exc))
-                    continue
+            except ApplyError as exc:
+                failures.append((exp, exc))
+                continue
             together = current is None and batchable(exp)
             if adds and not (together and pseudo_depth(exp.pseudo) == pseudo_depth(adds[0].pseudo)):
                 add_pending()
