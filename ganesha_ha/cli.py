@@ -263,8 +263,10 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
     live_n = sum(1 for row in rows if row.live)
     differ = sum(1 for row in rows if row.as_registered is False)
     retired = idranges.count_within(state.retired_ids, *state.id_range)
-    _emit(args, data, f"{vol.mountpoint}: server {state.server}, {len(rows)} exports, {live_n} live"
-                      + (f" ({differ} not as registered: 'volume monitor' repairs them)" if differ else "")
+    data["unavailable"] = status.unavailable
+    served = (f"live state unknown ({status.unavailable})" if status.unavailable else f"{live_n} live"
+              + (f" ({differ} not as registered: 'volume monitor' repairs them)" if differ else ""))
+    _emit(args, data, f"{vol.mountpoint}: server {state.server}, {len(rows)} exports, {served}"
                       + f", {'active' if active else 'not active'} on this node, Export_Ids "
                       f"{state.id_range[0]}-{state.id_range[1]}: {state.ids_left()} left"
                       + (f" ({retired} retired)" if retired else "")

@@ -83,6 +83,7 @@ class VolumeStatus(Record):
     reasons: list[str] = Factory(list)    # how the exports not as registered differ (field, live, registry)
     stray: list[int] = Factory(list)      # Export_Ids served from inside the volume that the registry lacks
     warnings: list[str] = Factory(list)   # e.g. a client name that does not resolve here
+    unavailable: str = ""                 # why the server could not be asked (live state unknown)
 
 
 class Transaction:
@@ -564,8 +565,9 @@ class Volume:
         try:
             backend.require_running()
             drift = backend.drift(self.ctx(state), state.exports)
-        except GaneshaHAError:
-            return VolumeStatus(state=state, exports=[ExportStatus(e, None, None) for e in state.exports])
+        except GaneshaHAError as exc:
+            return VolumeStatus(state=state, exports=[ExportStatus(e, None, None) for e in state.exports],
+                                unavailable=str(exc))
         not_live = {e.path for e in drift.missing + drift.elsewhere}
         changed = {e.path for e in drift.changed}
         rows = [ExportStatus(e, e.path not in not_live, None if e.path in not_live else e.path not in changed)

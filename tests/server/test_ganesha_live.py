@@ -132,6 +132,11 @@ def test_missing_ganesha_and_unreachable_bus(ganesha, vol, tmp_path):
     ganesha.daemon.stop()
     proc = ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1")
     assert_one_line_failure(proc, 6, "NFS-Ganesha is not running")
+    ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1", "--record-only", check=True)
+    status = ganesha.cli("volume", "status", str(vol), check=True).stdout
+    assert "1 exports, live state unknown (NFS-Ganesha is not running" in status and "0 live" not in status, status
+    ganesha.cli("export", "remove", str(vol), "data", "--record-only", check=True)
+    before = registry_bytes(vol)
     assert registry_bytes(vol) == before
     ganesha.bus.stop()
     proc = ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1")

@@ -314,7 +314,9 @@ def test_status_reads_back_what_is_served_and_changes_nothing(active, fake, tmp_
     del fake.live[a.export_id]
     assert active.status().exports[0].live is False
     fake.running = False
-    assert [(r.live, r.as_registered) for r in active.status().exports] == [(None, None)] * 3
+    down = active.status()
+    assert [(r.live, r.as_registered) for r in down.exports] == [(None, None)] * 3
+    assert down.unavailable, "why the live state is unknown"
 
 
 def test_monitor_refuses_a_foreign_export_under_our_id(active, fake, tmp_path):
