@@ -259,11 +259,11 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
             "retired": {"export_ids": [list(r) for r in state.retired_ids],
                         "fsids": [list(r) for r in state.retired_fsids]},
             "active_here": active, "exports": [_status_json(row, str(vol.mountpoint)) for row in rows],
-            "reasons": status.reasons, "stray": status.stray, "warnings": status.warnings}
+            "reasons": status.reasons, "stray": status.stray, "warnings": status.warnings,
+            "unavailable": status.unavailable}
     live_n = sum(1 for row in rows if row.live)
     differ = sum(1 for row in rows if row.as_registered is False)
     retired = idranges.count_within(state.retired_ids, *state.id_range)
-    data["unavailable"] = status.unavailable
     served = (f"live state unknown ({status.unavailable})" if status.unavailable else f"{live_n} live"
               + (f" ({differ} not as registered: 'volume monitor' repairs them)" if differ else ""))
     _emit(args, data, f"{vol.mountpoint}: server {state.server}, {len(rows)} exports, {served}"

@@ -26,7 +26,8 @@ from .errors import ApplyError, GaneshaHAError, ServerUnavailableError, Validati
 from .execute import ExportFailure, Progress, check_ready, failures_error, run_steps, summary
 from .fsutil import require_mountpoint
 from .fsal import Fsal
-from .model import Export, GaneshaOptions, KnfsdOptions, normalize_fsid, parse_clients, validate_id_range
+from .model import (Export, GaneshaOptions, KnfsdOptions, normalize_fsal_path, normalize_fsid, parse_clients,
+                    validate_id_range)
 from .nodestate import NodeState
 from .record import Factory, Record, replace
 from .registry import SCHEMA_VERSION, Registry, RegistryState, check_range_free, export_from_dict
@@ -196,13 +197,10 @@ class Volume:
         fsal_name, colon, rest = text.partition(":")
         if colon and rest.startswith("/"):   # `MEM:/scratch`, as `export list` shows a remote export
             from .fsal_schema import SCHEMAS
-            from .model import normalize_fsal_path
 
             if fsal_name.upper() in SCHEMAS and (state is None or state.get(self.registry.relpath(text)) is None):
                 return normalize_fsal_path(rest)
         if text.startswith("/"):
-            from .model import normalize_fsal_path
-
             mp = str(self.mountpoint).rstrip("/")
             inside = text == mp or text.startswith(mp + "/")
             if not inside:
@@ -244,8 +242,6 @@ class Volume:
         """An export's stored path from the command line: a directory of the volume for a
         local FSAL, the absolute path in the FSAL's own namespace for a remote one."""
         if fsal.remote:
-            from .model import normalize_fsal_path
-
             return normalize_fsal_path(str(directory))
         return self.registry.relpath(directory)
 
