@@ -235,7 +235,7 @@ def _failures_code(failures) -> int:
 LIST_HEADER = ["VOLUME", "SERVER", "ID", "PSEUDO/FSID", "DIRECTORY", "CLIENTS", "STATE"]
 
 
-def _list_row(mountpoint: str, server: str, exp, live: bool | None) -> list[str]:
+def _list_row(mountpoint: str, server: str, exp, live: bool | None, as_registered: bool | None = True) -> list[str]:
     """One row of `export list`: the volume and its server (Ganesha's with the export's FSAL,
     `ganesha/VFS`); the Export_Id; what names the export to its clients on that server
     (Ganesha: the NFSv4 pseudo path; knfsd: the fsid its file handles carry); the directory
@@ -250,7 +250,7 @@ def _list_row(mountpoint: str, server: str, exp, live: bool | None) -> list[str]
     if exp.access != "RW":
         clients = f"[{exp.access}] {clients}"
     return [mountpoint, f"{server}/{exp.ganesha.fsal.name}" if ganesha_like else server, str(exp.export_id),
-            name, directory, clients, _live_word(live)]
+            name, directory, clients, _live_word(live, as_registered)]
 
 
 def _list_table(rows: list[list[str]]) -> str:
@@ -265,8 +265,16 @@ def _list_table(rows: list[list[str]]) -> str:
     return table(fit(rows, LIST_HEADER, width, shrink=[5, 4, 3, 0], minimum=12), LIST_HEADER)
 
 
-def _live_word(live: bool | None) -> str:
+def _live_word(live: bool | None, as_registered: bool | None = True) -> str:
+    if live and as_registered is False:
+        return "live, not as registered"
     return {True: "live", False: "not live", None: "unknown"}[live]
+
+
+def _status_json(row, mountpoint: str) -> dict[str, Any]:
+    """An export's JSON with what the server serves of it: `live`, and `as_registered` (false:
+    live, but the server grants otherwise than the registry says; null when not live)."""
+    return _export_json(row.export, row.live, mountpoint) | {"as_registered": row.as_registered}
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -336,26 +344,37 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
                           f"{'saved' if res.recovery_saved else 'unchanged'}"
                           + "".join(f"\n  was not as registered: {r}" for r in res.drift.reasons))
         return _failures_code(res.failed)
-    # status
-    state, rows = vol.exports_with_status()
+    # status: what the server grants, read back as the monitor reads it; nothing is repaired
+    status = vol.status()
+    state, rows = status.state, status.exports
     active = vol.is_active()
     from . import idranges
 
+    for warning in status.warnings:
+        print(f"ganesha-ha: WARNING: {warning}", file=sys.stderr)
     data = {"mountpoint": str(vol.mountpoint), "server": state.server, "uuid": state.volume_uuid,
             "ganesha_mode": state.ganesha_mode,
             **({"instance": state.instance_settings()} if state.ganesha_mode != SHARED else {}),
             "export_id_range": list(state.id_range), "ids_left": state.ids_left(),
             "retired": {"export_ids": [list(r) for r in state.retired_ids],
                         "fsids": [list(r) for r in state.retired_fsids]},
-            "active_here": active, "exports": [_export_json(e, live, str(vol.mountpoint)) for e, live in rows]}
-    live_n = sum(1 for _, live in rows if live)
+            "active_here": active, "exports": [_status_json(row, str(vol.mountpoint)) for row in rows],
+            "reasons": status.reasons, "stray": status.stray, "warnings": status.warnings,
+            "unavailable": status.unavailable}
+    live_n = sum(1 for row in rows if row.live)
+    differ = sum(1 for row in rows if row.as_registered is False)
     retired = idranges.count_within(state.retired_ids, *state.id_range)
+    served = (f"live state unknown ({status.unavailable})" if status.unavailable else f"{live_n} live"
+              + (f" ({differ} not as registered: 'volume monitor' repairs them)" if differ else ""))
     _emit(args, data, f"{vol.mountpoint}: server {state.server}"
                       + (" (its own instance)" if state.ganesha_mode != SHARED else "")
-                      + f", {len(rows)} exports, {live_n} live, "
-                      f"{'active' if active else 'not active'} on this node, Export_Ids "
+                      + f", {len(rows)} exports, {served}"
+                      + f", {'active' if active else 'not active'} on this node, Export_Ids "
                       f"{state.id_range[0]}-{state.id_range[1]}: {state.ids_left()} left"
-                      + (f" ({retired} retired)" if retired else ""))
+                      + (f" ({retired} retired)" if retired else "")
+                      + "".join(f"\n  not as registered: {r}" for r in status.reasons)
+                      + "".join(f"\n  served from inside the volume, not in its registry: Export_Id {i}"
+                                for i in status.stray))
     return 0
 
 
@@ -374,22 +393,28 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
         rows: list[list[str]] = []
         for mp in mountpoints:
             vol = Volume(mp, settings)
-            state, items = vol.exports_with_status()
-            for e, live in items:
-                out.append(_export_json(e, live, str(vol.mountpoint)) | {"server": state.server})
-                rows.append(_list_row(str(vol.mountpoint), state.server, e, live))
+            status = vol.status()
+            for row in status.exports:
+                out.append(_status_json(row, str(vol.mountpoint)) | {"server": status.state.server})
+                rows.append(_list_row(str(vol.mountpoint), status.state.server, row.export, row.live,
+                                      row.as_registered))
         _emit(args, out, _list_table(rows) if rows else "no exports")
         return 0
     vol = _volume(args, settings)
     if args.action == "show":
-        state, items = vol.exports_with_status()
+        status = vol.status()
+        state = status.state
         exp = state.find(vol.key(args.export, state))
-        live = dict((e.path, l) for e, l in items).get(exp.path)
-        data = _export_json(exp, live, str(vol.mountpoint)) | {"server": state.server}
+        row = next(r for r in status.exports if r.export.path == exp.path)
+        data = _status_json(row, str(vol.mountpoint)) | {"server": state.server}
+        # the read-back's reasons name the export by its Export_Id (Ganesha) or directory (knfsd)
+        mine = [r for r in status.reasons if r.startswith((f"Export_Id {exp.export_id} ",
+                                                           f"{_where(exp, str(vol.mountpoint))}:"))]
         text = "\n".join(f"{k + ':':12} {v}" for k, v in (
             ("directory", _where(exp, str(vol.mountpoint))), ("export_id", exp.export_id), ("fsid", exp.knfsd.fsid),
             ("pseudo", exp.pseudo), ("clients", " ".join(data["clients"])), ("access", exp.access),
-            ("squash", exp.squash), ("fsal", exp.ganesha.fsal), ("server", state.server), ("state", _live_word(live))))
+            ("squash", exp.squash), ("fsal", exp.ganesha.fsal), ("server", state.server),
+            ("state", _live_word(row.live, row.as_registered)))) + "".join(f"\n  {r}" for r in mine)
         _emit(args, data, text)
         return 0
     if args.action in ("add", "update") and args.fsal is not None:
@@ -422,7 +447,8 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
         print(f"ganesha-ha: WARNING: {warning}", file=sys.stderr)
     data = _export_json(e, res.live, str(vol.mountpoint)) | {"action": verb, "note": res.note,
                                                              "warnings": res.warnings}
-    where = ("live" + (f"; {res.note}" if res.note else "")) if res.live else res.note
+    done = "withdrawn" if verb == "removed" else "live"   # "removed ...: live" read as still served
+    where = (done + (f"; {res.note}" if res.note else "")) if res.live else res.note
     _emit(args, data, f"{verb} {_where(e, str(vol.mountpoint))} (Export_Id {e.export_id}, pseudo {e.pseudo}, "
                       f"fsid {e.knfsd.fsid}, FSAL {e.ganesha.fsal}): {where}")
     return 0
@@ -459,6 +485,14 @@ def lab_split(raw: list[str]) -> int | None:
     return None
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush at exit does not raise
+    BrokenPipeError again (Python's documentation, "Note on SIGPIPE")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     if lab_split(raw) is not None:  # the lab is a layer above this CLI: ganesha_ha/__main__.py runs it
@@ -478,6 +512,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ganesha-ha: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # the reader of our output went away (`export list | head -1`)
+        _quiet_stdout()
+        return 141            # what a shell reports for a program ended by SIGPIPE
     except Exception as exc:  # no traceback reaches a user; GANESHA_HA_DEBUG=1 shows it
         if os.environ.get("GANESHA_HA_DEBUG"):
             raise

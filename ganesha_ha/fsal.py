@@ -155,18 +155,22 @@ class Fsal(Record, frozen=True):
 
     def in_place_change(self, new: Fsal) -> bool:
         """Whether Ganesha's UpdateExport applies the change from this FSAL to `new`: the same
-        stack and module options, differing only in options its update_export re-reads (MEM's
-        Async_*; src/FSAL/FSAL_MEM/mem_export.c:mem_update_export). Every other FSAL option change
-        needs the export withdrawn and added again (VFS refuses a fsid_type change in place,
-        CEPH, GLUSTER, RGW, GPFS and PROXY_V4 ignore it and still answer "1 exports updated")."""
+        stack, differing only in options its update_export re-reads (MEM's Async_*;
+        src/FSAL/FSAL_MEM/mem_export.c:mem_update_export) or in module options. Every other FSAL
+        option change needs the export withdrawn and added again (VFS refuses a fsid_type change
+        in place, CEPH, GLUSTER, RGW, GPFS and PROXY_V4 ignore it and still answer "1 exports
+        updated"). A module option takes effect only when Ganesha loads the module again (its
+        restart: the module block is read once), which no re-add brings about; a re-add would only
+        cost the export's clients an outage and MEM its files (measured on 4.3: UpdateExport with a
+        changed MEM block answers "1 exports updated" and the files stay)."""
         if self == new:
             return True
         if self.problem or new.problem or self.name != new.name or (self.stacked is None) != (new.stacked is None):
             return False
         if self.stacked is not None and new.stacked is not None and not self.stacked.in_place_change(new.stacked):
             return False
-        fixed_old = [(o.key, v) for o, v in self._opts() if not o.in_place]
-        fixed_new = [(o.key, v) for o, v in new._opts() if not o.in_place]
+        fixed_old = [(o.key, v) for o, v in self._opts() if not o.in_place and not o.module]
+        fixed_new = [(o.key, v) for o, v in new._opts() if not o.in_place and not o.module]
         return fixed_old == fixed_new
 
     # ---- text -------------------------------------------------------------------------
@@ -239,7 +243,7 @@ def parse_spec(text: str, read_file: Callable[[str], str] | None = None) -> Fsal
     n = len(text)
 
     def fail(what: str) -> ValidationError:
-        return ValidationError("fsal", f"{what} at character {pos + 1} of {text!r}"
+        return ValidationError("fsal", f"{what} at character {pos + 1} of {_without_secrets(text)!r}"
                                        " (expected NAME or NAME(key=value,...))")
 
     def skip() -> None:
@@ -295,6 +299,8 @@ def parse_spec(text: str, read_file: Callable[[str], str] | None = None) -> Fsal
                         pos += 1
                         options.append((item, value(item)))
                     else:
+                        if not _may_stack(name, item):
+                            raise fail(f"{item} needs a value ({item}=VALUE; FSAL {name.upper()} sits on no other)")
                         if stacked is not None:
                             raise fail("a second stacked FSAL")
                         pos -= len(item)
@@ -314,6 +320,29 @@ def parse_spec(text: str, read_file: Callable[[str], str] | None = None) -> Fsal
     if pos != n:
         raise fail("unexpected text")
     return result
+
+
+def _may_stack(name: str, item: str) -> bool:
+    """Whether `item`, written without `=` inside NAME(...), can be the FSAL NAME sits on: NAME
+    stacks, or `item` is an FSAL (Fsal() then says that NAME does not stack), or NAME is unknown
+    (Fsal() says so). Otherwise it is an option whose value was left out."""
+    from .fsal_schema import SCHEMAS
+
+    known = SCHEMAS.get(name.upper())
+    return known is None or known.stacking or item.upper() in SCHEMAS
+
+
+def _without_secrets(text: str) -> str:
+    """`text` (a --fsal that did not parse) with the value of every secret option redacted: up to
+    its closing quote, else up to the next `,` or `)`, else to the end (a spec with a typo can end
+    anywhere, so this errs on the side of hiding). Option names are those of every schema's
+    secret options, whatever the FSAL named."""
+    from .fsal_schema import SCHEMAS
+
+    keys = sorted({o.key for sch in SCHEMAS.values() for o in sch.options if o.secret})
+    pattern = (r"(?i)\b(" + "|".join(map(re.escape, keys)) +
+               r')(\s*=\s*)("(?:[^"\\]|\\.)*"?|[^,)]*)')
+    return re.sub(pattern, lambda m: m.group(1) + m.group(2) + REDACTED, text)
 
 
 def _read_value(key: str, path: str, read_file: Callable[[str], str]) -> str:

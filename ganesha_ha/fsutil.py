@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-from .errors import InsecureStateError, NotMountedError, RegistryError
+from .errors import ApplyError, InsecureStateError, NotMountedError, RegistryError
 from .linux import is_mountpoint, mount_points
 
 TMP_MARK = ".tmp-"
@@ -168,3 +168,15 @@ def read_secure(path: Path) -> bytes | None:
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as fh:
         return fh.read()
+
+
+def require_export_directory(path: str, server: str) -> None:
+    """ApplyError when `path`, the directory an export serves, is not a directory on this node
+    (removed or renamed on the volume after the export was recorded). Neither server says so
+    usefully: Ganesha refuses with "1 validation errors in block FSAL", and exportfs prints
+    "Failed to stat" and still writes the etab line (exit 1, nfs-utils 2.6.2), so an etab
+    read-back would call it live. The reason starts with what is wrong: Pacemaker keeps 128
+    characters of an exit reason."""
+    if not os.path.isdir(path):
+        raise ApplyError(f"no directory {path} on this node (removed or renamed on the volume?), "
+                         f"so {server} cannot export it")

@@ -50,7 +50,7 @@ _HOSTNAME_RE = re.compile(rf"(?:{_LABEL}\.)*[A-Za-z0-9-]*[A-Za-z][A-Za-z0-9-]*\.
 _HOSTNAME_LABELS_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
 # exports(5) wildcards: `*`, `?` and character classes `[...]`/`[!...]` (fnmatch, as mountd matches)
 _WILDCARD_RE = re.compile(r"(?:[A-Za-z0-9.*?_-]|\[!?[A-Za-z0-9._-]+\])+")
-_IPV4ISH_RE = re.compile(r"[0-9.]+(?:/[0-9]*)?")
+_IPV4ISH_RE = re.compile(r"[0-9.]+(?:/[0-9.]*)?")   # a prefix length or exports(5)'s dotted netmask
 _IPV6ISH_RE = re.compile(r"[0-9a-fA-F:.]+(?:/[0-9]{1,3})?")
 _NETGROUP_RE = re.compile(r"@[A-Za-z_][A-Za-z0-9_.-]*")
 _UINT_RE = re.compile(r"(0|[1-9][0-9]{0,9})")
@@ -115,6 +115,18 @@ def validate_export_id(value: Any) -> int:
         raise _fail("export_id", f"must be between {EXPORT_ID_MIN} and {EXPORT_ID_MAX} "
                                  "(0 is the NFSv4 pseudo root)")
     return num
+
+
+def validate_id_range(lo: int, hi: int) -> tuple[int, int]:
+    """A volume's Export_Id range LOW-HIGH, both ends included: ValidationError (field
+    "id_range") naming what is wrong, before any other check reads it (a range reaching down to
+    0 would otherwise be "served now for something else": Ganesha's pseudo root)."""
+    if lo > hi:
+        raise _fail("id_range", f"{lo}-{hi} runs backwards; write LOW-HIGH, e.g. {hi}-{lo}")
+    if lo < EXPORT_ID_MIN or hi > EXPORT_ID_MAX:
+        raise _fail("id_range", f"{lo}-{hi} must lie within {EXPORT_ID_MIN}-{EXPORT_ID_MAX} "
+                                "(0 is the NFSv4 pseudo root's Export_Id)")
+    return lo, hi
 
 
 def normalize_fsid(value: Any) -> str:
@@ -208,14 +220,27 @@ def _octal_hint(spec: str) -> str | None:
             f"write {decimal}{rest} if that is what you mean")
 
 
+def _is_netmask(mask: str) -> bool:
+    """A dotted IPv4 netmask: ones, then zeros (exports(5)'s `address/netmask`)."""
+    try:   # Python also reads a host mask (0.0.0.255); exportfs and Ganesha do not
+        return str(ipaddress.IPv4Network(f"0.0.0.0/{mask}").netmask) == mask
+    except ValueError:
+        return False
+
+
 def _normalize_ip(spec: str) -> str:
     hint = _octal_hint(spec) if ":" not in spec else None
     if hint:
         raise _fail("client", hint)
     try:
         if "/" in spec:
+            addr, mask = spec.split("/", 1)
+            if "." in mask and not _is_netmask(mask):
+                raise _fail("client", f"{spec!r}: {mask} is not a netmask (contiguous ones, e.g. "
+                                      "255.255.255.0); write the network with its prefix length")
+            # exports(5)'s address/netmask is read as the prefix length both servers read alike
             net = ipaddress.ip_network(spec, strict=False)
-            if str(net.network_address) != spec.split("/")[0] and net.version == 4:
+            if ipaddress.ip_address(addr) != net.network_address:
                 raise _fail("client", f"{spec!r} has host bits set; did you mean {net}?")
             return str(net)
         addr = ipaddress.ip_address(spec)

@@ -150,7 +150,11 @@ class RegistryState(Record, frozen=True):
 
     # -- pure mutations returning new states -----------------------------------------
     def with_export(self, exp: Export) -> "RegistryState":
+        """This state with `exp` added, or replacing the export of its directory. ConflictError
+        when it shares an identity with another export, naming `exp` first (checked with it
+        last: the export a command changes is what its error is about)."""
         others = tuple(e for e in self.exports if e.path != exp.path)
+        check_unique(others + (exp,))
         return replace(self, exports=tuple(sorted(others + (exp,), key=lambda e: e.export_id)))
 
     def without(self, exp: Export) -> "RegistryState":

@@ -26,7 +26,8 @@ from .errors import ApplyError, GaneshaHAError, ServerUnavailableError, Validati
 from .execute import ExportFailure, Progress, check_ready, failures_error, run_steps, summary
 from .fsutil import require_mountpoint
 from .fsal import Fsal
-from .model import Export, GaneshaOptions, KnfsdOptions, normalize_fsid, parse_clients
+from .model import (Export, GaneshaOptions, KnfsdOptions, normalize_fsal_path, normalize_fsid, parse_clients,
+                    validate_id_range)
 from .nodestate import NodeState
 from .record import Factory, Record, replace
 from .registry import SCHEMA_VERSION, Registry, RegistryState, check_range_free, export_from_dict
@@ -78,6 +79,21 @@ class MonitorResult(Record):
     def served(self) -> int:
         """Exports live as registered after this pass."""
         return self.exports - len({f.export.path for f in self.failed})
+
+
+class ExportStatus(Record):
+    export: Export
+    live: bool | None             # served now; None: the server cannot be asked
+    as_registered: bool | None    # served exactly as the registry says; None when not live
+
+
+class VolumeStatus(Record):
+    state: RegistryState
+    exports: list[ExportStatus]
+    reasons: list[str] = Factory(list)    # how the exports not as registered differ (field, live, registry)
+    stray: list[int] = Factory(list)      # Export_Ids served from inside the volume that the registry lacks
+    warnings: list[str] = Factory(list)   # e.g. a client name that does not resolve here
+    unavailable: str = ""                 # why the server could not be asked (live state unknown)
 
 
 class Transaction:
@@ -188,13 +204,18 @@ class Volume:
     def key(self, text: str, state: RegistryState | None = None) -> str | int:
         """DIRECTORY|PATH|EXPORT_ID from the command line → registry lookup key: an Export_Id,
         a directory of the volume, or the path of an export in its FSAL's own namespace (an
-        absolute path outside the volume, or one that no local export has)."""
+        absolute path outside the volume, or one that no local export has, also written as
+        `export list` shows it, `MEM:/scratch`)."""
         text = str(text)
         if text.isdigit():
             return int(text)
-        if text.startswith("/"):
-            from .model import normalize_fsal_path
+        fsal_name, colon, rest = text.partition(":")
+        if colon and rest.startswith("/"):   # `MEM:/scratch`, as `export list` shows a remote export
+            from .fsal_schema import SCHEMAS
 
+            if fsal_name.upper() in SCHEMAS and (state is None or state.get(self.registry.relpath(text)) is None):
+                return normalize_fsal_path(rest)
+        if text.startswith("/"):
             mp = str(self.mountpoint).rstrip("/")
             inside = text == mp or text.startswith(mp + "/")
             if not inside:
@@ -236,8 +257,6 @@ class Volume:
         """An export's stored path from the command line: a directory of the volume for a
         local FSAL, the absolute path in the FSAL's own namespace for a remote one."""
         if fsal.remote:
-            from .model import normalize_fsal_path
-
             return normalize_fsal_path(str(directory))
         return self.registry.relpath(directory)
 
@@ -383,6 +402,7 @@ class Volume:
         others = ranges(self.mountpoint)
         served = self._served_now(server) if ganesha_mode == SHARED else set()
         if id_range is not None:
+            id_range = validate_id_range(*id_range)
             if ganesha_mode == SHARED:
                 check_range_free(id_range, others, served, f"this node's {server}")
             avoid: Iterable[int] = ()
@@ -403,7 +423,7 @@ class Volume:
         from .errors import ConflictError
         from .neighbours import ranges
 
-        lo, hi = id_range
+        lo, hi = validate_id_range(*id_range)
         with self.transaction(live=False) as tx:
             state = tx.state
             outside = [e for e in state.exports if not lo <= e.export_id <= hi]
@@ -493,6 +513,11 @@ class Volume:
 
             check_identity_change(old, export_id, fsid and normalize_fsid(fsid), force, str(self.registry.abspath(old)))
             tx.state.check_new_identity(export_id, fsid, force)
+            forced = [f"the {label} of {self.registry.abspath(old)} changed from {was} to {value} (--force): "
+                      "clients that have it mounted get stale file handles (ESTALE) until they mount it again"
+                      for label, value, was in (("Export_Id", export_id, old.export_id),
+                                                ("fsid", fsid and normalize_fsid(fsid), old.knfsd.fsid))
+                      if value is not None]
             changes: dict[str, Any] = {}
             if clients is not None:
                 changes["clients"] = parse_clients(clients)
@@ -514,9 +539,9 @@ class Volume:
                                                   "the path would change meaning; remove the export and add it again")
                 changes.update(ganesha=GaneshaOptions(new_fsal))
             new = old.with_changes(**changes)
-            warnings = []
+            warnings = list(forced)
             if new.ganesha != old.ganesha:
-                warnings = self._fsal_warnings(tx.backend, new, force) + self._install_warnings(tx, new)
+                warnings += self._fsal_warnings(tx.backend, new, force) + self._install_warnings(tx, new)
                 warnings += _module_change_warnings(old.ganesha.fsal, new.ganesha.fsal)
             tx.state = tx.state.with_export(new)
             if new.pseudo != old.pseudo or new.ganesha != old.ganesha:
@@ -604,14 +629,29 @@ class Volume:
     # ---- queries ----------------------------------------------------------------------------
     def exports_with_status(self) -> tuple[RegistryState, list[tuple[Export, bool | None]]]:
         """Each export with live=True/False, or None when the server cannot be asked."""
+        status = self.status()
+        return status.state, [(row.export, row.live) for row in status.exports]
+
+    def status(self) -> VolumeStatus:
+        """What the server serves of the volume now, read back as the monitor reads it (what it
+        grants, not only whether it is present: Backend.drift), and nothing changed or repaired.
+        An export that is live but not as registered (a client's access or squash changed behind
+        ganesha-ha's back, a client missing) has `as_registered` False and the volume's
+        `reasons` say how; the server not answering leaves `live` None for every export."""
         state = self.load()
         backend = self.backend(state)
         try:
             backend.require_running()
-            live = backend.live_paths(self.ctx(state), state.exports)
-            return state, [(e, live.get(e.path, False)) for e in state.exports]
-        except GaneshaHAError:
-            return state, [(e, None) for e in state.exports]
+            drift = backend.drift(self.ctx(state), state.exports)
+        except GaneshaHAError as exc:
+            return VolumeStatus(state=state, exports=[ExportStatus(e, None, None) for e in state.exports],
+                                unavailable=str(exc))
+        not_live = {e.path for e in drift.missing + drift.elsewhere}
+        changed = {e.path for e in drift.changed}
+        rows = [ExportStatus(e, e.path not in not_live, None if e.path in not_live else e.path not in changed)
+                for e in state.exports]
+        return VolumeStatus(state=state, exports=rows, reasons=list(drift.reasons) + list(drift.foreign),
+                            stray=list(drift.stray), warnings=list(drift.warnings))
 
     # ---- agent actions ----------------------------------------------------------------------
     def start(self) -> StartResult:

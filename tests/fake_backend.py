@@ -162,6 +162,7 @@ class FakeBackend:
                 drift.missing.append(exp)
             elif got[0] != self._abs(ctx, exp):
                 drift.foreign.append(f"Export_Id {exp.export_id} is live for {got[0]}")
+                drift.elsewhere.append(exp)
             elif got[1] != exp:
                 drift.changed.append(exp)
         return drift

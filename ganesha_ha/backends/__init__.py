@@ -36,6 +36,7 @@ class Drift(Record):
     missing: list[Export] = Factory(list)   # in the registry, not live
     changed: list[Export] = Factory(list)   # live, but not as the registry says
     foreign: list[str] = Factory(list)      # live under our ids/paths but not ours
+    elsewhere: list[Export] = Factory(list) # not live: their Export_Id is served for another path (in foreign)
     stray: list[int] = Factory(list)        # live for a path in the volume, not in the registry
     reasons: list[str] = Factory(list)      # why each changed export differs (field, live, registry)
     warnings: list[str] = Factory(list)     # not drift, but worth a word (a client name unresolved here)

@@ -28,6 +28,12 @@ Facts this code relies on, measured against Debian's nfs-ganesha 4.3 (/work/note
   (fsal_schema.py) and waits that long, plus the usual timeout, for such a RemoveExport.
   GLUSTER's RemoveExport blocks it too, in glfs_fini (8-9 s measured idle, more after I/O;
   glusterfs issue #2606): ganesha-ha waits up to 30 s more for it.
+- AddExport of a PROXY_V4 export whose back-end refuses the connection (or does not answer)
+  never returns: the receiver thread logs "Cannot connect to server" and retries while the D-Bus
+  thread waits for the back-end's answer (measured: no reply after 4 min, every later D-Bus call
+  of that Ganesha timing out, for every volume of the node). So the back-end's NFS port is tried
+  with a TCP connect first (`_check_proxy_back_end`), and an export whose back-end does not
+  answer is refused before Ganesha sees it.
 - Take-over grace: admin `grace("5:<key>")` (EVENT_TAKE_IP) makes Ganesha read the client
   records under <RecoveryRoot>/<key>/<RecoveryDir> and enter grace so those clients can
   reclaim (src/SAL/recovery/recovery_fs.c, src/MainNFSD/nfs_admin_thread.c); the records
@@ -42,7 +48,7 @@ from pathlib import Path
 
 from ..errors import (ApplyError, GaneshaHAError, IdCollisionError, PartlyAppliedError, ServerUnavailableError,
                       ValidationError)
-from ..fsutil import ensure_secure_dir, write_runtime
+from ..fsutil import ensure_secure_dir, require_export_directory, write_runtime
 from ..fsal_schema import REDACTED
 from ..model import Export
 from ..recovery.ganesha_records import GaneshaRecordStore, takeover_key
@@ -314,6 +320,7 @@ class GaneshaBackend:
                 drift.missing.append(exp)
             elif got.path != path:
                 drift.foreign.append(f"Export_Id {exp.export_id} is live for {got.path}, not {path}")
+                drift.elsewhere.append(exp)
             elif serves_nobody(exp, self.resolve):
                 drift.changed.append(exp)
                 drift.reasons.append(_nobody(exp))
@@ -438,6 +445,14 @@ class GaneshaBackend:
             if current is not None and current.path != path:
                 raise IdCollisionError(f"Export_Id {exp.export_id} is already served by this node's "
                                        f"Ganesha for {current.path}")
+            try:
+                if not exp.remote:
+                    require_export_directory(path, "Ganesha")
+                if current is None:
+                    self._check_proxy_back_end(exp)
+            except ApplyError as exc:
+                failures.append((exp, exc))
+                continue
             together = current is None and batchable(exp)
             if adds and not (together and pseudo_depth(exp.pseudo) == pseudo_depth(adds[0].pseudo)):
                 add_pending()
@@ -455,6 +470,26 @@ class GaneshaBackend:
                 raise failures[0][1]
             raise PartlyAppliedError(failures, warnings)
         return warnings
+
+    def _check_proxy_back_end(self, exp: Export) -> None:
+        """ApplyError when `exp` is a PROXY_V4 export whose back-end's NFS port does not take a
+        TCP connection within min(2 s, a quarter of the D-Bus timeout): Ganesha's AddExport of it
+        would never return (module docstring). NFS_Port 0 (the back-end's rpcbind decides) is
+        not tried."""
+        base = exp.ganesha.fsal.base
+        if base.problem or base.name != "PROXY_V4":
+            return
+        import socket
+
+        host, port = base.effective("Srv_Addr") or "", int(base.effective("NFS_Port") or 2049)
+        if not port:
+            return
+        try:
+            socket.create_connection((host, port), timeout=min(2.0, self.bus.timeout / 4)).close()
+        except OSError as exc:
+            raise ApplyError(f"PROXY_V4 back-end {host}:{port} does not answer ({exc.strerror or exc}): "
+                             "Ganesha's AddExport would wait for it forever and stop answering D-Bus "
+                             "for every export of this node") from None
 
     def _apply_alone(self, ctx: VolumeContext, exp: Export, method: str, path: str, dbus: Any) -> list[str]:
         """Add/UpdateExport of one export in a file of its own (export-<id>.conf, kept for the

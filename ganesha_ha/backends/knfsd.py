@@ -48,6 +48,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import ApplyError, IdCollisionError, NotInstalledError, ServerUnavailableError, ValidationError
+from ..fsutil import require_export_directory
 from ..linux import private_binds_preexec, run_capturing_stderr
 from ..model import Export
 from ..recovery.nsm import nsm_store
@@ -312,9 +313,11 @@ class KnfsdBackend:
                 for exp in exports}
 
     def live_paths(self, ctx: VolumeContext, exports: Sequence[Export]) -> dict[str, bool]:
-        """An export is live when its directory is in etab for any client."""
+        """An export is live when its directory is in etab for any client, and exists (exportfs
+        writes the etab line of a directory that does not: fsutil.require_export_directory)."""
         by_path = index_by_path(self._etab())
-        return {exp.path: export_dir(ctx.mountpoint, exp) in by_path for exp in exports}
+        dirs = {exp.path: export_dir(ctx.mountpoint, exp) for exp in exports}
+        return {path: d in by_path and os.path.isdir(d) for path, d in dirs.items()}
 
     def _unresolved(self, entry: DesiredEntry) -> bool:
         """A host name that does not resolve on this node (or not in this call's time): exportfs
@@ -353,7 +356,9 @@ class KnfsdBackend:
         for exp in exports:
             st = states[exp.path]
             missing = self._missing(st)
-            if missing and not st.ok and not st.changed:
+            if not os.path.isdir(export_dir(ctx.mountpoint, exp)):
+                drift.missing.append(exp)   # its etab lines serve nothing (apply says why)
+            elif missing and not st.ok and not st.changed:
                 drift.missing.append(exp)
             elif missing or st.changed or st.extra:
                 drift.changed.append(exp)
@@ -386,6 +391,8 @@ class KnfsdBackend:
         every wanted (directory, client) line with the options ganesha-ha sets, no other line
         for those directories (ApplyError naming the line, the option and both values).
         Returns warnings (client host names that do not resolve here)."""
+        for exp in exports:
+            require_export_directory(str(export_dir(ctx.mountpoint, exp)), "knfsd")
         entries = self._etab()
         self._raise_collisions(ctx, exports, entries)
         states = self.path_states(ctx, exports, entries)

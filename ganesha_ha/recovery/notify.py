@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from .. import linux
-from ..errors import NotInstalledError, NotReadyError, RegistryError
+from ..errors import NotInstalledError, NotReadyError
 from ..record import Factory, Record
 from .nsm import (MONITOR_DIR, NOTIFIER, NOTIFY_DIR, STATE_FILE, NsmStore, dir_state, end_notifier,
                   read_record_dir)

@@ -68,12 +68,13 @@ def registry_bytes(vol: Path) -> bytes:
 
 # ---- MEM ---------------------------------------------------------------------------------------
 
-@needs_module("MEM")
+@needs_module("MEM", "NULL")
 def test_mem_export_through_the_cli(ganesha, vol):
     """`export add VOL /scratch --fsal 'MEM(...)'`: a live MEM export a client writes and reads.
     The module block (Inode_Size) travels in the AddExport file: without it MEM keeps no data
     and a read returns filler; MEM's Async_* change in place (the data stays), a module
-    option change re-adds the export (MEM's data goes with it) and says so."""
+    option change is made in place (it waits for Ganesha's restart), a change of the stack
+    re-adds the export (MEM's data goes with it) and says so."""
     out = ganesha.cli("export", "add", str(vol), "/scratch", "--fsal", "MEM(Inode_Size=65536)",
                       "--client", "127.0.0.1(rw,no_root_squash)", "--json", check=True)
     added = json.loads(out.stdout)
@@ -97,11 +98,16 @@ def test_mem_export_through_the_cli(ganesha, vol):
     assert read_file(ganesha, "/scratch/m.txt") == b"kept in MEM\n"
     assert "Updated FSAL_MEM aync parameters type=FIXED, delay=5" in ganesha.daemon.log_path.read_text()
 
-    # a module option: withdrawn and added again (MEM's tree is dropped with the export), and
-    # the new Inode_Size waits for Ganesha's next load of MEM
+    # a module option: the new Inode_Size waits for Ganesha's next load of MEM whatever is done
+    # now, so the export is updated in place and its files stay
     upd = ganesha.cli("export", "update", str(vol), "/scratch", "--fsal", "MEM(Inode_Size=1024)", check=True)
-    assert "withdrawn and added again" in upd.stdout and "short outage" in upd.stdout
+    assert "withdrawn" not in upd.stdout
     assert "Inode_Size take effect only when ganesha.nfsd next loads" in upd.stderr
+    assert read_file(ganesha, "/scratch/m.txt") == b"kept in MEM\n"
+
+    # a change of the stack is withdrawn and added again (MEM's tree is dropped with the export)
+    upd = ganesha.cli("export", "update", str(vol), "/scratch", "--fsal", "NULL(MEM(Inode_Size=1024))", check=True)
+    assert "withdrawn and added again" in upd.stdout and "short outage" in upd.stdout
     assert ganesha.show_exports()[eid] == "/scratch"
     c = client(ganesha)
     try:
@@ -190,6 +196,31 @@ def test_proxy_v4_through_the_cli(ganesha, vol, backend):
     ganesha.cli("export", "remove", str(vol), "/back", check=True)
     assert added["export_id"] not in ganesha.show_exports()
     assert time.monotonic() - t < 5 + 2 + 10, "RemoveExport waited for more than RPC_Client_Timeout"
+
+
+@needs_module("PROXY_V4", "VFS")
+def test_a_proxy_v4_back_end_that_does_not_answer_is_refused_before_ganesha_hangs_on_it(ganesha, vol):
+    """Measured on 4.3: AddExport of a PROXY_V4 export whose back-end refuses the connection
+    never returns (proxyv4_rpc_recv retries "Cannot connect to server" forever while the D-Bus
+    thread waits for the back-end's root handle), so every D-Bus call of that Ganesha, for every
+    volume on the node, times out from then on. ganesha-ha tries the back-end first: that export
+    is refused, naming it, and Ganesha keeps answering (a start serves the volume's others)."""
+    (vol / "data").mkdir(exist_ok=True)
+    closed = free_port()   # nothing listens there
+    t = time.monotonic()
+    proc = ganesha.cli("export", "add", str(vol), "/back", "--pseudo", "/proxied", "--client", "127.0.0.1(rw)",
+                       "--fsal", f"PROXY_V4(Srv_Addr=127.0.0.1,NFS_Port={closed})")
+    assert proc.returncode == 7, proc.stderr
+    assert f"PROXY_V4 back-end 127.0.0.1:{closed} does not answer" in proc.stderr, proc.stderr
+    assert time.monotonic() - t < 5
+    assert set(ganesha.show_exports()) == {0}, "Ganesha answers, and nothing was added"
+    ganesha.cli("export", "add", str(vol), "/back", "--pseudo", "/proxied", "--client", "127.0.0.1(rw)",
+                "--fsal", f"PROXY_V4(Srv_Addr=127.0.0.1,NFS_Port={closed})", "--record-only", check=True)
+    ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1", check=True)
+    ganesha.cli("volume", "stop", str(vol), check=True)
+    proc = ganesha.cli("volume", "start", str(vol))
+    assert proc.returncode == 7 and "does not answer" in proc.stderr, proc.stderr
+    assert sorted(ganesha.show_exports().values()) == ["/", str(vol / "data")]
 
 
 # ---- through the agent -------------------------------------------------------------------------

@@ -208,6 +208,27 @@ def test_item1_monitor_repairs_drift_of_grants_and_names_it(ganesha, vol):
     assert json.loads(ganesha.cli("volume", "monitor", str(vol), "--json", check=True).stdout)["repaired"] == 0
 
 
+def test_status_show_and_list_report_grants_that_differ_and_repair_nothing(ganesha, vol):
+    """`volume status`, `export show` and `export list` read back what the server grants (as the
+    monitor does): an export present but granting otherwise is not reported as plainly live."""
+    ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1(ro)", "--pseudo", "/data", check=True)
+    _update_behind_our_back(ganesha, vol, 3000, "CLIENT { Clients = 127.0.0.1; Access_Type = RW; Squash = Root_Squash; }")
+    reason = "Export_Id 3000 (/data): client 127.0.0.1: access is RW, the registry says RO"
+    status = json.loads(ganesha.cli("volume", "status", str(vol), "--json", check=True).stdout)
+    assert status["reasons"] == [reason]
+    assert [(e["path"], e["live"], e["as_registered"]) for e in status["exports"]] == [("data", True, False)]
+    text = ganesha.cli("volume", "status", str(vol), check=True).stdout
+    assert "1 live (1 not as registered" in text and f"not as registered: {reason}" in text
+    shown = ganesha.cli("export", "show", str(vol), "data", check=True).stdout
+    assert "state:       live, not as registered" in shown and reason in shown
+    assert "live, not as registered" in ganesha.cli("export", "list", str(vol), check=True).stdout
+    assert can_write(ganesha, "/data", "w1")   # status repairs nothing
+    ganesha.cli("volume", "monitor", str(vol), check=True)
+    status = json.loads(ganesha.cli("volume", "status", str(vol), "--json", check=True).stdout)
+    assert status["reasons"] == [] and status["exports"][0]["as_registered"] is True
+    assert "state:       live\n" in ganesha.cli("export", "show", str(vol), "data", check=True).stdout + "\n"
+
+
 def test_item1_monitor_reports_what_repair_cannot_make_right(ganesha, vol, monkeypatch):
     import ganesha_ha.backends.ganesha_conf as conf
 

@@ -69,7 +69,8 @@ def test_add_update_remove_live_and_identity_survives_restart(ganesha, vol):
         c.connect()
         assert c.read(c.lookup("/data/f.txt"), 0, 100) == b"hello from the volume\n", "same pseudo path"
 
-    ganesha.cli("export", "remove", str(vol), "3000", check=True)
+    out = ganesha.cli("export", "remove", str(vol), "3000", check=True).stdout
+    assert out.startswith(f"removed {vol}/data (Export_Id 3000,") and out.rstrip().endswith(": withdrawn"), out
     assert 3000 not in show_exports(ganesha)
     assert nfs_cat(ganesha, "/data/f.txt").returncode != 0
     listing = ganesha.cli("export", "list", str(vol), check=True).stdout
@@ -95,6 +96,24 @@ def test_duplicate_id_is_refused_and_registry_unchanged(ganesha, vol):
     assert registry_bytes(vol) == before
 
 
+def test_a_directory_gone_from_the_volume_is_named_and_the_others_serve(ganesha, vol):
+    """A directory removed or renamed on the volume after its export was recorded: Ganesha's own
+    refusal says only "1 validation errors in block FSAL"; the failure names the directory, the
+    other exports of the volume go live."""
+    (vol / "gone").mkdir()
+    ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1", "--pseudo", "/data", check=True)
+    ganesha.cli("export", "add", str(vol), "gone", "--client", "127.0.0.1", "--pseudo", "/gone", check=True)
+    ganesha.cli("volume", "stop", str(vol), check=True)
+    (vol / "gone").rename(vol / "renamed")
+    proc = ganesha.cli("volume", "start", str(vol))
+    assert proc.returncode == 7, proc.stderr
+    assert f"gone (Export_Id 3001): no directory {vol / 'gone'} on this node" in proc.stderr, proc.stderr
+    assert {i: p for i, p in show_exports(ganesha).items() if i} == {3000: str(vol / "data")}
+    proc = ganesha.cli("volume", "monitor", str(vol))
+    assert proc.returncode == 7 and f"no directory {vol / 'gone'} on this node" in proc.stderr
+    assert not list((ganesha.workdir / "run" / "ganesha").rglob("export-3001.conf"))
+
+
 def test_id_served_for_another_path_is_a_collision(ganesha, vol, tmp_path):
     """Another volume's export already holds the id on this node's Ganesha."""
     (vol / "other").mkdir()
@@ -113,6 +132,11 @@ def test_missing_ganesha_and_unreachable_bus(ganesha, vol, tmp_path):
     ganesha.daemon.stop()
     proc = ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1")
     assert_one_line_failure(proc, 6, "NFS-Ganesha is not running")
+    ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1", "--record-only", check=True)
+    status = ganesha.cli("volume", "status", str(vol), check=True).stdout
+    assert "1 exports, live state unknown (NFS-Ganesha is not running" in status and "0 live" not in status, status
+    ganesha.cli("export", "remove", str(vol), "data", "--record-only", check=True)
+    before = registry_bytes(vol)
     assert registry_bytes(vol) == before
     ganesha.bus.stop()
     proc = ganesha.cli("export", "add", str(vol), "data", "--client", "127.0.0.1")

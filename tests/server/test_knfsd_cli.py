@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, needs_root
-from knfsd_ns import bind, etab_lines, private_nfs_state, skip_reason
+from knfsd_ns import bind, etab_lines, mount_tmpfs, private_nfs_state, skip_reason
 
 pytestmark = [needs_root, pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))]
 AGENT = str(ROOT / "ra" / "exports")
@@ -105,6 +105,40 @@ def test_knfsd_cli_failover_and_rmtab(tmp_path):
         finally:
             if img.loop:
                 img.umount()
+
+
+def test_a_directory_gone_from_the_volume_is_not_live_and_named(tmp_path):
+    """exportfs of a directory that is not there says "Failed to stat" and still writes the etab
+    line (exit 1, nfs-utils 2.6.2), so an etab read-back alone called it live at start, status and
+    monitor. It is named instead, the volume's other exports serve, and it goes live once the
+    directory is back."""
+    import json
+
+    config = tmp_path / "gha.conf"
+    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n")
+    with private_nfs_state(tmp_path / "ns") as state:
+        mp = tmp_path / "vol"
+        mount_tmpfs(mp)
+        for d in ("a", "b"):
+            (mp / d).mkdir()
+        gha(config, "volume", "init", str(mp), "--server", "knfsd")
+        gha(config, "volume", "start", str(mp))
+        for d in ("a", "b"):
+            gha(config, "export", "add", str(mp), d, "--client", "127.0.0.1(rw)")
+        gha(config, "volume", "stop", str(mp))
+        (mp / "b").rename(mp / "b.gone")
+        proc = gha(config, "volume", "start", str(mp), check=False)
+        assert proc.returncode == 7, proc.stderr
+        assert f"no directory {mp / 'b'} on this node" in proc.stderr, proc.stderr
+        assert [l.split()[0] for l in lines_for(state, mp)] == [str(mp / "a")]
+        status = json.loads(gha(config, "volume", "status", str(mp), "--json").stdout)
+        assert [(e["path"], e["live"]) for e in status["exports"]] == [("a", True), ("b", False)]
+        mon = agent("monitor", config, mp)
+        assert mon.returncode == 190 and f"no directory {mp / 'b'}" in mon.stderr, mon.stderr
+        (mp / "b.gone").rename(mp / "b")
+        assert agent("monitor", config, mp).returncode == 0
+        assert [l.split()[0] for l in lines_for(state, mp)] == [str(mp / "a"), str(mp / "b")]
+        assert agent("stop", config, mp).returncode == 0
 
 
 def test_ocf_tester_passes_for_knfsd(tmp_path):

@@ -26,7 +26,7 @@ def documented_codes() -> set[int]:
 def test_every_error_exits_with_a_documented_code():
     codes = {errors.GaneshaHAError.exit_code} | {c.exit_code for c in _subclasses(errors.GaneshaHAError)}
     assert codes <= documented_codes()
-    assert documented_codes() == set(range(8)) | {130}
+    assert documented_codes() == set(range(8)) | {130, 141}
 
 
 def test_monitor_of_a_volume_not_active_here_exits_3_not_7(tmp_path, monkeypatch, capsys):

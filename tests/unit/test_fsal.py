@@ -70,6 +70,9 @@ def test_every_schema_is_consistent(name):
     ("MEM(Name=x)", ["not an option name"]), ("MEM(Inode_Size=1", ["',' or ')'"]),
     ("MEM(Inode_Size=1)x", ["unexpected text"]), ("(x=1)", ["name is missing"]),
     ("MEM(Inode_Size=@/x)", []),
+    # an option written without its value is not taken for an FSAL below a non-stacking one
+    ("MEM(Async_Type)", ["Async_Type needs a value", "Async_Type=VALUE"]),
+    ("PROXY_V4(Srv_Addr=127.0.0.1,NFS_Port)", ["NFS_Port needs a value"]),
 ])
 def test_bad_fsals_are_refused_naming_the_problem(text, words, tmp_path):
     with pytest.raises(ValidationError) as err:
@@ -136,6 +139,24 @@ def test_a_secret_is_never_shown(secret):
         assert secret not in str(err.value)
 
 
+@given(secret=secret_text.filter(lambda s: not any(c in s for c in ",()")),
+       spelling=st.sampled_from(["CEPH(user_id=a,secret_access_key={s}",              # ')' missing
+                                 "CEPH(user_id=a,Secret_Access_Key={s}\")",           # a stray quote
+                                 "CEPH(user_id=a,secret_access_key={s}(x))",           # a parenthesis
+                                 'CEPH(user_id=a,secret_access_key="{s}',              # quote not closed
+                                 "RGW(secret_access_key = {s},user_id=u,access_key_id=k) trailing",
+                                 "CEPH(secret_access_key={s},user_id=a,=1)",
+                                 "NULL(CEPH(secret_access_key={s}),x"]))
+def test_a_secret_in_a_spec_that_does_not_parse_is_not_repeated(secret, spelling):
+    """A typo anywhere in a --fsal that holds a secret: the error names the position, and shows
+    the spec with the secret's value redacted."""
+    text = spelling.format(s=secret)
+    with pytest.raises(ValidationError) as err:
+        parse_spec(text)
+    assert secret not in str(err.value) and "at character" in str(err.value)
+    assert REDACTED in str(err.value)
+
+
 # ---- the registry -------------------------------------------------------------------------
 
 def test_registry_form_round_trips_and_an_unknown_fsal_is_kept_but_not_rendered():
@@ -177,7 +198,11 @@ def test_paths_of_remote_fsals_are_their_own_namespace():
 def test_only_mems_async_options_change_in_place():
     mem = parse_spec("MEM(Inode_Size=65536)")
     assert mem.in_place_change(parse_spec("MEM(Inode_Size=65536,Async_Type=fixed,Async_Delay=5)"))
-    assert not mem.in_place_change(parse_spec("MEM(Inode_Size=1024)"))        # module option
+    # a module option: no re-add applies it before Ganesha loads the module again (its restart),
+    # and a re-add would drop MEM's files: changed in place (the registry), with a warning
+    assert mem.in_place_change(parse_spec("MEM(Inode_Size=1024)"))
+    assert parse_spec("NULL(VFS)").in_place_change(parse_spec("NULL(VFS(maxread=1048576))"))
+    assert not Fsal().in_place_change(parse_spec("VFS(maxread=1048576,fsid_type=uuid)"))
     assert parse_spec("NULL(MEM)").in_place_change(parse_spec("NULL(MEM(Async_Delay=1))"))
     assert not Fsal().in_place_change(parse_spec("VFS(fsid_type=uuid)"))
     assert not parse_spec("PROXY_V4(Srv_Addr=127.0.0.1)").in_place_change(

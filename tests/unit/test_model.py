@@ -24,7 +24,10 @@ def test_client_spec_parses_exportfs_syntax():
 @pytest.mark.parametrize("spec,host", [
     ("*", "*"), ("2001:DB8::1", "2001:db8::1"), ("2001:db8::/32", "2001:db8::/32"),
     ("Host.Example.", "host.example"), ("*.example.com", "*.example.com"), ("@trusted", "@trusted"),
-    ("node?", "node?"),
+    ("node?", "node?"), ("2001:DB8:0:0::/64", "2001:db8::/64"),
+    # exports(5)'s address/netmask form, written as the prefix both servers read alike
+    ("192.168.1.0/255.255.255.0", "192.168.1.0/24"), ("10.0.0.0/255.0.0.0", "10.0.0.0/8"),
+    ("10.1.2.3/255.255.255.255", "10.1.2.3/32"),
 ])
 def test_client_host_forms_are_normalised(spec, host):
     assert ClientSpec.parse(spec).host == host
@@ -36,6 +39,9 @@ def test_client_host_forms_are_normalised(spec, host):
     ("host(frobnicate)", "unknown option"), ("host(rw,ro)", "contradict"), ("host(fsid=1)", "--fsid"),
     ("host(anonuid=x)", "anonuid"), ("host(sec=foo)", "sec"), ("", "empty"), ("#x", "client"),
     ("host\n", "control"), ("0.0.0.0", "unspecified"), ("::", "unspecified"),
+    ("2001:db8::1/64", "host bits"),   # as for IPv4: not silently taken as 2001:db8::/64
+    ("10.1.2.3/255.0.0.0", "host bits"), ("10.0.0.0/255.0.255.0", "netmask"),
+    ("10.0.0.0/0.255.255.255", "netmask"),   # a host mask, which Python's ipaddress would take
 ])
 def test_bad_client_specs_name_the_problem(spec, field_word):
     with pytest.raises(ValidationError) as err:

@@ -202,6 +202,20 @@ def test_duplicate_and_limits_are_refused_before_anything_is_written(active, fak
     assert meaning(active) == before and [c for c in fake.calls if c[1] != ["a"]] == []
 
 
+def test_a_conflict_names_the_export_being_changed_first(active, fake):
+    """Whatever the Export_Ids' order: the export the command changes or adds is the subject,
+    the one already holding the value is the other."""
+    active.add("a", ["127.0.0.1"], pseudo="/pa")
+    active.add("b", ["127.0.0.1"], pseudo="/pb", export_id=150)
+    with pytest.raises(ConflictError, match="pseudo path '/pb' of export 'a' is already used by export 'b'"):
+        active.update("a", pseudo="/pb")
+    with pytest.raises(ConflictError, match="pseudo path '/pa' of export 'c' is already used by export 'a'"):
+        active.add("c", ["127.0.0.1"], pseudo="/pa", export_id=120)
+    with pytest.raises(ConflictError, match="fsid '77' of export 'a' is already used by export 'b'"):
+        active.update("b", fsid="77", force=True)
+        active.update("a", fsid="77", force=True)
+
+
 def test_not_mounted_writes_nothing(tmp_path, settings, fake):
     def not_mounted(path: Path) -> None:
         raise NotMountedError(f"{path} is not a mounted file system on this node")
@@ -299,6 +313,28 @@ def test_monitor_repairs_missing_changed_and_stray(active, fake, tmp_path):
     assert (len(res.drift.missing), len(res.drift.changed), res.drift.stray, res.repaired) == (1, 1, [190], 3)
     assert active.monitor().drift.clean
     assert live(active, fake) == {e.path: e for e in active.load().exports}
+
+
+def test_status_reads_back_what_is_served_and_changes_nothing(active, fake, tmp_path):
+    """Live and as registered, live but granting otherwise, missing, served for another path
+    (not this export being live), the server down: each told apart, nothing repaired."""
+    for d in ("a", "b", "c"):
+        active.add(d, ["127.0.0.1"])
+    a, b, c = active.load().exports
+    fake.live[b.export_id] = (fake.live[b.export_id][0], _export(active, "b", b.export_id))   # changed
+    fake.live[c.export_id] = (str(tmp_path / "other"), c)                                     # foreign
+    fake.calls.clear()
+    status = active.status()
+    assert [(r.export.path, r.live, r.as_registered) for r in status.exports] == [
+        ("a", True, True), ("b", True, False), ("c", False, None)]
+    assert status.reasons == [f"Export_Id {c.export_id} is live for {tmp_path / 'other'}"]
+    assert fake.calls == [] and fake.live[b.export_id][1] != b   # nothing applied or repaired
+    del fake.live[a.export_id]
+    assert active.status().exports[0].live is False
+    fake.running = False
+    down = active.status()
+    assert [(r.live, r.as_registered) for r in down.exports] == [(None, None)] * 3
+    assert down.unavailable, "why the live state is unknown"
 
 
 def test_monitor_refuses_a_foreign_export_under_our_id(active, fake, tmp_path):
@@ -491,8 +527,12 @@ def test_changing_an_identity_needs_force_and_retires_the_old_one(active, fake, 
         active.update("a", **change)
     assert err.value.exit_code == 2 and meaning(active) == before and fake.calls == []
     assert active.update("a", export_id=exp.export_id, fsid="42", access="RO").live, "the same values: no change"
-    new = active.update("a", force=True, **change).export
-    state = active.load()
+    res = active.update("a", force=True, **change)
+    new, state = res.export, active.load()
+    label, was, now = ("Export_Id", exp.export_id, 150) if "export_id" in change else ("fsid", "42", "77")
+    assert res.warnings == [f"the {label} of {active.mountpoint / 'a'} changed from {was} to {now} (--force): "
+                            "clients that have it mounted get stale file handles (ESTALE) until they "
+                            "mount it again"]
     if "export_id" in change:
         assert new.export_id == 150 and state.id_retired(exp.export_id) and set(fake.live) == {150}
     else:
@@ -560,6 +600,24 @@ def test_init_refuses_a_range_holding_ids_the_server_serves(tmp_path, settings, 
         v.init("ganesha", (100, 199))
     assert not (mp / ".ganesha-ha" / "registry.json").exists()
     assert v.init("ganesha", (151, 199)).id_range == (151, 199)
+
+
+@pytest.mark.parametrize("id_range,words", [((0, 10), "0 is the NFSv4 pseudo root"), ((10, 5), "runs backwards"),
+                                             ((65000, 70000), "within 1-65535")])
+def test_a_range_that_cannot_be_is_named_as_such(tmp_path, settings, fake, active, id_range, words):
+    """At init and set-range: not reported as ids "served now for something else" (the pseudo
+    root's 0) or as another volume's overlap, and nothing is written."""
+    mp = tmp_path / "vol2"
+    mp.mkdir()
+    v = Volume(mp, settings, backend=fake, require_mounted=_not_checked)
+    fake.live[0] = ("/", None)   # Ganesha's pseudo root, always served
+    with pytest.raises(ValidationError, match=words) as err:
+        v.init(fake.name, id_range)
+    assert err.value.exit_code == 2 and not v.registry.path.exists()
+    before = meaning(active)
+    with pytest.raises(ValidationError, match=words):
+        active.set_range(id_range)
+    assert meaning(active) == before
 
 
 def test_a_range_overlapping_another_volume_mounted_here_is_refused():

@@ -58,17 +58,31 @@ def test_a_remote_fsal_export_lives_in_its_own_namespace(active, fake):
         active.update("a", fsal=mem)
 
 
+def test_a_remote_export_is_found_as_export_list_shows_it(active, fake):
+    """`export list` shows a remote export as `MEM:/scratch`: show/update/remove take that too."""
+    exp = active.add("/scratch", ["127.0.0.1"], fsal=parse_spec("MEM")).export
+    assert active.key("MEM:/scratch") == active.key("/scratch") == "/scratch"
+    assert active.key("mem:/scratch/") == "/scratch"
+    assert active.update("MEM:/scratch", access="RO").export.export_id == exp.export_id
+    assert active.key("notanfsal:/x") == "notanfsal:/x"   # a directory of the volume of that name
+
+
 def test_fsal_changes_readd_unless_ganesha_does_them_in_place(active, fake):
     exp = active.add("/m", ["*"], fsal=parse_spec("MEM(Inode_Size=4096)")).export
     fake.calls.clear()
     res = active.update("/m", fsal=parse_spec("MEM(Inode_Size=4096,Async_Delay=3)"))
     assert fake.calls == [("apply", ["/m"])] and "withdrawn" not in res.note and not res.warnings
     fake.calls.clear()
+    # a module option takes effect at Ganesha's next load of the module whatever is done now:
+    # not withdrawn (MEM's files would go with it), a warning says when it applies
     res = active.update("/m", fsal=parse_spec("MEM(Inode_Size=8192)"))
+    assert fake.calls == [("apply", ["/m"])] and "withdrawn" not in res.note
+    assert any("Inode_Size take effect only when ganesha.nfsd next loads" in w for w in res.warnings)
+    fake.calls.clear()
+    res = active.update("/m", fsal=parse_spec("NULL(MEM(Inode_Size=8192))"))
     assert fake.calls == [("withdraw", ["/m"]), ("apply", ["/m"])]
     assert "withdrawn and added again" in res.note and "short outage" in res.note
-    assert any("Inode_Size take effect only when ganesha.nfsd next loads" in w for w in res.warnings)
-    recorded = active.update("/m", fsal=parse_spec("MEM"), record_only=True)
+    recorded = active.update("/m", fsal=parse_spec("MEM(Inode_Size=8192)"), record_only=True)
     assert "will be withdrawn and added again" in recorded.note
     assert exp.export_id == recorded.export.export_id
 
