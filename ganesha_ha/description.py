@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 # keys of `export list --json` / `export show --json` that describe state, not the export
-STATE_KEYS = frozenset({"live", "server", "action", "note", "warnings"})
+STATE_KEYS = frozenset({"live", "as_registered", "server", "action", "note", "warnings"})
 # exports(5) options that say what knfsd does anyway (etab lists them for every export with
 # none of their opposites given: nfs-utils 2.6 support/nfs/exports.c putexportent): spelt out or
 # not, they mean the same

@@ -31,10 +31,11 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .backends.ganesha_conf import RenderOptions
+    from .export_edits import ConvergeResult
     from .formats.cib import Cib, Primitive, Replacement
     from .model import Export
     from .settings import Settings
-    from .volume import ConvergeResult, Volume
+    from .volume import Volume
 
 DEFAULT_EXPORTS = Path("/etc/exports")
 DEFAULT_EXPORTS_D = Path("/etc/exports.d")

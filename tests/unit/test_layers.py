@@ -14,7 +14,7 @@ Layers, bottom to top (a module may import its own layer and the ones below it):
     formats                                 facts nodes publish for each other (attrd), a
                                             registry brought to a description, the forms exports
                                             are described in (exports(5), EXPORT blocks, the CIB)
-    volume execute                          the one place that combines them, and the
+    volume export_edits transaction execute the one place that combines them, and the
                                             executor of its plan steps
     cli agent notify_agent install          entry points (transfer: import, export apply/dump)
     transfer
@@ -40,7 +40,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"model", "access", "fsal", "fsal_schema", "plan", "idranges", "context", "nfspath", "classic",
                "fsutil", "settings", "ocf", "description"}),
     frozenset({"registry", "backends", "recovery", "nodestate", "neighbours", "node_attrs", "converge", "formats"}),
-    frozenset({"volume", "execute"}),
+    frozenset({"volume", "export_edits", "transaction", "execute"}),
     frozenset({"cli", "agent", "notify_agent", "install", "transfer"}),
     frozenset({"lab"}),
     frozenset({"__main__"}),  # the console script: `lab` to the lab, the rest to cli
