@@ -70,7 +70,7 @@ def test_cluster_report_has_one_row_per_moved_volume():
                         "pacemaker": ["node-a: Node node-b state is now lost"]}]}
     lines = render_cluster_text(r).splitlines()
     rows = [ln.split() for ln in lines if ln.startswith("1 ")]
-    assert [(row[2], row[-2], row[-1]) for row in rows] == [("vol1", "0", "ok"), ("vol2", "2", "FAILED")]
+    assert [(row[2], row[-3], row[-1]) for row in rows] == [("vol1", "0", "ok"), ("vol2", "2", "FAILED")]
     assert "      pacemaker: node-a: Node node-b state is now lost" in lines
     assert "fencing: stonith is off" in lines and "problem: vol2: lost" in lines
     assert lines[-1].startswith("FAILED: see above")
