@@ -95,9 +95,9 @@ def test_a_lying_monitor_makes_the_cluster_lab_fail():
 
 def test_kept_cluster_lab_is_explorable_and_lab_down_removes_it():
     cp, r = cluster_lab("--kinds", "move", "--keep")
-    assert cp.returncode == 0 and r["ok"], r["problems"]
-    kept = r["kept"]
-    try:
+    try:   # a failed run is kept up too: torn down whatever happens
+        assert cp.returncode == 0 and r["ok"], (r["problems"], [f["problems"] for f in r["failovers"]])
+        kept = r["kept"]
         assert leftovers(r["run_id"]), "a kept lab is up"
         node = kept["nodes"][kept["volumes"]["vol1"]["on"]]
         mon = subprocess.run(["nsenter", "-t", str(node["init_pid"]), "-m", "-n", "-u", "crm_mon", "-1"],
