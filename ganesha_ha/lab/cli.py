@@ -191,7 +191,7 @@ def main(argv: list[str], config: str | None = None) -> int:
             parser.error("--fsal needs --server ganesha")
         from ..errors import GaneshaHAError
         from ..fsal import parse_spec
-        from .direct_lab import complete_spec, storage_kind
+        from .direct_fsal import complete_spec, storage_kind
 
         kind = storage_kind(args.fsal)
         try:   # with a lab-made cluster, checked with the options the lab adds
