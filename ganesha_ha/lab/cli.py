@@ -26,7 +26,7 @@ import sys
 
 from .report import render_cluster_text, render_text
 
-NLM_DEFAULT = False   # an NFSv3 client with an NLM lock in every run (--nlm)
+NLM_DEFAULT = True    # an NFSv3 client with an NLM lock in every run (--no-nlm: none)
 REQUIRED = {
     "ganesha": ("ganesha.nfsd", "dbus-daemon", "nsenter", "losetup", "mkfs.ext4", "mount", "umount"),
     "knfsd": ("exportfs", "nsenter", "losetup", "mkfs.ext4", "mount", "umount"),
