@@ -444,6 +444,7 @@ class DirectLab(FsalExport, LabRun):
             call = self.agent(self.nodes[node], action, argv=argv)
             fo["agent"][f"notify_{action}"] = call.to_dict()
             fo["notify"] = {"by": PRODUCT, "rc": call.rc, "seconds": round(call.seconds, 2), "log": call.log}
+            self.report["notifier"] = PRODUCT
             if call.rc != 0:
                 fo["problems"].append(f"notify agent {action} on {node} returned {call.rc}: {call.log}")
         elif action == "start" and self.standin is not None:
