@@ -212,8 +212,7 @@ class DirectLab(FsalExport, LabRun):
         caught = [n for n, c in out.items() if c["rc"] == 6]
         self.say("agent validate-all with different scopes: " + (
             f"refused on {', '.join(caught)}" if caught else
-            "not refused (rc " + ", ".join(str(c["rc"]) for c in out.values())
-            + "): the agent has no scope check (issue 16b)"))
+            "not refused (rc " + ", ".join(str(c["rc"]) for c in out.values()) + ")"))
 
     @property
     def client(self) -> Any:

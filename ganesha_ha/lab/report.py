@@ -34,12 +34,20 @@ def _clients_line(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _after(s: float | None) -> str:
+    """Seconds after the lab saw the volume served again; the cluster lab sees that by polling
+    Pacemaker, so an event may come before it (the IP is up before the poll says so)."""
+    if s is None:
+        return "-"
+    return f"{s} s after the IP was up" if s >= 0 else f"{-s} s before the lab's poll saw the group up"
+
+
 def _nlm_line(e: dict[str, Any]) -> str:
     """One failover's NLM evidence in a line."""
     x = e["nlm"]
-    notified = (f"notified from {', '.join(x['notified_by'])} {x['notified_after_up_s']} s after the IP was up"
+    notified = (f"notified from {', '.join(x['notified_by'])} {_after(x['notified_after_up_s'])}"
                 if x["notified"] else "NOT notified (" + (", ".join(x["notified_by"]) or "no SM_NOTIFY") + ")")
-    reclaim = (f"lock reclaimed {x['reclaim_after_up_s']} s after" if x["reclaimed"] else
+    reclaim = (f"lock reclaimed {_after(x['reclaim_after_up_s'])}" if x["reclaimed"] else
                f"lock NOT reclaimed ({', '.join(x['reclaim']) or 'never tried'})")
     other = ", ".join(f"{k} x{v}" for k, v in x["contender"].items())
     return (f"NLM: {notified}; {reclaim}; the other host's lock: {other or '-'}"
@@ -74,8 +82,7 @@ def render_text(r: dict[str, Any]) -> str:
         lines.append("agent validate-all with different scopes: " + "; ".join(
             f"{n} rc {c['rc']}" + (f" ({c['reason']})" if c["reason"] else "")
             for n, c in r["scope_check"].items())
-            + ("" if any(c["rc"] == 6 for c in r["scope_check"].values())
-               else ": NOT caught (the agent has no scope check: issue 16b)"))
+            + ("" if any(c["rc"] == 6 for c in r["scope_check"].values()) else ": not refused"))
     if r.get("exports"):
         lines.append("exports: " + ", ".join(f"{e['pseudo']} (Export_Id {e['export_id']})"
                                              for e in r["exports"]))
