@@ -26,6 +26,7 @@ from .netns import LabNet
 RUN_ROOT = Path("/run/ganesha-ha-lab")        # every lab's state file
 WORK_ROOT = Path("/var/tmp/ganesha-ha-lab")    # every lab's work dir; not under /run: nodes mount their own
 GANESHA_GRACE_PERIOD = 90                      # Ganesha's default Grace_Period (src/include/gsh_config.h)
+NEW_OPEN_TARGET_S = 5.0                        # issue 16: new opens back within 5 s (Grace_Period 90, NLM off)
 BREAKS = {"server-scope": "the nodes present different NFSv4.1 server scopes (no Server_Scope set: "
                           "each Ganesha presents its own '<host name>_NFS-Ganesha')"}
 
@@ -54,6 +55,11 @@ class LabOptions:
         RECLAIM_COMPLETE, runs every Lease_Lifetime/2 below 20 s, else every 10 s
         (nfs_reaper_thread.c reaper_init): 5 s at most here. Clients renew every 1.5 s."""
         return max(5, min(self.grace_period, 10))
+
+    def new_open_limit(self) -> float | None:
+        """How soon after a moved volume is served again its clients must open new files:
+        NEW_OPEN_TARGET_S where grace can end early, None (no limit) where it cannot."""
+        return NEW_OPEN_TARGET_S if self.early_lift_expected() else None
 
     def early_lift_expected(self) -> bool:
         """Whether grace can end before Grace_Period: NLM off (with NLM on Ganesha never lifts

@@ -35,7 +35,6 @@ from .timeline import build as build_timeline
 from .nsm_notify import StandInNotifier
 from .volume_clients import VolumeClients
 
-NEW_OPEN_TARGET_S = 5.0   # issue 16: new opens back within 5 s with Grace_Period 90, NLM off
 
 KINDS = {
     "move": "planned move: crm_resource --move of vol1's group to another node (the one with the fewest volumes)",
@@ -197,7 +196,7 @@ class ClusterFailovers:
                 ev["writes"] = v.clients.watch.write_summary()
                 # Pacemaker's reaction time comes on top of the lab's grace + 2 s.
                 ev["checks"] = {**v.clients.watch.checks(ev, outage_limit=self.outage_limit(kind)),
-                                **v.clients.checks(ev, new_open_limit=self.new_open_limit())}
+                                **v.clients.checks(ev, new_open_limit=self.opts.new_open_limit())}
             else:
                 ev["checks"] = {k: ev[k] for k in ("etab_identical", "fsids_equal", "rmtab_migrated")}
             for check, passed in ev["checks"].items():
@@ -214,7 +213,7 @@ class ClusterFailovers:
             outages = [e.get("outage_s") for e in vols]
             fo["outage_s"] = max(outages) if outages and None not in outages else None
             fo["outage_limit_s"] = self.outage_limit(kind)
-            fo["new_open_limit_s"] = self.new_open_limit()
+            fo["new_open_limit_s"] = self.opts.new_open_limit()
             summary = (f"outage {fo['outage_s']} s, handles_preserved {fo['handles_preserved']}, "
                        f"data_verified {fo['data_verified']}, new opens blocked "
                        + ", ".join(f"{n} {e.get('new_opens', {}).get('outage_s')} s"
@@ -307,11 +306,6 @@ class ClusterFailovers:
         detect = {"move": 0, "failback": 0, "shutdown": 0, "kill": MONITOR_S,
                   "loss": max(5.0, loss_detect_s(len(self.node_names)))}[kind]
         return self.opts.grace_period + 2 + detect + 5
-
-    def new_open_limit(self) -> float | None:
-        """How soon after a moved volume is served again its clients must open new files:
-        NEW_OPEN_TARGET_S where grace can end early (base.LabOptions.early_lift_expected)."""
-        return NEW_OPEN_TARGET_S if self.opts.early_lift_expected() else None
 
     def trigger(self, kind: str, src: str, routes: dict[str, tuple[str, str | None]]) -> None:
         say = self.say

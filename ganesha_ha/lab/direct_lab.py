@@ -53,7 +53,6 @@ CLIENT_FILE = "/lab/data/client.txt"
 STREAM_FILE = "/lab/data/stream.log"   # the client appends numbered records here throughout
 NEW_OPEN_DIR = "/lab/home"             # where the new-open probe creates its fresh files
 FIP_NAME = "volume.gha.lab"            # the floating IP's name on the nodes (sm-notify -v needs one)
-NEW_OPEN_TARGET_S = 5.0                # issue 16: new opens back within 5 s with Grace_Period 90, NLM off
 BREAKS = {
     "export-id": "node B starts the volume with a different Export_Id for /lab/data "
                  "(registry rewritten before the start on B)",
@@ -417,7 +416,7 @@ class DirectLab(FsalExport, LabRun):
         # and so the outage, by up to its known wait: allowed, and reported
         allowance = self.fsal.base.schema.remove_wait if self.fsal is not None else 0.0
         fo["outage_limit_s"] = self.opts.grace_period + 2 + allowance
-        fo["new_open_limit_s"] = NEW_OPEN_TARGET_S if self.opts.early_lift_expected() else None
+        fo["new_open_limit_s"] = self.opts.new_open_limit()
         checks = {**watch.checks(fo, outage_limit=fo["outage_limit_s"]),
                   **clients.checks(fo, new_open_limit=fo["new_open_limit_s"])}
         for name, passed in checks.items():
