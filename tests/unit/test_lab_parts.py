@@ -76,8 +76,7 @@ def test_standin_carries_the_holders_statd_record_and_keeps_the_last_copy(tmp_pa
 
 def test_lab_options_grace_lift_and_lease():
     assert LabOptions().nfs_version == "4.1" and LabOptions().minorversion == 1
-    assert LabOptions(grace_period=90).lease_lifetime == 10
-    assert LabOptions(grace_period=5).lease_lifetime == 5
+    assert LabOptions(grace_period=90).lease_lifetime == LabOptions(grace_period=5).lease_lifetime == 5
     # early lift is only possible with NLM off and 4.1 clients
     assert LabOptions(grace_period=90).early_lift_expected()
     assert not LabOptions(grace_period=90, nlm=True).early_lift_expected()
