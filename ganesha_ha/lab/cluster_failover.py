@@ -32,7 +32,6 @@ from .procs import wait_until
 from .recipe import VolumeRecipe
 from .timeline import GraceSampler
 from .timeline import build as build_timeline
-from .nsm_notify import StandInNotifier
 from .volume_clients import VolumeClients
 
 
@@ -56,7 +55,6 @@ class Vol:
     recipe: VolumeRecipe
     image: Path
     clients: VolumeClients | None = None
-    standin: StandInNotifier | None = None   # NLM on, no notify agent here: the lab notifies
 
 
 class ClusterFailovers:
@@ -133,9 +131,6 @@ class ClusterFailovers:
         staying = [v for v in self.vols.values() if v not in moving and v.clients is not None]
         if ganesha:
             self.wait_forgotten(fo, routes, running)
-            for v in moving:
-                if v.standin is not None:
-                    v.standin.save(self.services[routes[v.recipe.name][0]])
             for v in self.vols.values():
                 v.clients.begin(moving=v in moving)
         sampler = self.grace_sampler(running) if ganesha and self.opts.timeline else None
@@ -148,7 +143,6 @@ class ClusterFailovers:
         limit = 30 + {"kill": MONITOR_S, "loss": loss_detect_s(len(self.node_names))}.get(kind, 0)
         t_up: dict[str, float] = {}
         landed: dict[str, str] = {}
-        notified: dict[str, dict[str, Any]] = {}
 
         def one(v: Vol) -> None:
             name = v.recipe.name
@@ -163,17 +157,12 @@ class ClusterFailovers:
                     v.clients.client.stop_probing()
                 return
             t_up[name] = time.monotonic()
-            if v.standin is not None:   # where the group's notify resource will be (16b)
-                notified[name] = v.standin.notify(self.services[landed[name]])
             fo["volumes"][name] = self.volume_evidence(i, v, routes[name][0], landed[name], t_fail, t_up[name],
                                                        before[name], graces0[name], bad)
         with ThreadPoolExecutor(max_workers=max(1, len(moving)), thread_name_prefix="gha-lab-vol") as pool:
             for _ in pool.map(one, moving):
                 pass
         fo["volumes"] = {v.recipe.name: fo["volumes"][v.recipe.name] for v in moving if v.recipe.name in fo["volumes"]}
-        for name, sent in notified.items():
-            if name in fo["volumes"]:
-                fo["volumes"][name]["notify"] = sent
         landed = {v.recipe.name: landed[v.recipe.name] for v in moving if v.recipe.name in landed}
         fo["to"] = ", ".join(sorted(set(landed.values()))) or None
         fo["landed"] = landed

@@ -41,7 +41,6 @@ from .cluster_failover import KINDS, MONITOR_S, ClusterFailovers, Vol
 from .ganesha_daemon import PrivateBus
 from .knfsd_evidence import NFSD_NOTE
 from .layout import capacity, id_range, node_names, volume_plan
-from .nsm_notify import PRODUCT, STANDIN, StandInNotifier, product_notify_argv
 from .volume_clients import VolumeClients
 from .loopdev import detach_loops, make_volume_image
 from .node import PY, LabNode
@@ -309,11 +308,6 @@ class ClusterLab(ClusterFailovers, LabRun):
                 v3_export_path=f"{v.recipe.mountpoint}/data",
                 first_line=f"{name}: written before any failover\n".encode(), say=self.say)
             self.report.setdefault("clients", {})[name] = info
-            if self.opts.nlm and product_notify_argv() is None:
-                v.standin = StandInNotifier(v.recipe.ip, (info["nlm"]["holder"],))
-                self.report["notifier"] = STANDIN
-            elif self.opts.nlm:
-                self.report["notifier"] = PRODUCT + ", last in each volume's group"
             self.seen_server(self.where(v), info.get("server_identity"))
             self.say(f"client {info['address']} (NFSv{info['nfs_version']}): {info['file']} open via "
                      f"{v.recipe.ip}, writing {info['write_stream']} every 100 ms; new files in /{name}/home"

@@ -40,13 +40,14 @@ from .ganesha_daemon import in_grace
 from .loopdev import detach_loops, make_volume_image
 from .node import PY, LabNode
 from .procs import wait_until
-from .nsm_notify import PRODUCT, STANDIN, StandInNotifier, product_notify_argv
-from .volume_clients import VolumeClients, client_addresses
+from .volume_clients import VolumeClients
 
 # The agent as Pacemaker runs it: the in-tree OCF entry (ra/exports, what install-agent
 # copies to /usr/lib/ocf/resource.d/ganesha-ha/exports) when this is a source checkout.
 _RA = Path(__file__).resolve().parent.parent.parent / "ra" / "exports"
 AGENT_ARGV = [str(_RA)] if os.access(_RA, os.X_OK) else [PY, "-m", "ganesha_ha.agent"]
+_RA_NOTIFY = _RA.with_name("notify")   # ocf:ganesha-ha:notify, last in the volume's group
+NOTIFY_ARGV = [str(_RA_NOTIFY)] if os.access(_RA_NOTIFY, os.X_OK) else [PY, "-m", "ganesha_ha.notify_agent"]
 IMAGE_SIZE = 256 * 1024 * 1024
 EXPORTS = (("data", "/lab/data"), ("home", "/lab/home"), ("scratch", "/lab/scratch"))
 CLIENT_FILE = "/lab/data/client.txt"
@@ -98,9 +99,6 @@ class DirectLab(FsalExport, LabRun):
         self.loopdev: str | None = None
         self.nodes: dict[str, LabNode] = {}
         self.clients: VolumeClients | None = None
-        # with NLM on and no notify agent in this checkout, the lab sends SM_NOTIFY itself
-        self.standin = (StandInNotifier(self.net.floating_ip, (client_addresses(self.net, 0)["nlm_holder"],))
-                        if opts.nlm and opts.server == "ganesha" and product_notify_argv() is None else None)
         self.fsal: Any = None                 # the --fsal export's Fsal record
         self.report.update({"mode": "kill -9" if opts.kill else "clean stop",
                             "failovers_requested": opts.failovers})
@@ -303,8 +301,6 @@ class DirectLab(FsalExport, LabRun):
         clients = self.clients
         watch = clients.watch
         self.wait_forgotten(fo, clients, D)
-        if self.standin is not None:
-            fo["nsm_records_copied"] = self.standin.save(S)
         clients.begin(moving=True)
 
         breaks = self.opts.breaks if i == 1 else ()
@@ -432,22 +428,16 @@ class DirectLab(FsalExport, LabRun):
         return fo
 
     def notify_step(self, fo: dict[str, Any], node: str, action: str) -> None:
-        """With NLM on, SM_NOTIFY from the floating IP, placed as in the group (after the IP
-        at start, before it at stop): the product's notify agent if this checkout has it,
-        otherwise the lab's stand-in at start (nsm_notify.py; the report says which)."""
+        """With NLM on, the notify agent (ocf:ganesha-ha:notify: SM_NOTIFY from the floating
+        IP to the volume's NLM clients) where the group has it: after the IP at start, before
+        it at stop."""
         if not self.opts.nlm:
             return
-        argv = product_notify_argv()
-        if argv is not None:
-            call = self.agent(self.nodes[node], action, argv=argv)
-            fo["agent"][f"notify_{action}"] = call.to_dict()
-            fo["notify"] = {"by": PRODUCT, "rc": call.rc, "seconds": round(call.seconds, 2), "log": call.log}
-            self.report["notifier"] = PRODUCT
-            if call.rc != 0:
-                fo["problems"].append(f"notify agent {action} on {node} returned {call.rc}: {call.log}")
-        elif action == "start" and self.standin is not None:
-            fo["notify"] = self.standin.notify(self.nodes[node])
-            self.report["notifier"] = STANDIN
+        call = self.agent(self.nodes[node], action, argv=NOTIFY_ARGV)
+        fo["agent"][f"notify_{action}"] = call.to_dict()
+        fo["notify"] = {"rc": call.rc, "seconds": round(call.seconds, 2), "log": call.log}
+        if call.rc != 0:
+            fo["problems"].append(f"notify agent {action} on {node} returned {call.rc}: {call.log}")
 
     def wait_forgotten(self, fo: dict[str, Any], clients: VolumeClients, node: LabNode) -> None:
         """The volume returns to `node`: first until that node expired its clients' ids

@@ -19,12 +19,11 @@ def _clients_line(r: dict[str, Any]) -> list[str]:
     """What the clients spoke and what the servers presented to NFSv4.1 (owner, scope)."""
     if "nfs_version" not in r:
         return []
-    lines = [f"clients: NFSv{r['nfs_version']}" + (" and NFSv3 with an NLM lock (NLM on: grace runs its "
-                                                   "whole period)" if r.get("nlm") else ", NLM off")
+    lines = [f"clients: NFSv{r['nfs_version']}" + (" and NFSv3 with an NLM lock, notified by ocf:ganesha-ha:notify "
+                                                   "(NLM on: grace runs its whole period)" if r.get("nlm")
+                                                   else ", NLM off")
              + f"; Lease_Lifetime {r.get('lease_lifetime_s', '-')} s; Server_Scope set: "
              + (r.get("server_scope_set") or "none (each node its own default)")]
-    if r.get("notifier"):
-        lines.append(f"SM_NOTIFY to the NFSv3 lock holders: {r['notifier']}")
     ids = r.get("server_identity") or {}
     if ids:
         scopes = {i["scope"] for i in ids.values()}

@@ -1,6 +1,5 @@
 """The lab's pure parts that decide what a failover can prove: the Ganesha epochs of its
-nodes, which NFSv4 client ids a node still holds, the nodes' /etc/hosts, the statd records
-the NLM stand-in carries, the options. No root, no daemons."""
+nodes, which NFSv4 client ids a node still holds, the nodes' /etc/hosts, the options. No root, no daemons."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +11,6 @@ from hypothesis import strategies as st
 from ganesha_ha.lab.base import LabOptions
 from ganesha_ha.lab.nlm_services import hosts_text
 from ganesha_ha.lab.node import EPOCH_SLOTS, LabNode, server_epoch
-from ganesha_ha.lab.nsm_notify import STANDIN, StandInNotifier
 
 
 @given(st.integers(0, EPOCH_SLOTS - 1), st.integers(0, EPOCH_SLOTS - 1),
@@ -56,22 +54,6 @@ def test_hosts_file_names_each_floating_ip_fully_and_short():
     for bad in ({"10.1.2.300": "x.lab"}, {"10.1.2.3": "bad name"}, {"10.1.2.3": "x\nevil"}):
         with pytest.raises(ValueError):
             hosts_text(bad)
-
-
-def test_standin_carries_the_holders_statd_record_and_keeps_the_last_copy(tmp_path: Path):
-    src = LabNode("a", "gha-x-a", tmp_path / "a", "10.0.0.1")
-    sm = src.var_lib_nfs / "sm"
-    sm.mkdir(parents=True)
-    record = b"0100007f 000186b5 00000004 00000010 00 10.0.0.20 gha-x-a\n"
-    (sm / "10.0.0.20").write_bytes(record)
-    (sm / "10.0.0.99").write_bytes(b"another host's\n")
-    s = StandInNotifier("10.0.0.100", ("10.0.0.20",))
-    assert s.save(src) == 1 and s.records == {"10.0.0.20": record}
-    (sm / "10.0.0.20").unlink()   # e.g. Ganesha's SM_UNMON_ALL at a restart
-    assert s.save(src) == 0 and s.records == {"10.0.0.20": record}
-    # nothing saved: nothing sent, and the report says it was the lab, not the product
-    out = StandInNotifier("10.0.0.100", ("10.0.0.21",)).notify(src)
-    assert out["records"] == 0 and out["rc"] is None and out["by"] == STANDIN
 
 
 def test_lab_options_grace_lift_and_lease():
