@@ -332,10 +332,13 @@ class DirectLab(FsalExport, LabRun):
                   "--record-only", "--force")  # the very drift that --force exists to allow
             say(f"  BREAK export-id: /lab/data now Export_Id {new_id} in the registry "
                 f"(was {data['export_id']})")
-        if "recovery" in breaks:
-            rec = self.mountpoint / ".ganesha-ha" / "ganesha-recovery.json"
-            D.run(["rm", "-f", str(rec)], check=True)
-            say("  BREAK recovery: client-recovery records removed from the volume")
+        if "recovery" in breaks:   # every store's copy: NFSv4 records, and statd's (NLM clients)
+            from ..recovery.ganesha_records import RECOVERY_FILE
+            from ..recovery.nsm import SAVED_RECORDS
+
+            D.run(["rm", "-f", *(str(self.mountpoint / ".ganesha-ha" / f) for f in (RECOVERY_FILE, SAVED_RECORDS))],
+                  check=True)
+            say("  BREAK recovery: client-recovery records (NFSv4 and NSM) removed from the volume")
         graces0 = self.grace_events(dst)
         t_start = time.monotonic()
         start = self.start_on(fo, dst)
