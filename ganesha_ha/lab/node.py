@@ -36,7 +36,7 @@ PROTOCOLS = {False: "4", True: '"3, 4"'}   # ganesha-ha.conf's [ganesha] protoco
 CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-EPOCH_SLOTS = 4
+EPOCH_SLOTS = 16   # at least layout.MAX_NODES; epoch stays below 2**32 (the low 32 bits count)
 
 
 def server_epoch(slot: int, last: int | None, now: float | None = None) -> int:
@@ -52,7 +52,7 @@ def server_epoch(slot: int, last: int | None, now: float | None = None) -> int:
     $EPOCH from /etc/default/nfs-ganesha for this."""
     if not 0 <= slot < EPOCH_SLOTS:
         raise ValueError(f"epoch slot {slot} out of 0..{EPOCH_SLOTS - 1}")
-    base = int(time.time() if now is None else now) & 0x3FFFFFFF
+    base = int(time.time() if now is None else now) & 0x0FFFFFFF
     epoch = base * EPOCH_SLOTS + slot
     if last is not None and epoch <= last:
         epoch = last + EPOCH_SLOTS

@@ -6,12 +6,12 @@ record or a statd entry names the volume's clients only, as it would with real h
 * `10+k`: the NFSv4 client (NFSv4.1 by default) that keeps its handle, its opens and its
   write stream across every move (evidence.ClientWatch), and beside it a second client id
   that opens new files throughout (openprobe.NewOpenProbe);
-* with NLM on, `20+k`: an NFSv3 client holding an NLM lock, with its NSM listener, and
-  `30+k`: a second host that wants the same lock (nlm_watch.NlmWatch).
+* with NLM on, `40+k`: an NFSv3 client holding an NLM lock, with its NSM listener, and
+  `70+k`: a second host that wants the same lock (nlm_watch.NlmWatch).
 
-The direct lab (one volume) and the cluster lab (two) differ in how a volume moves; both
-call `begin()` before a failover (moving or not) and `after_grace()` once the node that
-took it (or serves it) left grace.
+The direct lab (one volume) and the cluster lab (two; two per node with --nodes) differ in
+how a volume moves; both call `begin()` before a failover (moving or not) and
+`after_grace()` once the node that took it (or serves it) left grace.
 """
 from __future__ import annotations
 
@@ -26,13 +26,17 @@ from .netns import LabNet
 from .nlm_watch import NlmWatch
 from .openprobe import NewOpenProbe
 
+MAX_VOLUMES = 30
+
 
 def client_addresses(net: LabNet, k: int) -> dict[str, str]:
-    """The client hosts of volume `k` (0-based): NFSv4, NLM holder, NLM contender."""
-    if not 0 <= k < 10:
-        raise ValueError("at most 10 volumes per lab")
-    return {"nfs4": f"{net.subnet}.{10 + k}", "nlm_holder": f"{net.subnet}.{20 + k}",
-            "nlm_contender": f"{net.subnet}.{30 + k}"}
+    """The client hosts of volume `k` (0-based): NFSv4, NLM holder, NLM contender. Up to
+    MAX_VOLUMES (lab --nodes 9 runs 18): .10-.39, .40-.69, .70-.99 of the lab's /24, below
+    the floating IPs (.100 and up) and above the nodes (.1-.9)."""
+    if not 0 <= k < MAX_VOLUMES:
+        raise ValueError(f"at most {MAX_VOLUMES} volumes per lab")
+    return {"nfs4": f"{net.subnet}.{10 + k}", "nlm_holder": f"{net.subnet}.{40 + k}",
+            "nlm_contender": f"{net.subnet}.{70 + k}"}
 
 
 @dataclass
