@@ -63,3 +63,20 @@ def test_lab_options_grace_lift_and_lease():
     assert LabOptions(grace_period=90).early_lift_expected()
     assert not LabOptions(grace_period=90, nlm=True).early_lift_expected()
     assert not LabOptions(grace_period=90, nfs_version="4.0").early_lift_expected()
+
+
+def test_every_volume_of_the_biggest_cluster_lab_has_client_hosts_of_its_own():
+    from ganesha_ha.lab.layout import MAX_NODES, volume_plan
+    from ganesha_ha.lab.netns import LabNet
+    from ganesha_ha.lab.volume_clients import MAX_VOLUMES, client_addresses
+
+    net = LabNet("t0000", nodes=("a", "b"))
+    n = len(volume_plan(MAX_NODES))
+    assert n <= MAX_VOLUMES and MAX_NODES <= EPOCH_SLOTS
+    hosts = [a for k in range(n) for a in client_addresses(net, k).values()]
+    assert len(set(hosts)) == len(hosts)
+    last = [int(a.rsplit(".", 1)[1]) for a in hosts]
+    # above the nodes (.1-.9), below the floating IPs (.100 and up)
+    assert min(last) >= 10 and max(last) < 100
+    with pytest.raises(ValueError):
+        client_addresses(net, MAX_VOLUMES)
