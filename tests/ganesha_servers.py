@@ -2,11 +2,10 @@
 
 `V4Lab`: a private bus, one export directory on 127.0.0.1 and the Ganeshas started on them
 one at a time (a restart is a new GaneshaDaemon on the same port and recovery root).
-`TunedGanesha`: a lab GaneshaDaemon whose generated config is changed in the few places
-a test needs (NFSv4 Server_Scope/Server_Owner, NFSv3 with NLM). The change is made on
-`core_config`'s text and fails loudly if that text no longer holds what it replaces:
-Ganesha itself cannot be told twice (a second NFSV4 block resets the first one's
-Grace_Period to 90, measured).
+`TunedGanesha`: one with lines added to NFS_CORE_PARAM. The few other settings a test changes
+(NFSv4 Server_Scope/Server_Owner, NFSv3 with NLM) are the
+lab daemon's own (`GaneshaDaemon` fields, written by `core_config` into its one NFSV4
+block: a second NFSV4 block would reset the first one's Grace_Period to 90, measured).
 """
 from __future__ import annotations
 
@@ -46,26 +45,17 @@ def _replace(text: str, old: str, new: str) -> str:
 
 @dataclass
 class TunedGanesha(GaneshaDaemon):
-    """A GaneshaDaemon with `nfsv4` lines added to its NFSV4 block, `core` lines to its
-    NFS_CORE_PARAM block (e.g. `mount_path_pseudo = true`) and, with `nlm`, NFSv3, MOUNT and
-    NLM on (Protocols 3 and 4; NLM needs rpcbind and rpc.statd beside it)."""
+    """A GaneshaDaemon with `core` lines added to its NFS_CORE_PARAM block (e.g.
+    `mount_path_pseudo = true`); NLM and the NFSv4 scope/owner are GaneshaDaemon's own."""
 
-    nfsv4: tuple[str, ...] = ()
     core: tuple[str, ...] = ()
-    nlm: bool = False
 
     def write_config(self) -> Path:
         path = super().write_config()
-        text = path.read_text()
         if self.core:
-            text = _replace(text, "NFS_CORE_PARAM {\n",
+            text = _replace(path.read_text(), "NFS_CORE_PARAM {\n",
                             "NFS_CORE_PARAM {\n" + "".join(f"    {x};\n" for x in self.core))
-        if self.nfsv4:
-            text = _replace(text, "NFSV4 {\n", "NFSV4 {\n" + "".join(f"    {x};\n" for x in self.nfsv4))
-        if self.nlm:
-            text = _replace(text, "    Protocols = 4;\n", "    Protocols = 3, 4;\n")
-            text = _replace(text, "    Enable_NLM = false;\n", "    Enable_NLM = true;\n")
-        path.write_text(text)
+            path.write_text(text)
         return path
 
 
@@ -87,12 +77,12 @@ class V4Lab:
     def recovery(self) -> Path:
         return self.root / "recovery"
 
-    def start(self, export_id: int = 7, *, grace_period: int = 5,
-              nfsv4: tuple[str, ...] = ()) -> GaneshaDaemon:
+    def start(self, export_id: int = 7, *, grace_period: int = 5, server_scope: str | None = None,
+              server_owner: str | None = None) -> GaneshaDaemon:
         n = len(self.daemons)
-        g = TunedGanesha(self.root / f"ganesha{n}", self.bus, port=self.port, grace_period=grace_period,
-                         recovery_root=self.recovery, nfsv4=nfsv4,
-                         extra_config=export_block(export_id, self.export_dir))
+        g = GaneshaDaemon(self.root / f"ganesha{n}", self.bus, port=self.port, grace_period=grace_period,
+                          recovery_root=self.recovery, server_scope=server_scope, server_owner=server_owner,
+                          extra_config=export_block(export_id, self.export_dir))
         self.daemons.append(g)
         return g.start()
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from ganesha_ha.linux import mount_points
 
-RUN_ROOT = Path("/run/ganesha-ha-lab")
+RUN_ROOT = Path("/run/ganesha-ha-lab")          # state files
+WORK_ROOT = Path("/var/tmp/ganesha-ha-lab")       # work directories
 
 
-def leftovers(run_id: str, root: Path = RUN_ROOT) -> list[str]:
+def leftovers(run_id: str, root: Path = WORK_ROOT) -> list[str]:
     """Everything of run `run_id` (work directory under `root`) still on this machine:
     namespaces, loop devices, processes (daemons' command lines name the work directory or
     its namespaces), mounts, the work directory and the state file."""

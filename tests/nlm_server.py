@@ -9,29 +9,25 @@ IP's name for `sm-notify -v`, the node's name). The commands are those of
 /work/notes/clients-facts.md section 3: `rpcbind -f -w`, `rpc.statd -F --no-notify`, then
 ganesha.nfsd with Protocols 3, 4 and Enable_NLM. The client side is the lab network's
 client namespace `gha-<id>-c` with two addresses (.10 and .11: two NLM hosts); client code
-runs there through `NetnsWorker`, a thread that entered it.
+runs there through `NetnsWorker` (lab/nsthread.py), a thread that entered it. The node's
+parts are the lab's own (lab/node.py with `nlm`, lab/nlm_services.py).
 
 Everything is ended by the PID started, and the namespaces removed, by `stop()`.
 """
 from __future__ import annotations
 
 import os
-import queue
 import shutil
-import subprocess
-import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
 
-from ganesha_servers import TunedGanesha, export_block
+from ganesha_servers import export_block
 
-from ganesha_ha import linux
-from ganesha_ha.lab.ganesha_daemon import PrivateBus, in_grace
-from ganesha_ha.lab.netns import LabNet, _ipr
+from ganesha_ha.lab.ganesha_daemon import GaneshaDaemon, PrivateBus, in_grace
+from ganesha_ha.lab.netns import LabNet
 from ganesha_ha.lab.node import LabNode
-from ganesha_ha.lab.procs import stop_popen
+from ganesha_ha.lab.nsthread import NetnsWorker
 
 FIP_NAME = "gha-fip.lab"
 
@@ -45,55 +41,6 @@ def skip_reason() -> str | None:
     return None
 
 
-class NetnsWorker:
-    """A thread inside network namespace `netns` running the callables it is given: its
-    sockets, and those of the threads it starts, belong to that namespace."""
-
-    def __init__(self, netns: str) -> None:
-        self._q: queue.Queue = queue.Queue()
-        self._netns = netns
-        self._entered = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"gha-{netns}", daemon=True)
-        self._thread.start()
-        self._entered.wait(10)
-        if self._error is not None:
-            raise self._error
-
-    def _run(self) -> None:
-        try:
-            linux.setns_path(f"/run/netns/{self._netns}", linux.CLONE_NEWNET)
-        except BaseException as exc:
-            self._error = exc
-            return
-        finally:
-            self._entered.set()
-        while True:
-            fn, box, done = self._q.get()
-            if fn is None:
-                return
-            try:
-                box.append((True, fn()))
-            except BaseException as exc:
-                box.append((False, exc))
-            done.set()
-
-    def __call__(self, fn: Callable[[], Any], timeout: float = 60.0) -> Any:
-        box: list = []
-        done = threading.Event()
-        self._q.put((fn, box, done))
-        if not done.wait(timeout):
-            raise TimeoutError(f"no answer from the worker in {self._netns} in {timeout} s")
-        ok, value = box[0]
-        if not ok:
-            raise value
-        return value
-
-    def stop(self) -> None:
-        self._q.put((None, None, None))
-        self._thread.join(5)
-
-
 class NlmServer:
     """The server node and the client namespace; `start()` builds, `stop()` tears down."""
 
@@ -103,8 +50,7 @@ class NlmServer:
         self.net = LabNet(run_id=f"n{uuid.uuid4().hex[:6]}", subnet="10.214.90", nodes=("s",))
         self.node: LabNode | None = None
         self.bus: PrivateBus | None = None
-        self.ganesha: TunedGanesha | None = None
-        self.daemons: list[subprocess.Popen] = []
+        self.ganesha: GaneshaDaemon | None = None
         self.client: NetnsWorker | None = None
 
     # ---- names and addresses ----------------------------------------------------------
@@ -141,58 +87,28 @@ class NlmServer:
     def _start(self) -> None:
         self.export_dir.mkdir(parents=True)
         self.net.create()
-        with _ipr(self.net.client) as ipr:
-            ipr.addr("add", index=ipr.link_lookup(ifname="eth0")[0], address=self.client_addrs[1],
-                     prefixlen=self.net.prefixlen)
-        work = self.root / "s"
-        run = work / "run"
-        (run / "rpcbind").mkdir(parents=True)
-        shutil.chown(run / "rpcbind", "_rpc", "nogroup")
-        hosts = self.root / "hosts"
-        hosts.write_text(f"127.0.0.1 localhost\n{self.fip} {FIP_NAME} {FIP_NAME.split('.')[0]}\n"
-                         f"{self.net.addr('s')} {self.net.ns('s')}\n")
-        self.node = LabNode("s", self.net.ns("s"), work, self.net.addr("s"), run_ganesha=False,
-                            binds=[(str(run), "/run"), (str(hosts), "/etc/hosts")])
-        self.node.prepare()
-        for d in ("sm", "sm.bak"):
-            (self.var_lib_nfs / d).mkdir()
-            shutil.chown(self.var_lib_nfs / d, "statd", "nogroup")
-        (self.var_lib_nfs / "state").touch()
-        shutil.chown(self.var_lib_nfs / "state", "statd")
+        self.net.add_client_addr(self.client_addrs[1])
+        # the lab node with NLM on: its own /run, /var/lib/nfs (statd's sm/) and /etc/hosts
+        self.node = LabNode("s", self.net.ns("s"), self.root / "s", self.net.addr("s"), run_ganesha=False,
+                            nlm=True, hosts={self.fip: FIP_NAME}, grace_period=self.grace_period)
         self.node.start_holder()
         self.net.add_ip("s")
-        log = open(self.root / "rpc-daemons.log", "ab")
-        for argv in (["rpcbind", "-f", "-w"], ["rpc.statd", "-F", "--no-notify"]):
-            self.daemons.append(subprocess.Popen(["setsid", *self.nsenter(), *argv],
-                                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log))
-            self._wait_registered(argv[0])
-        self.bus = PrivateBus(work / "bus", prefix_argv=["setsid", *self.nsenter()]).start()
+        self.node.start_daemons()            # the bus
+        self.node.start_rpc_services()       # rpcbind and rpc.statd, registered
+        self.bus = self.node.bus
         self.start_ganesha()
         self.client = NetnsWorker(self.net.client)
 
-    def _wait_registered(self, prog: str) -> None:
-        """Until rpcinfo in the node lists the portmapper (rpcbind) or status (statd)."""
-        want = "portmapper" if prog == "rpcbind" else "status"
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 10:
-            out = subprocess.run([*self.nsenter(), "rpcinfo", "-p"], capture_output=True,
-                                 text=True).stdout
-            if want in out:
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"{prog} did not register in the server namespace")
-
-    def start_ganesha(self) -> TunedGanesha:
+    def start_ganesha(self) -> GaneshaDaemon:
         """Start ganesha.nfsd (NFSv3 + NLM, the export on Path `export_dir`, every client RW);
         it starts in grace, which with NLM on lasts the whole Grace_Period."""
         assert self.node is not None and self.bus is not None
-        work = self.root / "s"
-        self.ganesha = TunedGanesha(work / "ganesha", self.bus, port=2049, bind_addr="0.0.0.0",
-                                    grace_period=self.grace_period, recovery_root=work / "recovery",
-                                    prefix_argv=["setsid", *self.nsenter()], nlm=True,
-                                    extra_config=export_block(3, self.export_dir, pseudo="/v3",
-                                                              protocols="3, 4", clients="*"))
-        return self.ganesha.start()
+        self.ganesha = self.node.make_ganesha(recovery_root=self.node.recovery_root)
+        self.ganesha.grace_period = self.grace_period
+        self.ganesha.extra_config = export_block(3, self.export_dir, pseudo="/v3", protocols="3, 4", clients="*")
+        self.node.ganesha = self.ganesha
+        self.node.start_ganesha()
+        return self.ganesha
 
     def kill_ganesha(self) -> None:
         """SIGKILL (a crash: also the quick way out, SIGTERM with NLM clients takes ~12 s)."""
@@ -214,12 +130,7 @@ class NlmServer:
     def stop(self) -> None:
         if self.client is not None:
             self.client.stop()
-        self.kill_ganesha()
-        if self.bus is not None:
-            self.bus.stop()
-        for p in reversed(self.daemons):
-            stop_popen(p)
         if self.node is not None:
-            self.node.stop()
+            self.node.stop()             # Ganesha, rpcbind and statd, the bus, the holder
         left = self.net.remove()
         assert not left, f"namespaces left behind: {left}"

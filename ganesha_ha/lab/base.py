@@ -17,13 +17,57 @@ import secrets
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
 from .netns import LabNet
 
-RUN_ROOT = Path("/run/ganesha-ha-lab")             # every lab's state file; the direct lab's work dir
-CLUSTER_LAB_ROOT = Path("/var/tmp/ganesha-ha-lab")  # not under /run: cluster nodes mount their own
+RUN_ROOT = Path("/run/ganesha-ha-lab")        # every lab's state file
+WORK_ROOT = Path("/var/tmp/ganesha-ha-lab")    # every lab's work dir; not under /run: nodes mount their own
+GANESHA_GRACE_PERIOD = 90                      # Ganesha's default Grace_Period (src/include/gsh_config.h)
+NEW_OPEN_TARGET_S = 5.0                        # issue 16: new opens back within 5 s (Grace_Period 90, NLM off)
+BREAKS = {"server-scope": "the nodes present different NFSv4.1 server scopes (no Server_Scope set: "
+                          "each Ganesha presents its own '<host name>_NFS-Ganesha')"}
+
+
+@dataclass
+class LabOptions:
+    """What both labs take. `nfs_version` is the NFSv4 clients' ("4.0" or "4.1");
+    `grace_period` Ganesha's Grace_Period in seconds (its default is 90); `nlm`: Ganesha
+    with NFSv3 + NLM (rpcbind and rpc.statd per node) and an NFSv3 client holding a lock."""
+
+    server: str = "ganesha"
+    breaks: tuple[str, ...] = ()
+    keep: bool = False
+    grace_period: int = 5
+    nfs_version: str = "4.1"
+    nlm: bool = False
+
+    @property
+    def minorversion(self) -> int:
+        return {"4.0": 0, "4.1": 1}[self.nfs_version]
+
+    @property
+    def lease_lifetime(self) -> int:
+        """The lab's Lease_Lifetime: 5 s, whatever the grace period. Ganesha's reaper, which
+        is what lifts grace early once every client with a record said RECLAIM_COMPLETE, runs
+        every Lease_Lifetime/2 below 20 s, else every 10 s (nfs_reaper_thread.c reaper_init):
+        every 2.5 s here, so a lift lands well inside the 5 s target (with Lease_Lifetime 10
+        it came 5.1 s after the IP, measured: one tick). Ganesha's default Lease_Lifetime 60
+        means up to 10 s. The lab's clients renew every 1.5 s."""
+        return 5
+
+    def new_open_limit(self) -> float | None:
+        """How soon after a moved volume is served again its clients must open new files:
+        NEW_OPEN_TARGET_S where grace can end early, None (no limit) where it cannot."""
+        return NEW_OPEN_TARGET_S if self.early_lift_expected() else None
+
+    def early_lift_expected(self) -> bool:
+        """Whether grace can end before Grace_Period: NLM off (with NLM on Ganesha never lifts
+        early, nfs4_recovery.c nfs_try_lift_grace) and only NFSv4.1 clients (a 4.0 record pins
+        grace: no RECLAIM_COMPLETE in 4.0); worth a check only when the period is long."""
+        return not self.nlm and self.nfs_version == "4.1" and self.grace_period > 2 * self.lease_lifetime
 
 
 class Interrupted(Exception):
@@ -100,13 +144,12 @@ class Progress:
 class LabRun:
     """One run of a lab. `run()` returns the report; it always tears down unless kept.
 
-    Subclasses set `ID_PREFIX` and `ROOT` (where the work directory goes) and implement
-    `setup()`, `planned()`, `one_failover(i)`, `final_check()`, `node_states()`,
-    `keep_info()` and `teardown()`; `opts` needs `server`, `breaks`, `grace_period`, `keep`.
+    Subclasses set `ID_PREFIX` and implement `setup()`, `planned()`, `one_failover(i)`,
+    `final_check()`, `node_states()`, `keep_info()` and `teardown()`; `opts` is a LabOptions.
     """
 
     ID_PREFIX: ClassVar[str] = "l"
-    ROOT: ClassVar[Path] = RUN_ROOT
+    ROOT: ClassVar[Path] = WORK_ROOT
 
     def __init__(self, opts: Any, progress: Progress | None = None, *,
                  nodes: tuple[str, ...] = ("a", "b")) -> None:
@@ -121,6 +164,21 @@ class LabRun:
             "ok": False, "server": opts.server, "run_id": self.run_id, "break": list(opts.breaks),
             "grace_period_s": opts.grace_period, "failovers": [], "problems": [],
         }
+        if opts.server == "ganesha":
+            self.report.update({"nfs_version": opts.nfs_version, "nlm": opts.nlm,
+                                "lease_lifetime_s": opts.lease_lifetime,
+                                "server_scope_set": self.server_scope, "server_identity": {}})
+
+    @property
+    def server_scope(self) -> str | None:
+        """The one NFSv4 Server_Scope every node of this lab presents (the README recipe's
+        rule: one scope for the cluster); None with --break server-scope."""
+        return None if "server-scope" in self.opts.breaks else f"gha-{self.run_id}"
+
+    def seen_server(self, node: str, identity: dict[str, str] | None) -> None:
+        """Keep what `node` presented to an NFSv4.1 client (EXCHANGE_ID owner and scope)."""
+        if identity is not None:
+            self.report["server_identity"][node] = identity
 
     # ---- what a lab says ----------------------------------------------------------------
     def setup(self) -> None:

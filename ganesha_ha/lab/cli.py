@@ -1,9 +1,11 @@
 """`ganesha-ha lab ...`: argument parsing, exit codes and output of the failover labs.
 
     ganesha-ha lab [--server ganesha|knfsd] [--kinds move,shutdown,kill,loss] [--show-cib]
-                   [--nodes N] [--plot FILE] [--json] [--keep] [--break lying-monitor]
+                   [--nodes N] [--plot FILE] [--nfs-version 4.0|4.1] [--grace-period S]
+                   [--nlm|--no-nlm] [--json] [--keep] [--break lying-monitor|server-scope]
     ganesha-ha lab --direct [--server ganesha|knfsd] [--failovers N] [--kill] [--json] [--keep]
-                   [--break export-id|recovery] [--fsal 'NAME(key=value,...)']
+                   [--nfs-version 4.0|4.1] [--grace-period S] [--nlm|--no-nlm]
+                   [--break export-id|recovery|server-scope] [--fsal 'NAME(key=value,...)']
     ganesha-ha lab down [RUN_ID]
 
 The lab runs under a real two-node Pacemaker cluster (cluster_lab.py), which decides every
@@ -24,10 +26,12 @@ import sys
 
 from .report import render_cluster_text, render_text
 
+NLM_DEFAULT = True    # an NFSv3 client with an NLM lock in every run (--no-nlm: none)
 REQUIRED = {
     "ganesha": ("ganesha.nfsd", "dbus-daemon", "nsenter", "losetup", "mkfs.ext4", "mount", "umount"),
     "knfsd": ("exportfs", "nsenter", "losetup", "mkfs.ext4", "mount", "umount"),
     "cluster": ("corosync", "pacemakerd", "crm", "crm_resource", "cibadmin", "unshare"),
+    "nlm": ("rpcbind", "rpc.statd", "sm-notify", "rpcinfo"),
 }
 
 
@@ -58,6 +62,16 @@ def _nodes(text: str) -> int:
     return n
 
 
+def _grace(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole seconds, got {text!r}") from None
+    if not 5 <= n <= 270:   # Ganesha's own range is 0..270 (nfs_read_conf.c); below 5 nobody reclaims
+        raise argparse.ArgumentTypeError("expected 5..270 seconds")
+    return n
+
+
 def _kinds(text: str) -> tuple[str, ...]:
     from .cluster_lab import KINDS
 
@@ -69,12 +83,14 @@ def _kinds(text: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .base import BREAKS as COMMON_BREAKS
+    from .base import GANESHA_GRACE_PERIOD
     from .cluster_lab import BREAKS as CLUSTER_BREAKS
     from .cluster_lab import KINDS
     from .direct_lab import BREAKS
     from .layout import MAX_NODES
 
-    breaks = {**BREAKS, **CLUSTER_BREAKS}
+    breaks = {**BREAKS, **CLUSTER_BREAKS, **COMMON_BREAKS}
 
     p = _Parser(prog="ganesha-ha lab",
                 description="Two-node NFS failovers on this machine (network namespaces, loop "
@@ -112,6 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "run a one-node GlusterFS or Ceph cluster on a storage machine of the lab. Each "
                         "failover must keep its Export_Id, serve it on the new node and, unless it is MEM, "
                         "keep its handles and data")
+    p.add_argument("--nfs-version", choices=["4.0", "4.1"], default="4.1",
+                   help="the NFSv4 clients' minor version (default 4.1, as Linux clients mount: "
+                        "sessions, RECLAIM_COMPLETE, the server scope checked before a reclaim)")
+    p.add_argument("--grace-period", type=_grace, default=5, metavar="S",
+                   help=f"Ganesha's Grace_Period in seconds (default 5, short for a quick run; "
+                        f"{GANESHA_GRACE_PERIOD} is Ganesha's own default): every failover reports how "
+                        "long each volume's clients could not open new files")
+    p.add_argument("--nlm", action=argparse.BooleanOptionalAction, default=NLM_DEFAULT,
+                   help="Ganesha with NFSv3 + NLM (rpcbind and rpc.statd on each node) and an NFSv3 "
+                        "client holding an NLM lock across every failover (default: "
+                        f"{'on' if NLM_DEFAULT else 'off'}). With NLM on Ganesha's grace always runs "
+                        "its whole Grace_Period; off, it ends once every NFSv4.1 client reclaimed")
     p.add_argument("--json", action="store_true", help="print the evidence as one JSON object")
     p.add_argument("--keep", action="store_true",
                    help="leave the lab up afterwards for exploring ('ganesha-ha lab down' removes it)")
@@ -129,6 +157,8 @@ def main(argv: list[str], config: str | None = None) -> int:
         return _down(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    if "server-scope" in args.breaks and (args.nfs_version != "4.1" or args.server != "ganesha"):
+        parser.error("--break server-scope needs NFSv4.1 clients of Ganesha (a 4.0 client knows no scope)")
     from .direct_lab import BREAKS as DIRECT_BREAKS
 
     # options only the direct lab has select it (as older scripts and the benchmark call it)
@@ -146,7 +176,7 @@ def main(argv: list[str], config: str | None = None) -> int:
         parser.error("--kinds, --nodes, --plot, --show-cib and --break lying-monitor are for the "
                      "cluster lab (without --direct)")
     args.failovers = args.failovers or 1
-    problem = _preflight(args.server)
+    problem = _preflight(args.server, extra=_nlm_programs(args))
     if problem:
         print(f"ganesha-ha lab: {problem}", file=sys.stderr)
         return 3
@@ -161,7 +191,7 @@ def main(argv: list[str], config: str | None = None) -> int:
             parser.error("--fsal needs --server ganesha")
         from ..errors import GaneshaHAError
         from ..fsal import parse_spec
-        from .direct_lab import complete_spec, storage_kind
+        from .direct_fsal import complete_spec, storage_kind
 
         kind = storage_kind(args.fsal)
         try:   # with a lab-made cluster, checked with the options the lab adds
@@ -178,7 +208,8 @@ def main(argv: list[str], config: str | None = None) -> int:
                       f"program(s) {', '.join(missing)} (Debian: {STORAGE[kind].package})", file=sys.stderr)
                 return 3
     opts = DirectLabOptions(server=args.server, failovers=args.failovers, kill=args.kill,
-                      keep=args.keep, breaks=tuple(dict.fromkeys(args.breaks)), fsal=args.fsal)
+                            keep=args.keep, breaks=tuple(dict.fromkeys(args.breaks)), fsal=args.fsal,
+                            **_common(args))
     report = lab_class(opts, Progress(enabled=not args.quiet)).run()
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=False))
@@ -201,19 +232,23 @@ def _cluster(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if set(args.kinds) - set(KNFSD_KINDS):
             parser.error(f"with --server knfsd, --kinds takes {', '.join(KNFSD_KINDS)} "
                          "(knfsd has no userspace daemon to kill -9)")
-    if set(args.breaks) - set(BREAKS):
-        parser.error(f"the cluster lab's --break takes {', '.join(BREAKS)}; the others need --direct")
+    from .base import BREAKS as COMMON_BREAKS
+
+    if set(args.breaks) - set(BREAKS) - set(COMMON_BREAKS):
+        parser.error(f"the cluster lab's --break takes {', '.join([*BREAKS, *COMMON_BREAKS])}; "
+                     "the others need --direct")
     args.kinds = args.kinds or tuple(KINDS)
     if args.plot is not None and args.server != "ganesha":
         parser.error("--plot draws the clients' I/O: it needs --server ganesha")
-    problem = _preflight(args.server, extra=REQUIRED["cluster"] + REQUIRED["ganesha"][:2])
+    problem = _preflight(args.server, extra=REQUIRED["cluster"] + REQUIRED["ganesha"][:2] + _nlm_programs(args))
     if problem is None and args.plot is not None:
         problem = _plot_preflight(args.plot)
     if problem:
         print(f"ganesha-ha lab: {problem}", file=sys.stderr)
         return 3
-    opts = ClusterLabOptions(server=args.server, kinds=args.kinds, breaks=tuple(args.breaks), keep=args.keep,
-                             nodes=args.nodes or 2, timeline=args.plot is not None)
+    opts = ClusterLabOptions(server=args.server, kinds=args.kinds, breaks=tuple(dict.fromkeys(args.breaks)),
+                             keep=args.keep, nodes=args.nodes or 2, timeline=args.plot is not None,
+                             **_common(args))
     report = ClusterLab(opts, Progress(enabled=not args.quiet)).run()
     if args.plot is not None:
         from .plot import save_plot
@@ -250,6 +285,17 @@ def _plot_preflight(path: str) -> str | None:
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
         return f"--plot {path}: directory {parent} is not writable"
     return None
+
+
+def _common(args: argparse.Namespace) -> dict:
+    """The options both labs take (base.LabOptions); NFSv4 and NLM only mean something with
+    Ganesha."""
+    ganesha = args.server == "ganesha"
+    return {"grace_period": args.grace_period, "nfs_version": args.nfs_version, "nlm": args.nlm and ganesha}
+
+
+def _nlm_programs(args: argparse.Namespace) -> tuple[str, ...]:
+    return REQUIRED["nlm"] if args.nlm and args.server == "ganesha" else ()
 
 
 def _preflight(server: str, extra: tuple[str, ...] = ()) -> str | None:

@@ -25,15 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from .sandbox import ClusterError
-from .evidence import ClientWatch
 from .ganesha_daemon import in_grace
 from .knfsd_evidence import etab_lines, knfsd_evidence, rmtab_lines
 from .layout import loss_detect_s
-from .labclient import LabClient
 from .procs import wait_until
 from .recipe import VolumeRecipe
 from .timeline import GraceSampler
 from .timeline import build as build_timeline
+from .volume_clients import VolumeClients
+
 
 KINDS = {
     "move": "planned move: crm_resource --move of vol1's group to another node (the one with the fewest volumes)",
@@ -50,12 +50,11 @@ FAILBACK = ("fail-back (three nodes and more): every volume not on its preferred
 
 @dataclass
 class Vol:
-    """One volume of the lab and the client watching it."""
+    """One volume of the lab and the clients watching it."""
 
     recipe: VolumeRecipe
     image: Path
-    watch: ClientWatch | None = None
-    client: LabClient | None = None
+    clients: VolumeClients | None = None
 
 
 class ClusterFailovers:
@@ -129,9 +128,11 @@ class ClusterFailovers:
                        for d in ([b] if b else [x for x in running if x != a])}
                    for n, (a, b) in routes.items()}
         marks = self.log_marks()
+        staying = [v for v in self.vols.values() if v not in moving and v.clients is not None]
         if ganesha:
-            for v in moving:
-                v.watch.begin()
+            self.wait_forgotten(fo, routes, running)
+            for v in self.vols.values():
+                v.clients.begin(moving=v in moving)
         sampler = self.grace_sampler(running) if ganesha and self.opts.timeline else None
         t_fail, wall0 = time.monotonic(), time.time()
         self.trigger(kind, src, routes)
@@ -153,7 +154,7 @@ class ClusterFailovers:
                 bad(f"the cluster did not move {name} away from {a} within {limit} s: "
                     f"{' '.join(str(exc).split())[:400]}")
                 if ganesha:
-                    v.client.stop_probing()
+                    v.clients.client.stop_probing()
                 return
             t_up[name] = time.monotonic()
             fo["volumes"][name] = self.volume_evidence(i, v, routes[name][0], landed[name], t_fail, t_up[name],
@@ -168,18 +169,23 @@ class ClusterFailovers:
         logged = self.log_since(marks)
         fo["pacemaker"] = self.pacemaker_lines(logged)
         self.spread_check(fo, kind, landed)
+        grace_over_at: dict[str, float | None] = {}
         if ganesha:
             for dst in sorted(set(landed.values())):
-                self.wait_grace_over(fo, dst, min(t_up[n] for n, d in landed.items() if d == dst))
+                grace_over_at[dst] = self.wait_grace_over(fo, dst, min(t_up[n] for n, d in landed.items() if d == dst))
+            self.new_opens(fo, staying, grace_over_at)
         for v in moving:
             ev = fo["volumes"].get(v.recipe.name)
             if ev is None:
                 continue
             if ganesha:
-                ev.update(v.watch.fresh_open(f"/{v.recipe.name}/data/after-failover-{i}.txt"))
-                ev["writes"] = v.watch.write_summary()
+                name = v.recipe.name
+                ev.update(v.clients.after_grace(t_up[name], grace_over_at.get(landed[name])))
+                ev.update(v.clients.watch.fresh_open(f"/{name}/data/after-failover-{i}.txt"))
+                ev["writes"] = v.clients.watch.write_summary()
                 # Pacemaker's reaction time comes on top of the lab's grace + 2 s.
-                ev["checks"] = v.watch.checks(ev, outage_limit=self.outage_limit(kind))
+                ev["checks"] = {**v.clients.watch.checks(ev, outage_limit=self.outage_limit(kind)),
+                                **v.clients.checks(ev, new_open_limit=self.opts.new_open_limit())}
             else:
                 ev["checks"] = {k: ev[k] for k in ("etab_identical", "fsids_equal", "rmtab_migrated")}
             for check, passed in ev["checks"].items():
@@ -196,8 +202,11 @@ class ClusterFailovers:
             outages = [e.get("outage_s") for e in vols]
             fo["outage_s"] = max(outages) if outages and None not in outages else None
             fo["outage_limit_s"] = self.outage_limit(kind)
+            fo["new_open_limit_s"] = self.opts.new_open_limit()
             summary = (f"outage {fo['outage_s']} s, handles_preserved {fo['handles_preserved']}, "
-                       f"data_verified {fo['data_verified']}")
+                       f"data_verified {fo['data_verified']}, new opens blocked "
+                       + ", ".join(f"{n} {e.get('new_opens', {}).get('outage_s')} s"
+                                   for n, e in {**fo["volumes"], **fo.get("not_moved", {})}.items()))
         else:
             fo["identity_kept"] = complete and all(e["etab_identical"] and e["fsids_equal"] for e in vols)
             summary = f"etab byte-identical and fsids equal: {fo['identity_kept']}"
@@ -221,6 +230,43 @@ class ClusterFailovers:
         ev["grace_events_sent"] = self.services[dst].grace_events(v.recipe.ip) - g0
         return ev
 
+    def new_opens(self, fo: dict[str, Any], staying: list[Vol], grace_over_at: dict[str, float | None]) -> None:
+        """The volumes that did not move: how long their clients could not open new files
+        while the others moved (grace is server-wide: a take-over by the node serving them
+        blocks their new opens too). `grace_over_at`: when each node that took a volume left
+        grace (time.monotonic(); None: never)."""
+        out = {}
+        for v in staying:
+            on = self.where(v)
+            ev = v.clients.after_grace(None, grace_over_at.get(on))
+            ev["on"] = on
+            ev["checks"] = v.clients.checks(ev, new_open_limit=None)
+            for check, passed in ev["checks"].items():
+                if not passed:
+                    fo["problems"].append(f"{v.recipe.name} (did not move): check failed: {check}")
+            out[v.recipe.name] = ev
+        if out:
+            fo["not_moved"] = out
+
+    def wait_forgotten(self, fo: dict[str, Any], routes: dict[str, tuple[str, str | None]],
+                       running: list[str]) -> None:
+        """Until every node a moving volume may land on (its route's target; where Pacemaker
+        chooses, every running node but its own) expired the volume's client ids it may hold
+        from an earlier stay (VolumeClients.wait_forgotten says why: a failback within
+        Lease_Lifetime is refused its reclaims)."""
+        lease = self.opts.lease_lifetime
+        for name, (a, b) in routes.items():
+            v = self.vols[name]
+            for dst in ([b] if b else [x for x in running if x != a]):
+                out = v.clients.wait_forgotten(self.services[dst].remembered_clients, timeout=3 * lease + 5)
+                if out["waited_s"] >= 0.2 or out["still_remembered"]:
+                    fo.setdefault("waited_for_expiry", {})[name] = {**out, "node": dst}
+                    self.say(f"  waited {out['waited_s']} s for {dst} to expire the old client ids of "
+                             f"{name}'s clients (a failback within Lease_Lifetime is refused its reclaims)")
+                if out["still_remembered"]:
+                    fo["problems"].append(f"{name}: {dst} still holds the client ids of "
+                                          f"{', '.join(out['still_remembered'])}")
+
     def snapshot(self, node: str, v: Vol) -> dict[str, Any]:
         """The volume's identity as `node` serves it: registry, and the live table."""
         svc, mp = self.services[node], v.recipe.mountpoint
@@ -232,9 +278,10 @@ class ClusterFailovers:
 
     def client_evidence(self, i: int, v: Vol, dst: str, t_up: float, bad) -> dict[str, Any]:
         """What the NFSv4 client of `v` saw and could do after the move (evidence.py)."""
-        ev = v.watch.settle(t_up, label=f"client of {v.recipe.name}")
+        ev = v.clients.watch.settle(t_up, label=f"client of {v.recipe.name}")
         ev["recovery_records_moved"] = self.services[dst].takeover_records(v.recipe.ip)
-        result = v.watch.recover(i, dst, t_up, lambda: self.volume_file(dst, v))
+        result = v.clients.watch.recover(i, dst, t_up, lambda: self.volume_file(dst, v))
+        self.seen_server(dst, result.get("server_identity"))
         ev.update({k: val for k, val in result.items() if k != "error"})
         if result.get("error"):
             bad(f"{v.recipe.name}: {result['error']}")
@@ -314,17 +361,18 @@ class ClusterFailovers:
         """This failover on one clock (timeline.py), every volume's client, moved or not."""
         vols = {}
         for name, v in self.vols.items():
-            if v.client is None:
+            if v.clients is None:
                 continue
             moved = name in routes
             vols[name] = {"moved": moved, "from": routes[name][0] if moved else self.where(v),
                           "to": landed.get(name) if moved else self.where(v),
-                          "reads": v.watch.window.probes if moved and v.watch.window else [],
-                          "writes": list(v.client.all_writes.probes)}
+                          "reads": v.clients.watch.window.probes if moved and v.clients.watch.window else [],
+                          "writes": list(v.clients.client.all_writes.probes)}
         return build_timeline(t0=t0, wall0=wall0, t_end=time.monotonic(), volumes=vols,
                               log_lines=logged, grace=grace)
 
-    def wait_grace_over(self, fo: dict[str, Any], dst: str, t_up: float) -> None:
+    def wait_grace_over(self, fo: dict[str, Any], dst: str, t_up: float) -> float | None:
+        """Until `dst` is out of grace: when that was seen (time.monotonic()), None if never."""
         svc = self.services[dst]
 
         def over() -> bool:
@@ -334,8 +382,9 @@ class ClusterFailovers:
                 return False
         if wait_until(over, self.opts.grace_period + 20, interval=0.2):
             fo["grace_over_after_s"] = round(time.monotonic() - t_up, 2)
-        else:
-            fo["problems"].append(f"{dst} never left grace")
+            return time.monotonic()
+        fo["problems"].append(f"{dst} never left grace")
+        return None
 
     # ---- helpers ----------------------------------------------------------------------
     def registry(self, node: str, v: Vol, key: str = "export_id") -> dict[str, int]:

@@ -36,13 +36,12 @@ from typing import Any, Iterable
 from ..recovery.ganesha_records import RECOVERY_FILE
 from ..install import agent_text
 from ..linux import proc_starttime
-from .base import CLUSTER_LAB_ROOT, LabRun, Progress
+from .base import WORK_ROOT, LabOptions, LabRun, Progress
 from .cluster_failover import KINDS, MONITOR_S, ClusterFailovers, Vol
-from .evidence import ClientWatch
-from .ganesha_daemon import GaneshaDaemon, PrivateBus
+from .ganesha_daemon import PrivateBus
 from .knfsd_evidence import NFSD_NOTE
 from .layout import capacity, id_range, node_names, volume_plan
-from .labclient import LabClient
+from .volume_clients import VolumeClients
 from .loopdev import detach_loops, make_volume_image
 from .node import PY, LabNode
 from .procs import memory_kib, wait_until
@@ -63,12 +62,8 @@ CLI = str(Path(PY).with_name("ganesha-ha"))   # the console script beside this i
 
 
 @dataclass
-class ClusterLabOptions:
-    server: str = "ganesha"
+class ClusterLabOptions(LabOptions):
     kinds: tuple[str, ...] = tuple(KINDS)
-    breaks: tuple[str, ...] = ()
-    grace_period: int = 5
-    keep: bool = False
     nodes: int = 2            # cluster nodes (layout.py: 2 to MAX_NODES)
     timeline: bool = False    # record each failover's timeline (timeline.py; --plot draws it)
 
@@ -96,6 +91,10 @@ class NodeServices(LabNode):
         for f in ("etab", "rmtab", "xtab"):
             (self.var_lib_nfs / f).touch()
         self.etc_exports.write_text(f"# /etc/exports of lab node {self.name}: empty\n")
+        self.ganesha_config.parent.mkdir(parents=True, exist_ok=True)
+        self.ganesha_config.touch()   # bound at the packaged path; written in place at each start
+        if self.nlm:
+            self.prepare_nlm()
 
     def attach(self, init_pid: int) -> None:
         self.holder_pid = init_pid
@@ -110,18 +109,20 @@ class NodeServices(LabNode):
         self.bus.start()
         self._started[self.bus.proc.pid] = proc_starttime(self.bus.proc.pid)
         if self.run_ganesha:
-            self.ganesha = GaneshaDaemon(self.workdir / "ganesha", self.bus, port=2049,
-                                         bind_addr="0.0.0.0", grace_period=self.grace_period,
-                                         recovery_root=self.recovery_root,
-                                         recovery_root_inside="/var/lib/nfs/ganesha",
-                                         prefix_argv=prefix)
+            self.start_rpc_services()
+            self.ganesha = self.make_ganesha(recovery_root=self.recovery_root,
+                                             recovery_root_inside="/var/lib/nfs/ganesha")
             self.start_ganesha()
 
     def node_binds(self) -> list[tuple[Path, str]]:
         """Bind mounts that make the node's own state appear at the packaged paths."""
         out = [(self.var_lib_nfs, "/var/lib/nfs"), (self.workdir / "bus", "/run/dbus")]
+        if self.nlm:   # the node's /run is its own already (sandbox/): only /etc/hosts
+            out.append((self.hosts_file, "/etc/hosts"))
         if Path("/etc/exports").is_file():
             out.append((self.etc_exports, "/etc/exports"))
+        if Path("/etc/ganesha/ganesha.conf").is_file():   # the agent reads the node's own
+            out.append((self.ganesha_config, "/etc/ganesha/ganesha.conf"))
         if Path("/etc/ganesha-ha").is_dir():  # the host's settings are not this node's
             (self.workdir / "etc-ganesha-ha").mkdir(exist_ok=True)
             out.append((self.workdir / "etc-ganesha-ha", "/etc/ganesha-ha"))
@@ -136,7 +137,7 @@ class ClusterLab(ClusterFailovers, LabRun):
     node with two nodes, two per node from three). See LabRun."""
 
     ID_PREFIX = "k"
-    ROOT = CLUSTER_LAB_ROOT
+    ROOT = WORK_ROOT
 
     def __init__(self, opts: ClusterLabOptions, progress: Progress | None = None) -> None:
         self.node_names = node_names(opts.nodes)
@@ -187,10 +188,13 @@ class ClusterLab(ClusterFailovers, LabRun):
             f"(nodes), {self.net.client} (client), switch {self.net.switch}")
         binds: dict[str, list] = {}
         overlay = self.ocf_overlay()
-        for name in self.node_names:
+        for slot, name in enumerate(self.node_names):
             svc = NodeServices(name, self.net.ns(name), self.workdir / name, self.net.addr(name),
                                grace_period=self.opts.grace_period,
-                               run_ganesha=self.opts.server == "ganesha")
+                               run_ganesha=self.opts.server == "ganesha", nlm=self.opts.nlm,
+                               hosts={ip: f"{vol}.gha.lab" for vol, ip in self.volume_ips().items()},
+                               server_scope=self.server_scope, lease_lifetime=self.opts.lease_lifetime,
+                               epoch_slot=slot)
             svc.prepare()
             self.services[name] = svc
             binds[name] = [*overlay, *svc.node_binds()]
@@ -236,6 +240,10 @@ class ClusterLab(ClusterFailovers, LabRun):
         what = f", ganesha.nfsd pid {svc.ganesha.pid}" if svc.ganesha else ""
         self.say(f"node {name}: {svc.addr}, system D-Bus{what}")
 
+    def volume_ips(self) -> dict[str, str]:
+        """Each volume's floating IP."""
+        return {name: f"{self.net.subnet}.{101 + k}" for k, (name, _) in enumerate(self.plan)}
+
     def make_volumes(self) -> None:
         subnet = self.net.subnet
         vols = []
@@ -245,7 +253,7 @@ class ClusterLab(ClusterFailovers, LabRun):
             dev = make_volume_image(image, IMAGE_SIZE, f"gha-{name}")
             mp = self.workdir / name
             mp.mkdir(mode=0o755)
-            rec = VolumeRecipe(name=name, device=dev, mountpoint=str(mp), ip=f"{subnet}.{101 + k}",
+            rec = VolumeRecipe(name=name, device=dev, mountpoint=str(mp), ip=self.volume_ips()[name],
                                cidr_netmask=24, preferred_node=pref)
             self.vols[name] = Vol(rec, image)
             self.save_state()
@@ -293,15 +301,17 @@ class ClusterLab(ClusterFailovers, LabRun):
     def connect_clients(self) -> None:
         if self.opts.server == "knfsd":
             return self.write_mount_records()
-        for name, v in self.vols.items():
-            v.client = LabClient(self.net.client, v.recipe.ip, client_name=f"gha-lab-{name}").start()
-            v.watch = ClientWatch(v.client, file=f"/{name}/data/client.txt",
-                                  stream_file=f"/{name}/data/stream.log",
-                                  grace_period=self.opts.grace_period, say=self.say)
-            info = v.watch.open(f"{name}: written before any failover\n".encode())
+        for k, (name, v) in enumerate(self.vols.items()):
+            v.clients, info = VolumeClients.connect(
+                self.net, k, self.opts, name=name, ip=v.recipe.ip, file=f"/{name}/data/client.txt",
+                stream_file=f"/{name}/data/stream.log", new_open_dir=f"/{name}/home",
+                v3_export_path=f"{v.recipe.mountpoint}/data",
+                first_line=f"{name}: written before any failover\n".encode(), say=self.say)
             self.report.setdefault("clients", {})[name] = info
-            self.say(f"client {self.net.addr('c')}: {info['file']} open via {v.recipe.ip}, "
-                     f"writing {info['write_stream']} every 100 ms")
+            self.seen_server(self.where(v), info.get("server_identity"))
+            self.say(f"client {info['address']} (NFSv{info['nfs_version']}): {info['file']} open via "
+                     f"{v.recipe.ip}, writing {info['write_stream']} every 100 ms; new files in /{name}/home"
+                     + (f"; NFSv3 {info['nlm']['holder']} holds an NLM lock" if "nlm" in info else ""))
         self.wait_records_saved()
 
     def wait_records_saved(self) -> None:
@@ -317,7 +327,7 @@ class ClusterLab(ClusterFailovers, LabRun):
         for name, v in self.vols.items():
             node = self.where(v)
             if self.opts.server == "ganesha":
-                path, mark = f"{v.recipe.mountpoint}/.ganesha-ha/{RECOVERY_FILE}", v.client.client_name
+                path, mark = f"{v.recipe.mountpoint}/.ganesha-ha/{RECOVERY_FILE}", v.clients.client.client_name
             else:
                 path, mark = f"{v.recipe.mountpoint}/.ganesha-ha/rmtab", f":{v.recipe.mountpoint}/"
 
@@ -407,11 +417,11 @@ class ClusterLab(ClusterFailovers, LabRun):
     def final_check(self) -> None:
         totals = {}
         for name, v in self.vols.items():
-            if v.watch is None:
+            if v.clients is None:
                 continue
             stale = sum(e.get("stale_replies", 0) for f in self.report["failovers"]
                         for n, e in f["volumes"].items() if n == name)
-            total, problem = v.watch.final(stale)
+            total, problem = v.clients.watch.final(stale)
             if problem and (total.get("acked_records_lost") is not None
                             or all(f["ok"] for f in self.report["failovers"])):
                 self.problem(f"{name}: {problem}")
@@ -426,8 +436,8 @@ class ClusterLab(ClusterFailovers, LabRun):
     def keep_info(self) -> dict[str, Any]:
         """Leave everything up (--keep): what runs where, how to get in, how to tear down."""
         for v in self.vols.values():
-            if v.client is not None:
-                v.client.stop()
+            if v.clients is not None:
+                v.clients.stop()
         info = {
             "state_file": str(self.state_path),
             "nodes": {name: {"address": svc.addr, "init_pid": svc.holder_pid,
@@ -448,11 +458,8 @@ class ClusterLab(ClusterFailovers, LabRun):
     def teardown(self) -> list[str]:
         self.say("cleaning up: clients, cluster nodes, daemons, loop devices, namespaces")
         for v in self.vols.values():
-            if v.client is not None:
-                try:
-                    v.client.stop()
-                except Exception:
-                    pass
+            if v.clients is not None:
+                v.clients.stop()
         left: list[str] = []
         if self.cluster is not None:
             try:
@@ -472,7 +479,7 @@ class ClusterLab(ClusterFailovers, LabRun):
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.state_path.unlink(missing_ok=True)
             try:
-                CLUSTER_LAB_ROOT.rmdir()
+                WORK_ROOT.rmdir()
             except OSError:
                 pass
         return left

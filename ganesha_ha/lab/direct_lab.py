@@ -34,24 +34,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import RUN_ROOT, LabRun, Progress
-from .evidence import ClientWatch
+from .base import WORK_ROOT, LabOptions, LabRun, Progress
+from .direct_fsal import FsalExport, storage_kind
 from .ganesha_daemon import in_grace
-from .labclient import LabClient
 from .loopdev import detach_loops, make_volume_image
-from .nfs.nfs4 import NfsError
 from .node import PY, LabNode
 from .procs import wait_until
+from .volume_clients import VolumeClients
 
 # The agent as Pacemaker runs it: the in-tree OCF entry (ra/exports, what install-agent
 # copies to /usr/lib/ocf/resource.d/ganesha-ha/exports) when this is a source checkout.
 _RA = Path(__file__).resolve().parent.parent.parent / "ra" / "exports"
 AGENT_ARGV = [str(_RA)] if os.access(_RA, os.X_OK) else [PY, "-m", "ganesha_ha.agent"]
+_RA_NOTIFY = _RA.with_name("notify")   # ocf:ganesha-ha:notify, last in the volume's group
+NOTIFY_ARGV = [str(_RA_NOTIFY)] if os.access(_RA_NOTIFY, os.X_OK) else [PY, "-m", "ganesha_ha.notify_agent"]
 IMAGE_SIZE = 256 * 1024 * 1024
 EXPORTS = (("data", "/lab/data"), ("home", "/lab/home"), ("scratch", "/lab/scratch"))
 CLIENT_FILE = "/lab/data/client.txt"
 STREAM_FILE = "/lab/data/stream.log"   # the client appends numbered records here throughout
-CLIENT_NAME = "gha-lab-client"
+NEW_OPEN_DIR = "/lab/home"             # where the new-open probe creates its fresh files
+FIP_NAME = "volume.gha.lab"            # the floating IP's name on the nodes (sm-notify -v needs one)
 BREAKS = {
     "export-id": "node B starts the volume with a different Export_Id for /lab/data "
                  "(registry rewritten before the start on B)",
@@ -59,19 +61,10 @@ BREAKS = {
 }
 
 
-FSAL_PSEUDO = "/lab/fsal"     # the --fsal export's pseudo path
-FSAL_PATH = "/lab-fsal"       # its path in the FSAL's own namespace (a remote FSAL)
-FSAL_DIR = "fsal"             # its directory on the volume (a local FSAL)
-
-
 @dataclass
-class DirectLabOptions:
-    server: str = "ganesha"
+class DirectLabOptions(LabOptions):
     failovers: int = 1
     kill: bool = False
-    keep: bool = False
-    breaks: tuple[str, ...] = ()
-    grace_period: int = 5
     fsal: str | None = None   # --fsal: one more export with this FSAL (the CLI's syntax)
 
 
@@ -86,40 +79,14 @@ class AgentCall:
         return {"rc": self.rc, "seconds": round(self.seconds, 3), "log": self.log}
 
 
-def storage_kind(spec: str | None) -> str | None:
-    """"gluster" or "ceph" when `--fsal` names that FSAL without its server (GLUSTER without
-    hostname, CEPH without ceph_conf): the lab then runs a one-node cluster for it."""
-    if not spec:
-        return None
-    name = spec.split("(", 1)[0].strip().upper()
-    low = spec.lower()
-    if name == "GLUSTER" and "hostname" not in low:
-        return "gluster"
-    if name == "CEPH" and "ceph_conf" not in low:
-        return "ceph"
-    return None
-
-
-def complete_spec(spec: str, options: dict[str, str]) -> str:
-    """`spec` with the storage's connection options added (`GLUSTER` → `GLUSTER(volume=gv0,...)`);
-    a value `@FILE` stays a file reference."""
-    extra = ",".join(f"{k}={v}" if v.startswith("@") else f'{k}="{v}"' for k, v in options.items())
-    spec = spec.strip()
-    if spec.endswith(")"):
-        inner = spec[spec.index("(") + 1:-1].strip()
-        return f"{spec[:spec.index('(')]}({inner + ',' if inner else ''}{extra})"
-    return f"{spec}({extra})"
-
-
 OCF_NAMES = {0: "OCF_SUCCESS", 1: "OCF_ERR_GENERIC", 2: "OCF_ERR_ARGS", 3: "OCF_ERR_UNIMPLEMENTED",
              4: "OCF_ERR_PERM", 5: "OCF_ERR_INSTALLED", 6: "OCF_ERR_CONFIGURED", 7: "OCF_NOT_RUNNING"}
 
 
-class DirectLab(LabRun):
+class DirectLab(FsalExport, LabRun):
     """One run of the direct lab (one volume, nodes "a" and "b"). See LabRun for the run."""
 
     ID_PREFIX = "l"
-    ROOT = RUN_ROOT
 
     def __init__(self, opts: DirectLabOptions, progress: Progress | None = None) -> None:
         self.storage_kind = storage_kind(opts.fsal)
@@ -131,9 +98,8 @@ class DirectLab(LabRun):
         self.images = [self.image]
         self.loopdev: str | None = None
         self.nodes: dict[str, LabNode] = {}
-        self.client: LabClient | None = None
+        self.clients: VolumeClients | None = None
         self.fsal: Any = None                 # the --fsal export's Fsal record
-        self.watch: ClientWatch | None = None
         self.report.update({"mode": "kill -9" if opts.kill else "clean stop",
                             "failovers_requested": opts.failovers})
 
@@ -162,10 +128,12 @@ class DirectLab(LabRun):
             self.save_state()
         if self.storage_kind:
             self.start_storage()
-        for name in ("a", "b"):
+        for slot, name in enumerate(("a", "b")):
             node = LabNode(name, self.net.ns(name), self.workdir / f"node-{name}", self.net.addr(name),
-                           grace_period=self.opts.grace_period,
-                           run_ganesha=self.opts.server == "ganesha")
+                           grace_period=self.opts.grace_period, run_ganesha=self.opts.server == "ganesha",
+                           nlm=self.opts.nlm and self.opts.server == "ganesha",
+                           hosts={self.net.floating_ip: FIP_NAME}, server_scope=self.server_scope,
+                           lease_lifetime=self.opts.lease_lifetime, epoch_slot=slot)
             self.nodes[name] = node
             try:
                 node.start_holder()
@@ -201,6 +169,7 @@ class DirectLab(LabRun):
         if start.rc != 0:
             raise RuntimeError(f"agent start on node a returned {start.rc}: {start.log}")
         self.net.add_ip("a")
+        self.notify_step({"problems": [], "agent": {}}, "a", "start")
         return start
 
     def setup_clients(self) -> None:
@@ -209,120 +178,49 @@ class DirectLab(LabRun):
         start = self.start_on_first_node()
         say(f"agent start on a: rc {start.rc} ({start.seconds:.2f} s); floating IP "
             f"{self.net.floating_ip} up on a")
-        # the client
-        self.client = LabClient(self.net.client, self.net.floating_ip, client_name=CLIENT_NAME).start()
-        self.watch = ClientWatch(self.client, file=CLIENT_FILE, stream_file=STREAM_FILE,
-                                 grace_period=self.opts.grace_period, say=say)
+        if "server-scope" in self.opts.breaks:
+            self.scope_check()
+        # the clients
         line = b"written through node a before any failover\n"
-        info = self.watch.open(line)
-        self.report["client"] = {"address": self.net.addr("c"), "name": CLIENT_NAME,
-                                 "file": CLIENT_FILE, "file_handle": info["file_handle"],
-                                 "write_stream": STREAM_FILE}
-        say(f"client {self.net.addr('c')}: opened {CLIENT_FILE} via {self.net.floating_ip}, wrote "
-            f"{len(line)} bytes, read them back; keeps file handle {info['file_handle'][:24]}...")
+        self.clients, info = VolumeClients.connect(
+            self.net, 0, self.opts, name="volume", ip=self.net.floating_ip, file=CLIENT_FILE,
+            stream_file=STREAM_FILE, new_open_dir=NEW_OPEN_DIR,
+            v3_export_path=str(self.mountpoint / "data"), first_line=line, say=say)
+        self.report["client"] = info
+        self.seen_server("a", info.get("server_identity"))
+        say(f"client {info['address']} (NFSv{info['nfs_version']}): opened {CLIENT_FILE} via "
+            f"{self.net.floating_ip}, wrote {len(line)} bytes, read them back; keeps file handle "
+            f"{info['file_handle'][:24]}...; a second client id opens new files in {NEW_OPEN_DIR}")
+        if "nlm" in info:
+            say(f"NFSv3 client {info['nlm']['holder']}: mounted {info['nlm']['export']}, holds an NLM "
+                f"lock on {info['nlm']['file']}; {info['nlm']['contender']} is refused the same lock")
         if self.opts.fsal:
             self.fsal_probe_before()
 
-    # ---- the --fsal export ------------------------------------------------------------------
-    def start_storage(self) -> None:
-        """The one-node cluster a GLUSTER or CEPH export without its own server needs, on the
-        lab's shared-storage machine "s"; its options complete the --fsal spec."""
-        from .storage import STORAGE, StorageNode
+    def scope_check(self) -> None:
+        """--break server-scope: does the agent catch the mismatch? Its validate-all on
+        each node (issue 16b's check refuses with OCF_ERR_CONFIGURED, 6); what it said is
+        reported beside the failure the clients then meet."""
+        out = {}
+        for name, node in self.nodes.items():
+            call = self.agent(node, "validate-all")
+            out[name] = {"rc": call.rc, "reason": call.log[:300]}
+        self.report["scope_check"] = out
+        caught = [n for n, c in out.items() if c["rc"] == 6]
+        self.say("agent validate-all with different scopes: " + (
+            f"refused on {', '.join(caught)}" if caught else
+            "not refused (rc " + ", ".join(str(c["rc"]) for c in out.values()) + ")"))
 
-        cls = STORAGE[self.storage_kind]
-        workdir = self.workdir / "node-s"
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.storage_node = StorageNode("s", self.net.ns("s"), workdir, self.net.addr("s"), run_ganesha=False,
-                                        binds=cls.binds(workdir))
-        try:
-            self.storage_node.start_holder()
-            self.storage = cls(self.storage_node)
-            t = time.monotonic()
-            options = self.storage.start()
-        finally:
-            self.save_state()
-        self.fsal_spec = complete_spec(self.opts.fsal or "", options)
-        self.report["storage"] = {"kind": self.storage_kind, "address": self.storage_node.addr,
-                                  "start_s": round(time.monotonic() - t, 2)}
-        self.say(f"storage: one-node {cls.title} on {self.storage_node.addr} "
-                 f"({time.monotonic() - t:.1f} s)")
-
-    def add_fsal_export(self, node: LabNode) -> None:
-        """One more export with the FSAL given (`--fsal`): at FSAL_PATH in its own namespace, or
-        the directory FSAL_DIR of the volume for a local FSAL."""
-        from ..fsal import parse_spec, read_value_file
-
-        spec = getattr(self, "fsal_spec", None) or self.opts.fsal
-        fsal = parse_spec(spec, read_value_file)
-        # a CephFS export's path must exist in CephFS: its root, in the lab's new file system
-        where = ("/" if fsal.base.name == "CEPH" else FSAL_PATH) if fsal.remote else FSAL_DIR
-        if not fsal.remote:
-            node.run(["mkdir", "-p", str(self.mountpoint / FSAL_DIR)], check=True)
-        node.cli("export", "add", str(self.mountpoint), where, "--client", f"{self.net.subnet}.0/24(rw)",
-                 "--squash", "no_root_squash", "--pseudo", FSAL_PSEUDO, "--fsal", spec)
-        self.fsal = fsal
-        self.report["fsal"] = {"spec": str(fsal), "path": where, "pseudo": FSAL_PSEUDO,
-                               "keeps_data": fsal.base.name != "MEM"}
-        self.say(f"FSAL export: {FSAL_PSEUDO} -> {fsal.base.name}:{where} ({fsal})")
-
-    def fsal_probe_before(self) -> None:
-        """The client writes a file through the FSAL export and keeps its handle."""
-        data = b"written through the FSAL export before any failover\n"
-
-        def first(c):
-            f = c.grace_aware(lambda: c.open(f"{FSAL_PSEUDO}/probe.txt", create=True, write=True),
-                              deadline=time.monotonic() + 20)
-            c.write(f, 0, data)
-            c.close_file(f)
-            fh = c.lookup(f"{FSAL_PSEUDO}/probe.txt")
-            return fh, c.read(fh, 0, 4096)
-
-        self.fsal_fh, back = self.client.call(first)
-        if back != data:
-            raise RuntimeError(f"the client read back {back!r} through {FSAL_PSEUDO}, not what it wrote")
-        self.fsal_data = data
-
-    def fsal_check(self, i: int, dst: str, ids_before: dict[int, str]) -> dict[str, Any]:
-        """After a failover: the FSAL export kept its Export_Id; the handle taken before still
-        reads the same data (an FSAL whose data lives in shared storage), or is stale (MEM: in
-        the old Ganesha's memory); a new file can be written and read on the new node."""
-        reg = next(e for e in self.registry(dst) if e["pseudo"] == FSAL_PSEUDO)
-        live = self.live_ids(dst)
-        before = [n for n, p in ids_before.items() if p == reg["directory"]]
-        out: dict[str, Any] = {"export_id": reg["export_id"], "export_id_kept": before == [reg["export_id"]]
-                               and reg["export_id"] in live}
-
-        def old_handle(c):
-            try:
-                return "read", c.read(self.fsal_fh, 0, 4096)
-            except NfsError as exc:
-                return exc.name, b""
-
-        def fresh(c):
-            name = f"{FSAL_PSEUDO}/after-failover-{i}.txt"
-            g = c.grace_aware(lambda: c.open(name, create=True, write=True), deadline=time.monotonic() + 20)
-            c.write(g, 0, b"ok\n")
-            c.close_file(g)
-            return c.read(c.lookup(name), 0, 16) == b"ok\n"
-
-        how, got = self.client.call(old_handle)
-        out["old_handle"] = how
-        out["handle_preserved"] = how == "read" and got == self.fsal_data
-        try:
-            out["fresh_io"] = bool(self.client.call(fresh, timeout=40))
-        except Exception as exc:
-            out["fresh_io"], out["fresh_io_error"] = False, str(exc)
-        keeps = self.report["fsal"]["keeps_data"]
-        out["ok"] = out["export_id_kept"] and out["fresh_io"] and (out["handle_preserved"] or not keeps)
-        stored = self.storage.read("probe.txt") if self.storage is not None else None
-        if stored is not None:   # what the client wrote is in the cluster's own storage
-            out["data_on_storage"] = stored == self.fsal_data
-            out["ok"] = out["ok"] and out["data_on_storage"]
-        return out
+    @property
+    def client(self) -> Any:
+        """The volume's NFSv4 client (labclient.LabClient), once connected."""
+        return self.clients.client if self.clients is not None else None
 
     # ---- helpers ----------------------------------------------------------------------
-    def agent(self, node: LabNode, action: str, *, recurring: bool = False) -> AgentCall:
-        """The resource agent, exactly as Pacemaker runs it (environment and return code)."""
+    def agent(self, node: LabNode, action: str, *, recurring: bool = False,
+              argv: list[str] | None = None) -> AgentCall:
+        """The resource agent (`argv`, default the exports agent), exactly as Pacemaker runs
+        it (environment and return code)."""
         env = {
             "OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "lab-volume",
             "OCF_RESKEY_server": self.opts.server, "OCF_RESKEY_volume": str(self.mountpoint),
@@ -332,7 +230,7 @@ class DirectLab(LabRun):
         if action == "monitor" and recurring:
             env["OCF_RESKEY_CRM_meta_interval"] = "10000"
         t = time.monotonic()
-        cp = node.run([*AGENT_ARGV, action], env=env, timeout=120, clean_env=True)
+        cp = node.run([*(argv or AGENT_ARGV), action], env=env, timeout=120, clean_env=True)
         return AgentCall(action, cp.returncode, time.monotonic() - t,
                          " | ".join(l.split(": ", 1)[-1] for l in (cp.stderr or "").splitlines()
                                     if l.strip())[:600])
@@ -400,8 +298,10 @@ class DirectLab(LabRun):
         bad = fo["problems"].append
         reg_before = {e["directory"]: e["export_id"] for e in self.registry(src)}
         live_before = self.live_ids(src)
-        watch = self.watch
-        watch.begin()
+        clients = self.clients
+        watch = clients.watch
+        self.wait_forgotten(fo, clients, D)
+        clients.begin(moving=True)
 
         breaks = self.opts.breaks if i == 1 else ()
         t_fail = time.monotonic()
@@ -421,6 +321,7 @@ class DirectLab(LabRun):
                      f"stop failed (rc {stop.rc}): Pacemaker would fence node {src}")
             say(f"  IP down on {src}; agent stop: {fence}; volume fenced ({how} unmount)")
         else:
+            self.notify_step(fo, src, "stop")   # the group stops it first, before the IP
             self.net.del_ip(src)
             how = self.stop_and_unmount(fo, src)
         self.mount_on(fo, dst, src, how)
@@ -431,14 +332,18 @@ class DirectLab(LabRun):
                   "--record-only", "--force")  # the very drift that --force exists to allow
             say(f"  BREAK export-id: /lab/data now Export_Id {new_id} in the registry "
                 f"(was {data['export_id']})")
-        if "recovery" in breaks:
-            rec = self.mountpoint / ".ganesha-ha" / "ganesha-recovery.json"
-            D.run(["rm", "-f", str(rec)], check=True)
-            say("  BREAK recovery: client-recovery records removed from the volume")
+        if "recovery" in breaks:   # every store's copy: NFSv4 records, and statd's (NLM clients)
+            from ..recovery.ganesha_records import RECOVERY_FILE
+            from ..recovery.nsm import SAVED_RECORDS
+
+            D.run(["rm", "-f", *(str(self.mountpoint / ".ganesha-ha" / f) for f in (RECOVERY_FILE, SAVED_RECORDS))],
+                  check=True)
+            say("  BREAK recovery: client-recovery records (NFSv4 and NSM) removed from the volume")
         graces0 = self.grace_events(dst)
         t_start = time.monotonic()
         start = self.start_on(fo, dst)
         t_ip = time.monotonic()
+        self.notify_step(fo, dst, "start")
         fo["service_gap_s"] = round(t_ip - t_fail, 2)  # server side: failure begun -> IP up on dst
         # Evidence from the new node, read after the IP is up so it costs the client nothing.
         fo["recovery_records_moved"] = self.takeover_records(dst)
@@ -463,6 +368,7 @@ class DirectLab(LabRun):
         # Reclaim the open, verify the data through the saved handle, write more.
         result = watch.recover(i, dst, t_ip, lambda: self.volume_file(dst))
         fo.update({k: v for k, v in result.items() if k != "error"})
+        self.seen_server(dst, result.get("server_identity"))
         if result.get("error"):
             bad(result["error"])
 
@@ -473,7 +379,8 @@ class DirectLab(LabRun):
         fo["export_ids_equal"] = (reg_before == reg_after and live_before == live_after
                                   and set(live_after) == set(reg_after.values()))
 
-        # Grace: how long the new node stayed in it (NFSv4.0 has no RECLAIM_COMPLETE).
+        # Grace: how long the new node stayed in it (an NFSv4.0 client, which has no
+        # RECLAIM_COMPLETE, or NLM on keeps it for the whole Grace_Period).
         tick = say.ticker(f"  waiting for grace to end on {dst}")
 
         def grace_over() -> bool:
@@ -482,15 +389,20 @@ class DirectLab(LabRun):
                 return not in_grace(D.bus_address)
             except Exception:
                 return False
+        grace_over_at: float | None = time.monotonic()
         if grace_now is False:
             fo["grace_measured_s"] = 0.0  # the start sent no grace event: nobody may reclaim
         elif wait_until(grace_over, self.opts.grace_period + 20, interval=0.2):
-            fo["grace_measured_s"] = round(time.monotonic() - t_start, 2)
+            grace_over_at = time.monotonic()
+            fo["grace_measured_s"] = round(grace_over_at - t_start, 2)
         else:
+            grace_over_at = None
             fo["grace_measured_s"] = None
             bad(f"{dst} never left grace")
-        # After grace: a brand-new OPEN works, and the recurring monitor saves this node's
-        # client records to the volume for the next move.
+        # New opens as the volume's clients saw them, the NFSv3 lock; after grace a
+        # brand-new OPEN works, and the recurring monitor saves this node's client records
+        # to the volume for the next move.
+        fo.update(clients.after_grace(t_ip, grace_over_at))
         fo.update(watch.fresh_open(f"/lab/data/after-failover-{i}.txt"))
         if self.opts.fsal:
             fo["fsal"] = self.fsal_check(i, dst, live_before)
@@ -503,16 +415,44 @@ class DirectLab(LabRun):
         # and so the outage, by up to its known wait: allowed, and reported
         allowance = self.fsal.base.schema.remove_wait if self.fsal is not None else 0.0
         fo["outage_limit_s"] = self.opts.grace_period + 2 + allowance
-        checks = watch.checks(fo, outage_limit=fo["outage_limit_s"])
+        fo["new_open_limit_s"] = self.opts.new_open_limit()
+        checks = {**watch.checks(fo, outage_limit=fo["outage_limit_s"]),
+                  **clients.checks(fo, new_open_limit=fo["new_open_limit_s"])}
         for name, passed in checks.items():
             if not passed:
                 bad(f"check failed: {name}")
         fo["checks"] = checks
         fo["ok"] = not fo["problems"]
         say(f"  failover {i}: {'OK' if fo['ok'] else 'FAILED'}: outage {fo['outage_s']} s, grace "
-            f"{fo['grace_measured_s']} s, handles_preserved {fo['handles_preserved']}, data_verified "
-            f"{fo.get('data_verified')}, export_ids_equal {fo['export_ids_equal']}")
+            f"{fo['grace_measured_s']} s, new opens blocked {fo['new_opens'].get('after_up_s')} s after "
+            f"the IP was up, handles_preserved {fo['handles_preserved']}, data_verified "
+            f"{fo.get('data_verified')}, export_ids_equal {fo['export_ids_equal']}"
+            + (f", NLM lock reclaimed {fo['nlm']['reclaimed']}" if "nlm" in fo else ""))
         return fo
+
+    def notify_step(self, fo: dict[str, Any], node: str, action: str) -> None:
+        """With NLM on, the notify agent (ocf:ganesha-ha:notify: SM_NOTIFY from the floating
+        IP to the volume's NLM clients) where the group has it: after the IP at start, before
+        it at stop."""
+        if not self.opts.nlm:
+            return
+        call = self.agent(self.nodes[node], action, argv=NOTIFY_ARGV)
+        fo["agent"][f"notify_{action}"] = call.to_dict()
+        fo["notify"] = {"rc": call.rc, "seconds": round(call.seconds, 2), "log": call.log}
+        if call.rc != 0:
+            fo["problems"].append(f"notify agent {action} on {node} returned {call.rc}: {call.log}")
+
+    def wait_forgotten(self, fo: dict[str, Any], clients: VolumeClients, node: LabNode) -> None:
+        """The volume returns to `node`: first until that node expired its clients' ids
+        (VolumeClients.wait_forgotten says why; Lease_Lifetime plus a reaper tick at most)."""
+        lease = self.opts.lease_lifetime
+        out = clients.wait_forgotten(node.remembered_clients, timeout=3 * lease + 5)
+        if out["waited_s"] >= 0.2 or out["still_remembered"]:
+            fo["waited_for_expiry"] = out
+            self.say(f"  waited {out['waited_s']} s for {node.name} to expire the clients' old client ids "
+                     "(a failback within Lease_Lifetime is refused its reclaims: NFS4ERR_NO_GRACE)")
+        if out["still_remembered"]:
+            fo["problems"].append(f"{node.name} still holds the client ids of {', '.join(out['still_remembered'])}")
 
     def volume_file(self, node: str) -> bytes | None:
         """The client's file as it is on the volume, read on `node`."""
@@ -522,9 +462,9 @@ class DirectLab(LabRun):
     def final_check(self) -> None:
         """After the last move: every record the client got acknowledged, over the whole run,
         reads back byte for byte; and the run's total of NFS4ERR_STALE replies."""
-        if self.watch is None:
+        if self.clients is None:
             return
-        total, problem = self.watch.final(sum(f.get("stale_replies", 0) for f in self.report["failovers"]))
+        total, problem = self.clients.watch.final(sum(f.get("stale_replies", 0) for f in self.report["failovers"]))
         if problem and (total.get("acked_records_lost") is not None
                         or all(f["ok"] for f in self.report["failovers"])):
             self.problem(problem)
@@ -535,8 +475,8 @@ class DirectLab(LabRun):
     # ---- keep / teardown --------------------------------------------------------------
     def keep_info(self) -> dict[str, Any]:
         self.save_state()
-        if self.client is not None:
-            self.client.stop()
+        if self.clients is not None:
+            self.clients.stop()
         active = next((n for n in self.nodes.values() if n.is_mounted(self.mountpoint)), None)
         return {
             "state_file": str(self.state_path),
@@ -556,11 +496,8 @@ class DirectLab(LabRun):
     def teardown(self) -> list[str]:
         """Stop everything by PID, unmount, detach, remove namespaces; return what is left."""
         self.say("cleaning up: client, daemons, mounts, loop device, namespaces")
-        if self.client is not None:
-            try:
-                self.client.stop()
-            except Exception:
-                pass
+        if self.clients is not None:
+            self.clients.stop()
         for node in self.nodes.values():
             try:
                 if node.holder_pid and node.is_mounted(self.mountpoint):
@@ -578,6 +515,10 @@ class DirectLab(LabRun):
         if not left:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.state_path.unlink(missing_ok=True)
+            try:
+                WORK_ROOT.rmdir()   # only when no other lab is there
+            except OSError:
+                pass
         for node in [*self.nodes.values(), *([self.storage_node] if self.storage_node else [])]:
             left += [f"process {p}" for p in node.pids()]
         return left

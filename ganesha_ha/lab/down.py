@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..linux import same_process
-from .base import CLUSTER_LAB_ROOT, RUN_ROOT
+from .base import WORK_ROOT, RUN_ROOT
 from .loopdev import detach_loops, loop_devices_of
 from .netns import netns_exists, remove_netns, undo_netns_dir_mount
 from .procs import end_process
@@ -61,12 +61,12 @@ def down(run_id: str | None = None, say: Callable[[str], None] = print) -> tuple
                 if netns_exists(ns):
                     left.append(f"netns {ns}")
         workdir = Path(st.get("workdir", ""))
-        if any(workdir.is_relative_to(r) and workdir != r for r in (RUN_ROOT, CLUSTER_LAB_ROOT)):
+        if any(workdir.is_relative_to(r) and workdir != r for r in (RUN_ROOT, WORK_ROOT)):
             shutil.rmtree(workdir, ignore_errors=True)
         path.unlink(missing_ok=True)
         undo_netns_dir_mount(bool(st.get("netns_dir_was_mount", True)))
         try:
-            CLUSTER_LAB_ROOT.rmdir()  # only when empty
+            WORK_ROOT.rmdir()  # only when empty
         except OSError:
             pass
     return len(files), left

@@ -8,7 +8,8 @@ volume moves; around the move both do the same thing, here:
 * `begin()` before the move: replay the saved handle every 100 ms (a baseline first);
 * `settle(t_up)` after it: wait until the new node answered (or refused the handle), then
   the outage is the time from the client's first failed I/O to its first good one;
-* `recover()`: reclaim the opens with CLAIM_PREVIOUS in the new node's grace period, read
+* `recover()`: reclaim the opens with CLAIM_PREVIOUS in the new node's grace period (NFSv4.1:
+  only if the new node presents the scope that granted them, then RECLAIM_COMPLETE), read
   through the saved handle, verify the data, write more, check no acknowledged record of
   the stream is lost, and that the bytes are on the volume as the new node sees it;
 * `fresh_open()` after grace: a brand-new OPEN works (normal service again);
@@ -20,7 +21,20 @@ import time
 from typing import Any, Callable
 
 from .labclient import LabClient, ProbeWindow
+from .nfs.client import ScopeMismatch
 from .procs import wait_until
+
+
+def server_identity(c: Any) -> dict[str, str] | None:
+    """What an NFSv4.1 client's last EXCHANGE_ID presented (RFC 8881 2.10.5): the server
+    owner's major id and the server scope, as text; Ganesha sends the scope with a trailing
+    NUL (nfs4_op_exchange_id.c), dropped here. None for NFSv4.0 (no EXCHANGE_ID)."""
+    if c.server is None:
+        return None
+    scope = c.server.server_scope
+    scope = scope[:-1] if scope.endswith(b"\0") else scope
+    return {"owner": c.server.server_owner.major_id.decode(errors="replace"),
+            "scope": scope.decode(errors="replace")}
 
 
 class ClientWatch:
@@ -41,24 +55,30 @@ class ClientWatch:
 
     # ---- before any failover ------------------------------------------------------------
     def open(self, first_line: bytes) -> dict[str, Any]:
-        """Connect, open the file, write and read back `first_line`, start the write stream."""
+        """Connect, open the file, write and read back `first_line`, start the write stream.
+        The opens wait out a grace period the server may still be in (with NLM on a
+        Ganesha's start grace runs its whole Grace_Period: nfs4_recovery.c)."""
         lc = self.client
+        deadline = time.monotonic() + self.grace_period + 15
 
         def first_open(c):
             c.connect()
             c.establish()
-            f = c.open(self.file, create=True, write=True)
+            f = c.grace_aware(lambda: c.open(self.file, create=True, write=True), deadline=deadline)
             c.write(f, 0, first_line)
-            lc.stream = c.open(self.stream_file, create=True, write=True)
+            lc.stream = c.grace_aware(lambda: c.open(self.stream_file, create=True, write=True),
+                                      deadline=deadline)
             lc.writing = True  # from now on the client appends a record every 100 ms
-            return f, c.read(f, 0, 4096)
+            return f, c.read(f, 0, 4096), server_identity(c)
 
-        self.open_file, back = lc.call(first_open)
+        self.open_file, back, server = lc.call(first_open, timeout=self.grace_period + 30)
         if back != first_line:
             raise RuntimeError(f"the client read back {back!r}, not what it wrote")
         self.expected = first_line
         return {"name": lc.client_name, "server": lc.host, "file": self.file,
-                "file_handle": self.open_file.fh.hex(), "write_stream": self.stream_file}
+                "nfs_version": f"4.{lc.minorversion}", "address": lc.source_addr,
+                "file_handle": self.open_file.fh.hex(), "write_stream": self.stream_file,
+                "server_identity": server}
 
     # ---- around the move ----------------------------------------------------------------
     def begin(self) -> None:
@@ -110,6 +130,18 @@ class ClientWatch:
         deadline = time.monotonic() + self.grace_period + 15
         lc = self.client
 
+        def reclaim_complete(c, out: dict[str, Any]) -> None:
+            """NFSv4.1: all reclaimed, say so (RFC 8881 18.51): until then the server refuses
+            this client's new opens, and its grace can lift early only once every client
+            with a record said it."""
+            try:
+                c.grace_aware(c.reclaim_complete, deadline=deadline)
+                out["reclaim_complete"] = True
+                out["reclaim_complete_s"] = round(time.monotonic() - t_up, 2)
+            except Exception as exc:
+                out["reclaim_complete"] = False
+                out.setdefault("error", f"RECLAIM_COMPLETE refused: {exc}")
+
         def stream_recovery(c, out: dict[str, Any]) -> None:
             """Reclaim the write stream's open too; then every acknowledged record must be there."""
             if lc.stream is None:
@@ -132,6 +164,7 @@ class ClientWatch:
         def work(c):
             out: dict[str, Any] = {}
             c.grace_aware(c.establish, deadline=deadline)
+            out["server_identity"] = server_identity(c)
             try:
                 f2 = c.grace_aware(lambda: c.reclaim(f), deadline=deadline)
                 out["reclaimed"] = True
@@ -139,10 +172,13 @@ class ClientWatch:
             except Exception as exc:
                 out["reclaimed"] = False
                 out["error"] = f"reclaim of the open failed: {exc}"
+                out["scope_mismatch"] = isinstance(exc, ScopeMismatch)
                 f2 = None
             got = c.grace_aware(lambda: c.read(f.fh, 0, 1 << 16), deadline=deadline)
             out["handle_reads"] = True
             stream_recovery(c, out)
+            if c.minorversion == 1:
+                reclaim_complete(c, out)
             if f2 is None:  # no open to write with: a real client would now lose its state
                 out["data_verified"] = False
                 return out, None
@@ -210,6 +246,8 @@ class ClientWatch:
             "new_open_after_grace": bool(fo.get("new_open_after_grace")),
             "no_acknowledged_write_lost": fo.get("acked_writes_lost") == 0
             and bool(fo.get("stream_reclaimed")),
+            **({"reclaim_complete": bool(fo.get("reclaim_complete"))}
+               if self.client.minorversion == 1 else {}),
         }
 
     # ---- after the last failover --------------------------------------------------------

@@ -80,16 +80,35 @@ class ProbeWindow:
         return rec.t - fail.t
 
 
+def outcome(t: float, exc: BaseException | None, client: Any = None) -> Probe:
+    """The Probe of an attempt begun at `t` that raised `exc` (None: it succeeded). A
+    transport failure closes `client`'s connection, so the next attempt reconnects."""
+    if exc is None:
+        return Probe(t, True)
+    if isinstance(exc, NfsError):
+        return Probe(t, False, exc.name, exc.status)
+    if client is not None:
+        client.close()
+    if isinstance(exc, RpcError):
+        return Probe(t, False, f"RPC: {exc}")
+    err = getattr(exc, "errno", None)
+    return Probe(t, False, os.strerror(err) if err else (type(exc).__name__ or "socket error"))
+
+
 class LabClient:
-    """An `Nfs4Client` run by one thread inside network namespace `netns`."""
+    """An `Nfs4Client` (NFSv4 minor version `minorversion`, from `source_addr` if given)
+    run by one thread inside network namespace `netns`."""
 
     def __init__(self, netns: str, host: str, port: int = 2049, *,
                  client_name: str = "gha-lab-client", interval: float = 0.1,
-                 probe_timeout: float = 0.5, renew_every: float = 1.5) -> None:
+                 probe_timeout: float = 0.5, renew_every: float = 1.5,
+                 minorversion: int = 1, source_addr: str | None = None) -> None:
         self.netns = netns
         self.host = host
         self.port = port
         self.client_name = client_name
+        self.minorversion = minorversion
+        self.source_addr = source_addr
         self.interval = interval
         self.probe_timeout = probe_timeout
         self.renew_every = renew_every
@@ -126,7 +145,8 @@ class LabClient:
     def _main(self) -> None:
         try:
             linux.setns_path(f"/run/netns/{self.netns}", linux.CLONE_NEWNET)
-            self.nfs = Nfs4Client(self.host, self.port, client_name=self.client_name, timeout=5.0)
+            self.nfs = Nfs4Client(self.host, self.port, client_name=self.client_name, timeout=5.0,
+                                  minorversion=self.minorversion, source_addr=self.source_addr)
         except BaseException as exc:  # reported by start()
             self._start_error = exc
             self._ready.set()
@@ -195,15 +215,7 @@ class LabClient:
 
     # ---- in the thread ----------------------------------------------------------------
     def _outcome(self, t: float, exc: BaseException | None) -> Probe:
-        if exc is None:
-            return Probe(t, True)
-        if isinstance(exc, NfsError):
-            return Probe(t, False, exc.name, exc.status)
-        self.nfs.close()
-        if isinstance(exc, RpcError):
-            return Probe(t, False, f"RPC: {exc}")
-        err = getattr(exc, "errno", None)
-        return Probe(t, False, os.strerror(err) if err else (type(exc).__name__ or "socket error"))
+        return outcome(t, exc, self.nfs)
 
     def _write_next(self) -> None:
         c = self.nfs

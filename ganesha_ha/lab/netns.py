@@ -155,6 +155,13 @@ class LabNet:
                     ipr.addr("add", index=eth, address=self.addr(who), prefixlen=self.prefixlen)
         return self
 
+    def add_client_addr(self, addr: str) -> None:
+        """One more address on the client's eth0 (a second client host of the lab)."""
+        with _ipr(self.client) as ipr:
+            if not self._has_ip(ipr, addr):
+                ipr.addr("add", index=ipr.link_lookup(ifname="eth0")[0], address=addr,
+                         prefixlen=self.prefixlen)
+
     # ---- the floating IP --------------------------------------------------------------
     def _has_ip(self, ipr, ip: str) -> bool:
         return any(a.get_attr("IFA_ADDRESS") == ip for a in ipr.get_addr(family=2))

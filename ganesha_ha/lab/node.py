@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -27,10 +28,35 @@ from typing import Mapping, Sequence
 from .. import linux
 from ..linux import proc_starttime, same_process
 from .ganesha_daemon import GaneshaDaemon, PrivateBus, show_exports
+from .nlm_services import RpcServices, hosts_text, prepare_statd_dir
 from .procs import end_process, stop_popen
 
 PY = sys.executable
+PROTOCOLS = {False: "4", True: '"3, 4"'}   # ganesha-ha.conf's [ganesha] protocols, NLM off/on
 CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+EPOCH_SLOTS = 16   # at least layout.MAX_NODES; epoch stays below 2**32 (the low 32 bits count)
+
+
+def server_epoch(slot: int, last: int | None, now: float | None = None) -> int:
+    """The `-E` epoch for a Ganesha of lab node `slot` (0..EPOCH_SLOTS-1) starting now:
+    different from every other node's and above this node's `last` one. Pure.
+
+    Why: Ganesha makes a client id from its server epoch and a counter that starts at 1
+    (low 32 bits of the epoch << 32 | counter: src/SAL/nfs4_clientid.c new_clientid), and a
+    4.1 session id from the client id. With the default epoch, the start time in seconds,
+    two nodes started in the same second hand out the same client and session ids: a client
+    moving from one to the other then sends SEQUENCE on *another client's* session
+    (measured here: NFS4ERR_SEQ_MISORDERED on every call after a move). Debian passes
+    $EPOCH from /etc/default/nfs-ganesha for this."""
+    if not 0 <= slot < EPOCH_SLOTS:
+        raise ValueError(f"epoch slot {slot} out of 0..{EPOCH_SLOTS - 1}")
+    base = int(time.time() if now is None else now) & 0x0FFFFFFF
+    epoch = base * EPOCH_SLOTS + slot
+    if last is not None and epoch <= last:
+        epoch = last + EPOCH_SLOTS
+    return epoch
 
 
 @dataclass
@@ -44,11 +70,20 @@ class LabNode:
     grace_period: int = 5
     run_ganesha: bool = True
     binds: list[tuple[str, str]] = field(default_factory=list)  # extra (source, target) bind mounts
+    # NLM on: NFSv3 + NLM in Ganesha, rpcbind and rpc.statd beside it (nlm_services.py), the
+    # node's own /run and an /etc/hosts naming `hosts` (address -> name: the floating IPs)
+    nlm: bool = False
+    hosts: dict[str, str] = field(default_factory=dict)
+    server_scope: str | None = None       # NFSV4 Server_Scope (None: Ganesha's per-node default)
+    lease_lifetime: int | None = None
     holder: subprocess.Popen | None = None
     holder_pid: int | None = None
     bus: PrivateBus | None = None
+    rpc: RpcServices | None = None
     ganesha: GaneshaDaemon | None = None
     ganesha_restarts: int = 0
+    epoch_slot: int = 0                  # this node's place in the lab: its Ganesha epochs differ
+    last_epoch: int | None = None
     _started: dict[int, int | None] = field(default_factory=dict)   # pid -> starttime
 
     # ---- paths ------------------------------------------------------------------------
@@ -75,6 +110,33 @@ class LabNode:
     @property
     def bus_address(self) -> str:
         return f"unix:path={self.workdir / 'bus' / 'bus.sock'}"
+
+    @property
+    def ganesha_config(self) -> Path:
+        """The node's ganesha.nfsd config (GaneshaDaemon writes it at each start): what the
+        agent reads for the node's NFSv4 Server_Scope, Plugins_Dir and the like."""
+        return self.workdir / "ganesha" / "ganesha.conf"
+
+    @property
+    def hosts_file(self) -> Path:
+        return self.workdir / "etc-hosts"
+
+    @property
+    def slash_run(self) -> Path:
+        """The node's own /run with NLM on (rpcbind's socket, lock and state; statd's pid)."""
+        return self.workdir / "slash-run"
+
+    def remembered_clients(self, names: Sequence[str]) -> list[str]:
+        """Those of the NFSv4 client names `names` that this node's Ganesha still holds a
+        confirmed client id for: its own record tree (<RecoveryRoot>/v4recov/node<N>/, one
+        directory `<client ip>-(<length>:<name>)` per confirmed client, removed when the
+        client expires: src/SAL/recovery/recovery_fs.c), not the take-over copies."""
+        own = self.recovery_root / "v4recov"
+        try:
+            entries = [p.name for p in own.rglob("*")]
+        except OSError:
+            return []
+        return [n for n in names if any(e.endswith(f"-({len(n.encode())}:{n})") for e in entries)]
 
     # ---- running things inside --------------------------------------------------------
     def nsenter(self) -> list[str]:
@@ -114,12 +176,27 @@ class LabNode:
             f"bus_address = {self.bus_address}\n"
             "dbus_timeout = 10\n"
             f"recovery_root = {self.recovery_root}\n"
-            "protocols = 4\n"
+            f"ganesha_config = {self.ganesha_config}\n"
+            f"protocols = {PROTOCOLS[self.nlm]}\n"
             "[node]\n"
             f"runtime_dir = {self.runtime_dir}\n"
             "[knfsd]\n"
             f"state_dir = {self.var_lib_nfs}\n" % self.name
         )
+        if self.nlm:
+            self.prepare_nlm()
+
+    def prepare_nlm(self) -> None:
+        """statd's directory, the node's /etc/hosts and (unless the node has one) its /run."""
+        prepare_statd_dir(self.var_lib_nfs)
+        self.hosts_file.write_text(hosts_text({self.addr: f"{self.netns}.lab", **self.hosts}))
+        self.slash_run.mkdir(exist_ok=True, mode=0o755)
+
+    def nlm_binds(self) -> list[tuple[str, str]]:
+        """With NLM on: the node's own /run and /etc/hosts."""
+        if not self.nlm:
+            return []
+        return [(str(self.slash_run), "/run"), (str(self.hosts_file), "/etc/hosts")]
 
     def start_holder(self, timeout: float = 10.0) -> None:
         self.prepare()
@@ -128,7 +205,7 @@ class LabNode:
                 "--workdir", str(self.workdir)]
         if Path("/etc/exports").is_file():  # each node its own (empty) /etc/exports
             argv += ["--bind", f"{self.etc_exports}:/etc/exports"]
-        for src, dst in self.binds:  # e.g. a cluster node's /var/lib/pacemaker
+        for src, dst in [*self.binds, *self.nlm_binds()]:  # e.g. a cluster node's /var/lib/pacemaker
             argv += ["--bind", f"{src}:{dst}"]
         self.holder = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE, start_new_session=True)
@@ -147,14 +224,40 @@ class LabNode:
         self.bus.start()
         self._started[self.bus.proc.pid] = proc_starttime(self.bus.proc.pid)
         if self.run_ganesha:
-            self.ganesha = GaneshaDaemon(self.workdir / "ganesha", self.bus, port=2049,
-                                         bind_addr="0.0.0.0", grace_period=self.grace_period,
-                                         recovery_root=self.recovery_root, prefix_argv=prefix)
+            self.start_rpc_services()
+            self.ganesha = self.make_ganesha(recovery_root=self.recovery_root)
             self.start_ganesha()
+
+    def start_rpc_services(self) -> None:
+        """With NLM on: rpcbind and rpc.statd in the node, before Ganesha registers with them."""
+        if not self.nlm:
+            return
+        self.rpc = RpcServices(self.nsenter(), self.workdir / "rpc-services.log")
+        try:
+            self.rpc.start()
+        finally:
+            for pid in self.rpc.pids:
+                self._started[pid] = proc_starttime(pid)
+
+    def make_ganesha(self, **paths) -> GaneshaDaemon:
+        """The node's ganesha.nfsd on port 2049 of every address, with the node's settings;
+        `paths`: recovery_root (and recovery_root_inside) as the node has them."""
+        assert self.bus is not None
+        return GaneshaDaemon(self.workdir / "ganesha", self.bus, port=2049, bind_addr="0.0.0.0",
+                             grace_period=self.grace_period, lease_lifetime=self.lease_lifetime,
+                             nlm=self.nlm, server_scope=self.server_scope,
+                             prefix_argv=["setsid", *self.nsenter()], check_netns=self.netns, **paths)
 
     def start_ganesha(self) -> None:
         assert self.ganesha is not None
+        self.last_epoch = server_epoch(self.epoch_slot, self.last_epoch)
+        self.ganesha.epoch = self.last_epoch
         self.ganesha.start()
+        # NLM on: MOUNT and NLM are found through rpcbind, where Ganesha registers them only
+        # after it listens for NFS: an NFSv3 client is ready to go once they are there
+        if self.rpc is not None and not self.rpc.wait_registered(("mountd", "nlockmgr"), 15,
+                                                                 alive=self.ganesha.proc):
+            raise RuntimeError(f"node {self.name}: ganesha.nfsd did not register MOUNT and NLM with rpcbind")
         self._started[self.ganesha.proc.pid] = proc_starttime(self.ganesha.proc.pid)
 
     def kill_ganesha(self) -> int | None:
@@ -180,7 +283,7 @@ class LabNode:
 
     def stop(self) -> None:
         """Stop Ganesha, the bus and the holder, by PID (the mount namespace dies with them)."""
-        for obj in (self.ganesha, self.bus):
+        for obj in (self.ganesha, self.rpc, self.bus):
             if obj is not None:
                 try:
                     obj.stop()

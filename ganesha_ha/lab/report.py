@@ -15,29 +15,95 @@ def _yn(v: Any) -> str:
     return {True: "yes", False: "NO", None: "-"}.get(v, str(v))
 
 
+def _clients_line(r: dict[str, Any]) -> list[str]:
+    """What the clients spoke and what the servers presented to NFSv4.1 (owner, scope)."""
+    if "nfs_version" not in r:
+        return []
+    lines = [f"clients: NFSv{r['nfs_version']}" + (" and NFSv3 with an NLM lock, notified by ocf:ganesha-ha:notify "
+                                                   "(NLM on: grace runs its whole period)" if r.get("nlm")
+                                                   else ", NLM off")
+             + f"; Lease_Lifetime {r.get('lease_lifetime_s', '-')} s; Server_Scope set: "
+             + (r.get("server_scope_set") or "none (each node its own default)")]
+    ids = r.get("server_identity") or {}
+    if ids:
+        scopes = {i["scope"] for i in ids.values()}
+        lines.append("servers as NFSv4.1 saw them: " + "; ".join(
+            f"{n} owner {i['owner']!r} scope {i['scope']!r}" for n, i in sorted(ids.items()))
+            + (" (one scope)" if len(scopes) == 1 else " (DIFFERENT scopes: no reclaim across nodes)"))
+    return lines
+
+
+def _after(s: float | None) -> str:
+    """Seconds after the lab saw the volume served again; the cluster lab sees that by polling
+    Pacemaker, so an event may come before it (the IP is up before the poll says so)."""
+    if s is None:
+        return "-"
+    return f"{s} s after the IP was up" if s >= 0 else f"{-s} s before the lab's poll saw the group up"
+
+
+def _nlm_line(e: dict[str, Any]) -> str:
+    """One failover's NLM evidence in a line."""
+    x = e["nlm"]
+    notified = (f"notified from {', '.join(x['notified_by'])} {_after(x['notified_after_up_s'])}"
+                if x["notified"] else "NOT notified (" + (", ".join(x["notified_by"]) or "no SM_NOTIFY") + ")")
+    reclaim = (f"lock reclaimed {_after(x['reclaim_after_up_s'])}" if x["reclaimed"] else
+               f"lock NOT reclaimed ({', '.join(x['reclaim']) or 'never tried'})")
+    other = ", ".join(f"{k} x{v}" for k, v in x["contender"].items())
+    return (f"NLM: {notified}; {reclaim}; the other host's lock: {other or '-'}"
+            + ("; LOCK LOST: the other host got it" if x["contender_granted"] else "")
+            + f"; data and handle intact {_yn(x.get('data_intact'))}")
+
+
+def _expiry_line(node: str, w: dict[str, Any]) -> str:
+    """The wait before a failback for the node to expire the clients' old client ids."""
+    return (f"waited {w['waited_s']} s before the move for {node} to expire the clients' old client ids "
+            "(Ganesha refuses the reclaims of a client id it still holds: NFS4ERR_NO_GRACE)"
+            + (f"; still held: {', '.join(w['still_remembered'])}" if w.get("still_remembered") else ""))
+
+
+def _opens(e: dict[str, Any] | None) -> str:
+    """New opens: blocked seconds as the clients saw them (and from the IP up, if moved)."""
+    x = (e or {}).get("new_opens")
+    if not x:
+        return "-"
+    out = _num(x.get("outage_s"))
+    return out + (f" ({_num(x['after_up_s'])})" if "after_up_s" in x else "")
+
+
 def render_text(r: dict[str, Any]) -> str:
     if r.get("server") == "knfsd":
         return render_knfsd_text(r)
     lines = [f"ganesha-ha lab {r['run_id']}: server {r['server']}, failover by {r['mode']}, "
-             f"grace period {r['grace_period_s']} s"]
+             f"grace period {r['grace_period_s']} s", *_clients_line(r)]
     if r.get("break"):
         lines.append(f"broken on purpose: {', '.join(r['break'])}")
+    if r.get("scope_check"):
+        lines.append("agent validate-all with different scopes: " + "; ".join(
+            f"{n} rc {c['rc']}" + (f" ({c['reason']})" if c["reason"] else "")
+            for n, c in r["scope_check"].items())
+            + ("" if any(c["rc"] == 6 for c in r["scope_check"].values()) else ": not refused"))
     if r.get("exports"):
         lines.append("exports: " + ", ".join(f"{e['pseudo']} (Export_Id {e['export_id']})"
                                              for e in r["exports"]))
     fos = r.get("failovers", [])
     if fos:
-        header = ["#", "move", "outage s", "grace s", "ids equal", "handle kept", "reclaimed",
-                  "data ok", "writes lost", "records", "grace events", "result"]
+        header = ["#", "move", "outage s", "grace s", "new opens s", "ids equal", "handle kept",
+                  "reclaimed", "rc", "data ok", "writes lost", "records", "grace events", "result"]
         rows = [[str(f["n"]), f"{f['from']} -> {f['to']}", _num(f.get("outage_s")),
-                 _num(f.get("grace_measured_s")), _yn(f.get("export_ids_equal")),
-                 _yn(f.get("handles_preserved")), _yn(f.get("reclaimed")), _yn(f.get("data_verified")),
+                 _num(f.get("grace_measured_s")), _opens(f), _yn(f.get("export_ids_equal")),
+                 _yn(f.get("handles_preserved")), _yn(f.get("reclaimed")), _yn(f.get("reclaim_complete")),
+                 _yn(f.get("data_verified")),
                  "-" if f.get("acked_writes_lost") is None else str(f["acked_writes_lost"]),
                  str(f.get("recovery_records_moved", "-")), str(f.get("grace_events_sent", "-")),
                  "ok" if f["ok"] else "FAILED"] for f in fos]
         lines.append("")
         lines += table(rows, header).splitlines()
+        lines.append(LEGEND)
         for f in fos:
+            if f.get("waited_for_expiry"):
+                lines.append(f"  failover {f['n']}: {_expiry_line(f['to'], f['waited_for_expiry'])}")
+            if f.get("nlm"):
+                lines.append(f"  failover {f['n']}: {_nlm_line(f)}")
             for prob in f.get("problems", []):
                 lines.append(f"  failover {f['n']}: {prob}")
     if r.get("fsal"):
@@ -75,6 +141,11 @@ def render_text(r: dict[str, Any]) -> str:
     timing = f"setup {r.get('setup_s', '-')} s, total {r.get('total_s', '-')} s"
     lines.append(("OK: every failover held" if r["ok"] else "FAILED: see above") + f" ({timing})")
     return "\n".join(lines)
+
+
+LEGEND = ("  new opens s: how long new files could not be opened (first refused OPEN to the first "
+          "good one), in brackets from the moment the volume was served again; rc: NFSv4.1 "
+          "RECLAIM_COMPLETE accepted")
 
 
 def _num(v: Any) -> str:
@@ -144,7 +215,7 @@ def _spread(f: dict[str, Any]) -> list[str]:
 
 def render_cluster_text(r: dict[str, Any]) -> str:
     lines = [f"ganesha-ha lab {r['run_id']}: {len(r['nodes'])}-node Pacemaker cluster ({', '.join(r['nodes'])}), "
-             f"server {r['server']}, grace period {r['grace_period_s']} s"]
+             f"server {r['server']}, grace period {r['grace_period_s']} s", *_clients_line(r)]
     if r.get("break"):
         lines.append(f"broken on purpose: {', '.join(r['break'])}")
     if r.get("placement"):
@@ -168,18 +239,32 @@ def render_cluster_text(r: dict[str, Any]) -> str:
             break
         for name, e in f["volumes"].items():
             rows.append([str(f["n"]), f["kind"], name, f"{e['from']} -> {e['to']}", _num(e.get("outage_s")),
-                         _num(e.get("service_gap_s")), _yn(e.get("export_ids_equal")),
-                         _yn(e.get("handles_preserved")), _yn(e.get("reclaimed")), _yn(e.get("data_verified")),
+                         _num(e.get("service_gap_s")), _opens(e), _yn(e.get("export_ids_equal")),
+                         _yn(e.get("handles_preserved")), _yn(e.get("reclaimed")), _yn(e.get("reclaim_complete")),
+                         _yn(e.get("data_verified")),
                          "-" if e.get("acked_writes_lost") is None else str(e["acked_writes_lost"]),
+                         _yn(e["nlm"]["reclaimed"]) if e.get("nlm") else "-",
                          "ok" if not any(p.startswith(name) for p in f["problems"]) else "FAILED"])
+        for name, e in (f.get("not_moved") or {}).items():
+            rows.append([str(f["n"]), f["kind"], name, f"stays on {e.get('on')}", "-", "-", _opens(e),
+                         *["-"] * 7, "ok" if not any(p.startswith(name) for p in f["problems"]) else "FAILED"])
     if rows:
         lines.append("")
-        lines += table(rows, ["#", "failover", "volume", "move", "outage s", "cluster s", "ids equal",
-                              "handle kept", "reclaimed", "data ok", "writes lost", "result"]).splitlines()
+        lines += table(rows, ["#", "failover", "volume", "move", "outage s", "cluster s", "new opens s",
+                              "ids equal", "handle kept", "reclaimed", "rc", "data ok", "writes lost",
+                              "NLM lock", "result"]).splitlines()
+        lines.append(LEGEND + "; NLM lock: the NFSv3 client's lock reclaimed")
     for f in r.get("failovers", []):
         worst = "" if f.get("outage_s") is None else f" (worst outage {f['outage_s']:.2f} s)"
-        lines.append(f"  {f['n']} {f['kind']}: {f['what']}{worst}")
+        lines.append(f"  {f['n']} {f['kind']}: {f['what']}{worst}"
+                     + (f" (grace over {f['grace_over_after_s']} s after the IP was up)"
+                        if f.get("grace_over_after_s") is not None else ""))
         lines += _spread(f)
+        for name, w in (f.get("waited_for_expiry") or {}).items():
+            lines.append(f"      {name}: {_expiry_line(w.get('node') or f['to'], w)}")
+        for name, e in f.get("volumes", {}).items():
+            if e.get("nlm"):
+                lines.append(f"      {name}: {_nlm_line(e)}")
         for ln in f.get("pacemaker", [])[:8]:
             lines.append(f"      pacemaker: {ln}")
         for prob in f.get("problems", []):

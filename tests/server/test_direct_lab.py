@@ -50,7 +50,9 @@ def test_one_failover_keeps_the_clients_handle(mode):
     assert fo["reclaimed"] is True and fo["export_ids_equal"] is True
     assert fo["stale_replies"] == 0
     assert fo["acked_writes_lost"] == 0 and fo["stream_reclaimed"] is True  # written throughout
-    assert r["client_writes"]["acked_records_lost"] == 0 and r["client_writes"]["records_acked"] > 10
+    # the stream went on across the move (a count of records would measure the machine's speed)
+    assert r["client_writes"]["acked_records_lost"] == 0 and r["client_writes"]["records_acked"] > 0
+    assert fo["writes"]["attempts"] > fo["writes"]["failed"]
     assert fo["recovery_records_moved"] >= 1 and fo["grace_events_sent"] >= 1
     assert fo["outage_s"] is not None and fo["outage_s"] <= r["grace_period_s"] + 2
     if mode:

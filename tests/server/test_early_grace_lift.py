@@ -28,10 +28,10 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
-from ganesha_servers import NEEDS_GANESHA, PSEUDO, TunedGanesha, export_block
+from ganesha_servers import NEEDS_GANESHA, PSEUDO, export_block
 
 from ganesha_ha.context import VolumeContext
-from ganesha_ha.lab.ganesha_daemon import PrivateBus, _ganesha_call, in_grace
+from ganesha_ha.lab.ganesha_daemon import GaneshaDaemon, PrivateBus, _ganesha_call, in_grace
 from ganesha_ha.lab.nfs.client import Nfs4Client
 from ganesha_ha.recovery import peers
 from ganesha_ha.recovery.ganesha_records import GaneshaRecordStore
@@ -40,27 +40,6 @@ pytestmark = NEEDS_GANESHA
 
 FIP, OTHER_IP, CLIENT, OTHER_CLIENT = "127.0.0.2", "127.0.0.3", "127.0.0.5", "127.0.0.6"
 GRACE = 90          # Ganesha's default Grace_Period
-
-
-class LeaseGanesha(TunedGanesha):
-    """A lab Ganesha with Lease_Lifetime `lease` (the lab's config sets it to the grace) and
-    its own server epoch (-E): client and session ids are epoch << 32 | counter, and two
-    instances started in the same second would hand a moved client the ids it had
-    (measured: NFS4ERR_SEQ_MISORDERED on its old session instead of BADSESSION)."""
-
-    lease: int = 60
-    epoch: int = 0
-
-    def argv(self) -> list[str]:
-        return [*super().argv(), "-E", str(self.epoch)] if self.epoch else super().argv()
-
-    def write_config(self) -> Path:
-        path = super().write_config()
-        text = path.read_text()
-        old = f"    Lease_Lifetime = {max(self.grace_period, 5)};\n"
-        assert old in text, "lab core config changed: update this test"
-        path.write_text(text.replace(old, f"    Lease_Lifetime = {self.lease};\n"))
-        return path
 
 
 def wait_lifted(bus: str, limit: float) -> float:
@@ -79,15 +58,18 @@ def test_takeover_grace_ends_once_the_volumes_41_clients_reclaimed(tmp_path: Pat
     (tmp_path / "exp" / "file").write_bytes(b"before the move\n")
     port = free_port()
     bus = PrivateBus(tmp_path / "bus").start()
-    daemons: list[TunedGanesha] = []
+    daemons: list[GaneshaDaemon] = []
     clients: list[Nfs4Client] = []
 
-    def ganesha(name: str) -> TunedGanesha:
-        g = LeaseGanesha(tmp_path / name, bus, port=port, bind_addr="0.0.0.0", grace_period=GRACE,
-                         recovery_root=tmp_path / f"recovery-{name}", nfsv4=('Server_Scope = "gha-one"',),
-                         extra_config=export_block(7, tmp_path / "exp", clients="127.0.0.0/8"))
-        g.lease = lease
-        g.epoch = int(time.time()) + 1000 * len(daemons)
+    def ganesha(name: str) -> GaneshaDaemon:
+        # Lease_Lifetime `lease`, and a server epoch (-E) of its own: client and session ids
+        # are epoch << 32 | counter, and two instances started in the same second would hand
+        # a moved client the ids it had (measured: NFS4ERR_SEQ_MISORDERED on its old session
+        # instead of BADSESSION)
+        g = GaneshaDaemon(tmp_path / name, bus, port=port, bind_addr="0.0.0.0", grace_period=GRACE,
+                          recovery_root=tmp_path / f"recovery-{name}", server_scope="gha-one",
+                          lease_lifetime=lease, epoch=int(time.time()) + 1000 * len(daemons),
+                          extra_config=export_block(7, tmp_path / "exp", clients="127.0.0.0/8"))
         daemons.append(g)
         return g.start()
 

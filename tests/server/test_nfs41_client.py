@@ -102,8 +102,7 @@ def test_slot_sequence_survives_a_lost_reply_either_way(lab: V4Lab) -> None:
 
 
 def test_reclaim_after_sigkill_and_restart_then_reclaim_complete(lab: V4Lab) -> None:
-    scope = ('Server_Scope = "gha-cluster"',)
-    lab.start(grace_period=10, nfsv4=(*scope, 'Server_Owner = "gha-node-a"'))
+    lab.start(grace_period=10, server_scope="gha-cluster", server_owner="gha-node-a")
     c = lab.client(minorversion=1, client_name="gha-v41-r")
     c.establish()
     assert c.server.server_scope == b"gha-cluster\x00"
@@ -115,7 +114,7 @@ def test_reclaim_after_sigkill_and_restart_then_reclaim_complete(lab: V4Lab) -> 
 
     lab.daemons[-1].kill()
     # Another owner, the same scope: what a cluster of Ganeshas should present.
-    lab.start(grace_period=10, nfsv4=(*scope, 'Server_Owner = "gha-node-b"'))
+    lab.start(grace_period=10, server_scope="gha-cluster", server_owner="gha-node-b")
     t0 = time.monotonic()
     assert in_grace(lab.bus.address)
     # The saved handle reads on the new instance: the client re-made its session itself.
@@ -144,11 +143,11 @@ def test_reclaim_after_sigkill_and_restart_then_reclaim_complete(lab: V4Lab) -> 
 
 
 def test_a_new_server_scope_makes_the_client_refuse_to_reclaim(lab: V4Lab) -> None:
-    lab.start(nfsv4=('Server_Scope = "gha-scope-a"',))
+    lab.start(server_scope="gha-scope-a")
     c = lab.client(minorversion=1)
     f = c.open(f"{PSEUDO}/file", write=True)
     lab.daemons[-1].kill()
-    lab.start(nfsv4=('Server_Scope = "gha-scope-b"',))
+    lab.start(server_scope="gha-scope-b")
     # Straight to the reclaim: the client finds the session gone, re-makes it with the new
     # server and only then compares the scopes (before anything is sent to reclaim).
     with pytest.raises(ScopeMismatch) as ei:

@@ -70,7 +70,33 @@ def test_cluster_report_has_one_row_per_moved_volume():
                         "pacemaker": ["node-a: Node node-b state is now lost"]}]}
     lines = render_cluster_text(r).splitlines()
     rows = [ln.split() for ln in lines if ln.startswith("1 ")]
-    assert [(row[2], row[-2], row[-1]) for row in rows] == [("vol1", "0", "ok"), ("vol2", "2", "FAILED")]
+    assert [(row[2], row[-3], row[-1]) for row in rows] == [("vol1", "0", "ok"), ("vol2", "2", "FAILED")]
     assert "      pacemaker: node-a: Node node-b state is now lost" in lines
     assert "fencing: stonith is off" in lines and "problem: vol2: lost" in lines
     assert lines[-1].startswith("FAILED: see above")
+
+
+def test_direct_report_says_what_the_clients_saw():
+    nlm = {"notified": True, "notified_by": ["10.0.0.100 (volume.gha.lab)"], "notified_after_up_s": 0.2,
+           "reclaimed": True, "reclaim": ["NLM4_GRANTED"], "reclaim_after_up_s": 0.3,
+           "contender": {"NLM4_DENIED_GRACE_PERIOD": 20, "NLM4_DENIED": 2}, "contender_granted": False,
+           "data_intact": True}
+    r = direct(nfs_version="4.1", nlm=True, lease_lifetime_s=5, server_scope_set=None,
+               server_identity={"a": {"owner": "n-a", "scope": "n-a_NFS-Ganesha"},
+                                "b": {"owner": "n-b", "scope": "n-b_NFS-Ganesha"}},
+               scope_check={"a": {"rc": 0, "reason": ""}, "b": {"rc": 0, "reason": ""}})
+    r["failovers"][0].update(nlm=nlm, reclaim_complete=True, new_opens={"outage_s": 5.5, "after_up_s": 5.1},
+                             waited_for_expiry={"waited_s": 3.2, "still_remembered": []})
+    lines = render_text(r).splitlines()
+    assert lines[1].startswith("clients: NFSv4.1 and NFSv3 with an NLM lock, notified by ocf:ganesha-ha:notify")
+    assert any("(DIFFERENT scopes: no reclaim across nodes)" in ln for ln in lines)
+    assert any(ln.startswith("agent validate-all with different scopes: a rc 0; b rc 0: not refused") for ln in lines)
+    row = next(ln for ln in lines if ln.startswith("1 ")).split()
+    assert row[5:8] == ["5.20", "5.50", "(5.10)"]   # grace s, then new opens s
+    assert any("waited 3.2 s before the move for b" in ln for ln in lines)
+    nl = next(ln for ln in lines if "NLM:" in ln)
+    assert "notified from 10.0.0.100 (volume.gha.lab) 0.2 s after the IP was up" in nl
+    assert "lock reclaimed 0.3 s after the IP was up" in nl and "LOCK LOST" not in nl
+    nlm.update(contender_granted=True, notified_after_up_s=-1.5)
+    nl = next(ln for ln in render_text(r).splitlines() if "NLM:" in ln)
+    assert "LOCK LOST" in nl and "1.5 s before the lab's poll saw the group up" in nl
