@@ -144,7 +144,7 @@ def raw_floor(b: Bench, mp: Path, exps) -> dict:
     written beforehand), sent one after the other from this already running process, with
     nothing else (no registry, no read-back); then one RemoveExport each. Seconds in all."""
     import dbus
-    from ganesha_ha.backends.ganesha import EXPORT_MGR_IFACE, EXPORT_MGR_PATH
+    from ganesha_ha.backends.ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH
     from ganesha_ha.backends.ganesha_conf import RenderOptions, render_export
 
     d = b.work / f"floor{len(exps)}"

@@ -12,7 +12,8 @@ Facts this code relies on, measured against Debian's nfs-ganesha 4.3 (/work/note
   a host name of the registry, which is a warning (grants.py says why).
 - AddExport(file, "EXPORT(Export_Id=*)") loads every EXPORT block of the file in file order,
   and stops at a block it cannot load (export_mgr.c `gsh_export_addexport`); each complaint
-  names the file and line: new exports go live several per call (ganesha_batch.py).
+  names the file and line: new exports go live several per call (ganesha_batch.py,
+  ganesha_changes.py).
 - ShowExports costs Ganesha ~70 ms at 1000 exports: asked once per action (`action()`).
 - RemoveExport of an unknown id fails with InvalidArgs.
 - UpdateExport of an id that is not live silently *adds* it: never an existence test.
@@ -42,24 +43,20 @@ Facts this code relies on, measured against Debian's nfs-ganesha 4.3 (/work/note
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import (ApplyError, GaneshaHAError, IdCollisionError, PartlyAppliedError, ServerUnavailableError,
-                      ValidationError)
-from ..fsutil import ensure_secure_dir, require_export_directory, write_runtime
-from ..fsal_schema import REDACTED
+from ..errors import ApplyError, IdCollisionError, ServerUnavailableError
+from ..fsutil import ensure_secure_dir, write_runtime
 from ..model import Export
 from ..recovery.ganesha_records import GaneshaRecordStore, takeover_key
 from ..recovery.nsm import nsm_store
 from ..context import VolumeContext
 from . import Drift
-from ..plan import pseudo_depth
-from .ganesha_batch import BATCH_MAX, EVERY_EXPORT, added_count, batchable, complaints, render_batch
-from .ganesha_bus import BusUnreachable, GaneshaBus, import_dbus
+from .ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH, BusUnreachable, GaneshaBus, import_dbus
+from .ganesha_changes import LiveChanges, _nobody, _one_line
 from .ganesha_conf import RenderOptions, check_renderable, export_path, render_export
-from .grants import LiveExport, diff_export, host_names, parse_display, serves_nobody, unchecked, unresolved
+from .grants import LiveExport, diff_export, parse_display, serves_nobody, unchecked, unresolved
 from .resolve import Resolver
 
 SCOPE_ATTRIBUTE = "ganesha-ha-server-scope"   # node_attrs.py: each node's Ganesha server scope
@@ -70,15 +67,14 @@ if TYPE_CHECKING:
 
     from ..recovery import RecoveryStore
 
-EXPORT_MGR_PATH = "/org/ganesha/nfsd/ExportMgr"
-EXPORT_MGR_IFACE = "org.ganesha.nfsd.exportmgr"
 ADMIN_PATH = "/org/ganesha/nfsd/admin"
 ADMIN_IFACE = "org.ganesha.nfsd.admin"
 EVENT_TAKE_IP = 5
 
 
-class GaneshaBackend:
-    """Drives one ganesha.nfsd over D-Bus. Connects lazily: `meta-data` never touches the bus."""
+class GaneshaBackend(LiveChanges):
+    """Drives one ganesha.nfsd over D-Bus. Connects lazily: `meta-data` never touches the bus.
+    Its live changes (apply, withdraw) are in ganesha_changes.py."""
 
     name = "ganesha"
     own_server = False   # the node's one server, shared by the volumes here
@@ -411,339 +407,6 @@ class GaneshaBackend:
         write_runtime(conf, render_export(exp, ctx.mountpoint, self.render_opts).encode(), 0o600)
         return conf
 
-    def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
-        """Add each export, or update it in place when its id is already live for its path,
-        then read it back (DisplayExport) and compare. A reply with "Errors found" or a
-        read-back that differs from the registry is an ApplyError naming the export, the field
-        and both values; an export this call added is then removed again, and the EXPORT file
-        rendered for a failed change is deleted. Returns warnings (unresolved host names).
-
-        New exports go to Ganesha several in one AddExport (ganesha_batch.py: up to BATCH_MAX,
-        of one pseudo depth, so that none is mounted below another of its batch), each still
-        judged on its own. Every export is carried out even when one fails; then the one
-        failure is raised as it is when this call had one export, else PartlyAppliedError
-        lists them all. IdCollisionError (an id of ours served for another path) stops it."""
-        dbus = import_dbus()
-
-        self._new_call()
-        shown = self.show_exports()
-        live = self._live([e.export_id for e in exports], shown)
-        warnings: list[str] = []
-        failures: list[tuple[Export, GaneshaHAError]] = []
-        adds: list[Export] = []
-
-        def add_pending() -> None:
-            for start in range(0, len(adds), BATCH_MAX):
-                said, failed = self._add_together(ctx, adds[start:start + BATCH_MAX], dbus)
-                warnings.extend(said)
-                failures.extend(failed)
-            adds.clear()
-
-        for exp in exports:
-            path = self._abspath(ctx, exp)
-            current = live.get(exp.export_id)
-            if current is not None and current.path != path:
-                raise IdCollisionError(f"Export_Id {exp.export_id} is already served by this node's "
-                                       f"Ganesha for {current.path}")
-            try:
-                if not exp.remote:
-                    require_export_directory(path, "Ganesha")
-                if current is None:
-                    self._check_proxy_back_end(exp)
-            except ApplyError as exc:
-                failures.append((exp, exc))
-                continue
-            together = current is None and batchable(exp)
-            if adds and not (together and pseudo_depth(exp.pseudo) == pseudo_depth(adds[0].pseudo)):
-                add_pending()
-            if together:
-                adds.append(exp)
-                continue
-            try:
-                warnings += self._apply_alone(ctx, exp, "UpdateExport" if current is not None else "AddExport",
-                                              path, dbus)
-            except (ApplyError, ValidationError) as exc:
-                failures.append((exp, exc))
-        add_pending()
-        if failures:
-            if len(exports) == 1:
-                raise failures[0][1]
-            raise PartlyAppliedError(failures, warnings)
-        return warnings
-
-    def _check_proxy_back_end(self, exp: Export) -> None:
-        """ApplyError when `exp` is a PROXY_V4 export whose back-end's NFS port does not take a
-        TCP connection within min(2 s, a quarter of the D-Bus timeout): Ganesha's AddExport of it
-        would never return (module docstring). NFS_Port 0 (the back-end's rpcbind decides) is
-        not tried."""
-        base = exp.ganesha.fsal.base
-        if base.problem or base.name != "PROXY_V4":
-            return
-        import socket
-
-        host, port = base.effective("Srv_Addr") or "", int(base.effective("NFS_Port") or 2049)
-        if not port:
-            return
-        try:
-            socket.create_connection((host, port), timeout=min(2.0, self.bus.timeout / 4)).close()
-        except OSError as exc:
-            raise ApplyError(f"PROXY_V4 back-end {host}:{port} does not answer ({exc.strerror or exc}): "
-                             "Ganesha's AddExport would wait for it forever and stop answering D-Bus "
-                             "for every export of this node") from None
-
-    def _apply_alone(self, ctx: VolumeContext, exp: Export, method: str, path: str, dbus: Any) -> list[str]:
-        """Add/UpdateExport of one export in a file of its own (export-<id>.conf, kept for the
-        administrator's eyes unless it holds a secret), then its read-back."""
-        conf = self._write_block(ctx, exp)
-        try:
-            return self._apply_one(exp, conf, method, path, dbus)
-        except BaseException:
-            _unlink(conf)
-            raise
-
-    def _add_together(self, ctx: VolumeContext, exps: list[Export], dbus: Any
-                      ) -> tuple[list[str], list[tuple[Export, GaneshaHAError]]]:
-        """New exports of one pseudo depth in one AddExport (ganesha_batch.py), each judged on
-        its own: Ganesha's complaints about its block, then its read-back. Returns the warnings
-        and the (export, error) of each export that is not live as asked (an export this call
-        added and that is wrong is removed again). Of what Ganesha did not add (a block that
-        fails to load ends its loop), the block it complained about is added alone, for its own
-        words, and the rest together again; a complaint no block owns makes every export of
-        the batch go alone, after those that went live are taken back."""
-        failures: list[tuple[Export, GaneshaHAError]] = []
-        ready: list[Export] = []
-        for exp in exps:
-            try:
-                check_renderable(exp, ctx.mountpoint)
-            except ValidationError as exc:
-                failures.append((exp, exc))
-            else:
-                ready.append(exp)
-        if len(ready) <= 1:
-            said, alone_failures = self._each_alone(ctx, ready, dbus)
-            return said, failures + alone_failures
-        batch = render_batch(ready, ctx.mountpoint, self.render_opts)
-        conf = self._volume_dir(ctx) / f"exports-{ready[0].export_id}-{os.getpid()}.conf"
-        secrets = [secret for exp in ready for secret in exp.ganesha.fsal.secrets()]
-        error = None
-        try:
-            write_runtime(conf, batch.text.encode(), 0o600)
-            message = str(self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "AddExport", str(conf), EVERY_EXPORT))
-        except dbus.DBusException as exc:
-            message, error = exc.get_dbus_message() or "", exc
-        except BaseException:
-            self._forget()
-            raise
-        finally:
-            _unlink(conf)   # a vehicle only: Ganesha has read it (and a secret stays in the registry)
-        per, unowned = batch.attribute(complaints(message), str(conf))
-        for exp in ready:
-            self._seen.pop(exp.export_id, None)
-        if error is None and added_count(message) == len(ready) and not unowned:
-            added = ready
-            if self._view is not None:
-                self._view.update((exp.export_id, self._abspath(ctx, exp)) for exp in ready)
-        else:
-            now = self.show_exports(fresh=True)
-            present = [exp for exp in ready if exp.export_id in now]
-            held = self._held(ctx, present)
-            added = [exp for exp in present if held[exp.export_id]]
-            for exp in present:   # live for another path: not ours (its id was taken meanwhile)
-                if not held[exp.export_id]:
-                    failures.append((exp, ApplyError(f"Ganesha AddExport of Export_Id {exp.export_id} "
-                                                     f"({exp.pseudo}): the id is already active for another path")))
-        if unowned:   # whose? nobody can say: each goes again on its own
-            for exp in reversed(added):
-                self._take_back(exp, failures)
-            taken = {exp.export_id for exp, _ in failures}
-            said, alone_failures = self._each_alone(ctx, [e for e in ready if e.export_id not in taken], dbus)
-            return said, failures + alone_failures
-        judged = [exp for exp in added
-                  if not self._refused(exp, per.get(exp.export_id, []), secrets, failures)]
-        ids = [exp.export_id for exp in judged]
-        got = self._live(ids, dict.fromkeys(ids, ""))   # live: added by this call, or shown just now
-        warnings: list[str] = []
-        for exp in judged:
-            problem = self._verdict(exp, "AddExport", self._abspath(ctx, exp), got.get(exp.export_id),
-                                    _one_line(message), secrets)
-            if problem is None:
-                warnings += self._unresolved_warnings(exp)
-            else:
-                failures.append((exp, problem))
-                self._take_back(exp, failures)
-        # not added: the block Ganesha blamed goes alone (for its own words), the rest together again
-        done = {exp.export_id for exp in added} | {exp.export_id for exp, _ in failures}
-        blamed = [e for e in ready if e.export_id not in done and per.get(e.export_id)]
-        rest = [e for e in ready if e.export_id not in done and not per.get(e.export_id)]
-        said, alone_failures = self._each_alone(ctx, blamed if added or blamed else rest, dbus)
-        if rest and (added or blamed):
-            more, more_failures = self._add_together(ctx, rest, dbus)
-            said, alone_failures = said + more, alone_failures + more_failures
-        return warnings + said, failures + alone_failures
-
-    def _each_alone(self, ctx: VolumeContext, exps: list[Export], dbus: Any
-                    ) -> tuple[list[str], list[tuple[Export, GaneshaHAError]]]:
-        warnings: list[str] = []
-        failures: list[tuple[Export, GaneshaHAError]] = []
-        for exp in exps:
-            try:
-                warnings += self._apply_alone(ctx, exp, "AddExport", self._abspath(ctx, exp), dbus)
-            except (ApplyError, ValidationError) as exc:
-                failures.append((exp, exc))
-        return warnings, failures
-
-    def _refused(self, exp: Export, complaints_of_exp: list[str], secrets: list[str],
-                 failures: list[tuple[Export, GaneshaHAError]]) -> bool:
-        """Whether Ganesha complained about `exp`'s block (beyond a host name of it that does
-        not resolve: a warning): then it is a failure, taken back."""
-        errors = [e for e in complaints_of_exp if not _unresolved_error(e, exp)]
-        if not errors:
-            return False
-        where = f"Export_Id {exp.export_id} ({exp.pseudo})"
-        failures.append((exp, ApplyError(scrub(f"Ganesha AddExport of {where}: Errors found: "
-                                               f"{'; '.join(errors)}", secrets))))
-        self._take_back(exp, failures)
-        return True
-
-    def _take_back(self, exp: Export, failures: list[tuple[Export, GaneshaHAError]]) -> None:
-        """Remove an export this call added and that is wrong; a failed removal is said with
-        its failure (it is never left serving half-read without a word)."""
-        try:
-            self._remove(exp)
-        except GaneshaHAError:
-            for i, (failed, error) in enumerate(failures):
-                if failed is exp:
-                    failures[i] = (exp, ApplyError(f"{error}; taking it back failed too"))
-
-    def _verdict(self, exp: Export, method: str, path: str, got: LiveExport | None, said: str,
-                 secrets: Sequence[str]) -> ApplyError | None:
-        """Why `exp` is not live as the registry says after `method`, from its read-back `got`
-        (None: not live); None when it is. `said` is Ganesha's answer, for the message."""
-        where = f"Export_Id {exp.export_id} ({exp.pseudo})"
-        if got is None:
-            return ApplyError(f"Ganesha {method} of {where} said {scrub(said, secrets)!r}, but the export is not live")
-        diffs = diff_export(exp, path, got, self.resolve)
-        if diffs:
-            return ApplyError(f"{where} after {method}: Ganesha holds it otherwise than the "
-                              f"registry: {'; '.join(diffs)}")
-        if serves_nobody(exp, self.resolve):
-            return ApplyError(_nobody(exp))
-        return None
-
-    def _apply_one(self, exp: Export, conf: Path, method: str, path: str, dbus: Any) -> list[str]:
-        """AddExport/UpdateExport of one export's file `conf`, then its read-back; secrets of
-        its FSAL never appear in a message, nor stay in `conf` once Ganesha has read it."""
-        where = f"Export_Id {exp.export_id} ({exp.pseudo})"
-        secrets = exp.ganesha.fsal.secrets()
-        try:
-            message = str(self._export_call(method, exp.export_id, path, str(conf),
-                                            f"EXPORT(Export_Id={exp.export_id})"))
-        except dbus.DBusException as exc:
-            raise ApplyError(scrub(_explain(method, exp, exc), secrets)) from None
-        finally:
-            if secrets:   # Ganesha has read it: a secret stays only in the volume's registry
-                conf.unlink(missing_ok=True)
-        if message.startswith("0 exports"):
-            raise ApplyError(scrub(f"Ganesha {method} of {path} ({where}) did nothing: {_one_line(message)}", secrets))
-        try:
-            errors = [e for e in _reply_errors(message) if not _unresolved_error(e, exp)]
-            if errors:
-                raise ApplyError(scrub(f"Ganesha {method} of {where}: Errors found: {'; '.join(errors)}", secrets))
-            problem = self._verdict(exp, method, path, self.display(exp.export_id), _one_line(message), secrets)
-            if problem is not None:
-                raise problem
-        except ApplyError as exc:
-            if method == "AddExport":  # ours since this call: never leave it serving half-read
-                try:
-                    self._remove(exp)
-                except GaneshaHAError:
-                    raise ApplyError(f"{exc}; taking it back failed too") from None
-            raise
-        return self._unresolved_warnings(exp)
-
-    def _remove_timeout(self, exp: Export) -> float:
-        """How long a RemoveExport of `exp` may block Ganesha's D-Bus thread, plus the usual
-        timeout: PROXY_V4's receiver wakes up only after its RPC_Client_Timeout, GLUSTER's
-        glfs_fini waits for its bricks' disconnect (module docstring, fsal_schema.remove_wait)."""
-        base = exp.ganesha.fsal.base
-        if base.problem:
-            return self.bus.timeout
-        if base.name == "PROXY_V4":
-            wait = self.bus.timeout + float(base.effective("RPC_Client_Timeout") or 60)
-        else:
-            wait = self.bus.timeout + base.schema.remove_wait
-        budget = self.settings.get("action_budget")   # the agent's: 80 % of its action's timeout
-        return max(self.bus.timeout, min(wait, float(budget))) if budget else wait
-
-    def _remove(self, exp: Export) -> None:
-        dbus = import_dbus()
-        timeout = self._remove_timeout(exp)
-        try:
-            self._export_call("RemoveExport", exp.export_id, None, dbus.UInt16(exp.export_id), timeout=timeout)
-        except dbus.DBusException as exc:
-            raise ApplyError(_explain("RemoveExport", exp, exc)) from None
-        except ServerUnavailableError as exc:
-            if timeout == self.bus.timeout:
-                raise
-            why = ("a PROXY_V4 export's RemoveExport blocks Ganesha until its back-end connection's "
-                   "receiver wakes (RPC_Client_Timeout), and up to 60 s more when its session renewer was "
-                   "talking to the back-end (a back-end Lease_Lifetime of 5 s or less, or a back-end that "
-                   "stopped answering)" if exp.ganesha.fsal.base.name == "PROXY_V4" else
-                   f"a {exp.ganesha.fsal.base.name} export's RemoveExport blocks Ganesha while the FSAL "
-                   "disconnects from its storage")
-            raise ServerUnavailableError(f"{exc}: {why}; the removal completes in Ganesha meanwhile") from None
-
-    def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
-        """RemoveExport of each export live for its path (others are not ours, or not live:
-        nothing to withdraw), in the given order. The removals whose FSAL does not block
-        Ganesha go out together (GaneshaBus.call_each: Ganesha answers them in turn, in the
-        order sent); each failure is the export's own. Every export is tried; one failure is
-        raised as it is when this call had one export, else PartlyAppliedError lists them."""
-        held = self._held(ctx, exports)
-        failures: list[tuple[Export, GaneshaHAError]] = []
-        together: list[Export] = []
-        for exp in exports:
-            if not held[exp.export_id]:
-                continue
-            if self._remove_timeout(exp) == self.bus.timeout:
-                together.append(exp)
-                continue
-            failures += self._remove_together(ctx, together)
-            together = []
-            try:
-                self._remove(exp)   # alone, with the wait its FSAL needs
-                _unlink(self._conf_path(ctx, exp))
-            except ApplyError as exc:
-                failures.append((exp, exc))
-        failures += self._remove_together(ctx, together)
-        if failures:
-            if len(exports) == 1:
-                raise failures[0][1]
-            raise PartlyAppliedError(failures)
-
-    def _remove_together(self, ctx: VolumeContext, exports: list[Export]) -> list[tuple[Export, GaneshaHAError]]:
-        """RemoveExports sent together; the (export, error) of each Ganesha refused."""
-        if not exports:
-            return []
-        dbus = import_dbus()
-        for exp in exports:
-            self._seen.pop(exp.export_id, None)
-        try:
-            replies = self.bus.call_each(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "RemoveExport",
-                                         [(dbus.UInt16(exp.export_id),) for exp in exports])
-        except BaseException:
-            self._forget()
-            raise
-        failures: list[tuple[Export, GaneshaHAError]] = []
-        for exp, reply in zip(exports, replies):
-            if isinstance(reply, dbus.DBusException):
-                failures.append((exp, ApplyError(_explain("RemoveExport", exp, reply))))
-                continue
-            if self._view is not None:
-                self._view.pop(exp.export_id, None)
-            _unlink(self._conf_path(ctx, exp))
-        return failures
-
     # ---- client recovery and grace ----------------------------------------------------
     def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:
         """Ganesha's NFSv4 client records (its fs recovery backend's tree) and the statd
@@ -786,90 +449,9 @@ class GaneshaBackend:
         return bool(reply[0]) if isinstance(reply, (tuple, list)) else bool(reply)
 
 
-def scrub(text: str, secrets: Sequence[str]) -> str:
-    """`text` with every secret value replaced: Ganesha's messages may quote a value."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
-def _nobody(exp: Export) -> str:
-    return (f"Export_Id {exp.export_id} ({exp.pseudo}): no client of it resolves on this node "
-            f"({', '.join(c.host for c in exp.clients)}): Ganesha would grant it to nobody here")
-
 
 def _inside(path: str, top: str) -> bool:
     return path == top or path.startswith(top.rstrip("/") + "/")
-
-
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-
-
-def _one_line(text: str, limit: int = 600) -> str:
-    out = " ".join(text.split())
-    return out if len(out) <= limit else out[: limit - 1] + "…"
-
-
-def _reply_errors(message: str) -> list[str]:
-    """The error lines of an AddExport/UpdateExport reply ("1 exports added. Errors found:\n
-    Config File (/run/.../export-7.conf:5): Syntax error in statement\n..."); empty without
-    "Errors found"."""
-    head, sep, rest = message.partition("Errors found:")
-    return _detail_lines(rest) if sep else []
-
-
-def _detail_lines(text: str) -> list[str]:
-    """Ganesha's "Config File (FILE:LINE): TEXT" lines as "line LINE: TEXT" (the file is ours),
-    whitespace collapsed, repeats dropped, in order."""
-    out: list[str] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("Config File (") and "): " in line:
-            where, _, rest = line[len("Config File ("):].partition("): ")
-            line = f"line {where.rpartition(':')[2]}: {rest}" if ":" in where else rest
-        line = " ".join(line.split())
-        if line and line not in out:
-            out.append(line)
-    return out or ["(no details)"]
-
-
-def _condensed(message: str) -> str:
-    """A D-Bus error message of Ganesha's on one line: its first sentence (file names without
-    their directory) and its detail lines joined with '; ' (export_mgr.c formats
-    "... because %s errors. Details:\n%s")."""
-    head, sep, rest = message.partition("Details:")
-    head = " ".join(w.rpartition("/")[2] if w.startswith("/") else w for w in head.split())
-    if not sep:
-        return _one_line(head)
-    return _one_line(f"{head} {'; '.join(_detail_lines(rest))}")
-
-
-def _unresolved_error(error: str, exp: Export) -> bool:
-    """Ganesha's "Client (NAME) not found because ..." for a host name of `exp`: a warning, not
-    a failure (grants.py). Ganesha's getaddrinfo decides, not ours: they may differ in time."""
-    text = error.partition(": ")[2] if error.startswith("line ") else error
-    if not (text.startswith("Client (") and ") not found because" in text):
-        return False
-    name = text[len("Client ("):text.index(") not found because")]
-    return name in host_names(exp)
-
-
-def _explain(method: str, exp: Export, exc: Any) -> str:
-    name = exc.get_dbus_name() or ""
-    msg = _condensed(exc.get_dbus_message() or "")
-    where = f"Export_Id {exp.export_id} ({exp.pseudo})"
-    if "already active" in msg:
-        return f"Ganesha {method} of {where}: the id is already active"
-    if name.endswith("InvalidArgs") and method == "AddExport":
-        return (f"Ganesha rejected the EXPORT block of {where} (syntax error; see Ganesha's log): "
-                f"{msg or name}")
-    return f"Ganesha {method} of {where} failed: {msg or name}"
-
 
 class _Action:
     """GaneshaBackend.action(): the view of ShowExports lives as long as the outermost block."""

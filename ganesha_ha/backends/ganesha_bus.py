@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 BUS_NAME = "org.ganesha.nfsd"
+EXPORT_MGR_PATH = "/org/ganesha/nfsd/ExportMgr"
+EXPORT_MGR_IFACE = "org.ganesha.nfsd.exportmgr"
 _NO_ANSWER = ("org.freedesktop.DBus.Error.NoReply", "org.freedesktop.DBus.Error.Timeout")
 _NO_OWNER = ("org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner",
              "org.freedesktop.DBus.Error.Disconnected")

@@ -165,7 +165,7 @@ def test_clean_exactly_when_the_live_order_keeps_the_precedence(hosts, opts, acc
 
 # ---- Ganesha's replies, condensed to one line (backends/ganesha.py) ------------------------------
 def test_errors_found_are_read_line_by_line():
-    from ganesha_ha.backends.ganesha import _condensed, _reply_errors, _unresolved_error
+    from ganesha_ha.backends.ganesha_changes import _condensed, _reply_errors, _unresolved_error
 
     reply = ("1 exports added. Errors found:\nConfig File (/run/gha/u/export-7.conf:5): Syntax error in "
              "statement\nConfig File (/run/gha/u/export-7.conf:5): 1 validation errors in block Client\n"
