@@ -57,6 +57,7 @@ from .ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH, BusUnreachable, Gane
 from .ganesha_changes import LiveChanges, _nobody, _one_line
 from .ganesha_conf import RenderOptions, check_renderable, export_path, render_export
 from .grants import LiveExport, diff_export, parse_display, serves_nobody, unchecked, unresolved
+from .node_server import NodeServer
 from .resolve import Resolver
 
 SCOPE_ATTRIBUTE = "ganesha-ha-server-scope"   # node_attrs.py: each node's Ganesha server scope
@@ -72,7 +73,7 @@ ADMIN_IFACE = "org.ganesha.nfsd.admin"
 EVENT_TAKE_IP = 5
 
 
-class GaneshaBackend(LiveChanges):
+class GaneshaBackend(LiveChanges, NodeServer):
     """Drives one ganesha.nfsd over D-Bus. Connects lazily: `meta-data` never touches the bus.
     Its live changes (apply, withdraw) are in ganesha_changes.py."""
 
@@ -418,16 +419,6 @@ class GaneshaBackend(LiveChanges):
         reclaim; with none, a grace period would only block new opens on every export of
         this Ganesha for nothing. Returns Ganesha's answer, or None when not started."""
         return self.start_grace(ctx) if records else None
-
-    # ---- a server of the volume's own: not this one --------------------------------------
-    def launch(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
-        """Nothing to start: the node's server runs on its own (own_server is False, so the
-        volume layer never calls this)."""
-        return []
-
-    def stop_server(self, ctx: VolumeContext) -> int:
-        """Nothing to end: the node's server serves the other volumes too."""
-        return 0
 
     def after_stop(self, ctx: VolumeContext, unlock_fs: bool, unlock_ip: bool, lease_wait: float) -> list[str]:
         """Nothing: Ganesha holds no lock on the volume once its exports are removed (their

@@ -59,6 +59,7 @@ from .knfsd_table import (ARG_LIMIT, DesiredEntry, EtabEntry, PathState, client_
                           export_argvs, export_dir, find_collisions, group_by_options,
                           index_by_path, match_path, normalize_fsid, normalize_path,
                           parse_etab_entries, render_exports_file, unexport_argvs)
+from .node_server import NodeServer
 from .resolve import Resolver
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
@@ -139,7 +140,7 @@ def _finish(proc: Any, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
-class KnfsdBackend:
+class KnfsdBackend(NodeServer):
     """Drives the kernel NFS server through exportfs; reads etab and rmtab directly."""
 
     name = "knfsd"
@@ -552,16 +553,6 @@ class KnfsdBackend:
             return int((self.proc_nfsd / "nfsv4leasetime").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
-
-    # ---- a server of the volume's own: not this one --------------------------------------
-    def launch(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
-        """Nothing to start: the node's server runs on its own (own_server is False, so the
-        volume layer never calls this)."""
-        return []
-
-    def stop_server(self, ctx: VolumeContext) -> int:
-        """Nothing to end: the node's server serves the other volumes too."""
-        return 0
 
     def after_stop(self, ctx: VolumeContext, unlock_fs: bool, unlock_ip: bool, lease_wait: float) -> list[str]:
         """Release the NLM locks of the volume (its file system, its floating IP) and, when
