@@ -43,13 +43,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import ApplyError, IdCollisionError, NotInstalledError, ServerUnavailableError, ValidationError
 from ..fsutil import require_export_directory
-from ..linux import private_binds_preexec, run_capturing_stderr
+from ..linux import run_capturing_stderr
 from ..model import Export
 from ..recovery.nsm import nsm_store
 from ..recovery.rmtab import RmtabStore
@@ -57,8 +56,7 @@ from ..context import VolumeContext
 from . import Drift
 from .knfsd_table import (ARG_LIMIT, DesiredEntry, EtabEntry, PathState, client_kind, desired_entries,
                           export_argvs, export_dir, find_collisions, group_by_options,
-                          index_by_path, match_path, normalize_fsid, normalize_path,
-                          parse_etab_entries, render_exports_file, unexport_argvs)
+                          index_by_path, match_path, normalize_fsid, parse_etab_entries, unexport_argvs)
 from .node_server import NodeServer
 from .resolve import Resolver
 
@@ -68,12 +66,10 @@ if TYPE_CHECKING:
 
     from ..recovery import RecoveryStore
 
-CACHES = ("auth.unix.ip", "auth.unix.gid", "nfsd.fh", "nfsd.export")  # nfs-utils' flush order
-
-# shutil, socket, subprocess and tempfile are imported where they are used: together they
-# cost ~15 ms, and the agent's monitor of a correct volume needs none of them (nor ctypes,
-# which linux.py imports on its first libc call).
-_private_mounts = private_binds_preexec   # the batch export's private /var/lib/nfs (tests replace it)
+# knfsd_batch (subprocess, shutil, tempfile: ~15 ms) and knfsd_kernel are imported where they
+# are used: the agent's monitor of a correct volume needs neither (nor ctypes, which linux.py
+# imports on its first libc call).
+NOT_INSTALLED = "not found or not executable (install nfs-kernel-server / nfs-utils)"
 
 
 def _problems(missing: Sequence[DesiredEntry], st: PathState) -> list[str]:
@@ -81,10 +77,6 @@ def _problems(missing: Sequence[DesiredEntry], st: PathState) -> list[str]:
     return ([f"{d.arg} missing" for d in missing]
             + [f"{d.arg} has {'; '.join(diffs)}" for d, _, diffs in st.changed]
             + [f"{e.unexport_arg} exported, not in the registry" for e in st.extra])
-
-
-class _NoNamespace(Exception):
-    """The private mount namespace for a batch export could not be set up."""
 
 
 def one_line(text: str | bytes, limit: int = 600) -> str:
@@ -98,46 +90,6 @@ def one_line(text: str | bytes, limit: int = 600) -> str:
             seen.append(line)
     out = "; ".join(seen) or "(no message)"
     return out if len(out) <= limit else out[: limit - 1] + "…"
-
-
-def _finish(proc: Any, timeout: float) -> bytes:
-    """All of `proc`'s stderr, and its exit reaped, within `timeout` s (else TimeoutExpired).
-
-    subprocess's own timed wait polls waitpid with sleeps of 1 ms and more, which one monitor
-    in two paid (measured): a pidfd (Linux 5.3) wakes the wait the moment the child exits.
-    """
-    import select
-    import subprocess
-
-    deadline = time.monotonic() + timeout
-    assert proc.stderr is not None
-    fd = proc.stderr.fileno()
-    chunks = []
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    while True:  # until EOF: a child that exits closes its stderr
-        left = deadline - time.monotonic()
-        if left <= 0 or not poller.poll(left * 1000):
-            raise subprocess.TimeoutExpired(proc.args, timeout)
-        data = os.read(fd, 65536)
-        if not data:
-            break
-        chunks.append(data)
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except OSError:  # a kernel before 5.3
-        proc.wait(max(deadline - time.monotonic(), 0.001))
-        return b"".join(chunks)
-    try:
-        exited = select.poll()
-        exited.register(pidfd, select.POLLIN)
-        left = deadline - time.monotonic()
-        if left <= 0 or not exited.poll(left * 1000):
-            raise subprocess.TimeoutExpired(proc.args, timeout)
-    finally:
-        os.close(pidfd)
-    proc.wait()
-    return b"".join(chunks)
 
 
 class KnfsdBackend(NodeServer):
@@ -183,37 +135,21 @@ class KnfsdBackend(NodeServer):
     def _run(self, argv: list[str], preexec: Callable[[], None] | None = None) -> tuple[int, str]:
         """Run exportfs; (exit code, stderr). Never through a shell. Without `preexec` (the
         monitor's check, every change) through linux.run_capturing_stderr, which spares the
-        agent the import of subprocess."""
+        agent the import of subprocess; with it, knfsd_batch.run_in_namespace."""
         self.exportfs_runs += 1
         env = dict(os.environ, LC_ALL="C")
-        if preexec is None:
-            try:
-                rc, err = run_capturing_stderr(argv, env, self.timeout)
-            except (FileNotFoundError, PermissionError):
-                raise NotInstalledError(f"{self.exportfs}: not found or not executable "
-                                        "(install nfs-kernel-server / nfs-utils)") from None
-            except TimeoutError:
-                raise ServerUnavailableError(f"exportfs did not finish within {self.timeout:g} s") from None
-            return rc, err.decode("utf-8", "replace")
-        import subprocess
-
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, env=env, preexec_fn=preexec, close_fds=True)
-        except (FileNotFoundError, PermissionError):
-            raise NotInstalledError(f"{self.exportfs}: not found or not executable "
-                                    "(install nfs-kernel-server / nfs-utils)") from None
-        except subprocess.SubprocessError:
             if preexec is None:
-                raise
-            raise _NoNamespace() from None
-        with proc:
-            try:
-                err = _finish(proc, self.timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                raise ServerUnavailableError(f"exportfs did not finish within {self.timeout:g} s") from None
-        return proc.returncode, err.decode("utf-8", "replace")
+                rc, err = run_capturing_stderr(argv, env, self.timeout)
+            else:
+                from .knfsd_batch import run_in_namespace
+
+                rc, err = run_in_namespace(argv, env, preexec, self.timeout)
+        except (FileNotFoundError, PermissionError):
+            raise NotInstalledError(f"{self.exportfs}: {NOT_INSTALLED}") from None
+        except TimeoutError:
+            raise ServerUnavailableError(f"exportfs did not finish within {self.timeout:g} s") from None
+        return rc, err.decode("utf-8", "replace")
 
     def _etab(self) -> list[EtabEntry]:
         path = self.nfs_state_dir / "etab"
@@ -228,8 +164,7 @@ class KnfsdBackend(NodeServer):
     # ---- installed / running ----------------------------------------------------------------
     def check_installed(self) -> None:
         if self._exe() is None:
-            raise NotInstalledError(f"{self.exportfs}: not found or not executable "
-                                    "(install nfs-kernel-server / nfs-utils)")
+            raise NotInstalledError(f"{self.exportfs}: {NOT_INSTALLED}")
 
     def check_node(self) -> list[str]:
         """Nothing to compare between nodes: knfsd's NFSv4 state cannot move (README)."""
@@ -270,10 +205,9 @@ class KnfsdBackend(NodeServer):
 
     def nfsd_threads(self) -> int | None:
         """Kernel nfsd threads now (0: stopped); None when the nfsd module is not loaded."""
-        try:
-            return int((self.proc_nfsd / "threads").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
+        from .knfsd_kernel import read_number
+
+        return read_number(self.proc_nfsd / "threads")
 
     # ---- live state --------------------------------------------------------------------------
     def _addresses(self, host: str) -> frozenset[str] | None:
@@ -420,48 +354,22 @@ class KnfsdBackend(NodeServer):
 
     def _export(self, entries: list[DesiredEntry]) -> list[str]:
         if self.batch and not self._ns_broken and len(group_by_options(entries)) > 1:
+            from .knfsd_batch import NoNamespace, export_batch
+
             try:
-                return self._export_batch(entries)
-            except _NoNamespace:
+                return export_batch(self._run, self._exe() or self.exportfs, entries,
+                                    self.runtime_dir, self.etc_exports, self.etc_exports_d)
+            except NoNamespace:
                 self._ns_broken = True
-        errors = []
-        for argv in export_argvs(self._exe() or self.exportfs, entries, self.arg_limit):
-            rc, err = self._run(argv)
-            if rc != 0 or err.strip():  # exportfs may say why with exit code 0
-                errors.append(err)
-        return errors
-
-    def _export_batch(self, entries: list[DesiredEntry]) -> list[str]:
-        """All entries in one `exportfs -a`, reading an exports file of ours only."""
-        has_file = self.etc_exports.is_file()
-        has_dir = self.etc_exports_d.is_dir()
-        if os.geteuid() != 0 or not (has_file or has_dir):
-            raise _NoNamespace()
-        import shutil
-        import tempfile
-
-        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
-        tmp = Path(tempfile.mkdtemp(prefix="exports-", dir=self.runtime_dir))
-        try:
-            empty = tmp / "exports.d"
-            empty.mkdir(mode=0o700)
-            data = render_exports_file(entries).encode("utf-8", "surrogateescape")
-            binds = []
-            if has_file:
-                (tmp / "exports").write_bytes(data)
-                binds.append((str(tmp / "exports"), str(self.etc_exports)))
-            else:
-                (empty / "ganesha-ha.exports").write_bytes(data)
-            if has_dir:
-                binds.append((str(empty), str(self.etc_exports_d)))
-            rc, err = self._run([self._exe() or self.exportfs, "-a"], preexec=_private_mounts(binds))
-            return [err] if rc != 0 or err.strip() else []
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        return self._run_each(export_argvs(self._exe() or self.exportfs, entries, self.arg_limit))
 
     def _unexport(self, args: list[str]) -> list[str]:
+        return self._run_each(unexport_argvs(self._exe() or self.exportfs, args, self.arg_limit))
+
+    def _run_each(self, argvs: Sequence[list[str]]) -> list[str]:
+        """Run each exportfs command line; the stderr of each that failed or complained."""
         errors = []
-        for argv in unexport_argvs(self._exe() or self.exportfs, args, self.arg_limit):
+        for argv in argvs:
             rc, err = self._run(argv)
             if rc != 0 or err.strip():  # exportfs may say why with exit code 0
                 errors.append(err)
@@ -488,93 +396,19 @@ class KnfsdBackend(NodeServer):
                              f"exported (first: {still[0]}): {one_line(' '.join(errors))}")
 
     def flush_caches(self, dirs: Sequence[str] = ()) -> bool:
-        """Flush the kernel's export caches (what `exportfs -f` does); False without nfsd.
+        """Flush the kernel's export caches, re-flushing while nfsd.export still lists one of
+        `dirs` (knfsd_kernel.flush_caches); False without nfsd."""
+        from .knfsd_kernel import flush_caches
 
-        Then, at most `flush_checks` times, re-flush while nfsd.export still lists one of
-        `dirs` (a busy entry can survive one flush). Never loops without bound.
-        """
-        files = [self.proc_rpc / c / "flush" for c in CACHES if (self.proc_rpc / c / "flush").exists()]
-        if not files:
-            return False
-        wanted = {normalize_path(d) for d in dirs}
-        for attempt in range(self.flush_checks + 1):
-            stamp = f"{int(time.time()) + 1}\n".encode()
-            for f in files:
-                try:
-                    fd = os.open(f, os.O_WRONLY | os.O_CLOEXEC)
-                    try:
-                        os.write(fd, stamp)
-                    finally:
-                        os.close(fd)
-                except OSError:
-                    pass
-            if not wanted or not (self._cached_paths() & wanted) or attempt == self.flush_checks:
-                break
-            time.sleep(0.2)
-        return True
-
-    def _cached_paths(self) -> set[str]:
-        try:
-            text = (self.proc_rpc / "nfsd.export" / "content").read_bytes().decode("utf-8", "surrogateescape")
-        except OSError:
-            return set()
-        return {e.path for e in parse_etab_entries(text)}
-
-    def _write_control(self, name: str, value: str) -> bool:
-        """Write `value` to the nfsd control file `name` (as `echo value > file`); False when
-        the kernel does not offer it (nfsd not loaded) or refuses."""
-        target = self.proc_nfsd / name
-        if not target.exists():
-            return False
-        try:
-            with open(target, "w", encoding="utf-8") as fh:
-                fh.write(value + "\n")
-            return True
-        except OSError:
-            return False
-
-    def unlock_filesystem(self, ctx: VolumeContext) -> bool:
-        """Drop knfsd's NLM locks on the volume's file system (so it can be unmounted):
-        /proc/fs/nfsd/unlock_filesystem takes a path and releases every lock on that path's
-        file system (fs/nfsd/nfsctl.c write_unlock_fs), as ocf:heartbeat:exportfs does at
-        stop (unlock_on_stop). Affects every export on that file system: call at stop, after
-        withdrawing all of them, while the volume is still mounted (the path is looked up).
-        False when the kernel offers no unlock_filesystem (nfsd not loaded)."""
-        return self._write_control("unlock_filesystem", normalize_path(os.fspath(ctx.mountpoint)))
-
-    def unlock_ip(self, ip: str) -> bool:
-        """Drop knfsd's NLM locks taken through the server address `ip` (the floating IP),
-        /proc/fs/nfsd/unlock_ip (nfsctl.c write_unlock_ip); False when not offered."""
-        return self._write_control("unlock_ip", str(ipaddress.ip_address(ip)))
-
-    def nfsv4_lease_time(self) -> int | None:
-        """knfsd's NFSv4 lease time in seconds (/proc/fs/nfsd/nfsv4leasetime); None when unknown."""
-        try:
-            return int((self.proc_nfsd / "nfsv4leasetime").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
+        return flush_caches(self.proc_rpc, dirs, self.flush_checks)
 
     def after_stop(self, ctx: VolumeContext, unlock_fs: bool, unlock_ip: bool, lease_wait: float) -> list[str]:
         """Release the NLM locks of the volume (its file system, its floating IP) and, when
-        asked, ride out the NFSv4 lease time (+2 s, as ocf:heartbeat:exportfs's
-        wait_for_leasetime_on_stop), so that the file system can be unmounted."""
-        done = []
-        if unlock_fs:
-            done.append(f"NLM locks on {ctx.mountpoint} released" if self.unlock_filesystem(ctx)
-                        else f"no {self.proc_nfsd / 'unlock_filesystem'} (nfsd not loaded): no locks to release")
-        if unlock_ip and ctx.ip:
-            if self.unlock_ip(ctx.ip):
-                done.append(f"NLM locks taken through {ctx.ip} released")
-        if lease_wait > 0:
-            lease = self.nfsv4_lease_time()
-            if lease is None:
-                done.append(f"NFSv4 lease time unknown ({self.proc_nfsd / 'nfsv4leasetime'}): not waited")
-            else:
-                wait = min(lease + 2.0, lease_wait)
-                time.sleep(wait)
-                done.append(f"waited {wait:g} s for NFSv4 leases ({lease} s)"
-                            + ("" if wait >= lease + 2 else ", cut short to fit the stop timeout"))
-        return done
+        asked, ride out the NFSv4 lease time (knfsd_kernel.release_at_stop), so that the file
+        system can be unmounted."""
+        from .knfsd_kernel import release_at_stop
+
+        return release_at_stop(self.proc_nfsd, ctx.mountpoint, ctx.ip, unlock_fs, unlock_ip, lease_wait)
 
     # ---- client recovery -----------------------------------------------------------------------
     def recovery_stores(self, ctx: VolumeContext) -> list[RecoveryStore]:

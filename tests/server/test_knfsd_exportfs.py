@@ -371,7 +371,7 @@ def test_flush_is_bounded_and_skipped_without_nfsd(vol, ns, backend, tmp_path):
 # ---- how the one-process batch finds its exports file, and its fallbacks ------------------------------
 @root
 def test_batch_hides_other_exports_files_and_falls_back(vol, ns, counted, tmp_path, monkeypatch):
-    from ganesha_ha.backends import knfsd
+    from ganesha_ha.backends import knfsd_batch
     from knfsd_ns import private_etc
 
     try:
@@ -399,7 +399,7 @@ def test_batch_hides_other_exports_files_and_falls_back(vol, ns, counted, tmp_pa
         def fail():
             raise OSError(1, "unshare(CLONE_NEWNS)")
         return fail
-    monkeypatch.setattr(knfsd, "_private_mounts", no_namespace)
+    monkeypatch.setattr(knfsd_batch, "_private_mounts", no_namespace)
     b2 = KnfsdBackend(make_settings(counted[0], runtime_dir=tmp_path / "run"))
     b2.apply(vol, [x, y])                       # the failed child never reached exec: no "-a" call
     assert calls(counted[1])[2:] == ["-i", "-i"] and b2.drift(vol, [x, y]).clean
