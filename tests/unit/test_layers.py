@@ -9,8 +9,9 @@ Layers, bottom to top (a module may import its own layer and the ones below it):
     fsutil settings ocf description         backends see it, nfs-utils paths, the classic agent
                                             parameters), files on the volume, config, OCF protocol,
                                             descriptions of exports
-    registry backends recovery nodestate    on-volume state, the servers, client-recovery
-    neighbours node_attrs converge          stores, node-local marks, the other volumes here,
+    registry registry_migrations backends   on-volume state (and the reading of older registries),
+    recovery nodestate neighbours           the servers, client-recovery stores, node-local marks,
+    node_attrs converge                     the other volumes here,
     formats                                 facts nodes publish for each other (attrd), a
                                             registry brought to a description, the forms exports
                                             are described in (exports(5), EXPORT blocks, the CIB)
@@ -39,7 +40,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"__init__", "errors", "record", "textfmt", "linux", "lazysite", "servers", "textcheck"}),
     frozenset({"model", "access", "fsal", "fsal_schema", "plan", "idranges", "context", "nfspath", "classic",
                "fsutil", "settings", "ocf", "description"}),
-    frozenset({"registry", "backends", "recovery", "nodestate", "neighbours", "node_attrs", "converge", "formats"}),
+    frozenset({"registry", "registry_migrations", "backends", "recovery", "nodestate", "neighbours", "node_attrs",
+               "converge", "formats"}),
     frozenset({"volume", "export_edits", "transaction", "execute"}),
     frozenset({"cli", "agent", "agent_classic", "notify_agent", "install", "transfer"}),
     frozenset({"lab"}),

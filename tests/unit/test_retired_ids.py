@@ -96,3 +96,11 @@ def test_a_version_2_registry_retires_the_ids_below_its_highest_one():
     assert state.allocate_export_id() == 4006 and state.ids_left() == 1000 - 4 - 2
     v3 = json.loads(state.to_json())
     assert v3["version"] == SCHEMA_VERSION and v3["retired"]["export_ids"] == [[4002, 4002], [4004, 4004]]
+
+
+def test_one_migration_step_per_schema_version():
+    """registry_migrations.py holds one step per older version, for the document and for each
+    export (it cannot import registry.py's SCHEMA_VERSION: registry.py imports it lazily)."""
+    from ganesha_ha import registry_migrations
+
+    assert len(registry_migrations.EXPORT_STEPS) == len(registry_migrations.DOCUMENT_STEPS) == SCHEMA_VERSION - 1
