@@ -386,7 +386,7 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
 
         return transfer.cmd_apply(args, settings) if args.action == "apply" else transfer.cmd_dump(args, settings)
     if args.action == "list":
-        from .registry import mounted_registries
+        from .neighbours import mounted_registries
 
         mountpoints = [args.mountpoint] if args.mountpoint else mounted_registries()
         out: list[dict[str, Any]] = []

@@ -11,6 +11,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ApplyError, InsecureStateError, NotMountedError, RegistryError
@@ -42,6 +44,26 @@ def require_mountpoint(path: Path) -> None:
     if not is_mountpoint(path):
         raise NotMountedError(f"{path} is not a mounted file system on this node; refusing to "
                               "read or write its state")
+
+
+def wait_for_lock(take: Callable[[], None], timeout: float) -> bool:
+    """Call `take` (a non-blocking lock: fcntl.flock or fcntl.lockf with LOCK_NB) until it
+    succeeds (True), or for `timeout` s while another process holds the lock (False), with
+    pauses growing from 5 ms to 100 ms. An OSError other than EAGAIN/EACCES (the lock is
+    held) is raised."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            take()
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
 
 def check_secure_dir(path: Path) -> None:

@@ -17,16 +17,28 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import GaneshaHAError, PseudoCollisionError
+from .linux import mount_points
 from .model import Export
 from .nodestate import NodeState
 from .plan import pseudo_clash
-from .registry import Registry, export_from_dict, mounted_registries
+from .registry import REGISTRY_FILE, STATE_DIR, Registry, export_from_dict
 from .servers import SHARED
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Sequence
     from typing import Any
+
+
+def mounted_registries() -> list[Path]:
+    """Mount points on this node that carry a ganesha-ha registry (from mountinfo), in the
+    kernel's order."""
+    found: list[Path] = []
+    for mp in mount_points():
+        path = Path(mp)
+        if path not in found and (path / STATE_DIR / REGISTRY_FILE).is_file():
+            found.append(path)
+    return found
 
 
 def ranges(mountpoint: Path) -> list[tuple[str, tuple[int, int]]]:

@@ -52,11 +52,9 @@ against the ranges of the shared volumes mounted on this node.
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,7 +63,7 @@ from . import idranges
 from .errors import (ConflictError, GaneshaHAError, LockTimeout, NotFoundError,
                      NotInitialisedError, RegistryError, ValidationError)
 from .fsutil import (atomic_write, check_secure_dir, check_secure_file, ensure_secure_dir, read_secure,
-                     remove_stale_temps, require_mountpoint)
+                     remove_stale_temps, require_mountpoint, wait_for_lock)
 from .model import (EXPORT_ID_MAX, EXPORT_ID_MIN, FSID_NUM_MAX, Export, new_fsid, normalize_fsid, normalize_relpath,
                     validate_export_id)
 from .record import Record, replace
@@ -350,19 +348,6 @@ def check_range_free(id_range: tuple[int, int], others: Iterable[tuple[str, tupl
                             f"served now by {server} for something else; choose a range apart from them")
 
 
-def mounted_registries() -> list[Path]:
-    """Mount points on this node that carry a ganesha-ha registry (from mountinfo), in the
-    kernel's order."""
-    from .linux import mount_points
-
-    found: list[Path] = []
-    for mp in mount_points():
-        path = Path(mp)
-        if path not in found and (path / STATE_DIR / REGISTRY_FILE).is_file():
-            found.append(path)
-    return found
-
-
 def random_id_range(block: int, avoid: Iterable[int] = ()) -> tuple[int, int]:
     """A random block of `block` ids within 1..65535 that contains none of `avoid`.
 
@@ -477,20 +462,9 @@ class Registry:
         except OSError as exc:  # read-only volume (ext4 remounts so on errors), a link put in meanwhile
             raise RegistryError(f"cannot open {lock_path}: {exc.strerror}") from None
         try:
-            deadline = time.monotonic() + self.lock_timeout
-            delay = 0.005
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                    if time.monotonic() >= deadline:
-                        raise LockTimeout(f"{lock_path} is held by another ganesha-ha for more than "
-                                          f"{self.lock_timeout:g} s") from None
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.1)
+            if not wait_for_lock(lambda: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB), self.lock_timeout):
+                raise LockTimeout(f"{lock_path} is held by another ganesha-ha for more than "
+                                  f"{self.lock_timeout:g} s")
             remove_stale_temps(self.state_dir, REGISTRY_FILE)
             yield
         finally:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ServerUnavailableError
-from ..fsutil import atomic_write, read_secure
+from ..fsutil import atomic_write, read_secure, wait_for_lock
 from ..nfspath import from_bytes, normalize_path, to_bytes
 from .rmtab_lines import (merge_rmtab, parse_saved_rmtab, rebase_rmtab_lines, remove_volume_lines,
                           render_saved_rmtab, select_volume_lines)
@@ -48,17 +47,14 @@ class RmtabStore:
         except OSError as exc:
             raise ServerUnavailableError(f"cannot open {lock}: {exc.strerror}") from None
         try:
-            deadline = time.monotonic() + self.lock_timeout
             op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-            while True:
-                try:
-                    fcntl.lockf(fd, op)
-                    break
-                except OSError:
-                    if time.monotonic() >= deadline:
-                        raise ServerUnavailableError(f"{lock} stayed locked for {self.lock_timeout:g} s "
-                                                     "(mountd or another ganesha-ha holds it)") from None
-                    time.sleep(0.05)
+            try:
+                taken = wait_for_lock(lambda: fcntl.lockf(fd, op), self.lock_timeout)
+            except OSError as exc:
+                raise ServerUnavailableError(f"cannot lock {lock}: {exc.strerror}") from None
+            if not taken:
+                raise ServerUnavailableError(f"{lock} stayed locked for {self.lock_timeout:g} s "
+                                             "(mountd or another ganesha-ha holds it)")
             yield
         finally:
             os.close(fd)
