@@ -199,24 +199,28 @@ class GaneshaInstanceBackend(GaneshaBackend):
 
     # ---- checks before a start --------------------------------------------------------------
     def _check_address(self, ip: str) -> None:
-        err = linux.bind_error(ip)
+        from .. import linux_net   # the network state: only a start needs it
+
+        err = linux_net.bind_error(ip)
         if err == errno.EADDRNOTAVAIL:
             raise ValidationError("ip", f"{ip} is not an address of this node, and the volume's ganesha.nfsd "
                                         "instance binds it: start the IP before the exports (group order: file "
                                         "system, IP, exports)")
         if err is not None:
             raise ValidationError("ip", f"{ip} cannot be bound here: {os.strerror(err)}")
-        if ":" not in ip and linux.ipv6_sockets() and not any(
-                a != "::1" for a in linux.ipv6_addresses()):
+        if ":" not in ip and linux_net.ipv6_sockets() and not any(
+                a != "::1" for a in linux_net.ipv6_addresses()):
             raise NotInstalledError(f"this node has no IPv6 address but ::1, and then ganesha.nfsd 4.3 binds port "
                                     f"{self.port} on every address instead of {ip} (Bind_Addr bug): give it one "
                                     "(e.g. 'ip addr add fd00::1/128 dev lo') or turn IPv6 off (ipv6.disable=1)")
 
     def _check_port(self, ip: str) -> None:
-        holders = [(a, inode) for a, inode in linux.tcp_listeners(self.port) if conf.covers(a, ip)]
+        from .. import linux_net
+
+        holders = [(a, inode) for a, inode in linux_net.tcp_listeners(self.port) if conf.covers(a, ip)]
         if not holders:
             return
-        owners = linux.socket_owners(inode for _, inode in holders)
+        owners = linux_net.socket_owners(inode for _, inode in holders)
         who = "; ".join(f"{a} by " + (f"pid {owners[i]} ({_describe(owners[i])})" if i in owners else "a process")
                         for a, i in holders)
         raise InstanceConflictError(f"port {self.port} on {ip} is already taken ({who}); the volume's ganesha.nfsd "
@@ -285,6 +289,8 @@ class GaneshaInstanceBackend(GaneshaBackend):
     def _spawn_and_wait(self, ip: str, epoch: int) -> int:
         import subprocess
 
+        from .. import linux_net
+
         try:
             self.log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
             log_start = self.log_path.stat().st_size
@@ -315,8 +321,8 @@ class GaneshaInstanceBackend(GaneshaBackend):
             if owner is not None and owner != proc.pid:
                 self._end(proc.pid)
                 raise self._name_taken(owner)
-            mine = linux.socket_inodes(proc.pid)   # another's listener proves nothing of ours
-            listening = [a for a, inode in linux.tcp_listeners(self.port) if inode in mine and conf.covers(a, ip)]
+            mine = linux_net.socket_inodes(proc.pid)   # another's listener proves nothing of ours
+            listening = [a for a, inode in linux_net.tcp_listeners(self.port) if inode in mine and conf.covers(a, ip)]
             if any(conf.is_wildcard(a) for a in listening):
                 self._end(proc.pid)
                 raise NotInstalledError(f"ganesha.nfsd bound port {self.port} on every address, not only {ip} "

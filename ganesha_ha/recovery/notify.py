@@ -76,10 +76,11 @@ class NotifyResult(Record):
 
 def require_local(ip: str, proc_net: str = linux.PROC_NET) -> None:
     """NotReadyError unless `ip` is an address of this node (its network namespace) now."""
+    from ..linux_net import local_addresses
     from .statd_records import normal_address
 
     want = normal_address(ip)
-    if want not in {normal_address(a) for a in linux.local_addresses(proc_net)}:
+    if want not in {normal_address(a) for a in local_addresses(proc_net)}:
         raise NotReadyError(f"the floating IP {ip} is not configured on this node: SM_NOTIFY must come from it, "
                             "after it is up (place the notify resource after the IP in the group)")
 

@@ -24,12 +24,14 @@ _cache: tuple[float, str, list[tuple[str, int, str, int, int]]] | None = None
 
 
 def connections(proc_net: str = linux.PROC_NET) -> list[tuple[str, int, str, int, int]]:
-    """linux.tcp_table, read at most once a second per process and network-namespace path."""
+    """linux_net.tcp_table, read at most once a second per process and network-namespace path."""
+    from ..linux_net import tcp_table
+
     global _cache
     now = time.monotonic()
     if _cache is not None and _cache[1] == proc_net and now - _cache[0] < _CACHE_S:
         return _cache[2]
-    table = linux.tcp_table(proc_net)
+    table = tcp_table(proc_net)
     _cache = (now, proc_net, table)
     return table
 
@@ -37,12 +39,13 @@ def connections(proc_net: str = linux.PROC_NET) -> list[tuple[str, int, str, int
 def connected_peers(ip: str, port: int | None = None, proc_net: str = linux.PROC_NET) -> set[str]:
     """The addresses (normalised: statd_records.normal_address) of the peers with an
     established TCP connection to `ip` (to `ip`:`port` when given) on this node now."""
+    from ..linux_net import TCP_ESTABLISHED
     from .statd_records import normal_address
 
     want = normal_address(ip)
     out: set[str] = set()
     for local, lport, remote, _, state in connections(proc_net):
-        if state != linux.TCP_ESTABLISHED or (port is not None and lport != port):
+        if state != TCP_ESTABLISHED or (port is not None and lport != port):
             continue
         if normal_address(local) == want:
             peer = normal_address(remote)

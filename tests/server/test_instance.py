@@ -27,7 +27,7 @@ from ganesha_servers import NEEDS_GANESHA
 from instance_net import (C1, C2, C3, IP1, IP2, SUBNET, InstanceNode, bus_call, ganesha_pids, in_grace,
                           prefix_of, show_exports, volume_uuid, wait_for)
 
-from ganesha_ha import linux
+from ganesha_ha import linux, linux_net
 from ganesha_ha.backends.ganesha_instance_conf import server_scope
 from ganesha_ha.lab.nfs.client import Nfs4Client
 from ganesha_ha.lab.nfs.nfs4 import NfsError
@@ -106,7 +106,7 @@ def test_two_volumes_each_served_by_its_own_instance(node, volumes):
         conf = (node.work / "run-a" / "ganesha" / "instances" / volume_uuid(vol) / "ganesha.conf").read_text()
         assert f"Grace_Period = {times[0]};" in conf and f"Lease_Lifetime = {times[1]};" in conf, conf
     with node.entered():
-        listening = {a for a, _ in linux.tcp_listeners(2049)}
+        listening = {a for a, _ in linux_net.tcp_listeners(2049)}
     assert listening == {f"::ffff:{IP1}", f"::ffff:{IP2}"}, "each instance on its own IP only"
 
     c1, c2 = client(node, IP1, C1, "gha-two-c1"), client(node, IP2, C2, "gha-two-c2")
@@ -141,7 +141,7 @@ def test_two_volumes_each_served_by_its_own_instance(node, volumes):
         assert proc.returncode == 0, proc.stderr
     assert ganesha_pids(node.work) == []
     with node.entered():
-        assert linux.tcp_listeners(2049) == []
+        assert linux_net.tcp_listeners(2049) == []
 
 
 def display(node: InstanceNode, prefix: str, export_id: int):

@@ -28,7 +28,7 @@ from conftest import tmpfs
 from ganesha_servers import NEEDS_GANESHA
 from instance_net import IP1, SUBNET, InstanceNode, ganesha_pids, prefix_of, reasons, show_exports
 
-from ganesha_ha import linux
+from ganesha_ha import linux, linux_net
 from ganesha_ha.errors import InstanceConflictError, NotInstalledError
 from ganesha_ha.settings import load_settings
 from ganesha_ha.volume import Volume
@@ -206,7 +206,7 @@ def test_a_node_without_ipv6_but_loopback(tmp_path, monkeypatch):
     for node, vol, config in make_node(tmp_path, ipv6=False):
         answer(node.agent("start", config, vol, IP1), 5, "no IPv6 address but ::1", "every address")
         assert ganesha_pids(node.work) == []
-        monkeypatch.setattr(linux, "ipv6_addresses", lambda: ["::1", "fd00::9"])   # the check fooled
+        monkeypatch.setattr(linux_net, "ipv6_addresses", lambda: ["::1", "fd00::9"])   # the check fooled
         with node.entered(), pytest.raises(NotInstalledError, match="bound port 2049 on every address"):
             Volume(vol, load_settings(config), ip=IP1).start()
         assert ganesha_pids(node.work) == []

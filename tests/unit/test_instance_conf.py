@@ -1,5 +1,5 @@
 """A volume's own Ganesha instance on paper (backends/ganesha_instance_conf.py) and the kernel
-facts the instance is checked with (linux.py): pure.
+facts the instance is checked with (linux_net.py): pure.
 
 The log lines and /proc texts below are copies of what ganesha.nfsd 4.3 and this kernel
 wrote (measured for /work/notes/clients-facts.md section 5 and for this module)."""
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from strategies import nasty_text
 
-from ganesha_ha import linux
+from ganesha_ha import linux_net
 from ganesha_ha.backends import ganesha_conf_parse
 from ganesha_ha.backends.ganesha_instance_conf import (BUS_DENIED, BUS_TAKEN, FAILED, NOT_LOCAL, PIDFILE_LOCKED,
                                                       PORT_IN_USE, PREFIX_RE,
@@ -137,10 +137,10 @@ def test_proc_net_tcp_is_read_as_the_kernel_writes_it():
 
     if sys.byteorder != "little":
         pytest.skip("the sample was written by a little-endian kernel")
-    assert linux.parse_proc_net_tcp(TCP6) == [("::ffff:10.213.90.1", 2049, 0x0A, 4101),
+    assert linux_net.parse_proc_net_tcp(TCP6) == [("::ffff:10.213.90.1", 2049, 0x0A, 4101),
                                               ("::ffff:10.213.90.2", 2049, 0x0A, 4102),
                                               ("::", 2049, 0x0A, 4103), ("::ffff:10.213.90.1", 2049, 1, 4104)]
-    assert linux.parse_proc_net_tcp(TCP4) == [("0.0.0.0", 22, 0x0A, 17)]
+    assert linux_net.parse_proc_net_tcp(TCP4) == [("0.0.0.0", 22, 0x0A, 17)]
 
 
 # ---- what a dying instance says ------------------------------------------------------------------

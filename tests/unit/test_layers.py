@@ -2,8 +2,8 @@
 
 Layers, bottom to top (a module may import its own layer and the ones below it)::
 
-    errors record textfmt linux lazysite   the vocabulary: exceptions, value records, libc,
-    servers textcheck                       the table of servers, the text rule
+    errors record textfmt linux linux_net   the vocabulary: exceptions, value records, libc,
+    lazysite servers textcheck              /proc/net, the table of servers, the text rule
     model access fsal fsal_schema plan      pure model (exports, exports(5) precedence, FSALs and
     idranges context nfspath classic        their schemas, change steps, id sets, the volume as
     fsutil settings ocf description         backends see it, nfs-utils paths, the classic agent
@@ -37,7 +37,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"__init__", "errors", "record", "textfmt", "linux", "lazysite", "servers", "textcheck"}),
+    frozenset({"__init__", "errors", "record", "textfmt", "linux", "linux_net", "lazysite", "servers", "textcheck"}),
     frozenset({"model", "access", "fsal", "fsal_schema", "plan", "idranges", "context", "nfspath", "classic",
                "fsutil", "settings", "ocf", "description"}),
     frozenset({"registry", "registry_migrations", "backends", "recovery", "nodestate", "neighbours", "node_attrs",

@@ -5,7 +5,7 @@ volume's, the state number, and save/restore/clear against real directories.
 The records here are in the format statd wrote in the measurements of the research notes
 (/work/notes/clients-facts.md 3.2); tests/server/test_nsm_notify.py has real statd write them.
 The TCP table the stores read is given as a file in proc(5)'s format (`proc_net`), and
-`linux.tcp_table` is checked against a real loopback connection.
+`linux_net.tcp_table` is checked against a real loopback connection.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from ganesha_ha import linux
+from ganesha_ha import linux_net
 from ganesha_ha.context import VolumeContext
 from ganesha_ha.errors import RegistryError
 from ganesha_ha.recovery import peers
@@ -187,7 +187,7 @@ def test_tcp_table_lines_and_mapped_addresses():
     text = "\n".join([HEADER, tcp_line("10.213.40.101", 2049, "10.213.40.10", 879),
                       tcp_line("::ffff:10.213.40.101", 2049, "::ffff:10.213.40.11", 700),
                       tcp_line("fd00::1", 2049, "fd00::10", 1000, 0x0A), "garbage line"])
-    assert linux.parse_tcp_table(text) == [
+    assert linux_net.parse_tcp_table(text) == [
         ("10.213.40.101", 2049, "10.213.40.10", 879, 1),
         ("::ffff:10.213.40.101", 2049, "::ffff:10.213.40.11", 700, 1),
         ("fd00::1", 2049, "fd00::10", 1000, 10)]
@@ -211,8 +211,8 @@ def test_local_addresses_from_fib_trie():
             "           |-- 127.0.0.0\n              /8 host LOCAL\n           |-- 127.0.0.1\n"
             "              /32 host LOCAL\n        |-- 127.255.255.255\n           /32 link BROADCAST\n"
             "     |-- 10.213.40.101\n        /32 host LOCAL\n")
-    assert linux.parse_fib_trie_locals(text) == {"127.0.0.1", "10.213.40.101"}
-    assert "127.0.0.1" in linux.local_addresses()
+    assert linux_net.parse_fib_trie_locals(text) == {"127.0.0.1", "10.213.40.101"}
+    assert "127.0.0.1" in linux_net.local_addresses()
 
 
 # ---- the store against directories -----------------------------------------------------------
