@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from . import cli
+from .cli_args import build_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cut = cli.lab_split(raw)
     if cut is None:
         return cli.main(raw)
-    args = cli.build_parser().parse_args(raw[:cut + 1])  # --help, --config before `lab`
+    args = build_parser().parse_args(raw[:cut + 1])  # --help, --config before `lab`
     from .lab.cli import main as lab_main
 
     return lab_main(raw[cut + 1:], config=args.config)

@@ -239,7 +239,7 @@ def test_import_ganesha_leaves_out_an_fsal_with_its_own_namespace(vol, tmp_path,
 
 
 def test_update_help_shows_no_defaults_of_add():
-    from ganesha_ha.cli import build_parser
+    from ganesha_ha.cli_args import build_parser
 
     parser = build_parser()
     sub = parser._subparsers._group_actions[0].choices["export"]._subparsers._group_actions[0].choices

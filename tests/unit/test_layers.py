@@ -17,8 +17,9 @@ Layers, bottom to top (a module may import its own layer and the ones below it):
                                             are described in (exports(5), EXPORT blocks, the CIB)
     volume export_edits transaction execute the one place that combines them, and the
                                             executor of its plan steps
-    cli agent agent_classic notify_agent    entry points (transfer: import, export apply/dump;
-    install transfer                        agent_classic: the agent's exportfs drop-in mode)
+    cli cli_args agent agent_classic        entry points (cli_args: the command line's grammar;
+    notify_agent install transfer           transfer: import, export apply/dump; agent_classic:
+                                            the agent's exportfs drop-in mode)
     lab                                     the demo and proof (drives the entry points)
 
 Every import counts, also one made inside a function (the agent imports lazily to stay
@@ -43,7 +44,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"registry", "registry_migrations", "backends", "recovery", "nodestate", "neighbours", "node_attrs",
                "converge", "formats"}),
     frozenset({"volume", "export_edits", "transaction", "execute"}),
-    frozenset({"cli", "agent", "agent_classic", "notify_agent", "install", "transfer"}),
+    frozenset({"cli", "cli_args", "agent", "agent_classic", "notify_agent", "install", "transfer"}),
     frozenset({"lab"}),
     frozenset({"__main__"}),  # the console script: `lab` to the lab, the rest to cli
 )
