@@ -16,7 +16,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .direct_lab import OCF_NAMES, DirectLab
+from .direct_failover import OCF_NAMES
+from .direct_lab import DirectLab
 from .knfsd_evidence import NFSD_NOTE, etab_lines, knfsd_evidence, nfsd_available, rmtab_lines
 
 
