@@ -414,48 +414,29 @@ def run(action: str) -> int:
     # with HA_debug=1: which install answers (a stale install-agent file is a classic puzzle)
     log.debug(f"{action}: ganesha_ha {__version__} from {os.path.dirname(os.path.abspath(__file__))}, "
               f"{sys.executable}")
-    if action not in ("start", "stop", "monitor", "status", "validate-all", "reload-agent", "reload"):
+    if action not in ocf.RUN_ACTIONS:
         sys.stderr.write(ocf.usage())
         return ocf.OCF_ERR_UNIMPLEMENTED
-    probe = action in ("monitor", "status") and ocf.is_probe()
     from .errors import GaneshaHAError, NotInitialisedError, NotMountedError
 
     try:
         classic = check_params(stop=action == "stop")
     except GaneshaHAError as exc:
         # a probe or stop of a misconfigured resource must not escalate: nothing can be running
-        if action == "stop":
-            log.info(f"stop: nothing to do, these parameters cannot have started anything ({exc})")
-            return ocf.OCF_SUCCESS
-        if probe:
-            log.info(f"probe: not running, these parameters cannot have started anything ({exc})")
-            return ocf.OCF_NOT_RUNNING
-        return _answer(log, exc.ocf_rc, str(exc))
-    try:
+        return ocf.unconfigured(log, action, exc)
+
+    def step() -> int:
         agent = Agent(log, classic)
-        if action == "validate-all":
-            agent.validate()
-            return ocf.OCF_SUCCESS
-        if action != "stop":  # a stop must work whenever it can: nothing to serve needs no program
-            # the programs the settings name (knfsd.exportfs), not whichever is on PATH
+        # the programs the settings name (knfsd.exportfs), not whichever is on PATH; a stop must
+        # work whenever it can: nothing to serve needs no program
+        if action not in ("validate-all", "stop"):
             agent.backend.check_installed()
         if action in ("reload-agent", "reload"):
             log.info("reloaded parameters (config, bus_address); nothing to restart")
-            return ocf.OCF_SUCCESS
-        if action == "start":
-            return agent.start()
-        if action == "stop":
-            return agent.stop()
-        return agent.monitor()
-    except GaneshaHAError as exc:
-        rc = exc.ocf_rc
-        if action == "stop":
-            return _answer(log, ocf.OCF_ERR_GENERIC, f"stop failed: {exc}")
-        if probe and isinstance(exc, (NotMountedError, NotInitialisedError)):
-            return ocf.OCF_NOT_RUNNING   # not mounted or never initialised here: nothing served here
-        return _answer(log, rc, str(exc))
-    except Exception as exc:  # never a traceback in the cluster log, always a code
-        return _answer(log, ocf.OCF_ERR_GENERIC, f"{action} failed unexpectedly: {type(exc).__name__}: {exc}")
+        return ocf.dispatch(agent, action)
+
+    # a probe of a volume not mounted or never initialised here: nothing served here
+    return ocf.perform(log, action, step, probe_not_running=(NotMountedError, NotInitialisedError))
 
 
 def main(argv: list[str] | None = None) -> int:

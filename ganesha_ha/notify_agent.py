@@ -166,7 +166,7 @@ def run(action: str) -> int:
     if action in ("usage", "help"):
         sys.stdout.write(ocf.usage(AGENT_NAME))
         return ocf.OCF_SUCCESS
-    if action not in ("start", "stop", "monitor", "status", "validate-all", "reload-agent", "reload"):
+    if action not in ocf.RUN_ACTIONS:
         sys.stderr.write(ocf.usage(AGENT_NAME))
         return ocf.OCF_ERR_UNIMPLEMENTED
     log = ocf.Logger()
@@ -175,29 +175,8 @@ def run(action: str) -> int:
     try:
         agent = NotifyAgent(log)
     except GaneshaHAError as exc:
-        if action == "stop":
-            log.info(f"stop: nothing to do, these parameters cannot have started anything ({exc})")
-            return ocf.OCF_SUCCESS
-        if action in ("monitor", "status") and ocf.is_probe():
-            return ocf.OCF_NOT_RUNNING
-        return ocf.answer(log, exc.ocf_rc, str(exc))
-    try:
-        if action == "validate-all":
-            agent.validate()
-            return ocf.OCF_SUCCESS
-        if action in ("reload-agent", "reload"):
-            return ocf.OCF_SUCCESS
-        if action == "start":
-            return agent.start()
-        if action == "stop":
-            return agent.stop()
-        return agent.monitor()
-    except GaneshaHAError as exc:
-        if action == "stop":
-            return ocf.answer(log, ocf.OCF_ERR_GENERIC, f"stop failed: {exc}")
-        return ocf.answer(log, exc.ocf_rc, str(exc))
-    except Exception as exc:  # never a traceback in the cluster log, always a code
-        return ocf.answer(log, ocf.OCF_ERR_GENERIC, f"{action} failed unexpectedly: {type(exc).__name__}: {exc}")
+        return ocf.unconfigured(log, action, exc)
+    return ocf.perform(log, action, lambda: ocf.dispatch(agent, action))
 
 
 def main(argv: list[str] | None = None) -> int:

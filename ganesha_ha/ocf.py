@@ -10,8 +10,14 @@ import sys
 import time
 
 from .errors import (OCF_DEGRADED, OCF_ERR_ARGS, OCF_ERR_CONFIGURED, OCF_ERR_GENERIC,  # noqa: F401
-                     OCF_ERR_INSTALLED, OCF_ERR_PERM, OCF_ERR_UNIMPLEMENTED, OCF_NOT_RUNNING, OCF_SUCCESS)
+                     OCF_ERR_INSTALLED, OCF_ERR_PERM, OCF_ERR_UNIMPLEMENTED, OCF_NOT_RUNNING, OCF_SUCCESS,
+                     GaneshaHAError)
 from .servers import BACKENDS, SERVERS
+
+TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 AGENT_NAME = "exports"
 PROVIDER = "ganesha-ha"
@@ -189,6 +195,58 @@ def answer(log: "Logger", rc: int, reason: str) -> int:
     """A failing (or degraded) answer of an agent: its one `ocf-exit-reason:` line, then the code."""
     log.exit_reason(reason)
     return rc
+
+
+# the actions an agent carries out (meta-data, usage and help only print)
+RUN_ACTIONS = ("start", "stop", "monitor", "status", "validate-all", "reload-agent", "reload")
+
+
+def unconfigured(log: "Logger", action: str, exc: GaneshaHAError) -> int:
+    """The answer to `action` when the agent's parameters fail (`exc`) before anything ran:
+    they cannot have started anything, so a stop succeeds and a probe finds nothing running
+    (a failed stop fences the node; a failed probe keeps the resource from starting anywhere);
+    any other action fails with the error's code."""
+    if action == "stop":
+        log.info(f"stop: nothing to do, these parameters cannot have started anything ({exc})")
+        return OCF_SUCCESS
+    if action in ("monitor", "status") and is_probe():
+        log.info(f"probe: not running, these parameters cannot have started anything ({exc})")
+        return OCF_NOT_RUNNING
+    return answer(log, exc.ocf_rc, str(exc))
+
+
+def perform(log: "Logger", action: str, step: Callable[[], int],
+            probe_not_running: tuple[type[GaneshaHAError], ...] = ()) -> int:
+    """`step()` (the work of `action`) with every failure an OCF answer, never a traceback in
+    the cluster log: a failed stop is OCF_ERR_GENERIC (Pacemaker then fences: the one answer
+    that keeps data safe); a probe failing with one of `probe_not_running` finds the resource
+    not running; any other GaneshaHAError answers its own code (errors.py); anything else is
+    OCF_ERR_GENERIC naming the exception."""
+    try:
+        return step()
+    except GaneshaHAError as exc:
+        if action == "stop":
+            return answer(log, OCF_ERR_GENERIC, f"stop failed: {exc}")
+        if action in ("monitor", "status") and isinstance(exc, probe_not_running) and is_probe():
+            return OCF_NOT_RUNNING
+        return answer(log, exc.ocf_rc, str(exc))
+    except Exception as exc:
+        return answer(log, OCF_ERR_GENERIC, f"{action} failed unexpectedly: {type(exc).__name__}: {exc}")
+
+
+def dispatch(agent: Any, action: str) -> int:
+    """One of RUN_ACTIONS on an agent with validate(), start(), stop() and monitor() (which
+    answers status too); a reload has nothing to do: the parameters are read at every call."""
+    if action == "validate-all":
+        agent.validate()
+        return OCF_SUCCESS
+    if action in ("reload-agent", "reload"):
+        return OCF_SUCCESS
+    if action == "start":
+        return agent.start()
+    if action == "stop":
+        return agent.stop()
+    return agent.monitor()
 
 
 def param(name: str) -> str:
