@@ -9,16 +9,11 @@ shutil and tempfile cost ~15 ms, which the agent's monitor of a correct volume n
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..linux import private_binds_preexec
+from ..linux import drain_until_exit, private_binds_preexec
 from .knfsd_table import DesiredEntry, render_exports_file
-
-TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
-if TYPE_CHECKING:
-    from typing import Any
 
 _private_mounts = private_binds_preexec   # the batch export's private /etc/exports (tests replace it)
 
@@ -40,52 +35,14 @@ def run_in_namespace(argv: list[str], env: dict[str, str], preexec: Callable[[],
     except subprocess.SubprocessError:
         raise NoNamespace() from None
     with proc:
+        assert proc.stderr is not None
         try:
-            err = _finish(proc, timeout)
-        except subprocess.TimeoutExpired:
+            err = drain_until_exit(proc.stderr.fileno(), proc.pid, timeout, argv[0])
+        except TimeoutError:
             proc.kill()
-            raise TimeoutError(f"{argv[0]} did not finish within {timeout:g} s") from None
+            raise
+        proc.wait()
     return proc.returncode, err
-
-
-def _finish(proc: Any, timeout: float) -> bytes:
-    """All of `proc`'s stderr, and its exit reaped, within `timeout` s (else TimeoutExpired).
-
-    subprocess's own timed wait polls waitpid with sleeps of 1 ms and more, which one monitor
-    in two paid (measured): a pidfd (Linux 5.3) wakes the wait the moment the child exits.
-    """
-    import select
-    import subprocess
-
-    deadline = time.monotonic() + timeout
-    assert proc.stderr is not None
-    fd = proc.stderr.fileno()
-    chunks = []
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    while True:  # until EOF: a child that exits closes its stderr
-        left = deadline - time.monotonic()
-        if left <= 0 or not poller.poll(left * 1000):
-            raise subprocess.TimeoutExpired(proc.args, timeout)
-        data = os.read(fd, 65536)
-        if not data:
-            break
-        chunks.append(data)
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except OSError:  # a kernel before 5.3
-        proc.wait(max(deadline - time.monotonic(), 0.001))
-        return b"".join(chunks)
-    try:
-        exited = select.poll()
-        exited.register(pidfd, select.POLLIN)
-        left = deadline - time.monotonic()
-        if left <= 0 or not exited.poll(left * 1000):
-            raise subprocess.TimeoutExpired(proc.args, timeout)
-    finally:
-        os.close(pidfd)
-    proc.wait()
-    return b"".join(chunks)
 
 
 def export_batch(run: Callable[..., tuple[int, str]], exe: str, entries: list[DesiredEntry],

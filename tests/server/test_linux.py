@@ -110,3 +110,21 @@ def test_private_binds_preexec_shows_the_bind_to_the_child_only(tmp_path):
     assert str(dst) not in linux.mount_points()
     with pytest.raises(subprocess.SubprocessError):          # a failed bind aborts the exec
         subprocess.run(["true"], preexec_fn=linux.private_binds_preexec([(str(src), str(tmp_path / "no"))]))
+
+
+def test_run_capturing_stderr_gives_the_status_and_all_stderr_and_kills_at_the_timeout():
+    """The agent's one program per monitor (linux.run_capturing_stderr, drain_until_exit):
+    every byte of stderr (more than one pipe buffer), the exit status, a signal as a negative
+    status, and a program still running at the timeout killed and reaped (TimeoutError)."""
+    env = dict(os.environ)
+    code = "import os, sys; os.write(2, b'x' * 200000); sys.exit(3)"
+    rc, err = linux.run_capturing_stderr([sys.executable, "-c", code], env, 30)
+    assert (rc, len(err), set(err)) == (3, 200000, {ord("x")})
+    rc, err = linux.run_capturing_stderr(["/bin/sh", "-c", "kill -TERM $$"], env, 30)
+    assert (rc, err) == (-15, b"")
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError, match="did not finish within 0.3 s"):
+        linux.run_capturing_stderr(["/bin/sleep", "30"], env, 0.3)
+    assert time.monotonic() - t0 < 5
+    with pytest.raises(FileNotFoundError):
+        linux.run_capturing_stderr(["/nonexistent/program"], env, 5)
