@@ -193,8 +193,8 @@ class GaneshaBackend(LiveChanges, NodeServer):
         from .. import node_attrs
         from ..errors import ValidationError
 
-        me = socket.gethostname()
-        scope = conf.scope(me)
+        me = node_attrs.local_node() or socket.gethostname()   # the name attrd files our value under
+        scope = conf.scope(socket.gethostname())               # Ganesha's default uses the host name
         source = "its Server_Scope" if conf.server_scope else (
             "no Server_Scope: its Server_Owner" if conf.server_owner else "no Server_Scope: its host name")
         if not node_attrs.publish(SCOPE_ATTRIBUTE, scope):

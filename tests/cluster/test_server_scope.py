@@ -40,9 +40,13 @@ def node_files(tmp: Path, node: str, nfsv4: str) -> Path:
 
 
 def agent(c: SandboxCluster, node: str, action: str, settings: Path):
+    """The agent as Pacemaker's executor runs it, CRM_meta variables included: with
+    `OCF_RESKEY_CRM_meta_on_node` set, Pacemaker 2.1.5's `attrd_updater -Q -A` answers for
+    this node only (node_attrs.py), which hid the other nodes' scopes from the check."""
     env = {"OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "vol1-exports", "OCF_RESKEY_server": "ganesha",
            "OCF_RESKEY_volume": "/srv/gha-scope-test-not-mounted", "OCF_RESKEY_config": str(settings),
-           "OCF_RESKEY_CRM_meta_interval": "0"}
+           "OCF_RESKEY_CRM_meta_interval": "0", "OCF_RESKEY_CRM_meta_on_node": node,
+           "OCF_RESKEY_CRM_meta_on_node_uuid": "1" if node == "n1" else "2"}
     return c[node].run([AGENT, action], env=env)
 
 

@@ -104,6 +104,16 @@ def test_attrd_query_lines_parse_and_values_round_trip():
     assert node_attrs.publishable("node1_NFS-Ganesha")
 
 
+def test_the_query_of_every_node_runs_without_the_resource_meta_variables():
+    # Pacemaker 2.1.5's attrd_updater -Q -A answers for OCF_RESKEY_CRM_meta_on_node only
+    # (pcmk__node_attr_target): the agent's environment has it at every action
+    env = {"PATH": "/usr/bin", "OCF_RESKEY_CRM_meta_on_node": "node1", "OCF_RESKEY_CRM_meta_on_node_uuid": "1",
+           "CRM_meta_container_attribute_target": "host", "OCF_RESKEY_CRM_meta_physical_host": "h",
+           "OCF_RESKEY_volume": "/srv/v", "OCF_ROOT": "/usr/lib/ocf"}
+    assert node_attrs.query_env(env) == {"PATH": "/usr/bin", "OCF_RESKEY_volume": "/srv/v",
+                                         "OCF_ROOT": "/usr/lib/ocf"}
+
+
 @hsettings(max_examples=200, deadline=None)
 @given(st.text(min_size=1, max_size=300))
 def test_what_is_published_is_what_a_query_gives_back(value):
