@@ -316,6 +316,22 @@ def _quiet_stdout() -> None:
     os.close(devnull)
 
 
+def cmd_node(args: argparse.Namespace, settings) -> int:
+    """`node prune-records`: recovery/ganesha_records.py GaneshaRecordStore.prune_inactive."""
+    from pathlib import Path
+
+    from .nodestate import active_records
+    from .recovery.ganesha_records import GaneshaRecordStore
+
+    g = settings.ganesha
+    store = GaneshaRecordStore(Path(g["recovery_root"]), g["recovery_dir"])
+    active = {str(r.get("volume_uuid")) for r in active_records(Path(settings.node["runtime_dir"]))}
+    removed = store.prune_inactive(active)
+    print(f"removed {len(removed)} client record(s) of volumes not active here"
+          + (f": {', '.join(removed)}" if removed else ""))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     if lab_split(raw) is not None:  # the lab is a layer above this CLI: ganesha_ha/__main__.py runs it
@@ -327,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         settings = load_settings(args.config)
         handler = {"volume": cmd_volume, "export": cmd_export, "install-agent": cmd_install_agent,
-                   "import": cmd_import}[args.group]
+                   "import": cmd_import, "node": cmd_node}[args.group]
         return handler(args, settings)
     except GaneshaHAError as exc:
         print(f"ganesha-ha: error: {exc}", file=sys.stderr)

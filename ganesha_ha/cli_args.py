@@ -182,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     ia = sub.add_parser("install-agent", help="install the OCF agent as ocf:ganesha-ha:exports")
     ia.add_argument("--ocf-root", default="/usr/lib/ocf", help="OCF root (default /usr/lib/ocf)")
 
+    node = sub.add_parser("node", help="this node's own state")
+    nsub = node.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    nsub.required = True
+    nsub.add_parser("prune-records", help="before ganesha.nfsd starts (ExecStartPre): remove from its "
+                    "NFSv4 recovery tree the client records of volumes not active on this node")
+
     lab = sub.add_parser("lab", help="a two-node failover lab on this machine (see README)")
     lab.add_argument("rest", nargs=argparse.REMAINDER)
     return p

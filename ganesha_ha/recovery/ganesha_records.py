@@ -21,6 +21,27 @@ holds the grace for its whole Grace_Period, 90 s by default (measured: 34 s with
 socket saw it, never the server address (`fs_create_clid_name`), so the volume's clients are
 told by their connections to the floating IP's NFS port (peers.py). Records of NFSv4.0
 clients pin the grace all the same: 4.0 has no RECLAIM_COMPLETE.
+
+The node's own tree holds only records of volumes active here. Ganesha's start (and a
+restart after a crash) loads every record of its tree (<RecoveryRoot>/<RecoveryDir>[/node<N>]
+moved to <RecoveryRoot>/v4old[/node<N>], and what v4old held: recovery_fs.c
+`fs_read_recov_clids_recover`) and holds its start grace until each of those clients sent
+RECLAIM_COMPLETE; a take-over that comes during that grace *adds* its records to the same
+list (nfs4_recovery.c `nfs_start_grace`, was_grace) and restarts the period. So a record of
+a client whose volume has moved away, left on the node (Ganesha removes it only when the
+client's lease expires there), pins the start grace, and any take-over inside it, to the full
+Grace_Period (measured in the lab: 96 s with Grace_Period 90, after a kill -9 and restart).
+Hence:
+- each save also keeps a node-local index of the record names it chose for the volume
+  (<RecoveryRoot>/ganesha-ha/<volume uuid>.json; node-local and persistent, as the tree is);
+- `clear` (at the volume's stop, after its last save, also with Ganesha dead) removes the
+  volume's records from the node's tree (v4recov and v4old), except those of clients that
+  another volume still active here claims (in its index, or connected to another address of
+  this node's NFS port now);
+- `prune_inactive` (run before ganesha.nfsd starts: `ganesha-ha node prune-records`, a
+  systemd ExecStartPre) does the same for every indexed volume not active here: after a node
+  loss or a reboot none is, and the node's start grace ends at once.
+Nothing is saved by either: the volume's copy (what a take-over restores) is untouched.
 """
 from __future__ import annotations
 
@@ -39,6 +60,8 @@ if TYPE_CHECKING:
     from ..context import VolumeContext
 
 RECOVERY_FILE = "ganesha-recovery.json"
+INDEX_DIR = "ganesha-ha"      # under RecoveryRoot: never a take-over key (an IP or vol-<uuid>)
+OLD_DIR = "v4old"             # Ganesha's RecoveryOldDir (its default; src/include/config-h.in.cmake)
 
 
 def takeover_key(ctx: VolumeContext) -> str:
@@ -59,11 +82,20 @@ class GaneshaRecordStore:
         self.nfs_port = nfs_port             # Ganesha's NFS_Port: the volume's clients connect there
         self.proc_net = proc_net             # whose TCP table tells the volume's clients (None: ours)
 
-    def node_dirs(self) -> list[Path]:
-        """Where this node's Ganesha records its own NFSv4 clients (node<N>/ when clustered)."""
-        base = self.recovery_root / self.recovery_dir
+    def node_dirs(self, name: str | None = None) -> list[Path]:
+        """Where this node's Ganesha records its own NFSv4 clients (node<N>/ when clustered);
+        `name` another tree of the same shape (OLD_DIR)."""
+        base = self.recovery_root / (name or self.recovery_dir)
         nodes = sorted(p for p in base.glob("node*") if p.name[4:].isdigit() and p.is_dir())
         return nodes or [base]
+
+    def tree_dirs(self) -> list[Path]:
+        """Every directory whose records Ganesha's next start loads: its record tree and the
+        old one (v4old: records of an earlier start whose grace had not ended)."""
+        return self.node_dirs() + self.node_dirs(OLD_DIR)
+
+    def index_path(self, volume_uuid: str) -> Path:
+        return self.recovery_root / INDEX_DIR / f"{volume_uuid}.json"
 
     def takeover_dir(self, ctx: VolumeContext) -> Path:
         return self.recovery_root / takeover_key(ctx) / self.recovery_dir
@@ -89,6 +121,7 @@ class GaneshaRecordStore:
                                   connected_peers(ctx.ip, self.nfs_port, **kw))
             merged = {p: r for p, r in merged.items() if top_name(p) in keep}
         records = [merged[k] for k in sorted(merged)]
+        self.write_index(ctx, {top_name(p) for p in merged})
         path = ctx.state_dir / RECOVERY_FILE
         data = (json.dumps({"records": records}, indent=1, sort_keys=True) + "\n").encode()
         if read_secure(path) == data:
@@ -106,9 +139,28 @@ class GaneshaRecordStore:
         except (ValueError, KeyError, TypeError):
             raise RegistryError(f"{ctx.state_dir / RECOVERY_FILE} is corrupt") from None
 
+    def write_index(self, ctx: VolumeContext, names: set[str]) -> None:
+        """Note, on this node, the record names that are the volume's: `names`, and those of
+        the last index still in the node's tree (restored clients that have not reclaimed yet
+        are in v4old only). Written only when changed."""
+        path = self.index_path(ctx.volume_uuid)
+        old = read_index(path)
+        if old is not None:
+            present = tree_names(self.tree_dirs())
+            names = names | {n for n in old.get("names", ()) if n in present}
+        entry = {"volume_uuid": ctx.volume_uuid, "key": takeover_key(ctx), "names": sorted(names)}
+        if old == entry:
+            return
+        from ..fsutil import ensure_secure_dir
+
+        self.recovery_root.mkdir(parents=True, exist_ok=True, mode=0o755)
+        ensure_secure_dir(path.parent)
+        atomic_write(path, (json.dumps(entry, sort_keys=True) + "\n").encode())
+
     def restore(self, ctx: VolumeContext) -> int:
         """Put the volume's records where Ganesha's take-over reads them; return the number
-        of clients (top-level record directories)."""
+        of clients (top-level record directories). The index notes them: the take-over
+        copies them into this node's v4old."""
         records = self.saved_records(ctx)
         target = self.takeover_dir(ctx)
         if target.exists():
@@ -119,10 +171,112 @@ class GaneshaRecordStore:
             restore_tree(target, records)
         finally:
             os.umask(old)
-        return sum(1 for r in records if r["type"] == "dir" and "/" not in r["path"])
+        names = {r["path"] for r in records if r["type"] == "dir" and "/" not in r["path"]}
+        self.write_index(ctx, names)
+        return len(names)
 
     def clear(self, ctx: VolumeContext) -> None:
+        """After the volume's stop here: its take-over copy, and its clients' records in the
+        node's tree (module docstring), are removed; records another volume active here
+        claims stay."""
         shutil.rmtree(self.recovery_root / takeover_key(ctx), ignore_errors=True)
+        names = set(index_names(read_index(self.index_path(ctx.volume_uuid))))
+        try:
+            names |= {top_name(r["path"]) for r in self.saved_records(ctx)}
+        except (RegistryError, OSError):
+            pass   # unmounted or unreadable: the index alone
+        keep = self.claimed_by_others({ctx.volume_uuid}) | self.connected_elsewhere(ctx.ip)
+        remove_records(self.tree_dirs(), names - keep)
+        self.index_path(ctx.volume_uuid).unlink(missing_ok=True)
+
+    def claimed_by_others(self, leaving: set[str]) -> set[str]:
+        """Record names in the indexes of the volumes not in `leaving`."""
+        out: set[str] = set()
+        for uuid, entry in self.indexes().items():
+            if uuid not in leaving:
+                out.update(index_names(entry))
+        return out
+
+    def connected_elsewhere(self, ip: str | None) -> set[str]:
+        """Record names of the node's tree whose client is connected now to this node's NFS
+        port on an address other than `ip`: another volume's client (or the node's own)."""
+        from .peers import connected_peers
+
+        kw = {"proc_net": self.proc_net} if self.proc_net else {}
+        peers = connected_peers(None, self.nfs_port, exclude=ip, **kw)
+        return {n for n in tree_names(self.tree_dirs()) if record_address(n) in peers}
+
+    def indexes(self) -> dict[str, dict]:
+        """volume uuid -> its index entry, for every volume this node saved or restored."""
+        out = {}
+        for path in sorted((self.recovery_root / INDEX_DIR).glob("*.json")):
+            entry = read_index(path)
+            if entry is not None:
+                out[path.stem] = entry
+        return out
+
+    def prune_inactive(self, active: set[str]) -> list[str]:
+        """Before ganesha.nfsd starts: remove the records (and take-over copies) of every
+        indexed volume whose uuid is not in `active` (the volumes active on this node), except
+        those an active volume claims. Returns the names removed."""
+        entries = self.indexes()
+        gone = {u: e for u, e in entries.items() if u not in active}
+        if not gone:
+            return []
+        keep = self.claimed_by_others(set(gone))
+        names = set().union(*(set(index_names(e)) for e in gone.values())) - keep
+        removed = remove_records(self.tree_dirs(), names)
+        for uuid, entry in gone.items():
+            key = str(entry.get("key") or "")
+            if key and "/" not in key and key not in (".", "..", INDEX_DIR):
+                shutil.rmtree(self.recovery_root / key, ignore_errors=True)
+            self.index_path(uuid).unlink(missing_ok=True)
+        return sorted(removed)
+
+
+def read_index(path: Path) -> dict | None:
+    """An index entry ({volume_uuid, key, names}); None when absent or unreadable."""
+    try:
+        entry = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def index_names(entry: dict | None) -> list[str]:
+    names = (entry or {}).get("names") or []
+    return [n for n in names if isinstance(n, str) and valid_name(n)]
+
+
+def valid_name(name: str) -> bool:
+    """A top-level record name this code may remove: one path component, not hidden."""
+    return bool(name) and "/" not in name and name not in (".", "..") and not name.startswith(("\x01", "."))
+
+
+def tree_names(dirs: list[Path]) -> set[str]:
+    """The top-level record names under `dirs`."""
+    out: set[str] = set()
+    for d in dirs:
+        try:
+            out.update(n for n in os.listdir(d) if valid_name(n))
+        except OSError:
+            continue
+    return out
+
+
+def remove_records(dirs: list[Path], names: set[str]) -> set[str]:
+    """Remove the records `names` (top-level directories) from each of `dirs`; the names
+    that were there."""
+    removed = set()
+    for d in dirs:
+        for name in names:
+            if not valid_name(name):
+                continue
+            target = d / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target, ignore_errors=True)
+                removed.add(name)
+    return removed
 
 
 def top_name(path: str) -> str:

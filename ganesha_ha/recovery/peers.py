@@ -36,18 +36,22 @@ def connections(proc_net: str = linux.PROC_NET) -> list[tuple[str, int, str, int
     return table
 
 
-def connected_peers(ip: str, port: int | None = None, proc_net: str = linux.PROC_NET) -> set[str]:
+def connected_peers(ip: str | None, port: int | None = None, proc_net: str = linux.PROC_NET,
+                    exclude: str | None = None) -> set[str]:
     """The addresses (normalised: statd_records.normal_address) of the peers with an
-    established TCP connection to `ip` (to `ip`:`port` when given) on this node now."""
+    established TCP connection to `ip` (any local address when None; to `ip`:`port` when
+    `port` is given) on this node now, leaving out the connections to `exclude`."""
     from ..linux_net import TCP_ESTABLISHED
     from .statd_records import normal_address
 
-    want = normal_address(ip)
+    want = normal_address(ip) if ip is not None else None
+    skip = normal_address(exclude) if exclude is not None else None
     out: set[str] = set()
     for local, lport, remote, _, state in connections(proc_net):
         if state != TCP_ESTABLISHED or (port is not None and lport != port):
             continue
-        if normal_address(local) == want:
+        here = normal_address(local)
+        if (want is None or here == want) and (skip is None or here != skip):
             peer = normal_address(remote)
             if peer is not None:
                 out.add(peer)

@@ -127,3 +127,96 @@ def test_takeover_grace_ends_once_the_volumes_41_clients_reclaimed(tmp_path: Pat
         for g in daemons:
             g.kill()
         bus.stop()
+
+
+@pytest.mark.parametrize("stop_clears", [True, False], ids=["product", "records-left-behind"])
+def test_a_restarted_node_does_not_wait_for_the_clients_of_a_volume_that_moved_away(
+        tmp_path: Path, stop_clears: bool) -> None:
+    """Issue 16 A, as the lab met it (kill -9, then a take-over by the restarted node): node N
+    serves vol1 (client c1) until its ganesha.nfsd is killed; vol1 moves away, its stop on N
+    running with Ganesha dead (the store's `clear`); N's Ganesha restarts; then N takes over
+    vol2 (client c2) from node M. Ganesha's restart loads every record left in N's tree into
+    its start grace, and a take-over inside that grace adds its records to the same list
+    (nfs4_recovery.c nfs_start_grace): with c1's record left behind (`records-left-behind`,
+    what the store did before) the take-over cannot lift before Grace_Period although c2
+    reclaimed; with the product's clear it lifts one reaper tick after c2's RECLAIM_COMPLETE.
+    Nodes are ganesha.nfsd instances on one port, one after the other, each node its own
+    RecoveryRoot; Lease_Lifetime 10 (reaper every 5 s), Grace_Period 90."""
+    lease, tick, vol1_ip, vol2_ip, c1_addr, c2_addr = 10, 5, "127.0.0.2", "127.0.0.3", "127.0.0.5", "127.0.0.6"
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "file").write_bytes(b"before\n")
+    port = free_port()
+    bus = PrivateBus(tmp_path / "bus").start()
+    daemons: list[GaneshaDaemon] = []
+    clients: list[Nfs4Client] = []
+
+    def ganesha(node: str) -> GaneshaDaemon:
+        g = GaneshaDaemon(tmp_path / f"{node}-{len(daemons)}", bus, port=port, bind_addr="0.0.0.0",
+                          grace_period=GRACE, recovery_root=tmp_path / f"recovery-{node}", server_scope="gha-one",
+                          lease_lifetime=lease, epoch=int(time.time()) + 1000 * len(daemons),
+                          extra_config=export_block(7, tmp_path / "exp", clients="127.0.0.0/8"))
+        daemons.append(g)
+        return g.start()
+
+    def client(host: str, source: str, name: str) -> Nfs4Client:
+        c = Nfs4Client(host, port, timeout=3.0, source_addr=source, minorversion=1, client_name=name)
+        clients.append(c)
+        c.connect()
+        return c
+
+    def volume(name: str, ip: str) -> VolumeContext:
+        vol = tmp_path / name
+        (vol / ".ganesha-ha").mkdir(parents=True, mode=0o700)
+        return VolumeContext(mountpoint=vol, state_dir=vol / ".ganesha-ha", volume_uuid=f"uuid-{name}", ip=ip)
+
+    vol1, vol2 = volume("vol1", vol1_ip), volume("vol2", vol2_ip)
+    store_n = GaneshaRecordStore(tmp_path / "recovery-n", "v4recov", nfs_port=port)
+    try:
+        # node M serves vol2; its monitor saves c2's record to vol2; then M dies
+        ganesha("m")
+        c2 = client(vol2_ip, c2_addr, "gha-vol2-client")
+        f2 = c2.open(f"{PSEUDO}/file", write=True)
+        peers.forget()
+        assert GaneshaRecordStore(tmp_path / "recovery-m", "v4recov", nfs_port=port).save(vol2)
+        daemons[-1].kill()
+        # node N serves vol1 (c1), its monitor saves; kill -9; vol1 moves away (its stop on N)
+        ganesha("n")
+        assert wait_lifted(bus.address, 5) < float("inf")
+        c1 = client(vol1_ip, c1_addr, "gha-vol1-client")
+        c1.open(f"{PSEUDO}/file", write=True)
+        peers.forget()
+        assert store_n.save(vol1)
+        daemons[-1].kill()
+        peers.forget()
+        if stop_clears:
+            store_n.clear(vol1)
+            assert store_n.tree_dirs() and not any(any(d.iterdir()) for d in store_n.tree_dirs() if d.is_dir())
+        # N's Ganesha restarts (its service manager): what is left in its tree is its start grace's
+        ganesha("n")
+        t_start = time.monotonic()
+        lifted_at_start = wait_lifted(bus.address, 2 * tick + 1) - t_start
+        assert (lifted_at_start < float("inf")) == stop_clears, lifted_at_start
+        # N takes vol2 over: its copy restored, the take-over event, c2 reclaims
+        assert store_n.restore(vol2) == 1
+        t0 = time.monotonic()
+        ok, msg = _ganesha_call(bus.address, "/org/ganesha/nfsd/admin", "org.ganesha.nfsd.admin", "grace",
+                                f"5:{vol2_ip}")[:2]
+        assert ok, msg
+        f2b = c2.grace_aware(lambda: c2.reclaim(f2), deadline=t0 + 20)   # CLAIM_PREVIOUS
+        c2.reclaim_complete()
+        reclaimed = time.monotonic() - t0
+        limit = reclaimed + tick + 1.0
+        lifted = wait_lifted(bus.address, limit + tick) - t0
+        print(f"stop clears {stop_clears}: start grace lifted after {lifted_at_start:.2f} s; take-over: "
+              f"reclaimed {reclaimed:.2f} s, lifted {lifted:.2f} s after the event (Grace_Period {GRACE} s)")
+        if stop_clears:
+            assert lifted <= limit and lifted <= 5.5 + reclaimed, f"grace lasted {lifted:.1f} s"
+            assert c2.write(f2b, 0, b"AFTER!") == 6
+        else:   # c1 never comes back to N: the grace holds past two more reaper ticks
+            assert lifted == float("inf") and in_grace(bus.address)
+    finally:
+        for c in clients:
+            c.close()
+        for g in daemons:
+            g.kill()
+        bus.stop()
