@@ -86,7 +86,8 @@ class GaneshaBackend(LiveChanges, NodeServer):
         self.bus = GaneshaBus(bus_address or g["bus_address"], g.get("dbus_name_prefix") or "",
                               float(g["dbus_timeout"]))
         self.runtime_dir = Path(settings.node["runtime_dir"]) / "ganesha"
-        self.records = GaneshaRecordStore(Path(g["recovery_root"]), g["recovery_dir"])
+        self.records = GaneshaRecordStore(Path(g["recovery_root"]), g["recovery_dir"],
+                                          server_running=self.is_running)
         self.nsm = nsm_store(settings)
         self.render_opts = RenderOptions(protocols=g["protocols"], transports=g["transports"])
         self.resolve = Resolver(min(2.0, self.bus.timeout / 4))   # renewed by each drift and apply

@@ -34,10 +34,13 @@ Grace_Period (measured in the lab: 96 s with Grace_Period 90, after a kill -9 an
 Hence:
 - each save also keeps a node-local index of the record names it chose for the volume
   (<RecoveryRoot>/ganesha-ha/<volume uuid>.json; node-local and persistent, as the tree is);
-- `clear` (at the volume's stop, after its last save, also with Ganesha dead) removes the
-  volume's records from the node's tree (v4recov and v4old), except those of clients that
-  another volume still active here claims (in its index, or connected to another address of
-  this node's NFS port now);
+- `clear` (at the volume's stop, after its last save) with Ganesha dead (the stop after a
+  kill -9) removes the volume's records from the node's tree (v4recov and v4old), except
+  those of clients that another volume still active here claims (in its index, or connected
+  to another address of this node's NFS port now). A running Ganesha still holds those
+  clients and removes their records itself when their lease ends there (nfs4_clientid.c
+  `nfs_client_id_expire`); the tree then stays its own, and the index stays for the prune,
+  should it die before;
 - `prune_inactive` (run before ganesha.nfsd starts: `ganesha-ha node prune-records`, a
   systemd ExecStartPre) does the same for every indexed volume not active here: after a node
   loss or a reboot none is, and the node's start grace ends at once.
@@ -52,11 +55,13 @@ import shutil
 import stat
 from pathlib import Path
 
-from ..errors import RegistryError
+from ..errors import GaneshaHAError, RegistryError
 from ..fsutil import atomic_write, read_secure
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..context import VolumeContext
 
 RECOVERY_FILE = "ganesha-recovery.json"
@@ -76,11 +81,12 @@ class GaneshaRecordStore:
     name = "NFSv4 records"
 
     def __init__(self, recovery_root: Path, recovery_dir: str, nfs_port: int = 2049,
-                 proc_net: str | None = None):
+                 proc_net: str | None = None, server_running: Callable[[], bool] | None = None):
         self.recovery_root = recovery_root   # Ganesha's RecoveryRoot
         self.recovery_dir = recovery_dir     # Ganesha's RecoveryDir (a name, not a path)
         self.nfs_port = nfs_port             # Ganesha's NFS_Port: the volume's clients connect there
         self.proc_net = proc_net             # whose TCP table tells the volume's clients (None: ours)
+        self.server_running = server_running  # is the node's Ganesha up? (None: take it as down)
 
     def node_dirs(self, name: str | None = None) -> list[Path]:
         """Where this node's Ganesha records its own NFSv4 clients (node<N>/ when clustered);
@@ -180,6 +186,8 @@ class GaneshaRecordStore:
         node's tree (module docstring), are removed; records another volume active here
         claims stay."""
         shutil.rmtree(self.recovery_root / takeover_key(ctx), ignore_errors=True)
+        if self._running():
+            return
         names = set(index_names(read_index(self.index_path(ctx.volume_uuid))))
         try:
             names |= {top_name(r["path"]) for r in self.saved_records(ctx)}
@@ -188,6 +196,16 @@ class GaneshaRecordStore:
         keep = self.claimed_by_others({ctx.volume_uuid}) | self.connected_elsewhere(ctx.ip)
         remove_records(self.tree_dirs(), names - keep)
         self.index_path(ctx.volume_uuid).unlink(missing_ok=True)
+
+    def _running(self) -> bool:
+        """Whether Ganesha runs and holds its clients; a server that cannot be asked counts
+        as running (its tree is left to it and to the prune before its next start)."""
+        if self.server_running is None:
+            return False
+        try:
+            return bool(self.server_running())
+        except GaneshaHAError:
+            return True
 
     def claimed_by_others(self, leaving: set[str]) -> set[str]:
         """Record names in the indexes of the volumes not in `leaving`."""

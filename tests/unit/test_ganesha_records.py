@@ -88,6 +88,36 @@ def test_a_stop_removes_the_volumes_clients_from_the_node_tree_and_keeps_the_oth
         "the volume's copy (what a take-over restores) is never touched"
 
 
+def test_a_running_ganesha_keeps_its_tree_until_the_leases_end_and_the_prune_covers_its_crash(node):
+    # a planned move: Ganesha still holds the client and drops its record when the lease
+    # ends there; should it die first, the index tells the prune before its restart
+    store, root, v1, v2, connect = node
+    confirm(root, C1, C2)
+    connect((V1_IP, "192.0.2.11"), (V2_IP, "192.0.2.12"))
+    store.save(v1)
+    store.save(v2)
+    store.server_running = lambda: True
+    store.clear(v1)
+    assert on_node(root) == {C1, C2} and store.index_path(v1.volume_uuid).exists()
+    assert store.prune_inactive({v2.volume_uuid}) == [C1]
+    assert on_node(root) == {C2}
+
+
+def test_a_ganesha_that_cannot_be_asked_is_left_alone(node):
+    from ganesha_ha.errors import ServerUnavailableError
+
+    store, root, v1, v2, connect = node
+    confirm(root, C1)
+    connect((V1_IP, "192.0.2.11"))
+    store.save(v1)
+
+    def no_answer() -> bool:
+        raise ServerUnavailableError("the bus did not answer")
+    store.server_running = no_answer
+    store.clear(v1)
+    assert on_node(root) == {C1}
+
+
 def test_a_client_of_two_volumes_stays_while_one_of_them_is_here(node):
     store, root, v1, v2, connect = node
     confirm(root, C1)
