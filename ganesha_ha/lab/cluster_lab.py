@@ -46,6 +46,7 @@ from .loopdev import detach_loops, make_volume_image
 from .node import PY, LabNode
 from .procs import memory_kib, wait_until
 from .recipe import Recipe, VolumeRecipe
+from .refusals import check_scope_refusal
 from .sandbox import ClusterError
 from .sandbox.cluster import SandboxCluster
 from .sandbox.ocf_root import ocf_overlay
@@ -287,6 +288,8 @@ class ClusterLab(ClusterFailovers, LabRun):
             raise ClusterError(f"crm configure load failed ({cp.returncode}): {cp.stderr.strip()[:1500]}")
         self.report["crmsh"] = script
         t = time.monotonic()
+        if "server-scope" in self.opts.breaks:   # the agent's scope check must refuse the starts
+            check_scope_refusal(self)
         for v in self.vols.values():
             self.wait_group(v, v.recipe.preferred_node, timeout=90)
         self.report["cib"] = self.cluster.cib_query("configuration")

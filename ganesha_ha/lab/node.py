@@ -249,7 +249,10 @@ class LabNode:
                              prefix_argv=["setsid", *self.nsenter()], check_netns=self.netns, **paths)
 
     def start_ganesha(self) -> None:
+        """ganesha.nfsd as the node's service starts it: first the ExecStartPre the README
+        gives (`ganesha-ha node prune-records`: no records of volumes not active here)."""
         assert self.ganesha is not None
+        self.cli("node", "prune-records")
         self.last_epoch = server_epoch(self.epoch_slot, self.last_epoch)
         self.ganesha.epoch = self.last_epoch
         self.ganesha.start()

@@ -77,11 +77,7 @@ def render_text(r: dict[str, Any]) -> str:
              f"grace period {r['grace_period_s']} s", *_clients_line(r)]
     if r.get("break"):
         lines.append(f"broken on purpose: {', '.join(r['break'])}")
-    if r.get("scope_check"):
-        lines.append("agent validate-all with different scopes: " + "; ".join(
-            f"{n} rc {c['rc']}" + (f" ({c['reason']})" if c["reason"] else "")
-            for n, c in r["scope_check"].items())
-            + ("" if any(c["rc"] == 6 for c in r["scope_check"].values()) else ": not refused"))
+    lines += _scope_line(r, "validate-all")
     if r.get("exports"):
         lines.append("exports: " + ", ".join(f"{e['pseudo']} (Export_Id {e['export_id']})"
                                              for e in r["exports"]))
@@ -213,11 +209,21 @@ def _spread(f: dict[str, Any]) -> list[str]:
     return out
 
 
+def _scope_line(r: dict[str, Any], action: str) -> list[str]:
+    """--break server-scope: what the agent's `action` said on each node (rc 6: refused)."""
+    if not r.get("scope_check"):
+        return []
+    return [f"agent {action} with different scopes: " + "; ".join(
+        f"{n} rc {c['rc']}" + (f" ({c['reason']})" if c["reason"] else "") for n, c in r["scope_check"].items())
+        + ("" if any(c["rc"] == 6 for c in r["scope_check"].values()) else ": not refused")]
+
+
 def render_cluster_text(r: dict[str, Any]) -> str:
     lines = [f"ganesha-ha lab {r['run_id']}: {len(r['nodes'])}-node Pacemaker cluster ({', '.join(r['nodes'])}), "
              f"server {r['server']}, grace period {r['grace_period_s']} s", *_clients_line(r)]
     if r.get("break"):
         lines.append(f"broken on purpose: {', '.join(r['break'])}")
+    lines += _scope_line(r, "start")
     if r.get("placement"):
         lines.append("started by the cluster: " + ", ".join(f"{v} on {n}" for v, n in r["placement"].items())
                      + (" (each on its preferred node)" if r.get("started_on_preferred") else ""))

@@ -166,7 +166,8 @@ def test_debian_package_builds_installs_works_and_purges(tmp_path):
     paths = {ln.split()[-1].lstrip(".") for ln in listing.splitlines()}
     for p in ("/usr/sbin/ganesha-ha", AGENT, "/etc/ganesha-ha/ganesha-ha.conf", f"{DIST}/ganesha_ha/agent.py",
               "/usr/share/man/man8/ganesha-ha.8.gz", "/usr/share/bash-completion/completions/ganesha-ha",
-              "/usr/share/doc/ganesha-ha/copyright", "/usr/share/dbus-1/system.d/ganesha-ha.conf"):
+              "/usr/share/doc/ganesha-ha/copyright", "/usr/share/dbus-1/system.d/ganesha-ha.conf",
+              "/lib/systemd/system/nfs-ganesha.service.d/ganesha-ha.conf"):
         assert p in paths, (p, sorted(paths))
     unpacked = tmp_path / "unpacked"
     checked(run(["dpkg-deb", "-x", str(deb), str(unpacked)]))

@@ -80,3 +80,23 @@ def test_every_volume_of_the_biggest_cluster_lab_has_client_hosts_of_its_own():
     assert min(last) >= 10 and max(last) < 100
     with pytest.raises(ValueError):
         client_addresses(net, MAX_VOLUMES)
+
+
+def test_the_agents_refusals_are_read_from_crm_mons_failures():
+    # the shape of crm_mon --output-as=xml's <failures> (Pacemaker 2.1.5 lib/pengine/pe_output.c)
+    import xml.etree.ElementTree as ET
+
+    from ganesha_ha.lab.refusals import failures
+
+    root = ET.fromstring(
+        '<pacemaker-result><failures>'
+        '<failure op_key="vol1-exports_start_0" node="node-a" exitstatus="not configured" '
+        'exitreason="Server_Scope: this node (node-a) presents ..." exitcode="6" call="12" status="complete"/>'
+        '<failure op_key="vol2-ip_monitor_10000" node="node-b" exitstatus="error" exitreason="" exitcode="1"/>'
+        '<failure id="vol2-exports_last_failure_0" node="node-b" exitstatus="not running" exitcode="7"/>'
+        '</failures></pacemaker-result>')
+    got = failures(root, {"vol1-exports", "vol2-exports"})
+    assert got == [{"op_key": "vol1-exports_start_0", "node": "node-a", "rc": 6,
+                    "reason": "Server_Scope: this node (node-a) presents ..."},
+                   {"op_key": "vol2-exports_last_failure_0", "node": "node-b", "rc": 7, "reason": "not running"}]
+    assert failures(None, {"vol1-exports"}) == []
