@@ -56,7 +56,7 @@ import stat
 from pathlib import Path
 
 from ..errors import GaneshaHAError, RegistryError
-from ..fsutil import atomic_write, read_secure
+from ..fsutil import atomic_write, ensure_secure_dir, read_secure
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -153,12 +153,10 @@ class GaneshaRecordStore:
         old = read_index(path)
         if old is not None:
             present = tree_names(self.tree_dirs())
-            names = names | {n for n in old.get("names", ()) if n in present}
+            names = names | {n for n in index_names(old) if n in present}
         entry = {"volume_uuid": ctx.volume_uuid, "key": takeover_key(ctx), "names": sorted(names)}
         if old == entry:
             return
-        from ..fsutil import ensure_secure_dir
-
         self.recovery_root.mkdir(parents=True, exist_ok=True, mode=0o755)
         ensure_secure_dir(path.parent)
         atomic_write(path, (json.dumps(entry, sort_keys=True) + "\n").encode())
@@ -246,10 +244,19 @@ class GaneshaRecordStore:
         removed = remove_records(self.tree_dirs(), names)
         for uuid, entry in gone.items():
             key = str(entry.get("key") or "")
-            if key and "/" not in key and key not in (".", "..", INDEX_DIR):
+            if takeover_key_like(key):
                 shutil.rmtree(self.recovery_root / key, ignore_errors=True)
             self.index_path(uuid).unlink(missing_ok=True)
         return sorted(removed)
+
+
+def takeover_key_like(key: str) -> bool:
+    """A name `takeover_key` can give (an IP address, or vol-<uuid>): what an index may name
+    for removal under RecoveryRoot, never Ganesha's own trees."""
+    from .statd_records import normal_address
+
+    return (normal_address(key) is not None and "/" not in key) or (
+        key.startswith("vol-") and valid_name(key))
 
 
 def read_index(path: Path) -> dict | None:

@@ -182,7 +182,9 @@ def test_a_tampered_index_cannot_reach_outside_the_tree(node, tmp_path):
     victim = tmp_path / "victim"
     victim.mkdir()
     (root / INDEX_DIR).mkdir(mode=0o700)
-    store.index_path("evil").write_text(json.dumps({"volume_uuid": "evil", "key": "../../victim",
-                                                   "names": ["../../../victim", "..", "/etc", ".x"]}))
+    for k, key in enumerate(("../../victim", "v4recov", "v4old", INDEX_DIR)):
+        store.index_path(f"evil{k}").write_text(json.dumps({"volume_uuid": "evil", "key": key,
+                                                           "names": ["../../../victim", "..", "/etc", ".x"]}))
+    confirm(root, C1)
     assert store.prune_inactive(set()) == []
-    assert victim.is_dir()
+    assert victim.is_dir() and on_node(root) == {C1}
