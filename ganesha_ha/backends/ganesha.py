@@ -204,8 +204,10 @@ class GaneshaBackend(LiveChanges, NodeServer):
         differ = {h: v for h, v in others.items() if v != scope}
         if differ:
             shown = ", ".join(f"{h} presents {v!r}" for h, v in sorted(differ.items())[:3])
+            # the differing scopes first: Pacemaker keeps 128 characters of an exit reason
+            # (lib/services/services_linux.c EXIT_REASON_MAX_LEN)
             raise ValidationError("Server_Scope", f"this node ({me}) presents NFSv4 server scope {scope!r} "
-                                                  f"({source}, {conf.path}) but {shown}: NFSv4.1+ clients lose "
+                                                  f"but {shown} ({source}, {conf.path}): NFSv4.1+ clients lose "
                                                   "their opens and locks on a move between them (RFC 8881 "
                                                   "2.10.4); set the same NFSv4 { Server_Scope = ...; } on every "
                                                   "node and restart ganesha.nfsd")

@@ -9,6 +9,7 @@ lose its state: this reads that out of `crm_mon --output-as=xml` (its `<failures
 """
 from __future__ import annotations
 
+import html
 import xml.etree.ElementTree as ET
 from typing import Any, Callable
 
@@ -29,8 +30,9 @@ def failures(root: ET.Element | None, resources: set[str]) -> list[dict[str, Any
             rc = int(f.get("exitcode", f.get("rc", "")))
         except ValueError:
             rc = -1
+        # crm_mon escapes the reason once more than XML needs (&apos; arrives as text)
         out.append({"op_key": op_key, "node": f.get("node") or f.get("uname") or "?", "rc": rc,
-                    "reason": f.get("exitreason") or f.get("exitstatus") or ""})
+                    "reason": html.unescape(f.get("exitreason") or f.get("exitstatus") or "")})
     return out
 
 

@@ -91,12 +91,13 @@ def test_the_agents_refusals_are_read_from_crm_mons_failures():
     root = ET.fromstring(
         '<pacemaker-result><failures>'
         '<failure op_key="vol1-exports_start_0" node="node-a" exitstatus="not configured" '
-        'exitreason="Server_Scope: this node (node-a) presents ..." exitcode="6" call="12" status="complete"/>'
+        'exitreason="Server_Scope: this node (node-a) presents &amp;apos;a&amp;apos; ..." exitcode="6" '
+        'call="12" status="complete"/>'
         '<failure op_key="vol2-ip_monitor_10000" node="node-b" exitstatus="error" exitreason="" exitcode="1"/>'
         '<failure id="vol2-exports_last_failure_0" node="node-b" exitstatus="not running" exitcode="7"/>'
         '</failures></pacemaker-result>')
     got = failures(root, {"vol1-exports", "vol2-exports"})
     assert got == [{"op_key": "vol1-exports_start_0", "node": "node-a", "rc": 6,
-                    "reason": "Server_Scope: this node (node-a) presents ..."},
+                    "reason": "Server_Scope: this node (node-a) presents 'a' ..."},
                    {"op_key": "vol2-exports_last_failure_0", "node": "node-b", "rc": 7, "reason": "not running"}]
     assert failures(None, {"vol1-exports"}) == []
