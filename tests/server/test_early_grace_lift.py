@@ -51,33 +51,56 @@ def wait_lifted(bus: str, limit: float) -> float:
     return time.monotonic()
 
 
+class Nodes:
+    """The "nodes" of a test: ganesha.nfsd instances on one port of one bus, one after the
+    other, and the clients; `close()` ends them all."""
+
+    def __init__(self, tmp_path: Path, lease: int):
+        self.tmp, self.lease = tmp_path, lease
+        (tmp_path / "exp").mkdir()
+        (tmp_path / "exp" / "file").write_bytes(b"before the move\n")
+        self.port = free_port()
+        self.bus = PrivateBus(tmp_path / "bus").start()
+        self.daemons: list[GaneshaDaemon] = []
+        self.clients: list[Nfs4Client] = []
+
+    def ganesha(self, name: str, recovery: str) -> GaneshaDaemon:
+        """A ganesha.nfsd with Grace_Period GRACE, Lease_Lifetime `lease`, RecoveryRoot
+        tmp_path/`recovery`, and a server epoch (-E) of its own: client and session ids are
+        epoch << 32 | counter, and two instances started in the same second would hand a moved
+        client the ids it had (measured: NFS4ERR_SEQ_MISORDERED on its old session instead of
+        BADSESSION)."""
+        g = GaneshaDaemon(self.tmp / name, self.bus, port=self.port, bind_addr="0.0.0.0", grace_period=GRACE,
+                          recovery_root=self.tmp / recovery, server_scope="gha-one",
+                          lease_lifetime=self.lease, epoch=int(time.time()) + 1000 * len(self.daemons),
+                          extra_config=export_block(7, self.tmp / "exp", clients="127.0.0.0/8"))
+        self.daemons.append(g)
+        return g.start()
+
+    def client(self, host: str, source: str, minor: int, name: str) -> Nfs4Client:
+        c = Nfs4Client(host, self.port, timeout=3.0, source_addr=source, minorversion=minor, client_name=name)
+        self.clients.append(c)
+        c.connect()
+        return c
+
+    def close(self) -> None:
+        for c in self.clients:
+            c.close()
+        for g in self.daemons:
+            g.kill()
+        self.bus.stop()
+
+
 @pytest.mark.parametrize("lease", [10, 60])
 def test_takeover_grace_ends_once_the_volumes_41_clients_reclaimed(tmp_path: Path, lease: int) -> None:
     tick = lease // 2 if lease < 20 else 10
-    (tmp_path / "exp").mkdir()
-    (tmp_path / "exp" / "file").write_bytes(b"before the move\n")
-    port = free_port()
-    bus = PrivateBus(tmp_path / "bus").start()
-    daemons: list[GaneshaDaemon] = []
-    clients: list[Nfs4Client] = []
+    nodes = Nodes(tmp_path, lease)
+    port, bus, daemons = nodes.port, nodes.bus, nodes.daemons
 
     def ganesha(name: str) -> GaneshaDaemon:
-        # Lease_Lifetime `lease`, and a server epoch (-E) of its own: client and session ids
-        # are epoch << 32 | counter, and two instances started in the same second would hand
-        # a moved client the ids it had (measured: NFS4ERR_SEQ_MISORDERED on its old session
-        # instead of BADSESSION)
-        g = GaneshaDaemon(tmp_path / name, bus, port=port, bind_addr="0.0.0.0", grace_period=GRACE,
-                          recovery_root=tmp_path / f"recovery-{name}", server_scope="gha-one",
-                          lease_lifetime=lease, epoch=int(time.time()) + 1000 * len(daemons),
-                          extra_config=export_block(7, tmp_path / "exp", clients="127.0.0.0/8"))
-        daemons.append(g)
-        return g.start()
+        return nodes.ganesha(name, f"recovery-{name}")
 
-    def client(host: str, source: str, minor: int, name: str) -> Nfs4Client:
-        c = Nfs4Client(host, port, timeout=3.0, source_addr=source, minorversion=minor, client_name=name)
-        clients.append(c)
-        c.connect()
-        return c
+    client = nodes.client
 
     try:
         ganesha("a")
@@ -122,11 +145,7 @@ def test_takeover_grace_ends_once_the_volumes_41_clients_reclaimed(tmp_path: Pat
         newcomer = client(FIP, "127.0.0.8", 1, "gha-newcomer-2")
         newcomer.close_file(newcomer.open(f"{PSEUDO}/new", create=True, write=True))
     finally:
-        for c in clients:
-            c.close()
-        for g in daemons:
-            g.kill()
-        bus.stop()
+        nodes.close()
 
 
 @pytest.mark.parametrize("stop_clears", [True, False], ids=["product", "records-left-behind"])
@@ -143,26 +162,14 @@ def test_a_restarted_node_does_not_wait_for_the_clients_of_a_volume_that_moved_a
     Nodes are ganesha.nfsd instances on one port, one after the other, each node its own
     RecoveryRoot; Lease_Lifetime 10 (reaper every 5 s), Grace_Period 90."""
     lease, tick, vol1_ip, vol2_ip, c1_addr, c2_addr = 10, 5, "127.0.0.2", "127.0.0.3", "127.0.0.5", "127.0.0.6"
-    (tmp_path / "exp").mkdir()
-    (tmp_path / "exp" / "file").write_bytes(b"before\n")
-    port = free_port()
-    bus = PrivateBus(tmp_path / "bus").start()
-    daemons: list[GaneshaDaemon] = []
-    clients: list[Nfs4Client] = []
+    nodes = Nodes(tmp_path, lease)
+    port, bus, daemons = nodes.port, nodes.bus, nodes.daemons
 
     def ganesha(node: str) -> GaneshaDaemon:
-        g = GaneshaDaemon(tmp_path / f"{node}-{len(daemons)}", bus, port=port, bind_addr="0.0.0.0",
-                          grace_period=GRACE, recovery_root=tmp_path / f"recovery-{node}", server_scope="gha-one",
-                          lease_lifetime=lease, epoch=int(time.time()) + 1000 * len(daemons),
-                          extra_config=export_block(7, tmp_path / "exp", clients="127.0.0.0/8"))
-        daemons.append(g)
-        return g.start()
+        return nodes.ganesha(f"{node}-{len(daemons)}", f"recovery-{node}")
 
     def client(host: str, source: str, name: str) -> Nfs4Client:
-        c = Nfs4Client(host, port, timeout=3.0, source_addr=source, minorversion=1, client_name=name)
-        clients.append(c)
-        c.connect()
-        return c
+        return nodes.client(host, source, 1, name)
 
     def volume(name: str, ip: str) -> VolumeContext:
         vol = tmp_path / name
@@ -215,8 +222,4 @@ def test_a_restarted_node_does_not_wait_for_the_clients_of_a_volume_that_moved_a
         else:   # c1 never comes back to N: the grace holds past two more reaper ticks
             assert lifted == float("inf") and in_grace(bus.address)
     finally:
-        for c in clients:
-            c.close()
-        for g in daemons:
-            g.kill()
-        bus.stop()
+        nodes.close()

@@ -69,6 +69,15 @@ def confirm(root: Path, *names: str, tree: str = "v4recov") -> None:
         (root / tree / "node0" / n).mkdir()
 
 
+def served(node, records: tuple[str, ...], conns: tuple[tuple[str, str], ...], *vols: VolumeContext) -> None:
+    """Ganesha holds `records`, clients are connected as `conns`, each of `vols` was saved."""
+    store, root, _, _, connect = node
+    confirm(root, *records)
+    connect(*conns)
+    for v in vols:
+        store.save(v)
+
+
 def on_node(root: Path, tree: str = "v4recov") -> set[str]:
     return {p.name for p in (root / tree / "node0").iterdir()}
 
@@ -92,10 +101,7 @@ def test_a_running_ganesha_keeps_its_tree_until_the_leases_end_and_the_prune_cov
     # a planned move: Ganesha still holds the client and drops its record when the lease
     # ends there; should it die first, the index tells the prune before its restart
     store, root, v1, v2, connect = node
-    confirm(root, C1, C2)
-    connect((V1_IP, "192.0.2.11"), (V2_IP, "192.0.2.12"))
-    store.save(v1)
-    store.save(v2)
+    served(node, (C1, C2), ((V1_IP, "192.0.2.11"), (V2_IP, "192.0.2.12")), v1, v2)
     store.server_running = lambda: True
     store.clear(v1)
     assert on_node(root) == {C1, C2} and store.index_path(v1.volume_uuid).exists()
@@ -107,9 +113,7 @@ def test_a_ganesha_that_cannot_be_asked_is_left_alone(node):
     from ganesha_ha.errors import ServerUnavailableError
 
     store, root, v1, v2, connect = node
-    confirm(root, C1)
-    connect((V1_IP, "192.0.2.11"))
-    store.save(v1)
+    served(node, (C1,), ((V1_IP, "192.0.2.11"),), v1)
 
     def no_answer() -> bool:
         raise ServerUnavailableError("the bus did not answer")
@@ -120,10 +124,7 @@ def test_a_ganesha_that_cannot_be_asked_is_left_alone(node):
 
 def test_a_client_of_two_volumes_stays_while_one_of_them_is_here(node):
     store, root, v1, v2, connect = node
-    confirm(root, C1)
-    connect((V1_IP, "192.0.2.11"), (V2_IP, "192.0.2.11"))
-    store.save(v1)
-    store.save(v2)
+    served(node, (C1,), ((V1_IP, "192.0.2.11"), (V2_IP, "192.0.2.11")), v1, v2)
     store.clear(v1)
     assert on_node(root) == {C1}
     # not yet in v2's index (younger than its last save), but connected to v2's IP now: kept
@@ -135,9 +136,7 @@ def test_a_client_of_two_volumes_stays_while_one_of_them_is_here(node):
 
 def test_a_stop_with_ganesha_dead_and_the_volume_unmounted_works_from_the_index(node):
     store, root, v1, v2, connect = node
-    confirm(root, C1)
-    connect((V1_IP, "192.0.2.11"))
-    store.save(v1)
+    served(node, (C1,), ((V1_IP, "192.0.2.11"),), v1)
     connect()                                          # kill -9: every connection gone
     (v1.state_dir / RECOVERY_FILE).unlink()            # and the volume no longer readable here
     store.clear(v1)
