@@ -125,6 +125,7 @@ class RestartBaseline:
                 live = self.b.live_ids(self.bus.address)
                 if live is not None and self.want <= live:
                     started = time.perf_counter() - t0
+                    self.cpu = cpu_seconds(d.proc.pid)
                     break
             if time.perf_counter() > deadline:
                 log(f"ganesha.nfsd with {len(self.want)} EXPORT blocks did not serve within {cap:g} s")
@@ -134,9 +135,20 @@ class RestartBaseline:
         d.stop()
         return started, time.perf_counter() - t0
 
+    cpu: float | None = None   # ganesha.nfsd's CPU time (user + system) until it served all N, of the last once()
+
     def close(self) -> None:
         self.d.stop()
         self.b.daemons.remove(self.d)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """The CPU time (user + system, s) process `pid` has used so far (proc(5) stat fields 14, 15)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def raw_floor(b: Bench, mp: Path, exps) -> dict:

@@ -30,8 +30,11 @@ from ..model import Export
 from ..record import Record
 from .ganesha_conf import RenderOptions, render_export, render_module_blocks
 
-BATCH_MAX = 256   # exports per AddExport: Ganesha's one D-Bus thread is busy ~1 ms per export,
-                  # and other volumes' monitors wait for it meanwhile (a few tenths of a second)
+BATCH_MAX = 100   # exports per AddExport: a batch's read-back (one DisplayExport each) and the next
+                  # batch's AddExport are on the way together, below the bus's 128 pending replies
+                  # per connection (dbus-daemon's max_replies_per_connection); and Ganesha's one
+                  # D-Bus thread, busy ~0.7 ms per export, keeps other volumes' monitors waiting
+                  # for less than a tenth of a second
 EVERY_EXPORT = "EXPORT(Export_Id=*)"
 _LOCATED = re.compile(r"^Config File \((?P<file>.*):(?P<line>\d+)\): (?P<text>.*)$")
 _ADDED = re.compile(r"^(\d+) exports added(?:\.|$)")

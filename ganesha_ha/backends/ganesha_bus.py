@@ -163,36 +163,87 @@ class GaneshaBus:
         default, "The maximum number of pending replies per connection has been reached").
         Returns, in order, each answer or the dbus.DBusException Ganesha answered with; raises
         ServerUnavailableError as `call` does. Each call ends within `timeout` s of being sent."""
+        if not args:
+            return []
+        sent = self.send(path, iface, method, args[:WINDOW])
+        for i in range(WINDOW, len(args)):   # one more on its way as each answer comes
+            sent.wait_for(i - WINDOW)
+            self.send(path, iface, method, [args[i]], into=sent)
+        return sent.wait()
+
+    def send(self, path: str, iface: str, method: str, args: list[tuple[Any, ...]],
+             timeout: float | None = None, into: Sent | None = None) -> Sent:
+        """One call of `method` per argument tuple, all sent now, the answers read later
+        (`Sent.wait`): Ganesha handles the calls of a connection one at a time, in the order
+        sent, so what this process does meanwhile costs no time of Ganesha's, and calls sent
+        after these are answered after them. The caller keeps the calls on the way below the
+        bus's max_replies_per_connection (128 by default). Each call ends within `timeout` s
+        (default: the bus's) of being sent. Raises ServerUnavailableError when the bus cannot
+        be reached. `into`: add these calls to calls sent before (same method and timeout)."""
         dbus = import_dbus()
-        from dbus.lowlevel import ErrorMessage, MethodCallMessage
+        from dbus.lowlevel import MethodCallMessage
 
         conn = self.connect()
-        replies: list[Any] = [None] * len(args)
-        pending: list[Any] = []
-        out: list[Any] = []
-
-        def send(i: int) -> None:
+        wait = self.timeout if timeout is None else timeout
+        sent = into or Sent(self, method, wait)
+        for one in args:
             msg = MethodCallMessage(self.bus_name, path, iface, method)
-            if args[i]:
-                msg.append(*args[i])
-            pending.append(conn.send_message_with_reply(
-                msg, lambda reply: replies.__setitem__(i, reply), self.timeout, require_main_loop=False))
+            if one:
+                msg.append(*one)
+            try:
+                sent.pending.append(conn.send_message_with_reply(msg, sent.handler(), wait,
+                                                                 require_main_loop=False))
+            except dbus.DBusException as exc:
+                sent.cancel()
+                raise self._unanswered(method, exc, wait) or ServerUnavailableError(
+                    f"cannot send {method} to NFS-Ganesha: {exc.get_dbus_message() or exc}") from None
+        return sent
 
-        for i in range(min(WINDOW, len(args))):
-            send(i)
-        for i in range(len(args)):
-            pending[i].block()
-            if i + WINDOW < len(args):
-                send(i + WINDOW)
-            reply = replies[i]
+
+class Sent:
+    """Calls sent by GaneshaBus.send whose answers are still to be read."""
+
+    def __init__(self, bus: GaneshaBus, method: str, timeout: float):
+        self.bus, self.method, self.timeout = bus, method, timeout
+        self.replies: list[Any] = []
+        self.pending: list[Any] = []
+        self._answers: list[Any] = []   # answers read so far, in order
+
+    def handler(self) -> Any:
+        i = len(self.replies)
+        self.replies.append(None)
+        return lambda reply: self.replies.__setitem__(i, reply)
+
+    def wait_for(self, last: int) -> None:
+        """Read the answers up to the `last`-th call (0-based) sent; as `wait`."""
+        dbus = import_dbus()
+        from dbus.lowlevel import ErrorMessage
+
+        for i in range(len(self._answers), last + 1):
+            self.pending[i].block()
+            reply = self.replies[i]
+            self.replies[i] = None
             if reply is None or isinstance(reply, ErrorMessage):
                 name = reply.get_error_name() if reply is not None else "org.freedesktop.DBus.Error.NoReply"
                 exc = dbus.DBusException(*(reply.get_args_list() if reply is not None else []), name=name)
-                unanswered = self._unanswered(method, exc, self.timeout)
+                unanswered = self.bus._unanswered(self.method, exc, self.timeout)
                 if unanswered is not None:
+                    self.cancel()
                     raise unanswered
-                out.append(exc)
+                self._answers.append(exc)
                 continue
             values = reply.get_args_list()
-            out.append(values[0] if len(values) == 1 else tuple(values) if values else None)
-        return out
+            self._answers.append(values[0] if len(values) == 1 else tuple(values) if values else None)
+
+    def wait(self) -> list[Any]:
+        """Each answer, in the order sent: the reply's value (a tuple when it has several), or
+        the dbus.DBusException Ganesha answered with. Raises ServerUnavailableError for a call
+        nobody answered in time or that found nobody there (the calls still on the way are
+        dropped then)."""
+        self.wait_for(len(self.pending) - 1)
+        return self._answers
+
+    def cancel(self) -> None:
+        """Drop the answers still to come (their calls may still be carried out)."""
+        for pending in self.pending[len(self._answers):]:
+            pending.cancel()

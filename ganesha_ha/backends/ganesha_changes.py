@@ -18,8 +18,8 @@ from ..fsal_schema import REDACTED
 from ..fsutil import require_export_directory, write_runtime
 from ..model import Export
 from ..plan import pseudo_depth
-from .ganesha_batch import BATCH_MAX, EVERY_EXPORT, added_count, batchable, complaints, render_batch
-from .ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH, GaneshaBus, import_dbus
+from .ganesha_batch import BATCH_MAX, EVERY_EXPORT, Batch, added_count, batchable, complaints, render_batch
+from .ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH, GaneshaBus, Sent, import_dbus
 from .ganesha_conf import RenderOptions, check_renderable
 from .grants import LiveExport, diff_export, host_names, serves_nobody
 from .resolve import Resolver
@@ -41,6 +41,7 @@ class LiveChanges:
     resolve: Resolver
     _view: dict[int, str] | None
     _seen: dict[int, LiveExport | None]
+    _actions: int
 
     if TYPE_CHECKING:
         def show_exports(self, fresh: bool = False) -> dict[int, str]: ...
@@ -58,6 +59,8 @@ class LiveChanges:
         def _conf_path(self, ctx: VolumeContext, exp: Export) -> Path: ...
         def _volume_dir(self, ctx: VolumeContext) -> Path: ...
         def _write_block(self, ctx: VolumeContext, exp: Export) -> Path: ...
+        @staticmethod
+        def _parse_display(export_id: int, reply: Any, dbus: Any) -> LiveExport | None: ...
 
     def apply(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
         """Add each export, or update it in place when its id is already live for its path,
@@ -81,8 +84,8 @@ class LiveChanges:
         adds: list[Export] = []
 
         def add_pending() -> None:
-            for start in range(0, len(adds), BATCH_MAX):
-                said, failed = self._add_together(ctx, adds[start:start + BATCH_MAX], dbus)
+            if adds:
+                said, failed = self._add_together(ctx, adds, dbus)
                 warnings.extend(said)
                 failures.extend(failed)
             adds.clear()
@@ -151,14 +154,56 @@ class LiveChanges:
 
     def _add_together(self, ctx: VolumeContext, exps: list[Export], dbus: Any
                       ) -> tuple[list[str], list[tuple[Export, GaneshaHAError]]]:
-        """New exports of one pseudo depth in one AddExport (ganesha_batch.py), each judged on
+        """New exports of one pseudo depth, up to BATCH_MAX in one AddExport, each judged on
         its own: Ganesha's complaints about its block, then its read-back. Returns the warnings
         and the (export, error) of each export that is not live as asked (an export this call
-        added and that is wrong is removed again). Of what Ganesha did not add (a block that
-        fails to load ends its loop), the block it complained about is added alone, for its own
-        words, and the rest together again; a complaint no block owns makes every export of
-        the batch go alone, after those that went live are taken back."""
+        added and that is wrong is removed again).
+
+        Pipelined, so that Ganesha's one D-Bus thread is seldom idle: the next batch's file is
+        written while Ganesha loads one; once a batch is loaded in full without a complaint,
+        the read-back of its exports (one DisplayExport each) is sent and then at once the next
+        batch's AddExport, and the read-back is judged while Ganesha loads that next batch.
+        Ganesha answers the calls of a connection in the order sent, so each read-back still
+        follows its AddExport; the batches of one pseudo depth are siblings (none is mounted
+        below another), so the order in which they go live does not matter. A batch with any
+        other answer is judged before anything else is sent (`_judge_batch`)."""
+        warnings: list[str] = []
         failures: list[tuple[Export, GaneshaHAError]] = []
+        chunks = [exps[i:i + BATCH_MAX] for i in range(0, len(exps), BATCH_MAX)]
+        batch: _Batch | None = None
+        upcoming: _Batch | None = self._prepare(ctx, chunks[0], failures)
+        try:
+            sent = self._send_batch(upcoming)
+            for k in range(len(chunks)):
+                batch, adding, upcoming = upcoming, sent, None
+                if k + 1 < len(chunks):   # written while Ganesha loads `batch`
+                    upcoming = self._prepare(ctx, chunks[k + 1], failures)
+                if adding is None:   # one export ready or none: alone, in its own file
+                    said, failed = self._each_alone(ctx, batch.ready, dbus)
+                    sent = self._send_batch(upcoming)
+                else:
+                    message, error = self._batch_reply(batch, adding, dbus)
+                    if error is None and added_count(message) == len(batch.ready) and not complaints(message):
+                        readback = self._send_readback(ctx, batch, dbus)
+                        sent = self._send_batch(upcoming)   # loaded while the read-back is judged
+                        said, failed = self._judge_readback(ctx, batch, readback, message, dbus)
+                    else:
+                        said, failed = self._judge_batch(ctx, batch, message, error, dbus)
+                        sent = self._send_batch(upcoming)
+                warnings += said
+                failures += failed
+        except BaseException:
+            self._forget()
+            for left in (batch, upcoming):   # a vehicle only, whatever Ganesha did with it
+                if left is not None and left.conf is not None:
+                    _unlink(left.conf)
+            raise
+        return warnings, failures
+
+    def _prepare(self, ctx: VolumeContext, exps: list[Export],
+                 failures: list[tuple[Export, GaneshaHAError]]) -> _Batch:
+        """The exports of `exps` that render (the others go to `failures`) and, for two or more,
+        their AddExport file, written (0600, in the volume's 0700 directory)."""
         ready: list[Export] = []
         for exp in exps:
             try:
@@ -168,25 +213,77 @@ class LiveChanges:
             else:
                 ready.append(exp)
         if len(ready) <= 1:
-            said, alone_failures = self._each_alone(ctx, ready, dbus)
-            return said, failures + alone_failures
-        batch = render_batch(ready, ctx.mountpoint, self.render_opts)
+            return _Batch(ready)
+        text = render_batch(ready, ctx.mountpoint, self.render_opts)
         conf = self._volume_dir(ctx) / f"exports-{ready[0].export_id}-{os.getpid()}.conf"
-        secrets = [secret for exp in ready for secret in exp.ganesha.fsal.secrets()]
-        error = None
+        write_runtime(conf, text.text.encode(), 0o600)
+        return _Batch(ready, text, conf, [secret for exp in ready for secret in exp.ganesha.fsal.secrets()])
+
+    def _send_batch(self, batch: _Batch | None) -> Sent | None:
+        """The AddExport of a batch's file, sent (None: no file to send)."""
+        if batch is None or batch.conf is None:
+            return None
         try:
-            write_runtime(conf, batch.text.encode(), 0o600)
-            message = str(self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "AddExport", str(conf), EVERY_EXPORT))
-        except dbus.DBusException as exc:
-            message, error = exc.get_dbus_message() or "", exc
+            return self.bus.send(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "AddExport", [(str(batch.conf), EVERY_EXPORT)])
         except BaseException:
-            self._forget()
+            _unlink(batch.conf)
             raise
-        finally:
-            _unlink(conf)   # a vehicle only: Ganesha has read it (and a secret stays in the registry)
-        per, unowned = batch.attribute(complaints(message), str(conf))
-        for exp in ready:
+
+    def _batch_reply(self, batch: _Batch, sent: Sent, dbus: Any) -> tuple[str, Any]:
+        """Ganesha's answer to a batch's AddExport: (its message, the DBusException or None).
+        The file is deleted: a vehicle only (Ganesha has read it; a secret stays in the registry)."""
+        for exp in batch.ready:
             self._seen.pop(exp.export_id, None)
+        try:
+            answer = sent.wait()[0]
+        finally:
+            _unlink(batch.conf)
+        if isinstance(answer, dbus.DBusException):
+            return answer.get_dbus_message() or "", answer
+        return str(answer), None
+
+    def _send_readback(self, ctx: VolumeContext, batch: _Batch, dbus: Any) -> Sent:
+        """The DisplayExport of each export of a batch Ganesha loaded in full, sent (at most
+        BATCH_MAX calls, and the next batch's AddExport: below the bus's 128 on the way)."""
+        if self._view is not None:
+            self._view.update((exp.export_id, self._abspath(ctx, exp)) for exp in batch.ready)
+        return self.bus.send(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "DisplayExport",
+                             [(dbus.UInt16(exp.export_id),) for exp in batch.ready])
+
+    def _judge_readback(self, ctx: VolumeContext, batch: _Batch, readback: Sent, message: str, dbus: Any
+                        ) -> tuple[list[str], list[tuple[Export, GaneshaHAError]]]:
+        got = {exp.export_id: self._parse_display(exp.export_id, reply, dbus)
+               for exp, reply in zip(batch.ready, readback.wait())}
+        if self._actions:
+            self._seen.update(got)
+        return self._judge_added(ctx, batch.ready, got, message, batch.secrets)
+
+    def _judge_added(self, ctx: VolumeContext, exps: list[Export], got: dict[int, LiveExport | None],
+                     message: str, secrets: list[str]) -> tuple[list[str], list[tuple[Export, GaneshaHAError]]]:
+        """The verdict on each export an AddExport added, from its read-back in `got`: its
+        warnings, or its failure (and it is taken back)."""
+        warnings: list[str] = []
+        failures: list[tuple[Export, GaneshaHAError]] = []
+        said = _one_line(message)
+        for exp in exps:
+            problem = self._verdict(exp, "AddExport", self._abspath(ctx, exp), got.get(exp.export_id), said, secrets)
+            if problem is None:
+                warnings += self._unresolved_warnings(exp)
+            else:
+                failures.append((exp, problem))
+                self._take_back(exp, failures)
+        return warnings, failures
+
+    def _judge_batch(self, ctx: VolumeContext, batch: _Batch, message: str, error: Any, dbus: Any
+                     ) -> tuple[list[str], list[tuple[Export, GaneshaHAError]]]:
+        """A batch whose AddExport failed, or added fewer than all, or complained: nothing else
+        on the way. Of what Ganesha did not add (a block that fails to load ends its loop), the
+        block it complained about is added alone, for its own words, and the rest together
+        again; a complaint no block owns makes every export of the batch go alone, after those
+        that went live are taken back."""
+        ready = batch.ready
+        failures: list[tuple[Export, GaneshaHAError]] = []
+        per, unowned = batch.text.attribute(complaints(message), str(batch.conf))
         if error is None and added_count(message) == len(ready) and not unowned:
             added = ready
             if self._view is not None:
@@ -207,18 +304,11 @@ class LiveChanges:
             said, alone_failures = self._each_alone(ctx, [e for e in ready if e.export_id not in taken], dbus)
             return said, failures + alone_failures
         judged = [exp for exp in added
-                  if not self._refused(exp, per.get(exp.export_id, []), secrets, failures)]
+                  if not self._refused(exp, per.get(exp.export_id, []), batch.secrets, failures)]
         ids = [exp.export_id for exp in judged]
         got = self._live(ids, dict.fromkeys(ids, ""))   # live: added by this call, or shown just now
-        warnings: list[str] = []
-        for exp in judged:
-            problem = self._verdict(exp, "AddExport", self._abspath(ctx, exp), got.get(exp.export_id),
-                                    _one_line(message), secrets)
-            if problem is None:
-                warnings += self._unresolved_warnings(exp)
-            else:
-                failures.append((exp, problem))
-                self._take_back(exp, failures)
+        warnings, judged_failures = self._judge_added(ctx, judged, dict(got), message, batch.secrets)
+        failures += judged_failures
         # not added: the block Ganesha blamed goes alone (for its own words), the rest together again
         done = {exp.export_id for exp in added} | {exp.export_id for exp, _ in failures}
         blamed = [e for e in ready if e.export_id not in done and per.get(e.export_id)]
@@ -391,6 +481,17 @@ class LiveChanges:
                 self._view.pop(exp.export_id, None)
             _unlink(self._conf_path(ctx, exp))
         return failures
+
+
+class _Batch:
+    """Exports on their way in one AddExport: those that render (`ready`), and for two or
+    more their file (`text`: ganesha_batch.Batch, written to `conf`) and their FSALs' secrets."""
+
+    __slots__ = ("ready", "text", "conf", "secrets")
+
+    def __init__(self, ready: list[Export], text: Batch | None = None, conf: Path | None = None,
+                 secrets: list[str] | None = None):
+        self.ready, self.text, self.conf, self.secrets = ready, text, conf, secrets or []
 
 
 def scrub(text: str, secrets: Sequence[str]) -> str:

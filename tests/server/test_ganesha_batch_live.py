@@ -12,7 +12,7 @@ N = 40
 class CallLog:
     """Counts the D-Bus methods the backend calls (a spy on the real bus, nothing replaced)."""
 
-    def __init__(self, backend: GaneshaBackend):
+    def __init__(self, backend: GaneshaBackend, reads: bool = False):
         self.methods: list[str] = []
         real = backend.bus.call
 
@@ -20,20 +20,29 @@ class CallLog:
             self.methods.append(method)
             return real(path, iface, method, *args, **kw)
 
-        real_each = backend.bus.call_each
+        real_send = backend.bus.send
 
-        def call_each(path, iface, method, args):
-            self.methods.extend([f"{method}*"] * len(args))   # sent together
-            return real_each(path, iface, method, args)
+        def send(path, iface, method, args, **kw):   # GaneshaBus.call_each sends through it too
+            # sent together, answers read later; an AddExport (one file of several exports) as itself
+            self.methods.extend([method] if method == "AddExport" else [f"{method}*"] * len(args))
+            sent = real_send(path, iface, method, args, **kw)
+            if reads:   # and when its answers are read: "<METHOD"
+                real_wait = sent.wait
+
+                def wait():
+                    self.methods.append(f"<{method}")
+                    return real_wait()
+                sent.wait = wait
+            return sent
 
         backend.bus.call = call
-        backend.bus.call_each = call_each
+        backend.bus.send = send
 
     def count(self, method: str) -> int:
         return self.methods.count(method)
 
 
-def make_volume(ganesha, vol, clients=lambda i: ["127.0.0.1(rw)"]):
+def make_volume(ganesha, vol, clients=lambda i: ["127.0.0.1(rw)"], reads=False):
     """A Ganesha volume of N exports d1..dN (recorded, not started), and a spied backend."""
     backend = GaneshaBackend(ganesha.settings())
     volume = Volume(vol, ganesha.settings(), backend=backend)
@@ -42,7 +51,7 @@ def make_volume(ganesha, vol, clients=lambda i: ["127.0.0.1(rw)"]):
         (vol / f"d{i}").mkdir()
         (vol / f"d{i}" / "f.txt").write_text(f"file {i}\n")
         volume.add(str(vol / f"d{i}"), clients(i), pseudo=f"/d{i}", record_only=True)
-    return volume, CallLog(backend)
+    return volume, CallLog(backend, reads)
 
 
 def live_paths(ganesha) -> dict[int, str]:
@@ -137,3 +146,90 @@ def test_an_export_that_reads_back_wrong_is_taken_back_alone(ganesha, tmpfs_volu
     live = live_paths(ganesha)
     assert len(live) == N - 1 and all(p != str(tmpfs_volume / "d5") for p in live.values())
     assert nfs_cat(ganesha, "/d6/f.txt").stdout == "file 6\n"
+
+
+def test_batches_go_pipelined_each_read_back_before_the_next_is_loaded(ganesha, tmpfs_volume, monkeypatch):
+    """Four batches of ten: each batch's read-back is sent as soon as its AddExport answered,
+    and the next AddExport right after it (Ganesha answers in the order sent), so Ganesha loads
+    a batch while the one before is judged."""
+    monkeypatch.setattr("ganesha_ha.backends.ganesha_changes.BATCH_MAX", 10)
+    volume, calls = make_volume(ganesha, tmpfs_volume, reads=True)
+    result = volume.start()
+    assert result.failed == [] and result.applied == N
+    # batch 1's AddExport; its answer; its read-back and batch 2's AddExport on their way
+    # together, then the read-back's answers (judged while Ganesha loads batch 2); ...
+    readback = ["DisplayExport*"] * 10
+    assert calls.methods == (["ShowExports", "AddExport", "<AddExport"]
+                             + (readback + ["AddExport", "<DisplayExport", "<AddExport"]) * 3
+                             + readback + ["<DisplayExport"]), calls.methods
+    assert live_paths(ganesha) == {e.export_id: str(tmpfs_volume / e.path) for e in volume.load().exports}
+    assert nfs_cat(ganesha, "/d35/f.txt").stdout == "file 35\n"
+    assert not list((ganesha.workdir / "run" / "ganesha").glob("*/exports-*.conf"))
+
+
+def test_a_refused_block_in_a_pipelined_batch_is_still_its_exports_alone(ganesha, tmpfs_volume, monkeypatch):
+    """Export #17, in the second of four batches, cannot be loaded (its directory is gone, the
+    node's own check bypassed as above): it fails in Ganesha's words, attributed to it; the
+    second batch's others and the later batches go live and are read back."""
+    monkeypatch.setattr("ganesha_ha.backends.ganesha_changes.BATCH_MAX", 10)
+    monkeypatch.setattr("ganesha_ha.backends.ganesha_changes.require_export_directory", lambda path, server: None)
+    volume, calls = make_volume(ganesha, tmpfs_volume)
+    exports = {e.path: e for e in volume.load().exports}
+    bad = exports["d17"]
+    for f in (tmpfs_volume / "d17").iterdir():
+        f.unlink()
+    (tmpfs_volume / "d17").rmdir()
+    result = volume.start()
+    assert [f.export.path for f in result.failed] == ["d17"], result.failed
+    reason = str(result.failed[0].error)
+    assert f"Export_Id {bad.export_id}" in reason and "d17" in reason
+    assert result.applied == N - 1
+    assert live_paths(ganesha) == {e.export_id: str(tmpfs_volume / e.path) for e in exports.values() if e is not bad}
+    # batch 1 pipelined; batch 2 stops at d17: d11..d16 read back, d17 alone, d18..d20 together
+    # again; batches 3 and 4 pipelined as before
+    assert calls.methods == (["ShowExports"] + ["AddExport"] + ["DisplayExport*"] * 10
+                             + ["AddExport", "ShowExports"] + ["DisplayExport*"] * 6
+                             + ["AddExport"] + ["AddExport"] + ["DisplayExport*"] * 3
+                             + (["AddExport"] + ["DisplayExport*"] * 10) * 2), calls.methods
+    assert nfs_cat(ganesha, "/d16/f.txt").stdout == "file 16\n"
+    assert nfs_cat(ganesha, "/d18/f.txt").stdout == "file 18\n"
+    assert [f.export.path for f in volume.monitor().failed] == ["d17"]
+
+
+def test_an_export_that_reads_back_wrong_in_a_pipelined_batch_is_taken_back_alone(ganesha, tmpfs_volume,
+                                                                                    monkeypatch):
+    """Export #15's only client does not resolve: its batch (the second) loads with a warning
+    naming it, so that batch is judged before the next is sent; export #25's read-back is
+    judged while the next batch loads, and its take-back waits behind that AddExport. Each
+    fails alone, everything else is live."""
+    monkeypatch.setattr("ganesha_ha.backends.ganesha_changes.BATCH_MAX", 10)
+    volume, calls = make_volume(ganesha, tmpfs_volume,
+                                clients=lambda i: ["nosuch-host.invalid(rw)"] if i == 15 else ["127.0.0.1(rw)"])
+    # export #25 reads back otherwise than the registry says: Ganesha is handed RO for it
+    real_render = volume.backend(volume.load()).render_opts
+    monkeypatch.setattr("ganesha_ha.backends.ganesha_changes.render_batch", _ro_for("d25", real_render))
+    result = volume.start()
+    assert sorted(f.export.path for f in result.failed) == ["d15", "d25"], result.failed
+    assert "resolves on this node" in str(next(f.error for f in result.failed if f.export.path == "d15"))
+    assert "access is RO" in str(next(f.error for f in result.failed if f.export.path == "d25"))
+    assert calls.count("AddExport") == 4 and calls.count("RemoveExport") == 2, calls.methods
+    live = live_paths(ganesha)
+    assert len(live) == N - 2
+    assert not {str(tmpfs_volume / "d15"), str(tmpfs_volume / "d25")} & set(live.values())
+    assert nfs_cat(ganesha, "/d26/f.txt").stdout == "file 26\n"
+
+
+def _ro_for(path, opts):
+    """render_batch, but the block of the export of `path` grants its client RO (what a
+    Ganesha that read the block otherwise would hold)."""
+    from ganesha_ha.backends import ganesha_batch
+
+    def render(exports, mountpoint, _opts):
+        batch = ganesha_batch.render_batch(exports, mountpoint, opts)
+        lines = batch.text.splitlines(keepends=True)
+        for span in batch.spans:
+            if span.export.path == path:   # the only RW of the block is its client's
+                for n in range(span.first - 1, span.last):
+                    lines[n] = lines[n].replace("Access_Type = RW;", "Access_Type = RO;")
+        return ganesha_batch.Batch("".join(lines), batch.spans)
+    return render

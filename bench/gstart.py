@@ -1,0 +1,229 @@
+"""Ganesha start of N exports over D-Bus vs a ganesha.nfsd restart with the same N blocks,
+interleaved, with an optional profile of the agent's start: the re-runnable harness of
+issue 19's "start ≤ restart" point. Section 2 of bench/run measures the same (ganesha_dbus.py);
+this runs that section's machinery alone, at the N given, and takes the start apart.
+
+    sudo nice -n 10 .venv/bin/python bench/gstart.py [--n 1000] [--reps 5] [--floor] [--profile FILE]
+
+Per repetition, one after the other (so that load from others on the machine weighs on all
+alike): the agent's `start` (timed from outside, as Pacemaker runs it) and `stop`; then
+ganesha.nfsd launched with the same N EXPORT blocks until ShowExports lists them all, and its
+stop; with --floor, the raw D-Bus floor (N AddExports from this running process). Prints each
+repetition and the medians, with the ratio restart / ours (the target: ≥ 1), and the CPU time
+ganesha.nfsd spent in each start (ours: during the agent's start; the restart's: from its launch
+until it served all N), and for ours the agent's and the dbus-daemon's: on a loaded machine the
+wall time follows the CPU time of all of them.
+
+--profile FILE: after the repetitions, one more start under cProfile (written to FILE, a
+pstats file) and the top of its cumulative table, and a start whose D-Bus calls and file
+writes are timed one by one (`phases`), printed as totals per kind of call.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from env import GANESHA_CLIENT, PY, ROOT, Bench, log, med
+from ganesha_dbus import RestartBaseline, cpu_seconds, raw_floor, start_ganesha
+
+AGENT_MAIN = ("import sys\nsys.path.insert(0, sys.argv.pop(1))\n"
+              "from ganesha_ha.agent import main\nsys.exit(main())")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--floor", action="store_true", help="also the raw D-Bus floor, each repetition")
+    ap.add_argument("--compare", default=None, metavar="ROOT",
+                    help="also the start/stop of the agent of another checkout (e.g. `git archive main` "
+                         "unpacked), run with this venv's Python, each repetition")
+    ap.add_argument("--profile", default=None, help="pstats file of one more start under cProfile")
+    ap.add_argument("--perf", default=None, help="perf.data of ganesha.nfsd during one more start "
+                                                 "(perf record -e cpu-clock -g)")
+    ap.add_argument("--json", default=None, help="write the figures to this file")
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("must run as root", file=sys.stderr)
+        return 2
+    b = Bench(argparse.Namespace(quick=False, reps=args.reps, keep=args.keep, skip_restart=False))
+    from ganesha_ha.lab.ganesha_daemon import PrivateBus
+
+    rows: list[dict] = []
+    try:
+        b.setup()
+        start_ganesha(b)
+        mp, exps = b.make_volume(f"gvol{args.n}", "ganesha", args.n, GANESHA_CLIENT)
+        floor = b.make_volume(f"gfloor{args.n}", "ganesha", args.n, GANESHA_CLIENT) if args.floor else None
+        env = b.agent_env("ganesha", mp)
+        want = {e.export_id for e in exps}
+        bus2 = PrivateBus(b.work / "bus2").start()
+        restart = RestartBaseline(b, mp, exps, bus2)
+        try:
+            for rep in range(args.reps):
+                cpu, bus_cpu, agent_cpu = cpu_seconds(b.gdaemon.proc.pid), cpu_seconds(b.bus.proc.pid), children_cpu()
+                row = {"start": b.run([b.agent, "start"], env)}
+                row["agent_cpu"] = children_cpu() - agent_cpu
+                row["ganesha_cpu"] = cpu_seconds(b.gdaemon.proc.pid) - cpu
+                row["bus_cpu"] = cpu_seconds(b.bus.proc.pid) - bus_cpu
+                if not want <= (b.live_ids() or set()):
+                    raise RuntimeError("start: not every export is live")
+                row["stop"] = b.run([b.agent, "stop"], env)
+                if want & (b.live_ids() or set()):
+                    raise RuntimeError("stop left exports live")
+                if args.compare:
+                    other = [str(PY), "-IS", "-c", AGENT_MAIN, args.compare]
+                    row["other"] = b.run(other + ["start"], env)
+                    if not want <= (b.live_ids() or set()):
+                        raise RuntimeError("start (--compare): not every export is live")
+                    row["other_stop"] = b.run(other + ["stop"], env)
+                row["restart"], row["restart_stop"] = restart.once()
+                row["restart_cpu"] = restart.cpu
+                if floor is not None:
+                    f = raw_floor(b, *floor)
+                    row["floor"], row["floor_remove"] = f["add"], f["remove"]
+                rows.append(row)
+                log(f"rep {rep + 1}: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in row.items()
+                                                   if v is not None))
+            if args.profile:
+                profile(b, env, Path(args.profile))
+                phases(b, env)
+            if args.perf:
+                perf(b, env, Path(args.perf))
+        finally:
+            restart.close()
+            bus2.stop()
+    finally:
+        b.cleanup()
+    out = {k: med([r.get(k) for r in rows]) for k in rows[0]}
+    print(f"N={args.n}, {len(rows)} interleaved repetitions, medians; load {os.getloadavg()[0]:.2f}")
+    for k, v in out.items():
+        print(f"  {k:13} {v * 1000:8.0f} ms")
+    ratios = [r["restart"] / r["start"] for r in rows if r["restart"]]
+    print(f"  restart / ours: {out['restart'] / out['start']:.2f}x (median of ratios "
+          f"{med(ratios):.2f}x, per rep {', '.join(f'{x:.2f}' for x in ratios)})")
+    if "other" in out:
+        others = [r["other"] / r["start"] for r in rows]
+        print(f"  --compare {args.compare} / ours: {out['other'] / out['start']:.2f}x (median of ratios "
+              f"{med(others):.2f}x); restart / it: {out['restart'] / out['other']:.2f}x")
+    if "floor" in out:
+        print(f"  ours / floor: {out['start'] / out['floor']:.2f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"n": args.n, "rows": rows, "medians": out}, indent=1))
+    return 0
+
+
+def children_cpu() -> float:
+    """CPU time (user + system, s) of this process's waited-for children so far."""
+    import resource
+
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
+def _agent_argv(wrapper: str) -> list[str]:
+    """The agent's start as the installed wrapper runs it, with `wrapper` (Python code) around main."""
+    return [str(PY), "-IS", "-c", wrapper, str(ROOT), "start"]
+
+
+def profile(b: Bench, env: dict, out: Path) -> None:
+    """One start under cProfile (then a stop, unprofiled); prints the top cumulative entries."""
+    code = ("import sys, cProfile\nsys.path.insert(0, sys.argv.pop(1))\n"
+            "from ganesha_ha.agent import main\n"
+            f"p = cProfile.Profile(); p.enable()\ntry:\n    rc = main()\nfinally:\n"
+            f"    p.disable(); p.dump_stats({str(out)!r})\nsys.exit(rc)")
+    t = b.run(_agent_argv(code), env)
+    b.run([b.agent, "stop"], env)
+    import pstats
+
+    log(f"profiled start: {t * 1000:.0f} ms (cProfile's own cost included)")
+    pstats.Stats(str(out)).sort_stats("cumulative").print_stats(45)
+
+
+PHASES = r"""
+import sys, time, atexit, collections
+t00 = time.perf_counter()
+sys.path.insert(0, sys.argv.pop(1))
+t0 = time.perf_counter()
+tot = collections.defaultdict(float); cnt = collections.Counter()
+def timed(owner, name, key):
+    f = getattr(owner, name)
+    def w(*a, **k):
+        t = time.perf_counter()
+        try:
+            return f(*a, **k)
+        finally:
+            kk = key(a, k); tot[kk] += time.perf_counter() - t; cnt[kk] += 1
+    setattr(owner, name, w)
+from ganesha_ha.backends import ganesha_bus, ganesha_changes, ganesha
+from ganesha_ha import fsutil, registry, volume, nodestate
+timed(ganesha_bus.GaneshaBus, "call", lambda a, k: "call " + a[3])
+timed(ganesha_bus.GaneshaBus, "call_each", lambda a, k: f"call_each {a[3]}")
+timed(ganesha_bus.GaneshaBus, "connect", lambda a, k: "connect")
+timed(ganesha_bus.GaneshaBus, "send", lambda a, k: f"send {a[3]}")
+timed(ganesha_bus.Sent, "wait", lambda a, k: f"wait for answers to {a[0].method}")
+timed(ganesha_changes, "write_runtime", lambda a, k: "write_runtime (batch)")
+timed(ganesha, "write_runtime", lambda a, k: "write_runtime (alone)")
+timed(ganesha_changes, "render_batch", lambda a, k: "render_batch")
+timed(ganesha_changes.LiveChanges, "apply", lambda a, k: "apply (all)")
+timed(ganesha.GaneshaBackend, "check_collisions", lambda a, k: "check_collisions")
+timed(registry.Registry, "load", lambda a, k: "Registry.load")
+timed(volume.Volume, "_set_active", lambda a, k: "set_active")
+timed(volume.Volume, "start", lambda a, k: "Volume.start")
+timed(volume, "remounted", lambda a, k: "remounted")
+timed(volume, "restore_recovery", lambda a, k: "restore_recovery")
+from ganesha_ha import agent, execute, plan
+timed(agent.Agent, "validate", lambda a, k: "Agent.validate")
+timed(agent.Agent, "_check_node", lambda a, k: "Agent._check_node")
+timed(agent.Agent, "__init__", lambda a, k: "Agent.__init__")
+timed(volume, "run_steps", lambda a, k: "run_steps")
+timed(plan, "plan_changes", lambda a, k: "plan_changes")
+timed(ganesha.GaneshaBackend, "_live", lambda a, k: "_live (DisplayExports + parse)")
+timed(ganesha_changes.LiveChanges, "_verdict", lambda a, k: "_verdict")
+def report():
+    total = time.perf_counter() - t0
+    sys.stderr.write(f"PHASES {(time.perf_counter() - t00)*1000:.0f} ms since the interpreter's first line, {total*1000:.0f} ms in main()\n")
+    for kk in sorted(tot, key=tot.get, reverse=True):
+        sys.stderr.write(f"PHASES {kk:34} {cnt[kk]:5} x {tot[kk]*1000:8.1f} ms\n")
+atexit.register(report)
+from ganesha_ha.agent import main
+t0 = time.perf_counter()
+sys.exit(main())
+"""
+
+
+def phases(b: Bench, env: dict) -> None:
+    """One start with its D-Bus calls, file writes and steps timed (wall clock, no profiler)."""
+    t0 = time.perf_counter()
+    p = subprocess.run(_agent_argv(PHASES), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    t = time.perf_counter() - t0
+    b.run([b.agent, "stop"], env)
+    log(f"start with phases timed: {t * 1000:.0f} ms, exit {p.returncode}")
+    for line in p.stderr.splitlines():
+        if line.startswith("PHASES"):
+            print(line)
+
+
+def perf(b: Bench, env: dict, out: Path) -> None:
+    """One start with `perf record` attached to our ganesha.nfsd (software clock: no PMU in a VM)."""
+    rec = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2000", "--call-graph", "dwarf,16384", "-o", str(out),
+                            "-p", str(b.gdaemon.proc.pid)], stdin=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        t = b.run([b.agent, "start"], env)
+    finally:
+        rec.send_signal(2)
+        rec.wait(30)
+    b.run([b.agent, "stop"], env)
+    log(f"start under perf: {t * 1000:.0f} ms; perf report -i {out} --no-children")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
