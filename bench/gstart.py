@@ -66,23 +66,14 @@ def main() -> int:
         bus2 = PrivateBus(b.work / "bus2").start()
         restart = RestartBaseline(b, mp, exps, bus2)
         try:
+            other = [str(PY), "-IS", "-c", AGENT_MAIN, args.compare] if args.compare else None
             for rep in range(args.reps):
-                cpu, bus_cpu, agent_cpu = cpu_seconds(b.gdaemon.proc.pid), cpu_seconds(b.bus.proc.pid), children_cpu()
-                row = {"start": b.run([b.agent, "start"], env)}
-                row["agent_cpu"] = children_cpu() - agent_cpu
-                row["ganesha_cpu"] = cpu_seconds(b.gdaemon.proc.pid) - cpu
-                row["bus_cpu"] = cpu_seconds(b.bus.proc.pid) - bus_cpu
-                if not want <= (b.live_ids() or set()):
-                    raise RuntimeError("start: not every export is live")
-                row["stop"] = b.run([b.agent, "stop"], env)
-                if want & (b.live_ids() or set()):
-                    raise RuntimeError("stop left exports live")
-                if args.compare:
-                    other = [str(PY), "-IS", "-c", AGENT_MAIN, args.compare]
-                    row["other"] = b.run(other + ["start"], env)
-                    if not want <= (b.live_ids() or set()):
-                        raise RuntimeError("start (--compare): not every export is live")
-                    row["other_stop"] = b.run(other + ["stop"], env)
+                row: dict = {}
+                agents = [("", [str(b.agent)])] + ([("other", other)] if other else [])
+                if rep % 2:   # with --compare, the two agents take turns at going first
+                    agents.reverse()
+                for name, argv in agents:
+                    row.update(one_start(b, env, want, argv, name))
                 row["restart"], row["restart_stop"] = restart.once()
                 row["restart_cpu"] = restart.cpu
                 if floor is not None:
@@ -101,7 +92,7 @@ def main() -> int:
             bus2.stop()
     finally:
         b.cleanup()
-    out = {k: med([r.get(k) for r in rows]) for k in rows[0]}
+    out = {k: med([r.get(k) for r in rows]) for k in sorted(rows[0], key=lambda k: (k.startswith("other"), k))}
     print(f"N={args.n}, {len(rows)} interleaved repetitions, medians; load {os.getloadavg()[0]:.2f}")
     for k, v in out.items():
         print(f"  {k:13} {v * 1000:8.0f} ms")
@@ -117,6 +108,23 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"n": args.n, "rows": rows, "medians": out}, indent=1))
     return 0
+
+
+def one_start(b: Bench, env: dict, want: set[int], argv: list[str], name: str) -> dict:
+    """One start (timed, with the CPU time of the agent, ganesha.nfsd and the bus daemon meanwhile)
+    and stop of the agent `argv`, checked with ShowExports; figures named `name`_..."""
+    pre = f"{name}_" if name else ""
+    cpu, bus_cpu, agent_cpu = cpu_seconds(b.gdaemon.proc.pid), cpu_seconds(b.bus.proc.pid), children_cpu()
+    row = {f"{name or 'start'}": b.run(argv + ["start"], env),
+           f"{pre}agent_cpu": children_cpu() - agent_cpu,
+           f"{pre}ganesha_cpu": cpu_seconds(b.gdaemon.proc.pid) - cpu,
+           f"{pre}bus_cpu": cpu_seconds(b.bus.proc.pid) - bus_cpu}
+    if not want <= (b.live_ids() or set()):
+        raise RuntimeError(f"{' '.join(argv)} start: not every export is live")
+    row[f"{pre}stop"] = b.run(argv + ["stop"], env)
+    if want & (b.live_ids() or set()):
+        raise RuntimeError(f"{' '.join(argv)} stop left exports live")
+    return row
 
 
 def children_cpu() -> float:
@@ -151,15 +159,15 @@ import sys, time, atexit, collections
 t00 = time.perf_counter()
 sys.path.insert(0, sys.argv.pop(1))
 t0 = time.perf_counter()
-tot = collections.defaultdict(float); cnt = collections.Counter()
+tot = collections.defaultdict(float); cpu = collections.defaultdict(float); cnt = collections.Counter()
 def timed(owner, name, key):
     f = getattr(owner, name)
     def w(*a, **k):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         try:
             return f(*a, **k)
         finally:
-            kk = key(a, k); tot[kk] += time.perf_counter() - t; cnt[kk] += 1
+            kk = key(a, k); tot[kk] += time.perf_counter() - t; cpu[kk] += time.process_time() - c; cnt[kk] += 1
     setattr(owner, name, w)
 from ganesha_ha.backends import ganesha_bus, ganesha_changes, ganesha
 from ganesha_ha import fsutil, registry, volume, nodestate
@@ -186,14 +194,21 @@ timed(volume, "run_steps", lambda a, k: "run_steps")
 timed(plan, "plan_changes", lambda a, k: "plan_changes")
 timed(ganesha.GaneshaBackend, "_live", lambda a, k: "_live (DisplayExports + parse)")
 timed(ganesha_changes.LiveChanges, "_verdict", lambda a, k: "_verdict")
+timed(ganesha_changes.LiveChanges, "_judge_readback", lambda a, k: "_judge_readback (parse + verdicts)")
+timed(ganesha_changes.LiveChanges, "_prepare", lambda a, k: "_prepare (check, render, write)")
+timed(execute, "check_ready", lambda a, k: "check_ready")
+timed(volume.Volume, "_commit", lambda a, k: "Volume._commit")
+timed(volume.Volume, "transaction", lambda a, k: "Volume.transaction (enter)")
 def report():
     total = time.perf_counter() - t0
-    sys.stderr.write(f"PHASES {(time.perf_counter() - t00)*1000:.0f} ms since the interpreter's first line, {total*1000:.0f} ms in main()\n")
+    sys.stderr.write(f"PHASES {(time.perf_counter() - t00)*1000:.0f} ms since the interpreter's first line, "
+                     f"{total*1000:.0f} ms in main(); CPU {time.process_time()*1000:.0f} ms in all, "
+                     f"{(time.process_time() - c0)*1000:.0f} ms in main()\n")
     for kk in sorted(tot, key=tot.get, reverse=True):
-        sys.stderr.write(f"PHASES {kk:34} {cnt[kk]:5} x {tot[kk]*1000:8.1f} ms\n")
+        sys.stderr.write(f"PHASES {kk:34} {cnt[kk]:5} x {tot[kk]*1000:8.1f} ms, CPU {cpu[kk]*1000:6.1f} ms\n")
 atexit.register(report)
 from ganesha_ha.agent import main
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 sys.exit(main())
 """
 

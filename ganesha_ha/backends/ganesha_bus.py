@@ -165,46 +165,59 @@ class GaneshaBus:
         ServerUnavailableError as `call` does. Each call ends within `timeout` s of being sent."""
         if not args:
             return []
-        sent = self.send(path, iface, method, args[:WINDOW])
+        sent = Sent(self, method, self.timeout)
+        send = self._sender(path, iface, method, sent)
+        for one in args[:WINDOW]:
+            send(one)
         for i in range(WINDOW, len(args)):   # one more on its way as each answer comes
             sent.wait_for(i - WINDOW)
-            self.send(path, iface, method, [args[i]], into=sent)
+            send(args[i])
         return sent.wait()
 
     def send(self, path: str, iface: str, method: str, args: list[tuple[Any, ...]],
-             timeout: float | None = None, into: Sent | None = None) -> Sent:
+             timeout: float | None = None) -> Sent:
         """One call of `method` per argument tuple, all sent now, the answers read later
         (`Sent.wait`): Ganesha handles the calls of a connection one at a time, in the order
         sent, so what this process does meanwhile costs no time of Ganesha's, and calls sent
         after these are answered after them. The caller keeps the calls on the way below the
         bus's max_replies_per_connection (128 by default). Each call ends within `timeout` s
         (default: the bus's) of being sent. Raises ServerUnavailableError when the bus cannot
-        be reached. `into`: add these calls to calls sent before (same method and timeout)."""
+        be reached."""
+        sent = Sent(self, method, self.timeout if timeout is None else timeout)
+        send = self._sender(path, iface, method, sent)
+        for one in args:
+            send(one)
+        return sent
+
+    def _sender(self, path: str, iface: str, method: str, sent: Sent) -> Any:
+        """A function that sends one call of `method` with the given arguments, its answer to `sent`."""
         dbus = import_dbus()
         from dbus.lowlevel import MethodCallMessage
 
         conn = self.connect()
-        wait = self.timeout if timeout is None else timeout
-        sent = into or Sent(self, method, wait)
-        for one in args:
+
+        def send(args: tuple[Any, ...]) -> None:
             msg = MethodCallMessage(self.bus_name, path, iface, method)
-            if one:
-                msg.append(*one)
+            if args:
+                msg.append(*args)
             try:
-                sent.pending.append(conn.send_message_with_reply(msg, sent.handler(), wait,
+                sent.pending.append(conn.send_message_with_reply(msg, sent.handler(), sent.timeout,
                                                                  require_main_loop=False))
             except dbus.DBusException as exc:
                 sent.cancel()
-                raise self._unanswered(method, exc, wait) or ServerUnavailableError(
+                raise self._unanswered(method, exc, sent.timeout) or ServerUnavailableError(
                     f"cannot send {method} to NFS-Ganesha: {exc.get_dbus_message() or exc}") from None
-        return sent
+        return send
 
 
 class Sent:
     """Calls sent by GaneshaBus.send whose answers are still to be read."""
 
     def __init__(self, bus: GaneshaBus, method: str, timeout: float):
+        from dbus.lowlevel import ErrorMessage
+
         self.bus, self.method, self.timeout = bus, method, timeout
+        self._dbus, self._error_message = import_dbus(), ErrorMessage
         self.replies: list[Any] = []
         self.pending: list[Any] = []
         self._answers: list[Any] = []   # answers read so far, in order
@@ -216,14 +229,12 @@ class Sent:
 
     def wait_for(self, last: int) -> None:
         """Read the answers up to the `last`-th call (0-based) sent; as `wait`."""
-        dbus = import_dbus()
-        from dbus.lowlevel import ErrorMessage
-
+        dbus = self._dbus
         for i in range(len(self._answers), last + 1):
             self.pending[i].block()
             reply = self.replies[i]
             self.replies[i] = None
-            if reply is None or isinstance(reply, ErrorMessage):
+            if reply is None or isinstance(reply, self._error_message):
                 name = reply.get_error_name() if reply is not None else "org.freedesktop.DBus.Error.NoReply"
                 exc = dbus.DBusException(*(reply.get_args_list() if reply is not None else []), name=name)
                 unanswered = self.bus._unanswered(self.method, exc, self.timeout)

@@ -47,6 +47,16 @@ def _refuse(host: str, reason: str, instead: str) -> ValidationError:
 def check_client(host: str) -> None:
     """Raise ValidationError (reason and nearest working spelling) when Ganesha 4.3's lexer
     would not read the normalised client spec `host` as written. Pure, no DNS."""
+    if host in _READABLE:
+        return
+    _check_client(host)
+    _READABLE.add(host)
+
+
+_READABLE: set[str] = set()   # specs found readable: checked for every export of a start, mostly the same few
+
+
+def _check_client(host: str) -> None:
     kind = client_class(host)
     if kind == ANY:
         return

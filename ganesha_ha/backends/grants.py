@@ -117,6 +117,31 @@ def parse_display(reply: Sequence[Any]) -> LiveExport:
 def decode_perms(anon_uid: int, anon_gid: int, options: int, set_: int) -> Grant:
     """A client entry's permissions from its `options` and `set` bitmasks. `options` carries
     default bits even where nothing was set, so only the bits `set` marks count."""
+    key = (anon_uid, anon_gid, options, set_)
+    grant = _GRANTS.get(key)
+    if grant is None:
+        if len(_GRANTS) >= _MEMO_MAX:
+            _GRANTS.clear()
+        grant = _GRANTS[key] = _decode_perms(anon_uid, anon_gid, options, set_)
+    return grant
+
+
+# Memos: a read-back of N exports decodes and expects the same few client entries N times
+# (a volume's exports mostly share their clients); each value is immutable.
+_MEMO_MAX = 4096
+_GRANTS: dict[tuple[int, int, int, int], Grant] = {}
+_HOST_NAMES: dict[tuple[ClientSpec, ...], list[str]] = {}
+
+
+class _Expecting:
+    """The expected entries per (clients, access, squash), for one resolver (one drift or
+    apply call: its answers do not change within it, resolve.py)."""
+
+    resolve: Any = None
+    entries: dict[tuple[Any, ...], tuple[Expected, ...]] = {}
+
+
+def _decode_perms(anon_uid: int, anon_gid: int, options: int, set_: int) -> Grant:
     access = ACCESS_NAMES.get(options & ACCESS_MASK, hex(options & ACCESS_MASK)) \
         if set_ & ACCESS_MASK == ACCESS_MASK else NOT_SET
     squash = SQUASH_NAMES.get(options & SQUASH_TYPES, hex(options & SQUASH_TYPES)) \
@@ -190,8 +215,20 @@ class Expected(Record, frozen=True):
         return f"{self.spec} ({self.name})" if self.resolved else self.spec
 
 
-def expected_entries(exp: Export, resolve: Resolve) -> list[Expected]:
+def expected_entries(exp: Export, resolve: Resolve) -> tuple[Expected, ...]:
     """The client entries Ganesha should hold for `exp`, in the order it must hold them."""
+    if _Expecting.resolve is not resolve:
+        _Expecting.resolve, _Expecting.entries = resolve, {}
+    key = (exp.clients, exp.access, exp.squash)
+    entries = _Expecting.entries.get(key)
+    if entries is None:
+        if len(_Expecting.entries) >= _MEMO_MAX:
+            _Expecting.entries.clear()
+        entries = _Expecting.entries[key] = tuple(_expected_entries(exp, resolve))
+    return entries
+
+
+def _expected_entries(exp: Export, resolve: Resolve) -> list[Expected]:
     out = []
     for rank, client in enumerate(precedence_order(exp.clients)):
         grant = expected_grant(exp, client)
@@ -209,7 +246,13 @@ def _is_address(host: str) -> bool:
 
 def host_names(exp: Export) -> list[str]:
     """The client specs of `exp` that are host names (not addresses, networks, patterns)."""
-    return [c.host for c in exp.clients if client_class(c.host) == HOST and not _is_address(c.host)]
+    names = _HOST_NAMES.get(exp.clients)
+    if names is None:
+        if len(_HOST_NAMES) >= _MEMO_MAX:
+            _HOST_NAMES.clear()
+        names = _HOST_NAMES[exp.clients] = [c.host for c in exp.clients
+                                            if client_class(c.host) == HOST and not _is_address(c.host)]
+    return list(names)
 
 
 def unresolved(exp: Export, resolve: Resolve) -> list[str]:

@@ -20,9 +20,15 @@ class CallLog:
             self.methods.append(method)
             return real(path, iface, method, *args, **kw)
 
+        real_each = backend.bus.call_each
+
+        def call_each(path, iface, method, args):
+            self.methods.extend([f"{method}*"] * len(args))   # sent together
+            return real_each(path, iface, method, args)
+
         real_send = backend.bus.send
 
-        def send(path, iface, method, args, **kw):   # GaneshaBus.call_each sends through it too
+        def send(path, iface, method, args, **kw):
             # sent together, answers read later; an AddExport (one file of several exports) as itself
             self.methods.extend([method] if method == "AddExport" else [f"{method}*"] * len(args))
             sent = real_send(path, iface, method, args, **kw)
@@ -36,6 +42,7 @@ class CallLog:
             return sent
 
         backend.bus.call = call
+        backend.bus.call_each = call_each
         backend.bus.send = send
 
     def count(self, method: str) -> int:
