@@ -258,3 +258,22 @@ def test_an_export_no_client_of_which_resolves_serves_nobody():
     assert not serves_nobody(export("nosuch.invalid(rw)", "10.0.0.0/8"), resolve)
     assert not serves_nobody(export("nosuch.invalid(rw)", access="None"), resolve)   # nobody, on purpose
     assert not serves_nobody(export("slow.example(rw)"), lambda host: None)           # not known: not judged
+
+
+def test_expected_entries_follow_the_resolver_and_the_exports_own_access():
+    """Memoised per client list for one resolver (one read-back call): a new resolver's answers
+    count, and two exports with the same clients but other access or squash expect their own."""
+    e = export("two.example(rw)", "localhost(ro)")
+    first = expected_entries(e, resolve)
+    assert [x.name for x in first] == ["192.0.2.1/32", "2001:db8::1/128", "127.0.0.1/32"]
+    assert expected_entries(export("two.example(rw)", "localhost(ro)"), resolve) is first
+
+    def moved(host):
+        return {"two.example": ("198.51.100.7",)}.get(host, ())
+
+    assert [x.name for x in expected_entries(e, moved)] == ["198.51.100.7/32", "<unknown>"]
+    assert [x.name for x in expected_entries(e, resolve)] == [x.name for x in first]
+    ro = expected_entries(export("two.example(rw)", "localhost(ro)", access="RO"), resolve)
+    assert [x.grant.access for x in ro] == ["RO", "RO", "RO"]
+    squashed = expected_entries(export("two.example(rw)", "localhost(ro)", squash="all_squash"), resolve)
+    assert {x.grant.squash for x in squashed} == {"all_squash"}
