@@ -45,6 +45,23 @@ def med(xs):
     return statistics.median(xs) if xs else None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """The CPU time (user + system, s) process `pid` has used so far (proc(5) stat fields 14, 15)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """CPU time (user + system, s) of this process's waited-for children so far (and theirs)."""
+    import resource
+
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
 class Bench:
     def __init__(self, args):
         self.args = args

@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from env import GANESHA_CLIENT, Bench, log, med
+from env import GANESHA_CLIENT, Bench, children_cpu, cpu_seconds, log, med
 
 
 def start_ganesha(b: Bench) -> None:
@@ -61,9 +61,13 @@ def measure(b: Bench, n: int, mp: Path, exps, bus2, floor=None) -> dict:
     env = b.agent_env("ganesha", mp)
     restart = RestartBaseline(b, mp, exps, bus2) if bus2 is not None else None
     starts, mons, stops, rstarts, rstops, fadds, fremoves = [], [], [], [], [], [], []
+    cpu: dict[str, list] = {"agent_cpu": [], "ganesha_cpu": [], "restart_cpu": []}
     try:
         for _ in range(b.reps):
+            g0, a0 = cpu_seconds(b.gdaemon.proc.pid), children_cpu()
             starts.append(b.run([b.agent, "start"], env))
+            cpu["agent_cpu"].append(children_cpu() - a0)
+            cpu["ganesha_cpu"].append(_minus(cpu_seconds(b.gdaemon.proc.pid), g0))
             live = b.live_ids() or set()
             if not want <= live:
                 raise RuntimeError(f"ganesha start: {len(want & live)} of {n} exports live")
@@ -76,6 +80,7 @@ def measure(b: Bench, n: int, mp: Path, exps, bus2, floor=None) -> dict:
                 s, t = restart.once()
                 rstarts.append(s)
                 rstops.append(t)
+                cpu["restart_cpu"].append(restart.cpu)
             if floor is not None:
                 f = raw_floor(b, *floor)
                 fadds.append(f["add"])
@@ -83,12 +88,16 @@ def measure(b: Bench, n: int, mp: Path, exps, bus2, floor=None) -> dict:
     finally:
         if restart is not None:
             restart.close()
-    out = {"start": med(starts), "monitor": med(mons), "stop": med(stops)}
+    out = {"start": med(starts), "monitor": med(mons), "stop": med(stops), **{k: med(v) for k, v in cpu.items()}}
     if rstarts:
         out.update(restart_start=med(rstarts), restart_stop=med(rstops), restart_reps=len(rstarts))
     if fadds:
         out.update(floor_add=med(fadds), floor_remove=med(fremoves))
     return out
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
 
 
 class RestartBaseline:
@@ -140,15 +149,6 @@ class RestartBaseline:
     def close(self) -> None:
         self.d.stop()
         self.b.daemons.remove(self.d)
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """The CPU time (user + system, s) process `pid` has used so far (proc(5) stat fields 14, 15)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def raw_floor(b: Bench, mp: Path, exps) -> dict:

@@ -3,7 +3,8 @@ interleaved, with an optional profile of the agent's start: the re-runnable harn
 issue 19's "start ≤ restart" point. Section 2 of bench/run measures the same (ganesha_dbus.py);
 this runs that section's machinery alone, at the N given, and takes the start apart.
 
-    sudo nice -n 10 .venv/bin/python bench/gstart.py [--n 1000] [--reps 5] [--floor] [--profile FILE]
+    nice -n 10 .venv/bin/python bench/gstart.py [--n 1000] [--reps 5] [--floor] [--compare ROOT]
+        [--profile FILE] [--perf FILE] [--batch-sizes B,B,...] [--json FILE]     (as root)
 
 Per repetition, one after the other (so that load from others on the machine weighs on all
 alike): the agent's `start` (timed from outside, as Pacemaker runs it) and `stop`; then
@@ -13,6 +14,16 @@ repetition and the medians, with the ratio restart / ours (the target: ≥ 1), a
 ganesha.nfsd spent in each start (ours: during the agent's start; the restart's: from its launch
 until it served all N), and for ours the agent's and the dbus-daemon's: on a loaded machine the
 wall time follows the CPU time of all of them.
+
+--compare ROOT: each repetition also the start and stop of the agent of another checkout (say
+main's, unpacked with `git archive main`), run with this venv's Python; the two take turns at
+going first.
+
+--perf FILE: after the repetitions, one more start with `perf record` on ganesha.nfsd (where
+Ganesha's time goes: `perf report -i FILE --no-children`).
+
+--batch-sizes 1000,256,100,50: after the repetitions, Ganesha's CPU time to load the N blocks
+sent B to an AddExport file (what the batch size costs Ganesha).
 
 --profile FILE: after the repetitions, one more start under cProfile (written to FILE, a
 pstats file) and the top of its cumulative table, and a start whose D-Bus calls and file
@@ -28,8 +39,8 @@ import sys
 import time
 from pathlib import Path
 
-from env import GANESHA_CLIENT, PY, ROOT, Bench, log, med
-from ganesha_dbus import RestartBaseline, cpu_seconds, raw_floor, start_ganesha
+from env import GANESHA_CLIENT, PY, ROOT, Bench, children_cpu, cpu_seconds, log, med
+from ganesha_dbus import RestartBaseline, raw_floor, start_ganesha
 
 AGENT_MAIN = ("import sys\nsys.path.insert(0, sys.argv.pop(1))\n"
               "from ganesha_ha.agent import main\nsys.exit(main())")
@@ -46,6 +57,9 @@ def main() -> int:
     ap.add_argument("--profile", default=None, help="pstats file of one more start under cProfile")
     ap.add_argument("--perf", default=None, help="perf.data of ganesha.nfsd during one more start "
                                                  "(perf record -e cpu-clock -g)")
+    ap.add_argument("--batch-sizes", default=None, metavar="B,B,...",
+                    help="also, after the repetitions: the N exports' blocks sent B to an AddExport file "
+                         "from this process (nothing else), ganesha.nfsd's CPU time per size")
     ap.add_argument("--json", default=None, help="write the figures to this file")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
@@ -87,6 +101,8 @@ def main() -> int:
                 phases(b, env)
             if args.perf:
                 perf(b, env, Path(args.perf))
+            if args.batch_sizes:
+                batch_sizes(b, mp, exps, [int(x) for x in args.batch_sizes.split(",")])
         finally:
             restart.close()
             bus2.stop()
@@ -125,14 +141,6 @@ def one_start(b: Bench, env: dict, want: set[int], argv: list[str], name: str) -
     if want & (b.live_ids() or set()):
         raise RuntimeError(f"{' '.join(argv)} stop left exports live")
     return row
-
-
-def children_cpu() -> float:
-    """CPU time (user + system, s) of this process's waited-for children so far."""
-    import resource
-
-    use = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return use.ru_utime + use.ru_stime
 
 
 def _agent_argv(wrapper: str) -> list[str]:
@@ -224,6 +232,36 @@ def phases(b: Bench, env: dict) -> None:
     for line in p.stderr.splitlines():
         if line.startswith("PHASES"):
             print(line)
+
+
+def batch_sizes(b: Bench, mp: Path, exps, sizes: list[int]) -> None:
+    """The exports' blocks B to a file, one AddExport per file, from this process; then all
+    removed. Prints the wall and ganesha.nfsd's CPU time of the AddExports per B."""
+    import dbus
+    from ganesha_ha.backends.ganesha import GaneshaBackend
+    from ganesha_ha.backends.ganesha_batch import EVERY_EXPORT, render_batch
+    from ganesha_ha.backends.ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH
+    from ganesha_ha.backends.ganesha_conf import RenderOptions
+
+    be = GaneshaBackend(b.settings())
+    pid = b.gdaemon.proc.pid
+    try:
+        for size in sizes:
+            files = []
+            for i in range(0, len(exps), size):
+                f = b.work / f"batch-{size}-{i}.conf"
+                f.write_text(render_batch(exps[i:i + size], mp, RenderOptions(protocols="4")).text)
+                files.append(f)
+            c0, t0 = cpu_seconds(pid), time.perf_counter()
+            for f in files:
+                be.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "AddExport", str(f), EVERY_EXPORT)
+            wall, cpu = time.perf_counter() - t0, cpu_seconds(pid) - c0
+            be.bus.call_each(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "RemoveExport",
+                             [(dbus.UInt16(e.export_id),) for e in exps])
+            print(f"  {len(exps)} exports, {size} to a file ({len(files)} AddExports): wall {wall * 1000:.0f} ms, "
+                  f"ganesha.nfsd CPU {cpu * 1000:.0f} ms")
+    finally:
+        be.close()
 
 
 def perf(b: Bench, env: dict, out: Path) -> None:

@@ -15,6 +15,7 @@ against ganesha.nfsd 4.3:
 """
 from __future__ import annotations
 
+import re
 from pathlib import PurePath, PurePosixPath
 
 from ..access import precedence_order
@@ -30,9 +31,12 @@ SQUASH_KEYWORDS = {"root_squash": "Root_Squash", "no_root_squash": "No_Root_Squa
 SEC_KEYWORDS = {"sys": "sys", "krb5": "krb5", "krb5i": "krb5i", "krb5p": "krb5p", "none": "none"}
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def quote(value: str) -> str:
     """A Ganesha double-quoted string that the lexer reads back as exactly `value`."""
-    if any(ord(ch) < 0x20 or ch == "\x7f" for ch in value):
+    if _CONTROL.search(value):
         raise ValidationError("value", "control characters cannot be written to a Ganesha config")
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
