@@ -30,11 +30,12 @@ from ..model import Export
 from ..record import Record
 from .ganesha_conf import RenderOptions, render_export, render_module_blocks
 
-BATCH_MAX = 100   # exports per AddExport: a batch's read-back (one DisplayExport each) and the next
-                  # batch's AddExport are on the way together, below the bus's 128 pending replies
-                  # per connection (dbus-daemon's max_replies_per_connection); and Ganesha's one
-                  # D-Bus thread, busy ~0.7 ms per export, keeps other volumes' monitors waiting
-                  # for less than a tenth of a second
+BATCH_MAX = 100   # exports per AddExport: a batch's read-back (one DisplayExport each) and two
+                  # AddExports are on the way together, below the bus's 128 pending replies per
+                  # connection (dbus-daemon's max_replies_per_connection); Ganesha spends less CPU
+                  # per export on files of ~100 blocks than of 256 or 1000 (bench/gstart.py
+                  # --batch-sizes); and its one D-Bus thread, busy ~0.6 ms per export, keeps other
+                  # volumes' monitors waiting for less than a tenth of a second
 EVERY_EXPORT = "EXPORT(Export_Id=*)"
 _LOCATED = re.compile(r"^Config File \((?P<file>.*):(?P<line>\d+)\): (?P<text>.*)$")
 _ADDED = re.compile(r"^(\d+) exports added(?:\.|$)")

@@ -159,43 +159,49 @@ class LiveChanges:
         and the (export, error) of each export that is not live as asked (an export this call
         added and that is wrong is removed again).
 
-        Pipelined, so that Ganesha's one D-Bus thread is seldom idle: the next batch's file is
-        written while Ganesha loads one; once a batch is loaded in full without a complaint,
-        the read-back of its exports (one DisplayExport each) is sent and then at once the next
-        batch's AddExport, and the read-back is judged while Ganesha loads that next batch.
-        Ganesha answers the calls of a connection in the order sent, so each read-back still
-        follows its AddExport; the batches of one pseudo depth are siblings (none is mounted
-        below another), so the order in which they go live does not matter. A batch with any
-        other answer is judged before anything else is sent (`_judge_batch`)."""
+        Pipelined, so that Ganesha's one D-Bus thread is never left waiting for this process:
+        two AddExports are on the way at a time, each batch's file written while Ganesha loads
+        the one before. When a batch's AddExport answers that it loaded the batch in full
+        without a complaint, the read-back of its exports (one DisplayExport each) is sent, then
+        the AddExport after next; Ganesha answers the calls of a connection one at a time in
+        the order sent, so each read-back follows its own AddExport (and the next one), and it
+        is judged while Ganesha loads a later batch. A batch with any other answer is judged
+        on its own (`_judge_batch`), its calls after the AddExport already on the way. The
+        batches of one pseudo depth are siblings (none is mounted below another), so the order
+        in which they go live does not matter. At most BATCH_MAX + 2 calls are on the way."""
         warnings: list[str] = []
         failures: list[tuple[Export, GaneshaHAError]] = []
         chunks = [exps[i:i + BATCH_MAX] for i in range(0, len(exps), BATCH_MAX)]
-        batch: _Batch | None = None
-        upcoming: _Batch | None = self._prepare(ctx, chunks[0], failures)
+        flying: list[tuple[_Batch, Sent | None]] = []   # in the order sent, at most two
+
+        def launch(k: int) -> None:   # batch k: prepared, its AddExport sent
+            if k < len(chunks):
+                batch = self._prepare(ctx, chunks[k], failures)
+                flying.append((batch, self._send_batch(batch)))
+
         try:
-            sent = self._send_batch(upcoming)
+            launch(0)
+            launch(1)
             for k in range(len(chunks)):
-                batch, adding, upcoming = upcoming, sent, None
-                if k + 1 < len(chunks):   # written while Ganesha loads `batch`
-                    upcoming = self._prepare(ctx, chunks[k + 1], failures)
+                batch, adding = flying.pop(0)
                 if adding is None:   # one export ready or none: alone, in its own file
+                    launch(k + 2)
                     said, failed = self._each_alone(ctx, batch.ready, dbus)
-                    sent = self._send_batch(upcoming)
                 else:
                     message, error = self._batch_reply(batch, adding, dbus)
                     if error is None and added_count(message) == len(batch.ready) and not complaints(message):
                         readback = self._send_readback(ctx, batch, dbus)
-                        sent = self._send_batch(upcoming)   # loaded while the read-back is judged
+                        launch(k + 2)
                         said, failed = self._judge_readback(ctx, batch, readback, message, dbus)
                     else:
+                        launch(k + 2)
                         said, failed = self._judge_batch(ctx, batch, message, error, dbus)
-                        sent = self._send_batch(upcoming)
                 warnings += said
                 failures += failed
         except BaseException:
             self._forget()
-            for left in (batch, upcoming):   # a vehicle only, whatever Ganesha did with it
-                if left is not None and left.conf is not None:
+            for left, _ in flying:   # a vehicle only, whatever Ganesha did with it
+                if left.conf is not None:
                     _unlink(left.conf)
             raise
         return warnings, failures
@@ -243,8 +249,7 @@ class LiveChanges:
         return str(answer), None
 
     def _send_readback(self, ctx: VolumeContext, batch: _Batch, dbus: Any) -> Sent:
-        """The DisplayExport of each export of a batch Ganesha loaded in full, sent (at most
-        BATCH_MAX calls, and the next batch's AddExport: below the bus's 128 on the way)."""
+        """The DisplayExport of each export of a batch Ganesha loaded in full, sent."""
         if self._view is not None:
             self._view.update((exp.export_id, self._abspath(ctx, exp)) for exp in batch.ready)
         return self.bus.send(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "DisplayExport",

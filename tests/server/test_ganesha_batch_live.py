@@ -156,19 +156,20 @@ def test_an_export_that_reads_back_wrong_is_taken_back_alone(ganesha, tmpfs_volu
 
 
 def test_batches_go_pipelined_each_read_back_before_the_next_is_loaded(ganesha, tmpfs_volume, monkeypatch):
-    """Four batches of ten: each batch's read-back is sent as soon as its AddExport answered,
-    and the next AddExport right after it (Ganesha answers in the order sent), so Ganesha loads
-    a batch while the one before is judged."""
+    """Four batches of ten: two AddExports on the way at a time; each batch's read-back is
+    sent as soon as its AddExport answered, and the AddExport after next right after it
+    (Ganesha answers in the order sent), so Ganesha always has a batch to load while the one
+    before is judged."""
     monkeypatch.setattr("ganesha_ha.backends.ganesha_changes.BATCH_MAX", 10)
     volume, calls = make_volume(ganesha, tmpfs_volume, reads=True)
     result = volume.start()
     assert result.failed == [] and result.applied == N
-    # batch 1's AddExport; its answer; its read-back and batch 2's AddExport on their way
-    # together, then the read-back's answers (judged while Ganesha loads batch 2); ...
+    # batches 1 and 2 on their way; batch 1's answer; its read-back and batch 3 on their way,
+    # then the read-back's answers (after batch 2: judged while Ganesha loads batch 3); ...
     readback = ["DisplayExport*"] * 10
-    assert calls.methods == (["ShowExports", "AddExport", "<AddExport"]
-                             + (readback + ["AddExport", "<DisplayExport", "<AddExport"]) * 3
-                             + readback + ["<DisplayExport"]), calls.methods
+    assert calls.methods == (["ShowExports", "AddExport", "AddExport"]
+                             + (["<AddExport"] + readback + ["AddExport", "<DisplayExport"]) * 2
+                             + (["<AddExport"] + readback + ["<DisplayExport"]) * 2), calls.methods
     assert live_paths(ganesha) == {e.export_id: str(tmpfs_volume / e.path) for e in volume.load().exports}
     assert nfs_cat(ganesha, "/d35/f.txt").stdout == "file 35\n"
     assert not list((ganesha.workdir / "run" / "ganesha").glob("*/exports-*.conf"))
@@ -192,12 +193,13 @@ def test_a_refused_block_in_a_pipelined_batch_is_still_its_exports_alone(ganesha
     assert f"Export_Id {bad.export_id}" in reason and "d17" in reason
     assert result.applied == N - 1
     assert live_paths(ganesha) == {e.export_id: str(tmpfs_volume / e.path) for e in exports.values() if e is not bad}
-    # batch 1 pipelined; batch 2 stops at d17: d11..d16 read back, d17 alone, d18..d20 together
-    # again; batches 3 and 4 pipelined as before
-    assert calls.methods == (["ShowExports"] + ["AddExport"] + ["DisplayExport*"] * 10
-                             + ["AddExport", "ShowExports"] + ["DisplayExport*"] * 6
+    # batches 1 and 2 on their way, batch 1 read back and batch 3 sent; batch 2 stops at d17:
+    # batch 4 sent, then d11..d16 read back, d17 alone, d18..d20 together again; batches 3
+    # and 4 read back
+    assert calls.methods == (["ShowExports", "AddExport", "AddExport"] + ["DisplayExport*"] * 10
+                             + ["AddExport"] + ["AddExport", "ShowExports"] + ["DisplayExport*"] * 6
                              + ["AddExport"] + ["AddExport"] + ["DisplayExport*"] * 3
-                             + (["AddExport"] + ["DisplayExport*"] * 10) * 2), calls.methods
+                             + ["DisplayExport*"] * 20), calls.methods
     assert nfs_cat(ganesha, "/d16/f.txt").stdout == "file 16\n"
     assert nfs_cat(ganesha, "/d18/f.txt").stdout == "file 18\n"
     assert [f.export.path for f in volume.monitor().failed] == ["d17"]
@@ -206,9 +208,9 @@ def test_a_refused_block_in_a_pipelined_batch_is_still_its_exports_alone(ganesha
 def test_an_export_that_reads_back_wrong_in_a_pipelined_batch_is_taken_back_alone(ganesha, tmpfs_volume,
                                                                                     monkeypatch):
     """Export #15's only client does not resolve: its batch (the second) loads with a warning
-    naming it, so that batch is judged before the next is sent; export #25's read-back is
-    judged while the next batch loads, and its take-back waits behind that AddExport. Each
-    fails alone, everything else is live."""
+    naming it, so that batch is judged on its own, with later batches' AddExports on the way;
+    export #25's read-back is judged while the next batch loads, and its take-back waits
+    behind that AddExport. Each fails alone, everything else is live."""
     monkeypatch.setattr("ganesha_ha.backends.ganesha_changes.BATCH_MAX", 10)
     volume, calls = make_volume(ganesha, tmpfs_volume,
                                 clients=lambda i: ["nosuch-host.invalid(rw)"] if i == 15 else ["127.0.0.1(rw)"])
