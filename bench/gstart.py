@@ -163,50 +163,55 @@ def profile(b: Bench, env: dict, out: Path) -> None:
 
 
 PHASES = r"""
-import sys, time, atexit, collections
+import sys, time, atexit, collections, importlib
 t00 = time.perf_counter()
 sys.path.insert(0, sys.argv.pop(1))
 t0 = time.perf_counter()
 tot = collections.defaultdict(float); cpu = collections.defaultdict(float); cnt = collections.Counter()
-def timed(owner, name, key):
+# (module, function or Class.method, label: str.format'ed with the call's arguments, self first)
+HOOKS = [
+    ("ganesha_ha.backends.ganesha_bus", "GaneshaBus.call", "call {3}"),
+    ("ganesha_ha.backends.ganesha_bus", "GaneshaBus.call_each", "call_each {3}"),
+    ("ganesha_ha.backends.ganesha_bus", "GaneshaBus.connect", "connect"),
+    ("ganesha_ha.backends.ganesha_bus", "GaneshaBus.send", "send {3}"),
+    ("ganesha_ha.backends.ganesha_bus", "Sent.wait", "wait for answers to {0.method}"),
+    ("ganesha_ha.backends.ganesha_changes", "write_runtime", "write_runtime (batch)"),
+    ("ganesha_ha.backends.ganesha", "write_runtime", "write_runtime (alone)"),
+    ("ganesha_ha.backends.ganesha_changes", "render_batch", "render_batch"),
+    ("ganesha_ha.backends.ganesha_changes", "LiveChanges.apply", "apply (all)"),
+    ("ganesha_ha.backends.ganesha_changes", "LiveChanges._verdict", "_verdict"),
+    ("ganesha_ha.backends.ganesha_changes", "LiveChanges._judge_readback", "_judge_readback (parse + verdicts)"),
+    ("ganesha_ha.backends.ganesha_changes", "LiveChanges._prepare", "_prepare (check, render, write)"),
+    ("ganesha_ha.backends.ganesha", "GaneshaBackend.check_collisions", "check_collisions"),
+    ("ganesha_ha.backends.ganesha", "GaneshaBackend._live", "_live (DisplayExports + parse)"),
+    ("ganesha_ha.registry", "Registry.load", "Registry.load"),
+    ("ganesha_ha.volume", "Volume._set_active", "set_active"),
+    ("ganesha_ha.volume", "Volume.start", "Volume.start"),
+    ("ganesha_ha.volume", "Volume._commit", "Volume._commit"),
+    ("ganesha_ha.volume", "remounted", "remounted"),
+    ("ganesha_ha.volume", "restore_recovery", "restore_recovery"),
+    ("ganesha_ha.volume", "run_steps", "run_steps"),
+    ("ganesha_ha.agent", "Agent.validate", "Agent.validate"),
+    ("ganesha_ha.agent", "Agent._check_node", "Agent._check_node"),
+    ("ganesha_ha.plan", "plan_changes", "plan_changes"),
+    ("ganesha_ha.execute", "check_ready", "check_ready"),
+]
+def timed(owner, name, label):
     f = getattr(owner, name)
     def w(*a, **k):
         t, c = time.perf_counter(), time.process_time()
         try:
             return f(*a, **k)
         finally:
-            kk = key(a, k); tot[kk] += time.perf_counter() - t; cpu[kk] += time.process_time() - c; cnt[kk] += 1
+            kk = label.format(*a); tot[kk] += time.perf_counter() - t; cpu[kk] += time.process_time() - c
+            cnt[kk] += 1
     setattr(owner, name, w)
-from ganesha_ha.backends import ganesha_bus, ganesha_changes, ganesha
-from ganesha_ha import fsutil, registry, volume, nodestate
-timed(ganesha_bus.GaneshaBus, "call", lambda a, k: "call " + a[3])
-timed(ganesha_bus.GaneshaBus, "call_each", lambda a, k: f"call_each {a[3]}")
-timed(ganesha_bus.GaneshaBus, "connect", lambda a, k: "connect")
-timed(ganesha_bus.GaneshaBus, "send", lambda a, k: f"send {a[3]}")
-timed(ganesha_bus.Sent, "wait", lambda a, k: f"wait for answers to {a[0].method}")
-timed(ganesha_changes, "write_runtime", lambda a, k: "write_runtime (batch)")
-timed(ganesha, "write_runtime", lambda a, k: "write_runtime (alone)")
-timed(ganesha_changes, "render_batch", lambda a, k: "render_batch")
-timed(ganesha_changes.LiveChanges, "apply", lambda a, k: "apply (all)")
-timed(ganesha.GaneshaBackend, "check_collisions", lambda a, k: "check_collisions")
-timed(registry.Registry, "load", lambda a, k: "Registry.load")
-timed(volume.Volume, "_set_active", lambda a, k: "set_active")
-timed(volume.Volume, "start", lambda a, k: "Volume.start")
-timed(volume, "remounted", lambda a, k: "remounted")
-timed(volume, "restore_recovery", lambda a, k: "restore_recovery")
-from ganesha_ha import agent, execute, plan
-timed(agent.Agent, "validate", lambda a, k: "Agent.validate")
-timed(agent.Agent, "_check_node", lambda a, k: "Agent._check_node")
-timed(agent.Agent, "__init__", lambda a, k: "Agent.__init__")
-timed(volume, "run_steps", lambda a, k: "run_steps")
-timed(plan, "plan_changes", lambda a, k: "plan_changes")
-timed(ganesha.GaneshaBackend, "_live", lambda a, k: "_live (DisplayExports + parse)")
-timed(ganesha_changes.LiveChanges, "_verdict", lambda a, k: "_verdict")
-timed(ganesha_changes.LiveChanges, "_judge_readback", lambda a, k: "_judge_readback (parse + verdicts)")
-timed(ganesha_changes.LiveChanges, "_prepare", lambda a, k: "_prepare (check, render, write)")
-timed(execute, "check_ready", lambda a, k: "check_ready")
-timed(volume.Volume, "_commit", lambda a, k: "Volume._commit")
-timed(volume.Volume, "transaction", lambda a, k: "Volume.transaction (enter)")
+for module, where, label in HOOKS:
+    owner = importlib.import_module(module)
+    *classes, name = where.split(".")
+    for cls in classes:
+        owner = getattr(owner, cls)
+    timed(owner, name, label)
 def report():
     total = time.perf_counter() - t0
     sys.stderr.write(f"PHASES {(time.perf_counter() - t00)*1000:.0f} ms since the interpreter's first line, "

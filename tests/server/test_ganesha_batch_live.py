@@ -87,6 +87,27 @@ def test_a_start_adds_its_exports_in_one_call(ganesha, tmpfs_volume):
     assert calls.methods == ["ShowExports"] + ["RemoveExport*"] * N, calls.methods
 
 
+def volume_without_d17(ganesha, vol, monkeypatch):
+    """make_volume's, export #17's directory gone and the node's own check of it bypassed (as
+    when the directory goes between that check and Ganesha's load), so that Ganesha refuses
+    its block inside a batch. Returns the volume, the spy, the exports by path, #17."""
+    monkeypatch.setattr("ganesha_ha.backends.ganesha_changes.require_export_directory", lambda path, server: None)
+    volume, calls = make_volume(ganesha, vol)
+    exports = {e.path: e for e in volume.load().exports}
+    for f in (vol / "d17").iterdir():
+        f.unlink()
+    (vol / "d17").rmdir()
+    return volume, calls, exports, exports["d17"]
+
+
+def assert_failed_alone(result, bad):
+    """`bad` failed, in Ganesha's words naming it; every other export is live."""
+    assert [f.export.path for f in result.failed] == [bad.path], result.failed
+    reason = str(result.failed[0].error)
+    assert f"Export_Id {bad.export_id}" in reason and bad.path in reason
+    assert result.applied == N - 1
+
+
 def test_one_bad_export_in_a_batch_is_reported_alone_and_the_others_go_live(ganesha, tmpfs_volume, monkeypatch):
     """Ganesha stops loading a batch at a block it cannot load (export #17's directory is gone):
     the blocks before it are live, it fails in Ganesha's own words, the blocks after it go
@@ -94,18 +115,9 @@ def test_one_bad_export_in_a_batch_is_reported_alone_and_the_others_go_live(gane
     which refuses such an export before any AddExport) is bypassed here, as when the directory
     goes between that check and Ganesha's load: what is tested is Ganesha's refusal inside a
     batch."""
-    monkeypatch.setattr("ganesha_ha.backends.ganesha_changes.require_export_directory", lambda path, server: None)
-    volume, calls = make_volume(ganesha, tmpfs_volume)
-    exports = {e.path: e for e in volume.load().exports}
-    bad = exports["d17"]
-    for f in (tmpfs_volume / "d17").iterdir():
-        f.unlink()
-    (tmpfs_volume / "d17").rmdir()
+    volume, calls, exports, bad = volume_without_d17(ganesha, tmpfs_volume, monkeypatch)
     result = volume.start()
-    assert [f.export.path for f in result.failed] == ["d17"], result.failed
-    reason = str(result.failed[0].error)
-    assert f"Export_Id {bad.export_id}" in reason and "d17" in reason
-    assert result.applied == N - 1
+    assert_failed_alone(result, bad)
     live = live_paths(ganesha)
     assert bad.export_id not in live
     assert live == {e.export_id: str(tmpfs_volume / e.path) for e in exports.values() if e is not bad}
@@ -180,18 +192,9 @@ def test_a_refused_block_in_a_pipelined_batch_is_still_its_exports_alone(ganesha
     node's own check bypassed as above): it fails in Ganesha's words, attributed to it; the
     second batch's others and the later batches go live and are read back."""
     monkeypatch.setattr("ganesha_ha.backends.ganesha_changes.BATCH_MAX", 10)
-    monkeypatch.setattr("ganesha_ha.backends.ganesha_changes.require_export_directory", lambda path, server: None)
-    volume, calls = make_volume(ganesha, tmpfs_volume)
-    exports = {e.path: e for e in volume.load().exports}
-    bad = exports["d17"]
-    for f in (tmpfs_volume / "d17").iterdir():
-        f.unlink()
-    (tmpfs_volume / "d17").rmdir()
+    volume, calls, exports, bad = volume_without_d17(ganesha, tmpfs_volume, monkeypatch)
     result = volume.start()
-    assert [f.export.path for f in result.failed] == ["d17"], result.failed
-    reason = str(result.failed[0].error)
-    assert f"Export_Id {bad.export_id}" in reason and "d17" in reason
-    assert result.applied == N - 1
+    assert_failed_alone(result, bad)
     assert live_paths(ganesha) == {e.export_id: str(tmpfs_volume / e.path) for e in exports.values() if e is not bad}
     # batches 1 and 2 on their way, batch 1 read back and batch 3 sent; batch 2 stops at d17:
     # batch 4 sent, then d11..d16 read back, d17 alone, d18..d20 together again; batches 3
