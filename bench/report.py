@@ -357,15 +357,17 @@ def render(b: Bench, elapsed: float) -> str:
     top = max(b.ns)
     g = ga.get(top, {})
     if g.get("ganesha_cpu") is not None and g.get("restart_cpu") is not None:
+        bigger = (f" and one parse of all {top} blocks, which costs Ganesha more CPU per export than files "
+                  f"of {BATCH_MAX}: bench/gstart.py --batch-sizes" if top > BATCH_MAX else "")
         w(f"CPU time at N = {top} (medians, same repetitions): ganesha.nfsd spent "
           f"{fmt_t(g['ganesha_cpu'])} during ganesha-ha's start (the AddExports, {BATCH} exports each, "
-          f"pipelined: a batch's read-back is judged while Ganesha loads the next, and the "
-          f"DisplayExport of each export), the restarted ganesha.nfsd {fmt_t(g['restart_cpu'])} until "
-          f"it served all {top} (its start-up, and one parse of all {top} blocks, which costs Ganesha "
-          f"more per export than files of {BATCH_MAX}); ganesha-ha's agent process {fmt_t(g.get('agent_cpu'))}. "
-          f"Most of Ganesha's time per export goes to src/FSAL/localfs.c `populate_posix_file_systems`, "
-          f"which re-reads the mount table and asks libblkid for each export's file systems, in both "
-          f"cases. On a loaded machine the wall times follow these CPU times.")
+          f"two on the way at a time, and the DisplayExport of each export, judged while Ganesha loads "
+          f"a later batch), the restarted ganesha.nfsd {fmt_t(g['restart_cpu'])} until it served all "
+          f"{top} (its start-up{bigger}); ganesha-ha's agent process {fmt_t(g.get('agent_cpu'))}. "
+          f"Most of Ganesha's time per export goes to src/FSAL/localfs.c `populate_posix_file_systems` "
+          f"(bench/gstart.py --perf), which re-reads the mount table and asks libblkid about the file "
+          f"systems around each export's path, in both cases. On a loaded machine the wall times follow "
+          f"these CPU times.")
         w("")
     floor_n = next((n for n in reversed(b.ns) if ga.get(n, {}).get("floor_add")), None)
     if floor_n is not None:
