@@ -281,8 +281,9 @@ class LiveChanges:
 
     def _judge_batch(self, ctx: VolumeContext, batch: _Batch, message: str, error: Any, dbus: Any
                      ) -> tuple[list[str], list[tuple[Export, GaneshaHAError]]]:
-        """A batch whose AddExport failed, or added fewer than all, or complained: nothing else
-        on the way. Of what Ganesha did not add (a block that fails to load ends its loop), the
+        """A batch whose AddExport failed, or added fewer than all, or complained (the AddExport
+        of the batch after it may be on the way: these calls are answered after it, and that
+        batch's exports are none of these). Of what Ganesha did not add (a block that fails to load ends its loop), the
         block it complained about is added alone, for its own words, and the rest together
         again; a complaint no block owns makes every export of the batch go alone, after those
         that went live are taken back."""

@@ -50,7 +50,8 @@ def check_client(host: str) -> None:
     if host in _READABLE:
         return
     _check_client(host)
-    _READABLE.add(host)
+    if len(_READABLE) < 4096:
+        _READABLE.add(host)
 
 
 _READABLE: set[str] = set()   # specs found readable: checked for every export of a start, mostly the same few
