@@ -143,9 +143,9 @@ def one_start(b: Bench, env: dict, want: set[int], argv: list[str], name: str) -
     return row
 
 
-def _agent_argv(wrapper: str) -> list[str]:
-    """The agent's start as the installed wrapper runs it, with `wrapper` (Python code) around main."""
-    return [str(PY), "-IS", "-c", wrapper, str(ROOT), "start"]
+def _agent_argv(wrapper: str, action: str = "start") -> list[str]:
+    """The agent's `action` as the installed wrapper runs it, with `wrapper` (Python code) around main."""
+    return [str(PY), "-IS", "-c", wrapper, str(ROOT), action]
 
 
 def profile(b: Bench, env: dict, out: Path) -> None:
@@ -188,6 +188,13 @@ HOOKS = [
     ("ganesha_ha.volume", "Volume._set_active", "set_active"),
     ("ganesha_ha.volume", "Volume.start", "Volume.start"),
     ("ganesha_ha.volume", "Volume._commit", "Volume._commit"),
+    ("ganesha_ha.volume", "Volume._stop", "Volume._stop"),
+    ("ganesha_ha.volume", "Volume.save_recovery", "Volume.save_recovery"),
+    ("ganesha_ha.volume", "clear_recovery", "clear_recovery"),
+    ("ganesha_ha.backends.ganesha_changes", "LiveChanges.withdraw", "withdraw"),
+    ("ganesha_ha.backends.ganesha", "GaneshaBackend.live_paths", "live_paths"),
+    ("ganesha_ha.backends.ganesha", "GaneshaBackend.withdraw_stray", "withdraw_stray"),
+    ("ganesha_ha.backends.ganesha", "GaneshaBackend.show_exports", "show_exports"),
     ("ganesha_ha.volume", "remounted", "remounted"),
     ("ganesha_ha.volume", "restore_recovery", "restore_recovery"),
     ("ganesha_ha.volume", "run_steps", "run_steps"),
@@ -227,16 +234,17 @@ sys.exit(main())
 
 
 def phases(b: Bench, env: dict) -> None:
-    """One start with its D-Bus calls, file writes and steps timed (wall clock, no profiler)."""
-    t0 = time.perf_counter()
-    p = subprocess.run(_agent_argv(PHASES), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, text=True)
-    t = time.perf_counter() - t0
-    b.run([b.agent, "stop"], env)
-    log(f"start with phases timed: {t * 1000:.0f} ms, exit {p.returncode}")
-    for line in p.stderr.splitlines():
-        if line.startswith("PHASES"):
-            print(line)
+    """One start, then one stop, with their D-Bus calls, file writes and steps timed (wall
+    clock and CPU time, no profiler)."""
+    for action in ("start", "stop"):
+        t0 = time.perf_counter()
+        p = subprocess.run(_agent_argv(PHASES, action), env=env, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        t = time.perf_counter() - t0
+        log(f"{action} with phases timed: {t * 1000:.0f} ms, exit {p.returncode}")
+        for line in p.stderr.splitlines():
+            if line.startswith("PHASES"):
+                print(line)
 
 
 def batch_sizes(b: Bench, mp: Path, exps, sizes: list[int]) -> None:

@@ -30,7 +30,10 @@ _NO_OWNER = ("org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.
              "org.freedesktop.DBus.Error.Disconnected")
 
 
-WINDOW = 32   # calls on the way at once in call_each (the bus allows 128 pending replies by default)
+WINDOW = 96   # calls on the way at once in call_each: the bus allows 128 pending replies per connection
+              # by default, and a start may have two AddExports and a nested batch's on the way
+              # meanwhile (ganesha_changes.py); Ganesha answers ~30 µs each, so a window this size
+              # keeps it busy across a few ms of this process waiting for the CPU on a loaded node
 
 
 class BusUnreachable(ServerUnavailableError):

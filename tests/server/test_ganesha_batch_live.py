@@ -245,3 +245,38 @@ def _ro_for(path, opts):
                     lines[n] = lines[n].replace("Access_Type = RW;", "Access_Type = RO;")
         return ganesha_batch.Batch("".join(lines), batch.spans)
     return render
+
+
+def test_full_size_batches_keep_below_the_bus_limit_and_a_refused_block_stays_its_own(ganesha, tmpfs_volume,
+                                                                                      monkeypatch):
+    """250 exports in batches of BATCH_MAX (100), export #150's block refused inside its batch:
+    with two AddExports, a read-back and the refused batch's own calls on the way together, the
+    bus's 128 pending replies per connection are never reached; #150 fails alone, the 249 others
+    are live and read back."""
+    from ganesha_ha.backends.ganesha_batch import BATCH_MAX
+    from ganesha_ha.model import Export, KnfsdOptions, new_fsid, parse_clients
+    from ganesha_ha.record import replace
+    from ganesha_ha.registry import Registry
+
+    assert BATCH_MAX == 100
+    monkeypatch.setattr("ganesha_ha.backends.ganesha_changes.require_export_directory", lambda path, server: None)
+    n = 250
+    registry = Registry(tmpfs_volume)
+    state = registry.init("ganesha", (3000, 3999), 1000)
+    clients = parse_clients(["127.0.0.1(rw)"])
+    exports = []
+    for i in range(1, n + 1):
+        if i != 150:   # its directory is gone when Ganesha loads its block
+            (tmpfs_volume / f"d{i}").mkdir()
+        exports.append(Export(path=f"d{i}", export_id=3000 + i, knfsd=KnfsdOptions(new_fsid()), pseudo=f"/d{i}",
+                              clients=clients))
+    with registry.locked():
+        registry.save(replace(state, exports=tuple(exports)))
+    volume = Volume(tmpfs_volume, ganesha.settings(), backend=GaneshaBackend(ganesha.settings()))
+    result = volume.start()
+    assert [f.export.path for f in result.failed] == ["d150"], result.failed
+    assert "Export_Id 3150" in str(result.failed[0].error)
+    assert result.applied == n - 1
+    assert live_paths(ganesha) == {e.export_id: str(tmpfs_volume / e.path) for e in exports if e.path != "d150"}
+    assert volume.monitor().exports == n
+    assert volume.stop() == n - 1 and live_paths(ganesha) == {}
