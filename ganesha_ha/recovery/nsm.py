@@ -29,14 +29,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 from pathlib import Path
 
 from .. import linux
 from ..errors import RegistryError
 from ..fsutil import atomic_write, read_secure
-from .statd_records import check_record, pack_state, select_records, unpack_state, valid_record_name
+
+# statd_records (with struct and its regular expressions) and shutil (bz2 and lzma, two shared
+# libraries loaded) are imported where used: a monitor without a floating IP, the common
+# classic case, runs none of that code (the agent's path, see the TYPE_CHECKING comment below)
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -60,6 +62,8 @@ def read_record_dir(directory: Path) -> dict[str, str]:
         names = os.listdir(directory)
     except OSError:
         return out
+    from .statd_records import check_record, valid_record_name
+
     for name in names:
         if not valid_record_name(name):
             continue
@@ -121,6 +125,8 @@ class NsmStore:
         raw = read_secure(ctx.state_dir / SAVED_RECORDS)
         if raw is None:
             return {}
+        from .statd_records import check_record
+
         path = ctx.state_dir / SAVED_RECORDS
         try:
             records = json.loads(raw)["records"]
@@ -153,6 +159,7 @@ class NsmStore:
         if not ctx.ip:
             return False
         from .peers import connected_peers
+        from .statd_records import select_records
 
         records = select_records(self.node_records(), self.saved(ctx), self.pending(ctx),
                                  self.restored_names(ctx), connected_peers(ctx.ip, proc_net=self.proc_net))
@@ -170,6 +177,8 @@ class NsmStore:
         directory = self.notify_dir(ctx)
         if directory is None:
             return 0
+        from .statd_records import pack_state
+
         records = self.saved(ctx)
         state = self.saved_state(ctx)
         self.clear(ctx)
@@ -204,6 +213,8 @@ class NsmStore:
         directory = self.notify_dir(ctx)
         if directory is None:
             return
+        import shutil
+
         end_notifier(directory)
         shutil.rmtree(directory, ignore_errors=True)
 
@@ -287,6 +298,8 @@ def end_notifier(directory: Path, timeout: float = 2.0) -> bool:
 
 def dir_state(directory: Path) -> int:
     """The state number in a notify (or statd) directory; 0 for none."""
+    from .statd_records import unpack_state
+
     try:
         return unpack_state((directory / STATE_FILE).read_bytes())
     except OSError:
