@@ -19,15 +19,13 @@ directory, a client or option the model does not accept.
 """
 from __future__ import annotations
 
-import re
-
 from .errors import ValidationError
 from .model import ClientSpec, normalize_fsid
 from .record import Record
-from .textcheck import check_text
+from .textcheck import LazyPattern, check_text
 
-_BRACKETED_RE = re.compile(r"\[([0-9A-Fa-f:.]+)\](/[0-9]{1,3})?")
-_DECIMAL_RE = re.compile(r"[0-9]+")
+_BRACKETED_RE = LazyPattern(r"\[([0-9A-Fa-f:.]+)\](/[0-9]{1,3})?")
+_DECIMAL_RE = LazyPattern(r"[0-9]+")
 
 
 class ClassicParams(Record, frozen=True):

@@ -29,14 +29,14 @@ import re
 from .errors import ValidationError
 from .fsal_schema import REDACTED, FsalSchema, Option, normalize_value, schema_of
 from .record import Record
-from .textcheck import check_text, read_quoted
+from .textcheck import LazyPattern, check_text, read_quoted
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")   # an FSAL name and an option key alike
+_NAME_RE = LazyPattern(r"[A-Za-z][A-Za-z0-9_]{0,31}")   # an FSAL name and an option key alike
 MAX_OPTION_VALUE = 4096   # bytes: Ganesha's longest (MAXPATHLEN) string items
 MAX_STACK = 4   # FSALs stacked on one another; Ganesha's own stacks are two deep
 MAX_VALUE_FILE = 65536    # bytes read for a `key=@/path` value

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from .errors import ValidationError
 from .fsal import Fsal
 from .record import Record, replace
-from .textcheck import check_text
+from .textcheck import LazyPattern, check_text
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -46,15 +46,15 @@ SEC_FLAVOURS = ("sys", "krb5", "krb5i", "krb5p", "none")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 # RFC 1123 host names (a label may start with a digit); the last label must hold a letter,
 # so that a dotted number is never a name (exportfs and glibc would read `1.2.3` as an address)
-_HOSTNAME_RE = re.compile(rf"(?:{_LABEL}\.)*[A-Za-z0-9-]*[A-Za-z][A-Za-z0-9-]*\.?")
-_HOSTNAME_LABELS_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+_HOSTNAME_RE = LazyPattern(rf"(?:{_LABEL}\.)*[A-Za-z0-9-]*[A-Za-z][A-Za-z0-9-]*\.?")
+_HOSTNAME_LABELS_RE = LazyPattern(rf"{_LABEL}(?:\.{_LABEL})*\.?")
 # exports(5) wildcards: `*`, `?` and character classes `[...]`/`[!...]` (fnmatch, as mountd matches)
-_WILDCARD_RE = re.compile(r"(?:[A-Za-z0-9.*?_-]|\[!?[A-Za-z0-9._-]+\])+")
+_WILDCARD_RE = LazyPattern(r"(?:[A-Za-z0-9.*?_-]|\[!?[A-Za-z0-9._-]+\])+")
 _IPV4ISH_RE = re.compile(r"[0-9.]+(?:/[0-9.]*)?")   # a prefix length or exports(5)'s dotted netmask
 _IPV6ISH_RE = re.compile(r"[0-9a-fA-F:.]+(?:/[0-9]{1,3})?")
-_NETGROUP_RE = re.compile(r"@[A-Za-z_][A-Za-z0-9_.-]*")
-_UINT_RE = re.compile(r"(0|[1-9][0-9]{0,9})")
-_CANONICAL_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_NETGROUP_RE = LazyPattern(r"@[A-Za-z_][A-Za-z0-9_.-]*")
+_UINT_RE = LazyPattern(r"(0|[1-9][0-9]{0,9})")
+_CANONICAL_UUID_RE = LazyPattern(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _fail(field_name: str, message: str) -> ValidationError:

@@ -10,9 +10,9 @@ any byte survives a round trip.
 """
 from __future__ import annotations
 
-import re
+from .textcheck import LazyPattern
 
-_OCTAL_RE = re.compile(rb"\\([0-3][0-7]{2})")
+_OCTAL_RE = LazyPattern(rb"\\([0-3][0-7]{2})")
 
 
 def to_bytes(text: str) -> bytes:

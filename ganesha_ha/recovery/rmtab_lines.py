@@ -15,10 +15,11 @@ from collections.abc import Iterable, Sequence
 
 from ..nfspath import escape_etab_path, normalize_path, path_is_under
 from ..record import Record
+from ..textcheck import LazyPattern
 
 RMTAB_HEADER = "# ganesha-ha knfsd rmtab v1 mountpoint="
 _BLANKS = " \t\r\n\v\f"
-_LINE_RE = re.compile(r"[^\n]*\n|[^\n]+\Z")
+_LINE_RE = LazyPattern(r"[^\n]*\n|[^\n]+\Z")
 
 
 class RmtabEntry(Record, frozen=True):
