@@ -48,6 +48,27 @@ def run_subprocess(action: str, params: dict[str, str]) -> tuple[int, str, str]:
             proc.stderr.decode("utf-8", "replace"))
 
 
+def imported_modules(action: str, env: dict[str, str], workdir: Path) -> tuple[int, str, str, set[str]]:
+    """The modules the agent loads for `action`, run as Pacemaker runs it: the file `ganesha-ha
+    install-agent` writes (install.agent_text for this checkout and this interpreter), its exec
+    line given `-X importtime`. Returns (exit code, stderr without the import lines, the names
+    of every module imported, the interpreter's own start-up included)."""
+    import sys
+
+    from ganesha_ha.install import agent_text
+
+    text = agent_text(python=sys.executable, root=str(ROOT))
+    assert text.count('exec "$py" -IS ') == 1, "the agent file execs the interpreter once, with -IS"
+    agent = workdir / "exports-importtime"
+    agent.write_text(text.replace('exec "$py" -IS ', 'exec "$py" -X importtime -IS '))
+    agent.chmod(0o755)
+    proc = subprocess.run([str(agent), action], env=env, capture_output=True, text=True, timeout=60, cwd="/")
+    lines = proc.stderr.splitlines()
+    names = {ln.rsplit("|", 1)[1].strip() for ln in lines if ln.startswith("import time:") and "|" in ln}
+    names.discard("imported package")
+    return proc.returncode, proc.stdout, "\n".join(ln for ln in lines if not ln.startswith("import time:")), names
+
+
 def check_well_formed(rc: int, out: str, err: str, allowed: set[int]) -> list[str]:
     """What Pacemaker sees is always deliberate: an allowed code, log lines and at most one
     exit reason, no traceback, nothing on stdout; a failing (or degraded) answer says why in

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from agent_helpers import imported_modules
 from conftest import ROOT
 from ganesha_ha import ocf
 from ganesha_ha.settings import DEFAULT_CONFIG
@@ -91,3 +92,20 @@ def test_meta_data_is_valid_for_ocf_tester_and_pcs():
         pytest.skip("pcs's OCF 1.1 schema is not installed")
     check = _xmllint("--relaxng", rng, text=text)
     assert check.returncode == 0, check.stderr
+
+
+def test_meta_data_loads_the_ocf_vocabulary_only(tmp_path):
+    """`meta-data` as Pacemaker runs the agent (issue 19, the per-call floor: about a shell
+    agent's whole meta-data goes to the interpreter's start): the agent's entry and the OCF
+    protocol module, none of the model's standard library; the whole document reaches the
+    pipe although the launcher ends with os._exit."""
+    rc, out, err, mods = imported_modules("meta-data", {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                                                        "OCF_ROOT": "/usr/lib/ocf"}, tmp_path)
+    assert rc == 0 and err == "", err
+    assert out == ocf.meta_data()
+    ours = {m for m in mods if m.split(".")[0] == "ganesha_ha"}
+    assert ours == {"ganesha_ha", "ganesha_ha.agent", "ganesha_ha.agent_classic", "ganesha_ha.ocf",
+                    "ganesha_ha.errors", "ganesha_ha.servers"}, sorted(ours)
+    heavy = {"re", "enum", "functools", "json", "pathlib", "ipaddress", "typing", "subprocess", "site"}
+    assert not mods & heavy, sorted(mods & heavy)
+    assert "os" in mods, "the import lines were read (os is imported by the agent, not at start-up with -S)"
