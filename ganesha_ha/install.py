@@ -13,6 +13,11 @@ The file is a short POSIX shell script that execs the interpreter it names:
 - -I keeps PYTHONPATH and user site-packages out; -S skips the `site` start-up (about 25 ms
   of .pth processing on every call, see lazysite.py): the script puts the package's directory
   on sys.path itself;
+- `meta-data` is printed by the script itself (`cat` of the package's data/<agent>.xml, which
+  tests/unit/test_metadata.py holds equal to what ocf.py renders): the document is static,
+  and a Python start alone costs about what the shell agent's whole meta-data does (issue 19,
+  bench/run section 3); the package's copy, not one written into this file, so that an
+  upgraded package never answers with an older agent's parameters;
 - when the interpreter or the package is gone (the virtual environment or the checkout was
   moved or removed) or the package cannot be imported, every action answers
   OCF_ERR_INSTALLED (5) with an `ocf-exit-reason:` line, never a traceback, and `meta-data`
@@ -98,7 +103,10 @@ py=$here/../.venv/bin/python
 root=$here/..
 """
 
-_BODY = """if [ -x "$py" ] && [ -f "$root/ganesha_ha/{module}.py" ]; then
+_BODY = """if [ "$1" = meta-data ] && [ -f "$root/ganesha_ha/data/{xml}" ]; then
+	exec /bin/cat "$root/ganesha_ha/data/{xml}"
+fi
+if [ -x "$py" ] && [ -f "$root/ganesha_ha/{module}.py" ]; then
 	exec "$py" -IS -c {boot} "$root" "$@"
 fi
 # The interpreter or the package is gone: OCF_ERR_INSTALLED for every action, stop included.
@@ -115,6 +123,11 @@ PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 # where Debian's python3 finds a packaged module without `site` (see debian/rules)
 DEBIAN_PACKAGE_ROOT = "/usr/lib/python3/dist-packages"
+
+
+def meta_data_file(name: str) -> str:
+    """The file in ganesha_ha/data/ holding agent `name`'s meta-data, as its module renders it."""
+    return f"{name}.xml"
 
 
 def agent_text(python: str | None = None, root: str | None = None, origin: str | None = None,
@@ -135,7 +148,7 @@ def agent_text(python: str | None = None, root: str | None = None, origin: str |
         origin = origin or f"Installed by `ganesha-ha install-agent` for {python or sys.executable}."
     boot = _BOOT.replace("{module}", module).replace("{meta}", meta)
     return (_HEADER.format(name=name, what=what, origin=origin) + locate
-            + _BODY.replace("{module}", module).replace("{meta}", meta)
+            + _BODY.replace("{module}", module).replace("{meta}", meta).replace("{xml}", meta_data_file(name))
             .format(boot=shlex.quote(boot), meta_code=shlex.quote(_META_DATA_ONLY.replace("{meta}", meta))))
 
 

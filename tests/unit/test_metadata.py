@@ -1,8 +1,11 @@
-"""The agent's meta-data says what the README's recipe configures, and every literal default."""
+"""The agent's meta-data says what the README's recipe configures, and every literal default; the
+agent file prints it from ganesha_ha/data/ without starting Python (issue 19, the per-call floor)."""
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+
+import pytest
 
 from agent_helpers import imported_modules
 from conftest import ROOT
@@ -94,15 +97,48 @@ def test_meta_data_is_valid_for_ocf_tester_and_pcs():
     assert check.returncode == 0, check.stderr
 
 
-def test_meta_data_loads_the_ocf_vocabulary_only(tmp_path):
-    """`meta-data` as Pacemaker runs the agent (issue 19, the per-call floor: about a shell
-    agent's whole meta-data goes to the interpreter's start): the agent's entry and the OCF
-    protocol module, none of the model's standard library; the whole document reaches the
+
+@pytest.mark.parametrize("name", ["exports", "notify"])
+def test_the_meta_data_files_are_what_the_modules_render(name):
+    """The agent file prints ganesha_ha/data/<agent>.xml for meta-data (install.py): it must be
+    the document ocf.py renders, byte for byte."""
+    from ganesha_ha import notify_agent
+    from ganesha_ha.install import meta_data_file
+
+    render = ocf.meta_data if name == "exports" else notify_agent.meta_data
+    path = ROOT / "ganesha_ha" / "data" / meta_data_file(name)
+    assert path.read_text() == render(), (
+        f"regenerate: .venv/bin/python -c \"from ganesha_ha import {'ocf' if name == 'exports' else 'notify_agent'} "
+        f"as m; open('{path.relative_to(ROOT)}', 'w').write(m.meta_data())\"")
+
+
+@pytest.mark.parametrize("name", ["exports", "notify"])
+def test_meta_data_is_answered_without_starting_python(tmp_path, name):
+    """As Pacemaker runs the agent file: meta-data is the data file, even with the interpreter
+    the file names gone (issue 19: a Python start alone costs about a shell agent's whole
+    meta-data)."""
+    import subprocess
+
+    from ganesha_ha import notify_agent
+    from ganesha_ha.install import agent_text
+
+    agent = tmp_path / name
+    agent.write_text(agent_text(python=str(tmp_path / "no-such-python"), root=str(ROOT), name=name))
+    agent.chmod(0o755)
+    proc = subprocess.run([str(agent), "meta-data"], env={"PATH": "/nonexistent"}, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout == (ocf.meta_data() if name == "exports" else notify_agent.meta_data())
+
+
+def test_usage_loads_the_ocf_vocabulary_only(tmp_path):
+    """An action answered by the agent's entry alone (usage) loads the agent's entry and the
+    OCF protocol module, none of the model's standard library; its whole answer reaches the
     pipe although the launcher ends with os._exit."""
-    rc, out, err, mods = imported_modules("meta-data", {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-                                                        "OCF_ROOT": "/usr/lib/ocf"}, tmp_path)
+    rc, out, err, mods = imported_modules("usage", {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                                                    "OCF_ROOT": "/usr/lib/ocf"}, tmp_path)
     assert rc == 0 and err == "", err
-    assert out == ocf.meta_data()
+    assert out == ocf.usage()
     ours = {m for m in mods if m.split(".")[0] == "ganesha_ha"}
     assert ours == {"ganesha_ha", "ganesha_ha.agent", "ganesha_ha.agent_classic", "ganesha_ha.ocf",
                     "ganesha_ha.errors", "ganesha_ha.servers"}, sorted(ours)
