@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import statistics
 import subprocess
 from pathlib import Path
 
@@ -120,25 +121,60 @@ def bench_classic(b: Bench):
     b.r["classic_up"] = {key: med(float(r[key]) for r in theirs) for key in keys}
 
 
+def classic_pair(b: Bench) -> tuple[dict, dict]:
+    """One started classic export of each agent (ours, the shell agent), each directory on a
+    tmpfs volume of its own; their OCF environments. stop_classic_pair() stops both."""
+    ours_mp, up_mp = b.tmpfs("floor-ours"), b.tmpfs("floor-up")
+    (ours_mp / "d1").mkdir()
+    (up_mp / "d1").mkdir()
+    common = {"OCF_RESKEY_clientspec": "127.0.0.1", "OCF_RESKEY_options": "rw,sync"}
+    env_our = b.agent_env("knfsd", OCF_RESKEY_directory=str(ours_mp / "d1"), OCF_RESKEY_fsid="1101", **common)
+    env_up = {k: v for k, v in os.environ.items() if not k.startswith("OCF_")}
+    env_up.update(OCF_ROOT=OCF_ROOT, OCF_RESOURCE_INSTANCE="bench_up", OCF_RESKEY_directory=str(up_mp / "d1"),
+                  OCF_RESKEY_fsid="1102", **common)
+    b.run([b.agent, "start"], env_our)
+    b.run([UPSTREAM, "start"], env_up)
+    return env_our, env_up
+
+
+def stop_classic_pair(b: Bench, env_our: dict, env_up: dict) -> None:
+    b.run([b.agent, "stop"], env_our)
+    b.run([UPSTREAM, "stop"], env_up)
+    for env in (env_our, env_up):
+        b.unmount(Path(env["OCF_RESKEY_directory"]).parent)
+
+
 def bench_floor(b: Bench):
-    """meta-data of both agents, interleaved call by call; the bare interpreters; and one
-    `exportfs` run (what the knfsd backend's running check costs in every monitor)."""
-    log("per-call floor: meta-data, interpreters, exportfs")
+    """meta-data of both agents and a classic-mode monitor of one export of each, interleaved
+    call by call (wall and CPU time); the bare interpreters; and one `exportfs` run (what the
+    knfsd backend's running check costs in every monitor)."""
+    log("per-call floor: meta-data, classic monitor, interpreters, exportfs")
     reps = max(b.reps * 4, 20)
     env_up = {**os.environ, "OCF_ROOT": OCF_ROOT}
     env_our = b.agent_env("knfsd")
+    mon_our, mon_up = classic_pair(b)
     calls = {"meta_ours": ([b.agent, "meta-data"], env_our),
              "meta_ra_exports": ([RA_EXPORTS, "meta-data"], env_our),
              "meta_up": ([UPSTREAM, "meta-data"], env_up),
+             "mon_ours": ([b.agent, "monitor"], mon_our),
+             "mon_up": ([UPSTREAM, "monitor"], mon_up),
              "python_bare": ([PY, "-IS", "-c", "pass"], env_our),
              "python_site": ([PY, "-I", "-c", "pass"], env_our),
              "sh_bare": (["/bin/sh", "-c", ":"], env_our),
              "exportfs": (["/usr/sbin/exportfs"], env_our)}
     times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(reps):
-        for name, (argv, env) in calls.items():
-            times[name].append(b.run(argv, env))
+    cpu: dict[str, list[float]] = {name: [] for name in calls}
+    try:
+        for _ in range(reps):
+            for name, (argv, env) in calls.items():
+                wall, used = b.run_cpu(argv, env)
+                times[name].append(wall)
+                cpu[name].append(used)
+    finally:
+        stop_classic_pair(b, mon_our, mon_up)
     b.r["floor"] = {name: med(ts) for name, ts in times.items()}
+    b.r["floor_cpu"] = {name: statistics.mean(ts) for name, ts in cpu.items()}
+    b.r["floor_reps"] = reps
 
 
 def profiled(argv_tail: list[str]) -> list[str]:
@@ -221,26 +257,45 @@ def bench_imports(b: Bench):
     b.r["imports"] = prof
 
 
-def monitor_steps(b: Bench, mods: dict, env: dict) -> list[tuple[str, float]]:
-    """Where a classic monitor's time goes, in real time (medians, steps interleaved): the
-    interpreter; + the standard-library modules ganesha_ha's modules import (as the import
-    profile lists them); + ganesha_ha's modules; then the monitor itself as Pacemaker runs
-    it (+ the installed agent's sh wrapper, the exportfs run and the reads)."""
+# the standard library a classic monitor cannot do without, in the order the steps add it, and why
+NAMED_STDLIB = [(("re", "json"), "the registry's JSON and the model's client and option rules (json needs re; "
+                                 "re brings enum, functools, collections)"),
+                (("ipaddress",), "client addresses, checked and normalised"),
+                (("pathlib",), "the package's file model (Volume, Registry, the stores: pathlib.Path)")]
+
+
+def monitor_steps(b: Bench, mods: dict, env: dict) -> list[tuple[str, float, float]]:
+    """Where a classic monitor's time goes (wall medians and mean CPU time, steps interleaved,
+    each step including the ones before): the interpreter; + re and json, + ipaddress,
+    + pathlib (each when ganesha_ha's modules import it, as the import profile lists them);
+    + the rest of the standard library they import; + ganesha_ha's modules; then the monitor
+    itself as Pacemaker runs it (+ the installed agent's sh wrapper, the exportfs run and the
+    reads). Every Python step ends with os._exit, as the agent's launcher does."""
     ours = sorted(m for m in mods if m.startswith("ganesha_ha."))
     stdlib = sorted(m for m, v in mods.items() if (v["parent"] or "").startswith("ganesha_ha")
                     and not m.startswith("ganesha_ha") and m != "__future__")
-    boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import "
-    # none when every standard module they use was imported before them (`-c "import "` is a
-    # syntax error: the step is then the bare interpreter again)
-    first = f"import {', '.join(stdlib)}" if stdlib else "pass"
-    steps = [("`python -IS -c pass`", [PY, "-IS", "-c", "pass"]),
-             (f"+ the standard library they import ({', '.join(stdlib) or 'none of its own'}, and what "
-              "those import)", [PY, "-IS", "-c", first]),
-             (f"+ ganesha_ha's modules ({len(ours)})", [PY, "-IS", "-c", boot + ", ".join(stdlib + ours)]),
-             ("the monitor: + the sh wrapper, running exportfs (posix_spawn), reading its state",
-              [b.agent, "monitor"])]
+    end = "; os._exit(0)"
+    loaded = ["os"]
+    steps = [("`python -IS -c pass`", [PY, "-IS", "-c", "import os" + end])]
+    for names, why in NAMED_STDLIB:
+        present = [n for n in names if n in stdlib]
+        if present:
+            loaded += present
+            steps.append((f"+ {' and '.join(present)}: {why}", [PY, "-IS", "-c", f"import {', '.join(loaded)}" + end]))
+    rest = [m for m in stdlib if m not in loaded]
+    if rest:
+        loaded += rest
+        steps.append((f"+ the rest of the standard library they import ({', '.join(rest)}, and what those "
+                      "import)", [PY, "-IS", "-c", f"import {', '.join(loaded)}" + end]))
+    steps += [(f"+ ganesha_ha's modules ({len(ours)})",
+               [PY, "-IS", "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); import {', '.join(loaded + ours)}" + end]),
+              ("the monitor: + the sh wrapper, running exportfs (posix_spawn), reading its state",
+               [b.agent, "monitor"])]
     times: list[list[float]] = [[] for _ in steps]
+    cpu: list[list[float]] = [[] for _ in steps]
     for _ in range(max(b.reps * 4, 20)):
         for i, (_, argv) in enumerate(steps):
-            times[i].append(b.run(argv, env))
-    return [(label, med(ts)) for (label, _), ts in zip(steps, times)]
+            wall, used = b.run_cpu(argv, env)
+            times[i].append(wall)
+            cpu[i].append(used)
+    return [(label, med(ts), statistics.mean(cs)) for (label, _), ts, cs in zip(steps, times, cpu)]

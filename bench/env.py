@@ -181,6 +181,21 @@ class Bench:
                                f"(see {self.work / 'agent.log'})")
         return dt
 
+    def run_cpu(self, argv, env, expect=0) -> tuple[float, float]:
+        """(wall seconds, CPU seconds) of one call: user + system time of the process and of
+        the children it waited for (os.wait4), which a loaded machine inflates far less than
+        the wall time (waiting for a CPU is not counted)."""
+        t0 = time.perf_counter()
+        p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=self.agent_log)
+        _, status, ru = os.wait4(p.pid, 0)
+        dt = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if expect is not None and p.returncode != expect:
+            raise RuntimeError(f"{' '.join(map(str, argv))}: exit {p.returncode}, expected {expect} "
+                               f"(see {self.work / 'agent.log'})")
+        return dt, ru.ru_utime + ru.ru_stime
+
     def settings(self):
         from ganesha_ha.settings import load_settings
         return load_settings(self.conf)

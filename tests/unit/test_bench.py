@@ -104,3 +104,28 @@ def test_ganesha_against_restart_and_floor_and_the_scale_rows():
     text = report.render(f, 60.0)
     assert "| `volume start` | n/a | 12.00 s | > 240 s (not serving all 10000 yet; stopped there) |" in text
     assert "knfsd: not measured: exportfs failed" in text
+
+
+def test_the_floor_target_reads_the_interleaved_monitor_and_names_each_step():
+    """The per-call target takes the classic monitor timed call by call beside the shell
+    agent's (not the ra_bench.sh runs, which alternate whole runs), and the report takes the
+    monitor apart step by step, wall and CPU time, whether the target is met or not."""
+    f = figures()
+    f.r["classic"] = {"mon_one_ms": 40.0, "start_all_s": 0.04, "stop_all_s": 0.03}
+    f.r["classic_up"] = {"mon_one_ms": 20.0, "start_all_s": 0.04, "stop_all_s": 0.03}
+    f.r["floor"].update(mon_ours=0.027, mon_up=0.020)
+    f.r["floor_cpu"] = {"meta_ours": 0.008, "meta_up": 0.008, "mon_ours": 0.026, "mon_up": 0.018}
+    f.r["floor_reps"] = 20
+    f.r["monitor_steps"] = [("`python -IS -c pass`", 0.007, 0.007), ("+ re and json: why", 0.013, 0.0125),
+                            ("the monitor: + the sh wrapper", 0.027, 0.026)]
+    text = report.render(f, 60.0)
+    rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
+    assert rows["| per-call overhead at N = 1 within 1.5× of the shell agent (meta-data, classic monitor)"].endswith(
+        "| 1.29×, 1.35× | **met** |")
+    assert "(median of 20) | 27.0 ms | 20.0 ms | 1.35× |" in text
+    assert rows["| CPU time of classic-mode `monitor` (user + system, children included; mean of the same calls)"].endswith(
+        "| 26.0 ms | 18.0 ms | 1.44× |")
+    assert "| + re and json: why | 13.0 ms | +6.0 ms | 12.5 ms | +5.5 ms |" in text
+    assert "### Where the per-call time goes" in text and "### What stands in the way" not in text
+    f.r["floor"].update(mon_ours=0.031)
+    assert "### What stands in the way of 1.5×" in report.render(f, 60.0)
