@@ -221,7 +221,6 @@ class ClassicMode:
 
     def classic_monitor(self) -> int:
         from .errors import GaneshaHAError, ValidationError
-        from .execute import ExportFailure
 
         try:
             state = self.volume.load()
@@ -249,6 +248,7 @@ class ClassicMode:
             self.log.warning(f"could not save client list: {exc}")
         if not_live:  # some directories of this resource are exported, others not
             from .errors import ApplyError
+            from .execute import ExportFailure
 
             return self._served_answer([ExportFailure(e, "apply", ApplyError("not exported as configured"))
                                         for e in not_live], len(exports))

@@ -23,7 +23,6 @@ from .backends import Backend, Drift
 from .backends.load import get_backend
 from .context import VolumeContext
 from .errors import ApplyError, GaneshaHAError, ServerUnavailableError, ValidationError
-from .execute import ExportFailure, Progress, check_ready, failures_error, run_steps, summary
 from .export_edits import ExportEdits
 from .fsutil import require_mountpoint
 from .model import Export, validate_id_range
@@ -32,11 +31,15 @@ from .record import Factory, Record, replace
 from .registry import SCHEMA_VERSION, Registry, RegistryState, check_range_free, export_from_dict
 from .servers import INSTANCE, SHARED, backend_info
 from .settings import Settings
-from .transaction import Transaction
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
+    from .execute import ExportFailure
     from .plan import Step
+    from .transaction import Transaction
+
+# execute.py and transaction.py are imported by the methods that change something: a monitor
+# that finds the exports as registered (volume mode, and the classic mode's) runs neither
 
 
 class StartResult(Record):
@@ -155,6 +158,8 @@ class Volume(ExportEdits):
         the steps (best effort) and raises ApplyError (exit 7), or ServerUnavailableError
         (exit 6) when the server did not answer: it may still carry the change out.
         """
+        from .transaction import Transaction
+
         with self.registry.locked():
             base = self.load()
             backend = self.backend(base)
@@ -172,6 +177,7 @@ class Volume(ExportEdits):
 
     def _commit(self, tx: Transaction, note: str) -> None:
         base, new, backend, ctx = tx.base, tx.state, tx.backend, tx.ctx
+        from .execute import Progress, check_ready, failures_error, run_steps
         from .plan import APPLY, plan_changes, plan_undo  # here: a monitor of a correct volume needs no plan
 
         submounts = backend_info(backend.name).pseudo_tree
@@ -402,6 +408,7 @@ class Volume(ExportEdits):
             if mounted:
                 _best_effort(lambda: self.save_recovery(backend, ctx))
             live = backend.live_paths(ctx, state.exports)
+            from .execute import run_steps, summary
             from .plan import plan_changes
 
             # children before parents, each on its own
@@ -457,6 +464,8 @@ class Volume(ExportEdits):
             result.exports = len(tx.state.exports)
             result.repaired = len(drift.missing) + len(drift.changed) + len(drift.stray) - len(tx.failed)
         elif drift.missing or drift.changed:
+            from .execute import ExportFailure
+
             result.failed = [ExportFailure(e, "apply", ApplyError("not live as the registry says"))
                              for e in drift.missing + drift.changed]
         if save:

@@ -36,8 +36,7 @@ CLASSIC_MONITOR_MODULES = frozenset({
     "ganesha_ha.textcheck",
     "ganesha_ha.settings",
     # the volume: registry, node marks, what the backend is given
-    "ganesha_ha.volume", "ganesha_ha.export_edits", "ganesha_ha.transaction", "ganesha_ha.execute",
-    "ganesha_ha.context", "ganesha_ha.registry", "ganesha_ha.idranges", "ganesha_ha.fsutil", "ganesha_ha.linux",
+    "ganesha_ha.volume", "ganesha_ha.export_edits", "ganesha_ha.context", "ganesha_ha.registry", "ganesha_ha.idranges", "ganesha_ha.fsutil", "ganesha_ha.linux",
     "ganesha_ha.nodestate",
     # knfsd: exportfs, etab, and the rmtab lines saved to the volume
     "ganesha_ha.backends", "ganesha_ha.backends.load", "ganesha_ha.backends.knfsd",
