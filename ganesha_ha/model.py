@@ -50,8 +50,8 @@ _HOSTNAME_RE = LazyPattern(rf"(?:{_LABEL}\.)*[A-Za-z0-9-]*[A-Za-z][A-Za-z0-9-]*\
 _HOSTNAME_LABELS_RE = LazyPattern(rf"{_LABEL}(?:\.{_LABEL})*\.?")
 # exports(5) wildcards: `*`, `?` and character classes `[...]`/`[!...]` (fnmatch, as mountd matches)
 _WILDCARD_RE = LazyPattern(r"(?:[A-Za-z0-9.*?_-]|\[!?[A-Za-z0-9._-]+\])+")
-_IPV4ISH_RE = re.compile(r"[0-9.]+(?:/[0-9.]*)?")   # a prefix length or exports(5)'s dotted netmask
-_IPV6ISH_RE = re.compile(r"[0-9a-fA-F:.]+(?:/[0-9]{1,3})?")
+_IPV4ISH_RE = LazyPattern(r"[0-9.]+(?:/[0-9.]*)?")   # a prefix length or exports(5)'s dotted netmask
+_IPV6ISH_RE = LazyPattern(r"[0-9a-fA-F:.]+(?:/[0-9]{1,3})?")
 _NETGROUP_RE = LazyPattern(r"@[A-Za-z_][A-Za-z0-9_.-]*")
 _UINT_RE = LazyPattern(r"(0|[1-9][0-9]{0,9})")
 _CANONICAL_UUID_RE = LazyPattern(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
