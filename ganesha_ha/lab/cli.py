@@ -1,7 +1,7 @@
 """`ganesha-ha lab ...`: argument parsing, exit codes and output of the failover labs.
 
     ganesha-ha lab [--server ganesha|knfsd] [--kinds move,shutdown,kill,loss] [--show-cib]
-                   [--nodes N] [--plot FILE] [--nfs-version 4.0|4.1] [--grace-period S]
+                   [--ganesha-mode shared|instance] [--nodes N] [--plot FILE] [--nfs-version 4.0|4.1] [--grace-period S]
                    [--nlm|--no-nlm] [--json] [--keep] [--break lying-monitor|server-scope]
     ganesha-ha lab --direct [--server ganesha|knfsd] [--failovers N] [--kill] [--json] [--keep]
                    [--nfs-version 4.0|4.1] [--grace-period S] [--nlm|--no-nlm]
@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kinds", type=_kinds, default=None, metavar="K,K",
                    help="the cluster's failovers, in order (default all: "
                         + "; ".join(f"{k}: {v}" for k, v in KINDS.items()) + ")")
+    p.add_argument("--ganesha-mode", choices=["shared", "instance"], default=None,
+                   help="the cluster lab's Ganesha: shared, the node's one ganesha.nfsd serving every volume "
+                        "(default); instance, a ganesha.nfsd of each volume's own, started by the agent after "
+                        "the IP (NFSv4 only: no NLM). Either way a client of each volume that does not move "
+                        "opens new files throughout, and the report says how long they got NFS4ERR_GRACE; "
+                        "with instance the lab fails if they got any")
     p.add_argument("--nodes", type=_nodes, default=None, metavar="N",
                    help=f"cluster nodes (2 to {MAX_NODES}, default 2): from 3 on, two volumes prefer each "
                         "node, each node holds at most 3 (utilization), so a failed node's two volumes "
@@ -135,11 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"Ganesha's Grace_Period in seconds (default 5, short for a quick run; "
                         f"{GANESHA_GRACE_PERIOD} is Ganesha's own default): every failover reports how "
                         "long each volume's clients could not open new files")
-    p.add_argument("--nlm", action=argparse.BooleanOptionalAction, default=NLM_DEFAULT,
+    p.add_argument("--nlm", action=argparse.BooleanOptionalAction, default=None,
                    help="Ganesha with NFSv3 + NLM (rpcbind and rpc.statd on each node) and an NFSv3 "
                         "client holding an NLM lock across every failover (default: "
-                        f"{'on' if NLM_DEFAULT else 'off'}). With NLM on Ganesha's grace always runs "
-                        "its whole Grace_Period; off, it ends once every NFSv4.1 client reclaimed")
+                        f"{'on' if NLM_DEFAULT else 'off'}, off with --ganesha-mode instance). With NLM on "
+                        "Ganesha's grace always runs its whole Grace_Period; off, it ends once every NFSv4.1 "
+                        "client reclaimed")
     p.add_argument("--json", action="store_true", help="print the evidence as one JSON object")
     p.add_argument("--keep", action="store_true",
                    help="leave the lab up afterwards for exploring ('ganesha-ha lab down' removes it)")
@@ -157,6 +164,12 @@ def main(argv: list[str], config: str | None = None) -> int:
         return _down(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.ganesha_mode == "instance" and args.nlm:
+        parser.error("--ganesha-mode instance serves NFSv4 only (a volume's own ganesha.nfsd runs no NLM): "
+                     "drop --nlm")
+    args.nlm = (NLM_DEFAULT and args.ganesha_mode != "instance") if args.nlm is None else args.nlm
+    if args.ganesha_mode == "instance" and "server-scope" in args.breaks:
+        parser.error("--break server-scope breaks the nodes' shared Ganesha; an instance's scope is its volume's")
     if "server-scope" in args.breaks and (args.nfs_version != "4.1" or args.server != "ganesha"):
         parser.error("--break server-scope needs NFSv4.1 clients of Ganesha (a 4.0 client knows no scope)")
     from .direct_lab import BREAKS as DIRECT_BREAKS
@@ -172,9 +185,9 @@ def main(argv: list[str], config: str | None = None) -> int:
     from .cluster_lab import BREAKS as CLUSTER_BREAKS
 
     if (args.show_cib or set(args.breaks) & set(CLUSTER_BREAKS) or args.kinds is not None
-            or args.nodes is not None or args.plot is not None):
-        parser.error("--kinds, --nodes, --plot, --show-cib and --break lying-monitor are for the "
-                     "cluster lab (without --direct)")
+            or args.nodes is not None or args.plot is not None or args.ganesha_mode is not None):
+        parser.error("--kinds, --nodes, --plot, --show-cib, --ganesha-mode and --break lying-monitor are "
+                     "for the cluster lab (without --direct)")
     args.failovers = args.failovers or 1
     problem = _preflight(args.server, extra=_nlm_programs(args))
     if problem:
@@ -237,6 +250,8 @@ def _cluster(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if set(args.breaks) - set(BREAKS) - set(COMMON_BREAKS):
         parser.error(f"the cluster lab's --break takes {', '.join([*BREAKS, *COMMON_BREAKS])}; "
                      "the others need --direct")
+    if args.ganesha_mode is not None and args.server != "ganesha":
+        parser.error("--ganesha-mode is how Ganesha serves the volumes: it needs --server ganesha")
     args.kinds = args.kinds or tuple(KINDS)
     if args.plot is not None and args.server != "ganesha":
         parser.error("--plot draws the clients' I/O: it needs --server ganesha")
@@ -248,7 +263,7 @@ def _cluster(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return 3
     opts = ClusterLabOptions(server=args.server, kinds=args.kinds, breaks=tuple(dict.fromkeys(args.breaks)),
                              keep=args.keep, nodes=args.nodes or 2, timeline=args.plot is not None,
-                             **_common(args))
+                             ganesha_mode=args.ganesha_mode or "shared", **_common(args))
     report = ClusterLab(opts, Progress(enabled=not args.quiet)).run()
     if args.plot is not None:
         from .plot import save_plot

@@ -10,6 +10,16 @@ three nodes on a node that goes away may send its volumes to different survivors
 chooses; `spread_check` holds it to that), and a "failback" moves them home between
 failovers. With --plot each failover also records its timeline (timeline.py).
 
+Every failover is watched from a volume that does not move too, on a node that takes one
+over: its clients' new opens say how long the take-over's grace stalled them (`not_moved`,
+NFS4ERR_GRACE seconds). From three nodes on every node holds volumes of its own at each
+failover (the fail-backs see to it); with two, when vol1 and vol2 share a node, vol2 is
+first moved away (a planned move with its own evidence, `spread_before`). With a Ganesha
+instance per volume (`--ganesha-mode instance`) the kill is of vol1's own instance (vol1
+moves alone), nothing is copied and no take-over event is sent (the moved volume's instance
+reads its clients' records on the volume itself, ganesha_instance.py), and a volume that did
+not move must never get NFS4ERR_GRACE.
+
 `ClusterFailovers` is a part of `ClusterLab` (cluster_lab.py), kept apart because the
 failover is a job of its own; it uses the lab's `cluster`, `services`, `vols`, `net`,
 `opts`, `say`, `where()` and `wait_group()`.
@@ -25,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .sandbox import ClusterError
-from .ganesha_daemon import in_grace
+from .ganesha_daemon import GANESHA_BUS_NAME, in_grace
 from .knfsd_evidence import etab_lines, knfsd_evidence, rmtab_lines
 from .layout import loss_detect_s
 from .procs import wait_until
@@ -38,7 +48,8 @@ from .volume_clients import VolumeClients
 KINDS = {
     "move": "planned move: crm_resource --move of vol1's group to another node (the one with the fewest volumes)",
     "shutdown": "node shutdown: SIGTERM to pacemakerd on vol1's node, which then goes down",
-    "kill": "kill -9 of ganesha.nfsd on vol1's node: the monitor fails, the group moves",
+    "kill": "kill -9 of ganesha.nfsd on vol1's node (with an instance per volume: vol1's own): the monitor "
+            "fails, the group moves",
     "loss": "node loss: corosync, pacemakerd and everything else of vol1's node killed at once",
 }
 KNFSD_KINDS = ("move", "shutdown", "loss")  # no userspace daemon to kill -9 with knfsd
@@ -55,6 +66,7 @@ class Vol:
     recipe: VolumeRecipe
     image: Path
     clients: VolumeClients | None = None
+    uuid: str = ""      # the volume's (its own instance's D-Bus name and files)
 
 
 class ClusterFailovers:
@@ -98,29 +110,56 @@ class ClusterFailovers:
         return out
 
     # ---- one failover -----------------------------------------------------------------
-    def routes(self, kind: str, src: str) -> dict[str, tuple[str, str | None]]:
-        """The volumes this failover moves: name -> (from, to), to None where Pacemaker
-        chooses (a node going away takes every volume on it)."""
+    def routes(self, kind: str, src: str, subject: str = "vol1") -> dict[str, tuple[str, str | None]]:
+        """The volumes this failover of `subject` moves: name -> (from, to), to None where
+        Pacemaker chooses (a node going away takes every volume on it; the kill of a
+        volume's own instance takes that volume only)."""
         placed = self.placement()
         if kind == "failback":
             return {n: (placed[n], v.recipe.preferred_node) for n, v in self.vols.items()
                     if placed[n] not in (None, v.recipe.preferred_node)}
         if kind == "move":   # to the node with the fewest volumes (the first of equals)
             load = {n: sum(w == n for w in placed.values()) for n in self.node_names if n != src}
-            return {"vol1": (src, min(load, key=lambda n: (load[n], self.node_names.index(n))))}
+            return {subject: (src, min(load, key=lambda n: (load[n], self.node_names.index(n))))}
+        if kind == "kill" and self.opts.instance:
+            return {subject: (src, None)}
         return {n: (src, None) for n, w in placed.items() if w == src}
 
     def failover(self, i: int, kind: str) -> dict[str, Any]:
+        """Failover `i` of `kind` with its evidence; first, when every volume runs on vol1's
+        node (two nodes), vol2 is moved away so that one stays on the node taking vol1 over."""
+        placed = self.placement()
+        spread = None
+        if (self.opts.server == "ganesha" and kind != "failback" and "vol2" in self.vols
+                and len(set(placed.values())) == 1):
+            self.say(f"failover {i}: every volume on {placed['vol1']}: vol2 moves away first, so that one "
+                     "stays on the node taking vol1 over")
+            spread = self.move_one(i, "move", "vol2", first=True)
+            if not spread["ok"]:
+                spread["problems"].insert(0, "moving vol2 away first failed")
+                return spread
+        fo = self.move_one(i, kind, "vol1")
+        if spread is not None:
+            fo["spread_before"] = spread
+        return fo
+
+    def move_one(self, i: int, kind: str, subject: str, first: bool = False) -> dict[str, Any]:
+        """`kind` applied to volume `subject` (a move: its group; otherwise what runs on its
+        node, see routes()), with the evidence; `first`: the move before failover `i`."""
         say = self.say
-        v1 = self.vols["vol1"]
+        v1 = self.vols[subject]
         src = self.where(v1)
-        routes = self.routes(kind, src)
+        routes = self.routes(kind, src, subject)
         moving = [self.vols[n] for n in routes]
-        fo: dict[str, Any] = {"n": i, "kind": kind, "what": KINDS.get(kind, FAILBACK),
+        what = KINDS.get(kind, FAILBACK)
+        if first:
+            what = f"before failover {i}: crm_resource --move of {subject}'s group away from vol1's node"
+        fo: dict[str, Any] = {"n": i, "kind": kind, "what": what,
                               "from": ", ".join(sorted({a for a, _ in routes.values()})), "to": None,
                               "volumes": {}, "problems": []}
         bad = fo["problems"].append
-        say(f"failover {i} ({kind}): " + ", ".join(f"{n} {a} -> {b or '?'}" for n, (a, b) in routes.items()))
+        label = f"failover {i}, first ({kind})" if first else f"failover {i} ({kind})"
+        say(f"{label}: " + ", ".join(f"{n} {a} -> {b or '?'}" for n, (a, b) in routes.items()))
         ganesha = self.opts.server == "ganesha"
         before = {n: self.snapshot(a, self.vols[n]) for n, (a, _) in routes.items()}
         running = [n.name for n in self.cluster.running_nodes()]
@@ -135,7 +174,7 @@ class ClusterFailovers:
                 v.clients.begin(moving=v in moving)
         sampler = self.grace_sampler(running) if ganesha and self.opts.timeline else None
         t_fail, wall0 = time.monotonic(), time.time()
-        self.trigger(kind, src, routes)
+        self.trigger(kind, src, routes, v1)
         # Pacemaker decides. Each moved volume's client is on its own, as real clients are: one
         # thread per volume waits for its group on the new node (IP, last, included), then
         # gathers its evidence (reclaiming in that node's grace) without waiting for the others.
@@ -172,8 +211,10 @@ class ClusterFailovers:
         grace_over_at: dict[str, float | None] = {}
         if ganesha:
             for dst in sorted(set(landed.values())):
-                grace_over_at[dst] = self.wait_grace_over(fo, dst, min(t_up[n] for n, d in landed.items() if d == dst))
-            self.new_opens(fo, staying, grace_over_at)
+                grace_over_at[dst] = self.wait_grace_over(
+                    fo, dst, min(t_up[n] for n, d in landed.items() if d == dst),
+                    [self.bus_name(self.vols[n]) for n, d in landed.items() if d == dst])
+            self.new_opens(fo, staying, grace_over_at, set(landed.values()))
         for v in moving:
             ev = fo["volumes"].get(v.recipe.name)
             if ev is None:
@@ -186,6 +227,11 @@ class ClusterFailovers:
                 # Pacemaker's reaction time comes on top of the lab's grace + 2 s.
                 ev["checks"] = {**v.clients.watch.checks(ev, outage_limit=self.outage_limit(kind)),
                                 **v.clients.checks(ev, new_open_limit=self.opts.new_open_limit())}
+                if self.opts.instance:   # nothing copied, no take-over event: the records are on the volume
+                    for check in ("recovery_records_moved", "grace_events_sent"):
+                        ev["checks"].pop(check)
+                    ev["checks"]["no_takeover_event"] = ev.get("grace_events_sent") == 0
+                    ev["checks"]["records_on_volume"] = ev.get("recovery_records_on_volume", 0) > 0
             else:
                 ev["checks"] = {k: ev[k] for k in ("etab_identical", "fsids_equal", "rmtab_migrated")}
             for check, passed in ev["checks"].items():
@@ -206,12 +252,15 @@ class ClusterFailovers:
             summary = (f"outage {fo['outage_s']} s, handles_preserved {fo['handles_preserved']}, "
                        f"data_verified {fo['data_verified']}, new opens blocked "
                        + ", ".join(f"{n} {e.get('new_opens', {}).get('outage_s')} s"
-                                   for n, e in {**fo["volumes"], **fo.get("not_moved", {})}.items()))
+                                   for n, e in {**fo["volumes"], **fo.get("not_moved", {})}.items())
+                       + "".join(f"; {n}, not moved, on {e['on']}: new opens in NFS4ERR_GRACE "
+                                 f"{e['new_opens'].get('grace_s')} s"
+                                 for n, e in fo.get("not_moved", {}).items() if e.get("on_receiving_node")))
         else:
             fo["identity_kept"] = complete and all(e["etab_identical"] and e["fsids_equal"] for e in vols)
             summary = f"etab byte-identical and fsids equal: {fo['identity_kept']}"
         fo["ok"] = complete and not fo["problems"]
-        say(f"  failover {i} ({kind}): {'OK' if fo['ok'] else 'FAILED'}: {summary}")
+        say(f"  {label}: {'OK' if fo['ok'] else 'FAILED'}: {summary}")
         return fo
 
     def volume_evidence(self, i: int, v: Vol, src: str, dst: str, t_fail: float, t_up: float,
@@ -226,21 +275,28 @@ class ClusterFailovers:
         ev["export_ids"] = {"before": sorted(before["live"]), "after": sorted(after["live"])}
         ev["export_ids_equal"] = before == after and set(after["live"]) == set(after["registry"].values())
         g0 = graces0.get(dst, 0)
-        wait_until(lambda: self.services[dst].grace_events(v.recipe.ip) > g0, 1.0)
+        if not self.opts.instance:   # an instance gets no take-over event: nothing to wait for
+            wait_until(lambda: self.services[dst].grace_events(v.recipe.ip) > g0, 1.0)
         ev["grace_events_sent"] = self.services[dst].grace_events(v.recipe.ip) - g0
         return ev
 
-    def new_opens(self, fo: dict[str, Any], staying: list[Vol], grace_over_at: dict[str, float | None]) -> None:
+    def new_opens(self, fo: dict[str, Any], staying: list[Vol], grace_over_at: dict[str, float | None],
+                  receiving: set[str]) -> None:
         """The volumes that did not move: how long their clients could not open new files
-        while the others moved (grace is server-wide: a take-over by the node serving them
-        blocks their new opens too). `grace_over_at`: when each node that took a volume left
-        grace (time.monotonic(); None: never)."""
+        while the others moved, and how long of it was NFS4ERR_GRACE (grace is server-wide: a
+        take-over by the shared Ganesha serving them blocks their new opens too; measured,
+        not assumed). With an instance per volume they must get none at all. `grace_over_at`:
+        when each node that took a volume left grace (time.monotonic(); None: never);
+        `receiving`: the nodes that took one."""
         out = {}
         for v in staying:
             on = self.where(v)
             ev = v.clients.after_grace(None, grace_over_at.get(on))
             ev["on"] = on
+            ev["on_receiving_node"] = on in receiving
             ev["checks"] = v.clients.checks(ev, new_open_limit=None)
+            if self.opts.instance:
+                ev["checks"]["new_opens_never_in_grace"] = ev["new_opens"].get("grace_s") == 0.0
             for check, passed in ev["checks"].items():
                 if not passed:
                     fo["problems"].append(f"{v.recipe.name} (did not move): check failed: {check}")
@@ -271,7 +327,7 @@ class ClusterFailovers:
         """The volume's identity as `node` serves it: registry, and the live table."""
         svc, mp = self.services[node], v.recipe.mountpoint
         if self.opts.server == "ganesha":
-            return {"registry": self.registry(node, v), "live": svc.live_ids(mp)}
+            return {"registry": self.registry(node, v), "live": svc.live_ids(mp, bus_name=self.bus_name(v))}
         return {"registry": self.registry(node, v, key="fsid"),
                 "etab": etab_lines(svc.var_lib_nfs / "etab", mp),
                 "rmtab": rmtab_lines(svc.var_lib_nfs / "rmtab", mp)}
@@ -280,6 +336,8 @@ class ClusterFailovers:
         """What the NFSv4 client of `v` saw and could do after the move (evidence.py)."""
         ev = v.clients.watch.settle(t_up, label=f"client of {v.recipe.name}")
         ev["recovery_records_moved"] = self.services[dst].takeover_records(v.recipe.ip)
+        if self.opts.instance:
+            ev["recovery_records_on_volume"] = self.instance_records(dst, v)
         result = v.clients.watch.recover(i, dst, t_up, lambda: self.volume_file(dst, v))
         self.seen_server(dst, result.get("server_identity"))
         ev.update({k: val for k, val in result.items() if k != "error"})
@@ -296,7 +354,7 @@ class ClusterFailovers:
                   "loss": max(5.0, loss_detect_s(len(self.node_names)))}[kind]
         return self.opts.grace_period + 2 + detect + 5
 
-    def trigger(self, kind: str, src: str, routes: dict[str, tuple[str, str | None]]) -> None:
+    def trigger(self, kind: str, src: str, routes: dict[str, tuple[str, str | None]], subject: Vol) -> None:
         say = self.say
         if kind in ("move", "failback"):
             for name, (_, dst) in routes.items():
@@ -307,6 +365,9 @@ class ClusterFailovers:
             say(f"  SIGTERM to pacemakerd on {src} (node shutdown)")
             self.cluster.stop_node(src, timeout=90)
             self.services[src].stop()   # then the node goes down: its services stop too
+        elif kind == "kill" and self.opts.instance:
+            pid = self.services[src].kill_instance(subject.uuid)
+            say(f"  kill -9 of {subject.recipe.name}'s own ganesha.nfsd on {src} (pid {pid})")
         elif kind == "kill":
             pid = self.services[src].kill_ganesha()
             say(f"  kill -9 ganesha.nfsd on {src} (pid {pid})")
@@ -331,11 +392,12 @@ class ClusterFailovers:
             self.boot_services(src)
             self.say(f"  {src} back: cluster member again after {time.monotonic() - t:.1f} s")
         elif kind == "kill":
-            self.services[src].restart_ganesha()
+            if not self.opts.instance:   # an instance is started again by the agent, where its volume goes
+                self.services[src].restart_ganesha()
             for v in self.vols.values():
                 self.cluster.crm_resource("--cleanup", "--resource", v.recipe.group, check=False)
-            self.say(f"  ganesha.nfsd on {src} restarted by its service manager; "
-                     "crm_resource --cleanup cleared the fail counts")
+            self.say(("  " if self.opts.instance else f"  ganesha.nfsd on {src} restarted by its service manager; ")
+                     + "crm_resource --cleanup cleared the fail counts")
 
     def spread_check(self, fo: dict[str, Any], kind: str, landed: dict[str, str]) -> None:
         """From three nodes on (a capacity set, layout.py): the volumes of a node that went
@@ -350,6 +412,14 @@ class ClusterFailovers:
     def grace_sampler(self, nodes: list[str]) -> GraceSampler:
         def probe(node: str) -> bool | None:
             svc = self.services[node]
+            if self.opts.instance:   # the instances of the volumes on the node: any in grace
+                seen = []
+                for v in self.vols.values():
+                    try:
+                        seen.append(in_grace(svc.bus_address, self.bus_name(v)))
+                    except Exception:   # noqa: BLE001 - no such instance on this node
+                        pass
+                return any(seen) if seen else None
             if svc.ganesha is None or svc.ganesha.proc is None or svc.ganesha.proc.poll() is not None:
                 return None
             return in_grace(svc.bus_address)
@@ -371,13 +441,15 @@ class ClusterFailovers:
         return build_timeline(t0=t0, wall0=wall0, t_end=time.monotonic(), volumes=vols,
                               log_lines=logged, grace=grace)
 
-    def wait_grace_over(self, fo: dict[str, Any], dst: str, t_up: float) -> float | None:
-        """Until `dst` is out of grace: when that was seen (time.monotonic()), None if never."""
+    def wait_grace_over(self, fo: dict[str, Any], dst: str, t_up: float, bus_names: list[str]) -> float | None:
+        """Until `dst`'s Ganesha (each of `bus_names`: the node's shared one, or the moved
+        volumes' own instances) is out of grace: when that was seen (time.monotonic()), None
+        if never."""
         svc = self.services[dst]
 
         def over() -> bool:
             try:
-                return not in_grace(svc.bus_address)
+                return not any(in_grace(svc.bus_address, name) for name in set(bus_names))
             except Exception:
                 return False
         if wait_until(over, self.opts.grace_period + 20, interval=0.2):
@@ -387,6 +459,23 @@ class ClusterFailovers:
         return None
 
     # ---- helpers ----------------------------------------------------------------------
+    def bus_name(self, v: Vol) -> str:
+        """The D-Bus name of the Ganesha serving `v`: its own instance's, or the node's."""
+        if not self.opts.instance:
+            return GANESHA_BUS_NAME
+        from ..backends.ganesha_instance_conf import bus_name, dbus_prefix
+
+        return bus_name(dbus_prefix(v.uuid))
+
+    def instance_records(self, node: str, v: Vol) -> int:
+        """NFSv4 client records in `v`'s instance's RecoveryRoot on the volume, read on `node`:
+        those still to reclaim (v4old) and those confirmed since (v4recov)."""
+        from ..backends.ganesha_instance_conf import OLD_DIR, RECOV_DIR, RECOVERY_DIR
+
+        root = f"{v.recipe.mountpoint}/.ganesha-ha/{RECOVERY_DIR}"
+        cp = self.services[node].run(["ls", "-1", f"{root}/{OLD_DIR}", f"{root}/{RECOV_DIR}"])
+        return sum(1 for line in cp.stdout.splitlines() if "-(" in line)
+
     def registry(self, node: str, v: Vol, key: str = "export_id") -> dict[str, int]:
         """directory → Export_Id (or fsid) as the registry on the volume says, read on `node`."""
         cp = self.services[node].cli("export", "list", v.recipe.mountpoint, "--json", check=False)

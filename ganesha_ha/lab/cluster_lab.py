@@ -21,11 +21,21 @@ every move.
    (evidence.py): ``move`` (crm_resource --move), ``shutdown`` (SIGTERM to pacemakerd, then
    the node goes down), ``kill`` (kill -9 of ganesha.nfsd: the monitor fails and, with
    migration-threshold=1, the group moves), ``loss`` (every process of the node killed at
-   once). Fencing is off in the lab; the report says what it would add.
-5. Teardown: the nodes, the daemons, the loop devices, the namespaces, the work directory.
+   once). Fencing is off in the lab; the report says what it would add. Every failover
+   has volumes that do not move on a node that takes one over (with two nodes, vol2 is
+   first moved away from vol1's node when they share it): their clients' new opens say how
+   long the take-over kept them in NFS4ERR_GRACE.
+5. `--ganesha-mode instance` (issue 17): each volume is served by a ganesha.nfsd of its own
+   that the agent starts after the IP (the recipe's group order for the mode: fs → IP →
+   exports), instead of the node's shared one; the nodes run no Ganesha service and have an
+   IPv6 address besides ::1 (README: Ganesha 4.3's Bind_Addr needs one). The same failovers;
+   the kill is of vol1's own instance, the records stay on the volume, no take-over event is
+   sent, and the lab fails if a volume that did not move got a single NFS4ERR_GRACE.
+6. Teardown: the nodes, the daemons, the loop devices, the namespaces, the work directory.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -33,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..backends.ganesha_instance_conf import RECOV_DIR, RECOVERY_DIR
 from ..recovery.ganesha_records import RECOVERY_FILE
 from ..install import agent_text
 from ..linux import proc_starttime
@@ -60,6 +71,10 @@ FENCING_NOTE = ("stonith is off in this lab, so Pacemaker took the lost node's r
                 "of the node first. A real cluster must fence (power off) the node before that: "
                 "with stonith-enabled=true the survivor waits for the fence, then recovers.")
 CLI = str(Path(PY).with_name("ganesha-ha"))   # the console script beside this interpreter
+INSTANCE_RECORDS = f"{RECOVERY_DIR}/{RECOV_DIR}"   # an instance's confirmed clients, in the volume's state dir
+# each node's IPv6 address besides ::1 in instance mode: without one ganesha.nfsd 4.3 binds every
+# address instead of its Bind_Addr, and the agent refuses to start an instance (README)
+NODE_V6 = "fd00:6761::{}"
 
 
 @dataclass
@@ -67,6 +82,11 @@ class ClusterLabOptions(LabOptions):
     kinds: tuple[str, ...] = tuple(KINDS)
     nodes: int = 2            # cluster nodes (layout.py: 2 to MAX_NODES)
     timeline: bool = False    # record each failover's timeline (timeline.py; --plot draws it)
+    ganesha_mode: str = "shared"   # "instance": every volume a ganesha.nfsd of its own (issue 17)
+
+    @property
+    def instance(self) -> bool:
+        return self.server == "ganesha" and self.ganesha_mode == "instance"
 
 
 @dataclass
@@ -124,6 +144,9 @@ class NodeServices(LabNode):
             out.append((self.etc_exports, "/etc/exports"))
         if Path("/etc/ganesha/ganesha.conf").is_file():   # the agent reads the node's own
             out.append((self.ganesha_config, "/etc/ganesha/ganesha.conf"))
+        if not self.run_ganesha and Path("/var/log/ganesha").is_dir():   # the instances' logs: the node's own
+            (self.workdir / "log-ganesha").mkdir(exist_ok=True)
+            out.append((self.workdir / "log-ganesha", "/var/log/ganesha"))
         if Path("/etc/ganesha-ha").is_dir():  # the host's settings are not this node's
             (self.workdir / "etc-ganesha-ha").mkdir(exist_ok=True)
             out.append((self.workdir / "etc-ganesha-ha", "/etc/ganesha-ha"))
@@ -154,6 +177,10 @@ class ClusterLab(ClusterFailovers, LabRun):
         self.recipe: Recipe | None = None
         self.report.update({"mode": "cluster", "nodes": list(self.node_names), "kinds_requested": list(opts.kinds),
                             "fencing": FENCING_NOTE})
+        if opts.server == "ganesha":
+            self.report["ganesha_mode"] = opts.ganesha_mode
+        if opts.instance:   # the instance's, derived from the volume (ganesha_instance_conf.server_scope)
+            self.report["server_scope_set"] = "ganesha-ha-<volume uuid>, each volume's own on every node"
 
     def planned(self) -> int:
         return len(self.schedule)
@@ -192,7 +219,8 @@ class ClusterLab(ClusterFailovers, LabRun):
         for slot, name in enumerate(self.node_names):
             svc = NodeServices(name, self.net.ns(name), self.workdir / name, self.net.addr(name),
                                grace_period=self.opts.grace_period,
-                               run_ganesha=self.opts.server == "ganesha", nlm=self.opts.nlm,
+                               run_ganesha=self.opts.server == "ganesha" and not self.opts.instance,
+                               nlm=self.opts.nlm,
                                hosts={ip: f"{vol}.gha.lab" for vol, ip in self.volume_ips().items()},
                                server_scope=self.server_scope, lease_lifetime=self.opts.lease_lifetime,
                                epoch_slot=slot)
@@ -211,12 +239,20 @@ class ClusterLab(ClusterFailovers, LabRun):
         self.report["cluster_online_s"] = round(time.monotonic() - t, 2)
         say(f"cluster: corosync + pacemakerd on {', '.join(self.node_names)}, all online after "
             f"{time.monotonic() - t:.1f} s")
+        if self.opts.instance:
+            self.add_node_ipv6()
         for name in self.node_names:
             self.boot_services(name)
         self.make_volumes()
         self.configure()
         self.connect_clients()
         self.measure_memory()
+
+    def add_node_ipv6(self) -> None:
+        """Give each node an IPv6 address besides ::1 (NODE_V6), as the README asks of a node
+        serving instance volumes."""
+        for k, name in enumerate(self.node_names, start=1):
+            self.net.add_loopback_v6(name, NODE_V6.format(k))
 
     def ocf_overlay(self) -> list[tuple[Path, str]]:
         """/usr/lib/ocf/resource.d as the nodes see it (sandbox/ocf_root.py): the host's
@@ -238,7 +274,8 @@ class ClusterLab(ClusterFailovers, LabRun):
         svc.attach(cn.init_pid)
         svc.start_daemons()
         self.save_state()
-        what = f", ganesha.nfsd pid {svc.ganesha.pid}" if svc.ganesha else ""
+        what = (f", ganesha.nfsd pid {svc.ganesha.pid}" if svc.ganesha else
+                ", no Ganesha service (each volume's own is started by the agent)" if self.opts.instance else "")
         self.say(f"node {name}: {svc.addr}, system D-Bus{what}")
 
     def volume_ips(self) -> dict[str, str]:
@@ -255,23 +292,34 @@ class ClusterLab(ClusterFailovers, LabRun):
             mp = self.workdir / name
             mp.mkdir(mode=0o755)
             rec = VolumeRecipe(name=name, device=dev, mountpoint=str(mp), ip=self.volume_ips()[name],
-                               cidr_netmask=24, preferred_node=pref)
+                               cidr_netmask=24, preferred_node=pref,
+                               ganesha_mode="instance" if self.opts.instance else "shared")
             self.vols[name] = Vol(rec, image)
             self.save_state()
             # volume init and exports, on the preferred node, before the cluster manages it
             svc = self.services[pref]
             svc.mount(dev, mp)
             svc.run(["mkdir", "-p", f"{mp}/data", f"{mp}/home"], check=True)
-            lo, hi = id_range(k + 1)   # disjoint: any volumes may meet on one node
-            svc.cli("volume", "init", str(mp), "--server", self.opts.server, "--id-range", f"{lo}-{hi}")
+            if self.opts.instance:   # no ranges to keep apart; the lab's grace and lease, as the nodes' daemons have
+                init = ["--ganesha-mode", "instance", "--grace-period", str(self.opts.grace_period),
+                        "--lease-lifetime", str(self.opts.lease_lifetime)]
+            else:
+                lo, hi = id_range(k + 1)   # disjoint: any volumes may meet on one node
+                init = ["--id-range", f"{lo}-{hi}"]
+            out = svc.cli("volume", "init", str(mp), "--server", self.opts.server, *init, "--json")
+            self.vols[name].uuid = json.loads(out.stdout)["uuid"]
             for d in ("data", "home"):
                 svc.cli("export", "add", str(mp), d, "--client", f"{subnet}.0/24(rw)",
                         "--squash", "no_root_squash", "--pseudo", f"/{name}/{d}")
             svc.umount(mp)
             vols.append(rec)
-            self.report.setdefault("export_id_ranges", {})[name] = [lo, hi]
+            if self.opts.instance:
+                ids = "a ganesha.nfsd of its own"
+            else:
+                self.report.setdefault("export_id_ranges", {})[name] = [lo, hi]
+                ids = f"Export_Ids {lo}-{hi}"
             self.say(f"volume {name}: {image.name} on {dev}, ext4; exports /{name}/data, /{name}/home; "
-                     f"Export_Ids {lo}-{hi}; IP {rec.ip}; prefers {pref}")
+                     f"{ids}; IP {rec.ip}; prefers {pref}")
         self.recipe = Recipe(server=self.opts.server, volumes=tuple(vols), monitor_s=MONITOR_S,
                              fencing=False, capacity=capacity(self.opts.nodes), nodes=self.node_names)
 
@@ -329,13 +377,15 @@ class ClusterLab(ClusterFailovers, LabRun):
         t = time.monotonic()
         for name, v in self.vols.items():
             node = self.where(v)
-            if self.opts.server == "ganesha":
+            if self.opts.instance:   # written there by the instance itself, as the client confirms
+                path, mark = f"{v.recipe.mountpoint}/.ganesha-ha/{INSTANCE_RECORDS}", v.clients.client.client_name
+            elif self.opts.server == "ganesha":
                 path, mark = f"{v.recipe.mountpoint}/.ganesha-ha/{RECOVERY_FILE}", v.clients.client.client_name
             else:
                 path, mark = f"{v.recipe.mountpoint}/.ganesha-ha/rmtab", f":{v.recipe.mountpoint}/"
 
             def saved() -> bool:
-                cp = self.services[node].run(["cat", path])
+                cp = self.services[node].run(["ls", path] if self.opts.instance else ["cat", path])
                 return cp.returncode == 0 and mark in cp.stdout
             if not wait_until(saved, 2 * MONITOR_S + 10, 0.25):
                 self.problem(f"{name}: the client's recovery record never reached the volume")

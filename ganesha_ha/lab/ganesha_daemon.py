@@ -278,24 +278,29 @@ class GaneshaDaemon:
 # D-Bus helpers (a lab looks at each node's Ganesha from outside, over its private bus)
 # ---------------------------------------------------------------------------------------
 
-def _ganesha_call(bus_address: str, path: str, iface: str, method: str, *args):
+def _ganesha_call(bus_address: str, path: str, iface: str, method: str, *args,
+                  bus_name: str = GANESHA_BUS_NAME):
     import dbus
 
     conn = dbus.bus.BusConnection(bus_address)
     try:
-        obj = conn.get_object("org.ganesha.nfsd", path, introspect=False)
+        obj = conn.get_object(bus_name, path, introspect=False)
         return obj.get_dbus_method(method, iface)(*args, timeout=10)
     finally:
         conn.close()
 
 
-def show_exports(bus_address: str) -> dict[int, str]:
+def show_exports(bus_address: str, bus_name: str = GANESHA_BUS_NAME) -> dict[int, str]:
+    """Export_Id -> path of the Ganesha owning `bus_name` (a volume's own instance has its own)."""
     _, exports = _ganesha_call(bus_address, "/org/ganesha/nfsd/ExportMgr",
-                               "org.ganesha.nfsd.exportmgr", "ShowExports")
+                               "org.ganesha.nfsd.exportmgr", "ShowExports", bus_name=bus_name)
     return {int(e[0]): str(e[1]) for e in exports}
 
 
-def in_grace(bus_address: str) -> bool:
-    reply = _ganesha_call(bus_address, "/org/ganesha/nfsd/admin", "org.ganesha.nfsd.admin", "get_grace")
+def in_grace(bus_address: str, bus_name: str = GANESHA_BUS_NAME) -> bool:
+    """Whether the Ganesha owning `bus_name` on the bus at `bus_address` is in grace
+    (org.ganesha.nfsd.admin get_grace); a D-Bus error when nobody owns the name."""
+    reply = _ganesha_call(bus_address, "/org/ganesha/nfsd/admin", "org.ganesha.nfsd.admin", "get_grace",
+                          bus_name=bus_name)
     # nfs-ganesha 4.3 answers (in_grace, success, message); older ones a bare boolean
     return bool(reply[0]) if isinstance(reply, (tuple, list)) else bool(reply)

@@ -71,6 +71,16 @@ class ProbeWindow:
                 out[p.error] = out.get(p.error, 0) + 1
         return out
 
+    def span(self, error: str) -> float | None:
+        """How long attempts failed with `error` (an NFS4ERR_* name): from the first that did
+        to the first success after the last that did; 0.0 when none did, None when nothing
+        succeeded after the last one (it never ended in this window)."""
+        hit = [p for p in self.probes if not p.ok and p.error == error]
+        if not hit:
+            return 0.0
+        ok = next((p for p in self.probes if p.ok and p.t > hit[-1].t), None)
+        return None if ok is None else ok.t - hit[0].t
+
     def outage(self) -> float | None:
         fail, rec = self.first_failure(), self.recovery()
         if fail is None:

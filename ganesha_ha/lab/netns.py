@@ -26,6 +26,7 @@ from pathlib import Path
 from .. import linux
 
 NETNS_DIR = Path("/run/netns")
+IFA_F_NODAD = 0x02   # linux/if_addr.h: no duplicate address detection (the address is usable at once)
 PREFIX = "gha-"
 
 
@@ -161,6 +162,15 @@ class LabNet:
             if not self._has_ip(ipr, addr):
                 ipr.addr("add", index=ipr.link_lookup(ifname="eth0")[0], address=addr,
                          prefixlen=self.prefixlen)
+
+    def add_loopback_v6(self, who: str, addr: str) -> None:
+        """An IPv6 address (/128, no duplicate detection) on `who`'s loopback: what a node
+        serving Ganesha instances needs besides ::1 (README, "A volume with its own Ganesha
+        instance"). It stays for the namespace's life, reboots of the node included."""
+        with _ipr(self.ns(who)) as ipr:
+            lo = ipr.link_lookup(ifname="lo")[0]
+            if not any(x.get_attr("IFA_ADDRESS") == addr for x in ipr.get_addr(family=10, index=lo)):
+                ipr.addr("add", index=lo, address=addr, prefixlen=128, flags=IFA_F_NODAD)
 
     # ---- the floating IP --------------------------------------------------------------
     def _has_ip(self, ipr, ip: str) -> bool:

@@ -27,7 +27,7 @@ from typing import Mapping, Sequence
 
 from .. import linux
 from ..linux import proc_starttime, same_process
-from .ganesha_daemon import GaneshaDaemon, PrivateBus, show_exports
+from .ganesha_daemon import GANESHA_BUS_NAME, GaneshaDaemon, PrivateBus, show_exports
 from .nlm_services import RpcServices, hosts_text, prepare_statd_dir
 from .procs import end_process, stop_popen
 
@@ -271,6 +271,26 @@ class LabNode:
         self.ganesha.kill()
         return pid
 
+    def kill_instance(self, volume_uuid: str) -> int | None:
+        """SIGKILL the ganesha.nfsd of volume `volume_uuid`'s own on this node (a crash: no
+        clean stop). The agent started it, so it is found by its config's path
+        (<runtime_dir>/ganesha/instances/<uuid>/, ganesha_instance.py) among the processes
+        of this node's mount namespace. Returns its PID, None when there is none."""
+        mine = os.stat(f"/proc/{self.holder_pid}/ns/mnt").st_ino
+        for pid in linux.all_pids():
+            args = linux.cmdline(pid)
+            if not args or os.path.basename(args[0]) != "ganesha.nfsd" \
+                    or not any(f"/instances/{volume_uuid}/" in a for a in args):
+                continue
+            try:
+                if os.stat(f"/proc/{pid}/ns/mnt").st_ino != mine:
+                    continue
+                os.kill(pid, signal.SIGKILL)
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            return pid
+        return None
+
     def restart_ganesha(self) -> None:
         """What the node's service manager does after a crash: start ganesha.nfsd again."""
         if self.ganesha is None:
@@ -319,12 +339,14 @@ class LabNode:
         return "lazy"
 
     # ---- what the node's Ganesha shows ------------------------------------------------
-    def live_ids(self, mountpoint: str | Path, also: tuple[str, ...] = ()) -> dict[int, str]:
-        """Export_Id → path that this node's Ganesha serves under `mountpoint` or at one of the
-        paths `also` (exports in an FSAL's own namespace) (ShowExports)."""
+    def live_ids(self, mountpoint: str | Path, also: tuple[str, ...] = (),
+                 bus_name: str = GANESHA_BUS_NAME) -> dict[int, str]:
+        """Export_Id → path that this node's Ganesha (or the one owning `bus_name`: a volume's
+        own instance) serves under `mountpoint` or at one of the paths `also` (exports in an
+        FSAL's own namespace) (ShowExports)."""
         top = str(mountpoint).rstrip("/")
         try:
-            return {i: p for i, p in show_exports(self.bus_address).items()
+            return {i: p for i, p in show_exports(self.bus_address, bus_name).items()
                     if p == top or p.startswith(top + "/") or p in also}
         except Exception:
             return {}

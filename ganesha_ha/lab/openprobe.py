@@ -23,8 +23,10 @@ from typing import Any
 from .. import linux
 from .labclient import Probe, ProbeWindow, outcome
 from .nfs.client import Nfs4Client
-from .nfs.nfs4 import REESTABLISH_STATUSES, NfsError
+from .nfs.nfs4 import NFS4ERR_NAMES, NFS4ERR_GRACE, REESTABLISH_STATUSES, NfsError
 from .nfs.rpc import RpcError
+
+GRACE = NFS4ERR_NAMES[NFS4ERR_GRACE]   # a new OPEN refused while the server is in grace
 
 
 class NewOpenProbe:
@@ -81,11 +83,15 @@ class NewOpenProbe:
 
     def evidence(self, t_up: float | None = None) -> dict[str, Any]:
         """This window: `outage_s` (first failed new open to the first good one after it;
-        0.0 if none failed, None if none succeeded after a failure), with `t_up` (when
+        0.0 if none failed, None if none succeeded after a failure), `grace_s` (the time its
+        new opens got NFS4ERR_GRACE: from the first refused so to the first success after the
+        last one, ProbeWindow.span; 0.0 if none was, None if that never ended), with `t_up` (when
         the volume was served again) also `after_up_s`: from then to the first new open
         that succeeded and had begun after it; and the counts and errors."""
         w = ProbeWindow(list(self.window.probes))
+        grace = w.span(GRACE)
         out: dict[str, Any] = {"outage_s": None if w.outage() is None else round(w.outage(), 2),
+                               "grace_s": None if grace is None else round(grace, 2),
                                "attempts": len(w.probes), "failed": sum(not p.ok for p in w.probes),
                                "errors": w.errors()}
         if t_up is not None:

@@ -218,9 +218,41 @@ def _scope_line(r: dict[str, Any], action: str) -> list[str]:
         + ("" if any(c["rc"] == 6 for c in r["scope_check"].values()) else ": not refused")]
 
 
+def grace_of_unmoved(r: dict[str, Any]) -> dict[str, float | None]:
+    """Failover kind -> the longest a volume that did not move, served by a node that took
+    one over, had its new opens refused with NFS4ERR_GRACE (None: a grace that never ended
+    in the window). Kinds without such a volume are left out."""
+    out: dict[str, float | None] = {}
+    for f in r.get("failovers", []):
+        for e in (f.get("not_moved") or {}).values():
+            if not e.get("on_receiving_node"):
+                continue
+            g = (e.get("new_opens") or {}).get("grace_s")
+            k = f["kind"]
+            out[k] = None if g is None or (k in out and out[k] is None) else max(out.get(k) or 0.0, g)
+    return out
+
+
+def _not_moved(r: dict[str, Any]) -> list[str]:
+    """The volumes that did not move: their clients' new opens during each failover."""
+    rows = [[str(f["n"]), f["kind"], name, str(e.get("on")), _yn(e.get("on_receiving_node")),
+             _num((e.get("new_opens") or {}).get("grace_s")), _num((e.get("new_opens") or {}).get("outage_s")),
+             f"{(e.get('new_opens') or {}).get('failed', '-')}/{(e.get('new_opens') or {}).get('attempts', '-')}",
+             ", ".join(f"{k} x{n}" for k, n in ((e.get("new_opens") or {}).get("errors") or {}).items()) or "-"]
+            for f in r.get("failovers", []) for name, e in (f.get("not_moved") or {}).items()]
+    if not rows:
+        return []
+    return ["", "volumes that did not move: their client's new opens (open-write-close of a fresh file every "
+                "200 ms) during each failover",
+            *table(rows, ["#", "failover", "volume", "served by", "took one over", "NFS4ERR_GRACE s",
+                          "any failure s", "failed/attempts", "errors"]).splitlines()]
+
+
 def render_cluster_text(r: dict[str, Any]) -> str:
+    mode = {"shared": " (the node's shared Ganesha)", "instance": " (a Ganesha instance per volume)"}
     lines = [f"ganesha-ha lab {r['run_id']}: {len(r['nodes'])}-node Pacemaker cluster ({', '.join(r['nodes'])}), "
-             f"server {r['server']}, grace period {r['grace_period_s']} s", *_clients_line(r)]
+             f"server {r['server']}{mode.get(r.get('ganesha_mode'), '')}, grace period {r['grace_period_s']} s",
+             *_clients_line(r)]
     if r.get("break"):
         lines.append(f"broken on purpose: {', '.join(r['break'])}")
     lines += _scope_line(r, "start")
@@ -260,7 +292,13 @@ def render_cluster_text(r: dict[str, Any]) -> str:
                               "ids equal", "handle kept", "reclaimed", "rc", "data ok", "writes lost",
                               "NLM lock", "result"]).splitlines()
         lines.append(LEGEND + "; NLM lock: the NFSv3 client's lock reclaimed")
+    lines += _not_moved(r)
     for f in r.get("failovers", []):
+        first = f.get("spread_before")
+        if first:
+            lines.append(f"  {f['n']} first: {', '.join(first['volumes']) or 'vol2'} moved {first['from']} -> "
+                         f"{first['to']} (a planned move, outage {_num(first.get('outage_s'))} s: "
+                         f"{'ok' if first['ok'] else 'FAILED'}), so that a volume stays on the node taking vol1 over")
         worst = "" if f.get("outage_s") is None else f" (worst outage {f['outage_s']:.2f} s)"
         lines.append(f"  {f['n']} {f['kind']}: {f['what']}{worst}"
                      + (f" (grace over {f['grace_over_after_s']} s after the IP was up)"
@@ -285,6 +323,10 @@ def render_cluster_text(r: dict[str, Any]) -> str:
             worst[f["kind"]] = max(worst.get(f["kind"], 0.0), f["outage_s"])
     if worst:
         lines.append("worst outage per failover kind: " + ", ".join(f"{k} {v:.2f} s" for k, v in worst.items()))
+    graces = grace_of_unmoved(r)
+    if graces:
+        lines.append("volumes that did not move, on a node taking one over: NFS4ERR_GRACE per failover kind, worst "
+                     + ", ".join(f"{k} {_num(v)} s" for k, v in graces.items()))
     if r.get("plot"):
         lines.append(f"timeline of each failover drawn to {r['plot']}")
     if any(f["kind"] == "loss" for f in r.get("failovers", [])):

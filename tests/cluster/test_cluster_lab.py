@@ -1,8 +1,9 @@
 """`ganesha-ha lab --cluster` end to end: Pacemaker decides, the client proves, nothing is left.
 
 A shortened scenario (one planned move and one node loss) keeps the cluster lab honest in
-CI; `--long` runs all four kinds. Breaking the agent on purpose (a recurring monitor that
-always says OCF_SUCCESS) must make the lab fail, not pass.
+CI, and one kill -9 with a Ganesha instance per volume (issue 17); `--long` runs all four
+kinds in both Ganesha modes. Breaking the agent on purpose (a recurring monitor that always
+says OCF_SUCCESS) must make the lab fail, not pass.
 """
 from __future__ import annotations
 
@@ -52,8 +53,17 @@ def test_planned_move_and_node_loss_under_pacemaker():
     move, loss = r["failovers"]
     assert list(move["volumes"]) == ["vol1"], "a planned move of vol1 takes vol1 only"
     assert (move["from"], move["to"]) == ("node-a", "node-b")
-    # the loss takes node-b, where both volumes run after the move, and both come to node-a
-    assert (loss["from"], loss["to"]) == ("node-b", "node-a") and sorted(loss["volumes"]) == ["vol1", "vol2"]
+    # both volumes run on node-b after the move: vol2 is moved away first, then the loss of
+    # node-b takes vol1 only, to node-a where vol2 now runs
+    first = loss["spread_before"]
+    assert first["ok"] and list(first["volumes"]) == ["vol2"] and (first["from"], first["to"]) == ("node-b", "node-a")
+    assert (loss["from"], loss["to"]) == ("node-b", "node-a") and list(loss["volumes"]) == ["vol1"]
+    for f in r["failovers"]:
+        # the shared Ganesha's take-over grace is server-wide: vol2, which did not move, could
+        # not open new files for a while on the node that took vol1 over (measured)
+        stayed = f["not_moved"]["vol2"]
+        assert stayed["on"] == f["to"] and stayed["on_receiving_node"], stayed
+        assert stayed["new_opens"]["grace_s"] is not None and stayed["new_opens"]["grace_s"] > 0, stayed
     for f in r["failovers"]:
         assert f["handles_preserved"] is True and f["data_verified"] is True
         assert f["outage_s"] is not None and 0 < f["outage_s"] <= f["outage_limit_s"]
@@ -80,7 +90,7 @@ def test_knfsd_identity_and_rmtab_under_pacemaker():
         for ev in f["volumes"].values():
             assert ev["etab_identical"] and ev["fsids_equal"] and ev["rmtab_migrated"]
             assert len(ev["etab_after"]) == 2 and all("fsid=" in ln for ln in ev["etab_after"])
-    assert sorted(r["failovers"][1]["volumes"]) == ["vol1", "vol2"]
+    assert sorted(r["failovers"][1]["volumes"]) == ["vol1", "vol2"], "knfsd: nothing moved away first"
     assert r["left_behind"] == [] and leftovers(r["run_id"]) == []
 
 
@@ -142,12 +152,47 @@ def test_kept_cluster_lab_is_explorable_and_lab_down_removes_it():
     assert leftovers(r["run_id"]) == []
 
 
+def test_a_ganesha_per_volume_stalls_only_the_volume_that_moves():
+    """--ganesha-mode instance (issue 17): each volume's own ganesha.nfsd, started by the agent
+    after the IP. The kill -9 of vol1's instance is seen by the monitor and moves vol1 alone,
+    onto node-b where vol2's client opens new files throughout with not one NFS4ERR_GRACE,
+    while vol1's own new opens wait for its instance's grace; vol1's client reclaims from the
+    records its instance keeps on the volume (no take-over event, nothing copied)."""
+    cp, r = cluster_lab("--ganesha-mode", "instance", "--kinds", "kill")
+    assert cp.returncode == 0, (r["problems"], [f["problems"] for f in r["failovers"]], r.get("left_behind"))
+    assert r["ganesha_mode"] == "instance" and r["nlm"] is False and "export_id_ranges" not in r
+    assert r["placement"] == {"vol1": "node-a", "vol2": "node-b"}
+    assert "group vol1-group vol1-fs vol1-ip vol1-exports" in r["crmsh"]
+    (kill,) = r["failovers"]
+    assert kill["ok"] and list(kill["volumes"]) == ["vol1"] and (kill["from"], kill["to"]) == ("node-a", "node-b")
+    assert any("instance is not running" in ln for ln in kill["pacemaker"]), kill["pacemaker"]
+    ev = kill["volumes"]["vol1"]
+    assert ev["reclaimed"] and ev["handles_preserved"] and ev["data_verified"] and ev["acked_writes_lost"] == 0
+    assert ev["grace_events_sent"] == 0 and ev["recovery_records_moved"] == 0 and ev["recovery_records_on_volume"] >= 1
+    assert ev["new_opens"]["grace_s"] is None or ev["new_opens"]["grace_s"] > 0, "vol1's own instance had a grace"
+    stayed = kill["not_moved"]["vol2"]
+    assert stayed["on"] == "node-b" and stayed["on_receiving_node"] and stayed["new_opens"]["attempts"] >= 10
+    assert stayed["new_opens"]["grace_s"] == 0.0 and stayed["new_opens"]["failed"] == 0, stayed
+    assert r["left_behind"] == [] and leftovers(r["run_id"]) == []
+
+
 @pytest.mark.long
-def test_all_four_failover_kinds():
-    cp, r = cluster_lab()
+@pytest.mark.parametrize("mode", ["shared", "instance"])
+def test_all_four_failover_kinds(mode):
+    """Both Ganesha modes through the four kinds, each failover onto the node serving vol2:
+    vol2's new opens never get NFS4ERR_GRACE with an instance per volume, and do, for a while,
+    with the shared daemon (its take-over grace is server-wide)."""
+    cp, r = cluster_lab("--ganesha-mode", mode)
     assert cp.returncode == 0, (r["problems"], [f["problems"] for f in r["failovers"]], r.get("left_behind"))
     assert [f["kind"] for f in r["failovers"]] == ["move", "shutdown", "kill", "loss"]
     assert all(f["handles_preserved"] and f["data_verified"] for f in r["failovers"])
+    for f in r["failovers"]:
+        assert list(f["volumes"]) == ["vol1"] and f["not_moved"]["vol2"]["on"] == f["to"]
+    grace = [f["not_moved"]["vol2"]["new_opens"]["grace_s"] for f in r["failovers"]]
+    if mode == "instance":
+        assert grace == [0.0] * 4
+    else:
+        assert all(g is not None and g > 0 for g in grace), grace
     assert leftovers(r["run_id"]) == []
 
 
