@@ -7,7 +7,8 @@ timing; targets are reported. The work is split by job:
     agents.py        our agent vs ocf:heartbeat:exportfs: volume mode, upstream, classic, floor, imports
     ganesha_dbus.py  Ganesha exports live over D-Bus vs a ganesha.nfsd restart with N blocks
     scale.py         one volume of 10 000 exports, knfsd and Ganesha
-    labs.py          the failover outage of the direct and the cluster lab
+    labs.py          the failover outage of the direct and the cluster lab (both Ganesha modes)
+    instance_cost.py what one Ganesha instance per volume costs
     report.py        RESULTS.md from the figures
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import agents
 import ganesha_dbus
+import instance_cost
 import labs
 import report
 import scale
@@ -41,7 +43,7 @@ def main() -> int:
     ap.add_argument("--out", default=None)
     ap.add_argument("--json", default=None, help="also write the raw figures to this file")
     ap.add_argument("--only", default="", help="comma list of sections (debugging): "
-                                               "knfsd,ganesha,scale,upstream,classic,floor,imports,lab")
+                                               "knfsd,ganesha,scale,upstream,classic,floor,imports,instance,lab")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("must run as root", file=sys.stderr)
@@ -68,10 +70,14 @@ def main() -> int:
             agents.bench_classic(b)
         if want("upstream"):
             agents.bench_upstream(b)
+        if want("instance"):
+            log("a Ganesha instance per volume: start, monitor, stop, memory")
+            instance_cost.bench(b)
         if want("lab"):
             labs.bench_lab(b)
             for nodes in args.lab_nodes:
                 labs.bench_cluster_lab(b, nodes)
+            labs.bench_modes(b)
         text = report.render(b, time.monotonic() - t0)
     finally:
         b.cleanup()

@@ -11,7 +11,8 @@ checkout's venv, `.venv/bin/python bench/instance_cost.py [--many K]`. Prints ma
 
 Everything runs in a private mount namespace and a `gha-` network namespace (the floating IPs
 on its loopback), on a private bus; all of it is removed at the end, each process by its PID.
-Not part of bench/run yet (its failover rows come with the cluster lab's two modes).
+bench/run runs it too (`bench(b)`: its section "One Ganesha per node or one per volume",
+beside the cluster lab's failovers in both modes, bench/labs.py).
 """
 from __future__ import annotations
 
@@ -179,6 +180,26 @@ def many_instances(node: Node, k: int) -> list[str]:
             "|---|---|---|---|---|",
             f"| {k} | {pss / 1024:.0f} MiB | {private / 1024:.1f} MiB | {idle:.2f} % of one core | "
             f"{int(total_kib / (pss / k))} |"]
+
+
+def bench(b) -> None:
+    """bench/run's section: N = 1, 100 and 1000 exports (1 and 100 with --quick), 3 runs each
+    (2 with --quick), and 20 instances side by side (10 with --quick); bench/run is in a private
+    mount namespace already. Figures in b.r["instance_cost"]; a failure is reported, not raised."""
+    quick = b.args.quick
+    res = b.r["instance_cost"] = {"status": "not measured yet"}
+    sizes, reps, many = ([1, 100], 2, 10) if quick else ([1, 100, 1000], 3, 20)
+    work = Path(tempfile.mkdtemp(prefix="gha-icost-"))
+    node = None
+    try:
+        node = Node(work, many)
+        res.update(one=one_instance(node, sizes, reps), many=many_instances(node, many), status="measured")
+    except Exception as exc:   # noqa: BLE001 - reported, as every section that cannot run here
+        res["why"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    finally:
+        if node is not None:
+            node.remove()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> int:

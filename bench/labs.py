@@ -1,5 +1,7 @@
 """The failover outage from the two labs: `ganesha-ha lab --direct --json --failovers 1`
-(several runs) and the default cluster lab (`ganesha-ha lab --json`, one run)."""
+(several runs), the default cluster lab (`ganesha-ha lab --json`, one run), and the cluster
+lab in each Ganesha mode side by side (`--ganesha-mode shared|instance --no-nlm`, one run
+each: the moved volume's outage and how long the volume that did not move got NFS4ERR_GRACE)."""
 from __future__ import annotations
 
 import json
@@ -62,6 +64,43 @@ def bench_cluster_lab(b: Bench, nodes: int = 2):
         res["why"] = why
         return
     res.update(status="measured", sample=sample)
+
+
+MODES = ("shared", "instance")
+
+
+def bench_modes(b: Bench):
+    """The two-node cluster lab once per Ganesha mode, with the same clients (NFSv4.1, NLM off:
+    an instance serves NFSv4 only). Stored under b.r["ganesha_modes"][mode]."""
+    out = b.r["ganesha_modes"] = {}
+    for mode in MODES:
+        res = out[mode] = {"status": "not measured yet"}
+        if b.args.no_lab:
+            res["why"] = "not run (bench/run --no-lab)"
+            continue
+        log(f"cluster lab, Ganesha mode {mode} (four failover kinds, NLM off)")
+        sample, why = run_lab(["--ganesha-mode", mode, "--no-nlm"], max(b.args.lab_timeout, 400))
+        if sample is None:
+            res["why"] = why
+        else:
+            res.update(status="measured", sample=sample)
+
+
+def mode_rows(modes: dict) -> list[dict]:
+    """Per failover kind, in the order run, each mode's {"outage", "grace", "ok"}: the moved
+    volume's worst client outage, and the longest a volume that did not move, on a node that
+    took one over, had its new opens refused with NFS4ERR_GRACE (None: not measured, or a grace
+    that never ended)."""
+    rows: dict[str, dict] = {}
+    for mode in MODES:
+        sample = (modes.get(mode) or {}).get("sample") or {}
+        for fo in sample.get("failovers", []):
+            graces = [(e.get("new_opens") or {}).get("grace_s") for e in (fo.get("not_moved") or {}).values()
+                      if e.get("on_receiving_node")]
+            row = rows.setdefault(fo["kind"], {"kind": fo["kind"]})
+            row[mode] = {"outage": fo.get("outage_s"), "ok": fo.get("ok"),
+                         "grace": None if not graces or None in graces else max(graces)}
+    return list(rows.values())
 
 
 def lab_rows(samples: list[dict]) -> list[dict]:

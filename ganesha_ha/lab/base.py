@@ -175,10 +175,11 @@ class LabRun:
         rule: one scope for the cluster); None with --break server-scope."""
         return None if "server-scope" in self.opts.breaks else f"gha-{self.run_id}"
 
-    def seen_server(self, node: str, identity: dict[str, str] | None) -> None:
-        """Keep what `node` presented to an NFSv4.1 client (EXCHANGE_ID owner and scope)."""
+    def seen_server(self, node: str, identity: dict[str, str] | None, volume: str | None = None) -> None:
+        """Keep what `node` presented to an NFSv4.1 client (EXCHANGE_ID owner and scope);
+        with `volume` (a Ganesha instance per volume: each its own scope), as "<volume>@<node>"."""
         if identity is not None:
-            self.report["server_identity"][node] = identity
+            self.report["server_identity"][f"{volume}@{node}" if volume else node] = identity
 
     # ---- what a lab says ----------------------------------------------------------------
     def setup(self) -> None:

@@ -339,7 +339,7 @@ class ClusterFailovers:
         if self.opts.instance:
             ev["recovery_records_on_volume"] = self.instance_records(dst, v)
         result = v.clients.watch.recover(i, dst, t_up, lambda: self.volume_file(dst, v))
-        self.seen_server(dst, result.get("server_identity"))
+        self.seen_server(dst, result.get("server_identity"), v.recipe.name if self.opts.instance else None)
         ev.update({k: val for k, val in result.items() if k != "error"})
         if result.get("error"):
             bad(f"{v.recipe.name}: {result['error']}")

@@ -359,7 +359,7 @@ class ClusterLab(ClusterFailovers, LabRun):
                 v3_export_path=f"{v.recipe.mountpoint}/data",
                 first_line=f"{name}: written before any failover\n".encode(), say=self.say)
             self.report.setdefault("clients", {})[name] = info
-            self.seen_server(self.where(v), info.get("server_identity"))
+            self.seen_server(self.where(v), info.get("server_identity"), name if self.opts.instance else None)
             self.say(f"client {info['address']} (NFSv{info['nfs_version']}): {info['file']} open via "
                      f"{v.recipe.ip}, writing {info['write_stream']} every 100 ms; new files in /{name}/home"
                      + (f"; NFSv3 {info['nlm']['holder']} holds an NLM lock" if "nlm" in info else ""))

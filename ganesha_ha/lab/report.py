@@ -25,7 +25,16 @@ def _clients_line(r: dict[str, Any]) -> list[str]:
              + f"; Lease_Lifetime {r.get('lease_lifetime_s', '-')} s; Server_Scope set: "
              + (r.get("server_scope_set") or "none (each node its own default)")]
     ids = r.get("server_identity") or {}
-    if ids:
+    if ids and all("@" in k for k in ids):   # a Ganesha instance per volume: one scope per volume
+        per: dict[str, set[str]] = {}
+        for k, i in ids.items():
+            per.setdefault(k.split("@")[0], set()).add(i["scope"])
+        lines.append("servers as NFSv4.1 saw them: " + "; ".join(
+            f"{k.replace('@', ' on ')} owner {i['owner']!r} scope {i['scope']!r}" for k, i in sorted(ids.items()))
+            + (" (each volume one scope on every node)" if all(len(x) == 1 for x in per.values()) else
+               " (DIFFERENT scopes for " + ", ".join(v for v, x in per.items() if len(x) > 1)
+               + ": no reclaim across nodes)"))
+    elif ids:
         scopes = {i["scope"] for i in ids.values()}
         lines.append("servers as NFSv4.1 saw them: " + "; ".join(
             f"{n} owner {i['owner']!r} scope {i['scope']!r}" for n, i in sorted(ids.items()))

@@ -129,3 +129,35 @@ def test_the_floor_target_reads_the_interleaved_monitor_and_names_each_step():
     assert "### Where the per-call time goes" in text and "### What stands in the way" not in text
     f.r["floor"].update(mon_ours=0.031)
     assert "### What stands in the way of 1.5×" in report.render(f, 60.0)
+
+
+def test_the_two_ganesha_modes_side_by_side():
+    """Section 6 and its target: per failover kind, each mode's outage and how long a volume
+    that did not move (on a node that took one over) got NFS4ERR_GRACE, from the two runs."""
+    def sample(graces: dict) -> dict:
+        return {"grace_period_s": 5, "failovers": [
+            {"kind": k, "outage_s": 2.0, "ok": True, "volumes": {"vol1": {}},
+             "not_moved": {"vol2": {"on_receiving_node": True, "new_opens": {"grace_s": g}},
+                           "vol3": {"on_receiving_node": False, "new_opens": {"grace_s": 0.0}}}}
+            for k, g in graces.items()]}
+    f = figures()
+    f.r["ganesha_modes"] = {"shared": {"status": "measured", "sample": sample({"move": 6.1, "kill": 5.2})},
+                            "instance": {"status": "measured", "sample": sample({"move": 0.0, "kill": 0.0})}}
+    f.r["instance_cost"] = {"status": "measured", "one": ["| exports | ... |", "|---|", "| 1 | ... |"],
+                            "many": ["| instances | ... |"]}
+    assert labs.mode_rows(f.r["ganesha_modes"])[0] == {
+        "kind": "move", "shared": {"outage": 2.0, "ok": True, "grace": 6.1},
+        "instance": {"outage": 2.0, "ok": True, "grace": 0.0}}
+    text = report.render(f, 60.0)
+    target = next(line for line in text.splitlines() if line.startswith("| a take-over stalls no volume"))
+    assert "instance: 0.00 s worst of 2 failovers; shared daemon: 5.20 s to 6.10 s" in target
+    assert target.endswith("**met** |")
+    assert "| move | 2.00 s | 2.00 s | 6.10 s | 0.00 s | passed / passed |" in text
+    assert "## 6. One Ganesha per node or one per volume" in text and "| 1 | ... |" in text
+    f.r["ganesha_modes"]["instance"]["sample"] = sample({"move": 0.0, "kill": 0.4})
+    target = next(line for line in report.render(f, 60.0).splitlines() if line.startswith("| a take-over stalls"))
+    assert target.endswith("**not met** |")
+    f.r["ganesha_modes"]["instance"] = {"status": "not measured yet", "why": "not run (bench/run --no-lab)"}
+    text = report.render(f, 60.0)
+    assert "instance mode not measured: not run (bench/run --no-lab)" in text
+    assert next(line for line in text.splitlines() if line.startswith("| a take-over stalls")).endswith("| n/a |")

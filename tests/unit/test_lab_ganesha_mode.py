@@ -129,3 +129,16 @@ def test_instance_mode_turns_nlm_off_by_default(monkeypatch):
         with pytest.raises(Stop):
             main(argv)
         assert ("rpc.statd" in seen["extra"]) is nlm, argv
+
+
+def test_with_an_instance_per_volume_the_scopes_are_compared_per_volume():
+    r = cluster("instance", [])
+    r.update(nfs_version="4.1", server_identity={
+        "vol1@node-a": {"owner": "node-a", "scope": "ganesha-ha-1"}, "vol1@node-b": {"owner": "node-b", "scope": "ganesha-ha-1"},
+        "vol2@node-b": {"owner": "node-b", "scope": "ganesha-ha-2"}})
+    line = next(ln for ln in render_cluster_text(r).splitlines() if ln.startswith("servers as NFSv4.1 saw them"))
+    assert "vol1 on node-a owner 'node-a' scope 'ganesha-ha-1'" in line
+    assert line.endswith("(each volume one scope on every node)")
+    r["server_identity"]["vol2@node-a"] = {"owner": "node-a", "scope": "node-a_NFS-Ganesha"}
+    line = next(ln for ln in render_cluster_text(r).splitlines() if ln.startswith("servers as NFSv4.1 saw them"))
+    assert line.endswith("(DIFFERENT scopes for vol2: no reclaim across nodes)")
