@@ -1,8 +1,8 @@
 """`ganesha-ha lab ...`: argument parsing, exit codes and output of the failover labs.
 
-    ganesha-ha lab [--server ganesha|knfsd] [--kinds move,shutdown,kill,loss] [--show-cib]
-                   [--ganesha-mode shared|instance] [--nodes N] [--plot FILE] [--nfs-version 4.0|4.1] [--grace-period S]
-                   [--nlm|--no-nlm] [--json] [--keep] [--break lying-monitor|server-scope]
+    ganesha-ha lab [--server ganesha|knfsd] [--ganesha-mode shared|instance] [--show-cib]
+                   [--kinds move,shutdown,kill,loss] [--nodes N] [--plot FILE] [--nfs-version 4.0|4.1]
+                   [--grace-period S] [--nlm|--no-nlm] [--json] [--keep] [--break lying-monitor|server-scope]
     ganesha-ha lab --direct [--server ganesha|knfsd] [--failovers N] [--kill] [--json] [--keep]
                    [--nfs-version 4.0|4.1] [--grace-period S] [--nlm|--no-nlm]
                    [--break export-id|recovery|server-scope] [--fsal 'NAME(key=value,...)']

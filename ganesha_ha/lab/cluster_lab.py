@@ -496,7 +496,8 @@ class ClusterLab(ClusterFailovers, LabRun):
             "nodes": {name: {"address": svc.addr, "init_pid": svc.holder_pid,
                              "enter": f"nsenter -t {svc.holder_pid} -m -n -u bash",
                              "then": f"crm_mon -1; {CLI} export list",
-                             "ganesha_log": str(svc.workdir / "ganesha" / "ganesha.log"),
+                             "ganesha_log": str(svc.workdir / "log-ganesha") + "/ganesha-ha-<volume uuid>.log"
+                             if self.opts.instance else str(svc.workdir / "ganesha" / "ganesha.log"),
                              "pacemaker_log": str(self.cluster.nodes[name].pacemaker_log)}
                       for name, svc in self.services.items()},
             "client": {"address": self.net.addr("c"), "enter": f"nsenter --net=/run/netns/{self.net.client} bash"},
