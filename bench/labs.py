@@ -28,7 +28,8 @@ def run_lab(args: list[str], timeout: float) -> tuple[dict | None, str]:
     except ValueError:
         sample = None
     if not isinstance(sample, dict) or not sample.get("failovers"):
-        return None, f"{cmd} failed (exit {p.returncode}): " + " ".join(p.stderr.split())[-300:]
+        said = "; ".join(sample.get("problems", [])) if isinstance(sample, dict) else ""
+        return None, f"{cmd} failed (exit {p.returncode}): " + " ".join((said or p.stderr).split())[-300:]
     return sample, ""
 
 
