@@ -74,6 +74,7 @@ def main() -> int:
             log("a Ganesha instance per volume: start, monitor, stop, memory")
             instance_cost.bench(b)
         if want("lab"):
+            b.unmount_volumes()
             labs.bench_lab(b)
             for nodes in args.lab_nodes:
                 labs.bench_cluster_lab(b, nodes)

@@ -138,6 +138,15 @@ class Bench:
         self.mounts.append(mp)
         return mp
 
+    def unmount_volumes(self) -> None:
+        """Unmount every volume of the earlier sections (the runtime directory stays): the labs
+        run their nodes in copies of this mount namespace, where a Ganesha volume still
+        mounted here counts as one "mounted on this node" and its Export_Id range refused the
+        lab's own (`volume init --id-range`: exit 5, the cluster lab not measured)."""
+        for mp in [m for m in self.mounts if m != self.run_dir]:
+            self.unmount(mp)
+        self.knfsd_vol1 = self.ganesha_vol1 = None
+
     def unmount(self, mp: Path):
         linux.umount(str(mp), lazy=True)
         self.mounts.remove(mp)
