@@ -58,7 +58,7 @@ def _lane_label(name: str, v: dict[str, Any]) -> str:
     return f"{name}: stays on {v.get('to') or '?'}"
 
 
-def _panel(ax, fo: dict[str, Any], nodes: list[str]) -> None:
+def _panel(ax, fo: dict[str, Any], nodes: list[str], grace_of: str = "grace on") -> None:
     tl = fo["timeline"]
     lanes = _lanes(tl)
     y_of = {name: len(lanes) - 1 - i for i, name in enumerate(lanes)}   # first lane on top
@@ -80,7 +80,7 @@ def _panel(ax, fo: dict[str, Any], nodes: list[str]) -> None:
     for g in tl.get("grace", []):   # one colour per node, the same in every panel
         k = nodes.index(g["node"]) if g["node"] in nodes else len(nodes)
         ax.axvspan(g["start"], g["end"], color=GRACE_COLOURS[k % len(GRACE_COLOURS)], alpha=0.18,
-                   gid=f"grace:{g['node']}", label=f"grace on {g['node']}")
+                   gid=f"grace:{g['node']}", label=f"{grace_of} {g['node']}")
     ax.axvline(0, color="black", linewidth=1.2, gid="trigger")
     ax.text(0, len(lanes) - 0.45, f" {fo['kind']}", fontsize=8, va="bottom", ha="left")
     for a in tl.get("actions", []):
@@ -119,8 +119,9 @@ def figure(report: dict[str, Any]):
     fig = Figure(figsize=(11, sum(heights) + 0.9), layout="constrained")
     axes = fig.subplots(len(fos), 1, squeeze=False, height_ratios=heights)[:, 0]
     nodes = list(report.get("nodes") or [])
-    for ax, fo in zip(axes, fos):
-        _panel(ax, fo, nodes)
+    instance = report.get("ganesha_mode") == "instance"
+    for ax, fo in zip(axes, fos):   # with an instance per volume, a node's grace is its instances'
+        _panel(ax, fo, nodes, "a volume's own instance in grace on" if instance else "grace on")
     axes[-1].set_xlabel("seconds from the failover's trigger")
     handles: dict[str, Any] = {}
     for ax in axes:   # one legend for the figure: each artist kind once
@@ -130,7 +131,8 @@ def figure(report: dict[str, Any]):
     axes[0].legend(list(handles.values()), list(handles), loc="upper left", bbox_to_anchor=(1.01, 1.0),
                    fontsize=7, frameon=False)
     fig.suptitle(f"ganesha-ha lab {report.get('run_id', '')}: {len(nodes)}-node cluster, server "
-                 f"{report.get('server')}, grace period {report.get('grace_period_s')} s", fontsize=10)
+                 f"{report.get('server')}" + (" (a Ganesha instance per volume)" if instance else "")
+                 + f", grace period {report.get('grace_period_s')} s", fontsize=10)
     return fig
 
 

@@ -210,3 +210,14 @@ def test_lab_refuses_node_counts_and_plots_it_cannot_run(argv, message):
     """Exit code 2 and one line, before anything is built (no root needed to see it)."""
     cp = run_py(f"import sys; from ganesha_ha.lab.cli import main; sys.exit(main({argv!r}))")
     assert cp.returncode == 2 and message in cp.stderr, cp.stderr
+
+
+def test_with_an_instance_per_volume_the_figure_says_whose_grace_it_is():
+    pytest.importorskip("matplotlib")
+    from ganesha_ha.lab.plot import figure
+
+    report = {**report_with_timelines(), "ganesha_mode": "instance"}
+    fig = figure(report)
+    assert "(a Ganesha instance per volume)" in fig._suptitle.get_text()
+    (grace,) = [p for p in fig.axes[0].patches if p.get_gid() == "grace:node-b"]
+    assert grace.get_label() == "a volume's own instance in grace on node-b"
