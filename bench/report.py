@@ -208,9 +208,10 @@ def modes_section(w, modes: dict, cost: dict) -> None:
         w("| failover | outage, shared | outage, instance | vol2 (not moved) in NFS4ERR_GRACE, shared | "
           "vol2 in NFS4ERR_GRACE, instance | lab checks (shared / instance) |")
         w("|---|---:|---:|---:|---:|---|")
+        def verdict(m: dict) -> str:
+            return "-" if not m else ("passed" if m.get("ok") else "FAILED")
         for row in rows:
             sh, inst = row.get("shared", {}), row.get("instance", {})
-            verdict = lambda m: "-" if not m else ("passed" if m.get("ok") else "FAILED")  # noqa: E731
             w(f"| {row['kind']} | {fmt_s(sh.get('outage'))} | {fmt_s(inst.get('outage'))} | "
               f"{fmt_s(sh.get('grace'))} | {fmt_s(inst.get('grace'))} | {verdict(sh)} / {verdict(inst)} |")
     w("")
