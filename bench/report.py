@@ -8,39 +8,13 @@ import subprocess
 import time
 
 from env import ROOT, Bench
-from labs import lab_rows, lab_summary, mode_rows
+from fmt import fmt_ms, fmt_ratio, fmt_s, fmt_t, met
+from labs import lab_rows, lab_summary
+from report_modes import modes_section, modes_targets
 
 from ganesha_ha.backends.ganesha_batch import BATCH_MAX  # noqa: E402 (env.py put the checkout on sys.path)
 
 BATCH = f"up to {BATCH_MAX}"
-
-
-def fmt_s(x, digits=2):
-    return "n/a" if x is None else f"{x:.{digits}f} s"
-
-
-def fmt_ms(x):
-    if x is None:
-        return "n/a"
-    return f"{x * 1000:.0f} ms" if x >= 0.1 else f"{x * 1000:.1f} ms"
-
-
-def fmt_t(x):
-    """seconds, in ms below 1 s"""
-    if x is None:
-        return "n/a"
-    return fmt_ms(x) if x < 1 else fmt_s(x)
-
-
-def fmt_ratio(a, b):
-    if a is None or b is None or b == 0:
-        return "n/a"
-    r = a / b
-    return f"{r:.0f}×" if r >= 10 else f"{r:.1f}×"
-
-
-def met(ok):
-    return "n/a" if ok is None else ("**met**" if ok else "**not met**")
 
 
 def cluster_lab_section(w, clab: dict, nodes: int = 2) -> None:
@@ -164,72 +138,6 @@ def scale_section(w, r: dict, ns) -> None:
 
 def _kib(size) -> str:
     return "n/a" if size is None else f"{size / 1024:.0f} KiB ({size / 1024 / 1024:.1f} MiB)"
-
-
-def modes_targets(w, modes: dict) -> None:
-    """The instance mode's promise, from the two mode runs: no volume that did not move ever
-    got NFS4ERR_GRACE; the shared daemon's stall beside it."""
-    rows = mode_rows(modes)
-    inst = [row["instance"]["grace"] for row in rows if "instance" in row]
-    shared = [row["shared"]["grace"] for row in rows if "shared" in row and row["shared"]["grace"] is not None]
-    if not inst:
-        w("| a take-over stalls no volume that did not move (instance mode): its new opens never get "
-          "NFS4ERR_GRACE | not measured | n/a |")
-        return
-    worst = None if None in inst else max(inst)
-    span = f"{fmt_s(min(shared))} to {fmt_s(max(shared))}" if shared else "n/a"
-    w(f"| a take-over stalls no volume that did not move (instance mode): its new opens never get "
-      f"NFS4ERR_GRACE | instance: {fmt_s(worst)} worst of {len(inst)} failovers; shared daemon: {span} | "
-      f"{met(worst is not None and worst == 0.0)} |")
-
-
-def modes_section(w, modes: dict, cost: dict) -> None:
-    """The two Ganesha modes under Pacemaker side by side, and what one instance costs."""
-    w("## 6. One Ganesha per node or one per volume (issue 17)")
-    w("")
-    w("### Failovers side by side (`ganesha-ha lab --json --no-nlm --ganesha-mode shared|instance`)")
-    w("")
-    rows = mode_rows(modes)
-    if not rows:
-        w("Not measured: " + "; ".join(f"{m}: {(modes.get(m) or {}).get('why', 'not run')}"
-                                       for m in ("shared", "instance")))
-    else:
-        grace = next((x["sample"].get("grace_period_s") for x in modes.values() if x.get("sample")), None)
-        w("The same four failovers in each mode, with the same clients (NFSv4.1, NLM off: an instance "
-          "serves NFSv4 only). Each moves vol1 onto the node that serves vol2 (vol2 is moved away first "
-          "when they share a node) while a client of vol2 opens, writes and closes a fresh file every "
-          "200 ms. Outage: vol1's client, first failed I/O to the first good one. vol2 in NFS4ERR_GRACE: "
-          "from its first new OPEN refused with NFS4ERR_GRACE to the first that succeeded after the last "
-          f"one (0: none was refused). Grace_Period {fmt_s(grace, 0)} in both modes.")
-        for m in ("shared", "instance"):
-            if (modes.get(m) or {}).get("status") != "measured":
-                w(f"{m} mode not measured: {(modes.get(m) or {}).get('why', 'not run')}")
-        w("")
-        w("| failover | outage, shared | outage, instance | vol2 (not moved) in NFS4ERR_GRACE, shared | "
-          "vol2 in NFS4ERR_GRACE, instance | lab checks (shared / instance) |")
-        w("|---|---:|---:|---:|---:|---|")
-        def verdict(m: dict) -> str:
-            return "-" if not m else ("passed" if m.get("ok") else "FAILED")
-        for row in rows:
-            sh, inst = row.get("shared", {}), row.get("instance", {})
-            w(f"| {row['kind']} | {fmt_s(sh.get('outage'))} | {fmt_s(inst.get('outage'))} | "
-              f"{fmt_s(sh.get('grace'))} | {fmt_s(inst.get('grace'))} | {verdict(sh)} / {verdict(inst)} |")
-    w("")
-    w("### What one instance costs (`bench/instance_cost.py`: VFS exports, idle, the agent as Pacemaker runs it)")
-    w("")
-    if cost.get("status") != "measured":
-        w(f"Not measured: {cost.get('why', 'not run')}")
-        w("")
-        return
-    w("Agent start: from the spawn until the instance owns its D-Bus name, listens on the floating IP "
-      "and serves every export (the time to serve N exports).")
-    w("")
-    for line in cost["one"]:
-        w(line)
-    w("")
-    for line in cost["many"]:
-        w(line)
-    w("")
 
 
 def floor_obstacles(w, fl: dict, cl: dict, cu: dict, prof: dict, steps: list) -> None:

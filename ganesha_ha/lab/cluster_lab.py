@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,12 +48,12 @@ from ..install import agent_text
 from ..linux import proc_starttime
 from .base import WORK_ROOT, LabOptions, LabRun, Progress
 from .cluster_failover import KINDS, MONITOR_S, ClusterFailovers, Vol
-from .ganesha_daemon import PrivateBus
 from .knfsd_evidence import NFSD_NOTE
 from .layout import capacity, id_range, node_names, volume_plan
 from .volume_clients import VolumeClients
 from .loopdev import detach_loops, make_volume_image
-from .node import PY, LabNode
+from .cluster_node import NodeServices
+from .node import PY
 from .procs import memory_kib, wait_until
 from .recipe import Recipe, VolumeRecipe
 from .refusals import check_scope_refusal
@@ -87,73 +86,6 @@ class ClusterLabOptions(LabOptions):
     @property
     def instance(self) -> bool:
         return self.server == "ganesha" and self.ganesha_mode == "instance"
-
-
-@dataclass
-class NodeServices(LabNode):
-    """What runs on a cluster node besides the cluster: the system bus and ganesha.nfsd.
-
-    The node's namespaces belong to its cluster init (sandbox/init.py); `attach()` points this
-    at them. The bus directory is bind-mounted over the node's /run/dbus and its
-    /var/lib/nfs is the node's own, so paths are the packaged defaults inside the node.
-    """
-
-    @property
-    def recovery_root(self) -> Path:
-        return self.var_lib_nfs / "ganesha"
-
-    @property
-    def bus_address(self) -> str:
-        return f"unix:path={self.workdir / 'bus' / 'system_bus_socket'}"
-
-    def prepare(self) -> None:
-        for d in (self.workdir, self.var_lib_nfs, self.recovery_root, self.workdir / "bus"):
-            d.mkdir(parents=True, exist_ok=True, mode=0o755)
-        for f in ("etab", "rmtab", "xtab"):
-            (self.var_lib_nfs / f).touch()
-        self.etc_exports.write_text(f"# /etc/exports of lab node {self.name}: empty\n")
-        self.ganesha_config.parent.mkdir(parents=True, exist_ok=True)
-        self.ganesha_config.touch()   # bound at the packaged path; written in place at each start
-        if self.nlm:
-            self.prepare_nlm()
-
-    def attach(self, init_pid: int) -> None:
-        self.holder_pid = init_pid
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """`ganesha-ha ARGS` inside the node, with no config file: the packaged defaults."""
-        return self.run([PY, "-m", "ganesha_ha", *args], check=check, clean_env=True)
-
-    def start_daemons(self) -> None:
-        prefix = ["setsid", *self.nsenter()]
-        self.bus = PrivateBus(self.workdir / "bus", prefix_argv=prefix, socket_name="system_bus_socket")
-        self.bus.start()
-        self._started[self.bus.proc.pid] = proc_starttime(self.bus.proc.pid)
-        if self.run_ganesha:
-            self.start_rpc_services()
-            self.ganesha = self.make_ganesha(recovery_root=self.recovery_root,
-                                             recovery_root_inside="/var/lib/nfs/ganesha")
-            self.start_ganesha()
-
-    def node_binds(self) -> list[tuple[Path, str]]:
-        """Bind mounts that make the node's own state appear at the packaged paths."""
-        out = [(self.var_lib_nfs, "/var/lib/nfs"), (self.workdir / "bus", "/run/dbus")]
-        if self.nlm:   # the node's /run is its own already (sandbox/): only /etc/hosts
-            out.append((self.hosts_file, "/etc/hosts"))
-        if Path("/etc/exports").is_file():
-            out.append((self.etc_exports, "/etc/exports"))
-        if Path("/etc/ganesha/ganesha.conf").is_file():   # the agent reads the node's own
-            out.append((self.ganesha_config, "/etc/ganesha/ganesha.conf"))
-        if not self.run_ganesha and Path("/var/log/ganesha").is_dir():   # the instances' logs: the node's own
-            (self.workdir / "log-ganesha").mkdir(exist_ok=True)
-            out.append((self.workdir / "log-ganesha", "/var/log/ganesha"))
-        if Path("/etc/ganesha-ha").is_dir():  # the host's settings are not this node's
-            (self.workdir / "etc-ganesha-ha").mkdir(exist_ok=True)
-            out.append((self.workdir / "etc-ganesha-ha", "/etc/ganesha-ha"))
-        if Path("/var/log/crmsh").is_dir():
-            (self.workdir / "crmsh-log").mkdir(exist_ok=True)
-            out.append((self.workdir / "crmsh-log", "/var/log/crmsh"))
-        return out
 
 
 class ClusterLab(ClusterFailovers, LabRun):

@@ -271,26 +271,6 @@ class LabNode:
         self.ganesha.kill()
         return pid
 
-    def kill_instance(self, volume_uuid: str) -> int | None:
-        """SIGKILL the ganesha.nfsd of volume `volume_uuid`'s own on this node (a crash: no
-        clean stop). The agent started it, so it is found by its config's path
-        (<runtime_dir>/ganesha/instances/<uuid>/, ganesha_instance.py) among the processes
-        of this node's mount namespace. Returns its PID, None when there is none."""
-        mine = os.stat(f"/proc/{self.holder_pid}/ns/mnt").st_ino
-        for pid in linux.all_pids():
-            args = linux.cmdline(pid)
-            if not args or os.path.basename(args[0]) != "ganesha.nfsd" \
-                    or not any(f"/instances/{volume_uuid}/" in a for a in args):
-                continue
-            try:
-                if os.stat(f"/proc/{pid}/ns/mnt").st_ino != mine:
-                    continue
-                os.kill(pid, signal.SIGKILL)
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            return pid
-        return None
-
     def restart_ganesha(self) -> None:
         """What the node's service manager does after a crash: start ganesha.nfsd again."""
         if self.ganesha is None:
