@@ -35,7 +35,7 @@ import sys
 
 from . import ocf
 
-AGENT_NAME = "notify"
+AGENT_NAME = ocf.NOTIFY_AGENT_NAME
 
 PARAMS: tuple[ocf.Param, ...] = (
     ocf.Param("ip", "Floating IP the clients use",
@@ -53,8 +53,7 @@ PARAMS: tuple[ocf.Param, ...] = (
               default="/etc/ganesha-ha/ganesha-ha.conf"),
 )
 
-ACTIONS = (("start", "30s", None), ("stop", "20s", None), ("monitor", "20s", "10s"),
-           ("validate-all", "20s", None), ("meta-data", "5s", None), ("reload-agent", "20s", None))
+ACTIONS = ocf.NOTIFY_ACTIONS
 
 LONGDESC = ("Sends SM_NOTIFY from a volume's floating IP to the NFSv3 clients that held NLM locks through it, "
             "so that they reclaim them on the node that took the volume over (during its grace period). "

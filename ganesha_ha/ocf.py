@@ -98,6 +98,12 @@ ACTIONS = (
     ("validate-all", "20s", None), ("meta-data", "5s", None), ("reload-agent", "20s", None),
 )
 
+# ocf:ganesha-ha:notify (notify_agent.py): its name and advised timeouts, here so that what
+# prints commands creating it (formats/cib.py, an import's replacement) need not load the agent
+NOTIFY_AGENT_NAME = "notify"
+NOTIFY_ACTIONS = (("start", "30s", None), ("stop", "20s", None), ("monitor", "20s", "10s"),
+                  ("validate-all", "20s", None), ("meta-data", "5s", None), ("reload-agent", "20s", None))
+
 
 def _xml_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")

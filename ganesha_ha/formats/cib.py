@@ -42,7 +42,7 @@ from ..classic import directory_fsids, split_directories, split_options, unbrack
 from ..description import Description, Refusal
 from ..errors import ConflictError, GaneshaHAError, ValidationError
 from ..model import ACCESS_OPTIONS, ClientSpec
-from ..ocf import ACTIONS, AGENT_NAME, PROVIDER
+from ..ocf import ACTIONS, AGENT_NAME, NOTIFY_ACTIONS, NOTIFY_AGENT_NAME, PROVIDER
 from ..record import Factory, Record
 from . import Reading
 
@@ -51,10 +51,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
 AGENT = f"ocf:{PROVIDER}:{AGENT_NAME}"
+NOTIFY_AGENT = f"ocf:{PROVIDER}:{NOTIFY_AGENT_NAME}"
 _ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 _SAFE_VALUE_RE = re.compile(r"/[A-Za-z0-9._/+-]*")   # a value that is one word for both shells
 _STOP_PARAMS = {"unlock_on_stop": "1", "wait_for_leasetime_on_stop": "0"}   # the agents' defaults
 _IP_AGENTS = {("ocf", "heartbeat", "IPaddr2"), ("ocf", "heartbeat", "IPaddr")}
+_NOTIFY_KIND = ("ocf", PROVIDER, NOTIFY_AGENT_NAME)
+_NFSNOTIFY_KIND = ("ocf", "heartbeat", "nfsnotify")
 
 
 class Primitive(Record, frozen=True):
@@ -75,13 +78,15 @@ class Primitive(Record, frozen=True):
 class Cib(Record):
     """What of a CIB the import needs: the exportfs primitives (and those it cannot read),
     every id in use, groups and their members, IP addresses of IPaddr2 primitives by group,
-    constraints by the resources they name, and whether maintenance mode is on."""
+    the agent of every primitive (class, provider, type), constraints by the resources they
+    name, and whether maintenance mode is on."""
 
     primitives: list[Primitive] = Factory(list)
     unreadable: list[Refusal] = Factory(list)
     ids: set[str] = Factory(set)
     groups: dict[str, list[str]] = Factory(dict)
     ips: dict[str, list[str]] = Factory(dict)
+    kinds: dict[str, tuple[str | None, ...]] = Factory(dict)
     constraints: dict[str, list[str]] = Factory(dict)
     maintenance: bool = False
 
@@ -109,6 +114,7 @@ def parse(xml: str) -> Cib:
                 cib.constraints.setdefault(rid, []).append(cons.get("id", "?"))
     for prim in root.iter("primitive"):
         kind = _agent(prim, index)
+        cib.kinds[prim.get("id", "")] = kind
         parent = parents.get(prim)
         group = parent.get("id") if parent is not None and parent.tag == "group" else None
         if kind in _IP_AGENTS and group is not None:
@@ -281,10 +287,13 @@ class Replacement(Record):
 
 
 def replacement(cib: Cib, prims: Sequence[Primitive], *, volume: str, server: str,
-                resource_id: str | None = None) -> Replacement:
+                resource_id: str | None = None, notify: bool = True) -> Replacement:
     """The commands that replace `prims` (one volume's exportfs primitives) by one exports
-    resource (see the module docstring). ValidationError when that cannot be said in
-    commands: primitives in several groups, an id or a mount point that is not one word."""
+    resource (see the module docstring) and, with `notify` (False for a volume whose NFSv3
+    clients cannot lock: an instance of its own is NFSv4 only), add the group's
+    ocf:ganesha-ha:notify after its IP, as the README's recipe has it. ValidationError when
+    that cannot be said in commands: primitives in several groups, an id or a mount point that
+    is not one word."""
     if not prims:
         raise ValidationError("cib", "no exportfs primitive of this volume to replace")
     groups = sorted({p.group or "" for p in prims})
@@ -313,16 +322,15 @@ def replacement(cib: Cib, prims: Sequence[Primitive], *, volume: str, server: st
         if value != _ocf_is_true(default):
             params.append(f"{name}={int(value)}")
     ips = cib.ips.get(group or "", [])
+    ip = None
     if len(ips) == 1:
         ipaddress.ip_address(ips[0].split("/")[0])
-        params.append(f"ip={ips[0]}")
+        ip = ips[0]
+        params.append(f"ip={ip}")
     elif len(ips) > 1:
         notes.append(f"the group {group} has {len(ips)} IP addresses; give the exports resource the clients' "
                      "one as ip=")
-    ops = {name: (timeout, interval) for name, timeout, interval in ACTIONS}
-    op_words = [("monitor", f"interval={ops['monitor'][1]}", f"timeout={ops['monitor'][0]}"),
-                ("start", "interval=0s", f"timeout={ops['start'][0]}"),
-                ("stop", "interval=0s", f"timeout={ops['stop'][0]}")]
+    op_words = _op_words(ACTIONS)
     members = cib.groups.get(group or "", [])
     ours = {p.id for p in prims}
     first = next((m for m in members if m in ours), None)
@@ -348,6 +356,8 @@ def replacement(cib: Cib, prims: Sequence[Primitive], *, volume: str, server: st
     out.crmsh.append(Command(tuple(primitive)))
     if group:
         out.crmsh.append(Command(("crm", "configure", "modgroup", group, "add", rid, "before", first or old[0])))
+    if notify:
+        _add_notify(out, cib, group, ip, volume=volume)
     for pid in old:
         out.pcs.append(Command(("pcs", "resource", "delete", pid, "--force")))
     out.crmsh.append(Command(("crm", "configure", "delete", "--force", *old)))
@@ -359,6 +369,46 @@ def replacement(cib: Cib, prims: Sequence[Primitive], *, volume: str, server: st
         out.pcs.append(Command(("pcs", "property", "set", "maintenance-mode=false")))
         out.crmsh.append(Command(("crm", "configure", "property", "maintenance-mode=false")))
     return out
+
+
+def _add_notify(out: Replacement, cib: Cib, group: str | None, ip: str | None, *, volume: str) -> None:
+    """Add to `out` the commands creating the group's ocf:ganesha-ha:notify right after its
+    IP (it sends SM_NOTIFY from that IP, so after it is up: notify_agent.py), or a note
+    saying why there is none. A group that has one already is left as it is."""
+    members = cib.groups.get(group or "", [])
+    if any(cib.kinds.get(m) == _NOTIFY_KIND for m in members):
+        return
+    for m in members:
+        if cib.kinds.get(m) == _NFSNOTIFY_KIND:
+            out.notes.append(f"{m} (ocf:heartbeat:nfsnotify) notifies from this node's statd records, "
+                             f"not the volume's: delete it once the notify resource runs")
+    ip_id = next((m for m in members if cib.kinds.get(m) in _IP_AGENTS), None)
+    if ip is None or ip_id is None:
+        out.notes.append(f"no {NOTIFY_AGENT} resource: it needs the volume's floating IP in its group; without "
+                         "it NFSv3 clients are not told to reclaim their NLM locks after a move")
+        return
+    nid = re.sub(r"-exports$", "", out.resource_id) + "-notify"
+    if nid in cib.ids:
+        out.notes.append(f"no {NOTIFY_AGENT} resource: the CIB already has an element with id {nid!r}; create "
+                         f"it by hand after {ip_id} (ip={ip} volume={volume})")
+        return
+    params = [f"ip={ip}", f"volume={volume}"]
+    create = ["pcs", "resource", "create", nid, NOTIFY_AGENT, *params, "op"]
+    primitive = ["crm", "configure", "primitive", nid, NOTIFY_AGENT, "params", *params]
+    for name, *words in _op_words(NOTIFY_ACTIONS):
+        create += [name, *words]
+        primitive += ["op", name, *words]
+    out.pcs.append(Command((*create, "--group", group or "", "--after", ip_id, "--no-default-ops")))
+    out.crmsh.append(Command(tuple(primitive)))
+    out.crmsh.append(Command(("crm", "configure", "modgroup", group or "", "add", nid, "after", ip_id)))
+
+
+def _op_words(actions: Sequence[tuple[str, str, str | None]]) -> list[tuple[str, ...]]:
+    """The monitor, start and stop ops with an agent's advised timeouts (its meta-data's)."""
+    ops = {name: (timeout, interval) for name, timeout, interval in actions}
+    return [("monitor", f"interval={ops['monitor'][1]}", f"timeout={ops['monitor'][0]}"),
+            ("start", "interval=0s", f"timeout={ops['start'][0]}"),
+            ("stop", "interval=0s", f"timeout={ops['stop'][0]}")]
 
 
 def _ocf_is_true(value: str) -> bool:

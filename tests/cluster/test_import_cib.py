@@ -6,7 +6,7 @@ same) prints for each volume the commands that replace its primitives by one
 ocf:ganesha-ha:exports resource. Run with `pcs -f FILE` and with crmsh on `CIB_file=FILE`
 (the commands that only clear the cluster's status history, `crm_resource --refresh`, have no
 use on a file and are left out), both must configure the same thing: each group is file
-system, exports resource, IP, no exportfs primitive is left, the resource has the
+system, exports resource, IP, notify resource (the README's recipe), no exportfs primitive is left, the resource has the
 server, the volume and the group's IP, the cluster is out of maintenance mode again and the
 group's location constraint is untouched. This checkout's agent is made the one both tools
 read (conftest.this_agent_in_ocf_root: shown at /usr/lib/ocf/resource.d in the session's
@@ -101,12 +101,16 @@ def test_printed_commands_replace_the_primitives_with_pcs_and_crmsh(tmp_path, ou
                 assert not re.search(r"no such resource agent|meta-data", cp.stderr), cp.stderr
         by_pcs, by_crm = normalized(pcs_cib), normalized(crm_cib)
         assert by_pcs == by_crm
-        assert by_pcs["groups"] == {f"{v}-group": [f"{v}-fs", f"{v}-exports", f"{v}-ip"] for v in mps}
+        assert by_pcs["groups"] == {f"{v}-group": [f"{v}-fs", f"{v}-exports", f"{v}-ip", f"{v}-notify"] for v in mps}
         for volume, mp in mps.items():
             cls, provider, kind, params, ops = by_pcs["primitives"][f"{volume}-exports"]
             assert (cls, provider, kind) == ("ocf", "ganesha-ha", "exports")
             assert params == {"server": "knfsd", "volume": str(mp), "ip": IPS[volume]}
             assert ops == [("monitor", "5s", "30s"), ("start", "0s", "60s"), ("stop", "0s", "60s")]
+            cls, provider, kind, params, ops = by_pcs["primitives"][f"{volume}-notify"]   # as the README's recipe
+            assert (cls, provider, kind) == ("ocf", "ganesha-ha", "notify")
+            assert params == {"ip": IPS[volume], "volume": str(mp)}
+            assert ops == [("monitor", "10s", "20s"), ("start", "0s", "30s"), ("stop", "0s", "20s")]
         assert not [p for p in by_pcs["primitives"].values() if p[2] == "exportfs"]
         assert by_pcs["properties"]["maintenance-mode"] == "false"
         assert by_pcs["locations"] == normalized(base)["locations"] == [("vol1-group-prefers-n1", "vol1-group", "n1", "50")]

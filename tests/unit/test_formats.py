@@ -268,8 +268,12 @@ def test_replacement_commands_take_the_first_primitives_place_in_its_group():
     assert pcs[1] == ("pcs resource create vol1-exports ocf:ganesha-ha:exports server=knfsd volume=/srv/vol1 "
                       "ip=192.0.2.101 op monitor interval=5s timeout=30s start interval=0s timeout=60s "
                       "stop interval=0s timeout=60s --group vol1-group --before e-a4 --no-default-ops")
-    assert pcs[2:5] == [f"pcs resource delete {p} --force" for p in ("e-a4", "e-a6", "e-bc")]
-    assert [c.kind for c in r.pcs[5:8]] == ["status"] * 3
+    # the README's recipe: the group's notify resource last, after its IP (SM_NOTIFY leaves from it)
+    assert pcs[2] == ("pcs resource create vol1-notify ocf:ganesha-ha:notify ip=192.0.2.101 volume=/srv/vol1 "
+                      "op monitor interval=10s timeout=20s start interval=0s timeout=30s "
+                      "stop interval=0s timeout=20s --group vol1-group --after vol1-ip --no-default-ops")
+    assert pcs[3:6] == [f"pcs resource delete {p} --force" for p in ("e-a4", "e-a6", "e-bc")]
+    assert [c.kind for c in r.pcs[6:9]] == ["status"] * 3
     # e-bc alone does not release the locks at stop: the resource does (the safer), and says so
     assert "unlock_on_stop" not in pcs[1] and r.notes == ["the primitives differ in unlock_on_stop; the exports "
                                                           "resource takes 1"]
@@ -279,6 +283,12 @@ def test_replacement_commands_take_the_first_primitives_place_in_its_group():
         cib.replacement(parsed, quiet, volume=MP, server="knfsd").pcs[1])
     crm = [str(c) for c in r.crmsh]
     assert "crm configure modgroup vol1-group add vol1-exports before e-a4" in crm
+    assert ("crm configure primitive vol1-notify ocf:ganesha-ha:notify params ip=192.0.2.101 volume=/srv/vol1 "
+            "op monitor interval=10s timeout=20s op start interval=0s timeout=30s op stop interval=0s timeout=20s"
+            in crm and "crm configure modgroup vol1-group add vol1-notify after vol1-ip" in crm)
+    # an instance of its own (NFSv4 only) has no NLM client: no notify resource
+    assert "notify" not in " ".join(str(c) for c in cib.replacement(parsed, prims, volume=MP, server="ganesha",
+                                                                    notify=False).pcs)
     assert "crm configure delete --force e-a4 e-a6 e-bc" in crm
     with pytest.raises(ValidationError, match="different groups"):
         cib.replacement(parsed, cib.read(parsed, REL).primitives, volume=MP, server="knfsd")
@@ -293,7 +303,25 @@ def test_a_primitive_outside_any_group_keeps_its_constraints_in_the_notes():
     t = [p for p in cib.read(parsed, REL).primitives if p.id == "e-t"]
     r = cib.replacement(parsed, t, volume=MP, server="knfsd")
     assert r.resource_id == "vol1-exports" and "--group" not in str(r.pcs[1])
-    assert r.notes == ["constraint loc-e-t names e-t and goes with it; make one for vol1-exports if it is still wanted"]
+    assert r.notes == ["constraint loc-e-t names e-t and goes with it; make one for vol1-exports if it is still wanted",
+                       "no ocf:ganesha-ha:notify resource: it needs the volume's floating IP in its group; without it "
+                       "NFSv3 clients are not told to reclaim their NLM locks after a move"]
+
+
+def test_a_group_with_a_notify_resource_keeps_it_and_nfsnotify_is_named():
+    def with_members(extra: str) -> cib.Cib:
+        return cib.parse(CIB.replace("</instance_attributes></primitive></group>",
+                                     "</instance_attributes></primitive>" + extra + "</group>", 1))
+
+    mine = '<primitive id="n" class="ocf" provider="ganesha-ha" type="notify"/>'
+    parsed = with_members(mine)
+    prims = [p for p in cib.read(parsed, REL).primitives if p.group == "vol1-group"]
+    r = cib.replacement(parsed, prims, volume=MP, server="knfsd")
+    assert "notify" not in " ".join(str(c) for c in r.pcs + r.crmsh) and not any("notify" in n for n in r.notes)
+    parsed = with_members('<primitive id="nn" class="ocf" provider="heartbeat" type="nfsnotify"/>')
+    r = cib.replacement(parsed, prims, volume=MP, server="knfsd")
+    assert any(str(c).startswith("pcs resource create vol1-notify") for c in r.pcs)
+    assert any(n.startswith("nn (ocf:heartbeat:nfsnotify) notifies from this node's statd records") for n in r.notes)
 
 
 # ---- JSON -----------------------------------------------------------------------------------------
