@@ -23,7 +23,6 @@ from .description import Refusal
 from .errors import GaneshaHAError, NotInstalledError, ServerUnavailableError, ValidationError
 from .formats import Reading, detect
 from .formats import where as formats_where
-from .servers import SHARED
 from .textfmt import Progress
 
 TYPE_CHECKING = False
@@ -227,9 +226,8 @@ def _replacement(cib: Cib, prims: list[Primitive], vol: Volume, state: RegistryS
                              "are not imported must stay")
         return None
     try:
-        # an instance of its own is NFSv4 only: no NLM client to notify (the recipe has no notify there)
         return cibform.replacement(cib, prims, volume=str(vol.mountpoint), server=state.server,
-                                   resource_id=resource_id, notify=state.ganesha_mode == SHARED)
+                                   resource_id=resource_id)
     except GaneshaHAError as exc:
         reading.notes.append(f"no pcs/crmsh commands: {exc}")
         return None

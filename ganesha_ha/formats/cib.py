@@ -287,15 +287,20 @@ class Replacement(Record):
 
 
 def replacement(cib: Cib, prims: Sequence[Primitive], *, volume: str, server: str,
-                resource_id: str | None = None, notify: bool = True) -> Replacement:
+                resource_id: str | None = None) -> Replacement:
     """The commands that replace `prims` (one volume's exportfs primitives) by one exports
-    resource (see the module docstring) and, with `notify` (False for a volume whose NFSv3
-    clients cannot lock: an instance of its own is NFSv4 only), add the group's
-    ocf:ganesha-ha:notify after its IP, as the README's recipe has it. ValidationError when
-    that cannot be said in commands: primitives in several groups, an id or a mount point that
-    is not one word."""
+    resource (see the module docstring) and add the group's ocf:ganesha-ha:notify after its
+    IP, as the README's recipe has it. ValidationError when that cannot be said in commands:
+    a volume served by Ganesha (the cut-over keeps knfsd's exports for the new resource to
+    adopt, which only knfsd can), primitives in several groups, an id or a mount point that is
+    not one word."""
     if not prims:
         raise ValidationError("cib", "no exportfs primitive of this volume to replace")
+    if server != "knfsd":
+        raise ValidationError("cib", f"the volume is served by {server}: a switch from knfsd cannot keep its exports live "
+                                     "(the clients get new file handles, and knfsd holds port 2049); stop the "
+                                     "exportfs primitives, delete them, stop knfsd on every node, then create the "
+                                     "exports resource as in the README's recipe")
     groups = sorted({p.group or "" for p in prims})
     if len(groups) > 1:
         shown = ", ".join(g or "(no group)" for g in groups)
@@ -356,8 +361,7 @@ def replacement(cib: Cib, prims: Sequence[Primitive], *, volume: str, server: st
     out.crmsh.append(Command(tuple(primitive)))
     if group:
         out.crmsh.append(Command(("crm", "configure", "modgroup", group, "add", rid, "before", first or old[0])))
-    if notify:
-        _add_notify(out, cib, group, ip, volume=volume)
+    _add_notify(out, cib, group, ip, volume=volume)
     for pid in old:
         out.pcs.append(Command(("pcs", "resource", "delete", pid, "--force")))
     out.crmsh.append(Command(("crm", "configure", "delete", "--force", *old)))

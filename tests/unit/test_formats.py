@@ -286,9 +286,6 @@ def test_replacement_commands_take_the_first_primitives_place_in_its_group():
     assert ("crm configure primitive vol1-notify ocf:ganesha-ha:notify params ip=192.0.2.101 volume=/srv/vol1 "
             "op monitor interval=10s timeout=20s op start interval=0s timeout=30s op stop interval=0s timeout=20s"
             in crm and "crm configure modgroup vol1-group add vol1-notify after vol1-ip" in crm)
-    # an instance of its own (NFSv4 only) has no NLM client: no notify resource
-    assert "notify" not in " ".join(str(c) for c in cib.replacement(parsed, prims, volume=MP, server="ganesha",
-                                                                    notify=False).pcs)
     assert "crm configure delete --force e-a4 e-a6 e-bc" in crm
     with pytest.raises(ValidationError, match="different groups"):
         cib.replacement(parsed, cib.read(parsed, REL).primitives, volume=MP, server="knfsd")
@@ -296,6 +293,16 @@ def test_replacement_commands_take_the_first_primitives_place_in_its_group():
         cib.replacement(parsed, prims, volume="/srv/vol 1", server="knfsd")
     with pytest.raises(Exception, match="already has an element"):
         cib.replacement(parsed, prims, volume=MP, server="knfsd", resource_id="vol1-fs")
+
+
+def test_no_live_replacement_of_knfsd_primitives_by_a_ganesha_resource():
+    """The cut-over keeps knfsd's etab lines for the new resource to adopt; Ganesha cannot adopt
+    them: they would stay exported by nobody's resource, knfsd would keep port 2049 (an instance
+    on the IP is refused, OCF_ERR_PERM), and for an instance the exports would come before the IP."""
+    parsed = cib.parse(CIB)
+    prims = [p for p in cib.read(parsed, REL).primitives if p.group == "vol1-group"]
+    with pytest.raises(ValidationError, match="cannot keep its exports live.*stop the exportfs primitives"):
+        cib.replacement(parsed, prims, volume=MP, server="ganesha")
 
 
 def test_a_primitive_outside_any_group_keeps_its_constraints_in_the_notes():
