@@ -240,8 +240,9 @@ def read(cib: Cib, relpath: Callable[[str], str | None]) -> VolumeImport:
 def _description(rel: str, items: Sequence[tuple[Primitive, str, str]], source: str) -> Description:
     fsids = sorted({fsid for _, _, fsid in items})
     if len(fsids) > 1:
-        raise ConflictError(f"its primitives give it different fsids ({', '.join(fsids)}): knfsd keeps one per "
-                            "client, ganesha-ha one per export (its file handles); give them the same fsid first")
+        raise ValidationError("fsid", f"its primitives give it different fsids ({', '.join(fsids)}): knfsd keeps "
+                                      "one per client, ganesha-ha one per export (its file handles); give them the "
+                                      "same fsid first")
     clients = []
     for prim, _, _ in items:
         if re.search(r"\s", prim.clientspec):

@@ -40,7 +40,7 @@ from pathlib import PurePosixPath
 
 from ..backends.knfsd_table import escape_exports_path, export_dir, option_category, render_options
 from ..description import Description, Refusal
-from ..errors import ConflictError, GaneshaHAError, ValidationError
+from ..errors import GaneshaHAError, ValidationError
 from ..model import ACCESS_OPTIONS, ClientSpec, Export
 from ..nfspath import from_bytes, to_bytes, unescape_octal
 from ..record import Record
@@ -271,8 +271,8 @@ def _description(rel: str, entries: list[Entry], source: str) -> Description:
     fsids = {next((o.partition("=")[2] for o in e.options if option_category(o) == "fsid"), None) for e in entries}
     if len(fsids) > 1:
         shown = ", ".join(sorted(f if f is not None else "(none)" for f in fsids))
-        raise ConflictError(f"its clients have different fsids ({shown}): knfsd keeps one per client, "
-                            "ganesha-ha one per export (its file handles); give every client the same fsid")
+        raise ValidationError("fsid", f"its clients have different fsids ({shown}): knfsd keeps one per client, "
+                                      "ganesha-ha one per export (its file handles); give every client the same fsid")
     fsid = fsids.pop()
     if fsid is not None and fsid.strip().lower() in ("0", "root"):
         raise ValidationError("fsid", f"fsid={fsid} makes this the NFSv4 pseudo root, which ganesha-ha does not "

@@ -91,6 +91,8 @@ def test_what_an_exports_file_says_that_cannot_be_represented_is_refused_for_its
     if reason:
         assert len(reading.refusals) == 1 and reason in str(reading.refusals[0])
         assert reading.refusals[0].where.startswith("/srv/vol1/a (line 1)")
+        # the README's exit codes: 2, what cannot be represented (5 is a conflict with the registry)
+        assert reading.refusals[0].error.exit_code == 2
 
 
 @pytest.mark.parametrize("text,line", [(b"/a *(rw\n", 1), (b"/a *(rw)\n/b *(rw,,sync)\n", 2),
@@ -256,6 +258,7 @@ def test_a_primitive_that_cannot_be_taken_is_refused_with_its_directory(resource
                    REL)
     assert [d.path for d in imp.reading.descriptions] == ["z"]
     assert reason in " ".join(str(r) for r in imp.reading.refusals), imp.reading.refusals
+    assert {r.error.exit_code for r in imp.reading.refusals} == {2}
 
 
 def test_replacement_commands_take_the_first_primitives_place_in_its_group():
