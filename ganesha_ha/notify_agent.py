@@ -128,11 +128,24 @@ class NotifyAgent:
     def start(self) -> int:
         from .recovery.notify import notify
 
+        self._require_volume()
         res = notify(self.store, self.ctx, self.sm_notify, retry_minutes=int(self.settings.nsm["retry_minutes"]),
                      wait=float(self.settings.nsm["notify_wait"]))
         self._set_mark(res.summary())
         (self.log.info if not res.pending else self.log.warning)(f"{self.ip}: {res.summary()}")
         return ocf.OCF_SUCCESS
+
+    def _require_volume(self) -> None:
+        """NotInitialisedError (OCF_ERR_CONFIGURED) unless `volume` holds ganesha-ha's state
+        directory: the volume's NSM state number is kept there. Checked at every start, so a
+        wrong volume= fails when the resource is created, not at the first move that has NLM
+        clients to notify (then the start failed with "cannot write .../nsm-state")."""
+        from .errors import NotInitialisedError
+        from .registry import STATE_DIR
+
+        if not os.path.isdir(os.path.join(self.volume, STATE_DIR)):
+            raise NotInitialisedError(f"volume={self.volume} is not a ganesha-ha volume (no {STATE_DIR} in it): "
+                                      "give the mount point of the exports resource's volume=")
 
     def stop(self) -> int:
         from .recovery.nsm import end_notifier

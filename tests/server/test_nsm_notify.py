@@ -188,3 +188,14 @@ def test_validate_all_needs_the_ips_name_and_sm_notify(server: NlmServer, tmp_pa
     bad = subprocess.run([str(RA), "start"], env={**env, "OCF_RESKEY_ip": "not-an-ip"}, capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 6 and "ocf-exit-reason:ip: is not an IP address" in bad.stderr
+
+
+def test_a_start_with_a_volume_that_is_not_one_is_a_configuration_error(server: NlmServer, tmp_path: Path) -> None:
+    """Found by a try-out: volume= with a typo started (nothing to notify) and failed only at
+    the first move with NLM clients ("cannot write .../nsm-state", OCF_ERR_GENERIC)."""
+    config = tmp_path / "ganesha-ha.conf"
+    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n")
+    wrong = agent(server, "start", config, tmp_path / "typo")
+    assert wrong.returncode == 6, wrong.stderr
+    assert f"ocf-exit-reason:volume={tmp_path / 'typo'} is not a ganesha-ha volume" in wrong.stderr
+    assert agent(server, "monitor", config, tmp_path / "typo").returncode == 7
