@@ -332,6 +332,17 @@ def cmd_node(args: argparse.Namespace, settings) -> int:
     return 0
 
 
+def _naming_volume(message: str, args: argparse.Namespace) -> str:
+    """`message` led by the volume the command was given when it does not name it ("no export
+    'x' in this volume's registry"): a script's run over several volumes logs lines that must
+    say which one each is about."""
+    mountpoint = getattr(args, "mountpoint", None)
+    if not mountpoint:
+        return message
+    named = {str(mountpoint).rstrip("/") or "/", os.path.realpath(mountpoint)}
+    return message if any(n in message for n in named) else f"{mountpoint}: {message}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     if lab_split(raw) is not None:  # the lab is a layer above this CLI: ganesha_ha/__main__.py runs it
@@ -346,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "import": cmd_import, "node": cmd_node}[args.group]
         return handler(args, settings)
     except GaneshaHAError as exc:
-        print(f"ganesha-ha: error: {exc}", file=sys.stderr)
+        print(f"ganesha-ha: error: {_naming_volume(str(exc), args)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("ganesha-ha: interrupted", file=sys.stderr)

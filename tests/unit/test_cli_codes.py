@@ -47,6 +47,23 @@ def test_monitor_of_a_volume_not_active_here_exits_3_not_7(tmp_path, monkeypatch
     assert cli.main(["--config", str(config), "volume", "monitor", str(mp)]) == 0
 
 
+def test_an_error_line_names_the_volume_it_is_about(tmp_path, monkeypatch, capsys):
+    """One line a script over several volumes can log: the registry's "no export 'x' in this
+    volume's registry" did not say which volume; a message that names it is left as it is."""
+    config = tmp_path / "gha.conf"
+    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n")
+    mp = tmp_path / "vol"
+    mp.mkdir()
+    vol = Volume(mp, load_settings(config), backend=FakeBackend("knfsd"), require_mounted=lambda p: None)
+    vol.init("knfsd", (1, 9))
+    monkeypatch.setattr(cli, "_volume", lambda args, settings: vol)
+    for action in ("show", "remove"):
+        assert cli.main(["--config", str(config), "export", action, str(mp), "nothere"]) == 4
+        assert capsys.readouterr().err == f"ganesha-ha: error: {mp}: no export 'nothere' in this volume's registry\n"
+    assert cli.main(["--config", str(config), "volume", "monitor", f"{mp}/"]) == 3
+    assert capsys.readouterr().err == f"ganesha-ha: error: {mp} is not active on this node (its start marks it active)\n"
+
+
 def test_export_list_fits_100_columns_and_shows_volume_server_and_fsid():
     """Not on a terminal (pytest captures stdout): 100 columns."""
     from ganesha_ha.model import Export, KnfsdOptions
