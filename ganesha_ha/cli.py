@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from .cli_args import build_parser
 from .errors import GaneshaHAError, NotActiveError, ValidationError
 from .formats import where as _where
-from .servers import SHARED
+from .servers import INSTANCE, SHARED
 from .textfmt import table
 
 
@@ -115,10 +115,29 @@ def _volume(args: argparse.Namespace, settings):
     return Volume(args.mountpoint, settings, ip=getattr(args, "ip", None))
 
 
+def _check_grace_covers_lease(times: dict[str, int], settings) -> None:
+    """ValidationError when an instance's Grace_Period (seconds; `times`, else the node's
+    [instance] setting) would be shorter than its Lease_Lifetime. A client renews about once
+    a lease, so it may first reach the new instance after a move when a shorter grace is
+    over, and then its reclaims are refused (NFS4ERR_NO_GRACE): it loses its opens and locks.
+    RFC 8881 section 8.4.2.1 (and Linux knfsd, fs/nfsd/nfs4state.c) keep grace >= lease."""
+    given = {k: (times[k], "") if k in times else (int(settings.instance[k]), f"the node's [instance] {k}")
+             for k in ("grace_period", "lease_lifetime")}
+    (grace, gsrc), (lease, lsrc) = given["grace_period"], given["lease_lifetime"]
+    if grace < lease:
+        raise ValidationError("grace_period", f"{grace} s{f' ({gsrc})' if gsrc else ''} is shorter than the lease "
+                                              f"({lease} s{f', {lsrc}' if lsrc else ''}): a "
+                                              "client that renews once a lease may come back after the grace "
+                                              "ended and lose its opens and locks; give --grace-period "
+                                              f"{lease} or more, or a shorter --lease-lifetime")
+
+
 def cmd_volume(args: argparse.Namespace, settings) -> int:
     vol = _volume(args, settings)
     if args.action == "init":
         times = {k: v for k in ("grace_period", "lease_lifetime") if (v := getattr(args, k)) is not None}
+        if args.ganesha_mode == INSTANCE:
+            _check_grace_covers_lease(times, settings)
         state = vol.init(args.server, args.id_range, args.ganesha_mode, times)
         lo, hi = state.id_range
         _emit(args, {"mountpoint": str(vol.mountpoint), "server": state.server, "uuid": state.volume_uuid,

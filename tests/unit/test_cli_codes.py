@@ -80,3 +80,24 @@ def test_export_list_fits_100_columns_and_shows_volume_server_and_fsid():
     assert knfsd[:3] == ["/srv/nfs/production-volume-01", "knfsd", "3000"] and knfsd[3].startswith("0b5b7f4e-1b")
     assert ganesha[:3] == ["/srv/nfs/vol2", "ganesha/VFS", "3000"] and ganesha[3].startswith("/projects/2") and ganesha[-2:] == ["not", "live"]
     assert "[RO]" in lines[1]
+
+
+def test_an_instance_grace_shorter_than_its_lease_is_refused_at_init(tmp_path, monkeypatch, capsys):
+    """Found by a try-out: `--grace-period 5 --lease-lifetime 60` (or 0, or a lease above the
+    node's grace) was taken, and every move then lost the state of clients that renew late."""
+    config = tmp_path / "gha.conf"
+    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n[instance]\ngrace_period = 30\nlease_lifetime = 20\n")
+    mp = tmp_path / "vol"
+    mp.mkdir()
+    vol = Volume(mp, load_settings(config), backend=FakeBackend("ganesha"), require_mounted=lambda p: None)
+    monkeypatch.setattr(cli, "_volume", lambda args, settings: vol)
+    init = ["--config", str(config), "volume", "init", str(mp), "--server", "ganesha", "--ganesha-mode", "instance"]
+    for times, said in ((["--grace-period", "5", "--lease-lifetime", "60"], "5 s is shorter than the lease (60 s)"),
+                        (["--grace-period", "0"], "0 s is shorter than the lease (20 s, the node's [instance] "
+                                                  "lease_lifetime)"),
+                        (["--lease-lifetime", "40"], "30 s (the node's [instance] grace_period) is shorter than "
+                                                     "the lease (40 s)")):
+        assert cli.main([*init, *times]) == 2
+        err = capsys.readouterr().err
+        assert said in err and err.count("\n") == 1 and not (mp / ".ganesha-ha" / "registry.json").exists()
+    assert cli.main([*init, "--grace-period", "20"]) == 0 and (mp / ".ganesha-ha" / "registry.json").exists()
