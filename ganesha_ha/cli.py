@@ -206,8 +206,12 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
     live_n = sum(1 for row in rows if row.live)
     differ = sum(1 for row in rows if row.as_registered is False)
     retired = idranges.count_within(state.retired_ids, *state.id_range)
-    served = (f"live state unknown ({status.unavailable})" if status.unavailable else f"{live_n} live"
-              + (f" ({differ} not as registered: 'volume monitor' repairs them)" if differ else ""))
+    if status.unavailable and state.ganesha_mode != SHARED and not active:
+        # its own instance runs only where the volume is active: nothing has exited or been killed
+        served = "not served here (its instance runs where the volume is active)"
+    else:
+        served = (f"live state unknown ({status.unavailable})" if status.unavailable else f"{live_n} live"
+                  + (f" ({differ} not as registered: 'volume monitor' repairs them)" if differ else ""))
     _emit(args, data, f"{vol.mountpoint}: server {state.server}"
                       + (" (its own instance)" if state.ganesha_mode != SHARED else "")
                       + f", {len(rows)} exports, {served}"

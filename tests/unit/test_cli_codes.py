@@ -101,3 +101,27 @@ def test_an_instance_grace_shorter_than_its_lease_is_refused_at_init(tmp_path, m
         err = capsys.readouterr().err
         assert said in err and err.count("\n") == 1 and not (mp / ".ganesha-ha" / "registry.json").exists()
     assert cli.main([*init, "--grace-period", "20"]) == 0 and (mp / ".ganesha-ha" / "registry.json").exists()
+
+
+def test_status_of_an_instance_volume_active_elsewhere_does_not_say_its_instance_died(tmp_path, monkeypatch,
+                                                                                       capsys):
+    """Found by a try-out: on every node but the active one, `volume status` said "live state
+    unknown (the volume's ganesha.nfsd instance is not running (it exited or was killed) ...)"."""
+    from fake_backend import FakeInstance
+
+    config = tmp_path / "gha.conf"
+    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n")
+    mp = tmp_path / "vol"
+    mp.mkdir()
+    backend = FakeInstance("ganesha")
+    vol = Volume(mp, load_settings(config), backend=backend, require_mounted=lambda p: None, ip="192.0.2.1")
+    vol.init("ganesha", (1, 9), "instance")
+    monkeypatch.setattr(cli, "_volume", lambda args, settings: vol)
+    assert cli.main(["--config", str(config), "volume", "status", str(mp)]) == 0
+    out = capsys.readouterr().out
+    assert "0 exports, not served here (its instance runs where the volume is active), not active on this node" in out
+    assert "unknown" not in out
+    vol.start()
+    backend.running = False       # active here and its instance gone: that is worth saying
+    assert cli.main(["--config", str(config), "volume", "status", str(mp)]) == 0
+    assert "live state unknown (the fake server is not running)" in capsys.readouterr().out
