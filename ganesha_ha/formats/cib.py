@@ -362,7 +362,7 @@ def replacement(cib: Cib, prims: Sequence[Primitive], *, volume: str, server: st
     out.crmsh.append(Command(tuple(primitive)))
     if group:
         out.crmsh.append(Command(("crm", "configure", "modgroup", group, "add", rid, "before", first or old[0])))
-    _add_notify(out, cib, group, ip, volume=volume)
+    _add_notify(out, cib, group, ip, volume=volume, first=first)
     for pid in old:
         out.pcs.append(Command(("pcs", "resource", "delete", pid, "--force")))
     out.crmsh.append(Command(("crm", "configure", "delete", "--force", *old)))
@@ -376,10 +376,13 @@ def replacement(cib: Cib, prims: Sequence[Primitive], *, volume: str, server: st
     return out
 
 
-def _add_notify(out: Replacement, cib: Cib, group: str | None, ip: str | None, *, volume: str) -> None:
-    """Add to `out` the commands creating the group's ocf:ganesha-ha:notify right after its
-    IP (it sends SM_NOTIFY from that IP, so after it is up: notify_agent.py), or a note
-    saying why there is none. A group that has one already is left as it is."""
+def _add_notify(out: Replacement, cib: Cib, group: str | None, ip: str | None, *, volume: str,
+                first: str | None) -> None:
+    """Add to `out` the commands creating the group's ocf:ganesha-ha:notify last in the group,
+    after its IP and the exports (it sends SM_NOTIFY from that IP, and the notified clients
+    reclaim at once: notify_agent.py), or a note saying why there is none. A group that has one
+    already is left as it is. A group starting its IP before the exports (`first`, where the
+    exports resource goes) gets a note: the recipe has file system, exports, IP, notify."""
     members = cib.groups.get(group or "", [])
     if any(cib.kinds.get(m) == _NOTIFY_KIND for m in members):
         return
@@ -388,6 +391,9 @@ def _add_notify(out: Replacement, cib: Cib, group: str | None, ip: str | None, *
             out.notes.append(f"{m} (ocf:heartbeat:nfsnotify) notifies from this node's statd records, "
                              f"not the volume's: delete it once the notify resource runs")
     ip_id = next((m for m in members if cib.kinds.get(m) in _IP_AGENTS), None)
+    if ip_id is not None and first in members and members.index(ip_id) < members.index(first):
+        out.notes.append(f"the group starts {ip_id} before the exports: clients reach the node before its exports "
+                         "are live (NFS4ERR_STALE, ESTALE); the recipe orders file system, exports, IP, notify")
     if ip is None or ip_id is None:
         out.notes.append(f"no {NOTIFY_AGENT} resource: it needs the volume's floating IP in its group; without "
                          "it NFSv3 clients are not told to reclaim their NLM locks after a move")
@@ -403,9 +409,9 @@ def _add_notify(out: Replacement, cib: Cib, group: str | None, ip: str | None, *
     for name, *words in _op_words(NOTIFY_ACTIONS):
         create += [name, *words]
         primitive += ["op", name, *words]
-    out.pcs.append(Command((*create, "--group", group or "", "--after", ip_id, "--no-default-ops")))
+    out.pcs.append(Command((*create, "--group", group or "", "--no-default-ops")))   # appended: last
     out.crmsh.append(Command(tuple(primitive)))
-    out.crmsh.append(Command(("crm", "configure", "modgroup", group or "", "add", nid, "after", ip_id)))
+    out.crmsh.append(Command(("crm", "configure", "modgroup", group or "", "add", nid)))
 
 
 def _op_words(actions: Sequence[tuple[str, str, str | None]]) -> list[tuple[str, ...]]:

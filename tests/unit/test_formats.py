@@ -274,7 +274,7 @@ def test_replacement_commands_take_the_first_primitives_place_in_its_group():
     # the README's recipe: the group's notify resource last, after its IP (SM_NOTIFY leaves from it)
     assert pcs[2] == ("pcs resource create vol1-notify ocf:ganesha-ha:notify ip=192.0.2.101 volume=/srv/vol1 "
                       "op monitor interval=10s timeout=20s start interval=0s timeout=30s "
-                      "stop interval=0s timeout=20s --group vol1-group --after vol1-ip --no-default-ops")
+                      "stop interval=0s timeout=20s --group vol1-group --no-default-ops")
     assert pcs[3:6] == [f"pcs resource delete {p} --force" for p in ("e-a4", "e-a6", "e-bc")]
     assert [c.kind for c in r.pcs[6:9]] == ["status"] * 3
     # e-bc alone does not release the locks at stop: the resource does (the safer), and says so
@@ -288,7 +288,7 @@ def test_replacement_commands_take_the_first_primitives_place_in_its_group():
     assert "crm configure modgroup vol1-group add vol1-exports before e-a4" in crm
     assert ("crm configure primitive vol1-notify ocf:ganesha-ha:notify params ip=192.0.2.101 volume=/srv/vol1 "
             "op monitor interval=10s timeout=20s op start interval=0s timeout=30s op stop interval=0s timeout=20s"
-            in crm and "crm configure modgroup vol1-group add vol1-notify after vol1-ip" in crm)
+            in crm and "crm configure modgroup vol1-group add vol1-notify" in crm)
     assert "crm configure delete --force e-a4 e-a6 e-bc" in crm
     with pytest.raises(ValidationError, match="different groups"):
         cib.replacement(parsed, cib.read(parsed, REL).primitives, volume=MP, server="knfsd")
@@ -332,6 +332,18 @@ def test_a_group_with_a_notify_resource_keeps_it_and_nfsnotify_is_named():
     r = cib.replacement(parsed, prims, volume=MP, server="knfsd")
     assert any(str(c).startswith("pcs resource create vol1-notify") for c in r.pcs)
     assert any(n.startswith("nn (ocf:heartbeat:nfsnotify) notifies from this node's statd records") for n in r.notes)
+    # a group starting its IP before the exportfs primitives: the notify still goes last, and a note
+    ip_first = cib.parse(CIB.replace('<primitive id="vol1-fs" class="ocf" provider="heartbeat" type="Filesystem"/>',
+                                     '<primitive id="vol1-fs" class="ocf" provider="heartbeat" type="Filesystem"/>'
+                                     '<primitive id="ip0" class="ocf" provider="heartbeat" type="IPaddr2">'
+                                     '<instance_attributes id="ip0-ia"><nvpair id="ip0-ip" name="ip" '
+                                     'value="192.0.2.9"/></instance_attributes></primitive>', 1)
+                         .replace('<primitive id="vol1-ip" class="ocf" provider="heartbeat" type="IPaddr2">'
+                                  '<instance_attributes id="ip-ia"><nvpair id="ip-ip" name="ip" value="192.0.2.101"/>'
+                                  '</instance_attributes></primitive>', "", 1))
+    r = cib.replacement(ip_first, prims, volume=MP, server="knfsd")
+    assert "ip=192.0.2.9" in str(r.pcs[2]) and str(r.pcs[2]).endswith("--group vol1-group --no-default-ops")
+    assert "the group starts ip0 before the exports: clients reach the node before its exports are live" in r.notes[-1]
 
 
 # ---- JSON -----------------------------------------------------------------------------------------
