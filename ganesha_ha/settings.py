@@ -225,7 +225,8 @@ def _load_configobj(cfg_path: Path, source: str) -> Settings:
             where = "/".join(sections + ([key] if key else []))
             line = _line_of(cfg_path, key) if key else None
             at = f" (line {line})" if line else ""
-            reason = err if err else "missing section"
+            limit = _limit(sections, key, err)
+            reason = (f"{str(err).rstrip('.')}{limit}" if limit else err) if err else "missing section"
             raise ConfigError(f"{cfg_path}{at}: {where}: {reason}")
     extra = get_extra_values(cfg)
     if extra:
@@ -237,6 +238,16 @@ def _load_configobj(cfg_path: Path, source: str) -> Settings:
     return Settings(ganesha=dict(cfg["ganesha"]), instance=dict(cfg["instance"]), knfsd=dict(cfg["knfsd"]),
                     node=dict(cfg["node"]),
                     nsm=dict(cfg["nsm"]), registry=dict(cfg["registry"]), log=dict(cfg["log"]), source=source)
+
+
+def _limit(sections: list[str], key: str | None, err: object) -> str:
+    """" (at most 270)" for validate's "the value "500" is too big." (which names no limit), from
+    the configspec; "" for any other error."""
+    from validate import VdtValueTooBigError, VdtValueTooSmallError
+
+    bound = {VdtValueTooBigError: ("max", "at most"), VdtValueTooSmallError: ("min", "at least")}.get(type(err))
+    args = ((_parse_spec(_spec_lines()) or {}).get("/".join(sections), {}).get(key or "", ("", {})))[1]
+    return f" (it must be {bound[1]} {args[bound[0]]})" if bound and bound[0] in args else ""
 
 
 def _line_of(path: Path, key: str) -> int | None:

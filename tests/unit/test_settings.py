@@ -100,3 +100,17 @@ def test_errors_still_name_the_line(tmp_path):
     conf.write_text("[knfsd]\nexportfs_path = /x\n")
     with pytest.raises(ConfigError, match=r"\(line 2\): unknown setting 'knfsd/exportfs_path'"):
         settings.load_settings(conf)
+
+
+@pytest.mark.parametrize("text,said", [
+    ("[instance]\ngrace_period = 500\n", 'instance/grace_period: the value "500" is too big (it must be at most 270)'),
+    ("[ganesha]\ndbus_timeout = 0.1\n", 'ganesha/dbus_timeout: the value "0.1" is too small (it must be at least 0.5)'),
+    ("[ganesha]\ndbus_timeout = abc\n", 'ganesha/dbus_timeout: the value "abc" is of the wrong type.'),
+])
+def test_a_value_out_of_range_names_the_range(tmp_path, text, said):
+    """Found by a try-out: validate says only "the value "500" is too big."."""
+    conf = tmp_path / "c.conf"
+    conf.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        settings.load_settings(conf)
+    assert str(err.value) == f"{conf} (line 2): {said}"
