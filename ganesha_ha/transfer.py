@@ -195,11 +195,6 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
         reading = ganesha_blocks.read(_ganesha_text(args.file or str(DEFAULT_GANESHA)), relpath,
                                       _render_options(settings), remote=False)   # only what lies in the volume
-    for d in reading.descriptions if args.source == "exports" else ():
-        if d.fsid is None and state.server == "knfsd" and d.clients is not None:
-            reading.notes.append(f"{d.where}: no fsid: knfsd derives the file handles from the file system now; "
-                                 "a new fsid is pinned, so its clients must mount it again after the switch "
-                                 "(or give it fsid= in the source before importing)")
     skip = args.skip_conflicts
     progress = Progress()
     try:
@@ -208,6 +203,12 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                               skip_conflicts=skip, progress=progress)
     finally:
         progress.close()
+    refused_at = {r.where for r in result.outcome.conflicts}
+    for d in reading.descriptions if args.source == "exports" else ():
+        if d.fsid is None and state.server == "knfsd" and d.clients is not None and d.where not in refused_at:
+            reading.notes.append(f"{d.where}: no fsid: knfsd derives the file handles from the file system now; "
+                                 "a new fsid is pinned, so its clients must mount it again after the switch "
+                                 "(or give it fsid= in the source before importing)")
     replacement = None
     refused = reading.refusals + result.outcome.conflicts
     if cib is not None and prims:
