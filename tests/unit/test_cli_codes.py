@@ -29,16 +29,22 @@ def test_every_error_exits_with_a_documented_code():
     assert documented_codes() == set(range(8)) | {130, 141}
 
 
+def cli_volume(tmp_path, monkeypatch, backend, settings: str = "", **kw) -> tuple:
+    """(config, mount point, Volume): a volume on a fake backend that the CLI's commands use."""
+    config = tmp_path / "gha.conf"
+    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n{settings}")
+    mp = tmp_path / "vol"
+    mp.mkdir()
+    vol = Volume(mp, load_settings(config), backend=backend, require_mounted=lambda p: None, **kw)
+    monkeypatch.setattr(cli, "_volume", lambda args, settings: vol)
+    return config, mp, vol
+
+
 def test_monitor_of_a_volume_not_active_here_exits_3_not_7(tmp_path, monkeypatch, capsys):
     """7 means "the live server refused the change"; a volume started elsewhere is a state of
     this node, like one not mounted here (3)."""
-    config = tmp_path / "gha.conf"
-    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n")
-    mp = tmp_path / "vol"
-    mp.mkdir()
-    vol = Volume(mp, load_settings(config), backend=FakeBackend("knfsd"), require_mounted=lambda p: None)
+    config, mp, vol = cli_volume(tmp_path, monkeypatch, FakeBackend("knfsd"))
     vol.init("knfsd", (1, 9))
-    monkeypatch.setattr(cli, "_volume", lambda args, settings: vol)
     assert cli.main(["--config", str(config), "volume", "monitor", str(mp)]) == 3
     assert "not active on this node" in capsys.readouterr().err
     assert cli.main(["--config", str(config), "volume", "monitor", str(mp), "--json"]) == 3
@@ -50,13 +56,8 @@ def test_monitor_of_a_volume_not_active_here_exits_3_not_7(tmp_path, monkeypatch
 def test_an_error_line_names_the_volume_it_is_about(tmp_path, monkeypatch, capsys):
     """One line a script over several volumes can log: the registry's "no export 'x' in this
     volume's registry" did not say which volume; a message that names it is left as it is."""
-    config = tmp_path / "gha.conf"
-    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n")
-    mp = tmp_path / "vol"
-    mp.mkdir()
-    vol = Volume(mp, load_settings(config), backend=FakeBackend("knfsd"), require_mounted=lambda p: None)
+    config, mp, vol = cli_volume(tmp_path, monkeypatch, FakeBackend("knfsd"))
     vol.init("knfsd", (1, 9))
-    monkeypatch.setattr(cli, "_volume", lambda args, settings: vol)
     for action in ("show", "remove"):
         assert cli.main(["--config", str(config), "export", action, str(mp), "nothere"]) == 4
         assert capsys.readouterr().err == f"ganesha-ha: error: {mp}: no export 'nothere' in this volume's registry\n"
@@ -85,12 +86,8 @@ def test_export_list_fits_100_columns_and_shows_volume_server_and_fsid():
 def test_an_instance_grace_shorter_than_its_lease_is_refused_at_init(tmp_path, monkeypatch, capsys):
     """Found by a try-out: `--grace-period 5 --lease-lifetime 60` (or 0, or a lease above the
     node's grace) was taken, and every move then lost the state of clients that renew late."""
-    config = tmp_path / "gha.conf"
-    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n[instance]\ngrace_period = 30\nlease_lifetime = 20\n")
-    mp = tmp_path / "vol"
-    mp.mkdir()
-    vol = Volume(mp, load_settings(config), backend=FakeBackend("ganesha"), require_mounted=lambda p: None)
-    monkeypatch.setattr(cli, "_volume", lambda args, settings: vol)
+    config, mp, _ = cli_volume(tmp_path, monkeypatch, FakeBackend("ganesha"),
+                               "[instance]\ngrace_period = 30\nlease_lifetime = 20\n")
     init = ["--config", str(config), "volume", "init", str(mp), "--server", "ganesha", "--ganesha-mode", "instance"]
     for times, said in ((["--grace-period", "5", "--lease-lifetime", "60"], "5 s is shorter than the lease (60 s)"),
                         (["--grace-period", "0"], "0 s is shorter than the lease (20 s, the node's [instance] "
@@ -109,14 +106,9 @@ def test_status_of_an_instance_volume_active_elsewhere_does_not_say_its_instance
     unknown (the volume's ganesha.nfsd instance is not running (it exited or was killed) ...)"."""
     from fake_backend import FakeInstance
 
-    config = tmp_path / "gha.conf"
-    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n")
-    mp = tmp_path / "vol"
-    mp.mkdir()
     backend = FakeInstance("ganesha")
-    vol = Volume(mp, load_settings(config), backend=backend, require_mounted=lambda p: None, ip="192.0.2.1")
+    config, mp, vol = cli_volume(tmp_path, monkeypatch, backend, ip="192.0.2.1")
     vol.init("ganesha", (1, 9), "instance")
-    monkeypatch.setattr(cli, "_volume", lambda args, settings: vol)
     assert cli.main(["--config", str(config), "volume", "status", str(mp)]) == 0
     out = capsys.readouterr().out
     assert "0 exports, not served here (its instance runs where the volume is active), not active on this node" in out
