@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 DEFAULT_EXPORTS = Path("/etc/exports")
 DEFAULT_EXPORTS_D = Path("/etc/exports.d")
-DEFAULT_GANESHA = Path("/etc/ganesha/ganesha.conf")
 CIBADMIN_TIMEOUT = 60.0
 _MARK = {ADD: "+", UPDATE: "~", REMOVE: "-"}
 
@@ -193,7 +192,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     else:
         from .formats import ganesha_blocks
 
-        reading = ganesha_blocks.read(_ganesha_text(args.file or str(DEFAULT_GANESHA)), relpath,
+        # the node's Ganesha config by default: the file the agent reads as this node's (its scope, backend)
+        source = args.file or str(settings.ganesha["ganesha_config"])
+        reading = ganesha_blocks.read(_ganesha_text(source), relpath,
                                       _render_options(settings), remote=False)   # only what lies in the volume
     skip = args.skip_conflicts
     progress = Progress()
@@ -204,6 +205,12 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         progress.close()
     refused_at = {r.where for r in result.outcome.conflicts}
+    taken = sorted(d.export_id for d in reading.descriptions if d.where not in refused_at and d.export_id)
+    if args.source == "ganesha" and taken:
+        reading.notes.append(f"remove the EXPORT blocks of Export_Id {', '.join(map(str, taken))} from {source} "
+                             "on every node (or RemoveExport them) before the volume's first start: the node's "
+                             "Ganesha serves them again at its next restart, on a node where the volume may not "
+                             "be mounted")
     for d in reading.descriptions if args.source == "exports" else ():
         if d.fsid is None and state.server == "knfsd" and d.clients is not None and d.where not in refused_at:
             reading.notes.append(f"{d.where}: no fsid: knfsd derives the file handles from the file system now; "

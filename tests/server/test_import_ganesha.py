@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -88,6 +90,15 @@ def test_imported_ganesha_exports_grant_what_the_blocks_granted(tmp_path, tmpfs_
         after.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "1-99", check=True)
         dry = after.cli("import", "ganesha", str(vol), "--file", str(conf), check=True).stdout
         assert "3 to add" in dry and "dry run" in dry
+        # without --file: the node's Ganesha config ([ganesha] ganesha_config, as the agent reads it), and
+        # a note of what to remove from it before the first start
+        node_conf = tmp_path / "node.conf"
+        node_conf.write_text(after.config.read_text().replace(str(after.daemon.config_path), str(conf)))
+        here = subprocess.run([sys.executable, "-m", "ganesha_ha.cli", "--config", str(node_conf), "import",
+                               "ganesha", str(vol)], capture_output=True, text=True, timeout=120)
+        assert here.returncode == 0 and "3 to add" in here.stdout, here.stdout + here.stderr
+        assert (f"note: remove the EXPORT blocks of Export_Id 11, 12, 13 from {conf} on every node"
+                in here.stdout), here.stdout
         after.cli("import", "ganesha", str(vol), "--file", str(conf), "--apply", check=True)
         after.cli("volume", "start", str(vol), check=True)
         served = after.show_exports()
@@ -95,6 +106,7 @@ def test_imported_ganesha_exports_grant_what_the_blocks_granted(tmp_path, tmpfs_
         assert probe(after, vol) == theirs
         again = after.cli("import", "ganesha", str(vol), "--file", str(conf), "--apply", check=True).stdout
         assert "0 to add, 0 to update, 0 to remove, 3 unchanged, 0 refused" in again
+        assert f"Export_Id 11, 12, 13 from {conf} on every node" in again
         after.cli("volume", "stop", str(vol), check=True)
     finally:
         after.stop()
