@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "primitives, /etc/exports or Ganesha EXPORT blocks (a dry run without --apply)")
     im.add_argument("source", choices=("cib", "exports", "ganesha"),
                     help="cib: the exportfs primitives of the CIB (cibadmin --query, or --file); exports: "
-                         "/etc/exports and /etc/exports.d/*.exports; ganesha: the node's Ganesha config ([ganesha] ganesha_config)")
+                         "/etc/exports and /etc/exports.d/*.exports; ganesha: the node's Ganesha config "
+                         "([ganesha] ganesha_config)")
     im.add_argument("mountpoint")
     im.add_argument("--file", metavar="FILE|-", help="read this file (or stdin) instead")
     im.add_argument("--apply", action="store_true", help="write the registry (without it: print only)")

@@ -298,10 +298,10 @@ def replacement(cib: Cib, prims: Sequence[Primitive], *, volume: str, server: st
     if not prims:
         raise ValidationError("cib", "no exportfs primitive of this volume to replace")
     if server != "knfsd":
-        raise ValidationError("cib", f"the volume is served by {server}: a switch from knfsd cannot keep its exports live "
-                                     "(the clients get new file handles, and knfsd holds port 2049); stop the "
-                                     "exportfs primitives, delete them, stop knfsd on every node, then create the "
-                                     "exports resource as in the README's recipe")
+        raise ValidationError("cib", f"the volume is served by {server}: a switch from knfsd cannot keep its "
+                                     "exports live (the clients get new file handles, and knfsd holds port "
+                                     "2049); stop the exportfs primitives, delete them, stop knfsd on every "
+                                     "node, then create the exports resource as in the README's recipe")
     groups = sorted({p.group or "" for p in prims})
     if len(groups) > 1:
         shown = ", ".join(g or "(no group)" for g in groups)

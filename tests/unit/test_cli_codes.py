@@ -62,7 +62,8 @@ def test_an_error_line_names_the_volume_it_is_about(tmp_path, monkeypatch, capsy
         assert cli.main(["--config", str(config), "export", action, str(mp), "nothere"]) == 4
         assert capsys.readouterr().err == f"ganesha-ha: error: {mp}: no export 'nothere' in this volume's registry\n"
     assert cli.main(["--config", str(config), "volume", "monitor", f"{mp}/"]) == 3
-    assert capsys.readouterr().err == f"ganesha-ha: error: {mp} is not active on this node (its start marks it active)\n"
+    assert capsys.readouterr().err == (f"ganesha-ha: error: {mp} is not active on this node "
+                                       "(its start marks it active)\n")
 
 
 def test_export_list_fits_100_columns_and_shows_volume_server_and_fsid():
