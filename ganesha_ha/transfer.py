@@ -289,8 +289,10 @@ def _print_text(vol: Volume, reading: Reading, outcome: Outcome, refused: list[R
         tail = "applied live" if result.live else "recorded (the volume is not active on this node: applied at its next start)"
     print(f"{summary}; {tail}")
     if replacement is not None:
-        print(f"\nThen replace the exportfs primitives by one resource, {replacement.resource_id} (once, on one node, "
-              "after the import is applied; the exports stay live: the cluster is in maintenance mode meanwhile):")
+        added = f", and add {replacement.notify_id}" if replacement.notify_id else ""
+        print(f"\nThen replace the exportfs primitives by one resource, {replacement.resource_id}{added} (once, on "
+              "one node, after the import is applied; the exports stay live: the cluster is in maintenance mode "
+              "meanwhile):")
         for tool, cmds in (("pcs", replacement.pcs), ("crmsh", replacement.crmsh)):
             print(f"  with {tool}:")
             for c in cmds:
@@ -319,7 +321,8 @@ def _json(vol: Volume, reading: Reading, result: ConvergeResult, refused: list[R
     }
     if replacement is not None:
         data["replacement"] = {
-            "resource_id": replacement.resource_id, "group": replacement.group, "notes": replacement.notes,
+            "resource_id": replacement.resource_id, "notify_id": replacement.notify_id, "group": replacement.group,
+            "notes": replacement.notes,
             **{tool: [{"argv": list(c.argv), "kind": c.kind, "line": str(c)} for c in cmds]
                for tool, cmds in (("pcs", replacement.pcs), ("crmsh", replacement.crmsh))}}
     return data

@@ -282,6 +282,7 @@ class Command(Record, frozen=True):
 class Replacement(Record):
     resource_id: str
     group: str | None
+    notify_id: str | None = None    # the ocf:ganesha-ha:notify resource the commands add, if any
     pcs: list[Command] = Factory(list)
     crmsh: list[Command] = Factory(list)
     notes: list[str] = Factory(list)
@@ -403,6 +404,7 @@ def _add_notify(out: Replacement, cib: Cib, group: str | None, ip: str | None, *
         out.notes.append(f"no {NOTIFY_AGENT} resource: the CIB already has an element with id {nid!r}; create "
                          f"it by hand after {ip_id} (ip={ip} volume={volume})")
         return
+    out.notify_id = nid
     params = [f"ip={ip}", f"volume={volume}"]
     create = ["pcs", "resource", "create", nid, NOTIFY_AGENT, *params, "op"]
     primitive = ["crm", "configure", "primitive", nid, NOTIFY_AGENT, "params", *params]

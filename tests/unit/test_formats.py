@@ -265,7 +265,7 @@ def test_replacement_commands_take_the_first_primitives_place_in_its_group():
     parsed = cib.parse(CIB)
     prims = [p for p in cib.read(parsed, REL).primitives if p.group == "vol1-group"]
     r = cib.replacement(parsed, prims, volume=MP, server="knfsd")
-    assert (r.resource_id, r.group) == ("vol1-exports", "vol1-group")
+    assert (r.resource_id, r.group, r.notify_id) == ("vol1-exports", "vol1-group", "vol1-notify")
     pcs = [str(c) for c in r.pcs]
     assert pcs[0] == "pcs property set maintenance-mode=true" and pcs[-1] == "pcs property set maintenance-mode=false"
     assert pcs[1] == ("pcs resource create vol1-exports ocf:ganesha-ha:exports server=knfsd volume=/srv/vol1 "
