@@ -180,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--resource-id", metavar="ID", help="cib: the new resource's id (default: from the group)")
     im.add_argument("--json", action="store_true")
 
-    ia = sub.add_parser("install-agent", help="install the OCF agent as ocf:ganesha-ha:exports")
+    ia = sub.add_parser("install-agent", help="install the OCF agents ocf:ganesha-ha:exports and "
+                                              "ocf:ganesha-ha:notify")
     ia.add_argument("--ocf-root", default="/usr/lib/ocf", help="OCF root (default /usr/lib/ocf)")
 
     node = sub.add_parser("node", help="this node's own state")
@@ -189,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     nsub.add_parser("prune-records", help="before ganesha.nfsd starts (ExecStartPre): remove from its "
                     "NFSv4 recovery tree the client records of volumes not active on this node")
 
-    lab = sub.add_parser("lab", help="a two-node failover lab on this machine (see README)")
+    lab = sub.add_parser("lab", help="a failover lab on this machine: two nodes, or up to nine "
+                                     "(see README)")
     lab.add_argument("rest", nargs=argparse.REMAINDER)
     return p
