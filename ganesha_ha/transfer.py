@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from .export_edits import ConvergeResult
     from .formats.cib import Cib, Primitive, Replacement
     from .model import Export
-    from .registry import RegistryState
     from .settings import Settings
     from .volume import Volume
 
@@ -219,11 +218,11 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     replacement = None
     refused = reading.refusals + result.outcome.conflicts
     if cib is not None and prims:
-        replacement = _replacement(cib, prims, vol, state, args.resource_id, refused, reading)
+        replacement = _replacement(cib, prims, vol, state.server, args.resource_id, refused, reading)
     return _report(args, vol, reading, result, dry=not args.apply, skip=skip, replacement=replacement)
 
 
-def _replacement(cib: Cib, prims: list[Primitive], vol: Volume, state: RegistryState, resource_id: str | None,
+def _replacement(cib: Cib, prims: list[Primitive], vol: Volume, server: str, resource_id: str | None,
                  refused: list[Refusal], reading: Reading) -> Replacement | None:
     """The commands that replace the volume's primitives, or None with a note saying why not
     (a refusal: a primitive whose exports stay out must stay too)."""
@@ -234,8 +233,7 @@ def _replacement(cib: Cib, prims: list[Primitive], vol: Volume, state: RegistryS
                              "are not imported must stay")
         return None
     try:
-        return cibform.replacement(cib, prims, volume=str(vol.mountpoint), server=state.server,
-                                   resource_id=resource_id)
+        return cibform.replacement(cib, prims, volume=str(vol.mountpoint), server=server, resource_id=resource_id)
     except GaneshaHAError as exc:
         reading.notes.append(f"no pcs/crmsh commands: {exc}")
         return None

@@ -291,8 +291,8 @@ class Replacement(Record):
 def replacement(cib: Cib, prims: Sequence[Primitive], *, volume: str, server: str,
                 resource_id: str | None = None) -> Replacement:
     """The commands that replace `prims` (one volume's exportfs primitives) by one exports
-    resource (see the module docstring) and add the group's ocf:ganesha-ha:notify after its
-    IP, as the README's recipe has it. ValidationError when that cannot be said in commands:
+    resource (see the module docstring) and add the group's ocf:ganesha-ha:notify last in the
+    group, as the README's recipe has it. ValidationError when that cannot be said in commands:
     a volume served by Ganesha (the cut-over keeps knfsd's exports for the new resource to
     adopt, which only knfsd can), primitives in several groups, an id or a mount point that is
     not one word."""
@@ -390,7 +390,7 @@ def _add_notify(out: Replacement, cib: Cib, group: str | None, ip: str | None, *
     for m in members:
         if cib.kinds.get(m) == _NFSNOTIFY_KIND:
             out.notes.append(f"{m} (ocf:heartbeat:nfsnotify) notifies from this node's statd records, "
-                             f"not the volume's: delete it once the notify resource runs")
+                             "not the volume's: delete it once the notify resource runs")
     ip_id = next((m for m in members if cib.kinds.get(m) in _IP_AGENTS), None)
     if ip_id is not None and first in members and members.index(ip_id) < members.index(first):
         out.notes.append(f"the group starts {ip_id} before the exports: clients reach the node before its exports "
@@ -402,7 +402,7 @@ def _add_notify(out: Replacement, cib: Cib, group: str | None, ip: str | None, *
     nid = re.sub(r"-exports$", "", out.resource_id) + "-notify"
     if nid in cib.ids:
         out.notes.append(f"no {NOTIFY_AGENT} resource: the CIB already has an element with id {nid!r}; create "
-                         f"it by hand after {ip_id} (ip={ip} volume={volume})")
+                         f"it by hand, last in the group (ip={ip} volume={volume})")
         return
     out.notify_id = nid
     params = [f"ip={ip}", f"volume={volume}"]
