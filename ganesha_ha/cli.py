@@ -100,6 +100,20 @@ def _status_json(row, mountpoint: str) -> dict[str, Any]:
     return _export_json(row.export, row.live, mountpoint) | {"as_registered": row.as_registered}
 
 
+def _status_here(vol):
+    """vol.status(); for a volume with its own instance that is not active on this node, its
+    exports not live here (the instance runs only where the volume is active: nothing to ask,
+    nothing has died), where vol.status() says "live unknown" with why ("... is not running
+    (it exited or was killed)"), as for a server that cannot be asked."""
+    from .record import replace
+
+    status = vol.status()
+    if status.unavailable and status.state.ganesha_mode != SHARED and not vol.is_active():
+        return replace(status, exports=[replace(r, live=False, as_registered=None) for r in status.exports],
+                       unavailable="")
+    return status
+
+
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
     if getattr(args, "json", False):
         print(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
@@ -187,7 +201,7 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
                           + "".join(f"\n  was not as registered: {r}" for r in res.drift.reasons))
         return _failures_code(res.failed)
     # status: what the server grants, read back as the monitor reads it; nothing is repaired
-    status = vol.status()
+    status = _status_here(vol)
     state, rows = status.state, status.exports
     active = vol.is_active()
     from . import idranges
@@ -206,8 +220,7 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
     live_n = sum(1 for row in rows if row.live)
     differ = sum(1 for row in rows if row.as_registered is False)
     retired = idranges.count_within(state.retired_ids, *state.id_range)
-    if status.unavailable and state.ganesha_mode != SHARED and not active:
-        # its own instance runs only where the volume is active: nothing has exited or been killed
+    if state.ganesha_mode != SHARED and not active and not live_n:
         served = "not served here (its instance runs where the volume is active)"
     else:
         served = (f"live state unknown ({status.unavailable})" if status.unavailable else f"{live_n} live"
@@ -239,7 +252,7 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
         rows: list[list[str]] = []
         for mp in mountpoints:
             vol = Volume(mp, settings)
-            status = vol.status()
+            status = _status_here(vol)
             for row in status.exports:
                 out.append(_status_json(row, str(vol.mountpoint)) | {"server": status.state.server})
                 rows.append(_list_row(str(vol.mountpoint), status.state.server, row.export, row.live,
@@ -248,7 +261,7 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
         return 0
     vol = _volume(args, settings)
     if args.action == "show":
-        status = vol.status()
+        status = _status_here(vol)
         state = status.state
         exp = state.find(vol.key(args.export, state))
         row = next(r for r in status.exports if r.export.path == exp.path)

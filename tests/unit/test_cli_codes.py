@@ -1,6 +1,7 @@
 """Exit codes: every error's code is in the README's table, and the CLI keeps to it."""
 from __future__ import annotations
 
+import json
 import re
 
 from conftest import ROOT
@@ -110,10 +111,18 @@ def test_status_of_an_instance_volume_active_elsewhere_does_not_say_its_instance
     backend = FakeInstance("ganesha")
     config, mp, vol = cli_volume(tmp_path, monkeypatch, backend, ip="192.0.2.1")
     vol.init("ganesha", (1, 9), "instance")
+    (mp / "d").mkdir()
+    assert cli.main(["--config", str(config), "export", "add", str(mp), "d", "--client", "*(rw)"]) == 0
+    capsys.readouterr()
     assert cli.main(["--config", str(config), "volume", "status", str(mp)]) == 0
     out = capsys.readouterr().out
-    assert "0 exports, not served here (its instance runs where the volume is active), not active on this node" in out
+    assert "1 exports, not served here (its instance runs where the volume is active), not active on this node" in out
     assert "unknown" not in out
+    assert cli.main(["--config", str(config), "volume", "status", str(mp), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["unavailable"] == "" and [e["live"] for e in data["exports"]] == [False]
+    assert cli.main(["--config", str(config), "export", "show", str(mp), "d"]) == 0
+    assert "state:       not live" in capsys.readouterr().out      # not "unknown": nothing runs here
     vol.start()
     backend.running = False       # active here and its instance gone: that is worth saying
     assert cli.main(["--config", str(config), "volume", "status", str(mp)]) == 0
