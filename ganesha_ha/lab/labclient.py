@@ -17,17 +17,14 @@ can check that each acknowledged record is on the server, byte for byte.
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .. import linux
 from .nfs.client import Nfs4Client, OpenFile
 from .nfs.nfs4 import NFS4ERR_STALE, NfsError
 from .nfs.rpc import RpcError
+from .nsthread import NetnsLoop
 
 RECORD = 48  # bytes per record of the write stream
 
@@ -105,15 +102,17 @@ def outcome(t: float, exc: BaseException | None, client: Any = None) -> Probe:
     return Probe(t, False, os.strerror(err) if err else (type(exc).__name__ or "socket error"))
 
 
-class LabClient:
+class LabClient(NetnsLoop):
     """An `Nfs4Client` (NFSv4 minor version `minorversion`, from `source_addr` if given)
-    run by one thread inside network namespace `netns`."""
+    run by one thread inside network namespace `netns` (`start()`, `stop()`: NetnsLoop)."""
+
+    what = "client thread"
 
     def __init__(self, netns: str, host: str, port: int = 2049, *,
                  client_name: str = "gha-lab-client", interval: float = 0.1,
                  probe_timeout: float = 0.5, renew_every: float = 1.5,
                  minorversion: int = 1, source_addr: str | None = None) -> None:
-        self.netns = netns
+        super().__init__(netns, "gha-lab-client")
         self.host = host
         self.port = port
         self.client_name = client_name
@@ -133,67 +132,35 @@ class LabClient:
         self.acked = 0                           # records 0..acked-1 were acknowledged
         self.writes = ProbeWindow()              # outcome of every write attempt (per window)
         self.all_writes = ProbeWindow()          # ... over the whole run
-        self._q: queue.Queue = queue.Queue()
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._start_error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="gha-lab-client", daemon=True)
         self._last_renew = 0.0
 
-    # ---- life cycle -------------------------------------------------------------------
-    def start(self) -> "LabClient":
-        self._thread.start()
-        self._ready.wait(10)
-        if self._start_error is not None:
-            raise RuntimeError(f"client thread could not enter {self.netns}: {self._start_error}")
-        return self
+    # ---- in the thread: NetnsLoop's steps ----------------------------------------------
+    def _setup(self) -> None:
+        self.nfs = Nfs4Client(self.host, self.port, client_name=self.client_name, timeout=5.0,
+                              minorversion=self.minorversion, source_addr=self.source_addr)
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+    def _teardown(self) -> None:
+        self.nfs.close()
 
-    def _main(self) -> None:
-        try:
-            linux.setns_path(f"/run/netns/{self.netns}", linux.CLONE_NEWNET)
-            self.nfs = Nfs4Client(self.host, self.port, client_name=self.client_name, timeout=5.0,
-                                  minorversion=self.minorversion, source_addr=self.source_addr)
-        except BaseException as exc:  # reported by start()
-            self._start_error = exc
-            self._ready.set()
-            return
-        self._ready.set()
+    def _loop(self) -> None:
         next_tick = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                busy = self.probing or (self.writing and self.stream is not None)
-                wait = max(0.0, next_tick - time.monotonic()) if busy else 0.2
-                try:
-                    fn, fut = self._q.get(timeout=wait)
-                except queue.Empty:
-                    fn = fut = None
-                if fn is not None:
-                    if fut.set_running_or_notify_cancel():
-                        try:
-                            fut.set_result(fn(self.nfs))
-                        except BaseException as exc:
-                            fut.set_exception(exc)
-                    continue
-                next_tick = time.monotonic() + self.interval
-                if self.probing and self.probe_fh is not None:
-                    self._probe()
-                if self.writing and self.stream is not None:
-                    self._write_next()
-                if not self.probing and self.keep_lease and self.nfs.clientid is not None:
-                    self._renew()
-        finally:
-            self.nfs.close()
+        while not self._stop.is_set():
+            busy = self.probing or (self.writing and self.stream is not None)
+            wait = max(0.0, next_tick - time.monotonic()) if busy else 0.2
+            if self._serve_one(wait) or self._stop.is_set():
+                continue
+            next_tick = time.monotonic() + self.interval
+            if self.probing and self.probe_fh is not None:
+                self._probe()
+            if self.writing and self.stream is not None:
+                self._write_next()
+            if not self.probing and self.keep_lease and self.nfs.clientid is not None:
+                self._renew()
 
     # ---- work from the orchestrator ----------------------------------------------------
     def call(self, fn: Callable[[Nfs4Client], Any], timeout: float = 60.0) -> Any:
         """Run fn(nfs_client) in the client thread (inside the namespace); return its result."""
-        fut: Future = Future()
-        self._q.put((fn, fut))
-        return fut.result(timeout)
+        return self._call(lambda: fn(self.nfs), timeout)
 
     def start_probing(self, fh: bytes) -> ProbeWindow:
         """Replay `fh` every `interval` s from now on; returns the window being filled."""

@@ -20,25 +20,27 @@ import threading
 import time
 from typing import Any
 
-from .. import linux
 from .labclient import Probe, ProbeWindow, outcome
 from .nfs.client import Nfs4Client
 from .nfs.nfs4 import NFS4ERR_NAMES, NFS4ERR_GRACE, REESTABLISH_STATUSES, NfsError
 from .nfs.rpc import RpcError
+from .nsthread import NetnsLoop
 
 GRACE = NFS4ERR_NAMES[NFS4ERR_GRACE]   # a new OPEN refused while the server is in grace
 
 
-class NewOpenProbe:
+class NewOpenProbe(NetnsLoop):
     """Fresh files `<directory>/<name>-<n>` opened, written and closed every `interval` s
     through `host`, from `source_addr` in network namespace `netns`, NFSv4 minor version
     `minorversion`. `start()` runs it; `mark()` begins a new window (what one failover
-    saw); `evidence(t_up)` sums a window up; `stop()` ends it."""
+    saw); `evidence(t_up)` sums a window up; `stop()` ends it (NetnsLoop)."""
+
+    what = "new-open probe"
 
     def __init__(self, netns: str, host: str, directory: str, *, client_name: str,
                  source_addr: str | None = None, minorversion: int = 1, interval: float = 0.2,
                  timeout: float = 1.0) -> None:
-        self.netns = netns
+        super().__init__(netns, f"gha-newopen-{client_name}")
         self.host = host
         self.directory = directory.rstrip("/")
         self.client_name = client_name
@@ -49,22 +51,8 @@ class NewOpenProbe:
         self.window = ProbeWindow()
         self.opened = 0
         self._seq = itertools.count()
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._main, name=f"gha-newopen-{client_name}", daemon=True)
-
-    def start(self) -> "NewOpenProbe":
-        self._thread.start()
-        self._ready.wait(10)
-        if self._error is not None:
-            raise RuntimeError(f"new-open probe could not enter {self.netns}: {self._error}")
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        self._nfs: Nfs4Client | None = None
 
     def mark(self) -> ProbeWindow:
         """Begin a new window: the attempts from now on."""
@@ -99,41 +87,37 @@ class NewOpenProbe:
             out["after_up_s"] = None if good is None else round(good.t - t_up, 2)
         return out
 
-    # ---- in the thread ----------------------------------------------------------------
-    def _main(self) -> None:
-        try:
-            linux.setns_path(f"/run/netns/{self.netns}", linux.CLONE_NEWNET)
-            c = Nfs4Client(self.host, client_name=self.client_name, timeout=self.timeout,
-                           source_addr=self.source_addr, minorversion=self.minorversion)
-        except BaseException as exc:  # reported by start()
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
+    # ---- in the thread: NetnsLoop's steps ----------------------------------------------
+    def _setup(self) -> None:
+        self._nfs = Nfs4Client(self.host, client_name=self.client_name, timeout=self.timeout,
+                               source_addr=self.source_addr, minorversion=self.minorversion)
+
+    def _teardown(self) -> None:
+        self._nfs.close()
+
+    def _loop(self) -> None:
+        c = self._nfs
         need_establish = True
-        try:
-            while not self._stop.is_set():
-                t = time.monotonic()
-                try:
-                    if not c.connected:
-                        c.connect()
-                    if need_establish:
-                        c.establish()
-                        need_establish = False
-                    self._one(c)
-                    p = Probe(t, True)
-                except NfsError as exc:
-                    # 4.0: a new server instance does not know the client id; 4.1 re-makes
-                    # its session inside each call (client.py)
-                    need_establish = exc.status in REESTABLISH_STATUSES
-                    p = outcome(t, exc, c)
-                except (RpcError, OSError) as exc:
-                    p = outcome(t, exc, c)
-                with self._lock:
-                    self.window.probes.append(p)
-                self._stop.wait(max(0.0, t + self.interval - time.monotonic()))
-        finally:
-            c.close()
+        while not self._stop.is_set():
+            t = time.monotonic()
+            try:
+                if not c.connected:
+                    c.connect()
+                if need_establish:
+                    c.establish()
+                    need_establish = False
+                self._one(c)
+                p = Probe(t, True)
+            except NfsError as exc:
+                # 4.0: a new server instance does not know the client id; 4.1 re-makes
+                # its session inside each call (client.py)
+                need_establish = exc.status in REESTABLISH_STATUSES
+                p = outcome(t, exc, c)
+            except (RpcError, OSError) as exc:
+                p = outcome(t, exc, c)
+            with self._lock:
+                self.window.probes.append(p)
+            self._stop.wait(max(0.0, t + self.interval - time.monotonic()))
 
     def _one(self, c: Nfs4Client) -> None:
         name = f"{self.directory}/{self.client_name}-{next(self._seq)}"
