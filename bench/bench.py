@@ -9,7 +9,8 @@ timing; targets are reported. The work is split by job:
     scale.py         one volume of 10 000 exports, knfsd and Ganesha
     labs.py          the failover outage of the direct and the cluster lab (both Ganesha modes)
     instance_cost.py what one Ganesha instance per volume costs
-    report.py        RESULTS.md from the figures (report_modes.py: section 6; fmt.py: how a figure is written)
+    report.py        RESULTS.md from the figures (report_floor.py: section 3; report_modes.py: section 6;
+                     fmt.py: how a figure is written)
 """
 from __future__ import annotations
 

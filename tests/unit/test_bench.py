@@ -161,3 +161,18 @@ def test_the_two_ganesha_modes_side_by_side():
     text = report.render(f, 60.0)
     assert "instance mode not measured: not run (bench/run --no-lab)" in text
     assert next(line for line in text.splitlines() if line.startswith("| a take-over stalls")).endswith("| n/a |")
+
+
+def test_the_import_profile_names_the_costly_imports_and_the_packages_modules():
+    """Section 3's import table (report_floor.import_table): the interpreter's own start-up
+    modules are not listed as costs, what site or a ganesha_ha module imports is, with its importer."""
+    f = figures()
+    f.r["imports"] = {"monitor": ({
+        "io": {"cum": 900, "parent": None, "depth": 0},                      # the interpreter's own
+        "json": {"cum": 1200, "parent": None, "depth": 0},                   # imported at run time
+        "re": {"cum": 2500, "parent": "ganesha_ha.textcheck", "depth": 1},
+        "ganesha_ha": {"cum": 8000, "parent": None, "depth": 0},
+        "ganesha_ha.ocf": {"cum": 5000, "parent": "ganesha_ha", "depth": 1}}, 15000)}
+    row = next(line for line in report.render(f, 60.0).splitlines() if line.startswith("| monitor |"))
+    assert row == ("| monitor | 15.0 ms | ganesha_ha 8.0, re 2.5 (ganesha_ha.textcheck), json 1.2 (at run time) "
+                   "| ocf |")
