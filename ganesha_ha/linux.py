@@ -153,14 +153,23 @@ def _unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
+def mount_table(pid: int | str = "self") -> list[tuple[str, str, str]]:
+    """The mounts in the mount namespace of process `pid`, in the kernel's order, each as
+    (device "major:minor", root: the path inside that file system the mount shows, mount
+    point): fields 3, 4 and 5 of its mountinfo. A bind mount of a directory has the
+    directory's path as its root (with "//deleted" appended once it is removed). [] when
+    it cannot be read (the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
+            return [(f[2], _unescape(f[3]), _unescape(f[4])) for f in map(str.split, fh) if len(f) > 4]
+    except OSError:
+        return []
+
+
 def mount_points(pid: int | str = "self") -> list[str]:
     """Mount points in the mount namespace of process `pid` (field 5 of its mountinfo), in
     the kernel's order; [] when it cannot be read (the process is gone)."""
-    try:
-        with open(f"/proc/{pid}/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
-            return [_unescape(f[4]) for f in map(str.split, fh) if len(f) > 4]
-    except OSError:
-        return []
+    return [point for _, _, point in mount_table(pid)]
 
 
 def is_mountpoint(path: str | os.PathLike[str], pid: int | None = None) -> bool:

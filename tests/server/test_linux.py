@@ -84,9 +84,15 @@ def test_a_bind_mount_onto_itself_is_a_mount_point(tmp_path):
         assert not os.path.ismount(d)
         assert linux.is_mountpoint(d) and str(d) in linux.mount_points()
         assert linux.is_mountpoint(d, pid=os.getpid())
+        # a bind names its source: the directory's device and its path in that file system
+        (dev, root, _), = [m for m in linux.mount_table() if m[2] == str(d)]
+        st = os.stat(tmp_path)
+        assert dev == f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+        assert root.endswith("/self bind") and str(d).endswith(root)
     finally:
         linux.umount(d, lazy=True)
     assert not linux.is_mountpoint(d)
+    assert linux.mount_table(2 ** 22 + 1) == []
 
 
 @needs_root
