@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
     from .backends import Backend
     from .converge import Outcome
+    from .context import VolumeContext
     from .description import Description
+    from .execute import ExportFailure
     from .registry import Registry
     from .transaction import Transaction
 
@@ -54,6 +56,9 @@ class ExportEdits:
 
         def transaction(self, *, live: bool | None = None, note: str = "nothing was changed"
                         ) -> AbstractContextManager[Transaction]: ...
+
+        def _collisions(self, backend: Backend, ctx: VolumeContext, applying: Sequence[Export], submounts: bool,
+                        isolate: bool) -> list[ExportFailure]: ...
 
     def key(self, text: str, state: RegistryState | None = None) -> str | int:
         """DIRECTORY|PATH|EXPORT_ID from the command line → registry lookup key: an Export_Id,
@@ -137,6 +142,25 @@ class ExportEdits:
             return [f"{exc}; the volume cannot start on this node until it is"]
         return []
 
+    def _neighbour_warnings(self, tx: Transaction, exports: Sequence[Export]) -> list[str]:
+        """A change only recorded (the volume not active here, or --record-only): what a start
+        of the volume on this node would meet, as it stands now. An export whose pseudo path
+        meets one this node's server serves for another volume (Ganesha), or whose Export_Id
+        or knfsd fsid it serves for something else, is left out by that start, named (the
+        others are served): said now, while the administrator can still choose another.
+        Nothing when the change goes live (the transaction refuses those) or the server
+        cannot be asked here (it serves nothing now)."""
+        from .errors import GaneshaHAError
+
+        if tx.live or not exports:
+            return []
+        try:
+            hits = self._collisions(tx.backend, tx.ctx, exports, backend_info(tx.state.server).pseudo_tree, True)
+        except GaneshaHAError:
+            return []
+        return [f"{f}: a start of {self.mountpoint} on this node would leave this export out "
+                "(its other exports are served)" for f in hits]
+
     def require_directory(self, rel: str) -> None:
         """The directory `rel` of the volume exists and is reached without leaving the volume."""
         require_directory(self.registry.abspath(rel), self.mountpoint)
@@ -177,6 +201,7 @@ class ExportEdits:
             warnings = self._fsal_warnings(tx.backend, exp, force) + self._install_warnings(tx, exp)
             tx.state = tx.state.with_export(exp)
             self.require_junctions(tx.state, exp)
+            warnings += self._neighbour_warnings(tx, [exp])
         return self._result(tx, exp, record_only, warnings)
 
     def update(self, key: str, *, clients: Sequence[str] | None = None, pseudo: str | None = None,
@@ -239,6 +264,7 @@ class ExportEdits:
             tx.state = tx.state.with_export(new)
             if new.pseudo != old.pseudo or new.ganesha != old.ganesha:
                 self.require_junctions(tx.state, new)
+            warnings += self._neighbour_warnings(tx, [new])
         result = self._result(tx, new, record_only, warnings)
         # an FSAL change Ganesha cannot make in place: say that the export went away for a moment
         reason = (None if old.ganesha.fsal.in_place_change(new.ganesha.fsal)
@@ -293,6 +319,8 @@ class ExportEdits:
             go = not check and (skip_conflicts or not outcome.conflicts)
             if go:
                 tx.state = outcome.state
+                new = [e for e in tx.state.exports if tx.base.get(e.path) != e]
+                warnings.extend(self._neighbour_warnings(tx, new))
                 if progress is not None:
                     tx.progress = lambda done, total: progress("applying", done, total)
         return ConvergeResult(outcome=outcome, changed=go and tx.changed, live=go and tx.live and tx.changed,

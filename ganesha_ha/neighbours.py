@@ -60,50 +60,74 @@ def ranges(mountpoint: Path) -> list[tuple[str, tuple[int, int]]]:
 
 def check_pseudo_paths(node: NodeState, served: Callable[[], Collection[int]], exports: Sequence[Export],
                        where: Callable[[Export], object]) -> None:
-    """Raise PseudoCollisionError (exit 5, OCF_ERR_PERM) when the pseudo path of one of
-    `exports` (of the volume whose marks `node` keeps) is, lies below or lies above that of an
-    export this node's server serves (`served()`: its Export_Ids, asked only when another
-    volume is active here) for another volume. `where(export)` names an export of ours.
+    """Raise the first of `pseudo_collisions` (PseudoCollisionError: exit 5, OCF_ERR_PERM):
+    for a change of the registry, which is all or nothing (the administrator is there to
+    choose another pseudo path)."""
+    hits = pseudo_collisions(node, served, exports, where)
+    if hits:
+        raise hits[0][1]
+
+
+def pseudo_collisions(node: NodeState, served: Callable[[], Collection[int]], exports: Sequence[Export],
+                      where: Callable[[Export], object] | None) -> list[tuple[Export, PseudoCollisionError]]:
+    """Each of `exports` (of the volume whose marks `node` keeps) whose pseudo path is, lies
+    below or lies above that of an export this node's server serves (`served()`: its
+    Export_Ids, asked only when another volume is active here) for another volume, with the
+    error naming theirs (and ours by `where(export)`; None: the caller names it, as an
+    ExportFailure does), in the order of `exports`.
 
     Nested is refused as well as equal: below another volume's export, Ganesha mounts ours
     inside it, and that volume's stop then fails ("Cannot remove export with submounts": the
-    node is fenced); above it, ours would hide it from its clients (plan.py).
+    node is fenced); above it, ours would hide it from its clients (plan.py). A start or a
+    repair leaves exactly these out and serves the others (README, "Blast radius").
     """
     others = [r for r in node.others_active() if r.get("ganesha_mode", SHARED) == SHARED]
     if not others:
-        return
+        return []
     live = served()
-    # theirs by pseudo path, and by every pseudo path above one of theirs: each of ours is then
-    # looked up along its own path, O(depth), not against each of theirs (two volumes of
-    # 10 000 exports on one node were 10^8 comparisons)
+    theirs = [(str(record.get("mountpoint", "?")), exp) for record in others for exp in _record_exports(record)
+              if exp.export_id in live]
+    return [(ours, PseudoCollisionError(text)) for ours, text in find_pseudo_collisions(theirs, exports, where)]
+
+
+def find_pseudo_collisions(theirs: Sequence[tuple[str, Export]], ours: Sequence[Export],
+                           where: Callable[[Export], object] | None) -> list[tuple[Export, str]]:
+    """(export of ours, why) for each of `ours` whose pseudo path is, lies below or lies above
+    that of one of `theirs` ((mount point of its volume, export): what the node serves for
+    other volumes). Where several of theirs meet one of ours, the one at the same path is
+    named, else the nearest above it, else one below it. Pure.
+
+    Theirs are indexed by pseudo path and by every pseudo path above one of theirs: each of
+    ours is then looked up along its own path, O(depth), not against each of theirs (two
+    volumes of 10 000 exports on one node were 10^8 comparisons)."""
     exact: dict[str, tuple[str, Export]] = {}
     above: dict[str, tuple[str, Export]] = {}
-    for record in others:
-        mountpoint = str(record.get("mountpoint", "?"))
-        for theirs in _record_exports(record):
-            if theirs.export_id not in live:
-                continue
-            exact.setdefault(theirs.pseudo, (mountpoint, theirs))
-            for parent in _parents(theirs.pseudo):
-                above.setdefault(parent, (mountpoint, theirs))
+    for mountpoint, exp in theirs:
+        exact.setdefault(exp.pseudo, (mountpoint, exp))
+        for parent in _parents(exp.pseudo):
+            above.setdefault(parent, (mountpoint, exp))
     if not exact:
-        return
-    for ours in exports:
-        found = exact.get(ours.pseudo) or above.get(ours.pseudo)
+        return []
+    out = []
+    for exp in ours:
+        found = exact.get(exp.pseudo)
         if found is None:
-            found = next((exact[p] for p in _parents(ours.pseudo) if p in exact), None)
-        if found is None:
-            continue
-        mountpoint, theirs = found
-        how = pseudo_clash(ours.pseudo, theirs.pseudo)
-        other = f"{mountpoint} ({mountpoint.rstrip('/')}/{theirs.path}".rstrip("/") + ")"
-        what = {"is": f"is already served by this node for the volume {other}",
-                "lies below": f"lies below {theirs.pseudo}, served by this node for the volume {other}: "
-                              "Ganesha would mount it inside that export, whose volume could then not stop",
-                "lies above": f"lies above {theirs.pseudo}, served by this node for the volume {other}: "
-                              "it would hide that export from its clients"}[how]
-        raise PseudoCollisionError(f"pseudo path {ours.pseudo} of {where(ours)} {what}; give the volumes "
-                                   "pseudo paths apart")
+            found = next((exact[p] for p in _parents(exp.pseudo) if p in exact), None) or above.get(exp.pseudo)
+        if found is not None:
+            out.append((exp, _collision_text(exp, *found, where)))
+    return out
+
+
+def _collision_text(ours: Export, mountpoint: str, theirs: Export, where: Callable[[Export], object] | None) -> str:
+    how = pseudo_clash(ours.pseudo, theirs.pseudo)
+    other = f"{mountpoint} ({mountpoint.rstrip('/')}/{theirs.path}".rstrip("/") + ")"
+    what = {"is": f"is already served by this node for the volume {other}",
+            "lies below": f"lies below {theirs.pseudo}, served by this node for the volume {other}: "
+                          "Ganesha would mount it inside that export, whose volume could then not stop",
+            "lies above": f"lies above {theirs.pseudo}, served by this node for the volume {other}: "
+                          "it would hide that export from its clients"}[how]
+    of = f" of {where(ours)}" if where is not None else ""
+    return f"pseudo path {ours.pseudo}{of} {what}; give the volumes pseudo paths apart"
 
 
 def _parents(pseudo: str) -> list[str]:

@@ -193,12 +193,12 @@ class Volume(ExportEdits):
                     check_ready(backend, ctx, exp)
                 else:
                     backend.check_export(exp, self.mountpoint)
+        refused: list[ExportFailure] = []
         if tx.live and applying:
-            backend.check_collisions(ctx, applying)
-            if submounts and not backend.own_server:   # a server of its own serves no other volume
-                from .neighbours import check_pseudo_paths
-
-                check_pseudo_paths(self.node, backend.served_ids, applying, self.registry.abspath)
+            refused = self._collisions(backend, ctx, applying, submounts, isolate)
+            if refused:   # left out, named (a start, a repair): the others go live
+                out = {f.export.path for f in refused}
+                steps = [s for s in steps if not (s.action == APPLY and s.export.path in out)]
         tx.remounted = remounted(steps, base.exports, new.exports)
         changed = tx.changed
         if changed:  # the ids and fsids of exports that go are never handed out again
@@ -210,8 +210,8 @@ class Volume(ExportEdits):
             if tx.restore:
                 tx.records = restore_recovery(backend, ctx)
                 self.node.set_restored()
-            tx.failed = run_steps(backend, ctx, steps, progress, isolate=isolate, warnings=tx.warnings,
-                                  report=tx.progress)
+            tx.failed = refused + run_steps(backend, ctx, steps, progress, isolate=isolate, warnings=tx.warnings,
+                                            report=tx.progress)
             if tx.activate and new.exports and {f.export.path for f in tx.failed} >= {e.path for e in new.exports}:
                 raise failures_error(tx.failed, f"none of the {len(new.exports)} exports of "
                                                 f"{self.mountpoint} could go live")
@@ -229,6 +229,39 @@ class Volume(ExportEdits):
             raise _rolled_back(exc, f"{note} (registry rolled back)") from None
         if tx.activate or (steps and self.is_active()):  # what a stop must withdraw, even unmounted
             self._set_active(tx.state)
+
+    def _collisions(self, backend: Backend, ctx: VolumeContext, applying: Sequence[Export], submounts: bool,
+                    isolate: bool) -> list[ExportFailure]:
+        """The exports about to be applied whose identity (Export_Id, knfsd fsid) or pseudo
+        path meets what this node's server serves for others. A change of the registry is
+        refused with the first (IdCollisionError, PseudoCollisionError: exit 5, nothing
+        written); a start or a repair (`isolate`) gets them back, each with its error, to leave
+        them out: one export that meets another volume's is not served, the rest of the volume
+        is (README, "Blast radius"), and the other volume's export serves on."""
+        from .errors import IdCollisionError
+        from .execute import ExportFailure
+
+        out: list[ExportFailure] = []
+        try:
+            backend.check_collisions(ctx, applying)
+        except IdCollisionError:
+            if not isolate:
+                raise
+            for exp in applying:   # which? each on its own (a collision is rare; none costs one call)
+                try:
+                    backend.check_collisions(ctx, [exp])
+                except IdCollisionError as exc:
+                    out.append(ExportFailure(exp, "apply", exc))
+        if submounts and not backend.own_server:   # a server of its own serves no other volume
+            from .neighbours import pseudo_collisions
+
+            seen = {f.export.path for f in out}
+            hits = pseudo_collisions(self.node, backend.served_ids, [e for e in applying if e.path not in seen],
+                                     None if isolate else self.registry.abspath)   # an ExportFailure names it
+            if hits and not isolate:
+                raise hits[0][1]
+            out += [ExportFailure(exp, "apply", exc) for exp, exc in hits]
+        return out
 
     def _absent(self, tx: Transaction) -> set[str]:
         """The re-applied exports the server does not serve now: where a parent comes back
@@ -448,9 +481,6 @@ class Volume(ExportEdits):
         ctx = self.ctx(state)
         drift = backend.drift(ctx, state.exports)
         result = MonitorResult(running=True, drift=drift, exports=len(state.exports))
-        if drift.foreign:
-            from .errors import IdCollisionError
-            raise IdCollisionError("; ".join(drift.foreign))
         if probe and state.exports and len(drift.missing) == len(state.exports):
             return MonitorResult(running=False, drift=drift, exports=len(state.exports))
         if repair and (drift.missing or drift.changed or drift.stray):
@@ -468,6 +498,8 @@ class Volume(ExportEdits):
 
             result.failed = [ExportFailure(e, "apply", ApplyError("not live as the registry says"))
                              for e in drift.missing + drift.changed]
+        if drift.foreign:
+            self._foreign(drift, result, repair)
         if save:
             from .errors import InsecureStateError, RegistryError
 
@@ -478,6 +510,24 @@ class Volume(ExportEdits):
             except RegistryError as exc:  # users fill their volumes: the exports still serve
                 result.recovery_error = str(exc)
         return result
+
+    @staticmethod
+    def _foreign(drift: Drift, result: MonitorResult, repair: bool) -> None:
+        """Identities of ours served for something else: an export whose Export_Id Ganesha
+        serves for another path (`drift.elsewhere`, its reason in `drift.foreign`) is not live,
+        named in `result.failed` (not ours to withdraw, nor to repair: the volume is degraded,
+        the other export serves on); a knfsd fsid exported for another directory was left out
+        by the repair, which names it. One that neither explains (both live: exported by hand)
+        is an IdCollisionError (exit 5, OCF_ERR_PERM), as a start would refuse it."""
+        from .errors import IdCollisionError
+        from .execute import ExportFailure
+
+        result.failed += [ExportFailure(e, "apply", IdCollisionError(f"{why}; give the volumes disjoint id "
+                                                                      "ranges (ganesha-ha volume set-range)"))
+                          for e, why in zip(drift.elsewhere, drift.foreign)]
+        named = sum(1 for f in result.failed if isinstance(f.error, IdCollisionError))
+        if repair and len(drift.foreign) > named:
+            raise IdCollisionError("; ".join(drift.foreign[len(drift.elsewhere):]))
 
     def save_recovery(self, backend: Backend, ctx: VolumeContext) -> bool:
         """Save every recovery store of the backend, if this node has restored the volume's

@@ -119,6 +119,47 @@ def test_knfsd_one_export_exportfs_refuses_never_takes_the_volume_down(knfsd):
     assert etab(knfsd) == {}
 
 
+def test_knfsd_an_fsid_another_volume_exports_here_leaves_out_that_export_only(knfsd):
+    """Blast radius, knfsd's equivalent of a pseudo path met across volumes: two volumes whose
+    administrators both chose `--fsid 7` (knfsd finds an export's files by its fsid: two
+    directories under one fsid give one's clients the other's files). Recorded while the second
+    is not active here: a warning. Its start serves its other export and leaves that one out,
+    named (agent 0 with a warning; the monitor OCF_DEGRADED, naming it once); the first volume's
+    line stays; once the first volume stops, the monitor exports it."""
+    from ganesha_ha import linux
+
+    v1, v2 = knfsd.volume, knfsd.work / "vol2"
+    v2.mkdir()
+    linux.mount("gha-agent-input2", str(v2), "tmpfs", 0, "size=16m,mode=0755")
+    try:
+        (v1 / "a").mkdir()
+        (v2 / "d").mkdir()
+        (v2 / "e").mkdir()
+        for vol, rng in ((v1, "100-199"), (v2, "200-299")):
+            cli(knfsd.config, "volume", "init", str(vol), "--server", "knfsd", "--id-range", rng)
+        cli(knfsd.config, "export", "add", str(v1), "a", "--client", "127.0.0.1", "--fsid", "7")
+        p1 = {"server": "knfsd", "volume": str(v1), "config": str(knfsd.config)}
+        p2 = p1 | {"volume": str(v2)}
+        check_well_formed(*run_subprocess("start", p1), {0})
+        added = cli(knfsd.config, "export", "add", str(v2), "d", "--client", "127.0.0.1", "--fsid", "7")
+        assert f"WARNING: d (Export_Id 200): fsid 7 of {v2}/d is already exported by this node's knfsd for " \
+               f"{v1}/a" in added.stderr and f"a start of {v2} on this node would leave this export out" in added.stderr
+        assert "WARNING" not in cli(knfsd.config, "export", "add", str(v2), "e", "--client", "127.0.0.1").stderr
+        rc, out, err = run_subprocess("start", p2)
+        check_well_formed(rc, out, err, {0})
+        assert "1 of 2 exports could not go live" in err and "fsid 7" in err, err
+        assert sorted(etab(knfsd)) == [f"{v1}/a", f"{v2}/e"] and etab_fsids(knfsd)[f"{v1}/a"] == "7"
+        (reason,) = check_well_formed(*run_subprocess("monitor", p2 | RECURRING), {190})
+        assert reason.startswith("not live: d (Export_Id 200): fsid 7 ") and f"for {v1}/a" in reason, reason
+        check_well_formed(*run_subprocess("monitor", p1 | RECURRING), {0})
+        check_well_formed(*run_subprocess("stop", p1), {0})
+        check_well_formed(*run_subprocess("monitor", p2 | RECURRING), {0})
+        assert sorted(etab(knfsd)) == [f"{v2}/d", f"{v2}/e"] and etab_fsids(knfsd)[f"{v2}/d"] == "7"
+        check_well_formed(*run_subprocess("stop", p2), {0})
+    finally:
+        linux.umount(str(v2), lazy=True)
+
+
 def test_knfsd_nothing_servable_is_a_failure(knfsd):
     vol = knfsd.volume
     (vol / "a").mkdir()

@@ -187,9 +187,9 @@ def test_a_pseudo_path_of_another_volume_is_refused_before_ganesha(two_volumes, 
     assert agent("start", lab, v1).returncode == 0
     registry = (v2 / ".ganesha-ha" / "registry.json").read_bytes()
     res = agent("start", lab, v2)
-    assert res.returncode == 4, res.stderr   # OCF_ERR_PERM: banned from this node only
+    assert res.returncode == 4, res.stderr   # OCF_ERR_PERM: nothing of it can be served here, banned from this node
     reason = [l for l in res.stderr.splitlines() if l.startswith("ocf-exit-reason:")]
-    assert len(reason) == 1 and f"pseudo path {ours} of {v2}/d {how}" in reason[0] and str(v1) in reason[0]
+    assert len(reason) == 1 and f"d (Export_Id 5200): pseudo path {ours} {how}" in reason[0] and str(v1) in reason[0]
     assert (v2 / ".ganesha-ha" / "registry.json").read_bytes() == registry
     assert not {i for i in lab.show_exports() if 5200 <= i <= 5299}, "nothing of the second volume went live"
     assert read(lab, f"{theirs}/marker") == "v1/d\n", "the first volume serves on"
@@ -210,3 +210,39 @@ def test_a_pseudo_path_of_another_volume_is_refused_before_ganesha(two_volumes, 
     assert read(lab, "/apart/marker") == "v1/d\n" and read(lab, f"{ours}/marker") == "v2/d\n"
     for vol in (v1, v2):
         assert agent("stop", lab, vol).returncode == 0
+
+
+def test_one_export_meeting_another_volume_s_pseudo_path_is_left_out_the_others_serve(two_volumes):
+    """Blast radius (tryout finding A): the second volume's `d` lies below the first volume's
+    /shared. Recorded while the volume is not active here: a warning says what a start here
+    will do. The start serves `e`, names `d` (agent 0 with a warning, the CLI's exit 5 for the
+    export it could not serve), the monitor answers OCF_DEGRADED naming `d` once, the first
+    volume's /shared serves on; once the first volume stops, the monitor serves `d` too."""
+    lab, v1, v2 = two_volumes
+    add(lab, v1, "d", "/shared")
+    assert agent("start", lab, v1).returncode == 0
+    res = lab.cli("export", "add", str(v2), "d", "--client", "127.0.0.1(rw)", "--pseudo", "/shared/inner")
+    assert res.returncode == 0 and "recorded" in res.stdout, res.stderr
+    assert "WARNING: d (Export_Id 5200): pseudo path /shared/inner lies below /shared, served by this node for " \
+           f"the volume {v1}" in res.stderr and f"a start of {v2} on this node would leave this export out" in res.stderr
+    res = lab.cli("export", "add", str(v2), "e", "--client", "127.0.0.1(rw)", "--pseudo", "/other")
+    assert res.returncode == 0 and "WARNING" not in res.stderr, res.stderr
+    started = agent("start", lab, v2)
+    assert started.returncode == 0, started.stderr
+    assert "1 of 2 exports could not go live" in started.stderr and "/shared/inner" in started.stderr
+    assert read(lab, "/other/marker") == "v2/e\n" and read(lab, "/shared/marker") == "v1/d\n"
+    assert not lookup_fails(lab, "/shared") and lookup_fails(lab, "/shared/inner")
+    mon = agent("monitor", lab, v2)
+    assert mon.returncode == 190, mon.stderr    # OCF_DEGRADED: shown, nothing recovered
+    [reason] = [l for l in mon.stderr.splitlines() if l.startswith("ocf-exit-reason:")]
+    assert "not live: d (Export_Id 5200): pseudo path /shared/inner lies below /shared" in reason, reason
+    assert f"{v2}/d" not in reason, "the export is named once (Pacemaker keeps 128 characters)"
+    assert agent("monitor", lab, v1).returncode == 0
+    # the CLI's start of an active volume: the same, exit 5 for the one export
+    cli = lab.cli("volume", "start", str(v2))
+    assert cli.returncode == 5 and "not live: d (Export_Id" in cli.stderr and "/shared/inner" in cli.stderr
+    # the first volume goes: the next monitor serves the export it had kept out
+    assert agent("stop", lab, v1).returncode == 0
+    assert agent("monitor", lab, v2).returncode == 0
+    assert read(lab, "/shared/inner/marker") == "v2/d\n" and read(lab, "/other/marker") == "v2/e\n"
+    assert agent("stop", lab, v2).returncode == 0

@@ -74,3 +74,28 @@ def test_a_new_export_s_junctions_are_looked_for_below_it_only(monkeypatch):
     many = exports([f"/vol1/d{i}" for i in range(2000)], 1)
     Volume.__new__(Volume).require_junctions(SimpleNamespace(server="ganesha", exports=many), many[-1])
     assert asked == [many[-1].pseudo]   # its own parent; nothing lies below it
+
+
+@given(st.lists(PSEUDO, min_size=1, max_size=6), st.lists(PSEUDO, min_size=0, max_size=6))
+def test_each_export_that_meets_one_of_theirs_is_named_and_no_other(ours_p, theirs_p):
+    """find_pseudo_collisions (pure) lists exactly the exports of ours that meet one of theirs,
+    in our order, each once: a start leaves out these and serves the others."""
+    from ganesha_ha.neighbours import find_pseudo_collisions
+
+    ours, theirs = exports(ours_p, 100), exports(theirs_p, 200)
+    hits = find_pseudo_collisions([("/srv/other", t) for t in theirs], ours, lambda e: e.path)
+    assert [o for o, _ in hits] == [o for o in ours if any(pseudo_clash(o.pseudo, t.pseudo) for t in theirs)]
+    for o, text in hits:
+        assert text.startswith(f"pseudo path {o.pseudo} of {o.path} ") and "/srv/other" in text
+
+
+@pytest.mark.parametrize("theirs_p, ours, named", [
+    (["/top/sub", "/top"], "/top", "is already served"),            # the equal path, not one below it
+    (["/a", "/a/b"], "/a/b/c", "lies below /a/b,"),                 # the nearest above it
+    (["/a/b/c"], "/a", "lies above /a/b/c,")])
+def test_the_closest_of_theirs_is_named(theirs_p, ours, named):
+    from ganesha_ha.neighbours import find_pseudo_collisions
+
+    theirs = exports(theirs_p, 200)
+    [(_, text)] = find_pseudo_collisions([("/srv/other", t) for t in theirs], exports([ours], 100), str)
+    assert named in text

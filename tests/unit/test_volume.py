@@ -337,11 +337,18 @@ def test_status_reads_back_what_is_served_and_changes_nothing(active, fake, tmp_
     assert down.unavailable, "why the live state is unknown"
 
 
-def test_monitor_refuses_a_foreign_export_under_our_id(active, fake, tmp_path):
+def test_monitor_names_an_export_whose_id_is_served_for_something_else(active, fake, tmp_path):
+    """Blast radius: the export whose Export_Id is served for another path is not live and
+    named (the volume degraded); the server's export is left alone, the others are repaired."""
     exp = active.add("a", ["127.0.0.1"]).export
+    b = active.add("b", ["127.0.0.1"]).export
     fake.live[exp.export_id] = (str(tmp_path / "other"), exp)
-    with pytest.raises(IdCollisionError):
-        active.monitor()
+    del fake.live[b.export_id]
+    res = active.monitor()
+    assert [(f.export.path, type(f.error)) for f in res.failed] == [("a", IdCollisionError)]
+    assert f"Export_Id {exp.export_id} is live for {tmp_path / 'other'}" in str(res.failed[0].error)
+    assert res.served == 1 and res.repaired == 1 and b.export_id in fake.live
+    assert fake.live[exp.export_id][0] == str(tmp_path / "other"), "the other path serves on"
 
 
 def test_monitor_not_active_is_not_running(vol, fake):
@@ -468,16 +475,30 @@ def other(tmp_path, settings, fake) -> Volume:
 @pytest.mark.parametrize("pseudo, how", [("/shared", "is already served by this node for the volume"),
                                          ("/shared/in", "lies below /shared"),
                                          ("/deep", "lies above /deep/er")])
-def test_a_pseudo_path_of_another_volume_is_refused_at_start(vol, other, fake, pseudo, how):
+def test_a_pseudo_path_of_another_volume_is_left_out_at_start(vol, other, fake, pseudo, how):
+    """Blast radius: the one export is not served, named; the volume's others are, and the
+    other volume's export serves on. Alone, the export makes a start that serves nothing."""
     from ganesha_ha.errors import OCF_ERR_PERM, PseudoCollisionError
 
     vol.add("a", ["127.0.0.1"], pseudo=pseudo)
     before, served = meaning(vol), dict(fake.live)
-    with pytest.raises(PseudoCollisionError, match=f"pseudo path {pseudo} of {vol.mountpoint}/a {how}") as err:
-        vol.start()
-    assert str(other.mountpoint) in str(err.value)
-    assert (err.value.exit_code, err.value.ocf_rc) == (5, OCF_ERR_PERM)
+    with pytest.raises(PseudoCollisionError, match=f"none of the 1 exports.*: a \\(Export_Id 100\\): pseudo path "
+                                                   f"{pseudo} {how}") as whole:
+        vol.start()   # nothing of it can be served here: banned from this node (OCF_ERR_PERM), as before
+    assert (whole.value.exit_code, whole.value.ocf_rc) == (5, OCF_ERR_PERM)
     assert meaning(vol) == before and fake.live == served and not vol.is_active()
+    vol.add("b", ["127.0.0.1"], pseudo="/apart")
+    res = vol.start()
+    assert [f.export.path for f in res.failed] == ["a"] and res.applied == 1 and vol.is_active()
+    err = res.failed[0].error
+    assert isinstance(err, PseudoCollisionError) and str(other.mountpoint) in str(err) and err.exit_code == 5
+    assert set(live(vol, fake)) == {"b"} and all(fake.live[i] == served[i] for i in served)
+    # the monitor names it at every pass (degraded), and serves it once the other volume is gone
+    mon = vol.monitor()
+    assert [f.export.path for f in mon.failed] == ["a"] and mon.served == 1
+    other.stop()
+    mon = vol.monitor()
+    assert mon.failed == [] and set(live(vol, fake)) == {"a", "b"}
 
 
 def test_a_pseudo_path_of_another_volume_is_refused_at_add_and_update(active, other, fake):
@@ -492,6 +513,22 @@ def test_a_pseudo_path_of_another_volume_is_refused_at_add_and_update(active, ot
     assert meaning(active) == before and fake.live == served
     # recorded only (not live here, or --record-only): where it will run is not known yet
     assert not active.add("b", ["127.0.0.1"], pseudo="/shared", record_only=True).live
+
+
+def test_a_change_recorded_for_a_volume_not_active_here_warns_of_what_its_start_would_meet(vol, other, fake,
+                                                                                            tmp_path):
+    """Not active here: recorded (where it will run is not known), with a warning naming what
+    this node serves for the other volume; apart from it, no warning."""
+    res = vol.add("a", ["127.0.0.1"], pseudo="/shared/in")
+    assert not res.live and len(res.warnings) == 1
+    assert "lies below /shared" in res.warnings[0] and str(other.mountpoint) in res.warnings[0]
+    assert f"a start of {vol.mountpoint} on this node would leave this export out" in res.warnings[0]
+    assert vol.update("a", pseudo="/apart").warnings == []
+    assert "lies above /deep/er" in vol.update("a", pseudo="/deep").warnings[0]
+    fake.serve_foreign(150, str(tmp_path / "elsewhere"))
+    assert "Export_Id 150 is already served" in vol.add("b", ["127.0.0.1"], export_id=150).warnings[0]
+    fake.running = False    # nothing served here to meet
+    assert vol.update("a", pseudo="/shared").warnings == []
 
 
 def test_a_stale_mark_of_another_volume_blocks_nothing(vol, other, fake):
