@@ -25,7 +25,8 @@ What each answer means to Pacemaker is chosen on purpose (the README's table):
 - a probe answers "not running" whenever this node cannot be serving the volume (server
   down, volume not mounted, nothing live), a stop of a misconfigured resource succeeds.
 Every failing action prints one `ocf-exit-reason:` line. `validate-all` runs `Agent.validate`,
-the same checks `start` makes before it changes anything.
+the same checks `start` makes before it changes anything, except that an FSAL module missing on
+this node is a warning there (a lack of this node, which the start answers with OCF_ERR_INSTALLED).
 """
 from __future__ import annotations
 
@@ -202,6 +203,28 @@ class Agent(ClassicMode):
             self._instance_validate(state)
         else:
             self._check_node()
+        self._module_warnings(state)
+
+    def _module_warnings(self, state: RegistryState) -> None:
+        """What start checks per export on this node and validate-all only reports: an FSAL
+        module missing here. Not a configuration error (OCF_ERR_CONFIGURED would stop the
+        volume on every node, and pcs runs validate-all on one node only): the start answers
+        OCF_ERR_INSTALLED and the volume moves to a node that has it. One warning per missing
+        module, naming the exports that need it."""
+        from .errors import NotInstalledError
+
+        backend = self.volume.backend(state)
+        lacking: dict[str, list[str]] = {}
+        for exp in state.exports:
+            try:
+                backend.check_installed_for(exp)
+            except NotInstalledError as exc:
+                lacking.setdefault(str(exc), []).append(f"{exp.pseudo} (Export_Id {exp.export_id})")
+        for why, exports in lacking.items():
+            shown = ", ".join(exports[:5]) + (f" and {len(exports) - 5} more" if len(exports) > 5 else "")
+            self.log.warning(f"{self.volume.mountpoint}: {why}; needed by {shown}: a start on this node answers "
+                             "OCF_ERR_INSTALLED (the volume moves to a node that has it), a lack of this node, "
+                             "not a configuration error")
 
     def _check_node(self) -> None:
         """This node's server set-up compared with the other nodes' (backend.check_node),

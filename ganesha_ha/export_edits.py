@@ -139,7 +139,8 @@ class ExportEdits:
         try:
             tx.backend.check_installed_for(exp)
         except NotInstalledError as exc:
-            return [f"{exc}; the volume cannot start on this node until it is"]
+            return [f"{exp.pseudo} (Export_Id {exp.export_id}): {exc}; the volume cannot start on this node "
+                    "until it is"]
         return []
 
     def _neighbour_warnings(self, tx: Transaction, exports: Sequence[Export]) -> list[str]:

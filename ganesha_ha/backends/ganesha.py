@@ -141,10 +141,11 @@ class GaneshaBackend(LiveChanges, NodeServer):
         return self._plugins_dir
 
     def check_installed_for(self, exp: Export) -> None:
-        """NotInstalledError when the module of an FSAL of `exp` is not on this node."""
+        """NotInstalledError when the module of an FSAL of `exp` is not on this node (the
+        message names the module, not the export: the caller names that, once)."""
         from .ganesha_plugins import require_fsal
 
-        require_fsal(exp.ganesha.fsal, self.plugins_dir, f"export {exp.pseudo} (Export_Id {exp.export_id})")
+        require_fsal(exp.ganesha.fsal, self.plugins_dir)
 
     def handle_risks(self, exports: Sequence[Export]) -> list[str]:
         """Why file handles of these exports would change when the volume moves to another
