@@ -270,7 +270,8 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
         mine = [r for r in status.reasons if r.startswith((f"Export_Id {exp.export_id} ",
                                                            f"{_where(exp, str(vol.mountpoint))}:"))]
         text = "\n".join(f"{k + ':':12} {v}" for k, v in (
-            ("directory", _where(exp, str(vol.mountpoint))), ("export_id", exp.export_id), ("fsid", exp.knfsd.fsid),
+            ("directory", _where(exp, str(vol.mountpoint))), ("export_id", _kept(exp.export_id, "Export_Id", state.server)),
+            ("fsid", _kept(exp.knfsd.fsid, "fsid", state.server)),
             ("pseudo", exp.pseudo), ("clients", " ".join(data["clients"])), ("access", exp.access),
             ("squash", exp.squash), ("fsal", exp.ganesha.fsal), ("server", state.server),
             ("state", _live_word(row.live, row.as_registered)))) + "".join(f"\n  {r}" for r in mine)
@@ -308,9 +309,31 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
                                                              "warnings": res.warnings}
     done = "withdrawn" if verb == "removed" else "live"   # "removed ...: live" read as still served
     where = (done + (f"; {res.note}" if res.note else "")) if res.live else res.note
-    _emit(args, data, f"{verb} {_where(e, str(vol.mountpoint))} (Export_Id {e.export_id}, pseudo {e.pseudo}, "
-                      f"fsid {e.knfsd.fsid}, FSAL {e.ganesha.fsal}): {where}")
+    _emit(args, data, f"{verb} {_where(e, str(vol.mountpoint))} ({_identity(e, res.server)}): {where}")
     return 0
+
+
+def _kept(value: object, label: str, server: str) -> str:
+    """An identity as `export show` gives it: marked when the volume's server does not use it."""
+    from .servers import unused_identity
+
+    return f"{value} (not used by {server}: kept for a move of the exports)" if unused_identity(server, label) \
+        else str(value)
+
+
+def _identity(exp, server: str) -> str:
+    """What names an export to its clients on the volume's server, for the line of a change:
+    the identity its file handles carry, and on Ganesha its pseudo path and FSAL (the other
+    server's identity is in the registry, `export show`, not here: servers.unused_identity)."""
+    from .servers import backend_info
+
+    info = backend_info(server)
+    parts = [f"fsid {exp.knfsd.fsid}" if info.handle_id == "fsid" else f"Export_Id {exp.export_id}"]
+    if info.pseudo_tree:
+        parts.append(f"pseudo {exp.pseudo}")
+    if info.fsals:
+        parts.append(f"FSAL {exp.ganesha.fsal}")
+    return ", ".join(parts)
 
 
 def cmd_import(args: argparse.Namespace, settings) -> int:

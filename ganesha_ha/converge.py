@@ -64,17 +64,28 @@ def field_texts(exp: Export) -> dict[str, str]:
 
 
 def check_identity_change(old: Export, export_id: int | None, fsid: str | None, force: bool,
-                          where: str) -> None:
-    """An export's Export_Id and fsid are what its clients' file handles carry: changing
-    either is refused (ValidationError, exit 2) unless `force`. `export_id`/`fsid` are the
-    new values (None: unchanged); `where` names the export in the message."""
-    if force:
-        return
+                          where: str, server: str) -> list[str]:
+    """An export's Export_Id (Ganesha) or fsid (knfsd) is what its clients' file handles
+    carry on that server: changing the one the volume's `server` uses is refused
+    (ValidationError, exit 2) unless `force`. The other server's identity changes nothing
+    its clients hold: allowed, and returned as a note for the caller to say (servers.py,
+    unused_identity). `export_id`/`fsid` are the new values (None: unchanged); `where` names
+    the export in the message."""
+    from .servers import unused_identity
+
+    notes = []
     for label, value, was in (("Export_Id", export_id, old.export_id), ("fsid", fsid, old.knfsd.fsid)):
-        if value is not None and value != was:
+        if value is None or value == was:
+            continue
+        unused = unused_identity(server, label)
+        if unused is not None:
+            notes.append(f"{label} of {where} changed from {was} to {value}: {unused}")
+        elif not force:
             raise ValidationError("export_id" if label == "Export_Id" else "fsid",
-                                  f"changing the {label} of {where} from {was} to {value} gives every client "
-                                  "that has it mounted stale file handles (ESTALE); give --force to change it anyway")
+                                  f"{server}'s file handles carry the {label}: changing the {label} of {where} from "
+                                  f"{was} to {value} gives every client that has it mounted stale file handles "
+                                  "(ESTALE); give --force to change it anyway")
+    return notes
 
 
 def converge(state: RegistryState, descriptions: Sequence[Description], *, default_pseudo: Callable[[str], str],
@@ -127,7 +138,7 @@ def converge(state: RegistryState, descriptions: Sequence[Description], *, defau
                 else:
                     changed_id = new.export_id if new.export_id != current.export_id else None
                     changed_fsid = new.knfsd.fsid if new.knfsd.fsid != current.knfsd.fsid else None
-                    check_identity_change(current, changed_id, changed_fsid, force, desc.path or "/")
+                    check_identity_change(current, changed_id, changed_fsid, force, desc.path or "/", state.server)
                     out.state.check_new_identity(changed_id, changed_fsid, force)
                     candidate = out.state.with_export(new)
                     check(new, candidate)

@@ -38,6 +38,7 @@ class ChangeResult(Record):
     live: bool          # the change reached the live server
     note: str = ""      # e.g. "recorded; applied at the next start"
     warnings: list[str] = Factory(list)   # what the caller must say out loud (printed, logged)
+    server: str = ""    # the volume's server (which of the export's identities it uses)
 
 
 class ConvergeResult(Record):
@@ -199,7 +200,8 @@ class ExportEdits:
                 knfsd=KnfsdOptions(fsid if fsid is not None else tx.state.allocate_fsid()),
                 ganesha=GaneshaOptions(fsal),
             )
-            warnings = self._fsal_warnings(tx.backend, exp, force) + self._install_warnings(tx, exp)
+            warnings = (_unused_identity_warnings(tx.state.server, exp, export_id, fsid, self.registry.abspath(exp))
+                        + self._fsal_warnings(tx.backend, exp, force) + self._install_warnings(tx, exp))
             tx.state = tx.state.with_export(exp)
             self.require_junctions(tx.state, exp)
             warnings += self._neighbour_warnings(tx, [exp])
@@ -229,14 +231,16 @@ class ExportEdits:
             if fsid is not None and normalize_fsid(fsid) == old.knfsd.fsid:
                 fsid = None
             from .converge import check_identity_change, edited_clients  # a change's module, not a monitor's
+            from .servers import unused_identity
 
-            check_identity_change(old, export_id, fsid and normalize_fsid(fsid), force, str(self.registry.abspath(old)))
+            notes = check_identity_change(old, export_id, fsid and normalize_fsid(fsid), force,
+                                          str(self.registry.abspath(old)), tx.state.server)
             tx.state.check_new_identity(export_id, fsid, force)
             forced = [f"the {label} of {self.registry.abspath(old)} changed from {was} to {value} (--force): "
                       "clients that have it mounted get stale file handles (ESTALE) until they mount it again"
                       for label, value, was in (("Export_Id", export_id, old.export_id),
                                                 ("fsid", fsid and normalize_fsid(fsid), old.knfsd.fsid))
-                      if value is not None]
+                      if value is not None and unused_identity(tx.state.server, label) is None] + notes
             changes: dict[str, Any] = {}
             if clients is not None:
                 changes["clients"] = parse_clients(clients)
@@ -341,12 +345,26 @@ class ExportEdits:
             below = [str(self.registry.abspath(p)) for p in tx.remounted if p != exp.path]
             return ChangeResult(exp, True, f"{len(below)} export(s) below it in the pseudo tree withdrawn and "
                                            f"applied again, same identity ({', '.join(below)})" if below else "",
-                                warnings + tx.warnings)
+                                warnings + tx.warnings, tx.state.server)
         if record_only:
             return ChangeResult(exp, False, "recorded only (--record-only); applied at the next start or monitor",
-                                warnings)
+                                warnings, tx.state.server)
         return ChangeResult(exp, False, "recorded; the volume is not active on this node, applied at its next start",
-                            warnings)
+                            warnings, tx.state.server)
+
+
+def _unused_identity_warnings(server: str, exp: Export, export_id: int | None, fsid: str | None,
+                              where: object) -> list[str]:
+    """`export add` given an identity the volume's server does not use (--fsid on a Ganesha
+    volume, --export-id on a knfsd one): kept, and said (servers.unused_identity)."""
+    from .servers import unused_identity
+
+    out = []
+    for label, given, value in (("Export_Id", export_id, exp.export_id), ("fsid", fsid, exp.knfsd.fsid)):
+        unused = unused_identity(server, label) if given is not None else None
+        if unused is not None:
+            out.append(f"{label} {value} of {where}: {unused}")
+    return out
 
 
 def _local_fsal(fsal: Fsal) -> bool:

@@ -12,11 +12,11 @@ class BackendInfo:
     """One row of the backend table. A plain class, as ocf.Param: `meta-data` reads the table
     and imports nothing else of the package (record.py included) on its way."""
 
-    __slots__ = ("name", "description", "module", "factory", "programs", "call_timeout", "pseudo_tree", "fsals",
-                 "instance")
+    __slots__ = ("name", "description", "module", "factory", "programs", "call_timeout", "handle_id", "pseudo_tree",
+                 "fsals", "instance")
 
     def __init__(self, name: str, description: str, module: str, factory: str, programs: str,
-                 call_timeout: tuple[str, str], pseudo_tree: bool = False, fsals: bool = False,
+                 call_timeout: tuple[str, str], handle_id: str, pseudo_tree: bool = False, fsals: bool = False,
                  instance: tuple[str, str] | None = None):
         self.name = name                  # in the registry and the agent's server= parameter
         self.description = description    # one phrase, for the agent's meta-data and the CLI's help
@@ -24,6 +24,9 @@ class BackendInfo:
         self.factory = factory            # its class, called with the settings
         self.programs = programs          # what a node needs to serve it (for messages and docs)
         self.call_timeout = call_timeout  # the setting (section, key) bounding one call to the server
+        # the export's identity its file handles carry (IDENTITIES): changing it gives the
+        # export's clients ESTALE; the registry keeps the other server's too, unused here (model.py)
+        self.handle_id = handle_id
         # the server serves exports at their pseudo paths in one NFSv4 pseudo tree of its own,
         # mounting each under the live export above it (plan.py): the order of changes
         # matters, and pseudo paths must not meet another volume's (volume.py)
@@ -39,12 +42,27 @@ class BackendInfo:
 
 BACKENDS: tuple[BackendInfo, ...] = (
     BackendInfo("knfsd", "the kernel NFS server, driven with exportfs", "knfsd", "KnfsdBackend",
-                "exportfs (nfs-kernel-server), as knfsd.exportfs names it", ("knfsd", "exportfs_timeout")),
+                "exportfs (nfs-kernel-server), as knfsd.exportfs names it", ("knfsd", "exportfs_timeout"), "fsid"),
     BackendInfo("ganesha", "NFS-Ganesha, driven live over D-Bus", "ganesha", "GaneshaBackend",
-                "dbus-python for the agent's interpreter (and nfs-ganesha)", ("ganesha", "dbus_timeout"),
+                "dbus-python for the agent's interpreter (and nfs-ganesha)", ("ganesha", "dbus_timeout"), "Export_Id",
                 pseudo_tree=True, fsals=True, instance=("ganesha_instance", "GaneshaInstanceBackend")),
 )
 SERVERS: tuple[str, ...] = tuple(b.name for b in BACKENDS)
+# the identities an export's file handles can carry, as messages name them
+IDENTITIES: tuple[str, ...] = ("Export_Id", "fsid")
+
+
+def unused_identity(server: str, label: str) -> str | None:
+    """Why the identity `label` (one of IDENTITIES) of an export of a `server` volume is not
+    that server's, or None when it is: the server whose file handles carry it, and what it
+    is kept for. A volume's server is chosen once, at `volume init`; the registry keeps both
+    identities so that `export dump` carries them to a volume of the other server."""
+    if backend_info(server).handle_id == label:
+        return None
+    users = [b.name for b in BACKENDS if b.handle_id == label]
+    return (f"the {label} is {' and '.join(users)}'s identity, which {server} (this volume's server, chosen at "
+            f"volume init) does not use: kept in the registry only, for a move of the exports to a "
+            f"{' or '.join(users)} volume (export dump)")
 
 # How a volume's exports are served (the registry's "ganesha_mode", chosen at `volume init`):
 # "shared": by the node's one server, with every other volume on the node (knfsd always);

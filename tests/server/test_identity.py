@@ -72,6 +72,30 @@ def test_an_export_id_change_needs_force_and_then_old_handles_are_stale(ganesha,
     assert added["export_id"] == 6001
 
 
+def test_a_knfsd_fsid_on_a_ganesha_volume_is_kept_said_and_stales_nothing(ganesha, vol):
+    """Tryout finding B: Ganesha's file handles carry the Export_Id, not knfsd's fsid. `export
+    add --fsid` warns that it is kept for a move only; the add/update lines name the Export_Id,
+    pseudo path and FSAL (no fsid); `update --fsid` needs no --force, speaks of no ESTALE, and a
+    client's handle taken before it still reads; `export show` marks the fsid unused."""
+    added = ganesha.cli("export", "add", str(vol), "a", "--client", "127.0.0.1(rw)", "--pseudo", "/a",
+                        "--fsid", "42", check=True)
+    assert added.stdout == f"added {vol}/a (Export_Id 6000, pseudo /a, FSAL VFS): live\n", added.stdout
+    assert added.stderr.count("\n") == 1 and "WARNING: fsid 42 of " in added.stderr
+    assert "the fsid is knfsd's identity, which ganesha (this volume's server, chosen at volume init) does not " \
+           "use: kept in the registry only, for a move of the exports to a knfsd volume" in added.stderr
+    with Nfs4Client("127.0.0.1", ganesha.port, timeout=5.0) as c:
+        c.connect()
+        fh = c.lookup("/a/f")
+        upd = ganesha.cli("export", "update", str(vol), "a", "--fsid", "43")
+        assert upd.returncode == 0 and "ESTALE" not in upd.stderr and "changed from 42 to 43" in upd.stderr, upd.stderr
+        assert upd.stdout == f"updated {vol}/a (Export_Id 6000, pseudo /a, FSAL VFS): live\n", upd.stdout
+        assert c.read(fh, 0, 10) == b"a\n", "the client's handle still works: Ganesha's does not carry the fsid"
+    shown = ganesha.cli("export", "show", str(vol), "a", check=True).stdout
+    assert "fsid:        43 (not used by ganesha: kept for a move of the exports)" in shown, shown
+    assert "export_id:   6000\n" in shown, shown
+    assert json.loads(ganesha.cli("export", "show", str(vol), "a", "--json", check=True).stdout)["fsid"] == "43"
+
+
 def test_ids_outside_the_range_and_retired_ids_are_refused(ganesha, vol):
     before = registry(vol)
     proc = ganesha.cli("export", "add", str(vol), "a", "--client", "127.0.0.1", "--export-id", "7000")
@@ -179,10 +203,17 @@ def test_knfsd_fsid_change_needs_force_and_a_removed_fsid_is_retired(knfsd, tmp_
     assert fsids(state, mp / "a") == {"31"}
     before = registry(mp)
     one_line(gha(config, "export", "update", str(mp), "a", "--fsid", "32"), 2,
-             "changing the fsid", "from 31 to 32", "(ESTALE)", "--force")
+             "knfsd's file handles carry the fsid", "changing the fsid", "from 31 to 32", "(ESTALE)", "--force")
     assert registry(mp) == before and fsids(state, mp / "a") == {"31"}
     assert gha(config, "export", "update", str(mp), "a", "--fsid", "32", "--force").returncode == 0
     assert fsids(state, mp / "a") == {"32"}
+    # Ganesha's identity on a knfsd volume (tryout finding B): no --force, no ESTALE, a warning;
+    # the lines name the fsid only
+    new_id = json.loads(gha(config, "export", "show", str(mp), "a", "--json").stdout)["export_id"] + 5
+    upd = gha(config, "export", "update", str(mp), "a", "--export-id", str(new_id))
+    assert upd.returncode == 0 and "ESTALE" not in upd.stderr, upd.stderr
+    assert "the Export_Id is ganesha's identity, which knfsd (this volume's server" in upd.stderr, upd.stderr
+    assert upd.stdout == f"updated {mp}/a (fsid 32): live\n" and fsids(state, mp / "a") == {"32"}, upd.stdout
     one_line(gha(config, "export", "add", str(mp), "b", "--client", "127.0.0.1", "--fsid", "31"), 5,
              "fsid 31 belonged to a removed export")
     assert fsids(state, mp / "b") == set()

@@ -555,12 +555,26 @@ def test_pseudo_paths_do_not_matter_on_a_server_without_a_pseudo_tree(tmp_path, 
 
 # ---- identity does not drift (issue 13, item 5) -----------------------------------------------------
 
-@pytest.mark.parametrize("change", [{"export_id": 150}, {"fsid": "77"}])
-def test_changing_an_identity_needs_force_and_retires_the_old_one(active, fake, change):
-    exp = active.add("a", ["127.0.0.1"], fsid="42").export
+@pytest.fixture(params=["ganesha", "knfsd"])
+def served_by(request, tmp_path, settings):
+    """An active volume of each server, with its fake."""
+    fake = FakeBackend(request.param)
+    (tmp_path / "sv" / "a").mkdir(parents=True)
+    v = Volume(tmp_path / "sv", settings, backend=fake, require_mounted=_not_checked)
+    v.init(fake.name, (100, 199))
+    v.start()
+    return v, fake
+
+
+def test_changing_an_identity_needs_force_and_retires_the_old_one(served_by):
+    """The identity the volume's server puts in its file handles (Ganesha: the Export_Id;
+    knfsd: the fsid): refused without --force, naming the server; then retired."""
+    active, fake = served_by
+    change = {"export_id": 150} if fake.name == "ganesha" else {"fsid": "77"}
+    exp = active.add("a", ["127.0.0.1"], fsid="42" if fake.name == "knfsd" else None).export
     before, fake.calls = meaning(active), []
-    with pytest.raises(ValidationError, match="gives every client that has it mounted stale file handles "
-                                              r"\(ESTALE\); give --force") as err:
+    with pytest.raises(ValidationError, match=f"{fake.name}'s file handles carry the .*gives every client that has "
+                                              r"it mounted stale file handles \(ESTALE\); give --force") as err:
         active.update("a", **change)
     assert err.value.exit_code == 2 and meaning(active) == before and fake.calls == []
     assert active.update("a", export_id=exp.export_id, fsid="42", access="RO").live, "the same values: no change"
@@ -574,6 +588,26 @@ def test_changing_an_identity_needs_force_and_retires_the_old_one(active, fake, 
         assert new.export_id == 150 and state.id_retired(exp.export_id) and set(fake.live) == {150}
     else:
         assert new.knfsd.fsid == "77" and state.fsid_retired("42") and not state.id_retired(exp.export_id)
+
+
+def test_the_other_server_s_identity_is_kept_and_said_never_refused_as_stale(served_by):
+    """Tryout finding B: `--fsid` on a Ganesha volume, `--export-id` on a knfsd one: their
+    clients' file handles do not carry it, so no --force and no ESTALE; it is kept for a move
+    of the exports to the other server (export dump), and the warning says so."""
+    active, fake = served_by
+    other, given, value = (("knfsd", "fsid", "42") if fake.name == "ganesha" else ("ganesha", "export_id", 150))
+    label = {"fsid": "fsid", "export_id": "Export_Id"}[given]
+    added = active.add("a", ["127.0.0.1"], **{given: value})
+    [warning] = added.warnings
+    assert warning.startswith(f"{label} {value} of {active.mountpoint / 'a'}: the {label} is {other}'s identity, "
+                              f"which {fake.name} (this volume's server, chosen at volume init) does not use")
+    assert "for a move of the exports to a" in warning and "ESTALE" not in warning
+    changed = active.update("a", **{given: "43" if given == "fsid" else 151})
+    assert changed.live and "ESTALE" not in " ".join(changed.warnings)
+    assert changed.warnings == [f"{label} of {active.mountpoint / 'a'} changed from {value} to "
+                                f"{'43' if given == 'fsid' else 151}: the {label} is {other}'s identity, which "
+                                f"{fake.name} (this volume's server, chosen at volume init) does not use: kept in "
+                                f"the registry only, for a move of the exports to a {other} volume (export dump)"]
 
 
 def test_explicit_ids_outside_the_range_are_refused_even_with_force(active, fake):
