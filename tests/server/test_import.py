@@ -198,7 +198,9 @@ def test_500_exports_dump_and_apply_back_with_no_change_and_one_edit_is_one_chan
         keep = [e for e in listed if e["path"] != "d007"]
         r = gha(config, "export", "apply", str(mp), "-i", "-", stdin=json.dumps(keep)).stdout
         assert f"- {mp}/d007: Export_Id 3007" in r and len(volume_lines(state, mp)) == 2 * n - 2
-        moved = [dict(e, export_id=e["export_id"] + 1) if e["path"] == "d010" else e for e in keep]
+        # knfsd's identity is the fsid: changing it is refused (the Export_Id is Ganesha's, kept for a move)
+        moved = [dict(e, fsid="77777", knfsd={"fsid": "77777"}) if e["path"] == "d010" else e for e in keep]
         r = gha(config, "export", "apply", str(mp), "-i", "-", stdin=json.dumps(moved), check=False)
-        assert r.returncode == 2 and "stale file handles" in r.stdout and "nothing was changed" in r.stderr
+        assert r.returncode == 2 and "knfsd's file handles carry the fsid" in r.stdout \
+            and "stale file handles" in r.stdout and "nothing was changed" in r.stderr, (r.stdout, r.stderr)
         gha(config, "volume", "stop", str(mp))
