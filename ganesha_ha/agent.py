@@ -176,8 +176,16 @@ class Agent(ClassicMode):
 
     # ---- the checks start and validate-all share --------------------------------------
     def validate(self) -> None:
+        """validate-all: the checks `start` makes before it changes anything (`_validate`), and
+        a warning for each FSAL module missing here, which start answers with OCF_ERR_INSTALLED
+        (`_module_warnings`: a lack of this node, not a configuration error)."""
+        state = self._validate()
+        if state is not None:
+            self._module_warnings(state)
+
+    def _validate(self) -> RegistryState | None:
         """Everything `start` checks before it changes anything, as far as this node can tell
-        (validate-all runs exactly this): the parameters were checked by `check_params` and
+        (start runs exactly this; returns the volume's registry when it is mounted): the parameters were checked by `check_params` and
         the settings file read; here the programs, this node's server set-up compared with
         the other nodes' (backend.check_node; its warnings logged; not for a volume served by
         a Ganesha instance of its own), then, when the volume is mounted here,
@@ -190,20 +198,20 @@ class Agent(ClassicMode):
         if self.classic:
             self._check_node()
             self._classic_validate()
-            return
+            return None
         self._check_no_classic_here()
         try:
             state = self.volume.load()
         except NotMountedError:
             self._check_node()
-            return
+            return None
         if self.volume.backend(state).own_server:
             # not the node's Ganesha: the volume's own, whose config is ours (RecoveryBackend
             # fs, a server scope of the volume's, the same on every node)
             self._instance_validate(state)
         else:
             self._check_node()
-        self._module_warnings(state)
+        return state
 
     def _module_warnings(self, state: RegistryState) -> None:
         """What start checks per export on this node and validate-all only reports: an FSAL
@@ -267,7 +275,7 @@ class Agent(ClassicMode):
             return self.classic_start()
         from .errors import ServerUnavailableError
 
-        self.validate()
+        self._validate()
         state = self.volume.load()
         own = self.volume.backend(state).own_server   # a server of its own is started by the start
         if self.volume.is_active():
