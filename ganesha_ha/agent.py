@@ -185,11 +185,11 @@ class Agent(ClassicMode):
 
     def _validate(self) -> RegistryState | None:
         """Everything `start` checks before it changes anything, as far as this node can tell
-        (start runs exactly this; returns the volume's registry when it is mounted): the parameters were checked by `check_params` and
-        the settings file read; here the programs, this node's server set-up compared with
-        the other nodes' (backend.check_node; its warnings logged; not for a volume served by
-        a Ganesha instance of its own), then, when the volume is mounted here,
-        the volume's server, the classic directories (in one file system, inside it, existing,
+        (start runs exactly this; returns the volume's registry when it is mounted): the
+        parameters were checked by `check_params` and the settings file read; here the
+        programs, this node's server set-up compared with the other nodes' (backend.check_node;
+        its warnings logged; not for a volume served by a Ganesha instance of its own), then,
+        when the volume is mounted here, the volume's server, the classic directories (in one file system, inside it, existing,
         without symbolic links), and that the file system is not claimed by both modes.
         A volume that is not mounted here is no configuration error: `start` reports it."""
         from .errors import NotMountedError

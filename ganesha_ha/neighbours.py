@@ -58,16 +58,6 @@ def ranges(mountpoint: Path) -> list[tuple[str, tuple[int, int]]]:
     return out
 
 
-def check_pseudo_paths(node: NodeState, served: Callable[[], Collection[int]], exports: Sequence[Export],
-                       where: Callable[[Export], object]) -> None:
-    """Raise the first of `pseudo_collisions` (PseudoCollisionError: exit 5, OCF_ERR_PERM):
-    for a change of the registry, which is all or nothing (the administrator is there to
-    choose another pseudo path)."""
-    hits = pseudo_collisions(node, served, exports, where)
-    if hits:
-        raise hits[0][1]
-
-
 def pseudo_collisions(node: NodeState, served: Callable[[], Collection[int]], exports: Sequence[Export],
                       where: Callable[[Export], object] | None) -> list[tuple[Export, PseudoCollisionError]]:
     """Each of `exports` (of the volume whose marks `node` keeps) whose pseudo path is, lies

@@ -24,7 +24,7 @@ class BackendInfo:
         self.factory = factory            # its class, called with the settings
         self.programs = programs          # what a node needs to serve it (for messages and docs)
         self.call_timeout = call_timeout  # the setting (section, key) bounding one call to the server
-        # the export's identity its file handles carry (IDENTITIES): changing it gives the
+        # the export's identity its file handles carry ("Export_Id" or "fsid"): changing it gives the
         # export's clients ESTALE; the registry keeps the other server's too, unused here (model.py)
         self.handle_id = handle_id
         # the server serves exports at their pseudo paths in one NFSv4 pseudo tree of its own,
@@ -48,12 +48,10 @@ BACKENDS: tuple[BackendInfo, ...] = (
                 pseudo_tree=True, fsals=True, instance=("ganesha_instance", "GaneshaInstanceBackend")),
 )
 SERVERS: tuple[str, ...] = tuple(b.name for b in BACKENDS)
-# the identities an export's file handles can carry, as messages name them
-IDENTITIES: tuple[str, ...] = ("Export_Id", "fsid")
 
 
 def unused_identity(server: str, label: str) -> str | None:
-    """Why the identity `label` (one of IDENTITIES) of an export of a `server` volume is not
+    """Why the identity `label` ("Export_Id" or "fsid", as messages name them) of an export of a `server` volume is not
     that server's, or None when it is: the server whose file handles carry it, and what it
     is kept for. A volume's server is chosen once, at `volume init`; the registry keeps both
     identities so that `export dump` carries them to a volume of the other server."""

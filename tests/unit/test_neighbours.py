@@ -1,13 +1,13 @@
-"""check_pseudo_paths (neighbours.py, pure apart from the marks it is given): looked up along
-each pseudo path, it refuses exactly when some pair of ours and theirs is, lies below or lies
-above the other, as comparing every pair would (a property test against that definition),
-without comparing the pairs."""
+"""pseudo_collisions (neighbours.py, pure apart from the marks it is given): looked up along
+each pseudo path, it names exactly the exports of ours that are, lie below or lie above one of
+theirs, as comparing every pair would (a property test against that definition), without
+comparing the pairs."""
 import pytest
 from hypothesis import given, strategies as st
 
 from ganesha_ha.errors import PseudoCollisionError
 from ganesha_ha.model import Export, KnfsdOptions
-from ganesha_ha.neighbours import check_pseudo_paths
+from ganesha_ha.neighbours import pseudo_collisions
 from ganesha_ha.plan import pseudo_clash
 from ganesha_ha.registry import SCHEMA_VERSION
 
@@ -31,16 +31,13 @@ def exports(pseudos, first_id):
 
 
 @given(st.lists(PSEUDO, min_size=1, max_size=6), st.lists(PSEUDO, min_size=1, max_size=6))
-def test_refused_exactly_when_a_pair_meets(ours_p, theirs_p):
+def test_found_exactly_when_a_pair_meets(ours_p, theirs_p):
     ours, theirs = exports(ours_p, 100), exports(theirs_p, 200)
     meets = any(pseudo_clash(o.pseudo, t.pseudo) for o in ours for t in theirs)
     served = {t.export_id for t in theirs}
-    if meets:
-        with pytest.raises(PseudoCollisionError):
-            check_pseudo_paths(Marks(theirs), lambda: served, ours, lambda e: e.path)
-    else:
-        check_pseudo_paths(Marks(theirs), lambda: served, ours, lambda e: e.path)
-    check_pseudo_paths(Marks(theirs), lambda: set(), ours, lambda e: e.path)  # none of theirs served: nothing
+    hits = pseudo_collisions(Marks(theirs), lambda: served, ours, lambda e: e.path)
+    assert bool(hits) == meets and all(isinstance(err, PseudoCollisionError) for _, err in hits)
+    assert pseudo_collisions(Marks(theirs), lambda: set(), ours, lambda e: e.path) == []  # none of theirs served
 
 
 def test_ours_are_looked_up_not_compared_with_each_of_theirs(monkeypatch):
@@ -52,10 +49,11 @@ def test_ours_are_looked_up_not_compared_with_each_of_theirs(monkeypatch):
     ours = exports([f"/vol1/d{i}" for i in range(10_000)], 1)
     theirs = exports([f"/vol2/d{i}" for i in range(10_000)], 20_000)
     served = {t.export_id for t in theirs}
-    check_pseudo_paths(Marks(theirs), lambda: served, ours, lambda e: e.path)
+    assert pseudo_collisions(Marks(theirs), lambda: served, ours, lambda e: e.path) == []
     assert compared == []
-    with pytest.raises(PseudoCollisionError, match="/vol2/d7 of d0 is already served"):
-        check_pseudo_paths(Marks(theirs), lambda: served, [*ours, *exports(["/vol2/d7"], 40_000)], lambda e: e.path)
+    [(_, err)] = pseudo_collisions(Marks(theirs), lambda: served, [*ours, *exports(["/vol2/d7"], 40_000)],
+                                   lambda e: e.path)
+    assert "/vol2/d7 of d0 is already served" in str(err)
     assert len(compared) == 1
 
 
