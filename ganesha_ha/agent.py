@@ -189,9 +189,10 @@ class Agent(ClassicMode):
         parameters were checked by `check_params` and the settings file read; here the
         programs, this node's server set-up compared with the other nodes' (backend.check_node;
         its warnings logged; not for a volume served by a Ganesha instance of its own), then,
-        when the volume is mounted here, the volume's server, the classic directories (in one file system, inside it, existing,
-        without symbolic links), and that the file system is not claimed by both modes.
-        A volume that is not mounted here is no configuration error: `start` reports it."""
+        when the volume is mounted here, the volume's server, the classic directories (in one
+        file system, inside it, existing, without symbolic links), and that the file system is
+        not claimed by both modes. A volume that is not mounted here is no configuration
+        error: `start` reports it."""
         from .errors import NotMountedError
 
         self.backend.check_installed()

@@ -250,8 +250,8 @@ class ClassicMode:
             from .errors import ApplyError
             from .execute import ExportFailure
 
-            return self._served_answer([ExportFailure(e, "apply", ApplyError("not exported as configured"))
-                                        for e in not_live], len(exports))
+            why = ApplyError("not exported as configured")
+            return self._served_answer([ExportFailure(e, "apply", why, backend.name) for e in not_live], len(exports))
         return ocf.OCF_SUCCESS
 
 

@@ -270,7 +270,8 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
         mine = [r for r in status.reasons if r.startswith((f"Export_Id {exp.export_id} ",
                                                            f"{_where(exp, str(vol.mountpoint))}:"))]
         text = "\n".join(f"{k + ':':12} {v}" for k, v in (
-            ("directory", _where(exp, str(vol.mountpoint))), ("export_id", _kept(exp.export_id, "Export_Id", state.server)),
+            ("directory", _where(exp, str(vol.mountpoint))),
+            ("export_id", _kept(exp.export_id, "Export_Id", state.server)),
             ("fsid", _kept(exp.knfsd.fsid, "fsid", state.server)),
             ("pseudo", exp.pseudo), ("clients", " ".join(data["clients"])), ("access", exp.access),
             ("squash", exp.squash), ("fsal", exp.ganesha.fsal), ("server", state.server),

@@ -51,6 +51,7 @@ class ExportFailure(Record, frozen=True):
     export: Export
     action: str                # plan.APPLY ("apply") or plan.WITHDRAW ("withdraw")
     error: GaneshaHAError
+    server: str = ""           # the volume's server: its identity names the export ("": the Export_Id)
 
     @property
     def node_local(self) -> bool:
@@ -58,7 +59,15 @@ class ExportFailure(Record, frozen=True):
         return isinstance(self.error, NotInstalledError)
 
     def __str__(self) -> str:
-        return f"{self.export.path or '/'} (Export_Id {self.export.export_id}): {self.error}"
+        """`DIRECTORY (Export_Id N): reason` on Ganesha; on knfsd, whose file handles carry the
+        fsid and never the Export_Id, `DIRECTORY: reason` (the directory is what knfsd exports;
+        an fsid, often a UUID, would spend Pacemaker's 128 characters of an exit reason)."""
+        from .servers import backend_info
+
+        name = self.export.path or "/"
+        if self.server and backend_info(self.server).handle_id != "Export_Id":
+            return f"{name}: {self.error}"
+        return f"{name} (Export_Id {self.export.export_id}): {self.error}"
 
 
 def check_ready(backend: Backend, ctx: VolumeContext, exp: Export) -> None:
@@ -122,7 +131,7 @@ def _run_part(backend: Backend, ctx: VolumeContext, action: str, exports: Sequen
             try:
                 check_ready(backend, ctx, exp)
             except PER_EXPORT_ERRORS as exc:
-                failures.append(ExportFailure(exp, action, exc))
+                failures.append(ExportFailure(exp, action, exc, backend.name))
             else:
                 ready.append(exp)
         exports = ready
@@ -136,18 +145,18 @@ def _run_part(backend: Backend, ctx: VolumeContext, action: str, exports: Sequen
         if not isolate:
             raise
         said.extend(exc.warnings)
-        failures.extend(ExportFailure(exp, action, error) for exp, error in exc.failures)
+        failures.extend(ExportFailure(exp, action, error, backend.name) for exp, error in exc.failures)
     except PER_EXPORT_ERRORS as exc:
         if not isolate:
             raise
         if len(exports) == 1:
-            failures.append(ExportFailure(exports[0], action, exc))
+            failures.append(ExportFailure(exports[0], action, exc, backend.name))
             return
         for exp in exports:  # which one(s)? each on its own, in plan order
             try:
                 said.extend(_call(backend, ctx, action, [exp]))
             except PER_EXPORT_ERRORS as one:
-                failures.append(ExportFailure(exp, action, one))
+                failures.append(ExportFailure(exp, action, one, backend.name))
 
 
 def summary(failures: Sequence[ExportFailure], limit: int = 3) -> str:

@@ -251,7 +251,7 @@ class Volume(ExportEdits):
                 try:
                     backend.check_collisions(ctx, [exp])
                 except IdCollisionError as exc:
-                    out.append(ExportFailure(exp, "apply", exc))
+                    out.append(ExportFailure(exp, "apply", exc, backend.name))
         if submounts and not backend.own_server:   # a server of its own serves no other volume
             from .neighbours import pseudo_collisions
 
@@ -260,7 +260,7 @@ class Volume(ExportEdits):
                                      None if isolate else self.registry.abspath)   # an ExportFailure names it
             if hits and not isolate:
                 raise hits[0][1]
-            out += [ExportFailure(exp, "apply", exc) for exp, exc in hits]
+            out += [ExportFailure(exp, "apply", exc, backend.name) for exp, exc in hits]
         return out
 
     def _absent(self, tx: Transaction) -> set[str]:
@@ -496,10 +496,10 @@ class Volume(ExportEdits):
         elif drift.missing or drift.changed:
             from .execute import ExportFailure
 
-            result.failed = [ExportFailure(e, "apply", ApplyError("not live as the registry says"))
+            result.failed = [ExportFailure(e, "apply", ApplyError("not live as the registry says"), backend.name)
                              for e in drift.missing + drift.changed]
         if drift.foreign:
-            self._foreign(drift, result, repair)
+            self._foreign(drift, result, repair, backend.name)
         if save:
             from .errors import InsecureStateError, RegistryError
 
@@ -512,7 +512,7 @@ class Volume(ExportEdits):
         return result
 
     @staticmethod
-    def _foreign(drift: Drift, result: MonitorResult, repair: bool) -> None:
+    def _foreign(drift: Drift, result: MonitorResult, repair: bool, server: str) -> None:
         """Identities of ours served for something else: an export whose Export_Id Ganesha
         serves for another path (`drift.elsewhere`, its reason in `drift.foreign`) is not live,
         named in `result.failed` (not ours to withdraw, nor to repair: the volume is degraded,
@@ -523,7 +523,7 @@ class Volume(ExportEdits):
         from .execute import ExportFailure
 
         result.failed += [ExportFailure(e, "apply", IdCollisionError(f"{why}; give the volumes disjoint id "
-                                                                      "ranges (ganesha-ha volume set-range)"))
+                                                                      "ranges (ganesha-ha volume set-range)"), server)
                           for e, why in zip(drift.elsewhere, drift.foreign)]
         named = sum(1 for f in result.failed if isinstance(f.error, IdCollisionError))
         if repair and len(drift.foreign) > named:
