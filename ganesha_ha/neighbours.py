@@ -69,7 +69,8 @@ def pseudo_collisions(node: NodeState, served: Callable[[], Collection[int]], ex
     Nested is refused as well as equal: below another volume's export, Ganesha mounts ours
     inside it, and that volume's stop then fails ("Cannot remove export with submounts": the
     node is fenced); above it, ours would hide it from its clients (plan.py). A start or a
-    repair leaves exactly these out and serves the others (README, "Blast radius").
+    repair leaves exactly these out and serves the others (README, "Exports that meet
+    another volume's on one node").
     """
     others = [r for r in node.others_active() if r.get("ganesha_mode", SHARED) == SHARED]
     if not others:

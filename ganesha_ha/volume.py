@@ -237,7 +237,8 @@ class Volume(ExportEdits):
         refused with the first (IdCollisionError, PseudoCollisionError: exit 5, nothing
         written); a start or a repair (`isolate`) gets them back, each with its error, to leave
         them out: one export that meets another volume's is not served, the rest of the volume
-        is (README, "Blast radius"), and the other volume's export serves on."""
+        is, and the other volume's export serves on (README, "Exports that meet another
+        volume's on one node")."""
         from .errors import IdCollisionError
         from .execute import ExportFailure
 
