@@ -474,7 +474,14 @@ class Export(Record, frozen=True):
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Export":
+    def from_dict(cls, data: dict[str, Any], memo: dict[str, Any] | None = None) -> "Export":
+        """An export as the registry stores it (ValidationError naming what is wrong).
+
+        `memo`: a dict the caller keeps while it reads one document (registry.py), so that
+        the exports of a volume sharing one client list or one FSAL record (the common case:
+        ~1/3 of the time to read 1000 exports) have it normalised once; keyed on the repr of
+        the stored value (the repr of JSON values is equal only for equal values of equal
+        types), holding immutable records, and only what passed validation."""
         if not isinstance(data, dict):
             raise _fail("export", "registry entry is not an object")
         known = {"path", "export_id", "pseudo", "clients", "access", "squash", "knfsd", "ganesha", "comment"}
@@ -482,8 +489,9 @@ class Export(Record, frozen=True):
         if unknown:
             raise _fail("export", f"unknown field(s) {', '.join(sorted(unknown))}")
         try:
-            clients = tuple(ClientSpec(c["host"], tuple(c.get("options", ()))) for c in data["clients"])
-            ganesha = GaneshaOptions.from_dict(data.get("ganesha", {}))
+            clients = _memoised(memo, "clients", data["clients"], lambda raw: tuple(
+                ClientSpec(c["host"], tuple(c.get("options", ()))) for c in raw))
+            ganesha = _memoised(memo, "ganesha", data.get("ganesha", {}), GaneshaOptions.from_dict)
             path = data["path"]
             if ganesha.fsal.remote and isinstance(path, str) and not path.startswith("/"):
                 # written before FSAL namespaces (an FSAL name was all a record held): the
@@ -498,6 +506,17 @@ class Export(Record, frozen=True):
             )
         except (KeyError, TypeError) as exc:
             raise _fail("export", f"registry entry is incomplete ({exc})") from None
+
+
+def _memoised(memo: dict[str, Any] | None, kind: str, raw: Any, make: Any) -> Any:
+    """`make(raw)`, or what it made for an equal `raw` of the same `kind` before (Export.from_dict)."""
+    if memo is None:
+        return make(raw)
+    key = f"{kind} {raw!r}"
+    made = memo.get(key)
+    if made is None:
+        made = memo[key] = make(raw)
+    return made
 
 
 def parse_clients(texts: Iterable[str]) -> tuple[ClientSpec, ...]:

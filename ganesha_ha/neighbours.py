@@ -134,6 +134,7 @@ def _parents(pseudo: str) -> list[str]:
 def _record_exports(record: dict[str, Any]) -> list[Export]:
     """The exports an active mark lists; none when it cannot be read (a mark is a cross-check)."""
     try:
-        return [export_from_dict(e, int(record.get("version", 1))) for e in record.get("exports", [])]
+        memo: dict[str, Any] = {}   # the client lists and FSALs its exports share (Export.from_dict)
+        return [export_from_dict(e, int(record.get("version", 1)), memo) for e in record.get("exports", [])]
     except (GaneshaHAError, TypeError, ValueError, AttributeError):
         return []

@@ -264,7 +264,8 @@ class RegistryState(Record, frozen=True):
                 doc = upgrade_document(doc, version)
             vol = doc["volume"]
             lo, hi = vol["export_id_range"]
-            exports = tuple(export_from_dict(e, version) for e in doc.get("exports", []))
+            memo: dict[str, Any] = {}   # the client lists and FSALs the exports share (Export.from_dict)
+            exports = tuple(export_from_dict(e, version, memo) for e in doc.get("exports", []))
             retired = doc["retired"]
             return cls(volume_uuid=str(vol["uuid"]), server=vol["server"], id_range=(int(lo), int(hi)),
                        exports=exports, generation=int(doc.get("generation", 0)),
@@ -283,14 +284,14 @@ def _instance_times(data: Any) -> dict[str, Any]:
     return dict(data)
 
 
-def export_from_dict(data: Any, version: int = SCHEMA_VERSION) -> Export:
+def export_from_dict(data: Any, version: int = SCHEMA_VERSION, memo: dict[str, Any] | None = None) -> Export:
     """An export as a registry of schema `version` stores it (older forms migrated:
-    registry_migrations.py)."""
+    registry_migrations.py); `memo`: Export.from_dict's, kept for one document."""
     if version < SCHEMA_VERSION:
         from .registry_migrations import upgrade_export
 
         data = upgrade_export(data, version)
-    return Export.from_dict(data)
+    return Export.from_dict(data, memo)
 
 
 def _pairs(value: Any) -> list[tuple[int, int]]:

@@ -421,9 +421,10 @@ class Volume(ExportEdits):
         except GaneshaHAError:
             if record is None:
                 return 0  # never started here and nothing readable: already stopped
+            memo: dict = {}
             state = RegistryState(volume_uuid=record["volume_uuid"], server=record["server"],
                                   id_range=tuple(record.get("id_range", (1, 65535))),
-                                  exports=tuple(export_from_dict(e, record.get("version", 1))
+                                  exports=tuple(export_from_dict(e, record.get("version", 1), memo)
                                                 for e in record["exports"]),
                                   ganesha_mode=record.get("ganesha_mode", SHARED))
             mounted = False
