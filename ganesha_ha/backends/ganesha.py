@@ -66,6 +66,7 @@ TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type check
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..fsal import Fsal
     from ..recovery import RecoveryStore
 
 ADMIN_PATH = "/org/ganesha/nfsd/admin"
@@ -96,6 +97,7 @@ class GaneshaBackend(LiveChanges, NodeServer):
         self._actions = 0                         # depth of `action()` blocks
         self._view: dict[int, str] | None = None  # ShowExports within them, kept up to date
         self._seen: dict[int, LiveExport | None] = {}   # DisplayExports within them, until a change
+        self._fsals_present: set[Fsal] = set()    # FSAL stacks check_installed_for found loadable within them
 
     def action(self) -> "_Action":
         """One action of a volume (a transaction, a stop, a monitor): within it, ShowExports is
@@ -143,9 +145,14 @@ class GaneshaBackend(LiveChanges, NodeServer):
     def check_installed_for(self, exp: Export) -> None:
         """NotInstalledError when the module of an FSAL of `exp` is not on this node (the
         message names the module, not the export: the caller names that, once)."""
+        fsal = exp.ganesha.fsal
+        if self._actions and fsal in self._fsals_present:   # within one action: once per FSAL stack, not
+            return                                          # once per export (a stat(2) each, ~5 ms at 1000)
         from .ganesha_plugins import require_fsal
 
-        require_fsal(exp.ganesha.fsal, self.plugins_dir)
+        require_fsal(fsal, self.plugins_dir)
+        if self._actions:
+            self._fsals_present.add(fsal)
 
     def handle_risks(self, exports: Sequence[Export]) -> list[str]:
         """Why file handles of these exports would change when the volume moves to another
@@ -461,3 +468,4 @@ class _Action:
         self.backend._actions -= 1
         if not self.backend._actions:
             self.backend._forget()
+            self.backend._fsals_present = set()

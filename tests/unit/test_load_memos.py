@@ -8,9 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ganesha_ha.errors import RegistryError, ValidationError
+from ganesha_ha.backends.load import get_backend
+from ganesha_ha.errors import NotInstalledError, RegistryError, ValidationError
 from ganesha_ha.model import Export, KnfsdOptions
 from ganesha_ha.registry import RegistryState
+from ganesha_ha.settings import load_settings
 from ganesha_ha.textcheck import check_text
 
 
@@ -82,3 +84,49 @@ def test_fsal_records_are_shared_alike_and_a_problem_stays_with_its_record():
     fsals = [e.ganesha.fsal for e in back.exports]
     assert fsals[0] is fsals[2] and not fsals[0].problem
     assert fsals[1].problem and fsals[1].options == (("no_such_option", "1"),)
+
+
+# ---- GaneshaBackend.check_installed_for: once per FSAL stack within an action ----------------
+@pytest.fixture
+def ganesha(tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    config = tmp_path / "gha.conf"
+    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n[ganesha]\nplugins_dir = {plugins}\n")
+    backend = get_backend("ganesha", load_settings(config))
+    yield backend, plugins
+    backend.close()
+
+
+def test_a_module_found_within_an_action_is_looked_for_again_in_the_next(ganesha):
+    from ganesha_ha.fsal import parse_spec
+    from ganesha_ha.model import GaneshaOptions
+
+    backend, plugins = ganesha
+    exp = _export(1, ganesha=GaneshaOptions(parse_spec("NULL(VFS)")))
+    (plugins / "libfsalvfs.so").write_bytes(b"")
+    (plugins / "libfsalnull.so").write_bytes(b"")
+    with backend.action():
+        backend.check_installed_for(exp)
+        (plugins / "libfsalnull.so").unlink()
+        backend.check_installed_for(_export(2, ganesha=exp.ganesha))   # the same stack: found before, in this action
+    with backend.action():
+        with pytest.raises(NotInstalledError, match=r"FSAL NULL is not installed .*Export_Id 2\)"):
+            backend.check_installed_for(_export(2, ganesha=exp.ganesha))
+    with pytest.raises(NotInstalledError, match="FSAL NULL"):   # outside an action: never kept
+        backend.check_installed_for(exp)
+
+
+def test_a_missing_module_is_not_remembered_as_missing_nor_as_found(ganesha):
+    from ganesha_ha.fsal import parse_spec
+    from ganesha_ha.model import GaneshaOptions
+
+    backend, plugins = ganesha
+    exp = _export(1, ganesha=GaneshaOptions(parse_spec("NULL(VFS)")))
+    (plugins / "libfsalvfs.so").write_bytes(b"")
+    with backend.action():
+        for i in (1, 2):   # each export that needs it is refused with its own name
+            with pytest.raises(NotInstalledError, match=f"Export_Id {i}\\)"):
+                backend.check_installed_for(_export(i, ganesha=exp.ganesha))
+        (plugins / "libfsalnull.so").write_bytes(b"")
+        backend.check_installed_for(exp)
