@@ -12,8 +12,8 @@ upstream by 160a6afc82, "Regression in 2.1.5"), and the executor sets it for eve
 action: so the query runs without the resource's CRM_meta variables.
 Without a cluster (attrd_updater missing, or no pacemaker-attrd to talk to: the CLI on a
 node outside the cluster, the tests) both answer None and the caller treats the others as
-unknown. Each call is one short-lived process (~10 ms); the agent makes them in validate-all,
-start and probes only, never in the recurring monitor.
+unknown. Each is one short-lived process (~10 ms), the two run at once (publish_and_read); the
+agent runs them in validate-all, start and probes only, never in the recurring monitor.
 """
 from __future__ import annotations
 
@@ -31,17 +31,55 @@ def publishable(value: str) -> bool:
     return value.isprintable() and '"' not in value and len(value) <= 1024
 
 
-def publish(name: str, value: str, timeout: float = TIMEOUT_S) -> bool:
-    """Set this node's `name` to `value`; False when there is no cluster to tell (or the
-    value cannot be published: `publishable`)."""
+def publish_and_read(name: str, value: str, timeout: float = TIMEOUT_S) -> tuple[bool, dict[str, str] | None]:
+    """Set this node's `name` to `value` and read every node's `name`, the two attrd_updater
+    processes run at once (one round trip to pacemaker-attrd instead of two, ~10 ms of a start
+    or a probe): the query does not wait for the publish because what it answers for this node
+    is not what a caller compares (it reads the others'; another node publishing meanwhile is
+    the same race either way). Returns (published: False when there is no cluster to tell or
+    the value cannot be published, `publishable`; every node's values: host -> value of every
+    node that published it, {} when nobody did, None without an answer), each answer as each
+    process alone would give it."""
     if not publishable(value):
-        return False
+        return False, None
+    query = _spawn([ATTRD_UPDATER, "-Q", "-A", "-n", name], query_env(dict(os.environ)))
+    update = _spawn([ATTRD_UPDATER, "-p", "-n", name, "-U", value], None)
+    published = _finish(update, timeout)
+    answer = _finish(query, timeout)
+    return published is not None and published[0] == 0, None if answer is None else _query_answer(answer, name)
+
+
+def _spawn(argv: list[str], env: dict[str, str] | None) -> subprocess.Popen[str] | None:
+    """attrd_updater started with its output captured; None when it cannot be (not installed)."""
     try:
-        cp = subprocess.run([ATTRD_UPDATER, "-p", "-n", name, "-U", value], capture_output=True, text=True,
-                            timeout=timeout, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return cp.returncode == 0
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env)
+    except OSError:
+        return None
+
+
+def _finish(proc: subprocess.Popen[str] | None, timeout: float) -> tuple[int, str, str] | None:
+    """(exit status, stdout, stderr) of a `_spawn`ed process; None when there was none or it
+    did not end within `timeout` s (it is killed then, as subprocess.run does)."""
+    if proc is None:
+        return None
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return None
+    return proc.returncode, out, err
+
+
+def _query_answer(answer: tuple[int, str, str], name: str) -> dict[str, str] | None:
+    """host -> value from the query's (exit status, stdout, stderr); None for no cluster."""
+    returncode, out, err = answer
+    if returncode != 0:
+        # pacemaker-attrd answers "could not query value ... No such device or address" (6) for
+        # an attribute nobody set: that is an empty answer, not "no cluster"
+        return {} if "No such" in err or "not found" in err.lower() else None
+    return parse_query(out, name)
 
 
 def parse_query(text: str, name: str) -> dict[str, str]:
@@ -66,17 +104,3 @@ def query_env(environ: dict[str, str]) -> dict[str, str]:
     from which Pacemaker 2.1.5's attrd_updater takes a node to narrow `-A` down to (module
     docstring). Pure."""
     return {k: v for k, v in environ.items() if not k.startswith(("OCF_RESKEY_CRM_meta_", "CRM_meta_"))}
-
-
-def published(name: str, timeout: float = TIMEOUT_S) -> dict[str, str] | None:
-    """host -> value of `name` on every node that published it; None without a cluster."""
-    try:
-        cp = subprocess.run([ATTRD_UPDATER, "-Q", "-A", "-n", name], capture_output=True, text=True,
-                            timeout=timeout, stdin=subprocess.DEVNULL, env=query_env(dict(os.environ)))
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if cp.returncode != 0:
-        # pacemaker-attrd answers "could not query value ... No such device or address" (6) for
-        # an attribute nobody set: that is an empty answer, not "no cluster"
-        return {} if "No such" in cp.stderr or "not found" in cp.stderr.lower() else None
-    return parse_query(cp.stdout, name)

@@ -206,9 +206,10 @@ class GaneshaBackend(LiveChanges, NodeServer):
         scope = conf.scope(socket.gethostname())               # Ganesha's default uses the host name
         source = "its Server_Scope" if conf.server_scope else (
             "no Server_Scope: its Server_Owner" if conf.server_owner else "no Server_Scope: its host name")
-        if not node_attrs.publish(SCOPE_ATTRIBUTE, scope):
+        published, everyone = node_attrs.publish_and_read(SCOPE_ATTRIBUTE, scope)
+        if not published:
             return [f"no cluster to compare this node's NFSv4 server scope {scope!r} with"]
-        others = {h: v for h, v in (node_attrs.published(SCOPE_ATTRIBUTE) or {}).items() if h != me}
+        others = {h: v for h, v in (everyone or {}).items() if h != me}
         differ = {h: v for h, v in others.items() if v != scope}
         if differ:
             shown = ", ".join(f"{h} presents {v!r}" for h, v in sorted(differ.items())[:3])

@@ -121,3 +121,59 @@ def test_what_is_published_is_what_a_query_gives_back(value):
         return
     line = f'name="n" host="h" value="{value}"'
     assert node_attrs.parse_query(line, "n") == {"h": value}
+
+
+def _fake_attrd(tmp_path, monkeypatch, publish_rc: int = 0, query: str = "", query_err: str = "",
+                query_rc: int = 0) -> Path:
+    """An attrd_updater standing in for Pacemaker's (the edge of node_attrs): the query marks
+    that it ran and answers `query`; the publish waits up to 2 s for that mark, then exits
+    `publish_rc`, so a publish that goes first alone never sees it. Each writes its argv and
+    environment to a log."""
+    mark, log = tmp_path / "queried", tmp_path / "calls"
+    script = tmp_path / "attrd_updater"
+    script.write_text(f"""#!/bin/sh
+echo "$* | $(env | grep -c CRM_meta)" >> {log}
+case "$1" in
+-Q) touch {mark}; printf '%s' '{query}'; printf '%s' '{query_err}' >&2; exit {query_rc} ;;
+-p) i=0; while [ ! -e {mark} ] && [ $i -lt 200 ]; do sleep 0.01; i=$((i+1)); done
+    [ -e {mark} ] || exit 99; exit {publish_rc} ;;
+esac
+""")
+    script.chmod(0o755)
+    monkeypatch.setattr(node_attrs, "ATTRD_UPDATER", str(script))
+    monkeypatch.setenv("OCF_RESKEY_CRM_meta_on_node", "node1")
+    return log
+
+
+def test_the_publish_and_the_query_run_at_once_and_answer_as_each_alone(tmp_path, monkeypatch):
+    line = 'name="s" host="node2" value="x_NFS-Ganesha"\n'
+    log = _fake_attrd(tmp_path, monkeypatch, query=line)
+    assert node_attrs.publish_and_read("s", "mine", timeout=5) == (True, {"node2": "x_NFS-Ganesha"})
+    calls = sorted(log.read_text().splitlines())
+    assert calls == ["-Q -A -n s | 0", "-p -n s -U mine | 1"], "the query without the meta variables"
+
+
+def test_a_publish_without_a_cluster_is_false_whatever_the_query_says(tmp_path, monkeypatch):
+    _fake_attrd(tmp_path, monkeypatch, publish_rc=1, query_rc=1, query_err="could not connect")
+    assert node_attrs.publish_and_read("s", "mine", timeout=5) == (False, None)
+
+
+def test_an_attribute_nobody_set_is_an_empty_answer_not_no_cluster(tmp_path, monkeypatch):
+    _fake_attrd(tmp_path, monkeypatch, query_rc=6, query_err="Could not query value of s: No such device")
+    assert node_attrs.publish_and_read("s", "mine", timeout=5) == (True, {})
+
+
+def test_no_attrd_updater_or_an_unpublishable_value_is_no_cluster(tmp_path, monkeypatch):
+    monkeypatch.setattr(node_attrs, "ATTRD_UPDATER", str(tmp_path / "missing"))
+    assert node_attrs.publish_and_read("s", "mine") == (False, None)
+    _fake_attrd(tmp_path, monkeypatch)
+    assert node_attrs.publish_and_read("s", 'has"quote') == (False, None)
+    assert not (tmp_path / "calls").exists(), "nothing run for a value that cannot be published"
+
+
+def test_an_attrd_updater_that_hangs_is_killed_and_counts_as_no_answer(tmp_path, monkeypatch):
+    script = tmp_path / "attrd_updater"
+    script.write_text("#!/bin/sh\nexec sleep 30\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(node_attrs, "ATTRD_UPDATER", str(script))
+    assert node_attrs.publish_and_read("s", "mine", timeout=0.2) == (False, None)
