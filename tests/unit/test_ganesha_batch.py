@@ -89,3 +89,19 @@ def test_every_line_of_every_block_is_owned_by_that_block(clients_per_export, da
     per, unowned = batch.attribute(located(line, "x"), FILE)
     assert per == {exps[k].export_id: [f"line {line - span.first + 1}: x"]} and unowned == []
     assert isinstance(batch, Batch) and batch.owner(batch.spans[-1].last + 1) is None
+
+
+VARIANTS = [dict(clients=("127.0.0.1(rw)",)), dict(clients=("127.0.0.1(rw)",), access="RO"),
+            dict(clients=("127.0.0.1(rw)",), squash="all_squash"), dict(clients=("127.0.0.1(ro,anonuid=7)",)),
+            dict(clients=("127.0.0.1(rw)", "*.example.com(ro)")), dict(clients=("127.0.0.1(rw)",), access="None"),
+            dict(clients=("127.0.0.1(rw)",), ganesha=GaneshaOptions(parse_spec("NULL(VFS)")))]
+
+
+@given(st.lists(st.sampled_from(range(len(VARIANTS))), min_size=1, max_size=12),
+       st.sampled_from([RenderOptions(), RenderOptions(protocols="3, 4", transports="TCP, UDP")]))
+def test_blocks_sharing_a_tail_render_in_a_file_as_each_alone(picks, opts):
+    """render_batch renders the part of a block after Pseudo once per distinct clients, access,
+    squash, FSAL and options: whatever the mix, each block is the one render_export gives alone."""
+    exps = [Export(path=f"d{i}", export_id=i + 1, knfsd=KnfsdOptions(str(i + 1)), pseudo=f"/d{i}", **VARIANTS[v])
+            for i, v in enumerate(picks)]
+    assert render_batch(exps, "/mnt/v", opts).text == "".join(render_export(e, "/mnt/v", opts) for e in exps)
