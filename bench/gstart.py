@@ -197,7 +197,7 @@ HOOKS = [
     ("ganesha_ha.backends.ganesha", "GaneshaBackend.show_exports", "show_exports"),
     ("ganesha_ha.volume", "remounted", "remounted"),
     ("ganesha_ha.volume", "restore_recovery", "restore_recovery"),
-    ("ganesha_ha.volume", "run_steps", "run_steps"),
+    ("ganesha_ha.execute", "run_steps", "run_steps"),
     ("ganesha_ha.agent", "Agent.validate", "Agent.validate"),
     ("ganesha_ha.agent", "Agent._check_node", "Agent._check_node"),
     ("ganesha_ha.plan", "plan_changes", "plan_changes"),
