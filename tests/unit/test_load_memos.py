@@ -111,7 +111,7 @@ def test_a_module_found_within_an_action_is_looked_for_again_in_the_next(ganesha
         (plugins / "libfsalnull.so").unlink()
         backend.check_installed_for(_export(2, ganesha=exp.ganesha))   # the same stack: found before, in this action
     with backend.action():
-        with pytest.raises(NotInstalledError, match=r"FSAL NULL is not installed .*Export_Id 2\)"):
+        with pytest.raises(NotInstalledError, match="FSAL NULL is not installed"):
             backend.check_installed_for(_export(2, ganesha=exp.ganesha))
     with pytest.raises(NotInstalledError, match="FSAL NULL"):   # outside an action: never kept
         backend.check_installed_for(exp)
