@@ -157,7 +157,9 @@ class ExportEdits:
         if tx.live or not exports:
             return []
         try:
-            hits = self._collisions(tx.backend, tx.ctx, exports, backend_info(tx.state.server).pseudo_tree, True)
+            from .transaction import collisions
+
+            hits = collisions(self, tx.backend, tx.ctx, exports, backend_info(tx.state.server).pseudo_tree, True)
         except GaneshaHAError:
             return []
         return [f"{f}: a start of {self.mountpoint} on this node would leave this export out "

@@ -1,14 +1,40 @@
-"""One change of a volume in progress: the draft registry and what the change asks of the
-server (`Volume.transaction` makes one; volume.py carries it out, export_edits.py fills it)."""
+"""One change of a volume in progress and its commit: the draft registry, what the change asks
+of the server, and how it is carried out (`Volume.transaction` makes one and calls `commit`;
+export_edits.py and volume.py fill it): validate, save, apply in plan order, roll back.
+
+Functions of an `Owner` (the Volume, seen through the few things a commit needs of it) rather
+than Volume methods, so that volume.py stays the place of the operations and this module is
+imported only by code that changes something (an agent monitor of a correct volume does not)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from .backends import Backend
 from .context import VolumeContext
-from .execute import ExportFailure
+from .errors import ApplyError, GaneshaHAError, ServerUnavailableError
 from .model import Export
 from .registry import RegistryState
+from .servers import backend_info
+
+TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Protocol
+
+    from .execute import ExportFailure
+    from .nodestate import NodeState
+    from .plan import Step
+    from .registry import Registry
+
+    class Owner(Protocol):
+        """What a commit needs of the volume it changes (volume.Volume)."""
+        mountpoint: Path
+        registry: Registry
+        node: NodeState
+
+        def is_active(self) -> bool: ...
+
+        def set_active(self, state: RegistryState) -> None: ...
 
 
 class Transaction:
@@ -56,3 +82,144 @@ class Transaction:
     @property
     def changed(self) -> bool:
         return self.state != self.base
+
+
+def commit(owner: Owner, tx: Transaction, note: str) -> None:
+    """Carry out `tx` for `owner` (Volume.transaction, whose docstring says what a commit
+    checks, writes and applies, and how it rolls back)."""
+    base, new, backend, ctx = tx.base, tx.state, tx.backend, tx.ctx
+    from .execute import Progress, check_ready, failures_error, run_steps
+    from .plan import APPLY, plan_changes, plan_undo  # here: a monitor of a correct volume needs no plan
+
+    submounts = backend_info(backend.name).pseudo_tree
+    gone = absent(tx) if submounts else set()
+    steps = plan_changes(base.exports, new.exports, tx.reapplied, gone, submounts)
+    applying = [s.export for s in steps if s.action == APPLY]
+    # each export on its own (a start, a repair), unless the registry changes: then all
+    # or nothing, and `progress` tells the way back where the run stopped
+    isolate = tx.isolate and not tx.changed
+    if not isolate:  # refused before anything is written; isolated, each is checked when run
+        for exp in applying:
+            if tx.live:
+                check_ready(backend, ctx, exp)
+            else:
+                backend.check_export(exp, owner.mountpoint)
+    refused: list[ExportFailure] = []
+    if tx.live and applying:
+        refused = collisions(owner, backend, ctx, applying, submounts, isolate)
+        if refused:   # left out, named (a start, a repair): the others go live
+            out = {f.export.path for f in refused}
+            steps = [s for s in steps if not (s.action == APPLY and s.export.path in out)]
+    tx.remounted = remounted(steps, base.exports, new.exports)
+    changed = tx.changed
+    if changed:  # the ids and fsids of exports that go are never handed out again
+        tx.state = owner.registry.save(new.retiring(base))
+    if not tx.live:
+        return
+    progress = Progress()
+    try:
+        if tx.restore:
+            tx.records = restore_recovery(backend, ctx)
+            owner.node.set_restored()
+        tx.failed = refused + run_steps(backend, ctx, steps, progress, isolate=isolate, warnings=tx.warnings,
+                                        report=tx.progress)
+        if tx.activate and new.exports and {f.export.path for f in tx.failed} >= {e.path for e in new.exports}:
+            raise failures_error(tx.failed, f"none of the {len(new.exports)} exports of "
+                                            f"{owner.mountpoint} could go live")
+        if tx.strays:
+            backend.withdraw_stray(ctx, new.exports)
+        if tx.activate:
+            tx.grace = backend.after_restore(ctx, tx.records)
+    except GaneshaHAError as exc:
+        if not changed:
+            raise
+        owner.registry.save(base)
+        undo = plan_undo(base.exports, new.exports, tx.reapplied, gone, submounts, progress.done)
+        for step in undo:  # each on its own: one that fails again must not keep the others back
+            best_effort(lambda: run_steps(backend, ctx, [step]))
+        raise rolled_back(exc, f"{note} (registry rolled back)") from None
+    if tx.activate or (steps and owner.is_active()):  # what a stop must withdraw, even unmounted
+        owner.set_active(tx.state)
+
+
+def collisions(owner: Owner, backend: Backend, ctx: VolumeContext, applying: Sequence[Export], submounts: bool,
+               isolate: bool) -> list[ExportFailure]:
+    """The exports about to be applied whose identity (Export_Id, knfsd fsid) or pseudo
+    path meets what this node's server serves for others. A change of the registry is
+    refused with the first (IdCollisionError, PseudoCollisionError: exit 5, nothing
+    written); a start or a repair (`isolate`) gets them back, each with its error, to leave
+    them out: one export that meets another volume's is not served, the rest of the volume
+    is, and the other volume's export serves on (README, "Exports that meet another
+    volume's on one node")."""
+    from .errors import IdCollisionError
+    from .execute import ExportFailure
+
+    out: list[ExportFailure] = []
+    try:
+        backend.check_collisions(ctx, applying)
+    except IdCollisionError:
+        if not isolate:
+            raise
+        for exp in applying:   # which? each on its own (a collision is rare; none costs one call)
+            try:
+                backend.check_collisions(ctx, [exp])
+            except IdCollisionError as exc:
+                out.append(ExportFailure(exp, "apply", exc, backend.name))
+    if submounts and not backend.own_server:   # a server of its own serves no other volume
+        from .neighbours import pseudo_collisions
+
+        seen = {f.export.path for f in out}
+        hits = pseudo_collisions(owner.node, backend.served_ids, [e for e in applying if e.path not in seen],
+                                 None if isolate else owner.registry.abspath)   # an ExportFailure names it
+        if hits and not isolate:
+            raise hits[0][1]
+        out += [ExportFailure(exp, "apply", exc, backend.name) for exp, exc in hits]
+    return out
+
+
+def absent(tx: Transaction) -> set[str]:
+    """The re-applied exports the server does not serve now: where a parent comes back
+    under live children (a repair), they are remounted (plan.py). One call to the server,
+    only for a start or a repair."""
+    if not (tx.live and tx.reapplied):
+        return set()
+    known = tx.backend.live_paths(tx.ctx, [e for e in tx.base.exports if e.path in tx.reapplied])
+    return {path for path, is_live in known.items() if not is_live}
+
+
+def remounted(steps: Sequence[Step], before: Sequence[Export], after: Sequence[Export]) -> list[str]:
+    """Paths of the exports a plan withdraws and applies again unchanged: the children of a
+    parent that goes or comes in the pseudo tree (plan.py), for the change's note."""
+    from .plan import WITHDRAW
+
+    withdrawn = [s.export for s in steps if s.action == WITHDRAW]
+    if not withdrawn:   # a start: nothing to hash (2 x 1000 exports cost ~6-12 ms)
+        return []
+    same = set(before) & set(after)
+    return sorted(exp.path for exp in withdrawn if exp in same)
+
+
+def restore_recovery(backend: Backend, ctx: VolumeContext) -> int:
+    """Restore every recovery store; the number of client records they hold together."""
+    return sum(store.restore(ctx) for store in backend.recovery_stores(ctx))
+
+
+def rolled_back(exc: GaneshaHAError, note: str) -> GaneshaHAError:
+    """The error for a live change that failed after the registry was written (and rolled back).
+
+    A refusal is an ApplyError (exit 7). A server that did not answer in time keeps its own
+    class (exit 6, OCF generic): nothing was refused, and the server may still carry the
+    change out when it answers, so the note cannot promise that nothing changed there.
+    """
+    if isinstance(exc, ServerUnavailableError):
+        return ServerUnavailableError(f"{exc}; registry rolled back, but the server may still apply "
+                                      "the change when it answers")
+    return ApplyError(f"{exc}; {note}")
+
+
+def best_effort(action: Callable[[], object]) -> None:
+    """Used only while undoing a failed change: the original error is what gets reported."""
+    try:
+        action()
+    except Exception:  # the rollback must never replace the real error with a traceback
+        pass

@@ -29,13 +29,12 @@ from .model import Export, validate_id_range
 from .nodestate import NodeState
 from .record import Factory, Record, replace
 from .registry import SCHEMA_VERSION, Registry, RegistryState, check_range_free, export_from_dict
-from .servers import INSTANCE, SHARED, backend_info
+from .servers import INSTANCE, SHARED
 from .settings import Settings
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
     from .execute import ExportFailure
-    from .plan import Step
     from .transaction import Transaction
 
 # execute.py and transaction.py are imported by the methods that change something: a monitor
@@ -121,7 +120,7 @@ class Volume(ExportEdits):
     def is_active(self) -> bool:
         return self.node.is_active()
 
-    def _set_active(self, state: RegistryState) -> None:
+    def set_active(self, state: RegistryState) -> None:
         # redacted: an FSAL secret is kept in the volume's registry only (a stop needs none)
         self.node.set_active({"mountpoint": str(self.mountpoint), "server": state.server, "ip": self.ip,
                               "volume_uuid": state.volume_uuid, "version": SCHEMA_VERSION,
@@ -158,7 +157,7 @@ class Volume(ExportEdits):
         the steps (best effort) and raises ApplyError (exit 7), or ServerUnavailableError
         (exit 6) when the server did not answer: it may still carry the change out.
         """
-        from .transaction import Transaction
+        from .transaction import Transaction, commit
 
         with self.registry.locked():
             base = self.load()
@@ -173,105 +172,7 @@ class Volume(ExportEdits):
             tx.launched = launched
             with backend.action():
                 yield tx
-                self._commit(tx, note)
-
-    def _commit(self, tx: Transaction, note: str) -> None:
-        base, new, backend, ctx = tx.base, tx.state, tx.backend, tx.ctx
-        from .execute import Progress, check_ready, failures_error, run_steps
-        from .plan import APPLY, plan_changes, plan_undo  # here: a monitor of a correct volume needs no plan
-
-        submounts = backend_info(backend.name).pseudo_tree
-        absent = self._absent(tx) if submounts else set()
-        steps = plan_changes(base.exports, new.exports, tx.reapplied, absent, submounts)
-        applying = [s.export for s in steps if s.action == APPLY]
-        # each export on its own (a start, a repair), unless the registry changes: then all
-        # or nothing, and `progress` tells the way back where the run stopped
-        isolate = tx.isolate and not tx.changed
-        if not isolate:  # refused before anything is written; isolated, each is checked when run
-            for exp in applying:
-                if tx.live:
-                    check_ready(backend, ctx, exp)
-                else:
-                    backend.check_export(exp, self.mountpoint)
-        refused: list[ExportFailure] = []
-        if tx.live and applying:
-            refused = self._collisions(backend, ctx, applying, submounts, isolate)
-            if refused:   # left out, named (a start, a repair): the others go live
-                out = {f.export.path for f in refused}
-                steps = [s for s in steps if not (s.action == APPLY and s.export.path in out)]
-        tx.remounted = remounted(steps, base.exports, new.exports)
-        changed = tx.changed
-        if changed:  # the ids and fsids of exports that go are never handed out again
-            tx.state = self.registry.save(new.retiring(base))
-        if not tx.live:
-            return
-        progress = Progress()
-        try:
-            if tx.restore:
-                tx.records = restore_recovery(backend, ctx)
-                self.node.set_restored()
-            tx.failed = refused + run_steps(backend, ctx, steps, progress, isolate=isolate, warnings=tx.warnings,
-                                            report=tx.progress)
-            if tx.activate and new.exports and {f.export.path for f in tx.failed} >= {e.path for e in new.exports}:
-                raise failures_error(tx.failed, f"none of the {len(new.exports)} exports of "
-                                                f"{self.mountpoint} could go live")
-            if tx.strays:
-                backend.withdraw_stray(ctx, new.exports)
-            if tx.activate:
-                tx.grace = backend.after_restore(ctx, tx.records)
-        except GaneshaHAError as exc:
-            if not changed:
-                raise
-            self.registry.save(base)
-            undo = plan_undo(base.exports, new.exports, tx.reapplied, absent, submounts, progress.done)
-            for step in undo:  # each on its own: one that fails again must not keep the others back
-                _best_effort(lambda: run_steps(backend, ctx, [step]))
-            raise _rolled_back(exc, f"{note} (registry rolled back)") from None
-        if tx.activate or (steps and self.is_active()):  # what a stop must withdraw, even unmounted
-            self._set_active(tx.state)
-
-    def _collisions(self, backend: Backend, ctx: VolumeContext, applying: Sequence[Export], submounts: bool,
-                    isolate: bool) -> list[ExportFailure]:
-        """The exports about to be applied whose identity (Export_Id, knfsd fsid) or pseudo
-        path meets what this node's server serves for others. A change of the registry is
-        refused with the first (IdCollisionError, PseudoCollisionError: exit 5, nothing
-        written); a start or a repair (`isolate`) gets them back, each with its error, to leave
-        them out: one export that meets another volume's is not served, the rest of the volume
-        is, and the other volume's export serves on (README, "Exports that meet another
-        volume's on one node")."""
-        from .errors import IdCollisionError
-        from .execute import ExportFailure
-
-        out: list[ExportFailure] = []
-        try:
-            backend.check_collisions(ctx, applying)
-        except IdCollisionError:
-            if not isolate:
-                raise
-            for exp in applying:   # which? each on its own (a collision is rare; none costs one call)
-                try:
-                    backend.check_collisions(ctx, [exp])
-                except IdCollisionError as exc:
-                    out.append(ExportFailure(exp, "apply", exc, backend.name))
-        if submounts and not backend.own_server:   # a server of its own serves no other volume
-            from .neighbours import pseudo_collisions
-
-            seen = {f.export.path for f in out}
-            hits = pseudo_collisions(self.node, backend.served_ids, [e for e in applying if e.path not in seen],
-                                     None if isolate else self.registry.abspath)   # an ExportFailure names it
-            if hits and not isolate:
-                raise hits[0][1]
-            out += [ExportFailure(exp, "apply", exc, backend.name) for exp, exc in hits]
-        return out
-
-    def _absent(self, tx: Transaction) -> set[str]:
-        """The re-applied exports the server does not serve now: where a parent comes back
-        under live children (a repair), they are remounted (plan.py). One call to the server,
-        only for a start or a repair."""
-        if not (tx.live and tx.reapplied):
-            return set()
-        known = tx.backend.live_paths(tx.ctx, [e for e in tx.base.exports if e.path in tx.reapplied])
-        return {path for path, is_live in known.items() if not is_live}
+                commit(self, tx, note)
 
     # ---- volume lifecycle ---------------------------------------------------------------
     def init(self, server: str, id_range: tuple[int, int] | None = None,
@@ -394,7 +295,9 @@ class Volume(ExportEdits):
         except GaneshaHAError:
             if launched is not None and not self.is_active():
                 backend, ctx = launched
-                _best_effort(lambda: backend.stop_server(ctx))
+                from .transaction import best_effort
+
+                best_effort(lambda: backend.stop_server(ctx))
             raise
         return StartResult(applied=len(tx.state.exports) - len({f.export.path for f in tx.failed}),
                            recovery_records=tx.records, grace=tx.grace, failed=tx.failed,
@@ -441,7 +344,9 @@ class Volume(ExportEdits):
             withdrawn = backend.stop_server(ctx)
         elif backend.is_running():
             if mounted:
-                _best_effort(lambda: self.save_recovery(backend, ctx))
+                from .transaction import best_effort
+
+                best_effort(lambda: self.save_recovery(backend, ctx))
             live = backend.live_paths(ctx, state.exports)
             from .execute import run_steps, summary
             from .plan import plan_changes
@@ -548,23 +453,6 @@ class Volume(ExportEdits):
         return changed
 
 
-def remounted(steps: Sequence[Step], before: Sequence[Export], after: Sequence[Export]) -> list[str]:
-    """Paths of the exports a plan withdraws and applies again unchanged: the children of a
-    parent that goes or comes in the pseudo tree (plan.py), for the change's note."""
-    from .plan import WITHDRAW
-
-    withdrawn = [s.export for s in steps if s.action == WITHDRAW]
-    if not withdrawn:   # a start: nothing to hash (2 x 1000 exports cost ~6-12 ms)
-        return []
-    same = set(before) & set(after)
-    return sorted(exp.path for exp in withdrawn if exp in same)
-
-
-def restore_recovery(backend: Backend, ctx: VolumeContext) -> int:
-    """Restore every recovery store; the number of client records they hold together."""
-    return sum(store.restore(ctx) for store in backend.recovery_stores(ctx))
-
-
 def clear_recovery(backend: Backend, ctx: VolumeContext) -> None:
     for store in backend.recovery_stores(ctx):
         store.clear(ctx)
@@ -588,24 +476,3 @@ def require_nothing_live(backend: Backend, ctx: VolumeContext, exports: Sequence
         reason = str(exc)
     raise ServerUnavailableError(f"{len(still)} export(s) still live on this node ({', '.join(still[:3])}) "
                                  f"and they cannot be withdrawn: {reason}")
-
-
-def _rolled_back(exc: GaneshaHAError, note: str) -> GaneshaHAError:
-    """The error for a live change that failed after the registry was written (and rolled back).
-
-    A refusal is an ApplyError (exit 7). A server that did not answer in time keeps its own
-    class (exit 6, OCF generic): nothing was refused, and the server may still carry the
-    change out when it answers, so the note cannot promise that nothing changed there.
-    """
-    if isinstance(exc, ServerUnavailableError):
-        return ServerUnavailableError(f"{exc}; registry rolled back, but the server may still apply "
-                                      "the change when it answers")
-    return ApplyError(f"{exc}; {note}")
-
-
-def _best_effort(action: Callable[[], object]) -> None:
-    """Used only while undoing a failed change: the original error is what gets reported."""
-    try:
-        action()
-    except Exception:  # the rollback must never replace the real error with a traceback
-        pass
