@@ -154,7 +154,8 @@ class Bench:
     def make_volume(self, name: str, server: str, n: int, client: str, dirs: int | None = None):
         """A tmpfs volume with `dirs` (default n) directories d1, d2, ... and a registry
         holding exports of the first n (written once); Export_Ids from ID_BASE + 1."""
-        from ganesha_ha.model import Export, KnfsdOptions, new_fsid, parse_clients
+        from ganesha_ha.clientspec import parse_clients
+        from ganesha_ha.model import Export, KnfsdOptions, new_fsid
         from ganesha_ha.registry import Registry
 
         mp = self.tmpfs(name)

@@ -18,7 +18,7 @@ knfsd. Within every class the order the administrator wrote is kept (a stable so
 """
 from __future__ import annotations
 
-from .model import ClientSpec
+from .clientspec import ClientSpec
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ CLASSES = (HOST, NETWORK, WILDCARD, NETGROUP, ANY)   # in exports(5) precedence
 
 
 def client_class(host: str) -> str:
-    """The exports(5) class of a normalised client spec (model.normalize_host's output):
+    """The exports(5) class of a normalised client spec (clientspec.normalize_host's output):
     a single address or host name, a network (`addr/prefix`), a wildcard name, a netgroup, `*`."""
     if host == "*":
         return ANY

@@ -18,7 +18,8 @@ TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type check
 if TYPE_CHECKING:
     from .classic import ClassicParams
     from .execute import ExportFailure
-    from .model import ClientSpec, Export
+    from .clientspec import ClientSpec
+    from .model import Export
     from .registry import RegistryState
     from .settings import Settings
     from .volume import Volume
@@ -262,7 +263,7 @@ def _as_registered(clients: tuple[ClientSpec, ...], existing: Export | None) -> 
     granting what they granted, as long as they stay the same."""
     if existing is None or any(o in ("rw", "ro") for c in clients for o in c.options):
         return clients
-    from .model import ClientSpec
+    from .clientspec import ClientSpec
 
     legacy = tuple(ClientSpec(c.host, ("rw", *c.options)) for c in clients)
     return legacy if legacy == existing.clients else clients

@@ -20,7 +20,8 @@ directory, a client or option the model does not accept.
 from __future__ import annotations
 
 from .errors import ValidationError
-from .model import ClientSpec, normalize_fsid
+from .clientspec import ClientSpec
+from .model import normalize_fsid
 from .record import Record
 from .textcheck import LazyPattern, check_text
 

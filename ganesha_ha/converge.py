@@ -15,7 +15,8 @@ from .description import KNFSD_DEFAULTS, Description, Refusal, meaning
 from .errors import ConflictError, GaneshaHAError, ValidationError
 from .fsal import Fsal
 from .fsal_schema import REDACTED
-from .model import KNFSD_ONLY_FLAGS, SQUASH_OPTIONS, ClientSpec, Export, GaneshaOptions, KnfsdOptions
+from .clientspec import KNFSD_ONLY_FLAGS, SQUASH_OPTIONS, ClientSpec
+from .model import Export, GaneshaOptions, KnfsdOptions
 from .record import Factory, Record, replace
 from .registry import RegistryState
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from .errors import GaneshaHAError, ValidationError
 from .fsal import Fsal
-from .model import (ACCESS_OPTIONS, ACCESS_TYPES, SQUASH_OPTIONS, SQUASH_TYPES, ClientSpec, Export,
-                    normalize_fsal_path, normalize_fsid, normalize_pseudo, normalize_relpath, validate_export_id)
+from .clientspec import ACCESS_OPTIONS, SQUASH_OPTIONS, ClientSpec
+from .model import ACCESS_TYPES, SQUASH_TYPES, Export, normalize_fsal_path, normalize_fsid, normalize_pseudo, normalize_relpath, validate_export_id
 from .record import Record
 from .textcheck import check_text
 

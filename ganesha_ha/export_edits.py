@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .errors import ValidationError
 from .fsal import Fsal
-from .model import Export, GaneshaOptions, KnfsdOptions, normalize_fsal_path, normalize_fsid, parse_clients
+from .clientspec import parse_clients
+from .model import Export, GaneshaOptions, KnfsdOptions, normalize_fsal_path, normalize_fsid
 from .record import Factory, Record
 from .registry import RegistryState
 from .servers import backend_info

@@ -22,7 +22,8 @@ from ..access import precedence_order
 from ..errors import ValidationError
 from ..fsal import Fsal
 from ..fsal_schema import PATH, STR, Option
-from ..model import ClientSpec, Export
+from ..clientspec import ClientSpec
+from ..model import Export
 from ..record import Record
 from .ganesha_clients import check_client
 

@@ -13,7 +13,8 @@ from pathlib import PurePosixPath
 
 from ..fsal import Fsal
 from ..fsal_schema import schema_of
-from ..model import ClientSpec, Export, GaneshaOptions, KnfsdOptions
+from ..clientspec import ClientSpec
+from ..model import Export, GaneshaOptions, KnfsdOptions
 from ..record import Factory, Record
 from ..textcheck import read_quoted
 from .ganesha_conf import SQUASH_KEYWORDS

@@ -32,7 +32,8 @@ from __future__ import annotations
 import ipaddress
 
 from ..access import HOST, client_class, precedence_order
-from ..model import ClientSpec, Export
+from ..clientspec import ClientSpec
+from ..model import Export
 from ..record import Record
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
@@ -240,7 +241,7 @@ def _expected_entries(exp: Export, resolve: Resolve) -> list[Expected]:
 
 def _is_address(host: str) -> bool:
     """For a normalised HOST-class spec: an address, not a name (a name's last label holds a
-    letter, model.normalize_host; an IPv6 address holds a colon)."""
+    letter, clientspec.normalize_host; an IPv6 address holds a colon)."""
     return ":" in host or host.replace(".", "").isdigit()
 
 

@@ -34,7 +34,8 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from ..model import ACCESS_OPTIONS, SQUASH_OPTIONS, ClientSpec, Export, canonical_uuid
+from ..clientspec import ACCESS_OPTIONS, SQUASH_OPTIONS, ClientSpec
+from ..model import Export, canonical_uuid
 from ..nfspath import normalize_path, to_bytes, unescape_octal
 from ..record import Factory, Record
 

@@ -41,7 +41,7 @@ import xml.etree.ElementTree as ET
 from ..classic import directory_fsids, split_directories, split_options, unbracket
 from ..description import Description, Refusal
 from ..errors import ConflictError, GaneshaHAError, ValidationError
-from ..model import ACCESS_OPTIONS, ClientSpec
+from ..clientspec import ACCESS_OPTIONS, ClientSpec
 from ..ocf import ACTIONS, AGENT_NAME, NOTIFY_ACTIONS, NOTIFY_AGENT_NAME, PROVIDER
 from ..record import Factory, Record
 from . import Reading

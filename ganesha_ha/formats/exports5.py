@@ -41,7 +41,8 @@ from pathlib import PurePosixPath
 from ..backends.knfsd_table import escape_exports_path, export_dir, option_category, render_options
 from ..description import Description, Refusal
 from ..errors import GaneshaHAError, ValidationError
-from ..model import ACCESS_OPTIONS, ClientSpec, Export
+from ..clientspec import ACCESS_OPTIONS, ClientSpec
+from ..model import Export
 from ..nfspath import from_bytes, to_bytes, unescape_octal
 from ..record import Record
 from . import Reading

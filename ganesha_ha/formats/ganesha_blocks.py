@@ -33,7 +33,8 @@ from ..backends.ganesha_conf_parse import Block, ParseError, fsal_from_block, pa
 from ..description import Description, Refusal
 from ..errors import GaneshaHAError, ValidationError
 from ..fsal import Fsal
-from ..model import SEC_FLAVOURS, ClientSpec, Export
+from ..clientspec import SEC_FLAVOURS, ClientSpec
+from ..model import Export
 from ..record import replace
 from . import Reading
 

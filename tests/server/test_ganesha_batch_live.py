@@ -254,7 +254,8 @@ def test_full_size_batches_keep_below_the_bus_limit_and_a_refused_block_stays_it
     bus's 128 pending replies per connection are never reached; #150 fails alone, the 249 others
     are live and read back."""
     from ganesha_ha.backends.ganesha_batch import BATCH_MAX
-    from ganesha_ha.model import Export, KnfsdOptions, new_fsid, parse_clients
+    from ganesha_ha.clientspec import parse_clients
+    from ganesha_ha.model import Export, KnfsdOptions, new_fsid
     from ganesha_ha.record import replace
     from ganesha_ha.registry import Registry
 

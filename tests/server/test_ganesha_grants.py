@@ -26,7 +26,7 @@ from ganesha_servers import NEEDS_GANESHA, TunedGanesha
 from ganesha_ha.backends.ganesha import GaneshaBackend
 from ganesha_ha.backends.grants import ganesha_names, parse_display
 from ganesha_ha.errors import ApplyError
-from ganesha_ha.model import ClientSpec
+from ganesha_ha.clientspec import ClientSpec
 from ganesha_ha.volume import Volume
 
 pytestmark = NEEDS_GANESHA

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from ganesha_servers import NEEDS_GANESHA
 from ganesha_ha.errors import ApplyError, ValidationError
-from ganesha_ha.model import ClientSpec
+from ganesha_ha.clientspec import ClientSpec
 
 pytestmark = NEEDS_GANESHA
 

@@ -421,7 +421,7 @@ def test_batch_hides_other_exports_files_and_falls_back(vol, ns, counted, tmp_pa
 
 @root
 def test_every_knfsd_flag_of_the_model_is_accepted_and_compares_clean(vol, ns, backend):
-    from ganesha_ha.model import KNFSD_ONLY_FLAGS
+    from ganesha_ha.clientspec import KNFSD_ONLY_FLAGS
 
     sets = [("wdelay", "subtree_check", "secure", "hide", "crossmnt", "acl", "secure_locks", "pnfs",
              "security_label", "mp", "anonuid=1000", "anongid=1001", "sec=sys:krb5"),

@@ -7,7 +7,8 @@ from ganesha_ha.access import (ANY, CLASSES, HOST, NETGROUP, NETWORK, WILDCARD, 
                                precedence_key, precedence_order)
 from ganesha_ha.backends.ganesha_conf import render_export
 from ganesha_ha.errors import ValidationError
-from ganesha_ha.model import ClientSpec, Export, KnfsdOptions
+from ganesha_ha.clientspec import ClientSpec
+from ganesha_ha.model import Export, KnfsdOptions
 
 from strategies import good_host
 

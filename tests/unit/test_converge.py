@@ -16,7 +16,7 @@ from fake_backend import FakeBackend
 from ganesha_ha.converge import ADD, REMOVE, UPDATE, edited_clients
 from ganesha_ha.description import Description, meaning
 from ganesha_ha.errors import ApplyError, ValidationError
-from ganesha_ha.model import ClientSpec
+from ganesha_ha.clientspec import ClientSpec
 from ganesha_ha.volume import Volume
 
 from test_volume import settings  # noqa: F401  (fixture)

@@ -18,7 +18,8 @@ from ganesha_ha.errors import ValidationError
 from ganesha_ha.formats import cib, detect, exports5, ganesha_blocks, jsonform
 from ganesha_ha.formats.cib import Primitive
 from ganesha_ha.fsal import parse_spec
-from ganesha_ha.model import ACCESS_TYPES, SQUASH_TYPES, ClientSpec, Export, GaneshaOptions, KnfsdOptions
+from ganesha_ha.clientspec import ClientSpec
+from ganesha_ha.model import ACCESS_TYPES, SQUASH_TYPES, Export, GaneshaOptions, KnfsdOptions
 from ganesha_ha.registry import RegistryState
 
 from strategies import OPTION_FAMILIES, good_name, knfsd_host, name_text

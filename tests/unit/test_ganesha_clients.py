@@ -11,7 +11,8 @@ from ganesha_ha.backends.ganesha_clients import check_client
 from ganesha_ha.backends.ganesha_conf import check_renderable
 from ganesha_ha.backends.knfsd import KnfsdBackend
 from ganesha_ha.errors import ValidationError
-from ganesha_ha.model import ClientSpec, Export, KnfsdOptions
+from ganesha_ha.clientspec import ClientSpec
+from ganesha_ha.model import Export, KnfsdOptions
 
 from client_specs import ACCEPTED, REFUSED
 from strategies import good_host

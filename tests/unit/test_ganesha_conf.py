@@ -4,7 +4,8 @@ from hypothesis import given, settings, strategies as st
 from ganesha_ha.backends.ganesha_conf import check_renderable, quote, render_export
 from ganesha_ha.backends.ganesha_conf_parse import export_from_block, parse_config
 from ganesha_ha.errors import ValidationError
-from ganesha_ha.model import ClientSpec, Export, KnfsdOptions
+from ganesha_ha.clientspec import ClientSpec
+from ganesha_ha.model import Export, KnfsdOptions
 
 from strategies import good_host, good_option, name_text
 

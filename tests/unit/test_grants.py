@@ -8,7 +8,8 @@ from ganesha_ha.backends.grants import (ACCESS_MASK, ALL_ANONYMOUS, ANON_GID_SET
                                         ROOT_SQUASH, SEC_BITS, SQUASH_TYPES, Grant, LiveClient, LiveExport,
                                         decode_perms, diff_export, expected_entries, parse_display, unresolved)
 from ganesha_ha.errors import ValidationError
-from ganesha_ha.model import ClientSpec, Export, KnfsdOptions
+from ganesha_ha.clientspec import ClientSpec
+from ganesha_ha.model import Export, KnfsdOptions
 
 from strategies import good_host, good_option
 

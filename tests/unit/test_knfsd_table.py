@@ -19,7 +19,8 @@ from ganesha_ha.backends.knfsd_table import (
     options_match, parse_etab, parse_etab_entries, render_exports_file, render_options,
     unexport_argvs)
 from ganesha_ha.errors import ValidationError
-from ganesha_ha.model import ClientSpec, Export, KnfsdOptions
+from ganesha_ha.clientspec import ClientSpec
+from ganesha_ha.model import Export, KnfsdOptions
 from ganesha_ha.nfspath import escape_etab_path, normalize_path, path_is_under, unescape_octal
 
 MP = "/srv/vol1"

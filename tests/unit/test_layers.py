@@ -4,11 +4,11 @@ Layers, bottom to top (a module may import its own layer and the ones below it):
 
     errors record textfmt linux linux_net   the vocabulary: exceptions, value records, libc,
     lazysite servers textcheck              /proc/net, the table of servers, the text rule
-    model access fsal fsal_schema plan      pure model (exports, exports(5) precedence, FSALs and
-    idranges context nfspath classic        their schemas, change steps, id sets, the volume as
-    fsutil settings ocf description         backends see it, nfs-utils paths, the classic agent
-                                            parameters), files on the volume, config, OCF protocol,
-                                            descriptions of exports
+    model clientspec access fsal            pure model (exports, their client specs, exports(5)
+    fsal_schema plan idranges context       precedence, FSALs and their schemas, change steps, id
+    nfspath classic fsutil settings ocf     sets, the volume as backends see it, nfs-utils paths,
+    description                             the classic agent parameters), files on the volume,
+                                            config, OCF protocol, descriptions of exports
     registry registry_migrations backends   on-volume state (and the reading of older registries),
     recovery nodestate neighbours           the servers, client-recovery stores, node-local marks,
     node_attrs converge                     the other volumes here,
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"__init__", "errors", "record", "textfmt", "linux", "linux_net", "lazysite", "servers", "textcheck"}),
-    frozenset({"model", "access", "fsal", "fsal_schema", "plan", "idranges", "context", "nfspath", "classic",
+    frozenset({"model", "clientspec", "access", "fsal", "fsal_schema", "plan", "idranges", "context", "nfspath", "classic",
                "fsutil", "settings", "ocf", "description"}),
     frozenset({"registry", "registry_migrations", "backends", "recovery", "nodestate", "neighbours", "node_attrs",
                "converge", "formats"}),

@@ -3,7 +3,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from ganesha_ha.errors import ValidationError
-from ganesha_ha.model import ClientSpec, Export, KnfsdOptions, normalize_fsid, normalize_pseudo, normalize_relpath
+from ganesha_ha.clientspec import ClientSpec
+from ganesha_ha.model import Export, KnfsdOptions, normalize_fsid, normalize_pseudo, normalize_relpath
 
 from strategies import good_host, good_option, nasty_text
 
