@@ -103,8 +103,8 @@ def _status_json(row, mountpoint: str) -> dict[str, Any]:
 def _status_here(vol):
     """vol.status(); for a volume with its own instance that is not active on this node, its
     exports not live here (the instance runs only where the volume is active: nothing to ask,
-    nothing has died), where vol.status() says "live unknown" with why ("... is not running
-    (it exited or was killed)"), as for a server that cannot be asked."""
+    nothing has died), where vol.status() says "live unknown" with why ("... not running
+    (exited or killed) ..."), as for a server that cannot be asked."""
     from .record import replace
 
     status = vol.status()

@@ -213,6 +213,22 @@ def pid_alive(pid: int) -> bool:
     return bool(f) and f[0] not in (b"Z", b"X")
 
 
+def is_stopped(pid: int) -> bool:
+    """The process is stopped (T: SIGSTOP, SIGTSTP) or stopped by a tracer (t): it runs no
+    code until SIGCONT, answers nothing, and a SIGTERM stays pending; only SIGKILL ends it."""
+    f = _stat(pid)
+    return bool(f) and f[0] in (b"T", b"t")
+
+
+def comm(pid: int) -> str | None:
+    """The process's name (/proc/PID/comm, at most 15 characters), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as fh:
+            return fh.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+
+
 def proc_starttime(pid: int) -> int | None:
     """Field 22 of /proc/PID/stat (clock ticks after boot): with the PID, it names one
     process for its whole life. None when the process is gone."""

@@ -20,6 +20,7 @@ from ..errors import NotInstalledError, ServerUnavailableError
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 BUS_NAME = "org.ganesha.nfsd"
@@ -60,6 +61,8 @@ class GaneshaBus:
         self.bus_name = f"{name_prefix}.{BUS_NAME}" if name_prefix else BUS_NAME
         self.timeout = timeout   # seconds, for connecting and for each call
         self._conn: Any = None
+        # who answers on this name, for an error line: a volume's own instance names itself and its PID
+        self.who: Callable[[], str] = lambda: "NFS-Ganesha"
 
     def where(self) -> str:
         return self.address or "the system bus"
@@ -153,7 +156,7 @@ class GaneshaBus:
         """The error for a call nobody answered (in time), or None for Ganesha's own refusal."""
         name = exc.get_dbus_name() or ""
         if name in _NO_ANSWER:
-            return ServerUnavailableError(f"NFS-Ganesha did not answer {method} within {wait:g} s")
+            return ServerUnavailableError(f"{self.who()} did not answer {method} within {wait:g} s")
         if name in _NO_OWNER:
             self.close()
             return self.not_running()

@@ -43,7 +43,7 @@ from ..model import Export
 from ..recovery.ganesha_records import InstanceRecords
 from . import ganesha_instance_conf as conf
 from .ganesha import GaneshaBackend
-from .ganesha_bus import BusUnreachable, GaneshaBus
+from .ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH, BusUnreachable, GaneshaBus
 from .ganesha_conf import RenderOptions
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from ..recovery import RecoveryStore
 
 POLL = 0.02   # seconds between two looks at a starting instance
+STOP_ASK = 2.0   # seconds a stop waits for the instance's ShowExports before it kills it (it answers in ms)
 
 
 class GaneshaInstanceBackend(GaneshaBackend):
@@ -81,6 +82,13 @@ class GaneshaInstanceBackend(GaneshaBackend):
         self.log_path = Path(inst["log_dir"]) / f"ganesha-ha-{ctx.volume_uuid}.log"
         self.recovery_root = ctx.state_dir / conf.RECOVERY_DIR
         self.records = InstanceRecords(self.recovery_root)   # type: ignore[assignment]
+        self.bus.who = self._who
+        self._stop_notes: list[str] = []   # what the last stop_server had to do, for after_stop's log
+        self._start_warnings: list[str] = []   # what the last launch found risky, for handle_risks
+
+    def _who(self) -> str:
+        pid = linux.lock_holder(self.pid_path)
+        return "the volume's ganesha.nfsd instance" + (f" (pid {pid})" if pid is not None else "")
 
     # ---- this node --------------------------------------------------------------------
     def check_installed(self) -> None:
@@ -110,10 +118,16 @@ class GaneshaInstanceBackend(GaneshaBackend):
 
     def require_running(self) -> None:
         pid = self.pid()
-        if pid is None:
-            raise ServerUnavailableError(f"the volume's ganesha.nfsd instance is not running (it exited or was "
-                                         f"killed): no process holds its pid file {self.pid_path}; its log is "
-                                         f"{self.log_path}")
+        if pid is None:   # Pacemaker keeps 128 characters of a reason: the log to read first
+            raise ServerUnavailableError(f"ganesha.nfsd instance not running (exited or killed); its log: "
+                                         f"{self.log_path}; no process holds its pid file {self.pid_path}")
+        if linux.is_stopped(pid):   # known at once, where its D-Bus calls would time out
+            raise ServerUnavailableError(f"the volume's ganesha.nfsd instance (pid {pid}) is stopped (SIGSTOP or "
+                                         "a tracer): it answers no client; a stop kills it")
+        bound = self._wrong_ip()
+        if bound:
+            raise ServerUnavailableError(f"the volume's ganesha.nfsd instance (pid {pid}) listens on {bound}, the "
+                                         f"resource's ip is {self.ctx.ip}")
         owner = self.bus.owner_pid()
         if owner == pid:
             return
@@ -122,8 +136,32 @@ class GaneshaInstanceBackend(GaneshaBackend):
                                          f"{self.bus.bus_name} on {self.bus.where()}: it cannot be controlled")
         raise self._name_taken(owner)
 
+    def _wrong_ip(self) -> str | None:
+        """The address the running instance listens on (the Bind_Addr of the config it was
+        started with: launch writes it only when no instance runs) when it is not the
+        resource's floating IP; None when it is, or when no IP is given (a command line
+        without --ip). An instance left on an earlier address serves no client of the right
+        one: it must not count as running."""
+        if not self.ctx.ip:
+            return None
+        try:
+            want = conf.check_ip(self.ctx.ip)
+            bound = conf.bind_addr(self.config_path.read_text())
+        except (ValidationError, OSError, UnicodeDecodeError):
+            return None
+        return None if bound is None or bound == want else bound
+
+    def live_paths(self, ctx: VolumeContext, exports: Sequence[Export]) -> dict[str, bool]:
+        """As the shared daemon's; but a stopped instance, which would let every D-Bus call
+        time out, holds all of them still (its port, its exports: a probe must not call the
+        volume stopped here while it does, a stop kills it)."""
+        pid = self.pid()
+        if pid is not None and linux.is_stopped(pid):
+            return {e.path: True for e in exports}
+        return super().live_paths(ctx, exports)
+
     def _name_taken(self, owner: int) -> InstanceConflictError:
-        return InstanceConflictError(f"D-Bus name {self.bus.bus_name} is owned by pid {owner} ({_describe(owner)}), not "
+        return InstanceConflictError(f"D-Bus name {self.bus.bus_name} is owned by {_describe(owner)}, not "
                                      "by this volume's ganesha.nfsd instance; end that process on this node")
 
     # ---- the volume's own server ----------------------------------------------------------
@@ -142,15 +180,23 @@ class GaneshaInstanceBackend(GaneshaBackend):
         for the log."""
         ip = conf.check_ip(ctx.ip)
         notes: list[str] = []
+        self._start_warnings = [w for w in (self._times_warning(),) if w]
         running = self.pid()
         if running is not None:
+            wrong = self._wrong_ip()
             owner = self.bus.owner_pid()
-            if owner == running:
+            if owner == running and not wrong and not linux.is_stopped(running):
                 return [f"ganesha.nfsd instance already running (pid {running})"]
-            self._end(running)   # serving without control: no use to anyone, start it again
-            if owner is not None:
+            # serving without control, on another address or stopped: no use to anyone, start it again
+            self._stop_notes = []
+            stopped = linux.is_stopped(running)
+            self._end(running, quick=stopped, why="as it was stopped (SIGSTOP or a tracer)" if stopped else "")
+            if owner is not None and owner != running:
                 raise self._name_taken(owner)
-            notes.append(f"ended instance pid {running}, which ran without its D-Bus name")
+            notes += self._stop_notes
+            notes.append(f"ended instance pid {running}: " + (
+                f"it listened on {wrong}, not {ip}" if wrong else "it ran without its D-Bus name"
+                if owner != running else "it was stopped"))
         self._check_address(ip)
         self._check_port(ip)
         owner = self.bus.owner_pid()
@@ -170,7 +216,7 @@ class GaneshaInstanceBackend(GaneshaBackend):
         if self.pid_path.exists() and linux.lock_holder(self.pid_path) is None:
             self.pid_path.unlink()     # stale: nobody holds it, whatever PID it names
             notes.append(f"removed stale pid file {self.pid_path}")
-        epoch = self._next_epoch(ctx, notes)
+        epoch = self._next_epoch(ctx, self._start_warnings)
         pid = self._spawn_and_wait(ip, epoch)
         notes.append(f"started ganesha.nfsd instance pid {pid} on {ip} port {self.port} "
                      f"({len(served)} of {len(exports)} exports in its config, bus name {self.bus.bus_name})")
@@ -178,21 +224,45 @@ class GaneshaInstanceBackend(GaneshaBackend):
 
     def stop_server(self, ctx: VolumeContext) -> int:
         """End the volume's instance: SIGTERM, up to stop_timeout, then SIGKILL. Returns how
-        many exports it served (0 when it was not running). ServerUnavailableError when it
-        does not go away even after SIGKILL (the stop must then fail: the node is fenced)."""
+        many exports it served (0 when it was not running or did not say). Its exports go
+        with it: nothing is withdrawn one by one. An instance that does not answer (stopped,
+        or its ShowExports unanswered within STOP_ASK s) is killed at once: a SIGTERM would
+        wait out stop_timeout for nothing (a stopped process does not even receive it), and
+        Pacemaker's stop timeout (20 s by default) is better kept for the rest of the stop.
+        What was done is in after_stop's notes. ServerUnavailableError when it does not go
+        away even after SIGKILL (the stop must then fail: the node is fenced)."""
+        self._stop_notes = []
         pid = self.pid()
         if pid is None:
             return 0
+        if linux.is_stopped(pid):
+            self._end(pid, quick=True, why="as it was stopped (SIGSTOP or a tracer): it answers nothing")
+            return 0
         try:   # Export_Id 0 is Ganesha's pseudo root, not one of the volume's
-            served = len(set(self.show_exports()) - {0}) if self.bus.owner_pid() == pid else 0
-        except ServerUnavailableError:
-            served = 0
+            if self.bus.owner_pid() != pid:
+                self._end(pid)
+                return 0
+            _, shown = self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "ShowExports", timeout=STOP_ASK)
+        except ServerUnavailableError as exc:
+            self._end(pid, quick=True, why=f"after it did not answer ShowExports within {STOP_ASK:g} s"
+                      if "did not answer" in str(exc) else f"after its ShowExports failed ({exc})")
+            return 0
         self._end(pid)
-        return served
+        return len({int(e[0]) for e in shown} - {0})
 
-    def _end(self, pid: int) -> None:
+    def after_stop(self, ctx: VolumeContext, unlock_fs: bool, unlock_ip: bool, lease_wait: float) -> list[str]:
+        """What the stop had to do to the instance (a kill), for the stop's log line."""
+        return self._stop_notes + super().after_stop(ctx, unlock_fs, unlock_ip, lease_wait)
+
+    def _end(self, pid: int, quick: bool = False, why: str = "") -> None:
+        """End the instance `pid`: SIGTERM and up to stop_timeout s for it to go, then
+        SIGKILL; with `quick` (it answers nothing), SIGKILL at once. A kill is noted in
+        _stop_notes with `why`."""
         starttime = linux.proc_starttime(pid)
-        gone, _ = linux.terminate(pid, starttime, self.stop_timeout)
+        gone, killed = linux.terminate(pid, starttime, 0.0 if quick else self.stop_timeout)
+        if killed:
+            self._stop_notes.append(f"killed the volume's instance pid {pid} "
+                                    + (why or f"after it did not end on SIGTERM within {self.stop_timeout:g} s"))
         if not gone:
             raise ServerUnavailableError(f"the volume's ganesha.nfsd instance (pid {pid}) did not exit after SIGTERM "
                                          "and SIGKILL (a process stuck in the kernel?)")
@@ -221,8 +291,11 @@ class GaneshaInstanceBackend(GaneshaBackend):
         if not holders:
             return
         owners = linux_net.socket_owners(inode for _, inode in holders)
-        who = "; ".join(f"{a} by " + (f"pid {owners[i]} ({_describe(owners[i])})" if i in owners else "a process")
-                        for a, i in holders)
+        who = "; ".join(f"{a} by " + (_describe(owners[i]) if i in owners else "a process") for a, i in holders)
+        other = next(((o, owners[i]) for _, i in holders if i in owners and (o := _instance_of(owners[i]))), None)
+        if other:   # Pacemaker keeps 128 characters: the volume that has the IP first
+            raise InstanceConflictError(f"port {self.port} on {ip} is taken by the instance of volume {other[0]} "
+                                        f"(pid {other[1]}): two volumes cannot share an IP")
         raise InstanceConflictError(f"port {self.port} on {ip} is already taken ({who}); the volume's ganesha.nfsd "
                                     "instance needs it (a node's shared Ganesha must bind its own addresses, not "
                                     "0.0.0.0)")
@@ -265,17 +338,43 @@ class GaneshaInstanceBackend(GaneshaBackend):
         """The next instance's epoch (conf.next_epoch), kept on the volume so that it rises
         whichever node starts the instance; a volume that cannot take it (full) is a note."""
         path = ctx.state_dir / conf.EPOCH_FILE
+        now = time.time()
         try:
             raw = read_secure(path)
-            last = int(raw) if raw and raw.strip().isdigit() else None
         except OSError:
-            last = None
-        epoch = conf.next_epoch(last, time.time())
+            raw = None
+        last, bad = conf.parse_epoch(raw, now)
+        if bad:
+            notes.append(f"{path} ignored ({bad}): the instance's epoch is the time, {int(now)}")
+        epoch = conf.next_epoch(last, now)
         try:
             atomic_write(path, f"{epoch}\n".encode(), 0o600)
         except RegistryError as exc:
             notes.append(f"epoch {epoch} not kept on the volume: {exc}")
         return epoch
+
+    def _times_warning(self) -> str | None:
+        """Why the instance's grace would not cover its lease, None when it does. `volume init`
+        refuses such times (cli.py), but a volume without its own takes the node's [instance]
+        values at each start, and those may change later. A warning, not OCF_ERR_CONFIGURED: the
+        latter stops the volume on every node for one node's tuning, while the risk is only a
+        client that renews once a lease coming back after the grace (RFC 8881 8.4.2.1): it loses
+        its opens and locks, as it would with no HA at all."""
+        if self.grace_period >= self.lease_lifetime:
+            return None
+
+        def source(key: str) -> str:
+            return "the volume's" if key in self.ctx.instance else "this node's [instance]"
+        return (f"Grace_Period {self.grace_period} s ({source('grace_period')}) is shorter than Lease_Lifetime "
+                f"{self.lease_lifetime} s ({source('lease_lifetime')}): after a move a client renewing once a lease "
+                "may come back after the grace and lose its opens and locks; raise grace_period or lower "
+                "lease_lifetime")
+
+    def handle_risks(self, exports: Sequence[Export]) -> list[str]:
+        """The shared daemon's file-handle risks are not the instance's (its config is its
+        own); what the last launch found risky instead: grace shorter than the lease, an
+        `instance-epoch` file it could not use."""
+        return list(self._start_warnings)
 
     def _servable(self, exp: Export) -> bool:
         try:
@@ -386,5 +485,20 @@ class GaneshaInstanceBackend(GaneshaBackend):
 
 
 def _describe(pid: int) -> str:
-    args = linux.cmdline(pid)
-    return " ".join(args)[:80] if args else "gone"
+    """A process in a few words for an exit reason (Pacemaker keeps 128 characters): another
+    volume's instance as such, else its name and PID, never its whole command line."""
+    other = _instance_of(pid)
+    if other:
+        return f"the ganesha.nfsd instance of volume {other} (pid {pid})"
+    return f"{linux.comm(pid) or 'a process now gone'} (pid {pid})"
+
+
+def _instance_of(pid: int) -> str | None:
+    """The volume UUID of the ganesha-ha instance `pid` is (its `-f` names
+    <runtime_dir>/ganesha/instances/<uuid>/ganesha.conf), None for any other process."""
+    args = linux.cmdline(pid) or []
+    for arg in args[1:]:
+        path = Path(arg)
+        if path.name == "ganesha.conf" and path.parent.parent.name == "instances":
+            return path.parent.name
+    return None

@@ -90,6 +90,34 @@ class InstanceConfig(Record, frozen=True):
 EPOCH_FILE = "instance-epoch"   # in the volume's state directory: the last instance's -E
 
 
+EPOCH_LIMIT = 1 << 32           # Ganesha keeps `nfs_ServerEpoch & 0xFFFFFFFF` in its client ids and stateids
+EPOCH_AHEAD = 86400             # an epoch this far past the clock is taken for a corrupt file
+
+
+def parse_epoch(raw: bytes | str | None, now: float) -> tuple[int | None, str | None]:
+    """(the last instance's epoch, None) from the volume's `instance-epoch` file, or (None,
+    why it is not used) when it is not one: not a decimal number, at or past 2**32, or more
+    than a day past `now` (a corrupt far-future value would push every later epoch towards
+    2**32, where they wrap). An empty or missing file is (None, None): the first start.
+
+    Ganesha 4.3 parses `-E` with atoll into a time_t (src/MainNFSD/nfs_main.c) but uses only
+    its low 32 bits in client ids and stateids (`nfs_ServerEpoch & 0xFFFFFFFF`,
+    src/SAL/nfs4_clientid.c nfs_client_id_get, src/SAL/nfs4_state_id.c nfs4_Check_Stateid):
+    an epoch of 2**32 is epoch 0 to a client, and may repeat an old one."""
+    text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else (raw or "")
+    text = text.strip()
+    if not text:
+        return None, None
+    if not text.isascii() or not text.isdigit():
+        return None, f"it holds {text[:20]!r}, not a number"
+    last = int(text)
+    if last >= EPOCH_LIMIT - 1:
+        return None, f"it holds {last}, past Ganesha's 32-bit epoch (client ids keep only the low 32 bits)"
+    if last > now + EPOCH_AHEAD:
+        return None, f"it holds {last}, more than a day past this node's clock ({int(now)})"
+    return last, None
+
+
 def next_epoch(last: int | None, now: float) -> int:
     """The `-E` epoch of the volume's next instance: the time, but always above the last one's.
 
@@ -103,6 +131,16 @@ def next_epoch(last: int | None, now: float) -> int:
     which had given that very session id to another client."""
     epoch = int(now)
     return max(epoch, last + 1) if last is not None else epoch
+
+
+BIND_ADDR_RE = re.compile(r"^\s*Bind_Addr\s*=\s*([^;\s]+)\s*;", re.MULTILINE)
+
+
+def bind_addr(config_text: str) -> str | None:
+    """The `Bind_Addr` of an instance's config as render_config wrote it (the address the
+    instance that read it listens on), None when there is none."""
+    m = BIND_ADDR_RE.search(config_text)
+    return m.group(1) if m else None
 
 
 def check_ip(ip: str | None) -> str:

@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 from conftest import tmpfs
 from ganesha_servers import NEEDS_GANESHA
-from instance_net import IP1, SUBNET, InstanceNode, ganesha_pids, prefix_of, reasons, show_exports
+from instance_net import (IP1, IP2, SUBNET, InstanceNode, ganesha_pids, prefix_of, reasons, show_exports,
+                          volume_uuid)
 
 from ganesha_ha import linux, linux_net
 from ganesha_ha.errors import InstanceConflictError, NotInstalledError
@@ -84,7 +85,7 @@ def test_a_killed_instance_is_seen_by_the_next_monitor(setup):
     node, vol, config = setup
     start_and_kill(node, vol, config)
     answer(node.agent("monitor", config, vol, IP1, CRM_meta_interval="10000"), 1,
-           "ganesha.nfsd instance is not running", "exited or was killed")
+           "ganesha.nfsd instance not running (exited or killed); its log: ")
     answer(node.agent("monitor", config, vol, IP1), 7)           # a probe: nothing served here
     answer(node.agent("start", config, vol, IP1), 0)             # a start with no stop before it
     answer(node.agent("stop", config, vol, IP1), 0)
@@ -122,8 +123,9 @@ def test_the_port_taken_on_the_floating_ip(setup, address):
     node, vol, config = setup
     holder = node.spawn([sys.executable, "-c", LISTEN, address])
     assert holder.stdout.readline().strip() == "ready"
-    answer(node.agent("start", config, vol, IP1), 4, f"port 2049 on {IP1} is already taken",
-           f"by pid {holder.pid} (")
+    reason = answer(node.agent("start", config, vol, IP1), 4, f"port 2049 on {IP1} is already taken",
+                    f"by {linux.comm(holder.pid)} (pid {holder.pid})", "shared Ganesha must bind its own addresses")
+    assert "import socket" not in reason   # its name and PID, not its command line
     assert ganesha_pids(node.work) == [] and holder.poll() is None
 
 
@@ -152,7 +154,7 @@ def test_the_bus_name_owned_by_a_foreign_process(setup):
     name = f"{prefix_of(vol)}.org.ganesha.nfsd"
     holder = node.spawn([sys.executable, "-c", OWN, node.bus.address, name])
     assert holder.stdout.readline().strip() == "ready"
-    answer(node.agent("start", config, vol, IP1), 4, f"D-Bus name {name} is owned by pid {holder.pid} (")
+    answer(node.agent("start", config, vol, IP1), 4, f"D-Bus name {name} is owned by {linux.comm(holder.pid)} (pid {holder.pid})")
     assert ganesha_pids(node.work) == [] and holder.poll() is None
     holder.kill()
     holder.wait(5)
@@ -249,3 +251,130 @@ def test_the_node_s_own_ganesha_config_is_not_the_instance_s(setup, tmp_path):
         answer(proc, 0)
         assert "rados_kv" not in proc.stderr and "RecoveryBackend" not in proc.stderr, proc.stderr
     answer(node.agent("stop", config, vol, IP1), 0)
+
+
+def test_an_instance_on_another_ip_is_not_running(setup):
+    """An instance left on another address (a `volume start --ip`, an earlier ip= of the
+    resource) serves no client of the resource's IP: the monitor fails with both addresses
+    (not 0), and the start ends it by its PID and starts it on the right IP (not "already
+    started")."""
+    node, vol, config = setup
+    with node.entered():
+        proc = node.cli(config, "volume", "start", str(vol), "--ip", IP2)
+    assert proc.returncode == 0, proc.stderr
+    [wrong] = ganesha_pids(node.work)
+    answer(node.agent("monitor", config, vol, IP1, CRM_meta_interval="10000"), 1,
+           f"instance (pid {wrong}) listens on {IP2}, the resource's ip is {IP1}")
+    proc = node.agent("start", config, vol, IP1)
+    answer(proc, 0)
+    assert f"ended instance pid {wrong}: it listened on {IP2}, not {IP1}" in proc.stderr, proc.stderr
+    [right] = ganesha_pids(node.work)
+    assert right != wrong
+    with node.entered():
+        listening = {a for a, _ in linux_net.tcp_listeners(2049)}
+    assert listening and all(a.endswith(IP1) for a in listening), listening
+    answer(node.agent("monitor", config, vol, IP1, CRM_meta_interval="10000"), 0)
+    answer(node.agent("stop", config, vol, IP1), 0)
+
+
+def test_a_wedged_instance_is_killed_promptly(setup):
+    """A SIGSTOPped instance answers nothing: the monitor says so at once (not after the
+    D-Bus timeout), and the stop kills it without first waiting on D-Bus or on a SIGTERM it
+    cannot receive, and says so."""
+    import time
+
+    node, vol, config = setup
+    answer(node.agent("start", config, vol, IP1), 0)
+    [pid] = ganesha_pids(node.work)
+    os.kill(pid, signal.SIGSTOP)
+    t0 = time.monotonic()
+    answer(node.agent("monitor", config, vol, IP1, CRM_meta_interval="10000"), 1,
+           f"instance (pid {pid}) is stopped")
+    monitor_s = time.monotonic() - t0
+    answer(node.agent("monitor", config, vol, IP1), 1, "1 export(s) still live", "is stopped")   # a probe: not 7
+    t0 = time.monotonic()
+    proc = node.agent("stop", config, vol, IP1, CRM_meta_timeout="20000")
+    stop_s = time.monotonic() - t0
+    answer(proc, 0)
+    assert f"killed the volume's instance pid {pid} as it was stopped" in proc.stderr, proc.stderr
+    assert ganesha_pids(node.work) == []
+    print(f"monitor {monitor_s:.1f} s, stop {stop_s:.1f} s")
+    assert monitor_s < 5 and stop_s < 5      # before: the stop took 16 s of Pacemaker's default 20
+
+
+def test_a_dbus_timeout_names_the_instance_and_its_pid(setup):
+    """The D-Bus timeout of an instance that does not answer (and is not stopped: here the
+    bus times it out as it would a deadlocked one) names the volume's instance and its PID,
+    and the stop kills it after STOP_ASK s."""
+    from ganesha_ha.backends import ganesha_instance
+    from ganesha_ha.errors import ServerUnavailableError
+
+    node, vol, config = setup
+    answer(node.agent("start", config, vol, IP1), 0)
+    [pid] = ganesha_pids(node.work)
+    os.kill(pid, signal.SIGSTOP)
+    with node.entered():
+        v = Volume(vol, load_settings(config), ip=IP1)
+        backend = v.backend(v.load())
+        with pytest.raises(ServerUnavailableError,
+                           match=rf"the volume's ganesha.nfsd instance \(pid {pid}\) did not answer ShowExports"):
+            backend.bus.call("/org/ganesha/nfsd/ExportMgr", "org.ganesha.nfsd.exportmgr", "ShowExports", timeout=1)
+        stopped = linux.is_stopped
+        try:   # as if it were wedged while running: the stop asks, and kills it after STOP_ASK s
+            linux.is_stopped = lambda p: False
+            notes: list[str] = []
+            v.stop(notes=notes)
+        finally:
+            linux.is_stopped = stopped
+    assert any(f"killed the volume's instance pid {pid} after it did not answer ShowExports within "
+               f"{ganesha_instance.STOP_ASK:g} s" in n for n in notes), notes
+    assert ganesha_pids(node.work) == []
+
+
+def test_the_port_taken_by_another_volume_s_instance(setup, tmp_path):
+    """Two volumes given one IP: the second's start names the first's instance (its volume),
+    and the advice is one IP per volume, not the shared daemon's."""
+    node, vol, config = setup
+    answer(node.agent("start", config, vol, IP1), 0)
+    try:
+        with tmpfs(tmp_path / "vol2") as vol2:
+            proc = node.cli(config, "volume", "init", str(vol2), "--server", "ganesha", "--ganesha-mode", "instance")
+            assert proc.returncode == 0, proc.stderr
+            reason = answer(node.agent("start", config, vol2, IP1), 4,
+                            f"port 2049 on {IP1} is taken by the instance of volume {volume_uuid(vol)} (pid ",
+                            "two volumes cannot share an IP")
+            assert "shared Ganesha" not in reason and len(reason) <= 150, reason
+    finally:
+        answer(node.agent("stop", config, vol, IP1), 0)
+
+
+@pytest.mark.parametrize("content, why", [("garbage\n", "not a number"),
+                                          ("4294967295\n", "past Ganesha's 32-bit epoch")])
+def test_a_bad_instance_epoch_file(setup, content, why):
+    """Ganesha keeps 32 bits of its epoch (nfs4_clientid.c): a file that is not a number, or
+    at 2**32 - 1 and past, is not used (a warning says why) and the epoch is the time."""
+    import time
+
+    node, vol, config = setup
+    epoch_file = vol / ".ganesha-ha" / "instance-epoch"
+    epoch_file.write_text(content)
+    proc = node.agent("start", config, vol, IP1)
+    answer(proc, 0)
+    assert f"{epoch_file} ignored (it holds" in proc.stderr and why in proc.stderr, proc.stderr
+    [pid] = ganesha_pids(node.work)
+    argv = linux.cmdline(pid)
+    epoch = int(argv[argv.index("-E") + 1])
+    assert abs(epoch - time.time()) < 60 and int(epoch_file.read_text()) == epoch
+    answer(node.agent("stop", config, vol, IP1), 0)
+
+
+def test_a_grace_shorter_than_the_lease_at_start(setup):
+    """The node's [instance] times changed after `volume init`: the start warns (it serves:
+    OCF_ERR_CONFIGURED would stop the volume everywhere for one node's tuning)."""
+    node, vol, config = setup
+    assert node.config("a", lease_lifetime=40) == config
+    proc = node.agent("start", config, vol, IP1)
+    answer(proc, 0)
+    assert "is shorter than Lease_Lifetime 40 s (this node's [instance])" in proc.stderr, proc.stderr
+    answer(node.agent("stop", config, vol, IP1), 0)
+

@@ -15,9 +15,9 @@ from ganesha_ha import linux_net
 from ganesha_ha.backends import ganesha_conf_parse
 from ganesha_ha.backends.ganesha_instance_conf import (BUS_DENIED, BUS_TAKEN, FAILED, NOT_LOCAL, PIDFILE_LOCKED,
                                                       PORT_IN_USE, PREFIX_RE,
-                                                      UNRESOLVED, InstanceConfig, bus_name, check_ip, covers,
-                                                      dbus_prefix, diagnose, next_epoch, render_config,
-                                                      server_scope)
+                                                      UNRESOLVED, InstanceConfig, bind_addr, bus_name, check_ip,
+                                                      covers, dbus_prefix, diagnose, next_epoch, parse_epoch,
+                                                      render_config, server_scope)
 from ganesha_ha.errors import ValidationError
 from ganesha_ha.model import Export, KnfsdOptions
 
@@ -186,3 +186,40 @@ def test_each_instance_gets_an_epoch_above_the_last(last, now):
     epoch = next_epoch(last, now)
     assert epoch >= int(now) and (last is None or epoch > last)
     assert epoch == (int(now) if last is None or last < int(now) else last + 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)).map(str))
+def test_bind_addr_reads_back_what_was_rendered(ip):
+    """The monitor compares the running instance's address with the resource's ip from here."""
+    assert bind_addr(render_config(_cfg(ip=ip), [_exp("data", 100, "/data")], "/srv/v")) == check_ip(ip)
+    assert bind_addr("NFS_CORE_PARAM {\n    NFS_Port = 2049;\n}\n") is None
+
+
+NOW = 1_780_000_000.5
+
+
+@pytest.mark.parametrize("raw, last, why", [
+    (None, None, None), (b"", None, None), (b" \n", None, None),
+    (b"1779999999\n", 1779999999, None), (str(2**32 - 2).encode(), None, "more than a day past"),
+    (b"garbage\n", None, "not a number"), (b"-5", None, "not a number"), (b"1e9", None, "not a number"),
+    (b"\xff\xfe", None, "not a number"), ("\u0661\u0662".encode(), None, "not a number"),   # Arabic-Indic digits
+    (str(2**32 - 1).encode(), None, "past Ganesha's 32-bit epoch"),
+    (str(2**64).encode(), None, "past Ganesha's 32-bit epoch"),
+    (str(int(NOW) + 86400).encode(), int(NOW) + 86400, None),
+    (str(int(NOW) + 86401).encode(), None, "more than a day past this node's clock"),
+])
+def test_the_epoch_file_is_used_only_when_it_holds_a_32_bit_epoch(raw, last, why):
+    got, reason = parse_epoch(raw, NOW)
+    assert got == last
+    assert (reason is None) if why is None else (why in reason)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=30), st.integers(-2**70, 2**70).map(lambda n: str(n).encode())),
+       st.floats(0, 2**32 - 2 - 86401))
+def test_whatever_the_epoch_file_holds_the_next_epoch_fits_32_bits(raw, now):
+    """Ganesha keeps the epoch's low 32 bits in client ids and stateids: the next one must fit."""
+    last, reason = parse_epoch(raw, now)
+    assert (last is None) or (reason is None and 0 <= last < 2**32 - 1)
+    assert 0 <= next_epoch(last, now) < 2**32
