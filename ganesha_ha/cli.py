@@ -146,6 +146,25 @@ def _check_grace_covers_lease(times: dict[str, int], settings) -> None:
                                               f"{lease} or more, or a shorter --lease-lifetime")
 
 
+def _set_times(args: argparse.Namespace, vol, settings) -> int:
+    """`volume set-times`: the volume's own times for its instance, merged with those it has,
+    checked as at `volume init` (grace >= lease), taken at the instance's next start."""
+    times = {k: v for k in ("grace_period", "lease_lifetime") if (v := getattr(args, k)) is not None}
+    if not times:
+        raise ValidationError("grace_period", "give --grace-period, --lease-lifetime or both")
+    state = vol.load()
+    if state.ganesha_mode == SHARED:
+        raise ValidationError("grace_period", "is a setting of a volume with its own Ganesha instance "
+                                              "(--ganesha-mode instance); a shared server has its own")
+    _check_grace_covers_lease(state.instance_settings() | times, settings)
+    before, after = vol.set_times(times)
+    _emit(args, {"mountpoint": str(vol.mountpoint), "instance": after.instance_settings(),
+                 "previous": before.instance_settings()},
+          f"{vol.mountpoint}: " + ", ".join(f"{k} {v} s" for k, v in after.instance_settings().items())
+          + " (the volume's own; the running instance keeps its times until its next start)")
+    return 0
+
+
 def cmd_volume(args: argparse.Namespace, settings) -> int:
     vol = _volume(args, settings)
     if args.action == "init":
@@ -169,6 +188,8 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
               f"{vol.mountpoint}: Export_Ids {lo}-{hi} (was {before.id_range[0]}-{before.id_range[1]}), "
               f"{after.ids_left()} left")
         return 0
+    if args.action == "set-times":
+        return _set_times(args, vol, settings)
     if args.action == "start":
         res = vol.start()
         for warning in res.warnings:

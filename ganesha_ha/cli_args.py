@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("mountpoint")
     v.add_argument("id_range", type=_id_range, metavar="LOW-HIGH")
     v.add_argument("--json", action="store_true")
+    v = vsub.add_parser("set-times", help="instance mode: change the Grace_Period/Lease_Lifetime the volume gives "
+                                          "its instance (from its next start)")
+    v.add_argument("mountpoint")
+    v.add_argument("--grace-period", type=int, metavar="S", help="the instance's Grace_Period in seconds")
+    v.add_argument("--lease-lifetime", type=int, metavar="S", help="the instance's Lease_Lifetime in seconds")
+    v.add_argument("--json", action="store_true")
     for name, text in (("start", "make all exports live on this node (what the agent's start does)"),
                        ("stop", "withdraw all exports from this node (what the agent's stop does)"),
                        ("status", "registry and live state of the volume"),

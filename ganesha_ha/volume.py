@@ -228,6 +228,16 @@ class Volume(ExportEdits):
             tx.state = replace(state, id_range=(lo, hi))
         return tx.base, tx.state
 
+    def set_times(self, times: dict[str, int]) -> tuple[RegistryState, RegistryState]:
+        """Set the Grace_Period/Lease_Lifetime the volume gives its own instance ({"grace_period":
+        S, "lease_lifetime": S}, each optional); returns the registry before and after.
+        ValidationError in shared mode or out of Ganesha's ranges (RegistryState). A registry
+        change only: Ganesha reads both at its start, so the running instance keeps its own
+        until its next start (a restart or a move), which every node then makes alike."""
+        with self.transaction(live=False) as tx:
+            tx.state = replace(tx.state, **times)
+        return tx.base, tx.state
+
     def _served_now(self, server: str) -> set[int]:
         """The ids `server` serves on this node now; none when it is not up (nothing to avoid
         now; `export add` and the start check again against what it serves then)."""

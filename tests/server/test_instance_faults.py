@@ -378,3 +378,25 @@ def test_a_grace_shorter_than_the_lease_at_start(setup):
     assert "is shorter than Lease_Lifetime 40 s (this node's [instance])" in proc.stderr, proc.stderr
     answer(node.agent("stop", config, vol, IP1), 0)
 
+
+def test_set_times_changes_an_instance_volume_s_grace_and_lease(setup, tmp_path):
+    """`volume set-times` (after `volume init`, which a second time is refused): checked as
+    init checks them, kept on the volume, and the instance's next start has them."""
+    node, vol, config = setup
+    proc = node.cli(config, "volume", "set-times", str(vol), "--lease-lifetime", "30")
+    assert proc.returncode == 2 and "is shorter than the lease (30 s)" in proc.stderr, proc.stderr
+    proc = node.cli(config, "volume", "set-times", str(vol), "--grace-period", "45", "--lease-lifetime", "30")
+    assert proc.returncode == 0 and "grace_period 45 s, lease_lifetime 30 s" in proc.stdout, proc.stderr
+    registry = json.loads((vol / ".ganesha-ha" / "registry.json").read_text())
+    assert registry["volume"]["instance"] == {"grace_period": 45, "lease_lifetime": 30}
+    proc = node.cli(config, "volume", "set-times", str(vol), "--grace-period", "29")
+    assert proc.returncode == 2 and "29 s is shorter than the lease (30 s)" in proc.stderr, proc.stderr
+    answer(node.agent("start", config, vol, IP1), 0)
+    [conf_file] = node.work.glob("run-a/ganesha/instances/*/ganesha.conf")
+    text = conf_file.read_text()
+    assert "Grace_Period = 45;" in text and "Lease_Lifetime = 30;" in text
+    answer(node.agent("stop", config, vol, IP1), 0)
+    with tmpfs(tmp_path / "shared") as shared:
+        assert node.cli(config, "volume", "init", str(shared), "--server", "ganesha").returncode == 0
+        proc = node.cli(config, "volume", "set-times", str(shared), "--grace-period", "60")
+        assert proc.returncode == 2 and "a setting of a volume with its own Ganesha instance" in proc.stderr
