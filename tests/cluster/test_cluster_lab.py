@@ -44,8 +44,29 @@ def leftovers(run_id: str) -> list[str]:
     return lab_leftovers(run_id, root=LAB_ROOT)
 
 
-def test_planned_move_and_node_loss_under_pacemaker():
-    cp, r = cluster_lab("--kinds", "move,loss")
+def test_planned_move_and_node_loss_under_pacemaker_then_kept_and_lab_down_removes_it():
+    """Kept (--keep) after its failovers, so the same run also shows a kept lab explorable and
+    `lab down` removing it; the in-process teardown (left_behind) of a cluster lab is checked by
+    the knfsd and lying-monitor runs below."""
+    cp, r = cluster_lab("--kinds", "move,loss", "--keep")
+    try:   # a failed run is kept up too: torn down whatever happens
+        moved_and_lost(cp, r)
+        kept = r["kept"]
+        assert leftovers(r["run_id"]), "a kept lab is up"
+        node = kept["nodes"][kept["volumes"]["vol1"]["on"]]
+        mon = subprocess.run(["nsenter", "-t", str(node["init_pid"]), "-m", "-n", "-u", "crm_mon", "-1"],
+                             capture_output=True, text=True, timeout=30)
+        assert "Online: [ node-a node-b ]" in mon.stdout and "vol1-exports" in mon.stdout, mon.stdout
+    finally:
+        down = subprocess.run([sys.executable, "-m", "ganesha_ha", "lab", "down", r["run_id"]],
+                              capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0, down.stderr
+    assert leftovers(r["run_id"]) == []
+
+
+def moved_and_lost(cp: subprocess.CompletedProcess, r: dict) -> None:
+    """The evidence of a `--kinds move,loss` run on Ganesha: each volume kept its clients'
+    handles, data and writes, Pacemaker logged the moves, the crmsh recipe was the README's."""
     assert cp.returncode == 0, (r["problems"], [f["problems"] for f in r["failovers"]], r.get("left_behind"))
     assert r["ok"] is True and r["mode"] == "cluster" and r["nodes_online"] == ["node-a", "node-b"]
     assert r["started_on_preferred"] is True and r["placement"] == {"vol1": "node-a", "vol2": "node-b"}
@@ -76,7 +97,6 @@ def test_planned_move_and_node_loss_under_pacemaker():
     assert all(w["acked_records_lost"] == 0 for w in r["client_writes"].values())
     # the crmsh recipe was loaded, in the group order the README documents
     assert "group vol1-group vol1-fs vol1-exports vol1-ip" in r["crmsh"]
-    assert r["left_behind"] == [] and leftovers(r["run_id"]) == []
 
 
 def test_knfsd_identity_and_rmtab_under_pacemaker():
@@ -95,7 +115,8 @@ def test_knfsd_identity_and_rmtab_under_pacemaker():
 
 
 def test_a_lying_monitor_makes_the_cluster_lab_fail():
-    cp, r = cluster_lab("--kinds", "kill", "--break", "lying-monitor")
+    # no NFSv3/NLM client: what fails here is the cluster's reaction, not a client's recovery
+    cp, r = cluster_lab("--kinds", "kill", "--break", "lying-monitor", "--no-nlm")
     assert cp.returncode == 1 and r["ok"] is False
     (kill,) = r["failovers"]
     assert not kill["ok"]
@@ -135,23 +156,6 @@ def test_a_take_over_by_a_node_just_back_lifts_grace_early_with_the_default_grac
         for fo in (f, f.get("spread_before") or f):
             assert all(e["new_opens"]["after_up_s"] <= 5.0 for e in fo["volumes"].values()), fo
             assert fo["grace_over_after_s"] < 30, fo
-    assert leftovers(r["run_id"]) == []
-
-
-def test_kept_cluster_lab_is_explorable_and_lab_down_removes_it():
-    cp, r = cluster_lab("--kinds", "move", "--keep")
-    try:   # a failed run is kept up too: torn down whatever happens
-        assert cp.returncode == 0 and r["ok"], (r["problems"], [f["problems"] for f in r["failovers"]])
-        kept = r["kept"]
-        assert leftovers(r["run_id"]), "a kept lab is up"
-        node = kept["nodes"][kept["volumes"]["vol1"]["on"]]
-        mon = subprocess.run(["nsenter", "-t", str(node["init_pid"]), "-m", "-n", "-u", "crm_mon", "-1"],
-                             capture_output=True, text=True, timeout=30)
-        assert "Online: [ node-a node-b ]" in mon.stdout and "vol1-exports" in mon.stdout, mon.stdout
-    finally:
-        down = subprocess.run([sys.executable, "-m", "ganesha_ha", "lab", "down", r["run_id"]],
-                              capture_output=True, text=True, timeout=120)
-    assert down.returncode == 0, down.stderr
     assert leftovers(r["run_id"]) == []
 
 
