@@ -150,6 +150,9 @@ def test_a_secret_is_never_shown(secret):
 def test_a_secret_in_a_spec_that_does_not_parse_is_not_repeated(secret, spelling):
     """A typo anywhere in a --fsal that holds a secret: the error names the position, and shows
     the spec with the secret's value redacted."""
+    # a secret that is a piece of the rest of the message ("access" of secret_access_key, found
+    # by Hypothesis) would be "repeated" by any message: such a draw proves nothing
+    assume(secret not in spelling.replace("{s}", REDACTED) + " (expected NAME or NAME(key=value,...))")
     text = spelling.format(s=secret)
     with pytest.raises(ValidationError) as err:
         parse_spec(text)
