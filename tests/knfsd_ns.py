@@ -67,12 +67,22 @@ def private_etc(workdir: Path) -> None:
     linux.mount("gha-test-etc", "/etc", "overlay", 0, f"lowerdir=/etc,upperdir={upper},workdir={work}")
 
 
-def _wait_for_abandoned_threads(timeout: float = 60.0) -> None:
+def _tasks() -> set[str]:
+    """The kernel's threads of this process (/proc/self/task)."""
+    return set(os.listdir("/proc/self/task"))
+
+
+def _wait_for_abandoned_threads(timeout: float = 60.0, known: set[str] | None = None) -> None:
     """ganesha-ha runs a host name lookup or a bus connection in a daemon thread (named gha-...)
     and abandons it when it outlives its time budget, blocked in libc: an earlier step may have
     left one. It ends on its own (the resolver's own timeout), and unshare/setns need the process
     single-threaded, also in the kernel's eyes: a thread Python already counts as finished may
-    still be exiting (/proc/self/task lists it), which made setns fail with EINVAL."""
+    still be exiting (/proc/self/task lists it), which made setns fail with EINVAL.
+
+    `known`: the kernel's threads when the namespace was entered. Those share no file-system
+    attributes with the thread that unshared (unshare gave it its own), so setns does not wait
+    for them: threads Python does not know, such as pytest-xdist's I/O thread in a worker, made
+    a wait for "one thread" run out its 60 s there. None: Python's threads only."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -80,7 +90,7 @@ def _wait_for_abandoned_threads(timeout: float = 60.0) -> None:
         others = [t for t in threading.enumerate() if t is not threading.current_thread()]
         if not all(t.daemon and t.name.startswith("gha-") for t in others):
             return
-        if not others and len(os.listdir("/proc/self/task")) == 1:
+        if not others and (known is None or _tasks() <= known):
             return
         time.sleep(0.01)
 
@@ -97,6 +107,7 @@ def private_nfs_state(workdir: Path) -> Iterator[Path]:
     state = workdir / "var-lib-nfs"
     state.mkdir(parents=True, exist_ok=True)
     cwd = os.getcwd()
+    known = _tasks()
     original = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     try:
         linux.unshare(linux.CLONE_NEWNS)
@@ -121,7 +132,7 @@ def private_nfs_state(workdir: Path) -> Iterator[Path]:
             finally:
                 _inside = False
         finally:
-            _wait_for_abandoned_threads()             # setns, like unshare, wants one thread
+            _wait_for_abandoned_threads(known=known)  # setns wants no thread started inside
             linux.setns(original, linux.CLONE_NEWNS)  # back to the original mount namespace
             os.chdir(cwd)
     finally:
