@@ -54,7 +54,8 @@ from ..recovery.nsm import nsm_store
 from ..context import VolumeContext
 from . import Drift
 from .ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH, BusUnreachable, GaneshaBus, import_dbus
-from .ganesha_changes import LiveChanges, _nobody, _one_line
+from .ganesha_changes import LiveChanges
+from .ganesha_replies import one_line, serves_nobody_reason
 from .ganesha_conf import RenderOptions, check_renderable, export_path, render_export
 from .grants import LiveExport, diff_export, parse_display, serves_nobody, unchecked, unresolved
 from .node_server import NodeServer
@@ -278,7 +279,7 @@ class GaneshaBackend(LiveChanges, NodeServer):
             if (reply.get_dbus_name() or "").endswith("InvalidArgs"):  # "lookup_export failed"
                 return None
             raise ApplyError(f"Ganesha DisplayExport of Export_Id {export_id} failed: "
-                             f"{_one_line(reply.get_dbus_message() or str(reply))}")
+                             f"{one_line(reply.get_dbus_message() or str(reply))}")
         try:
             return parse_display(reply)
         except (ValueError, TypeError) as exc:
@@ -332,7 +333,7 @@ class GaneshaBackend(LiveChanges, NodeServer):
                 drift.elsewhere.append(exp)
             elif serves_nobody(exp, self.resolve):
                 drift.changed.append(exp)
-                drift.reasons.append(_nobody(exp))
+                drift.reasons.append(serves_nobody_reason(exp))
             else:
                 diffs = diff_export(exp, path, got, self.resolve)
                 if diffs:

@@ -124,3 +124,14 @@ def complaints(message: str) -> str:
         if sep:
             return rest
     return ""
+
+
+class PendingBatch:
+    """Exports on their way in one AddExport: those that render (`ready`), and for two or
+    more their file (`text`: a Batch, written to `conf`) and their FSALs' secrets."""
+
+    __slots__ = ("ready", "text", "conf", "secrets")
+
+    def __init__(self, ready: list[Export], text: Batch | None = None, conf: PurePath | None = None,
+                 secrets: list[str] | None = None):
+        self.ready, self.text, self.conf, self.secrets = ready, text, conf, secrets or []

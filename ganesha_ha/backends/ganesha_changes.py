@@ -1,6 +1,6 @@
 """The live changes of the NFS-Ganesha backend: AddExport/UpdateExport (several new exports
-per AddExport: ganesha_batch.py), each read back and judged, and RemoveExport; with the
-reading of Ganesha's replies and D-Bus errors into one-line messages.
+per AddExport: ganesha_batch.py), each read back and judged, and RemoveExport. Ganesha's
+replies and D-Bus errors are read into one-line messages by ganesha_replies.py.
 
 Apart from ganesha.py (the connection, the read-back of what is live, drift, the node
 checks, grace) so that each stays small enough to read whole; the facts both rely on are
@@ -14,14 +14,14 @@ from pathlib import Path
 
 from ..errors import (ApplyError, GaneshaHAError, IdCollisionError, PartlyAppliedError, ServerUnavailableError,
                       ValidationError)
-from ..fsal_schema import REDACTED
 from ..fsutil import require_export_directory, write_runtime
 from ..model import Export
 from ..plan import pseudo_depth
-from .ganesha_batch import BATCH_MAX, EVERY_EXPORT, Batch, added_count, batchable, complaints, render_batch
+from .ganesha_batch import BATCH_MAX, EVERY_EXPORT, PendingBatch, added_count, batchable, complaints, render_batch
 from .ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH, GaneshaBus, Sent, import_dbus
 from .ganesha_conf import RenderOptions, check_renderable
-from .grants import LiveExport, diff_export, host_names, serves_nobody
+from .ganesha_replies import explain, one_line, reply_errors, scrub, serves_nobody_reason, unresolved_error
+from .grants import LiveExport, diff_export, serves_nobody
 from .resolve import Resolver
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
@@ -172,7 +172,7 @@ class LiveChanges:
         warnings: list[str] = []
         failures: list[tuple[Export, GaneshaHAError]] = []
         chunks = [exps[i:i + BATCH_MAX] for i in range(0, len(exps), BATCH_MAX)]
-        flying: list[tuple[_Batch, Sent | None]] = []   # in the order sent, at most two
+        flying: list[tuple[PendingBatch, Sent | None]] = []   # in the order sent, at most two
 
         def launch(k: int) -> None:   # batch k: prepared, its AddExport sent
             if k < len(chunks):
@@ -207,7 +207,7 @@ class LiveChanges:
         return warnings, failures
 
     def _prepare(self, ctx: VolumeContext, exps: list[Export],
-                 failures: list[tuple[Export, GaneshaHAError]]) -> _Batch:
+                 failures: list[tuple[Export, GaneshaHAError]]) -> PendingBatch:
         """The exports of `exps` that render (the others go to `failures`) and, for two or more,
         their AddExport file, written (0600, in the volume's 0700 directory)."""
         ready: list[Export] = []
@@ -219,13 +219,13 @@ class LiveChanges:
             else:
                 ready.append(exp)
         if len(ready) <= 1:
-            return _Batch(ready)
+            return PendingBatch(ready)
         text = render_batch(ready, ctx.mountpoint, self.render_opts)
         conf = self._volume_dir(ctx) / f"exports-{ready[0].export_id}-{os.getpid()}.conf"
         write_runtime(conf, text.text.encode(), 0o600)
-        return _Batch(ready, text, conf, [secret for exp in ready for secret in exp.ganesha.fsal.secrets()])
+        return PendingBatch(ready, text, conf, [secret for exp in ready for secret in exp.ganesha.fsal.secrets()])
 
-    def _send_batch(self, batch: _Batch | None) -> Sent | None:
+    def _send_batch(self, batch: PendingBatch | None) -> Sent | None:
         """The AddExport of a batch's file, sent (None: no file to send)."""
         if batch is None or batch.conf is None:
             return None
@@ -235,7 +235,7 @@ class LiveChanges:
             _unlink(batch.conf)
             raise
 
-    def _batch_reply(self, batch: _Batch, sent: Sent, dbus: Any) -> tuple[str, Any]:
+    def _batch_reply(self, batch: PendingBatch, sent: Sent, dbus: Any) -> tuple[str, Any]:
         """Ganesha's answer to a batch's AddExport: (its message, the DBusException or None).
         The file is deleted: a vehicle only (Ganesha has read it; a secret stays in the registry)."""
         for exp in batch.ready:
@@ -248,14 +248,14 @@ class LiveChanges:
             return answer.get_dbus_message() or "", answer
         return str(answer), None
 
-    def _send_readback(self, ctx: VolumeContext, batch: _Batch, dbus: Any) -> Sent:
+    def _send_readback(self, ctx: VolumeContext, batch: PendingBatch, dbus: Any) -> Sent:
         """The DisplayExport of each export of a batch Ganesha loaded in full, sent."""
         if self._view is not None:
             self._view.update((exp.export_id, self._abspath(ctx, exp)) for exp in batch.ready)
         return self.bus.send(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "DisplayExport",
                              [(dbus.UInt16(exp.export_id),) for exp in batch.ready])
 
-    def _judge_readback(self, ctx: VolumeContext, batch: _Batch, readback: Sent, message: str, dbus: Any
+    def _judge_readback(self, ctx: VolumeContext, batch: PendingBatch, readback: Sent, message: str, dbus: Any
                         ) -> tuple[list[str], list[tuple[Export, GaneshaHAError]]]:
         got = {exp.export_id: self._parse_display(exp.export_id, reply, dbus)
                for exp, reply in zip(batch.ready, readback.wait())}
@@ -269,7 +269,7 @@ class LiveChanges:
         warnings, or its failure (and it is taken back)."""
         warnings: list[str] = []
         failures: list[tuple[Export, GaneshaHAError]] = []
-        said = _one_line(message)
+        said = one_line(message)
         for exp in exps:
             problem = self._verdict(exp, "AddExport", self._abspath(ctx, exp), got.get(exp.export_id), said, secrets)
             if problem is None:
@@ -279,7 +279,7 @@ class LiveChanges:
                 self._take_back(exp, failures)
         return warnings, failures
 
-    def _judge_batch(self, ctx: VolumeContext, batch: _Batch, message: str, error: Any, dbus: Any
+    def _judge_batch(self, ctx: VolumeContext, batch: PendingBatch, message: str, error: Any, dbus: Any
                      ) -> tuple[list[str], list[tuple[Export, GaneshaHAError]]]:
         """A batch whose AddExport failed, or added fewer than all, or complained (the AddExport
         of the batch after it may be on the way: these calls are answered after it, and that
@@ -340,7 +340,7 @@ class LiveChanges:
                  failures: list[tuple[Export, GaneshaHAError]]) -> bool:
         """Whether Ganesha complained about `exp`'s block (beyond a host name of it that does
         not resolve: a warning): then it is a failure, taken back."""
-        errors = [e for e in complaints_of_exp if not _unresolved_error(e, exp)]
+        errors = [e for e in complaints_of_exp if not unresolved_error(e, exp)]
         if not errors:
             return False
         where = f"Export_Id {exp.export_id} ({exp.pseudo})"
@@ -371,7 +371,7 @@ class LiveChanges:
             return ApplyError(f"{where} after {method}: Ganesha holds it otherwise than the "
                               f"registry: {'; '.join(diffs)}")
         if serves_nobody(exp, self.resolve):
-            return ApplyError(_nobody(exp))
+            return ApplyError(serves_nobody_reason(exp))
         return None
 
     def _apply_one(self, exp: Export, conf: Path, method: str, path: str, dbus: Any) -> list[str]:
@@ -383,17 +383,17 @@ class LiveChanges:
             message = str(self._export_call(method, exp.export_id, path, str(conf),
                                             f"EXPORT(Export_Id={exp.export_id})"))
         except dbus.DBusException as exc:
-            raise ApplyError(scrub(_explain(method, exp, exc), secrets)) from None
+            raise ApplyError(scrub(explain(method, exp, exc), secrets)) from None
         finally:
             if secrets:   # Ganesha has read it: a secret stays only in the volume's registry
                 conf.unlink(missing_ok=True)
         if message.startswith("0 exports"):
-            raise ApplyError(scrub(f"Ganesha {method} of {path} ({where}) did nothing: {_one_line(message)}", secrets))
+            raise ApplyError(scrub(f"Ganesha {method} of {path} ({where}) did nothing: {one_line(message)}", secrets))
         try:
-            errors = [e for e in _reply_errors(message) if not _unresolved_error(e, exp)]
+            errors = [e for e in reply_errors(message) if not unresolved_error(e, exp)]
             if errors:
                 raise ApplyError(scrub(f"Ganesha {method} of {where}: Errors found: {'; '.join(errors)}", secrets))
-            problem = self._verdict(exp, method, path, self.display(exp.export_id), _one_line(message), secrets)
+            problem = self._verdict(exp, method, path, self.display(exp.export_id), one_line(message), secrets)
             if problem is not None:
                 raise problem
         except ApplyError as exc:
@@ -425,7 +425,7 @@ class LiveChanges:
         try:
             self._export_call("RemoveExport", exp.export_id, None, dbus.UInt16(exp.export_id), timeout=timeout)
         except dbus.DBusException as exc:
-            raise ApplyError(_explain("RemoveExport", exp, exc)) from None
+            raise ApplyError(explain("RemoveExport", exp, exc)) from None
         except ServerUnavailableError as exc:
             if timeout == self.bus.timeout:
                 raise
@@ -481,7 +481,7 @@ class LiveChanges:
         failures: list[tuple[Export, GaneshaHAError]] = []
         for exp, reply in zip(exports, replies):
             if isinstance(reply, dbus.DBusException):
-                failures.append((exp, ApplyError(_explain("RemoveExport", exp, reply))))
+                failures.append((exp, ApplyError(explain("RemoveExport", exp, reply))))
                 continue
             if self._view is not None:
                 self._view.pop(exp.export_id, None)
@@ -489,93 +489,8 @@ class LiveChanges:
         return failures
 
 
-class _Batch:
-    """Exports on their way in one AddExport: those that render (`ready`), and for two or
-    more their file (`text`: ganesha_batch.Batch, written to `conf`) and their FSALs' secrets."""
-
-    __slots__ = ("ready", "text", "conf", "secrets")
-
-    def __init__(self, ready: list[Export], text: Batch | None = None, conf: Path | None = None,
-                 secrets: list[str] | None = None):
-        self.ready, self.text, self.conf, self.secrets = ready, text, conf, secrets or []
-
-
-def scrub(text: str, secrets: Sequence[str]) -> str:
-    """`text` with every secret value replaced: Ganesha's messages may quote a value."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
-def _nobody(exp: Export) -> str:
-    return (f"Export_Id {exp.export_id} ({exp.pseudo}): no client of it resolves on this node "
-            f"({', '.join(c.host for c in exp.clients)}): Ganesha would grant it to nobody here")
-
-
 def _unlink(path: Path) -> None:
     try:
         path.unlink()
     except FileNotFoundError:
         pass
-
-
-def _one_line(text: str, limit: int = 600) -> str:
-    out = " ".join(text.split())
-    return out if len(out) <= limit else out[: limit - 1] + "…"
-
-
-def _reply_errors(message: str) -> list[str]:
-    """The error lines of an AddExport/UpdateExport reply ("1 exports added. Errors found:\n
-    Config File (/run/.../export-7.conf:5): Syntax error in statement\n..."); empty without
-    "Errors found"."""
-    head, sep, rest = message.partition("Errors found:")
-    return _detail_lines(rest) if sep else []
-
-
-def _detail_lines(text: str) -> list[str]:
-    """Ganesha's "Config File (FILE:LINE): TEXT" lines as "line LINE: TEXT" (the file is ours),
-    whitespace collapsed, repeats dropped, in order."""
-    out: list[str] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("Config File (") and "): " in line:
-            where, _, rest = line[len("Config File ("):].partition("): ")
-            line = f"line {where.rpartition(':')[2]}: {rest}" if ":" in where else rest
-        line = " ".join(line.split())
-        if line and line not in out:
-            out.append(line)
-    return out or ["(no details)"]
-
-
-def _condensed(message: str) -> str:
-    """A D-Bus error message of Ganesha's on one line: its first sentence (file names without
-    their directory) and its detail lines joined with '; ' (export_mgr.c formats
-    "... because %s errors. Details:\n%s")."""
-    head, sep, rest = message.partition("Details:")
-    head = " ".join(w.rpartition("/")[2] if w.startswith("/") else w for w in head.split())
-    if not sep:
-        return _one_line(head)
-    return _one_line(f"{head} {'; '.join(_detail_lines(rest))}")
-
-
-def _unresolved_error(error: str, exp: Export) -> bool:
-    """Ganesha's "Client (NAME) not found because ..." for a host name of `exp`: a warning, not
-    a failure (grants.py). Ganesha's getaddrinfo decides, not ours: they may differ in time."""
-    text = error.partition(": ")[2] if error.startswith("line ") else error
-    if not (text.startswith("Client (") and ") not found because" in text):
-        return False
-    name = text[len("Client ("):text.index(") not found because")]
-    return name in host_names(exp)
-
-
-def _explain(method: str, exp: Export, exc: Any) -> str:
-    name = exc.get_dbus_name() or ""
-    msg = _condensed(exc.get_dbus_message() or "")
-    where = f"Export_Id {exp.export_id} ({exp.pseudo})"
-    if "already active" in msg:
-        return f"Ganesha {method} of {where}: the id is already active"
-    if name.endswith("InvalidArgs") and method == "AddExport":
-        return (f"Ganesha rejected the EXPORT block of {where} (syntax error; see Ganesha's log): "
-                f"{msg or name}")
-    return f"Ganesha {method} of {where} failed: {msg or name}"

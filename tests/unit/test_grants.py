@@ -164,25 +164,25 @@ def test_clean_exactly_when_the_live_order_keeps_the_precedence(hosts, opts, acc
         assert any(d.endswith("is missing") and entries[0].spec in d for d in diffs), diffs
 
 
-# ---- Ganesha's replies, condensed to one line (backends/ganesha.py) ------------------------------
+# ---- Ganesha's replies, condensed to one line (backends/ganesha_replies.py) ------------------------------
 def test_errors_found_are_read_line_by_line():
-    from ganesha_ha.backends.ganesha_changes import _condensed, _reply_errors, _unresolved_error
+    from ganesha_ha.backends.ganesha_replies import condensed, reply_errors, unresolved_error
 
     reply = ("1 exports added. Errors found:\nConfig File (/run/gha/u/export-7.conf:5): Syntax error in "
              "statement\nConfig File (/run/gha/u/export-7.conf:5): 1 validation errors in block Client\n"
              "Config File (/run/gha/u/export-7.conf:5): Errors processing block (CLIENT)\n")
-    assert _reply_errors(reply) == ["line 5: Syntax error in statement", "line 5: 1 validation errors in block Client",
+    assert reply_errors(reply) == ["line 5: Syntax error in statement", "line 5: 1 validation errors in block Client",
                                     "line 5: Errors processing block (CLIENT)"]
-    assert _reply_errors("1 exports added") == [] and _reply_errors("1 exports updated") == []
+    assert reply_errors("1 exports added") == [] and reply_errors("1 exports updated") == []
     failed = ("0 export entries in /run/gha/u/export-7.conf added because (invalid param value) errors. Details:\n"
               "Config File (/run/gha/u/export-7.conf:5): Expected a IPv4 CIDR address, got (10.0.0.0/33)\n")
-    assert _condensed(failed) == ("0 export entries in export-7.conf added because (invalid param value) errors. "
+    assert condensed(failed) == ("0 export entries in export-7.conf added because (invalid param value) errors. "
                                   "line 5: Expected a IPv4 CIDR address, got (10.0.0.0/33)")
     e = export("nosuch.invalid(rw)", "localhost", "10.0.0.0/8")
-    assert _unresolved_error("line 5: Client (nosuch.invalid) not found because Name or service not known", e)
-    assert _unresolved_error("line 5: Client (localhost) not found because Temporary failure in name resolution", e)
-    assert not _unresolved_error("line 5: Client (other.invalid) not found because Name or service not known", e)
-    assert not _unresolved_error("line 5: Syntax error in statement", e)
+    assert unresolved_error("line 5: Client (nosuch.invalid) not found because Name or service not known", e)
+    assert unresolved_error("line 5: Client (localhost) not found because Temporary failure in name resolution", e)
+    assert not unresolved_error("line 5: Client (other.invalid) not found because Name or service not known", e)
+    assert not unresolved_error("line 5: Syntax error in statement", e)
 
 
 def test_a_host_name_not_known_in_time_is_not_judged():
