@@ -31,7 +31,11 @@ def cluster_lab_section(w, clab: dict, nodes: int = 2) -> None:
         return
     s = clab["sample"]
     g = s.get("grace_period_s")
-    w("Two corosync/Pacemaker nodes in namespaces, two volumes (active-active), the crmsh recipe "
+    from ganesha_ha.lab.layout import volume_plan
+
+    vols = len(volume_plan(nodes))
+    w(f"{nodes} corosync/Pacemaker nodes in namespaces, {vols} volumes (active-active, "
+      f"{'one' if vols == nodes else vols // nodes} preferring each node), the crmsh recipe "
       "of the README; the cluster decides each failover. Outage: the worst client of the volumes "
       "that moved. Cluster: from the fault (or the command) until the volume's IP ran on the new "
       "node, as crm_mon showed it. The lab's own limit adds the cluster's reaction time "
