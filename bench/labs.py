@@ -40,7 +40,7 @@ def bench_lab(b: Bench):
         res["why"] = "not run (bench/run --no-lab)"
         return
     samples = []
-    for k in range(b.args.lab_runs):
+    for k in range(1 if b.args.quick else b.args.lab_runs):
         log(f"failover lab, run {k + 1}")
         sample, res["why"] = run_lab(["--direct", "--failovers", "1"], b.args.lab_timeout)
         if sample is None:
@@ -56,8 +56,8 @@ def bench_cluster_lab(b: Bench, nodes: int = 2):
     each failover (move, shutdown, kill -9, loss). Stored under b.r["cluster_labs"][nodes];
     report.py renders one section per node count."""
     res = b.r.setdefault("cluster_labs", {})[nodes] = {"status": "not measured yet"}
-    if b.args.no_lab:
-        res["why"] = "not run (bench/run --no-lab)"
+    res["why"] = cluster_lab_skipped(b)
+    if res["why"]:
         return
     log(f"cluster lab ({nodes} Pacemaker nodes, four failover kinds)")
     sample, why = run_lab([] if nodes == 2 else ["--nodes", str(nodes)], max(b.args.lab_timeout, 400 * nodes // 2))
@@ -70,14 +70,25 @@ def bench_cluster_lab(b: Bench, nodes: int = 2):
 MODES = ("shared", "instance")
 
 
+def cluster_lab_skipped(b: Bench) -> str:
+    """Why a cluster lab is not run ("" when it is): --no-lab, or --quick, which keeps to a
+    smoke run of about a minute (each cluster lab takes one to three minutes; the direct lab,
+    run once, stands for the failover section; the default suite runs the cluster labs)."""
+    if b.args.no_lab:
+        return "not run (bench/run --no-lab)"
+    if b.args.quick:
+        return "not run (bench/run --quick: a cluster lab takes minutes; the full run has it)"
+    return ""
+
+
 def bench_modes(b: Bench):
     """The two-node cluster lab once per Ganesha mode, with the same clients (NFSv4.1, NLM off:
     an instance serves NFSv4 only). Stored under b.r["ganesha_modes"][mode]."""
     out = b.r["ganesha_modes"] = {}
     for mode in MODES:
         res = out[mode] = {"status": "not measured yet"}
-        if b.args.no_lab:
-            res["why"] = "not run (bench/run --no-lab)"
+        res["why"] = cluster_lab_skipped(b)
+        if res["why"]:
             continue
         log(f"cluster lab, Ganesha mode {mode} (four failover kinds, NLM off)")
         sample, why = run_lab(["--ganesha-mode", mode, "--no-nlm"], max(b.args.lab_timeout, 400))

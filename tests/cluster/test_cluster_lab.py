@@ -172,7 +172,7 @@ def test_a_ganesha_per_volume_stalls_only_the_volume_that_moves():
     assert "group vol1-group vol1-fs vol1-ip vol1-exports" in r["crmsh"]
     (kill,) = r["failovers"]
     assert kill["ok"] and list(kill["volumes"]) == ["vol1"] and (kill["from"], kill["to"]) == ("node-a", "node-b")
-    assert any("instance is not running" in ln for ln in kill["pacemaker"]), kill["pacemaker"]
+    assert any("ganesha.nfsd instance not running (exited or killed)" in ln for ln in kill["pacemaker"]), kill["pacemaker"]
     ev = kill["volumes"]["vol1"]
     assert ev["reclaimed"] and ev["handles_preserved"] and ev["data_verified"] and ev["acked_writes_lost"] == 0
     assert ev["grace_events_sent"] == 0 and ev["recovery_records_moved"] == 0 and ev["recovery_records_on_volume"] >= 1
