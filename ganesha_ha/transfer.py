@@ -6,9 +6,9 @@ turns it into descriptions with formats/, brings the volume to them with Volume.
 and crmsh commands that replace the exportfs primitives. The parsing, the planning and the
 commands are pure (formats/, converge.py); this module reads the sources and prints.
 
-Exit codes (README): 0 when everything described was taken (or, with --skip-conflicts, the
-rest was); otherwise the code of the first refusal (2 bad input, 4, 5 conflict, ...), and
-nothing is written. A dry run exits the same way, so that a script can ask first.
+Exit codes (README): 0 when everything described was taken; otherwise the code of the first
+refusal (2 bad input, 4, 5 conflict, ...), and nothing is written (with --skip-conflicts the
+rest is, and the code still says that something was left out). A dry run exits the same way, so that a script can ask first.
 """
 from __future__ import annotations
 
@@ -166,7 +166,7 @@ def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
                               progress=progress)
     finally:
         progress.close()
-    return _report(args, vol, reading, result, dry=args.check, skip=False)
+    return _report(args, vol, reading, result, dry=args.check)
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
@@ -219,7 +219,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     refused = reading.refusals + result.outcome.conflicts
     if cib is not None and prims:
         replacement = _replacement(cib, prims, vol, state.server, args.resource_id, refused, reading)
-    return _report(args, vol, reading, result, dry=not args.apply, skip=skip, replacement=replacement)
+    return _report(args, vol, reading, result, dry=not args.apply, replacement=replacement)
 
 
 def _replacement(cib: Cib, prims: list[Primitive], vol: Volume, server: str, resource_id: str | None,
@@ -242,10 +242,11 @@ def _replacement(cib: Cib, prims: list[Primitive], vol: Volume, server: str, res
 # ---- output ---------------------------------------------------------------------------------------
 
 def _report(args: argparse.Namespace, vol: Volume, reading: Reading, result: ConvergeResult, *, dry: bool,
-            skip: bool, replacement: Replacement | None = None) -> int:
+            replacement: Replacement | None = None) -> int:
     outcome: Outcome = result.outcome
     refused = reading.refusals + outcome.conflicts
-    code = refused[0].error.exit_code if refused and not (skip and not dry) else 0
+    # --skip-conflicts writes the rest but still exits non-zero: a script must see what was left out
+    code = refused[0].error.exit_code if refused else 0
     if getattr(args, "json", False):
         print(json.dumps(_json(vol, reading, result, refused, dry, replacement), indent=2, sort_keys=True,
                          ensure_ascii=False))

@@ -93,16 +93,17 @@ def read(text: str, relpath: Callable[[str], str | None], render_options: Render
         if block.name.lower() != "export":
             continue
         ids = block.get("Export_Id") or ["?"]
-        where = f"EXPORT Export_Id={','.join(ids)}"
+        source = f"EXPORT Export_Id={','.join(ids)}"
+        where = source
         try:
             path = _one(block, "Path")
-            where = f"{path} ({where})"
+            where = f"{_named(path, relpath)} ({source})"
             fsal = _fsal(block, modules)
             rel = (path if remote else None) if fsal.remote else relpath(path)
             if rel is None:
                 reading.outside += 1
                 continue
-            reading.descriptions.append(_description(block, defaults, rel, fsal, node, where))
+            reading.descriptions.append(_description(block, defaults, rel, fsal, node, source))
         except GaneshaHAError as exc:
             reading.refusals.append(Refusal(where, exc))
     return reading
@@ -116,6 +117,15 @@ def _fsal(block: Block, modules: Sequence[Block]) -> Fsal:
         return fsal_from_block(fsals[0], modules) if fsals else Fsal()
     except ParseError as exc:
         raise ValidationError("FSAL", str(exc)) from None
+
+
+def _named(path: str, relpath: Callable[[str], str | None]) -> str:
+    """`path` as a refusal names it: in the volume as Description.where does ("a"), else as written."""
+    try:
+        rel = relpath(path)
+    except GaneshaHAError:
+        return path
+    return path if rel is None else rel or "/"
 
 
 def _description(block: Block, defaults: Block, rel: str, fsal: Fsal, node: tuple[frozenset[str], frozenset[str]],

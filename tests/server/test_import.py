@@ -149,12 +149,16 @@ def test_an_exports_line_without_fsid_is_imported_with_a_warning_and_a_refusal_c
         source = f"{mp}/a *(rw)\n{mp}/b *(rw,refer=/x@h,fsid=3)\n{mp}/gone *(rw)\n"
         r = gha(config, "import", "exports", str(mp), "--file", "-", "--apply", stdin=source, check=False)
         assert r.returncode == 2 and "nothing was changed" in r.stderr
-        assert f"! {mp}/b (stdin line 2): client option: unknown option 'refer'" in r.stdout
+        # both refusals name the directory in the volume, the reader's (b) as the registry's (gone)
+        assert "! b (stdin line 2): client option: unknown option 'refer'" in r.stdout
         assert "! gone (stdin line 3): directory:" in r.stdout
         # the note is for what is taken: not for 'gone', refused (it was given both)
         assert [ln.split(": no fsid")[0] for ln in r.stdout.splitlines() if "no fsid: knfsd derives" in ln] == [
             "note: a (stdin line 1)"]
-        r = gha(config, "import", "exports", str(mp), "--file", "-", "--apply", "--skip-conflicts", stdin=source)
+        r = gha(config, "import", "exports", str(mp), "--file", "-", "--apply", "--skip-conflicts", stdin=source,
+                check=False)
+        # the rest is taken, and the exit code still says that something was left out
+        assert r.returncode == 2 and "the others were changed" in r.stderr
         assert [e["path"] for e in json.loads(gha(config, "export", "list", str(mp), "--json").stdout)] == ["a"]
 
 
