@@ -148,8 +148,8 @@ class ServerUnavailableError(GaneshaHAError):
 
 
 class NotReadyError(GaneshaHAError):
-    """Something this action needs on the node is not there yet (the floating IP for an
-    SM_NOTIFY): an ordering problem on this node, so a generic error (retried, then moved)."""
+    """Something this action needs on the node is not ready (sm-notify exited without
+    notifying): a problem of this node now, so a generic error (retried, then moved)."""
 
     exit_code = 6
 

@@ -21,9 +21,11 @@ What it does:
   directory, which the exports agent's stop saves to the volume: it travels on).
 - monitor: started here or not (a node-local mark); nothing else to watch.
 
-Answers: OCF_ERR_CONFIGURED for bad parameters (ip and volume are required); the IP not on
-this node at start is OCF_ERR_GENERIC, nothing sent (the reason says to place the agent
-after the IP; sm-notify itself refuses an address that is not local); sm-notify missing, or the IP without a host name here while there are
+Answers: OCF_ERR_CONFIGURED for bad parameters (ip and volume are required) and for the IP
+not on this node at start, nothing sent (the reason says to place the agent after the IP: a
+group in the wrong order is wrong on every node, as the exports agent of an instance volume
+answers it; sm-notify itself refuses an address that is not local); sm-notify exiting without
+notifying anyone is OCF_ERR_GENERIC with its log's last line; sm-notify missing, or the IP without a host name here while there are
 clients to notify (sm-notify refuses an address it cannot name), OCF_ERR_INSTALLED: the
 group moves to a node that has them. validate-all checks the program and the name always.
 Imports stay lazy: the monitor runs every few seconds.
@@ -59,7 +61,9 @@ LONGDESC = ("Sends SM_NOTIFY from a volume's floating IP to the NFSv3 clients th
             "so that they reclaim them on the node that took the volume over (during its grace period). "
             "The clients are the statd records the exports resource (ocf:ganesha-ha:exports) saved on the "
             "volume and restored on this node. Place it last in the volume's group, after the IP, as "
-            "ocf:heartbeat:nfsnotify.")
+            "ocf:heartbeat:nfsnotify. validate-all checks what a start with clients to notify needs "
+            "(sm-notify installed, a host name for the IP: OCF_ERR_INSTALLED otherwise), also when no client "
+            "is recorded now, where a start succeeds without them.")
 SHORTDESC = "SM_NOTIFY to a volume's NLM clients from its floating IP"
 
 

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from .. import linux
-from ..errors import NotInstalledError, NotReadyError
+from ..errors import NotInstalledError, NotReadyError, ValidationError
 from ..record import Factory, Record
 from .nsm import (MONITOR_DIR, NOTIFIER, NOTIFY_DIR, STATE_FILE, NsmStore, dir_state, end_notifier,
                   read_record_dir)
@@ -69,20 +69,24 @@ class NotifyResult(Record):
         text = (f"SM_NOTIFY sent from {self.ip} as {self.name!r} (state {self.state}) to {len(self.clients)} "
                 f"client(s): {len(self.answered)} answered")
         if self.pending:
-            text += (f", {len(self.pending)} not yet ({', '.join(self.pending[:5])}): sm-notify "
-                     f"(pid {self.pid}) keeps trying")
+            text += f", {len(self.pending)} not yet ({', '.join(self.pending[:5])}): " + (
+                f"sm-notify (pid {self.pid}) keeps trying" if self.pid is not None else
+                "sm-notify has exited without them")
         return text
 
 
 def require_local(ip: str, proc_net: str = linux.PROC_NET) -> None:
-    """NotReadyError unless `ip` is an address of this node (its network namespace) now."""
+    """ValidationError (ip; OCF_ERR_CONFIGURED, as the exports agent of an instance volume
+    answers the same mistake) unless `ip` is an address of this node (its network namespace)
+    now: in a group, a notify resource starts after its IP, so a missing IP is a group in the
+    wrong order, wrong on every node, and a generic error would only move it around."""
     from ..linux_net import local_addresses
     from .statd_records import normal_address
 
     want = normal_address(ip)
     if want not in {normal_address(a) for a in local_addresses(proc_net)}:
-        raise NotReadyError(f"the floating IP {ip} is not configured on this node: SM_NOTIFY must come from it, "
-                            "after it is up (place the notify resource after the IP in the group)")
+        raise ValidationError("ip", f"the floating IP {ip} is not configured on this node: SM_NOTIFY must come "
+                                    "from it, after it is up (place the notify resource after the IP in the group)")
 
 
 def host_name(ip: str) -> str:
@@ -93,22 +97,24 @@ def host_name(ip: str) -> str:
     try:
         return socket.getnameinfo((ip, 0), socket.NI_NAMEREQD)[0]
     except (OSError, UnicodeError) as exc:
-        raise NotInstalledError(f"sm-notify needs a host name for the floating IP {ip} on this node ({exc}): add "
-                                f"'{ip} <name>' to /etc/hosts on every node (or a PTR record in DNS)") from None
+        # the fix first: Pacemaker keeps 128 characters of an exit reason
+        raise NotInstalledError(f"add '{ip} <name>' to /etc/hosts on every node (or a PTR record in DNS): sm-notify "
+                                f"needs a host name for the floating IP {ip} on this node ({exc})") from None
 
 
 def notify(store: NsmStore, ctx: VolumeContext, sm_notify: str, *, retry_minutes: int = 15,
            wait: float = 5.0) -> NotifyResult:
     """Send SM_NOTIFY from `ctx.ip` to every client in the volume's notify directory here.
 
-    Checks, before anything is sent: the IP is configured here (NotReadyError), `sm_notify`
+    Checks, before anything is sent: the IP is configured here (ValidationError), `sm_notify`
     is installed and the IP has a name (NotInstalledError). Raises the volume's NSM state
     number past every number seen, saves it to the volume, then starts sm-notify on the
     directory (module docstring) and waits up to `wait` seconds for the clients to answer;
     an sm-notify still trying afterwards keeps running (its PID in the result; `end_notifier`
     ends it). A notifier from an earlier call on the directory is ended first.
     RegistryError when the volume's state cannot be written; NotReadyError when sm-notify
-    exits at once with an error (its log's last line in the message).
+    exits at once without notifying anyone, with an error or not (its log's last line in the
+    message: with exit 0 it found nothing to send, e.g. a notify directory without sm.bak/).
     """
     directory = store.notify_dir(ctx)
     if directory is None or not ctx.ip:
@@ -137,8 +143,8 @@ def notify(store: NsmStore, ctx: VolumeContext, sm_notify: str, *, retry_minutes
         time.sleep(0.05)
     left = _left(directory)
     rc = proc.poll()
-    if rc is not None and rc != 0 and set(left) == set(clients):
-        raise NotReadyError(f"sm-notify exited with {rc} before notifying anyone: {_last_line(directory / LOG)}")
+    if rc is not None and set(left) == set(clients):
+        raise NotReadyError(f"sm-notify exited ({rc}) without notifying anyone: {_last_line(directory / LOG)}")
     return NotifyResult(ip=ctx.ip, name=name, state=state, clients=clients,
                         answered=[c for c in clients if c not in left], pending=left,
                         pid=proc.pid if rc is None else None)

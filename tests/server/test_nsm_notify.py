@@ -117,7 +117,7 @@ def test_records_travel_and_the_notification_leaves_from_the_ip_only_once_it_is_
         assert store.restore(ctx) == 1
         grace(server, f"5:{server.fip}")
         early = agent(server, "start", config, volume)
-        assert early.returncode == 1, early.stderr
+        assert early.returncode == 6, early.stderr     # a group in the wrong order: wrong on every node
         assert f"the floating IP {server.fip} is not configured on this node" in early.stderr
         time.sleep(1.0)
         assert listener.notifications == [], "nothing may be sent before the IP is up"
@@ -184,7 +184,9 @@ def test_validate_all_needs_the_ips_name_and_sm_notify(server: NlmServer, tmp_pa
     # outside the node there is no name for the lab's floating IP: refused with the fix named
     env = {"PATH": "/usr/sbin:/usr/bin", "OCF_RESKEY_ip": "192.0.2.77", "OCF_RESKEY_volume": str(tmp_path)}
     noname = subprocess.run([str(RA), "validate-all"], env=env, capture_output=True, text=True, timeout=60)
-    assert noname.returncode == 5 and "add '192.0.2.77 <name>' to /etc/hosts" in noname.stderr, noname.stderr
+    # the fix first, within Pacemaker's 128 characters of an exit reason
+    reason = next(ln for ln in noname.stderr.splitlines() if ln.startswith("ocf-exit-reason:"))
+    assert noname.returncode == 5 and "add '192.0.2.77 <name>' to /etc/hosts on every node" in reason[:128], reason
     bad = subprocess.run([str(RA), "start"], env={**env, "OCF_RESKEY_ip": "not-an-ip"}, capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 6 and "ocf-exit-reason:ip: is not an IP address" in bad.stderr
@@ -199,3 +201,28 @@ def test_a_start_with_a_volume_that_is_not_one_is_a_configuration_error(server: 
     assert wrong.returncode == 6, wrong.stderr
     assert f"ocf-exit-reason:volume={tmp_path / 'typo'} is not a ganesha-ha volume" in wrong.stderr
     assert agent(server, "monitor", config, tmp_path / "typo").returncode == 7
+
+
+def test_an_sm_notify_that_exits_without_notifying_anyone_fails_the_start(server: NlmServer, tmp_path: Path) -> None:
+    """Found by a try-out: in a notify directory without sm.bak/ (hand-made or damaged) the real
+    sm-notify says "No hosts to notify; exiting" and exits 0; the start answered success and
+    logged "sm-notify (pid None) keeps trying" although nothing was sent and nothing kept trying."""
+    client = server.client_addrs[0]
+    volume = tmp_path / "vol"
+    (volume / ".ganesha-ha").mkdir(parents=True)
+    runtime = tmp_path / "run-gha"
+    config = tmp_path / "ganesha-ha.conf"
+    config.write_text(f"[node]\nruntime_dir = {runtime}\n[nsm]\nstatd_dir = /var/lib/nfs\nnotify_wait = 2\n")
+    store = NsmStore(server.var_lib_nfs, runtime / "nsm")
+    ctx = VolumeContext(mountpoint=volume, state_dir=volume / ".ganesha-ha", volume_uuid="u", ip=server.fip)
+    text = f"0100007f 000186b5 00000004 00000010 {'0' * 32} {client} {FIP_NAME}\n"
+    (ctx.state_dir / "nsm.json").write_text(json.dumps({"records": {client: text}}))
+    assert store.restore(ctx) == 1
+    directory = store.notify_dir(ctx)
+    assert directory is not None
+    os.rmdir(directory / NOTIFY_DIR)           # sm.bak/: where sm-notify -P moves the records to send
+    res = agent(server, "start", config, volume)
+    assert res.returncode == 1, res.stderr
+    assert "ocf-exit-reason:sm-notify exited (0) without notifying anyone: " in res.stderr, res.stderr
+    assert "keeps trying" not in res.stderr
+    assert agent(server, "monitor", config, volume).returncode == 7
