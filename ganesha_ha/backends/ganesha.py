@@ -381,9 +381,10 @@ class GaneshaBackend(LiveChanges, NodeServer):
         for exp in exports:
             got = live.get(exp.export_id)
             if got is not None and got.path != self._abspath(ctx, exp):
-                raise IdCollisionError(f"Export_Id {exp.export_id} of {self._abspath(ctx, exp)} is already "
-                                       f"served by this node's Ganesha for {got.path}; give the volumes "
-                                       "disjoint id ranges (ganesha-ha volume set-range)")
+                # named by its Export_Id: where it is left out, the caller names its directory first
+                raise IdCollisionError(f"Export_Id {exp.export_id} is already served by this node's Ganesha "
+                                       f"for {got.path}; give the volumes disjoint id ranges "
+                                       "(ganesha-ha volume set-range)")
 
     def _unresolved_warnings(self, exp: Export) -> list[str]:
         where = f"Export_Id {exp.export_id} ({exp.pseudo})"

@@ -317,7 +317,8 @@ class KnfsdBackend(NodeServer):
         if hits:
             fsid, ours, live = hits[0]
             more = f" (and {len(hits) - 1} more)" if len(hits) > 1 else ""
-            raise IdCollisionError(f"fsid {fsid} of {ours} is already exported by this node's knfsd "
+            # the export is named by its fsid: where it is left out, the caller names its directory first
+            raise IdCollisionError(f"fsid {fsid} is already exported by this node's knfsd "
                                    f"for {live}{more}; give the exports distinct fsids")
 
     # ---- changes -----------------------------------------------------------------------------

@@ -124,6 +124,8 @@ def test_id_served_for_another_path_is_a_collision(ganesha, vol, tmp_path):
     before = registry_bytes(vol)
     proc = ganesha.cli("export", "add", str(vol), "other", "--client", "127.0.0.1", "--export-id", "3005", "--force")
     assert_one_line_failure(proc, 5, "already served")
+    # named once, by its Export_Id (where it is left out at a start, its directory leads the line)
+    assert f"Export_Id 3005 is already served by this node's Ganesha for {vol / 'data'}" in proc.stderr, proc.stderr
     assert registry_bytes(vol) == before
 
 
