@@ -236,7 +236,8 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
             "retired": {"export_ids": [list(r) for r in state.retired_ids],
                         "fsids": [list(r) for r in state.retired_fsids]},
             "active_here": active, "exports": [_status_json(row, str(vol.mountpoint)) for row in rows],
-            "reasons": status.reasons, "stray": status.stray, "warnings": status.warnings,
+            "reasons": status.reasons, "not_live": status.not_live, "stray": status.stray,
+            "warnings": status.warnings,
             "unavailable": status.unavailable}
     live_n = sum(1 for row in rows if row.live)
     differ = sum(1 for row in rows if row.as_registered is False)
@@ -252,6 +253,7 @@ def cmd_volume(args: argparse.Namespace, settings) -> int:
                       + f", {'active' if active else 'not active'} on this node, Export_Ids "
                       f"{state.id_range[0]}-{state.id_range[1]}: {state.ids_left()} left"
                       + (f" ({retired} retired)" if retired else "")
+                      + "".join(f"\n  not live: {r}" for r in status.not_live)
                       + "".join(f"\n  not as registered: {r}" for r in status.reasons)
                       + "".join(f"\n  served from inside the volume, not in its registry: Export_Id {i}"
                                 for i in status.stray))

@@ -75,6 +75,7 @@ class VolumeStatus(Record):
     state: RegistryState
     exports: list[ExportStatus]
     reasons: list[str] = Factory(list)    # how the exports not as registered differ (field, live, registry)
+    not_live: list[str] = Factory(list)   # why exports are left out: their identity served for another path
     stray: list[int] = Factory(list)      # Export_Ids served from inside the volume that the registry lacks
     warnings: list[str] = Factory(list)   # e.g. a client name that does not resolve here
     unavailable: str = ""                 # why the server could not be asked (live state unknown)
@@ -272,7 +273,7 @@ class Volume(ExportEdits):
         changed = {e.path for e in drift.changed}
         rows = [ExportStatus(e, e.path not in not_live, None if e.path in not_live else e.path not in changed)
                 for e in state.exports]
-        return VolumeStatus(state=state, exports=rows, reasons=list(drift.reasons) + list(drift.foreign),
+        return VolumeStatus(state=state, exports=rows, reasons=list(drift.reasons), not_live=list(drift.foreign),
                             stray=list(drift.stray), warnings=list(drift.warnings))
 
     # ---- agent actions ----------------------------------------------------------------------

@@ -152,6 +152,10 @@ def test_knfsd_an_fsid_another_volume_exports_here_leaves_out_that_export_only(k
         assert sorted(etab(knfsd)) == [f"{v1}/a", f"{v2}/e"] and etab_fsids(knfsd)[f"{v1}/a"] == "7"
         (reason,) = check_well_formed(*run_subprocess("monitor", p2 | RECURRING), {190})
         assert reason.startswith("not live: d: fsid 7 ") and f"for {v1}/a" in reason, reason
+        # volume status gives the reason too, as not live (not as a difference of a live export)
+        status = cli(knfsd.config, "volume", "status", str(v2)).stdout
+        assert "1 live" in status and f"\n  not live: fsid 7 of {v2}/d is exported for {v1}/a" in status, status
+        assert "not as registered" not in status, status
         check_well_formed(*run_subprocess("monitor", p1 | RECURRING), {0})
         check_well_formed(*run_subprocess("stop", p1), {0})
         check_well_formed(*run_subprocess("monitor", p2 | RECURRING), {0})

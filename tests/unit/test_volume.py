@@ -327,7 +327,9 @@ def test_status_reads_back_what_is_served_and_changes_nothing(active, fake, tmp_
     status = active.status()
     assert [(r.export.path, r.live, r.as_registered) for r in status.exports] == [
         ("a", True, True), ("b", True, False), ("c", False, None)]
-    assert status.reasons == [f"Export_Id {c.export_id} is live for {tmp_path / 'other'}"]
+    # the reason c is not live, apart from how live exports differ (b's)
+    assert status.not_live == [f"Export_Id {c.export_id} is live for {tmp_path / 'other'}"]
+    assert not any("other" in r for r in status.reasons)
     assert fake.calls == [] and fake.live[b.export_id][1] != b   # nothing applied or repaired
     del fake.live[a.export_id]
     assert active.status().exports[0].live is False
