@@ -9,10 +9,20 @@ import os
 import sys
 import time
 
-from .errors import (OCF_DEGRADED, OCF_ERR_ARGS, OCF_ERR_CONFIGURED, OCF_ERR_GENERIC,  # noqa: F401
+from .errors import (OCF_DEGRADED, OCF_ERR_ARGS, OCF_ERR_CONFIGURED, OCF_ERR_GENERIC,
                      OCF_ERR_INSTALLED, OCF_ERR_PERM, OCF_ERR_UNIMPLEMENTED, OCF_NOT_RUNNING, OCF_SUCCESS,
                      GaneshaHAError)
 from .servers import BACKENDS, SERVERS
+
+# The OCF return codes are defined beside the exceptions that carry them (errors.py) and
+# re-exported here on purpose: the agents speak `ocf.OCF_...` without importing errors.py.
+__all__ = [
+    "OCF_DEGRADED", "OCF_ERR_ARGS", "OCF_ERR_CONFIGURED", "OCF_ERR_GENERIC", "OCF_ERR_INSTALLED", "OCF_ERR_PERM",
+    "OCF_ERR_UNIMPLEMENTED", "OCF_NOT_RUNNING", "OCF_SUCCESS",
+    "AGENT_NAME", "PROVIDER", "Param", "PARAMS", "ACTIONS", "NOTIFY_AGENT_NAME", "NOTIFY_ACTIONS", "DOCTYPE",
+    "EXPORTS_LONGDESC", "EXPORTS_SHORTDESC", "meta_data", "usage", "answer", "RUN_ACTIONS", "unconfigured",
+    "perform", "dispatch", "param", "param_bool", "is_probe", "Logger",
+]
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:

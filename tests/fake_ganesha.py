@@ -18,8 +18,9 @@ IFACE = "org.ganesha.nfsd.exportmgr"
 
 
 class ExportMgr(dbus.service.Object):
-    def __init__(self, conn, hang):
+    def __init__(self, conn, hang, bus_name):
         super().__init__(conn, "/org/ganesha/nfsd/ExportMgr")
+        self.bus_name = bus_name    # the well-known name lasts as long as a reference to it
         self.hang = hang
         self.exports = {}
         self.pending = []
@@ -58,8 +59,7 @@ def main():
     address, hang = sys.argv[1], set(sys.argv[2].split(","))
     DBusGMainLoop(set_as_default=True)
     conn = dbus.bus.BusConnection(address)
-    name = dbus.service.BusName("org.ganesha.nfsd", conn)  # noqa: F841 (kept alive)
-    ExportMgr(conn, hang)
+    ExportMgr(conn, hang, dbus.service.BusName("org.ganesha.nfsd", conn))
     print("ready", flush=True)
     GLib.MainLoop().run()
 

@@ -37,8 +37,10 @@ class PlotUnavailable(GaneshaHAError):
 
 def require_matplotlib() -> None:
     """PlotUnavailable, with how to install it, unless matplotlib can be imported."""
+    import importlib
+
     try:
-        import matplotlib  # noqa: F401
+        importlib.import_module("matplotlib")     # imported to see that it imports; plotting imports it again
     except ImportError:
         raise PlotUnavailable("--plot needs matplotlib, an optional extra: apt-get install python3-matplotlib "
                               "(Debian) or pip install 'ganesha-ha[plot]'") from None

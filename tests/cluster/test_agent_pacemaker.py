@@ -17,7 +17,6 @@ import re
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET

@@ -15,10 +15,8 @@
 """
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 

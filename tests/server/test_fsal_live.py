@@ -6,7 +6,6 @@ here (GPFS, RGW, XFS)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time

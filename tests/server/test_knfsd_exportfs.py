@@ -24,7 +24,7 @@ import pytest
 
 from ganesha_ha.context import VolumeContext
 from ganesha_ha.backends.knfsd import KnfsdBackend
-from ganesha_ha.backends.knfsd_table import chunk_args, desired_entries, export_dir, parse_etab
+from ganesha_ha.backends.knfsd_table import chunk_args, desired_entries, export_dir
 from ganesha_ha.errors import (ApplyError, IdCollisionError, NotInstalledError,
                                ServerUnavailableError)
 from ganesha_ha.model import Export, KnfsdOptions

@@ -11,7 +11,7 @@ visible at its own pseudo path.
 """
 from __future__ import annotations
 
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from ganesha_ha.model import Export, KnfsdOptions
 from ganesha_ha.plan import (APPLY, WITHDRAW, Step, apply_order, batches, plan_changes, plan_undo,

@@ -17,7 +17,7 @@ from ganesha_ha.fsal import parse_spec
 from ganesha_ha.record import replace
 from ganesha_ha.volume import Volume
 
-from test_volume import _not_checked, live, settings  # noqa: F401  (fixtures)
+from test_volume import _not_checked, settings  # noqa: F401  (fixtures: pytest finds them by name)
 
 
 @pytest.fixture
