@@ -25,9 +25,9 @@ Answers: OCF_ERR_CONFIGURED for bad parameters (ip and volume are required) and 
 not on this node at start, nothing sent (the reason says to place the agent after the IP: a
 group in the wrong order is wrong on every node, as the exports agent of an instance volume
 answers it; sm-notify itself refuses an address that is not local); sm-notify exiting without
-notifying anyone is OCF_ERR_GENERIC with its log's last line; sm-notify missing, or the IP without a host name here while there are
-clients to notify (sm-notify refuses an address it cannot name), OCF_ERR_INSTALLED: the
-group moves to a node that has them. validate-all checks the program and the name always.
+notifying anyone is OCF_ERR_GENERIC with its log's last line; sm-notify missing, or the IP
+without a host name here while there are clients to notify (sm-notify refuses an address it
+cannot name), OCF_ERR_INSTALLED: the group moves to a node that has them. validate-all checks the program and the name always.
 Imports stay lazy: the monitor runs every few seconds.
 """
 from __future__ import annotations

@@ -8,7 +8,8 @@ commands are pure (formats/, converge.py); this module reads the sources and pri
 
 Exit codes (README): 0 when everything described was taken; otherwise the code of the first
 refusal (2 bad input, 4, 5 conflict, ...), and nothing is written (with --skip-conflicts the
-rest is, and the code still says that something was left out). A dry run exits the same way, so that a script can ask first.
+rest is, and the code still says that something was left out). A dry run exits the same way,
+so that a script can ask first.
 """
 from __future__ import annotations
 
