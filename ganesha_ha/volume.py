@@ -195,7 +195,8 @@ class Volume(ExportEdits):
         if id_range is not None:
             id_range = validate_id_range(*id_range)
             if ganesha_mode == SHARED:
-                check_range_free(id_range, others, served, f"this node's {server}")
+                check_range_free(id_range, others, self._served_elsewhere(server, served, id_range),
+                                 f"this node's {server}")
             avoid: Iterable[int] = ()
         else:
             avoid = set(served).union(*(range(lo, hi + 1) for _, (lo, hi) in others))
@@ -224,8 +225,9 @@ class Volume(ExportEdits):
                                     f"volume: {names}; an Export_Id never changes, so the range must hold them")
             ours = {e.export_id for e in state.exports}
             if state.ganesha_mode == SHARED:   # an instance's ids meet no other volume's
-                check_range_free(id_range, ranges(self.mountpoint),
-                                 set(self._served_now(state.server)) - ours, f"this node's {state.server}")
+                served = self._served_elsewhere(state.server, self._served_now(state.server) - ours, id_range,
+                                                {self.registry.abspath(e) for e in state.exports})
+                check_range_free(id_range, ranges(self.mountpoint), served, f"this node's {state.server}")
             tx.state = replace(state, id_range=(lo, hi))
         return tx.base, tx.state
 
@@ -243,11 +245,32 @@ class Volume(ExportEdits):
         """The ids `server` serves on this node now; none when it is not up (nothing to avoid
         now; `export add` and the start check again against what it serves then)."""
         try:
-            backend = self._backend if self._backend is not None and self._backend.name == server \
-                else get_backend(server, self.settings)
-            return backend.served_ids()
+            return self._server_backend(server).served_ids()
         except GaneshaHAError:
             return set()
+
+    def _server_backend(self, server: str) -> Backend:
+        return self._backend if self._backend is not None and self._backend.name == server \
+            else get_backend(server, self.settings)
+
+    def _served_elsewhere(self, server: str, served: set[int], id_range: tuple[int, int],
+                          registered: set[Path] | frozenset[Path] = frozenset()) -> set[int]:
+        """Of `served` (none of the registry's own ids), the ids within `id_range` that the node's
+        server serves for something else: a directory outside this volume, or one the registry
+        has under another id (`registered`: its exports' full paths). An id served for another
+        directory of the volume is no collision: it is what `import ganesha` takes over on the
+        node whose Ganesha config still serves those EXPORT blocks (README, import), and the
+        start finds it live for that same path."""
+        lo, hi = id_range
+        inside = [i for i in served if lo <= i <= hi]
+        if not inside:
+            return set()
+        try:
+            paths = self._server_backend(server).served_paths(inside)
+        except GaneshaHAError:
+            return set(inside)
+        return {i for i in inside if i not in paths or Path(paths[i]) in registered
+                or not Path(paths[i]).is_relative_to(self.mountpoint)}
 
     # ---- queries ----------------------------------------------------------------------------
     def exports_with_status(self) -> tuple[RegistryState, list[tuple[Export, bool | None]]]:

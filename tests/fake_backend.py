@@ -20,7 +20,7 @@ copy in `<state dir>/fake-clients`, so a test sees exactly when a copy is saved 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ganesha_ha.backends import Drift
@@ -147,6 +147,10 @@ class FakeBackend:
     def served_ids(self) -> set[int]:
         self._answer("served_ids")
         return set(self.live)
+
+    def served_paths(self, ids: Iterable[int]) -> dict[int, str]:
+        self._answer("served_paths")
+        return {i: self.live[i][0] for i in ids if i in self.live}
 
     def live_paths(self, ctx: VolumeContext, exports: Sequence[Export]) -> dict[str, bool]:
         self._answer("live_paths")

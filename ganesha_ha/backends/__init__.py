@@ -18,7 +18,7 @@ from ..record import Factory, Record
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
     from contextlib import AbstractContextManager
     from pathlib import Path
     from typing import Protocol
@@ -110,6 +110,12 @@ class Backend(Protocol):
     def served_ids(self) -> set[int]:
         """The Export_Ids the server serves now, for every volume (an allocation must avoid
         them); empty for a server without Export_Ids. ServerUnavailableError when down."""
+        ...
+
+    def served_paths(self, ids: Iterable[int]) -> dict[int, str]:
+        """Export_Id → the full directory the server serves under it now, for those of `ids`
+        that are live (`volume init`/`set-range` let an id served for a directory of the
+        volume itself be: it is what an import takes over). ServerUnavailableError when down."""
         ...
 
     def live_paths(self, ctx: VolumeContext, exports: Sequence[Export]) -> dict[str, bool]:

@@ -43,7 +43,7 @@ Facts this code relies on, measured against Debian's nfs-ganesha 4.3 (/work/note
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..errors import ApplyError, IdCollisionError, ServerUnavailableError
@@ -263,6 +263,9 @@ class GaneshaBackend(LiveChanges, NodeServer):
 
     def served_ids(self) -> set[int]:
         return set(self.show_exports())
+
+    def served_paths(self, ids: Iterable[int]) -> dict[int, str]:
+        return {i: got.path for i, got in self._live(list(ids)).items()}
 
     def display(self, export_id: int) -> LiveExport | None:
         """One live export as Ganesha holds it (DisplayExport); None when the id is not live."""

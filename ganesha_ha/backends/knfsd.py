@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from ..errors import ApplyError, IdCollisionError, NotInstalledError, ServerUnavailableError, ValidationError
@@ -235,6 +235,9 @@ class KnfsdBackend(NodeServer):
     def served_ids(self) -> set[int]:
         """knfsd has no Export_Ids: exports are known by directory and fsid."""
         return set()
+
+    def served_paths(self, ids: Iterable[int]) -> dict[int, str]:
+        return {}
 
     def path_states(self, ctx: VolumeContext, exports: Sequence[Export],
                     entries: list[EtabEntry] | None = None) -> dict[str, PathState]:

@@ -136,13 +136,16 @@ def test_status_counts_the_ids_left_and_set_range_moves_the_range(ganesha, vol):
     doc = json.loads(registry(vol))
     assert doc["retired"]["export_ids"] == [[6000, 6000]], "retired ids stay retired outside the range too"
     assert ganesha.show_exports()[6001] == str(vol / "b"), "the live export untouched"
-    # the volume's range must not take ids served for something else
+    # the volume's range must not take ids served for something else: a directory outside the volume, or
+    # one the registry has under another id (one served for another directory of it is an import's: test_import_ganesha)
     block = vol.parent / "hand.conf"
-    block.write_text(f'EXPORT {{ Export_Id = 6200; Path = "{vol / "c"}"; Pseudo = "/hand"; Protocols = 4; '
-                     'FSAL { Name = VFS; } CLIENT { Clients = 127.0.0.1; Access_Type = RO; } }\n')
-    ganesha.export_mgr("AddExport", str(block), "EXPORT(Export_Id=6200)")
-    one_line(ganesha.cli("volume", "set-range", str(vol), "6001-6300"), 5, "holds 6200, served now by this node's ganesha")
-    ganesha.remove_export(6200)
+    for where in (vol.parent, vol / "b"):
+        block.write_text(f'EXPORT {{ Export_Id = 6200; Path = "{where}"; Pseudo = "/hand"; Protocols = 4; '
+                         'FSAL { Name = VFS; } CLIENT { Clients = 127.0.0.1; Access_Type = RO; } }\n')
+        ganesha.export_mgr("AddExport", str(block), "EXPORT(Export_Id=6200)")
+        one_line(ganesha.cli("volume", "set-range", str(vol), "6001-6300"), 5,
+                 "holds 6200, served now by this node's ganesha")
+        ganesha.remove_export(6200)
 
 
 def test_init_refuses_a_range_of_a_volume_mounted_here_or_served_here(ganesha, vol, tmp_path):
@@ -150,9 +153,9 @@ def test_init_refuses_a_range_of_a_volume_mounted_here_or_served_here(ganesha, v
         proc = ganesha.cli("volume", "init", str(second), "--server", "ganesha", "--id-range", "6005-6500")
         one_line(proc, 5, "range 6005-6500 overlaps 6000-6009", f"the volume {vol} mounted on this node")
         assert not (second / ".ganesha-ha" / "registry.json").exists()
-        (second / "x").mkdir()
+        (tmp_path / "x").mkdir()             # outside the volume: not an export an import would take over
         block = tmp_path / "hand.conf"
-        block.write_text(f'EXPORT {{ Export_Id = 6600; Path = "{second / "x"}"; Pseudo = "/hand"; Protocols = 4; '
+        block.write_text(f'EXPORT {{ Export_Id = 6600; Path = "{tmp_path / "x"}"; Pseudo = "/hand"; Protocols = 4; '
                          'FSAL { Name = VFS; } CLIENT { Clients = 127.0.0.1; Access_Type = RO; } }\n')
         ganesha.export_mgr("AddExport", str(block), "EXPORT(Export_Id=6600)")
         proc = ganesha.cli("volume", "init", str(second), "--server", "ganesha", "--id-range", "6500-6699")

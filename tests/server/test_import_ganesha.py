@@ -110,3 +110,42 @@ def test_imported_ganesha_exports_grant_what_the_blocks_granted(tmp_path, tmpfs_
         after.cli("volume", "stop", str(vol), check=True)
     finally:
         after.stop()
+
+
+def test_the_import_works_on_the_node_whose_ganesha_serves_the_blocks(tmp_path, tmpfs_volume):
+    """README's procedure where it is natural: `volume init --id-range` and `set-range` on the
+    node whose Ganesha still serves the EXPORT blocks being imported. Ids served for the
+    volume's own directories are what the import takes over, not a collision; an id served for
+    a directory outside the volume still is. The blocks removed, the volume's start serves them."""
+    vol = tmpfs_volume
+    for name in ("a", "b", "c"):
+        (vol / name).mkdir(mode=0o777)
+    other = tmp_path / "other"
+    other.mkdir()
+    conf = tmp_path / "ganesha.conf"
+    conf.write_text(CONF.format(vol=vol))
+    foreign = f'EXPORT {{ Export_Id = 20; Path = "{other}"; Pseudo = /other; FSAL {{ Name = VFS; }} }}\n'
+
+    lab = GaneshaLab(tmp_path / "node")
+    lab.daemon.extra_config = conf.read_text() + foreign
+    lab.start()
+    try:
+        assert {11, 12, 13, 20} <= set(lab.show_exports())
+        refused = lab.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "1-99")
+        assert refused.returncode == 5 and "holds 20, served now" in refused.stderr, refused.stderr
+        lab.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "10-19", check=True)
+        refused = lab.cli("volume", "set-range", str(vol), "10-29")
+        assert refused.returncode == 5 and "holds 20, served now" in refused.stderr, refused.stderr
+        lab.cli("volume", "set-range", str(vol), "1-19", check=True)
+        lab.cli("import", "ganesha", str(vol), "--file", str(conf), "--apply", check=True)
+
+        lab.daemon.extra_config = foreign          # the imported blocks removed from ganesha.conf
+        lab.restart()
+        assert not {11, 12, 13} & set(lab.show_exports())
+        lab.cli("volume", "start", str(vol), check=True)
+        served = lab.show_exports()
+        assert {k: served.get(k) for k in (11, 12, 13, 20)} == {11: f"{vol}/a", 12: f"{vol}/b", 13: f"{vol}/c",
+                                                                  20: str(other)}
+        lab.cli("volume", "stop", str(vol), check=True)
+    finally:
+        lab.stop()
