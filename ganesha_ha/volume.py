@@ -325,7 +325,8 @@ class Volume(ExportEdits):
                     drift = tx.backend.drift(tx.ctx, tx.state.exports)
                     tx.reapply(drift.missing + drift.changed)
                 tx.restore = tx.activate = tx.isolate = True
-                risks = tx.backend.handle_risks(tx.state.exports)
+                risks = (tx.backend.handle_risks(tx.state.exports)
+                         + tx.backend.node_config_warnings(tx.ctx, tx.state.exports))
         except GaneshaHAError:
             if launched is not None and not self.is_active():
                 backend, ctx = launched

@@ -122,6 +122,9 @@ class FakeBackend:
     def check_node(self) -> list[str]:
         return []
 
+    def node_config_warnings(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
+        return []
+
     def is_running(self) -> bool:
         return self.running
 

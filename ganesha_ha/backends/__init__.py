@@ -75,6 +75,12 @@ class Backend(Protocol):
         recovery backend, NFSv4 server scope); return warnings for what cannot be known."""
         ...
 
+    def node_config_warnings(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
+        """Warnings for the node's own server config serving the volume's exports outside
+        ganesha-ha (Ganesha: EXPORT blocks of ganesha.conf), which would serve them again at
+        the server's next start after the volume moved away; [] when nothing is known."""
+        ...
+
     def is_running(self) -> bool:
         """True when the server is up and controllable on this node right now."""
         ...

@@ -54,6 +54,7 @@ class NodeConfig(Record, frozen=True):
     enable_nlm: bool = True
     grace_period: int = 90
     lease_lifetime: int = 60
+    exports: tuple[tuple[int | None, str], ...] = ()   # its EXPORT blocks: (Export_Id, Path)
 
     def scope(self, hostname: str) -> str:
         """The server scope this Ganesha presents (without the trailing NUL it sends on the
@@ -75,6 +76,24 @@ class NodeConfig(Record, frozen=True):
         return self.lease_lifetime // 2 if self.lease_lifetime < 2 * REAPER_DELAY else REAPER_DELAY
 
 
+def exports_of(conf: NodeConfig, mountpoint: str, export_ids: set[int]) -> list[str]:
+    """Warnings for the EXPORT blocks of `conf` (this node's Ganesha config) that serve a
+    directory of the volume at `mountpoint` or take one of its `export_ids`: the agent makes
+    them live from the registry, but this node's Ganesha serves the blocks again at its next
+    start, also after the volume moved away (README, import: remove the imported blocks).
+    Pure."""
+    top = mountpoint.rstrip("/") + "/"
+    hits = [(i, p) for i, p in conf.exports
+            if p == mountpoint or p.startswith(top) or (i is not None and i in export_ids)]
+    if not hits:
+        return []
+    shown = ", ".join(f"Export_Id {i} ({p})" for i, p in hits[:5]) + (
+        f" and {len(hits) - 5} more" if len(hits) > 5 else "")
+    return [f"remove the EXPORT block(s) of {shown} from {conf.path} on every node: they serve the volume "
+            f"{mountpoint} (or its Export_Ids) outside ganesha-ha, so this node's Ganesha serves them again at "
+            "its next start, also after the volume moved away"]
+
+
 def _bool(value: str) -> bool | None:
     v = value.lower()
     if v in ("true", "yes", "on", "1"):
@@ -93,6 +112,7 @@ def parse_node_config(text: str, path: str = "ganesha.conf") -> NodeConfig:
 
     blocks = parse_config("\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("%")))
     out: dict[str, object] = {}
+    exports: list[tuple[int | None, str]] = []
 
     def first(block, key: str) -> str | None:
         v = block.get(key)
@@ -116,7 +136,10 @@ def parse_node_config(text: str, path: str = "ganesha.conf") -> NodeConfig:
             v = first(b, "Enable_NLM")
             if v and _bool(v) is not None:
                 out["enable_nlm"] = _bool(v)
-    return NodeConfig(path=path, **out)  # type: ignore[arg-type]
+        elif name == "export":
+            export_id = first(b, "Export_Id")
+            exports.append((int(export_id) if export_id and export_id.isdigit() else None, first(b, "Path") or ""))
+    return NodeConfig(path=path, exports=tuple(exports), **out)  # type: ignore[arg-type]
 
 
 def expand_includes(path: Path, depth: int = 0) -> str:

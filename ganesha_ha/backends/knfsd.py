@@ -236,6 +236,9 @@ class KnfsdBackend(NodeServer):
         """knfsd has no Export_Ids: exports are known by directory and fsid."""
         return set()
 
+    def node_config_warnings(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
+        return []   # /etc/exports is not compared here
+
     def served_paths(self, ids: Iterable[int]) -> dict[int, str]:
         return {}
 

@@ -149,3 +149,36 @@ def test_the_import_works_on_the_node_whose_ganesha_serves_the_blocks(tmp_path, 
         lab.cli("volume", "stop", str(vol), check=True)
     finally:
         lab.stop()
+
+
+def test_a_start_names_the_blocks_the_nodes_ganesha_config_still_serves(tmp_path, tmpfs_volume):
+    """The volume's start adopts the exports the node's own ganesha.conf still serves (same
+    Export_Id, same path: nothing to change), but says which EXPORT blocks to remove from which
+    file: left there, this node's Ganesha serves them again at its next start, also after the
+    volume moved away. Once they are removed, the start says nothing of them."""
+    vol = tmpfs_volume
+    for name in ("a", "b", "c"):
+        (vol / name).mkdir(mode=0o777)
+    conf = tmp_path / "ganesha.conf"
+    conf.write_text(CONF.format(vol=vol))
+    lab = GaneshaLab(tmp_path / "node")
+    lab.daemon.extra_config = conf.read_text()
+    lab.start()
+    try:
+        lab.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "10-19", check=True)
+        lab.cli("import", "ganesha", str(vol), "--file", str(conf), "--apply", check=True)
+        started = lab.cli("volume", "start", str(vol), check=True)
+        assert (f"WARNING: remove the EXPORT block(s) of Export_Id 11 ({vol}/a), Export_Id 12 ({vol}/b), "
+                f"Export_Id 13 ({vol}/c) from {lab.daemon.config_path} on every node") in started.stderr, \
+            started.stderr
+        served = lab.show_exports()
+        assert {k: served.get(k) for k in (11, 12, 13)} == {11: f"{vol}/a", 12: f"{vol}/b", 13: f"{vol}/c"}
+        lab.cli("volume", "stop", str(vol), check=True)
+
+        lab.daemon.extra_config = ""
+        lab.restart()
+        started = lab.cli("volume", "start", str(vol), check=True)
+        assert "EXPORT block" not in started.stderr, started.stderr
+        lab.cli("volume", "stop", str(vol), check=True)
+    finally:
+        lab.stop()

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from ganesha_ha import node_attrs
-from ganesha_ha.backends.ganesha_node import expand_includes, load_node_config, parse_node_config
+from ganesha_ha.backends.ganesha_node import exports_of, expand_includes, load_node_config, parse_node_config
 
 DEBIAN_DEFAULT = """
 ###################################################
@@ -177,3 +177,15 @@ def test_an_attrd_updater_that_hangs_is_killed_and_counts_as_no_answer(tmp_path,
     script.chmod(0o755)
     monkeypatch.setattr(node_attrs, "ATTRD_UPDATER", str(script))
     assert node_attrs.publish_and_read("s", "mine", timeout=0.2) == (False, None)
+
+
+def test_export_blocks_of_the_volume_in_the_node_config_are_named():
+    conf = parse_node_config('EXPORT { Export_Id = 77; Path = "/srv/vol/g2"; Pseudo = /g2; FSAL { Name = VFS; } }\n'
+                             'export { export_id = 5; path = /srv/volume2; }\n'          # a sibling, not inside
+                             'EXPORT { Export_Id = 6001; Path = /elsewhere; }\n'          # one of the volume's ids
+                             'EXPORT { Export_Id = 8; Path = /srv/vol; }\n', "/etc/ganesha/ganesha.conf")
+    assert conf.exports == ((77, "/srv/vol/g2"), (5, "/srv/volume2"), (6001, "/elsewhere"), (8, "/srv/vol"))
+    [warning] = exports_of(conf, "/srv/vol", {6001})
+    assert warning.startswith("remove the EXPORT block(s) of Export_Id 77 (/srv/vol/g2), Export_Id 6001 "
+                              "(/elsewhere), Export_Id 8 (/srv/vol) from /etc/ganesha/ganesha.conf on every node")
+    assert exports_of(conf, "/srv/other", {1}) == []
