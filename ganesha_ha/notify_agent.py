@@ -133,11 +133,40 @@ class NotifyAgent:
         from .recovery.notify import notify
 
         self._require_volume()
+        unsaved = self._unsaved_ip()
+        if unsaved:
+            self.log.warning(unsaved)
         res = notify(self.store, self.ctx, self.sm_notify, retry_minutes=int(self.settings.nsm["retry_minutes"]),
                      wait=float(self.settings.nsm["notify_wait"]))
         self._set_mark(res.summary())
         (self.log.info if not res.pending else self.log.warning)(f"{self.ip}: {res.summary()}")
         return ocf.OCF_SUCCESS
+
+    def _unsaved_ip(self) -> str | None:
+        """Why the volume's exports resource, active on this node, saves no NLM client of this
+        IP (its start's node-local mark, nodestate.py, holds its `ip`): without `ip=` it saves
+        none (recovery/nsm.py), with another IP those of that one. Then this resource never
+        has anyone to notify, silently, and NFSv3 clients lose their locks at every move (a
+        warning, not an error: the start itself cannot fail for it). None when it is this IP,
+        or when the volume is not active here (nothing to compare with)."""
+        import ipaddress
+        from pathlib import Path
+
+        from .nodestate import NodeState
+
+        record = NodeState(Path(self.settings.node["runtime_dir"]), Path(self.volume)).active_record()
+        if record is None:
+            return None
+        theirs = str(record.get("ip") or "")
+        try:
+            if theirs and str(ipaddress.ip_address(theirs)) == self.ip:
+                return None
+        except ValueError:
+            pass
+        now = f"has ip={theirs}, so it saves the NLM clients of {theirs}" if theirs else \
+            "has no ip=, so it saves no NLM client"
+        return (f"set ip={self.ip} on the exports resource of volume {self.volume}: it {now}, and this notify "
+                f"resource never notifies anyone: NFSv3 clients of {self.ip} lose their locks at every move")
 
     def _require_volume(self) -> None:
         """NotInitialisedError (OCF_ERR_CONFIGURED) unless `volume` holds ganesha-ha's state

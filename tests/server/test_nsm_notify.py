@@ -226,3 +226,30 @@ def test_an_sm_notify_that_exits_without_notifying_anyone_fails_the_start(server
     assert "ocf-exit-reason:sm-notify exited (0) without notifying anyone: " in res.stderr, res.stderr
     assert "keeps trying" not in res.stderr
     assert agent(server, "monitor", config, volume).returncode == 7
+
+
+def test_a_start_warns_when_the_exports_resource_saves_no_client_of_its_ip(server: NlmServer, tmp_path: Path) -> None:
+    """Found by a try-out: an exports resource without ip= saves no NLM client (recovery/nsm.py),
+    so its notify resource never notified anyone, silently. The exports resource's start leaves
+    its `ip` in the volume's node-local active mark (nodestate.py), which the notify start reads."""
+    from ganesha_ha.nodestate import NodeState
+
+    volume = tmp_path / "vol"
+    (volume / ".ganesha-ha").mkdir(parents=True)
+    runtime = tmp_path / "run"
+    config = tmp_path / "ganesha-ha.conf"
+    config.write_text(f"[node]\nruntime_dir = {runtime}\n[nsm]\nstatd_dir = {tmp_path / 'statd'}\n")
+    mark = NodeState(runtime, volume)
+    for ip, said in (("", "has no ip=, so it saves no NLM client"),
+                     ("10.214.90.77", "has ip=10.214.90.77, so it saves the NLM clients of 10.214.90.77"),
+                     (server.fip, None)):
+        mark.set_active({"mountpoint": str(volume), "server": "ganesha", "ip": ip, "exports": []})
+        started = agent(server, "start", config, volume)
+        assert started.returncode == 0, started.stderr
+        warning = f"set ip={server.fip} on the exports resource of volume {volume}: it {said}"
+        assert (warning in started.stderr) if said else ("set ip=" not in started.stderr), started.stderr
+        assert agent(server, "stop", config, volume).returncode == 0
+    mark.clear_active()                      # the exports resource not active here: nothing to compare with
+    started = agent(server, "start", config, volume)
+    assert started.returncode == 0 and "set ip=" not in started.stderr, started.stderr
+    assert agent(server, "stop", config, volume).returncode == 0
