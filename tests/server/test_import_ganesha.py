@@ -66,17 +66,28 @@ def probe(lab: GaneshaLab, vol) -> dict[str, tuple[str, int | None]]:
     return out
 
 
-def test_imported_ganesha_exports_grant_what_the_blocks_granted(tmp_path, tmpfs_volume):
-    vol = tmpfs_volume
+def blocks(tmp_path, vol):
+    """The volume's directories a, b, c (writable by everyone) and the ganesha.conf of CONF for them."""
     for name in ("a", "b", "c"):
         (vol / name).mkdir(mode=0o777)
         os.chmod(vol / name, 0o777)
     conf = tmp_path / "ganesha.conf"
     conf.write_text(CONF.format(vol=vol))
+    return conf
 
-    before = GaneshaLab(tmp_path / "before")
-    before.daemon.extra_config = conf.read_text()
-    before.start()
+
+def serving(workdir, config: str) -> GaneshaLab:
+    """A started GaneshaLab whose ganesha.conf has `config` appended (the node's own EXPORT blocks)."""
+    lab = GaneshaLab(workdir)
+    lab.daemon.extra_config = config
+    return lab.start()
+
+
+def test_imported_ganesha_exports_grant_what_the_blocks_granted(tmp_path, tmpfs_volume):
+    vol = tmpfs_volume
+    conf = blocks(tmp_path, vol)
+
+    before = serving(tmp_path / "before", conf.read_text())
     try:
         served = before.show_exports()
         assert {k: served.get(k) for k in (11, 12, 13)} == {11: f"{vol}/a", 12: f"{vol}/b", 13: f"{vol}/c"}
@@ -118,17 +129,12 @@ def test_the_import_works_on_the_node_whose_ganesha_serves_the_blocks(tmp_path, 
     volume's own directories are what the import takes over, not a collision; an id served for
     a directory outside the volume still is. The blocks removed, the volume's start serves them."""
     vol = tmpfs_volume
-    for name in ("a", "b", "c"):
-        (vol / name).mkdir(mode=0o777)
+    conf = blocks(tmp_path, vol)
     other = tmp_path / "other"
     other.mkdir()
-    conf = tmp_path / "ganesha.conf"
-    conf.write_text(CONF.format(vol=vol))
     foreign = f'EXPORT {{ Export_Id = 20; Path = "{other}"; Pseudo = /other; FSAL {{ Name = VFS; }} }}\n'
 
-    lab = GaneshaLab(tmp_path / "node")
-    lab.daemon.extra_config = conf.read_text() + foreign
-    lab.start()
+    lab = serving(tmp_path / "node", conf.read_text() + foreign)
     try:
         assert {11, 12, 13, 20} <= set(lab.show_exports())
         refused = lab.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "1-99")
@@ -157,13 +163,8 @@ def test_a_start_names_the_blocks_the_nodes_ganesha_config_still_serves(tmp_path
     file: left there, this node's Ganesha serves them again at its next start, also after the
     volume moved away. Once they are removed, the start says nothing of them."""
     vol = tmpfs_volume
-    for name in ("a", "b", "c"):
-        (vol / name).mkdir(mode=0o777)
-    conf = tmp_path / "ganesha.conf"
-    conf.write_text(CONF.format(vol=vol))
-    lab = GaneshaLab(tmp_path / "node")
-    lab.daemon.extra_config = conf.read_text()
-    lab.start()
+    conf = blocks(tmp_path, vol)
+    lab = serving(tmp_path / "node", conf.read_text())
     try:
         lab.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "10-19", check=True)
         lab.cli("import", "ganesha", str(vol), "--file", str(conf), "--apply", check=True)
