@@ -15,7 +15,7 @@ Client-recovery state is saved to the volume only by a node that has restored it
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,10 +25,10 @@ from .context import VolumeContext
 from .errors import ApplyError, GaneshaHAError, ServerUnavailableError, ValidationError
 from .export_edits import ExportEdits
 from .fsutil import require_mountpoint
-from .model import Export, validate_id_range
+from .model import Export
 from .nodestate import NodeState
 from .record import Factory, Record, replace
-from .registry import SCHEMA_VERSION, Registry, RegistryState, check_range_free, export_from_dict
+from .registry import SCHEMA_VERSION, Registry, RegistryState, export_from_dict
 from .servers import INSTANCE, SHARED
 from .settings import Settings
 
@@ -178,58 +178,17 @@ class Volume(ExportEdits):
     # ---- volume lifecycle ---------------------------------------------------------------
     def init(self, server: str, id_range: tuple[int, int] | None = None,
              ganesha_mode: str = SHARED, instance: dict[str, int] | None = None) -> RegistryState:
-        """Create the volume's registry. Shared mode: a range given must not overlap the range
-        of another shared volume mounted on this node, nor hold an id this node's server
-        serves now; a random one avoids both (ConflictError, exit 5). Instance mode
-        (`ganesha_mode`, servers.MODES): the volume's own server serves nothing else, so a
-        range given is taken as it is (a random one still avoids the others', which keeps a
-        later move to the shared mode open). `instance`: the instance's Grace_Period and
-        Lease_Lifetime the volume sets ({"grace_period": S, "lease_lifetime": S}, each optional).
-        ValidationError for a mode the server cannot run, or such times in shared mode."""
-        from .neighbours import ranges
-        from .servers import check_mode
+        """Create the volume's registry (volume_setup.init: the range rules, errors)."""
+        from .volume_setup import init
 
-        check_mode(server, ganesha_mode)
-        others = ranges(self.mountpoint)
-        served = self._served_now(server) if ganesha_mode == SHARED else set()
-        if id_range is not None:
-            id_range = validate_id_range(*id_range)
-            if ganesha_mode == SHARED:
-                check_range_free(id_range, others, self._served_elsewhere(server, served, id_range),
-                                 f"this node's {server}")
-            avoid: Iterable[int] = ()
-        else:
-            avoid = set(served).union(*(range(lo, hi + 1) for _, (lo, hi) in others))
-        return self.registry.init(server, id_range, self.settings.registry["id_block"], avoid, ganesha_mode,
-                                  instance)
+        return init(self, server, id_range, ganesha_mode, instance)
 
     def set_range(self, id_range: tuple[int, int]) -> tuple[RegistryState, RegistryState]:
-        """Move or widen the volume's Export_Id range; returns the registry before and after.
+        """Move or widen the volume's Export_Id range (volume_setup.set_range); returns the
+        registry before and after."""
+        from .volume_setup import set_range
 
-        Refused (ConflictError, exit 5) when an export's Export_Id would fall outside the new
-        range (ids never change: that export's clients would get stale handles), or when it
-        overlaps as at `init`. Retired ids stay retired, inside the range or not: they cost a
-        pair of numbers, and should the range come back over them they must still not be
-        handed out. A registry change only: nothing changes on the server.
-        """
-        from .errors import ConflictError
-        from .neighbours import ranges
-
-        lo, hi = validate_id_range(*id_range)
-        with self.transaction(live=False) as tx:
-            state = tx.state
-            outside = [e for e in state.exports if not lo <= e.export_id <= hi]
-            if outside:
-                names = ", ".join(f"{self.registry.abspath(e)} ({e.export_id})" for e in outside[:3])
-                raise ConflictError(f"Export_Id range {lo}-{hi} leaves out {len(outside)} export(s) of this "
-                                    f"volume: {names}; an Export_Id never changes, so the range must hold them")
-            ours = {e.export_id for e in state.exports}
-            if state.ganesha_mode == SHARED:   # an instance's ids meet no other volume's
-                served = self._served_elsewhere(state.server, self._served_now(state.server) - ours, id_range,
-                                                {self.registry.abspath(e) for e in state.exports})
-                check_range_free(id_range, ranges(self.mountpoint), served, f"this node's {state.server}")
-            tx.state = replace(state, id_range=(lo, hi))
-        return tx.base, tx.state
+        return set_range(self, id_range)
 
     def set_times(self, times: dict[str, int]) -> tuple[RegistryState, RegistryState]:
         """Set the Grace_Period/Lease_Lifetime the volume gives its own instance ({"grace_period":
@@ -241,36 +200,10 @@ class Volume(ExportEdits):
             tx.state = replace(tx.state, **times)
         return tx.base, tx.state
 
-    def _served_now(self, server: str) -> set[int]:
-        """The ids `server` serves on this node now; none when it is not up (nothing to avoid
-        now; `export add` and the start check again against what it serves then)."""
-        try:
-            return self._server_backend(server).served_ids()
-        except GaneshaHAError:
-            return set()
-
-    def _server_backend(self, server: str) -> Backend:
+    def server_backend(self, server: str) -> Backend:
+        """The backend of `server` on this node (the volume's own when it is that server's)."""
         return self._backend if self._backend is not None and self._backend.name == server \
             else get_backend(server, self.settings)
-
-    def _served_elsewhere(self, server: str, served: set[int], id_range: tuple[int, int],
-                          registered: set[Path] | frozenset[Path] = frozenset()) -> set[int]:
-        """Of `served` (none of the registry's own ids), the ids within `id_range` that the node's
-        server serves for something else: a directory outside this volume, or one the registry
-        has under another id (`registered`: its exports' full paths). An id served for another
-        directory of the volume is no collision: it is what `import ganesha` takes over on the
-        node whose Ganesha config still serves those EXPORT blocks (README, import), and the
-        start finds it live for that same path."""
-        lo, hi = id_range
-        inside = [i for i in served if lo <= i <= hi]
-        if not inside:
-            return set()
-        try:
-            paths = self._server_backend(server).served_paths(inside)
-        except GaneshaHAError:
-            return set(inside)
-        return {i for i in inside if i not in paths or Path(paths[i]) in registered
-                or not Path(paths[i]).is_relative_to(self.mountpoint)}
 
     # ---- queries ----------------------------------------------------------------------------
     def exports_with_status(self) -> tuple[RegistryState, list[tuple[Export, bool | None]]]:

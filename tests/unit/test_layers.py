@@ -15,8 +15,8 @@ Layers, bottom to top (a module may import its own layer and the ones below it):
     formats                                 facts nodes publish for each other (attrd), a
                                             registry brought to a description, the forms exports
                                             are described in (exports(5), EXPORT blocks, the CIB)
-    volume export_edits transaction execute the one place that combines them, and the
-                                            executor of its plan steps
+    volume volume_setup export_edits        the one place that combines them (volume_setup: init
+    transaction execute                     and set-range), and the executor of its plan steps
     cli cli_args agent agent_classic        entry points (cli_args: the command line's grammar;
     notify_agent install transfer           transfer: import, export apply/dump; agent_classic:
                                             the agent's exportfs drop-in mode)
@@ -43,7 +43,7 @@ LAYERS: tuple[frozenset[str], ...] = (
                "fsutil", "settings", "ocf", "description"}),
     frozenset({"registry", "registry_migrations", "backends", "recovery", "nodestate", "neighbours", "node_attrs",
                "converge", "formats"}),
-    frozenset({"volume", "export_edits", "transaction", "execute"}),
+    frozenset({"volume", "volume_setup", "export_edits", "transaction", "execute"}),
     frozenset({"cli", "cli_args", "agent", "agent_classic", "notify_agent", "install", "transfer"}),
     frozenset({"lab"}),
     frozenset({"__main__"}),  # the console script: `lab` to the lab, the rest to cli
