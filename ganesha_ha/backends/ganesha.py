@@ -43,6 +43,7 @@ Facts this code relies on, measured against Debian's nfs-ganesha 4.3 (/work/note
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -95,6 +96,7 @@ class GaneshaBackend(LiveChanges, NodeServer):
         self.resolve = Resolver(min(2.0, self.bus.timeout / 4))   # renewed by each drift and apply
         self._plugins_setting = (g.get("plugins_dir") or "", g.get("ganesha_config") or "")
         self._plugins_dir: Path | None = None
+        self._node_conf: tuple[tuple[int, int] | None, tuple[Any, str | None]] | None = None
         self._actions = 0                         # depth of `action()` blocks
         self._view: dict[int, str] | None = None  # ShowExports within them, kept up to date
         self._seen: dict[int, LiveExport | None] = {}   # DisplayExports within them, until a change
@@ -171,6 +173,23 @@ class GaneshaBackend(LiveChanges, NodeServer):
                     "(NFS4ERR_STALE) on a node where the volume's device has another minor number"]
         return []
 
+    def node_config(self) -> tuple[Any, str | None]:
+        """ganesha_node.load_node_config of `[ganesha] ganesha_config`: (NodeConfig, None) or
+        (None, why). A start needs it twice (check_node, node_config_warnings), so it is read
+        and parsed once per backend while the file's mtime and size stay (a file it
+        `%include`s edited alone is seen by the next process)."""
+        from .ganesha_node import load_node_config
+
+        path = self._plugins_setting[1]
+        try:
+            st = os.stat(path)
+            key: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = None
+        if self._node_conf is None or key is None or self._node_conf[0] != key:
+            self._node_conf = (key, load_node_config(path))
+        return self._node_conf[1]
+
     def check_node(self) -> list[str]:
         """This node's Ganesha as a take-over needs it (ganesha_node.py), from its config file
         (`[ganesha] ganesha_config`): ValidationError for a recovery backend that cannot take
@@ -180,10 +199,9 @@ class GaneshaBackend(LiveChanges, NodeServer):
         node's scope yet) and for Enable_NLM, which keeps every take-over grace at its full
         length."""
         from ..errors import ValidationError
-        from .ganesha_node import load_node_config
 
         path = self._plugins_setting[1]
-        conf, why = load_node_config(path) if path else (None, "[ganesha] ganesha_config is empty")
+        conf, why = self.node_config() if path else (None, "[ganesha] ganesha_config is empty")
         if conf is None:
             return [f"cannot read this node's Ganesha config ({why}): its recovery backend and NFSv4 server "
                     "scope are not checked"]
@@ -201,10 +219,10 @@ class GaneshaBackend(LiveChanges, NodeServer):
         """This node's Ganesha config (`[ganesha] ganesha_config`, `%include`s followed) serving
         the volume's directories or Export_Ids in EXPORT blocks of its own (ganesha_node.exports_of);
         nothing when it cannot be read (check_node says so)."""
-        from .ganesha_node import exports_of, load_node_config
+        from .ganesha_node import exports_of
 
         path = self._plugins_setting[1]
-        conf = load_node_config(path)[0] if path else None
+        conf = self.node_config()[0] if path else None
         return exports_of(conf, str(ctx.mountpoint), {e.export_id for e in exports}) if conf else []
 
     def _check_scope(self, conf) -> list[str]:
