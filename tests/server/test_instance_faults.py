@@ -21,6 +21,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -302,6 +303,24 @@ def test_a_wedged_instance_is_killed_promptly(setup):
     assert monitor_s < 5 and stop_s < 5      # before: the stop took 16 s of Pacemaker's default 20
 
 
+def all_threads_stopped(pid: int, within: float = 5.0) -> None:
+    """Wait until every thread of `pid` is in the stopped state (T): a group stop reaches the
+    threads one by one, and a D-Bus thread not stopped yet would still answer a call."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        states = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/stat", "rb") as fh:
+                    states.append(fh.read().rpartition(b")")[2].split()[0])
+            except OSError:
+                continue
+        if states and all(st in (b"T", b"t") for st in states):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"pid {pid}: not every thread stopped within {within} s")
+
+
 def test_a_dbus_timeout_names_the_instance_and_its_pid(setup):
     """The D-Bus timeout of an instance that does not answer (and is not stopped: here the
     bus times it out as it would a deadlocked one) names the volume's instance and its PID,
@@ -313,6 +332,7 @@ def test_a_dbus_timeout_names_the_instance_and_its_pid(setup):
     answer(node.agent("start", config, vol, IP1), 0)
     [pid] = ganesha_pids(node.work)
     os.kill(pid, signal.SIGSTOP)
+    all_threads_stopped(pid)   # kill() returns before every thread has stopped: one could still answer
     with node.entered():
         v = Volume(vol, load_settings(config), ip=IP1)
         backend = v.backend(v.load())
