@@ -128,7 +128,9 @@ def test_a_secret_is_never_shown(secret):
         return [str(fsal), repr(fsal), str(fsal.to_dict(redact=True)), str(Fsal("NULL", (), fsal)),
                 repr(export_with(fsal)), str(export_with(fsal).to_dict(redact=True))]
 
-    assume(not any(secret in s for s in shown(Fsal("CEPH", (("user_id", "admin"),)))))
+    # The secret may only be text the display shows anyway (the key's name: "secret" is in
+    # "secret_access_key"); the baseline carries the same key with a one-letter value.
+    assume(not any(secret in s for s in shown(Fsal("CEPH", (("user_id", "admin"), ("secret_access_key", "x"))))))
     fsal = Fsal("CEPH", (("user_id", "admin"), ("secret_access_key", secret)))
     assert not any(secret in s for s in shown(fsal)) and REDACTED in str(fsal)
     assert fsal.to_dict()["options"][1] == ["secret_access_key", secret]
