@@ -26,6 +26,9 @@ _NS_ENTERED = False
 # tests that pass alone.
 settings.register_profile("shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("shared-machine")
+# `pytest --hypothesis-profile sweep` draws 50x the examples (and ignores the example database):
+# run it before a release to find the rare draws a CI run would otherwise meet first.
+settings.register_profile("sweep", parent=settings.get_profile("shared-machine"), max_examples=5000, database=None)
 
 
 def pytest_addoption(parser):
