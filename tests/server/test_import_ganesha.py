@@ -180,6 +180,8 @@ def test_a_start_names_the_blocks_the_nodes_ganesha_config_still_serves(tmp_path
         assert (f"WARNING: remove the EXPORT block(s) of Export_Id 11 ({vol}/a) at {where[11]}, "
                 f"Export_Id 12 ({vol}/b) at {where[12]}, Export_Id 13 ({vol}/c) at {where[13]} from the Ganesha "
                 "config of every node") in started.stderr, started.stderr
+        status = lab.cli("volume", "status", str(vol), check=True)   # said by `volume status` too
+        assert f"Export_Id 11 ({vol}/a) at {where[11]}" in status.stderr, status.stderr
         served = lab.show_exports()
         assert {k: served.get(k) for k in (11, 12, 13)} == {11: f"{vol}/a", 12: f"{vol}/b", 13: f"{vol}/c"}
         lab.cli("volume", "stop", str(vol), check=True)
