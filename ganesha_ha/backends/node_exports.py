@@ -117,8 +117,8 @@ def exports5_warning(hits: Sequence[NodeExport], mountpoint: str) -> list[str]:
 
 def exports5_entries(sources: Sequence[tuple[str, bytes]]) -> tuple[list[NodeExport], list[str]]:
     """The exports of exports(5) files [(name, bytes)], one per line (its clients together),
-    and a problem for each file exportfs would not read to its end (its syntax error: the
-    lines of that file are not compared)."""
+    and a problem for each file exportfs would not read to its end: its syntax error. Like
+    exportfs (getexportent returns no more entries), the lines before the bad one count."""
     from ..formats.exports5 import ExportsSyntaxError, parse
     from .knfsd_table import normalize_fsid
 
@@ -128,8 +128,9 @@ def exports5_entries(sources: Sequence[tuple[str, bytes]]) -> tuple[list[NodeExp
         try:
             entries = parse(data)
         except ExportsSyntaxError as exc:
-            problems.append(f"{name} line {exc.line}: {exc.detail} (exportfs stops reading there; not compared)")
-            continue
+            problems.append(f"{name} line {exc.line}: {exc.detail} (exportfs stops reading this file there; "
+                            "the lines after it are not compared)")
+            entries = parse(b"\n".join(data.split(b"\n")[:exc.line - 1]))   # the entries before it parsed
         lines: dict[tuple[int, str], list] = {}
         for entry in entries:
             lines.setdefault((entry.line, entry.path), []).append(entry)
@@ -140,15 +141,17 @@ def exports5_entries(sources: Sequence[tuple[str, bytes]]) -> tuple[list[NodeExp
 
 
 def read_exports_files(exports_file: str, exports_dir: str) -> tuple[list[tuple[str, bytes]], list[str]]:
-    """What `exportfs -a` reads (nfs-utils support/export/export.c export_read): `exports_file`
-    (/etc/exports), then every `*.exports` of `exports_dir` (/etc/exports.d) in name order,
+    """What `exportfs -a` reads (nfs-utils support/export/export.c export_read, export_d_read):
+    `exports_file` (/etc/exports), then every `*.exports` of `exports_dir` (/etc/exports.d)
+    not starting with `.`, in name order (exportfs: versionsort, the same for most names),
     as [(path, bytes)]; a file that does not exist is no source. And why a file that exists
     could not be read (OSError), one line each."""
     import os
 
     names = [exports_file]
-    try:
-        names += [os.path.join(exports_dir, n) for n in sorted(os.listdir(exports_dir)) if n.endswith(".exports")]
+    try:   # export_d_read: not hidden, longer than the suffix, regular files (or links to them)
+        names += [os.path.join(exports_dir, n) for n in sorted(os.listdir(exports_dir))
+                  if n.endswith(".exports") and not n.startswith(".") and os.path.isfile(os.path.join(exports_dir, n))]
     except FileNotFoundError:
         pass
     except OSError as exc:

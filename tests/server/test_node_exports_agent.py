@@ -108,6 +108,7 @@ def test_knfsd_an_exports_file_exportfs_cannot_read_is_said(knfsd):
     assert rc == 0, err
     assert (f"cannot compare this node's exports(5) files with the volume {knfsd.volume}: {knfsd.etc}/exports "
             "line 1: empty option in 'rw,'") in err, err
+    assert "remove the line" not in err, err
 
 
 @needs_root

@@ -59,19 +59,24 @@ def exports_files(draw):
     lines, duplicates, `-defaults` and clients continued on the next line."""
     lines: list[str] = []
     expected: dict[int, tuple[str, bool]] = {}
+    written_before: list[tuple[str, list[str], bool]] = []
     for _ in range(draw(st.integers(1, 6))):
-        inside = draw(st.booleans())
-        parts = (["srv", "vol"] if inside else draw(st.sampled_from([["srv", "vol2"], ["srv"], ["other"]])))
-        parts = parts + draw(st.lists(NAMES, max_size=2))
-        written = draw(spellings(parts))
-        how = draw(st.sampled_from(["escaped", "quoted", "partly quoted"]))
-        if how == "escaped":
-            word = escape_exports_path(written)
-        elif how == "quoted":
-            word = f'"{written}"'
-        else:   # exports(5): quotes may open anywhere in a word
-            head, _, tail = written.rpartition("/")
-            word = f'{escape_exports_path(head)}/"{tail}"' if tail else escape_exports_path(written)
+        if written_before and draw(st.booleans()):   # the same directory again (exportfs merges them)
+            word, parts, inside = draw(st.sampled_from(written_before))
+        else:
+            inside = draw(st.booleans())
+            parts = (["srv", "vol"] if inside else draw(st.sampled_from([["srv", "vol2"], ["srv"], ["other"]])))
+            parts = parts + draw(st.lists(NAMES, max_size=2))
+            written = draw(spellings(parts))
+            how = draw(st.sampled_from(["escaped", "quoted", "partly quoted"]))
+            if how == "escaped":
+                word = escape_exports_path(written)
+            elif how == "quoted":
+                word = f'"{written}"'
+            else:   # exports(5): quotes may open anywhere in a word
+                head, _, tail = written.rpartition("/")
+                word = f'{escape_exports_path(head)}/"{tail}"' if tail else escape_exports_path(written)
+            written_before.append((word, parts, inside))
         if draw(st.booleans()):
             lines.append(draw(st.sampled_from(["", "# /srv/vol/commented *(rw)", "   # indented comment"])))
         clients = draw(st.lists(st.sampled_from(["*", "10.0.0.0/24", "host-a(rw,sync)", "(ro)"]),
@@ -119,11 +124,13 @@ def test_a_line_outside_the_volume_with_one_of_its_fsids_is_named_and_so_is_each
     assert exports5_warning([], "/srv/vol") == []
 
 
-def test_a_file_exportfs_cannot_read_is_a_problem_and_the_others_are_still_compared():
-    entries, problems = exports5_entries([("/etc/exports", b"/srv/vol/a *(rw,)\n"),
+def test_a_file_exportfs_cannot_read_to_its_end_is_a_problem_and_what_it_reads_is_compared():
+    """getexportent returns no entry after a bad line: the lines before it are exported."""
+    entries, problems = exports5_entries([("/etc/exports", b"/srv/vol/x \\\n  *(ro)\n/srv/vol/a *(rw,)\n/srv/vol/z *\n"),
                                           ("/etc/exports.d/b.exports", b"/srv/vol/b *\n")])
-    assert problems == ["/etc/exports line 1: empty option in 'rw,' (exportfs stops reading there; not compared)"]
-    assert [e.path for e in of_volume(entries, "/srv/vol")] == ["/srv/vol/b"]
+    assert problems == ["/etc/exports line 3: empty option in 'rw,' (exportfs stops reading this file there; the "
+                        "lines after it are not compared)"]
+    assert [(e.path, e.line) for e in of_volume(entries, "/srv/vol")] == [("/srv/vol/x", 1), ("/srv/vol/b", 1)]
 
 
 def test_more_than_five_are_counted():
@@ -137,6 +144,8 @@ def test_exportfs_files_are_the_main_file_then_the_directorys_exports_files_in_o
     (d / "b.exports").write_bytes(b"/b\n")
     (d / "a.exports").write_bytes(b"/a\n")
     (d / "c.conf").write_bytes(b"/c\n")                      # not *.exports: exportfs skips it
+    (d / ".hidden.exports").write_bytes(b"/h\n")             # nor a hidden file
+    (d / "sub.exports").mkdir()                              # nor a directory
     assert read_exports_files(str(tmp_path / "exports"), str(d)) == (
         [(str(d / "a.exports"), b"/a\n"), (str(d / "b.exports"), b"/b\n")], [])
     (tmp_path / "exports").write_bytes(b"/m\n")
