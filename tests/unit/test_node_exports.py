@@ -173,3 +173,40 @@ def test_ganesha_blocks_are_named_by_file_and_line_across_includes(tmp_path):
     assert warning.startswith(f"remove the EXPORT block(s) of Export_Id 11 (/srv/vol/a b) at {tmp_path}/exports.conf "
                               f"line 3, Export_Id 12 (/srv//vol/b/) at {tmp_path}/exports.conf line 8, Export_Id 6001 "
                               f"(/other) at {main} line 3 from the Ganesha config of every node")
+
+
+@st.composite
+def ganesha_configs(draw):
+    """(config text, {line of an EXPORT block: (Export_Id, in the volume /srv/vol)}): blocks on
+    one line or several, with comments, other blocks between, paths spelt in any way and quoted
+    (Ganesha reads a path with a blank only quoted)."""
+    lines = ["NFS_CORE_PARAM { Enable_NLM = false; }  # not an export"]
+    expected: dict[int, tuple[int, bool]] = {}
+    for export_id in range(1, draw(st.integers(1, 6)) + 1):
+        inside = draw(st.booleans())
+        parts = (["srv", "vol"] if inside else draw(st.sampled_from([["srv", "vol2"], ["other"]])))
+        path = draw(spellings(parts + draw(st.lists(NAMES, max_size=2))))
+        quote = draw(st.sampled_from(['"', "'"]))
+        if draw(st.booleans()):
+            lines.append(draw(st.sampled_from(["", "# EXPORT { Export_Id = 99; Path = /srv/vol; }",
+                                               "LOG { Default_Log_Level = WARN; }"])))
+        expected[len(lines) + 1] = (export_id, inside)
+        if draw(st.booleans()):
+            lines.append(f"EXPORT {{ Export_Id = {export_id}; Path = {quote}{path}{quote}; Pseudo = /p{export_id}; }}")
+        else:
+            header = draw(st.sampled_from(["EXPORT", "export {", "Export\t{  # the block"]))
+            lines += [header, *(["{"] if header == "EXPORT" else []),
+                      f"    Export_Id = {export_id};", f"    Path = {quote}{path}{quote};",
+                      "    FSAL { Name = VFS; }", "}"]
+    return "\n".join(lines) + "\n", expected
+
+
+@given(ganesha_configs())
+def test_export_blocks_of_the_volume_are_found_with_their_line_numbers(case):
+    from ganesha_ha.backends.ganesha_node import parse_node_config
+
+    text, expected = case
+    conf = parse_node_config(text, "/etc/ganesha/ganesha.conf")
+    assert {e.line: e.export_id for e in conf.exports} == {n: i for n, (i, _) in expected.items()}
+    hits = of_volume(conf.exports, "/srv/vol")
+    assert sorted(e.line for e in hits) == sorted(n for n, (_, inside) in expected.items() if inside)
