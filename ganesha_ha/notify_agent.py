@@ -29,7 +29,8 @@ notifying anyone is OCF_ERR_GENERIC with its log's last line; sm-notify missing,
 without a host name here while there are clients to notify (sm-notify refuses an address it
 cannot name), OCF_ERR_INSTALLED: the group moves to a node that has them. validate-all checks the program and the name always,
 and warns of what would leave it nobody to notify (the CIB's exports resource of the volume:
-missing, without this ip=, or a Ganesha with NLM off here), never failing for it.
+missing, without this ip=, or a Ganesha with NLM off here: the node's, or the volume's own
+instance), never failing for it.
 Imports stay lazy: the monitor runs every few seconds.
 """
 from __future__ import annotations
@@ -157,12 +158,24 @@ class NotifyAgent:
                        "before the IP, with ip= this address)")
         for rid, params in resources:
             problem = _ip_problem(params.get("ip", ""), self.ip, f"{rid} (the exports resource of volume "
-                                                                 f"{self.volume})", self.volume)
+                                                                 f"{self.volume})")
             if problem and unsaved is None:
                 out.append(problem)
             if params.get("server") == "ganesha":
                 out += self._nlm_off(params.get("config") or None)
         return out
+
+    def _own_instance(self) -> bool:
+        """True when the volume, mounted here, is served by a Ganesha instance of its own
+        (servers.py `instance` mode), which runs with NLM off (ganesha_instance_conf.py)."""
+        from .errors import GaneshaHAError
+        from .registry import Registry
+        from .servers import SHARED
+
+        try:
+            return Registry(self.volume).load().ganesha_mode != SHARED
+        except GaneshaHAError:
+            return False
 
     def _exports_resources(self) -> list[tuple[str, dict[str, str]]] | None:
         """(id, parameters) of the ocf:ganesha-ha:exports primitives of this volume in the
@@ -180,11 +193,15 @@ class NotifyAgent:
                 if params.get("volume") and os.path.normpath(params["volume"]) == mine]
 
     def _nlm_off(self, config: str | None) -> list[str]:
-        """A warning when this node's Ganesha (the exports resource's settings) has NLM off."""
+        """A warning when the volume's Ganesha has NLM off: its own instance (when the volume
+        is mounted here and says so), or this node's (the exports resource's settings)."""
         from .backends.ganesha_node import load_node_config
         from .errors import GaneshaHAError
         from .settings import load_settings
 
+        if self._own_instance():
+            return [f"volume {self.volume} is served by a Ganesha instance of its own, which runs NFSv4 only with "
+                    "NLM off: it has no NFSv3 lock (NLM) client, so this notify resource has nobody to notify"]
         try:
             path = str(load_settings(config).ganesha["ganesha_config"])
         except GaneshaHAError:
@@ -222,8 +239,7 @@ class NotifyAgent:
         record = NodeState(Path(self.settings.node["runtime_dir"]), Path(self.volume)).active_record()
         if record is None:
             return None
-        return _ip_problem(str(record.get("ip") or ""), self.ip, f"the exports resource of volume {self.volume}",
-                           self.volume)
+        return _ip_problem(str(record.get("ip") or ""), self.ip, f"the exports resource of volume {self.volume}")
 
     def _require_volume(self) -> None:
         """NotInitialisedError (OCF_ERR_CONFIGURED) unless `volume` holds ganesha-ha's state
@@ -261,7 +277,7 @@ class NotifyAgent:
         atomic_write(self.mark, (text + "\n").encode())
 
 
-def _ip_problem(theirs: str, ip: str, who: str, volume: str) -> str | None:
+def _ip_problem(theirs: str, ip: str, who: str) -> str | None:
     """Why an exports resource (`who`) whose `ip` parameter is `theirs` saves no NLM client of
     the notify resource's `ip` (recovery/nsm.py keys them by the exports resource's ip=);
     None when it is the same address."""

@@ -30,13 +30,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..record import Record
+
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .node_exports import NodeExport
-
-from ..record import Record
 
 DEFAULT_SCOPE_SUFFIX = "_NFS-Ganesha"
 TAKEOVER_BACKENDS = frozenset({"fs"})

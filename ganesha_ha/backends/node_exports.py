@@ -36,7 +36,7 @@ class NodeExport(Record, frozen=True):
     source: str                    # the file
     line: int                      # 1-based line of `source` where the line or block begins
     export_id: int | None = None   # Ganesha's Export_Id (None: not set, or not a number)
-    fsid: str | None = None        # knfsd's fsid= (exports5's text)
+    fsid: str | None = None        # knfsd's fsid= (knfsd_table.normalize_fsid)
     clients: tuple[str, ...] = ()  # knfsd: the line's clients, in file order
 
     def where(self) -> str:
@@ -136,7 +136,8 @@ def exports5_entries(sources: Sequence[tuple[str, bytes]]) -> tuple[list[NodeExp
             lines.setdefault((entry.line, entry.path), []).append(entry)
         for (line, path), group in lines.items():
             fsid = next((o.partition("=")[2] for e in group for o in e.options if o.startswith("fsid=")), None)
-            out.append(NodeExport(path, name, line, fsid=None if fsid is None else normalize_fsid(fsid), clients=tuple(e.host for e in group)))
+            out.append(NodeExport(path, name, line, fsid=None if fsid is None else normalize_fsid(fsid),
+                                  clients=tuple(e.host for e in group)))
     return out, problems
 
 
@@ -150,8 +151,8 @@ def read_exports_files(exports_file: str, exports_dir: str) -> tuple[list[tuple[
 
     names = [exports_file]
     try:   # export_d_read: not hidden, longer than the suffix, regular files (or links to them)
-        names += [os.path.join(exports_dir, n) for n in sorted(os.listdir(exports_dir))
-                  if n.endswith(".exports") and not n.startswith(".") and os.path.isfile(os.path.join(exports_dir, n))]
+        names += [path for n in sorted(os.listdir(exports_dir)) if n.endswith(".exports") and not n.startswith(".")
+                  and os.path.isfile(path := os.path.join(exports_dir, n))]
     except FileNotFoundError:
         pass
     except OSError as exc:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, needs_root
 from exportfs_cib import _primitive
 
 pytestmark = pytest.mark.skipif(shutil.which("cibadmin") is None or not Path("/usr/sbin/sm-notify").exists(),
@@ -79,3 +80,19 @@ def test_validate_all_warns_when_nothing_would_save_a_client_of_its_ip(tmp_path)
     # no CIB to read (no cluster here): nothing said of it
     res = validate(volume, config, tmp_path / "no-such-cib.xml")
     assert "WARNING" not in res.stderr, res.stderr
+
+
+@needs_root
+def test_validate_all_warns_for_a_volume_served_by_its_own_instance(tmp_path, tmpfs_volume):
+    """An instance volume's ganesha.nfsd runs NFSv4 only, NLM off (ganesha_instance_conf.py):
+    where the volume is mounted, its registry says so, whatever the node's Ganesha config."""
+    config = tmp_path / "ganesha-ha.conf"
+    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n")
+    subprocess.run([sys.executable, "-m", "ganesha_ha.cli", "--config", str(config), "volume", "init",
+                    str(tmpfs_volume), "--server", "ganesha", "--ganesha-mode", "instance"], check=True,
+                   capture_output=True, timeout=60)
+    exports = _primitive("vol-exports", "ocf", "ganesha-ha", "exports",
+                         {"volume": str(tmpfs_volume), "server": "ganesha", "ip": IP})
+    res = validate(tmpfs_volume, config, cib(tmp_path, exports))
+    assert (f"volume {tmpfs_volume} is served by a Ganesha instance of its own, which runs NFSv4 only with NLM "
+            "off") in res.stderr, res.stderr
