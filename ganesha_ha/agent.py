@@ -177,11 +177,32 @@ class Agent(ClassicMode):
     # ---- the checks start and validate-all share --------------------------------------
     def validate(self) -> None:
         """validate-all: the checks `start` makes before it changes anything (`_validate`), and
-        a warning for each FSAL module missing here, which start answers with OCF_ERR_INSTALLED
-        (`_module_warnings`: a lack of this node, not a configuration error)."""
+        warnings: each FSAL module missing here, which start answers with OCF_ERR_INSTALLED
+        (`_module_warnings`: a lack of this node, not a configuration error), and the node's
+        own server config serving the volume outside ganesha-ha (`_node_export_warnings`)."""
         state = self._validate()
         if state is not None:
             self._module_warnings(state)
+        self._node_export_warnings(state)
+
+    def _node_export_warnings(self, state: RegistryState | None) -> None:
+        """The node's own server config exporting the volume (or a classic directory) outside
+        ganesha-ha: Ganesha EXPORT blocks, exports(5) lines (backend.node_config_warnings, each
+        named with its file and line). Warnings, not OCF_ERR_CONFIGURED: they are one node's
+        files (pcs runs validate-all on one node; a refused start would stop the resource on
+        every node), the volume is served as registered all the same, and what they risk
+        happens only when that node's server re-reads them. A volume not mounted here is
+        compared by its directories alone (its Export_Ids and fsids are in its registry).
+        Volume-mode start says the same through Volume.start; classic start runs this."""
+        if self.classic and self.params is not None:
+            for d in self.params.directories:
+                for warning in self.backend.node_config_warnings(str(d), []):
+                    self.log.warning(warning)
+            return
+        backend = self.volume.backend(state) if state is not None else self.backend
+        for warning in backend.node_config_warnings(str(self.volume.mountpoint),
+                                                    state.exports if state is not None else []):
+            self.log.warning(f"{self.volume.mountpoint}: {warning}")
 
     def _validate(self) -> RegistryState | None:
         """Everything `start` checks before it changes anything, as far as this node can tell

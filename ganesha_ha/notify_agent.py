@@ -27,7 +27,10 @@ group in the wrong order is wrong on every node, as the exports agent of an inst
 answers it; sm-notify itself refuses an address that is not local); sm-notify exiting without
 notifying anyone is OCF_ERR_GENERIC with its log's last line; sm-notify missing, or the IP
 without a host name here while there are clients to notify (sm-notify refuses an address it
-cannot name), OCF_ERR_INSTALLED: the group moves to a node that has them. validate-all checks the program and the name always.
+cannot name), OCF_ERR_INSTALLED: the group moves to a node that has them. validate-all checks the program and the name always,
+and warns of what would leave it nobody to notify (the CIB's exports resource of the volume:
+missing, without this ip=, or a Ganesha with NLM off here: the node's, or the volume's own
+instance), never failing for it.
 Imports stay lazy: the monitor runs every few seconds.
 """
 from __future__ import annotations
@@ -63,7 +66,9 @@ LONGDESC = ("Sends SM_NOTIFY from a volume's floating IP to the NFSv3 clients th
             "volume and restored on this node. Place it last in the volume's group, after the IP, as "
             "ocf:heartbeat:nfsnotify. validate-all checks what a start with clients to notify needs "
             "(sm-notify installed, a host name for the IP: OCF_ERR_INSTALLED otherwise), also when no client "
-            "is recorded now, where a start succeeds without them.")
+            "is recorded now, where a start succeeds without them; and it warns when nothing would give it a "
+            "client to notify: no ocf:ganesha-ha:exports resource of the volume in the CIB, one without this "
+            "ip= (it saves no NLM client of it), or a Ganesha with Enable_NLM = false on this node.")
 SHORTDESC = "SM_NOTIFY to a volume's NLM clients from its floating IP"
 
 
@@ -121,13 +126,91 @@ class NotifyAgent:
         return str(self.settings.nsm["sm_notify"])
 
     def validate(self) -> None:
-        """sm-notify installed and the IP named here (what a start with clients needs)."""
+        """sm-notify installed and the IP named here (what a start with clients needs), then
+        warnings for what would leave this resource nobody to notify (`_nobody_warnings`)."""
         from .errors import NotInstalledError
         from .recovery.notify import host_name
 
         if not os.access(self.sm_notify, os.X_OK):
             raise NotInstalledError(f"{self.sm_notify} is missing (Debian package nfs-common)")
         host_name(self.ip)
+        for warning in self._nobody_warnings():
+            self.log.warning(warning)
+
+    def _nobody_warnings(self) -> list[str]:
+        """Why this resource would never have an NLM client to notify, as far as validate-all
+        can tell wherever it runs (pcs runs it on one node, at create and update, where the
+        volume need not be active): the exports resource active here saves another IP's
+        clients (`_unsaved_ip`); in the CIB (`cibadmin --query`), no ocf:ganesha-ha:exports
+        resource of this volume, or one without this `ip` (it saves no client of it:
+        recovery/nsm.py), or one of a Ganesha whose config here sets Enable_NLM = false (no
+        NFSv3 lock client at all). Warnings, never errors: the resources may be created in
+        any order, and a start without clients succeeds. Nothing is said of the CIB when it
+        cannot be read (no cluster here)."""
+        unsaved = self._unsaved_ip()
+        out = [unsaved] if unsaved else []
+        resources = self._exports_resources()
+        if resources is None:
+            return out
+        if not resources:
+            out.append(f"no ocf:ganesha-ha:exports resource has volume={self.volume} in the CIB: nothing saves the "
+                       f"NLM clients of {self.ip} for this notify resource (create it in the volume's group, "
+                       "before the IP, with ip= this address)")
+        for rid, params in resources:
+            problem = _ip_problem(params.get("ip", ""), self.ip, f"{rid} (the exports resource of volume "
+                                                                 f"{self.volume})")
+            if problem and unsaved is None:
+                out.append(problem)
+            if params.get("server") == "ganesha":
+                out += self._nlm_off(params.get("config") or None)
+        return out
+
+    def _own_instance(self) -> bool:
+        """True when the volume, mounted here, is served by a Ganesha instance of its own
+        (servers.py `instance` mode), which runs with NLM off (ganesha_instance_conf.py)."""
+        from .errors import GaneshaHAError
+        from .registry import Registry
+        from .servers import SHARED
+
+        try:
+            return Registry(self.volume).load().ganesha_mode != SHARED
+        except GaneshaHAError:
+            return False
+
+    def _exports_resources(self) -> list[tuple[str, dict[str, str]]] | None:
+        """(id, parameters) of the ocf:ganesha-ha:exports primitives of this volume in the
+        CIB; None when the CIB cannot be read here."""
+        from .errors import GaneshaHAError
+        from .formats.cib import parse
+        from .transfer import query_cib
+
+        try:
+            cib = parse(query_cib())
+        except GaneshaHAError:
+            return None
+        mine = os.path.normpath(self.volume)
+        return [(rid, params) for rid, params in cib.ours.items()
+                if params.get("volume") and os.path.normpath(params["volume"]) == mine]
+
+    def _nlm_off(self, config: str | None) -> list[str]:
+        """A warning when the volume's Ganesha has NLM off: its own instance (when the volume
+        is mounted here and says so), or this node's (the exports resource's settings)."""
+        from .backends.ganesha_node import load_node_config
+        from .errors import GaneshaHAError
+        from .settings import load_settings
+
+        if self._own_instance():
+            return [f"volume {self.volume} is served by a Ganesha instance of its own, which runs NFSv4 only with "
+                    "NLM off: it has no NFSv3 lock (NLM) client, so this notify resource has nobody to notify"]
+        try:
+            path = str(load_settings(config).ganesha["ganesha_config"])
+        except GaneshaHAError:
+            return []
+        conf, _ = load_node_config(path) if path else (None, None)
+        if conf is None or conf.enable_nlm:
+            return []
+        return [f"{path} sets NFS_CORE_PARAM Enable_NLM = false: this node's Ganesha serves no NFSv3 lock "
+                "(NLM) client, so this notify resource has nobody to notify here"]
 
     def start(self) -> int:
         from .recovery.notify import notify
@@ -149,7 +232,6 @@ class NotifyAgent:
         has anyone to notify, silently, and NFSv3 clients lose their locks at every move (a
         warning, not an error: the start itself cannot fail for it). None when it is this IP,
         or when the volume is not active here (nothing to compare with)."""
-        import ipaddress
         from pathlib import Path
 
         from .nodestate import NodeState
@@ -157,16 +239,7 @@ class NotifyAgent:
         record = NodeState(Path(self.settings.node["runtime_dir"]), Path(self.volume)).active_record()
         if record is None:
             return None
-        theirs = str(record.get("ip") or "")
-        try:
-            if theirs and str(ipaddress.ip_address(theirs)) == self.ip:
-                return None
-        except ValueError:
-            pass
-        now = f"has ip={theirs}, so it saves the NLM clients of {theirs}" if theirs else \
-            "has no ip=, so it saves no NLM client"
-        return (f"set ip={self.ip} on the exports resource of volume {self.volume}: it {now}, and this notify "
-                f"resource never notifies anyone: NFSv3 clients of {self.ip} lose their locks at every move")
+        return _ip_problem(str(record.get("ip") or ""), self.ip, f"the exports resource of volume {self.volume}")
 
     def _require_volume(self) -> None:
         """NotInitialisedError (OCF_ERR_CONFIGURED) unless `volume` holds ganesha-ha's state
@@ -202,6 +275,23 @@ class NotifyAgent:
         self.mark.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         ensure_secure_dir(self.mark.parent)
         atomic_write(self.mark, (text + "\n").encode())
+
+
+def _ip_problem(theirs: str, ip: str, who: str) -> str | None:
+    """Why an exports resource (`who`) whose `ip` parameter is `theirs` saves no NLM client of
+    the notify resource's `ip` (recovery/nsm.py keys them by the exports resource's ip=);
+    None when it is the same address."""
+    import ipaddress
+
+    try:
+        if theirs and str(ipaddress.ip_address(theirs)) == ip:
+            return None
+    except ValueError:
+        pass
+    now = f"has ip={theirs}, so it saves the NLM clients of {theirs}" if theirs else \
+        "has no ip=, so it saves no NLM client"
+    return (f"set ip={ip} on {who}: it {now}, and this notify resource never notifies anyone: NFSv3 clients "
+            f"of {ip} lose their locks at every move")
 
 
 def run(action: str) -> int:

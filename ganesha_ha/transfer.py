@@ -38,8 +38,6 @@ if TYPE_CHECKING:
     from .settings import Settings
     from .volume import Volume
 
-DEFAULT_EXPORTS = Path("/etc/exports")
-DEFAULT_EXPORTS_D = Path("/etc/exports.d")
 CIBADMIN_TIMEOUT = 60.0
 _MARK = {ADD: "+", UPDATE: "~", REMOVE: "-"}
 
@@ -78,15 +76,19 @@ def query_cib() -> str:
     return cp.stdout
 
 
-def _exports_sources(file: str | None) -> list[tuple[str, bytes]]:
-    """What exportfs -a reads: /etc/exports and /etc/exports.d/*.exports, or the one file."""
+def _exports_sources(file: str | None, settings: Settings) -> list[tuple[str, bytes]]:
+    """What exportfs -a reads: the node's exports(5) files (`[knfsd] exports_file`, default
+    /etc/exports, and `exports_dir`/*.exports), or the one file."""
     if file is not None:
         return [(file if file != "-" else "stdin", read_source(file))]
-    out = [(str(DEFAULT_EXPORTS), read_source(str(DEFAULT_EXPORTS)))] if DEFAULT_EXPORTS.exists() else []
-    if DEFAULT_EXPORTS_D.is_dir():
-        out += [(str(p), read_source(str(p))) for p in sorted(DEFAULT_EXPORTS_D.glob("*.exports"))]
+    from .backends.node_exports import read_exports_files
+
+    main = settings.knfsd["exports_file"]
+    out, problems = read_exports_files(main, settings.knfsd["exports_dir"])
+    if problems:
+        raise ValidationError("input", f"cannot read {problems[0]}")
     if not out:
-        raise ValidationError("input", f"{DEFAULT_EXPORTS} does not exist; give the file with --file")
+        raise ValidationError("input", f"{main} does not exist; give the file with --file")
     return out
 
 
@@ -188,7 +190,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             reading.notes.append(f"the volume's server is {state.server}: its clients get new file handles "
                                  "(an fsid is knfsd's identity only)")
     elif args.source == "exports":
-        reading = exports5.read(_exports_sources(args.file), relpath)
+        reading = exports5.read(_exports_sources(args.file, settings), relpath)
     else:
         from .formats import ganesha_blocks
 

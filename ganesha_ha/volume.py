@@ -219,18 +219,20 @@ class Volume(ExportEdits):
         `reasons` say how; the server not answering leaves `live` None for every export."""
         state = self.load()
         backend = self.backend(state)
+        # the node's own config serving the volume outside ganesha-ha (read from files)
+        node_warnings = backend.node_config_warnings(str(self.mountpoint), state.exports)
         try:
             backend.require_running()
             drift = backend.drift(self.ctx(state), state.exports)
         except GaneshaHAError as exc:
             return VolumeStatus(state=state, exports=[ExportStatus(e, None, None) for e in state.exports],
-                                unavailable=str(exc))
+                                unavailable=str(exc), warnings=node_warnings)
         not_live = {e.path for e in drift.missing + drift.elsewhere}
         changed = {e.path for e in drift.changed}
         rows = [ExportStatus(e, e.path not in not_live, None if e.path in not_live else e.path not in changed)
                 for e in state.exports]
         return VolumeStatus(state=state, exports=rows, reasons=list(drift.reasons), not_live=list(drift.foreign),
-                            stray=list(drift.stray), warnings=list(drift.warnings))
+                            stray=list(drift.stray), warnings=list(drift.warnings) + node_warnings)
 
     # ---- agent actions ----------------------------------------------------------------------
     def start(self) -> StartResult:
@@ -259,7 +261,7 @@ class Volume(ExportEdits):
                     tx.reapply(drift.missing + drift.changed)
                 tx.restore = tx.activate = tx.isolate = True
                 risks = (tx.backend.handle_risks(tx.state.exports)
-                         + tx.backend.node_config_warnings(tx.ctx, tx.state.exports))
+                         + tx.backend.node_config_warnings(str(tx.ctx.mountpoint), tx.state.exports))
         except GaneshaHAError:
             if launched is not None and not self.is_active():
                 backend, ctx = launched

@@ -122,7 +122,7 @@ class FakeBackend:
     def check_node(self) -> list[str]:
         return []
 
-    def node_config_warnings(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
+    def node_config_warnings(self, mountpoint: str, exports: Sequence[Export]) -> list[str]:
         return []
 
     def is_running(self) -> bool:

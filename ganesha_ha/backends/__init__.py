@@ -75,10 +75,13 @@ class Backend(Protocol):
         recovery backend, NFSv4 server scope); return warnings for what cannot be known."""
         ...
 
-    def node_config_warnings(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
-        """Warnings for the node's own server config serving the volume's exports outside
-        ganesha-ha (Ganesha: EXPORT blocks of ganesha.conf), which would serve them again at
-        the server's next start after the volume moved away; [] when nothing is known."""
+    def node_config_warnings(self, mountpoint: str, exports: Sequence[Export]) -> list[str]:
+        """Warnings for the node's own server config serving the volume mounted at `mountpoint`
+        outside ganesha-ha (Ganesha: EXPORT blocks of ganesha.conf; knfsd: exports(5) lines),
+        which the server serves again when it (re)reads them, also on a node where the volume
+        is not active (backends/node_exports.py); `exports`: the volume's registered exports
+        (their ids), empty when the registry cannot be read here. [] when nothing is found.
+        Reads files only: validate-all runs it where the volume is not mounted."""
         ...
 
     def is_running(self) -> bool:

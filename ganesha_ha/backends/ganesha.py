@@ -215,15 +215,15 @@ class GaneshaBackend(LiveChanges, NodeServer):
                             "with NLM off it ends once the moved NFSv4.1+ clients have reclaimed")
         return warnings
 
-    def node_config_warnings(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
+    def node_config_warnings(self, mountpoint: str, exports: Sequence[Export]) -> list[str]:
         """This node's Ganesha config (`[ganesha] ganesha_config`, `%include`s followed) serving
-        the volume's directories or Export_Ids in EXPORT blocks of its own (ganesha_node.exports_of);
-        nothing when it cannot be read (check_node says so)."""
+        the volume's directories or Export_Ids in EXPORT blocks of its own (ganesha_node.exports_of,
+        each named with its file and line); nothing when it cannot be read (check_node says so)."""
         from .ganesha_node import exports_of
 
         path = self._plugins_setting[1]
         conf = self.node_config()[0] if path else None
-        return exports_of(conf, str(ctx.mountpoint), {e.export_id for e in exports}) if conf else []
+        return exports_of(conf, mountpoint, {e.export_id for e in exports}) if conf else []
 
     def _check_scope(self, conf) -> list[str]:
         import socket

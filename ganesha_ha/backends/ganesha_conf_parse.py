@@ -23,6 +23,7 @@ class Block(Record):
     name: str
     params: list[tuple[str, list[str]]] = Factory(list)
     blocks: list["Block"] = Factory(list)
+    line: int = 0   # 1-based line of the text where the block's name stands (0: not parsed)
 
     def get(self, key: str) -> list[str] | None:
         for k, v in self.params:
@@ -38,37 +39,43 @@ class ParseError(ValueError):
     pass
 
 
-def _tokens(text: str) -> list[tuple[str, str]]:
-    """(kind, value) tokens: 'str' (unescaped quoted string), 'word', or punctuation."""
-    out: list[tuple[str, str]] = []
+def _tokens(text: str) -> list[tuple[str, str, int]]:
+    """(kind, value, line) tokens: 'str' (unescaped quoted string), 'word', or punctuation;
+    `line` is the 1-based line where the token begins."""
+    out: list[tuple[str, str, int]] = []
     i, n = 0, len(text)
+    line = 1
     while i < n:
         ch = text[i]
         if ch in " \t\r\f\n":
+            line += ch == "\n"
             i += 1
         elif ch == "#":
             while i < n and text[i] != "\n":
                 i += 1
         elif ch in "{};=,":
-            out.append((ch, ch))
+            out.append((ch, ch, line))
             i += 1
         elif ch == '"':
             quoted = read_quoted(text, i)
             if quoted is None:
                 raise ParseError("unterminated string")
-            value, i = quoted
-            out.append(("str", value))
+            value, j = quoted
+            out.append(("str", value, line))
+            line += text.count("\n", i, j)
+            i = j
         elif ch == "'":
             j = text.find("'", i + 1)
             if j < 0:
                 raise ParseError("unterminated string")
-            out.append(("str", text[i + 1:j]))
+            out.append(("str", text[i + 1:j], line))
+            line += text.count("\n", i, j)
             i = j + 1
         else:
             j = i
             while j < n and text[j] not in " \t\r\f\n#{};=,\"'":
                 j += 1
-            out.append(("word", text[i:j]))
+            out.append(("word", text[i:j], line))
             i = j
     return out
 
@@ -80,7 +87,7 @@ def parse_config(text: str) -> list[Block]:
     def parse_body(block: Block, top: bool) -> None:
         nonlocal pos
         while pos < len(toks):
-            kind, value = toks[pos]
+            kind, value, line = toks[pos]
             if kind == "}":
                 if top:
                     raise ParseError("unbalanced '}'")
@@ -91,7 +98,7 @@ def parse_config(text: str) -> list[Block]:
             pos += 1
             if pos < len(toks) and toks[pos][0] == "{":
                 pos += 1
-                child = Block(value)
+                child = Block(value, line=line)
                 parse_body(child, False)
                 block.blocks.append(child)
             elif pos < len(toks) and toks[pos][0] == "=":

@@ -32,6 +32,12 @@ from pathlib import Path
 
 from ..record import Record
 
+TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .node_exports import NodeExport
+
 DEFAULT_SCOPE_SUFFIX = "_NFS-Ganesha"
 TAKEOVER_BACKENDS = frozenset({"fs"})
 WHY_NOT = {
@@ -54,7 +60,7 @@ class NodeConfig(Record, frozen=True):
     enable_nlm: bool = True
     grace_period: int = 90
     lease_lifetime: int = 60
-    exports: tuple[tuple[int | None, str], ...] = ()   # its EXPORT blocks: (Export_Id, Path)
+    exports: tuple[NodeExport, ...] = ()   # its EXPORT blocks, each with its file and line
 
     def scope(self, hostname: str) -> str:
         """The server scope this Ganesha presents (without the trailing NUL it sends on the
@@ -81,17 +87,10 @@ def exports_of(conf: NodeConfig, mountpoint: str, export_ids: set[int]) -> list[
     directory of the volume at `mountpoint` or take one of its `export_ids`: the agent makes
     them live from the registry, but this node's Ganesha serves the blocks again at its next
     start, also after the volume moved away (README, import: remove the imported blocks).
-    Pure."""
-    top = mountpoint.rstrip("/") + "/"
-    hits = [(i, p) for i, p in conf.exports
-            if p == mountpoint or p.startswith(top) or (i is not None and i in export_ids)]
-    if not hits:
-        return []
-    shown = ", ".join(f"Export_Id {i} ({p})" for i, p in hits[:5]) + (
-        f" and {len(hits) - 5} more" if len(hits) > 5 else "")
-    return [f"remove the EXPORT block(s) of {shown} from {conf.path} on every node: they serve the volume "
-            f"{mountpoint} (or its Export_Ids) outside ganesha-ha, so this node's Ganesha serves them again at "
-            "its next start, also after the volume moved away"]
+    Pure (node_exports)."""
+    from .node_exports import ganesha_warning, of_volume
+
+    return ganesha_warning(of_volume(conf.exports, mountpoint, export_ids), mountpoint)
 
 
 def _bool(value: str) -> bool | None:
@@ -103,16 +102,20 @@ def _bool(value: str) -> bool | None:
     return None
 
 
-def parse_node_config(text: str, path: str = "ganesha.conf") -> NodeConfig:
+def parse_node_config(text: str, path: str = "ganesha.conf",
+                      origins: Sequence[tuple[str, int]] = ()) -> NodeConfig:
     """The take-over settings of a Ganesha config text (includes already expanded). Block and
     key names are case-insensitive, as Ganesha reads them; a value Ganesha would refuse is
-    left at its default here (Ganesha would not start). ValueError when the text does not
-    parse. Pure."""
+    left at its default here (Ganesha would not start). `origins`: the (file, line) of each
+    line of `text` (expand_includes_mapped), for where each EXPORT block is written; without
+    it, `path` and the line in `text`. ValueError when the text does not parse. Pure."""
     from .ganesha_conf_parse import parse_config
+    from .node_exports import NodeExport
 
-    blocks = parse_config("\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("%")))
+    # a `%` directive left in (an include not followed) is blanked, keeping the line count
+    blocks = parse_config("\n".join("" if ln.lstrip().startswith("%") else ln for ln in text.split("\n")))
     out: dict[str, object] = {}
-    exports: list[tuple[int | None, str]] = []
+    exports: list[NodeExport] = []
 
     def first(block, key: str) -> str | None:
         v = block.get(key)
@@ -138,7 +141,9 @@ def parse_node_config(text: str, path: str = "ganesha.conf") -> NodeConfig:
                 out["enable_nlm"] = _bool(v)
         elif name == "export":
             export_id = first(b, "Export_Id")
-            exports.append((int(export_id) if export_id and export_id.isdigit() else None, first(b, "Path") or ""))
+            source, line = origins[b.line - 1] if 0 < b.line <= len(origins) else (path, b.line)
+            exports.append(NodeExport(first(b, "Path") or "", source, line,
+                                      export_id=int(export_id) if export_id and export_id.isdigit() else None))
     return NodeConfig(path=path, exports=tuple(exports), **out)  # type: ignore[arg-type]
 
 
@@ -146,25 +151,35 @@ def expand_includes(path: Path, depth: int = 0) -> str:
     """The config text with each `%include "file"` line replaced by that file's text (a
     relative name is taken from the including file's directory), as Ganesha's parser reads
     it. OSError when a file cannot be read; ValueError for includes nested too deep."""
+    return "\n".join(line for line, _ in _expanded(path, depth))
+
+
+def expand_includes_mapped(path: Path) -> tuple[str, list[tuple[str, int]]]:
+    """expand_includes, and for each line of the text the file and 1-based line it comes from."""
+    pairs = _expanded(path, 0)
+    return "\n".join(line for line, _ in pairs), [origin for _, origin in pairs]
+
+
+def _expanded(path: Path, depth: int) -> list[tuple[str, tuple[str, int]]]:
     if depth > MAX_INCLUDE_DEPTH:
         raise ValueError(f"%include nested deeper than {MAX_INCLUDE_DEPTH} at {path}")
-    out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    out: list[tuple[str, tuple[str, int]]] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").split("\n"), 1):
         s = line.strip()
         if s.lower().startswith("%include"):
             target = s[len("%include"):].strip().strip('"').strip("'")
             if target:
                 inc = Path(target) if os.path.isabs(target) else path.parent / target
-                out.append(expand_includes(inc, depth + 1))
+                out += _expanded(inc, depth + 1)
                 continue
-        out.append(line)
-    return "\n".join(out)
+        out.append((line, (str(path), n)))
+    return out
 
 
 def load_node_config(path: str) -> tuple[NodeConfig | None, str | None]:
     """(the settings of the Ganesha config at `path`, None) or (None, why it cannot be read)."""
     try:
-        text = expand_includes(Path(path))
-        return parse_node_config(text, path), None
+        text, origins = expand_includes_mapped(Path(path))
+        return parse_node_config(text, path, origins), None
     except (OSError, ValueError) as exc:
         return None, f"{path}: {getattr(exc, 'strerror', None) or exc}"

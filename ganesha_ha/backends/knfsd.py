@@ -106,8 +106,12 @@ class KnfsdBackend(NodeServer):
         # System locations, attributes so that tests can point them elsewhere.
         self.proc_rpc = Path("/proc/net/rpc")
         self.proc_nfsd = Path(k.get("proc_nfsd") or "/proc/fs/nfsd")   # a setting: tests use a stand-in
+        # where exportfs reads exports(5) (compiled in): hidden from the batch's `exportfs -a`
         self.etc_exports = Path("/etc/exports")
         self.etc_exports_d = Path("/etc/exports.d")
+        # the same files as the settings name them, compared with each volume (node_config_warnings)
+        self.exports_file = str(k.get("exports_file") or "/etc/exports")
+        self.exports_dir = str(k.get("exports_dir") or "/etc/exports.d")
         self.arg_limit = ARG_LIMIT
         self.timeout = float(k["exportfs_timeout"])   # seconds one exportfs run may take
         self.rmtab = RmtabStore(self.nfs_state_dir)
@@ -236,8 +240,17 @@ class KnfsdBackend(NodeServer):
         """knfsd has no Export_Ids: exports are known by directory and fsid."""
         return set()
 
-    def node_config_warnings(self, ctx: VolumeContext, exports: Sequence[Export]) -> list[str]:
-        return []   # /etc/exports is not compared here
+    def node_config_warnings(self, mountpoint: str, exports: Sequence[Export]) -> list[str]:
+        """The node's exports(5) files (`[knfsd] exports_file` and `exports_dir`/*.exports)
+        exporting a directory of the volume or one of its fsids (node_exports: each line named
+        with its file and line number); a file that cannot be read or parsed is said too."""
+        from .node_exports import exports5_entries, exports5_warning, of_volume, read_exports_files
+
+        sources, problems = read_exports_files(self.exports_file, self.exports_dir)
+        entries, bad = exports5_entries(sources)
+        hits = of_volume(entries, mountpoint, fsids=[e.knfsd.fsid for e in exports if not e.remote])
+        return exports5_warning(hits, mountpoint) + [
+            f"cannot compare this node's exports(5) files with the volume {mountpoint}: {p}" for p in problems + bad]
 
     def served_paths(self, ids: Iterable[int]) -> dict[int, str]:
         return {}

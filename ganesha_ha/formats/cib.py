@@ -57,6 +57,7 @@ _SAFE_VALUE_RE = re.compile(r"/[A-Za-z0-9._/+-]*")   # a value that is one word 
 _STOP_PARAMS = {"unlock_on_stop": "1", "wait_for_leasetime_on_stop": "0"}   # the agents' defaults
 _IP_AGENTS = {("ocf", "heartbeat", "IPaddr2"), ("ocf", "heartbeat", "IPaddr")}
 _NOTIFY_KIND = ("ocf", PROVIDER, NOTIFY_AGENT_NAME)
+_EXPORTS_KIND = ("ocf", PROVIDER, AGENT_NAME)
 _NFSNOTIFY_KIND = ("ocf", "heartbeat", "nfsnotify")
 
 
@@ -89,6 +90,8 @@ class Cib(Record):
     kinds: dict[str, tuple[str | None, ...]] = Factory(dict)
     constraints: dict[str, list[str]] = Factory(dict)
     maintenance: bool = False
+    # the parameters of every ocf:ganesha-ha:exports primitive, by id (those with a rule left out)
+    ours: dict[str, dict[str, str]] = Factory(dict)
 
 
 def parse(xml: str) -> Cib:
@@ -121,9 +124,14 @@ def parse(xml: str) -> Cib:
             ip = _params(prim, index).get("ip")
             if ip:
                 cib.ips.setdefault(group, []).append(ip)
+        pid = prim.get("id", "?")
+        if kind == _EXPORTS_KIND:
+            try:
+                cib.ours[pid] = _params(prim, index)
+            except GaneshaHAError:
+                pass
         if kind != ("ocf", "heartbeat", "exportfs"):
             continue
-        pid = prim.get("id", "?")
         try:
             if parent is not None and parent.tag in ("clone", "master", "bundle"):
                 raise ValidationError("cib", f"is inside the {parent.tag} {parent.get('id')}: it runs on several "

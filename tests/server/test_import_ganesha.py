@@ -45,6 +45,13 @@ EXPORT {{
 """
 
 
+def block_lines(config) -> dict[int, str]:
+    """Export_Id -> "FILE line N" of the `EXPORT {` line of each block of CONF in `config`."""
+    lines = config.read_text().split("\n")
+    return {i: f"{config} line {n}" for n, text in enumerate(lines, 1) if text.strip() == "EXPORT {"
+            for i in (11, 12, 13) if n < len(lines) and f"Export_Id = {i};" in lines[n]}
+
+
 def probe(lab: GaneshaLab, vol) -> dict[str, tuple[str, int | None]]:
     """Per export: a root write's outcome and the owner of the file it made."""
     out = {}
@@ -169,9 +176,12 @@ def test_a_start_names_the_blocks_the_nodes_ganesha_config_still_serves(tmp_path
         lab.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "10-19", check=True)
         lab.cli("import", "ganesha", str(vol), "--file", str(conf), "--apply", check=True)
         started = lab.cli("volume", "start", str(vol), check=True)
-        assert (f"WARNING: remove the EXPORT block(s) of Export_Id 11 ({vol}/a), Export_Id 12 ({vol}/b), "
-                f"Export_Id 13 ({vol}/c) from {lab.daemon.config_path} on every node") in started.stderr, \
-            started.stderr
+        where = block_lines(lab.daemon.config_path)
+        assert (f"WARNING: remove the EXPORT block(s) of Export_Id 11 ({vol}/a) at {where[11]}, "
+                f"Export_Id 12 ({vol}/b) at {where[12]}, Export_Id 13 ({vol}/c) at {where[13]} from the Ganesha "
+                "config of every node") in started.stderr, started.stderr
+        status = lab.cli("volume", "status", str(vol), check=True)   # said by `volume status` too
+        assert f"Export_Id 11 ({vol}/a) at {where[11]}" in status.stderr, status.stderr
         served = lab.show_exports()
         assert {k: served.get(k) for k in (11, 12, 13)} == {11: f"{vol}/a", 12: f"{vol}/b", 13: f"{vol}/c"}
         lab.cli("volume", "stop", str(vol), check=True)

@@ -184,8 +184,10 @@ def test_export_blocks_of_the_volume_in_the_node_config_are_named():
                              'export { export_id = 5; path = /srv/volume2; }\n'          # a sibling, not inside
                              'EXPORT { Export_Id = 6001; Path = /elsewhere; }\n'          # one of the volume's ids
                              'EXPORT { Export_Id = 8; Path = /srv/vol; }\n', "/etc/ganesha/ganesha.conf")
-    assert conf.exports == ((77, "/srv/vol/g2"), (5, "/srv/volume2"), (6001, "/elsewhere"), (8, "/srv/vol"))
+    assert [(e.export_id, e.path, e.line) for e in conf.exports] == [
+        (77, "/srv/vol/g2", 1), (5, "/srv/volume2", 2), (6001, "/elsewhere", 3), (8, "/srv/vol", 4)]
     [warning] = exports_of(conf, "/srv/vol", {6001})
-    assert warning.startswith("remove the EXPORT block(s) of Export_Id 77 (/srv/vol/g2), Export_Id 6001 "
-                              "(/elsewhere), Export_Id 8 (/srv/vol) from /etc/ganesha/ganesha.conf on every node")
+    assert warning.startswith("remove the EXPORT block(s) of Export_Id 77 (/srv/vol/g2) at /etc/ganesha/ganesha.conf "
+                              "line 1, Export_Id 6001 (/elsewhere) at /etc/ganesha/ganesha.conf line 3, Export_Id 8 "
+                              "(/srv/vol) at /etc/ganesha/ganesha.conf line 4 from the Ganesha config of every node")
     assert exports_of(conf, "/srv/other", {1}) == []

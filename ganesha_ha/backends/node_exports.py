@@ -1,0 +1,170 @@
+"""Exports that the node's own server configuration makes of a volume, outside ganesha-ha
+(pure): Ganesha's EXPORT blocks (ganesha.conf and its `%include`s) and knfsd's exports(5)
+lines (/etc/exports, /etc/exports.d/*.exports).
+
+Why they matter: ganesha-ha serves a volume only on the node where it is active. An export
+of one of its directories in a node's own files is served by that node's server whenever it
+(re)reads them: a restart of the system Ganesha, `exportfs -ra` or a restart of
+nfs-server.service, on every node, also where the volume is not active. There the clients
+get file handles of the wrong node, or, with the volume not mounted, an export of the empty
+directory under the mount point: what they write lands in the node's root file system. Left
+behind by an `import` (README: remove the imported blocks/lines afterwards) or by hand.
+
+What counts: an export whose directory is the volume's mount point or lies inside it (the
+path compared after the normalisation the kernel's lookup gives: `//` and `/./` collapsed,
+`..` taken back, no trailing `/`), or, outside it, one that takes an identity of the
+volume's exports (a Ganesha Export_Id; a knfsd fsid), which collides when both are served.
+The files are parsed by the project's readers (formats/exports5.parse,
+ganesha_conf_parse.parse_config); this module compares and words the warning, and
+`read_exports_files` (its one effect) reads the exports(5) files as exportfs finds them.
+"""
+from __future__ import annotations
+
+from ..record import Record
+
+TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+SHOWN = 5   # exports named in one warning; the rest are counted
+
+
+class NodeExport(Record, frozen=True):
+    """One export of a node's own server configuration, and where it is written."""
+
+    path: str                      # as the file gives it (quotes dropped, escapes decoded)
+    source: str                    # the file
+    line: int                      # 1-based line of `source` where the line or block begins
+    export_id: int | None = None   # Ganesha's Export_Id (None: not set, or not a number)
+    fsid: str | None = None        # knfsd's fsid= (knfsd_table.normalize_fsid)
+    clients: tuple[str, ...] = ()  # knfsd: the line's clients, in file order
+
+    def where(self) -> str:
+        return f"{self.source} line {self.line}"
+
+
+def normalise(path: str) -> str | None:
+    """An absolute path as a lookup from `/` reads it: empty and `.` components dropped
+    (`//`, `/./`, a trailing `/`), `..` taking back the component before it (never above
+    `/`); None for a path that is not absolute (exportfs and Ganesha refuse those). Purely
+    lexical: symbolic links are not followed (the files may name directories of a volume
+    that is not mounted on this node)."""
+    if not path.startswith("/"):
+        return None
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+        else:
+            parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def in_volume(path: str, mountpoint: str) -> bool:
+    """True when `path` is the volume's mount point or lies inside it (`/vol2` is not in
+    `/vol`), both normalised."""
+    p, m = normalise(path), normalise(mountpoint)
+    if p is None or m is None:
+        return False
+    return p == m or p.startswith(m.rstrip("/") + "/")
+
+
+def of_volume(exports: Iterable[NodeExport], mountpoint: str, export_ids: Iterable[int] = (),
+              fsids: Iterable[str] = ()) -> list[NodeExport]:
+    """The exports of `exports` that serve the volume mounted at `mountpoint`: a directory
+    in it, or an Export_Id of `export_ids`, or an fsid of `fsids` (both compared as the
+    callers normalise them: knfsd_table.normalize_fsid), in the given order."""
+    ids, fs = set(export_ids), set(fsids)
+    return [e for e in exports
+            if in_volume(e.path, mountpoint)
+            or (e.export_id is not None and e.export_id in ids)
+            or (e.fsid is not None and e.fsid in fs)]
+
+
+def _shown(items: Sequence[str]) -> str:
+    return ", ".join(items[:SHOWN]) + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
+
+
+def ganesha_warning(hits: Sequence[NodeExport], mountpoint: str) -> list[str]:
+    """The warning for EXPORT blocks of the node's Ganesha config that serve the volume
+    (of_volume's result), [] for none."""
+    if not hits:
+        return []
+    shown = _shown([f"Export_Id {'?' if e.export_id is None else e.export_id} ({e.path}) at {e.where()}"
+                    for e in hits])
+    return [f"remove the EXPORT block(s) of {shown} from the Ganesha config of every node: they serve {mountpoint} "
+            "(a directory in it, or one of its Export_Ids) outside ganesha-ha, so the node's Ganesha serves them "
+            "again at its next start, also where the volume is not active (handles of the wrong node; with the "
+            "volume not mounted, the directory under the mount point)"]
+
+
+def exports5_warning(hits: Sequence[NodeExport], mountpoint: str) -> list[str]:
+    """The warning for exports(5) lines of the node that export the volume (of_volume's
+    result), [] for none."""
+    if not hits:
+        return []
+    shown = _shown([f"{e.path} (to {' '.join(e.clients[:3])}{' ...' if len(e.clients) > 3 else ''}"
+                    f"{', fsid=' + e.fsid if e.fsid is not None else ''}) at {e.where()}" for e in hits])
+    return [f"remove the line(s) exporting {shown} from the exports(5) files of every node: they export "
+            f"{mountpoint} (a directory in it, or one of its fsids) outside ganesha-ha, so 'exportfs -ra' or a "
+            "restart of nfs-server exports them on that node, also where the volume is not active (handles of the "
+            "wrong node; with the volume not mounted, the directory under the mount point: writes land in the "
+            "node's root file system)"]
+
+
+def exports5_entries(sources: Sequence[tuple[str, bytes]]) -> tuple[list[NodeExport], list[str]]:
+    """The exports of exports(5) files [(name, bytes)], one per line (its clients together),
+    and a problem for each file exportfs would not read to its end: its syntax error. Like
+    exportfs (getexportent returns no more entries), the lines before the bad one count."""
+    from ..formats.exports5 import ExportsSyntaxError, parse
+    from .knfsd_table import normalize_fsid
+
+    out: list[NodeExport] = []
+    problems: list[str] = []
+    for name, data in sources:
+        try:
+            entries = parse(data)
+        except ExportsSyntaxError as exc:
+            problems.append(f"{name} line {exc.line}: {exc.detail} (exportfs stops reading this file there; "
+                            "the lines after it are not compared)")
+            entries = parse(b"\n".join(data.split(b"\n")[:exc.line - 1]))   # the entries before it parsed
+        lines: dict[tuple[int, str], list] = {}
+        for entry in entries:
+            lines.setdefault((entry.line, entry.path), []).append(entry)
+        for (line, path), group in lines.items():
+            fsid = next((o.partition("=")[2] for e in group for o in e.options if o.startswith("fsid=")), None)
+            out.append(NodeExport(path, name, line, fsid=None if fsid is None else normalize_fsid(fsid),
+                                  clients=tuple(e.host for e in group)))
+    return out, problems
+
+
+def read_exports_files(exports_file: str, exports_dir: str) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """What `exportfs -a` reads (nfs-utils support/export/export.c export_read, export_d_read):
+    `exports_file` (/etc/exports), then every `*.exports` of `exports_dir` (/etc/exports.d)
+    not starting with `.`, in name order (exportfs: versionsort, the same for most names),
+    as [(path, bytes)]; a file that does not exist is no source. And why a file that exists
+    could not be read (OSError), one line each."""
+    import os
+
+    names = [exports_file]
+    try:   # export_d_read: not hidden, longer than the suffix, regular files (or links to them)
+        names += [path for n in sorted(os.listdir(exports_dir)) if n.endswith(".exports") and not n.startswith(".")
+                  and os.path.isfile(path := os.path.join(exports_dir, n))]
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        return [], [f"{exports_dir}: {exc.strerror}"]
+    out: list[tuple[str, bytes]] = []
+    problems: list[str] = []
+    for name in names:
+        try:
+            with open(name, "rb") as f:
+                out.append((name, f.read()))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            problems.append(f"{name}: {exc.strerror}")
+    return out, problems
