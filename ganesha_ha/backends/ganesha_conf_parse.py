@@ -1,8 +1,10 @@
 """Parse Ganesha config text (enough of the grammar for EXPORT blocks), pure.
 
-Not on the product's path today: the tests use it to read back what ganesha_conf.py renders
-(a value that could inject config shows up as an extra block or parameter), and the import
-of existing Ganesha configurations will use it. Its lexer follows Ganesha's
+Used by `import ganesha` (existing EXPORT blocks into a registry), by the node checks that
+read the node's ganesha.conf (Plugins_Dir, the scope, EXPORT blocks a volume now owns:
+ganesha_node.py, node_exports.py), and by the tests to read back what ganesha_conf.py renders
+(a value that could inject config shows up as an extra block or parameter). Never on the
+monitor's path (tests/server/test_agent_imports.py pins that). Its lexer follows Ganesha's
 (src/config_parsing/conf_lex.l): `#` comments, double-quoted strings with backslash escapes,
 single-quoted strings without them, and `{ } ; = ,` as punctuation.
 """
