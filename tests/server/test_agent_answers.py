@@ -264,6 +264,12 @@ def test_ganesha_probe_is_not_running_when_this_node_cannot_serve(ganesha, tmpfs
     ({"server": "knfsd", "volume": "/srv/v", "ip": "10.0.0.300"}, "ip: is not an IP address"),
     ({"server": "knfsd"}, "volume: set volume"),
     ({"server": "knfsd", "volume": "/srv/v", "unlock_on_stop": "perhaps"}, "unlock_on_stop: must be a boolean"),
+    # tryout5: libdbus refused it ("Address does not contain a colon") only when a start or monitor
+    # connected: OCF_ERR_GENERIC on every node, validate-all 0
+    ({"server": "ganesha", "volume": "/srv/v", "bus_address": "garbage"}, "bus_address: is not a D-Bus address"),
+    # tryout5: classic parameters beside volume= were ignored in silence (the registry's clients served)
+    ({"server": "knfsd", "volume": "/srv/v", "clientspec": "10.0.0.1"}, "clientspec: classic-mode parameters"),
+    ({"server": "ganesha", "volume": "/srv/v", "options": "ro", "fsid": "7"}, "options, fsid: classic-mode"),
 ])
 def test_parameter_errors_say_why_in_one_exit_reason(params, fragment):
     for action in ("start", "validate-all", "monitor"):
