@@ -27,7 +27,7 @@ KNFSD_ONLY_FLAGS = frozenset({
     "sync", "async", "wdelay", "no_wdelay", "subtree_check", "no_subtree_check",
     "secure", "insecure", "hide", "nohide", "crossmnt", "nocrossmnt", "no_acl", "acl",
     "insecure_locks", "secure_locks", "no_auth_nlm", "auth_nlm", "mp", "mountpoint",
-    "pnfs", "no_pnfs", "security_label",
+    "pnfs", "no_pnfs", "security_label", "nordirplus",
 })
 VALUE_OPTIONS = ("anonuid", "anongid", "sec", "refer", "replicas", "mp", "mountpoint")
 SEC_FLAVOURS = ("sys", "krb5", "krb5i", "krb5p", "none")
