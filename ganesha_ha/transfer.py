@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from .converge import ADD, REMOVE, UPDATE, Change, Outcome, field_texts
-from .description import Refusal
+from .description import Description, Refusal
 from .errors import GaneshaHAError, NotInstalledError, ServerUnavailableError, ValidationError
 from .formats import Reading, detect
 from .formats import where as formats_where
@@ -213,6 +213,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                              "on every node (or RemoveExport them) before the volume's first start: the node's "
                              "Ganesha serves them again at its next restart, on a node where the volume may not "
                              "be mounted")
+    if args.source == "exports":
+        reading.notes += _exports_lines_note([d for d in reading.descriptions if d.where not in refused_at],
+                                             reading.lines)
     for d in reading.descriptions if args.source == "exports" else ():
         if d.fsid is None and state.server == "knfsd" and d.clients is not None and d.where not in refused_at:
             reading.notes.append(f"{d.where}: no fsid: knfsd derives the file handles from the file system now; "
@@ -223,6 +226,29 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     if cib is not None and prims:
         replacement = _replacement(cib, prims, vol, state.server, args.resource_id, refused, reading)
     return _report(args, vol, reading, result, dry=not args.apply, replacement=replacement)
+
+
+def _exports_lines_note(taken: list[Description], lines: dict[str, list[str]]) -> list[str]:
+    """The note that the imported lines must leave the exports file(s): exportfs reads them again
+    at nfs-server's start and at any `exportfs -r`/`-a` (also an administrator's, without -i),
+    replacing ganesha-ha's etab lines with theirs (measured: `exportfs -ra` with an imported line
+    left in /etc/exports dropped the fsid ganesha-ha had pinned, new file handles until the next
+    monitor), and exports them on a node where the volume may not be mounted."""
+    by_file: dict[str, list[str]] = {}
+    for d in taken:
+        for place in lines.get(d.where, []):
+            file, _, number = place.rpartition(" line ")
+            numbers = by_file.setdefault(file or "the file", [])
+            if number not in numbers:       # one per line, not per client of it
+                numbers.append(number)
+    if not by_file:
+        return []
+    shown = "; ".join(f"{file} line{'s' if len(ns) > 1 else ''} {', '.join(sorted(ns, key=int))}"
+                      for file, ns in by_file.items())
+    return [f"remove the imported lines from the exports file(s) on every node before the volume's first start "
+            f"({shown}): nfs-server's start and any 'exportfs -r' or 'exportfs -a' export them again outside "
+            "ganesha-ha, over its etab lines (a pinned fsid lost: new file handles), also where the volume "
+            "is not mounted"]
 
 
 def _replacement(cib: Cib, prims: list[Primitive], vol: Volume, server: str, resource_id: str | None,

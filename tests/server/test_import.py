@@ -159,6 +159,9 @@ def test_an_exports_line_without_fsid_is_imported_with_a_warning_and_a_refusal_c
                 check=False)
         # the rest is taken, and the exit code still says that something was left out
         assert r.returncode == 2 and "the others were changed" in r.stderr
+        # tryout5: the lines taken must leave the file, or the next 'exportfs -r' serves them again
+        assert ("note: remove the imported lines from the exports file(s) on every node before the volume's "
+                "first start (stdin line 1): ") in r.stdout, r.stdout
         assert [e["path"] for e in json.loads(gha(config, "export", "list", str(mp), "--json").stdout)] == ["a"]
 
 
