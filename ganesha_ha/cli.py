@@ -78,14 +78,16 @@ def _list_row(mountpoint: str, server: str, exp, live: bool | None, as_registere
 
 def _list_table(rows: list[list[str]]) -> str:
     """The table, cut to the terminal's width (100 columns when not on one): CLIENTS first,
-    then DIRECTORY, PSEUDO/FSID and VOLUME lose their ends ('…'); `--json` and `export show`
+    then DIRECTORY and PSEUDO/FSID lose their ends ('…'), VOLUME its start ('…/vol1': cut at
+    the end, /srv/cluster/vol1 and vol2 both read '/srv/clust…'); `--json` and `export show`
     have it all."""
     import shutil
 
     from .textfmt import fit
 
     width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
-    return table(fit(rows, LIST_HEADER, width, shrink=[5, 4, 3, 0], minimum=12), LIST_HEADER)
+    return table(fit(rows, LIST_HEADER, width, shrink=[5, 4, 3, 0], minimum=12, keep_end=frozenset({0})),
+                 LIST_HEADER)
 
 
 def _live_word(live: bool | None, as_registered: bool | None = True) -> str:

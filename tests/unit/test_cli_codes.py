@@ -83,6 +83,12 @@ def test_export_list_fits_100_columns_and_shows_volume_server_and_fsid():
     assert knfsd[:3] == ["/srv/nfs/production-volume-01", "knfsd", "3000"] and knfsd[3].startswith("0b5b7f4e-1b")
     assert ganesha[:3] == ["/srv/nfs/vol2", "ganesha/VFS", "3000"] and ganesha[3].startswith("/projects/2") and ganesha[-2:] == ["not", "live"]
     assert "[RO]" in lines[1]
+    # tryout5: volumes sharing a long prefix, cut at their ends, all read '/tmp/gha-t5/vo…'
+    many = [cli._list_row(f"/srv/cluster-storage/exports/volume-{n}", "ganesha", exp.with_changes(path=f"d{n}"),
+                          True) for n in ("alpha", "beta")]
+    cut = [line.split()[0] for line in cli._list_table(many).splitlines()[1:]]
+    assert len(set(cut)) == 2 and all(c.startswith("…") for c in cut), cut
+    assert cut[0].endswith("volume-alpha") and cut[1].endswith("volume-beta")
 
 
 def test_an_instance_grace_shorter_than_its_lease_is_refused_at_init(tmp_path, monkeypatch, capsys):
