@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from conftest import ROOT
 from fake_backend import FakeBackend
 from ganesha_ha import cli, errors
@@ -133,3 +135,14 @@ def test_status_of_an_instance_volume_active_elsewhere_does_not_say_its_instance
     backend.running = False       # active here and its instance gone: that is worth saying
     assert cli.main(["--config", str(config), "volume", "status", str(mp)]) == 0
     assert "live state unknown (the fake server is not running)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("action", ["add", "update"])
+def test_the_fsal_option_reads_in_the_usage_line_as_it_is_typed(action, capsys):
+    """tryout5: metavar NAME(key=value,...) lost its parentheses in argparse's usage line:
+    `[--fsal NAMEkey=value,...]`."""
+    with pytest.raises(SystemExit):
+        cli.main(["export", action, "--help"])
+    out = capsys.readouterr().out
+    assert "NAMEkey" not in out and "[--fsal FSAL]" in " ".join(out.split())
+    assert "NAME or NAME(key=value,...)" in " ".join(out.split())
