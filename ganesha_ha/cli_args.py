@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = esub.add_parser("remove", help="stop exporting a directory and forget it")
     e.add_argument("mountpoint")
     e.add_argument("export", metavar="DIRECTORY|EXPORT_ID")
-    e.add_argument("--record-only", action="store_true")
+    e.add_argument("--record-only", action="store_true",
+                   help="change the registry only; the next start or monitor withdraws it")
     e.add_argument("--json", action="store_true")
     e = esub.add_parser("list", help="list exports (all volumes mounted here when none is named)")
     e.add_argument("mountpoint", nargs="?")
