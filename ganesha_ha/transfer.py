@@ -289,6 +289,9 @@ def _report(args: argparse.Namespace, vol: Volume, reading: Reading, result: Con
 
 def _print_text(vol: Volume, reading: Reading, outcome: Outcome, refused: list[Refusal], dry: bool,
                 result: ConvergeResult, replacement: Replacement | None) -> None:
+    # a dry run draws a random fsid for an export its source gives none: another one is drawn when
+    # it is applied, so printing it would give the administrator a value the volume never has
+    drawn = {d.path for d in reading.descriptions if d.fsid is None} if dry or not result.changed else set()
     for ch in outcome.changes:
         where = formats_where(ch.export, str(vol.mountpoint))
         if ch.action == UPDATE:
@@ -297,7 +300,8 @@ def _print_text(vol: Volume, reading: Reading, outcome: Outcome, refused: list[R
         else:
             exp = ch.export
             f = field_texts(exp)
-            print(f"{_MARK[ch.action]} {where}: Export_Id {f['export_id']}, fsid {f['fsid']}, pseudo {f['pseudo']}, "
+            fsid = "a new one (drawn when applied)" if ch.action == ADD and exp.path in drawn else f["fsid"]
+            print(f"{_MARK[ch.action]} {where}: Export_Id {f['export_id']}, fsid {fsid}, pseudo {f['pseudo']}, "
                   f"clients {f['clients']}" + (f", access {exp.access}" if exp.access != "RW" else ""))
     for ref in refused:
         print(f"! {ref}")

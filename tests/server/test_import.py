@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -149,6 +150,9 @@ def test_an_exports_line_without_fsid_is_imported_with_a_warning_and_a_refusal_c
         source = f"{mp}/a *(rw)\n{mp}/b *(rw,refer=/x@h,fsid=3)\n{mp}/gone *(rw)\n"
         r = gha(config, "import", "exports", str(mp), "--file", "-", "--apply", stdin=source, check=False)
         assert r.returncode == 2 and "nothing was changed" in r.stderr
+        # tryout5: the fsid of a line without one is drawn when applied: a printed one was never used
+        assert re.search(rf"^\+ {re.escape(str(mp))}/a: Export_Id [0-9]+, fsid a new one \(drawn when applied\), "
+                         "pseudo", r.stdout, re.M), r.stdout
         # both refusals name the directory in the volume, the reader's (b) as the registry's (gone)
         assert "! b (stdin line 2): client option: unknown option 'refer'" in r.stdout
         assert "! gone (stdin line 3): directory:" in r.stdout
