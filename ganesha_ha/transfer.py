@@ -216,8 +216,10 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     if args.source == "exports":
         reading.notes += _exports_lines_note([d for d in reading.descriptions if d.where not in refused_at],
                                              reading.lines)
+    kept = {e.path for e in result.outcome.unchanged}   # imported before: their fsid is pinned already
     for d in reading.descriptions if args.source == "exports" else ():
-        if d.fsid is None and state.server == "knfsd" and d.clients is not None and d.where not in refused_at:
+        if (d.fsid is None and state.server == "knfsd" and d.clients is not None and d.where not in refused_at
+                and d.path not in kept):
             reading.notes.append(f"{d.where}: no fsid: knfsd derives the file handles from the file system now; "
                                  "a new fsid is pinned, so its clients must mount it again after the switch "
                                  "(or give it fsid= in the source before importing)")

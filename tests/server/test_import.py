@@ -167,6 +167,9 @@ def test_an_exports_line_without_fsid_is_imported_with_a_warning_and_a_refusal_c
         assert ("note: remove the imported lines from the exports file(s) on every node before the volume's "
                 "first start (stdin line 1): ") in r.stdout, r.stdout
         assert [e["path"] for e in json.loads(gha(config, "export", "list", str(mp), "--json").stdout)] == ["a"]
+        # run again: 'a' is unchanged, its fsid pinned by the first run: no "must mount it again" for it
+        r = gha(config, "import", "exports", str(mp), "--file", "-", stdin=f"{mp}/a *(rw)\n")
+        assert "1 unchanged" in r.stdout and "no fsid" not in r.stdout, r.stdout
 
 
 def test_500_exports_dump_and_apply_back_with_no_change_and_one_edit_is_one_change(tmp_path, config):
