@@ -125,6 +125,7 @@ class Volume(ExportEdits):
     def set_active(self, state: RegistryState) -> None:
         # redacted: an FSAL secret is kept in the volume's registry only (a stop needs none)
         self.node.set_active({"mountpoint": str(self.mountpoint), "server": state.server, "ip": self.ip,
+                              "reach": self.backend(state).reach(),
                               "volume_uuid": state.volume_uuid, "version": SCHEMA_VERSION,
                               "id_range": list(state.id_range), "ganesha_mode": state.ganesha_mode,
                               "exports": [e.to_dict(redact=True) for e in state.exports]})
@@ -315,6 +316,11 @@ class Volume(ExportEdits):
         else:
             mounted = True
         backend = self.backend(state)
+        recorded = (record or {}).get("reach")
+        if recorded:   # reached otherwise at start: what it made live is withdrawn that way
+            moved = backend.fall_back(recorded)
+            if moved and notes is not None:
+                notes.append(moved)
         with backend.action():
             return self._stop(backend, self.ctx(state), state, mounted, unlock, lease_wait, notes)
 

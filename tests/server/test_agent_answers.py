@@ -228,6 +228,33 @@ def test_ganesha_a_refused_export_is_degraded_a_missing_fsal_moves_the_volume(ga
     check_well_formed(*run_subprocess("stop", params), {0})
 
 
+def test_a_stop_through_a_bus_address_with_no_bus_withdraws_through_the_starts(ganesha, tmpfs_volume):
+    """tryout5 K: bus_address is reloadable; changed to a socket path with no bus (a typo) on a
+    started resource, the stop said "stopped, 0 live exports withdrawn" (0: Ganesha "not
+    running") while the node's Ganesha kept serving the volume. The start's address is in the
+    node-local active record: the stop withdraws through it and says so."""
+    vol = tmpfs_volume
+    (vol / "a").mkdir()
+    ganesha.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "430-439", check=True)
+    ganesha.cli("export", "add", str(vol), "a", "--client", "127.0.0.1", check=True)
+    params = {"server": "ganesha", "volume": str(vol), "config": str(ganesha.config)}
+    check_well_formed(*run_subprocess("start", params), {0})
+    assert served(ganesha) == {430: f"{vol}/a"}
+    typo = params | {"bus_address": "unix:path=/run/dbus/sytem_bus_socket"}
+    (reason,) = check_well_formed(*run_subprocess("monitor", typo | RECURRING), {1})
+    assert reason.startswith("cannot reach D-Bus at unix:path=/run/dbus/sytem_bus_socket"), reason
+    rc, out, err = run_subprocess("stop", typo)
+    check_well_formed(rc, out, err, {0})
+    assert served(ganesha) == {}, "withdrawn through the bus of the start"
+    assert "stopped, 1 live exports withdrawn" in err and "reached NFS-Ganesha at " in err, err
+    assert "the bus address this volume was started with: set bus_address back to it" in err, err
+    # nothing recorded (a stop after it) and a configured bus that answers: as before
+    check_well_formed(*run_subprocess("stop", typo), {0})
+    check_well_formed(*run_subprocess("start", params), {0})
+    check_well_formed(*run_subprocess("stop", params), {0})
+    assert served(ganesha) == {}
+
+
 # ---- item 5: probes, the server, exit reasons -----------------------------------------------------
 
 def test_ganesha_probe_is_not_running_when_this_node_cannot_serve(ganesha, tmpfs_volume):
