@@ -228,17 +228,24 @@ def test_ganesha_a_refused_export_is_degraded_a_missing_fsal_moves_the_volume(ga
     check_well_formed(*run_subprocess("stop", params), {0})
 
 
+def one_export_started(ganesha, vol: Path, low: int) -> dict[str, str]:
+    """Volume `vol` initialised for Ganesha (Export_Ids low..low+9) with one export, `a` for
+    127.0.0.1 at Export_Id `low`, started by the agent; the agent's parameters."""
+    (vol / "a").mkdir()
+    ganesha.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", f"{low}-{low + 9}", check=True)
+    ganesha.cli("export", "add", str(vol), "a", "--client", "127.0.0.1", check=True)
+    params = {"server": "ganesha", "volume": str(vol), "config": str(ganesha.config)}
+    check_well_formed(*run_subprocess("start", params), {0})
+    return params
+
+
 def test_a_stop_through_a_bus_address_with_no_bus_withdraws_through_the_starts(ganesha, tmpfs_volume):
     """tryout5 K: bus_address is reloadable; changed to a socket path with no bus (a typo) on a
     started resource, the stop said "stopped, 0 live exports withdrawn" (0: Ganesha "not
     running") while the node's Ganesha kept serving the volume. The start's address is in the
     node-local active record: the stop withdraws through it and says so."""
     vol = tmpfs_volume
-    (vol / "a").mkdir()
-    ganesha.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "430-439", check=True)
-    ganesha.cli("export", "add", str(vol), "a", "--client", "127.0.0.1", check=True)
-    params = {"server": "ganesha", "volume": str(vol), "config": str(ganesha.config)}
-    check_well_formed(*run_subprocess("start", params), {0})
+    params = one_export_started(ganesha, vol, 430)
     assert served(ganesha) == {430: f"{vol}/a"}
     typo = params | {"bus_address": "unix:path=/run/dbus/sytem_bus_socket"}
     (reason,) = check_well_formed(*run_subprocess("monitor", typo | RECURRING), {1})
@@ -259,11 +266,7 @@ def test_a_stop_through_a_bus_address_with_no_bus_withdraws_through_the_starts(g
 
 def test_ganesha_probe_is_not_running_when_this_node_cannot_serve(ganesha, tmpfs_volume):
     vol = tmpfs_volume
-    (vol / "a").mkdir()
-    ganesha.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "410-419", check=True)
-    ganesha.cli("export", "add", str(vol), "a", "--client", "127.0.0.1", check=True)
-    params = {"server": "ganesha", "volume": str(vol), "config": str(ganesha.config)}
-    check_well_formed(*run_subprocess("start", params), {0})
+    params = one_export_started(ganesha, vol, 410)
     check_well_formed(*run_subprocess("monitor", params), {0})
     ganesha.daemon.stop()
     check_well_formed(*run_subprocess("monitor", params), {7})              # server not running
