@@ -209,10 +209,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     refused_at = {r.where for r in result.outcome.conflicts}
     taken = sorted(d.export_id for d in reading.descriptions if d.where not in refused_at and d.export_id)
     if args.source == "ganesha" and taken:
-        reading.notes.append(f"remove the EXPORT blocks of Export_Id {', '.join(map(str, taken))} from {source} "
-                             "on every node (or RemoveExport them) before the volume's first start: the node's "
-                             "Ganesha serves them again at its next restart, on a node where the volume may not "
-                             "be mounted")
+        reading.notes.append(f"remove the EXPORT blocks of {_block_files(source, taken)} on every node (or "
+                             "RemoveExport them) before the volume's first start: the node's Ganesha serves them "
+                             "again at its next restart, on a node where the volume may not be mounted")
     if args.source == "exports":
         reading.notes += _exports_lines_note([d for d in reading.descriptions if d.where not in refused_at],
                                              reading.lines)
@@ -228,6 +227,20 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     if cib is not None and prims:
         replacement = _replacement(cib, prims, vol, state.server, args.resource_id, refused, reading)
     return _report(args, vol, reading, result, dry=not args.apply, replacement=replacement)
+
+
+def _block_files(source: str, ids: list[int]) -> str:
+    """`Export_Id 11, 12 from /etc/ganesha/ganesha.conf; Export_Id 13 from /etc/ganesha/more.conf`:
+    each block named with the file that holds it, an %included one too (the note named `source`
+    for every block, tryout5 E), as ganesha_node reads the includes (Ganesha's rule)."""
+    from .backends.ganesha_node import load_node_config
+
+    conf = load_node_config(source)[0] if source != "-" else None
+    found = {e.export_id: e.source for e in (conf.exports if conf else ()) if e.export_id is not None}
+    by_file: dict[str, list[int]] = {}
+    for i in ids:
+        by_file.setdefault(found.get(i, source), []).append(i)
+    return "; ".join(f"Export_Id {', '.join(map(str, group))} from {file}" for file, group in by_file.items())
 
 
 def _exports_lines_note(taken: list[Description], lines: dict[str, list[str]]) -> list[str]:

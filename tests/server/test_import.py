@@ -172,6 +172,29 @@ def test_an_exports_line_without_fsid_is_imported_with_a_warning_and_a_refusal_c
         assert "1 unchanged" in r.stdout and "no fsid" not in r.stdout, r.stdout
 
 
+def test_an_import_of_ganesha_blocks_names_the_included_file_each_block_is_in(tmp_path, config):
+    """tryout5 E: the note said "remove the EXPORT blocks of Export_Id 11, 13 from ganesha.conf"
+    for a block that an %include'd file holds; an include inside an include is taken from the
+    top file's directory, as Ganesha 4.3 does (measured)."""
+    mp = tmp_path / "vol"
+    etc = tmp_path / "etc"
+    (etc / "sub").mkdir(parents=True)
+    with private_nfs_state(tmp_path / "ns"):
+        mount_tmpfs(mp)
+        for d in ("a", "b", "c"):
+            (mp / d).mkdir()
+        gha(config, "volume", "init", str(mp), "--server", "ganesha", "--id-range", "10-99")
+        block = "EXPORT {{ Export_Id = {i}; Path = {mp}/{d}; Pseudo = /{d}; Access_Type = RW; FSAL {{ Name = VFS; }} }}\n"
+        (etc / "ganesha.conf").write_text('%include "sub/exports.conf"\n' + block.format(i=11, mp=mp, d="a"))
+        (etc / "sub" / "exports.conf").write_text('%include "more.conf"\n' + block.format(i=12, mp=mp, d="b"))
+        (etc / "more.conf").write_text(block.format(i=13, mp=mp, d="c"))
+        (etc / "sub" / "more.conf").write_text("this file is not what Ganesha reads\n")
+        r = gha(config, "import", "ganesha", str(mp), "--file", str(etc / "ganesha.conf"))
+        assert "3 to add" in r.stdout, r.stdout
+        assert (f"note: remove the EXPORT blocks of Export_Id 11 from {etc}/ganesha.conf; Export_Id 12 from "
+                f"{etc}/sub/exports.conf; Export_Id 13 from {etc}/more.conf on every node") in r.stdout, r.stdout
+
+
 def test_500_exports_dump_and_apply_back_with_no_change_and_one_edit_is_one_change(tmp_path, config):
     mp = tmp_path / "vol"
     n = 500
