@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 
 _answer = ocf.answer
+_CLASSIC_ONLY = ("clientspec", "options", "fsid")
 
 
 def check_params(stop: bool = False) -> ClassicParams | None:
@@ -82,7 +83,19 @@ def check_params(stop: bool = False) -> ClassicParams | None:
     if not stop:
         ocf.param_bool("unlock_on_stop", True)
         ocf.param_bool("wait_for_leasetime_on_stop", False)
+        bus = ocf.param("bus_address")
+        if bus and not bus_address_ok(bus):
+            raise ValidationError("bus_address", f"is not a D-Bus address (TRANSPORT:KEY=VALUE,... such as "
+                                                 f"unix:path=/run/dbus/system_bus_socket): {bus!r}")
     if not directory:
+        if not stop:
+            given = [name for name in _CLASSIC_ONLY if ocf.param(name)]
+            if given:
+                # a clientspec or options beside volume= was silently ignored: the resource
+                # looked like it limited the clients while the registry's were served
+                raise ValidationError(", ".join(given), "classic-mode parameters (with directory=), not with "
+                                                        "volume=: a volume's clients and options are in its "
+                                                        "registry (ganesha-ha export add|update)")
         return None
     if stop:
         from .classic import ClassicParams, split_directories
@@ -95,6 +108,20 @@ def check_params(stop: bool = False) -> ClassicParams | None:
 
     return parse_classic(directory, ocf.param("clientspec"), ocf.param("options"), ocf.param("fsid"),
                          ocf.param("rmtab_backup"))
+
+
+def bus_address_ok(address: str) -> bool:
+    """Whether `address` has the form of the D-Bus specification's "Server Addresses":
+    `transport:key=value,...`, several joined by `;`. libdbus refuses one without a colon
+    ("Address does not contain a colon"), which the agent answered with OCF_ERR_GENERIC at
+    every start and monitor, on every node. Pure, no regex (the agent's import cost)."""
+    for part in address.rstrip(";").split(";"):
+        transport, colon, rest = part.partition(":")
+        if not colon or not transport[:1].isalpha() or not all(c.isalnum() or c == "-" for c in transport):
+            return False
+        if rest and not all(k and eq for k, eq, _ in (kv.partition("=") for kv in rest.split(","))):
+            return False
+    return True
 
 
 def _settings():

@@ -78,14 +78,16 @@ def _list_row(mountpoint: str, server: str, exp, live: bool | None, as_registere
 
 def _list_table(rows: list[list[str]]) -> str:
     """The table, cut to the terminal's width (100 columns when not on one): CLIENTS first,
-    then DIRECTORY, PSEUDO/FSID and VOLUME lose their ends ('…'); `--json` and `export show`
+    then DIRECTORY and PSEUDO/FSID lose their ends ('…'), VOLUME its start ('…/vol1': cut at
+    the end, /srv/cluster/vol1 and vol2 both read '/srv/clust…'); `--json` and `export show`
     have it all."""
     import shutil
 
     from .textfmt import fit
 
     width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
-    return table(fit(rows, LIST_HEADER, width, shrink=[5, 4, 3, 0], minimum=12), LIST_HEADER)
+    return table(fit(rows, LIST_HEADER, width, shrink=[5, 4, 3, 0], minimum=12, keep_end=frozenset({0})),
+                 LIST_HEADER)
 
 
 def _live_word(live: bool | None, as_registered: bool | None = True) -> str:
@@ -273,15 +275,26 @@ def cmd_export(args: argparse.Namespace, settings) -> int:
         mountpoints = [args.mountpoint] if args.mountpoint else mounted_registries()
         out: list[dict[str, Any]] = []
         rows: list[list[str]] = []
+        code = 0
         for mp in mountpoints:
             vol = Volume(mp, settings)
-            status = _status_here(vol)
+            try:
+                status = _status_here(vol)
+            except GaneshaHAError as exc:
+                if args.mountpoint:
+                    raise
+                # one unreadable registry hid every other volume's exports (exit 3, nothing listed):
+                # the others are listed, this one is named, and the exit code says one was not
+                print(f"ganesha-ha: error: {_naming_volume(str(exc), argparse.Namespace(mountpoint=mp))}",
+                      file=sys.stderr)
+                code = code or exc.exit_code
+                continue
             for row in status.exports:
                 out.append(_status_json(row, str(vol.mountpoint)) | {"server": status.state.server})
                 rows.append(_list_row(str(vol.mountpoint), status.state.server, row.export, row.live,
                                       row.as_registered))
         _emit(args, out, _list_table(rows) if rows else "no exports")
-        return 0
+        return code
     vol = _volume(args, settings)
     if args.action == "show":
         status = _status_here(vol)
@@ -432,10 +445,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ganesha-ha: error: the lab runs as 'ganesha-ha lab' (python -m ganesha_ha lab)", file=sys.stderr)
         return 2
     args = build_parser().parse_args(raw)
-    try:
-        from .settings import load_settings
+    from .settings import load_settings
 
+    try:
         settings = load_settings(args.config)
+    except GaneshaHAError as exc:   # the settings file's error names the file, not the volume given
+        print(f"ganesha-ha: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    try:
         handler = {"volume": cmd_volume, "export": cmd_export, "install-agent": cmd_install_agent,
                    "import": cmd_import, "node": cmd_node}[args.group]
         return handler(args, settings)

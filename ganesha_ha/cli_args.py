@@ -114,8 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
                        default="root_squash" if adding else None,
                        help="squash for clients that do not set their own" + (" (default root_squash)"
                                                                                 if adding else ""))
-        e.add_argument("--fsal", metavar="NAME(key=value,...)", default="VFS" if adding else None,
-                       help="Ganesha FSAL and its options" + (" (default VFS)" if adding else
+        # not metavar="NAME(key=value,...)": argparse drops the parentheses of a usage line
+        # ("[--fsal NAMEkey=value,...]"), a syntax nobody can type
+        e.add_argument("--fsal", metavar="FSAL", default="VFS" if adding else None,
+                       help="NAME or NAME(key=value,...): Ganesha FSAL and its options"
+                            + (" (default VFS)" if adding else
                                                                ", replacing the whole FSAL")
                             + ", for example MEM(Inode_Size=65536), "
                             "NULL(VFS), PROXY_V4(Srv_Addr=192.0.2.7) or CEPH(user_id=nfs,"
@@ -144,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = esub.add_parser("remove", help="stop exporting a directory and forget it")
     e.add_argument("mountpoint")
     e.add_argument("export", metavar="DIRECTORY|EXPORT_ID")
-    e.add_argument("--record-only", action="store_true")
+    e.add_argument("--record-only", action="store_true",
+                   help="change the registry only; the next start or monitor withdraws it")
     e.add_argument("--json", action="store_true")
     e = esub.add_parser("list", help="list exports (all volumes mounted here when none is named)")
     e.add_argument("mountpoint", nargs="?")

@@ -27,7 +27,7 @@ KNFSD_ONLY_FLAGS = frozenset({
     "sync", "async", "wdelay", "no_wdelay", "subtree_check", "no_subtree_check",
     "secure", "insecure", "hide", "nohide", "crossmnt", "nocrossmnt", "no_acl", "acl",
     "insecure_locks", "secure_locks", "no_auth_nlm", "auth_nlm", "mp", "mountpoint",
-    "pnfs", "no_pnfs", "security_label",
+    "pnfs", "no_pnfs", "security_label", "nordirplus",
 })
 VALUE_OPTIONS = ("anonuid", "anongid", "sec", "refer", "replicas", "mp", "mountpoint")
 SEC_FLAVOURS = ("sys", "krb5", "krb5i", "krb5p", "none")
@@ -147,7 +147,7 @@ def _normalize_option(opt: str) -> str:
     value = value.strip()
     if name in ("anonuid", "anongid"):
         if not UINT_RE.fullmatch(value) or int(value) > 2**32 - 1:
-            raise ValidationError("client option", f"{name} must be a number, got {value!r}")
+            raise ValidationError("client option", f"{name} must be a number from 0 to {2**32 - 1}, got {value!r}")
         return f"{name}={int(value)}"
     if name == "sec":
         flavours = value.split(":")
@@ -156,6 +156,8 @@ def _normalize_option(opt: str) -> str:
         return f"sec={':'.join(flavours)}"
     if name == "fsid":
         raise ValidationError("client option", "fsid is set per export with --fsid, not per client")
+    if name in KNFSD_ONLY_FLAGS:   # `mp=/path`: 'unknown option mp' read as if mp were unknown
+        raise ValidationError("client option", f"{name} is taken without a value here ({name}, not {name}={value})")
     raise ValidationError("client option", f"unknown option {name!r}")
 
 

@@ -67,7 +67,11 @@ class ExportFailure(Record, frozen=True):
         name = self.export.path or "/"
         if self.server and backend_info(self.server).handle_id != "Export_Id":
             return f"{name}: {self.error}"
-        return f"{name} (Export_Id {self.export.export_id}): {self.error}"
+        reason = str(self.error)
+        # a server's reason that names the export the same way already ("Export_Id 12 (/g): no
+        # client of it resolves ...") would name it twice, spending the exit reason's 128 characters
+        said = f"Export_Id {self.export.export_id} ({self.export.pseudo}): "
+        return f"{name} (Export_Id {self.export.export_id}): {reason[len(said):] if reason.startswith(said) else reason}"
 
 
 def check_ready(backend: Backend, ctx: VolumeContext, exp: Export) -> None:

@@ -11,9 +11,11 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def fit(rows: list[list[str]], header: list[str], width: int, shrink: list[int],
-        minimum: int = 8) -> list[list[str]]:
+        minimum: int = 8, keep_end: frozenset[int] = frozenset()) -> list[list[str]]:
     """`rows` with the cells of the columns `shrink` (most willing first) cut short with '…'
-    until `table(rows, header)` is at most `width` characters wide, none below `minimum`."""
+    until `table(rows, header)` is at most `width` characters wide, none below `minimum`. A
+    column of `keep_end` loses its start instead ('…/vol1'): mount points that share a long
+    prefix differ only at their ends."""
     rows = [list(r) for r in rows]
 
     def widths() -> list[int]:
@@ -27,7 +29,7 @@ def fit(rows: list[list[str]], header: list[str], width: int, shrink: list[int],
         target = max(minimum, len(header[col]), w[col] - excess)
         for r in rows:
             if len(r[col]) > target:
-                r[col] = r[col][:target - 1] + "…"
+                r[col] = "…" + r[col][len(r[col]) - target + 1:] if col in keep_end else r[col][:target - 1] + "…"
     return rows
 
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from .converge import ADD, REMOVE, UPDATE, Change, Outcome, field_texts
-from .description import Refusal
+from .description import Description, Refusal
 from .errors import GaneshaHAError, NotInstalledError, ServerUnavailableError, ValidationError
 from .formats import Reading, detect
 from .formats import where as formats_where
@@ -209,12 +209,16 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     refused_at = {r.where for r in result.outcome.conflicts}
     taken = sorted(d.export_id for d in reading.descriptions if d.where not in refused_at and d.export_id)
     if args.source == "ganesha" and taken:
-        reading.notes.append(f"remove the EXPORT blocks of Export_Id {', '.join(map(str, taken))} from {source} "
-                             "on every node (or RemoveExport them) before the volume's first start: the node's "
-                             "Ganesha serves them again at its next restart, on a node where the volume may not "
-                             "be mounted")
+        reading.notes.append(f"remove the EXPORT blocks of {_block_files(source, taken)} on every node (or "
+                             "RemoveExport them) before the volume's first start: the node's Ganesha serves them "
+                             "again at its next restart, on a node where the volume may not be mounted")
+    if args.source == "exports":
+        reading.notes += _exports_lines_note([d for d in reading.descriptions if d.where not in refused_at],
+                                             reading.lines)
+    kept = {e.path for e in result.outcome.unchanged}   # imported before: their fsid is pinned already
     for d in reading.descriptions if args.source == "exports" else ():
-        if d.fsid is None and state.server == "knfsd" and d.clients is not None and d.where not in refused_at:
+        if (d.fsid is None and state.server == "knfsd" and d.clients is not None and d.where not in refused_at
+                and d.path not in kept):
             reading.notes.append(f"{d.where}: no fsid: knfsd derives the file handles from the file system now; "
                                  "a new fsid is pinned, so its clients must mount it again after the switch "
                                  "(or give it fsid= in the source before importing)")
@@ -223,6 +227,43 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     if cib is not None and prims:
         replacement = _replacement(cib, prims, vol, state.server, args.resource_id, refused, reading)
     return _report(args, vol, reading, result, dry=not args.apply, replacement=replacement)
+
+
+def _block_files(source: str, ids: list[int]) -> str:
+    """`Export_Id 11, 12 from /etc/ganesha/ganesha.conf; Export_Id 13 from /etc/ganesha/more.conf`:
+    each block named with the file that holds it, an %included one too (the note named `source`
+    for every block, tryout5 E), as ganesha_node reads the includes (Ganesha's rule)."""
+    from .backends.ganesha_node import load_node_config
+
+    conf = load_node_config(source)[0] if source != "-" else None
+    found = {e.export_id: e.source for e in (conf.exports if conf else ()) if e.export_id is not None}
+    by_file: dict[str, list[int]] = {}
+    for i in ids:
+        by_file.setdefault(found.get(i, source), []).append(i)
+    return "; ".join(f"Export_Id {', '.join(map(str, group))} from {file}" for file, group in by_file.items())
+
+
+def _exports_lines_note(taken: list[Description], lines: dict[str, list[str]]) -> list[str]:
+    """The note that the imported lines must leave the exports file(s): exportfs reads them again
+    at nfs-server's start and at any `exportfs -r`/`-a` (also an administrator's, without -i),
+    replacing ganesha-ha's etab lines with theirs (measured: `exportfs -ra` with an imported line
+    left in /etc/exports dropped the fsid ganesha-ha had pinned, new file handles until the next
+    monitor), and exports them on a node where the volume may not be mounted."""
+    by_file: dict[str, list[str]] = {}
+    for d in taken:
+        for place in lines.get(d.where, []):
+            file, _, number = place.rpartition(" line ")
+            numbers = by_file.setdefault(file or "the file", [])
+            if number not in numbers:       # one per line, not per client of it
+                numbers.append(number)
+    if not by_file:
+        return []
+    shown = "; ".join(f"{file} line{'s' if len(ns) > 1 else ''} {', '.join(sorted(ns, key=int))}"
+                      for file, ns in by_file.items())
+    return [f"remove the imported lines from the exports file(s) on every node before the volume's first start "
+            f"({shown}): nfs-server's start and any 'exportfs -r' or 'exportfs -a' export them again outside "
+            "ganesha-ha, over its etab lines (a pinned fsid lost: new file handles), also where the volume "
+            "is not mounted"]
 
 
 def _replacement(cib: Cib, prims: list[Primitive], vol: Volume, server: str, resource_id: str | None,
@@ -263,6 +304,9 @@ def _report(args: argparse.Namespace, vol: Volume, reading: Reading, result: Con
 
 def _print_text(vol: Volume, reading: Reading, outcome: Outcome, refused: list[Refusal], dry: bool,
                 result: ConvergeResult, replacement: Replacement | None) -> None:
+    # a dry run draws a random fsid for an export its source gives none: another one is drawn when
+    # it is applied, so printing it would give the administrator a value the volume never has
+    drawn = {d.path for d in reading.descriptions if d.fsid is None} if dry or not result.changed else set()
     for ch in outcome.changes:
         where = formats_where(ch.export, str(vol.mountpoint))
         if ch.action == UPDATE:
@@ -271,7 +315,8 @@ def _print_text(vol: Volume, reading: Reading, outcome: Outcome, refused: list[R
         else:
             exp = ch.export
             f = field_texts(exp)
-            print(f"{_MARK[ch.action]} {where}: Export_Id {f['export_id']}, fsid {f['fsid']}, pseudo {f['pseudo']}, "
+            fsid = "a new one (drawn when applied)" if ch.action == ADD and exp.path in drawn else f["fsid"]
+            print(f"{_MARK[ch.action]} {where}: Export_Id {f['export_id']}, fsid {fsid}, pseudo {f['pseudo']}, "
                   f"clients {f['clients']}" + (f", access {exp.access}" if exp.access != "RW" else ""))
     for ref in refused:
         print(f"! {ref}")

@@ -75,7 +75,8 @@ class VolumeStatus(Record):
     state: RegistryState
     exports: list[ExportStatus]
     reasons: list[str] = Factory(list)    # how the exports not as registered differ (field, live, registry)
-    not_live: list[str] = Factory(list)   # why exports are left out: their identity served for another path
+    not_live: list[str] = Factory(list)   # which exports are left out and why (identity served for another
+                                          # path; or, on a volume active here, not served now)
     stray: list[int] = Factory(list)      # Export_Ids served from inside the volume that the registry lacks
     warnings: list[str] = Factory(list)   # e.g. a client name that does not resolve here
     unavailable: str = ""                 # why the server could not be asked (live state unknown)
@@ -124,6 +125,7 @@ class Volume(ExportEdits):
     def set_active(self, state: RegistryState) -> None:
         # redacted: an FSAL secret is kept in the volume's registry only (a stop needs none)
         self.node.set_active({"mountpoint": str(self.mountpoint), "server": state.server, "ip": self.ip,
+                              "reach": self.backend(state).reach(),
                               "volume_uuid": state.volume_uuid, "version": SCHEMA_VERSION,
                               "id_range": list(state.id_range), "ganesha_mode": state.ganesha_mode,
                               "exports": [e.to_dict(redact=True) for e in state.exports]})
@@ -231,7 +233,17 @@ class Volume(ExportEdits):
         changed = {e.path for e in drift.changed}
         rows = [ExportStatus(e, e.path not in not_live, None if e.path in not_live else e.path not in changed)
                 for e in state.exports]
-        return VolumeStatus(state=state, exports=rows, reasons=list(drift.reasons), not_live=list(drift.foreign),
+        why = list(drift.foreign)
+        if drift.missing and self.is_active():
+            # a volume active here with an export left out (the server refused it, no client
+            # resolves): the count alone ("3 live" of 4) did not say which at 3 a.m.
+            from .servers import backend_info
+
+            by_id = backend_info(backend.name).handle_id == "Export_Id"
+            why += [f"{e.path or '/'}{f' (Export_Id {e.export_id})' if by_id else ''}: not served on this node "
+                    "now; 'ganesha-ha volume monitor' applies it again and names the server's reason"
+                    for e in drift.missing]
+        return VolumeStatus(state=state, exports=rows, reasons=list(drift.reasons), not_live=why,
                             stray=list(drift.stray), warnings=list(drift.warnings) + node_warnings)
 
     # ---- agent actions ----------------------------------------------------------------------
@@ -304,6 +316,11 @@ class Volume(ExportEdits):
         else:
             mounted = True
         backend = self.backend(state)
+        recorded = (record or {}).get("reach")
+        if recorded:   # reached otherwise at start: what it made live is withdrawn that way
+            moved = backend.fall_back(recorded)
+            if moved and notes is not None:
+                notes.append(moved)
         with backend.action():
             return self._stop(backend, self.ctx(state), state, mounted, unlock, lease_wait, notes)
 

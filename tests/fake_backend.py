@@ -80,6 +80,12 @@ class FakeBackend:
         self.store = FakeStore()
         self.graces: list[int] = []
 
+    def reach(self) -> str | None:
+        return None
+
+    def fall_back(self, recorded: str) -> str | None:
+        return None
+
     # ---- helpers for tests ------------------------------------------------------------
     def serve_foreign(self, export_id: int, path: str) -> None:
         """Another volume's export, served by this node under `export_id`."""

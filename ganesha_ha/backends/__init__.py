@@ -75,6 +75,18 @@ class Backend(Protocol):
         recovery backend, NFSv4 server scope); return warnings for what cannot be known."""
         ...
 
+    def reach(self) -> str | None:
+        """How this backend reaches its server (Ganesha: the bus address), kept in the volume's
+        node-local active record at start; None when there is nothing to keep."""
+        ...
+
+    def fall_back(self, recorded: str) -> str | None:
+        """When the server cannot be reached as configured now while it was reached as
+        `recorded` (a `reach()` of the volume's start): reach it that way from now on and
+        return a note saying so; else None. A stop withdraws through it what the start made
+        live (the resource's bus_address changed since, e.g. a typo given by reload-agent)."""
+        ...
+
     def node_config_warnings(self, mountpoint: str, exports: Sequence[Export]) -> list[str]:
         """Warnings for the node's own server config serving the volume mounted at `mountpoint`
         outside ganesha-ha (Ganesha: EXPORT blocks of ganesha.conf; knfsd: exports(5) lines),

@@ -129,6 +129,36 @@ class GaneshaBackend(LiveChanges, NodeServer):
         except BusUnreachable:
             return False
 
+    def reach(self) -> str | None:
+        return self.bus.address or None
+
+    def fall_back(self, recorded: str) -> str | None:
+        """Through the bus at `recorded` when the configured one is not there at all (no
+        socket, refused): measured, a stop with `bus_address=unix:path=/nonexistent` said
+        "stopped, 0 live exports withdrawn" and the node's Ganesha kept serving the volume. A
+        configured bus that answers wins (it may be the right one now); one that is slow is
+        left to fail the stop as before."""
+        if not recorded or recorded == self.bus.address:
+            return None
+        try:
+            self.bus.name_owned()
+            return None
+        except BusUnreachable as exc:
+            unreachable = str(exc)
+        g = self.settings
+        other = GaneshaBus(recorded, g.get("dbus_name_prefix") or "", float(g["dbus_timeout"]))
+        try:
+            if not other.name_owned():
+                other.close()
+                return None
+        except ServerUnavailableError:
+            other.close()
+            return None
+        self.bus.close()
+        self.bus = other
+        return (f"{unreachable}; reached NFS-Ganesha at {recorded} instead, the bus address this volume "
+                "was started with: set bus_address back to it")
+
     def require_running(self) -> None:
         if not self.bus.name_owned():
             raise self.bus.not_running()

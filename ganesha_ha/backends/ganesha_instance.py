@@ -86,6 +86,9 @@ class GaneshaInstanceBackend(GaneshaBackend):
         self._stop_notes: list[str] = []   # what the last stop_server had to do, for after_stop's log
         self._start_warnings: list[str] = []   # what the last launch found risky, for handle_risks
 
+    def reach(self) -> str | None:
+        return None   # its own bus, found from the volume (ctx) at every action: nothing to keep
+
     def _who(self) -> str:
         pid = linux.lock_holder(self.pid_path)
         return "the volume's ganesha.nfsd instance" + (f" (pid {pid})" if pid is not None else "")

@@ -148,9 +148,12 @@ def parse_node_config(text: str, path: str = "ganesha.conf",
 
 
 def expand_includes(path: Path, depth: int = 0) -> str:
-    """The config text with each `%include "file"` line replaced by that file's text (a
-    relative name is taken from the including file's directory), as Ganesha's parser reads
-    it. OSError when a file cannot be read; ValueError for includes nested too deep."""
+    """The config text with each `%include "file"` line replaced by that file's text, as
+    Ganesha's parser reads it: a relative name is taken from the directory of the TOP file,
+    at every depth (src/config_parsing/conf_lex.l new_file: `conf_dir` is set from the first
+    file only; measured with Ganesha 4.3: `%include "b.conf"` in `sub/a.conf`, itself included
+    by `/x/top.conf`, serves the EXPORT block of `/x/b.conf`, not of `/x/sub/b.conf`). OSError
+    when a file cannot be read; ValueError for includes nested too deep."""
     return "\n".join(line for line, _ in _expanded(path, depth))
 
 
@@ -160,7 +163,8 @@ def expand_includes_mapped(path: Path) -> tuple[str, list[tuple[str, int]]]:
     return "\n".join(line for line, _ in pairs), [origin for _, origin in pairs]
 
 
-def _expanded(path: Path, depth: int) -> list[tuple[str, tuple[str, int]]]:
+def _expanded(path: Path, depth: int, base: Path | None = None) -> list[tuple[str, tuple[str, int]]]:
+    base = path.parent if base is None else base   # the top file's directory (expand_includes)
     if depth > MAX_INCLUDE_DEPTH:
         raise ValueError(f"%include nested deeper than {MAX_INCLUDE_DEPTH} at {path}")
     out: list[tuple[str, tuple[str, int]]] = []
@@ -169,8 +173,8 @@ def _expanded(path: Path, depth: int) -> list[tuple[str, tuple[str, int]]]:
         if s.lower().startswith("%include"):
             target = s[len("%include"):].strip().strip('"').strip("'")
             if target:
-                inc = Path(target) if os.path.isabs(target) else path.parent / target
-                out += _expanded(inc, depth + 1)
+                inc = Path(target) if os.path.isabs(target) else base / target
+                out += _expanded(inc, depth + 1, base)
                 continue
         out.append((line, (str(path), n)))
     return out

@@ -240,6 +240,12 @@ class KnfsdBackend(NodeServer):
         """knfsd has no Export_Ids: exports are known by directory and fsid."""
         return set()
 
+    def reach(self) -> str | None:
+        return None   # exportfs and etab: nothing configurable to reach
+
+    def fall_back(self, recorded: str) -> str | None:
+        return None
+
     def node_config_warnings(self, mountpoint: str, exports: Sequence[Export]) -> list[str]:
         """The node's exports(5) files (`[knfsd] exports_file` and `exports_dir`/*.exports)
         exporting a directory of the volume or one of its fsids (node_exports: each line named

@@ -29,6 +29,8 @@ class Reading(Record):
     refusals: list[Refusal] = Factory(list)
     outside: int = 0
     notes: list[str] = Factory(list)
+    # exports(5): the lines each description came from, by Description.where ("/etc/exports line 4")
+    lines: dict[str, list[str]] = Factory(dict)
 
 
 FORMATS = ("json", "exports", "ganesha")

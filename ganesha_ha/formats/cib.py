@@ -160,7 +160,11 @@ def _agent(prim: ET.Element, index: dict[str | None, ET.Element]) -> tuple[str |
 
 
 def _params(prim: ET.Element, index: dict[str | None, ET.Element], tag: str = "instance_attributes") -> dict[str, str]:
-    """The name=value pairs of `prim`'s `tag` sets (after its template's), id-refs followed;
+    """The name=value pairs of `prim`'s `tag` sets (after its template's), id-refs followed,
+    as Pacemaker resolves a name given by several sets: the set with the highest `score`
+    wins, and of sets with equal scores the later one (the primitive's over its template's).
+    Measured with Pacemaker 2.1.5's `crm_resource -g` on CIB files: an unscored set after a
+    `score="10"` one loses to it, two unscored sets give the later one's value.
     ValidationError when a set has a rule (its value would depend on node or time)."""
     out: dict[str, str] = {}
     sources = []
@@ -168,19 +172,38 @@ def _params(prim: ET.Element, index: dict[str | None, ET.Element], tag: str = "i
     if template is not None:
         sources.append(template)
     sources.append(prim)
+    sets = []
     for src in sources:
-        for attrs in src.findall(tag):
-            if attrs.get("id-ref"):
-                attrs = index.get(attrs.get("id-ref"), attrs)
+        for ref in src.findall(tag):
+            attrs = index.get(ref.get("id-ref"), ref) if ref.get("id-ref") else ref
             if attrs.find("rule") is not None:
                 raise ValidationError("cib", f"its {tag} {attrs.get('id')} have a rule: the values depend on the node "
                                              "or the time, and an import needs one value")
-            for nv in attrs.findall("nvpair"):
-                if nv.get("id-ref"):
-                    nv = index.get(nv.get("id-ref"), nv)
-                if nv.get("name") is not None:
-                    out[nv.get("name", "")] = nv.get("value", "")
+            sets.append((_score(ref.get("score") or attrs.get("score")), len(sets), attrs))
+    for _, _, attrs in sorted(sets, key=lambda s: (s[0], s[1])):   # later (higher) overwrites
+        for nv in attrs.findall("nvpair"):
+            if nv.get("id-ref"):
+                nv = index.get(nv.get("id-ref"), nv)
+            if nv.get("name") is not None:
+                out[nv.get("name", "")] = nv.get("value", "")
     return out
+
+
+_INFINITY = 1000000   # Pacemaker's CRM_SCORE_INFINITY
+
+
+def _score(text: str | None) -> int:
+    """A set's `score` as Pacemaker reads it (char2score): INFINITY and its signs, else an
+    integer clipped to +-INFINITY; absent or unreadable: 0."""
+    t = (text or "").strip().lower()
+    if t in ("infinity", "+infinity"):
+        return _INFINITY
+    if t == "-infinity":
+        return -_INFINITY
+    try:
+        return max(-_INFINITY, min(_INFINITY, int(t)))
+    except ValueError:
+        return 0
 
 
 # ---- primitives -> descriptions -----------------------------------------------------------------

@@ -249,6 +249,7 @@ def read(text: str | bytes | Sequence[tuple[str, str | bytes]], relpath: Callabl
                 continue
             where = f"{rel or '/'} ({items[0][1]})"     # in the volume: named as Description.where names it
             reading.descriptions.append(_description(rel, [e for e, _ in items], items[0][1]))
+            reading.lines[where] = [place for _, place in items]
         except GaneshaHAError as exc:
             reading.refusals.append(Refusal(where, exc))
     for directory in shut:

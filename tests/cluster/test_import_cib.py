@@ -118,3 +118,53 @@ def test_printed_commands_replace_the_primitives_with_pcs_and_crmsh(tmp_path, ou
         info = subprocess.run(["crm", "ra", "info", "ocf:ganesha-ha:exports"], capture_output=True, text=True,
                               timeout=120, env=crm_env)
         assert "server* (select)" in info.stdout, info.stdout + info.stderr
+
+
+# ---- a parameter given by several instance_attributes sets: the value Pacemaker gives the agent ----
+
+def _sets(*sets: tuple[str | None, str], template: tuple[str | None, str] | None = None) -> str:
+    """A CIB with one exportfs primitive (directory /srv/vol1/a, client *) whose `options` come
+    from `sets`, each (score or None, value), in document order; `template`: one set of its
+    template, likewise."""
+    def ia(sid: str, score: str | None, body: str) -> str:
+        return f'<instance_attributes id="{sid}"{f" score={score!r}" if score else ""}>{body}</instance_attributes>'
+
+    own = [ia("p-base", None, '<nvpair id="p-d" name="directory" value="/srv/vol1/a"/>'
+                              '<nvpair id="p-c" name="clientspec" value="*"/><nvpair id="p-f" name="fsid" value="7"/>')]
+    own += [ia(f"p-s{i}", score, f'<nvpair id="p-o{i}" name="options" value="{value}"/>')
+            for i, (score, value) in enumerate(sets)]
+    tpl = ""
+    if template:
+        tpl = ('<template id="t" class="ocf" provider="heartbeat" type="exportfs">'
+               + ia("t-s", template[0], f'<nvpair id="t-o" name="options" value="{template[1]}"/>') + "</template>")
+    kind = 'template="t"' if template else 'class="ocf" provider="heartbeat" type="exportfs"'
+    return (f'<cib validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0"><configuration>'
+            f'<crm_config/><nodes/><resources>{tpl}<primitive id="p" {kind}>{"".join(own)}</primitive>'
+            f'</resources><constraints/></configuration><status/></cib>')
+
+
+@pytest.mark.skipif(shutil.which("crm_resource") is None, reason="Pacemaker's crm_resource not installed")
+@pytest.mark.parametrize("cib,pacemaker", [
+    (_sets((None, "ro"), ("10", "rw")), "rw"),
+    (_sets(("10", "ro"), (None, "rw")), "ro"),          # the higher score wins, wherever it stands
+    (_sets((None, "ro"), ("-5", "rw")), "ro"),
+    (_sets(("INFINITY", "ro"), ("500", "rw")), "ro"),
+    (_sets((None, "ro"), (None, "rw")), "rw"),          # equal scores: the later set
+    (_sets((None, "ro"), template=(None, "rw,no_root_squash")), "ro"),     # the primitive's over its template's
+    (_sets((None, "ro"), template=("5", "rw,no_root_squash")), "rw,no_root_squash"),
+])
+def test_an_option_given_by_several_sets_is_imported_as_pacemaker_gives_it(tmp_path, cib, pacemaker):
+    """An import that read the sets in document order (the later wins) took `rw` for the
+    second case, where the cluster exports read-only: write access the clients never had."""
+    from ganesha_ha.formats import cib as cibform
+    from ganesha_ha.formats import exports5
+
+    path = tmp_path / "cib.xml"
+    path.write_text(cib)
+    asked = subprocess.run(["crm_resource", "--resource", "p", "--get-parameter", "options"],
+                           env={**os.environ, "CIB_file": str(path)}, capture_output=True, text=True, timeout=60)
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.strip().splitlines()[-1] == pacemaker
+    imp = cibform.read(cibform.parse(cib), exports5.relpath_in("/srv/vol1"))
+    [d] = imp.reading.descriptions
+    assert [str(c) for c in d.clients] == [f"*({pacemaker})"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -149,6 +150,9 @@ def test_an_exports_line_without_fsid_is_imported_with_a_warning_and_a_refusal_c
         source = f"{mp}/a *(rw)\n{mp}/b *(rw,refer=/x@h,fsid=3)\n{mp}/gone *(rw)\n"
         r = gha(config, "import", "exports", str(mp), "--file", "-", "--apply", stdin=source, check=False)
         assert r.returncode == 2 and "nothing was changed" in r.stderr
+        # tryout5: the fsid of a line without one is drawn when applied: a printed one was never used
+        assert re.search(rf"^\+ {re.escape(str(mp))}/a: Export_Id [0-9]+, fsid a new one \(drawn when applied\), "
+                         "pseudo", r.stdout, re.M), r.stdout
         # both refusals name the directory in the volume, the reader's (b) as the registry's (gone)
         assert "! b (stdin line 2): client option: unknown option 'refer'" in r.stdout
         assert "! gone (stdin line 3): directory:" in r.stdout
@@ -159,7 +163,36 @@ def test_an_exports_line_without_fsid_is_imported_with_a_warning_and_a_refusal_c
                 check=False)
         # the rest is taken, and the exit code still says that something was left out
         assert r.returncode == 2 and "the others were changed" in r.stderr
+        # tryout5: the lines taken must leave the file, or the next 'exportfs -r' serves them again
+        assert ("note: remove the imported lines from the exports file(s) on every node before the volume's "
+                "first start (stdin line 1): ") in r.stdout, r.stdout
         assert [e["path"] for e in json.loads(gha(config, "export", "list", str(mp), "--json").stdout)] == ["a"]
+        # run again: 'a' is unchanged, its fsid pinned by the first run: no "must mount it again" for it
+        r = gha(config, "import", "exports", str(mp), "--file", "-", stdin=f"{mp}/a *(rw)\n")
+        assert "1 unchanged" in r.stdout and "no fsid" not in r.stdout, r.stdout
+
+
+def test_an_import_of_ganesha_blocks_names_the_included_file_each_block_is_in(tmp_path, config):
+    """tryout5 E: the note said "remove the EXPORT blocks of Export_Id 11, 13 from ganesha.conf"
+    for a block that an %include'd file holds; an include inside an include is taken from the
+    top file's directory, as Ganesha 4.3 does (measured)."""
+    mp = tmp_path / "vol"
+    etc = tmp_path / "etc"
+    (etc / "sub").mkdir(parents=True)
+    with private_nfs_state(tmp_path / "ns"):
+        mount_tmpfs(mp)
+        for d in ("a", "b", "c"):
+            (mp / d).mkdir()
+        gha(config, "volume", "init", str(mp), "--server", "ganesha", "--id-range", "10-99")
+        block = "EXPORT {{ Export_Id = {i}; Path = {mp}/{d}; Pseudo = /{d}; Access_Type = RW; FSAL {{ Name = VFS; }} }}\n"
+        (etc / "ganesha.conf").write_text('%include "sub/exports.conf"\n' + block.format(i=11, mp=mp, d="a"))
+        (etc / "sub" / "exports.conf").write_text('%include "more.conf"\n' + block.format(i=12, mp=mp, d="b"))
+        (etc / "more.conf").write_text(block.format(i=13, mp=mp, d="c"))
+        (etc / "sub" / "more.conf").write_text("this file is not what Ganesha reads\n")
+        r = gha(config, "import", "ganesha", str(mp), "--file", str(etc / "ganesha.conf"))
+        assert "3 to add" in r.stdout, r.stdout
+        assert (f"note: remove the EXPORT blocks of Export_Id 11 from {etc}/ganesha.conf; Export_Id 12 from "
+                f"{etc}/sub/exports.conf; Export_Id 13 from {etc}/more.conf on every node") in r.stdout, r.stdout
 
 
 def test_500_exports_dump_and_apply_back_with_no_change_and_one_edit_is_one_change(tmp_path, config):

@@ -194,3 +194,27 @@ def test_a_start_on_an_active_mark_restores_before_it_saves(tmp_path):
         finally:
             if img.loop:
                 img.umount()
+
+
+def test_one_unreadable_registry_does_not_hide_the_other_volumes_from_export_list(tmp_path):
+    """tryout5: `export list` (every volume mounted here) with one registry broken printed that
+    registry's error alone and exit 3: at 3 a.m. the healthy volumes' exports vanished from it.
+    And an error of the settings file was led by the volume given, as if the volume were wrong."""
+    config = tmp_path / "gha.conf"
+    config.write_text(f"[node]\nruntime_dir = {tmp_path / 'run'}\n")
+    with private_nfs_state(tmp_path / "ns"):
+        good, bad = tmp_path / "good", tmp_path / "bad"
+        for mp in (good, bad):
+            mount_tmpfs(mp)
+            (mp / "d").mkdir()
+            gha(config, "volume", "init", str(mp), "--server", "knfsd", "--id-range", "1-9" if mp == good else "10-19")
+            gha(config, "export", "add", str(mp), "d", "--client", "10.0.0.1(rw)")
+        (bad / ".ganesha-ha" / "registry.json").write_text("{broken")
+        r = gha(config, "export", "list", "--json", check=False)
+        assert r.returncode == 3, r.stderr
+        assert f"{good}/d" in [e["directory"] for e in __import__("json").loads(r.stdout)]
+        assert r.stderr.startswith(f"ganesha-ha: error: {bad}/.ganesha-ha/registry.json is not valid JSON"), r.stderr
+        r = gha(config, "export", "list", str(bad), check=False)      # named: its error, as before
+        assert r.returncode == 3 and r.stdout == ""
+        r = gha(tmp_path / "missing.conf", "volume", "status", str(good), check=False)
+        assert r.returncode == 2 and r.stderr == f"ganesha-ha: error: {tmp_path}/missing.conf: configuration file not found\n"

@@ -426,7 +426,7 @@ def test_every_knfsd_flag_of_the_model_is_accepted_and_compares_clean(vol, ns, b
     sets = [("wdelay", "subtree_check", "secure", "hide", "crossmnt", "acl", "secure_locks", "pnfs",
              "security_label", "mp", "anonuid=1000", "anongid=1001", "sec=sys:krb5"),
             ("async", "no_wdelay", "no_subtree_check", "insecure", "nohide", "nocrossmnt", "no_acl",
-             "insecure_locks", "no_pnfs", "mountpoint", "sec=krb5p"),
+             "insecure_locks", "no_pnfs", "mountpoint", "nordirplus", "sec=krb5p"),
             ("auth_nlm",), ("no_auth_nlm", "sync")]
     covered = {o for s in sets for o in s if "=" not in o}
     assert covered == set(KNFSD_ONLY_FLAGS)

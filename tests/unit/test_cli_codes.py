@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from conftest import ROOT
 from fake_backend import FakeBackend
 from ganesha_ha import cli, errors
@@ -83,6 +85,12 @@ def test_export_list_fits_100_columns_and_shows_volume_server_and_fsid():
     assert knfsd[:3] == ["/srv/nfs/production-volume-01", "knfsd", "3000"] and knfsd[3].startswith("0b5b7f4e-1b")
     assert ganesha[:3] == ["/srv/nfs/vol2", "ganesha/VFS", "3000"] and ganesha[3].startswith("/projects/2") and ganesha[-2:] == ["not", "live"]
     assert "[RO]" in lines[1]
+    # tryout5: volumes sharing a long prefix, cut at their ends, all read '/tmp/gha-t5/vo…'
+    many = [cli._list_row(f"/srv/cluster-storage/exports/volume-{n}", "ganesha", exp.with_changes(path=f"d{n}"),
+                          True) for n in ("alpha", "beta")]
+    cut = [line.split()[0] for line in cli._list_table(many).splitlines()[1:]]
+    assert len(set(cut)) == 2 and all(c.startswith("…") for c in cut), cut
+    assert cut[0].endswith("volume-alpha") and cut[1].endswith("volume-beta")
 
 
 def test_an_instance_grace_shorter_than_its_lease_is_refused_at_init(tmp_path, monkeypatch, capsys):
@@ -127,3 +135,14 @@ def test_status_of_an_instance_volume_active_elsewhere_does_not_say_its_instance
     backend.running = False       # active here and its instance gone: that is worth saying
     assert cli.main(["--config", str(config), "volume", "status", str(mp)]) == 0
     assert "live state unknown (the fake server is not running)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("action", ["add", "update"])
+def test_the_fsal_option_reads_in_the_usage_line_as_it_is_typed(action, capsys):
+    """tryout5: metavar NAME(key=value,...) lost its parentheses in argparse's usage line:
+    `[--fsal NAMEkey=value,...]`."""
+    with pytest.raises(SystemExit):
+        cli.main(["export", action, "--help"])
+    out = capsys.readouterr().out
+    assert "NAMEkey" not in out and "[--fsal FSAL]" in " ".join(out.split())
+    assert "NAME or NAME(key=value,...)" in " ".join(out.split())

@@ -245,7 +245,8 @@ def test_exportfs_primitives_of_the_volume_become_exports_keeping_fsid_clients_o
     (primitive("p", directory="/srv/vol1/a /srv/vol1/b", clientspec="*", fsid="abc"), "whole number"),
     (primitive("p", directory="/srv/vol1/a /srv/other", clientspec="*", fsid="1"), "inside and outside"),
     (primitive("p", directory="/srv/vol1/a", clientspec="*", fsid="root"), "NFSv4 root"),
-    (primitive("p", directory="/srv/vol1/a", clientspec="*", fsid="1", options="rw,mountpoint=/x"), "unknown option"),
+    (primitive("p", directory="/srv/vol1/a", clientspec="*", fsid="1", options="rw,mountpoint=/x"),
+     "mountpoint is taken without a value"),
     (primitive("p", directory="/srv/vol1/a", clientspec="a b", fsid="1"), "one client"),
     ('<clone id="cl">' + primitive("p", directory="/srv/vol1/a", clientspec="*", fsid="1") + "</clone>", "clone"),
     (primitive("p", directory="/srv/vol1/a", clientspec="*", fsid="1").replace(

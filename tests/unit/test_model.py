@@ -39,6 +39,8 @@ def test_client_host_forms_are_normalised(spec, host):
     ("10.0.0.1/8", "host bits"), ("a b", "client"), ("host(rw", "client"), ("host(rw)(ro)", "client"),
     ("host(frobnicate)", "unknown option"), ("host(rw,ro)", "contradict"), ("host(fsid=1)", "--fsid"),
     ("host(anonuid=x)", "anonuid"), ("host(sec=foo)", "sec"), ("", "empty"), ("#x", "client"),
+    # tryout5: "anonuid must be a number, got '99999999999'" (it is one); "unknown option 'mp'" (it is known)
+    ("host(anonuid=99999999999)", "from 0 to 4294967295"), ("host(mp=/x)", "mp is taken without a value"),
     ("host\n", "control"), ("0.0.0.0", "unspecified"), ("::", "unspecified"),
     ("2001:db8::1/64", "host bits"),   # as for IPv4: not silently taken as 2001:db8::/64
     ("10.1.2.3/255.0.0.0", "host bits"), ("10.0.0.0/255.0.255.0", "netmask"),

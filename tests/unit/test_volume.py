@@ -332,7 +332,14 @@ def test_status_reads_back_what_is_served_and_changes_nothing(active, fake, tmp_
     assert not any("other" in r for r in status.reasons)
     assert fake.calls == [] and fake.live[b.export_id][1] != b   # nothing applied or repaired
     del fake.live[a.export_id]
-    assert active.status().exports[0].live is False
+    gone = active.status()
+    assert gone.exports[0].live is False
+    # tryout5: a volume active here with an export left out said only "2 live" (of 3), nothing named it
+    assert gone.not_live[1:] == [f"a (Export_Id {a.export_id}): not served on this node now; 'ganesha-ha volume monitor' "
+                                 "applies it again and names the server's reason"]
+    active.node.clear_active()
+    assert [r.export.path for r in active.status().exports if not r.live] == ["a", "c"]
+    assert active.status().not_live == status.not_live, "not active here: not served is no news"
     fake.running = False
     down = active.status()
     assert [(r.live, r.as_registered) for r in down.exports] == [(None, None)] * 3
