@@ -134,14 +134,18 @@ def _settings():
     # One hung call (exportfs, D-Bus) must end while the action can still answer with a code
     # and a reason: if Pacemaker's own timeout fires first it kills the agent, and a stop that
     # times out gets the node fenced with nothing in the log to say why.
+    # Every D-Bus wait of the action, taken together, also ends by one deadline (deadline.py,
+    # read by the Ganesha backends only: knfsd's monitor does not load it): from now, within a
+    # budget of this action's timeout, Pacemaker's default when it gives none.
+    import time
+
+    settings.ganesha["action_start"] = time.monotonic()
+    settings.ganesha["action_timeout_ms"] = os.environ.get("OCF_RESKEY_CRM_meta_timeout", "")
     budget = 0.4 * _timeout_s(0.0)
     if budget > 0:
         for section, key in (b.call_timeout for b in BACKENDS):
             sec = getattr(settings, section)
             sec[key] = min(float(sec[key]), max(budget, 0.5))
-        # a call that may block the server longer on purpose (a PROXY_V4 or GLUSTER RemoveExport:
-        # backends/ganesha.py) still ends before Pacemaker's own timeout would kill the agent
-        settings.ganesha["action_budget"] = 2 * budget
         # a volume's own Ganesha: its start and its SIGTERM grace are waited for in the action
         for key in ("start_timeout", "stop_timeout"):
             settings.instance[key] = min(float(settings.instance[key]), max(budget, 0.5))

@@ -43,7 +43,7 @@ from ..model import Export
 from ..recovery.ganesha_records import InstanceRecords
 from . import ganesha_instance_conf as conf
 from .ganesha import GaneshaBackend
-from .ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH, BusUnreachable, GaneshaBus
+from .ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH, BusUnreachable, GaneshaBus, action_deadline
 from .ganesha_conf import RenderOptions
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
@@ -67,7 +67,8 @@ class GaneshaInstanceBackend(GaneshaBackend):
         g, inst = settings.ganesha, settings.instance
         self.ctx = ctx
         self.prefix = conf.dbus_prefix(ctx.volume_uuid)
-        self.bus = GaneshaBus(g["bus_address"], self.prefix, float(g["dbus_timeout"]))
+        self.bus = GaneshaBus(g["bus_address"], self.prefix, float(g["dbus_timeout"]), action_deadline(g))
+        self.bus.hint = "hung? a stop ends it by its PID"
         self.render_opts = RenderOptions(protocols="4", transports=g["transports"])
         self.program = str(inst["ganesha_nfsd"])
         self.port = int(inst["nfs_port"])
