@@ -43,7 +43,7 @@ from ..model import Export
 from ..recovery.ganesha_records import InstanceRecords
 from . import ganesha_instance_conf as conf
 from .ganesha import GaneshaBackend
-from .ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH, BusUnreachable, GaneshaBus, action_deadline
+from .ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH, BusUnreachable, GaneshaBus, action_deadline, secs
 from .ganesha_conf import RenderOptions
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
@@ -54,7 +54,10 @@ if TYPE_CHECKING:
     from ..recovery import RecoveryStore
 
 POLL = 0.02   # seconds between two looks at a starting instance
-STOP_ASK = 2.0   # seconds a stop waits for the instance's ShowExports before it kills it (it answers in ms)
+STOP_ASK = 2.0   # seconds a stop waits for the instance's ShowExports before it ends it (it answers in ms)
+HUNG_TERM = 2.0  # seconds a stop gives a hung instance (running, not answering) to go on SIGTERM before SIGKILL
+KILL_WAIT = 5.0  # seconds for a SIGKILLed instance to be gone (else the stop fails: stuck in the kernel) ...
+KILL_KEEP = 0.5  # ... and at least this, whatever is left of the action (it is gone in ms)
 
 
 class GaneshaInstanceBackend(GaneshaBackend):
@@ -229,12 +232,17 @@ class GaneshaInstanceBackend(GaneshaBackend):
     def stop_server(self, ctx: VolumeContext) -> int:
         """End the volume's instance: SIGTERM, up to stop_timeout, then SIGKILL. Returns how
         many exports it served (0 when it was not running or did not say). Its exports go
-        with it: nothing is withdrawn one by one. An instance that does not answer (stopped,
-        or its ShowExports unanswered within STOP_ASK s) is killed at once: a SIGTERM would
-        wait out stop_timeout for nothing (a stopped process does not even receive it), and
-        Pacemaker's stop timeout (20 s by default) is better kept for the rest of the stop.
-        What was done is in after_stop's notes. ServerUnavailableError when it does not go
-        away even after SIGKILL (the stop must then fail: the node is fenced)."""
+        with it: nothing is withdrawn one by one. An instance that does not answer is ended
+        without waiting out stop_timeout, and the stop succeeds (its exports die with it):
+        a stopped one (SIGSTOP, a tracer) is killed at once (it would not even receive a
+        SIGTERM); a hung one (running, its ShowExports unanswered within STOP_ASK s or by the
+        action's deadline: a deadlock) gets HUNG_TERM s to go on SIGTERM (its shutdown may
+        wait on the hung thread), then SIGKILL. Pacemaker's stop timeout (20 s by default)
+        is kept for the rest of the stop. What was done is in after_stop's notes.
+        ServerUnavailableError when it does not go away even after SIGKILL (the stop must
+        then fail: the node is fenced)."""
+        from ..errors import NoAnswerError
+
         self._stop_notes = []
         pid = self.pid()
         if pid is None:
@@ -247,9 +255,13 @@ class GaneshaInstanceBackend(GaneshaBackend):
                 self._end(pid)
                 return 0
             _, shown = self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "ShowExports", timeout=STOP_ASK)
+        except NoAnswerError as exc:   # hung: what it did not answer, and how long it was given
+            said = str(exc).split(": hung?")[0]   # without the "who": the note names the instance
+            said = said[said.find("did not answer"):] if "did not answer" in said else said
+            self._end(pid, grace=HUNG_TERM, why=f"as it was hung ({said})")
+            return 0
         except ServerUnavailableError as exc:
-            self._end(pid, quick=True, why=f"after it did not answer ShowExports within {STOP_ASK:g} s"
-                      if "did not answer" in str(exc) else f"after its ShowExports failed ({exc})")
+            self._end(pid, quick=True, why=f"after its ShowExports failed ({exc})")
             return 0
         self._end(pid)
         return len({int(e[0]) for e in shown} - {0})
@@ -258,15 +270,24 @@ class GaneshaInstanceBackend(GaneshaBackend):
         """What the stop had to do to the instance (a kill), for the stop's log line."""
         return self._stop_notes + super().after_stop(ctx, unlock_fs, unlock_ip, lease_wait)
 
-    def _end(self, pid: int, quick: bool = False, why: str = "") -> None:
-        """End the instance `pid`: SIGTERM and up to stop_timeout s for it to go, then
-        SIGKILL; with `quick` (it answers nothing), SIGKILL at once. A kill is noted in
-        _stop_notes with `why`."""
+    def _end(self, pid: int, quick: bool = False, why: str = "", grace: float | None = None) -> None:
+        """End the instance `pid`: SIGTERM and up to `grace` s (default stop_timeout) for it
+        to go, then SIGKILL and up to KILL_WAIT s; with `quick` (it answers nothing), SIGKILL
+        at once. In the agent both waits end before the action's timeout (the deadline). A
+        kill is noted in _stop_notes with `why`, and so is a SIGTERM given for a reason."""
+        wait = self.stop_timeout if grace is None else grace
+        deadline = self.bus.deadline
+        if deadline is not None:   # the SIGTERM's grace leaves KILL_KEEP s for the SIGKILL
+            wait = deadline.last_wait(wait, keep=KILL_KEEP)
         starttime = linux.proc_starttime(pid)
-        gone, killed = linux.terminate(pid, starttime, 0.0 if quick else self.stop_timeout)
+        gone, killed = linux.terminate(pid, starttime, 0.0 if quick else wait,
+                                       KILL_WAIT if deadline is None else max(KILL_KEEP, deadline.last_wait(KILL_WAIT)))
         if killed:
             self._stop_notes.append(f"killed the volume's instance pid {pid} "
-                                    + (why or f"after it did not end on SIGTERM within {self.stop_timeout:g} s"))
+                                    + (f"{why}, after SIGTERM did not end it within {secs(wait)} s" if why and not quick
+                                       else why or f"after it did not end on SIGTERM within {secs(wait)} s"))
+        elif why and gone:
+            self._stop_notes.append(f"ended the volume's instance pid {pid} by SIGTERM {why}")
         if not gone:
             raise ServerUnavailableError(f"the volume's ganesha.nfsd instance (pid {pid}) did not exit after SIGTERM "
                                          "and SIGKILL (a process stuck in the kernel?)")
