@@ -136,10 +136,14 @@ def _settings():
     # times out gets the node fenced with nothing in the log to say why.
     # Every D-Bus wait of the action, taken together, also ends by one deadline (deadline.py,
     # read by the Ganesha backends only: knfsd's monitor does not load it): from now, within a
-    # budget of this action's timeout, Pacemaker's default when it gives none.
+    # budget of this action's timeout, Pacemaker's default when it gives none. Its clock starts
+    # when Pacemaker's did: at the fork of this process (the interpreter's start-up counts).
     import time
 
-    settings.ganesha["action_start"] = time.monotonic()
+    from . import linux
+
+    age = linux.process_age(os.getpid()) or 0.0
+    settings.ganesha["action_start"] = time.monotonic() - min(max(age, 0.0), 10.0)
     settings.ganesha["action_timeout_ms"] = os.environ.get("OCF_RESKEY_CRM_meta_timeout", "")
     budget = 0.4 * _timeout_s(0.0)
     if budget > 0:

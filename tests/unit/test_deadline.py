@@ -3,6 +3,8 @@ clock and a fake connection (the edge: libdbus's call_blocking). The real daemon
 running: tests/server/test_instance_faults.py and test_faults.py."""
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -159,3 +161,25 @@ def test_a_call_s_own_longer_timeout_is_cut_by_the_deadline():
     with pytest.raises(NoAnswerError, match="did not answer RemoveExport within 11 s"):
         b.call("/p", "i", "RemoveExport", timeout=70.0)
     assert conn.calls == [("RemoveExport", 11.0)]
+
+
+def test_an_action_s_clock_starts_at_its_process_s_fork():
+    """The agent counts its budget from its process's start (Pacemaker's timer starts at the
+    fork; an exec keeps the start time), the interpreter's start-up included."""
+    import subprocess
+    import time
+
+    from ganesha_ha import linux
+
+    before = time.monotonic()
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        time.sleep(0.3)
+        age = linux.process_age(proc.pid)
+        elapsed = time.monotonic() - before
+        tick = 1 / os.sysconf("SC_CLK_TCK")
+        assert age is not None and 0.3 - tick <= age <= elapsed + tick, (age, elapsed)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert linux.process_age(proc.pid) is None
