@@ -36,12 +36,12 @@ from pathlib import Path
 
 from .. import linux
 from ..context import VolumeContext
-from ..errors import (InstanceConflictError, InsecureStateError, NotInstalledError, RegistryError,
-                      ServerUnavailableError, ValidationError)
-from ..fsutil import atomic_write, ensure_secure_dir, read_secure
+from ..errors import InstanceConflictError, NotInstalledError, ServerUnavailableError, ValidationError
+from ..fsutil import atomic_write, ensure_secure_dir
 from ..model import Export
 from ..recovery.ganesha_records import InstanceRecords
 from . import ganesha_instance_conf as conf
+from . import ganesha_instance_volume as volume_state
 from .ganesha import GaneshaBackend
 from .ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH, BusUnreachable, GaneshaBus, action_deadline, secs
 from .ganesha_conf import RenderOptions
@@ -209,7 +209,7 @@ class GaneshaInstanceBackend(GaneshaBackend):
         owner = self.bus.owner_pid()
         if owner is not None:
             raise self._name_taken(owner)
-        notes += self._check_recovery_root()
+        notes += volume_state.check_recovery_root(self.recovery_root)
         served = [e for e in exports if self._servable(e)]
         text = conf.render_config(conf.InstanceConfig(
             ip=ip, port=self.port, prefix=self.prefix, recovery_root=str(self.recovery_root),
@@ -223,7 +223,7 @@ class GaneshaInstanceBackend(GaneshaBackend):
         if self.pid_path.exists() and linux.lock_holder(self.pid_path) is None:
             self.pid_path.unlink()     # stale: nobody holds it, whatever PID it names
             notes.append(f"removed stale pid file {self.pid_path}")
-        epoch = self._next_epoch(ctx, self._start_warnings)
+        epoch = volume_state.next_epoch(ctx, self._start_warnings)
         pid = self._spawn_and_wait(ip, epoch)
         notes.append(f"started ganesha.nfsd instance pid {pid} on {ip} port {self.port} "
                      f"({len(served)} of {len(exports)} exports in its config, bus name {self.bus.bus_name})")
@@ -324,59 +324,6 @@ class GaneshaInstanceBackend(GaneshaBackend):
         raise InstanceConflictError(f"port {self.port} on {ip} is already taken ({who}); the volume's ganesha.nfsd "
                                     "instance needs it (a node's shared Ganesha must bind its own addresses, not "
                                     "0.0.0.0)")
-
-    def _check_recovery_root(self) -> list[str]:
-        """The instance's RecoveryRoot on the volume is a directory of ours this node can
-        read and write: Ganesha would start without one and keep no records (its clients
-        could not reclaim after a move), with only an EVENT line in its log. A full volume
-        is a note, not a failure (the exports still serve)."""
-        root = self.recovery_root
-        ensure_secure_dir(root, 0o700)                      # InsecureStateError: a link, a file, foreign
-        for sub in (conf.RECOV_DIR, conf.OLD_DIR):
-            path = root / sub
-            try:
-                os.mkdir(path, 0o700)
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                return self._recovery_unusable(path, exc)
-            if path.is_symlink() or not path.is_dir():
-                raise InsecureStateError(f"{path} is not a directory (the volume's NFSv4 client records live there)")
-        probe = root / conf.RECOV_DIR / f".ganesha-ha-probe-{os.getpid()}"
-        try:
-            os.listdir(root / conf.RECOV_DIR)
-            os.mkdir(probe, 0o700)
-            os.rmdir(probe)
-        except OSError as exc:
-            return self._recovery_unusable(root, exc)
-        return []
-
-    @staticmethod
-    def _recovery_unusable(path: Path, exc: OSError) -> list[str]:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return [f"the volume is full: new NFSv4 clients get no record in {path} until there is room"]
-        raise RegistryError(f"the volume's NFSv4 client records cannot be kept in {path} ({exc.strerror}): "
-                            "the instance would start without them and its clients could not reclaim")
-
-    @staticmethod
-    def _next_epoch(ctx: VolumeContext, notes: list[str]) -> int:
-        """The next instance's epoch (conf.next_epoch), kept on the volume so that it rises
-        whichever node starts the instance; a volume that cannot take it (full) is a note."""
-        path = ctx.state_dir / conf.EPOCH_FILE
-        now = time.time()
-        try:
-            raw = read_secure(path)
-        except OSError:
-            raw = None
-        last, bad = conf.parse_epoch(raw, now)
-        if bad:
-            notes.append(f"{path} ignored ({bad}): the instance's epoch is the time, {int(now)}")
-        epoch = conf.next_epoch(last, now)
-        try:
-            atomic_write(path, f"{epoch}\n".encode(), 0o600)
-        except RegistryError as exc:
-            notes.append(f"epoch {epoch} not kept on the volume: {exc}")
-        return epoch
 
     def _times_warning(self) -> str | None:
         """Why the instance's grace would not cover its lease, None when it does. `volume init`
