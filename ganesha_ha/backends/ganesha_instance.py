@@ -256,8 +256,7 @@ class GaneshaInstanceBackend(GaneshaBackend):
                 return 0
             _, shown = self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "ShowExports", timeout=STOP_ASK)
         except NoAnswerError as exc:   # hung: what it did not answer, and how long it was given
-            said = str(exc).split(": hung?")[0]   # without the "who": the note names the instance
-            said = said[said.find("did not answer"):] if "did not answer" in said else said
+            said = str(exc).removesuffix(f": {self.bus.hint}").removeprefix(f"{self._who()} ")   # the note names it
             self._end(pid, grace=HUNG_TERM, why=f"as it was hung ({said})")
             return 0
         except ServerUnavailableError as exc:
