@@ -36,7 +36,7 @@ from pathlib import Path
 
 from .. import linux
 from ..context import VolumeContext
-from ..errors import InstanceConflictError, NotInstalledError, ServerUnavailableError, ValidationError
+from ..errors import InstanceConflictError, NoAnswerError, NotInstalledError, ServerUnavailableError, ValidationError
 from ..fsutil import atomic_write, ensure_secure_dir
 from ..model import Export
 from ..recovery.ganesha_records import InstanceRecords
@@ -241,8 +241,6 @@ class GaneshaInstanceBackend(GaneshaBackend):
         is kept for the rest of the stop. What was done is in after_stop's notes.
         ServerUnavailableError when it does not go away even after SIGKILL (the stop must
         then fail: the node is fenced)."""
-        from ..errors import NoAnswerError
-
         self._stop_notes = []
         pid = self.pid()
         if pid is None:
