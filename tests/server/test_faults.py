@@ -161,6 +161,7 @@ def test_ganesha_hung_while_running(active_ganesha_volume):
             proc, took = run_agent(action, params | extra)
             assert_agent_failure(proc, 1, f"ganesha.nfsd (pid {pid}) did not answer ShowExports within 2 s: "
                                           "hung? its exports cannot be withdrawn")
+            print(f"{action} {extra}: {took:.2f} s")
             assert took < min(budget(timeout), 2 * 2.0), (action, extra, took)   # one wait, in time
         assert "ocf-exit-reason:stop failed: " in proc.stderr
         assert registry_bytes(vol) == before

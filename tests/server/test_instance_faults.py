@@ -335,6 +335,7 @@ def test_an_instance_hung_while_running(setup):
             reason = answer(proc, 1, f"the volume's ganesha.nfsd instance (pid {pid}) did not answer ShowExports "
                                      "within ", ": hung? a stop ends it by its PID")
             assert waited(reason) <= min(5.0, 0.4 * timeout) <= budget(timeout)
+            print(f"monitor {params}: {took:.2f} s")
             assert took < min(budget(timeout), 2 * waited(reason)), (params, took)   # one wait, in time
         t0 = time.monotonic()
         proc = node.agent("stop", config, vol, IP1, CRM_meta_timeout=ms)
@@ -343,6 +344,7 @@ def test_an_instance_hung_while_running(setup):
         assert (f"killed the volume's instance pid {pid} as it was hung (did not answer ShowExports within "
                 f"{ganesha_instance.STOP_ASK:g} s), after SIGTERM did not end it within "
                 f"{ganesha_instance.HUNG_TERM:g} s") in proc.stderr, proc.stderr
+        print(f"stop: {took:.2f} s")
         assert took < timeout, took
         assert ganesha_pids(node.work) == []
     answer(node.agent("start", config, vol, IP1), 0)    # and it starts again
