@@ -59,14 +59,11 @@ class Deadline:
         """Seconds left of the budget now (0 when it is spent)."""
         return max(0.0, self.start + self.budget - self._clock())
 
-    def wait(self, wanted: float) -> float:
-        """How long a D-Bus wait that wants `wanted` s may take now: the lesser of the two,
-        0 when the budget is spent."""
-        return min(float(wanted), self.left())
-
-    def spent(self, wanted: float) -> bool:
-        """Whether a wait of `wanted` s is not worth starting (less than SPENT s allowed)."""
-        return self.wait(wanted) < min(SPENT, float(wanted))
+    def wait(self, wanted: float) -> float | None:
+        """How long a D-Bus wait that wants `wanted` s may take now: the lesser of the two;
+        None when that is not worth starting (less than SPENT s: the budget is spent)."""
+        allowed = min(float(wanted), self.left())
+        return None if allowed < min(SPENT, float(wanted)) else allowed
 
     def last_wait(self, wanted: float, keep: float = 0.0) -> float:
         """How long a wait after the D-Bus ones (a SIGTERM's grace, a SIGKILL's) may take now:

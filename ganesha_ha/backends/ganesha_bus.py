@@ -109,9 +109,10 @@ class GaneshaBus:
             raise self._silent
         if self.deadline is None:
             return wanted
-        if self.deadline.spent(wanted):
+        allowed = self.deadline.wait(wanted)
+        if allowed is None:
             raise self._stuck(NoAnswerError(f"no time left for {what} ({self.deadline.describe()} is spent)"))
-        return self.deadline.wait(wanted)
+        return allowed
 
     def _stuck(self, exc: NoAnswerError) -> NoAnswerError:
         """`exc`, remembered for the rest of the action when there is a deadline."""

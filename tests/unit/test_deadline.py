@@ -57,11 +57,14 @@ def test_waits_shrink_to_the_deadline_and_stop_when_it_is_spent():
     d = Deadline(20.0, clock=clock)            # budget 15 s from 100
     assert d.left() == 15.0 and d.wait(8.0) == 8.0
     clock.now = 110.0
-    assert d.wait(8.0) == 5.0 and not d.spent(8.0)
+    assert d.wait(8.0) == 5.0
+    clock.now = 114.9
+    assert d.wait(8.0) == pytest.approx(0.1)
     clock.now = 114.97
-    assert d.spent(8.0)                        # 0.03 s left: not worth a call
+    assert d.wait(8.0) is None                 # 0.03 s left: not worth a call
+    assert d.wait(0.01) == 0.01                # unless the call wants no more
     clock.now = 130.0
-    assert d.left() == 0.0 and d.wait(8.0) == 0.0 and d.spent(8.0)
+    assert d.left() == 0.0 and d.wait(8.0) is None
 
 
 def test_the_waits_after_the_budget_end_before_the_timeout():
