@@ -209,7 +209,7 @@ class GaneshaBus:
         """The error for a call nobody answered (in time), or None for Ganesha's own refusal."""
         name = exc.get_dbus_name() or ""
         if name in _NO_ANSWER:
-            return self._stuck(NoAnswerError(f"{self.who()} did not answer {method} within {secs(wait)} s"
+            return self._stuck(NoAnswerError(f"{self.who()} did not answer D-Bus {method} within {secs(wait)} s"
                                              + (f": {self.hint}" if self.hint else "")))
         if name in _NO_OWNER:
             self.close()

@@ -159,7 +159,7 @@ def test_ganesha_hung_while_running(active_ganesha_volume):
     with hung_dbus_thread(pid):
         for action, extra in (("monitor", {"CRM_meta_interval": "10000"}), ("monitor", {}), ("stop", {})):
             proc, took = run_agent(action, params | extra)
-            assert_agent_failure(proc, 1, f"ganesha.nfsd (pid {pid}) did not answer ShowExports within 2 s: "
+            assert_agent_failure(proc, 1, f"ganesha.nfsd (pid {pid}) did not answer D-Bus ShowExports within 2 s: "
                                           "hung? its exports cannot be withdrawn")
             print(f"{action} {extra}: {took:.2f} s")
             assert took < min(budget(timeout), 2 * 2.0), (action, extra, took)   # one wait, in time
@@ -209,7 +209,7 @@ def test_add_export_that_never_answers_rolls_back(fake_ganesha, tmpfs_volume):
     assert proc.returncode == 0, proc.stderr
     before = registry_exports(tmpfs_volume)
     proc, took = run_cli(config, "export", "add", str(tmpfs_volume), "d", "--client", "127.0.0.1")
-    assert_cli_failure(proc, 6, "did not answer AddExport within 1 s")
+    assert_cli_failure(proc, 6, "did not answer D-Bus AddExport within 1 s")
     assert "rolled back" in proc.stderr
     # the best-effort withdraw after the failure must not add its own wait without bound
     assert took < 2 * DBUS_TIMEOUT + SLACK, f"export add took {took:.1f} s"

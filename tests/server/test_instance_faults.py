@@ -332,7 +332,7 @@ def test_an_instance_hung_while_running(setup):
             t0 = time.monotonic()
             proc = node.agent("monitor", config, vol, IP1, CRM_meta_timeout=ms, **params)
             took = time.monotonic() - t0
-            reason = answer(proc, 1, f"the volume's ganesha.nfsd instance (pid {pid}) did not answer ShowExports "
+            reason = answer(proc, 1, f"the volume's ganesha.nfsd instance (pid {pid}) did not answer D-Bus ShowExports "
                                      "within ", ": hung? a stop ends it by its PID")
             assert waited(reason) <= min(5.0, 0.4 * timeout) <= budget(timeout)
             print(f"monitor {params}: {took:.2f} s")
@@ -341,7 +341,7 @@ def test_an_instance_hung_while_running(setup):
         proc = node.agent("stop", config, vol, IP1, CRM_meta_timeout=ms)
         took = time.monotonic() - t0
         answer(proc, 0)
-        assert (f"killed the volume's instance pid {pid} as it was hung (did not answer ShowExports within "
+        assert (f"killed the volume's instance pid {pid} as it was hung (did not answer D-Bus ShowExports within "
                 f"{ganesha_instance.STOP_ASK:g} s), after SIGTERM did not end it within "
                 f"{ganesha_instance.HUNG_TERM:g} s") in proc.stderr, proc.stderr
         print(f"stop: {took:.2f} s")

@@ -133,7 +133,7 @@ def test_a_call_left_unanswered_names_who_and_how_long_and_is_not_waited_for_aga
     b.owner = 4242                             # as the bus daemon named it (owner_pid) before
     with pytest.raises(NoAnswerError) as first:
         b.call("/p", "i", "ShowExports")
-    assert str(first.value) == "ganesha.nfsd (pid 4242) did not answer ShowExports within 10 s: hung?"
+    assert str(first.value) == "ganesha.nfsd (pid 4242) did not answer D-Bus ShowExports within 10 s: hung?"
     assert clock.now == 110.0
     with pytest.raises(NoAnswerError) as again:   # the rest of the action is not spent waiting again
         b.call("/p", "i", "DisplayExport")
@@ -149,7 +149,7 @@ def test_without_a_deadline_every_call_waits_its_own_timeout():
     conn = FakeConn(clock, hung=True)
     b = bus(clock, conn, timeout=10.0, with_deadline=False)
     for _ in range(2):
-        with pytest.raises(NoAnswerError, match="NFS-Ganesha did not answer ShowExports within 10 s"):
+        with pytest.raises(NoAnswerError, match="NFS-Ganesha did not answer D-Bus ShowExports within 10 s"):
             b.call("/p", "i", "ShowExports")
     assert [t for _, t in conn.calls] == [10.0, 10.0]
 
@@ -161,7 +161,7 @@ def test_a_call_s_own_longer_timeout_is_cut_by_the_deadline():
     conn = FakeConn(clock, hung=True)
     b = bus(clock, conn, timeout=10.0)
     clock.now = 104.0
-    with pytest.raises(NoAnswerError, match="did not answer RemoveExport within 11 s"):
+    with pytest.raises(NoAnswerError, match="did not answer D-Bus RemoveExport within 11 s"):
         b.call("/p", "i", "RemoveExport", timeout=70.0)
     assert conn.calls == [("RemoveExport", 11.0)]
 
