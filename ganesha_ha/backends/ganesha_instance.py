@@ -71,7 +71,7 @@ class GaneshaInstanceBackend(GaneshaBackend):
         self.ctx = ctx
         self.prefix = conf.dbus_prefix(ctx.volume_uuid)
         self.bus = GaneshaBus(g["bus_address"], self.prefix, float(g["dbus_timeout"]), action_deadline(g))
-        self.bus.hint = "hung? a stop ends it by its PID"
+        self.bus.hint = "hung? a stop ends it"
         self.render_opts = RenderOptions(protocols="4", transports=g["transports"])
         self.program = str(inst["ganesha_nfsd"])
         self.port = int(inst["nfs_port"])
