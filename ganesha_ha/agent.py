@@ -134,16 +134,7 @@ def _settings():
     # One hung call (exportfs, D-Bus) must end while the action can still answer with a code
     # and a reason: if Pacemaker's own timeout fires first it kills the agent, and a stop that
     # times out gets the node fenced with nothing in the log to say why.
-    # Every D-Bus wait of the action, taken together, also ends by one deadline (deadline.py,
-    # read by the Ganesha backends only: knfsd's monitor does not load it): from now, within a
-    # budget of this action's timeout, Pacemaker's default when it gives none. Its clock starts
-    # when Pacemaker's did: at the fork of this process (the interpreter's start-up counts).
-    import time
-
-    from . import linux
-
-    age = linux.process_age(os.getpid()) or 0.0
-    settings.ganesha["action_start"] = time.monotonic() - min(max(age, 0.0), 10.0)
+    # All the D-Bus waits of the action end by one deadline too (ganesha_bus.action_deadline)
     settings.ganesha["action_timeout_ms"] = os.environ.get("OCF_RESKEY_CRM_meta_timeout", "")
     budget = 0.4 * _timeout_s(0.0)
     if budget > 0:

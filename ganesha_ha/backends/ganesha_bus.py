@@ -61,16 +61,23 @@ def import_dbus() -> Any:
     return dbus
 
 
-def action_deadline(settings: dict[str, Any]) -> Deadline | None:
-    """The agent's action deadline from the [ganesha] settings it set (agent._settings:
-    `action_start`, the monotonic clock when the action began, and `action_timeout_ms`,
-    Pacemaker's CRM_meta_timeout, empty when absent); None outside the agent (the CLI)."""
-    start = settings.get("action_start")
-    if start is None:
+def action_deadline(settings: dict[str, Any], age: float | None = None) -> Deadline | None:
+    """The agent's action deadline (deadline.py): a budget of the action's timeout, the
+    `action_timeout_ms` the agent put in the [ganesha] settings (Pacemaker's CRM_meta_timeout,
+    empty when absent: Pacemaker's default then), counted from the fork of this process, where
+    Pacemaker's timer starts (`age`: its age in seconds, read from /proc when None). None
+    outside the agent (the CLI)."""
+    if "action_timeout_ms" not in settings:
         return None
+    import time
+
+    from .. import linux
     from ..deadline import Deadline, timeout_from_ms
 
-    return Deadline(timeout_from_ms(settings.get("action_timeout_ms")), float(start))
+    timeout = timeout_from_ms(settings["action_timeout_ms"])
+    if age is None:
+        age = linux.process_age(os.getpid()) or 0.0
+    return Deadline(timeout, time.monotonic() - min(max(age, 0.0), timeout))
 
 
 def secs(value: float) -> str:

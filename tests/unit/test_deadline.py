@@ -79,11 +79,17 @@ def test_the_waits_after_the_budget_end_before_the_timeout():
 
 
 def test_the_agent_s_settings_make_the_deadline():
+    import time
+
     assert action_deadline({"dbus_timeout": 10}) is None          # the CLI: no deadline
-    d = action_deadline({"action_start": 50.0, "action_timeout_ms": "8000"})
-    assert d is not None and (d.start, d.timeout, d.budget) == (50.0, 8.0, 6.0)
-    d = action_deadline({"action_start": 50.0, "action_timeout_ms": ""})   # run by hand
+    before = time.monotonic()
+    d = action_deadline({"action_timeout_ms": "8000"}, age=0.5)   # counted from the process's fork
+    assert d is not None and (d.timeout, d.budget) == (8.0, 6.0)
+    assert before - 0.5 <= d.start <= time.monotonic() - 0.5
+    d = action_deadline({"action_timeout_ms": ""}, age=0.0)       # run by hand
     assert d is not None and d.timeout == deadline.DEFAULT_TIMEOUT
+    d = action_deadline({"action_timeout_ms": "4000"}, age=3600.0)   # never more than spent
+    assert d is not None and d.left() == 0.0
 
 
 # ---- GaneshaBus with a fake connection ---------------------------------------------------------
