@@ -50,10 +50,6 @@ def dbus_thread(pid: int, within: float = 5.0) -> int:
         time.sleep(0.01)
 
 
-def _state(pid: int, tid: int) -> str:
-    return Path(f"/proc/{pid}/task/{tid}/stat").read_text().rpartition(")")[2].split()[0]
-
-
 def _sigkill_pending(pid: int, tid: int) -> bool:
     for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
         if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) & SIGKILL_BIT:
@@ -91,7 +87,7 @@ def hung_dbus_thread(pid: int) -> Iterator[int]:
         (group / "tasks").write_text(str(tid))
         (group / "freezer.state").write_text("FROZEN")
         deadline = time.monotonic() + 5
-        while _state(pid, tid) != "D":
+        while (group / "freezer.state").read_text().strip() != "FROZEN":   # FREEZING until it is
             if time.monotonic() > deadline:
                 raise AssertionError(f"thread {tid} of ganesha.nfsd {pid} did not freeze")
             time.sleep(0.005)
