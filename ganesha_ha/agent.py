@@ -464,10 +464,11 @@ class Agent(ClassicMode):
 
     def _wait_for_server(self, state: RegistryState) -> None:
         """Give a server that is restarting (e.g. systemd's Restart=) part of the start timeout
-        to come back, instead of failing the start at once: a failed start is fatal on the node."""
+        to come back, instead of failing the start at once: a failed start is fatal on the node.
+        Not one that is there and does not answer (hung): no restart is under way."""
         import time
 
-        from .errors import ServerUnavailableError
+        from .errors import NoAnswerError, ServerUnavailableError
 
         backend = self.volume.backend(state)
         deadline = time.monotonic() + min(_timeout_s(20.0) / 2, 30.0)
@@ -476,7 +477,7 @@ class Agent(ClassicMode):
                 backend.require_running()
                 return
             except ServerUnavailableError as exc:
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline or isinstance(exc, NoAnswerError):
                     raise
                 self.log.info(f"waiting for the server: {exc}")
                 time.sleep(0.5)
