@@ -158,6 +158,24 @@ def exports_live(lab: GaneshaLab, registry: dict[int, str]) -> bool:
     return all(live.get(i) == path for i, path in registry.items())
 
 
+def started_cluster(tmp_path: Path, vol: Path, lab: GaneshaLab) -> tuple[SandboxCluster, LogCursor]:
+    """A one-node cluster (n1) running this checkout's agent, with the volume's primitive
+    created and started there; the log cursor marked before the primitive was created. The
+    cluster is stopped if any of that fails (the caller stops it otherwise)."""
+    cluster = SandboxCluster(tmp_path / "cluster", ["n1"], binds={"n1": ocf_overlay(tmp_path / "ocf")},
+                             crm_config={"cluster-recheck-interval": "5s"})
+    try:
+        cluster.start(timeout=60)
+        log = LogCursor(cluster["n1"].pacemaker_log)
+        log.mark()
+        cluster.cibadmin_create("resources", primitive(vol, lab.config))
+        assert cluster.wait_resource(RSC, timeout=30) == "n1"
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster, log
+
+
 def test_agent_under_pacemaker_with_ganesha(tmp_path, tmpfs_volume):
     from ganesha_ha.registry import Registry
     from ganesha_ha.volume import Volume
@@ -361,13 +379,7 @@ def test_one_bad_export_is_degraded_a_missing_fsal_bans_the_node(tmp_path, tmpfs
         for d in ("a", "b", "c"):
             lab.cli("export", "add", str(vol), d, "--client", "127.0.0.1", check=True)
         (vol / "b").rmdir()
-        cluster = SandboxCluster(tmp_path / "cluster", ["n1"], binds={"n1": ocf_overlay(tmp_path / "ocf")},
-                                 crm_config={"cluster-recheck-interval": "5s"})
-        cluster.start(timeout=60)
-        log = LogCursor(cluster["n1"].pacemaker_log)
-        log.mark()
-        cluster.cibadmin_create("resources", primitive(vol, lab.config))
-        assert cluster.wait_resource(RSC, timeout=30) == "n1"
+        cluster, log = started_cluster(tmp_path, vol, lab)
         step = log.wait_for(agent_said("start", "1 of 3 exports could not go live"), result("start", "ok"),
                             result("monitor", "OCF_DEGRADED"), timeout=15)
         show("one export refused", step)
@@ -438,13 +450,8 @@ def test_a_ganesha_hung_while_running_is_a_failure_with_its_reason_under_pacemak
         lab.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "700-799", check=True)
         lab.cli("export", "add", str(vol), "alpha", "--client", "127.0.0.1", check=True)
         registry = {e.export_id: str(vol / e.path) for e in Registry(vol).load().exports}
-        cluster = SandboxCluster(tmp_path / "cluster", ["n1"], binds={"n1": ocf_overlay(tmp_path / "ocf")},
-                                 crm_config={"cluster-recheck-interval": "5s"})
-        cluster.start(timeout=60)
-        log = LogCursor(cluster["n1"].pacemaker_log)
-        log.mark()
-        cluster.cibadmin_create("resources", primitive(vol, lab.config))
-        assert cluster.wait_resource(RSC, timeout=30) == "n1" and exports_live(lab, registry)
+        cluster, log = started_cluster(tmp_path, vol, lab)
+        assert exports_live(lab, registry)
         assert log.wait_for(result("monitor", "ok")), log.new()
 
         pid = lab.daemon.pid
