@@ -147,7 +147,8 @@ class GaneshaBackend(LiveChanges, NodeServer):
         except BusUnreachable as exc:
             unreachable = str(exc)
         g = self.settings
-        other = GaneshaBus(recorded, g.get("dbus_name_prefix") or "", float(g["dbus_timeout"]))
+        other = GaneshaBus(recorded, g.get("dbus_name_prefix") or "", float(g["dbus_timeout"]), self.bus.deadline)
+        other.hint = self.bus.hint
         try:
             if not other.name_owned():
                 other.close()
