@@ -134,14 +134,13 @@ def _settings():
     # One hung call (exportfs, D-Bus) must end while the action can still answer with a code
     # and a reason: if Pacemaker's own timeout fires first it kills the agent, and a stop that
     # times out gets the node fenced with nothing in the log to say why.
+    # All the D-Bus waits of the action end by one deadline too (ganesha_bus.action_deadline)
+    settings.ganesha["action_timeout_ms"] = os.environ.get("OCF_RESKEY_CRM_meta_timeout", "")
     budget = 0.4 * _timeout_s(0.0)
     if budget > 0:
         for section, key in (b.call_timeout for b in BACKENDS):
             sec = getattr(settings, section)
             sec[key] = min(float(sec[key]), max(budget, 0.5))
-        # a call that may block the server longer on purpose (a PROXY_V4 or GLUSTER RemoveExport:
-        # backends/ganesha.py) still ends before Pacemaker's own timeout would kill the agent
-        settings.ganesha["action_budget"] = 2 * budget
         # a volume's own Ganesha: its start and its SIGTERM grace are waited for in the action
         for key in ("start_timeout", "stop_timeout"):
             settings.instance[key] = min(float(settings.instance[key]), max(budget, 0.5))
@@ -465,10 +464,11 @@ class Agent(ClassicMode):
 
     def _wait_for_server(self, state: RegistryState) -> None:
         """Give a server that is restarting (e.g. systemd's Restart=) part of the start timeout
-        to come back, instead of failing the start at once: a failed start is fatal on the node."""
+        to come back, instead of failing the start at once: a failed start is fatal on the node.
+        Not one that is there and does not answer (hung): no restart is under way."""
         import time
 
-        from .errors import ServerUnavailableError
+        from .errors import NoAnswerError, ServerUnavailableError
 
         backend = self.volume.backend(state)
         deadline = time.monotonic() + min(_timeout_s(20.0) / 2, 30.0)
@@ -477,7 +477,7 @@ class Agent(ClassicMode):
                 backend.require_running()
                 return
             except ServerUnavailableError as exc:
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline or isinstance(exc, NoAnswerError):
                     raise
                 self.log.info(f"waiting for the server: {exc}")
                 time.sleep(0.5)

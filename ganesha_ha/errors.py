@@ -147,6 +147,12 @@ class ServerUnavailableError(GaneshaHAError):
     exit_code = 6
 
 
+class NoAnswerError(ServerUnavailableError):
+    """The server (or its bus) is there but did not answer within the time it was given: it
+    may be hung while it still serves, so nothing may be concluded from the silence (not
+    "down", not "nothing live")."""
+
+
 class NotReadyError(GaneshaHAError):
     """Something this action needs on the node is not ready (sm-notify exited without
     notifying): a problem of this node now, so a generic error (retried, then moved)."""

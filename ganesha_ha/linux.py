@@ -239,6 +239,17 @@ def proc_starttime(pid: int) -> int | None:
         return None
 
 
+def process_age(pid: int) -> float | None:
+    """Seconds since the process `pid` began (its fork: an exec keeps the start time), from
+    its starttime and CLOCK_BOOTTIME, which proc(5) counts it in; None when it is gone."""
+    import time
+
+    ticks = proc_starttime(pid)
+    if ticks is None:
+        return None
+    return time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+
+
 def same_process(pid: int, starttime: int | None) -> bool:
     """`pid` still runs and is the process that had `starttime` (not a recycled PID)."""
     return pid_alive(pid) and (starttime is None or proc_starttime(pid) == starttime)

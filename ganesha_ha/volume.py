@@ -448,9 +448,15 @@ def clear_recovery(backend: Backend, ctx: VolumeContext) -> None:
 def require_nothing_live(backend: Backend, ctx: VolumeContext, exports: Sequence[Export]) -> None:
     """For a stop when the server cannot be driven: fine if none of `exports` is live, an
     error if some still are (knfsd's etab can be read without a working exportfs), because a
-    stop that said "stopped" would let the volume move while this node still serves it."""
+    stop that said "stopped" would let the volume move while this node still serves it. A
+    server that is there but did not answer in time (NoAnswerError: hung, and maybe serving
+    still) is that error too: its silence proves nothing gone."""
+    from .errors import NoAnswerError
+
     try:
         live = backend.live_paths(ctx, exports)
+    except NoAnswerError:
+        raise
     except GaneshaHAError:
         return  # the server cannot even be asked: it is down, and its exports with it
     still = sorted(path or "/" for path, is_live in live.items() if is_live)

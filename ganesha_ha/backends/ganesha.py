@@ -54,7 +54,7 @@ from ..recovery.ganesha_records import GaneshaRecordStore, takeover_key
 from ..recovery.nsm import nsm_store
 from ..context import VolumeContext
 from . import Drift
-from .ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH, BusUnreachable, GaneshaBus, import_dbus
+from .ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH, BusUnreachable, GaneshaBus, action_deadline, import_dbus
 from .ganesha_changes import LiveChanges
 from .ganesha_replies import one_line, serves_nobody_reason
 from .ganesha_conf import RenderOptions, check_renderable, export_path, render_export
@@ -87,7 +87,8 @@ class GaneshaBackend(LiveChanges, NodeServer):
         g = settings.ganesha
         self.settings = g
         self.bus = GaneshaBus(bus_address or g["bus_address"], g.get("dbus_name_prefix") or "",
-                              float(g["dbus_timeout"]))
+                              float(g["dbus_timeout"]), action_deadline(g))
+        self.bus.hint = "hung? its exports cannot be withdrawn"   # the node's service: not ours to end
         self.runtime_dir = Path(settings.node["runtime_dir"]) / "ganesha"
         self.records = GaneshaRecordStore(Path(g["recovery_root"]), g["recovery_dir"],
                                           server_running=self.is_running)
@@ -146,7 +147,8 @@ class GaneshaBackend(LiveChanges, NodeServer):
         except BusUnreachable as exc:
             unreachable = str(exc)
         g = self.settings
-        other = GaneshaBus(recorded, g.get("dbus_name_prefix") or "", float(g["dbus_timeout"]))
+        other = GaneshaBus(recorded, g.get("dbus_name_prefix") or "", float(g["dbus_timeout"]), self.bus.deadline)
+        other.hint = self.bus.hint
         try:
             if not other.name_owned():
                 other.close()

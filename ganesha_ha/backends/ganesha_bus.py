@@ -11,17 +11,25 @@ dbus-python as in Debian 12):
 - A method call that gets no answer in time fails with org.freedesktop.DBus.Error.NoReply
   (or .Timeout); a name nobody owns with .ServiceUnknown / .NameHasNoOwner; a dropped
   connection with .Disconnected.
+
+In the agent, every wait also ends by the action's deadline (deadline.py: a budget from
+Pacemaker's timeout, `dbus_timeout` staying the bound of each call), and once Ganesha or the
+bus did not answer, the rest of the action is not spent waiting again: each later call fails
+at once with the same NoAnswerError. Without a deadline (the CLI) each call waits its own
+timeout, as before.
 """
 from __future__ import annotations
 
 import os
 
-from ..errors import NotInstalledError, ServerUnavailableError
+from ..errors import NoAnswerError, NotInstalledError, ServerUnavailableError
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
+
+    from ..deadline import Deadline
 
 BUS_NAME = "org.ganesha.nfsd"
 EXPORT_MGR_PATH = "/org/ganesha/nfsd/ExportMgr"
@@ -53,16 +61,45 @@ def import_dbus() -> Any:
     return dbus
 
 
-class GaneshaBus:
-    """One connection to the bus Ganesha is on, opened on first use."""
+def action_deadline(settings: dict[str, Any], age: float | None = None) -> Deadline | None:
+    """The agent's action deadline (deadline.py): a budget of the action's timeout, the
+    `action_timeout_ms` the agent put in the [ganesha] settings (Pacemaker's CRM_meta_timeout,
+    empty when absent: Pacemaker's default then), counted from the fork of this process, where
+    Pacemaker's timer starts (`age`: its age in seconds, read from /proc when None). None
+    outside the agent (the CLI)."""
+    if "action_timeout_ms" not in settings:
+        return None
+    import time
 
-    def __init__(self, address: str, name_prefix: str, timeout: float):
+    from .. import linux
+    from ..deadline import Deadline, timeout_from_ms
+
+    timeout = timeout_from_ms(settings["action_timeout_ms"])
+    if age is None:
+        age = linux.process_age(os.getpid()) or 0.0
+    return Deadline(timeout, time.monotonic() - min(max(age, 0.0), timeout))
+
+
+def secs(value: float) -> str:
+    """Seconds for a message: 7.6, 15, 0.5 (a deadline leaves fractions nobody needs)."""
+    return f"{round(value, 1):g}"
+
+
+class GaneshaBus:
+    """One connection to the bus Ganesha is on, opened on first use; `deadline` (the agent's
+    action) bounds every wait besides `timeout`."""
+
+    def __init__(self, address: str, name_prefix: str, timeout: float, deadline: Deadline | None = None):
         self.address = address or os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or ""
         self.bus_name = f"{name_prefix}.{BUS_NAME}" if name_prefix else BUS_NAME
         self.timeout = timeout   # seconds, for connecting and for each call
+        self.deadline = deadline
+        self.owner: int | None = None   # the PID owner_pid last found owning the name
         self._conn: Any = None
+        self._silent: NoAnswerError | None = None   # what did not answer in this action (with a deadline)
         # who answers on this name, for an error line: a volume's own instance names itself and its PID
-        self.who: Callable[[], str] = lambda: "NFS-Ganesha"
+        self.who: Callable[[], str] = lambda: f"ganesha.nfsd (pid {self.owner})" if self.owner else "NFS-Ganesha"
+        self.hint = ""   # what a call Ganesha left unanswered means, after the reason (the backend's)
 
     def where(self) -> str:
         return self.address or "the system bus"
@@ -71,11 +108,31 @@ class GaneshaBus:
         return ServerUnavailableError(f"NFS-Ganesha is not running on this node ({self.bus_name} "
                                       f"has no owner on {self.where()})")
 
+    def _bounded(self, what: str, wanted: float) -> float:
+        """How long a wait for `what` may take: `wanted` s, less when the deadline is nearer.
+        NoAnswerError at once when the bus or Ganesha already did not answer in this action,
+        or when the deadline leaves no time."""
+        if self._silent is not None:
+            raise self._silent
+        if self.deadline is None:
+            return wanted
+        allowed = self.deadline.wait(wanted)
+        if allowed is None:
+            raise self._stuck(NoAnswerError(f"no time left for {what} ({self.deadline.describe()} is spent)"))
+        return allowed
+
+    def _stuck(self, exc: NoAnswerError) -> NoAnswerError:
+        """`exc`, remembered for the rest of the action when there is a deadline."""
+        if self.deadline is not None:
+            self._silent = exc
+        return exc
+
     def connect(self) -> Any:
-        """The open connection; ServerUnavailableError when the bus does not answer in
-        `timeout` s, BusUnreachable when there is no bus at the address."""
+        """The open connection; NoAnswerError when the bus does not answer in `timeout` s
+        (or by the deadline), BusUnreachable when there is no bus at the address."""
         if self._conn is not None:
             return self._conn
+        wait = self._bounded("connecting to D-Bus", self.timeout)
         dbus = import_dbus()
         import threading
 
@@ -89,10 +146,10 @@ class GaneshaBus:
 
         worker = threading.Thread(target=connect, name="gha-dbus-connect", daemon=True)
         worker.start()
-        worker.join(self.timeout)
+        worker.join(wait)
         if worker.is_alive():  # abandoned: a daemon thread blocked in C with the GIL released
-            raise ServerUnavailableError(f"D-Bus at {self.where()} did not answer within "
-                                         f"{self.timeout:g} s (connection not completed)")
+            raise self._stuck(NoAnswerError(f"D-Bus at {self.where()} did not answer within "
+                                            f"{secs(wait)} s (connection not completed)"))
         if "error" in box:
             exc = box["error"]
             raise BusUnreachable(f"cannot reach D-Bus at {self.where()}: "
@@ -114,28 +171,31 @@ class GaneshaBus:
         when the bus is slow or does not answer."""
         dbus = import_dbus()
         conn = self.connect()
+        wait = self._bounded(method, self.timeout)
         try:
             return conn.call_blocking("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                      method, "s", (self.bus_name,), timeout=self.timeout)
+                                      method, "s", (self.bus_name,), timeout=wait)
         except dbus.DBusException as exc:
             name = exc.get_dbus_name() or ""
             if name in _NO_OWNER[:2]:    # ServiceUnknown, NameHasNoOwner
                 return no_owner
             self.close()
             if name in _NO_ANSWER:
-                raise ServerUnavailableError(f"D-Bus at {self.where()} did not answer within "
-                                             f"{self.timeout:g} s") from None
+                raise self._stuck(NoAnswerError(f"D-Bus at {self.where()} did not answer within "
+                                                f"{secs(wait)} s")) from None
             raise ServerUnavailableError(f"D-Bus at {self.where()} did not answer: {exc.get_dbus_message()}") from None
 
     def name_owned(self) -> bool:
-        """Does anyone own Ganesha's bus name? ServerUnavailableError when the bus is slow."""
-        return bool(self._ask_bus("NameHasOwner", False))
+        """Does anyone own Ganesha's bus name? ServerUnavailableError when the bus is slow.
+        Asked as its owner's PID (one call, as NameHasOwner), kept for error lines."""
+        return self.owner_pid() is not None
 
     def owner_pid(self) -> int | None:
         """The PID of the process owning Ganesha's bus name, None when nobody does (one call,
         as NameHasOwner). ServerUnavailableError when the bus is slow or unreachable."""
         pid = self._ask_bus("GetConnectionUnixProcessID", None)
-        return None if pid is None else int(pid)
+        self.owner = None if pid is None else int(pid)
+        return self.owner
 
     def call(self, path: str, iface: str, method: str, *args: Any, timeout: float | None = None) -> Any:
         """Ganesha's answer to one method call, waiting `timeout` s (default: the bus's). A
@@ -144,7 +204,7 @@ class GaneshaBus:
         caller to word."""
         dbus = import_dbus()
         conn = self.connect()
-        wait = self.timeout if timeout is None else timeout
+        wait = self._bounded(method, self.timeout if timeout is None else timeout)
         try:
             # straight to the connection: a proxy object (get_object) asks the bus daemon for the
             # name's owner first, one more round trip per call (half the cost of a DisplayExport)
@@ -156,7 +216,8 @@ class GaneshaBus:
         """The error for a call nobody answered (in time), or None for Ganesha's own refusal."""
         name = exc.get_dbus_name() or ""
         if name in _NO_ANSWER:
-            return ServerUnavailableError(f"{self.who()} did not answer {method} within {wait:g} s")
+            return self._stuck(NoAnswerError(f"{self.who()} did not answer D-Bus {method} within {secs(wait)} s"
+                                             + (f": {self.hint}" if self.hint else "")))
         if name in _NO_OWNER:
             self.close()
             return self.not_running()
@@ -207,11 +268,16 @@ class GaneshaBus:
             if args:
                 msg.append(*args)
             try:
-                sent.pending.append(conn.send_message_with_reply(msg, sent.handler(), sent.timeout,
+                wait = self._bounded(method, sent.timeout)
+            except NoAnswerError:
+                sent.cancel()
+                raise
+            try:
+                sent.pending.append(conn.send_message_with_reply(msg, sent.handler(wait), wait,
                                                                  require_main_loop=False))
             except dbus.DBusException as exc:
                 sent.cancel()
-                raise self._unanswered(method, exc, sent.timeout) or ServerUnavailableError(
+                raise self._unanswered(method, exc, wait) or ServerUnavailableError(
                     f"cannot send {method} to NFS-Ganesha: {exc.get_dbus_message() or exc}") from None
         return send
 
@@ -226,11 +292,13 @@ class Sent:
         self._dbus, self._error_message = import_dbus(), ErrorMessage
         self.replies: list[Any] = []
         self.pending: list[Any] = []
+        self.waits: list[float] = []    # each call's own timeout (the deadline may shorten the later ones)
         self._answers: list[Any] = []   # answers read so far, in order
 
-    def handler(self) -> Any:
+    def handler(self, wait: float) -> Any:
         i = len(self.replies)
         self.replies.append(None)
+        self.waits.append(wait)
         return lambda reply: self.replies.__setitem__(i, reply)
 
     def wait_for(self, last: int) -> None:
@@ -243,7 +311,7 @@ class Sent:
             if reply is None or isinstance(reply, self._error_message):
                 name = reply.get_error_name() if reply is not None else "org.freedesktop.DBus.Error.NoReply"
                 exc = dbus.DBusException(*(reply.get_args_list() if reply is not None else []), name=name)
-                unanswered = self.bus._unanswered(self.method, exc, self.timeout)
+                unanswered = self.bus._unanswered(self.method, exc, self.waits[i])
                 if unanswered is not None:
                     self.cancel()
                     raise unanswered

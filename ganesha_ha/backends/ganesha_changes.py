@@ -408,7 +408,9 @@ class LiveChanges:
     def _remove_timeout(self, exp: Export) -> float:
         """How long a RemoveExport of `exp` may block Ganesha's D-Bus thread, plus the usual
         timeout: PROXY_V4's receiver wakes up only after its RPC_Client_Timeout, GLUSTER's
-        glfs_fini waits for its bricks' disconnect (module docstring, fsal_schema.remove_wait)."""
+        glfs_fini waits for its bricks' disconnect (module docstring, fsal_schema.remove_wait).
+        In the agent, the action's deadline shortens it (GaneshaBus: the call then fails in
+        time, with the reason)."""
         base = exp.ganesha.fsal.base
         if base.problem:
             return self.bus.timeout
@@ -416,8 +418,7 @@ class LiveChanges:
             wait = self.bus.timeout + float(base.effective("RPC_Client_Timeout") or 60)
         else:
             wait = self.bus.timeout + base.schema.remove_wait
-        budget = self.settings.get("action_budget")   # the agent's: 80 % of its action's timeout
-        return max(self.bus.timeout, min(wait, float(budget))) if budget else wait
+        return wait
 
     def _remove(self, exp: Export) -> None:
         dbus = import_dbus()
@@ -435,7 +436,8 @@ class LiveChanges:
                    "stopped answering)" if exp.ganesha.fsal.base.name == "PROXY_V4" else
                    f"a {exp.ganesha.fsal.base.name} export's RemoveExport blocks Ganesha while the FSAL "
                    "disconnects from its storage")
-            raise ServerUnavailableError(f"{exc}: {why}; the removal completes in Ganesha meanwhile") from None
+            said = str(exc).removesuffix(f": {self.bus.hint}")   # a known wait, not a guess at a hang
+            raise ServerUnavailableError(f"{said}: {why}; the removal completes in Ganesha meanwhile") from None
 
     def withdraw(self, ctx: VolumeContext, exports: Sequence[Export]) -> None:
         """RemoveExport of each export live for its path (others are not ours, or not live:

@@ -36,14 +36,14 @@ from pathlib import Path
 
 from .. import linux
 from ..context import VolumeContext
-from ..errors import (InstanceConflictError, InsecureStateError, NotInstalledError, RegistryError,
-                      ServerUnavailableError, ValidationError)
-from ..fsutil import atomic_write, ensure_secure_dir, read_secure
+from ..errors import InstanceConflictError, NoAnswerError, NotInstalledError, ServerUnavailableError, ValidationError
+from ..fsutil import atomic_write, ensure_secure_dir
 from ..model import Export
 from ..recovery.ganesha_records import InstanceRecords
 from . import ganesha_instance_conf as conf
+from . import ganesha_instance_volume as volume_state
 from .ganesha import GaneshaBackend
-from .ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH, BusUnreachable, GaneshaBus
+from .ganesha_bus import EXPORT_MGR_IFACE, EXPORT_MGR_PATH, BusUnreachable, GaneshaBus, action_deadline, secs
 from .ganesha_conf import RenderOptions
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
@@ -54,7 +54,10 @@ if TYPE_CHECKING:
     from ..recovery import RecoveryStore
 
 POLL = 0.02   # seconds between two looks at a starting instance
-STOP_ASK = 2.0   # seconds a stop waits for the instance's ShowExports before it kills it (it answers in ms)
+STOP_ASK = 2.0   # seconds a stop waits for the instance's ShowExports before it ends it (it answers in ms)
+HUNG_TERM = 2.0  # seconds a stop gives a hung instance (running, not answering) to go on SIGTERM before SIGKILL
+KILL_WAIT = 5.0  # seconds for a SIGKILLed instance to be gone (else the stop fails: stuck in the kernel) ...
+KILL_KEEP = 0.5  # ... and at least this, whatever is left of the action (it is gone in ms)
 
 
 class GaneshaInstanceBackend(GaneshaBackend):
@@ -67,7 +70,8 @@ class GaneshaInstanceBackend(GaneshaBackend):
         g, inst = settings.ganesha, settings.instance
         self.ctx = ctx
         self.prefix = conf.dbus_prefix(ctx.volume_uuid)
-        self.bus = GaneshaBus(g["bus_address"], self.prefix, float(g["dbus_timeout"]))
+        self.bus = GaneshaBus(g["bus_address"], self.prefix, float(g["dbus_timeout"]), action_deadline(g))
+        self.bus.hint = "hung? a stop ends it"
         self.render_opts = RenderOptions(protocols="4", transports=g["transports"])
         self.program = str(inst["ganesha_nfsd"])
         self.port = int(inst["nfs_port"])
@@ -205,7 +209,7 @@ class GaneshaInstanceBackend(GaneshaBackend):
         owner = self.bus.owner_pid()
         if owner is not None:
             raise self._name_taken(owner)
-        notes += self._check_recovery_root()
+        notes += volume_state.check_recovery_root(self.recovery_root)
         served = [e for e in exports if self._servable(e)]
         text = conf.render_config(conf.InstanceConfig(
             ip=ip, port=self.port, prefix=self.prefix, recovery_root=str(self.recovery_root),
@@ -219,7 +223,7 @@ class GaneshaInstanceBackend(GaneshaBackend):
         if self.pid_path.exists() and linux.lock_holder(self.pid_path) is None:
             self.pid_path.unlink()     # stale: nobody holds it, whatever PID it names
             notes.append(f"removed stale pid file {self.pid_path}")
-        epoch = self._next_epoch(ctx, self._start_warnings)
+        epoch = volume_state.next_epoch(ctx, self._start_warnings)
         pid = self._spawn_and_wait(ip, epoch)
         notes.append(f"started ganesha.nfsd instance pid {pid} on {ip} port {self.port} "
                      f"({len(served)} of {len(exports)} exports in its config, bus name {self.bus.bus_name})")
@@ -228,12 +232,15 @@ class GaneshaInstanceBackend(GaneshaBackend):
     def stop_server(self, ctx: VolumeContext) -> int:
         """End the volume's instance: SIGTERM, up to stop_timeout, then SIGKILL. Returns how
         many exports it served (0 when it was not running or did not say). Its exports go
-        with it: nothing is withdrawn one by one. An instance that does not answer (stopped,
-        or its ShowExports unanswered within STOP_ASK s) is killed at once: a SIGTERM would
-        wait out stop_timeout for nothing (a stopped process does not even receive it), and
-        Pacemaker's stop timeout (20 s by default) is better kept for the rest of the stop.
-        What was done is in after_stop's notes. ServerUnavailableError when it does not go
-        away even after SIGKILL (the stop must then fail: the node is fenced)."""
+        with it: nothing is withdrawn one by one. An instance that does not answer is ended
+        without waiting out stop_timeout, and the stop succeeds (its exports die with it):
+        a stopped one (SIGSTOP, a tracer) is killed at once (it would not even receive a
+        SIGTERM); a hung one (running, its ShowExports unanswered within STOP_ASK s or by the
+        action's deadline: a deadlock) gets HUNG_TERM s to go on SIGTERM (its shutdown may
+        wait on the hung thread), then SIGKILL. Pacemaker's stop timeout (20 s by default)
+        is kept for the rest of the stop. What was done is in after_stop's notes.
+        ServerUnavailableError when it does not go away even after SIGKILL (the stop must
+        then fail: the node is fenced)."""
         self._stop_notes = []
         pid = self.pid()
         if pid is None:
@@ -246,9 +253,12 @@ class GaneshaInstanceBackend(GaneshaBackend):
                 self._end(pid)
                 return 0
             _, shown = self.bus.call(EXPORT_MGR_PATH, EXPORT_MGR_IFACE, "ShowExports", timeout=STOP_ASK)
+        except NoAnswerError as exc:   # hung: what it did not answer, and how long it was given
+            said = str(exc).removesuffix(f": {self.bus.hint}").removeprefix(f"{self._who()} ")   # the note names it
+            self._end(pid, grace=HUNG_TERM, why=f"as it was hung ({said})")
+            return 0
         except ServerUnavailableError as exc:
-            self._end(pid, quick=True, why=f"after it did not answer ShowExports within {STOP_ASK:g} s"
-                      if "did not answer" in str(exc) else f"after its ShowExports failed ({exc})")
+            self._end(pid, quick=True, why=f"after its ShowExports failed ({exc})")
             return 0
         self._end(pid)
         return len({int(e[0]) for e in shown} - {0})
@@ -257,15 +267,24 @@ class GaneshaInstanceBackend(GaneshaBackend):
         """What the stop had to do to the instance (a kill), for the stop's log line."""
         return self._stop_notes + super().after_stop(ctx, unlock_fs, unlock_ip, lease_wait)
 
-    def _end(self, pid: int, quick: bool = False, why: str = "") -> None:
-        """End the instance `pid`: SIGTERM and up to stop_timeout s for it to go, then
-        SIGKILL; with `quick` (it answers nothing), SIGKILL at once. A kill is noted in
-        _stop_notes with `why`."""
+    def _end(self, pid: int, quick: bool = False, why: str = "", grace: float | None = None) -> None:
+        """End the instance `pid`: SIGTERM and up to `grace` s (default stop_timeout) for it
+        to go, then SIGKILL and up to KILL_WAIT s; with `quick` (it answers nothing), SIGKILL
+        at once. In the agent both waits end before the action's timeout (the deadline). A
+        kill is noted in _stop_notes with `why`, and so is a SIGTERM given for a reason."""
+        wait = self.stop_timeout if grace is None else grace
+        deadline = self.bus.deadline
+        if deadline is not None:   # the SIGTERM's grace leaves KILL_KEEP s for the SIGKILL
+            wait = deadline.last_wait(wait, keep=KILL_KEEP)
         starttime = linux.proc_starttime(pid)
-        gone, killed = linux.terminate(pid, starttime, 0.0 if quick else self.stop_timeout)
+        gone, killed = linux.terminate(pid, starttime, 0.0 if quick else wait,
+                                       KILL_WAIT if deadline is None else max(KILL_KEEP, deadline.last_wait(KILL_WAIT)))
         if killed:
             self._stop_notes.append(f"killed the volume's instance pid {pid} "
-                                    + (why or f"after it did not end on SIGTERM within {self.stop_timeout:g} s"))
+                                    + (f"{why}, after SIGTERM did not end it within {secs(wait)} s" if why and not quick
+                                       else why or f"after it did not end on SIGTERM within {secs(wait)} s"))
+        elif why and gone:
+            self._stop_notes.append(f"ended the volume's instance pid {pid} by SIGTERM {why}")
         if not gone:
             raise ServerUnavailableError(f"the volume's ganesha.nfsd instance (pid {pid}) did not exit after SIGTERM "
                                          "and SIGKILL (a process stuck in the kernel?)")
@@ -302,59 +321,6 @@ class GaneshaInstanceBackend(GaneshaBackend):
         raise InstanceConflictError(f"port {self.port} on {ip} is already taken ({who}); the volume's ganesha.nfsd "
                                     "instance needs it (a node's shared Ganesha must bind its own addresses, not "
                                     "0.0.0.0)")
-
-    def _check_recovery_root(self) -> list[str]:
-        """The instance's RecoveryRoot on the volume is a directory of ours this node can
-        read and write: Ganesha would start without one and keep no records (its clients
-        could not reclaim after a move), with only an EVENT line in its log. A full volume
-        is a note, not a failure (the exports still serve)."""
-        root = self.recovery_root
-        ensure_secure_dir(root, 0o700)                      # InsecureStateError: a link, a file, foreign
-        for sub in (conf.RECOV_DIR, conf.OLD_DIR):
-            path = root / sub
-            try:
-                os.mkdir(path, 0o700)
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                return self._recovery_unusable(path, exc)
-            if path.is_symlink() or not path.is_dir():
-                raise InsecureStateError(f"{path} is not a directory (the volume's NFSv4 client records live there)")
-        probe = root / conf.RECOV_DIR / f".ganesha-ha-probe-{os.getpid()}"
-        try:
-            os.listdir(root / conf.RECOV_DIR)
-            os.mkdir(probe, 0o700)
-            os.rmdir(probe)
-        except OSError as exc:
-            return self._recovery_unusable(root, exc)
-        return []
-
-    @staticmethod
-    def _recovery_unusable(path: Path, exc: OSError) -> list[str]:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return [f"the volume is full: new NFSv4 clients get no record in {path} until there is room"]
-        raise RegistryError(f"the volume's NFSv4 client records cannot be kept in {path} ({exc.strerror}): "
-                            "the instance would start without them and its clients could not reclaim")
-
-    @staticmethod
-    def _next_epoch(ctx: VolumeContext, notes: list[str]) -> int:
-        """The next instance's epoch (conf.next_epoch), kept on the volume so that it rises
-        whichever node starts the instance; a volume that cannot take it (full) is a note."""
-        path = ctx.state_dir / conf.EPOCH_FILE
-        now = time.time()
-        try:
-            raw = read_secure(path)
-        except OSError:
-            raw = None
-        last, bad = conf.parse_epoch(raw, now)
-        if bad:
-            notes.append(f"{path} ignored ({bad}): the instance's epoch is the time, {int(now)}")
-        epoch = conf.next_epoch(last, now)
-        try:
-            atomic_write(path, f"{epoch}\n".encode(), 0o600)
-        except RegistryError as exc:
-            notes.append(f"epoch {epoch} not kept on the volume: {exc}")
-        return epoch
 
     def _times_warning(self) -> str | None:
         """Why the instance's grace would not cover its lease, None when it does. `volume init`

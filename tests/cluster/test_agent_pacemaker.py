@@ -158,6 +158,24 @@ def exports_live(lab: GaneshaLab, registry: dict[int, str]) -> bool:
     return all(live.get(i) == path for i, path in registry.items())
 
 
+def started_cluster(tmp_path: Path, vol: Path, lab: GaneshaLab) -> tuple[SandboxCluster, LogCursor]:
+    """A one-node cluster (n1) running this checkout's agent, with the volume's primitive
+    created and started there; the log cursor marked before the primitive was created. The
+    cluster is stopped if any of that fails (the caller stops it otherwise)."""
+    cluster = SandboxCluster(tmp_path / "cluster", ["n1"], binds={"n1": ocf_overlay(tmp_path / "ocf")},
+                             crm_config={"cluster-recheck-interval": "5s"})
+    try:
+        cluster.start(timeout=60)
+        log = LogCursor(cluster["n1"].pacemaker_log)
+        log.mark()
+        cluster.cibadmin_create("resources", primitive(vol, lab.config))
+        assert cluster.wait_resource(RSC, timeout=30) == "n1"
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster, log
+
+
 def test_agent_under_pacemaker_with_ganesha(tmp_path, tmpfs_volume):
     from ganesha_ha.registry import Registry
     from ganesha_ha.volume import Volume
@@ -361,13 +379,7 @@ def test_one_bad_export_is_degraded_a_missing_fsal_bans_the_node(tmp_path, tmpfs
         for d in ("a", "b", "c"):
             lab.cli("export", "add", str(vol), d, "--client", "127.0.0.1", check=True)
         (vol / "b").rmdir()
-        cluster = SandboxCluster(tmp_path / "cluster", ["n1"], binds={"n1": ocf_overlay(tmp_path / "ocf")},
-                                 crm_config={"cluster-recheck-interval": "5s"})
-        cluster.start(timeout=60)
-        log = LogCursor(cluster["n1"].pacemaker_log)
-        log.mark()
-        cluster.cibadmin_create("resources", primitive(vol, lab.config))
-        assert cluster.wait_resource(RSC, timeout=30) == "n1"
+        cluster, log = started_cluster(tmp_path, vol, lab)
         step = log.wait_for(agent_said("start", "1 of 3 exports could not go live"), result("start", "ok"),
                             result("monitor", "OCF_DEGRADED"), timeout=15)
         show("one export refused", step)
@@ -411,6 +423,58 @@ def test_one_bad_export_is_degraded_a_missing_fsal_bans_the_node(tmp_path, tmpfs
                          r"served on this node: /m \(Export_Id 723\): FSAL MEM is not installed here \(Debian "
                          r"package nfs-ganesha-mem\)", crm_mon), crm_mon
         assert fail_count(cluster) >= 1
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        lab.stop()
+    assert cluster.leftovers() == {"netns": [], "processes": [], "mounts": []}
+
+
+def test_a_ganesha_hung_while_running_is_a_failure_with_its_reason_under_pacemaker(tmp_path, tmpfs_volume):
+    """Ganesha's D-Bus thread hangs while it runs (tests/hung_dbus.py: a deadlock). What the
+    administrator finds in the morning: the recurring monitor failed with the agent's own
+    reason (Ganesha's PID, what it did not answer), not "Timed Out"; Pacemaker's recovery
+    stopped the resource, and that stop failed in time with the reason too (the exports cannot
+    be withdrawn from a hung shared daemon: with fencing, the node is fenced; in this sandbox,
+    stonith-enabled=false, the resource is left failed and blocked). The daemon, the node's
+    service, was never signalled; once it answers again, a clean-up finds the volume served."""
+    from hung_dbus import hung_dbus_thread
+
+    from ganesha_ha.registry import Registry
+
+    vol = tmpfs_volume
+    (vol / "alpha").mkdir()
+    lab = GaneshaLab(tmp_path / "glab").start()
+    cluster: SandboxCluster | None = None
+    try:
+        lab.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "700-799", check=True)
+        lab.cli("export", "add", str(vol), "alpha", "--client", "127.0.0.1", check=True)
+        registry = {e.export_id: str(vol / e.path) for e in Registry(vol).load().exports}
+        cluster, log = started_cluster(tmp_path, vol, lab)
+        assert exports_live(lab, registry)
+        assert log.wait_for(result("monitor", "ok")), log.new()
+
+        pid = lab.daemon.pid
+        reason = rf"ganesha.nfsd \(pid {pid}\) did not answer D-Bus ShowExports within 5 s: hung\? its exports cannot"
+        log.mark()
+        with hung_dbus_thread(pid):
+            step = log.wait_for(rf"{result('monitor', 'error')} \({reason}", rf"{result('stop', 'error')} \(stop failed: "
+                                f"{reason}", timeout=3 * MONITOR_S + 40)
+            show("Ganesha hung while running", step)
+            assert log.saw(step, result("monitor", "error"), result("stop", "error")), log.new()
+            assert not log.grep("Timed Out", "timed out"), log.grep("Timed Out", "timed out")
+            _, failures = history(cluster)   # crm_mon keeps the last failure of the resource: its stop's
+            assert [(f["op_key"], f["exitstatus"]) for f in failures] == [(f"{RSC}_stop_0", "error")], failures
+            assert re.match(f"stop failed: {reason}", failures[0]["exitreason"]), failures
+            crm_mon = cluster.crm_mon()
+            show("crm_mon", crm_mon.splitlines()[-8:])
+            assert re.search(rf"{RSC}\s.*FAILED n1.*blocked", crm_mon), crm_mon
+        assert lab.daemon.pid == pid and lab.daemon.proc.poll() is None, "the shared daemon was signalled"
+        log.mark()
+        cluster.crm_resource("--cleanup", "--resource", RSC)
+        assert cluster.wait_resource(RSC, "n1", timeout=30) == "n1"
+        assert wait_until(lambda: exports_live(lab, registry), 20, 0.2)
+        assert log.wait_for(result("monitor", "ok"), timeout=20), log.new()
     finally:
         if cluster is not None:
             cluster.stop()

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, needs_root
+
+from ganesha_ha import linux
 from ganesha_ha.lab.procs import wait_until
 
 AGENT = str(ROOT / "ra" / "exports")
@@ -136,6 +138,39 @@ def test_hung_bus_daemon_is_a_timeout_not_a_hang(active_ganesha_volume):
     check_hung_dbus(lab, vol, params, lab.bus.proc.pid, "did not answer")
 
 
+@needs_root
+def test_ganesha_hung_while_running(active_ganesha_volume):
+    """The node's shared ganesha.nfsd hangs while running (its D-Bus thread deadlocked:
+    tests/hung_dbus.py): the monitor and the probe fail (1) naming its PID and what it did
+    not answer, each after one D-Bus wait, within the budget of its timeout (deadline.py);
+    the stop fails in time too, saying that the volume's exports cannot be withdrawn from it
+    (Pacemaker then fences the node: the README's agent answers). It is the node's service,
+    serving other volumes too: ganesha-ha never signals it. Nothing is written meanwhile, and
+    once it answers again everything works."""
+    from hung_dbus import hung_dbus_thread
+
+    from ganesha_ha.deadline import budget
+
+    lab, vol, params = active_ganesha_volume
+    lab.config.write_text(lab.config.read_text().replace(f"dbus_timeout = {DBUS_TIMEOUT:g}", "dbus_timeout = 30"))
+    timeout = 8.0   # s: each call 0.4 x 8 = 3.2 s (dbus_timeout 30 is the bound above it), a budget of 6 s
+    params = params | {"CRM_meta_timeout": str(int(timeout * 1000))}
+    pid, before = lab.daemon.pid, registry_bytes(vol)
+    with hung_dbus_thread(pid):
+        for action, extra in (("monitor", {"CRM_meta_interval": "10000"}), ("monitor", {}), ("stop", {})):
+            proc, took = run_agent(action, params | extra)
+            assert_agent_failure(proc, 1, f"ganesha.nfsd (pid {pid}) did not answer D-Bus ShowExports within 3.2 s: "
+                                          "hung? its exports cannot be withdrawn")
+            print(f"{action} {extra}: {took:.2f} s")
+            assert took < min(budget(timeout), 2 * 3.2), (action, extra, took)   # one wait, in time
+        assert "ocf-exit-reason:stop failed: " in proc.stderr
+        assert registry_bytes(vol) == before
+        assert lab.daemon.proc.poll() is None and not linux.is_stopped(pid)
+    proc, _ = run_agent("monitor", params | {"CRM_meta_interval": "10000"})
+    assert proc.returncode == 0, proc.stderr
+    assert lab.daemon.pid == pid and set(lab.show_exports()) - {0} == {700}
+
+
 @pytest.fixture
 def fake_ganesha(tmp_path):
     """A private bus with a fake Ganesha that never answers AddExport (tests/fake_ganesha.py)."""
@@ -174,7 +209,7 @@ def test_add_export_that_never_answers_rolls_back(fake_ganesha, tmpfs_volume):
     assert proc.returncode == 0, proc.stderr
     before = registry_exports(tmpfs_volume)
     proc, took = run_cli(config, "export", "add", str(tmpfs_volume), "d", "--client", "127.0.0.1")
-    assert_cli_failure(proc, 6, "did not answer AddExport within 1 s")
+    assert_cli_failure(proc, 6, "did not answer D-Bus AddExport within 1 s")
     assert "rolled back" in proc.stderr
     # the best-effort withdraw after the failure must not add its own wait without bound
     assert took < 2 * DBUS_TIMEOUT + SLACK, f"export add took {took:.1f} s"

@@ -429,7 +429,7 @@ def test_a_long_rpc_client_timeout_is_waited_for_within_the_agents_budget(ganesh
             assert 3200 not in ganesha.show_exports()
         else:
             assert stop.returncode == 1 and took < 10, (took, stop.stderr)
-            assert "RPC_Client_Timeout" in stop.stderr and "did not answer RemoveExport" in stop.stderr
+            assert "RPC_Client_Timeout" in stop.stderr and "did not answer D-Bus RemoveExport" in stop.stderr
             # the removal completes in Ganesha meanwhile
             assert wait_gone(ganesha, 3200)
 

@@ -14,11 +14,14 @@ running or harmed that should not be.
 | the floating IP not on this node | start | 6 OCF_ERR_CONFIGURED | the group starts the exports before the IP: wrong everywhere |
 | no IPv6 address but ::1 (Ganesha 4.3 would bind every address) | start | 5 OCF_ERR_INSTALLED | this node lacks it; another may have it |
 | the node's Ganesha config refuses a take-over (RecoveryBackend rados_kv) | validate-all, start | 0 | it is the shared daemon's, not the instance's |
+| the instance stopped (SIGSTOP) | monitor, probe / stop | 1 / 0 | it serves nobody; known at once; a stop kills it (its exports die with it) |
+| the instance hung while running (its D-Bus thread deadlocked) | monitor, probe / stop | 1 / 0 | the same, after one D-Bus wait within the action's budget; a stop gives it a SIGTERM first |
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -27,10 +30,13 @@ from pathlib import Path
 import pytest
 from conftest import tmpfs
 from ganesha_servers import NEEDS_GANESHA
+from hung_dbus import hung_dbus_thread
 from instance_net import (IP1, IP2, SUBNET, InstanceNode, ganesha_pids, prefix_of, reasons, show_exports,
                           volume_uuid)
 
 from ganesha_ha import linux, linux_net
+from ganesha_ha.backends import ganesha_instance
+from ganesha_ha.deadline import budget
 from ganesha_ha.errors import InstanceConflictError, NotInstalledError
 from ganesha_ha.settings import load_settings
 from ganesha_ha.volume import Volume
@@ -303,52 +309,47 @@ def test_a_wedged_instance_is_killed_promptly(setup):
     assert monitor_s < 5 and stop_s < 5      # before: the stop took 16 s of Pacemaker's default 20
 
 
-def all_threads_stopped(pid: int, within: float = 5.0) -> None:
-    """Wait until every thread of `pid` is in the stopped state (T): a group stop reaches the
-    threads one by one, and a D-Bus thread not stopped yet would still answer a call."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        states = []
-        for task in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{task}/stat", "rb") as fh:
-                    states.append(fh.read().rpartition(b")")[2].split()[0])
-            except OSError:
-                continue
-        if states and all(st in (b"T", b"t") for st in states):
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"pid {pid}: not every thread stopped within {within} s")
+def waited(reason: str) -> float:
+    """The seconds an exit reason says a D-Bus call was waited for ("... within 2.4 s")."""
+    return float(re.search(r"within ([0-9.]+) s", reason)[1])
 
 
-def test_a_dbus_timeout_names_the_instance_and_its_pid(setup):
-    """The D-Bus timeout of an instance that does not answer (and is not stopped: here the
-    bus times it out as it would a deadlocked one) names the volume's instance and its PID,
-    and the stop kills it after STOP_ASK s."""
-    from ganesha_ha.backends import ganesha_instance
-    from ganesha_ha.errors import ServerUnavailableError
-
+def test_an_instance_hung_while_running(setup):
+    """Its D-Bus thread hangs while the process runs (tests/hung_dbus.py: a deadlock, not a
+    SIGSTOP): the monitor fails (1) with the instance's PID and what it did not answer, the
+    probe too (not 7: its exports may still be served), each waiting once, within the D-Bus
+    budget of its timeout (deadline.py); the stop ends it by its PID (SIGTERM, then SIGKILL
+    as its shutdown waits on the hung thread) and succeeds within its timeout. Before: the
+    probe waited the D-Bus timeout twice and answered "not running"."""
     node, vol, config = setup
     answer(node.agent("start", config, vol, IP1), 0)
     [pid] = ganesha_pids(node.work)
-    os.kill(pid, signal.SIGSTOP)
-    all_threads_stopped(pid)   # kill() returns before every thread has stopped: one could still answer
-    with node.entered():
-        v = Volume(vol, load_settings(config), ip=IP1)
-        backend = v.backend(v.load())
-        with pytest.raises(ServerUnavailableError,
-                           match=rf"the volume's ganesha.nfsd instance \(pid {pid}\) did not answer ShowExports"):
-            backend.bus.call("/org/ganesha/nfsd/ExportMgr", "org.ganesha.nfsd.exportmgr", "ShowExports", timeout=1)
-        stopped = linux.is_stopped
-        try:   # as if it were wedged while running: the stop asks, and kills it after STOP_ASK s
-            linux.is_stopped = lambda p: False
-            notes: list[str] = []
-            v.stop(notes=notes)
-        finally:
-            linux.is_stopped = stopped
-    assert any(f"killed the volume's instance pid {pid} after it did not answer ShowExports within "
-               f"{ganesha_instance.STOP_ASK:g} s" in n for n in notes), notes
-    assert ganesha_pids(node.work) == []
+    timeout = 10.0   # s: each call 0.4 x 10 = 4 s (the config's dbus_timeout, 5, is the bound above it)
+    ms = str(int(timeout * 1000))
+    with hung_dbus_thread(pid):
+        assert not linux.is_stopped(pid)
+        for params in ({"CRM_meta_interval": "10000"}, {}):   # a recurring monitor, a probe
+            t0 = time.monotonic()
+            proc = node.agent("monitor", config, vol, IP1, CRM_meta_timeout=ms, **params)
+            took = time.monotonic() - t0
+            reason = answer(proc, 1, f"the volume's ganesha.nfsd instance (pid {pid}) did not answer D-Bus ShowExports "
+                                     "within ", ": hung? a stop ends it")
+            assert waited(reason) <= min(5.0, 0.4 * timeout) <= budget(timeout)
+            print(f"monitor {params}: {took:.2f} s")
+            assert took < min(budget(timeout), 2 * waited(reason)), (params, took)   # one wait, in time
+        t0 = time.monotonic()
+        proc = node.agent("stop", config, vol, IP1, CRM_meta_timeout=ms)
+        took = time.monotonic() - t0
+        answer(proc, 0)
+        assert (f"killed the volume's instance pid {pid} as it was hung (did not answer D-Bus ShowExports within "
+                f"{ganesha_instance.STOP_ASK:g} s), after SIGTERM did not end it within "
+                f"{ganesha_instance.HUNG_TERM:g} s") in proc.stderr, proc.stderr
+        print(f"stop: {took:.2f} s")
+        assert took < timeout, took
+        assert ganesha_pids(node.work) == []
+    answer(node.agent("start", config, vol, IP1), 0)    # and it starts again
+    answer(node.agent("monitor", config, vol, IP1, CRM_meta_interval="10000"), 0)
+    answer(node.agent("stop", config, vol, IP1), 0)
 
 
 def test_the_port_taken_by_another_volume_s_instance(setup, tmp_path):

@@ -3,7 +3,8 @@
 Layers, bottom to top (a module may import its own layer and the ones below it)::
 
     errors record textfmt linux linux_net   the vocabulary: exceptions, value records, libc,
-    lazysite servers textcheck              /proc/net, the table of servers, the text rule
+    lazysite servers textcheck deadline     /proc/net, the table of servers, the text rule, an
+                                            agent action's time budget
     model clientspec access fsal            pure model (exports, their client specs, exports(5)
     fsal_schema plan idranges context       precedence, FSALs and their schemas, change steps, id
     nfspath classic fsutil settings ocf     sets, the volume as backends see it, nfs-utils paths,
@@ -38,7 +39,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"__init__", "errors", "record", "textfmt", "linux", "linux_net", "lazysite", "servers", "textcheck"}),
+    frozenset({"__init__", "errors", "record", "textfmt", "linux", "linux_net", "lazysite", "servers", "textcheck",
+               "deadline"}),
     frozenset({"model", "clientspec", "access", "fsal", "fsal_schema", "plan", "idranges", "context", "nfspath", "classic",
                "fsutil", "settings", "ocf", "description"}),
     frozenset({"registry", "registry_migrations", "backends", "recovery", "nodestate", "neighbours", "node_attrs",
