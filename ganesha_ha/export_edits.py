@@ -47,6 +47,7 @@ class ConvergeResult(Record):
     changed: bool        # the registry was written
     live: bool           # ... and the change carried out on the server
     warnings: list[str] = Factory(list)      # e.g. handles that would go stale on another node
+    failed: list[ExportFailure] = Factory(list)   # `skip_conflicts`, live: what the server refused
 
 
 class ExportEdits:
@@ -295,8 +296,11 @@ class ExportEdits:
         under the lock, and every conflict. With a conflict nothing is changed unless
         `skip_conflicts` (then the others are); `check` changes nothing at all. Otherwise the
         result is saved and, when the volume is active here, carried out live like any
-        change (rolled back as a whole if the server refuses). `progress(phase, done, total)`
-        for the phases "checking" and "applying"."""
+        change: rolled back as a whole if the server refuses one export, unless
+        `skip_conflicts` and the change only adds (an import): then each new export goes
+        live on its own, as in a start, and one the server refuses is left out of the
+        registry (transaction.left_out says why) and listed in `failed`.
+        `progress(phase, done, total)` for the phases "checking" and "applying"."""
         from .converge import converge
 
         note = "nothing was changed"
@@ -327,12 +331,16 @@ class ExportEdits:
             go = not check and (skip_conflicts or not outcome.conflicts)
             if go:
                 tx.state = outcome.state
+                tx.isolate = skip_conflicts   # taken as a whole only by a change that only adds
                 new = [e for e in tx.state.exports if tx.base.get(e.path) != e]
                 warnings.extend(self._neighbour_warnings(tx, new))
                 if progress is not None:
                     tx.progress = lambda done, total: progress("applying", done, total)
-        return ConvergeResult(outcome=outcome, changed=go and tx.changed, live=go and tx.live and tx.changed,
-                              warnings=warnings + tx.warnings)
+        changed = go and set(tx.state.exports) != set(tx.base.exports)
+        if tx.failed:
+            warnings += _live_refusals(outcome, tx.state, tx.failed)
+        return ConvergeResult(outcome=outcome, changed=changed, live=changed and tx.live,
+                              warnings=warnings + tx.warnings, failed=tx.failed)
 
     def remove(self, key: str, *, record_only: bool = False) -> ChangeResult:
         with self.transaction(live=False if record_only else None,
@@ -354,6 +362,26 @@ class ExportEdits:
                                 warnings, tx.state.server)
         return ChangeResult(exp, False, "recorded; the volume is not active on this node, applied at its next start",
                             warnings, tx.state.server)
+
+
+def _live_refusals(outcome: Outcome, saved: RegistryState, failed: Sequence[ExportFailure]) -> list[str]:
+    """Move the adds the live server refused and the registry left out (transaction.left_out)
+    from `outcome.changes` to `outcome.conflicts` (a `Refusal` with `live`, in the order of
+    the source), so that what is said to be imported is what the registry holds; returns a
+    warning for each other failure (an export the registry keeps: live all the same, or one it
+    had, remounted under a new parent), which the next monitor applies again."""
+    from .converge import ADD
+    from .description import Refusal, place
+
+    why = {f.export.path: f for f in failed}
+    out = {path for path in why if saved.get(path) is None}
+    refused = [ch for ch in outcome.changes if ch.action == ADD and ch.export.path in out]
+    outcome.changes = [ch for ch in outcome.changes if ch not in refused]
+    outcome.conflicts += [Refusal(place(ch.export.path, ch.source), why[ch.export.path].error, live=True)
+                          for ch in refused]
+    return [f"{f}: kept in the registry (it was there before, or the server serves it all the same); "
+            "'ganesha-ha volume monitor' applies it as registered"
+            for path, f in why.items() if path not in out]
 
 
 def _unused_identity_warnings(server: str, exp: Export, export_id: int | None, fsid: str | None,
