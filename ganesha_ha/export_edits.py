@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .backends import Backend
+    from .backends.grants import Resolve
     from .converge import Outcome
     from .context import VolumeContext
     from .description import Description
@@ -304,9 +305,12 @@ class ExportEdits:
         from .converge import converge
 
         note = "nothing was changed"
+        # a dry run of what an --apply would carry out live here: say what the server will refuse
+        foresee = check and not record_only and self.is_active()
         with self.transaction(live=False if (check or record_only) else None, note=note) as tx:
             backend = tx.backend
             warnings: list[str] = []
+            resolve = _dry_resolver() if foresee else None
 
             def check_new(exp: Export, state: RegistryState) -> None:
                 """What `export add` checks of a new or changed export (an FSAL unchanged
@@ -316,10 +320,13 @@ class ExportEdits:
                 backend.check_export(exp, self.mountpoint)
                 old = tx.base.get(exp.path)
                 if old is None or old.ganesha != exp.ganesha:
-                    warnings.extend(self._fsal_warnings(backend, exp, force) + self._install_warnings(tx, exp))
+                    warnings.extend(self._fsal_warnings(backend, exp, force)
+                                    + (self._install_warnings(tx, exp) if resolve is None else []))
                 if old is not None and old.ganesha != exp.ganesha:
                     warnings.extend(_module_change_warnings(old.ganesha.fsal, exp.ganesha.fsal))
                 self.require_junctions(state, exp)
+                if resolve is not None:
+                    warnings.extend(_live_refusal_risks(backend, exp, resolve))
 
             def default_pseudo(path: str) -> str:   # as `export add`: the directory's path (the FSAL's path)
                 return path if path.startswith("/") else str(self.registry.abspath(path))
@@ -362,6 +369,36 @@ class ExportEdits:
                                 warnings, tx.state.server)
         return ChangeResult(exp, False, "recorded; the volume is not active on this node, applied at its next start",
                             warnings, tx.state.server)
+
+
+def _dry_resolver() -> Resolve:
+    """Host name lookups for a dry run's forecast: 2 s for all of them together, no
+    getaddrinfo flags (a name that resolves to nothing so is refused by either server)."""
+    from .backends.resolve import Resolver
+
+    return Resolver(2.0, flags=0)
+
+
+def _live_refusal_risks(backend: Backend, exp: Export, resolve: Resolve) -> list[str]:
+    """A dry run of a change that `--apply` carries out live here (the volume is active on this
+    node): what the live server will refuse of `exp`, as warnings (the node's resolver or its
+    modules may change by then; tryout5 M: the dry run said "0 refused" and the apply refused
+    two): an FSAL module missing here, and a client list of host names none of which resolves
+    here (both servers then grant the export to nobody: grants.serves_nobody)."""
+    from .backends.grants import serves_nobody, unresolved
+    from .errors import ApplyError, GaneshaHAError, NotInstalledError
+    from .execute import ExportFailure
+
+    errors: list[GaneshaHAError] = []
+    try:
+        backend.check_installed_for(exp)
+    except NotInstalledError as exc:
+        errors.append(exc)
+    if serves_nobody(exp, resolve):
+        errors.append(ApplyError(f"no client of it resolves on this node ({', '.join(unresolved(exp, resolve))}): "
+                                 "the server would grant it to nobody here"))
+    return [f"{ExportFailure(exp, 'apply', exc, backend.name)}; an --apply here is refused live (with "
+            "--skip-conflicts: this export is not imported)" for exc in errors]
 
 
 def _live_refusals(outcome: Outcome, saved: RegistryState, failed: Sequence[ExportFailure]) -> list[str]:

@@ -86,6 +86,13 @@ def test_an_import_into_an_active_volume_leaves_out_only_what_the_live_server_re
     dry = lab.cli("import", "ganesha", str(vol), "--file", str(conf))
     assert dry.returncode == 0 and "4 to add, 0 to update, 0 to remove, 0 unchanged, 0 refused" in dry.stdout, \
         dry.stdout + dry.stderr
+    # ...but it says which an --apply here will find refused live
+    assert [line.split(": ")[2] for line in dry.stderr.splitlines()] == ["b (Export_Id 12)", "c (Export_Id 13)"], \
+        dry.stderr
+    assert ("b (Export_Id 12): no client of it resolves on this node (nosuch-host.invalid): the server would grant "
+            "it to nobody here; an --apply here is refused live (with --skip-conflicts: this export is not "
+            "imported)") in dry.stderr
+    assert "c (Export_Id 13): FSAL NULL is not installed here" in dry.stderr
 
     # one transaction without --skip-conflicts: the first refusal (the module missing, found
     # before anything is written) keeps the whole import out
@@ -150,6 +157,9 @@ def test_knfsd_an_import_into_an_active_volume_leaves_out_the_line_exportfs_refu
                   f"{mp}/c 127.0.0.1(ro,fsid=103)\n")
         dry = gha("import", "exports", str(mp), "--file", "-", stdin=source)
         assert dry.returncode == 0 and "3 to add" in dry.stdout and "0 refused" in dry.stdout, dry.stdout
+        assert dry.stderr == ("ganesha-ha: WARNING: b: no client of it resolves on this node (nohost.invalid): the "
+                              "server would grant it to nobody here; an --apply here is refused live (with "
+                              "--skip-conflicts: this export is not imported)\n"), dry.stderr
         whole = gha("import", "exports", str(mp), "--file", "-", "--apply", stdin=source)
         assert whole.returncode == 7 and "registry rolled back" in whole.stderr, whole.stderr
         assert gha("export", "list", str(mp), "--json").stdout.strip() == "[]"

@@ -163,6 +163,19 @@ def test_an_import_whose_every_export_is_refused_live_changes_nothing(vol, fake)
     assert registry_meaning(vol)["volume"] == before["volume"] and vol.load().exports == ()
 
 
+def test_a_dry_run_into_an_active_volume_names_what_the_apply_will_find_refused_live(vol, fake):
+    fake.missing_fsals = {"VFS"}
+    res = imports(vol, "b", check=True)               # not active here: the start would meet it
+    assert not res.changed and len(res.warnings) == 1 and "the volume cannot start on this node" in res.warnings[0]
+    fake.missing_fsals = set()
+    vol.start()
+    fake.missing_fsals = {"VFS"}
+    res = imports(vol, "b", check=True)
+    assert not res.changed and not res.outcome.conflicts and [ch.export.path for ch in res.outcome.changes] == ["b"]
+    assert res.warnings == ["b: FSAL VFS is not installed on this node; an --apply here is refused live "
+                            "(with --skip-conflicts: this export is not imported)"]
+
+
 def test_an_import_keeps_what_is_live_all_the_same(vol, fake):
     """An export the server refused but serves (a take-back that failed, the node's own
     config serving that directory): the registry never loses what is live; it stays, said."""
