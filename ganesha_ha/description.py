@@ -85,18 +85,26 @@ class Description(Record, frozen=True):
     @property
     def where(self) -> str:
         """The directory and the source, for messages: "data (line 12)"."""
-        return (self.path or "/") + (f" ({self.source})" if self.source else "")
+        return place(self.path, self.source)
+
+
+def place(path: str, source: str) -> str:
+    """A description's directory and its place in the source: "data (line 12)"."""
+    return (path or "/") + (f" ({source})" if source else "")
 
 
 class Refusal(Record):
     """What a description says that cannot be taken, where (`where`: the directory and the
-    place in the source) and why (`error`, which also carries the exit code)."""
+    place in the source) and why (`error`, which also carries the exit code). `live`: taken
+    by the registry's checks, refused by the live server when it was applied (an import
+    with --skip-conflicts into a volume active here), and so not imported."""
 
     where: str
     error: GaneshaHAError
+    live: bool = False
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.error}"
+        return f"{self.where}: {'not imported, the live server refused it: ' if self.live else ''}{self.error}"
 
 
 def meaning(exp: Export) -> tuple[Any, ...]:

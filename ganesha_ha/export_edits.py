@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .backends import Backend
+    from .backends.grants import Resolve
     from .converge import Outcome
     from .context import VolumeContext
     from .description import Description
@@ -47,6 +48,7 @@ class ConvergeResult(Record):
     changed: bool        # the registry was written
     live: bool           # ... and the change carried out on the server
     warnings: list[str] = Factory(list)      # e.g. handles that would go stale on another node
+    failed: list[ExportFailure] = Factory(list)   # `skip_conflicts`, live: what the server refused
 
 
 class ExportEdits:
@@ -295,14 +297,20 @@ class ExportEdits:
         under the lock, and every conflict. With a conflict nothing is changed unless
         `skip_conflicts` (then the others are); `check` changes nothing at all. Otherwise the
         result is saved and, when the volume is active here, carried out live like any
-        change (rolled back as a whole if the server refuses). `progress(phase, done, total)`
-        for the phases "checking" and "applying"."""
+        change: rolled back as a whole if the server refuses one export, unless
+        `skip_conflicts` and the change only adds (an import): then each new export goes
+        live on its own, as in a start, and one the server refuses is left out of the
+        registry (transaction.left_out says why) and listed in `failed`.
+        `progress(phase, done, total)` for the phases "checking" and "applying"."""
         from .converge import converge
 
         note = "nothing was changed"
+        # a dry run of what an --apply would carry out live here: say what the server will refuse
+        foresee = check and not record_only and self.is_active()
         with self.transaction(live=False if (check or record_only) else None, note=note) as tx:
             backend = tx.backend
             warnings: list[str] = []
+            resolve = _dry_resolver() if foresee else None
 
             def check_new(exp: Export, state: RegistryState) -> None:
                 """What `export add` checks of a new or changed export (an FSAL unchanged
@@ -312,10 +320,13 @@ class ExportEdits:
                 backend.check_export(exp, self.mountpoint)
                 old = tx.base.get(exp.path)
                 if old is None or old.ganesha != exp.ganesha:
-                    warnings.extend(self._fsal_warnings(backend, exp, force) + self._install_warnings(tx, exp))
+                    warnings.extend(self._fsal_warnings(backend, exp, force)
+                                    + (self._install_warnings(tx, exp) if resolve is None else []))
                 if old is not None and old.ganesha != exp.ganesha:
                     warnings.extend(_module_change_warnings(old.ganesha.fsal, exp.ganesha.fsal))
                 self.require_junctions(state, exp)
+                if resolve is not None:
+                    warnings.extend(_live_refusal_risks(backend, exp, resolve))
 
             def default_pseudo(path: str) -> str:   # as `export add`: the directory's path (the FSAL's path)
                 return path if path.startswith("/") else str(self.registry.abspath(path))
@@ -327,12 +338,16 @@ class ExportEdits:
             go = not check and (skip_conflicts or not outcome.conflicts)
             if go:
                 tx.state = outcome.state
+                tx.isolate = skip_conflicts   # taken as a whole only by a change that only adds
                 new = [e for e in tx.state.exports if tx.base.get(e.path) != e]
                 warnings.extend(self._neighbour_warnings(tx, new))
                 if progress is not None:
                     tx.progress = lambda done, total: progress("applying", done, total)
-        return ConvergeResult(outcome=outcome, changed=go and tx.changed, live=go and tx.live and tx.changed,
-                              warnings=warnings + tx.warnings)
+        changed = go and set(tx.state.exports) != set(tx.base.exports)
+        if tx.failed:
+            warnings += _live_refusals(outcome, tx.state, tx.failed)
+        return ConvergeResult(outcome=outcome, changed=changed, live=changed and tx.live,
+                              warnings=warnings + tx.warnings, failed=tx.failed)
 
     def remove(self, key: str, *, record_only: bool = False) -> ChangeResult:
         with self.transaction(live=False if record_only else None,
@@ -354,6 +369,56 @@ class ExportEdits:
                                 warnings, tx.state.server)
         return ChangeResult(exp, False, "recorded; the volume is not active on this node, applied at its next start",
                             warnings, tx.state.server)
+
+
+def _dry_resolver() -> Resolve:
+    """Host name lookups for a dry run's forecast: 2 s for all of them together, no
+    getaddrinfo flags (a name that resolves to nothing so is refused by either server)."""
+    from .backends.resolve import Resolver
+
+    return Resolver(2.0, flags=0)
+
+
+def _live_refusal_risks(backend: Backend, exp: Export, resolve: Resolve) -> list[str]:
+    """A dry run of a change that `--apply` carries out live here (the volume is active on this
+    node): what the live server will refuse of `exp`, as warnings (the node's resolver or its
+    modules may change by then; tryout5 M: the dry run said "0 refused" and the apply refused
+    two): an FSAL module missing here, and a client list of host names none of which resolves
+    here (both servers then grant the export to nobody: grants.serves_nobody)."""
+    from .backends.grants import serves_nobody, unresolved
+    from .errors import ApplyError, GaneshaHAError, NotInstalledError
+    from .execute import ExportFailure
+
+    errors: list[GaneshaHAError] = []
+    try:
+        backend.check_installed_for(exp)
+    except NotInstalledError as exc:
+        errors.append(exc)
+    if serves_nobody(exp, resolve):
+        errors.append(ApplyError(f"no client of it resolves on this node ({', '.join(unresolved(exp, resolve))}): "
+                                 "the server would grant it to nobody here"))
+    return [f"{ExportFailure(exp, 'apply', exc, backend.name)}; an --apply here is refused live (with "
+            "--skip-conflicts: this export is not imported)" for exc in errors]
+
+
+def _live_refusals(outcome: Outcome, saved: RegistryState, failed: Sequence[ExportFailure]) -> list[str]:
+    """Move the adds the live server refused and the registry left out (transaction.left_out)
+    from `outcome.changes` to `outcome.conflicts` (a `Refusal` with `live`, in the order of
+    the source), so that what is said to be imported is what the registry holds; returns a
+    warning for each other failure (an export the registry keeps: live all the same, or one it
+    had, remounted under a new parent), which the next monitor applies again."""
+    from .converge import ADD
+    from .description import Refusal, place
+
+    why = {f.export.path: f for f in failed}
+    out = {path for path in why if saved.get(path) is None}
+    refused = [ch for ch in outcome.changes if ch.action == ADD and ch.export.path in out]
+    outcome.changes = [ch for ch in outcome.changes if ch not in refused]
+    outcome.conflicts += [Refusal(place(ch.export.path, ch.source), why[ch.export.path].error, live=True)
+                          for ch in refused]
+    return [f"{f}: kept in the registry (it was there before, or the server serves it all the same); "
+            "'ganesha-ha volume monitor' applies it as registered"
+            for path, f in why.items() if path not in out]
 
 
 def _unused_identity_warnings(server: str, exp: Export, export_id: int | None, fsid: str | None,

@@ -13,6 +13,7 @@ from .backends import Backend
 from .context import VolumeContext
 from .errors import ApplyError, GaneshaHAError, ServerUnavailableError
 from .model import Export
+from .record import replace
 from .registry import RegistryState
 from .servers import backend_info
 
@@ -48,8 +49,10 @@ class Transaction:
     after-restore hook, then the node's active mark); `strays`: withdraw what the server
     serves from the volume that the registry does not list; `isolate`: carry out each export
     on its own (execute.py): one that fails is listed in `failed` after the commit and the
-    others go live (a start, a repair); a body that also changes the registry is still all
-    or nothing.
+    others go live (a start, a repair). A body that also changes the registry is all or
+    nothing, unless it only adds exports (`only_adds`: `import --skip-conflicts`): then each
+    new export goes live on its own, and one that fails is left out of the registry again
+    (`commit`).
     """
 
     def __init__(self, base: RegistryState, backend: Backend, ctx: VolumeContext, live: bool):
@@ -83,6 +86,13 @@ class Transaction:
     def changed(self) -> bool:
         return self.state != self.base
 
+    @property
+    def only_adds(self) -> bool:
+        """The draft differs from the registry as loaded only by exports it adds (an import):
+        what an isolated change can take out again without touching anything that was there."""
+        return (replace(self.state, exports=self.base.exports) == self.base
+                and set(self.base.exports) <= set(self.state.exports))
+
 
 def commit(owner: Owner, tx: Transaction, note: str) -> None:
     """Carry out `tx` for `owner` (Volume.transaction, whose docstring says what a commit
@@ -95,9 +105,11 @@ def commit(owner: Owner, tx: Transaction, note: str) -> None:
     gone = absent(tx) if submounts else set()
     steps = plan_changes(base.exports, new.exports, tx.reapplied, gone, submounts)
     applying = [s.export for s in steps if s.action == APPLY]
-    # each export on its own (a start, a repair), unless the registry changes: then all
-    # or nothing, and `progress` tells the way back where the run stopped
-    isolate = tx.isolate and not tx.changed
+    # each export on its own (a start, a repair, an import's new exports: `adding`), unless
+    # the registry changes otherwise: then all or nothing, and `progress` tells the way back
+    # where the run stopped
+    adding = tx.isolate and tx.live and tx.changed and tx.only_adds
+    isolate = tx.isolate and (not tx.changed or adding)
     if not isolate:  # refused before anything is written; isolated, each is checked when run
         for exp in applying:
             if tx.live:
@@ -107,7 +119,10 @@ def commit(owner: Owner, tx: Transaction, note: str) -> None:
     refused: list[ExportFailure] = []
     if tx.live and applying:
         refused = collisions(owner, backend, ctx, applying, submounts, isolate)
-        if refused:   # left out, named (a start, a repair): the others go live
+        if refused and adding:   # a new export that meets another's is not written either
+            tx.state = new = left_out(new, base, refused)
+            steps = plan_changes(base.exports, new.exports, tx.reapplied, gone, submounts)
+        elif refused:   # left out, named (a start, a repair): the others go live
             out = {f.export.path for f in refused}
             steps = [s for s in steps if not (s.action == APPLY and s.export.path in out)]
     tx.remounted = remounted(steps, base.exports, new.exports)
@@ -123,6 +138,8 @@ def commit(owner: Owner, tx: Transaction, note: str) -> None:
             owner.node.set_restored()
         tx.failed = refused + run_steps(backend, ctx, steps, progress, isolate=isolate, warnings=tx.warnings,
                                         report=tx.progress)
+        if adding and tx.failed:   # the new exports the server refused: not registered
+            drop_failed(owner, tx)
         if tx.activate and new.exports and {f.export.path for f in tx.failed} >= {e.path for e in new.exports}:
             raise failures_error(tx.failed, f"none of the {len(new.exports)} exports of "
                                             f"{owner.mountpoint} could go live")
@@ -134,12 +151,43 @@ def commit(owner: Owner, tx: Transaction, note: str) -> None:
         if not changed:
             raise
         owner.registry.save(base)
-        undo = plan_undo(base.exports, new.exports, tx.reapplied, gone, submounts, progress.done)
+        # an isolated run counts no steps (a failed export's are carried out or not): all are
+        # taken as done, and each is undone on its own, best effort
+        done, unsure = (len(steps), 0) if adding else (progress.done, None)
+        undo = plan_undo(base.exports, new.exports, tx.reapplied, gone, submounts, done, unsure)
         for step in undo:  # each on its own: one that fails again must not keep the others back
             best_effort(lambda: run_steps(backend, ctx, [step]))
         raise rolled_back(exc, f"{note} (registry rolled back)") from None
     if tx.activate or (steps and owner.is_active()):  # what a stop must withdraw, even unmounted
         owner.set_active(tx.state)
+
+
+def drop_failed(owner: Owner, tx: Transaction) -> None:
+    """After an isolated change that only adds: save the registry without the new exports
+    that failed and are not live (read back: one call). One that is live all the same (a
+    take-back that failed, or the node's own config serving it) stays registered: the
+    registry never loses what is served; its failure is still in `tx.failed`."""
+    new = [f.export for f in tx.failed if tx.base.get(f.export.path) is None]
+    if not new:
+        return
+    live = tx.backend.live_paths(tx.ctx, new)
+    kept = left_out(tx.state, tx.base, [f for f in tx.failed if not live.get(f.export.path)])
+    if kept != tx.state:
+        tx.state = owner.registry.save(kept)
+
+
+def left_out(state: RegistryState, base: RegistryState, failures: Sequence[ExportFailure]) -> RegistryState:
+    """`state` without the exports of `failures` that `base` does not have: an isolated change
+    that only adds (`Transaction.only_adds`) takes out again what did not go live. An export
+    `base` has stays, as in a start: registered, named in the failures, applied by a monitor.
+
+    Left out rather than kept (as a start keeps one that cannot go live): the command says
+    "not imported", and its source (ganesha.conf, /etc/exports, the CIB) still holds the
+    export, so the next run of the import, once the cause is mended, takes it; a registered
+    export that never served would instead be served by the next start elsewhere, after the
+    administrator was told it was not imported and removed nothing from the source."""
+    out = {f.export.path for f in failures if base.get(f.export.path) is None}
+    return replace(state, exports=tuple(e for e in state.exports if e.path not in out)) if out else state
 
 
 def collisions(owner: Owner, backend: Backend, ctx: VolumeContext, applying: Sequence[Export], submounts: bool,

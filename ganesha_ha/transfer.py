@@ -8,8 +8,9 @@ commands are pure (formats/, converge.py); this module reads the sources and pri
 
 Exit codes (README): 0 when everything described was taken; otherwise the code of the first
 refusal (2 bad input, 4, 5 conflict, ...), and nothing is written (with --skip-conflicts the
-rest is, and the code still says that something was left out). A dry run exits the same way,
-so that a script can ask first.
+rest is, and the code still says that something was left out: also an export the live server
+refused, 7, or that misses an FSAL module here, 6, when the volume is active on this node;
+Volume.converge). A dry run exits the same way, so that a script can ask first.
 """
 from __future__ import annotations
 
@@ -363,7 +364,8 @@ def _json(vol: Volume, reading: Reading, result: ConvergeResult, refused: list[R
     data: dict[str, Any] = {
         "mountpoint": str(vol.mountpoint), "dry_run": dry, "changed": result.changed, "live": result.live,
         "changes": [change(c) for c in result.outcome.changes], "unchanged": len(result.outcome.unchanged),
-        "refused": [{"where": r.where, "error": str(r.error), "exit_code": r.error.exit_code} for r in refused],
+        "refused": [{"where": r.where, "error": str(r.error), "exit_code": r.error.exit_code,
+                     "live": r.live} for r in refused],
         "outside": reading.outside, "notes": reading.notes, "warnings": result.warnings,
     }
     if replacement is not None:

@@ -158,7 +158,10 @@ class Volume(ExportEdits):
         server's limits for every export about to be applied, and, live, collisions with what
         the server serves for others. A failed live step restores the old registry, undoes
         the steps (best effort) and raises ApplyError (exit 7), or ServerUnavailableError
-        (exit 6) when the server did not answer: it may still carry the change out.
+        (exit 6) when the server did not answer: it may still carry the change out. With
+        `tx.isolate` each export is applied on its own instead and one that fails is listed in
+        `tx.failed` (a start, a repair; a change that only adds exports, whose refused new
+        exports are left out of the registry again: transaction.left_out).
         """
         from .transaction import Transaction, commit
 

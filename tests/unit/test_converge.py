@@ -15,7 +15,7 @@ import pytest
 from fake_backend import FakeBackend
 from ganesha_ha.converge import ADD, REMOVE, UPDATE, edited_clients
 from ganesha_ha.description import Description, meaning
-from ganesha_ha.errors import ApplyError, ValidationError
+from ganesha_ha.errors import ApplyError, ServerUnavailableError, ValidationError
 from ganesha_ha.clientspec import ClientSpec
 from ganesha_ha.volume import Volume
 
@@ -112,6 +112,93 @@ def test_one_conflict_stops_all_unless_skipped(vol):
     assert "does not exist" in str(res.outcome.conflicts[1])
     res = vol.converge(descriptions, remove_missing=False, skip_conflicts=True)
     assert res.changed and [e.path for e in vol.load().exports] == ["a", "c"]
+
+
+def imports(vol: Volume, *paths: str, **kw):
+    """An import (`import ... --apply`) of `paths`, each from its own line of a source."""
+    return vol.converge([desc(p, "*", source=f"line {n}") for n, p in enumerate(paths, 1)],
+                        remove_missing=False, update_existing=False, **kw)
+
+
+def test_an_import_into_an_active_volume_leaves_out_only_what_the_server_refuses(vol, fake):
+    """tryout5 M: with --skip-conflicts each new export goes live on its own; the one the
+    live server refuses is a refusal (exit 7: the server's reason) and not in the registry,
+    the others are registered and live, an export the volume had stays as it was."""
+    vol.add("a", ["*"])
+    vol.start()
+    fake.refuse = {"c"}
+    res = imports(vol, "b", "c", "d", skip_conflicts=True)
+    assert res.changed and res.live
+    assert [e.path for e in vol.load().exports] == ["a", "b", "d"]
+    assert sorted(fake.live_exports(vol.ctx(vol.load()))) == ["a", "b", "d"]
+    assert [(ch.action, ch.export.path) for ch in res.outcome.changes] == [(ADD, "b"), (ADD, "d")]
+    [refusal] = res.outcome.conflicts
+    assert refusal.live and refusal.where == "c (line 2)" and refusal.error.exit_code == 7
+    assert str(refusal) == "c (line 2): not imported, the live server refused it: the fake server refused c"
+    assert [f.export.path for f in res.failed] == ["c"] and not res.warnings
+    # the node's active record (what a stop withdraws) is the registry as saved
+    assert [e["path"] for e in vol.node.active_record()["exports"]] == ["a", "b", "d"]
+    fake.refuse = set()             # the cause mended: the same import again takes it
+    res = imports(vol, "b", "c", "d", skip_conflicts=True)
+    assert [ch.export.path for ch in res.outcome.changes] == ["c"] and not res.outcome.conflicts
+    assert sorted(fake.live_exports(vol.ctx(vol.load()))) == ["a", "b", "c", "d"]
+
+
+def test_an_import_without_skip_conflicts_is_all_or_nothing_live(vol, fake):
+    vol.start()
+    fake.refuse = {"c"}
+    before = registry_meaning(vol)
+    with pytest.raises(ApplyError, match="registry rolled back"):
+        imports(vol, "b", "c", "d")
+    assert registry_meaning(vol) == before and fake.live_exports(vol.ctx(vol.load())) == {}
+
+
+def test_an_import_whose_every_export_is_refused_live_changes_nothing(vol, fake):
+    vol.start()
+    fake.missing_fsals = {"VFS"}    # a module missing here: exit 6, each export named
+    before = registry_meaning(vol)
+    res = imports(vol, "b", "c", skip_conflicts=True)
+    assert not res.changed and not res.live and not res.outcome.changes
+    assert [(r.where, r.error.exit_code) for r in res.outcome.conflicts] == [("b (line 1)", 6), ("c (line 2)", 6)]
+    assert registry_meaning(vol)["volume"] == before["volume"] and vol.load().exports == ()
+
+
+def test_a_dry_run_into_an_active_volume_names_what_the_apply_will_find_refused_live(vol, fake):
+    fake.missing_fsals = {"VFS"}
+    res = imports(vol, "b", check=True)               # not active here: the start would meet it
+    assert not res.changed and len(res.warnings) == 1 and "the volume cannot start on this node" in res.warnings[0]
+    fake.missing_fsals = set()
+    vol.start()
+    fake.missing_fsals = {"VFS"}
+    res = imports(vol, "b", check=True)
+    assert not res.changed and not res.outcome.conflicts and [ch.export.path for ch in res.outcome.changes] == ["b"]
+    assert res.warnings == ["b: FSAL VFS is not installed on this node; an --apply here is refused live "
+                            "(with --skip-conflicts: this export is not imported)"]
+
+
+def test_an_import_keeps_what_is_live_all_the_same(vol, fake):
+    """An export the server refused but serves (a take-back that failed, the node's own
+    config serving that directory): the registry never loses what is live; it stays, said."""
+    vol.start()
+    fake.serve_foreign(150, str(vol.mountpoint / "c"))
+    fake.refuse = {"c"}
+    res = vol.converge([desc("b", "*"), desc("c", "*", export_id=150)], remove_missing=False,
+                       update_existing=False, skip_conflicts=True)
+    assert [e.path for e in vol.load().exports] == ["b", "c"] and not res.outcome.conflicts
+    assert [f.export.path for f in res.failed] == ["c"]
+    assert res.warnings == ["c: the fake server refused c: kept in the registry (it was there "
+                            "before, or the server serves it all the same); 'ganesha-ha volume monitor' applies "
+                            "it as registered"]
+
+
+def test_an_import_the_server_stops_answering_is_rolled_back_whole(vol, fake):
+    """Not one export's fault: the whole import is undone, each export withdrawn on its own."""
+    vol.start()
+    fake.hang = {"apply"}
+    before = registry_meaning(vol)
+    with pytest.raises(ServerUnavailableError, match="registry rolled back"):
+        imports(vol, "b", "c", skip_conflicts=True)
+    assert registry_meaning(vol) == before
 
 
 def test_a_directory_described_twice_is_a_conflict(vol):

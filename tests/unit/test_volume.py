@@ -22,6 +22,7 @@ from ganesha_ha.backends.load import get_backend
 from ganesha_ha.context import VolumeContext
 from ganesha_ha.errors import (ApplyError, ConflictError, IdCollisionError, NotMountedError,
                                ServerUnavailableError, ValidationError)
+from ganesha_ha.record import replace
 from ganesha_ha.settings import load_settings
 from ganesha_ha.volume import Volume
 
@@ -444,6 +445,37 @@ def test_a_parent_added_over_a_live_child_remounts_it(vol, fake):
     # ...and back under it
     vol.update("c", pseudo="/top/sub")
     assert fake.hidden() == [] and {e.pseudo for _, e in fake.live.values()} == {"/top", "/top/sub"}
+
+
+def test_an_isolated_change_that_only_adds_leaves_out_what_the_server_refuses(vol, fake):
+    """`tx.isolate` on a change that only adds (import --skip-conflicts): each new export goes
+    live on its own, as in a start; a refused one is named in `failed` and taken out of the
+    registry again, and the live child a refused new parent was to be mounted over is
+    mounted back, unhidden. A change that touches an export the volume has stays all or
+    nothing, `isolate` or not."""
+    (vol.mountpoint / "b" / "sub").mkdir()
+    vol.add("c", ["127.0.0.1"], pseudo="/top/sub")
+    vol.add("a", ["127.0.0.1"])
+    vol.start()
+    (vol.mountpoint / "d").mkdir()
+    fake.refuse = {"b"}
+    with vol.transaction() as tx:
+        tx.state = tx.state.with_export(_export(vol, "b", 150)).with_export(_export(vol, "d", 151))
+        tx.state = tx.state.with_export(replace(tx.state.find("b"), pseudo="/top"))
+        tx.isolate = True
+    assert [(f.export.path, f.action, str(f.error)) for f in tx.failed] == [("b", "apply", "the fake server refused b")]
+    assert sorted(e.path for e in vol.load().exports) == ["a", "c", "d"] and tx.state == vol.load()
+    assert set(live(vol, fake)) == {"a", "c", "d"} and fake.hidden() == []
+    assert sorted(e["path"] for e in vol.node.active_record()["exports"]) == ["a", "c", "d"]
+
+    before = meaning(vol)
+    fake.refuse = {"a"}
+    with pytest.raises(ApplyError, match="registry rolled back"):
+        with vol.transaction() as tx:
+            tx.state = tx.state.with_export(replace(tx.state.find("a"), clients=("10.0.0.1",)))
+            tx.state = tx.state.with_export(_export(vol, "b", 152))
+            tx.isolate = True
+    assert meaning(vol) == before and set(live(vol, fake)) == {"a", "c", "d"}
 
 
 def test_a_failed_parent_removal_puts_the_child_back(nested, fake):
