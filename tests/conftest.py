@@ -34,6 +34,7 @@ settings.register_profile("shared-machine", deadline=None, suppress_health_check
 settings.register_profile("sweep", deadline=None, suppress_health_check=[HealthCheck.too_slow],
                           max_examples=5000, database=None)
 settings.load_profile("shared-machine")
+# A profile named on the command line sets every property test's count (_profile_sets_example_counts).
 
 
 def pytest_addoption(parser):
@@ -48,12 +49,28 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    if config.getoption("--hypothesis-profile"):
+        _profile_sets_example_counts(items)
     if config.getoption("--long"):
         return
     skip = pytest.mark.skip(reason="long variant: run with --long")
     for item in items:
         if "long" in item.keywords:
             item.add_marker(skip)
+
+
+def _profile_sets_example_counts(items) -> None:
+    """With a profile named on the command line (`--hypothesis-profile sweep`), every property
+    test draws that profile's max_examples. Hypothesis itself lets a test's own
+    `@settings(max_examples=N)` win over any profile, so a sweep left most of the suite's
+    property tests (all of those that say their count) at their CI count. The settings are
+    Hypothesis' attribute on the wrapped test (hypothesis/core.py reads it at each call)."""
+    count = settings.default.max_examples   # the loaded profile's
+    for item in items:
+        test = getattr(item, "obj", None)
+        own = getattr(test, "_hypothesis_internal_use_settings", None)
+        if own is not None and getattr(test, "is_hypothesis_test", False):
+            test._hypothesis_internal_use_settings = settings(own, max_examples=count)
 
 
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (mounts, namespaces, daemons)")
