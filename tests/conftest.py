@@ -35,6 +35,9 @@ settings.register_profile("sweep", deadline=None, suppress_health_check=[HealthC
                           max_examples=5000, database=None)
 settings.load_profile("shared-machine")
 # A profile named on the command line sets every property test's count (_profile_sets_example_counts).
+# tests/server's property tests drive the real exportfs, ganesha.nfsd and agent (0.1-1 s an example):
+# `--hypothesis-profile sweep-live` draws 1000 of each (CI: 40-300)
+settings.register_profile("sweep-live", parent=settings.get_profile("sweep"), max_examples=1000)
 
 
 def pytest_addoption(parser):
@@ -220,7 +223,9 @@ def ganesha_volume_session(tmp_path_factory, name: str, id_range: tuple[int, int
                            dbus_timeout: float | None = None):
     """One Ganesha and one started tmpfs volume for a whole module (a property test adds and
     removes an export per example): yields (lab, mount point, Volume). `dbus_timeout` replaces
-    the lab's 5 s (Ganesha resolves host names in its D-Bus thread, at AddExport)."""
+    the lab's 5 s (Ganesha resolves host names in its D-Bus thread, at AddExport). Every removed
+    Export_Id is retired, so `id_range` holds more ids than a sweep's examples (--hypothesis-profile
+    sweep: 5000; a range of 1000 ran out after about 2000)."""
     from ganesha_ha.volume import Volume
 
     if not IS_ROOT or shutil.which("ganesha.nfsd") is None:

@@ -206,7 +206,7 @@ def ganesha_session(tmp_path_factory):
     """One Ganesha and volume for the whole property test (each example adds and removes)."""
     from conftest import ganesha_volume_session
 
-    with ganesha_volume_session(tmp_path_factory, "hostile", (4000, 4999)) as session:
+    with ganesha_volume_session(tmp_path_factory, "hostile", (4000, 24999)) as session:
         yield session
 
 

@@ -92,7 +92,7 @@ def session(tmp_path_factory):
 
     # Ganesha resolves host names in its D-Bus thread (getaddrinfo at AddExport): a slow resolver
     # must not turn into a timeout here
-    with ganesha_volume_session(tmp_path_factory, "prop", (5000, 5999), dbus_timeout=30) as session:
+    with ganesha_volume_session(tmp_path_factory, "prop", (5000, 25999), dbus_timeout=30) as session:
         (session[1] / "d").mkdir()
         yield session
 
