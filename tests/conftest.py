@@ -3,6 +3,7 @@ start-up), so tmpfs volumes and bind mounts made by tests never reach the host."
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import socket
@@ -80,10 +81,48 @@ needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (mounts, namespa
 needs_ganesha = pytest.mark.skipif(shutil.which("ganesha.nfsd") is None, reason="ganesha.nfsd not installed")
 
 
+_LOW_PORT = 10000
+_next_ports: Iterator[int] | None = None
+
+
+def _worker_ports() -> Iterator[int]:
+    """This pytest-xdist worker's slice of the ports from _LOW_PORT to the kernel's ephemeral
+    range, from an offset of its PID onwards, round and round."""
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").lstrip("gw") or 0) % workers
+    size = (ephemeral - _LOW_PORT) // workers
+    first = _LOW_PORT + index * size
+    offset = os.getpid() % size
+    return itertools.cycle([first + (offset + i) % size for i in range(size)])
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port nothing on this machine is bound to now, for a test's ganesha.nfsd (or one
+    where nothing may listen).
+
+    Not the kernel's pick (bind to port 0): that port comes from the ephemeral range and is
+    free again once this function returns, until the daemon binds it, and in that window the
+    other xdist worker's bind(0) and any outgoing connection draw from the same range (the
+    network namespace, and so its ports, is shared by the workers). Each worker takes ports
+    from its own slice below that range instead (PYTEST_XDIST_WORKER of
+    PYTEST_XDIST_WORKER_COUNT), never the same one twice in a row, skipping those bound now
+    (by anyone: a bind without SO_REUSEADDR to the wildcard address fails on any of them)."""
+    global _next_ports
+    if _next_ports is None:
+        _next_ports = _worker_ports()
+    for _ in range(1000):
+        port = next(_next_ports)
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free TCP port in 1000 tries")
 
 
 @contextlib.contextmanager
