@@ -20,6 +20,7 @@ from ganesha_ha import linux
 ROOT = Path(__file__).resolve().parent.parent
 IS_ROOT = os.geteuid() == 0
 _NS_ENTERED = False
+_NSSWITCH: str | None = None   # the file bound over /etc/nsswitch.conf (_hosts_from_files_only)
 
 # Property tests assert what they assert whatever the machine's load; how long Hypothesis takes
 # to draw an example or run one is not under test (speed targets live in bench/). On a shared
@@ -49,7 +50,48 @@ def pytest_configure(config):
     global _NS_ENTERED
     if IS_ROOT and not _NS_ENTERED:
         linux.enter_private_mount_namespace()
+        _hosts_from_files_only()
         _NS_ENTERED = True
+
+
+def _hosts_from_files_only() -> None:
+    """Host names and addresses looked up in /etc/hosts only, never in DNS, by this session and
+    every program it starts (the bind mount is in the session's private mount namespace).
+
+    What the suite resolves is either in /etc/hosts (localhost, the lab nodes' own files) or
+    must not resolve (*.invalid, *.example, drawn names); an answer from DNS was never part of
+    what it shows. But this machine's resolver loses queries: 2-4 % of the lookups of a name
+    that does not exist took 5 s (the resolver's timeout; measured, 11 of 300), and a slow
+    answer is an outcome of its own for what is under test: the read-back gives all lookups of
+    one call 2 s ('not resolved within 2 s', backends/resolve.py), Ganesha resolves in its
+    D-Bus thread at AddExport (the lab's D-Bus timeout is 5 s), sm-notify and statd look the
+    addresses up. The sweep met it in tests/server/test_ganesha_property.py; with a resolver that
+    answers in 3 s, test_ganesha_grants' accepted spellings failed too ('<unknown>' shown).
+    A slow resolver is tested with a fake one (tests/unit/test_grants.py test_resolver_budget)."""
+    import tempfile
+
+    global _NSSWITCH
+    try:
+        text = Path("/etc/nsswitch.conf").read_text()
+    except OSError:
+        return   # glibc's defaults; nothing to bind over
+    if "hosts: files" in text.splitlines():
+        return   # an xdist worker: its mount namespace is a copy of the controller's, bound already
+    lines = [l for l in text.splitlines() if l.split(":")[0].strip() != "hosts"]
+    fd, path = tempfile.mkstemp(prefix="gha-test-nsswitch-")
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(lines + ["hosts: files", ""]))
+    os.chmod(path, 0o644)
+    # kept until pytest_unconfigure: on this machine (gVisor) a mount over a file bound from a
+    # deleted one failed with ENOENT
+    _NSSWITCH = path
+    linux.bind_mount(path, "/etc/nsswitch.conf")
+
+
+def pytest_unconfigure(config):
+    if _NSSWITCH is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(_NSSWITCH)
 
 
 def pytest_collection_modifyitems(config, items):
