@@ -3,6 +3,7 @@ start-up), so tmpfs volumes and bind mounts made by tests never reach the host."
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import socket
@@ -19,6 +20,7 @@ from ganesha_ha import linux
 ROOT = Path(__file__).resolve().parent.parent
 IS_ROOT = os.geteuid() == 0
 _NS_ENTERED = False
+_NSSWITCH: str | None = None   # the file bound over /etc/nsswitch.conf (_hosts_from_files_only)
 
 # Property tests assert what they assert whatever the machine's load; how long Hypothesis takes
 # to draw an example or run one is not under test (speed targets live in bench/). On a shared
@@ -34,6 +36,10 @@ settings.register_profile("shared-machine", deadline=None, suppress_health_check
 settings.register_profile("sweep", deadline=None, suppress_health_check=[HealthCheck.too_slow],
                           max_examples=5000, database=None)
 settings.load_profile("shared-machine")
+# A profile named on the command line sets every property test's count (_profile_sets_example_counts).
+# tests/server's property tests drive the real exportfs, ganesha.nfsd and agent (0.1-1 s an example):
+# `--hypothesis-profile sweep-live` draws 1000 of each (CI: 40-300)
+settings.register_profile("sweep-live", parent=settings.get_profile("sweep"), max_examples=1000)
 
 
 def pytest_addoption(parser):
@@ -44,10 +50,53 @@ def pytest_configure(config):
     global _NS_ENTERED
     if IS_ROOT and not _NS_ENTERED:
         linux.enter_private_mount_namespace()
+        _hosts_from_files_only()
         _NS_ENTERED = True
 
 
+def _hosts_from_files_only() -> None:
+    """Host names and addresses looked up in /etc/hosts only, never in DNS, by this session and
+    every program it starts (the bind mount is in the session's private mount namespace).
+
+    What the suite resolves is either in /etc/hosts (localhost, the lab nodes' own files) or
+    must not resolve (*.invalid, *.example, drawn names); an answer from DNS was never part of
+    what it shows. But this machine's resolver loses queries: 2-4 % of the lookups of a name
+    that does not exist took 5 s (the resolver's timeout; measured, 11 of 300), and a slow
+    answer is an outcome of its own for what is under test: the read-back gives all lookups of
+    one call 2 s ('not resolved within 2 s', backends/resolve.py), Ganesha resolves in its
+    D-Bus thread at AddExport (the lab's D-Bus timeout is 5 s), sm-notify and statd look the
+    addresses up. The sweep met it in tests/server/test_ganesha_property.py; with a resolver that
+    answers in 3 s, test_ganesha_grants' accepted spellings failed too ('<unknown>' shown).
+    A slow resolver is tested with a fake one (tests/unit/test_grants.py test_resolver_budget)."""
+    import tempfile
+
+    global _NSSWITCH
+    try:
+        text = Path("/etc/nsswitch.conf").read_text()
+    except OSError:
+        return   # glibc's defaults; nothing to bind over
+    if "hosts: files" in text.splitlines():
+        return   # an xdist worker: its mount namespace is a copy of the controller's, bound already
+    lines = [l for l in text.splitlines() if l.split(":")[0].strip() != "hosts"]
+    fd, path = tempfile.mkstemp(prefix="gha-test-nsswitch-")
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(lines + ["hosts: files", ""]))
+    os.chmod(path, 0o644)
+    # kept until pytest_unconfigure: on this machine (gVisor) a mount over a file bound from a
+    # deleted one failed with ENOENT
+    _NSSWITCH = path
+    linux.bind_mount(path, "/etc/nsswitch.conf")
+
+
+def pytest_unconfigure(config):
+    if _NSSWITCH is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(_NSSWITCH)
+
+
 def pytest_collection_modifyitems(config, items):
+    if config.getoption("--hypothesis-profile"):
+        _profile_sets_example_counts(items)
     if config.getoption("--long"):
         return
     skip = pytest.mark.skip(reason="long variant: run with --long")
@@ -56,14 +105,66 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def _profile_sets_example_counts(items) -> None:
+    """With a profile named on the command line (`--hypothesis-profile sweep`), every property
+    test draws that profile's max_examples. Hypothesis itself lets a test's own
+    `@settings(max_examples=N)` win over any profile, so a sweep left most of the suite's
+    property tests (all of those that say their count) at their CI count. The settings are
+    Hypothesis' attribute on the wrapped test (hypothesis/core.py reads it at each call)."""
+    count = settings.default.max_examples   # the loaded profile's
+    for item in items:
+        test = getattr(item, "obj", None)
+        own = getattr(test, "_hypothesis_internal_use_settings", None)
+        if own is not None and getattr(test, "is_hypothesis_test", False):
+            test._hypothesis_internal_use_settings = settings(own, max_examples=count)
+
+
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (mounts, namespaces, daemons)")
 needs_ganesha = pytest.mark.skipif(shutil.which("ganesha.nfsd") is None, reason="ganesha.nfsd not installed")
 
 
+_LOW_PORT = 10000
+_next_ports: Iterator[int] | None = None
+
+
+def _worker_ports() -> Iterator[int]:
+    """This pytest-xdist worker's slice of the ports from _LOW_PORT to the kernel's ephemeral
+    range, from an offset of its PID onwards, round and round."""
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").lstrip("gw") or 0) % workers
+    size = (ephemeral - _LOW_PORT) // workers
+    first = _LOW_PORT + index * size
+    offset = os.getpid() % size
+    return itertools.cycle([first + (offset + i) % size for i in range(size)])
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port nothing on this machine is bound to now, for a test's ganesha.nfsd (or one
+    where nothing may listen).
+
+    Not the kernel's pick (bind to port 0): that port comes from the ephemeral range and is
+    free again once this function returns, until the daemon binds it, and in that window the
+    other xdist worker's bind(0) and any outgoing connection draw from the same range (the
+    network namespace, and so its ports, is shared by the workers). Each worker takes ports
+    from its own slice below that range instead (PYTEST_XDIST_WORKER of
+    PYTEST_XDIST_WORKER_COUNT), never the same one twice in a row, skipping those bound now
+    (by anyone: a bind without SO_REUSEADDR to the wildcard address fails on any of them)."""
+    global _next_ports
+    if _next_ports is None:
+        _next_ports = _worker_ports()
+    for _ in range(1000):
+        port = next(_next_ports)
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free TCP port in 1000 tries")
 
 
 @contextlib.contextmanager
@@ -203,7 +304,9 @@ def ganesha_volume_session(tmp_path_factory, name: str, id_range: tuple[int, int
                            dbus_timeout: float | None = None):
     """One Ganesha and one started tmpfs volume for a whole module (a property test adds and
     removes an export per example): yields (lab, mount point, Volume). `dbus_timeout` replaces
-    the lab's 5 s (Ganesha resolves host names in its D-Bus thread, at AddExport)."""
+    the lab's 5 s (Ganesha resolves host names in its D-Bus thread, at AddExport). Every removed
+    Export_Id is retired, so `id_range` holds more ids than a sweep's examples (--hypothesis-profile
+    sweep: 5000; a range of 1000 ran out after about 2000)."""
     from ganesha_ha.volume import Volume
 
     if not IS_ROOT or shutil.which("ganesha.nfsd") is None:

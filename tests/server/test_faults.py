@@ -8,7 +8,6 @@ environment: OCF code, one ERROR line, elapsed time), and always: the registry i
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, needs_root
+from sigstop import stopped
 
 from ganesha_ha import linux
 from ganesha_ha.lab.procs import wait_until
@@ -65,16 +65,6 @@ def registry_bytes(volume: Path) -> bytes:
 
 
 # ---- a D-Bus call that hangs ----------------------------------------------------------------
-
-@contextmanager
-def stopped(pid: int):
-    """SIGSTOP a process for the body, SIGCONT it whatever happens."""
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
-
 
 @pytest.fixture
 def active_ganesha_volume(ganesha, tmpfs_volume):

@@ -314,7 +314,7 @@ def gluster_session(tmp_path_factory):
 
     if not (PLUGINS / "libfsalgluster.so").exists():
         pytest.skip("nfs-ganesha-gluster is not installed")
-    with ganesha_volume_session(tmp_path_factory, "hostile-fsal", (5000, 5999)) as session:
+    with ganesha_volume_session(tmp_path_factory, "hostile-fsal", (5000, 25999)) as session:
         yield session
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import socket
 
 import dbus
@@ -92,7 +93,7 @@ def session(tmp_path_factory):
 
     # Ganesha resolves host names in its D-Bus thread (getaddrinfo at AddExport): a slow resolver
     # must not turn into a timeout here
-    with ganesha_volume_session(tmp_path_factory, "prop", (5000, 5999), dbus_timeout=30) as session:
+    with ganesha_volume_session(tmp_path_factory, "prop", (5000, 25999), dbus_timeout=30) as session:
         (session[1] / "d").mkdir()
         yield session
 
@@ -160,6 +161,40 @@ def _example(session, clients, export_access):
             i += len(names)
         assert i == len(live), f"entries beyond the registry's: {live[i:]}"
         unresolved = [c.host for c in exp.clients if shown_as(c.host) == ["<unknown>"]]
-        assert len(res.warnings) == len(unresolved)
+        _check_name_warnings(res.warnings, exp, unresolved)
     finally:
         volume.remove("d")
+
+
+_WARNING = re.compile(r"^Export_Id \d+ \(/d\): client (\S+) (does not resolve on this node|was not resolved within)")
+
+
+def _check_name_warnings(warnings: list[str], exp, unresolved: list[str]) -> None:
+    """One warning per host name that the read-back could not confirm, and only for those: "does
+    not resolve" for a name that does not (this test's own lookup), or "was not resolved within"
+    for any name once the read-back's lookups spent their budget (backends/resolve.py: 2 s for
+    all names of one call; a sweep met a DNS answer that took it all on the first name, the
+    other two were not checked; the session now looks names up in /etc/hosts only, conftest.py)."""
+    kinds: dict[str, str] = {}
+    for w in warnings:
+        m = _WARNING.match(w)
+        assert m and m[1] not in kinds, (w, warnings)
+        kinds[m[1]] = "unresolved" if m[2].startswith("does not") else "unchecked"
+    for host in unresolved:
+        assert host in kinds, (host, warnings)
+    for host, kind in kinds.items():
+        assert host in {c.host for c in exp.clients} and _is_name(host), (host, warnings)
+        if kind == "unresolved":
+            assert host in unresolved, (host, warnings)
+
+
+def _is_name(host: str) -> bool:
+    """A single host given by name (what Ganesha resolves at AddExport), not an address, network,
+    wildcard, netgroup or '*'."""
+    if host == "*" or host.startswith("@") or "/" in host or any(c in host for c in "*?["):
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return False

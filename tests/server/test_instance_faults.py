@@ -33,6 +33,7 @@ from ganesha_servers import NEEDS_GANESHA
 from hung_dbus import hung_dbus_thread
 from instance_net import (IP1, IP2, SUBNET, InstanceNode, ganesha_pids, prefix_of, reasons, show_exports,
                           volume_uuid)
+from sigstop import sigstop
 
 from ganesha_ha import linux, linux_net
 from ganesha_ha.backends import ganesha_instance
@@ -293,7 +294,7 @@ def test_a_wedged_instance_is_killed_promptly(setup):
     node, vol, config = setup
     answer(node.agent("start", config, vol, IP1), 0)
     [pid] = ganesha_pids(node.work)
-    os.kill(pid, signal.SIGSTOP)
+    sigstop(pid)   # every thread, as the monitor's /proc check and the stop's kill presume of a stopped process
     t0 = time.monotonic()
     answer(node.agent("monitor", config, vol, IP1, CRM_meta_interval="10000"), 1,
            f"instance (pid {pid}) is stopped")

@@ -93,10 +93,18 @@ def test_grace_spans_from_samples():
 
 
 def test_grace_sampler_samples_each_node_and_skips_silent_ones():
+    from ganesha_ha.lab.procs import wait_until
+
     state = {"node-a": iter([True] * 2 + [False] * 100), "node-b": iter([None] * 100)}
-    s = GraceSampler(["node-a", "node-b"], lambda n: next(state[n]), interval=0.01).start()
-    import time
-    time.sleep(0.1)
+    asked = {"node-a": 0, "node-b": 0}
+
+    def probe(node: str) -> bool | None:
+        asked[node] += 1
+        return next(state[node])
+    s = GraceSampler(["node-a", "node-b"], probe, interval=0.01).start()
+    # until node-a was asked past its grace (a fixed 0.1 s was no sample at all when the
+    # sampler's thread did not run that soon on a loaded machine)
+    assert wait_until(lambda: asked["node-a"] >= 4, 10)
     spans = s.stop()
     assert list(spans) == ["node-a"] and len(spans["node-a"]) == 1
 
