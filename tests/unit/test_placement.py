@@ -1,0 +1,175 @@
+"""placement.py: where a volume goes when an FSAL module one of its exports needs is missing on
+this node (another node that has every module, or here with that export left out), and the
+published value each node's modules travel in (node_attrs.encode_names/decode_names).
+
+The decision over node sets is property-tested, including Pacemaker's side of it: a node that
+answers OCF_ERR_INSTALLED is banned, and Pacemaker then starts the volume on any node it still
+may use. The old answer (5 whenever a module was missing here) stopped the volume everywhere
+when every node lacked one; the property is that this never happens now and that the volume
+ends on a node with every module whenever one published them.
+"""
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fake_backend import FakeBackend
+from ganesha_ha.errors import ApplyError, InstalledNowhereError, ModuleMissingError
+from ganesha_ha.execute import ExportFailure
+from ganesha_ha.model import Export, KnfsdOptions
+from ganesha_ha.node_attrs import decode_names, encode_names, publishable
+from ganesha_ha.placement import capable, place, recast
+
+MODULES = ("VFS", "MEM", "CEPH", "GLUSTER", "NULL", "PROXY_V4", "GPFS", "RGW")
+modules = st.frozensets(st.sampled_from(MODULES))
+node_names = st.sampled_from(["n1", "n2", "n3", "n4", "n5", "node-a", "node-b"])
+
+
+def export(i: int) -> Export:
+    return Export(path=f"e{i}", export_id=100 + i, knfsd=KnfsdOptions(str(i + 1)), pseudo=f"/e{i}", clients=("*",))
+
+
+def missing(i: int, module: str) -> ExportFailure:
+    """Export e<i> failed because `module` is missing here, as ganesha_plugins.require_fsal says it."""
+    err = ModuleMissingError(module, f"FSAL {module} is not installed here (Debian package nfs-ganesha-{module.lower()})",
+                             f"/plugins/libfsal{module.lower()}.so is missing", f"Debian package nfs-ganesha-{module.lower()}")
+    return ExportFailure(export(i), "apply", err, "ganesha")
+
+
+# ---- the published value ---------------------------------------------------------------------
+
+@given(modules)
+def test_a_published_set_of_modules_reads_back_the_same(names):
+    value = encode_names(names)
+    assert publishable(value) and decode_names(value) == names
+
+
+def test_published_values_are_sorted_upper_case_and_garbage_is_unreadable():
+    assert encode_names(["vfs", "MEM", "proxy_v4"]) == "MEM,PROXY_V4,VFS"
+    assert encode_names([]) == "-" and decode_names("-") == frozenset()
+    for bad in ("", "VFS,", "vfs", "VFS MEM", "VFS;MEM", "{\"VFS\"}"):
+        assert decode_names(bad) is None, bad
+
+
+# ---- the decision ------------------------------------------------------------------------------
+
+@given(st.lists(modules, max_size=5), st.dictionaries(node_names, st.one_of(st.none(), modules), max_size=6))
+def test_capable_nodes_are_exactly_those_with_every_module(needs, others):
+    wanted = frozenset().union(*needs)
+    got = capable(needs, others)
+    assert got == sorted(got)
+    assert set(got) == {n for n, have in others.items() if have is not None and wanted <= have}
+
+
+@given(st.lists(modules, min_size=1, max_size=5), st.dictionaries(node_names, st.one_of(st.none(), modules), max_size=6),
+       st.data())
+def test_recast_moves_only_towards_a_node_with_everything_and_otherwise_leaves_the_export_out(needs, others, data):
+    missing_here = data.draw(st.sampled_from(sorted(frozenset().union(*needs)) or ["MEM"]))
+    failures = [missing(0, missing_here), ExportFailure(export(1), "apply", ApplyError("refused"), "ganesha")]
+    out = recast(failures, needs, others)
+    assert [f.export for f in out] == [f.export for f in failures]
+    assert out[1] is failures[1], "a failure that is not a missing module is kept as it is"
+    nodes = capable(needs, others)
+    if nodes:
+        assert out[0].node_local and isinstance(out[0].error, ModuleMissingError)
+        assert out[0].error.module == missing_here and nodes[0] in str(out[0].error)
+    else:
+        assert not out[0].node_local and isinstance(out[0].error, InstalledNowhereError)
+        assert f"FSAL {missing_here} " in str(out[0].error) and "left out" in str(out[0].error)
+        assert "nfs-ganesha-" in str(out[0].error), "the package is named"
+
+
+def test_unknown_nodes_never_take_the_volume():
+    """A node that never published (absent), or whose value cannot be read (None), or no
+    cluster at all (None): the export is left out, the volume stays (conservative)."""
+    needs = [frozenset({"VFS"}), frozenset({"MEM"})]
+    for others in (None, {}, {"n2": None}):
+        [f] = recast([missing(1, "MEM")], needs, others)
+        assert isinstance(f.error, InstalledNowhereError) and not f.node_local
+
+
+def test_the_reasons_say_who_has_what():
+    needs = [frozenset({"VFS"}), frozenset({"MEM"}), frozenset({"CEPH"})]
+    [moved] = recast([missing(1, "MEM")], needs, {"n2": frozenset({"VFS", "MEM", "CEPH"}), "n3": frozenset({"VFS"})})
+    assert str(moved.error) == ("FSAL MEM is not installed here (Debian package nfs-ganesha-mem), n2 has every FSAL the "
+                                "volume needs: /plugins/libfsalmem.so is missing")
+    [spread] = recast([missing(1, "MEM")], needs, {"n2": frozenset({"VFS", "MEM"}), "n3": frozenset({"VFS", "CEPH"})})
+    assert str(spread.error) == ("FSAL MEM is missing here and n2, which has it, lacks another FSAL the volume needs "
+                                 "(CEPH, MEM, VFS; Debian package nfs-ganesha-mem): left out; here "
+                                 "/plugins/libfsalmem.so is missing")
+    [nowhere] = recast([missing(1, "MEM")], needs, {"n2": frozenset({"VFS"}), "n3": frozenset({"VFS", "CEPH"})})
+    assert str(nowhere.error).startswith("FSAL MEM is installed on no node (n2, n3 lack it too; Debian package "
+                                         "nfs-ganesha-mem): left out")
+    [alone] = recast([missing(1, "MEM")], needs, None)
+    assert str(alone.error).startswith("FSAL MEM is missing here and no other node published its FSALs "
+                                       "(Debian package nfs-ganesha-mem): left out")
+
+
+# ---- the decision over a cluster, with Pacemaker's bans --------------------------------------------
+
+@st.composite
+def clusters(draw):
+    """(every node's loadable modules, each export's needs)."""
+    names = draw(st.lists(node_names, min_size=1, max_size=5, unique=True))
+    have = {n: draw(modules) for n in names}
+    needs = draw(st.lists(modules, min_size=1, max_size=4))
+    return have, needs
+
+
+def verdict(node: str, have: dict[str, frozenset[str]], needs: list[frozenset[str]],
+            published: set[str]) -> str:
+    """What the agent answers on `node`: 'ok' (every module here), 'move' (5), 'degraded'
+    (served without the exports whose modules are missing here)."""
+    absent = [i for i, n in enumerate(needs) if not n <= have[node]]
+    if not absent:
+        return "ok"
+    failures = [missing(i, sorted(needs[i] - have[node])[0]) for i in absent]
+    others = {n: have[n] for n in published if n != node}
+    out = recast(failures, needs, others)
+    return "move" if any(f.node_local for f in out) else "degraded"
+
+
+@settings(max_examples=300)
+@given(clusters(), st.data())
+def test_a_module_missing_somewhere_never_stops_the_volume_everywhere(cluster, data):
+    """Pacemaker starts the volume on any node it may still use; a 5 bans that node. Every
+    node has published (each was probed). The volume always ends running (served whole or
+    degraded), and whole whenever some node has every module."""
+    have, needs = cluster
+    published = set(have)
+    banned: set[str] = set()
+    node = data.draw(st.sampled_from(sorted(have)))
+    for _ in range(len(have) + 1):
+        answer = verdict(node, have, needs, published)
+        if answer != "move":
+            break
+        banned.add(node)
+        allowed = sorted(set(have) - banned)
+        assert allowed, f"stopped everywhere: {have} {needs}"
+        node = data.draw(st.sampled_from(allowed))
+    else:
+        raise AssertionError("the volume kept moving")
+    wanted = frozenset().union(*needs)
+    whole = [n for n in have if wanted <= have[n]]
+    assert (answer == "ok") == bool(whole) and (node in whole or not whole)
+
+
+@given(clusters(), st.data())
+def test_nodes_that_never_published_are_never_moved_to(cluster, data):
+    have, needs = cluster
+    published = set(data.draw(st.lists(st.sampled_from(sorted(have)), unique=True)))
+    for node in have:
+        if verdict(node, have, needs, published) == "move":
+            wanted = frozenset().union(*needs)
+            assert any(wanted <= have[n] for n in published if n != node)
+
+
+# ---- the glue: who is asked, and when --------------------------------------------------------
+
+def test_place_asks_the_other_nodes_only_when_a_module_is_missing_here():
+    fake = FakeBackend()
+    refused = [ExportFailure(export(1), "apply", ApplyError("refused"), "ganesha")]
+    assert place(fake, [export(0), export(1)], refused) == refused and fake.others_asked == 0
+    assert place(fake, [export(0)], []) == [] and fake.others_asked == 0
+    [out] = place(fake, [export(0), export(1)], [missing(1, "MEM")])
+    assert fake.others_asked == 1 and isinstance(out.error, InstalledNowhereError)
