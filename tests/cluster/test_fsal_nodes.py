@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,11 @@ def test_a_missing_fsal_moves_the_volume_only_to_a_node_with_every_module(tmp_pa
         assert reason.startswith(f"not live: /m (Export_Id {m_id}): FSAL MEM is installed on no node (n1 lacks it "
                                  "too; Debian package nfs-ganesha-mem): left out"), reason
         assert reason.endswith("(1 of 2 exports; the others are live)"), reason
+        # `volume status` on n2 (outside Pacemaker: the node's host name) says it as the monitor does
+        status = c["n2"].run([sys.executable, "-m", "ganesha_ha.cli", "--config", str(s2), "volume", "status",
+                              str(vol)], check=True).stdout
+        assert f"\n  not live: /m (Export_Id {m_id}): FSAL MEM is installed on no node (n1 lacks it too; Debian " \
+               "package nfs-ganesha-mem): left out" in status, status
 
         # the package installed on n2: its next monitor serves the export
         s2 = node_settings(tmp_path, lab, "n2", ("vfs", "mem"))

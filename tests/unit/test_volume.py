@@ -816,6 +816,8 @@ def test_a_module_missing_on_every_node_leaves_the_export_out(vol, fake):
         assert str(f).startswith(f"/b (Export_Id 101): {why}") and "left out" in str(f), str(f)
         mon = vol.monitor()
         assert [(g.export.path, g.node_local) for g in mon.failed] == [("/b", False)] and mon.served == 1
+        status = vol.status()   # `volume status` gives the reason the monitor gives
+        assert status.not_live == [str(f)] and [r.live for r in status.exports] == [True, False]
         vol.stop()
 
 
