@@ -405,6 +405,8 @@ class Agent(ClassicMode):
             if probe:
                 self._probe_configuration()
             return ocf.OCF_NOT_RUNNING
+        if probe:   # a re-probe (crm_resource --refresh) of the node running it publishes anew too
+            self._publish_node()
         try:
             res = self.volume.monitor(probe=probe)
         except ServerUnavailableError:
@@ -453,15 +455,22 @@ class Agent(ClassicMode):
         scope: backend.check_node), whatever they find: a probe only says "not running"."""
         from .errors import GaneshaHAError, ValidationError
 
-        try:
-            self.backend.check_node()
-        except GaneshaHAError:
-            pass
-
+        self._publish_node()
         try:
             self.volume.load()
         except ValidationError:
             raise
+        except GaneshaHAError:
+            pass
+
+    def _publish_node(self) -> None:
+        """A probe publishes this node's facts for the other nodes' checks (backend.check_node:
+        Ganesha's server scope and FSAL modules), whatever they find: a probe never fails
+        for them."""
+        from .errors import GaneshaHAError
+
+        try:
+            self.backend.check_node()
         except GaneshaHAError:
             pass
 

@@ -13,7 +13,8 @@ module is here, so a monitor of a healthy volume asks nobody) and:
 
 - another node that published has every module of every export of the volume: the volume
   moves (the failures stay ModuleMissingError, OCF_ERR_INSTALLED), the reason names the node;
-- no node has every module (missing everywhere, or spread so that none has all): the
+- no node has every module (missing everywhere, or spread so that none has all), or Pacemaker
+  may not start the volume on those that have (pacemaker_nodes.py: standby, offline, a ban): the
   exports whose modules are missing here are left out (InstalledNowhereError: start 0 with a
   warning, monitor OCF_DEGRADED, as an export the server refuses) and the others served here.
 
@@ -25,9 +26,9 @@ not answer) no other node is known, and the exports are left out.
 Loop-free: a node answers "move" only while another node has every module the volume needs,
 and on that node nothing is missing. So a volume never bounces from node to node, each
 answering 5, until it is banned everywhere (what the old answer did when every node lacked
-something). What this cannot see: whether Pacemaker may place the volume on that node (a
-node in standby keeps its attributes; a ban or location constraint is in the CIB): README
-"Node checks" says what to do.
+something). A node in standby keeps its attributes and a ban is in the CIB, not in attrd: so
+a move is answered only towards a node the scheduler may start the volume on
+(pacemaker_nodes.py); when it cannot be asked, the export is left out (the cautious side).
 
 Pure (the glue `place` only asks the backend what it was given).
 """
@@ -38,7 +39,7 @@ from .execute import ExportFailure
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Collection, Iterable, Mapping, Sequence
 
     from .backends import Backend
     from .model import Export
@@ -51,16 +52,19 @@ def capable(needs: Iterable[frozenset[str]], others: Mapping[str, frozenset[str]
 
 
 def recast(failures: Sequence[ExportFailure], needs: Sequence[frozenset[str]],
-           others: Mapping[str, frozenset[str] | None] | None) -> list[ExportFailure]:
+           others: Mapping[str, frozenset[str] | None] | None,
+           usable: Collection[str] | None = None) -> list[ExportFailure]:
     """`failures` with each ModuleMissingError decided (module docstring): kept, naming the
-    nodes that have every module the volume needs, when `capable` finds one; otherwise an
+    nodes that have every module the volume needs, when `capable` finds one that is `usable`
+    (where the cluster may start the volume; None: every node); otherwise an
     InstalledNowhereError of the same export (left out), saying why no node serves it. `needs`:
     each export of the volume's modules; `others`: what the other nodes published (None: no
     cluster). Other failures are returned as they are. Pure."""
     if not any(isinstance(f.error, ModuleMissingError) for f in failures):
         return list(failures)
     known = dict(others or {})
-    nodes = capable(needs, known)
+    able = capable(needs, known)
+    nodes = [n for n in able if usable is None or n in usable]
     out = []
     for f in failures:
         err = f.error
@@ -68,12 +72,17 @@ def recast(failures: Sequence[ExportFailure], needs: Sequence[frozenset[str]],
             out.append(f)
             continue
         if nodes:
+            # the node first, the package after: Pacemaker keeps 128 characters of an exit reason
+            here = "is not installed here" if err.package else "cannot be loaded here"
             new: ModuleMissingError | InstalledNowhereError = ModuleMissingError(
-                err.module, f"{err.lead}, {_names(nodes)} {'has' if len(nodes) == 1 else 'have'} every FSAL the "
-                            "volume needs", err.detail, err.package, err.who)
+                err.module, f"FSAL {err.module} {here}, {_names(nodes)} {'has' if len(nodes) == 1 else 'have'} every "
+                            f"FSAL the volume needs{f' ({err.package})' if err.package else ''}", err.detail,
+                err.package, err.who)
         else:
-            new = InstalledNowhereError(f"FSAL {err.module} {nowhere(err.module, err.package, needs, known)}: left "
-                                        f"out; here {err.detail}{err.who}", err.module)
+            why = (f"is missing here and {_names(able)}, which {'has' if len(able) == 1 else 'have'} every FSAL the "
+                   "volume needs, Pacemaker may not start it on (standby, offline or banned)" if able else
+                   nowhere(err.module, err.package, needs, known))
+            new = InstalledNowhereError(f"FSAL {err.module} {why}: left out; here {err.detail}{err.who}", err.module)
         out.append(ExportFailure(f.export, f.action, new, f.server))
     return out
 
@@ -101,9 +110,13 @@ def _names(nodes: Sequence[str], most: int = 3) -> str:
 
 
 def place(backend: Backend, exports: Sequence[Export], failures: Sequence[ExportFailure]) -> list[ExportFailure]:
-    """`recast` with what `backend` says: each export's node-local needs (Backend.needs) and
-    what the other nodes published (Backend.other_nodes_have, one attrd query). Asks nothing
-    when no failure is a module missing here."""
+    """`recast` with what `backend` says: each export's node-local needs (Backend.needs), what
+    the other nodes published (Backend.other_nodes_have, one attrd query) and, when some node
+    has every module, whether the cluster may start the volume there (Backend.may_run: one
+    crm_simulate). Asks nothing when no failure is a module missing here."""
     if not any(isinstance(f.error, ModuleMissingError) for f in failures):
         return list(failures)
-    return recast(failures, [backend.needs(e) for e in exports], backend.other_nodes_have())
+    needs = [backend.needs(e) for e in exports]
+    others = backend.other_nodes_have()
+    able = capable(needs, others or {})
+    return recast(failures, needs, others, backend.may_run(able) if able else None)

@@ -78,6 +78,7 @@ class FakeBackend:
         # None: no cluster. `others_asked` counts the queries (a healthy monitor asks none)
         self.others: dict[str, frozenset[str] | None] | None = None
         self.others_asked = 0
+        self.barred: set[str] = set()   # nodes where the cluster may not start the volume (may_run)
         self.stops: list[tuple[bool, bool, float]] = []
         self.hang: set[str] = set()
         self.calls: list[tuple[str, list[str]]] = []
@@ -158,6 +159,9 @@ class FakeBackend:
     def other_nodes_have(self) -> dict[str, frozenset[str] | None] | None:
         self.others_asked += 1
         return None if self.others is None else dict(self.others)
+
+    def may_run(self, nodes: Sequence[str]) -> list[str]:
+        return [n for n in nodes if n not in self.barred]
 
     def handle_risks(self, exports: Sequence[Export]) -> list[str]:
         return [f"device-numbered handles for {e.pseudo}" for e in exports if self.device_fsid and not e.remote]

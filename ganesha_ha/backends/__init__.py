@@ -128,6 +128,13 @@ class Backend(Protocol):
         answers. Asked only when something an export needs is missing here."""
         ...
 
+    def may_run(self, nodes: Sequence[str]) -> list[str]:
+        """Those of `nodes` where the cluster may start this volume now (Pacemaker: online,
+        not in standby, maintenance or shutting down, no ban or constraint against it there);
+        [] when the cluster cannot be asked; `nodes` unchanged outside a resource agent call.
+        Asked only when another node has what an export misses here."""
+        ...
+
     def handle_risks(self, exports: Sequence[Export]) -> list[str]:
         """Why these exports' file handles would differ on another node because of how this
         node's server is set up (Ganesha: fsid_device = true); [] when nothing is known."""

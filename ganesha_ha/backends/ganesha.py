@@ -205,16 +205,30 @@ class GaneshaBackend(LiveChanges, NodeServer):
 
     def other_nodes_have(self) -> dict[str, frozenset[str] | None] | None:
         """The FSAL modules every other node published (node -> names; None for a value that
-        cannot be read), None without a cluster: one attrd query (node_attrs.read)."""
+        cannot be read), None without a cluster: one attrd query, with this node's own
+        modules published at the same time (node_attrs.publish_and_read: a node that lacks
+        one keeps its value current at each monitor that finds it missing)."""
         import socket
 
         from .. import node_attrs
 
-        everyone = node_attrs.read(FSALS_ATTRIBUTE)
+        _, everyone = node_attrs.publish_and_read(FSALS_ATTRIBUTE, self.modules_here())
         if everyone is None:
             return None
         me = node_attrs.local_node() or socket.gethostname()
         return {host: node_attrs.decode_names(value) for host, value in everyone.items() if host != me}
+
+    def may_run(self, nodes: Sequence[str]) -> list[str]:
+        """Those of `nodes` where Pacemaker may start this resource (`OCF_RESOURCE_INSTANCE`)
+        now (pacemaker_nodes.runnable: one crm_simulate); [] when it cannot be asked; `nodes`
+        unchanged outside an agent call (the CLI: no resource to ask about)."""
+        resource = os.environ.get("OCF_RESOURCE_INSTANCE")
+        if not resource:
+            return list(nodes)
+        from ..pacemaker_nodes import runnable
+
+        allowed = runnable(resource)
+        return [] if allowed is None else [n for n in nodes if n in allowed]
 
     def handle_risks(self, exports: Sequence[Export]) -> list[str]:
         """Why file handles of these exports would change when the volume moves to another

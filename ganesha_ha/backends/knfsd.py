@@ -206,6 +206,9 @@ class KnfsdBackend(NodeServer):
     def other_nodes_have(self) -> dict[str, frozenset[str] | None] | None:
         return None
 
+    def may_run(self, nodes: Sequence[str]) -> list[str]:
+        return list(nodes)
+
     def is_running(self) -> bool:
         try:
             self.require_running()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -109,10 +110,23 @@ def test_a_missing_fsal_moves_the_volume_only_to_a_node_with_every_module(tmp_pa
         start = agent(c, "n2", "start", s2, vol)
         assert start.returncode == 5, start.stderr
         assert reason_of(start).startswith(f"cannot be served on this node: /m (Export_Id {m_id}): FSAL MEM is not "
-                                           "installed here (Debian package nfs-ganesha-mem), n1 has every FSAL the "
-                                           "volume needs"), start.stderr
+                                           "installed here, n1 has every FSAL the volume needs (Debian package "
+                                           "nfs-ganesha-mem)"), start.stderr
         assert m_id not in lab.show_exports(), "nothing was sent to Ganesha for it"
         assert agent(c, "n2", "stop", s2, vol).returncode == 0 and lab.show_exports().keys() <= {0}
+
+        # n1 in standby keeps its published modules, but Pacemaker starts nothing there: a 5
+        # on n2 would leave the volume nowhere to run, so n2 serves it without /m
+        c.crm_attribute("--node", "n1", "--name", "standby", "--update", "on", "--lifetime", "forever")
+        start = agent(c, "n2", "start", s2, vol)
+        assert start.returncode == 0, start.stderr
+        assert a_id in lab.show_exports() and m_id not in lab.show_exports()
+        assert "FSAL MEM is missing here and n1, which has every FSAL the volume needs, Pacemaker may not start it " \
+               "on (standby, offline or banned): left out" in start.stderr, start.stderr
+        assert agent(c, "n2", "stop", s2, vol).returncode == 0 and lab.show_exports().keys() <= {0}
+        c.crm_attribute("--node", "n1", "--name", "standby", "--update", "off", "--lifetime", "forever")
+        assert agent(c, "n2", "start", s2, vol).returncode == 5, "n1 is back: the volume moves there again"
+        assert agent(c, "n2", "stop", s2, vol).returncode == 0
         ok = agent(c, "n1", "start", s1, vol)
         assert ok.returncode == 0, ok.stderr
         assert {a_id, m_id} <= lab.show_exports().keys()
@@ -145,6 +159,92 @@ def test_a_missing_fsal_moves_the_volume_only_to_a_node_with_every_module(tmp_pa
         assert agent(c, "n2", "monitor", s2, vol, 10000).returncode == 0
         assert {a_id, m_id} <= lab.show_exports().keys()
         assert agent(c, "n2", "stop", s2, vol).returncode == 0
+    finally:
+        if c is not None:
+            c.stop()
+        lab.stop()
+    assert c.leftovers() == {"netns": [], "processes": [], "mounts": []}
+
+
+RSC = "gha_fsal"
+
+
+def primitive(volume: Path, config: str) -> str:
+    params = {"server": "ganesha", "volume": str(volume), "config": config}
+    ia = "".join(f'<nvpair id="{RSC}-ia-{k}" name="{k}" value="{v}"/>' for k, v in params.items())
+    return (f'<primitive id="{RSC}" class="ocf" provider="ganesha-ha" type="exports">'
+            f'<instance_attributes id="{RSC}-ia">{ia}</instance_attributes>'
+            f'<meta_attributes id="{RSC}-meta"><nvpair id="{RSC}-meta-tr" name="target-role" value="Stopped"/>'
+            "</meta_attributes>"
+            "<operations>"
+            f'<op id="{RSC}-start" name="start" interval="0s" timeout="30s"/>'
+            f'<op id="{RSC}-stop" name="stop" interval="0s" timeout="30s"/>'
+            f'<op id="{RSC}-monitor-2s" name="monitor" interval="2s" timeout="20s"/>'
+            "</operations></primitive>")
+
+
+def failed_ops(c: SandboxCluster) -> list[dict[str, str]]:
+    import xml.etree.ElementTree as ET
+
+    cp = c.run(["crm_mon", "--one-shot", "--inactive", "--output-as=xml", "--include=failures"], timeout=20,
+               check=True)
+    return [dict(f.attrib) for f in ET.fromstring(cp.stdout).findall("./failures/failure")
+            if f.get("op_key", "").startswith(f"{RSC}_")]
+
+
+def test_under_pacemaker_the_volume_ends_where_every_module_is_else_runs_degraded(tmp_path, tmpfs_volume):
+    """Pacemaker itself drives the agent (probes, starts, its bans after a 5): the volume,
+    preferring n2 which lacks MEM, ends on n1 which has it; with MEM on no node it runs on n2
+    with its other export live (the old answer banned it from both nodes: stopped)."""
+    from ganesha_ha.lab.procs import wait_until
+    from ganesha_ha.lab.sandbox.ocf_root import ocf_overlay
+    from ganesha_ha.registry import Registry
+
+    vol = tmpfs_volume
+    (vol / "a").mkdir()
+    lab = GaneshaLab(tmp_path / "glab").start()
+    c: SandboxCluster | None = None
+    try:
+        lab.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "650-699", check=True)
+        lab.cli("export", "add", str(vol), "a", "--client", "127.0.0.1", check=True)
+        lab.cli("export", "add", str(vol), "/m", "--fsal", "MEM", "--client", "127.0.0.1", check=True)
+        ids = {e.path: e.export_id for e in Registry(vol).load().exports}
+        node_settings(tmp_path, lab, "n1", ("vfs", "mem"))
+        node_settings(tmp_path, lab, "n2", ("vfs",))
+        ocf = ocf_overlay(tmp_path / "ocf")
+        # one `config` path for the primitive, each node's own settings behind it
+        binds = {n: [*ocf, (tmp_path / n, "/run/gha-fsal")] for n in ("n1", "n2")}
+        c = SandboxCluster(tmp_path / "cluster", ["n1", "n2"], binds=binds,
+                           crm_config={"cluster-recheck-interval": "5s"})
+        c.start(timeout=90)
+        c.cibadmin_create("resources", primitive(vol, "/run/gha-fsal/gha.conf"))   # stopped until placed
+        c.cibadmin_create("constraints", f'<rsc_location id="{RSC}-prefers-n2" rsc="{RSC}" node="n2" score="100"/>')
+        c.crm_resource("--resource", RSC, "--meta", "--set-parameter", "target-role", "--parameter-value", "Started")
+
+        # n2 (preferred) answers 5 naming n1, Pacemaker bans it there: the volume runs whole on n1
+        assert c.wait_resource(RSC, node="n1", timeout=60) == "n1"
+        assert wait_until(lambda: set(ids.values()) <= lab.show_exports().keys(), 10, 0.2), lab.show_exports()
+        [failed] = failed_ops(c)
+        assert (failed["node"], failed["task"], failed["exitstatus"]) == ("n2", "start", "not installed"), failed
+        # what Pacemaker keeps of the reason (128 characters) names the module and the node
+        assert failed["exitreason"].startswith(f"cannot be served on this node: /m (Export_Id {ids['/m']}): FSAL MEM "
+                                               "is not installed here, n1 has every FSAL the volume needs"), failed
+
+        # MEM gone from n1 as well; a refresh forgets n2's failure and probes both nodes again
+        # (each publishes its modules, n1's probe of the volume it runs too): the volume goes
+        # back to n2, which serves it without /m
+        node_settings(tmp_path, lab, "n1", ("vfs",))
+        c.crm_resource("--refresh", "--resource", RSC)
+        assert c.wait_resource(RSC, node="n2", timeout=60) == "n2"
+        assert wait_until(lambda: ids["a"] in lab.show_exports() and ids["/m"] not in lab.show_exports(), 10, 0.2), \
+            lab.show_exports()
+        time.sleep(5)    # two monitors: still running on n2, nothing banned, nothing stopped
+        assert c.resource_location(RSC) == "n2" and ids["a"] in lab.show_exports()
+        # crm_mon shows it degraded, with the export, the module and its package
+        [degraded] = failed_ops(c)
+        assert (degraded["node"], degraded["task"], degraded["exitcode"]) == ("n2", "monitor", "190"), degraded
+        assert degraded["exitreason"].startswith(f"not live: /m (Export_Id {ids['/m']}): FSAL MEM is installed on no "
+                                                 "node (n1 lacks it too; Debian package nfs-ganesha-mem): left out")
     finally:
         if c is not None:
             c.stop()

@@ -91,8 +91,8 @@ def test_unknown_nodes_never_take_the_volume():
 def test_the_reasons_say_who_has_what():
     needs = [frozenset({"VFS"}), frozenset({"MEM"}), frozenset({"CEPH"})]
     [moved] = recast([missing(1, "MEM")], needs, {"n2": frozenset({"VFS", "MEM", "CEPH"}), "n3": frozenset({"VFS"})})
-    assert str(moved.error) == ("FSAL MEM is not installed here (Debian package nfs-ganesha-mem), n2 has every FSAL the "
-                                "volume needs: /plugins/libfsalmem.so is missing")
+    assert str(moved.error) == ("FSAL MEM is not installed here, n2 has every FSAL the volume needs (Debian package "
+                                "nfs-ganesha-mem): /plugins/libfsalmem.so is missing")
     [spread] = recast([missing(1, "MEM")], needs, {"n2": frozenset({"VFS", "MEM"}), "n3": frozenset({"VFS", "CEPH"})})
     assert str(spread.error) == ("FSAL MEM is missing here and n2, which has it, lacks another FSAL the volume needs "
                                  "(CEPH, MEM, VFS; Debian package nfs-ganesha-mem): left out; here "
@@ -109,15 +109,17 @@ def test_the_reasons_say_who_has_what():
 
 @st.composite
 def clusters(draw):
-    """(every node's loadable modules, each export's needs)."""
+    """(every node's loadable modules, each export's needs, the nodes in standby: published,
+    but Pacemaker starts nothing there; at least one node is not)."""
     names = draw(st.lists(node_names, min_size=1, max_size=5, unique=True))
     have = {n: draw(modules) for n in names}
     needs = draw(st.lists(modules, min_size=1, max_size=4))
-    return have, needs
+    standby = set(draw(st.lists(st.sampled_from(names), max_size=len(names) - 1, unique=True)))
+    return have, needs, standby
 
 
 def verdict(node: str, have: dict[str, frozenset[str]], needs: list[frozenset[str]],
-            published: set[str]) -> str:
+            published: set[str], usable: set[str] | None = None) -> str:
     """What the agent answers on `node`: 'ok' (every module here), 'move' (5), 'degraded'
     (served without the exports whose modules are missing here)."""
     absent = [i for i, n in enumerate(needs) if not n <= have[node]]
@@ -125,43 +127,99 @@ def verdict(node: str, have: dict[str, frozenset[str]], needs: list[frozenset[st
         return "ok"
     failures = [missing(i, sorted(needs[i] - have[node])[0]) for i in absent]
     others = {n: have[n] for n in published if n != node}
-    out = recast(failures, needs, others)
+    out = recast(failures, needs, others, usable)
     return "move" if any(f.node_local for f in out) else "degraded"
 
 
 @settings(max_examples=300)
 @given(clusters(), st.data())
 def test_a_module_missing_somewhere_never_stops_the_volume_everywhere(cluster, data):
-    """Pacemaker starts the volume on any node it may still use; a 5 bans that node. Every
-    node has published (each was probed). The volume always ends running (served whole or
-    degraded), and whole whenever some node has every module."""
-    have, needs = cluster
+    """Pacemaker starts the volume on any node it may still use (not in standby, not banned);
+    a 5 bans that node. Every node has published (each was probed; a node in standby keeps
+    its value), and the agent asks the scheduler where the volume may start
+    (pacemaker_nodes.py). The volume always ends running (served whole or degraded), and
+    whole whenever a node it may use has every module."""
+    have, needs, standby = cluster
     published = set(have)
     banned: set[str] = set()
-    node = data.draw(st.sampled_from(sorted(have)))
+    node = data.draw(st.sampled_from(sorted(set(have) - standby)))
     for _ in range(len(have) + 1):
-        answer = verdict(node, have, needs, published)
+        answer = verdict(node, have, needs, published, set(have) - standby - banned)
         if answer != "move":
             break
         banned.add(node)
-        allowed = sorted(set(have) - banned)
-        assert allowed, f"stopped everywhere: {have} {needs}"
+        allowed = sorted(set(have) - banned - standby)
+        assert allowed, f"stopped everywhere: {have} {needs} standby {standby}"
         node = data.draw(st.sampled_from(allowed))
     else:
         raise AssertionError("the volume kept moving")
     wanted = frozenset().union(*needs)
-    whole = [n for n in have if wanted <= have[n]]
+    whole = [n for n in set(have) - standby if wanted <= have[n]]
     assert (answer == "ok") == bool(whole) and (node in whole or not whole)
 
 
 @given(clusters(), st.data())
 def test_nodes_that_never_published_are_never_moved_to(cluster, data):
-    have, needs = cluster
+    have, needs, _ = cluster
     published = set(data.draw(st.lists(st.sampled_from(sorted(have)), unique=True)))
     for node in have:
         if verdict(node, have, needs, published) == "move":
             wanted = frozenset().union(*needs)
             assert any(wanted <= have[n] for n in published if n != node)
+
+
+def test_a_node_pacemaker_may_not_use_is_no_place_to_move_to():
+    """n2 has every module but is in standby (or banned, or offline): the export is left out
+    here, saying so, instead of a 5 that would leave the volume nowhere to run."""
+    needs = [frozenset({"VFS"}), frozenset({"MEM"})]
+    others = {"n2": frozenset({"VFS", "MEM"})}
+    [moved] = recast([missing(1, "MEM")], needs, others, {"n2", "n3"})
+    assert moved.node_local
+    [kept] = recast([missing(1, "MEM")], needs, others, set())
+    assert not kept.node_local and str(kept.error).startswith(
+        "FSAL MEM is missing here and n2, which has every FSAL the volume needs, Pacemaker may not start it on "
+        "(standby, offline or banned): left out")
+    fake = FakeBackend()
+    fake.others, fake.barred = others, {"n2"}
+    [out] = place(fake, [export(0), export(1)], [missing(1, "MEM")])
+    assert isinstance(out.error, InstalledNowhereError)
+
+
+# ---- where Pacemaker may start the volume (crm_simulate's XML, as Pacemaker 2.1.5 writes it) ----------
+
+SIMULATE = """<pacemaker-result api-version="2.25" request="crm_simulate -L -s --output-as=xml">
+  <cluster_status>
+    <nodes>
+      <node name="n1" id="1" online="true" standby="true" standby_onfail="false" maintenance="false" pending="false"
+            unclean="false" health="green" shutdown="false" expected_up="true" is_dc="true" type="member"/>
+      <node name="n2" id="2" online="true" standby="false" standby_onfail="false" maintenance="false" pending="false"
+            unclean="false" health="green" shutdown="false" expected_up="true" is_dc="false" type="member"/>
+      <node name="n3" id="3" online="true" standby="false" maintenance="false" pending="false" unclean="false"
+            shutdown="false" type="member"/>
+      <node name="n4" id="4" online="false" standby="false" maintenance="false" pending="false" unclean="false"
+            shutdown="false" type="member"/>
+      <node name="n5" id="5" online="true" standby="false" maintenance="true" pending="false" unclean="false"
+            shutdown="false" type="member"/>
+    </nodes>
+  </cluster_status>
+  <allocations>
+    <node_weight function="pcmk__primitive_assign" node="n1" score="0" id="vol1"/>
+    <node_weight function="pcmk__primitive_assign" node="n2" score="-INFINITY" id="vol1"/>
+    <node_weight function="pcmk__primitive_assign" node="n3" score="100" id="vol1"/>
+    <node_weight function="pcmk__primitive_assign" node="n3" score="-INFINITY" id="other"/>
+  </allocations>
+  <status code="0" message="OK"/>
+</pacemaker-result>"""
+
+
+def test_where_pacemaker_may_start_a_resource():
+    from ganesha_ha.pacemaker_nodes import parse_simulate
+
+    # n1 standby, n2 banned (score -INFINITY), n4 offline, n5 in maintenance
+    assert parse_simulate(SIMULATE, "vol1") == {"n3"}
+    assert parse_simulate(SIMULATE, "other") == {"n2"}
+    assert parse_simulate(SIMULATE, "unknown") == {"n2", "n3"}     # no score for it: by the nodes' state
+    assert parse_simulate("not xml", "vol1") is None and parse_simulate("<pacemaker-result/>", "vol1") is None
 
 
 # ---- the glue: who is asked, and when --------------------------------------------------------
