@@ -283,7 +283,7 @@ class Agent(ClassicMode):
             except NotInstalledError as exc:
                 failed.append(ExportFailure(exp, "apply", exc, backend.name))
         lacking: dict[tuple[str, bool], list[str]] = {}
-        for f in place(backend, state.exports, failed) if failed else []:
+        for f in place(backend, state.exports, failed):
             lacking.setdefault((str(f.error), f.node_local), []).append(f"{f.export.pseudo} (Export_Id "
                                                                         f"{f.export.export_id})")
         for (why, moves), exports in lacking.items():

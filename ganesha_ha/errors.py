@@ -175,8 +175,8 @@ class ModuleMissingError(NotInstalledError):
 
     def __init__(self, module: str, lead: str, detail: str, package: str = "", who: str = ""):
         super().__init__(f"{lead}: {detail}{who}")
-        self.module = module     # the FSAL's name in upper case
-        self.lead = lead         # "FSAL MEM is not installed here (Debian package nfs-ganesha-mem)"
+        self.module = module     # the FSAL's name in upper case; `lead` e.g. "FSAL MEM is not installed here
+        #                          (Debian package nfs-ganesha-mem)", then ": " and:
         self.detail = detail     # "/usr/lib/.../libfsalmem.so is missing", or why it cannot be loaded
         self.package = package   # "Debian package nfs-ganesha-mem" ("": installed, not loadable here)
         self.who = who           # "; export /srv/vol1/m needs it" ("": the caller names the export)

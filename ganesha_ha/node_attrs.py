@@ -68,13 +68,6 @@ def publish(name: str, value: str, timeout: float = TIMEOUT_S) -> bool:
     return done is not None and done[0] == 0
 
 
-def read(name: str, timeout: float = TIMEOUT_S) -> dict[str, str] | None:
-    """Every node's `name` (host -> value; {} when nobody published it), None without an
-    answer (no cluster): one attrd_updater query, without the CRM_meta variables."""
-    answer = _finish(_spawn([ATTRD_UPDATER, "-Q", "-A", "-n", name], query_env(dict(os.environ))), timeout)
-    return None if answer is None else _query_answer(answer, name)
-
-
 def _spawn(argv: list[str], env: dict[str, str] | None) -> subprocess.Popen[str] | None:
     """attrd_updater started with its output captured; None when it cannot be (not installed)."""
     try:

@@ -50,6 +50,5 @@ def parse_simulate(text: str, resource: str) -> set[str] | None:
     up = {n.get("name", "") for n in nodes
           if n.get("online") == "true" and not any(n.get(flag) == "true" for flag in _BLOCKED)}
     barred = {w.get("node", "") for w in root.findall("./allocations/node_weight")
-              if w.get("id") == resource and w.get("score", "").lstrip("-+").upper() == "INFINITY"
-              and w.get("score", "").startswith("-")}
+              if w.get("id") == resource and w.get("score", "").upper() == "-INFINITY"}
     return up - barred - {""}

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from .backends import Backend
     from .model import Export
 
+
 def capable(needs: Iterable[frozenset[str]], others: Mapping[str, frozenset[str] | None]) -> list[str]:
     """The nodes of `others` (node -> the modules it published; None: unreadable) that have
     every module of `needs` (one set per export of the volume), sorted. Pure."""
@@ -79,8 +80,8 @@ def recast(failures: Sequence[ExportFailure], needs: Sequence[frozenset[str]],
                             f"FSAL the volume needs{f' ({err.package})' if err.package else ''}", err.detail,
                 err.package, err.who)
         else:
-            why = (f"is missing here and {_names(able)}, which {'has' if len(able) == 1 else 'have'} every FSAL the "
-                   "volume needs, Pacemaker may not start it on (standby, offline or banned)" if able else
+            why = (f"is missing here; {_names(able)} {'has' if len(able) == 1 else 'have'} every FSAL the volume "
+                   "needs, but Pacemaker may not start the volume there (standby, offline or banned)" if able else
                    nowhere(err.module, err.package, needs, known))
             new = InstalledNowhereError(f"FSAL {err.module} {why}: left out; here {err.detail}{err.who}", err.module)
         out.append(ExportFailure(f.export, f.action, new, f.server))

@@ -257,14 +257,13 @@ class Volume(ExportEdits):
         the other nodes published (placement.py: the volume belongs on another node, or the
         export is left out wherever it runs)."""
         from .errors import ModuleMissingError
+        from .execute import ExportFailure
 
         failed = []
         for exp in missing:
             try:
                 backend.check_installed_for(exp)
             except ModuleMissingError as exc:
-                from .execute import ExportFailure
-
                 failed.append(ExportFailure(exp, "apply", exc, backend.name))
         if not failed:
             return {}

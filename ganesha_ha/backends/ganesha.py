@@ -277,17 +277,15 @@ class GaneshaBackend(LiveChanges, NodeServer):
         path = self._plugins_setting[1]
         conf, why = self.node_config() if path else (None, "[ganesha] ganesha_config is empty")
         modules = self.modules_here()
-        if conf is None:
+        problem = conf.takeover_problem() if conf is not None else None
+        if conf is None or problem:   # the scope is not published then: the modules alone
             from .. import node_attrs
 
             node_attrs.publish(FSALS_ATTRIBUTE, modules)
+        if conf is None:
             return [f"cannot read this node's Ganesha config ({why}): its recovery backend and NFSv4 server "
                     "scope are not checked"]
-        problem = conf.takeover_problem()
         if problem:
-            from .. import node_attrs
-
-            node_attrs.publish(FSALS_ATTRIBUTE, modules)
             raise ValidationError("RecoveryBackend", problem)
         warnings = self._check_scope(conf, modules)
         if conf.enable_nlm:

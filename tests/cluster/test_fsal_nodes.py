@@ -121,8 +121,8 @@ def test_a_missing_fsal_moves_the_volume_only_to_a_node_with_every_module(tmp_pa
         start = agent(c, "n2", "start", s2, vol)
         assert start.returncode == 0, start.stderr
         assert a_id in lab.show_exports() and m_id not in lab.show_exports()
-        assert "FSAL MEM is missing here and n1, which has every FSAL the volume needs, Pacemaker may not start it " \
-               "on (standby, offline or banned): left out" in start.stderr, start.stderr
+        assert "FSAL MEM is missing here; n1 has every FSAL the volume needs, but Pacemaker may not start the " \
+               "volume there (standby, offline or banned): left out" in start.stderr, start.stderr
         assert agent(c, "n2", "stop", s2, vol).returncode == 0 and lab.show_exports().keys() <= {0}
         c.crm_attribute("--node", "n1", "--name", "standby", "--update", "off", "--lifetime", "forever")
         assert agent(c, "n2", "start", s2, vol).returncode == 5, "n1 is back: the volume moves there again"

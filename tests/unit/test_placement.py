@@ -177,8 +177,8 @@ def test_a_node_pacemaker_may_not_use_is_no_place_to_move_to():
     assert moved.node_local
     [kept] = recast([missing(1, "MEM")], needs, others, set())
     assert not kept.node_local and str(kept.error).startswith(
-        "FSAL MEM is missing here and n2, which has every FSAL the volume needs, Pacemaker may not start it on "
-        "(standby, offline or banned): left out")
+        "FSAL MEM is missing here; n2 has every FSAL the volume needs, but Pacemaker may not start the volume "
+        "there (standby, offline or banned): left out")
     fake = FakeBackend()
     fake.others, fake.barred = others, {"n2"}
     [out] = place(fake, [export(0), export(1)], [missing(1, "MEM")])
