@@ -80,18 +80,24 @@ def published(c: SandboxCluster) -> dict[str, str]:
     return parse_query(out, FSALS_ATTRIBUTE)
 
 
-def test_a_missing_fsal_moves_the_volume_only_to_a_node_with_every_module(tmp_path, tmpfs_volume):
+def volume_with_mem(lab: GaneshaLab, vol: Path, id_range: str) -> dict[str, int]:
+    """The volume at `vol` with a VFS export `a` and a MEM export `/m` (recorded: the volume is
+    active nowhere yet); path -> Export_Id."""
     from ganesha_ha.registry import Registry
 
-    vol = tmpfs_volume
     (vol / "a").mkdir()
+    lab.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", id_range, check=True)
+    lab.cli("export", "add", str(vol), "a", "--client", "127.0.0.1", check=True)
+    lab.cli("export", "add", str(vol), "/m", "--fsal", "MEM", "--client", "127.0.0.1", check=True)
+    return {e.path: e.export_id for e in Registry(vol).load().exports}
+
+
+def test_a_missing_fsal_moves_the_volume_only_to_a_node_with_every_module(tmp_path, tmpfs_volume):
+    vol = tmpfs_volume
     lab = GaneshaLab(tmp_path / "glab").start()
     c: SandboxCluster | None = None
     try:
-        lab.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "600-699", check=True)
-        lab.cli("export", "add", str(vol), "a", "--client", "127.0.0.1", check=True)
-        lab.cli("export", "add", str(vol), "/m", "--fsal", "MEM", "--client", "127.0.0.1", check=True)
-        ids = {e.path: e.export_id for e in Registry(vol).load().exports}
+        ids = volume_with_mem(lab, vol, "600-699")
         a_id, m_id = ids["a"], ids["/m"]
         s1 = node_settings(tmp_path, lab, "n1", ("vfs", "mem"))
         s2 = node_settings(tmp_path, lab, "n2", ("vfs",))
@@ -198,17 +204,12 @@ def test_under_pacemaker_the_volume_ends_where_every_module_is_else_runs_degrade
     with its other export live (the old answer banned it from both nodes: stopped)."""
     from ganesha_ha.lab.procs import wait_until
     from ganesha_ha.lab.sandbox.ocf_root import ocf_overlay
-    from ganesha_ha.registry import Registry
 
     vol = tmpfs_volume
-    (vol / "a").mkdir()
     lab = GaneshaLab(tmp_path / "glab").start()
     c: SandboxCluster | None = None
     try:
-        lab.cli("volume", "init", str(vol), "--server", "ganesha", "--id-range", "650-699", check=True)
-        lab.cli("export", "add", str(vol), "a", "--client", "127.0.0.1", check=True)
-        lab.cli("export", "add", str(vol), "/m", "--fsal", "MEM", "--client", "127.0.0.1", check=True)
-        ids = {e.path: e.export_id for e in Registry(vol).load().exports}
+        ids = volume_with_mem(lab, vol, "650-699")
         node_settings(tmp_path, lab, "n1", ("vfs", "mem"))
         node_settings(tmp_path, lab, "n2", ("vfs",))
         ocf = ocf_overlay(tmp_path / "ocf")
