@@ -35,9 +35,10 @@ def runnable(resource: str, timeout: float = TIMEOUT_S) -> set[str] | None:
 def parse_simulate(text: str, resource: str) -> set[str] | None:
     """The nodes of crm_simulate's XML (`--output-as=xml`: cluster_status/nodes/node with
     online, standby, maintenance, unclean, shutdown, pending; allocations/node_weight with
-    id, node, score) that are online, in none of those states, and whose score for
-    `resource` is not -INFINITY (a node without a score for it counts by its state); None
-    for text that is not such a document. Pure."""
+    function, id, node, score) that are online, in none of those states, and whose score for
+    `resource` is not -INFINITY (for a member of a group: its and its group's group
+    assignment scores; a node without a score counts by its state); None for text that is
+    not such a document. Pure."""
     import xml.etree.ElementTree as ET
 
     try:
@@ -49,6 +50,19 @@ def parse_simulate(text: str, resource: str) -> set[str] | None:
         return None
     up = {n.get("name", "") for n in nodes
           if n.get("online") == "true" and not any(n.get(flag) == "true" for flag in _BLOCKED)}
-    barred = {w.get("node", "") for w in root.findall("./allocations/node_weight")
-              if w.get("id") == resource and w.get("score", "").upper() == "-INFINITY"}
+    group = next((g.get("id") for g in root.findall("./cluster_status/resources/group")
+                  if any(r.get("id") == resource for r in g.findall("resource"))), None)
+    weights = root.findall("./allocations/node_weight")
+    if group is None:
+        barred = {w.get("node", "") for w in weights if w.get("id") == resource and _never(w)}
+    else:
+        # a group member's own score (pcmk__primitive_assign) is -INFINITY on every node but
+        # the one its group is placed on (colocated with the member before it: measured, 2.1.5);
+        # the group's assignment scores carry the group's and the member's own constraints
+        barred = {w.get("node", "") for w in weights if w.get("id") in (resource, group)
+                  and w.get("function") == "pcmk__group_assign" and _never(w)}
     return up - barred - {""}
+
+
+def _never(weight) -> bool:
+    return weight.get("score", "").upper() == "-INFINITY"

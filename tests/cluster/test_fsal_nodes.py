@@ -175,18 +175,26 @@ def test_a_missing_fsal_moves_the_volume_only_to_a_node_with_every_module(tmp_pa
 RSC = "gha_fsal"
 
 
-def primitive(volume: Path, config: str) -> str:
+GROUP = "gha_fsal_grp"
+
+
+def group(volume: Path, config: str) -> str:
+    """The volume's group as a site has it (here a Dummy stands for the file system and the
+    IP, placed before the exports resource), stopped until its constraint is in: a group
+    member's scheduler scores are read otherwise than a lone primitive's (pacemaker_nodes.py)."""
     params = {"server": "ganesha", "volume": str(volume), "config": config}
     ia = "".join(f'<nvpair id="{RSC}-ia-{k}" name="{k}" value="{v}"/>' for k, v in params.items())
-    return (f'<primitive id="{RSC}" class="ocf" provider="ganesha-ha" type="exports">'
-            f'<instance_attributes id="{RSC}-ia">{ia}</instance_attributes>'
-            f'<meta_attributes id="{RSC}-meta"><nvpair id="{RSC}-meta-tr" name="target-role" value="Stopped"/>'
+    return (f'<group id="{GROUP}">'
+            f'<meta_attributes id="{GROUP}-meta"><nvpair id="{GROUP}-meta-tr" name="target-role" value="Stopped"/>'
             "</meta_attributes>"
+            '<primitive id="gha_fsal_pre" class="ocf" provider="heartbeat" type="Dummy"/>'
+            f'<primitive id="{RSC}" class="ocf" provider="ganesha-ha" type="exports">'
+            f'<instance_attributes id="{RSC}-ia">{ia}</instance_attributes>'
             "<operations>"
             f'<op id="{RSC}-start" name="start" interval="0s" timeout="30s"/>'
             f'<op id="{RSC}-stop" name="stop" interval="0s" timeout="30s"/>'
             f'<op id="{RSC}-monitor-2s" name="monitor" interval="2s" timeout="20s"/>'
-            "</operations></primitive>")
+            "</operations></primitive></group>")
 
 
 def failed_ops(c: SandboxCluster) -> list[dict[str, str]]:
@@ -218,9 +226,9 @@ def test_under_pacemaker_the_volume_ends_where_every_module_is_else_runs_degrade
         c = SandboxCluster(tmp_path / "cluster", ["n1", "n2"], binds=binds,
                            crm_config={"cluster-recheck-interval": "5s"})
         c.start(timeout=90)
-        c.cibadmin_create("resources", primitive(vol, "/run/gha-fsal/gha.conf"))   # stopped until placed
-        c.cibadmin_create("constraints", f'<rsc_location id="{RSC}-prefers-n2" rsc="{RSC}" node="n2" score="100"/>')
-        c.crm_resource("--resource", RSC, "--meta", "--set-parameter", "target-role", "--parameter-value", "Started")
+        c.cibadmin_create("resources", group(vol, "/run/gha-fsal/gha.conf"))
+        c.cibadmin_create("constraints", f'<rsc_location id="{GROUP}-prefers-n2" rsc="{GROUP}" node="n2" score="100"/>')
+        c.crm_resource("--resource", GROUP, "--meta", "--set-parameter", "target-role", "--parameter-value", "Started")
 
         # n2 (preferred) answers 5 naming n1, Pacemaker bans it there: the volume runs whole on n1
         assert c.wait_resource(RSC, node="n1", timeout=60) == "n1"

@@ -212,6 +212,48 @@ SIMULATE = """<pacemaker-result api-version="2.25" request="crm_simulate -L -s -
 </pacemaker-result>"""
 
 
+# a group g (d1, then d2) placed on n1 whose member d2 is banned from n2 (`crm_resource --ban`), as
+# Pacemaker 2.1.5 scored it: d2's own score is -INFINITY on n2 in any case (colocated with d1)
+GROUP = """<pacemaker-result api-version="2.25" request="crm_simulate -L -s --output-as=xml">
+  <cluster_status>
+    <nodes>
+      <node name="n1" id="1" online="true" standby="false" maintenance="false" pending="false" unclean="false"
+            shutdown="false" type="member"/>
+      <node name="n2" id="2" online="true" standby="false" maintenance="false" pending="false" unclean="false"
+            shutdown="false" type="member"/>
+    </nodes>
+    <resources>
+      <group id="g" number_resources="2" managed="true" disabled="false">
+        <resource id="d1" resource_agent="ocf:heartbeat:Dummy" role="Started" active="true" nodes_running_on="1"/>
+        <resource id="d2" resource_agent="ocf:heartbeat:Dummy" role="Started" active="true" nodes_running_on="1"/>
+      </group>
+    </resources>
+  </cluster_status>
+  <allocations>
+    <node_weight function="pcmk__group_assign" node="n1" score="0" id="g"/>
+    <node_weight function="pcmk__group_assign" node="n2" score="0" id="g"/>
+    <node_weight function="pcmk__group_assign" node="n1" score="0" id="d1"/>
+    <node_weight function="pcmk__group_assign" node="n2" score="0" id="d1"/>
+    <node_weight function="pcmk__group_assign" node="n1" score="0" id="d2"/>
+    <node_weight function="pcmk__group_assign" node="n2" score="{d2_n2}" id="d2"/>
+    <node_weight function="pcmk__primitive_assign" node="n1" score="0" id="d1"/>
+    <node_weight function="pcmk__primitive_assign" node="n2" score="-INFINITY" id="d1"/>
+    <node_weight function="pcmk__primitive_assign" node="n1" score="0" id="d2"/>
+    <node_weight function="pcmk__primitive_assign" node="n2" score="-INFINITY" id="d2"/>
+  </allocations>
+  <status code="0" message="OK"/>
+</pacemaker-result>"""
+
+
+def test_where_pacemaker_may_start_a_member_of_a_group():
+    from ganesha_ha.pacemaker_nodes import parse_simulate
+
+    assert parse_simulate(GROUP.replace("{d2_n2}", "0"), "d2") == {"n1", "n2"}, "free: both"
+    assert parse_simulate(GROUP.replace("{d2_n2}", "-INFINITY"), "d2") == {"n1"}, "the member banned from n2"
+    banned_group = GROUP.replace("{d2_n2}", "0").replace('node="n2" score="0" id="g"', 'node="n2" score="-INFINITY" id="g"')
+    assert parse_simulate(banned_group, "d2") == {"n1"}, "the group banned from n2"
+
+
 def test_where_pacemaker_may_start_a_resource():
     from ganesha_ha.pacemaker_nodes import parse_simulate
 
