@@ -25,8 +25,8 @@ from pathlib import Path
 
 from ganesha_ha.backends import Drift
 from ganesha_ha.context import VolumeContext
-from ganesha_ha.errors import (ApplyError, IdCollisionError, ModuleMissingError, NotInstalledError, ServerUnavailableError,
-                               ValidationError)
+from ganesha_ha.errors import (ApplyError, IdCollisionError, ModuleMissingError, NotInstalledError,
+                               ServerUnavailableError, ValidationError)
 from ganesha_ha.model import Export, KnfsdOptions
 from ganesha_ha.recovery import RecoveryStore
 

@@ -31,8 +31,9 @@ def export(i: int) -> Export:
 
 def missing(i: int, module: str) -> ExportFailure:
     """Export e<i> failed because `module` is missing here, as ganesha_plugins.require_fsal says it."""
-    err = ModuleMissingError(module, f"FSAL {module} is not installed here (Debian package nfs-ganesha-{module.lower()})",
-                             f"/plugins/libfsal{module.lower()}.so is missing", f"Debian package nfs-ganesha-{module.lower()}")
+    package = f"Debian package nfs-ganesha-{module.lower()}"
+    err = ModuleMissingError(module, f"FSAL {module} is not installed here ({package})",
+                             f"/plugins/libfsal{module.lower()}.so is missing", package)
     return ExportFailure(export(i), "apply", err, "ganesha")
 
 
@@ -61,8 +62,8 @@ def test_capable_nodes_are_exactly_those_with_every_module(needs, others):
     assert set(got) == {n for n, have in others.items() if have is not None and wanted <= have}
 
 
-@given(st.lists(modules, min_size=1, max_size=5), st.dictionaries(node_names, st.one_of(st.none(), modules), max_size=6),
-       st.data())
+@given(st.lists(modules, min_size=1, max_size=5),
+       st.dictionaries(node_names, st.one_of(st.none(), modules), max_size=6), st.data())
 def test_recast_moves_only_towards_a_node_with_everything_and_otherwise_leaves_the_export_out(needs, others, data):
     missing_here = data.draw(st.sampled_from(sorted(frozenset().union(*needs)) or ["MEM"]))
     failures = [missing(0, missing_here), ExportFailure(export(1), "apply", ApplyError("refused"), "ganesha")]
@@ -250,7 +251,8 @@ def test_where_pacemaker_may_start_a_member_of_a_group():
 
     assert parse_simulate(GROUP.replace("{d2_n2}", "0"), "d2") == {"n1", "n2"}, "free: both"
     assert parse_simulate(GROUP.replace("{d2_n2}", "-INFINITY"), "d2") == {"n1"}, "the member banned from n2"
-    banned_group = GROUP.replace("{d2_n2}", "0").replace('node="n2" score="0" id="g"', 'node="n2" score="-INFINITY" id="g"')
+    banned_group = GROUP.replace("{d2_n2}", "0").replace('node="n2" score="0" id="g"',
+                                                         'node="n2" score="-INFINITY" id="g"')
     assert parse_simulate(banned_group, "d2") == {"n1"}, "the group banned from n2"
 
 

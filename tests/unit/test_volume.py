@@ -807,7 +807,8 @@ def test_a_module_missing_on_every_node_leaves_the_export_out(vol, fake):
     vol.add("/b", ["127.0.0.1"], fsal="MEM", record_only=True)
     fake.missing_fsals = {"MEM"}
     for others, why in ((None, "FSAL MEM is missing here and no other node published its FSALs"),
-                        ({"n2": frozenset({"VFS"}), "n3": None}, "FSAL MEM is installed on no node (n2, n3 lack it too")):
+                        ({"n2": frozenset({"VFS"}), "n3": None},
+                         "FSAL MEM is installed on no node (n2, n3 lack it too")):
         fake.others = others
         res = vol.start()
         assert set(live(vol, fake)) == {"a"} and vol.is_active()
