@@ -174,7 +174,7 @@ class ModuleMissingError(NotInstalledError):
     whether the volume belongs elsewhere or the export is installed nowhere."""
 
     def __init__(self, module: str, lead: str, detail: str, package: str = "", who: str = ""):
-        super().__init__(f"{lead}: {detail}{who}")
+        super().__init__(f"{lead}{f': {detail}' if detail else ''}{who}")
         self.module = module     # the FSAL's name in upper case; `lead` e.g. "FSAL MEM is not installed here
         #                          (Debian package nfs-ganesha-mem)", then ": " and:
         self.detail = detail     # "/usr/lib/.../libfsalmem.so is missing", or why it cannot be loaded

@@ -83,7 +83,8 @@ def recast(failures: Sequence[ExportFailure], needs: Sequence[frozenset[str]],
             why = (f"is missing here; {_names(able)} {'has' if len(able) == 1 else 'have'} every FSAL the volume "
                    "needs, but Pacemaker may not start the volume there (standby, offline or banned)" if able else
                    nowhere(err.module, err.package, needs, known))
-            new = InstalledNowhereError(f"FSAL {err.module} {why}: left out; here {err.detail}{err.who}", err.module)
+            here = f"; here {err.detail}" if err.detail else ""
+            new = InstalledNowhereError(f"FSAL {err.module} {why}: left out{here}{err.who}", err.module)
         out.append(ExportFailure(f.export, f.action, new, f.server))
     return out
 

@@ -140,8 +140,8 @@ def commit(owner: Owner, tx: Transaction, note: str) -> None:
                                         report=tx.progress)
         if adding and tx.failed:   # the new exports the server refused: not registered
             drop_failed(owner, tx)
-        elif tx.failed:   # a start or a repair: a module missing here moves the volume or leaves
-            from .placement import place   # the export out (placement.py)
+        elif tx.failed:   # a start, a repair: a module missing here moves the volume or leaves the export out
+            from .placement import place
 
             tx.failed = place(backend, new.exports, tx.failed)
         if tx.activate and new.exports and {f.export.path for f in tx.failed} >= {e.path for e in new.exports}:

@@ -150,8 +150,8 @@ class FakeBackend:
     def check_installed_for(self, exp: Export) -> None:
         missing = sorted({layer.name for layer in exp.ganesha.fsal.layers()} & self.missing_fsals)
         if missing:
-            raise ModuleMissingError(missing[0], f"FSAL {missing[0]} is not installed on this node",
-                                     f"libfsal{missing[0].lower()}.so is missing", f"package fake-{missing[0].lower()}")
+            raise ModuleMissingError(missing[0], f"FSAL {missing[0]} is not installed on this node", "",
+                                     f"package fake-{missing[0].lower()}")
 
     def needs(self, exp: Export) -> frozenset[str]:
         return frozenset(layer.name for layer in exp.ganesha.fsal.layers()) - {"PSEUDO", "MDCACHE"}
