@@ -13,8 +13,10 @@ What each answer means to Pacemaker is chosen on purpose (the README's table):
 - each export is applied on its own (execute.py): `start` succeeds when the exports that can
   be served here are live; the monitor answers OCF_DEGRADED (190: shown, nothing recovered)
   while some export is not live, naming it and the server's reason;
-- OCF_ERR_INSTALLED when the cause is this node (a program or an FSAL module missing here):
-  the volume moves to a node that has it;
+- OCF_ERR_INSTALLED when the cause is this node (a program missing here, or an FSAL module
+  that another node has, with every other module the volume needs: placement.py): the volume
+  moves to a node that has it; an FSAL module that no node has (or no node has with all the
+  others) leaves its export out, as a refused one;
 - OCF_ERR_GENERIC only when nothing of the volume can be served here (or the server or its
   bus is down, the volume not mounted yet): local recovery, then a move;
 - OCF_ERR_CONFIGURED for parameters that cannot work anywhere (also a volume initialised for
@@ -26,7 +28,8 @@ What each answer means to Pacemaker is chosen on purpose (the README's table):
   down, volume not mounted, nothing live), a stop of a misconfigured resource succeeds.
 Every failing action prints one `ocf-exit-reason:` line. `validate-all` runs `Agent.validate`,
 the same checks `start` makes before it changes anything, except that an FSAL module missing on
-this node is a warning there (a lack of this node, which the start answers with OCF_ERR_INSTALLED).
+this node is a warning there (a lack of this node, which the start answers with OCF_ERR_INSTALLED
+or by leaving the export out: placement.py).
 """
 from __future__ import annotations
 
@@ -265,22 +268,31 @@ class Agent(ClassicMode):
         """What start checks per export on this node and validate-all only reports: an FSAL
         module missing here. Not a configuration error (OCF_ERR_CONFIGURED would stop the
         volume on every node, and pcs runs validate-all on one node only): the start answers
-        OCF_ERR_INSTALLED and the volume moves to a node that has it. One warning per missing
-        module, naming the exports that need it."""
+        OCF_ERR_INSTALLED when another node has every module the volume needs (it moves
+        there), else serves the others and leaves those exports out (placement.py). One
+        warning per missing module, naming the exports that need it and which of the two."""
         from .errors import NotInstalledError
+        from .execute import ExportFailure
+        from .placement import place
 
         backend = self.volume.backend(state)
-        lacking: dict[str, list[str]] = {}
+        failed = []
         for exp in state.exports:
             try:
                 backend.check_installed_for(exp)
             except NotInstalledError as exc:
-                lacking.setdefault(str(exc), []).append(f"{exp.pseudo} (Export_Id {exp.export_id})")
-        for why, exports in lacking.items():
+                failed.append(ExportFailure(exp, "apply", exc, backend.name))
+        lacking: dict[tuple[str, bool], list[str]] = {}
+        for f in place(backend, state.exports, failed):
+            lacking.setdefault((str(f.error), f.node_local), []).append(f"{f.export.pseudo} (Export_Id "
+                                                                        f"{f.export.export_id})")
+        for (why, moves), exports in lacking.items():
             shown = ", ".join(exports[:5]) + (f" and {len(exports) - 5} more" if len(exports) > 5 else "")
-            self.log.warning(f"{self.volume.mountpoint}: {why}; needed by {shown}: a start on this node answers "
-                             "OCF_ERR_INSTALLED (the volume moves to a node that has it), a lack of this node, "
-                             "not a configuration error")
+            then = ("a start on this node answers OCF_ERR_INSTALLED (the volume moves to a node that has every "
+                    "module it needs), a lack of this node" if moves else
+                    "a start on this node serves the volume's other exports and leaves these out (the monitor "
+                    "answers OCF_DEGRADED)")
+            self.log.warning(f"{self.volume.mountpoint}: {why}; needed by {shown}: {then}, not a configuration error")
 
     def _check_node(self) -> None:
         """This node's server set-up compared with the other nodes' (backend.check_node),
@@ -393,6 +405,8 @@ class Agent(ClassicMode):
             if probe:
                 self._probe_configuration()
             return ocf.OCF_NOT_RUNNING
+        if probe:   # a re-probe (crm_resource --refresh) of the node running it publishes anew too
+            self._publish_node()
         try:
             res = self.volume.monitor(probe=probe)
         except ServerUnavailableError:
@@ -441,15 +455,22 @@ class Agent(ClassicMode):
         scope: backend.check_node), whatever they find: a probe only says "not running"."""
         from .errors import GaneshaHAError, ValidationError
 
-        try:
-            self.backend.check_node()
-        except GaneshaHAError:
-            pass
-
+        self._publish_node()
         try:
             self.volume.load()
         except ValidationError:
             raise
+        except GaneshaHAError:
+            pass
+
+    def _publish_node(self) -> None:
+        """A probe publishes this node's facts for the other nodes' checks (backend.check_node:
+        Ganesha's server scope and FSAL modules), whatever they find: a probe never fails
+        for them."""
+        from .errors import GaneshaHAError
+
+        try:
+            self.backend.check_node()
         except GaneshaHAError:
             pass
 

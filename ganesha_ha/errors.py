@@ -168,6 +168,33 @@ class NotInstalledError(GaneshaHAError):
     ocf_rc = OCF_ERR_INSTALLED
 
 
+class ModuleMissingError(NotInstalledError):
+    """A module one export needs (a Ganesha FSAL) is missing on this node: node-local, and
+    `module` names it, so that what other nodes published of theirs (placement.py) can say
+    whether the volume belongs elsewhere or the export is installed nowhere."""
+
+    def __init__(self, module: str, lead: str, detail: str, package: str = "", who: str = ""):
+        super().__init__(f"{lead}{f': {detail}' if detail else ''}{who}")
+        self.module = module     # the FSAL's name in upper case; `lead` e.g. "FSAL MEM is not installed here
+        #                          (Debian package nfs-ganesha-mem)", then ": " and:
+        self.detail = detail     # "/usr/lib/.../libfsalmem.so is missing", or why it cannot be loaded
+        self.package = package   # "Debian package nfs-ganesha-mem" ("": installed, not loadable here)
+        self.who = who           # "; export /srv/vol1/m needs it" ("": the caller names the export)
+
+
+class InstalledNowhereError(GaneshaHAError):
+    """A module one export needs is missing here and on every node that published its
+    modules, or no node has every module the volume needs (placement.py): the export is left
+    out and the volume's others are served, wherever it runs (blast radius). Not node-local:
+    moving the volume would not serve it. Exit 6, as for a module missing here."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, module: str):
+        super().__init__(message)
+        self.module = module
+
+
 class ApplyError(GaneshaHAError):
     """The live server refused a change. The registry was rolled back, or the message says what is pending."""
 

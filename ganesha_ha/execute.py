@@ -22,8 +22,8 @@ answering (ServerUnavailableError), one of the volume's ids served for something
 """
 from __future__ import annotations
 
-from .errors import (ApplyError, GaneshaHAError, IdCollisionError, NotInstalledError, PartlyAppliedError,
-                     PseudoCollisionError, ValidationError)
+from .errors import (ApplyError, GaneshaHAError, IdCollisionError, InstalledNowhereError, NotInstalledError,
+                     PartlyAppliedError, PseudoCollisionError, ValidationError)
 from .record import Record
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
@@ -171,12 +171,13 @@ def summary(failures: Sequence[ExportFailure], limit: int = 3) -> str:
 
 def failures_error(failures: Sequence[ExportFailure], what: str) -> GaneshaHAError:
     """One error for failures that leave nothing served: NotInstalledError when a cause is
-    node-local (the volume belongs on a node that has what is missing); the collision's own
+    node-local (the volume belongs on a node that has what is missing) or a module installed
+    on no node (nothing else of the volume to keep serving here: placement.py); the collision's own
     class when every export meets what this node serves for another volume (IdCollisionError,
     PseudoCollisionError: OCF_ERR_PERM, the volume runs on a node without that volume); else
     ApplyError. `what` begins the message, e.g. "none of the 3 exports of /srv/vol1 could go live"."""
     cls: type[GaneshaHAError] = ApplyError
-    if any(f.node_local for f in failures):
+    if any(f.node_local or isinstance(f.error, InstalledNowhereError) for f in failures):
         cls = NotInstalledError
     elif failures and all(isinstance(f.error, (IdCollisionError, PseudoCollisionError)) for f in failures):
         cls = type(failures[0].error)

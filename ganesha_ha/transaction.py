@@ -140,6 +140,10 @@ def commit(owner: Owner, tx: Transaction, note: str) -> None:
                                         report=tx.progress)
         if adding and tx.failed:   # the new exports the server refused: not registered
             drop_failed(owner, tx)
+        elif tx.failed:   # a start, a repair: a module missing here moves the volume or leaves the export out
+            from .placement import place
+
+            tx.failed = place(backend, new.exports, tx.failed)
         if tx.activate and new.exports and {f.export.path for f in tx.failed} >= {e.path for e in new.exports}:
             raise failures_error(tx.failed, f"none of the {len(new.exports)} exports of "
                                             f"{owner.mountpoint} could go live")

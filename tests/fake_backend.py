@@ -25,8 +25,8 @@ from pathlib import Path
 
 from ganesha_ha.backends import Drift
 from ganesha_ha.context import VolumeContext
-from ganesha_ha.errors import (ApplyError, IdCollisionError, NotInstalledError, ServerUnavailableError,
-                               ValidationError)
+from ganesha_ha.errors import (ApplyError, IdCollisionError, ModuleMissingError, NotInstalledError,
+                               ServerUnavailableError, ValidationError)
 from ganesha_ha.model import Export, KnfsdOptions
 from ganesha_ha.recovery import RecoveryStore
 
@@ -74,6 +74,11 @@ class FakeBackend:
         self.refuse: set[str] = set()
         self.warn: set[str] = set()     # paths whose apply the read-back warns about
         self.missing_fsals: set[str] = set()
+        # what the other nodes published of their FSAL modules (Backend.other_nodes_have);
+        # None: no cluster. `others_asked` counts the queries (a healthy monitor asks none)
+        self.others: dict[str, frozenset[str] | None] | None = None
+        self.others_asked = 0
+        self.barred: set[str] = set()   # nodes where the cluster may not start the volume (may_run)
         self.stops: list[tuple[bool, bool, float]] = []
         self.hang: set[str] = set()
         self.calls: list[tuple[str, list[str]]] = []
@@ -145,7 +150,18 @@ class FakeBackend:
     def check_installed_for(self, exp: Export) -> None:
         missing = sorted({layer.name for layer in exp.ganesha.fsal.layers()} & self.missing_fsals)
         if missing:
-            raise NotInstalledError(f"FSAL {', '.join(missing)} is not installed on this node")
+            raise ModuleMissingError(missing[0], f"FSAL {missing[0]} is not installed on this node", "",
+                                     f"package fake-{missing[0].lower()}")
+
+    def needs(self, exp: Export) -> frozenset[str]:
+        return frozenset(layer.name for layer in exp.ganesha.fsal.layers()) - {"PSEUDO", "MDCACHE"}
+
+    def other_nodes_have(self) -> dict[str, frozenset[str] | None] | None:
+        self.others_asked += 1
+        return None if self.others is None else dict(self.others)
+
+    def may_run(self, nodes: Sequence[str]) -> list[str]:
+        return [n for n in nodes if n not in self.barred]
 
     def handle_risks(self, exports: Sequence[Export]) -> list[str]:
         return [f"device-numbered handles for {e.pseudo}" for e in exports if self.device_fsid and not e.remote]

@@ -111,9 +111,28 @@ class Backend(Protocol):
         ...
 
     def check_installed_for(self, exp: Export) -> None:
-        """Raise NotInstalledError when this node lacks what `exp` needs beyond the server's
-        programs (Ganesha: the module of each FSAL in its stack). Node-local: another node
-        may have it, so the volume can move there."""
+        """Raise ModuleMissingError (a NotInstalledError) when this node lacks what `exp` needs
+        beyond the server's programs (Ganesha: the module of each FSAL in its stack). Node-local:
+        another node may have it, so the volume can move there (placement.py decides)."""
+        ...
+
+    def needs(self, exp: Export) -> frozenset[str]:
+        """What `exp` needs of a node beyond the server's programs, by name (Ganesha: the FSAL
+        modules of its stack; knfsd: nothing). What `check_installed_for` finds missing is one
+        of these (ModuleMissingError.module)."""
+        ...
+
+    def other_nodes_have(self) -> dict[str, frozenset[str] | None] | None:
+        """What every other node published that it can offer of `needs` (node -> names, None
+        for a value that cannot be read; placement.py decides with it); None when no cluster
+        answers. Asked only when something an export needs is missing here."""
+        ...
+
+    def may_run(self, nodes: Sequence[str]) -> list[str]:
+        """Those of `nodes` where the cluster may start this volume now (Pacemaker: online,
+        not in standby, maintenance or shutting down, no ban or constraint against it there);
+        [] when the cluster cannot be asked; `nodes` unchanged outside a resource agent call.
+        Asked only when another node has what an export misses here."""
         ...
 
     def handle_risks(self, exports: Sequence[Export]) -> list[str]:

@@ -63,6 +63,7 @@ from .node_server import NodeServer
 from .resolve import Resolver
 
 SCOPE_ATTRIBUTE = "ganesha-ha-server-scope"   # node_attrs.py: each node's Ganesha server scope
+FSALS_ATTRIBUTE = "ganesha-ha-fsals"           # node_attrs.py: the FSAL modules each node can load (placement.py)
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -189,6 +190,46 @@ class GaneshaBackend(LiveChanges, NodeServer):
         if self._actions:
             self._fsals_present.add(fsal)
 
+    def needs(self, exp: Export) -> frozenset[str]:
+        """The FSAL modules `exp` loads (ganesha_plugins.needed_modules)."""
+        from .ganesha_plugins import needed_modules
+
+        return needed_modules(exp.ganesha.fsal)
+
+    def modules_here(self) -> str:
+        """The FSAL modules this node can load, as published (node_attrs.encode_names)."""
+        from ..node_attrs import encode_names
+        from .ganesha_plugins import loadable_modules
+
+        return encode_names(loadable_modules(self.plugins_dir))
+
+    def other_nodes_have(self) -> dict[str, frozenset[str] | None] | None:
+        """The FSAL modules every other node published (node -> names; None for a value that
+        cannot be read), None without a cluster: one attrd query, with this node's own
+        modules published at the same time (node_attrs.publish_and_read: a node that lacks
+        one keeps its value current at each monitor that finds it missing)."""
+        import socket
+
+        from .. import node_attrs
+
+        _, everyone = node_attrs.publish_and_read(FSALS_ATTRIBUTE, self.modules_here())
+        if everyone is None:
+            return None
+        me = node_attrs.local_node() or socket.gethostname()
+        return {host: node_attrs.decode_names(value) for host, value in everyone.items() if host != me}
+
+    def may_run(self, nodes: Sequence[str]) -> list[str]:
+        """Those of `nodes` where Pacemaker may start this resource (`OCF_RESOURCE_INSTANCE`)
+        now (pacemaker_nodes.runnable: one crm_simulate); [] when it cannot be asked; `nodes`
+        unchanged outside an agent call (the CLI: no resource to ask about)."""
+        resource = os.environ.get("OCF_RESOURCE_INSTANCE")
+        if not resource:
+            return list(nodes)
+        from ..pacemaker_nodes import runnable
+
+        allowed = runnable(resource)
+        return [] if allowed is None else [n for n in nodes if n in allowed]
+
     def handle_risks(self, exports: Sequence[Export]) -> list[str]:
         """Why file handles of these exports would change when the volume moves to another
         node, as far as this node's Ganesha decides it: `fsid_device = true` in its
@@ -229,18 +270,24 @@ class GaneshaBackend(LiveChanges, NodeServer):
         node published (field Server_Scope); this node's scope is published first
         (node_attrs.py). Returns warnings for what cannot be known (no config file, no other
         node's scope yet) and for Enable_NLM, which keeps every take-over grace at its full
-        length."""
+        length. The FSAL modules this node can load are published too (FSALS_ATTRIBUTE, at
+        the same time as the scope: placement.py reads them when a module is missing on a node)."""
         from ..errors import ValidationError
 
         path = self._plugins_setting[1]
         conf, why = self.node_config() if path else (None, "[ganesha] ganesha_config is empty")
+        modules = self.modules_here()
+        problem = conf.takeover_problem() if conf is not None else None
+        if conf is None or problem:   # the scope is not published then: the modules alone
+            from .. import node_attrs
+
+            node_attrs.publish(FSALS_ATTRIBUTE, modules)
         if conf is None:
             return [f"cannot read this node's Ganesha config ({why}): its recovery backend and NFSv4 server "
                     "scope are not checked"]
-        problem = conf.takeover_problem()
         if problem:
             raise ValidationError("RecoveryBackend", problem)
-        warnings = self._check_scope(conf)
+        warnings = self._check_scope(conf, modules)
         if conf.enable_nlm:
             warnings.append(f"{path}: Enable_NLM is on (Ganesha's default), so every take-over grace lasts the "
                             f"whole Grace_Period ({conf.grace_period} s) for every export of this Ganesha; "
@@ -257,7 +304,7 @@ class GaneshaBackend(LiveChanges, NodeServer):
         conf = self.node_config()[0] if path else None
         return exports_of(conf, mountpoint, {e.export_id for e in exports}) if conf else []
 
-    def _check_scope(self, conf) -> list[str]:
+    def _check_scope(self, conf, modules: str) -> list[str]:
         import socket
 
         from .. import node_attrs
@@ -267,7 +314,7 @@ class GaneshaBackend(LiveChanges, NodeServer):
         scope = conf.scope(socket.gethostname())               # Ganesha's default uses the host name
         source = "its Server_Scope" if conf.server_scope else (
             "no Server_Scope: its Server_Owner" if conf.server_owner else "no Server_Scope: its host name")
-        published, everyone = node_attrs.publish_and_read(SCOPE_ATTRIBUTE, scope)
+        published, everyone = node_attrs.publish_and_read(SCOPE_ATTRIBUTE, scope, also={FSALS_ATTRIBUTE: modules})
         if not published:
             return [f"no cluster to compare this node's NFSv4 server scope {scope!r} with"]
         others = {h: v for h, v in (everyone or {}).items() if h != me}

@@ -17,8 +17,10 @@ The same config says whether Ganesha derives the file-system id in its handles f
 number (`fsid_device = true`, src/FSAL/localfs.c:posix_get_fsid): `device_fsid`.
 
 A missing module is a fact about this node, not about the export: another node may have the
-package. So it is a NotInstalledError (the resource agent answers OCF_ERR_INSTALLED and the
-volume moves), found by a stat() before anything is sent to the server. The directory comes
+package. So it is a ModuleMissingError (a NotInstalledError naming the module), found by a
+stat() before anything is sent to the server; what the agent answers then depends on what the
+other nodes published of theirs (`loadable_modules`, placement.py): the volume moves to a node
+that has every module it needs, or, when none has, runs here without that export. The directory comes
 from the settings (`[ganesha] plugins_dir`), else from `Plugins_Dir` in the node's Ganesha
 config (`[ganesha] ganesha_config`), else the Debian default.
 """
@@ -27,7 +29,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import NotInstalledError
+from ..errors import ModuleMissingError
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -99,9 +101,48 @@ def plugins_dir(setting: str, ganesha_config: str) -> Path:
     return found or DEFAULT_PLUGINS_DIR
 
 
+def needed_modules(fsal: Fsal) -> frozenset[str]:
+    """The FSAL modules `fsal`'s stack loads (names in upper case; PSEUDO and MDCACHE, built
+    in, are none). Pure."""
+    out = set()
+    layer: Fsal | None = fsal
+    while layer is not None:
+        if layer.name.upper() not in BUILT_IN:
+            out.add(layer.name.upper())
+        layer = layer.stacked
+    return frozenset(out)
+
+
+def loadable_modules(directory: Path, mounts: Path = Path("/proc/self/mounts"),
+                     ceph_conf: str = "/etc/ceph/ceph.conf") -> frozenset[str]:
+    """The FSALs whose module is in `directory` (`libfsal<name>.so`, names in upper case) and
+    that this node can load as a default export of theirs would (fatal_without): GPFS only
+    with a GPFS file system mounted, RGW only with `ceph_conf`. What this node publishes for
+    the others (placement.py); one listdir."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return frozenset()
+    found = {n[len("libfsal"):-len(".so")].upper() for n in names
+             if n.startswith("libfsal") and n.endswith(".so") and len(n) > len("libfsal.so")
+             and os.path.isfile(directory / n)}
+    if "GPFS" in found and not _gpfs_mounted(mounts):
+        found.discard("GPFS")
+    if "RGW" in found and not os.path.isfile(ceph_conf):
+        found.discard("RGW")
+    return frozenset(found)
+
+
+def _gpfs_mounted(mounts: Path) -> bool:
+    try:
+        return any(len(f) > 2 and f[2] == "gpfs" for f in (line.split() for line in mounts.read_text().splitlines()))
+    except OSError:
+        return False
+
+
 def require_fsal(fsal: Fsal, directory: Path, what: str = "",
                  mounts: Path = Path("/proc/self/mounts")) -> None:
-    """NotInstalledError naming the FSAL, the Debian package and the missing file (in that
+    """ModuleMissingError naming the FSAL, the Debian package and the missing file (in that
     order: Pacemaker keeps the first 128 characters of an exit reason), for the first FSAL of
     `fsal`'s stack (NULL on VFS: both) whose module is not in `directory`, or that would make
     ganesha.nfsd exit if loaded here (fatal_without). `what` (e.g. "export /srv/vol1/data")
@@ -116,10 +157,11 @@ def require_fsal(fsal: Fsal, directory: Path, what: str = "",
                 package = debian_package(name)
                 how = (f"Debian package {package}" if package else
                        "Debian 12 has no package for it: build nfs-ganesha with it")
-                raise NotInstalledError(f"FSAL {name} is not installed here ({how}): {path} is missing{who}")
+                raise ModuleMissingError(name, f"FSAL {name} is not installed here ({how})", f"{path} is missing",
+                                         how, who)
             problem = fatal_without(layer, mounts)
             if problem:
-                raise NotInstalledError(f"FSAL {name} cannot be loaded here: {problem}{who}")
+                raise ModuleMissingError(name, f"FSAL {name} cannot be loaded here", problem, "", who)
         layer = layer.stacked
 
 
@@ -131,11 +173,7 @@ def fatal_without(layer: Fsal, mounts: Path) -> str | None:
     if layer.problem:
         return None
     if layer.name == "GPFS":
-        try:
-            types = [line.split()[2] for line in mounts.read_text().splitlines() if len(line.split()) > 2]
-        except OSError:
-            types = []
-        if "gpfs" not in types:
+        if not _gpfs_mounted(mounts):
             return "no GPFS file system is mounted, and FSAL GPFS without one makes ganesha.nfsd exit"
     if layer.name == "RGW":
         conf = layer.effective("ceph_conf") or "/etc/ceph/ceph.conf"

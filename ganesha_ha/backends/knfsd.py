@@ -200,6 +200,15 @@ class KnfsdBackend(NodeServer):
     def check_installed_for(self, exp: Export) -> None:
         """Nothing beyond exportfs (check_installed): knfsd has no per-export modules."""
 
+    def needs(self, exp: Export) -> frozenset[str]:
+        return frozenset()
+
+    def other_nodes_have(self) -> dict[str, frozenset[str] | None] | None:
+        return None
+
+    def may_run(self, nodes: Sequence[str]) -> list[str]:
+        return list(nodes)
+
     def is_running(self) -> bool:
         try:
             self.require_running()

@@ -93,3 +93,27 @@ def test_fsid_device_from_the_ganesha_config(tmp_path):
         assert device_fsid(conf) is expected
     conf.write_text("NFS_CORE_PARAM { fsid_device = \n")
     assert not device_fsid(conf)
+
+
+def test_the_modules_a_node_publishes_are_those_it_can_load(tmp_path):
+    """loadable_modules: the libfsal*.so files of the plugin directory (what each node
+    publishes for placement.py), without GPFS when no GPFS file system is mounted and RGW
+    without a Ceph configuration (both would make ganesha.nfsd exit); a stacked FSAL's needs
+    are every layer's module, the built-in PSEUDO/MDCACHE none."""
+    from ganesha_ha.backends.ganesha_plugins import loadable_modules, needed_modules
+    from ganesha_ha.fsal import parse_spec
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    for name in ("libfsalvfs.so", "libfsalproxy_v4.so", "libfsalgpfs.so", "libfsalrgw.so", "libfsal.so",
+                 "libfsalmem.so.1", "README"):
+        (plugins / name).write_bytes(b"")
+    (plugins / "libfsalnull.so").mkdir()            # not a file: not a module
+    mounts, ceph = tmp_path / "mounts", tmp_path / "ceph.conf"
+    mounts.write_text("/dev/vda / ext4 rw 0 0\n")
+    assert loadable_modules(plugins, mounts, str(ceph)) == {"VFS", "PROXY_V4"}
+    mounts.write_text("gpfs0 /gpfs gpfs rw 0 0\n")
+    ceph.write_text("[global]\n")
+    assert loadable_modules(plugins, mounts, str(ceph)) == {"VFS", "PROXY_V4", "GPFS", "RGW"}
+    assert loadable_modules(tmp_path / "nowhere", mounts, str(ceph)) == frozenset()
+    assert needed_modules(parse_spec("NULL(VFS)")) == {"NULL", "VFS"} and needed_modules(parse_spec("MEM")) == {"MEM"}

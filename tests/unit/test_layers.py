@@ -44,8 +44,9 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"model", "clientspec", "access", "fsal", "fsal_schema", "plan", "idranges", "context", "nfspath", "classic",
                "fsutil", "settings", "ocf", "description"}),
     frozenset({"registry", "registry_migrations", "backends", "recovery", "nodestate", "neighbours", "node_attrs",
+               "pacemaker_nodes",
                "converge", "formats"}),
-    frozenset({"volume", "volume_setup", "export_edits", "transaction", "execute"}),
+    frozenset({"volume", "volume_setup", "export_edits", "transaction", "execute", "placement"}),
     frozenset({"cli", "cli_args", "agent", "agent_classic", "notify_agent", "install", "transfer"}),
     frozenset({"lab"}),
     frozenset({"__main__"}),  # the console script: `lab` to the lab, the rest to cli

@@ -785,12 +785,60 @@ def test_start_serves_every_export_it_can_and_names_the_others(vol, fake):
 
 
 def test_a_module_missing_here_is_node_local_and_nothing_is_sent_for_it(vol, fake):
+    """Another node published every module the volume needs: node-local (the agent answers
+    OCF_ERR_INSTALLED and the volume moves there), the reason names that node."""
     vol.add("a", ["127.0.0.1"])
     vol.add("/b", ["127.0.0.1"], fsal="MEM", record_only=True)   # MEM: a path in its own namespace
     fake.missing_fsals = {"MEM"}
+    fake.others = {"n2": frozenset({"MEM", "VFS"})}
     res = vol.start()
     assert set(live(vol, fake)) == {"a"} and [f.node_local for f in res.failed] == [True]
+    assert "n2 has every FSAL the volume needs" in str(res.failed[0])
     assert all("/b" not in paths for _, paths in fake.calls), "the server never saw the export it cannot load"
+
+
+def test_a_module_missing_on_every_node_leaves_the_export_out(vol, fake):
+    """No node that published has the module (or none published at all): the export is left
+    out, not node-local (start succeeds with it named, the monitor answers OCF_DEGRADED), and
+    the volume's others serve here."""
+    from ganesha_ha.errors import InstalledNowhereError
+
+    vol.add("a", ["127.0.0.1"])
+    vol.add("/b", ["127.0.0.1"], fsal="MEM", record_only=True)
+    fake.missing_fsals = {"MEM"}
+    for others, why in ((None, "FSAL MEM is missing here and no other node published its FSALs"),
+                        ({"n2": frozenset({"VFS"}), "n3": None},
+                         "FSAL MEM is installed on no node (n2, n3 lack it too")):
+        fake.others = others
+        res = vol.start()
+        assert set(live(vol, fake)) == {"a"} and vol.is_active()
+        [f] = res.failed
+        assert not f.node_local and isinstance(f.error, InstalledNowhereError)
+        assert str(f).startswith(f"/b (Export_Id 101): {why}") and "left out" in str(f), str(f)
+        mon = vol.monitor()
+        assert [(g.export.path, g.node_local) for g in mon.failed] == [("/b", False)] and mon.served == 1
+        status = vol.status()   # `volume status` gives the reason the monitor gives
+        assert status.not_live == [str(f)] and [r.live for r in status.exports] == [True, False]
+        vol.stop()
+
+
+def test_the_other_nodes_are_asked_only_when_a_module_is_missing_here(vol, fake):
+    """The agent's per-call cost: a start and monitors of a volume whose modules are all here
+    (an export the server refuses included) never read what the other nodes published."""
+    vol.add("a", ["127.0.0.1"])
+    vol.add("/m", ["127.0.0.1"], fsal="MEM", record_only=True)
+    vol.add("c", ["127.0.0.1"])
+    fake.refuse = {"c"}
+    vol.start()
+    vol.monitor()
+    fake.refuse = set()
+    vol.monitor()
+    vol.monitor()
+    assert fake.others_asked == 0 and len(fake.live) == 3
+    fake.missing_fsals = {"MEM"}
+    fake.live.clear()
+    vol.monitor()
+    assert fake.others_asked == 1
 
 
 def test_start_with_nothing_servable_raises_the_node_local_cause_first(vol, fake):

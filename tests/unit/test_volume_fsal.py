@@ -102,7 +102,10 @@ def test_a_missing_fsal_module_refuses_live_and_warns_recorded(active, fake):
     assert active.registry.path.read_bytes() == before and fake.calls[-1:] != [("apply", ["/m"])]
     res = active.add("/m", ["*"], fsal=parse_spec("MEM"), record_only=True)
     assert not res.live and any("MEM" in w and "cannot start on this node" in w for w in res.warnings)
-    mon = active.monitor()   # the agent answers OCF_ERR_INSTALLED for a node-local failure
+    mon = active.monitor()   # no other node published MEM: left out (the agent answers OCF_DEGRADED)
+    assert [(f.export.path, f.node_local) for f in mon.failed] == [("/m", False)]
+    fake.others = {"n2": frozenset({"MEM"})}
+    mon = active.monitor()   # n2 has it: node-local (the agent answers OCF_ERR_INSTALLED, the volume moves)
     assert [(f.export.path, f.node_local) for f in mon.failed] == [("/m", True)]
     with pytest.raises(NotInstalledError):
         active.start()       # nothing of the volume can be served here
