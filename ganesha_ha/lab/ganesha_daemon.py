@@ -62,12 +62,27 @@ class PrivateBus:
             [*self.prefix_argv, "dbus-daemon", "--nofork", "--nopidfile", f"--config-file={conf}"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        if not wait_until(lambda: self.socket.exists() or self.proc.poll() is not None, timeout):
+        # Ready when the socket accepts, not when its file exists: dbus-daemon bind()s (the
+        # file appears) before it listen()s, and a ganesha.nfsd that connects in between gets
+        # ECONNREFUSED, logs "DBUS not initialized" and serves on without D-Bus control (met
+        # once by the suite at load 10).
+        if not wait_until(lambda: self._accepts() or self.proc.poll() is not None, timeout):
             self.stop()
-            raise RuntimeError("private dbus-daemon did not create its socket")
+            raise RuntimeError("private dbus-daemon did not listen on its socket")
         if self.proc.poll() is not None:
             raise RuntimeError(f"private dbus-daemon exited with {self.proc.returncode}")
         return self
+
+    def _accepts(self) -> bool:
+        """Whether a connect() to the bus socket succeeds now (the daemon listens)."""
+        import socket
+
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            try:
+                sock.connect(str(self.socket))
+            except OSError:
+                return False
+            return True
 
     def name_has_owner(self, name: str = GANESHA_BUS_NAME) -> bool:
         import dbus  # imported late: only the lab and tests need a bus client here
