@@ -38,7 +38,7 @@ import sys
 
 from . import __version__, ocf
 from .agent_classic import ClassicMode, containing_mount
-from .servers import BACKENDS, SERVERS
+from .agent_params import action_settings, check_params, stop_flag, timeout_s
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
@@ -48,115 +48,6 @@ if TYPE_CHECKING:
 
 
 _answer = ocf.answer
-_CLASSIC_ONLY = ("clientspec", "options", "fsid")
-
-
-def check_params(stop: bool = False) -> ClassicParams | None:
-    """The parameters alone (no volume, no server, no settings file): ValidationError naming
-    the first bad one. Returns the classic mode's parsed parameters (None in volume mode).
-
-    `stop`: only what a stop needs (the server and the directories): a stop withdraws what
-    the start stored for those directories, whatever the other parameters say now, so that a
-    typo made after the start never keeps an export live (nor fails the stop)."""
-    from .errors import ValidationError
-
-    server = ocf.param("server")
-    if server not in SERVERS:
-        raise ValidationError("server", f"must be {' or '.join(repr(s) for s in SERVERS)}, got {server!r}")
-    volume, directory = ocf.param("volume"), ocf.param("directory")
-    if not volume and not directory:
-        raise ValidationError("volume", "set volume (the shared volume's mount point) or, in classic "
-                                        "mode, directory")
-    if volume and directory:
-        raise ValidationError("directory", "set either volume (volume mode) or directory (classic mode), not both")
-    for name, value in (("volume", volume), ("directory", directory)):
-        if value and not value.startswith("/"):
-            raise ValidationError(name, f"must be an absolute path, got {value!r}")
-        raw = os.environ.get(f"OCF_RESKEY_{name}", "")
-        if raw != raw.strip():  # stripped, "/vol/data " would export /vol/data, and "/vol/ " all of /vol
-            raise ValidationError(name, f"begins or ends with white space: {raw!r}")
-    ip = ocf.param("ip")
-    if ip:
-        import ipaddress
-
-        try:
-            ipaddress.ip_address(ip)
-        except ValueError:
-            raise ValidationError("ip", f"is not an IP address: {ip!r}") from None
-    if not stop:
-        ocf.param_bool("unlock_on_stop", True)
-        ocf.param_bool("wait_for_leasetime_on_stop", False)
-        bus = ocf.param("bus_address")
-        if bus and not bus_address_ok(bus):
-            raise ValidationError("bus_address", f"is not a D-Bus address (TRANSPORT:KEY=VALUE,... such as "
-                                                 f"unix:path=/run/dbus/system_bus_socket): {bus!r}")
-    if not directory:
-        if not stop:
-            given = [name for name in _CLASSIC_ONLY if ocf.param(name)]
-            if given:
-                # a clientspec or options beside volume= was silently ignored: the resource
-                # looked like it limited the clients while the registry's were served
-                raise ValidationError(", ".join(given), "classic-mode parameters (with directory=), not with "
-                                                        "volume=: a volume's clients and options are in its "
-                                                        "registry (ganesha-ha export add|update)")
-        return None
-    if stop:
-        from .classic import ClassicParams, split_directories
-
-        dirs = split_directories(directory)
-        return ClassicParams(directories=dirs, clients=(), fsids=(None,) * len(dirs))
-    if not ocf.param("clientspec"):
-        raise ValidationError("clientspec", "classic mode (directory=) needs clientspec")
-    from .classic import parse_classic
-
-    return parse_classic(directory, ocf.param("clientspec"), ocf.param("options"), ocf.param("fsid"),
-                         ocf.param("rmtab_backup"))
-
-
-def bus_address_ok(address: str) -> bool:
-    """Whether `address` has the form of the D-Bus specification's "Server Addresses":
-    `transport:key=value,...`, several joined by `;`. libdbus refuses one without a colon
-    ("Address does not contain a colon"), which the agent answered with OCF_ERR_GENERIC at
-    every start and monitor, on every node. Pure, no regex (the agent's import cost)."""
-    for part in address.rstrip(";").split(";"):
-        transport, colon, rest = part.partition(":")
-        if not colon or not transport[:1].isalpha() or not all(c.isalnum() or c == "-" for c in transport):
-            return False
-        if rest and not all(k and eq for k, eq, _ in (kv.partition("=") for kv in rest.split(","))):
-            return False
-    return True
-
-
-def _settings():
-    from .settings import load_settings
-
-    settings = load_settings(ocf.param("config") or None)
-    bus = ocf.param("bus_address")
-    if bus:
-        settings.ganesha["bus_address"] = bus
-    # One hung call (exportfs, D-Bus) must end while the action can still answer with a code
-    # and a reason: if Pacemaker's own timeout fires first it kills the agent, and a stop that
-    # times out gets the node fenced with nothing in the log to say why.
-    # All the D-Bus waits of the action end by one deadline too (ganesha_bus.action_deadline)
-    settings.ganesha["action_timeout_ms"] = os.environ.get("OCF_RESKEY_CRM_meta_timeout", "")
-    budget = 0.4 * _timeout_s(0.0)
-    if budget > 0:
-        for section, key in (b.call_timeout for b in BACKENDS):
-            sec = getattr(settings, section)
-            sec[key] = min(float(sec[key]), max(budget, 0.5))
-        # a volume's own Ganesha: its start and its SIGTERM grace are waited for in the action
-        for key in ("start_timeout", "stop_timeout"):
-            settings.instance[key] = min(float(settings.instance[key]), max(budget, 0.5))
-    return settings
-
-
-def _timeout_s(default: float) -> float:
-    """This action's timeout (Pacemaker's CRM_meta_timeout, ms) in seconds, else `default`."""
-    try:
-        ms = int(os.environ.get("OCF_RESKEY_CRM_meta_timeout", "") or 0)
-    except ValueError:
-        ms = 0
-    return ms / 1000.0 if ms > 0 else default
 
 
 def _not_here(local: list[ExportFailure], total: int) -> str:
@@ -167,25 +58,13 @@ def _not_here(local: list[ExportFailure], total: int) -> str:
     return f"cannot be served on this node: {summary(local)} ({len(local)} of {total} exports)"
 
 
-def _stop_flag(name: str, default: bool) -> bool:
-    """A boolean parameter read by a stop: a bad value (the start refused it, so it cannot
-    have started anything) is the default, never a failed stop."""
-    from .errors import ValidationError
-
-    try:
-        return ocf.param_bool(name, default)
-    except ValidationError:
-        return default
-
-
-
 class Agent(ClassicMode):
     """The agent's actions in both modes; the classic mode's own are in agent_classic.py."""
 
     def __init__(self, log: ocf.Logger, classic: ClassicParams | None = None):
         self.log = log
         self.server = ocf.param("server")
-        self.settings = _settings()
+        self.settings = action_settings()
         if self.settings.log.get("syslog") and log.syslog is None:
             self.log = ocf.Logger(use_syslog=True)
         self.params = classic
@@ -388,11 +267,11 @@ class Agent(ClassicMode):
 
     def _unlock_on_stop(self) -> bool:
         """unlock_on_stop, as a stop reads it (a bad value is the default)."""
-        return _stop_flag("unlock_on_stop", True)
+        return stop_flag("unlock_on_stop", True)
 
     def _lease_wait(self) -> float:
         """wait_for_leasetime_on_stop: at most half of the stop's timeout (the rest is the stop's)."""
-        return _timeout_s(60.0) / 2 if _stop_flag("wait_for_leasetime_on_stop", False) else 0.0
+        return timeout_s(60.0) / 2 if stop_flag("wait_for_leasetime_on_stop", False) else 0.0
 
     def monitor(self) -> int:
         if self.classic:
@@ -492,7 +371,7 @@ class Agent(ClassicMode):
         from .errors import NoAnswerError, ServerUnavailableError
 
         backend = self.volume.backend(state)
-        deadline = time.monotonic() + min(_timeout_s(20.0) / 2, 30.0)
+        deadline = time.monotonic() + min(timeout_s(20.0) / 2, 30.0)
         while True:
             try:
                 backend.require_running()

@@ -29,8 +29,8 @@ from conftest import needs_root
 pytestmark = needs_root
 
 CLASSIC_MONITOR_MODULES = frozenset({
-    "ganesha_ha", "ganesha_ha.agent", "ganesha_ha.agent_classic", "ganesha_ha.ocf", "ganesha_ha.errors",
-    "ganesha_ha.servers",
+    "ganesha_ha", "ganesha_ha.agent", "ganesha_ha.agent_params", "ganesha_ha.agent_classic", "ganesha_ha.ocf",
+    "ganesha_ha.errors", "ganesha_ha.servers",
     # the classic parameters, parsed and checked at every call (classic.py, the model's rules)
     "ganesha_ha.classic", "ganesha_ha.model", "ganesha_ha.clientspec", "ganesha_ha.fsal", "ganesha_ha.fsal_schema", "ganesha_ha.record",
     "ganesha_ha.textcheck",

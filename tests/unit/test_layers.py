@@ -47,7 +47,7 @@ LAYERS: tuple[frozenset[str], ...] = (
                "pacemaker_nodes",
                "converge", "formats"}),
     frozenset({"volume", "volume_setup", "export_edits", "transaction", "execute", "placement"}),
-    frozenset({"cli", "cli_args", "agent", "agent_classic", "notify_agent", "install", "transfer"}),
+    frozenset({"cli", "cli_args", "agent", "agent_params", "agent_classic", "notify_agent", "install", "transfer"}),
     frozenset({"lab"}),
     frozenset({"__main__"}),  # the console script: `lab` to the lab, the rest to cli
 )
