@@ -190,6 +190,30 @@ class GaneshaBus:
         Asked as its owner's PID (one call, as NameHasOwner), kept for error lines."""
         return self.owner_pid() is not None
 
+    def fall_back(self, recorded: str, name_prefix: str) -> tuple[GaneshaBus, str] | None:
+        """A bus at `recorded` for Ganesha's name under `name_prefix` (this one's timeout,
+        deadline and hint), with why it is used, when this one is not there at all (no socket,
+        refused: BusUnreachable) and Ganesha owns that name at `recorded`; None otherwise (also
+        for a `recorded` that is empty or this address). A bus here that answers wins; one that
+        is slow raises ServerUnavailableError, as any call does. The caller closes this one."""
+        if not recorded or recorded == self.address:
+            return None
+        try:
+            self.name_owned()
+            return None
+        except BusUnreachable as exc:
+            unreachable = str(exc)
+        other = GaneshaBus(recorded, name_prefix, self.timeout, self.deadline)
+        other.hint = self.hint
+        try:
+            if not other.name_owned():
+                other.close()
+                return None
+        except ServerUnavailableError:
+            other.close()
+            return None
+        return other, unreachable
+
     def owner_pid(self) -> int | None:
         """The PID of the process owning Ganesha's bus name, None when nobody does (one call,
         as NameHasOwner). ServerUnavailableError when the bus is slow or unreachable."""

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, GaneshaLab
-from ganesha_ha.backends.ganesha import FSALS_ATTRIBUTE
+from ganesha_ha.backends.ganesha_node_checks import FSALS_ATTRIBUTE
 from ganesha_ha.backends.ganesha_plugins import DEFAULT_PLUGINS_DIR
 from ganesha_ha.lab.sandbox import available
 from ganesha_ha.lab.sandbox.cluster import SandboxCluster

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from ganesha_ha.backends.ganesha import SCOPE_ATTRIBUTE
+from ganesha_ha.backends.ganesha_node_checks import SCOPE_ATTRIBUTE
 from ganesha_ha.lab.sandbox import available
 from ganesha_ha.lab.sandbox.cluster import SandboxCluster
 

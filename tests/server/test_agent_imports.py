@@ -95,3 +95,33 @@ def test_a_classic_monitor_loads_only_its_own_path(sandbox, tmp_path, probe):
         assert rc == 0, err
     assert not sandbox.etab_for(str(directory)), "stopped: nothing left in etab"
 
+
+
+@pytest.fixture
+def ganesha_volume(ganesha, tmpfs_volume):
+    (tmpfs_volume / "data").mkdir()
+    ganesha.cli("volume", "init", str(tmpfs_volume), "--server", "ganesha", "--id-range", "640-649", check=True)
+    ganesha.cli("export", "add", str(tmpfs_volume), "data", "--client", "127.0.0.1", check=True)
+    return ganesha, tmpfs_volume
+
+
+def test_a_ganesha_monitor_that_finds_every_export_live_loads_no_node_check(ganesha_volume, tmp_path):
+    """The node's checks (FSAL modules, the config file's take-over problems, what nodes publish:
+    backends/ganesha_node_checks.py) are for a start, a validate-all, a probe and a repair: a
+    recurring monitor of a volume served as registered never loads them, nor what they read."""
+    lab, vol = ganesha_volume
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "gha_g",
+           "OCF_RESKEY_server": "ganesha", "OCF_RESKEY_volume": str(vol), "OCF_RESKEY_config": str(lab.config)}
+    rc, _, err, mods = imported_modules("start", env, tmp_path)
+    assert rc == 0, err
+    assert "ganesha_ha.backends.ganesha_node_checks" in mods, "a start checks the node (the list meets real imports)"
+    try:
+        rc, _, err, mods = imported_modules("monitor", env | {"OCF_RESKEY_CRM_meta_interval": "10000"}, tmp_path)
+        assert rc == 0, err
+        assert "ganesha_ha.backends.ganesha" in mods, "the monitor ran the Ganesha backend"
+        node_checks = {"ganesha_ha.backends.ganesha_node_checks", "ganesha_ha.backends.ganesha_node",
+                       "ganesha_ha.backends.ganesha_plugins", "ganesha_ha.node_attrs", "ganesha_ha.pacemaker_nodes"}
+        assert not mods & node_checks, f"loaded by a steady Ganesha monitor: {sorted(mods & node_checks)}"
+    finally:
+        rc, _, err, _ = imported_modules("stop", env, tmp_path)
+        assert rc == 0, err
