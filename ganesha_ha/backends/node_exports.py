@@ -12,7 +12,8 @@ behind by an `import` (README: remove the imported blocks/lines afterwards) or b
 
 What counts: an export whose directory is the volume's mount point or lies inside it (the
 path compared after the normalisation the kernel's lookup gives: `//` and `/./` collapsed,
-`..` taken back, no trailing `/`), or, outside it, one that takes an identity of the
+`..` taken back, no trailing `/`; for knfsd also where its symbolic links lead, as exportfs
+follows them: follow_links), or, outside it, one that takes an identity of the
 volume's exports (a Ganesha Export_Id; a knfsd fsid), which collides when both are served.
 The files are parsed by the project's readers (formats/exports5.parse,
 ganesha_conf_parse.parse_config); this module compares and words the warning, and
@@ -38,6 +39,7 @@ class NodeExport(Record, frozen=True):
     export_id: int | None = None   # Ganesha's Export_Id (None: not set, or not a number)
     fsid: str | None = None        # knfsd's fsid= (knfsd_table.normalize_fsid)
     clients: tuple[str, ...] = ()  # knfsd: the line's clients, in file order
+    resolved: str | None = None    # knfsd: the directory exportfs exports (links followed), when not `path`
 
     def where(self) -> str:
         return f"{self.source} line {self.line}"
@@ -79,7 +81,7 @@ def of_volume(exports: Iterable[NodeExport], mountpoint: str, export_ids: Iterab
     callers normalise them: knfsd_table.normalize_fsid), in the given order."""
     ids, fs = set(export_ids), set(fsids)
     return [e for e in exports
-            if in_volume(e.path, mountpoint)
+            if in_volume(e.path, mountpoint) or (e.resolved is not None and in_volume(e.resolved, mountpoint))
             or (e.export_id is not None and e.export_id in ids)
             or (e.fsid is not None and e.fsid in fs)]
 
@@ -107,7 +109,8 @@ def exports5_warning(hits: Sequence[NodeExport], mountpoint: str) -> list[str]:
     if not hits:
         return []
     shown = _shown([f"{e.path} (to {' '.join(e.clients[:3])}{' ...' if len(e.clients) > 3 else ''}"
-                    f"{', fsid=' + e.fsid if e.fsid is not None else ''}) at {e.where()}" for e in hits])
+                    f"{', fsid=' + e.fsid if e.fsid is not None else ''}"
+                    f"{', exported as ' + e.resolved if e.resolved is not None else ''}) at {e.where()}" for e in hits])
     return [f"remove the line(s) exporting {shown} from the exports(5) files of every node: they export "
             f"{mountpoint} (a directory in it, or one of its fsids) outside ganesha-ha, so 'exportfs -ra' or a "
             "restart of nfs-server exports them on that node, also where the volume is not active (handles of the "
@@ -139,6 +142,24 @@ def exports5_entries(sources: Sequence[tuple[str, bytes]]) -> tuple[list[NodeExp
             out.append(NodeExport(path, name, line, fsid=None if fsid is None else normalize_fsid(fsid),
                                   clients=tuple(e.host for e in group)))
     return out, problems
+
+
+def follow_links(entries: Sequence[NodeExport]) -> list[NodeExport]:
+    """`entries` with `resolved` set where the directory exportfs exports differs from the
+    path as written: exportfs follows symbolic links (nfs-utils support/nfs/exports.c
+    exportent_mkrealpath, realpath(3); measured: a line for `/x/link/d`, `link` -> the
+    volume's mount point, is `/vol/d` in etab), so a line naming a link into the volume
+    exports the volume. A path that does not resolve is kept as written (realpath(3) of a
+    volume not mounted here still resolves the links before its mount point)."""
+    import os
+
+    from ..record import replace
+
+    out = []
+    for e in entries:
+        real = os.path.realpath(e.path) if e.path.startswith("/") else None
+        out.append(e if real is None or real == normalise(e.path) else replace(e, resolved=real))
+    return out
 
 
 def read_exports_files(exports_file: str, exports_dir: str) -> tuple[list[tuple[str, bytes]], list[str]]:

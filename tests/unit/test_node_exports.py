@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from ganesha_ha.backends.ganesha_node import exports_of, load_node_config
 from ganesha_ha.backends.knfsd_table import escape_exports_path
-from ganesha_ha.backends.node_exports import (NodeExport, exports5_entries, exports5_warning, in_volume, normalise,
-                                             of_volume, read_exports_files)
+from ganesha_ha.backends.node_exports import (NodeExport, exports5_entries, exports5_warning, follow_links, in_volume,
+                                             normalise, of_volume, read_exports_files)
 
 NAMES = st.text(alphabet="abcXYZ019 #-_.é", min_size=1, max_size=6).filter(lambda s: s not in (".", ".."))
 PARTS = st.lists(NAMES, min_size=1, max_size=4)
@@ -131,6 +131,26 @@ def test_a_file_exportfs_cannot_read_to_its_end_is_a_problem_and_what_it_reads_i
     assert problems == ["/etc/exports line 3: empty option in 'rw,' (exportfs stops reading this file there; the "
                         "lines after it are not compared)"]
     assert [(e.path, e.line) for e in of_volume(entries, "/srv/vol")] == [("/srv/vol/x", 1), ("/srv/vol/b", 1)]
+
+
+def test_a_line_naming_a_link_into_the_volume_is_named_with_the_directory_exportfs_exports(tmp_path):
+    """exportfs follows symbolic links (measured: a line for LINK/d, LINK -> the volume, is
+    VOLUME/d in etab; tryout6 C): such a line exports the volume, a link elsewhere does not,
+    and a line written plainly is not said to be 'exported as' itself."""
+    root = tmp_path.resolve()
+    vol, other = root / "vol", root / "other"
+    (vol / "d").mkdir(parents=True)
+    other.mkdir()
+    (root / "to-vol").symlink_to(vol)
+    (root / "to-other").symlink_to(other)
+    text = (f"{root}/to-vol/d 10.0.0.4(rw)\n{root}/to-other 10.0.0.5(rw)\n{vol}//d/ 10.0.0.6(rw)\n"
+            f"{root}/to-vol/not-yet *(ro)\n")
+    entries, _ = exports5_entries([("/etc/exports", text.encode())])
+    hits = of_volume(follow_links(entries), str(vol))
+    assert [(e.line, e.resolved) for e in hits] == [(1, f"{vol}/d"), (3, None), (4, f"{vol}/not-yet")]
+    [warning] = exports5_warning(hits, str(vol))
+    assert f"exporting {root}/to-vol/d (to 10.0.0.4, exported as {vol}/d) at /etc/exports line 1, {vol}//d/ (to " \
+           "10.0.0.6) at /etc/exports line 3" in warning
 
 
 def test_more_than_five_are_counted():
