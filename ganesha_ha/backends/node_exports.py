@@ -40,6 +40,7 @@ class NodeExport(Record, frozen=True):
     fsid: str | None = None        # knfsd's fsid= (knfsd_table.normalize_fsid)
     clients: tuple[str, ...] = ()  # knfsd: the line's clients, in file order
     resolved: str | None = None    # knfsd: the directory exportfs exports (links followed), when not `path`
+    crossmnt: bool = False         # knfsd: `crossmnt` for a client of the line (mounts below exported too)
 
     def where(self) -> str:
         return f"{self.source} line {self.line}"
@@ -77,11 +78,14 @@ def in_volume(path: str, mountpoint: str) -> bool:
 def of_volume(exports: Iterable[NodeExport], mountpoint: str, export_ids: Iterable[int] = (),
               fsids: Iterable[str] = ()) -> list[NodeExport]:
     """The exports of `exports` that serve the volume mounted at `mountpoint`: a directory
-    in it, or an Export_Id of `export_ids`, or an fsid of `fsids` (both compared as the
-    callers normalise them: knfsd_table.normalize_fsid), in the given order."""
+    in it, or a directory above it with `crossmnt` (knfsd exports every file system mounted
+    below such an export to its clients, with its options: exports(5)), or an Export_Id of
+    `export_ids`, or an fsid of `fsids` (both compared as the callers normalise them:
+    knfsd_table.normalize_fsid), in the given order."""
     ids, fs = set(export_ids), set(fsids)
     return [e for e in exports
             if in_volume(e.path, mountpoint) or (e.resolved is not None and in_volume(e.resolved, mountpoint))
+            or (e.crossmnt and in_volume(mountpoint, e.resolved or e.path))
             or (e.export_id is not None and e.export_id in ids)
             or (e.fsid is not None and e.fsid in fs)]
 
@@ -103,6 +107,9 @@ def ganesha_warning(hits: Sequence[NodeExport], mountpoint: str) -> list[str]:
             "volume not mounted, the directory under the mount point)"]
 
 
+_ABOVE = ", crossmnt: the volume goes to them too, with these options, where it is mounted"
+
+
 def exports5_warning(hits: Sequence[NodeExport], mountpoint: str) -> list[str]:
     """The warning for exports(5) lines of the node that export the volume (of_volume's
     result), [] for none."""
@@ -110,9 +117,12 @@ def exports5_warning(hits: Sequence[NodeExport], mountpoint: str) -> list[str]:
         return []
     shown = _shown([f"{e.path} (to {' '.join(e.clients[:3])}{' ...' if len(e.clients) > 3 else ''}"
                     f"{', fsid=' + e.fsid if e.fsid is not None else ''}"
-                    f"{', exported as ' + e.resolved if e.resolved is not None else ''}) at {e.where()}" for e in hits])
+                    f"{', exported as ' + e.resolved if e.resolved is not None else ''}"
+                    f"{_ABOVE if e.crossmnt and not in_volume(e.resolved or e.path, mountpoint) else ''})"
+                    f" at {e.where()}" for e in hits])
     return [f"remove the line(s) exporting {shown} from the exports(5) files of every node: they export "
-            f"{mountpoint} (a directory in it, or one of its fsids) outside ganesha-ha, so 'exportfs -ra' or a "
+            f"{mountpoint} (a directory in it, one above it with crossmnt, or one of its fsids) outside ganesha-ha, "
+            "so 'exportfs -ra' or a "
             "restart of nfs-server exports them on that node, also where the volume is not active (handles of the "
             "wrong node; with the volume not mounted, the directory under the mount point: writes land in the "
             "node's root file system)"]
@@ -140,7 +150,8 @@ def exports5_entries(sources: Sequence[tuple[str, bytes]]) -> tuple[list[NodeExp
         for (line, path), group in lines.items():
             fsid = next((o.partition("=")[2] for e in group for o in e.options if o.startswith("fsid=")), None)
             out.append(NodeExport(path, name, line, fsid=None if fsid is None else normalize_fsid(fsid),
-                                  clients=tuple(e.host for e in group)))
+                                  clients=tuple(e.host for e in group),
+                                  crossmnt=any("crossmnt" in e.options for e in group)))
     return out, problems
 
 

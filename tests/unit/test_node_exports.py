@@ -153,6 +153,21 @@ def test_a_line_naming_a_link_into_the_volume_is_named_with_the_directory_export
            "10.0.0.6) at /etc/exports line 3" in warning
 
 
+def test_a_line_above_the_volume_with_crossmnt_is_named_and_one_without_is_not():
+    """crossmnt exports every file system mounted below the line to its clients, with its
+    options (exports(5)): the volume's mount among them (tryout6 D)."""
+    text = (b"/srv 10.0.0.9(ro)\n/srv -crossmnt 10.0.0.3(rw,fsid=0)\n/ a(ro) b(crossmnt)\n/srv/vol/a *(crossmnt)\n"
+            b"/srv/other *(crossmnt)\n/srv 10.0.0.8(crossmnt,nocrossmnt)\n")
+    entries, _ = exports5_entries([("/etc/exports", text)])
+    hits = of_volume(entries, "/srv/vol")
+    assert [e.line for e in hits] == [2, 3, 4]
+    [warning] = exports5_warning(hits, "/srv/vol")
+    assert ("exporting /srv (to 10.0.0.3, fsid=0, crossmnt: the volume goes to them too, with these options, where "
+            "it is mounted) at /etc/exports line 2, / (to a b, crossmnt: the volume goes to them too, with these "
+            "options, where it is mounted) at /etc/exports line 3, /srv/vol/a (to *) at /etc/exports line 4 from") \
+        in warning
+
+
 def test_more_than_five_are_counted():
     hits = [NodeExport(f"/srv/vol/{i}", "/etc/exports", i) for i in range(1, 9)]
     assert "/srv/vol/5 (to ) at /etc/exports line 5 and 3 more from" in exports5_warning(hits, "/srv/vol")[0]
