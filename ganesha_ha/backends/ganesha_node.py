@@ -82,15 +82,17 @@ class NodeConfig(Record, frozen=True):
         return self.lease_lifetime // 2 if self.lease_lifetime < 2 * REAPER_DELAY else REAPER_DELAY
 
 
-def exports_of(conf: NodeConfig, mountpoint: str, export_ids: set[int]) -> list[str]:
+def exports_of(conf: NodeConfig, mountpoint: str, export_ids: set[int],
+               pseudos: dict[str, int] | None = None) -> list[str]:
     """Warnings for the EXPORT blocks of `conf` (this node's Ganesha config) that serve a
-    directory of the volume at `mountpoint` or take one of its `export_ids`: the agent makes
+    directory of the volume at `mountpoint` or take one of its `export_ids`, or one of its
+    `pseudos` ({pseudo path: Export_Id}) under another Export_Id: the agent makes
     them live from the registry, but this node's Ganesha serves the blocks again at its next
     start, also after the volume moved away (README, import: remove the imported blocks).
     Pure (node_exports)."""
     from .node_exports import ganesha_warning, of_volume
 
-    return ganesha_warning(of_volume(conf.exports, mountpoint, export_ids), mountpoint)
+    return ganesha_warning(of_volume(conf.exports, mountpoint, export_ids, pseudos=pseudos), mountpoint, pseudos)
 
 
 def _bool(value: str) -> bool | None:
@@ -143,7 +145,8 @@ def parse_node_config(text: str, path: str = "ganesha.conf",
             export_id = first(b, "Export_Id")
             source, line = origins[b.line - 1] if 0 < b.line <= len(origins) else (path, b.line)
             exports.append(NodeExport(first(b, "Path") or "", source, line,
-                                      export_id=int(export_id) if export_id and export_id.isdigit() else None))
+                                      export_id=int(export_id) if export_id and export_id.isdigit() else None,
+                                      pseudo=first(b, "Pseudo")))
     return NodeConfig(path=path, exports=tuple(exports), **out)  # type: ignore[arg-type]
 
 

@@ -25,7 +25,7 @@ from ..record import Record
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
 SHOWN = 5   # exports named in one warning; the rest are counted
 
@@ -41,6 +41,7 @@ class NodeExport(Record, frozen=True):
     clients: tuple[str, ...] = ()  # knfsd: the line's clients, in file order
     resolved: str | None = None    # knfsd: the directory exportfs exports (links followed), when not `path`
     crossmnt: bool = False         # knfsd: `crossmnt` for a client of the line (mounts below exported too)
+    pseudo: str | None = None      # Ganesha's Pseudo (None: not set)
 
     def where(self) -> str:
         return f"{self.source} line {self.line}"
@@ -76,37 +77,53 @@ def in_volume(path: str, mountpoint: str) -> bool:
 
 
 def of_volume(exports: Iterable[NodeExport], mountpoint: str, export_ids: Iterable[int] = (),
-              fsids: Iterable[str] = ()) -> list[NodeExport]:
+              fsids: Iterable[str] = (), pseudos: Mapping[str, int] | None = None) -> list[NodeExport]:
     """The exports of `exports` that serve the volume mounted at `mountpoint`: a directory
     in it, or a directory above it with `crossmnt` (knfsd exports every file system mounted
     below such an export to its clients, with its options: exports(5)), or an Export_Id of
     `export_ids`, or an fsid of `fsids` (both compared as the callers normalise them:
-    knfsd_table.normalize_fsid), in the given order."""
+    knfsd_table.normalize_fsid), or a Ganesha pseudo path of `pseudos` ({pseudo path: the
+    volume's Export_Id of it}) under another Export_Id (`_takes`), in the given order."""
     ids, fs = set(export_ids), set(fsids)
     return [e for e in exports
             if in_volume(e.path, mountpoint) or (e.resolved is not None and in_volume(e.resolved, mountpoint))
             or (e.crossmnt and in_volume(mountpoint, e.resolved or e.path))
             or (e.export_id is not None and e.export_id in ids)
-            or (e.fsid is not None and e.fsid in fs)]
+            or (e.fsid is not None and e.fsid in fs)
+            or _takes(e, pseudos)]
+
+
+def _takes(e: NodeExport, pseudos: Mapping[str, int] | None) -> bool:
+    """Does block `e` hold one of the volume's pseudo paths ({pseudo: Export_Id}, compared
+    normalised) under another Export_Id? Ganesha serves the block from its config at its
+    start, and the volume's AddExport of that pseudo path is then refused (measured: "invalid
+    param value"). The same Export_Id is the volume's own export left in the file (an import)."""
+    if not pseudos or e.pseudo is None:
+        return False
+    wanted = {normalise(p): i for p, i in pseudos.items()}.get(normalise(e.pseudo))
+    return wanted is not None and wanted != e.export_id
 
 
 def _shown(items: Sequence[str]) -> str:
     return ", ".join(items[:SHOWN]) + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
 
 
-def ganesha_warning(hits: Sequence[NodeExport], mountpoint: str) -> list[str]:
+def ganesha_warning(hits: Sequence[NodeExport], mountpoint: str, pseudos: Mapping[str, int] | None = None) -> list[str]:
     """The warning for EXPORT blocks of the node's Ganesha config that serve the volume
-    (of_volume's result), [] for none."""
+    (of_volume's result with `pseudos`, the volume's {pseudo path: Export_Id}), [] for none."""
     if not hits:
         return []
-    shown = _shown([f"Export_Id {'?' if e.export_id is None else e.export_id} ({e.path}) at {e.where()}"
-                    for e in hits])
+    shown = _shown([f"Export_Id {'?' if e.export_id is None else e.export_id} ({e.path}"
+                    f"{_TAKEN.format(e.pseudo) if _takes(e, pseudos) else ''})"
+                    f" at {e.where()}" for e in hits])
     return [f"remove the EXPORT block(s) of {shown} from the Ganesha config of every node: they serve {mountpoint} "
-            "(a directory in it, or one of its Export_Ids) outside ganesha-ha, so the node's Ganesha serves them "
+            "(a directory in it, one of its Export_Ids or pseudo paths) outside ganesha-ha, so the node's Ganesha "
+            "serves them "
             "again at its next start, also where the volume is not active (handles of the wrong node; with the "
             "volume not mounted, the directory under the mount point)"]
 
 
+_TAKEN = ", pseudo {} of the volume: its own export of it is then refused on that node"
 _ABOVE = ", crossmnt: the volume goes to them too, with these options, where it is mounted"
 
 
