@@ -13,8 +13,9 @@ behind by an `import` (README: remove the imported blocks/lines afterwards) or b
 What counts: an export whose directory is the volume's mount point or lies inside it (the
 path compared after the normalisation the kernel's lookup gives: `//` and `/./` collapsed,
 `..` taken back, no trailing `/`; for knfsd also where its symbolic links lead, as exportfs
-follows them: follow_links), or, outside it, one that takes an identity of the
-volume's exports (a Ganesha Export_Id; a knfsd fsid), which collides when both are served.
+follows them: follow_links), or a knfsd line above it with `crossmnt` (which exports the
+file systems mounted below it), or, outside it, one that takes an identity of the volume's
+exports (a Ganesha Export_Id or pseudo path; a knfsd fsid), which collides when both are served.
 The files are parsed by the project's readers (formats/exports5.parse,
 ganesha_conf_parse.parse_config); this module compares and words the warning, and
 `read_exports_files` (its one effect) reads the exports(5) files as exportfs finds them.
@@ -118,9 +119,8 @@ def ganesha_warning(hits: Sequence[NodeExport], mountpoint: str, pseudos: Mappin
                     f" at {e.where()}" for e in hits])
     return [f"remove the EXPORT block(s) of {shown} from the Ganesha config of every node: they serve {mountpoint} "
             "(a directory in it, one of its Export_Ids or pseudo paths) outside ganesha-ha, so the node's Ganesha "
-            "serves them "
-            "again at its next start, also where the volume is not active (handles of the wrong node; with the "
-            "volume not mounted, the directory under the mount point)"]
+            "serves them again at its next start, also where the volume is not active (handles of the wrong node; "
+            "with the volume not mounted, the directory under the mount point)"]
 
 
 _TAKEN = ", pseudo {} of the volume: its own export of it is then refused on that node"
@@ -139,10 +139,9 @@ def exports5_warning(hits: Sequence[NodeExport], mountpoint: str) -> list[str]:
                     f" at {e.where()}" for e in hits])
     return [f"remove the line(s) exporting {shown} from the exports(5) files of every node: they export "
             f"{mountpoint} (a directory in it, one above it with crossmnt, or one of its fsids) outside ganesha-ha, "
-            "so 'exportfs -ra' or a "
-            "restart of nfs-server exports them on that node, also where the volume is not active (handles of the "
-            "wrong node; with the volume not mounted, the directory under the mount point: writes land in the "
-            "node's root file system)"]
+            "so 'exportfs -ra' or a restart of nfs-server exports them on that node, also where the volume is not "
+            "active (handles of the wrong node; with the volume not mounted, the directory under the mount point: "
+            "writes land in the node's root file system)"]
 
 
 def exports5_entries(sources: Sequence[tuple[str, bytes]]) -> tuple[list[NodeExport], list[str]]:
