@@ -48,6 +48,10 @@ WHY_NOT = {
 }
 MAX_INCLUDE_DEPTH = 10
 REAPER_DELAY = 10       # src/MainNFSD/nfs_reaper_thread.c
+# FSALs over the node's own file systems: an export claims the file systems mounted below its
+# Path too (src/FSAL/localfs.c claim_posix_filesystems; measured with VFS: a block with Path =
+# the parent of a tmpfs mount point served the tmpfs's files). NULL stacks over one of them.
+LOCAL_FSALS = frozenset({"VFS", "XFS", "LUSTRE", "GPFS", "NULL"})
 
 
 class NodeConfig(Record, frozen=True):
@@ -146,7 +150,9 @@ def parse_node_config(text: str, path: str = "ganesha.conf",
             source, line = origins[b.line - 1] if 0 < b.line <= len(origins) else (path, b.line)
             exports.append(NodeExport(first(b, "Path") or "", source, line,
                                       export_id=int(export_id) if export_id and export_id.isdigit() else None,
-                                      pseudo=first(b, "Pseudo")))
+                                      pseudo=first(b, "Pseudo"),
+                                      submounts=any((first(f, "Name") or "").upper() in LOCAL_FSALS
+                                                    for f in b.sub("FSAL"))))
     return NodeConfig(path=path, exports=tuple(exports), **out)  # type: ignore[arg-type]
 
 

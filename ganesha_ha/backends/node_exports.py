@@ -13,9 +13,10 @@ behind by an `import` (README: remove the imported blocks/lines afterwards) or b
 What counts: an export whose directory is the volume's mount point or lies inside it (the
 path compared after the normalisation the kernel's lookup gives: `//` and `/./` collapsed,
 `..` taken back, no trailing `/`; for knfsd also where its symbolic links lead, as exportfs
-follows them: follow_links), or a knfsd line above it with `crossmnt` (which exports the
-file systems mounted below it), or, outside it, one that takes an identity of the volume's
-exports (a Ganesha Export_Id or pseudo path; a knfsd fsid), which collides when both are served.
+follows them: follow_links), or an export above it that serves the file systems mounted
+below it (knfsd's `crossmnt`; a Ganesha FSAL over the node's file systems), or, outside it,
+one that takes an identity of the volume's exports (a Ganesha Export_Id or pseudo path; a
+knfsd fsid), which collides when both are served.
 The files are parsed by the project's readers (formats/exports5.parse,
 ganesha_conf_parse.parse_config); this module compares and words the warning, and
 `read_exports_files` (its one effect) reads the exports(5) files as exportfs finds them.
@@ -41,7 +42,7 @@ class NodeExport(Record, frozen=True):
     fsid: str | None = None        # knfsd's fsid= (knfsd_table.normalize_fsid)
     clients: tuple[str, ...] = ()  # knfsd: the line's clients, in file order
     resolved: str | None = None    # knfsd: the directory exportfs exports (links followed), when not `path`
-    crossmnt: bool = False         # knfsd: `crossmnt` for a client of the line (mounts below exported too)
+    submounts: bool = False        # serves the file systems mounted below `path` too (knfsd crossmnt, Ganesha VFS)
     pseudo: str | None = None      # Ganesha's Pseudo (None: not set)
 
     def where(self) -> str:
@@ -80,18 +81,26 @@ def in_volume(path: str, mountpoint: str) -> bool:
 def of_volume(exports: Iterable[NodeExport], mountpoint: str, export_ids: Iterable[int] = (),
               fsids: Iterable[str] = (), pseudos: Mapping[str, int] | None = None) -> list[NodeExport]:
     """The exports of `exports` that serve the volume mounted at `mountpoint`: a directory
-    in it, or a directory above it with `crossmnt` (knfsd exports every file system mounted
-    below such an export to its clients, with its options: exports(5)), or an Export_Id of
+    in it, or a directory above it that serves the file systems mounted below (`submounts`:
+    knfsd's `crossmnt`, exports(5); Ganesha's VFS and the FSALs like it, measured: a VFS
+    block with Path = the parent of a volume's mount point serves the volume's files at
+    PSEUDO/vol/...), or an Export_Id of
     `export_ids`, or an fsid of `fsids` (both compared as the callers normalise them:
     knfsd_table.normalize_fsid), or a Ganesha pseudo path of `pseudos` ({pseudo path: the
     volume's Export_Id of it}) under another Export_Id (`_takes`), in the given order."""
     ids, fs = set(export_ids), set(fsids)
     return [e for e in exports
             if in_volume(e.path, mountpoint) or (e.resolved is not None and in_volume(e.resolved, mountpoint))
-            or (e.crossmnt and in_volume(mountpoint, e.resolved or e.path))
+            or _above(e, mountpoint)
             or (e.export_id is not None and e.export_id in ids)
             or (e.fsid is not None and e.fsid in fs)
             or _takes(e, pseudos)]
+
+
+def _above(e: NodeExport, mountpoint: str) -> bool:
+    """Does `e` serve the volume as a file system mounted below its directory?"""
+    where = e.resolved or e.path
+    return e.submounts and in_volume(mountpoint, where) and not in_volume(where, mountpoint)
 
 
 def _takes(e: NodeExport, pseudos: Mapping[str, int] | None) -> bool:
@@ -115,16 +124,18 @@ def ganesha_warning(hits: Sequence[NodeExport], mountpoint: str, pseudos: Mappin
     if not hits:
         return []
     shown = _shown([f"Export_Id {'?' if e.export_id is None else e.export_id} ({e.path}"
-                    f"{_TAKEN.format(e.pseudo) if _takes(e, pseudos) else ''})"
+                    f"{_TAKEN.format(e.pseudo) if _takes(e, pseudos) else ''}"
+                    f"{_ABOVE_GANESHA if _above(e, mountpoint) else ''})"
                     f" at {e.where()}" for e in hits])
     return [f"remove the EXPORT block(s) of {shown} from the Ganesha config of every node: they serve {mountpoint} "
-            "(a directory in it, one of its Export_Ids or pseudo paths) outside ganesha-ha, so the node's Ganesha "
-            "serves them again at its next start, also where the volume is not active (handles of the wrong node; "
-            "with the volume not mounted, the directory under the mount point)"]
+            "(a directory in it or above it, one of its Export_Ids or pseudo paths) outside ganesha-ha, so the "
+            "node's Ganesha serves them again at its next start, also where the volume is not active (handles of the "
+            "wrong node; with the volume not mounted, the directory under the mount point)"]
 
 
 _TAKEN = ", pseudo {} of the volume: its own export of it is then refused on that node"
 _ABOVE = ", crossmnt: the volume goes to them too, with these options, where it is mounted"
+_ABOVE_GANESHA = ", above it: Ganesha serves the file systems mounted below, the volume too, where it is mounted"
 
 
 def exports5_warning(hits: Sequence[NodeExport], mountpoint: str) -> list[str]:
@@ -135,7 +146,7 @@ def exports5_warning(hits: Sequence[NodeExport], mountpoint: str) -> list[str]:
     shown = _shown([f"{e.path} (to {' '.join(e.clients[:3])}{' ...' if len(e.clients) > 3 else ''}"
                     f"{', fsid=' + e.fsid if e.fsid is not None else ''}"
                     f"{', exported as ' + e.resolved if e.resolved is not None else ''}"
-                    f"{_ABOVE if e.crossmnt and not in_volume(e.resolved or e.path, mountpoint) else ''})"
+                    f"{_ABOVE if _above(e, mountpoint) else ''})"
                     f" at {e.where()}" for e in hits])
     return [f"remove the line(s) exporting {shown} from the exports(5) files of every node: they export "
             f"{mountpoint} (a directory in it, one above it with crossmnt, or one of its fsids) outside ganesha-ha, "
@@ -167,7 +178,7 @@ def exports5_entries(sources: Sequence[tuple[str, bytes]]) -> tuple[list[NodeExp
             fsid = next((o.partition("=")[2] for e in group for o in e.options if o.startswith("fsid=")), None)
             out.append(NodeExport(path, name, line, fsid=None if fsid is None else normalize_fsid(fsid),
                                   clients=tuple(e.host for e in group),
-                                  crossmnt=any("crossmnt" in e.options for e in group)))
+                                  submounts=any("crossmnt" in e.options for e in group)))
     return out, problems
 
 

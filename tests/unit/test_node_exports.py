@@ -157,14 +157,15 @@ def test_a_line_above_the_volume_with_crossmnt_is_named_and_one_without_is_not()
     """crossmnt exports every file system mounted below the line to its clients, with its
     options (exports(5)): the volume's mount among them (tryout6 D)."""
     text = (b"/srv 10.0.0.9(ro)\n/srv -crossmnt 10.0.0.3(rw,fsid=0)\n/ a(ro) b(crossmnt)\n/srv/vol/a *(crossmnt)\n"
-            b"/srv/other *(crossmnt)\n/srv 10.0.0.8(crossmnt,nocrossmnt)\n")
+            b"/srv/other *(crossmnt)\n/srv 10.0.0.8(crossmnt,nocrossmnt)\n/data *(crossmnt,fsid=42)\n")
     entries, _ = exports5_entries([("/etc/exports", text)])
-    hits = of_volume(entries, "/srv/vol")
-    assert [e.line for e in hits] == [2, 3, 4]
+    hits = of_volume(entries, "/srv/vol", fsids={"42"})
+    assert [e.line for e in hits] == [2, 3, 4, 7]
     [warning] = exports5_warning(hits, "/srv/vol")
     assert ("exporting /srv (to 10.0.0.3, fsid=0, crossmnt: the volume goes to them too, with these options, where "
             "it is mounted) at /etc/exports line 2, / (to a b, crossmnt: the volume goes to them too, with these "
-            "options, where it is mounted) at /etc/exports line 3, /srv/vol/a (to *) at /etc/exports line 4 from") \
+            "options, where it is mounted) at /etc/exports line 3, /srv/vol/a (to *) at /etc/exports line 4, /data "
+            "(to *, fsid=42) at /etc/exports line 7 from") \
         in warning
 
 
@@ -229,6 +230,26 @@ def test_a_ganesha_block_taking_a_pseudo_path_of_the_volume_is_named(tmp_path):
                               f"(/srv/vol5, pseudo //c/./ of the volume: its own export of it is then refused on "
                               f"that node) at {main} line 2, Export_Id 3 (/m) at {main} line 4 from"), warning
     assert exports_of(conf, "/srv/vol", {1}) == []
+
+
+def test_a_ganesha_block_above_the_volume_over_the_nodes_file_systems_is_named(tmp_path):
+    """Measured (tryout6 I): a VFS block with Path = the parent of a volume's mount point serves
+    the volume's files (an NFSv4.1 client read PSEUDO/vol1/a/secret from the tmpfs mounted
+    there). FSALs with their own namespace (MEM: `/` is its own) and a sibling are not named."""
+    main = tmp_path / "ganesha.conf"
+    main.write_text("EXPORT { Export_Id = 1; Path = /srv; Pseudo = /par; FSAL { Name = vfs; } }\n"
+                    "EXPORT { Export_Id = 2; Path = /; Pseudo = /m; FSAL { Name = MEM; } }\n"
+                    "EXPORT { Export_Id = 3; Path = /; Pseudo = /n; FSAL { Name = NULL; FSAL { Name = VFS; } } }\n"
+                    "EXPORT { Export_Id = 4; Path = /srv/other; Pseudo = /o; FSAL { Name = VFS; } }\n"
+                    "EXPORT { Export_Id = 5; Path = /srv/vol/x; Pseudo = /x; FSAL { Name = VFS; } }\n"
+                    "EXPORT { Export_Id = 9; Path = /srv/other; Pseudo = /p; FSAL { Name = VFS; } }\n")
+    conf, why = load_node_config(str(main))
+    assert why is None and conf is not None
+    [warning] = exports_of(conf, "/srv/vol", {9})
+    above = "above it: Ganesha serves the file systems mounted below, the volume too, where it is mounted"
+    assert warning.startswith(f"remove the EXPORT block(s) of Export_Id 1 (/srv, {above}) at {main} line 1, "
+                              f"Export_Id 3 (/, {above}) at {main} line 3, Export_Id 5 (/srv/vol/x) at {main} line 5, "
+                              f"Export_Id 9 (/srv/other) at {main} line 6 from"), warning   # in it; its Export_Id
 
 
 @st.composite
