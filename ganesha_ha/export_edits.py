@@ -143,8 +143,10 @@ class ExportEdits:
         try:
             tx.backend.check_installed_for(exp)
         except NotInstalledError as exc:
-            return [f"{exp.pseudo} (Export_Id {exp.export_id}): {exc}; the volume cannot start on this node "
-                    "until it is"]
+            # What the agent's start does with it (placement.py): the volume moves to a node that
+            # has every FSAL it needs, or else is served here without this export.
+            return [f"{exp.pseudo} (Export_Id {exp.export_id}): {exc}; a start of the volume on this "
+                    "node leaves this export out, or moves the volume to a node that has every FSAL it needs"]
         return []
 
     def _neighbour_warnings(self, tx: Transaction, exports: Sequence[Export]) -> list[str]:

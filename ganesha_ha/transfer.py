@@ -209,13 +209,15 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         progress.close()
     refused_at = {r.where for r in result.outcome.conflicts}
     taken = sorted(d.export_id for d in reading.descriptions if d.where not in refused_at and d.export_id)
+    # into a volume active here, the blocks or lines now serve it twice: the note says "now" (tryout6 F)
+    when = "now (the volume is active on this node)" if vol.is_active() else "before the volume's first start"
     if args.source == "ganesha" and taken:
         reading.notes.append(f"remove the EXPORT blocks of {_block_files(source, taken)} on every node (or "
-                             "RemoveExport them) before the volume's first start: the node's Ganesha serves them "
+                             f"RemoveExport them) {when}: the node's Ganesha serves them "
                              "again at its next restart, on a node where the volume may not be mounted")
     if args.source == "exports":
         reading.notes += _exports_lines_note([d for d in reading.descriptions if d.where not in refused_at],
-                                             reading.lines)
+                                             reading.lines, when)
     kept = {e.path for e in result.outcome.unchanged}   # imported before: their fsid is pinned already
     for d in reading.descriptions if args.source == "exports" else ():
         if (d.fsid is None and state.server == "knfsd" and d.clients is not None and d.where not in refused_at
@@ -244,12 +246,13 @@ def _block_files(source: str, ids: list[int]) -> str:
     return "; ".join(f"Export_Id {', '.join(map(str, group))} from {file}" for file, group in by_file.items())
 
 
-def _exports_lines_note(taken: list[Description], lines: dict[str, list[str]]) -> list[str]:
+def _exports_lines_note(taken: list[Description], lines: dict[str, list[str]], when: str) -> list[str]:
     """The note that the imported lines must leave the exports file(s): exportfs reads them again
     at nfs-server's start and at any `exportfs -r`/`-a` (also an administrator's, without -i),
     replacing ganesha-ha's etab lines with theirs (measured: `exportfs -ra` with an imported line
     left in /etc/exports dropped the fsid ganesha-ha had pinned, new file handles until the next
-    monitor), and exports them on a node where the volume may not be mounted."""
+    monitor), and exports them on a node where the volume may not be mounted. `when`: by
+    when to remove them (before the first start; now, into a volume active here)."""
     by_file: dict[str, list[str]] = {}
     for d in taken:
         for place in lines.get(d.where, []):
@@ -261,7 +264,7 @@ def _exports_lines_note(taken: list[Description], lines: dict[str, list[str]]) -
         return []
     shown = "; ".join(f"{file} line{'s' if len(ns) > 1 else ''} {', '.join(sorted(ns, key=int))}"
                       for file, ns in by_file.items())
-    return [f"remove the imported lines from the exports file(s) on every node before the volume's first start "
+    return [f"remove the imported lines from the exports file(s) on every node {when} "
             f"({shown}): nfs-server's start and any 'exportfs -r' or 'exportfs -a' export them again outside "
             "ganesha-ha, over its etab lines (a pinned fsid lost: new file handles), also where the volume "
             "is not mounted"]

@@ -48,6 +48,10 @@ WHY_NOT = {
 }
 MAX_INCLUDE_DEPTH = 10
 REAPER_DELAY = 10       # src/MainNFSD/nfs_reaper_thread.c
+# FSALs over the node's own file systems: an export claims the file systems mounted below its
+# Path too (src/FSAL/localfs.c claim_posix_filesystems; measured with VFS: a block with Path =
+# the parent of a tmpfs mount point served the tmpfs's files). NULL stacks over one of them.
+LOCAL_FSALS = frozenset({"VFS", "XFS", "LUSTRE", "GPFS", "NULL"})
 
 
 class NodeConfig(Record, frozen=True):
@@ -82,15 +86,17 @@ class NodeConfig(Record, frozen=True):
         return self.lease_lifetime // 2 if self.lease_lifetime < 2 * REAPER_DELAY else REAPER_DELAY
 
 
-def exports_of(conf: NodeConfig, mountpoint: str, export_ids: set[int]) -> list[str]:
+def exports_of(conf: NodeConfig, mountpoint: str, export_ids: set[int],
+               pseudos: dict[str, int] | None = None) -> list[str]:
     """Warnings for the EXPORT blocks of `conf` (this node's Ganesha config) that serve a
-    directory of the volume at `mountpoint` or take one of its `export_ids`: the agent makes
+    directory of the volume at `mountpoint` or take one of its `export_ids`, or one of its
+    `pseudos` ({pseudo path: Export_Id}) under another Export_Id: the agent makes
     them live from the registry, but this node's Ganesha serves the blocks again at its next
     start, also after the volume moved away (README, import: remove the imported blocks).
     Pure (node_exports)."""
     from .node_exports import ganesha_warning, of_volume
 
-    return ganesha_warning(of_volume(conf.exports, mountpoint, export_ids), mountpoint)
+    return ganesha_warning(of_volume(conf.exports, mountpoint, export_ids, pseudos=pseudos), mountpoint, pseudos)
 
 
 def _bool(value: str) -> bool | None:
@@ -143,7 +149,10 @@ def parse_node_config(text: str, path: str = "ganesha.conf",
             export_id = first(b, "Export_Id")
             source, line = origins[b.line - 1] if 0 < b.line <= len(origins) else (path, b.line)
             exports.append(NodeExport(first(b, "Path") or "", source, line,
-                                      export_id=int(export_id) if export_id and export_id.isdigit() else None))
+                                      export_id=int(export_id) if export_id and export_id.isdigit() else None,
+                                      pseudo=first(b, "Pseudo"),
+                                      submounts=any((first(f, "Name") or "").upper() in LOCAL_FSALS
+                                                    for f in b.sub("FSAL"))))
     return NodeConfig(path=path, exports=tuple(exports), **out)  # type: ignore[arg-type]
 
 

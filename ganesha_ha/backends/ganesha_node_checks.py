@@ -164,7 +164,8 @@ class NodeChecks:
 
         path = self.config
         conf = self.node_config()[0] if path else None
-        return exports_of(conf, mountpoint, {e.export_id for e in exports}) if conf else []
+        return exports_of(conf, mountpoint, {e.export_id for e in exports},
+                          {e.pseudo: e.export_id for e in exports}) if conf else []
 
     def _check_scope(self, conf, modules: str) -> list[str]:
         import socket

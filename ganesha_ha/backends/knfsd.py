@@ -259,10 +259,11 @@ class KnfsdBackend(NodeServer):
         """The node's exports(5) files (`[knfsd] exports_file` and `exports_dir`/*.exports)
         exporting a directory of the volume or one of its fsids (node_exports: each line named
         with its file and line number); a file that cannot be read or parsed is said too."""
-        from .node_exports import exports5_entries, exports5_warning, of_volume, read_exports_files
+        from .node_exports import exports5_entries, exports5_warning, follow_links, of_volume, read_exports_files
 
         sources, problems = read_exports_files(self.exports_file, self.exports_dir)
         entries, bad = exports5_entries(sources)
+        entries = follow_links(entries)     # exportfs exports where a line's links lead
         hits = of_volume(entries, mountpoint, fsids=[e.knfsd.fsid for e in exports if not e.remote])
         return exports5_warning(hits, mountpoint) + [
             f"cannot compare this node's exports(5) files with the volume {mountpoint}: {p}" for p in problems + bad]

@@ -112,7 +112,8 @@ def test_an_import_into_an_active_volume_leaves_out_only_what_the_live_server_re
     assert [line.split(":")[0] for line in got.stdout.splitlines() if line[:2] in ("+ ", "~ ", "- ")] == \
         [f"+ {vol}/a", f"+ {vol}/d"]
     assert "2 to add, 0 to update, 0 to remove, 0 unchanged, 2 refused; applied live" in got.stdout, got.stdout
-    assert f"note: remove the EXPORT blocks of Export_Id 11, 14 from {conf} on every node" in got.stdout
+    assert (f"note: remove the EXPORT blocks of Export_Id 11, 14 from {conf} on every node (or RemoveExport them) "
+            "now (the volume is active on this node):") in got.stdout, got.stdout   # not "before its first start"
     assert "ganesha-ha: error: 2 export(s) refused; the others were changed" in got.stderr, got.stderr
     # the registry holds what went live, and Ganesha serves it: read back over D-Bus
     assert registered(vol) == ["a", "d"]

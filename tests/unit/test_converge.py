@@ -166,7 +166,7 @@ def test_an_import_whose_every_export_is_refused_live_changes_nothing(vol, fake)
 def test_a_dry_run_into_an_active_volume_names_what_the_apply_will_find_refused_live(vol, fake):
     fake.missing_fsals = {"VFS"}
     res = imports(vol, "b", check=True)               # not active here: the start would meet it
-    assert not res.changed and len(res.warnings) == 1 and "the volume cannot start on this node" in res.warnings[0]
+    assert not res.changed and len(res.warnings) == 1 and "leaves this export out, or moves the volume" in res.warnings[0]
     fake.missing_fsals = set()
     vol.start()
     fake.missing_fsals = {"VFS"}

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from ganesha_ha.backends.ganesha_node import exports_of, load_node_config
 from ganesha_ha.backends.knfsd_table import escape_exports_path
-from ganesha_ha.backends.node_exports import (NodeExport, exports5_entries, exports5_warning, in_volume, normalise,
-                                             of_volume, read_exports_files)
+from ganesha_ha.backends.node_exports import (NodeExport, exports5_entries, exports5_warning, follow_links, in_volume,
+                                             normalise, of_volume, read_exports_files)
 
 NAMES = st.text(alphabet="abcXYZ019 #-_.é", min_size=1, max_size=6).filter(lambda s: s not in (".", ".."))
 PARTS = st.lists(NAMES, min_size=1, max_size=4)
@@ -133,6 +133,42 @@ def test_a_file_exportfs_cannot_read_to_its_end_is_a_problem_and_what_it_reads_i
     assert [(e.path, e.line) for e in of_volume(entries, "/srv/vol")] == [("/srv/vol/x", 1), ("/srv/vol/b", 1)]
 
 
+def test_a_line_naming_a_link_into_the_volume_is_named_with_the_directory_exportfs_exports(tmp_path):
+    """exportfs follows symbolic links (measured: a line for LINK/d, LINK -> the volume, is
+    VOLUME/d in etab; tryout6 C): such a line exports the volume, a link elsewhere does not,
+    and a line written plainly is not said to be 'exported as' itself."""
+    root = tmp_path.resolve()
+    vol, other = root / "vol", root / "other"
+    (vol / "d").mkdir(parents=True)
+    other.mkdir()
+    (root / "to-vol").symlink_to(vol)
+    (root / "to-other").symlink_to(other)
+    text = (f"{root}/to-vol/d 10.0.0.4(rw)\n{root}/to-other 10.0.0.5(rw)\n{vol}//d/ 10.0.0.6(rw)\n"
+            f"{root}/to-vol/not-yet *(ro)\n")
+    entries, _ = exports5_entries([("/etc/exports", text.encode())])
+    hits = of_volume(follow_links(entries), str(vol))
+    assert [(e.line, e.resolved) for e in hits] == [(1, f"{vol}/d"), (3, None), (4, f"{vol}/not-yet")]
+    [warning] = exports5_warning(hits, str(vol))
+    assert f"exporting {root}/to-vol/d (to 10.0.0.4, exported as {vol}/d) at /etc/exports line 1, {vol}//d/ (to " \
+           "10.0.0.6) at /etc/exports line 3" in warning
+
+
+def test_a_line_above_the_volume_with_crossmnt_is_named_and_one_without_is_not():
+    """crossmnt exports every file system mounted below the line to its clients, with its
+    options (exports(5)): the volume's mount among them (tryout6 D)."""
+    text = (b"/srv 10.0.0.9(ro)\n/srv -crossmnt 10.0.0.3(rw,fsid=0)\n/ a(ro) b(crossmnt)\n/srv/vol/a *(crossmnt)\n"
+            b"/srv/other *(crossmnt)\n/srv 10.0.0.8(crossmnt,nocrossmnt)\n/data *(crossmnt,fsid=42)\n")
+    entries, _ = exports5_entries([("/etc/exports", text)])
+    hits = of_volume(entries, "/srv/vol", fsids={"42"})
+    assert [e.line for e in hits] == [2, 3, 4, 7]
+    [warning] = exports5_warning(hits, "/srv/vol")
+    assert ("exporting /srv (to 10.0.0.3, fsid=0, crossmnt: the volume goes to them too, with these options, where "
+            "it is mounted) at /etc/exports line 2, / (to a b, crossmnt: the volume goes to them too, with these "
+            "options, where it is mounted) at /etc/exports line 3, /srv/vol/a (to *) at /etc/exports line 4, /data "
+            "(to *, fsid=42) at /etc/exports line 7 from") \
+        in warning
+
+
 def test_more_than_five_are_counted():
     hits = [NodeExport(f"/srv/vol/{i}", "/etc/exports", i) for i in range(1, 9)]
     assert "/srv/vol/5 (to ) at /etc/exports line 5 and 3 more from" in exports5_warning(hits, "/srv/vol")[0]
@@ -173,6 +209,47 @@ def test_ganesha_blocks_are_named_by_file_and_line_across_includes(tmp_path):
     assert warning.startswith(f"remove the EXPORT block(s) of Export_Id 11 (/srv/vol/a b) at {tmp_path}/exports.conf "
                               f"line 3, Export_Id 12 (/srv//vol/b/) at {tmp_path}/exports.conf line 8, Export_Id 6001 "
                               f"(/other) at {main} line 3 from the Ganesha config of every node")
+
+
+def test_a_ganesha_block_taking_a_pseudo_path_of_the_volume_is_named(tmp_path):
+    """Measured (tryout6 E): a block `Path = /srv/vol4; Pseudo = /b` in the node's config, and
+    after a restart of that Ganesha the volume's own export of /b is refused ('0 export entries
+    ... added because (invalid param value) errors'), so the start left it out with no word of
+    the block. Compared normalised; another pseudo path is not named, nor the volume's own
+    export left in the file (same Export_Id: an import's block, adopted by the start)."""
+    main = tmp_path / "ganesha.conf"
+    main.write_text("EXPORT { Export_Id = 960; Path = /srv/vol4; Pseudo = /b; }\n"
+                    "EXPORT { Export_Id = 961; Path = /srv/vol5; Pseudo = \"//c/./\"; }\n"
+                    "EXPORT { Export_Id = 962; Path = /srv/vol6; Pseudo = /d; }\n"
+                    "EXPORT { Export_Id = 3; Path = /m; Pseudo = /m; FSAL { Name = MEM; } }\n")
+    conf, why = load_node_config(str(main))
+    assert why is None and conf is not None
+    [warning] = exports_of(conf, "/srv/vol", {1, 2, 3}, {"/b": 1, "/c": 2, "/e": 4, "/m": 3})
+    assert warning.startswith(f"remove the EXPORT block(s) of Export_Id 960 (/srv/vol4, pseudo /b of the volume: its "
+                              f"own export of it is then refused on that node) at {main} line 1, Export_Id 961 "
+                              f"(/srv/vol5, pseudo //c/./ of the volume: its own export of it is then refused on "
+                              f"that node) at {main} line 2, Export_Id 3 (/m) at {main} line 4 from"), warning
+    assert exports_of(conf, "/srv/vol", {1}) == []
+
+
+def test_a_ganesha_block_above_the_volume_over_the_nodes_file_systems_is_named(tmp_path):
+    """Measured (tryout6 I): a VFS block with Path = the parent of a volume's mount point serves
+    the volume's files (an NFSv4.1 client read PSEUDO/vol1/a/secret from the tmpfs mounted
+    there). FSALs with their own namespace (MEM: `/` is its own) and a sibling are not named."""
+    main = tmp_path / "ganesha.conf"
+    main.write_text("EXPORT { Export_Id = 1; Path = /srv; Pseudo = /par; FSAL { Name = vfs; } }\n"
+                    "EXPORT { Export_Id = 2; Path = /; Pseudo = /m; FSAL { Name = MEM; } }\n"
+                    "EXPORT { Export_Id = 3; Path = /; Pseudo = /n; FSAL { Name = NULL; FSAL { Name = VFS; } } }\n"
+                    "EXPORT { Export_Id = 4; Path = /srv/other; Pseudo = /o; FSAL { Name = VFS; } }\n"
+                    "EXPORT { Export_Id = 5; Path = /srv/vol/x; Pseudo = /x; FSAL { Name = VFS; } }\n"
+                    "EXPORT { Export_Id = 9; Path = /srv/other; Pseudo = /p; FSAL { Name = VFS; } }\n")
+    conf, why = load_node_config(str(main))
+    assert why is None and conf is not None
+    [warning] = exports_of(conf, "/srv/vol", {9})
+    above = "above it: Ganesha serves the file systems mounted below, the volume too, where it is mounted"
+    assert warning.startswith(f"remove the EXPORT block(s) of Export_Id 1 (/srv, {above}) at {main} line 1, "
+                              f"Export_Id 3 (/, {above}) at {main} line 3, Export_Id 5 (/srv/vol/x) at {main} line 5, "
+                              f"Export_Id 9 (/srv/other) at {main} line 6 from"), warning   # in it; its Export_Id
 
 
 @st.composite

@@ -101,7 +101,7 @@ def test_a_missing_fsal_module_refuses_live_and_warns_recorded(active, fake):
         active.add("/m", ["*"], fsal=parse_spec("MEM"))
     assert active.registry.path.read_bytes() == before and fake.calls[-1:] != [("apply", ["/m"])]
     res = active.add("/m", ["*"], fsal=parse_spec("MEM"), record_only=True)
-    assert not res.live and any("MEM" in w and "cannot start on this node" in w for w in res.warnings)
+    assert not res.live and any("MEM" in w and "leaves this export out, or moves the volume" in w for w in res.warnings)
     mon = active.monitor()   # no other node published MEM: left out (the agent answers OCF_DEGRADED)
     assert [(f.export.path, f.node_local) for f in mon.failed] == [("/m", False)]
     fake.others = {"n2": frozenset({"MEM"})}
@@ -185,4 +185,4 @@ def test_dump_and_apply_keep_remote_exports_and_secrets(active, fake):
     with pytest.raises(NotInstalledError, match="CEPH"):
         active.converge(again, remove_missing=True)
     res = active.converge(again, remove_missing=True, record_only=True)
-    assert res.changed and not res.live and any("cannot start on this node" in w for w in res.warnings)
+    assert res.changed and not res.live and any("leaves this export out, or moves the volume" in w for w in res.warnings)
