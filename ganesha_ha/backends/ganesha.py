@@ -88,7 +88,7 @@ class GaneshaBackend(LiveChanges, NodeServer):
         self.settings = g
         self.bus = GaneshaBus(bus_address or g["bus_address"], g.get("dbus_name_prefix") or "",
                               float(g["dbus_timeout"]), action_deadline(g))
-        self.bus.hint = "hung? its exports cannot be withdrawn"   # the node's service: not ours to end
+        self.bus.hint = "hung? restart nfs-ganesha"   # the node's service: not ours to end; what every command needs (tryout6 B)
         self.runtime_dir = Path(settings.node["runtime_dir"]) / "ganesha"
         self.records = GaneshaRecordStore(Path(g["recovery_root"]), g["recovery_dir"],
                                           server_running=self.is_running)
