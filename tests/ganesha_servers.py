@@ -78,10 +78,11 @@ class V4Lab:
         return self.root / "recovery"
 
     def start(self, export_id: int = 7, *, grace_period: int = 5, server_scope: str | None = None,
-              server_owner: str | None = None) -> GaneshaDaemon:
+              server_owner: str | None = None, lease_lifetime: int | None = None) -> GaneshaDaemon:
         n = len(self.daemons)
         g = GaneshaDaemon(self.root / f"ganesha{n}", self.bus, port=self.port, grace_period=grace_period,
                           recovery_root=self.recovery, server_scope=server_scope, server_owner=server_owner,
+                          lease_lifetime=lease_lifetime,
                           extra_config=export_block(export_id, self.export_dir))
         self.daemons.append(g)
         return g.start()
