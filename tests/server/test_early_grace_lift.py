@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
-from ganesha_servers import NEEDS_GANESHA, PSEUDO, export_block
+from ganesha_servers import NEEDS_GANESHA, PSEUDO, export_block, grace_held
 
 from ganesha_ha.context import VolumeContext
 from ganesha_ha.lab.ganesha_daemon import GaneshaDaemon, PrivateBus, _ganesha_call, in_grace
@@ -45,23 +45,6 @@ GRACE = 90          # Ganesha's default Grace_Period
 def wait_lifted(bus: str, limit: float) -> float:
     """When grace was seen lifted (monotonic s), inf if it held `limit` s."""
     return grace_held(bus, limit)[1]
-
-
-def grace_held(bus: str, limit: float) -> tuple[float, float]:
-    """(held, lifted), monotonic s: when the last get_grace that found grace on was sent (it
-    held at least until then), when the first that found it off answered (inf if grace held
-    `limit` s). On a loaded machine a D-Bus round trip can take longer than the slack a bound
-    on the lift has: `held` is what such a bound checks, as it never runs late ("still in
-    grace at X" is only seen if grace held past X)."""
-    t0 = held = time.monotonic()
-    while True:
-        sent = time.monotonic()
-        if not in_grace(bus):
-            return held, time.monotonic()
-        held = sent
-        if held - t0 > limit:
-            return held, float("inf")
-        time.sleep(0.05)
 
 
 class Nodes:
