@@ -34,9 +34,10 @@ NEEDS_GANESHA = [
 def grace_held(bus: str, limit: float) -> tuple[float, float]:
     """(held, lifted), monotonic s: when the last get_grace that found grace on was sent (it
     held at least until then; the call's own start when the first answer is "off"), when the
-    first that found it off answered (inf if grace held `limit` s). On a loaded machine a D-Bus round trip can take longer than the slack a bound
-    on the lift has: `held` is what such a bound checks, as it never runs late ("still in
-    grace at X" is only seen if grace held past X)."""
+    first that found it off answered (inf if grace held `limit` s). On a loaded machine a
+    D-Bus round trip can take longer than the slack a bound on the lift has: `held` is what
+    such a bound checks, as it never runs late ("still in grace at X" is only seen if grace
+    held past X)."""
     t0 = held = time.monotonic()
     while True:
         sent = time.monotonic()
