@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from conftest import free_port
 
-from ganesha_ha.lab.ganesha_daemon import GaneshaDaemon, PrivateBus
+from ganesha_ha.lab.ganesha_daemon import GaneshaDaemon, PrivateBus, in_grace
 from ganesha_ha.lab.nfs.client import Nfs4Client
 
 PSEUDO = "/a"
@@ -28,6 +29,24 @@ NEEDS_GANESHA = [
                        not Path("/usr/bin/ganesha.nfsd").exists(),
                        reason="nfs-ganesha is not installed"),
 ]
+
+
+def grace_held(bus: str, limit: float) -> tuple[float, float]:
+    """(held, lifted), monotonic s: when the last get_grace that found grace on was sent (it
+    held at least until then; the call's own start when the first answer is "off"), when the
+    first that found it off answered (inf if grace held `limit` s). On a loaded machine a
+    D-Bus round trip can take longer than the slack a bound on the lift has: `held` is what
+    such a bound checks, as it never runs late ("still in grace at X" is only seen if grace
+    held past X)."""
+    t0 = held = time.monotonic()
+    while True:
+        sent = time.monotonic()
+        if not in_grace(bus):
+            return held, time.monotonic()
+        held = sent
+        if held - t0 > limit:
+            return held, float("inf")
+        time.sleep(0.05)
 
 
 def export_block(export_id: int, path: Path, *, pseudo: str = PSEUDO, protocols: str = "4",
@@ -78,10 +97,11 @@ class V4Lab:
         return self.root / "recovery"
 
     def start(self, export_id: int = 7, *, grace_period: int = 5, server_scope: str | None = None,
-              server_owner: str | None = None) -> GaneshaDaemon:
+              server_owner: str | None = None, lease_lifetime: int | None = None) -> GaneshaDaemon:
         n = len(self.daemons)
         g = GaneshaDaemon(self.root / f"ganesha{n}", self.bus, port=self.port, grace_period=grace_period,
                           recovery_root=self.recovery, server_scope=server_scope, server_owner=server_owner,
+                          lease_lifetime=lease_lifetime,
                           extra_config=export_block(export_id, self.export_dir))
         self.daemons.append(g)
         return g.start()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
-from ganesha_servers import NEEDS_GANESHA, PSEUDO, export_block
+from ganesha_servers import NEEDS_GANESHA, PSEUDO, export_block, grace_held
 
 from ganesha_ha.context import VolumeContext
 from ganesha_ha.lab.ganesha_daemon import GaneshaDaemon, PrivateBus, _ganesha_call, in_grace
@@ -43,12 +43,8 @@ GRACE = 90          # Ganesha's default Grace_Period
 
 
 def wait_lifted(bus: str, limit: float) -> float:
-    t0 = time.monotonic()
-    while in_grace(bus):
-        if time.monotonic() - t0 > limit:
-            return float("inf")
-        time.sleep(0.05)
-    return time.monotonic()
+    """When grace was seen lifted (monotonic s), inf if it held `limit` s."""
+    return grace_held(bus, limit)[1]
 
 
 class Nodes:
@@ -134,13 +130,14 @@ def test_takeover_grace_ends_once_the_volumes_41_clients_reclaimed(tmp_path: Pat
         f2 = mine.grace_aware(lambda: mine.reclaim(f), deadline=t0 + 20)   # CLAIM_PREVIOUS
         mine.reclaim_complete()
         reclaimed = time.monotonic() - t0
-        lifted = wait_lifted(bus.address, GRACE) - t0
+        held, lifted = (t - t0 for t in grace_held(bus.address, GRACE))
         print(f"Lease_Lifetime {lease} (reaper every {tick} s): reclaimed {reclaimed:.2f} s, "
-              f"grace lifted {lifted:.2f} s after the take-over event (Grace_Period {GRACE} s)")
-        assert lifted <= reclaimed + tick + 1.0, f"grace lasted {lifted:.1f} s"
-        if tick <= 5:   # the issue's target; here the event came right after the daemon's start, so
-            # the reaper's first tick after it is a whole period away: the worst case
-            assert lifted <= 5.5 + reclaimed, f"grace lasted {lifted:.1f} s with the reaper every {tick} s"
+              f"grace held {held:.2f} s, lifted {lifted:.2f} s after the take-over event (Grace_Period {GRACE} s)")
+        assert lifted < float("inf"), f"grace held its {GRACE} s"
+        # the lift comes at the reaper's first tick after RECLAIM_COMPLETE (0.5 s for the
+        # tick's own lateness); with tick 5 that is the issue's target, and as the event came
+        # right after the daemon's start, that tick is a whole period away: the worst case
+        assert held <= reclaimed + tick + 0.5, f"grace held {held:.1f} s with the reaper every {tick} s"
         assert mine.write(f2, 0, b"AFTER!") == 6 and mine.read(f2, 0, 6) == b"AFTER!"
         newcomer = client(FIP, "127.0.0.8", 1, "gha-newcomer-2")
         newcomer.close_file(newcomer.open(f"{PSEUDO}/new", create=True, write=True))
@@ -212,12 +209,13 @@ def test_a_restarted_node_does_not_wait_for_the_clients_of_a_volume_that_moved_a
         f2b = c2.grace_aware(lambda: c2.reclaim(f2), deadline=t0 + 20)   # CLAIM_PREVIOUS
         c2.reclaim_complete()
         reclaimed = time.monotonic() - t0
-        limit = reclaimed + tick + 1.0
-        lifted = wait_lifted(bus.address, limit + tick) - t0
+        limit = reclaimed + tick + 0.5   # the reaper's first tick after RECLAIM_COMPLETE, 0.5 s late at most
+        held, lifted = (t - t0 for t in grace_held(bus.address, limit + tick + 0.5))
         print(f"stop clears {stop_clears}: start grace lifted after {lifted_at_start:.2f} s; take-over: "
-              f"reclaimed {reclaimed:.2f} s, lifted {lifted:.2f} s after the event (Grace_Period {GRACE} s)")
+              f"reclaimed {reclaimed:.2f} s, held {held:.2f} s, lifted {lifted:.2f} s after the event "
+              f"(Grace_Period {GRACE} s)")
         if stop_clears:
-            assert lifted <= limit and lifted <= 5.5 + reclaimed, f"grace lasted {lifted:.1f} s"
+            assert lifted < float("inf") and held <= limit, f"grace held {held:.1f} s"
             assert c2.write(f2b, 0, b"AFTER!") == 6
         else:   # c1 never comes back to N: the grace holds past two more reaper ticks
             assert lifted == float("inf") and in_grace(bus.address)

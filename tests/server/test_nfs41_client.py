@@ -34,6 +34,7 @@ from ganesha_ha.lab.nfs.nfs41 import SEQ4_STATUS_CB_PATH_DOWN, ServerOwner
 pytestmark = NEEDS_GANESHA
 
 CONTENT = b"hello from an NFSv4.1 session\n" * 3
+GRACE = 30   # s: the restarted instance's Grace_Period in the reclaim test
 
 
 @pytest.fixture
@@ -113,19 +114,22 @@ def test_reclaim_after_sigkill_and_restart_then_reclaim_complete(lab: V4Lab) -> 
     expected = b"HELLO" + CONTENT[5:]
 
     lab.daemons[-1].kill()
-    # Another owner, the same scope: what a cluster of Ganeshas should present.
-    lab.start(grace_period=10, server_scope="gha-cluster", server_owner="gha-node-b")
+    # Another owner, the same scope: what a cluster of Ganeshas should present. A grace of
+    # GRACE s, its reaper every 5 s (Lease_Lifetime 10 < 20: nfs_reaper_thread.c reaper_init):
+    # the reclaim below has four ticks before the lift could no longer be told from the
+    # grace's end, however slow the machine. t0 before the start: the grace begins after it.
     t0 = time.monotonic()
+    lab.start(grace_period=GRACE, lease_lifetime=10, server_scope="gha-cluster", server_owner="gha-node-b")
     assert in_grace(lab.bus.address)
     # The saved handle reads on the new instance: the client re-made its session itself.
-    assert c.grace_aware(lambda: c.read(fh, 0, 4096), deadline=t0 + 10) == expected
+    assert c.grace_aware(lambda: c.read(fh, 0, 4096), deadline=t0 + GRACE) == expected
     assert c.recoveries == ["NFS4ERR_BADSESSION at SEQUENCE: new client id and session"]
     assert c.server.server_owner.major_id == b"gha-node-b" and not c.reclaim_completed
     with pytest.raises(NfsError) as ei:
         c.read(f, 0, 5)                     # the old open state died with the old instance
     assert ei.value.name in ("NFS4ERR_STALE_STATEID", "NFS4ERR_BAD_STATEID", "NFS4ERR_EXPIRED")
 
-    f2 = c.grace_aware(lambda: c.reclaim(f), deadline=t0 + 10)   # CLAIM_PREVIOUS
+    f2 = c.grace_aware(lambda: c.reclaim(f), deadline=t0 + GRACE)   # CLAIM_PREVIOUS
     assert f2.fh == fh
     c.reclaim_complete()
     assert c.reclaim_completed
@@ -133,10 +137,12 @@ def test_reclaim_after_sigkill_and_restart_then_reclaim_complete(lab: V4Lab) -> 
         c.reclaim(f)
     assert ei.value.name == "NFS4ERR_NO_GRACE"
     assert c.write(f2, 0, b"again") == 5 and c.read(f2, 0, 5) == b"again"
-    # Every client with a record said RECLAIM_COMPLETE: grace ends before its 10 s.
-    wait_out_of_grace(lab, 15)
+    # Every client with a record said RECLAIM_COMPLETE: grace ends before its GRACE s (at
+    # the reaper's next tick), counted from before the start, so a full grace cannot pass.
+    reclaimed = time.monotonic() - t0
+    wait_out_of_grace(lab, GRACE + 15)
     lifted = time.monotonic() - t0
-    assert lifted < 10 - 1, f"grace lifted {lifted:.1f} s after the restart"
+    assert lifted < GRACE, f"grace lifted {lifted:.1f} s after the restart began (reclaimed at {reclaimed:.1f} s)"
     f3 = c.open(f"{PSEUDO}/after", create=True, write=True)
     c.close_file(f3)
     c.close_file(f2)
