@@ -3,7 +3,7 @@
 Pacemaker kills an action that outlives its timeout (OCF_RESKEY_CRM_meta_timeout, in ms): a
 monitor is then only "Timed Out" in crm_mon, a stop gets the node fenced, neither with a
 reason. A ganesha.nfsd that hangs while running (a deadlock in a D-Bus handler, a PROXY_V4
-RemoveExport waiting on its back-end: /work/notes/ganesha-facts.md H) answers no call, and
+RemoveExport waiting on its back-end: docs/research/ganesha-facts.md H) answers no call, and
 an action makes several; each bounded by `dbus_timeout` alone, they could add up past the
 timeout. So every D-Bus wait of an action (opening the connection, each call) ends by one
 deadline: `budget(timeout)` seconds after the action began, which leaves a reserve for what

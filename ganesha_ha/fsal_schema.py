@@ -128,7 +128,7 @@ FSID_TYPES = ("None", "One64", "Major64", "Two64", "uuid", "Two32", "Dev", "Devi
 # fsid_type values that make a handle carry the device number (st_dev) whenever the file
 # system has no UUID libblkid can read: a node where the volume's block device has another
 # minor number then answers NFS4ERR_STALE (src/FSAL/localfs.c:change_fsid_type; measured in
-# /work/notes/ganesha-facts.md section I). Refused for HA exports unless forced.
+# docs/research/ganesha-facts.md section I). Refused for HA exports unless forced.
 DEVICE_FSID_TYPES = ("Dev", "Device")
 
 _VFS_EXPORT = (

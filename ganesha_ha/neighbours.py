@@ -7,7 +7,7 @@ Two things must stay apart between volumes that can be active on one node's shar
   volumes active here (nodestate.py: what each start applied), kept to the exports whose
   Export_Id the server serves now (a mark left from before blocks nothing). Ganesha cannot
   say over D-Bus which pseudo path an export has unless `mount_path_pseudo` is set
-  (DisplayExport shows the full path twice otherwise: /work/notes/ganesha-facts.md, D), so
+  (DisplayExport shows the full path twice otherwise: docs/research/ganesha-facts.md, D), so
   the marks are the source, and exports of the server's own configuration are not seen.
 A volume in instance mode (its own ganesha.nfsd) meets no other volume in a server: its range
 and its marks are left out here, and its own checks skip these.

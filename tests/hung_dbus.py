@@ -1,6 +1,6 @@
 """A ganesha.nfsd whose D-Bus thread hangs while the rest of it runs: the fault of a deadlock
 in a D-Bus handler (a lock never released, a PROXY_V4 RemoveExport waiting on its back-end:
-/work/notes/ganesha-facts.md H), made with the real daemon and no debugger.
+docs/research/ganesha-facts.md H), made with the real daemon and no debugger.
 
 How: Ganesha serves D-Bus from one thread (src/dbus/dbus_server.c, gsh_dbus_thread), which
 waits in poll(2) on its one bus connection (100 ms at a time) between messages; the other

@@ -6,7 +6,7 @@ server is a lab node (lab/node.py: named network namespace `gha-<id>-s`, its own
 UTS namespaces, hostname = its namespace's name) with its own /run (rpcbind's socket and
 state), /var/lib/nfs (statd's sm/, sm.bak/, state) and /etc/hosts (localhost, the floating
 IP's name for `sm-notify -v`, the node's name). The commands are those of
-/work/notes/clients-facts.md section 3: `rpcbind -f -w`, `rpc.statd -F --no-notify`, then
+docs/research/clients-facts.md section 3: `rpcbind -f -w`, `rpc.statd -F --no-notify`, then
 ganesha.nfsd with Protocols 3, 4 and Enable_NLM. The client side is the lab network's
 client namespace `gha-<id>-c` with two addresses (.10 and .11: two NLM hosts); client code
 runs there through `NetnsWorker` (lab/nsthread.py), a thread that entered it. The node's

@@ -1,6 +1,6 @@
 """The NFS-Ganesha backend: live export changes over D-Bus, read back; take-over grace.
 
-Facts this code relies on, measured against Debian's nfs-ganesha 4.3 (/work/notes/ganesha-facts.md):
+Facts this code relies on, measured against Debian's nfs-ganesha 4.3 (docs/research/ganesha-facts.md):
 - AddExport(conf, "EXPORT(Export_Id=N)") of an id that is already live fails with
   org.freedesktop.DBus.Error.InvalidFileContent ("... already active"); a block that fails
   validation fails with InvalidFileContent and details; a syntax error fails with only

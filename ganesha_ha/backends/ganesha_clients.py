@@ -4,7 +4,7 @@ The model accepts the client forms of exports(5) (what exportfs accepts). Ganesh
 lexer (src/config_parsing/conf_lex.l, state TERM: flex takes the longest match, a tie goes to
 the earlier rule) reads some of them as something else, and Ganesha then drops the whole
 CLIENT block with only an "Errors found" in the AddExport reply, or grants another client
-than the one written (measured on 4.3, /work/notes/ganesha-facts.md section A):
+than the one written (measured on 4.3, docs/research/ganesha-facts.md section A):
 
 - a network prefix is `\\/[1-9][0-9]{0,1}`: 1 to 99 only. `10.0.0.0/0` lexes as a path,
   `2001:db8::/128` as `/12` followed by the number 8, `::/0` as `::` and the path `/0`;

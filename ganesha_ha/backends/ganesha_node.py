@@ -1,7 +1,7 @@
 """This node's Ganesha as a take-over needs it: NFSv4 server scope, recovery backend, NLM and
 grace settings, read from its config file. Parsing is pure; `load_node_config` reads files.
 
-Why each matters (Ganesha 4.3 source, measured in /work/notes/clients-facts.md 2 and 4):
+Why each matters (Ganesha 4.3 source, measured in docs/research/clients-facts.md 2 and 4):
 - **Server scope.** An NFSv4.1+ client reclaims on another server only if that server
   presents the same `eir_server_scope` (RFC 8881 §2.10.4); Linux compares the scope bytewise
   (fs/nfs/nfs4proc.c `nfs41_same_server_scope`) and, on a mismatch, recovers with new opens

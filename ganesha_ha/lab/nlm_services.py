@@ -1,7 +1,7 @@
 """What a lab node runs beside Ganesha when NLM is on: rpcbind and rpc.statd, and the
 /etc/hosts that names the floating IPs.
 
-As Debian runs them for nfs-ganesha (nfs-ganesha-lock.service; /work/notes/clients-facts.md
+As Debian runs them for nfs-ganesha (nfs-ganesha-lock.service; docs/research/clients-facts.md
 section 3): `rpcbind -f -w` (clients find MOUNT's and NLM's dynamic ports there; Ganesha
 registers with it) and `rpc.statd -F --no-notify` (Ganesha SM_MONs every locking client
 with it, over TCP to localhost; statd keeps one file per client in /var/lib/nfs/sm/, and

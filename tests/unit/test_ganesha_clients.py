@@ -56,7 +56,7 @@ def test_the_model_refuses_for_both_servers(spec, words):
                  st.tuples(st.ip_addresses(v=6), st.integers(0, 128)).map(lambda t: f"{t[0]}/{t[1]}")))
 def test_every_refusal_names_ganesha_and_every_accepted_spec_lexes(spec):
     """The rule as a whole: what check_client lets through matches the lexer's regular
-    expressions for its class (the regexes of /work/notes/ganesha-facts.md section A)."""
+    expressions for its class (the regexes of docs/research/ganesha-facts.md section A)."""
     try:
         host = ClientSpec.parse(spec).host
     except ValidationError:

@@ -3,7 +3,7 @@ attributes that let nodes compare it (node_attrs.py): parsing only, no daemon.
 
 The facts are Ganesha 4.3's (src/Protocols/NFS/nfs4_op_exchange_id.c for the scope,
 src/support/nfs_read_conf.c for the keys and their defaults); measured scopes: owner
-`gha-cf-two` -> scope `gha-cf-two_NFS-Ganesha` (/work/notes/clients-facts.md 2.1).
+`gha-cf-two` -> scope `gha-cf-two_NFS-Ganesha` (docs/research/clients-facts.md 2.1).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 facts the instance is checked with (linux_net.py): pure.
 
 The log lines and /proc texts below are copies of what ganesha.nfsd 4.3 and this kernel
-wrote (measured for /work/notes/clients-facts.md section 5 and for this module)."""
+wrote (measured for docs/research/clients-facts.md section 5 and for this module)."""
 from __future__ import annotations
 
 import uuid

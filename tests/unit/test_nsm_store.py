@@ -3,7 +3,7 @@
 volume's, the state number, and save/restore/clear against real directories.
 
 The records here are in the format statd wrote in the measurements of the research notes
-(/work/notes/clients-facts.md 3.2); tests/server/test_nsm_notify.py has real statd write them.
+(docs/research/clients-facts.md 3.2); tests/server/test_nsm_notify.py has real statd write them.
 The TCP table the stores read is given as a file in proc(5)'s format (`proc_net`), and
 `linux_net.tcp_table` is checked against a real loopback connection.
 """

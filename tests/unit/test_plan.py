@@ -1,7 +1,7 @@
 """plan.py: the steps of a change on the live server, and the steps back (pure).
 
 The steps are run against `PseudoTreeServer`, a model of how Ganesha 4.3 mounts exports in
-its NFSv4 pseudo tree (measured: /work/notes/ganesha-facts.md section E, and
+its NFSv4 pseudo tree (measured: docs/research/ganesha-facts.md section E, and
 tests/server/test_pseudo_tree.py against the real ganesha.nfsd): an export is mounted under
 the live export whose pseudo path is the longest prefix of its own; removing an export with
 exports mounted under it is refused ("Cannot remove export with submounts"); an export mounted
