@@ -1,8 +1,8 @@
 """A volume's own ganesha.nfsd, on paper (pure): its names, its config file, its listeners,
 and what its log says when it dies at start. The effects are ganesha_instance.py.
 
-Facts relied on (nfs-ganesha 4.3, measured on Debian 12 where noted; /work/notes/
-clients-facts.md section 5):
+Facts relied on (nfs-ganesha 4.3, measured on Debian 12 where noted;
+docs/research/clients-facts.md section 5):
 - `NFS_CORE_PARAM { Dbus_Name_Prefix = X; }` makes the daemon own `X.org.ganesha.nfsd`; a
   prefix that is not `[A-Za-z_][A-Za-z0-9_]*` (at most 255) is ignored with only a log line
   and the default name taken (src/dbus/dbus_server.c, is_valid_dbus_prefix): the prefix is
