@@ -102,6 +102,10 @@ def read(text: str, relpath: Callable[[str], str | None], render_options: Render
             rel = (path if remote else None) if fsal.remote else relpath(path)
             if rel is None:
                 reading.outside += 1
+                if fsal.remote:   # counted alone, the administrator could not tell which block it was
+                    reading.notes.append(f"{source} (FSAL {fsal.name}, Path {path}): an FSAL with its own "
+                                         "namespace lies in no volume, not imported ('export apply' of EXPORT "
+                                         "blocks takes it, by its path)")
                 continue
             reading.descriptions.append(_description(block, defaults, rel, fsal, node, source))
         except GaneshaHAError as exc:

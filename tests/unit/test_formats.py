@@ -144,6 +144,17 @@ EXPORT { Export_Id = 15; Path = /srv/vol1/n; Pseudo = /n; FSAL { Name = NULL; FS
 '''
 
 
+def test_a_block_of_an_fsal_with_its_own_namespace_is_named_when_an_import_leaves_it_out():
+    """Counted in `outside` alone, a MEM/CEPH block left out of `import ganesha` was never
+    named (tryout6 G): its note names the block, the FSAL, the path and what takes it."""
+    text = GANESHA + 'EXPORT { Export_Id = 16; Path = /mm; Pseudo = /mm; FSAL { Name = MEM; } }\n'
+    reading = ganesha_blocks.read(text, REL, NODE, remote=False)
+    assert reading.outside == 2 and not reading.refusals
+    assert reading.notes == ["EXPORT Export_Id=16 (FSAL MEM, Path /mm): an FSAL with its own namespace lies in no "
+                             "volume, not imported ('export apply' of EXPORT blocks takes it, by its path)"]
+    assert ganesha_blocks.read(text, REL, NODE).notes == []   # read for `export apply`: taken, no note
+
+
 def test_ganesha_blocks_keep_ids_pseudo_clients_and_fsal():
     reading = ganesha_blocks.read(GANESHA, REL, NODE)
     a, n = reading.descriptions
