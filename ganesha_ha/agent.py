@@ -150,19 +150,10 @@ class Agent(ClassicMode):
         OCF_ERR_INSTALLED when another node has every module the volume needs (it moves
         there), else serves the others and leaves those exports out (placement.py). One
         warning per missing module, naming the exports that need it and which of the two."""
-        from .errors import NotInstalledError
-        from .execute import ExportFailure
-        from .placement import place
+        from .placement import missing_here
 
-        backend = self.volume.backend(state)
-        failed = []
-        for exp in state.exports:
-            try:
-                backend.check_installed_for(exp)
-            except NotInstalledError as exc:
-                failed.append(ExportFailure(exp, "apply", exc, backend.name))
         lacking: dict[tuple[str, bool], list[str]] = {}
-        for f in place(backend, state.exports, failed):
+        for f in missing_here(self.volume.backend(state), state.exports):
             lacking.setdefault((str(f.error), f.node_local), []).append(f"{f.export.pseudo} (Export_Id "
                                                                         f"{f.export.export_id})")
         for (why, moves), exports in lacking.items():

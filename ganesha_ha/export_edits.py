@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from .backends import Backend
     from .backends.grants import Resolve
     from .converge import Outcome
-    from .context import VolumeContext
     from .description import Description
     from .execute import ExportFailure
     from .registry import Registry
@@ -60,9 +59,6 @@ class ExportEdits:
 
         def transaction(self, *, live: bool | None = None, note: str = "nothing was changed"
                         ) -> AbstractContextManager[Transaction]: ...
-
-        def _collisions(self, backend: Backend, ctx: VolumeContext, applying: Sequence[Export], submounts: bool,
-                        isolate: bool) -> list[ExportFailure]: ...
 
     def key(self, text: str, state: RegistryState | None = None) -> str | int:
         """DIRECTORY|PATH|EXPORT_ID from the command line → registry lookup key: an Export_Id,

@@ -34,7 +34,7 @@ Pure (the glue `place` only asks the backend what it was given).
 """
 from __future__ import annotations
 
-from .errors import InstalledNowhereError, ModuleMissingError
+from .errors import InstalledNowhereError, ModuleMissingError, NotInstalledError
 from .execute import ExportFailure
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms per agent call; type checkers read this as True
@@ -122,3 +122,18 @@ def place(backend: Backend, exports: Sequence[Export], failures: Sequence[Export
     others = backend.other_nodes_have()
     able = capable(needs, others or {})
     return recast(failures, needs, others, backend.may_run(able) if able else None)
+
+
+def missing_here(backend: Backend, exports: Sequence[Export], among: Sequence[Export] | None = None
+                 ) -> list[ExportFailure]:
+    """The exports of `among` (default: all of `exports`, the volume's) that lack a module
+    on this node (Backend.check_installed_for), each decided by `place` against the whole
+    volume's needs: what a start would answer for them, for callers that only report it
+    (validate-all, `volume status`). [] when nothing is missing here (nobody is asked)."""
+    failed = []
+    for exp in exports if among is None else among:
+        try:
+            backend.check_installed_for(exp)
+        except NotInstalledError as exc:
+            failed.append(ExportFailure(exp, "apply", exc, backend.name))
+    return place(backend, exports, failed)

@@ -240,36 +240,16 @@ class Volume(ExportEdits):
         if drift.missing and self.is_active():
             # a volume active here with an export left out (the server refused it, no client
             # resolves): the count alone ("3 live" of 4) did not say which at 3 a.m.
+            from .placement import missing_here
             from .servers import backend_info
 
             by_id = backend_info(backend.name).handle_id == "Export_Id"
-            lacking = self._missing_here(backend, state.exports, drift.missing)
+            lacking = {f.export.path: str(f) for f in missing_here(backend, state.exports, drift.missing)}
             why += [lacking.get(e.path) or f"{e.path or '/'}{f' (Export_Id {e.export_id})' if by_id else ''}: not "
                     "served on this node now; 'ganesha-ha volume monitor' applies it again and names the server's "
                     "reason" for e in drift.missing]
         return VolumeStatus(state=state, exports=rows, reasons=list(drift.reasons), not_live=why,
                             stray=list(drift.stray), warnings=list(drift.warnings) + node_warnings)
-
-    @staticmethod
-    def _missing_here(backend: Backend, exports: Sequence[Export], missing: Sequence[Export]) -> dict[str, str]:
-        """Why exports that are not live cannot be here (path -> the reason, as a start or the
-        monitor gives it), for those whose module is missing on this node, decided with what
-        the other nodes published (placement.py: the volume belongs on another node, or the
-        export is left out wherever it runs)."""
-        from .errors import ModuleMissingError
-        from .execute import ExportFailure
-
-        failed = []
-        for exp in missing:
-            try:
-                backend.check_installed_for(exp)
-            except ModuleMissingError as exc:
-                failed.append(ExportFailure(exp, "apply", exc, backend.name))
-        if not failed:
-            return {}
-        from .placement import place
-
-        return {f.export.path: str(f) for f in place(backend, exports, failed)}
 
     # ---- agent actions ----------------------------------------------------------------------
     def start(self) -> StartResult:
