@@ -18,8 +18,9 @@ below it (knfsd's `crossmnt`; a Ganesha FSAL over the node's file systems), or, 
 one that takes an identity of the volume's exports (a Ganesha Export_Id or pseudo path; a
 knfsd fsid), which collides when both are served.
 The files are parsed by the project's readers (formats/exports5.parse,
-ganesha_conf_parse.parse_config); this module compares and words the warning, and
-`read_exports_files` (its one effect) reads the exports(5) files as exportfs finds them.
+ganesha_conf_parse.parse_config); this module compares and words the warning. Its two
+effects: `read_exports_files` reads the exports(5) files as exportfs finds them, and
+`follow_links` resolves their paths as exportfs does.
 """
 from __future__ import annotations
 
@@ -53,20 +54,12 @@ def normalise(path: str) -> str | None:
     """An absolute path as a lookup from `/` reads it: empty and `.` components dropped
     (`//`, `/./`, a trailing `/`), `..` taking back the component before it (never above
     `/`); None for a path that is not absolute (exportfs and Ganesha refuse those). Purely
-    lexical: symbolic links are not followed (the files may name directories of a volume
+    lexical (posixpath.normpath; its one POSIX exception, a leading `//` kept, is folded
+    first): symbolic links are not followed (the files may name directories of a volume
     that is not mounted on this node)."""
-    if not path.startswith("/"):
-        return None
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-        else:
-            parts.append(part)
-    return "/" + "/".join(parts)
+    import posixpath
+
+    return posixpath.normpath("/" + path.lstrip("/")) if path.startswith("/") else None
 
 
 def in_volume(path: str, mountpoint: str) -> bool:
